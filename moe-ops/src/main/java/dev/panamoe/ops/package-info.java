@@ -1,0 +1,2 @@
+/** Tensors, devices, backends and the MoE operators. */
+package dev.panamoe.ops;

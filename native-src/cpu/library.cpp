@@ -1,0 +1,103 @@
+// Library-level entry points: errors, version, thread count, no-op, finiteness scan.
+#include <omp.h>
+
+#include <atomic>
+#include <cstdio>
+
+#include "common.hpp"
+
+namespace pmoe {
+
+namespace {
+thread_local std::string last_error;
+std::atomic<int> team_size{0};
+} // namespace
+
+int fail(int status, const char *fmt, ...) {
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    std::vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    last_error = buf;
+    return status;
+}
+
+void clear_error() { last_error.clear(); }
+
+int num_threads() {
+    int n = team_size.load(std::memory_order_relaxed);
+    return n > 0 ? n : omp_get_max_threads();
+}
+
+int require_non_null(const char *name, const void *p) {
+    return p ? PMOE_OK : fail(PMOE_ERR_INVALID_ARGUMENT, "%s must not be NULL", name);
+}
+int require_positive(const char *name, int64_t v) {
+    return v >= 1 ? PMOE_OK
+                  : fail(PMOE_ERR_INVALID_ARGUMENT, "%s must be >= 1, got %lld", name, (long long)v);
+}
+int require_non_negative(const char *name, int64_t v) {
+    return v >= 0 ? PMOE_OK
+                  : fail(PMOE_ERR_INVALID_ARGUMENT, "%s must be >= 0, got %lld", name, (long long)v);
+}
+int require_dtype(const char *name, int32_t dtype) {
+    return dtype == PMOE_DTYPE_F32 || dtype == PMOE_DTYPE_BF16
+               ? PMOE_OK
+               : fail(PMOE_ERR_INVALID_ARGUMENT, "%s must be PMOE_DTYPE_F32 (0) or PMOE_DTYPE_BF16 (1), got %d",
+                      name, dtype);
+}
+
+} // namespace pmoe
+
+using namespace pmoe;
+
+extern "C" {
+
+PMOE_API const char *pmoe_last_error(void) { return last_error.c_str(); }
+
+PMOE_API int pmoe_version(int32_t *major, int32_t *minor, int32_t *patch) {
+    clear_error();
+    PMOE_CHECK(require_non_null("major", major));
+    PMOE_CHECK(require_non_null("minor", minor));
+    PMOE_CHECK(require_non_null("patch", patch));
+    *major = 0;
+    *minor = 1;
+    *patch = 0;
+    return PMOE_OK;
+}
+
+PMOE_API const char *pmoe_backend_name(void) { return "cpu"; }
+
+PMOE_API int pmoe_noop(void) { return PMOE_OK; }
+
+PMOE_API int pmoe_set_num_threads(int32_t n) {
+    clear_error();
+    PMOE_CHECK(require_positive("n", n));
+    team_size.store(n, std::memory_order_relaxed);
+    return PMOE_OK;
+}
+
+PMOE_API int pmoe_get_num_threads(int32_t *n) {
+    clear_error();
+    PMOE_CHECK(require_non_null("n", n));
+    *n = num_threads();
+    return PMOE_OK;
+}
+
+PMOE_API int pmoe_find_nonfinite(int64_t n, const float *x, int64_t *first_index, void *stream) {
+    clear_error();
+    PMOE_CHECK(require_non_negative("n", n));
+    PMOE_CHECK(require_non_null("first_index", first_index));
+    if (n > 0) PMOE_CHECK(require_non_null("x", x));
+    *first_index = -1;
+    for (int64_t i = 0; i < n; i++) {
+        if (!std::isfinite(x[i])) {
+            *first_index = i;
+            break;
+        }
+    }
+    return PMOE_OK;
+}
+
+} // extern "C"
