@@ -89,7 +89,8 @@ PMOE_API int pmoe_get_num_threads(int32_t *n);
 PMOE_API int pmoe_find_nonfinite(int64_t n, const float *x, int64_t *first_index, void *stream);
 
 /* ---- dense GEMM: C = alpha * op(A) * op(B) + beta * C, row-major, f32 ----
- * op(A) is [m, k], op(B) is [k, n]; trans_a/trans_b are 0 or 1; lda/ldb/ldc are row strides. */
+ * op(A) is [m, k], op(B) is [k, n]; trans_a/trans_b are 0 or 1; lda/ldb/ldc are row strides.
+ * beta == 0 means C is not read (it may hold garbage or NaN). m, n or k may be 0. */
 PMOE_API int pmoe_gemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k,
                        float alpha, const float *a, int32_t lda, const float *b, int32_t ldb,
                        float beta, float *c, int32_t ldc, void *stream);
@@ -99,7 +100,9 @@ PMOE_API int pmoe_gemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, i
  * weights[g] points at expert g's own matrix (each expert's storage is separate).
  *  nn: c[rows_g, n] = a[rows_g, k] * weights[g][k, n]                 (forward)
  *  nt: c[rows_g, n] = a[rows_g, k] * weights[g][n, k]^T               (data gradient)
- *  tn: out[g][k, n] = beta * out[g] + a[rows_g, k]^T * b[rows_g, n]   (weight gradient) */
+ *  tn: out[g][k, n] = beta * out[g] + a[rows_g, k]^T * b[rows_g, n]   (weight gradient)
+ * offsets[0] must be 0 and offsets must not decrease; an empty group of tn still writes
+ * beta * out[g] (zeros when beta == 0), so weight gradients are always defined. */
 PMOE_API int pmoe_grouped_gemm_nn(int32_t groups, const int32_t *offsets, int32_t k, int32_t n,
                                   const float *a, const float *const *weights, float *c,
                                   void *stream);
