@@ -4,7 +4,12 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SymbolLookup;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -25,9 +30,10 @@ import java.util.stream.Stream;
  * set, else from the dynamic linker's search path by soname.
  *
  * <p>Loaded libraries stay loaded for the life of the JVM (global arena); loading the same file
- * twice returns the same {@link Loaded}. A library that cannot be loaded throws
+ * (or soname) twice returns the same {@link Loaded}. A library that cannot be loaded throws
  * {@link NativeLibraryUnavailableException} saying what was tried.
  */
+@SuppressWarnings("restricted") // binding native code is what this class is for
 public final class NativeLibraries {
     public static final String NATIVE_DIR_PROPERTY = "panamoe.native.dir";
     public static final String RESOURCE_DIR = "/native/linux-x86_64/";
@@ -42,6 +48,8 @@ public final class NativeLibraries {
     public static final String NCCL_ENV = "NCCL_LIBRARY";
     public static final String MPI_PROPERTY = "panamoe.mpi.library";
 
+    private static final int RTLD_LAZY = 1;
+
     /** A loaded library: its file name, where it was loaded from, and its symbols. */
     public record Loaded(String name, Path path, SymbolLookup lookup) {}
 
@@ -49,6 +57,7 @@ public final class NativeLibraries {
     public record Availability(String name, boolean available, String pathOrReason) {}
 
     private static final Map<Path, Loaded> LOADED = new ConcurrentHashMap<>();
+    private static final Map<String, Loaded> SYSTEM = new ConcurrentHashMap<>();
     private static final Map<String, Path> EXTRACTED = new ConcurrentHashMap<>();
     private static Path tempFolder;
 
@@ -82,18 +91,21 @@ public final class NativeLibraries {
         String override = System.getProperty(overrideProperty);
         if (override == null && overrideEnv != null) override = System.getenv(overrideEnv);
         String target = override != null ? override : soname;
-        try {
-            // Loading by name lets the dynamic linker search LD_LIBRARY_PATH, ld.so.cache, etc.
-            SymbolLookup lookup = target.contains("/")
-                    ? SymbolLookup.libraryLookup(Path.of(target), Arena.global())
-                    : SymbolLookup.libraryLookup(target, Arena.global());
-            return new Loaded(soname, mappedPath(target), lookup);
-        } catch (IllegalArgumentException e) {
-            String overrides = "system property " + overrideProperty
-                    + (overrideEnv != null ? " or environment variable " + overrideEnv : "");
-            throw new NativeLibraryUnavailableException(soname + " unavailable: loading \"" + target + "\" failed ("
-                    + e.getMessage() + "); " + overrides + (override != null ? " chose it" : " can name its path"), e);
-        }
+        String overrides = "system property " + overrideProperty
+                + (overrideEnv != null ? " or environment variable " + overrideEnv : "")
+                + (override != null ? " chose it" : " can name its path");
+        return SYSTEM.computeIfAbsent(target, t -> {
+            try {
+                // Loading by name lets the dynamic linker search LD_LIBRARY_PATH, ld.so.cache, etc.
+                SymbolLookup lookup = t.contains("/")
+                        ? SymbolLookup.libraryLookup(Path.of(t), Arena.global())
+                        : SymbolLookup.libraryLookup(t, Arena.global());
+                return new Loaded(soname, mappedPath(t), lookup);
+            } catch (IllegalArgumentException e) {
+                throw new NativeLibraryUnavailableException(
+                        soname + " unavailable: loading \"" + t + "\" failed (" + dlopenError(t) + "); " + overrides, e);
+            }
+        });
     }
 
     public static Loaded cudart() {
@@ -175,8 +187,29 @@ public final class NativeLibraries {
         try {
             return new Loaded(fileName, path, SymbolLookup.libraryLookup(path, Arena.global()));
         } catch (IllegalArgumentException e) {
-            throw new NativeLibraryUnavailableException(fileName + " unavailable: loading " + path + " failed: "
-                    + e.getMessage(), e);
+            throw new NativeLibraryUnavailableException(
+                    fileName + " unavailable: loading " + path + " failed (" + dlopenError(path.toString()) + ")", e);
+        }
+    }
+
+    /**
+     * Why dlopen fails, in the dynamic linker's words (e.g. a missing dependency): the JDK's
+     * exception only says "Cannot open library". Repeats the dlopen and asks dlerror().
+     */
+    private static String dlopenError(String target) {
+        Linker linker = Linker.nativeLinker();
+        SymbolLookup libc = linker.defaultLookup();
+        try (Arena arena = Arena.ofConfined()) {
+            MethodHandle dlopen = linker.downcallHandle(libc.find("dlopen").orElseThrow(),
+                    FunctionDescriptor.of(ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
+            MethodHandle dlerror = linker.downcallHandle(libc.find("dlerror").orElseThrow(),
+                    FunctionDescriptor.of(panamoe_h.C_POINTER));
+            MemorySegment handle = (MemorySegment) dlopen.invokeExact(arena.allocateFrom(target), RTLD_LAZY);
+            if (!handle.equals(MemorySegment.NULL)) return "dlopen succeeds now; it failed a moment ago";
+            MemorySegment message = (MemorySegment) dlerror.invokeExact();
+            return message.equals(MemorySegment.NULL) ? "dlerror gives no reason" : message.getString(0);
+        } catch (Throwable t) {
+            return "no reason available: " + t;
         }
     }
 

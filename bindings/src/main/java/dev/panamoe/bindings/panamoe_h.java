@@ -26,6 +26,7 @@ import java.lang.invoke.MethodHandle;
  * {@link MemorySegment#NULL} for the stream on the CPU. Functions return the raw status: pass it
  * to {@link NativeStatus#check} to turn a failure into an exception.
  */
+@SuppressWarnings("restricted") // binding native code is what this class is for
 public final class panamoe_h {
     public static final ValueLayout.OfInt C_INT = ValueLayout.JAVA_INT;
     public static final ValueLayout.OfLong C_LONG = ValueLayout.JAVA_LONG;

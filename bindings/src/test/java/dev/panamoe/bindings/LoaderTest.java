@@ -82,6 +82,16 @@ class LoaderTest {
     }
 
     @Test
+    void brokenLibraryIsReportedWithTheLinkersReason(@TempDir Path dir) throws IOException {
+        Path broken = dir.resolve("libpanamoe_cpu.so");
+        Files.writeString(broken, "not a shared object\n".repeat(200));
+        var e = assertThrows(NativeLibraryUnavailableException.class,
+                () -> withProperty(NativeLibraries.NATIVE_DIR_PROPERTY, dir.toString(), NativeLibraries::panamoeCpu));
+        assertTrue(e.getMessage().contains(broken.toString()), e.getMessage());
+        assertTrue(e.getMessage().contains("invalid ELF header"), e.getMessage());
+    }
+
+    @Test
     void missingResourceNamesWhatWasTried() {
         var e = assertThrows(NativeLibraryUnavailableException.class,
                 () -> withProperty(NativeLibraries.NATIVE_DIR_PROPERTY, null, () -> NativeLibraries.panamoe("libpanamoe_nope.so")));
@@ -100,6 +110,8 @@ class LoaderTest {
         assertTrue(missing.getMessage().contains("libpanamoe_no_such.so.7"), missing.getMessage());
         assertTrue(missing.getMessage().contains("panamoe.test.none"), missing.getMessage());
         assertTrue(missing.getMessage().contains("PANAMOE_TEST_NONE"), missing.getMessage());
+        assertTrue(missing.getMessage().contains("cannot open shared object file"), missing.getMessage());
+        assertSame(libc, NativeLibraries.system("libc.so.6", "panamoe.test.libc"));
 
         var badOverride = assertThrows(NativeLibraryUnavailableException.class, () -> withProperty(
                 "panamoe.test.override", "/nonexistent/libfoo.so", () -> NativeLibraries.system("libc.so.6", "panamoe.test.override")));
