@@ -17,22 +17,22 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
+import java.util.concurrent.CyclicBarrier;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
-import java.util.function.Supplier;
 import java.util.stream.IntStream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 class LoaderTest {
     /** Runs body with a system property set (or cleared, for null), then restores it. */
-    private static <T> T withProperty(String key, String value, Supplier<T> body) {
+    private static <T> T withProperty(String key, String value, Callable<T> body) throws Exception {
         String old = System.getProperty(key);
         try {
             if (value == null) System.clearProperty(key);
             else System.setProperty(key, value);
-            return body.get();
+            return body.call();
         } finally {
             if (old == null) System.clearProperty(key);
             else System.setProperty(key, old);
@@ -46,7 +46,7 @@ class LoaderTest {
     }
 
     @Test
-    void cpuLibraryLoadsFromTheClasspathResource() throws IOException {
+    void cpuLibraryLoadsFromTheClasspathResource() throws Exception {
         NativeLibraries.Loaded cpu = withProperty(NativeLibraries.NATIVE_DIR_PROPERTY, null, NativeLibraries::panamoeCpu);
         assertEquals("libpanamoe_cpu.so", cpu.name());
         assertTrue(cpu.path().getParent().getFileName().toString().startsWith("panamoe-native-"), cpu.path().toString());
@@ -56,12 +56,20 @@ class LoaderTest {
     }
 
     @Test
-    void concurrentCallersGetOneExtractionAndOneLibrary() throws Exception {
-        Callable<NativeLibraries.Loaded> load = NativeLibraries::panamoeCuda;
-        try (ExecutorService pool = Executors.newFixedThreadPool(8)) {
-            List<Future<NativeLibraries.Loaded>> results = pool.invokeAll(IntStream.range(0, 8).mapToObj(i -> load).toList());
-            for (Future<NativeLibraries.Loaded> r : results) assertSame(results.get(0).get(), r.get());
-        }
+    void concurrentFirstLoadsGiveOneLibrary(@TempDir Path dir) throws Exception {
+        // A file name no other test loads, so the 8 threads race on the very first load.
+        Files.write(dir.resolve("libpanamoe_race.so"), resource("libpanamoe_cpu.so"));
+        CyclicBarrier start = new CyclicBarrier(8);
+        Callable<NativeLibraries.Loaded> load = () -> {
+            start.await();
+            return NativeLibraries.panamoe("libpanamoe_race.so");
+        };
+        List<Future<NativeLibraries.Loaded>> results = withProperty(NativeLibraries.NATIVE_DIR_PROPERTY, dir.toString(), () -> {
+            try (ExecutorService pool = Executors.newFixedThreadPool(8)) {
+                return pool.invokeAll(IntStream.range(0, 8).mapToObj(i -> load).toList());
+            }
+        });
+        for (Future<NativeLibraries.Loaded> r : results) assertSame(results.get(0).get(), r.get());
     }
 
     @Test
@@ -74,7 +82,7 @@ class LoaderTest {
     }
 
     @Test
-    void nativeDirIsUsedWhenSet(@TempDir Path dir) throws IOException {
+    void nativeDirIsUsedWhenSet(@TempDir Path dir) throws Exception {
         Files.write(dir.resolve("libpanamoe_cpu.so"), resource("libpanamoe_cpu.so"));
         NativeLibraries.Loaded lib = withProperty(NativeLibraries.NATIVE_DIR_PROPERTY, dir.toString(), NativeLibraries::panamoeCpu);
         assertEquals(dir.resolve("libpanamoe_cpu.so").toAbsolutePath(), lib.path());
