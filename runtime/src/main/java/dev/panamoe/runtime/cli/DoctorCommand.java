@@ -1,0 +1,105 @@
+package dev.panamoe.runtime.cli;
+
+import dev.panamoe.bindings.NativeLibraries;
+import dev.panamoe.bindings.NativeLibraryUnavailableException;
+import dev.panamoe.bindings.NativeStatus;
+import dev.panamoe.bindings.cudart_h;
+import dev.panamoe.bindings.mpi_h;
+import dev.panamoe.bindings.nccl_h;
+import dev.panamoe.bindings.panamoe_h;
+import java.io.PrintStream;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+
+/** Prints what this machine offers PanaMoE: JDK, native libraries, CUDA devices, NCCL, MPI. */
+@Command(name = "doctor", mixinStandardHelpOptions = true,
+        description = "Print the JDK, the native libraries loaded, CUDA devices, NCCL and MPI versions (or why not).")
+public final class DoctorCommand implements Callable<Integer> {
+
+    @Override
+    public Integer call() {
+        PrintStream out = System.out;
+        out.printf("JDK:        %s %s (%s)%n", System.getProperty("java.vm.vendor"),
+                System.getProperty("java.runtime.version"), System.getProperty("java.home"));
+        out.printf("machine:    %s %s, %d cores, %d MiB max heap%n", System.getProperty("os.name"),
+                System.getProperty("os.arch"), Runtime.getRuntime().availableProcessors(),
+                Runtime.getRuntime().maxMemory() >> 20);
+        out.println("libraries:");
+        for (NativeLibraries.Availability a : NativeLibraries.probe()) {
+            out.printf("  %-20s %s%n", a.name(), a.available() ? a.pathOrReason() : "unavailable: " + a.pathOrReason());
+        }
+        out.println("CPU backend: " + cpuBackend());
+        out.println("CUDA:        " + cuda());
+        out.println("NCCL:        " + nccl());
+        out.println("MPI:         " + mpi());
+        return 0;
+    }
+
+    private static String cpuBackend() {
+        try (Arena arena = Arena.ofConfined()) {
+            panamoe_h lib = panamoe_h.cpu();
+            MemorySegment v = arena.allocate(ValueLayout.JAVA_INT, 4);
+            NativeStatus.check(lib, lib.pmoe_version(v, v.asSlice(4), v.asSlice(8)), "pmoe_version");
+            NativeStatus.check(lib, lib.pmoe_get_num_threads(v.asSlice(12)), "pmoe_get_num_threads");
+            return String.format("%s %d.%d.%d, %d threads", lib.pmoe_backend_name().getString(0),
+                    v.getAtIndex(ValueLayout.JAVA_INT, 0), v.getAtIndex(ValueLayout.JAVA_INT, 1),
+                    v.getAtIndex(ValueLayout.JAVA_INT, 2), v.getAtIndex(ValueLayout.JAVA_INT, 3));
+        } catch (NativeLibraryUnavailableException e) {
+            return "unavailable: " + e.getMessage();
+        }
+    }
+
+    private static String cuda() {
+        try (Arena arena = Arena.ofConfined()) {
+            NativeLibraries.cudart();
+            MemorySegment runtime = arena.allocate(ValueLayout.JAVA_INT);
+            MemorySegment driver = arena.allocate(ValueLayout.JAVA_INT);
+            MemorySegment count = arena.allocate(ValueLayout.JAVA_INT);
+            cudart_h.cudaRuntimeGetVersion(runtime);
+            cudart_h.cudaDriverGetVersion(driver);
+            String versions = "runtime " + cudaVersion(runtime.get(ValueLayout.JAVA_INT, 0)) + ", driver "
+                    + (driver.get(ValueLayout.JAVA_INT, 0) == 0 ? "none" : cudaVersion(driver.get(ValueLayout.JAVA_INT, 0)));
+            int status = cudart_h.cudaGetDeviceCount(count);
+            if (status != cudart_h.cudaSuccess) {
+                return versions + "; no device: cudaGetDeviceCount failed with "
+                        + cudart_h.cudaGetErrorString(status).getString(0) + " (" + status + ")";
+            }
+            return versions + "; " + count.get(ValueLayout.JAVA_INT, 0) + " device(s)";
+        } catch (NativeLibraryUnavailableException e) {
+            return "unavailable: " + e.getMessage();
+        }
+    }
+
+    private static String cudaVersion(int v) {
+        return (v / 1000) + "." + (v % 1000 / 10);
+    }
+
+    private static String nccl() {
+        try (Arena arena = Arena.ofConfined()) {
+            NativeLibraries.nccl();
+            MemorySegment v = arena.allocate(ValueLayout.JAVA_INT);
+            int status = nccl_h.ncclGetVersion(v);
+            if (status != nccl_h.ncclSuccess) return "ncclGetVersion failed with status " + status;
+            int code = v.get(ValueLayout.JAVA_INT, 0);
+            return String.format("%d.%d.%d", code / 10000, code / 100 % 100, code % 100);
+        } catch (NativeLibraryUnavailableException e) {
+            return "unavailable: " + e.getMessage();
+        }
+    }
+
+    private static String mpi() {
+        try (Arena arena = Arena.ofConfined()) {
+            NativeLibraries.mpi();
+            MemorySegment text = arena.allocate(mpi_h.MPI_MAX_LIBRARY_VERSION_STRING);
+            MemorySegment length = arena.allocate(ValueLayout.JAVA_INT);
+            int status = mpi_h.MPI_Get_library_version(text, length);
+            if (status != mpi_h.MPI_SUCCESS) return "MPI_Get_library_version failed with status " + status;
+            return text.getString(0).lines().findFirst().orElse("").strip();
+        } catch (NativeLibraryUnavailableException e) {
+            return "unavailable: " + e.getMessage();
+        }
+    }
+}

@@ -1,0 +1,43 @@
+package dev.panamoe.runtime.cli;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/** Entry point of the {@code panamoe} command line; each subcommand is its own class. */
+@Command(
+        name = "panamoe",
+        mixinStandardHelpOptions = true,
+        versionProvider = Main.Version.class,
+        description = "Mixture-of-Experts training runtime on CPUs and NVIDIA GPUs.",
+        subcommands = {DoctorCommand.class, CommandLine.HelpCommand.class})
+public final class Main implements Runnable {
+
+    public static void main(String[] args) {
+        System.exit(commandLine().execute(args));
+    }
+
+    /** The configured command line, also used by tests. */
+    public static CommandLine commandLine() {
+        return new CommandLine(new Main())
+                .setExecutionExceptionHandler((e, cmd, parsed) -> {
+                    // A failed run ends with its message, not a stack trace; --verbose style
+                    // debugging is available through PANAMOE_STACKTRACE=1.
+                    if (System.getenv("PANAMOE_STACKTRACE") != null) e.printStackTrace();
+                    cmd.getErr().println("panamoe " + cmd.getCommandName() + ": " + e.getMessage());
+                    return 1;
+                });
+    }
+
+    @Override
+    public void run() {
+        CommandLine.usage(this, System.out);
+    }
+
+    static final class Version implements CommandLine.IVersionProvider {
+        @Override
+        public String[] getVersion() {
+            String v = Main.class.getPackage().getImplementationVersion();
+            return new String[] {"panamoe " + (v != null ? v : "(development build)")};
+        }
+    }
+}
