@@ -1,25 +1,193 @@
-// Library-level entry points of the CUDA implementation of panamoe.h.
-// The kernels themselves arrive with the CUDA-backend issue; until then this library exports
-// the library functions only, and the Java side reports the missing kernels as unsupported.
+// Library-level entry points of the CUDA implementation of panamoe.h, and the plumbing declared
+// in common.cuh: error reporting, scalar checks, device buffers and input checks.
+#include <atomic>
+#include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
-#include "panamoe.h"
+#include "common.cuh"
+
+namespace pmoe {
 
 namespace {
 thread_local std::string last_error;
+std::atomic<int> team_size{1};
+} // namespace
+
+int fail(int status, const char *fmt, ...) {
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    std::vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    last_error = buf;
+    return status;
 }
+
+void clear_error() { last_error.clear(); }
+
+// The device decides its own parallelism; the value is kept so that the call round-trips.
+int num_threads() { return team_size.load(std::memory_order_relaxed); }
+
+int require_non_null(const char *name, const void *p) {
+    return p ? PMOE_OK : fail(PMOE_ERR_INVALID_ARGUMENT, "%s must not be NULL", name);
+}
+int require_positive(const char *name, int64_t v) {
+    return v >= 1 ? PMOE_OK
+                  : fail(PMOE_ERR_INVALID_ARGUMENT, "%s must be >= 1, got %lld", name, (long long)v);
+}
+int require_non_negative(const char *name, int64_t v) {
+    return v >= 0 ? PMOE_OK
+                  : fail(PMOE_ERR_INVALID_ARGUMENT, "%s must be >= 0, got %lld", name, (long long)v);
+}
+int require_dtype(const char *name, int32_t dtype) {
+    return dtype == PMOE_DTYPE_F32 || dtype == PMOE_DTYPE_BF16
+               ? PMOE_OK
+               : fail(PMOE_ERR_INVALID_ARGUMENT,
+                      "%s must be PMOE_DTYPE_F32 (0) or PMOE_DTYPE_BF16 (1), got %d", name, dtype);
+}
+
+namespace cuda {
+
+#ifdef PMOE_HOST_EXEC
+
+int memset_async(void *p, int byte, size_t bytes, void *) {
+    if (bytes) std::memset(p, byte, bytes);
+    return PMOE_OK;
+}
+
+int multiprocessors() { return 4; }
+
+DeviceBuffer::~DeviceBuffer() { std::free(ptr_); }
+
+int DeviceBuffer::allocate(size_t bytes, void *stream, const char *what) {
+    ptr_ = std::malloc(bytes ? bytes : 1);
+    stream_ = stream;
+    return ptr_ ? PMOE_OK
+                : fail(PMOE_ERR_RUNTIME, "out of memory for %s (%zu bytes)", what, bytes);
+}
+
+int InputChecks::begin(void *) {
+    device_ = host_;
+    return PMOE_OK;
+}
+
+int InputChecks::finish(void *) { return PMOE_OK; }
+
+#else
+
+namespace {
+int cuda_status(cudaError_t e, const char *what) {
+    return e == cudaSuccess ? PMOE_OK
+                            : fail(PMOE_ERR_RUNTIME, "%s: %s", what, cudaGetErrorString(e));
+}
+
+bool checks_enabled() {
+    static const bool on = [] {
+        const char *v = std::getenv("PMOE_CUDA_CHECK_INPUTS");
+        return v && *v && std::strcmp(v, "0") != 0;
+    }();
+    return on;
+}
+} // namespace
+
+int memset_async(void *p, int byte, size_t bytes, void *stream) {
+    if (!bytes) return PMOE_OK;
+    return cuda_status(cudaMemsetAsync(p, byte, bytes, static_cast<cudaStream_t>(stream)),
+                       "cudaMemsetAsync");
+}
+
+int multiprocessors() {
+    int device = 0, count = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess)
+        return 1;
+    return count;
+}
+
+DeviceBuffer::~DeviceBuffer() {
+    if (ptr_) cudaFreeAsync(ptr_, static_cast<cudaStream_t>(stream_));
+}
+
+int DeviceBuffer::allocate(size_t bytes, void *stream, const char *what) {
+    stream_ = stream;
+    const cudaError_t e = cudaMallocAsync(&ptr_, bytes ? bytes : 1, static_cast<cudaStream_t>(stream));
+    if (e == cudaSuccess) return PMOE_OK;
+    ptr_ = nullptr;
+    return fail(PMOE_ERR_RUNTIME, "cudaMallocAsync of %zu bytes for %s: %s", bytes, what,
+                cudaGetErrorString(e));
+}
+
+int InputChecks::begin(void *stream) {
+    if (!checks_enabled()) return PMOE_OK;
+    PMOE_CHECK(buffer_.allocate(sizeof host_, stream, "input checks"));
+    device_ = buffer_.as<unsigned long long>();
+    return memset_async(device_, 0xff, sizeof host_, stream);
+}
+
+int InputChecks::finish(void *stream) {
+    if (!device_) return PMOE_OK;
+    auto s = static_cast<cudaStream_t>(stream);
+    PMOE_CHECK(cuda_status(cudaMemcpyAsync(host_, device_, sizeof host_, cudaMemcpyDeviceToHost, s),
+                           "reading the input checks"));
+    return cuda_status(cudaStreamSynchronize(s), "kernels of this call");
+}
+
+#endif
+
+int ids_error(const InputChecks &checks, int slot, const char *name, const int32_t *ids,
+              int64_t lo, int64_t hi) {
+    const int64_t i = checks.first_bad(slot);
+    if (i < 0) return PMOE_OK;
+    return fail(PMOE_ERR_INVALID_ARGUMENT, "%s[%lld] = %d is out of range [%lld, %lld)", name,
+                (long long)i, read_element(ids, i), (long long)lo, (long long)hi);
+}
+
+int finite_error(const InputChecks &checks, int slot, const char *name, const float *x,
+                 int64_t cols, const char *row_name, const char *col_name) {
+    const int64_t i = checks.first_bad(slot);
+    if (i < 0) return PMOE_OK;
+    const long long r = i / cols, c = i % cols;
+    return fail(PMOE_ERR_NON_FINITE, "%s[%lld, %lld] = %g is not finite (%s %lld, %s %lld)", name,
+                r, c, (double)read_element(x, i), row_name, r, col_name, c);
+}
+
+namespace {
+
+constexpr int kThreads = 256;
+
+// first = min index of a non-finite element, through the record of an InputChecks slot.
+__global__ void find_nonfinite_kernel(int64_t n, const float *x, unsigned long long *checks) {
+    const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
+        if (!isfinite(x[i])) {
+            record_bad(checks, 0, i);
+            return; // later elements of this thread cannot be smaller
+        }
+}
+
+__global__ void store_first_index_kernel(const unsigned long long *checks, int64_t *first_index) {
+    *first_index = checks[0] == InputChecks::kNone ? -1 : int64_t(checks[0]);
+}
+
+} // namespace
+} // namespace cuda
+} // namespace pmoe
+
+using namespace pmoe;
+using namespace pmoe::cuda;
 
 extern "C" {
 
 PMOE_API const char *pmoe_last_error(void) { return last_error.c_str(); }
 
 PMOE_API int pmoe_version(int32_t *major, int32_t *minor, int32_t *patch) {
-    if (!major || !minor || !patch) {
-        last_error = "major, minor and patch must not be NULL";
-        return PMOE_ERR_INVALID_ARGUMENT;
-    }
+    clear_error();
+    PMOE_CHECK(require_non_null("major", major));
+    PMOE_CHECK(require_non_null("minor", minor));
+    PMOE_CHECK(require_non_null("patch", patch));
     *major = 0;
     *minor = 1;
     *patch = 0;
@@ -29,5 +197,37 @@ PMOE_API int pmoe_version(int32_t *major, int32_t *minor, int32_t *patch) {
 PMOE_API const char *pmoe_backend_name(void) { return "cuda"; }
 
 PMOE_API int pmoe_noop(void) { return PMOE_OK; }
+
+PMOE_API int pmoe_set_num_threads(int32_t n) {
+    clear_error();
+    PMOE_CHECK(require_positive("n", n));
+    team_size.store(n, std::memory_order_relaxed);
+    return PMOE_OK;
+}
+
+PMOE_API int pmoe_get_num_threads(int32_t *n) {
+    clear_error();
+    PMOE_CHECK(require_non_null("n", n));
+    *n = num_threads();
+    return PMOE_OK;
+}
+
+// first_index is device memory, like x; the scan always runs (it is the check itself), so it
+// uses a device-side record of its own rather than InputChecks.
+PMOE_API int pmoe_find_nonfinite(int64_t n, const float *x, int64_t *first_index, void *stream) {
+    return guarded("pmoe_find_nonfinite", [&] {
+        PMOE_CHECK(require_non_negative("n", n));
+        PMOE_CHECK(require_non_null("first_index", first_index));
+        if (n > 0) PMOE_CHECK(require_non_null("x", x));
+        DeviceBuffer record;
+        PMOE_CHECK(record.allocate(sizeof(unsigned long long), stream, "the scan record"));
+        PMOE_CHECK(memset_async(record.as<void>(), 0xff, sizeof(unsigned long long), stream));
+        if (n > 0)
+            PMOE_CHECK(launch("find_nonfinite", find_nonfinite_kernel, grid_for(n, kThreads),
+                              kThreads, 0, stream, n, x, record.as<unsigned long long>()));
+        return launch("store_first_index", store_first_index_kernel, 1, 1, 0, stream,
+                      record.as<const unsigned long long>(), first_index);
+    });
+}
 
 } // extern "C"
