@@ -1,0 +1,143 @@
+package dev.panamoe.ops.dense;
+
+import static dev.panamoe.ops.dense.DenseTestSupport.LIB;
+import static dev.panamoe.ops.dense.DenseTestSupport.NULL;
+import static dev.panamoe.ops.dense.DenseTestSupport.assertClose;
+import static dev.panamoe.ops.dense.DenseTestSupport.assertDeterministic;
+import static dev.panamoe.ops.dense.DenseTestSupport.assertInvalid;
+import static dev.panamoe.ops.dense.DenseTestSupport.assertOk;
+import static dev.panamoe.ops.dense.DenseTestSupport.bytes;
+import static dev.panamoe.ops.dense.DenseTestSupport.dot;
+import static dev.panamoe.ops.dense.DenseTestSupport.floats;
+import static dev.panamoe.ops.dense.DenseTestSupport.nans;
+import static dev.panamoe.ops.dense.DenseTestSupport.numericGradient;
+import static dev.panamoe.ops.dense.DenseTestSupport.read;
+import static dev.panamoe.ops.dense.DenseTestSupport.toDouble;
+import static dev.panamoe.ops.dense.DenseTestSupport.uniform;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/** pmoe_attention_forward/backward against a double reference and its finite differences. */
+class AttentionKernelTest {
+
+    /**
+     * Causal attention on qkv [B, T, 3C] (row = q | k | v, head h at columns h*D..): returns out
+     * [B, T, C]; att (if not null) [B, H, T, T] receives the probabilities, 0 above the diagonal.
+     */
+    static double[] reference(int batch, int seq, int channels, int heads, double[] qkv, double[] att) {
+        int d = channels / heads, row = 3 * channels;
+        double scale = 1 / Math.sqrt(d);
+        double[] out = new double[batch * seq * channels];
+        double[] p = new double[seq];
+        for (int b = 0; b < batch; b++) {
+            for (int h = 0; h < heads; h++) {
+                for (int t = 0; t < seq; t++) {
+                    int q = (b * seq + t) * row + h * d;
+                    double max = Double.NEGATIVE_INFINITY, sum = 0;
+                    for (int s = 0; s <= t; s++) {
+                        int k = (b * seq + s) * row + channels + h * d;
+                        double score = 0;
+                        for (int i = 0; i < d; i++) score += qkv[q + i] * qkv[k + i];
+                        p[s] = score * scale;
+                        max = Math.max(max, p[s]);
+                    }
+                    for (int s = 0; s <= t; s++) sum += p[s] = Math.exp(p[s] - max);
+                    for (int s = 0; s <= t; s++) {
+                        p[s] /= sum;
+                        int v = (b * seq + s) * row + 2 * channels + h * d;
+                        for (int i = 0; i < d; i++) out[(b * seq + t) * channels + h * d + i] += p[s] * qkv[v + i];
+                    }
+                    if (att != null) {
+                        int at = ((b * heads + h) * seq + t) * seq;
+                        Arrays.fill(att, at, at + seq, 0);
+                        System.arraycopy(p, 0, att, at, t + 1);
+                    }
+                }
+            }
+        }
+        return out;
+    }
+
+    /** {batch, seq, channels, heads}: T = 1, one head, head size 1 and 2, several heads and batches. */
+    static final int[][] SHAPES = {{2, 5, 8, 2}, {1, 1, 4, 1}, {2, 1, 6, 3}, {1, 4, 3, 1}, {2, 3, 6, 3},
+            {1, 6, 4, 4}, {1, 9, 16, 4}};
+
+    @Test
+    void forwardMatchesReference() {
+        Random rnd = new Random(11);
+        for (int[] s : SHAPES) {
+            int batch = s[0], seq = s[1], channels = s[2], heads = s[3];
+            float[] qkv = uniform(rnd, batch * seq * 3 * channels, -2, 2);
+            double[] att = new double[batch * heads * seq * seq];
+            double[] expected = reference(batch, seq, channels, heads, toDouble(qkv), att);
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment attSeg = nans(arena, att.length), out = nans(arena, expected.length);
+                assertOk(LIB.pmoe_attention_forward(batch, seq, channels, heads, floats(arena, qkv), attSeg, out, NULL),
+                        "pmoe_attention_forward");
+                // Probabilities and convex combinations of |v| <= 2 after f32 dot products of length <= 4.
+                assertClose("attention att " + Arrays.toString(s), att, read(attSeg), 1e-5, 1e-7);
+                assertClose("attention out " + Arrays.toString(s), expected, read(out), 1e-5, 1e-6);
+            }
+        }
+    }
+
+    /** dqkv (overwritten, NaN before) from d<dout, out>/d qkv by central differences. */
+    @Test
+    void backwardMatchesFiniteDifferences() {
+        Random rnd = new Random(12);
+        for (int[] s : SHAPES) {
+            int batch = s[0], seq = s[1], channels = s[2], heads = s[3];
+            float[] qkv = uniform(rnd, batch * seq * 3 * channels, -2, 2);
+            float[] dout = uniform(rnd, batch * seq * channels, -1, 1);
+            double[] g = toDouble(dout);
+            double[] expected = numericGradient(toDouble(qkv), x -> dot(g, reference(batch, seq, channels, heads, x, null)));
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment qkvSeg = floats(arena, qkv), att = nans(arena, batch * heads * seq * seq);
+                MemorySegment out = nans(arena, batch * seq * channels), dqkv = nans(arena, qkv.length);
+                assertOk(LIB.pmoe_attention_forward(batch, seq, channels, heads, qkvSeg, att, out, NULL), "forward");
+                assertOk(LIB.pmoe_attention_backward(batch, seq, channels, heads, qkvSeg, att, floats(arena, dout), dqkv, NULL),
+                        "pmoe_attention_backward");
+                // Gradients are O(1) sums of at most T f32 products through the softmax.
+                assertClose("attention dqkv " + Arrays.toString(s), expected, read(dqkv), 1e-4, 1e-5);
+            }
+        }
+    }
+
+    @Test
+    void emptyBatchReadsNothing() {
+        assertOk(LIB.pmoe_attention_forward(0, 4, 8, 2, NULL, NULL, NULL, NULL), "forward, batch 0");
+        assertOk(LIB.pmoe_attention_backward(0, 4, 8, 2, NULL, NULL, NULL, NULL, NULL), "backward, batch 0");
+    }
+
+    @Test
+    void deterministicAcrossThreadCounts() {
+        Random rnd = new Random(13);
+        int batch = 3, seq = 40, channels = 32, heads = 4;
+        float[] qkv = uniform(rnd, batch * seq * 3 * channels, -2, 2), dout = uniform(rnd, batch * seq * channels, -1, 1);
+        assertDeterministic("attention", arena -> {
+            MemorySegment qkvSeg = floats(arena, qkv), att = nans(arena, batch * heads * seq * seq);
+            MemorySegment out = nans(arena, batch * seq * channels), dqkv = nans(arena, qkv.length);
+            assertOk(LIB.pmoe_attention_forward(batch, seq, channels, heads, qkvSeg, att, out, NULL), "forward");
+            assertOk(LIB.pmoe_attention_backward(batch, seq, channels, heads, qkvSeg, att, floats(arena, dout), dqkv, NULL),
+                    "backward");
+            return bytes(att, out, dqkv);
+        });
+    }
+
+    @Test
+    void rejectsBadArguments() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment buf = floats(arena, new float[2 * 3 * 3 * 6]);
+            assertInvalid(LIB.pmoe_attention_forward(2, 3, 6, 4, buf, buf, buf, NULL), "heads", "4");
+            assertInvalid(LIB.pmoe_attention_forward(2, 3, 6, 0, buf, buf, buf, NULL), "heads", "0");
+            assertInvalid(LIB.pmoe_attention_forward(2, 0, 6, 2, buf, buf, buf, NULL), "seq", "0");
+            assertInvalid(LIB.pmoe_attention_backward(-1, 3, 6, 2, buf, buf, buf, buf, NULL), "batch", "-1");
+            assertInvalid(LIB.pmoe_attention_forward(2, 3, 6, 2, buf, NULL, buf, NULL), "att", "NULL");
+            assertInvalid(LIB.pmoe_attention_backward(2, 3, 6, 2, buf, buf, buf, NULL, NULL), "dqkv", "NULL");
+        }
+    }
+}

@@ -1,0 +1,186 @@
+package dev.panamoe.ops.dense;
+
+import static dev.panamoe.ops.dense.DenseTestSupport.LIB;
+import static dev.panamoe.ops.dense.DenseTestSupport.NULL;
+import static dev.panamoe.ops.dense.DenseTestSupport.assertClose;
+import static dev.panamoe.ops.dense.DenseTestSupport.assertDeterministic;
+import static dev.panamoe.ops.dense.DenseTestSupport.assertInvalid;
+import static dev.panamoe.ops.dense.DenseTestSupport.assertOk;
+import static dev.panamoe.ops.dense.DenseTestSupport.bytes;
+import static dev.panamoe.ops.dense.DenseTestSupport.dot;
+import static dev.panamoe.ops.dense.DenseTestSupport.floats;
+import static dev.panamoe.ops.dense.DenseTestSupport.nans;
+import static dev.panamoe.ops.dense.DenseTestSupport.numericGradient;
+import static dev.panamoe.ops.dense.DenseTestSupport.read;
+import static dev.panamoe.ops.dense.DenseTestSupport.toDouble;
+import static dev.panamoe.ops.dense.DenseTestSupport.uniform;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/**
+ * pmoe_layernorm_* and pmoe_rmsnorm_* against a double reference (forward, saved statistics) and
+ * finite differences of it (backward). RMSNorm is the reference with centred == false, no bias.
+ */
+class NormKernelTest {
+
+    /** Normalised rows; stats (if not null) receives mean[rows] then rstd[rows]. */
+    static double[] reference(boolean centred, int rows, int cols, double eps, double[] x, double[] w,
+                              double[] b, double[] stats) {
+        double[] out = new double[rows * cols];
+        for (int r = 0; r < rows; r++) {
+            double mean = 0, var = 0;
+            if (centred) {
+                for (int c = 0; c < cols; c++) mean += x[r * cols + c];
+                mean /= cols;
+            }
+            for (int c = 0; c < cols; c++) var += (x[r * cols + c] - mean) * (x[r * cols + c] - mean);
+            double rstd = 1 / Math.sqrt(var / cols + eps);
+            for (int c = 0; c < cols; c++)
+                out[r * cols + c] = (x[r * cols + c] - mean) * rstd * w[c] + (b == null ? 0 : b[c]);
+            if (stats != null) {
+                stats[r] = mean;
+                stats[rows + r] = rstd;
+            }
+        }
+        return out;
+    }
+
+    /** {rows, cols}: one column (zero variance: eps alone), two columns, 2 column blocks of the gradient sums. */
+    static final int[][] SHAPES = {{5, 7}, {1, 1}, {3, 1}, {3, 2}, {19, 70}};
+    static final float[] EPS = {1e-5f, 0.5f};
+
+    /** Inputs off-centre so that the mean matters. */
+    static float[] input(Random rnd, int n) {
+        return uniform(rnd, n, -0.5, 1.5);
+    }
+
+    @Test
+    void forwardMatchesReference() {
+        Random rnd = new Random(4);
+        for (boolean centred : new boolean[] {true, false}) {
+            for (int[] s : SHAPES) {
+                for (float eps : EPS) {
+                    int rows = s[0], cols = s[1];
+                    float[] x = input(rnd, rows * cols), w = uniform(rnd, cols, -2, 2), b = uniform(rnd, cols, -1, 1);
+                    double[] stats = new double[2 * rows];
+                    double[] expected = reference(centred, rows, cols, eps, toDouble(x), toDouble(w),
+                            centred ? toDouble(b) : null, stats);
+                    try (Arena arena = Arena.ofConfined()) {
+                        MemorySegment out = nans(arena, rows * cols), mean = nans(arena, rows), rstd = nans(arena, rows);
+                        if (centred) {
+                            assertOk(LIB.pmoe_layernorm_forward(rows, cols, eps, floats(arena, x), floats(arena, w),
+                                    floats(arena, b), out, mean, rstd, NULL), "pmoe_layernorm_forward");
+                        } else {
+                            assertOk(LIB.pmoe_rmsnorm_forward(rows, cols, eps, floats(arena, x), floats(arena, w),
+                                    out, rstd, NULL), "pmoe_rmsnorm_forward");
+                        }
+                        String what = (centred ? "layernorm" : "rmsnorm") + " rows=" + rows + " cols=" + cols + " eps=" + eps;
+                        // A few f32 roundings of terms <= |xhat| |w| + |b| <~ 1e3 (one column, eps 1e-5: rstd ~ 316).
+                        assertClose(what + " out", expected, read(out), 1e-6, 1e-6);
+                        double[] rstdExpected = java.util.Arrays.copyOfRange(stats, rows, 2 * rows);
+                        assertClose(what + " rstd", rstdExpected, read(rstd), 1e-6, 0);
+                        if (centred) {
+                            assertClose(what + " mean", java.util.Arrays.copyOf(stats, rows), read(mean), 1e-6, 1e-7);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * With loss = <dout, norm(x)>: dx (overwritten, NaN before), dweight and dbias (accumulated
+     * onto random values) against central differences of the reference.
+     */
+    @Test
+    void backwardMatchesFiniteDifferences() {
+        Random rnd = new Random(5);
+        for (boolean centred : new boolean[] {true, false}) {
+            for (int[] s : SHAPES) {
+                for (float eps : EPS) {
+                    int rows = s[0], cols = s[1];
+                    float[] x = input(rnd, rows * cols), w = uniform(rnd, cols, -2, 2), b = uniform(rnd, cols, -1, 1);
+                    float[] dout = uniform(rnd, rows * cols, -1, 1);
+                    float[] dw0 = uniform(rnd, cols, -1, 1), db0 = uniform(rnd, cols, -1, 1);
+                    double[] xd = toDouble(x), wd = toDouble(w), bd = centred ? toDouble(b) : null, g = toDouble(dout);
+                    double[] numX = numericGradient(xd, v -> dot(g, reference(centred, rows, cols, eps, v, wd, bd, null)));
+                    double[] numW = numericGradient(wd, v -> dot(g, reference(centred, rows, cols, eps, xd, v, bd, null)));
+                    double[] numB = centred ? numericGradient(bd, v -> dot(g, reference(true, rows, cols, eps, xd, wd, v, null))) : null;
+                    for (int c = 0; c < cols; c++) {
+                        numW[c] += dw0[c];
+                        if (centred) numB[c] += db0[c];
+                    }
+                    try (Arena arena = Arena.ofConfined()) {
+                        MemorySegment xs = floats(arena, x), ws = floats(arena, w), mean = nans(arena, rows), rstd = nans(arena, rows);
+                        MemorySegment dx = nans(arena, rows * cols), dw = floats(arena, dw0), db = floats(arena, db0);
+                        MemorySegment out = nans(arena, rows * cols), gs = floats(arena, dout);
+                        if (centred) {
+                            assertOk(LIB.pmoe_layernorm_forward(rows, cols, eps, xs, ws, floats(arena, b), out, mean, rstd, NULL), "forward");
+                            assertOk(LIB.pmoe_layernorm_backward(rows, cols, xs, ws, mean, rstd, gs, dx, dw, db, NULL),
+                                    "pmoe_layernorm_backward");
+                        } else {
+                            assertOk(LIB.pmoe_rmsnorm_forward(rows, cols, eps, xs, ws, out, rstd, NULL), "forward");
+                            assertOk(LIB.pmoe_rmsnorm_backward(rows, cols, xs, ws, rstd, gs, dx, dw, NULL),
+                                    "pmoe_rmsnorm_backward");
+                        }
+                        String what = (centred ? "layernorm" : "rmsnorm") + " rows=" + rows + " cols=" + cols + " eps=" + eps;
+                        // dx: a few roundings of terms ~ rstd * |g| <~ 600 in the one-column case, ~5 otherwise.
+                        double scale = cols == 1 && eps < 0.1 ? 1e3 : 10;
+                        assertClose(what + " dx", numX, read(dx), 1e-5, 1e-6 * scale);
+                        // Column sums in double of rows f32 products dout * xhat, each within a few ulps.
+                        assertClose(what + " dweight", numW, read(dw), 1e-5, 1e-6 * rows);
+                        if (centred) assertClose(what + " dbias", numB, read(db), 1e-6, 1e-7);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void emptyRowsReadNothing() {
+        assertOk(LIB.pmoe_layernorm_forward(0, 4, 1e-5f, NULL, NULL, NULL, NULL, NULL, NULL, NULL), "layernorm forward");
+        assertOk(LIB.pmoe_layernorm_backward(0, 4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL), "layernorm backward");
+        assertOk(LIB.pmoe_rmsnorm_forward(0, 4, 1e-5f, NULL, NULL, NULL, NULL, NULL), "rmsnorm forward");
+        assertOk(LIB.pmoe_rmsnorm_backward(0, 4, NULL, NULL, NULL, NULL, NULL, NULL, NULL), "rmsnorm backward");
+    }
+
+    @Test
+    void deterministicAcrossThreadCounts() {
+        Random rnd = new Random(6);
+        int rows = 37, cols = 200;
+        float[] x = input(rnd, rows * cols), w = uniform(rnd, cols, -2, 2), b = uniform(rnd, cols, -1, 1);
+        float[] dout = uniform(rnd, rows * cols, -1, 1);
+        assertDeterministic("layernorm", arena -> {
+            MemorySegment xs = floats(arena, x), ws = floats(arena, w), mean = nans(arena, rows), rstd = nans(arena, rows);
+            MemorySegment out = nans(arena, rows * cols), dx = nans(arena, rows * cols);
+            MemorySegment dw = floats(arena, new float[cols]), db = floats(arena, new float[cols]);
+            assertOk(LIB.pmoe_layernorm_forward(rows, cols, 1e-5f, xs, ws, floats(arena, b), out, mean, rstd, NULL), "forward");
+            assertOk(LIB.pmoe_layernorm_backward(rows, cols, xs, ws, mean, rstd, floats(arena, dout), dx, dw, db, NULL), "backward");
+            return bytes(out, mean, rstd, dx, dw, db);
+        });
+        assertDeterministic("rmsnorm", arena -> {
+            MemorySegment xs = floats(arena, x), ws = floats(arena, w), rstd = nans(arena, rows);
+            MemorySegment out = nans(arena, rows * cols), dx = nans(arena, rows * cols), dw = floats(arena, new float[cols]);
+            assertOk(LIB.pmoe_rmsnorm_forward(rows, cols, 1e-5f, xs, ws, out, rstd, NULL), "forward");
+            assertOk(LIB.pmoe_rmsnorm_backward(rows, cols, xs, ws, rstd, floats(arena, dout), dx, dw, NULL), "backward");
+            return bytes(out, rstd, dx, dw);
+        });
+    }
+
+    @Test
+    void rejectsBadArguments() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment x = floats(arena, new float[6]), w = floats(arena, new float[3]), r = floats(arena, new float[2]);
+            assertInvalid(LIB.pmoe_layernorm_forward(2, 3, 0f, x, w, w, x, r, r, NULL), "eps", "0");
+            assertInvalid(LIB.pmoe_rmsnorm_forward(2, 3, Float.NaN, x, w, x, r, NULL), "eps", "nan");
+            assertInvalid(LIB.pmoe_layernorm_forward(2, 0, 1e-5f, x, w, w, x, r, r, NULL), "cols", "0");
+            assertInvalid(LIB.pmoe_rmsnorm_forward(-3, 3, 1e-5f, x, w, x, r, NULL), "rows", "-3");
+            assertInvalid(LIB.pmoe_layernorm_forward(2, 3, 1e-5f, x, w, NULL, x, r, r, NULL), "bias", "NULL");
+            assertInvalid(LIB.pmoe_layernorm_backward(2, 3, x, w, r, r, x, x, w, NULL, NULL), "dbias", "NULL");
+            assertInvalid(LIB.pmoe_rmsnorm_backward(2, 3, x, w, NULL, x, x, w, NULL), "rstd", "NULL");
+        }
+    }
+}

@@ -1,0 +1,123 @@
+package dev.panamoe.ops.dense;
+
+import static dev.panamoe.ops.dense.DenseTestSupport.LIB;
+import static dev.panamoe.ops.dense.DenseTestSupport.NULL;
+import static dev.panamoe.ops.dense.DenseTestSupport.assertClose;
+import static dev.panamoe.ops.dense.DenseTestSupport.assertDeterministic;
+import static dev.panamoe.ops.dense.DenseTestSupport.assertInvalid;
+import static dev.panamoe.ops.dense.DenseTestSupport.assertOk;
+import static dev.panamoe.ops.dense.DenseTestSupport.bytes;
+import static dev.panamoe.ops.dense.DenseTestSupport.floats;
+import static dev.panamoe.ops.dense.DenseTestSupport.read;
+import static dev.panamoe.ops.dense.DenseTestSupport.readDouble;
+import static dev.panamoe.ops.dense.DenseTestSupport.toDouble;
+import static dev.panamoe.ops.dense.DenseTestSupport.uniform;
+import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/** pmoe_adamw_step and pmoe_sum_squares against double references. */
+class OptimizerKernelTest {
+
+    /** One AdamW step in double, in place on p, m, v (the header's formula). */
+    static void adamw(double[] p, double[] g, double[] m, double[] v, double lr, double beta1, double beta2,
+                      double eps, double weightDecay, int step) {
+        for (int i = 0; i < p.length; i++) {
+            m[i] = beta1 * m[i] + (1 - beta1) * g[i];
+            v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i];
+            double mHat = m[i] / (1 - Math.pow(beta1, step)), vHat = v[i] / (1 - Math.pow(beta2, step));
+            p[i] -= lr * (mHat / (Math.sqrt(vHat) + eps) + weightDecay * p[i]);
+        }
+    }
+
+    /** Three steps from zero moments with fresh gradients each step, for several settings and sizes. */
+    @Test
+    void adamwMatchesReferenceOverSteps() {
+        Random rnd = new Random(18);
+        // {lr, beta1, beta2, eps, weight_decay}: GPT-2 style, no decay, beta1 = 0 (RMSProp-like), large eps.
+        float[][] settings = {{6e-4f, 0.9f, 0.95f, 1e-8f, 0.1f}, {1e-3f, 0.9f, 0.999f, 1e-8f, 0f},
+                {1e-2f, 0f, 0.5f, 1e-3f, 0.5f}};
+        for (int n : new int[] {1, 7, 1000}) {
+            for (float[] h : settings) {
+                float[] p0 = uniform(rnd, n, -1, 1);
+                double[] p = toDouble(p0), m = new double[n], v = new double[n];
+                try (Arena arena = Arena.ofConfined()) {
+                    MemorySegment ps = floats(arena, p0), ms = floats(arena, new float[n]), vs = floats(arena, new float[n]);
+                    for (int step = 1; step <= 3; step++) {
+                        float[] g = uniform(rnd, n, -1, 1);
+                        if (n > 1) g[0] = 0; // no gradient: only the moments' history and the decay move it
+                        assertOk(LIB.pmoe_adamw_step(n, ps, floats(arena, g), ms, vs, h[0], h[1], h[2], h[3], h[4], step, NULL),
+                                "pmoe_adamw_step");
+                        adamw(p, toDouble(g), m, v, h[0], h[1], h[2], h[3], h[4], step);
+                        String what = "adamw n=" + n + " lr=" + h[0] + " wd=" + h[4] + " step=" + step;
+                        // The kernel rounds m, v and the update to f32 every step: ~1e-7 relative each;
+                        // an update is <= lr / (1 - beta1) in size.
+                        assertClose(what + " m", m, read(ms), 1e-5, 1e-7);
+                        assertClose(what + " v", v, read(vs), 1e-5, 1e-9);
+                        assertClose(what + " params", p, read(ps), 1e-6, 1e-5 * h[0]);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void sumSquaresMatchesReference() {
+        Random rnd = new Random(19);
+        // Around the 65536-element block size, and several blocks.
+        for (int n : new int[] {0, 1, 7, 65536, 65537, 300001}) {
+            float[] x = uniform(rnd, n, -3, 3);
+            double expected = 0;
+            for (float f : x) expected += (double) f * f;
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment out = arena.allocate(JAVA_DOUBLE);
+                out.set(JAVA_DOUBLE, 0, Double.NaN);
+                assertOk(LIB.pmoe_sum_squares(n, n == 0 ? NULL : floats(arena, x), out, NULL), "pmoe_sum_squares");
+                // Exact products, n additions in double.
+                assertEquals(expected, readDouble(out), 1e-15 * n * expected + 0.0, "sum_squares n=" + n);
+            }
+        }
+    }
+
+    @Test
+    void emptyBuffersReadNothing() {
+        assertOk(LIB.pmoe_adamw_step(0, NULL, NULL, NULL, NULL, 1e-3f, 0.9f, 0.999f, 1e-8f, 0f, 1, NULL), "adamw, n 0");
+    }
+
+    @Test
+    void deterministicAcrossThreadCounts() {
+        Random rnd = new Random(20);
+        int n = 300001;
+        float[] p = uniform(rnd, n, -1, 1), g = uniform(rnd, n, -1, 1), m = uniform(rnd, n, -0.1, 0.1), v = uniform(rnd, n, 0, 0.01);
+        assertDeterministic("optimizer", arena -> {
+            MemorySegment ps = floats(arena, p), ms = floats(arena, m), vs = floats(arena, v), gs = floats(arena, g);
+            MemorySegment sum = arena.allocate(JAVA_DOUBLE);
+            assertOk(LIB.pmoe_sum_squares(n, gs, sum, NULL), "sum_squares");
+            assertOk(LIB.pmoe_adamw_step(n, ps, gs, ms, vs, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.1f, 7, NULL), "adamw");
+            return bytes(sum, ps, ms, vs);
+        });
+    }
+
+    @Test
+    void rejectsBadArguments() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment b = floats(arena, new float[4]), out = arena.allocate(JAVA_DOUBLE);
+            assertInvalid(LIB.pmoe_adamw_step(4, b, b, b, b, 1e-3f, 1f, 0.999f, 1e-8f, 0f, 1, NULL), "beta1", "1");
+            assertInvalid(LIB.pmoe_adamw_step(4, b, b, b, b, 1e-3f, 0.9f, -0.5f, 1e-8f, 0f, 1, NULL), "beta2", "-0.5");
+            assertInvalid(LIB.pmoe_adamw_step(4, b, b, b, b, -1f, 0.9f, 0.999f, 1e-8f, 0f, 1, NULL), "lr", "-1");
+            assertInvalid(LIB.pmoe_adamw_step(4, b, b, b, b, 1e-3f, 0.9f, 0.999f, 0f, 0f, 1, NULL), "eps", "0");
+            assertInvalid(LIB.pmoe_adamw_step(4, b, b, b, b, 1e-3f, 0.9f, 0.999f, 1e-8f, Float.NaN, 1, NULL),
+                    "weight_decay", "nan");
+            assertInvalid(LIB.pmoe_adamw_step(4, b, b, b, b, 1e-3f, 0.9f, 0.999f, 1e-8f, 0f, 0, NULL), "step", "0");
+            assertInvalid(LIB.pmoe_adamw_step(-4, b, b, b, b, 1e-3f, 0.9f, 0.999f, 1e-8f, 0f, 1, NULL), "n", "-4");
+            assertInvalid(LIB.pmoe_adamw_step(4, b, b, NULL, b, 1e-3f, 0.9f, 0.999f, 1e-8f, 0f, 1, NULL), "m", "NULL");
+            assertInvalid(LIB.pmoe_sum_squares(4, b, NULL, NULL), "sum_squares", "NULL");
+            assertInvalid(LIB.pmoe_sum_squares(4, NULL, out, NULL), "x", "NULL");
+            assertInvalid(LIB.pmoe_sum_squares(-1, b, out, NULL), "n", "-1");
+        }
+    }
+}

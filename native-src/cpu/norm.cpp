@@ -1,0 +1,137 @@
+// Row normalisation: LayerNorm (centred, with bias) and RMSNorm (not centred, no bias). One
+// implementation serves both: RMSNorm is LayerNorm with the mean fixed at 0 and no bias.
+// Row statistics are lane sums in double; weight/bias gradients are column sums in row order.
+#include "dense.hpp"
+
+namespace pmoe {
+namespace {
+
+int check_shape(int32_t rows, int32_t cols) {
+    PMOE_CHECK(require_non_negative("rows", rows));
+    return require_positive("cols", cols);
+}
+
+// mean (centred only) and rstd of each row, then out = xhat * weight (+ bias).
+void norm_forward(bool centred, int64_t rows, int64_t cols, float eps, const float *x,
+                  const float *weight, const float *bias, float *out, float *mean, float *rstd) {
+#pragma omp parallel for num_threads(num_threads()) schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * cols;
+        const float mu =
+            centred ? float(lane_sum<double>(cols, [&](int64_t c) { return xr[c]; }) / cols) : 0.0f;
+        const double var = lane_sum<double>(cols, [&](int64_t c) {
+                               const float d = xr[c] - mu;
+                               return d * d;
+                           }) / cols;
+        const float s = float(1.0 / std::sqrt(var + eps));
+        float *o = out + r * cols;
+        for (int64_t c = 0; c < cols; c++) o[c] = (xr[c] - mu) * s * weight[c];
+        if (bias)
+            for (int64_t c = 0; c < cols; c++) o[c] += bias[c];
+        if (centred) mean[r] = mu;
+        rstd[r] = s;
+    }
+}
+
+// With g = dout * weight: dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), where the mean(g)
+// term (the mean's gradient) exists only when centred. dweight += sum_r dout * xhat.
+void norm_backward(bool centred, int64_t rows, int64_t cols, const float *x, const float *weight,
+                   const float *mean, const float *rstd, const float *dout, float *dx,
+                   float *dweight) {
+    auto xhat = [&](int64_t r, int64_t c) {
+        return (x[r * cols + c] - (centred ? mean[r] : 0.0f)) * rstd[r];
+    };
+#pragma omp parallel for num_threads(num_threads()) schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *d = dout + r * cols;
+        auto g = [&](int64_t c) { return d[c] * weight[c]; };
+        const float mean_g = centred ? float(lane_sum<double>(cols, g) / cols) : 0.0f;
+        const float mean_gx =
+            float(lane_sum<double>(cols, [&](int64_t c) { return g(c) * xhat(r, c); }) / cols);
+        float *dxr = dx + r * cols;
+        for (int64_t c = 0; c < cols; c++)
+            dxr[c] = rstd[r] * (g(c) - mean_g - xhat(r, c) * mean_gx);
+    }
+    add_column_sums(
+        rows, cols, [&](int64_t r, int64_t c) { return dout[r * cols + c] * xhat(r, c); }, dweight);
+}
+
+} // namespace
+} // namespace pmoe
+
+using namespace pmoe;
+
+extern "C" {
+
+PMOE_API int pmoe_layernorm_forward(int32_t rows, int32_t cols, float eps, const float *x,
+                                    const float *weight, const float *bias, float *out,
+                                    float *mean, float *rstd, void *stream) {
+    return guarded("pmoe_layernorm_forward", [&] {
+        PMOE_CHECK(check_shape(rows, cols));
+        PMOE_CHECK(require_positive_float("eps", eps));
+        if (rows == 0) return PMOE_OK;
+        PMOE_CHECK(require_non_null("x", x));
+        PMOE_CHECK(require_non_null("weight", weight));
+        PMOE_CHECK(require_non_null("bias", bias));
+        PMOE_CHECK(require_non_null("out", out));
+        PMOE_CHECK(require_non_null("mean", mean));
+        PMOE_CHECK(require_non_null("rstd", rstd));
+        norm_forward(true, rows, cols, eps, x, weight, bias, out, mean, rstd);
+        return PMOE_OK;
+    });
+}
+
+PMOE_API int pmoe_layernorm_backward(int32_t rows, int32_t cols, const float *x,
+                                     const float *weight, const float *mean, const float *rstd,
+                                     const float *dout, float *dx, float *dweight, float *dbias,
+                                     void *stream) {
+    return guarded("pmoe_layernorm_backward", [&] {
+        PMOE_CHECK(check_shape(rows, cols));
+        if (rows == 0) return PMOE_OK;
+        PMOE_CHECK(require_non_null("x", x));
+        PMOE_CHECK(require_non_null("weight", weight));
+        PMOE_CHECK(require_non_null("mean", mean));
+        PMOE_CHECK(require_non_null("rstd", rstd));
+        PMOE_CHECK(require_non_null("dout", dout));
+        PMOE_CHECK(require_non_null("dx", dx));
+        PMOE_CHECK(require_non_null("dweight", dweight));
+        PMOE_CHECK(require_non_null("dbias", dbias));
+        norm_backward(true, rows, cols, x, weight, mean, rstd, dout, dx, dweight);
+        add_bias_gradient(rows, cols, dout, dbias);
+        return PMOE_OK;
+    });
+}
+
+PMOE_API int pmoe_rmsnorm_forward(int32_t rows, int32_t cols, float eps, const float *x,
+                                  const float *weight, float *out, float *rstd, void *stream) {
+    return guarded("pmoe_rmsnorm_forward", [&] {
+        PMOE_CHECK(check_shape(rows, cols));
+        PMOE_CHECK(require_positive_float("eps", eps));
+        if (rows == 0) return PMOE_OK;
+        PMOE_CHECK(require_non_null("x", x));
+        PMOE_CHECK(require_non_null("weight", weight));
+        PMOE_CHECK(require_non_null("out", out));
+        PMOE_CHECK(require_non_null("rstd", rstd));
+        norm_forward(false, rows, cols, eps, x, weight, nullptr, out, nullptr, rstd);
+        return PMOE_OK;
+    });
+}
+
+PMOE_API int pmoe_rmsnorm_backward(int32_t rows, int32_t cols, const float *x,
+                                   const float *weight, const float *rstd, const float *dout,
+                                   float *dx, float *dweight, void *stream) {
+    return guarded("pmoe_rmsnorm_backward", [&] {
+        PMOE_CHECK(check_shape(rows, cols));
+        if (rows == 0) return PMOE_OK;
+        PMOE_CHECK(require_non_null("x", x));
+        PMOE_CHECK(require_non_null("weight", weight));
+        PMOE_CHECK(require_non_null("rstd", rstd));
+        PMOE_CHECK(require_non_null("dout", dout));
+        PMOE_CHECK(require_non_null("dx", dx));
+        PMOE_CHECK(require_non_null("dweight", dweight));
+        norm_backward(false, rows, cols, x, weight, nullptr, rstd, dout, dx, dweight);
+        return PMOE_OK;
+    });
+}
+
+} // extern "C"

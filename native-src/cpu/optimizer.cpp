@@ -1,0 +1,67 @@
+// Optimizer kernels over flat f32 buffers: the AdamW update and the sum of squares behind
+// global gradient-norm clipping (the scaling itself is pmoe_scale).
+#include <vector>
+
+#include "dense.hpp"
+
+using namespace pmoe;
+
+extern "C" {
+
+PMOE_API int pmoe_adamw_step(int64_t n, float *params, const float *grads, float *m, float *v,
+                             float lr, float beta1, float beta2, float eps, float weight_decay,
+                             int32_t step, void *stream) {
+    return guarded("pmoe_adamw_step", [&] {
+        PMOE_CHECK(require_non_negative("n", n));
+        PMOE_CHECK(require_float_in("lr", lr, 0, INFINITY));
+        PMOE_CHECK(require_float_in("beta1", beta1, 0, 1));
+        PMOE_CHECK(require_float_in("beta2", beta2, 0, 1));
+        PMOE_CHECK(require_positive_float("eps", eps));
+        PMOE_CHECK(require_float_in("weight_decay", weight_decay, 0, INFINITY));
+        PMOE_CHECK(require_positive("step", step));
+        if (n == 0) return PMOE_OK;
+        PMOE_CHECK(require_non_null("params", params));
+        PMOE_CHECK(require_non_null("grads", grads));
+        PMOE_CHECK(require_non_null("m", m));
+        PMOE_CHECK(require_non_null("v", v));
+        // Bias corrections of the zero-initialised moments, computed once in double.
+        const float correction1 = float(1.0 - std::pow(double(beta1), step));
+        const float correction2 = float(1.0 - std::pow(double(beta2), step));
+#pragma omp parallel for num_threads(num_threads()) schedule(static)
+        for (int64_t i = 0; i < n; i++) {
+            const float g = grads[i], p = params[i];
+            const float mi = beta1 * m[i] + (1.0f - beta1) * g;
+            const float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
+            m[i] = mi;
+            v[i] = vi;
+            params[i] = p - lr * ((mi / correction1) / (std::sqrt(vi / correction2) + eps) +
+                                  weight_decay * p);
+        }
+        return PMOE_OK;
+    });
+}
+
+PMOE_API int pmoe_sum_squares(int64_t n, const float *x, double *sum_squares, void *stream) {
+    return guarded("pmoe_sum_squares", [&] {
+        PMOE_CHECK(require_non_negative("n", n));
+        PMOE_CHECK(require_non_null("sum_squares", sum_squares));
+        if (n > 0) PMOE_CHECK(require_non_null("x", x));
+        // Fixed blocks of 64 Ki elements, each a lane sum, then the blocks in order: the
+        // blocking depends on n only, never on the thread count.
+        constexpr int64_t block = 1 << 16;
+        const int64_t blocks = (n + block - 1) / block;
+        std::vector<double> partial(blocks);
+#pragma omp parallel for num_threads(num_threads()) schedule(static)
+        for (int64_t b = 0; b < blocks; b++) {
+            const float *xb = x + b * block;
+            partial[b] = lane_sum<double>(std::min(block, n - b * block),
+                                          [&](int64_t i) { return double(xb[i]) * xb[i]; });
+        }
+        double total = 0;
+        for (double p : partial) total += p;
+        *sum_squares = total;
+        return PMOE_OK;
+    });
+}
+
+} // extern "C"
