@@ -1,0 +1,641 @@
+package dev.panamoe.ops.cuda;
+
+import static dev.panamoe.ops.cuda.Harness.BF16;
+import static dev.panamoe.ops.cuda.Harness.BF16_EPS;
+import static dev.panamoe.ops.cuda.Harness.CPU;
+import static dev.panamoe.ops.cuda.Harness.F32;
+import static dev.panamoe.ops.cuda.Harness.F32_EPS;
+import static dev.panamoe.ops.cuda.Harness.HOST;
+import static dev.panamoe.ops.cuda.Harness.NO_STREAM;
+import static dev.panamoe.ops.cuda.Harness.assertClose;
+import static dev.panamoe.ops.cuda.Harness.assertOk;
+import static dev.panamoe.ops.cuda.Harness.assertSameInts;
+import static dev.panamoe.ops.cuda.Harness.both;
+import static dev.panamoe.ops.cuda.Harness.bothReject;
+import static dev.panamoe.ops.cuda.Harness.floats;
+import static dev.panamoe.ops.cuda.Harness.gaussian;
+import static dev.panamoe.ops.cuda.Harness.ints;
+import static dev.panamoe.ops.cuda.Harness.pointers;
+import static dev.panamoe.ops.cuda.Harness.tensor;
+import static dev.panamoe.ops.cuda.Harness.uniform;
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.panamoe.bindings.panamoe_h;
+import dev.panamoe.bindings.pmoe_dispatch_config;
+import dev.panamoe.bindings.pmoe_router_config;
+import dev.panamoe.ops.cuda.Harness.Out;
+import dev.panamoe.ops.cuda.Harness.Pair;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.List;
+import java.util.Random;
+import java.util.Set;
+import java.util.TreeSet;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Every CUDA kernel of the MoE part of panamoe.h, run through the host-execution harness on
+ * random inputs (ragged shapes included) and compared with the CPU library: integers exactly,
+ * floats within f32 / bf16 tolerances; bad inputs must be rejected with the CPU's exact message.
+ */
+class HostHarnessKernelTest {
+    private static final int SOFTMAX = panamoe_h.PMOE_SCORE_SOFTMAX(), SIGMOID = panamoe_h.PMOE_SCORE_SIGMOID();
+    private static final int DROPLESS = panamoe_h.PMOE_CAPACITY_DROPLESS();
+    private static final int BY_POSITION = panamoe_h.PMOE_DROP_BY_POSITION();
+    private static final int BY_PROBABILITY = panamoe_h.PMOE_DROP_BY_PROBABILITY();
+
+    /** Entry points of the library itself, not kernels (checked in libraryFunctions). */
+    private static final Set<String> LIBRARY_FUNCTIONS = Set.of("pmoe_last_error", "pmoe_version",
+            "pmoe_backend_name", "pmoe_noop", "pmoe_set_num_threads", "pmoe_get_num_threads");
+
+    @AfterAll
+    static void report() {
+        Set<String> cuda = Harness.exported(HOST);
+        Set<String> notRun = new TreeSet<>(cuda);
+        notRun.removeAll(Harness.RAN);
+        notRun.removeAll(LIBRARY_FUNCTIONS);
+        Set<String> missing = new TreeSet<>(Harness.exported(CPU));
+        missing.removeAll(cuda);
+        System.out.println("host-execution harness: ran " + Harness.RAN.size() + " CUDA kernels against the CPU library: "
+                + Harness.list(Harness.RAN));
+        System.out.println("host-execution harness: CUDA kernels that cannot run in the harness: "
+                + Harness.list(notRun));
+        System.out.println("host-execution harness: CPU entry points with no CUDA kernel yet: " + Harness.list(missing));
+    }
+
+    @Test
+    void everyMoeEntryPointHasACudaKernel() {
+        Set<String> cuda = Harness.exported(HOST);
+        for (String f : List.of("pmoe_router_forward", "pmoe_router_backward", "pmoe_aux_loss_forward",
+                "pmoe_aux_loss_backward", "pmoe_z_loss_forward", "pmoe_z_loss_backward", "pmoe_dispatch_plan",
+                "pmoe_permute", "pmoe_permute_backward", "pmoe_combine", "pmoe_combine_backward",
+                "pmoe_activation_forward", "pmoe_activation_backward", "pmoe_gemm", "pmoe_grouped_gemm_nn",
+                "pmoe_grouped_gemm_nt", "pmoe_grouped_gemm_tn", "pmoe_find_nonfinite", "pmoe_last_error")) {
+            assertTrue(cuda.contains(f), f + " is missing from " + Harness.HOST_LIBRARY);
+        }
+        assertEquals("cuda", HOST.pmoe_backend_name().getString(0));
+    }
+
+    // ---- router ----
+
+    private static MemorySegment routerConfig(Arena arena, int tokens, int experts, int topK, int score,
+            int renormalize) {
+        MemorySegment cfg = pmoe_router_config.allocate(arena);
+        pmoe_router_config.tokens(cfg, tokens);
+        pmoe_router_config.experts(cfg, experts);
+        pmoe_router_config.top_k(cfg, topK);
+        pmoe_router_config.score_func(cfg, score);
+        pmoe_router_config.renormalize(cfg, renormalize);
+        pmoe_router_config.reserved(cfg, 0);
+        return cfg;
+    }
+
+    /** Logits with ties (a coarse grid) in half of the cases, so "ties to the lower id" is exercised. */
+    private static float[] logits(Random rnd, int n, boolean ties) {
+        float[] v = gaussian(rnd, n, 2.0);
+        if (ties) for (int i = 0; i < n; i++) v[i] = Math.round(v[i] * 2) / 2.0f;
+        return v;
+    }
+
+    @Test
+    void routerForwardAndBackward() {
+        int[][] shapes = {{1, 1, 1}, {7, 5, 2}, {37, 70, 8}, {130, 33, 33}, {20, 64, 6}};
+        Random rnd = new Random(1);
+        for (int[] s : shapes) {
+            int tokens = s[0], experts = s[1], topK = s[2];
+            for (int score : new int[] {SOFTMAX, SIGMOID}) {
+                for (int renorm = 0; renorm <= 1; renorm++) {
+                    String what = String.format("router T=%d E=%d K=%d score=%d renorm=%d", tokens, experts, topK, score,
+                            renorm);
+                    try (Arena arena = Arena.ofConfined()) {
+                        MemorySegment cfg = routerConfig(arena, tokens, experts, topK, score, renorm);
+                        MemorySegment logits = floats(arena, logits(rnd, tokens * experts, renorm == 1));
+                        Pair fwd = both(arena, "pmoe_router_forward",
+                                List.of(Out.floats((long) tokens * experts), Out.floats((long) tokens * topK),
+                                        Out.ints((long) tokens * topK)),
+                                (lib, o) -> lib.pmoe_router_forward(cfg, logits, o[0], o[1], o[2], NO_STREAM));
+                        assertSameInts(what + " topk_ids", fwd.cpu()[2], fwd.host()[2]);
+                        assertClose(what + " scores", fwd.cpu()[0], fwd.host()[0], F32, 16 * F32_EPS, 1e-9);
+                        assertClose(what + " weights", fwd.cpu()[1], fwd.host()[1], F32, 16 * F32_EPS, 1e-9);
+
+                        MemorySegment scores = fwd.cpu()[0], ids = fwd.cpu()[2];
+                        MemorySegment gradWeights = floats(arena, gaussian(rnd, tokens * topK, 1));
+                        MemorySegment gradScores = renorm == 1 ? floats(arena, gaussian(rnd, tokens * experts, 1))
+                                : MemorySegment.NULL;
+                        Pair bwd = both(arena, "pmoe_router_backward", List.of(Out.floats((long) tokens * experts)),
+                                (lib, o) -> lib.pmoe_router_backward(cfg, scores, ids, gradWeights, gradScores, o[0],
+                                        NO_STREAM));
+                        assertClose(what + " grad_logits", bwd.cpu()[0], bwd.host()[0], F32, 64 * F32_EPS, 1e-6);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void routerRejectsBadInputsAsTheCpuDoes() {
+        try (Arena arena = Arena.ofConfined()) {
+            int tokens = 9, experts = 8, topK = 2;
+            MemorySegment cfg = routerConfig(arena, tokens, experts, topK, SOFTMAX, 1);
+            float[] v = gaussian(new Random(2), tokens * experts, 1);
+            v[5 * experts + 3] = Float.NaN;
+            v[7 * experts + 1] = Float.POSITIVE_INFINITY;
+            MemorySegment logits = floats(arena, v);
+            List<Out> outs = List.of(Out.floats(tokens * experts), Out.floats(tokens * topK), Out.ints(tokens * topK));
+            String m = bothReject(arena, "pmoe_router_forward", outs,
+                    (lib, o) -> lib.pmoe_router_forward(cfg, logits, o[0], o[1], o[2], NO_STREAM));
+            assertTrue(m.contains("logits[5, 3]"), m);
+
+            int[] ids = new int[tokens * topK];
+            ids[7] = 99;
+            ids[11] = -4;
+            MemorySegment badIds = ints(arena, ids);
+            MemorySegment scores = floats(arena, uniform(new Random(3), tokens * experts, 0, 1));
+            MemorySegment grad = floats(arena, new float[tokens * topK]);
+            m = bothReject(arena, "pmoe_router_backward", List.of(Out.floats(tokens * experts)),
+                    (lib, o) -> lib.pmoe_router_backward(cfg, scores, badIds, grad, MemorySegment.NULL, o[0],
+                            NO_STREAM));
+            assertTrue(m.contains("topk_ids[7] = 99"), m);
+            pmoe_router_config.reserved(cfg, 3);
+            bothReject(arena, "pmoe_router_forward", outs,
+                    (lib, o) -> lib.pmoe_router_forward(cfg, logits, o[0], o[1], o[2], NO_STREAM));
+        }
+    }
+
+    // ---- losses ----
+
+    private static int[] randomIds(Random rnd, int tokens, int topK, int experts, boolean skewed) {
+        int[] ids = new int[tokens * topK];
+        for (int t = 0; t < tokens; t++) {
+            // distinct ids per token, as the router gives; skewed routing favours the low experts
+            List<Integer> pool = new java.util.ArrayList<>();
+            for (int e = 0; e < experts; e++) pool.add(e);
+            if (!skewed) java.util.Collections.shuffle(pool, rnd);
+            else if (rnd.nextInt(4) == 0) java.util.Collections.shuffle(pool, rnd);
+            for (int j = 0; j < topK; j++) ids[t * topK + j] = pool.get(j);
+        }
+        return ids;
+    }
+
+    @Test
+    void auxAndZLosses() {
+        int[][] shapes = {{1, 1, 1}, {13, 6, 2}, {150, 40, 8}, {65, 300, 3}};
+        Random rnd = new Random(4);
+        for (int[] s : shapes) {
+            int tokens = s[0], experts = s[1], topK = s[2];
+            String what = String.format("losses T=%d E=%d K=%d", tokens, experts, topK);
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment scores = floats(arena, uniform(rnd, tokens * experts, 0, 1));
+                MemorySegment ids = ints(arena, randomIds(rnd, tokens, topK, experts, true));
+                Pair aux = both(arena, "pmoe_aux_loss_forward", List.of(Out.floats(1), Out.ints(experts)),
+                        (lib, o) -> lib.pmoe_aux_loss_forward(tokens, experts, topK, scores, ids, 0.01f, o[0], o[1],
+                                NO_STREAM));
+                assertSameInts(what + " expert_counts", aux.cpu()[1], aux.host()[1]);
+                assertClose(what + " aux loss", aux.cpu()[0], aux.host()[0], F32, 8 * F32_EPS, 0);
+
+                MemorySegment counts = aux.cpu()[1];
+                Pair auxGrad = both(arena, "pmoe_aux_loss_backward", List.of(Out.floats((long) tokens * experts)),
+                        (lib, o) -> lib.pmoe_aux_loss_backward(tokens, experts, topK, counts, 0.01f, 1.5f, o[0],
+                                NO_STREAM));
+                assertClose(what + " aux grad", auxGrad.cpu()[0], auxGrad.host()[0], F32, 4 * F32_EPS, 0);
+
+                MemorySegment logits = floats(arena, gaussian(rnd, tokens * experts, 3));
+                Pair z = both(arena, "pmoe_z_loss_forward", List.of(Out.floats(1)),
+                        (lib, o) -> lib.pmoe_z_loss_forward(tokens, experts, logits, 0.001f, o[0], NO_STREAM));
+                assertClose(what + " z loss", z.cpu()[0], z.host()[0], F32, 64 * F32_EPS, 0);
+
+                float[] base = gaussian(rnd, tokens * experts, 1);
+                // z_loss_backward adds into grad_logits: both start from the same values
+                Pair zGrad = both(arena, "pmoe_z_loss_backward", List.of(Out.floats((long) tokens * experts)),
+                        (lib, o) -> {
+                            MemorySegment.copy(base, 0, o[0], JAVA_FLOAT, 0, base.length);
+                            return lib.pmoe_z_loss_backward(tokens, experts, logits, 0.001f, 2f, o[0], NO_STREAM);
+                        });
+                assertClose(what + " z grad", zGrad.cpu()[0], zGrad.host()[0], F32, 64 * F32_EPS, 1e-9);
+            }
+        }
+    }
+
+    @Test
+    void lossesRejectBadInputsAsTheCpuDoes() {
+        try (Arena arena = Arena.ofConfined()) {
+            int tokens = 6, experts = 4, topK = 2;
+            MemorySegment scores = floats(arena, new float[tokens * experts]);
+            int[] ids = randomIds(new Random(5), tokens, topK, experts, false);
+            ids[9] = 4;
+            MemorySegment badIds = ints(arena, ids);
+            bothReject(arena, "pmoe_aux_loss_forward", List.of(Out.floats(1), Out.ints(experts)),
+                    (lib, o) -> lib.pmoe_aux_loss_forward(tokens, experts, topK, scores, badIds, 1f, o[0], o[1],
+                            NO_STREAM));
+            MemorySegment badCounts = ints(arena, 3, -1, 2, 100);
+            bothReject(arena, "pmoe_aux_loss_backward", List.of(Out.floats(tokens * experts)),
+                    (lib, o) -> lib.pmoe_aux_loss_backward(tokens, experts, topK, badCounts, 1f, 1f, o[0],
+                            NO_STREAM));
+            float[] v = new float[tokens * experts];
+            v[13] = Float.NEGATIVE_INFINITY;
+            MemorySegment logits = floats(arena, v);
+            bothReject(arena, "pmoe_z_loss_forward", List.of(Out.floats(1)),
+                    (lib, o) -> lib.pmoe_z_loss_forward(tokens, experts, logits, 1f, o[0], NO_STREAM));
+            bothReject(arena, "pmoe_z_loss_backward", List.of(Out.floats(tokens * experts)),
+                    (lib, o) -> lib.pmoe_z_loss_backward(tokens, experts, logits, 1f, 1f, o[0], NO_STREAM));
+        }
+    }
+
+    // ---- dispatch plan ----
+
+    private static MemorySegment dispatchConfig(Arena arena, int tokens, int topK, int logical, int physical,
+            int capacity, int policy) {
+        MemorySegment cfg = pmoe_dispatch_config.allocate(arena);
+        pmoe_dispatch_config.tokens(cfg, tokens);
+        pmoe_dispatch_config.top_k(cfg, topK);
+        pmoe_dispatch_config.logical_experts(cfg, logical);
+        pmoe_dispatch_config.physical_experts(cfg, physical);
+        pmoe_dispatch_config.capacity(cfg, capacity);
+        pmoe_dispatch_config.drop_policy(cfg, policy);
+        return cfg;
+    }
+
+    /** The plan's four outputs from both libraries, compared exactly. */
+    private static Pair plan(Arena arena, String what, MemorySegment cfg, int slots, int physical, MemorySegment ids,
+            MemorySegment weights, MemorySegment remap) {
+        Pair p = both(arena, "pmoe_dispatch_plan",
+                List.of(Out.ints(physical), Out.ints(physical + 1), Out.ints(slots), Out.ints(slots)),
+                (lib, o) -> lib.pmoe_dispatch_plan(cfg, ids, weights, remap, o[0], o[1], o[2], o[3], NO_STREAM));
+        String[] names = {"expert_counts", "expert_offsets", "slot_position", "sorted_slot"};
+        for (int i = 0; i < 4; i++) assertSameInts(what + " " + names[i], p.cpu()[i], p.host()[i]);
+        return p;
+    }
+
+    @Test
+    void dispatchPlanMatchesTheCpuExactly() {
+        Random rnd = new Random(6);
+        // tokens, top_k, logical, physical (> logical: replicas through remap), capacity
+        int[][] cases = {{1, 1, 1, 1, DROPLESS}, {50, 2, 8, 8, DROPLESS}, {50, 2, 8, 8, 5}, {333, 4, 16, 16, 70},
+                {97, 3, 6, 9, 20}, {64, 8, 64, 64, 0}, {300, 2, 5, 5, 1000}, {700, 1, 3, 3, 100}};
+        for (int[] c : cases) {
+            int tokens = c[0], topK = c[1], logical = c[2], physical = c[3], capacity = c[4];
+            int slots = tokens * topK;
+            for (boolean skewed : new boolean[] {false, true}) {
+                for (int policy : new int[] {BY_POSITION, BY_PROBABILITY}) {
+                    if (capacity == DROPLESS && policy == BY_PROBABILITY) continue;
+                    String what = String.format("dispatch T=%d K=%d L=%d P=%d cap=%d policy=%d skewed=%b", tokens,
+                            topK, logical, physical, capacity, policy, skewed);
+                    try (Arena arena = Arena.ofConfined()) {
+                        MemorySegment ids = ints(arena, randomIds(rnd, tokens, topK, logical, skewed));
+                        float[] w = uniform(rnd, slots, 0, 1);
+                        for (int i = 0; i < slots; i += 3) w[i] = 0.25f * rnd.nextInt(4); // ties, zeros
+                        if (slots > 1) w[1] = -0.0f;
+                        MemorySegment weights = floats(arena, w);
+                        MemorySegment remap = MemorySegment.NULL;
+                        if (physical != logical) {
+                            int[] r = new int[logical];
+                            for (int i = 0; i < logical; i++) r[i] = rnd.nextInt(physical);
+                            remap = ints(arena, r);
+                        }
+                        MemorySegment cfg = dispatchConfig(arena, tokens, topK, logical, physical, capacity, policy);
+                        plan(arena, what, cfg, slots, physical, ids, weights, remap);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void dispatchPlanRejectsBadInputsAsTheCpuDoes() {
+        try (Arena arena = Arena.ofConfined()) {
+            int tokens = 10, topK = 2, slots = tokens * topK;
+            List<Out> outs = List.of(Out.ints(6), Out.ints(7), Out.ints(slots), Out.ints(slots));
+            int[] ids = randomIds(new Random(7), tokens, topK, 4, false);
+            ids[13] = 4;
+            MemorySegment badIds = ints(arena, ids);
+            MemorySegment weights = floats(arena, new float[slots]);
+            MemorySegment cfg = dispatchConfig(arena, tokens, topK, 4, 6, 3, BY_PROBABILITY);
+            MemorySegment remap = ints(arena, 0, 5, 2, 3);
+            String m = bothReject(arena, "pmoe_dispatch_plan", outs,
+                    (lib, o) -> lib.pmoe_dispatch_plan(cfg, badIds, weights, remap, o[0], o[1], o[2], o[3], NO_STREAM));
+            assertTrue(m.contains("topk_ids[13] = 4"), m);
+
+            MemorySegment goodIds = ints(arena, randomIds(new Random(7), tokens, topK, 4, false));
+            MemorySegment badRemap = ints(arena, 0, 6, 2, -1);
+            m = bothReject(arena, "pmoe_dispatch_plan", outs,
+                    (lib, o) -> lib.pmoe_dispatch_plan(cfg, goodIds, weights, badRemap, o[0], o[1], o[2], o[3],
+                            NO_STREAM));
+            assertTrue(m.contains("remap[1] = 6"), m);
+
+            float[] w = new float[slots];
+            w[17] = Float.NaN;
+            MemorySegment nanWeights = floats(arena, w);
+            m = bothReject(arena, "pmoe_dispatch_plan", outs,
+                    (lib, o) -> lib.pmoe_dispatch_plan(cfg, goodIds, nanWeights, remap, o[0], o[1], o[2], o[3],
+                            NO_STREAM));
+            assertTrue(m.contains("topk_weights[8, 1]"), m);
+        }
+    }
+
+    // ---- permute / combine ----
+
+    @Test
+    void permuteAndCombineForwardAndBackward() {
+        Random rnd = new Random(8);
+        // tokens, top_k, experts, capacity, hidden: hidden 8 / 64 take the 16-byte path, 3 and 13 the scalar one
+        int[][] cases = {{1, 1, 1, DROPLESS, 1}, {23, 2, 4, DROPLESS, 8}, {40, 3, 5, 9, 13}, {64, 4, 8, 20, 64},
+                {17, 2, 3, 4, 3}};
+        for (int[] c : cases) {
+            int tokens = c[0], topK = c[1], experts = c[2], capacity = c[3], hidden = c[4];
+            int slots = tokens * topK;
+            for (int dtype : new int[] {F32, BF16}) {
+                String what = String.format("permute T=%d K=%d E=%d cap=%d H=%d dtype=%d", tokens, topK, experts,
+                        capacity, hidden, dtype);
+                try (Arena arena = Arena.ofConfined()) {
+                    MemorySegment ids = ints(arena, randomIds(rnd, tokens, topK, experts, true));
+                    MemorySegment weights = floats(arena, uniform(rnd, slots, 0, 1));
+                    MemorySegment cfg = dispatchConfig(arena, tokens, topK, experts, experts, capacity, BY_POSITION);
+                    Pair plan = plan(arena, what, cfg, slots, experts, ids, weights, MemorySegment.NULL);
+                    int rows = plan.cpu()[1].getAtIndex(JAVA_INT, experts);
+                    MemorySegment position = plan.cpu()[2], sorted = plan.cpu()[3];
+                    double eps = dtype == BF16 ? BF16_EPS : 8 * F32_EPS;
+
+                    MemorySegment x = tensor(arena, dtype, gaussian(rnd, tokens * hidden, 1));
+                    Pair out = both(arena, "pmoe_permute", List.of(Out.of(dtype, (long) rows * hidden)),
+                            (lib, o) -> lib.pmoe_permute(dtype, tokens, topK, rows, hidden, x, sorted, o[0], NO_STREAM));
+                    assertClose(what + " out", out.cpu()[0], out.host()[0], dtype, 0, 0); // a copy: exact
+
+                    MemorySegment gradOut = tensor(arena, dtype, gaussian(rnd, rows * hidden, 1));
+                    Pair gx = both(arena, "pmoe_permute_backward", List.of(Out.of(dtype, (long) tokens * hidden)),
+                            (lib, o) -> lib.pmoe_permute_backward(dtype, tokens, topK, rows, hidden, gradOut, position,
+                                    o[0], NO_STREAM));
+                    assertClose(what + " grad_x", gx.cpu()[0], gx.host()[0], dtype, eps, 1e-6);
+
+                    MemorySegment expertOut = tensor(arena, dtype, gaussian(rnd, rows * hidden, 1));
+                    Pair y = both(arena, "pmoe_combine", List.of(Out.of(dtype, (long) tokens * hidden)),
+                            (lib, o) -> lib.pmoe_combine(dtype, tokens, topK, rows, hidden, expertOut, weights, position,
+                                    o[0], NO_STREAM));
+                    assertClose(what + " y", y.cpu()[0], y.host()[0], dtype, eps, 1e-6);
+
+                    MemorySegment gradY = tensor(arena, dtype, gaussian(rnd, tokens * hidden, 1));
+                    Pair cb = both(arena, "pmoe_combine_backward",
+                            List.of(Out.of(dtype, (long) rows * hidden), Out.floats(slots)),
+                            (lib, o) -> lib.pmoe_combine_backward(dtype, tokens, topK, rows, hidden, gradY, expertOut,
+                                    weights, position, o[0], o[1], NO_STREAM));
+                    assertClose(what + " grad_expert_out", cb.cpu()[0], cb.host()[0], dtype, eps, 1e-6);
+                    // a dot product over the row, in another order: error grows with the row length
+                    assertClose(what + " grad_weights", cb.cpu()[1], cb.host()[1], F32, 0, 1e-5 * hidden);
+                }
+            }
+        }
+    }
+
+    @Test
+    void unalignedRowsTakeTheScalarPath() {
+        try (Arena arena = Arena.ofConfined()) {
+            int tokens = 6, topK = 1, hidden = 8, rows = 6;
+            MemorySegment sorted = ints(arena, 5, 4, 3, 2, 1, 0);
+            float[] v = gaussian(new Random(9), tokens * hidden + 1, 1);
+            MemorySegment x = floats(arena, v).asSlice(4); // 4 bytes off a 16-byte boundary
+            Pair out = both(arena, "pmoe_permute", List.of(Out.floats(rows * hidden)),
+                    (lib, o) -> lib.pmoe_permute(F32, tokens, topK, rows, hidden, x, sorted, o[0], NO_STREAM));
+            assertClose("permute unaligned", out.cpu()[0], out.host()[0], F32, 0, 0);
+        }
+    }
+
+    @Test
+    void permuteAndCombineRejectBadInputsAsTheCpuDoes() {
+        try (Arena arena = Arena.ofConfined()) {
+            int tokens = 4, topK = 2, rows = 8, hidden = 4;
+            MemorySegment x = floats(arena, new float[tokens * hidden]);
+            MemorySegment badSorted = ints(arena, 0, 1, 2, 3, 4, 8, 6, -2);
+            String m = bothReject(arena, "pmoe_permute", List.of(Out.floats(rows * hidden)),
+                    (lib, o) -> lib.pmoe_permute(F32, tokens, topK, rows, hidden, x, badSorted, o[0], NO_STREAM));
+            assertTrue(m.contains("sorted_slot[5] = 8"), m);
+
+            MemorySegment repeated = ints(arena, 0, 1, 2, 3, 1, 5, -1, 7);
+            MemorySegment weights = floats(arena, new float[tokens * topK]);
+            MemorySegment rowsIn = floats(arena, new float[rows * hidden]);
+            m = bothReject(arena, "pmoe_combine_backward", List.of(Out.floats(rows * hidden), Out.floats(tokens * topK)),
+                    (lib, o) -> lib.pmoe_combine_backward(F32, tokens, topK, rows, hidden, x, rowsIn, weights,
+                            repeated, o[0], o[1], NO_STREAM));
+            assertTrue(m.contains("slot_position[4] = 1 repeats slot_position[1]"), m);
+
+            MemorySegment outOfRange = ints(arena, 0, 1, 2, 3, 9, 5, -1, 7);
+            bothReject(arena, "pmoe_combine", List.of(Out.floats(tokens * hidden)),
+                    (lib, o) -> lib.pmoe_combine(F32, tokens, topK, rows, hidden, rowsIn, weights, outOfRange, o[0],
+                            NO_STREAM));
+            bothReject(arena, "pmoe_permute", List.of(Out.floats(rows * hidden)),
+                    (lib, o) -> lib.pmoe_permute(7, tokens, topK, rows, hidden, x, badSorted, o[0], NO_STREAM));
+        }
+    }
+
+    // ---- activations ----
+
+    @Test
+    void activationsForwardAndBackward() {
+        Random rnd = new Random(10);
+        int[][] shapes = {{0, 5}, {1, 1}, {3, 17}, {37, 64}};
+        for (int act : new int[] {panamoe_h.PMOE_ACT_GELU(), panamoe_h.PMOE_ACT_SILU(), panamoe_h.PMOE_ACT_SWIGLU()}) {
+            for (int[] s : shapes) {
+                int rows = s[0], cols = s[1];
+                int inCols = act == panamoe_h.PMOE_ACT_SWIGLU() ? 2 * cols : cols;
+                String what = String.format("activation %d rows=%d cols=%d", act, rows, cols);
+                try (Arena arena = Arena.ofConfined()) {
+                    MemorySegment in = floats(arena, gaussian(rnd, rows * inCols, 3));
+                    Pair fwd = both(arena, "pmoe_activation_forward", List.of(Out.floats((long) rows * cols)),
+                            (lib, o) -> lib.pmoe_activation_forward(act, rows, cols, in, o[0], NO_STREAM));
+                    assertClose(what + " out", fwd.cpu()[0], fwd.host()[0], F32, 32 * F32_EPS, 1e-7);
+                    MemorySegment gradOut = floats(arena, gaussian(rnd, rows * cols, 1));
+                    Pair bwd = both(arena, "pmoe_activation_backward", List.of(Out.floats((long) rows * inCols)),
+                            (lib, o) -> lib.pmoe_activation_backward(act, rows, cols, in, gradOut, o[0], NO_STREAM));
+                    assertClose(what + " grad_in", bwd.cpu()[0], bwd.host()[0], F32, 64 * F32_EPS, 1e-7);
+                }
+            }
+        }
+    }
+
+    // ---- GEMMs ----
+
+    /** Tolerance per element of C = alpha op(A) op(B) + beta C: f32 accumulation error of two orders. */
+    private static double[] gemmBound(float[] a, float[] b, float[] c, int m, int n, int k, boolean ta, boolean tb,
+            int lda, int ldb, int ldc, float alpha, float beta) {
+        double[] bound = new double[c.length];
+        for (int i = 0; i < m; i++) {
+            for (int j = 0; j < n; j++) {
+                double s = 0;
+                for (int p = 0; p < k; p++) {
+                    double av = ta ? a[p * lda + i] : a[i * lda + p], bv = tb ? b[j * ldb + p] : b[p * ldb + j];
+                    s += Math.abs(av * bv);
+                }
+                double old = beta == 0 ? 0 : Math.abs(beta * c[i * ldc + j]); // beta == 0: C (NaN here) unread
+                bound[i * ldc + j] = 2 * (k + 2) * F32_EPS * (Math.abs(alpha) * s + old) + 1e-30;
+            }
+        }
+        return bound;
+    }
+
+    @Test
+    void gemmAllTransposes() {
+        Random rnd = new Random(11);
+        int[][] shapes = {{1, 1, 1}, {37, 29, 53}, {64, 64, 16}, {65, 130, 70}, {0, 5, 3}, {4, 0, 3}, {5, 6, 0}};
+        for (int[] s : shapes) {
+            int m = s[0], n = s[1], k = s[2];
+            for (int ta = 0; ta <= 1; ta++) {
+                for (int tb = 0; tb <= 1; tb++) {
+                    for (float beta : new float[] {0f, 0.5f}) {
+                        int lda = (ta == 1 ? m : k) + 3, ldb = (tb == 1 ? k : n) + 1, ldc = n + 2;
+                        float[] a = gaussian(rnd, Math.max(1, (ta == 1 ? k : m) * lda), 1);
+                        float[] b = gaussian(rnd, Math.max(1, (tb == 1 ? n : k) * ldb), 1);
+                        float[] c0 = gaussian(rnd, Math.max(1, m * ldc), 1);
+                        if (beta == 0) java.util.Arrays.fill(c0, Float.NaN); // beta == 0: C is not read
+                        String what = String.format("gemm m=%d n=%d k=%d ta=%d tb=%d beta=%s", m, n, k, ta, tb, beta);
+                        int fta = ta, ftb = tb;
+                        try (Arena arena = Arena.ofConfined()) {
+                            MemorySegment sa = floats(arena, a), sb = floats(arena, b);
+                            Pair p = both(arena, "pmoe_gemm", List.of(Out.floats(c0.length)), (lib, o) -> {
+                                MemorySegment.copy(c0, 0, o[0], JAVA_FLOAT, 0, c0.length);
+                                return lib.pmoe_gemm(fta, ftb, m, n, k, 0.7f, sa, lda, sb, ldb, beta, o[0], ldc,
+                                        NO_STREAM);
+                            });
+                            double[] bound = gemmBound(a, b, c0, m, n, k, ta == 1, tb == 1, lda, ldb, ldc, 0.7f, beta);
+                            float[] cpu = p.cpu()[0].toArray(JAVA_FLOAT), host = p.host()[0].toArray(JAVA_FLOAT);
+                            for (int i = 0; i < m; i++) {
+                                for (int j = 0; j < ldc; j++) {
+                                    int at = i * ldc + j;
+                                    if (j >= n) { // padding between rows: untouched by both
+                                        assertEquals(Float.floatToRawIntBits(c0[at]), Float.floatToRawIntBits(host[at]),
+                                                what + " wrote the padding at " + at);
+                                        continue;
+                                    }
+                                    double err = Math.abs((double) cpu[at] - host[at]);
+                                    assertTrue(err <= bound[at], what + " element " + at + ": cpu " + cpu[at]
+                                            + ", harness " + host[at]);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void groupedGemmsOverRaggedGroups() {
+        Random rnd = new Random(12);
+        int[][] groupRows = {{}, {0}, {5}, {0, 5, 70, 0, 1, 33}, {64, 64, 1, 0, 0, 2}};
+        int[][] kn = {{20, 37}, {64, 8}, {0, 5}, {7, 0}};
+        for (int[] sizes : groupRows) {
+            for (int[] d : kn) {
+                int k = d[0], n = d[1], groups = sizes.length;
+                int[] offsets = new int[groups + 1];
+                for (int g = 0; g < groups; g++) offsets[g + 1] = offsets[g] + sizes[g];
+                int rows = offsets[groups];
+                String what = String.format("grouped rows=%s k=%d n=%d", java.util.Arrays.toString(sizes), k, n);
+                try (Arena arena = Arena.ofConfined()) {
+                    MemorySegment off = ints(arena, offsets);
+                    MemorySegment a = floats(arena, gaussian(rnd, rows * k, 1));
+                    MemorySegment[] w = new MemorySegment[groups];
+                    for (int g = 0; g < groups; g++) w[g] = floats(arena, gaussian(rnd, k * n, 1));
+                    MemorySegment weights = pointers(arena, w);
+                    double tol = 2 * (k + 2) * F32_EPS * 4 * Math.max(1, k); // |a|,|w| ~ N(0,1): sum|ab| ~ 0.64 k
+
+                    Pair nn = both(arena, "pmoe_grouped_gemm_nn", List.of(Out.floats((long) rows * n)),
+                            (lib, o) -> lib.pmoe_grouped_gemm_nn(groups, off, k, n, a, weights, o[0], NO_STREAM));
+                    assertClose(what + " nn", nn.cpu()[0], nn.host()[0], F32, 0, tol);
+                    MemorySegment aT = floats(arena, gaussian(rnd, rows * n, 1)); // nt: a [rows, n] * W^T [n, k]
+                    Pair nt = both(arena, "pmoe_grouped_gemm_nt", List.of(Out.floats((long) rows * k)),
+                            (lib, o) -> lib.pmoe_grouped_gemm_nt(groups, off, n, k, aT, weights, o[0], NO_STREAM));
+                    assertClose(what + " nt", nt.cpu()[0], nt.host()[0], F32, 0, 2 * (n + 2) * F32_EPS * 4 * Math.max(1, n));
+
+                    MemorySegment b = floats(arena, gaussian(rnd, rows * n, 1));
+                    for (float beta : new float[] {0f, 0.5f}) {
+                        float[][] init = new float[groups][];
+                        for (int g = 0; g < groups; g++) init[g] = beta == 0 ? nanArray(k * n) : gaussian(rnd, k * n, 1);
+                        MemorySegment[][] outs = new MemorySegment[2][groups];
+                        Pair tn = both(arena, "pmoe_grouped_gemm_tn", List.of(), (lib, o) -> {
+                            MemorySegment[] dst = outs[lib == CPU ? 0 : 1];
+                            for (int g = 0; g < groups; g++) dst[g] = floats(arena, init[g]);
+                            return lib.pmoe_grouped_gemm_tn(groups, off, k, n, a, b, beta, pointers(arena, dst), NO_STREAM);
+                        });
+                        for (int g = 0; g < groups; g++) {
+                            double tolTn = 2 * (sizes[g] + 2) * F32_EPS * 4 * Math.max(1, sizes[g]) + 1e-6;
+                            assertClose(what + " tn beta=" + beta + " group " + g, outs[0][g], outs[1][g], F32, 0, tolTn);
+                        }
+                        assertEquals(0, tn.cpu().length);
+                    }
+                }
+            }
+        }
+    }
+
+    private static float[] nanArray(int n) {
+        float[] v = new float[n];
+        java.util.Arrays.fill(v, Float.NaN);
+        return v;
+    }
+
+    @Test
+    void groupedGemmsRejectBadInputsAsTheCpuDoes() {
+        try (Arena arena = Arena.ofConfined()) {
+            int k = 3, n = 2;
+            MemorySegment a = floats(arena, new float[30]), c = floats(arena, new float[20]);
+            MemorySegment w = floats(arena, new float[k * n]);
+            MemorySegment weights = pointers(arena, w, w, w);
+            MemorySegment decreasing = ints(arena, 0, 4, 2, 5);
+            String m = bothReject(arena, "pmoe_grouped_gemm_nn", List.of(),
+                    (lib, o) -> lib.pmoe_grouped_gemm_nn(3, decreasing, k, n, a, weights, c, NO_STREAM));
+            assertTrue(m.contains("offsets[2] = 2"), m);
+            MemorySegment notFromZero = ints(arena, 1, 4, 6, 7);
+            bothReject(arena, "pmoe_grouped_gemm_nt", List.of(),
+                    (lib, o) -> lib.pmoe_grouped_gemm_nt(3, notFromZero, k, n, a, weights, c, NO_STREAM));
+            MemorySegment offsets = ints(arena, 0, 4, 4, 7);
+            MemorySegment nullWeight = pointers(arena, w, w, MemorySegment.NULL);
+            m = bothReject(arena, "pmoe_grouped_gemm_nn", List.of(),
+                    (lib, o) -> lib.pmoe_grouped_gemm_nn(3, offsets, k, n, a, nullWeight, c, NO_STREAM));
+            assertTrue(m.contains("weights[2]"), m);
+            bothReject(arena, "pmoe_grouped_gemm_tn", List.of(),
+                    (lib, o) -> lib.pmoe_grouped_gemm_tn(3, offsets, k, n, a, c, 0f, nullWeight, NO_STREAM));
+        }
+    }
+
+    // ---- library ----
+
+    @Test
+    void findNonfinite() {
+        try (Arena arena = Arena.ofConfined()) {
+            float[] v = gaussian(new Random(13), 5000, 1);
+            for (int[] bad : new int[][] {{}, {4321}, {777, 4000, 4999}, {0}}) {
+                float[] x = v.clone();
+                for (int i = 0; i < bad.length; i++) x[bad[i]] = i % 2 == 0 ? Float.NaN : Float.NEGATIVE_INFINITY;
+                MemorySegment sx = floats(arena, x);
+                Pair p = both(arena, "pmoe_find_nonfinite", List.of(new Out(8, (byte) 0x11)),
+                        (lib, o) -> lib.pmoe_find_nonfinite(x.length, sx, o[0], NO_STREAM));
+                long expected = bad.length == 0 ? -1 : bad[0];
+                assertEquals(expected, p.cpu()[0].get(JAVA_LONG, 0));
+                assertEquals(expected, p.host()[0].get(JAVA_LONG, 0), "harness first_index");
+            }
+            Pair empty = both(arena, "pmoe_find_nonfinite", List.of(new Out(8, (byte) 0x11)),
+                    (lib, o) -> lib.pmoe_find_nonfinite(0, MemorySegment.NULL, o[0], NO_STREAM));
+            assertEquals(-1L, empty.host()[0].get(JAVA_LONG, 0));
+        }
+    }
+
+    @Test
+    void libraryFunctions() {
+        try (Arena arena = Arena.ofConfined()) {
+            assertOk(HOST, HOST.pmoe_set_num_threads(3), "pmoe_set_num_threads");
+            MemorySegment n = arena.allocate(JAVA_INT);
+            assertOk(HOST, HOST.pmoe_get_num_threads(n), "pmoe_get_num_threads");
+            assertEquals(3, n.get(JAVA_INT, 0));
+            bothReject(arena, "pmoe_set_num_threads", List.of(), (lib, o) -> lib.pmoe_set_num_threads(0));
+            MemorySegment cuda = arena.allocate(JAVA_INT, 3), cpu = arena.allocate(JAVA_INT, 3);
+            assertOk(HOST, HOST.pmoe_version(cuda, cuda.asSlice(4), cuda.asSlice(8)), "pmoe_version");
+            assertOk(CPU, CPU.pmoe_version(cpu, cpu.asSlice(4), cpu.asSlice(8)), "pmoe_version");
+            assertEquals(java.util.Arrays.toString(cpu.toArray(JAVA_INT)), java.util.Arrays.toString(cuda.toArray(JAVA_INT)),
+                    "the cpu and cuda libraries implement the same ABI version");
+            assertEquals("", Harness.lastError(HOST), "a successful call clears the error message");
+            assertEquals(panamoe_h.PMOE_OK(), HOST.pmoe_noop());
+        }
+    }
+}
