@@ -1,0 +1,65 @@
+package dev.panamoe.jmh;
+
+import dev.panamoe.ops.CpuBackend;
+import dev.panamoe.ops.DType;
+import dev.panamoe.ops.Tensor;
+import dev.panamoe.ops.TensorScope;
+import java.util.concurrent.TimeUnit;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+
+/**
+ * The ceiling for the MoE layer: one dense f32 GEMM doing the same work as the layer's expert
+ * projections, [tokens * k, hidden] x [hidden, ffn] (GFLOP/s = 2 * m * n * k / time).
+ */
+@State(Scope.Benchmark)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.MILLISECONDS)
+@Warmup(iterations = 2, time = 3)
+@Measurement(iterations = 5, time = 3)
+@Fork(value = 1, jvmArgsAppend = "--enable-native-access=ALL-UNNAMED")
+public class DenseGemmBenchmark {
+
+    /** "m x k x n". */
+    @Param({"8192x1024x3584", "32768x1792x512", "2048x2048x2048"})
+    public String size;
+
+    private TensorScope scope;
+    private Tensor a;
+    private Tensor b;
+    private Tensor c;
+
+    @Setup(Level.Trial)
+    public void setup() {
+        String[] mkn = size.split("x");
+        int m = Integer.parseInt(mkn[0]), k = Integer.parseInt(mkn[1]), n = Integer.parseInt(mkn[2]);
+        scope = TensorScope.shared(CpuBackend.get());
+        a = scope.allocate("a", DType.F32, m, k);
+        b = scope.allocate("b", DType.F32, k, n);
+        c = scope.allocate("c", DType.F32, m, n);
+        BenchmarkData.fillUniform(a, 1, 1f);
+        BenchmarkData.fillUniform(b, 2, 1f);
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+        scope.close();
+    }
+
+    @Benchmark
+    public Tensor gemm() {
+        CpuBackend.get().gemm(false, false, 1f, a, b, 0f, c);
+        return c;
+    }
+}

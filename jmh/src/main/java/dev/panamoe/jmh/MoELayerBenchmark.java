@@ -1,0 +1,74 @@
+package dev.panamoe.jmh;
+
+import dev.panamoe.ops.Activation;
+import dev.panamoe.ops.CpuBackend;
+import dev.panamoe.ops.DType;
+import dev.panamoe.ops.MoELayer;
+import dev.panamoe.ops.Tensor;
+import dev.panamoe.ops.TensorScope;
+import java.util.concurrent.TimeUnit;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+
+/**
+ * The whole MoE layer on the CPU backend (SwiGLU experts, top-k softmax router, dropless):
+ * forward, and forward + backward. GFLOP/s = {@link MoeShape} FLOPs / time (see jmh/README.md).
+ */
+@State(Scope.Benchmark)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.MILLISECONDS)
+@Warmup(iterations = 2, time = 4)
+@Measurement(iterations = 5, time = 4)
+@Fork(value = 1, jvmArgsAppend = "--enable-native-access=ALL-UNNAMED")
+public class MoELayerBenchmark {
+
+    @Param({"mixtral/4", "deepseek/4"})
+    public String shape;
+
+    private TensorScope scope;
+    private MoELayer layer;
+    private Tensor x;
+    private Tensor gradY;
+
+    @Setup(Level.Trial)
+    public void setup() {
+        MoeShape s = MoeShape.named(shape);
+        CpuBackend backend = CpuBackend.get();
+        scope = TensorScope.shared(backend);
+        layer = new MoELayer(backend, MoELayer.Config.builder()
+                .hidden(s.hidden()).ffn(s.ffn()).experts(s.experts()).topK(s.topK())
+                .activation(Activation.SWIGLU).dropless().build(), 1);
+        x = scope.allocate("x", DType.F32, s.tokens(), s.hidden());
+        gradY = scope.allocate("gradY", DType.F32, s.tokens(), s.hidden());
+        BenchmarkData.fillUniform(x, 2, 1f);
+        BenchmarkData.fillUniform(gradY, 3, 1e-3f);
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+        layer.close();
+        scope.close();
+    }
+
+    @Benchmark
+    public Tensor forward() {
+        return layer.forward(x);
+    }
+
+    @Benchmark
+    public Tensor forwardBackward() {
+        layer.forward(x);
+        return layer.backward(gradY);
+    }
+}
