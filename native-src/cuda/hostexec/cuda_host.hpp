@@ -32,6 +32,7 @@
 
 #include <sys/mman.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -97,7 +98,14 @@ struct Thread {
     Block *block = nullptr;
     bool done = false;
     boost::context::fiber fiber, sink; // fiber mode: this thread, and the scheduler to return to
-    std::vector<std::vector<std::function<void()>>> cp_async_groups{1}; // see hw.cuh
+    // cp.async (hw.cuh): copies of the open group, then committed groups, oldest first. They
+    // happen only at the wait that covers them, so a read before that wait sees the poison.
+    struct AsyncCopy {
+        void *dst;
+        const void *src;
+    };
+    std::vector<AsyncCopy> cp_async_open;
+    std::vector<std::vector<AsyncCopy>> cp_async_committed;
 };
 
 struct Block {
@@ -150,12 +158,24 @@ inline void poison_shared() {
     poison(dynamic_shared(), s.dynamic_bytes);
 }
 
+// Fibers (default) or OS threads (PMOE_HOSTEXEC_THREADS=1, or set_thread_mode for a test).
+inline std::atomic<int> &thread_mode_override() {
+    static std::atomic<int> mode{-1};
+    return mode;
+}
 inline bool thread_mode() {
-    static const bool threads = [] {
+    static const bool from_env = [] {
         const char *v = std::getenv("PMOE_HOSTEXEC_THREADS");
         return v && *v && std::strcmp(v, "0") != 0;
     }();
-    return threads;
+    const int mode = thread_mode_override().load();
+    return mode >= 0 ? mode != 0 : from_env;
+}
+
+// Thread mode reports a deadlock when a barrier has waited this long.
+inline std::atomic<int> &deadlock_seconds() {
+    static std::atomic<int> seconds{30};
+    return seconds;
 }
 
 // ---- waiting: fibers yield to the block's scheduler, OS threads wait on the condvar ----
@@ -177,11 +197,12 @@ template <typename Done> void wait_until(BlockLock &l, Done done) {
         while (!done()) t.sink = std::move(t.sink).resume();
         return;
     }
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(deadlock_seconds().load());
     while (!done()) {
         if (!l.b.fault.empty()) throw Abort{};
         if (l.b.cv.wait_until(l.lk, deadline) == std::cv_status::timeout && !done()) {
-            l.b.fault = "deadlock: a barrier or warp collective waited 30 s";
+            l.b.fault = "deadlock: a barrier or warp collective waited " +
+                        std::to_string(deadlock_seconds().load()) + " s";
             l.b.cv.notify_all();
             throw Abort{};
         }
