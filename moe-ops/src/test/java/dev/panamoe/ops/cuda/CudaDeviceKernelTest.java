@@ -1,0 +1,174 @@
+package dev.panamoe.ops.cuda;
+
+import static dev.panamoe.ops.cuda.Harness.CPU;
+import static dev.panamoe.ops.cuda.Harness.F32;
+import static dev.panamoe.ops.cuda.Harness.F32_EPS;
+import static dev.panamoe.ops.cuda.Harness.assertClose;
+import static dev.panamoe.ops.cuda.Harness.assertOk;
+import static dev.panamoe.ops.cuda.Harness.assertSameInts;
+import static dev.panamoe.ops.cuda.Harness.floats;
+import static dev.panamoe.ops.cuda.Harness.gaussian;
+import static dev.panamoe.ops.cuda.Harness.ints;
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+import dev.panamoe.bindings.NativeLibraries;
+import dev.panamoe.bindings.NativeLibraryUnavailableException;
+import dev.panamoe.bindings.cudart_h;
+import dev.panamoe.bindings.panamoe_h;
+import dev.panamoe.bindings.pmoe_dispatch_config;
+import dev.panamoe.bindings.pmoe_router_config;
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandle;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * libpanamoe_cuda.so on a real GPU against the CPU library, outputs poisoned beforehand. Skipped,
+ * with the reason, where there is no CUDA runtime or device (the build machines and CI).
+ */
+class CudaDeviceKernelTest {
+    private static String noDevice;
+    private static panamoe_h cuda;
+    private static MethodHandle malloc, free, memcpy, memset, synchronize;
+    private final List<MemorySegment> allocations = new ArrayList<>();
+
+    /** Why the GPU tests cannot run here, or null when a device is present. */
+    private static String noDevice() {
+        try (Arena arena = Arena.ofConfined()) {
+            NativeLibraries.cudart();
+            MemorySegment count = arena.allocate(JAVA_INT);
+            int status = cudart_h.cudaGetDeviceCount(count);
+            if (status != cudart_h.cudaSuccess)
+                return "no CUDA device: cudaGetDeviceCount failed with " + status + " ("
+                        + cudart_h.cudaGetErrorString(status).getString(0) + ")";
+            if (count.get(JAVA_INT, 0) == 0) return "no CUDA device: cudaGetDeviceCount found none";
+            return null;
+        } catch (NativeLibraryUnavailableException e) {
+            return "no CUDA runtime: " + e.getMessage();
+        }
+    }
+
+    @SuppressWarnings("restricted")
+    private static MethodHandle cudart(String name, FunctionDescriptor descriptor) {
+        return Linker.nativeLinker().downcallHandle(NativeLibraries.cudart().lookup().find(name).orElseThrow(),
+                descriptor);
+    }
+
+    @BeforeAll
+    static void openDevice() {
+        noDevice = noDevice();
+        if (noDevice != null) return;
+        cuda = panamoe_h.open(NativeLibraries.panamoeCuda());
+        malloc = cudart("cudaMalloc", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG));
+        free = cudart("cudaFree", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        memcpy = cudart("cudaMemcpy", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT));
+        memset = cudart("cudaMemset", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG));
+        synchronize = cudart("cudaDeviceSynchronize", FunctionDescriptor.of(JAVA_INT));
+    }
+
+    @BeforeEach
+    void requireDevice() {
+        Assumptions.assumeTrue(noDevice == null, () -> "needs a GPU, skipped: " + noDevice);
+    }
+
+    @AfterEach
+    void release() throws Throwable {
+        for (MemorySegment p : allocations) check((int) free.invokeExact(p), "cudaFree");
+        allocations.clear();
+    }
+
+    private static void check(int status, String call) {
+        if (status != 0) throw new AssertionError(call + " failed with cudaError " + status);
+    }
+
+    /** Device copy of a host buffer (or, with copy false, device memory of its size poisoned with 0xff). */
+    private MemorySegment device(MemorySegment host, boolean copy) throws Throwable {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment slot = arena.allocate(ADDRESS);
+            check((int) malloc.invokeExact(slot, Math.max(16, host.byteSize())), "cudaMalloc");
+            MemorySegment p = slot.get(ADDRESS, 0).reinterpret(host.byteSize());
+            allocations.add(p);
+            if (copy) check((int) memcpy.invokeExact(p, host, host.byteSize(), 1), "cudaMemcpy H2D");
+            else check((int) memset.invokeExact(p, 0xff, host.byteSize()), "cudaMemset");
+            return p;
+        }
+    }
+
+    private static MemorySegment toHost(Arena arena, MemorySegment device) throws Throwable {
+        MemorySegment host = arena.allocate(Math.max(16, device.byteSize()), 16).asSlice(0, device.byteSize());
+        check((int) synchronize.invokeExact(), "kernels");
+        check((int) memcpy.invokeExact(host, device, device.byteSize(), 2), "cudaMemcpy D2H");
+        return host;
+    }
+
+    @Test
+    void routerDispatchAndPermuteMatchTheCpu() throws Throwable {
+        int tokens = 4096, experts = 64, topK = 8, hidden = 256, slots = tokens * topK;
+        Random rnd = new Random(21);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment cfg = pmoe_router_config.allocate(arena);
+            pmoe_router_config.tokens(cfg, tokens);
+            pmoe_router_config.experts(cfg, experts);
+            pmoe_router_config.top_k(cfg, topK);
+            pmoe_router_config.score_func(cfg, panamoe_h.PMOE_SCORE_SOFTMAX());
+            pmoe_router_config.renormalize(cfg, 1);
+            MemorySegment logits = floats(arena, gaussian(rnd, tokens * experts, 2));
+            MemorySegment scores = floats(arena, new float[tokens * experts]), weights = floats(arena, new float[slots]);
+            MemorySegment ids = ints(arena, new int[slots]);
+            assertOk(CPU, CPU.pmoe_router_forward(cfg, logits, scores, weights, ids, Harness.NO_STREAM), "cpu router");
+            MemorySegment dScores = device(scores, false), dWeights = device(weights, false), dIds = device(ids, false);
+            assertOk(cuda, cuda.pmoe_router_forward(cfg, device(logits, true), dScores, dWeights, dIds,
+                    MemorySegment.NULL), "cuda router");
+            assertSameInts("router topk_ids", ids, toHost(arena, dIds));
+            assertClose("router scores", scores, toHost(arena, dScores), F32, 16 * F32_EPS, 1e-9);
+            assertClose("router weights", weights, toHost(arena, dWeights), F32, 16 * F32_EPS, 1e-9);
+
+            MemorySegment plan = pmoe_dispatch_config.allocate(arena);
+            pmoe_dispatch_config.tokens(plan, tokens);
+            pmoe_dispatch_config.top_k(plan, topK);
+            pmoe_dispatch_config.logical_experts(plan, experts);
+            pmoe_dispatch_config.physical_experts(plan, experts);
+            pmoe_dispatch_config.capacity(plan, slots / experts);
+            pmoe_dispatch_config.drop_policy(plan, panamoe_h.PMOE_DROP_BY_PROBABILITY());
+            MemorySegment[] out = {ints(arena, new int[experts]), ints(arena, new int[experts + 1]),
+                    ints(arena, new int[slots]), ints(arena, new int[slots])};
+            assertOk(CPU, CPU.pmoe_dispatch_plan(plan, ids, weights, MemorySegment.NULL, out[0], out[1], out[2], out[3],
+                    Harness.NO_STREAM), "cpu dispatch");
+            MemorySegment[] dOut = new MemorySegment[4];
+            for (int i = 0; i < 4; i++) dOut[i] = device(out[i], false);
+            MemorySegment dWeightsIn = device(weights, true);
+            assertOk(cuda, cuda.pmoe_dispatch_plan(plan, device(ids, true), dWeightsIn, MemorySegment.NULL, dOut[0],
+                    dOut[1], dOut[2], dOut[3], MemorySegment.NULL), "cuda dispatch");
+            for (int i = 0; i < 4; i++) assertSameInts("dispatch output " + i, out[i], toHost(arena, dOut[i]));
+
+            int rows = out[1].getAtIndex(JAVA_INT, experts);
+            MemorySegment x = floats(arena, gaussian(rnd, tokens * hidden, 1));
+            MemorySegment permuted = floats(arena, new float[rows * hidden]);
+            assertOk(CPU, CPU.pmoe_permute(F32, tokens, topK, rows, hidden, x, out[3], permuted, Harness.NO_STREAM),
+                    "cpu permute");
+            MemorySegment dPermuted = device(permuted, false);
+            assertOk(cuda, cuda.pmoe_permute(F32, tokens, topK, rows, hidden, device(x, true), dOut[3], dPermuted,
+                    MemorySegment.NULL), "cuda permute");
+            assertClose("permute", permuted, toHost(arena, dPermuted), F32, 0, 0);
+
+            MemorySegment y = floats(arena, new float[tokens * hidden]);
+            assertOk(CPU, CPU.pmoe_combine(F32, tokens, topK, rows, hidden, permuted, weights, out[2], y,
+                    Harness.NO_STREAM), "cpu combine");
+            MemorySegment dY = device(y, false);
+            assertOk(cuda, cuda.pmoe_combine(F32, tokens, topK, rows, hidden, dPermuted, dWeightsIn, dOut[2], dY,
+                    MemorySegment.NULL), "cuda combine");
+            assertClose("combine", y, toHost(arena, dY), F32, 16 * F32_EPS, 1e-6);
+        }
+    }
+}
