@@ -1,0 +1,94 @@
+package dev.panamoe.ops;
+
+import java.lang.foreign.Arena;
+
+/**
+ * One implementation of the panamoe.h ABI plus its memory management, as typed calls on
+ * tensors: one method per kernel, sizes taken from the tensors' shapes. Implementations
+ * validate every argument in Java (shapes, dtypes, devices, open tensors, and on the CPU the
+ * ids and offsets they can read) before the native call, and turn a native error status into
+ * NativeCallException.
+ *
+ * <p>Shapes below: T tokens, E (logical) experts, P physical experts, K top-k, H hidden,
+ * R rows of the expert-sorted buffer, G groups; "f32/bf16" means either float dtype.
+ */
+public interface Backend {
+
+    /** Capacity value for {@link #dispatchPlan}: no capacity limit (PMOE_CAPACITY_DROPLESS). */
+    int CAPACITY_DROPLESS = -1;
+
+    String name();
+
+    Device device();
+
+    /** Opens the memory a {@link TensorScope} allocates from; closing the arena frees it. */
+    Arena newArena(boolean shared);
+
+    /** Threads used by parallel kernels (a process-wide setting of the library). */
+    void setNumThreads(int n);
+
+    int numThreads();
+
+    /** c[m, n] = alpha * op(a) * op(b) + beta * c; a is [m, k] ([k, m] if transA), b is [k, n] ([n, k] if transB); f32. */
+    void gemm(boolean transA, boolean transB, float alpha, Tensor a, Tensor b, float beta, Tensor c);
+
+    /** c[rows_g, n] = a[rows_g, k] * weights[g] for each group g of offsets [G + 1]; weights[g] is [k, n]. */
+    void groupedGemmNn(Tensor offsets, Tensor a, TensorTable weights, Tensor c);
+
+    /** c[rows_g, n] = a[rows_g, k] * weights[g]^T; weights[g] is [n, k]. */
+    void groupedGemmNt(Tensor offsets, Tensor a, TensorTable weights, Tensor c);
+
+    /** out[g][k, n] = beta * out[g] + a[rows_g, k]^T * b[rows_g, n]. */
+    void groupedGemmTn(Tensor offsets, Tensor a, Tensor b, float beta, TensorTable out);
+
+    /** logits [T, E] -> scores [T, E], topkWeights [T, K] f32, topkIds [T, K] i32. */
+    void routerForward(ScoreFunction score, boolean renormalize, Tensor logits, Tensor scores, Tensor topkWeights,
+            Tensor topkIds);
+
+    /** gradLogits [T, E] from gradTopkWeights [T, K] and, if not null, a direct gradient on the scores [T, E]. */
+    void routerBackward(ScoreFunction score, boolean renormalize, Tensor scores, Tensor topkIds, Tensor gradTopkWeights,
+            Tensor gradScores, Tensor gradLogits);
+
+    /** Aux loss of scores [T, E] and topkIds [T, K] into loss [1]; expertCounts [E] i32 receives the routed slots per expert. */
+    void auxLossForward(Tensor scores, Tensor topkIds, float coeff, Tensor loss, Tensor expertCounts);
+
+    /** gradScores [T, E] = gradLoss * d aux / d scores (overwritten). */
+    void auxLossBackward(int topK, Tensor expertCounts, float coeff, float gradLoss, Tensor gradScores);
+
+    /** z-loss of logits [T, E] into loss [1]. */
+    void zLossForward(Tensor logits, float coeff, Tensor loss);
+
+    /** Adds gradLoss * d z / d logits into gradLogits [T, E]. */
+    void zLossBackward(Tensor logits, float coeff, float gradLoss, Tensor gradLogits);
+
+    /**
+     * Dispatch plan of topkIds [T, K] (weights [T, K] for the drop-by-probability policy) through
+     * remap [E] -> [0, P) (null: identity, E == P), with capacity rows per physical expert or
+     * {@link #CAPACITY_DROPLESS}: expertCounts [P], expertOffsets [P + 1], slotPosition [T, K],
+     * sortedSlot [T * K], all i32.
+     */
+    void dispatchPlan(Tensor topkIds, Tensor topkWeights, Tensor remap, int logicalExperts, int capacity,
+            DropPolicy dropPolicy, Tensor expertCounts, Tensor expertOffsets, Tensor slotPosition, Tensor sortedSlot);
+
+    /** out[r, :] = x[sortedSlot[r] / topK, :] for the R rows of out; x [T, H] f32/bf16, sortedSlot [T * K]. */
+    void permute(Tensor x, Tensor sortedSlot, int topK, Tensor out);
+
+    /** gradX [T, H] = sum over kept slots of gradOut [R, H] rows; slotPosition [T, K]. */
+    void permuteBackward(Tensor gradOut, Tensor slotPosition, Tensor gradX);
+
+    /** y [T, H] = sum_j topkWeights[t, j] * expertOut[slotPosition[t, j], :]; expertOut [R, H]. */
+    void combine(Tensor expertOut, Tensor topkWeights, Tensor slotPosition, Tensor y);
+
+    /** gradExpertOut [R, H] and gradWeights [T, K] from gradY [T, H]. */
+    void combineBackward(Tensor gradY, Tensor expertOut, Tensor topkWeights, Tensor slotPosition, Tensor gradExpertOut,
+            Tensor gradWeights);
+
+    /** out [R, C] = act(in), in is [R, C] ([R, 2C] for SwiGLU); f32. */
+    void activationForward(Activation act, Tensor in, Tensor out);
+
+    /** gradIn (shape of in) from in and gradOut [R, C]. */
+    void activationBackward(Activation act, Tensor in, Tensor gradOut, Tensor gradIn);
+
+    /** Index of the first NaN/Inf of an f32 tensor in row-major order, or -1. */
+    long findNonFinite(Tensor x);
+}

@@ -1,0 +1,182 @@
+package dev.panamoe.ops;
+
+import static dev.panamoe.ops.Checks.ANY;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.random.RandomGenerator;
+
+/**
+ * The expert FFNs, computed for all experts at once with grouped GEMMs over the expert-sorted
+ * rows: out = act(x · W1_e) · W2_e for the rows of expert e. Each expert owns its weights and
+ * gradients as separate tensors (W1 [hidden, ffn] — [hidden, 2 * ffn] = [gate | up] for SwiGLU —
+ * and W2 [ffn, hidden]), so they can be sharded, replicated and migrated one by one; the
+ * kernels reach them through address tables built once and patched when an expert is replaced
+ * or the slot order changes.
+ */
+public final class Experts {
+    private final Backend backend;
+    private final int hidden;
+    private final int ffn;
+    private final Activation activation;
+    private final Parameter[] w1;
+    private final Parameter[] w2;
+    /** Expert computed by each slot (group) of the grouped GEMMs. */
+    private final int[] expertOfSlot;
+    private final TensorTable w1Table;
+    private final TensorTable w2Table;
+    private final TensorTable w1GradTable;
+    private final TensorTable w2GradTable;
+
+    /**
+     * Allocates count experts in scope, named "experts.e.w1" / "experts.e.w2", initialised like
+     * torch.nn.Linear: uniform in +-1/sqrt(fan_in), drawn from rng in expert order (w1 then w2).
+     */
+    public Experts(Backend backend, TensorScope scope, int count, int hidden, int ffn, Activation activation,
+            RandomGenerator rng) {
+        this.backend = Checks.notNull("backend", backend);
+        Checks.atLeast("count", count, 1);
+        this.hidden = Checks.atLeast("hidden", hidden, 1);
+        this.ffn = Checks.atLeast("ffn", ffn, 1);
+        this.activation = Checks.notNull("activation", activation);
+        Checks.notNull("rng", rng);
+        this.w1 = new Parameter[count];
+        this.w2 = new Parameter[count];
+        this.expertOfSlot = new int[count];
+        for (int e = 0; e < count; e++) {
+            w1[e] = Parameter.allocate(scope, "experts." + e + ".w1", hidden, activation.inputWidth(ffn));
+            w2[e] = Parameter.allocate(scope, "experts." + e + ".w2", ffn, hidden);
+            initUniform(w1[e].value(), hidden, rng);
+            initUniform(w2[e].value(), ffn, rng);
+            expertOfSlot[e] = e;
+        }
+        this.w1Table = scope.table("w1", values(w1));
+        this.w2Table = scope.table("w2", values(w2));
+        this.w1GradTable = scope.table("w1.grad", grads(w1));
+        this.w2GradTable = scope.table("w2.grad", grads(w2));
+    }
+
+    /** Fills t with uniform values in [-1/sqrt(fanIn), 1/sqrt(fanIn)). */
+    static void initUniform(Tensor t, int fanIn, RandomGenerator rng) {
+        double bound = 1.0 / Math.sqrt(fanIn);
+        float[] v = new float[Math.toIntExact(t.numel())];
+        for (int i = 0; i < v.length; i++) {
+            v[i] = (float) rng.nextDouble(-bound, bound);
+        }
+        t.copyFrom(v);
+    }
+
+    public int count() {
+        return w1.length;
+    }
+
+    public int hidden() {
+        return hidden;
+    }
+
+    public int ffn() {
+        return ffn;
+    }
+
+    public Activation activation() {
+        return activation;
+    }
+
+    public Parameter w1(int expert) {
+        return w1[expert];
+    }
+
+    public Parameter w2(int expert) {
+        return w2[expert];
+    }
+
+    /** experts.0.w1, experts.0.w2, experts.1.w1, ... */
+    public List<Parameter> parameters() {
+        List<Parameter> all = new ArrayList<>(2 * count());
+        for (int e = 0; e < count(); e++) {
+            all.add(w1[e]);
+            all.add(w2[e]);
+        }
+        return all;
+    }
+
+    /** Replaces expert e's weights (and gradients), e.g. after a migration; shapes must match. */
+    public void setExpert(int expert, Parameter newW1, Parameter newW2) {
+        Checks.require(expert >= 0 && expert < count(), "expert: must be in [0, " + count() + "), got " + expert);
+        Checks.notNull("w1", newW1);
+        Checks.notNull("w2", newW2);
+        Checks.tensor("w1", newW1.value(), backend.device(), DType.F32, w1[expert].value().shape());
+        Checks.tensor("w2", newW2.value(), backend.device(), DType.F32, w2[expert].value().shape());
+        w1[expert] = newW1;
+        w2[expert] = newW2;
+        for (int slot = 0; slot < count(); slot++) {
+            if (expertOfSlot[slot] == expert) {
+                bindSlot(slot, expert);
+            }
+        }
+    }
+
+    /** Slot (group) s of the grouped GEMMs computes expert expertOfSlot[s]; a permutation of the experts. */
+    public void setSlotOrder(int[] slotExperts) {
+        Checks.notNull("slotExperts", slotExperts);
+        Checks.require(slotExperts.length == count(),
+                "slotExperts: expected " + count() + " entries, got " + slotExperts.length);
+        boolean[] seen = new boolean[count()];
+        for (int s = 0; s < slotExperts.length; s++) {
+            int e = slotExperts[s];
+            Checks.require(e >= 0 && e < count() && !seen[e],
+                    "slotExperts[" + s + "]: expert " + e + " is out of range or repeated in " + Arrays.toString(slotExperts));
+            seen[e] = true;
+        }
+        for (int s = 0; s < slotExperts.length; s++) {
+            expertOfSlot[s] = slotExperts[s];
+            bindSlot(s, slotExperts[s]);
+        }
+    }
+
+    public int[] slotOrder() {
+        return expertOfSlot.clone();
+    }
+
+    private void bindSlot(int slot, int expert) {
+        w1Table.set(slot, w1[expert].value());
+        w2Table.set(slot, w2[expert].value());
+        w1GradTable.set(slot, w1[expert].grad());
+        w2GradTable.set(slot, w2[expert].grad());
+    }
+
+    /**
+     * xs [R, hidden] grouped by offsets [count + 1] -> h = xs · W1 [R, inputWidth], a = act(h)
+     * [R, ffn] (both kept for backward), out = a · W2 [R, hidden].
+     */
+    public void forward(Tensor offsets, Tensor xs, Tensor h, Tensor a, Tensor out) {
+        Checks.tensor("xs", xs, backend.device(), DType.F32, ANY, hidden);
+        backend.groupedGemmNn(offsets, xs, w1Table, h);
+        backend.activationForward(activation, h, a);
+        backend.groupedGemmNn(offsets, a, w2Table, out);
+    }
+
+    /**
+     * From gradOut [R, hidden]: accumulates every expert's W1/W2 gradient and writes
+     * gradXs [R, hidden]; gradA [R, ffn] and gradH [R, inputWidth] are scratch.
+     */
+    public void backward(Tensor offsets, Tensor xs, Tensor h, Tensor a, Tensor gradOut, Tensor gradA, Tensor gradH,
+            Tensor gradXs) {
+        Checks.tensor("xs", xs, backend.device(), DType.F32, ANY, hidden);
+        Checks.tensor("gradOut", gradOut, backend.device(), DType.F32, xs.dim(0), hidden);
+        backend.groupedGemmTn(offsets, a, gradOut, 1f, w2GradTable);
+        backend.groupedGemmNt(offsets, gradOut, w2Table, gradA);
+        backend.activationBackward(activation, h, gradA, gradH);
+        backend.groupedGemmTn(offsets, xs, gradH, 1f, w1GradTable);
+        backend.groupedGemmNt(offsets, gradH, w1Table, gradXs);
+    }
+
+    private static List<Tensor> values(Parameter[] ps) {
+        return Arrays.stream(ps).map(Parameter::value).toList();
+    }
+
+    private static List<Tensor> grads(Parameter[] ps) {
+        return Arrays.stream(ps).map(Parameter::grad).toList();
+    }
+}

@@ -1,0 +1,101 @@
+package dev.panamoe.ops;
+
+import java.lang.foreign.Arena;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * Owns the memory of the tensors allocated in it, on one backend's device; closing the scope
+ * frees them all at once, and any later use of them fails with IllegalStateException.
+ * A shared scope may be used from any thread; a confined one only from the thread that opened it.
+ */
+public final class TensorScope implements AutoCloseable {
+    /** Allocation alignment: a cache line, and what the vector kernels like. */
+    private static final long ALIGNMENT = 64;
+
+    private final Backend backend;
+    private final Arena arena;
+
+    private TensorScope(Backend backend, Arena arena) {
+        this.backend = backend;
+        this.arena = arena;
+    }
+
+    public static TensorScope shared(Backend backend) {
+        return new TensorScope(backend, backend.newArena(true));
+    }
+
+    public static TensorScope confined(Backend backend) {
+        return new TensorScope(backend, backend.newArena(false));
+    }
+
+    public Backend backend() {
+        return backend;
+    }
+
+    public Device device() {
+        return backend.device();
+    }
+
+    public boolean isOpen() {
+        return arena.scope().isAlive();
+    }
+
+    /** A zero-filled tensor. */
+    public Tensor allocate(String name, DType dtype, int... shape) {
+        if (name == null || dtype == null) {
+            throw new IllegalArgumentException("name, dtype: must not be null, got " + name + ", " + dtype);
+        }
+        checkShape(shape);
+        if (!isOpen()) {
+            throw new IllegalStateException("tensor scope of " + device() + " is closed; cannot allocate '" + name + "'");
+        }
+        long bytes = Tensor.numel(shape) * dtype.byteSize();
+        return new Tensor(this, name, dtype, shape, arena.allocate(bytes, ALIGNMENT));
+    }
+
+    public Tensor ofFloats(String name, float[] values, int... shape) {
+        Tensor t = allocate(name, DType.F32, shape);
+        t.copyFrom(values);
+        return t;
+    }
+
+    public Tensor ofInts(String name, int[] values, int... shape) {
+        Tensor t = allocate(name, DType.I32, shape);
+        t.copyFrom(values);
+        return t;
+    }
+
+    /** A native table of the addresses of same-shape tensors (the weights argument of the grouped GEMMs). */
+    public TensorTable table(String name, List<Tensor> tensors) {
+        return new TensorTable(this, name, tensors);
+    }
+
+    static void checkShape(int[] shape) {
+        if (shape == null) {
+            throw new IllegalArgumentException("shape: must not be null");
+        }
+        long n = 1;
+        for (int d : shape) {
+            if (d < 0) {
+                throw new IllegalArgumentException("shape: dimensions must be >= 0, got " + Arrays.toString(shape));
+            }
+            n *= d;
+            if (n > Integer.MAX_VALUE * 8L) {
+                throw new IllegalArgumentException("shape: too many elements in " + Arrays.toString(shape));
+            }
+        }
+    }
+
+    Arena arena() {
+        return arena;
+    }
+
+    /** Frees every tensor of this scope; closing twice does nothing. */
+    @Override
+    public void close() {
+        if (isOpen()) {
+            arena.close();
+        }
+    }
+}
