@@ -172,7 +172,8 @@ public final class MoELayer implements AutoCloseable {
     /**
      * Places logical expert e in slot remap[e] (a permutation of the experts): the dispatcher
      * groups rows by slot and the experts' GEMM tables follow, so the layer computes the same
-     * function under any placement.
+     * function under any placement. Call it between passes, not between a forward and its
+     * backward (the same holds for {@link Experts#setExpert}).
      */
     public void setRemap(int[] remap) {
         dispatcher.setRemap(remap);
