@@ -1,0 +1,144 @@
+package dev.panamoe.ops.kernels;
+
+import static dev.panamoe.ops.kernels.KernelTestSupport.F32;
+import static dev.panamoe.ops.kernels.KernelTestSupport.LIB;
+import static dev.panamoe.ops.kernels.KernelTestSupport.NO_STREAM;
+import static dev.panamoe.ops.kernels.KernelTestSupport.assertClose;
+import static dev.panamoe.ops.kernels.KernelTestSupport.assertDeterministic;
+import static dev.panamoe.ops.kernels.KernelTestSupport.assertInvalid;
+import static dev.panamoe.ops.kernels.KernelTestSupport.assertOk;
+import static dev.panamoe.ops.kernels.KernelTestSupport.bytes;
+import static dev.panamoe.ops.kernels.KernelTestSupport.dot;
+import static dev.panamoe.ops.kernels.KernelTestSupport.floats;
+import static dev.panamoe.ops.kernels.KernelTestSupport.gaussian;
+import static dev.panamoe.ops.kernels.KernelTestSupport.maxAbs;
+import static dev.panamoe.ops.kernels.KernelTestSupport.nanTensor;
+import static dev.panamoe.ops.kernels.KernelTestSupport.row;
+import static dev.panamoe.ops.kernels.KernelTestSupport.rowwiseNumericGradient;
+import static dev.panamoe.ops.kernels.KernelTestSupport.toDouble;
+import static dev.panamoe.ops.kernels.KernelTestSupport.toFloats;
+import static dev.panamoe.ops.kernels.ReferenceKernels.GELU;
+import static dev.panamoe.ops.kernels.ReferenceKernels.SILU;
+import static dev.panamoe.ops.kernels.ReferenceKernels.SWIGLU;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/** GeLU (tanh), SiLU and SwiGLU forward against {@link ReferenceKernels#activation}, backward against finite differences. */
+class ActivationKernelTest {
+
+    static final int[] ACTS = {GELU, SILU, SWIGLU};
+    /** {rows, cols}: including an empty expert (0 rows), a single element and a vector-tail width. */
+    static final int[][] SHAPES = {{0, 5}, {1, 1}, {3, 17}, {64, 96}, {5, 130}};
+    /** Saturated and overflow-prone inputs (exp(100) overflows f32), spliced into every case. */
+    static final float[] EXTREMES = {0, 1e-3f, -1e-3f, 5, -5, 10, -10, 30, -30, 100, -100};
+
+    static String name(int act) {
+        return act == GELU ? "gelu" : act == SILU ? "silu" : "swiglu";
+    }
+
+    static int inputWidth(int act, int cols) {
+        return act == SWIGLU ? 2 * cols : cols;
+    }
+
+    static float[] inputs(Random rnd, int act, int rows, int cols) {
+        float[] in = gaussian(rnd, rows * inputWidth(act, cols), 3);
+        for (int i = 0; i < Math.min(in.length, 4 * EXTREMES.length); i++) {
+            if (rnd.nextBoolean()) in[i] = EXTREMES[rnd.nextInt(EXTREMES.length)];
+        }
+        return in;
+    }
+
+    static float[] nativeForward(int act, int rows, int cols, float[] in) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment out = nanTensor(arena, F32, rows * cols);
+            assertOk(LIB.pmoe_activation_forward(act, rows, cols, floats(arena, in), out, NO_STREAM), "pmoe_activation_forward " + name(act));
+            return toFloats(out);
+        }
+    }
+
+    static float[] nativeBackward(int act, int rows, int cols, float[] in, float[] gradOut) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment gradIn = nanTensor(arena, F32, in.length);
+            assertOk(LIB.pmoe_activation_backward(act, rows, cols, floats(arena, in), floats(arena, gradOut), gradIn, NO_STREAM),
+                    "pmoe_activation_backward " + name(act));
+            return toFloats(gradIn);
+        }
+    }
+
+    /**
+     * Scale of the f32 evaluation error of output (row, col): tanh/exp/sigmoid each carry a few
+     * ulps of their O(1) value, which the GeLU polynomial multiplies by up to ~x^2 (and 1 - tanh^2
+     * cancels when saturated), and SwiGLU by |up|. Tolerances take 1e-6 (~17 ulps) of it.
+     */
+    static double errorScale(int act, int cols, float[] in, int row, int col) {
+        int width = inputWidth(act, cols);
+        double x = in[row * width + col];
+        double scale = 1 + x * x;
+        return act == SWIGLU ? scale * (1 + Math.abs(in[row * width + cols + col])) : scale;
+    }
+
+    @Test
+    void forwardMatchesReference() {
+        Random rnd = new Random(71);
+        for (int act : ACTS) {
+            for (int[] shape : SHAPES) {
+                int rows = shape[0], cols = shape[1];
+                float[] in = inputs(rnd, act, rows, cols);
+                double[] expected = ReferenceKernels.activation(act, rows, cols, toDouble(in));
+                assertClose(name(act) + " forward " + rows + "x" + cols, expected, nativeForward(act, rows, cols, in),
+                        i -> 1e-5 * Math.abs(expected[i]) + 1e-6 * errorScale(act, cols, in, i / cols, i % cols));
+            }
+        }
+    }
+
+    /** The reference gradient is the central difference of sum(grad_out * f(in)) on the double forward. */
+    @Test
+    void backwardMatchesFiniteDifferences() {
+        Random rnd = new Random(72);
+        for (int act : ACTS) {
+            for (int[] shape : SHAPES) {
+                int rows = shape[0], cols = shape[1], width = inputWidth(act, cols);
+                float[] in = inputs(rnd, act, rows, cols);
+                float[] gradOut = gaussian(rnd, rows * cols, 1);
+                double[] g = toDouble(gradOut);
+                double[] expected = rowwiseNumericGradient(toDouble(in), width,
+                        (r, x) -> dot(row(g, r, cols), ReferenceKernels.activation(act, 1, cols, x)));
+                float[] got = nativeBackward(act, rows, cols, in, gradOut);
+                double gradScale = maxAbs(g);
+                assertClose(name(act) + " backward " + rows + "x" + cols, expected, got,
+                        i -> 1e-5 * Math.abs(expected[i]) + 1e-6 * gradScale * errorScale(act, cols, in, i / width, i % width % cols));
+            }
+        }
+    }
+
+    @Test
+    void deterministicAcrossRunsAndThreadCounts() {
+        Random rnd = new Random(73);
+        int rows = 512, cols = 384;
+        for (int act : ACTS) {
+            float[] in = inputs(rnd, act, rows, cols);
+            float[] gradOut = gaussian(rnd, rows * cols, 1);
+            assertDeterministic(name(act) + " forward", arena -> bytes(floats(arena, nativeForward(act, rows, cols, in))));
+            assertDeterministic(name(act) + " backward", arena -> bytes(floats(arena, nativeBackward(act, rows, cols, in, gradOut))));
+        }
+    }
+
+    @Test
+    void rejectsBadArguments() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment in = floats(arena, new float[32]), out = floats(arena, new float[32]), grad = floats(arena, new float[32]);
+            assertInvalid(LIB.pmoe_activation_forward(3, 2, 4, in, out, NO_STREAM), "act", "3");
+            assertInvalid(LIB.pmoe_activation_backward(-1, 2, 4, in, grad, out, NO_STREAM), "act", "-1");
+            assertInvalid(LIB.pmoe_activation_forward(GELU, -2, 4, in, out, NO_STREAM), "rows", "-2");
+            assertInvalid(LIB.pmoe_activation_forward(SWIGLU, 2, -4, in, out, NO_STREAM), "cols", "-4");
+            assertInvalid(LIB.pmoe_activation_forward(SILU, 2, 4, MemorySegment.NULL, out, NO_STREAM), "in", null);
+            assertInvalid(LIB.pmoe_activation_forward(SILU, 2, 4, in, MemorySegment.NULL, NO_STREAM), "out", null);
+            assertInvalid(LIB.pmoe_activation_backward(GELU, 2, 4, in, MemorySegment.NULL, out, NO_STREAM), "grad_out", null);
+            assertInvalid(LIB.pmoe_activation_backward(GELU, 2, 4, in, grad, MemorySegment.NULL, NO_STREAM), "grad_in", null);
+            assertInvalid(LIB.pmoe_activation_backward(SWIGLU, 2, 4, MemorySegment.NULL, grad, out, NO_STREAM), "in", null);
+        }
+    }
+}

@@ -1,0 +1,79 @@
+package dev.panamoe.ops.kernels;
+
+import static dev.panamoe.ops.kernels.KernelTestSupport.LIB;
+import static dev.panamoe.ops.kernels.KernelTestSupport.NO_STREAM;
+import static dev.panamoe.ops.kernels.KernelTestSupport.assertInvalid;
+import static dev.panamoe.ops.kernels.KernelTestSupport.assertOk;
+import static dev.panamoe.ops.kernels.KernelTestSupport.floats;
+import static dev.panamoe.ops.kernels.KernelTestSupport.gaussian;
+import static dev.panamoe.ops.kernels.KernelTestSupport.setThreads;
+import static dev.panamoe.ops.kernels.KernelTestSupport.threads;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/** The library-level kernels: pmoe_find_nonfinite and the thread-count setting the determinism checks rely on. */
+class LibraryKernelTest {
+
+    static long nativeFindNonfinite(float[] x) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment first = arena.allocate(JAVA_LONG);
+            first.set(JAVA_LONG, 0, 12345);
+            assertOk(LIB.pmoe_find_nonfinite(x.length, floats(arena, x), first, NO_STREAM), "pmoe_find_nonfinite");
+            return first.get(JAVA_LONG, 0);
+        }
+    }
+
+    /** Index of the first NaN/Inf, or -1. */
+    static long firstNonfinite(float[] x) {
+        for (int i = 0; i < x.length; i++) if (!Float.isFinite(x[i])) return i;
+        return -1;
+    }
+
+    @Test
+    void findNonfiniteGivesTheFirstNaNOrInf() {
+        Random rnd = new Random(81);
+        float[] specials = {Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, Float.intBitsToFloat(0xffc00001)};
+        for (int n : new int[] {0, 1, 7, 64, 1000, 100_003}) {
+            float[] x = gaussian(rnd, n, 1e30); // large but finite values must not be reported
+            assertEquals(-1, nativeFindNonfinite(x), "all finite, n=" + n);
+            for (int trial = 0; trial < 3 && n > 0; trial++) {
+                int at = rnd.nextInt(n);
+                x[at] = specials[rnd.nextInt(specials.length)];
+                if (rnd.nextBoolean() && at + 1 < n) x[at + 1 + rnd.nextInt(n - at - 1)] = Float.NaN; // a later one is ignored
+                assertEquals(firstNonfinite(x), nativeFindNonfinite(x), "n=" + n + " trial " + trial);
+            }
+        }
+        assertEquals(-1, nativeFindNonfinite(new float[] {Float.MAX_VALUE, -Float.MAX_VALUE, Float.MIN_VALUE}));
+    }
+
+    @Test
+    void threadCountIsSetAndRestored() {
+        int previous = threads();
+        try {
+            setThreads(1);
+            assertEquals(1, threads());
+            setThreads(3);
+            assertEquals(3, threads());
+        } finally {
+            setThreads(previous);
+        }
+        assertEquals(previous, threads());
+    }
+
+    @Test
+    void rejectsBadArguments() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment x = floats(arena, 1, 2, 3), first = arena.allocate(JAVA_LONG);
+            assertInvalid(LIB.pmoe_find_nonfinite(-1, x, first, NO_STREAM), "n", "-1");
+            assertInvalid(LIB.pmoe_find_nonfinite(3, MemorySegment.NULL, first, NO_STREAM), "x", null);
+            assertInvalid(LIB.pmoe_find_nonfinite(3, x, MemorySegment.NULL, NO_STREAM), "first_index", null);
+            assertInvalid(LIB.pmoe_set_num_threads(0), "n", "0");
+            assertInvalid(LIB.pmoe_get_num_threads(MemorySegment.NULL), "n", null);
+        }
+    }
+}
