@@ -102,9 +102,11 @@ template <typename T> T read_element(const T *p, int64_t i) {
 // it, valid contents are the caller's job (the kernels stay memory-safe either way).
 class InputChecks {
   public:
-    static constexpr int kSlots = 4;
+    static constexpr int kSlots = 6;
     static constexpr unsigned long long kNone = ~0ull;
-    InputChecks() = default;
+    InputChecks() {
+        for (auto &slot : host_) slot = kNone;
+    }
     InputChecks(const InputChecks &) = delete;
     InputChecks &operator=(const InputChecks &) = delete;
     // Resets the slots; device() is nullptr when checks are off.
@@ -117,7 +119,7 @@ class InputChecks {
     }
 
   private:
-    unsigned long long host_[kSlots] = {kNone, kNone, kNone, kNone};
+    unsigned long long host_[kSlots];
     unsigned long long *device_ = nullptr;
     DeviceBuffer buffer_;
 };

@@ -3,8 +3,10 @@
 // groups' output tiles end to end (tile_start, a block scan), and a persistent grid walks that
 // list, finding each tile's group by binary search - no per-expert launches, no padding.
 // Every output element is owned by one thread and accumulated over k in order, so results are
-// deterministic. This is the f32 parity path; the bf16 tensor-core path is still to come.
+// deterministic. The f32 path is for parity with the CPU; pmoe_grouped_gemm_nn_bf16 runs the
+// same tile list on tensor cores (mma.sync m16n8k16, bf16 in, f32 accumulation).
 #include "common.cuh"
+#include "hw.cuh"
 
 namespace pmoe {
 namespace cuda {
@@ -12,7 +14,8 @@ namespace {
 
 constexpr int BM = 64, BN = 64, BK = 16, kThreads = 256; // a thread owns a 4 x 4 sub-tile
 constexpr int kModeNN = 0, kModeNT = 1, kModeTN = 2;
-constexpr int kCheckFirstOffset = 0, kCheckDecreasing = 1, kCheckNullMatrix = 2, kCheckNullData = 3;
+constexpr int kCheckFirstOffset = 0, kCheckDecreasing = 1, kCheckNullMatrix = 2, kCheckNullData = 3,
+              kCheckMisaligned = 4;
 
 // Element (i, j) of a matrix at p[i * rs + j * cs]: transposes are just strides.
 struct View {
@@ -68,10 +71,11 @@ gemm_kernel(View a, View b, float *c, int64_t ldc, int M, int N, int K, float al
 __device__ __forceinline__ int tiles(int64_t n, int t) { return n <= 0 ? 0 : int((n + t - 1) / t); }
 
 // One block: tile_start[g] = output tiles of the groups before g, tile_start[groups] = all; also
-// checks offsets and pointers. tn tiles cover out[g] even for an empty group (beta * out[g]).
+// checks offsets and pointers (16-byte aligned matrices if `aligned`). tn tiles cover out[g]
+// even for an empty group (beta * out[g]).
 __global__ void __launch_bounds__(kThreads)
-group_tiles_kernel(int mode, int groups, const int32_t *offsets, int k, int n,
-                   const float *const *matrices, const float *a, const void *data,
+group_tiles_kernel(int mode, bool aligned, int groups, const int32_t *offsets, int k, int n,
+                   const void *const *matrices, const void *a, const void *data,
                    int32_t *tile_start, unsigned long long *checks) {
     __shared__ int32_t scratch[32];
     if (threadIdx.x == 0) {
@@ -89,6 +93,8 @@ group_tiles_kernel(int mode, int groups, const int32_t *offsets, int k, int n,
             if (rows < 0) record_bad(checks, kCheckDecreasing, g + 1);
             const bool needed = mode == kModeTN || (rows > 0 && int64_t(k) * n > 0);
             if (needed && !matrices[g]) record_bad(checks, kCheckNullMatrix, g);
+            if (needed && aligned && reinterpret_cast<uintptr_t>(matrices[g]) % 16 != 0)
+                record_bad(checks, kCheckMisaligned, g);
             count = mode == kModeTN ? tiles(k, BM) * tiles(n, BN) : tiles(rows, BM) * tiles(n, BN);
         }
         int32_t total = 0;
@@ -99,6 +105,23 @@ group_tiles_kernel(int mode, int groups, const int32_t *offsets, int k, int n,
     if (threadIdx.x == 0) tile_start[groups] = carry;
 }
 
+struct GroupTile {
+    int g, m0, n0; // group, and the tile's first row (within the group) and column
+};
+
+// Tile `tile` of the list: the last group whose tiles start at or before it (empty groups share
+// their start with the next one).
+__device__ __forceinline__ GroupTile find_tile(int tile, int groups, const int32_t *tile_start,
+                                               int tiles_n) {
+    int lo = 0, hi = groups - 1;
+    while (lo < hi) {
+        const int mid = (lo + hi + 1) / 2;
+        if (tile_start[mid] <= tile) lo = mid; else hi = mid - 1;
+    }
+    const int local = tile - tile_start[lo];
+    return GroupTile{lo, (local / tiles_n) * BM, (local % tiles_n) * BN};
+}
+
 // Persistent grid over the tile list. nn: c[rows_g] = a[rows_g] * W_g; nt: ... * W_g^T;
 // tn: out[g] = beta * out[g] + a[rows_g]^T * b[rows_g].
 __global__ void __launch_bounds__(kThreads)
@@ -107,24 +130,99 @@ grouped_gemm_kernel(int mode, int groups, const int32_t *offsets, const int32_t 
                     float *c, float beta) {
     const int total = tile_start[groups], tiles_n = tiles(n, BN);
     for (int tile = blockIdx.x; tile < total; tile += gridDim.x) {
-        int lo = 0, hi = groups - 1; // the last g with tile_start[g] <= tile
-        while (lo < hi) {
-            const int mid = (lo + hi + 1) / 2;
-            if (tile_start[mid] <= tile) lo = mid; else hi = mid - 1;
-        }
-        const int g = lo, local = tile - tile_start[g];
-        const int m0 = (local / tiles_n) * BM, n0 = (local % tiles_n) * BN;
-        const int64_t r0 = offsets[g];
-        const int rows = offsets[g + 1] - offsets[g];
-        const float *w = matrices[g];
+        const GroupTile t = find_tile(tile, groups, tile_start, tiles_n);
+        const int64_t r0 = offsets[t.g];
+        const int rows = offsets[t.g + 1] - offsets[t.g];
+        const float *w = matrices[t.g];
         if (!w) continue; // reported by group_tiles_kernel
         if (mode == kModeTN)
             gemm_tile(View{a + r0 * k, 1, k}, View{b + r0 * n, n, 1}, const_cast<float *>(w), n, k,
-                      n, rows, m0, n0, 1.0f, beta);
+                      n, rows, t.m0, t.n0, 1.0f, beta);
         else
             gemm_tile(View{a + r0 * k, k, 1},
                       mode == kModeNN ? View{w, n, 1} : View{w, 1, k}, c + r0 * n, n, rows, n, k,
-                      m0, n0, 1.0f, 0.0f);
+                      t.m0, t.n0, 1.0f, 0.0f);
+    }
+}
+
+// ---- tensor cores: c[rows_g, n] = a[rows_g, k] * W_g[k, n], bf16 storage ----
+// A block (4 warps, each a 32 x 32 quarter) computes a 64 x 64 tile of the same list as the f32
+// path. Depth steps of 32 are staged in shared memory by cp.async, two stages deep; A fragments
+// come from ldmatrix, B fragments from ldmatrix.trans on the row-major W. k and n are multiples
+// of 8, so every 16-byte chunk is either inside the matrices or outside (then zero-filled).
+constexpr int kTcThreads = 128, TBK = 32, kPad = 8; // padding staggers ldmatrix's rows over banks
+
+using Bf16 = __nv_bfloat16;
+
+__device__ void load_stage(Bf16 (*As)[TBK + kPad], Bf16 (*Bs)[BN + kPad], const Bf16 *a,
+                           const Bf16 *w, int rows, int K, int N, int m0, int n0, int k0) {
+    for (int c = threadIdx.x; c < BM * TBK / 8; c += kTcThreads) {
+        const int r = c / (TBK / 8), kc = c % (TBK / 8) * 8;
+        if (m0 + r < rows && k0 + kc < K)
+            cp_async_16(&As[r][kc], a + int64_t(m0 + r) * K + k0 + kc);
+        else
+            *reinterpret_cast<uint4 *>(&As[r][kc]) = make_uint4(0, 0, 0, 0);
+    }
+    for (int c = threadIdx.x; c < TBK * BN / 8; c += kTcThreads) {
+        const int kr = c / (BN / 8), nc = c % (BN / 8) * 8;
+        if (k0 + kr < K && n0 + nc < N)
+            cp_async_16(&Bs[kr][nc], w + int64_t(k0 + kr) * N + n0 + nc);
+        else
+            *reinterpret_cast<uint4 *>(&Bs[kr][nc]) = make_uint4(0, 0, 0, 0);
+    }
+    cp_async_commit();
+}
+
+__global__ void __launch_bounds__(kTcThreads)
+grouped_gemm_bf16_nn_kernel(int groups, const int32_t *offsets, const int32_t *tile_start, int k,
+                            int n, const Bf16 *a, const Bf16 *const *weights, Bf16 *c) {
+    __shared__ __align__(16) Bf16 As[2][BM][TBK + kPad];
+    __shared__ __align__(16) Bf16 Bs[2][TBK][BN + kPad];
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int wm = 32 * (warp / 2), wn = 32 * (warp % 2);
+    const int total = tile_start[groups], tiles_n = tiles(n, BN), steps = tiles(k, TBK);
+    for (int tile = blockIdx.x; tile < total; tile += gridDim.x) {
+        const GroupTile t = find_tile(tile, groups, tile_start, tiles_n);
+        const int64_t r0 = offsets[t.g];
+        const int rows = offsets[t.g + 1] - offsets[t.g];
+        const Bf16 *ag = a + r0 * k, *w = weights[t.g];
+        if (!w || reinterpret_cast<uintptr_t>(w) % 16 != 0) continue; // reported
+        float acc[2][4][4] = {};
+        if (steps > 0) load_stage(As[0], Bs[0], ag, w, rows, k, n, t.m0, t.n0, 0);
+        for (int s = 0; s < steps; s++) {
+            if (s + 1 < steps) {
+                load_stage(As[(s + 1) & 1], Bs[(s + 1) & 1], ag, w, rows, k, n, t.m0, t.n0, (s + 1) * TBK);
+                cp_async_wait<1>();
+            } else {
+                cp_async_wait<0>();
+            }
+            __syncthreads();
+            const int st = s & 1;
+            for (int kk = 0; kk < TBK; kk += 16) {
+                uint32_t af[2][4], bf[4][2];
+                for (int mi = 0; mi < 2; mi++)
+                    ldmatrix_x4<false>(af[mi], &As[st][wm + 16 * mi + lane % 16][kk + 8 * (lane / 16)]);
+                for (int nj = 0; nj < 4; nj += 2) {
+                    uint32_t r[4];
+                    ldmatrix_x4<true>(r, &Bs[st][kk + lane % 16][wn + 8 * nj + 8 * (lane / 16)]);
+                    bf[nj][0] = r[0];
+                    bf[nj][1] = r[1];
+                    bf[nj + 1][0] = r[2];
+                    bf[nj + 1][1] = r[3];
+                }
+                for (int mi = 0; mi < 2; mi++)
+                    for (int nj = 0; nj < 4; nj++) mma_bf16_16816(acc[mi][nj], af[mi], bf[nj], acc[mi][nj]);
+            }
+            __syncthreads();
+        }
+        const int g4 = lane / 4, t4 = lane % 4;
+        for (int mi = 0; mi < 2; mi++)
+            for (int nj = 0; nj < 4; nj++)
+                for (int i = 0; i < 4; i++) {
+                    const int row = t.m0 + wm + 16 * mi + g4 + 8 * (i / 2);
+                    const int col = t.n0 + wn + 8 * nj + 2 * t4 + i % 2;
+                    if (row < rows && col < n) c[(r0 + row) * n + col] = __float2bfloat16_rn(acc[mi][nj][i]);
+                }
     }
 }
 
@@ -144,6 +242,29 @@ int require_data(const char *name, const void *p, int64_t elements) {
     return elements > 0 ? require_non_null(name, p) : PMOE_OK;
 }
 
+// Words the errors that group_tiles_kernel recorded.
+int grouped_errors(const InputChecks &checks, int mode, const int32_t *offsets, const char *data_name) {
+    if (checks.first_bad(kCheckFirstOffset) >= 0)
+        return fail(PMOE_ERR_INVALID_ARGUMENT, "offsets[0] must be 0, got %d",
+                    read_element(offsets, 0));
+    if (const int64_t g = checks.first_bad(kCheckDecreasing); g >= 0)
+        return fail(PMOE_ERR_INVALID_ARGUMENT,
+                    "offsets must not decrease: offsets[%lld] = %d is less than offsets[%lld] = %d",
+                    (long long)g, read_element(offsets, g), (long long)(g - 1),
+                    read_element(offsets, g - 1));
+    if (const int64_t which = checks.first_bad(kCheckNullData); which >= 0)
+        return fail(PMOE_ERR_INVALID_ARGUMENT, "%s must not be NULL", which == 0 ? "a" : data_name);
+    if (const int64_t g = checks.first_bad(kCheckNullMatrix); g >= 0) {
+        if (mode == kModeTN)
+            return fail(PMOE_ERR_INVALID_ARGUMENT, "out[%lld] must not be NULL", (long long)g);
+        return fail(PMOE_ERR_INVALID_ARGUMENT, "weights[%lld] must not be NULL (group %lld has %d rows)",
+                    (long long)g, (long long)g, read_element(offsets, g + 1) - read_element(offsets, g));
+    }
+    if (const int64_t g = checks.first_bad(kCheckMisaligned); g >= 0)
+        return fail(PMOE_ERR_INVALID_ARGUMENT, "weights[%lld] must be 16-byte aligned", (long long)g);
+    return PMOE_OK;
+}
+
 // The grouped GEMMs: matrices are the weights (nn, nt) or the outputs (tn); data is c or b.
 int grouped(int mode, int32_t groups, const int32_t *offsets, int32_t k, int32_t n,
             const float *a, const float *b, const float *const *matrices, float *c, float beta,
@@ -161,31 +282,15 @@ int grouped(int mode, int32_t groups, const int32_t *offsets, int32_t k, int32_t
     InputChecks checks;
     PMOE_CHECK(checks.begin(stream));
     const void *data = mode == kModeTN ? static_cast<const void *>(b) : c;
-    PMOE_CHECK(launch("grouped_gemm_tiles", group_tiles_kernel, 1, kThreads, 0, stream, mode,
-                      groups, offsets, k, n, matrices, a, data, tile_start.as<int32_t>(),
-                      checks.device()));
+    PMOE_CHECK(launch("grouped_gemm_tiles", group_tiles_kernel, 1, kThreads, 0, stream, mode, false,
+                      groups, offsets, k, n, reinterpret_cast<const void *const *>(matrices),
+                      static_cast<const void *>(a), data, tile_start.as<int32_t>(), checks.device()));
     if (groups > 0)
         PMOE_CHECK(launch("grouped_gemm", grouped_gemm_kernel, unsigned(2 * multiprocessors()),
                           kThreads, 0, stream, mode, groups, offsets,
                           tile_start.as<const int32_t>(), k, n, a, b, matrices, c, beta));
     PMOE_CHECK(checks.finish(stream));
-    if (checks.first_bad(kCheckFirstOffset) >= 0)
-        return fail(PMOE_ERR_INVALID_ARGUMENT, "offsets[0] must be 0, got %d",
-                    read_element(offsets, 0));
-    if (const int64_t g = checks.first_bad(kCheckDecreasing); g >= 0)
-        return fail(PMOE_ERR_INVALID_ARGUMENT,
-                    "offsets must not decrease: offsets[%lld] = %d is less than offsets[%lld] = %d",
-                    (long long)g, read_element(offsets, g), (long long)(g - 1),
-                    read_element(offsets, g - 1));
-    if (const int64_t which = checks.first_bad(kCheckNullData); which >= 0)
-        return fail(PMOE_ERR_INVALID_ARGUMENT, "%s must not be NULL", which == 0 ? "a" : data_name);
-    if (const int64_t g = checks.first_bad(kCheckNullMatrix); g >= 0) {
-        if (mode == kModeTN)
-            return fail(PMOE_ERR_INVALID_ARGUMENT, "out[%lld] must not be NULL", (long long)g);
-        return fail(PMOE_ERR_INVALID_ARGUMENT, "weights[%lld] must not be NULL (group %lld has %d rows)",
-                    (long long)g, (long long)g, read_element(offsets, g + 1) - read_element(offsets, g));
-    }
-    return PMOE_OK;
+    return grouped_errors(checks, mode, offsets, data_name);
 }
 
 } // namespace
@@ -236,6 +341,41 @@ PMOE_API int pmoe_grouped_gemm_nt(int32_t groups, const int32_t *offsets, int32_
                                   void *stream) {
     return guarded("pmoe_grouped_gemm_nt", [&] {
         return grouped(kModeNT, groups, offsets, k, n, a, nullptr, weights, c, 0.0f, stream);
+    });
+}
+
+// Proposed for panamoe.h (CUDA only so far): pmoe_grouped_gemm_nn with bf16 a, weights and c,
+// f32 accumulation on tensor cores; k and n multiples of 8, a, c and every weights[g] 16-byte
+// aligned.
+PMOE_API int pmoe_grouped_gemm_nn_bf16(int32_t groups, const int32_t *offsets, int32_t k,
+                                       int32_t n, const void *a, const void *const *weights,
+                                       void *c, void *stream) {
+    return guarded("pmoe_grouped_gemm_nn_bf16", [&] {
+        PMOE_CHECK(require_non_negative("groups", groups));
+        PMOE_CHECK(require_non_null("offsets", offsets));
+        PMOE_CHECK(require_non_negative("k", k));
+        PMOE_CHECK(require_non_negative("n", n));
+        if (k % 8 != 0 || n % 8 != 0)
+            return fail(PMOE_ERR_UNSUPPORTED,
+                        "k = %d, n = %d: the tensor-core path needs multiples of 8", k, n);
+        for (const auto &[name, p] : {std::pair<const char *, const void *>{"a", a}, {"c", c}})
+            if (reinterpret_cast<uintptr_t>(p) % 16 != 0)
+                return fail(PMOE_ERR_INVALID_ARGUMENT, "%s must be 16-byte aligned", name);
+        if (groups > 0) PMOE_CHECK(require_non_null("weights", weights));
+        DeviceBuffer tile_start;
+        PMOE_CHECK(tile_start.allocate(sizeof(int32_t) * (size_t(groups) + 1), stream, "group tiles"));
+        InputChecks checks;
+        PMOE_CHECK(checks.begin(stream));
+        PMOE_CHECK(launch("grouped_gemm_tiles", group_tiles_kernel, 1, kThreads, 0, stream, kModeNN,
+                          true, groups, offsets, k, n, weights, a, static_cast<const void *>(c),
+                          tile_start.as<int32_t>(), checks.device()));
+        if (groups > 0)
+            PMOE_CHECK(launch("grouped_gemm_bf16_nn", grouped_gemm_bf16_nn_kernel,
+                              unsigned(2 * multiprocessors()), kTcThreads, 0, stream, groups, offsets,
+                              tile_start.as<const int32_t>(), k, n, static_cast<const Bf16 *>(a),
+                              reinterpret_cast<const Bf16 *const *>(weights), static_cast<Bf16 *>(c)));
+        PMOE_CHECK(checks.finish(stream));
+        return grouped_errors(checks, kModeNN, offsets, "c");
     });
 }
 

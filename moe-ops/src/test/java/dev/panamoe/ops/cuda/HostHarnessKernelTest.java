@@ -18,6 +18,7 @@ import static dev.panamoe.ops.cuda.Harness.ints;
 import static dev.panamoe.ops.cuda.Harness.pointers;
 import static dev.panamoe.ops.cuda.Harness.tensor;
 import static dev.panamoe.ops.cuda.Harness.uniform;
+import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
@@ -567,6 +568,70 @@ class HostHarnessKernelTest {
                 }
             }
         }
+    }
+
+    @SuppressWarnings("restricted")
+    private static int groupedGemmBf16(int groups, MemorySegment offsets, int k, int n, MemorySegment a,
+            MemorySegment weights, MemorySegment c) throws Throwable {
+        MemorySegment symbol = HOST.library().lookup().find("pmoe_grouped_gemm_nn_bf16").orElseThrow();
+        java.lang.invoke.MethodHandle h = java.lang.foreign.Linker.nativeLinker().downcallHandle(symbol,
+                java.lang.foreign.FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS,
+                        ADDRESS, ADDRESS, ADDRESS));
+        return (int) h.invokeExact(groups, offsets, k, n, a, weights, c, MemorySegment.NULL);
+    }
+
+    /**
+     * The tensor-core path (cp.async, ldmatrix, mma.m16n8k16 through the harness's emulation)
+     * against the CPU's f32 grouped GEMM on the same bf16-representable inputs: the f32 result
+     * rounded once to bf16, so one bf16 rounding plus the accumulation-order difference.
+     */
+    @Test
+    void tensorCoreGroupedGemmBf16() throws Throwable {
+        Random rnd = new Random(14);
+        int[][] groupRows = {{0, 17, 64, 0, 1, 70}, {130}, {}};
+        int[][] kn = {{40, 72}, {64, 8}, {8, 64}, {0, 16}};
+        for (int[] sizes : groupRows) {
+            for (int[] d : kn) {
+                int k = d[0], n = d[1], groups = sizes.length;
+                int[] offsets = new int[groups + 1];
+                for (int g = 0; g < groups; g++) offsets[g + 1] = offsets[g] + sizes[g];
+                int rows = offsets[groups];
+                String what = String.format("grouped bf16 rows=%s k=%d n=%d", java.util.Arrays.toString(sizes), k, n);
+                try (Arena arena = Arena.ofConfined()) {
+                    float[] a = bf16Values(gaussian(rnd, rows * k, 1));
+                    float[][] w = new float[groups][];
+                    MemorySegment[] wf = new MemorySegment[groups], wb = new MemorySegment[groups];
+                    for (int g = 0; g < groups; g++) {
+                        w[g] = bf16Values(gaussian(rnd, k * n, 1));
+                        wf[g] = floats(arena, w[g]);
+                        wb[g] = tensor(arena, BF16, w[g]);
+                    }
+                    MemorySegment off = ints(arena, offsets), cpu = floats(arena, new float[rows * n]);
+                    assertOk(CPU, CPU.pmoe_grouped_gemm_nn(groups, off, k, n, floats(arena, a), pointers(arena, wf),
+                            cpu, NO_STREAM), "cpu grouped gemm");
+                    MemorySegment c = Harness.allocate(arena, List.of(Out.of(BF16, (long) rows * n)))[0];
+                    assertOk(HOST, groupedGemmBf16(groups, off, k, n, tensor(arena, BF16, a), pointers(arena, wb), c),
+                            what);
+                    Harness.RAN.add("pmoe_grouped_gemm_nn_bf16");
+                    float[] expected = cpu.toArray(JAVA_FLOAT), actual = Harness.read(c, BF16);
+                    double accumulation = 2 * (k + 2) * F32_EPS * 4 * Math.max(1, k);
+                    assertClose(what, expected, actual, i -> BF16_EPS * Math.abs(expected[i]) + accumulation);
+                }
+            }
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment off = ints(arena, 0, 4);
+            int status = groupedGemmBf16(1, off, 12, 8, tensor(arena, BF16, new float[48]),
+                    pointers(arena, tensor(arena, BF16, new float[96])), tensor(arena, BF16, new float[32]));
+            assertEquals(panamoe_h.PMOE_ERR_UNSUPPORTED(), status);
+            assertTrue(Harness.lastError(HOST).contains("k = 12"), Harness.lastError(HOST));
+        }
+    }
+
+    private static float[] bf16Values(float[] v) {
+        float[] r = new float[v.length];
+        for (int i = 0; i < v.length; i++) r[i] = Float.intBitsToFloat((Harness.bf16Bits(v[i]) & 0xffff) << 16);
+        return r;
     }
 
     private static float[] nanArray(int n) {
