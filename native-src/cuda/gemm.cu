@@ -5,6 +5,8 @@
 // Every output element is owned by one thread and accumulated over k in order, so results are
 // deterministic. The f32 path is for parity with the CPU; pmoe_grouped_gemm_nn_bf16 runs the
 // same tile list on tensor cores (mma.sync m16n8k16, bf16 in, f32 accumulation).
+// On the device, offsets and the weights / out pointer arrays are device memory too (an array of
+// device pointers), as every array argument of the ABI is.
 #include "common.cuh"
 #include "hw.cuh"
 

@@ -1,7 +1,6 @@
 // Library-level entry points of the CUDA implementation of panamoe.h, and the plumbing declared
 // in common.cuh: error reporting, scalar checks, device buffers and input checks.
 #include <atomic>
-#include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>

@@ -171,4 +171,42 @@ class CudaDeviceKernelTest {
             assertClose("combine", y, toHost(arena, dY), F32, 16 * F32_EPS, 1e-6);
         }
     }
+
+    /** The tensor-core path on hardware: confirms the mma / ldmatrix fragment layouts the harness emulates. */
+    @Test
+    @SuppressWarnings("restricted")
+    void tensorCoreGroupedGemmMatchesTheCpu() throws Throwable {
+        int[] sizes = {0, 300, 17, 1000, 64};
+        int k = 256, n = 136, groups = sizes.length;
+        int[] offsets = new int[groups + 1];
+        for (int g = 0; g < groups; g++) offsets[g + 1] = offsets[g] + sizes[g];
+        int rows = offsets[groups];
+        Random rnd = new Random(22);
+        try (Arena arena = Arena.ofConfined()) {
+            float[] a = Harness.bf16Values(gaussian(rnd, rows * k, 1));
+            MemorySegment[] wf = new MemorySegment[groups], wd = new MemorySegment[groups];
+            for (int g = 0; g < groups; g++) {
+                float[] w = Harness.bf16Values(gaussian(rnd, k * n, 1));
+                wf[g] = floats(arena, w);
+                wd[g] = device(Harness.tensor(arena, Harness.BF16, w), true);
+            }
+            MemorySegment off = ints(arena, offsets), expected = floats(arena, new float[rows * n]);
+            assertOk(CPU, CPU.pmoe_grouped_gemm_nn(groups, off, k, n, floats(arena, a), Harness.pointers(arena, wf),
+                    expected, Harness.NO_STREAM), "cpu grouped gemm");
+            MemorySegment c = device(Harness.tensor(arena, Harness.BF16, new float[rows * n]), false);
+            MethodHandle h = Linker.nativeLinker().downcallHandle(
+                    cuda.library().lookup().find("pmoe_grouped_gemm_nn_bf16").orElseThrow(),
+                    FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS,
+                            ADDRESS));
+            int status = (int) h.invokeExact(groups, device(off, true), k, n,
+                    device(Harness.tensor(arena, Harness.BF16, a), true), device(Harness.pointers(arena, wd), true), c,
+                    MemorySegment.NULL);
+            assertOk(cuda, status, "pmoe_grouped_gemm_nn_bf16");
+            float[] want = expected.toArray(java.lang.foreign.ValueLayout.JAVA_FLOAT);
+            float[] got = Harness.read(toHost(arena, c), Harness.BF16);
+            double accumulation = 2 * (k + 2) * F32_EPS * 4 * k;
+            Harness.assertClose("tensor-core grouped gemm", want, got,
+                    i -> Harness.BF16_EPS * Math.abs(want[i]) + accumulation);
+        }
+    }
 }

@@ -152,6 +152,13 @@ final class Harness {
         return (short) (bits >>> 16);
     }
 
+    /** The values rounded to bf16 (nearest even), kept as f32: inputs that both dtypes hold exactly. */
+    static float[] bf16Values(float[] v) {
+        float[] r = new float[v.length];
+        for (int i = 0; i < v.length; i++) r[i] = Float.intBitsToFloat((bf16Bits(v[i]) & 0xffff) << 16);
+        return r;
+    }
+
     static float[] read(MemorySegment s, int dtype) {
         if (dtype == F32) return s.toArray(JAVA_FLOAT);
         short[] bits = s.toArray(JAVA_SHORT);

@@ -598,11 +598,11 @@ class HostHarnessKernelTest {
                 int rows = offsets[groups];
                 String what = String.format("grouped bf16 rows=%s k=%d n=%d", java.util.Arrays.toString(sizes), k, n);
                 try (Arena arena = Arena.ofConfined()) {
-                    float[] a = bf16Values(gaussian(rnd, rows * k, 1));
+                    float[] a = Harness.bf16Values(gaussian(rnd, rows * k, 1));
                     float[][] w = new float[groups][];
                     MemorySegment[] wf = new MemorySegment[groups], wb = new MemorySegment[groups];
                     for (int g = 0; g < groups; g++) {
-                        w[g] = bf16Values(gaussian(rnd, k * n, 1));
+                        w[g] = Harness.bf16Values(gaussian(rnd, k * n, 1));
                         wf[g] = floats(arena, w[g]);
                         wb[g] = tensor(arena, BF16, w[g]);
                     }
@@ -626,12 +626,6 @@ class HostHarnessKernelTest {
             assertEquals(panamoe_h.PMOE_ERR_UNSUPPORTED(), status);
             assertTrue(Harness.lastError(HOST).contains("k = 12"), Harness.lastError(HOST));
         }
-    }
-
-    private static float[] bf16Values(float[] v) {
-        float[] r = new float[v.length];
-        for (int i = 0; i < v.length; i++) r[i] = Float.intBitsToFloat((Harness.bf16Bits(v[i]) & 0xffff) << 16);
-        return r;
     }
 
     private static float[] nanArray(int n) {
