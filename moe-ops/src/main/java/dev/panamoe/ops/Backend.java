@@ -91,4 +91,63 @@ public interface Backend {
 
     /** Index of the first NaN/Inf of an f32 tensor in row-major order, or -1. */
     long findNonFinite(Tensor x);
+
+    // ---- dense transformer operators (f32). [B, T, C] activations may be rank 3 or [B * T, C];
+    // a row-wise operator sees any tensor of rank >= 2 as [rows, last dimension]. ----
+
+    /** out [B, T, C] = wte[ids[b, t]] + wpe[t]; ids [B, T] i32 in [0, V), wte [V, C], wpe [maxT >= T, C]. */
+    void embeddingForward(Tensor ids, Tensor wte, Tensor wpe, Tensor out);
+
+    /** gradWte [V, C] and gradWpe [maxT, C] += the gradient of gradOut [B, T, C] (accumulated). */
+    void embeddingBackward(Tensor ids, Tensor gradOut, Tensor gradWte, Tensor gradWpe);
+
+    /** LayerNorm of each row of x [rows, C]: out like x; mean, rstd [rows] are kept for the backward. */
+    void layerNormForward(Tensor x, Tensor weight, Tensor bias, float eps, Tensor out, Tensor mean, Tensor rstd);
+
+    /** gradX like x (overwritten); gradWeight, gradBias [C] (accumulated). */
+    void layerNormBackward(Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor gradOut, Tensor gradX,
+            Tensor gradWeight, Tensor gradBias);
+
+    /** RMSNorm of each row of x [rows, C]: out like x; rstd [rows] is kept for the backward. */
+    void rmsNormForward(Tensor x, Tensor weight, float eps, Tensor out, Tensor rstd);
+
+    /** gradX like x (overwritten); gradWeight [C] (accumulated). */
+    void rmsNormBackward(Tensor x, Tensor weight, Tensor rstd, Tensor gradOut, Tensor gradX, Tensor gradWeight);
+
+    /** x[r, :] += bias for each row of x [rows, C], in place. */
+    void biasAdd(Tensor bias, Tensor x);
+
+    /** gradBias [C] += the column sums of gradOut [rows, C] (accumulated). */
+    void biasBackward(Tensor gradOut, Tensor gradBias);
+
+    /** out = a + b elementwise over equal element counts; out may be a or b. */
+    void add(Tensor a, Tensor b, Tensor out);
+
+    /** y += x elementwise. */
+    void accumulate(Tensor x, Tensor y);
+
+    /** x *= alpha in place. */
+    void scale(Tensor x, float alpha);
+
+    /** Causal self-attention: qkv [B, T, 3C] -> att [B, heads, T, T] (probabilities, kept), out [B, T, C]. */
+    void attentionForward(int heads, Tensor qkv, Tensor att, Tensor out);
+
+    /** gradQkv [B, T, 3C] (overwritten) from gradOut [B, T, C] and the forward's qkv and att. */
+    void attentionBackward(int heads, Tensor qkv, Tensor att, Tensor gradOut, Tensor gradQkv);
+
+    /**
+     * Softmax cross-entropy of logits [R, V] against targets [R] i32 (each in [0, V), or -1 to
+     * ignore the row): losses [R] per row (0 when ignored); returns their mean over kept rows.
+     */
+    float crossEntropyForward(Tensor logits, Tensor targets, Tensor losses);
+
+    /** gradLogits [R, V] = (softmax - onehot) * gradScale, 0 on ignored rows (overwritten; may be logits). */
+    void crossEntropyBackward(Tensor logits, Tensor targets, float gradScale, Tensor gradLogits);
+
+    /** One AdamW update (bias-corrected, decoupled weight decay) of params, m, v in place; step >= 1. */
+    void adamwStep(Tensor params, Tensor grads, Tensor m, Tensor v, float lr, float beta1, float beta2, float eps,
+            float weightDecay, int step);
+
+    /** Sum of squares of the elements of an f32 tensor, in double (for the global gradient norm). */
+    double sumSquares(Tensor x);
 }

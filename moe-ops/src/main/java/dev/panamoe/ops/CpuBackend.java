@@ -237,6 +237,144 @@ public final class CpuBackend implements Backend {
         }
     }
 
+    @Override
+    public void embeddingForward(Tensor ids, Tensor wte, Tensor wpe, Tensor out) {
+        DenseArgs.embedding(device(), ids, "wte", wte, "wpe", wpe, "out", out);
+        check(lib.pmoe_embedding_forward(ids.dim(0), ids.dim(1), wte.dim(1), wte.dim(0), wpe.dim(0), ids.data(),
+                wte.data(), wpe.data(), out.data(), NULL), "pmoe_embedding_forward");
+    }
+
+    @Override
+    public void embeddingBackward(Tensor ids, Tensor gradOut, Tensor gradWte, Tensor gradWpe) {
+        DenseArgs.embedding(device(), ids, "gradWte", gradWte, "gradWpe", gradWpe, "gradOut", gradOut);
+        check(lib.pmoe_embedding_backward(ids.dim(0), ids.dim(1), gradWte.dim(1), gradWte.dim(0), gradWpe.dim(0),
+                ids.data(), gradOut.data(), gradWte.data(), gradWpe.data(), NULL), "pmoe_embedding_backward");
+    }
+
+    @Override
+    public void layerNormForward(Tensor x, Tensor weight, Tensor bias, float eps, Tensor out, Tensor mean,
+            Tensor rstd) {
+        DenseArgs.Matrix m = DenseArgs.norm(device(), x, weight, Checks.notNull("bias", bias),
+                Checks.notNull("mean", mean), rstd, "out", out);
+        DenseArgs.eps(eps);
+        check(lib.pmoe_layernorm_forward(m.rows(), m.cols(), eps, x.data(), weight.data(), bias.data(), out.data(),
+                mean.data(), rstd.data(), NULL), "pmoe_layernorm_forward");
+    }
+
+    @Override
+    public void layerNormBackward(Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor gradOut, Tensor gradX,
+            Tensor gradWeight, Tensor gradBias) {
+        DenseArgs.Matrix m = DenseArgs.norm(device(), x, weight, null, Checks.notNull("mean", mean), rstd, "gradOut",
+                gradOut);
+        DenseArgs.matrix("gradX", gradX, device(), m);
+        Checks.tensor("gradWeight", gradWeight, device(), DType.F32, m.cols());
+        Checks.tensor("gradBias", gradBias, device(), DType.F32, m.cols());
+        check(lib.pmoe_layernorm_backward(m.rows(), m.cols(), x.data(), weight.data(), mean.data(), rstd.data(),
+                gradOut.data(), gradX.data(), gradWeight.data(), gradBias.data(), NULL), "pmoe_layernorm_backward");
+    }
+
+    @Override
+    public void rmsNormForward(Tensor x, Tensor weight, float eps, Tensor out, Tensor rstd) {
+        DenseArgs.Matrix m = DenseArgs.norm(device(), x, weight, null, null, rstd, "out", out);
+        DenseArgs.eps(eps);
+        check(lib.pmoe_rmsnorm_forward(m.rows(), m.cols(), eps, x.data(), weight.data(), out.data(), rstd.data(),
+                NULL), "pmoe_rmsnorm_forward");
+    }
+
+    @Override
+    public void rmsNormBackward(Tensor x, Tensor weight, Tensor rstd, Tensor gradOut, Tensor gradX,
+            Tensor gradWeight) {
+        DenseArgs.Matrix m = DenseArgs.norm(device(), x, weight, null, null, rstd, "gradOut", gradOut);
+        DenseArgs.matrix("gradX", gradX, device(), m);
+        Checks.tensor("gradWeight", gradWeight, device(), DType.F32, m.cols());
+        check(lib.pmoe_rmsnorm_backward(m.rows(), m.cols(), x.data(), weight.data(), rstd.data(), gradOut.data(),
+                gradX.data(), gradWeight.data(), NULL), "pmoe_rmsnorm_backward");
+    }
+
+    @Override
+    public void biasAdd(Tensor bias, Tensor x) {
+        DenseArgs.Matrix m = DenseArgs.bias(device(), "bias", bias, "x", x);
+        check(lib.pmoe_bias_add(m.rows(), m.cols(), bias.data(), x.data(), NULL), "pmoe_bias_add");
+    }
+
+    @Override
+    public void biasBackward(Tensor gradOut, Tensor gradBias) {
+        DenseArgs.Matrix m = DenseArgs.bias(device(), "gradBias", gradBias, "gradOut", gradOut);
+        check(lib.pmoe_bias_backward(m.rows(), m.cols(), gradOut.data(), gradBias.data(), NULL),
+                "pmoe_bias_backward");
+    }
+
+    @Override
+    public void add(Tensor a, Tensor b, Tensor out) {
+        DenseArgs.sameSize(device(), "a", a, "b", b);
+        long n = DenseArgs.sameSize(device(), "a", a, "out", out);
+        check(lib.pmoe_add(n, a.data(), b.data(), out.data(), NULL), "pmoe_add");
+    }
+
+    @Override
+    public void accumulate(Tensor x, Tensor y) {
+        long n = DenseArgs.sameSize(device(), "x", x, "y", y);
+        check(lib.pmoe_accumulate(n, x.data(), y.data(), NULL), "pmoe_accumulate");
+    }
+
+    @Override
+    public void scale(Tensor x, float alpha) {
+        long n = DenseArgs.floats("x", x, device());
+        check(lib.pmoe_scale(n, alpha, x.data(), NULL), "pmoe_scale");
+    }
+
+    @Override
+    public void attentionForward(int heads, Tensor qkv, Tensor att, Tensor out) {
+        DenseArgs.AttentionSizes s = DenseArgs.attention(device(), heads, att, "out", out, "qkv", qkv);
+        check(lib.pmoe_attention_forward(s.batch(), s.seq(), s.channels(), heads, qkv.data(), att.data(), out.data(),
+                NULL), "pmoe_attention_forward");
+    }
+
+    @Override
+    public void attentionBackward(int heads, Tensor qkv, Tensor att, Tensor gradOut, Tensor gradQkv) {
+        DenseArgs.AttentionSizes s = DenseArgs.attention(device(), heads, att, "gradOut", gradOut, "qkv", qkv);
+        DenseArgs.tokens("gradQkv", gradQkv, device(), s.batch(), s.seq(), 3 * s.channels());
+        check(lib.pmoe_attention_backward(s.batch(), s.seq(), s.channels(), heads, qkv.data(), att.data(),
+                gradOut.data(), gradQkv.data(), NULL), "pmoe_attention_backward");
+    }
+
+    @Override
+    public float crossEntropyForward(Tensor logits, Tensor targets, Tensor losses) {
+        DenseArgs.crossEntropy(device(), logits, targets, "losses", losses, true);
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment mean = call.allocate(ValueLayout.JAVA_FLOAT);
+            check(lib.pmoe_cross_entropy_forward(logits.dim(0), logits.dim(1), logits.data(), targets.data(),
+                    losses.data(), mean, NULL, NULL), "pmoe_cross_entropy_forward");
+            return mean.get(ValueLayout.JAVA_FLOAT, 0);
+        }
+    }
+
+    @Override
+    public void crossEntropyBackward(Tensor logits, Tensor targets, float gradScale, Tensor gradLogits) {
+        DenseArgs.crossEntropy(device(), logits, targets, "gradLogits", gradLogits, false);
+        Checks.require(Float.isFinite(gradScale), "gradScale: must be finite, got " + gradScale);
+        check(lib.pmoe_cross_entropy_backward(logits.dim(0), logits.dim(1), logits.data(), targets.data(), gradScale,
+                gradLogits.data(), NULL), "pmoe_cross_entropy_backward");
+    }
+
+    @Override
+    public void adamwStep(Tensor params, Tensor grads, Tensor m, Tensor v, float lr, float beta1, float beta2,
+            float eps, float weightDecay, int step) {
+        DenseArgs.adamw(device(), params, grads, m, v, lr, beta1, beta2, eps, weightDecay, step);
+        check(lib.pmoe_adamw_step(params.numel(), params.data(), grads.data(), m.data(), v.data(), lr, beta1, beta2,
+                eps, weightDecay, step, NULL), "pmoe_adamw_step");
+    }
+
+    @Override
+    public double sumSquares(Tensor x) {
+        long n = DenseArgs.floats("x", x, device());
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment sum = call.allocate(ValueLayout.JAVA_DOUBLE);
+            check(lib.pmoe_sum_squares(n, x.data(), sum, NULL), "pmoe_sum_squares");
+            return sum.get(ValueLayout.JAVA_DOUBLE, 0);
+        }
+    }
+
     private MemorySegment routerConfig(Arena call, ScoreFunction score, boolean renormalize, Tensor scores,
             Tensor topkIds) {
         Checks.notNull("score", score);
