@@ -115,13 +115,18 @@ PMOE_API int pmoe_grouped_gemm_tn(int32_t groups, const int32_t *offsets, int32_
 
 /* ---- router: scores + top-k ----
  * logits [T, E] -> scores [T, E] (softmax or sigmoid), topk_weights [T, K], topk_ids [T, K].
- * Ties in top-k go to the lower expert id. Non-finite logits fail with PMOE_ERR_NON_FINITE.
+ * tokens, experts >= 1, 1 <= top_k <= experts, renormalize 0 or 1, reserved 0.
+ * topk_ids[t, :] are in decreasing order of score. Top-k compares the logits (both score
+ * functions are increasing, so the order is the scores' without their rounding ties); ties go
+ * to the lower expert id. Non-finite logits fail with PMOE_ERR_NON_FINITE.
+ * Without renormalize, topk_weights[t, j] == scores[t, topk_ids[t, j]] exactly.
  * With softmax + renormalize the weights equal a softmax over the selected logits. */
 PMOE_API int pmoe_router_forward(const pmoe_router_config *cfg, const float *logits,
                                  float *scores, float *topk_weights, int32_t *topk_ids,
                                  void *stream);
-/* grad_logits [T, E] = d loss / d logits, from grad_topk_weights [T, K] and, optionally
- * (may be NULL), a direct gradient on the scores grad_scores [T, E] (from the aux loss). */
+/* grad_logits [T, E] = d loss / d logits (overwritten), from grad_topk_weights [T, K] and,
+ * optionally (may be NULL), a direct gradient on the scores grad_scores [T, E] (from the aux
+ * loss). scores and topk_ids are the forward's outputs; topk_ids must lie in [0, E). */
 PMOE_API int pmoe_router_backward(const pmoe_router_config *cfg, const float *scores,
                                   const int32_t *topk_ids, const float *grad_topk_weights,
                                   const float *grad_scores, float *grad_logits, void *stream);
@@ -133,11 +138,13 @@ PMOE_API int pmoe_router_backward(const pmoe_router_config *cfg, const float *sc
 PMOE_API int pmoe_aux_loss_forward(int32_t tokens, int32_t experts, int32_t top_k,
                                    const float *scores, const int32_t *topk_ids, float coeff,
                                    float *loss, int32_t *expert_counts, void *stream);
-/* grad_scores [T, E] = grad_loss * d loss / d scores (overwritten). */
+/* grad_scores [T, E] = grad_loss * d loss / d scores (overwritten); expert_counts are the
+ * forward's, each in [0, T * K]. */
 PMOE_API int pmoe_aux_loss_backward(int32_t tokens, int32_t experts, int32_t top_k,
                                     const int32_t *expert_counts, float coeff, float grad_loss,
                                     float *grad_scores, void *stream);
-/* Router z-loss: loss = coeff * mean_t logsumexp(logits_t)^2. */
+/* Router z-loss: loss = coeff * mean_t logsumexp(logits_t)^2. Non-finite logits fail with
+ * PMOE_ERR_NON_FINITE (forward and backward). */
 PMOE_API int pmoe_z_loss_forward(int32_t tokens, int32_t experts, const float *logits,
                                  float coeff, float *loss, void *stream);
 /* Adds grad_loss * d loss / d logits into grad_logits [T, E]. */
@@ -147,7 +154,12 @@ PMOE_API int pmoe_z_loss_backward(int32_t tokens, int32_t experts, const float *
 
 /* ---- dispatch plan ----
  * For every (token t, choice j) slot s = t * K + j: physical expert p = remap[topk_ids[s]]
- * (remap may be NULL: identity, then logical_experts must equal physical_experts).
+ * (remap [logical_experts] may be NULL: identity, then logical_experts must equal
+ * physical_experts). 1 <= top_k <= logical_experts; capacity >= 0 or PMOE_CAPACITY_DROPLESS.
+ * An expert with more slots than `capacity` keeps, by PMOE_DROP_BY_POSITION, its first
+ * `capacity` slots in (token, k) order; by PMOE_DROP_BY_PROBABILITY, the `capacity` slots with
+ * the largest topk_weights (ties: the earlier slot). topk_weights [T, K] are read only in that
+ * last case (they must then be finite; otherwise they may be NULL).
  * Outputs:
  *   expert_counts [P]      rows kept per physical expert (after capacity);
  *   expert_offsets [P + 1] exclusive scan of expert_counts;
@@ -161,11 +173,16 @@ PMOE_API int pmoe_dispatch_plan(const pmoe_dispatch_config *cfg, const int32_t *
 
 /* ---- permute / unpermute-combine (dtype: PMOE_DTYPE_F32 or PMOE_DTYPE_BF16) ----
  * permute:          out[r, :] = x[sorted_slot[r] / K, :]          for r < rows
+ *                   (a row whose sorted_slot is -1 is written as zeros)
  * permute_backward: grad_x[t, :] = sum_j grad_out[slot_position[t*K+j], :] (kept slots only)
  * combine:          y[t, :] = sum_j w[t, j] * expert_out[slot_position[t*K+j], :]
  * combine_backward: grad_expert_out[pos(t,j), :] = w[t, j] * grad_y[t, :];
- *                   grad_weights[t, j] = <grad_y[t, :], expert_out[pos(t,j), :]> (0 if dropped)
- * `rows` is expert_offsets[P] of the plan; hidden is the row length. */
+ *                   grad_weights[t, j] = <grad_y[t, :], expert_out[pos(t,j), :]> (0 if dropped);
+ *                   slot_position must not repeat a row; rows no slot refers to are zeroed
+ * `rows` is expert_offsets[P] of the plan, in [0, T * K]; hidden >= 1 is the row length.
+ * sorted_slot (first `rows` entries) lies in [-1, T * K), slot_position in [-1, rows).
+ * A token whose slots are all dropped gets zeros. Buffers of `rows` rows may be NULL when
+ * rows == 0. bf16 math accumulates in f32 and rounds once per output element. */
 PMOE_API int pmoe_permute(int32_t dtype, int32_t tokens, int32_t top_k, int32_t rows,
                           int32_t hidden, const void *x, const int32_t *sorted_slot, void *out,
                           void *stream);
@@ -181,7 +198,8 @@ PMOE_API int pmoe_combine_backward(int32_t dtype, int32_t tokens, int32_t top_k,
                                    void *grad_expert_out, float *grad_weights, void *stream);
 
 /* ---- activations (f32) ----
- * in [rows, cols] (SwiGLU: [rows, 2 * cols]) -> out [rows, cols].
+ * in [rows, cols] (SwiGLU: [rows, 2 * cols]) -> out [rows, cols]; rows >= 0 (pointers may be
+ * NULL when rows == 0), cols >= 1.
  * backward: grad_in from in and grad_out (grad_in has the shape of in). */
 PMOE_API int pmoe_activation_forward(int32_t act, int32_t rows, int32_t cols, const float *in,
                                      float *out, void *stream);

@@ -1,0 +1,108 @@
+// Dispatch plan: where each (token, k) slot goes in the expert-sorted buffer.
+// A stable counting sort by physical expert, then a per-expert capacity cut. Sequential: it
+// touches T * K ints once or twice, which is small next to moving the rows themselves.
+#include <algorithm>
+#include <vector>
+
+#include "common.hpp"
+
+namespace pmoe {
+namespace {
+
+int check_config(const pmoe_dispatch_config *cfg) {
+    PMOE_CHECK(require_non_null("cfg", cfg));
+    PMOE_CHECK(require_routing_shape(cfg->tokens, "logical_experts", cfg->logical_experts,
+                                     cfg->top_k));
+    PMOE_CHECK(require_positive("physical_experts", cfg->physical_experts));
+    if (cfg->capacity < 0 && cfg->capacity != PMOE_CAPACITY_DROPLESS)
+        return fail(PMOE_ERR_INVALID_ARGUMENT,
+                    "capacity must be >= 0 or PMOE_CAPACITY_DROPLESS (-1), got %d", cfg->capacity);
+    if (cfg->capacity != PMOE_CAPACITY_DROPLESS && cfg->drop_policy != PMOE_DROP_BY_POSITION &&
+        cfg->drop_policy != PMOE_DROP_BY_PROBABILITY)
+        return fail(PMOE_ERR_INVALID_ARGUMENT,
+                    "drop_policy must be PMOE_DROP_BY_POSITION (0) or PMOE_DROP_BY_PROBABILITY (1), "
+                    "got %d",
+                    cfg->drop_policy);
+    return PMOE_OK;
+}
+
+// Moves the `keep` slots of seg[0..n) with the largest weights (ties: the earlier slot) to the
+// front, in slot order. The order is total (slots are distinct), so the choice is unique.
+void keep_heaviest(int32_t *seg, int32_t n, int32_t keep, const float *weights) {
+    auto heavier = [weights](int32_t a, int32_t b) {
+        return weights[a] > weights[b] || (weights[a] == weights[b] && a < b);
+    };
+    std::nth_element(seg, seg + keep, seg + n, heavier);
+    std::sort(seg, seg + keep);
+}
+
+} // namespace
+} // namespace pmoe
+
+using namespace pmoe;
+
+extern "C" {
+
+PMOE_API int pmoe_dispatch_plan(const pmoe_dispatch_config *cfg, const int32_t *topk_ids,
+                                const float *topk_weights, const int32_t *remap,
+                                int32_t *expert_counts, int32_t *expert_offsets,
+                                int32_t *slot_position, int32_t *sorted_slot, void *stream) {
+    return guarded("pmoe_dispatch_plan", [&] {
+        PMOE_CHECK(check_config(cfg));
+        const pmoe_dispatch_config c = *cfg;
+        const int32_t slots = c.tokens * c.top_k, experts = c.physical_experts;
+        const bool dropless = c.capacity == PMOE_CAPACITY_DROPLESS;
+        const bool by_weight = !dropless && c.drop_policy == PMOE_DROP_BY_PROBABILITY;
+        PMOE_CHECK(require_non_null("topk_ids", topk_ids));
+        PMOE_CHECK(require_ids_in_range("topk_ids", topk_ids, slots, 0, c.logical_experts));
+        if (remap) {
+            PMOE_CHECK(require_ids_in_range("remap", remap, c.logical_experts, 0, experts));
+        } else if (c.logical_experts != experts) {
+            return fail(PMOE_ERR_INVALID_ARGUMENT,
+                        "remap is NULL (identity) but logical_experts = %d != physical_experts = %d",
+                        c.logical_experts, experts);
+        }
+        if (by_weight) {
+            PMOE_CHECK(require_non_null("topk_weights", topk_weights));
+            PMOE_CHECK(require_finite("topk_weights", topk_weights, c.tokens, c.top_k, "token",
+                                      "choice"));
+        }
+        PMOE_CHECK(require_non_null("expert_counts", expert_counts));
+        PMOE_CHECK(require_non_null("expert_offsets", expert_offsets));
+        PMOE_CHECK(require_non_null("slot_position", slot_position));
+        PMOE_CHECK(require_non_null("sorted_slot", sorted_slot));
+
+        // Stable counting sort: by_expert lists the slots of expert p, in slot order, at
+        // [first[p], first[p + 1]).
+        std::vector<int32_t> expert_of(slots), first(experts + 1, 0), by_expert(slots);
+        for (int32_t s = 0; s < slots; s++) {
+            expert_of[s] = remap ? remap[topk_ids[s]] : topk_ids[s];
+            first[expert_of[s] + 1]++;
+        }
+        for (int32_t p = 0; p < experts; p++) first[p + 1] += first[p];
+        std::vector<int32_t> cursor(first.begin(), first.end() - 1);
+        for (int32_t s = 0; s < slots; s++) by_expert[cursor[expert_of[s]]++] = s;
+
+        // Each expert keeps the first `keep` slots of its list (after moving the heaviest to
+        // the front when dropping by probability), still in slot order.
+        std::fill(slot_position, slot_position + slots, -1);
+        int32_t row = 0;
+        for (int32_t p = 0; p < experts; p++) {
+            int32_t *seg = by_expert.data() + first[p];
+            const int32_t n = first[p + 1] - first[p];
+            const int32_t keep = dropless ? n : std::min(n, c.capacity);
+            if (by_weight && keep > 0 && keep < n) keep_heaviest(seg, n, keep, topk_weights);
+            expert_counts[p] = keep;
+            expert_offsets[p] = row;
+            for (int32_t i = 0; i < keep; i++, row++) {
+                slot_position[seg[i]] = row;
+                sorted_slot[row] = seg[i];
+            }
+        }
+        expert_offsets[experts] = row;
+        std::fill(sorted_slot + row, sorted_slot + slots, -1);
+        return PMOE_OK;
+    });
+}
+
+} // extern "C"
