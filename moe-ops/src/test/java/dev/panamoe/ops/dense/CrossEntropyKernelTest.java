@@ -1,0 +1,162 @@
+package dev.panamoe.ops.dense;
+
+import static dev.panamoe.ops.dense.DenseTestSupport.LIB;
+import static dev.panamoe.ops.dense.DenseTestSupport.NULL;
+import static dev.panamoe.ops.dense.DenseTestSupport.assertClose;
+import static dev.panamoe.ops.dense.DenseTestSupport.assertDeterministic;
+import static dev.panamoe.ops.dense.DenseTestSupport.assertInvalid;
+import static dev.panamoe.ops.dense.DenseTestSupport.assertOk;
+import static dev.panamoe.ops.dense.DenseTestSupport.bytes;
+import static dev.panamoe.ops.dense.DenseTestSupport.floats;
+import static dev.panamoe.ops.dense.DenseTestSupport.ints;
+import static dev.panamoe.ops.dense.DenseTestSupport.nans;
+import static dev.panamoe.ops.dense.DenseTestSupport.numericGradient;
+import static dev.panamoe.ops.dense.DenseTestSupport.randomInts;
+import static dev.panamoe.ops.dense.DenseTestSupport.read;
+import static dev.panamoe.ops.dense.DenseTestSupport.toDouble;
+import static dev.panamoe.ops.dense.DenseTestSupport.uniform;
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/** pmoe_cross_entropy_forward/backward against a double reference and its finite differences. */
+class CrossEntropyKernelTest {
+
+    /** Per-row losses logsumexp(row) - row[target], 0 for target -1. */
+    static double[] reference(int rows, int vocab, double[] logits, int[] targets) {
+        double[] losses = new double[rows];
+        for (int r = 0; r < rows; r++) {
+            if (targets[r] < 0) continue;
+            double max = Double.NEGATIVE_INFINITY, sum = 0;
+            for (int v = 0; v < vocab; v++) max = Math.max(max, logits[r * vocab + v]);
+            for (int v = 0; v < vocab; v++) sum += Math.exp(logits[r * vocab + v] - max);
+            losses[r] = Math.log(sum) + max - logits[r * vocab + targets[r]];
+        }
+        return losses;
+    }
+
+    /** Targets in [0, vocab), about a quarter of them -1 (ignored). */
+    static int[] targets(Random rnd, int rows, int vocab) {
+        int[] t = randomInts(rnd, rows, 0, vocab);
+        for (int r = 0; r < rows; r++) if (rnd.nextInt(4) == 0) t[r] = -1;
+        return t;
+    }
+
+    /** {rows, vocab}: a vocabulary of one and of two words, a single row, a wide vocabulary. */
+    static final int[][] SHAPES = {{4, 2}, {3, 1}, {1, 5}, {9, 10}, {5, 1000}};
+
+    @Test
+    void forwardMatchesReference() {
+        Random rnd = new Random(14);
+        for (int[] s : SHAPES) {
+            for (double range : new double[] {5, 200}) { // 200: exp would overflow without the max
+                int rows = s[0], vocab = s[1];
+                float[] logits = uniform(rnd, rows * vocab, -range, range);
+                int[] targets = targets(rnd, rows, vocab);
+                double[] expected = reference(rows, vocab, toDouble(logits), targets);
+                double total = 0;
+                int kept = 0;
+                for (int r = 0; r < rows; r++) if (targets[r] >= 0) { total += expected[r]; kept++; }
+                try (Arena arena = Arena.ofConfined()) {
+                    MemorySegment losses = nans(arena, rows), mean = nans(arena, 1), count = ints(arena, -7);
+                    assertOk(LIB.pmoe_cross_entropy_forward(rows, vocab, floats(arena, logits), ints(arena, targets),
+                            losses, mean, count, NULL), "pmoe_cross_entropy_forward");
+                    String what = "cross-entropy rows=" + rows + " vocab=" + vocab + " range=" + range;
+                    // f32 logits and exp: errors of a few ulps of max |logit|.
+                    assertClose(what + " losses", expected, read(losses), 1e-6, range * 1e-6);
+                    assertEquals(kept, count.get(JAVA_INT, 0), what + " kept_rows");
+                    assertClose(what + " mean", new double[] {kept == 0 ? 0 : total / kept}, read(mean), 1e-6, range * 1e-6);
+                }
+            }
+        }
+    }
+
+    @Test
+    void allIgnoredAndEmptyGiveZeroMean() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment losses = nans(arena, 3), mean = nans(arena, 1), count = ints(arena, -7);
+            assertOk(LIB.pmoe_cross_entropy_forward(3, 4, floats(arena, uniform(new Random(15), 12, -1, 1)),
+                    ints(arena, -1, -1, -1), losses, mean, count, NULL), "all ignored");
+            assertClose("all ignored losses", new double[3], read(losses), 0, 0);
+            assertEquals(0f, mean.get(JAVA_FLOAT, 0));
+            assertEquals(0, count.get(JAVA_INT, 0));
+            MemorySegment mean0 = nans(arena, 1), count0 = ints(arena, -7);
+            assertOk(LIB.pmoe_cross_entropy_forward(0, 4, NULL, NULL, NULL, mean0, count0, NULL), "rows 0");
+            assertEquals(0f, mean0.get(JAVA_FLOAT, 0));
+            assertEquals(0, count0.get(JAVA_INT, 0));
+            assertOk(LIB.pmoe_cross_entropy_backward(0, 4, NULL, NULL, 1f, NULL, NULL), "backward, rows 0");
+        }
+    }
+
+    /**
+     * dlogits (overwritten, NaN before; also computed in place over the logits) against central
+     * differences of grad_scale * sum_r loss_r; ignored rows must get exact zeros.
+     */
+    @Test
+    void backwardMatchesFiniteDifferences() {
+        Random rnd = new Random(16);
+        for (int[] s : SHAPES) {
+            int rows = s[0], vocab = s[1];
+            float[] logits = uniform(rnd, rows * vocab, -5, 5);
+            int[] targets = targets(rnd, rows, vocab);
+            float scale = 1f / 3;
+            double[] expected = numericGradient(toDouble(logits), x -> {
+                double sum = 0;
+                for (double l : reference(rows, vocab, x, targets)) sum += l;
+                return scale * sum;
+            });
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment targetSeg = ints(arena, targets), dlogits = nans(arena, logits.length);
+                assertOk(LIB.pmoe_cross_entropy_backward(rows, vocab, floats(arena, logits), targetSeg, scale, dlogits, NULL),
+                        "pmoe_cross_entropy_backward");
+                // Probabilities in f32: a few ulps of 1, times the scale.
+                String what = "cross-entropy backward rows=" + rows + " vocab=" + vocab;
+                assertClose(what, expected, read(dlogits), 1e-5, 1e-7);
+                MemorySegment inPlace = floats(arena, logits);
+                assertOk(LIB.pmoe_cross_entropy_backward(rows, vocab, inPlace, targetSeg, scale, inPlace, NULL), "in place");
+                assertClose(what + " in place", expected, read(inPlace), 1e-5, 1e-7);
+                float[] got = read(dlogits);
+                for (int r = 0; r < rows; r++)
+                    if (targets[r] < 0)
+                        for (int v = 0; v < vocab; v++) assertEquals(0f, got[r * vocab + v], what + " ignored row " + r);
+            }
+        }
+    }
+
+    @Test
+    void deterministicAcrossThreadCounts() {
+        Random rnd = new Random(17);
+        int rows = 37, vocab = 300;
+        float[] logits = uniform(rnd, rows * vocab, -5, 5);
+        int[] targets = targets(rnd, rows, vocab);
+        assertDeterministic("cross-entropy", arena -> {
+            MemorySegment x = floats(arena, logits), t = ints(arena, targets);
+            MemorySegment losses = nans(arena, rows), mean = nans(arena, 1), dlogits = nans(arena, logits.length);
+            assertOk(LIB.pmoe_cross_entropy_forward(rows, vocab, x, t, losses, mean, NULL, NULL), "forward");
+            assertOk(LIB.pmoe_cross_entropy_backward(rows, vocab, x, t, 0.1f, dlogits, NULL), "backward");
+            return bytes(losses, mean, dlogits);
+        });
+    }
+
+    @Test
+    void rejectsBadArguments() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment x = floats(arena, new float[3 * 4]), losses = floats(arena, new float[3]);
+            assertInvalid(LIB.pmoe_cross_entropy_forward(3, 4, x, ints(arena, 0, -2, 1), losses, NULL, NULL, NULL),
+                    "targets", "targets[1] = -2");
+            assertInvalid(LIB.pmoe_cross_entropy_backward(3, 4, x, ints(arena, 0, 1, 4), 1f, x, NULL),
+                    "targets", "targets[2] = 4");
+            MemorySegment good = ints(arena, 0, 1, 2);
+            assertInvalid(LIB.pmoe_cross_entropy_forward(3, 0, x, good, losses, NULL, NULL, NULL), "vocab", "0");
+            assertInvalid(LIB.pmoe_cross_entropy_forward(-1, 4, x, good, losses, NULL, NULL, NULL), "rows", "-1");
+            assertInvalid(LIB.pmoe_cross_entropy_forward(3, 4, x, good, NULL, NULL, NULL, NULL), "losses", "NULL");
+            assertInvalid(LIB.pmoe_cross_entropy_backward(3, 4, x, good, Float.NaN, x, NULL), "grad_scale", "nan");
+            assertInvalid(LIB.pmoe_cross_entropy_backward(3, 4, x, good, 1f, NULL, NULL), "dlogits", "NULL");
+        }
+    }
+}

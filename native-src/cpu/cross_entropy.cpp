@@ -1,0 +1,91 @@
+// Fused softmax cross-entropy over the vocabulary: the loss and dlogits of a row come straight
+// from its logits, without materialising the probabilities. One thread per row; the mean loss
+// is summed in row order afterwards.
+#include "dense.hpp"
+
+namespace pmoe {
+namespace {
+
+// The row's softmax is exp(x - max) / sum.
+struct Softmax {
+    float max;
+    double sum;
+};
+
+Softmax softmax_of(const float *x, int64_t vocab) {
+    float max = -INFINITY;
+    for (int64_t v = 0; v < vocab; v++) max = std::max(max, x[v]);
+    // A NaN is skipped by the max but reaches the sum, so the loss is NaN as it should be.
+    const double sum = lane_sum<double>(vocab, [&](int64_t v) { return std::exp(x[v] - max); });
+    return {max, sum};
+}
+
+int check_cross_entropy(int32_t rows, int32_t vocab, const float *logits, const int32_t *targets) {
+    PMOE_CHECK(require_non_negative("rows", rows));
+    PMOE_CHECK(require_positive("vocab", vocab));
+    if (rows == 0) return PMOE_OK;
+    PMOE_CHECK(require_non_null("logits", logits));
+    PMOE_CHECK(require_non_null("targets", targets));
+    return require_ids_in_range("targets", targets, rows, -1, vocab);
+}
+
+} // namespace
+} // namespace pmoe
+
+using namespace pmoe;
+
+extern "C" {
+
+PMOE_API int pmoe_cross_entropy_forward(int32_t rows, int32_t vocab, const float *logits,
+                                        const int32_t *targets, float *losses,
+                                        float *mean_loss, int32_t *kept_rows, void *stream) {
+    return guarded("pmoe_cross_entropy_forward", [&] {
+        PMOE_CHECK(check_cross_entropy(rows, vocab, logits, targets));
+        if (rows > 0) PMOE_CHECK(require_non_null("losses", losses));
+#pragma omp parallel for num_threads(num_threads()) schedule(static)
+        for (int64_t r = 0; r < rows; r++) {
+            const float *x = logits + r * vocab;
+            const Softmax sm = softmax_of(x, vocab);
+            losses[r] = targets[r] < 0 ? 0.0f
+                                       : float(std::log(sm.sum) + sm.max - x[targets[r]]);
+        }
+        double total = 0;
+        int32_t kept = 0;
+        for (int64_t r = 0; r < rows; r++)
+            if (targets[r] >= 0) {
+                total += losses[r];
+                kept++;
+            }
+        if (mean_loss) *mean_loss = kept > 0 ? float(total / kept) : 0.0f;
+        if (kept_rows) *kept_rows = kept;
+        return PMOE_OK;
+    });
+}
+
+PMOE_API int pmoe_cross_entropy_backward(int32_t rows, int32_t vocab, const float *logits,
+                                         const int32_t *targets, float grad_scale,
+                                         float *dlogits, void *stream) {
+    return guarded("pmoe_cross_entropy_backward", [&] {
+        PMOE_CHECK(check_cross_entropy(rows, vocab, logits, targets));
+        PMOE_CHECK(require_float_in("grad_scale", grad_scale, -INFINITY, INFINITY));
+        if (rows > 0) PMOE_CHECK(require_non_null("dlogits", dlogits));
+#pragma omp parallel for num_threads(num_threads()) schedule(static)
+        for (int64_t r = 0; r < rows; r++) {
+            // Reads x[v] before writing d[v], so dlogits may alias logits.
+            const float *x = logits + r * vocab;
+            float *d = dlogits + r * vocab;
+            const int32_t target = targets[r];
+            if (target < 0) {
+                for (int64_t v = 0; v < vocab; v++) d[v] = 0.0f;
+                continue;
+            }
+            const Softmax sm = softmax_of(x, vocab);
+            const float inv = float(1.0 / sm.sum);
+            for (int64_t v = 0; v < vocab; v++)
+                d[v] = (std::exp(x[v] - sm.max) * inv - (v == target ? 1.0f : 0.0f)) * grad_scale;
+        }
+        return PMOE_OK;
+    });
+}
+
+} // extern "C"

@@ -1,0 +1,87 @@
+// Token + position embedding (GPT-2): out[b, t] = wte[ids[b, t]] + wpe[t], and its backward.
+#include "dense.hpp"
+
+namespace pmoe {
+namespace {
+
+// Sizes, and the ids when there is any token.
+int check_embedding(int32_t batch, int32_t seq, int32_t channels, int32_t vocab, int32_t max_seq,
+                    const int32_t *ids) {
+    PMOE_CHECK(require_non_negative("batch", batch));
+    PMOE_CHECK(require_positive("seq", seq));
+    PMOE_CHECK(require_positive("channels", channels));
+    PMOE_CHECK(require_positive("vocab", vocab));
+    PMOE_CHECK(require_positive("max_seq", max_seq));
+    if (seq > max_seq)
+        return fail(PMOE_ERR_INVALID_ARGUMENT, "seq = %d exceeds max_seq = %d", seq, max_seq);
+    if (batch == 0) return PMOE_OK;
+    PMOE_CHECK(require_non_null("ids", ids));
+    return require_ids_in_range("ids", ids, int64_t(batch) * seq, 0, vocab);
+}
+
+} // namespace
+} // namespace pmoe
+
+using namespace pmoe;
+
+extern "C" {
+
+PMOE_API int pmoe_embedding_forward(int32_t batch, int32_t seq, int32_t channels, int32_t vocab,
+                                    int32_t max_seq, const int32_t *ids, const float *wte,
+                                    const float *wpe, float *out, void *stream) {
+    return guarded("pmoe_embedding_forward", [&] {
+        PMOE_CHECK(check_embedding(batch, seq, channels, vocab, max_seq, ids));
+        if (batch == 0) return PMOE_OK;
+        PMOE_CHECK(require_non_null("wte", wte));
+        PMOE_CHECK(require_non_null("wpe", wpe));
+        PMOE_CHECK(require_non_null("out", out));
+        const int64_t tokens = int64_t(batch) * seq, C = channels;
+#pragma omp parallel for num_threads(num_threads()) schedule(static)
+        for (int64_t n = 0; n < tokens; n++) {
+            const float *token = wte + ids[n] * C, *position = wpe + (n % seq) * C;
+            float *o = out + n * C;
+            for (int64_t c = 0; c < C; c++) o[c] = token[c] + position[c];
+        }
+        return PMOE_OK;
+    });
+}
+
+PMOE_API int pmoe_embedding_backward(int32_t batch, int32_t seq, int32_t channels, int32_t vocab,
+                                     int32_t max_seq, const int32_t *ids, const float *dout,
+                                     float *dwte, float *dwpe, void *stream) {
+    return guarded("pmoe_embedding_backward", [&] {
+        PMOE_CHECK(check_embedding(batch, seq, channels, vocab, max_seq, ids));
+        if (batch == 0) return PMOE_OK;
+        PMOE_CHECK(require_non_null("dout", dout));
+        PMOE_CHECK(require_non_null("dwte", dwte));
+        PMOE_CHECK(require_non_null("dwpe", dwpe));
+        const int64_t tokens = int64_t(batch) * seq, C = channels;
+        // Tokens that share an id must be added in token order, without atomics: threads own
+        // blocks of columns of the whole table and every thread scans all tokens in order.
+        constexpr int64_t block = 64;
+        const int64_t blocks = (C + block - 1) / block;
+#pragma omp parallel num_threads(num_threads())
+        {
+#pragma omp for schedule(static) nowait
+            for (int64_t b = 0; b < blocks; b++) {
+                const int64_t c0 = b * block, c1 = std::min(C, c0 + block);
+                for (int64_t n = 0; n < tokens; n++) {
+                    float *row = dwte + ids[n] * C;
+                    const float *d = dout + n * C;
+                    for (int64_t c = c0; c < c1; c++) row[c] += d[c];
+                }
+            }
+            // A position's row is owned by one thread and summed over the batch in order.
+#pragma omp for schedule(static)
+            for (int64_t t = 0; t < seq; t++)
+                for (int64_t b = 0; b < batch; b++) {
+                    float *row = dwpe + t * C;
+                    const float *d = dout + (b * seq + t) * C;
+                    for (int64_t c = 0; c < C; c++) row[c] += d[c];
+                }
+        }
+        return PMOE_OK;
+    });
+}
+
+} // extern "C"
