@@ -118,6 +118,14 @@ class HeaderBindingTest {
         }));
     }
 
+    /** The CPU library is the reference implementation: it must export every function the header declares. */
+    @TestFactory
+    Stream<DynamicTest> cpuLibraryExportsEveryFunction() {
+        NativeLibraries.Loaded cpu = panamoe_h.cpu().library();
+        return FUNCTIONS.keySet().stream().map(name -> DynamicTest.dynamicTest(name,
+                () -> assertTrue(cpu.lookup().find(name).isPresent(), name + " is not exported by " + cpu.path())));
+    }
+
     @Test
     void everyMacroHasItsValue() throws ReflectiveOperationException {
         for (Map.Entry<String, Integer> macro : MACROS.entrySet()) {
