@@ -29,7 +29,8 @@ inline float silu_grad(float x) {
 int check_args(int32_t act, int32_t rows, int32_t cols) {
     if (act != PMOE_ACT_GELU && act != PMOE_ACT_SILU && act != PMOE_ACT_SWIGLU)
         return fail(PMOE_ERR_INVALID_ARGUMENT,
-                    "act must be PMOE_ACT_GELU (0), PMOE_ACT_SILU (1) or PMOE_ACT_SWIGLU (2), got %d",
+                    "act must be PMOE_ACT_GELU (0), PMOE_ACT_SILU (1) or PMOE_ACT_SWIGLU (2), "
+                    "got %d",
                     act);
     PMOE_CHECK(require_non_negative("rows", rows));
     return require_positive("cols", cols);

@@ -55,9 +55,10 @@ inline int require_finite(const char *name, const float *x, int64_t rows, int64_
         if (!bad) continue;
         for (int64_t i = b;; i++)
             if (!std::isfinite(x[i]))
-                return fail(PMOE_ERR_NON_FINITE, "%s[%lld, %lld] = %g is not finite (%s %lld, %s %lld)",
-                            name, (long long)(i / cols), (long long)(i % cols), (double)x[i],
-                            row_name, (long long)(i / cols), col_name, (long long)(i % cols));
+                return fail(PMOE_ERR_NON_FINITE,
+                            "%s[%lld, %lld] = %g is not finite (%s %lld, %s %lld)", name,
+                            (long long)(i / cols), (long long)(i % cols), (double)x[i], row_name,
+                            (long long)(i / cols), col_name, (long long)(i % cols));
     }
     return PMOE_OK;
 }
@@ -125,7 +126,8 @@ inline float exp_approx(float x) {
     p = p * (r * r) + r + 1.0f;
     // n in [-252, 255]: each half's biased exponent stays in [0, 255] (0 gives 0, 255 gives inf).
     const int32_t half = n_int >> 1;
-    const uint32_t bits_lo = uint32_t(half + 127) << 23, bits_hi = uint32_t(n_int - half + 127) << 23;
+    const uint32_t bits_lo = uint32_t(half + 127) << 23;
+    const uint32_t bits_hi = uint32_t(n_int - half + 127) << 23;
     float scale_lo, scale_hi;
     std::memcpy(&scale_lo, &bits_lo, sizeof scale_lo);
     std::memcpy(&scale_hi, &bits_hi, sizeof scale_hi);

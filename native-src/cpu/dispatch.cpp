@@ -20,8 +20,8 @@ int check_config(const pmoe_dispatch_config *cfg) {
     if (cfg->capacity != PMOE_CAPACITY_DROPLESS && cfg->drop_policy != PMOE_DROP_BY_POSITION &&
         cfg->drop_policy != PMOE_DROP_BY_PROBABILITY)
         return fail(PMOE_ERR_INVALID_ARGUMENT,
-                    "drop_policy must be PMOE_DROP_BY_POSITION (0) or PMOE_DROP_BY_PROBABILITY (1), "
-                    "got %d",
+                    "drop_policy must be PMOE_DROP_BY_POSITION (0) or "
+                    "PMOE_DROP_BY_PROBABILITY (1), got %d",
                     cfg->drop_policy);
     return PMOE_OK;
 }
@@ -59,7 +59,8 @@ PMOE_API int pmoe_dispatch_plan(const pmoe_dispatch_config *cfg, const int32_t *
             PMOE_CHECK(require_ids_in_range("remap", remap, c.logical_experts, 0, experts));
         } else if (c.logical_experts != experts) {
             return fail(PMOE_ERR_INVALID_ARGUMENT,
-                        "remap is NULL (identity) but logical_experts = %d != physical_experts = %d",
+                        "remap is NULL (identity) but logical_experts = %d != "
+                        "physical_experts = %d",
                         c.logical_experts, experts);
         }
         if (by_weight) {

@@ -24,7 +24,9 @@ template <> inline uint16_t store<uint16_t>(float v) {
     return uint16_t((((bits >> 16) | 0x40u) & nan) | (rounded & ~nan));
 }
 
-size_t element_size(int32_t dtype) { return dtype == PMOE_DTYPE_F32 ? sizeof(float) : sizeof(uint16_t); }
+size_t element_size(int32_t dtype) {
+    return dtype == PMOE_DTYPE_F32 ? sizeof(float) : sizeof(uint16_t);
+}
 
 int check_shape(int32_t dtype, int32_t tokens, int32_t top_k, int32_t rows, int32_t hidden) {
     PMOE_CHECK(require_dtype("dtype", dtype));
@@ -35,8 +37,8 @@ int check_shape(int32_t dtype, int32_t tokens, int32_t top_k, int32_t rows, int3
         return fail(PMOE_ERR_INVALID_ARGUMENT, "tokens * top_k = %d * %d exceeds INT32_MAX slots",
                     tokens, top_k);
     if (rows < 0 || rows > slots)
-        return fail(PMOE_ERR_INVALID_ARGUMENT, "rows = %d is out of range [0, tokens * top_k = %lld]",
-                    rows, (long long)slots);
+        return fail(PMOE_ERR_INVALID_ARGUMENT,
+                    "rows = %d is out of range [0, tokens * top_k = %lld]", rows, (long long)slots);
     return require_positive("hidden", hidden);
 }
 

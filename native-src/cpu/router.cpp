@@ -13,7 +13,8 @@ int check_config(const pmoe_router_config *cfg) {
                     "score_func must be PMOE_SCORE_SOFTMAX (0) or PMOE_SCORE_SIGMOID (1), got %d",
                     cfg->score_func);
     if (cfg->renormalize != 0 && cfg->renormalize != 1)
-        return fail(PMOE_ERR_INVALID_ARGUMENT, "renormalize must be 0 or 1, got %d", cfg->renormalize);
+        return fail(PMOE_ERR_INVALID_ARGUMENT, "renormalize must be 0 or 1, got %d",
+                    cfg->renormalize);
     if (cfg->reserved != 0)
         return fail(PMOE_ERR_INVALID_ARGUMENT, "reserved must be 0, got %d", cfg->reserved);
     return PMOE_OK;
