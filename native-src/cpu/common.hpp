@@ -143,12 +143,13 @@ inline float bf16_to_f32(uint16_t h) {
     std::memcpy(&f, &bits, sizeof f);
     return f;
 }
+// Branch-free (NaN selected with a mask) so that loops storing bf16 rows vectorise.
 inline uint16_t f32_to_bf16(float f) {
     uint32_t bits;
     std::memcpy(&bits, &f, sizeof bits);
-    if ((bits & 0x7fffffffu) > 0x7f800000u) return uint16_t((bits >> 16) | 0x40u); // quiet NaN
-    bits += 0x7fffu + ((bits >> 16) & 1u);
-    return uint16_t(bits >> 16);
+    const uint32_t rounded = (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
+    const uint32_t nan = 0u - uint32_t((bits & 0x7fffffffu) > 0x7f800000u);
+    return uint16_t((((bits >> 16) | 0x40u) & nan) | (rounded & ~nan));
 }
 
 } // namespace pmoe

@@ -14,15 +14,7 @@ inline float load(float v) { return v; }
 inline float load(uint16_t v) { return bf16_to_f32(v); }
 template <typename T> T store(float v);
 template <> inline float store<float>(float v) { return v; }
-// f32_to_bf16 (round to nearest even, NaN stays a quiet NaN) with masks instead of its NaN
-// branch, so the loops that store bf16 rows vectorise; same bits.
-template <> inline uint16_t store<uint16_t>(float v) {
-    uint32_t bits;
-    std::memcpy(&bits, &v, sizeof bits);
-    const uint32_t rounded = (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
-    const uint32_t nan = 0u - uint32_t((bits & 0x7fffffffu) > 0x7f800000u);
-    return uint16_t((((bits >> 16) | 0x40u) & nan) | (rounded & ~nan));
-}
+template <> inline uint16_t store<uint16_t>(float v) { return f32_to_bf16(v); }
 
 size_t element_size(int32_t dtype) {
     return dtype == PMOE_DTYPE_F32 ? sizeof(float) : sizeof(uint16_t);
