@@ -9,7 +9,8 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         versionProvider = Main.Version.class,
         description = "Mixture-of-Experts training runtime on CPUs and NVIDIA GPUs.",
-        subcommands = {DoctorCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {DemoCommand.class, TrainCommand.class, ShellCommand.class, DoctorCommand.class,
+            CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
 
     public static void main(String[] args) {
@@ -25,6 +26,13 @@ public final class Main implements Runnable {
                     if (System.getenv("PANAMOE_STACKTRACE") != null) e.printStackTrace();
                     cmd.getErr().println("panamoe " + cmd.getCommandName() + ": " + e.getMessage());
                     return 1;
+                })
+                .setParameterExceptionHandler((e, args) -> {
+                    // A usage error is one line naming the option, and where to look.
+                    CommandLine cmd = e.getCommandLine();
+                    String name = cmd.getCommandSpec().qualifiedName();
+                    cmd.getErr().println(name + ": " + e.getMessage() + " (see '" + name + " --help')");
+                    return cmd.getCommandSpec().exitCodeOnInvalidInput();
                 });
     }
 

@@ -1,0 +1,248 @@
+package dev.panamoe.runtime.cli;
+
+import dev.panamoe.ops.MoELayer;
+import dev.panamoe.runtime.data.ByteCorpus;
+import dev.panamoe.runtime.data.Corpus;
+import dev.panamoe.runtime.data.SyntheticCorpus;
+import dev.panamoe.runtime.model.GptMoeConfig;
+import dev.panamoe.runtime.train.Checkpoint;
+import dev.panamoe.runtime.train.TrainingConfig;
+import java.nio.file.Path;
+import java.util.Iterator;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.ArgSpec;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Model.OptionSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Spec;
+
+/** {@code panamoe train}: trains a GPT-MoE preset, with overrides, on the synthetic corpus or a file's bytes. */
+@Command(name = "train", mixinStandardHelpOptions = true, sortOptions = false,
+        defaultValueProvider = TrainCommand.Defaults.class,
+        description = {"Train a GPT-MoE model on the CPU: on the synthetic corpus of hidden Markov sources (whose "
+                + "loss floor is known), or on the bytes of --data FILE.",
+            "Metrics go to --metrics (JSON lines), charts and an HTML page to --report, the state to --checkpoint."})
+public final class TrainCommand implements Callable<Integer> {
+
+    @Spec
+    CommandSpec spec;
+
+    // ---- model ----
+    @Option(names = "--preset", defaultValue = "tiny", completionCandidates = Presets.class,
+            description = "Model shape: ${COMPLETION-CANDIDATES} (default: ${DEFAULT-VALUE}).")
+    String preset;
+    @Option(names = "--layers", description = "Transformer blocks (default: the preset's).")
+    Integer layers;
+    @Option(names = "--hidden", description = "Model width (default: the preset's).")
+    Integer hidden;
+    @Option(names = "--heads", description = "Attention heads (default: the preset's).")
+    Integer heads;
+    @Option(names = "--experts", description = "Experts per MoE layer (default: the preset's).")
+    Integer experts;
+    @Option(names = "--top-k", description = "Experts per token (default: the preset's).")
+    Integer topK;
+    @Option(names = "--moe-every", description = "Every N-th block has an MoE FFN (default: the preset's).")
+    Integer moeEvery;
+    @Option(names = "--capacity-factor", paramLabel = "F|dropless", converter = CapacityFactor.class,
+            description = "Expert capacity factor, or 'dropless' (default: the preset's).")
+    Double capacityFactor;
+
+    // ---- data ----
+    @Option(names = "--data", paramLabel = "FILE",
+            description = "Train on the bytes of FILE (last 10% held out); default: the synthetic corpus.")
+    Path data;
+    @Option(names = "--seq", description = "Tokens per sequence (default: the preset's maximum).")
+    Integer seq;
+
+    // ---- training ----
+    @Option(names = "--steps", description = "Optimizer steps (default: ${DEFAULT-VALUE}).")
+    int steps;
+    @Option(names = "--batch", description = "Sequences per step (default: ${DEFAULT-VALUE}).")
+    int batch;
+    @Option(names = "--micro-batches", description = "Gradient accumulation: passes per step (default: ${DEFAULT-VALUE}).")
+    int microBatches;
+    @Option(names = "--lr", description = "Peak learning rate (default: ${DEFAULT-VALUE}).")
+    float lr;
+    @Option(names = "--min-lr", description = "Final learning rate of the cosine decay (default: ${DEFAULT-VALUE}).")
+    float minLr;
+    @Option(names = "--warmup", description = "Linear warm-up steps (default: a tenth of --steps).")
+    Integer warmup;
+    @Option(names = "--weight-decay", description = "AdamW weight decay (default: ${DEFAULT-VALUE}).")
+    float weightDecay;
+    @Option(names = "--clip-norm", description = "Global gradient norm clip, 0 = off (default: ${DEFAULT-VALUE}).")
+    float clipNorm;
+    @Option(names = "--seed", description = "Seed of the initialisation and of byte sampling (default: ${DEFAULT-VALUE}).")
+    long seed;
+    @Option(names = "--eval-every", description = "Evaluate every N steps and at the end (default: ${DEFAULT-VALUE}).")
+    int evalEvery;
+    @Option(names = "--eval-batches", description = "Held-out micro-batches per evaluation (default: ${DEFAULT-VALUE}).")
+    int evalBatches;
+    @Option(names = "--threads", description = "CPU threads of the kernels (default: the library's).")
+    Integer threads;
+
+    // ---- outputs and checkpoints ----
+    @Option(names = "--metrics", paramLabel = "FILE", description = "Write one JSON line of metrics per step.")
+    Path metrics;
+    @Option(names = "--report", paramLabel = "DIR", description = "Write the report (index.html and PNG charts).")
+    Path report;
+    @Option(names = {"--checkpoint", "--checkpoint-dir"}, paramLabel = "DIR",
+            description = "Keep the training state in DIR/" + Checkpoint.FILE_NAME + ".")
+    Path checkpointDir;
+    @Option(names = "--checkpoint-every", paramLabel = "N",
+            description = "Checkpoint every N steps, besides the end (default: ${DEFAULT-VALUE}, only the end).")
+    int checkpointEvery;
+    @Option(names = "--resume", description = "Continue the run saved in --checkpoint DIR.")
+    boolean resume;
+    @Option(names = "--stop-at", paramLabel = "STEP",
+            description = "End after STEP with a checkpoint, keeping the LR schedule of --steps (resume later).")
+    Integer stopAt;
+
+    @Override
+    public Integer call() {
+        if (resume && checkpointDir == null) {
+            throw new ParameterException(spec.commandLine(), "--resume needs --checkpoint DIR");
+        }
+        if (stopAt != null && checkpointDir == null) {
+            throw new ParameterException(spec.commandLine(),
+                    "--stop-at needs --checkpoint DIR (the run ends with a checkpoint there)");
+        }
+        TrainingConfig config = validated(() -> trainingConfig());
+        Corpus corpus = validated(() -> data == null
+                ? new SyntheticCorpus(SyntheticCorpus.Config.tinyDefaults().withSeqLen(config.seq()))
+                : ByteCorpus.open(data, config.seq(), config.seed()));
+        GptMoeConfig model = validated(() -> modelConfig(corpus.vocabSize(), config.seq()));
+        new TrainingRun(System.out, preset + " on " + (data == null ? "the synthetic corpus" : data.getFileName()),
+                model, corpus, config).execute(resume, threads);
+        return 0;
+    }
+
+    private TrainingConfig trainingConfig() {
+        int seqLen = seq != null ? seq : GptMoeConfig.preset(preset).maxSeq();
+        TrainingConfig.Builder b = TrainingConfig.builder().steps(steps).batch(batch).microBatches(microBatches)
+                .seq(seqLen).lr(lr).minLr(minLr).weightDecay(weightDecay).clipNorm(clipNorm).seed(seed)
+                .evalEvery(evalEvery).evalBatches(evalBatches).checkpointDir(checkpointDir)
+                .checkpointEvery(checkpointEvery).metrics(metrics).report(report);
+        if (warmup != null) {
+            b.warmup(warmup);
+        }
+        if (stopAt != null) {
+            b.stopAt(stopAt);
+        }
+        return b.build();
+    }
+
+    /** The preset with the overrides given; vocabulary and positions sized to the data. */
+    private GptMoeConfig modelConfig(int vocab, int seqLen) {
+        GptMoeConfig.Builder b = GptMoeConfig.preset(preset).toBuilder().vocab(vocab).maxSeq(seqLen);
+        if (layers != null) {
+            b.layers(layers);
+        }
+        if (hidden != null) {
+            b.hidden(hidden);
+        }
+        if (heads != null) {
+            b.heads(heads);
+        }
+        if (experts != null) {
+            b.experts(experts);
+        }
+        if (topK != null) {
+            b.topK(topK);
+        }
+        if (moeEvery != null) {
+            b.moeEvery(moeEvery);
+        }
+        if (capacityFactor != null) {
+            b.capacityFactor(capacityFactor);
+        }
+        return b.build();
+    }
+
+    private static final Pattern FIELD_MESSAGE = Pattern.compile("^(\\w+): (.*)$", Pattern.DOTALL);
+
+    /**
+     * Runs a configuration step; a validation message that starts with a field name
+     * ("microBatches: must divide ...") becomes a usage error naming the option ("--micro-batches").
+     */
+    private <T> T validated(Callable<T> step) {
+        try {
+            return step.call();
+        } catch (IllegalArgumentException e) {
+            Matcher m = FIELD_MESSAGE.matcher(String.valueOf(e.getMessage()));
+            if (m.matches()) {
+                OptionSpec option = spec.findOption("--" + kebab(m.group(1)));
+                if (option != null) {
+                    throw new ParameterException(spec.commandLine(),
+                            "Invalid value for option '" + option.longestName() + "': " + m.group(2), e, option, null);
+                }
+            }
+            throw e;
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** "microBatches" -> "micro-batches", "topK" -> "top-k", "checkpointDir" -> "checkpoint-dir". */
+    static String kebab(String camel) {
+        return camel.replaceAll("([a-z0-9])([A-Z])", "$1-$2").toLowerCase(Locale.ROOT);
+    }
+
+    /** Defaults of the training options: those of {@link TrainingConfig#builder()}, so they are written once. */
+    static final class Defaults implements CommandLine.IDefaultValueProvider {
+        private static final Map<String, String> FIELDS = TrainingConfig.builder().build().toMap();
+
+        @Override
+        public String defaultValue(ArgSpec arg) {
+            if (!(arg instanceof OptionSpec option) || !option.type().isPrimitive()) {
+                return null; // boxed options are "not given" unless given
+            }
+            for (String name : option.names()) {
+                String value = FIELDS.get(camel(name.substring(2)));
+                if (value != null && !value.isEmpty()) {
+                    return value;
+                }
+            }
+            return null;
+        }
+
+        private static String camel(String kebab) {
+            StringBuilder s = new StringBuilder();
+            for (String part : kebab.split("-")) {
+                s.append(s.isEmpty() ? part : Character.toUpperCase(part.charAt(0)) + part.substring(1));
+            }
+            return s.toString();
+        }
+    }
+
+    /** Accepts a positive number or "dropless". */
+    static final class CapacityFactor implements CommandLine.ITypeConverter<Double> {
+        @Override
+        public Double convert(String value) {
+            if (value.equalsIgnoreCase("dropless")) {
+                return MoELayer.Config.DROPLESS;
+            }
+            double f = Double.parseDouble(value);
+            if (!(f > 0)) {
+                throw new CommandLine.TypeConversionException("'" + value + "' is not a positive number or 'dropless'");
+            }
+            return f;
+        }
+    }
+
+    /** The preset names, for --help and shell completion. */
+    static final class Presets implements Iterable<String> {
+        @Override
+        public Iterator<String> iterator() {
+            return GptMoeConfig.presetNames().iterator();
+        }
+    }
+}

@@ -1,0 +1,154 @@
+package dev.panamoe.runtime.cli;
+
+import dev.panamoe.ops.CpuBackend;
+import dev.panamoe.runtime.data.Corpus;
+import dev.panamoe.runtime.data.SyntheticCorpus;
+import dev.panamoe.runtime.model.GptMoeConfig;
+import dev.panamoe.runtime.model.GptMoeModel;
+import dev.panamoe.runtime.report.MetricsWriter;
+import dev.panamoe.runtime.report.ProgressDisplay;
+import dev.panamoe.runtime.report.ReportData;
+import dev.panamoe.runtime.report.StepMetrics;
+import dev.panamoe.runtime.report.TrainingReport;
+import dev.panamoe.runtime.train.Trainer;
+import dev.panamoe.runtime.train.TrainingConfig;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * What {@code train} and {@code demo} share: build the model, train with a progress display,
+ * write the report, print a summary. For a synthetic corpus the summary ends with the lines
+ * {@code unigram loss: X}, {@code floor: X}, {@code final val loss: X}, {@code gap closed: N%}.
+ */
+final class TrainingRun {
+
+    private final PrintStream out;
+    private final String title;
+    private final GptMoeConfig modelConfig;
+    private final Corpus corpus;
+    private final TrainingConfig config;
+
+    TrainingRun(PrintStream out, String title, GptMoeConfig modelConfig, Corpus corpus, TrainingConfig config) {
+        this.out = out;
+        this.title = title;
+        this.modelConfig = modelConfig;
+        this.corpus = corpus;
+        this.config = config;
+    }
+
+    /** Trains (from the checkpoint when {@code resume}) on the CPU with {@code threads} threads (null: the library's default). */
+    void execute(boolean resume, Integer threads) {
+        CpuBackend cpu = CpuBackend.get();
+        if (threads != null) {
+            cpu.setNumThreads(threads);
+        }
+        out.println("model:    " + modelConfig.describe());
+        out.println("data:     " + corpus.describe());
+        out.printf(Locale.ROOT, "training: %d steps of %d x %d tokens (%d micro-batches), lr %g -> %g after %d warm-up"
+                        + " steps, weight decay %g, clip %g, seed %d, %d threads%n", config.steps(), config.batch(),
+                config.seq(), config.microBatches(), config.lr(), config.minLr(), config.warmup(), config.weightDecay(),
+                config.clipNorm(), config.seed(), cpu.numThreads());
+        if (config.metrics() != null) {
+            createParent(config.metrics());
+        }
+        Baselines baselines = Baselines.of(corpus);
+        long start = System.nanoTime();
+        try (GptMoeModel model = new GptMoeModel(cpu, modelConfig, config.seed());
+                Trainer trainer = new Trainer(model, corpus, config)) {
+            if (resume) {
+                trainer.resume(trainer.checkpointFile());
+                out.println("resumed from " + trainer.checkpointFile() + " at step " + trainer.step());
+            }
+            try (ProgressDisplay progress = ProgressDisplay.open(config.steps(), trainer.step())) {
+                trainer.run(progress::update);
+            }
+            double seconds = (System.nanoTime() - start) / 1e9;
+            List<StepMetrics> steps = allSteps(trainer);
+            if (config.report() != null && !steps.isEmpty()) {
+                Path index = TrainingReport.write(config.report(), new ReportData(title, reportConfig(), steps,
+                        baselines.unigram(), baselines.floor(), trainer.expertSourceCounts(),
+                        trainer.timer().entries()));
+                out.println("report:   " + index);
+            }
+            summary(trainer, steps, seconds, baselines);
+        }
+    }
+
+    private static void createParent(Path file) {
+        try {
+            Files.createDirectories(file.toAbsolutePath().getParent());
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot create the directory of " + file + ": " + e, e);
+        }
+    }
+
+    /** The whole run's metrics: the metrics file (which spans a resume) when there is one, else this process's steps. */
+    private List<StepMetrics> allSteps(Trainer trainer) {
+        Path file = config.metrics();
+        return file != null && Files.exists(file) ? MetricsWriter.read(file) : trainer.history();
+    }
+
+    private Map<String, String> reportConfig() {
+        Map<String, String> c = new LinkedHashMap<>();
+        c.put("model", modelConfig.describe());
+        c.put("data", corpus.describe());
+        config.toMap().forEach((k, v) -> {
+            if (!v.isEmpty()) {
+                c.put(k, v);
+            }
+        });
+        return c;
+    }
+
+    private void summary(Trainer trainer, List<StepMetrics> steps, double seconds, Baselines baselines) {
+        if (config.metrics() != null) {
+            out.println("metrics:  " + config.metrics());
+        }
+        if (config.checkpointDir() != null) {
+            out.println("checkpoint: " + trainer.checkpointFile() + " (step " + trainer.step() + ")");
+        }
+        List<StepMetrics> ran = trainer.history();
+        if (!ran.isEmpty()) {
+            double[] rates = ran.stream().mapToDouble(StepMetrics::tokensPerSecond).sorted().toArray();
+            out.printf(Locale.ROOT, "trained steps %d to %d in %.1f s (median %.0f tokens/s)%n", ran.getFirst().step(),
+                    ran.getLast().step(), seconds, rates[rates.length / 2]);
+        }
+        if (trainer.step() < config.steps()) {
+            out.println("stopped at step " + trainer.step() + " of " + config.steps()
+                    + "; continue with the same options and --resume");
+            return;
+        }
+        StepMetrics last = steps.isEmpty() ? null : steps.getLast();
+        if (!baselines.known()) {
+            out.printf(Locale.ROOT, "final val loss: %.4f%n", last == null ? Double.NaN : last.valLoss());
+            return;
+        }
+        double val = last == null ? Double.NaN : last.valLoss();
+        out.printf(Locale.ROOT, "unigram loss: %.4f%n", baselines.unigram());
+        out.printf(Locale.ROOT, "floor: %.4f%n", baselines.floor());
+        out.printf(Locale.ROOT, "final val loss: %.4f%n", val);
+        out.printf(Locale.ROOT, "gap closed: %d%%%n",
+                (long) Math.floor(100 * (baselines.unigram() - val) / (baselines.unigram() - baselines.floor())));
+    }
+
+    /** Loss of the best unigram model and the loss floor of a synthetic corpus; NaN for other data. */
+    record Baselines(double unigram, double floor) {
+        static Baselines of(Corpus corpus) {
+            if (corpus instanceof SyntheticCorpus s) {
+                return new Baselines(s.unigramLoss(), s.lossFloor(SyntheticCorpus.DEFAULT_FLOOR_SEQUENCES).nats());
+            }
+            return new Baselines(Double.NaN, Double.NaN);
+        }
+
+        boolean known() {
+            return !Double.isNaN(floor);
+        }
+    }
+}

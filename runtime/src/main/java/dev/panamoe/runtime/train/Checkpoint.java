@@ -1,0 +1,513 @@
+package dev.panamoe.runtime.train;
+
+import com.google.gson.JsonArray;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import com.google.gson.JsonPrimitive;
+import dev.panamoe.ops.Tensor;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.zip.CRC32C;
+
+/**
+ * The training state in one file: every parameter with its AdamW moments, the step, the data
+ * position, and the model configuration, training configuration and data description they belong
+ * to. (The run has no other random state: the corpus draws each sequence from its position, and the
+ * model's initialisation from the seed kept in the training configuration.)
+ *
+ * <p>Layout, little-endian:
+ * <pre>
+ *   "PMOECKPT"  int32 version  int32 L  header (L bytes of UTF-8 JSON)  int32 crc32c(everything before)
+ *   tensor data: for each tensor of the header, in order, numel f32 values
+ * </pre>
+ * The header lists each tensor's parameter name, role ("value", "m", "v"), shape and the CRC-32C of
+ * its bytes. A file is written to a temporary file in the same directory, fsynced, renamed over the
+ * previous checkpoint and the directory fsynced: a crash at any point leaves either the old or the
+ * new checkpoint, whole. Reading checks everything — preamble, header checksum, file length, every
+ * tensor's checksum, then the model, run, data and tensor shapes against the current run — into
+ * temporary buffers, and copies into the model only when all of it passed.
+ */
+public final class Checkpoint {
+
+    /** The file a checkpoint directory holds. */
+    public static final String FILE_NAME = "checkpoint.pmoe";
+
+    static final int VERSION = 1;
+    private static final byte[] MAGIC = "PMOECKPT".getBytes(StandardCharsets.US_ASCII);
+    /** Magic, version and header length. */
+    private static final int PREAMBLE = MAGIC.length + 8;
+    private static final int CRC_BYTES = 4;
+    private static final List<String> ROLES = List.of("value", "m", "v");
+
+    private Checkpoint() {
+    }
+
+    /**
+     * What a checkpoint holds, taken from a live run (the tensors are read when written).
+     *
+     * @param step         optimizer steps done
+     * @param dataPosition position of the next training sequence in the corpus
+     * @param model        the model configuration's fields
+     * @param training     the training configuration's fields
+     * @param data         the corpus description
+     * @param states       the parameters and their moments, in the model's order
+     */
+    public record Snapshot(int step, long dataPosition, Map<String, String> model, Map<String, String> training,
+            String data, List<AdamW.State> states) {
+    }
+
+    /** One tensor of the file: its parameter, role, shape and checksum. */
+    private record Entry(String name, String role, int[] shape, int crc) {
+        long bytes() {
+            long n = Float.BYTES;
+            for (int d : shape) {
+                n *= d;
+            }
+            return n;
+        }
+
+        String label() {
+            return Loaded.key(name, role);
+        }
+    }
+
+    // ---- writing ----
+
+    /** Writes {@code snapshot} to {@code file} atomically, creating its directory if needed. */
+    public static void write(Path file, Snapshot snapshot) {
+        List<Entry> entries = new ArrayList<>();
+        List<ByteBuffer> data = new ArrayList<>();
+        for (AdamW.State s : snapshot.states()) {
+            String name = s.parameter().name();
+            Tensor[] tensors = tensorsOf(s);
+            for (int r = 0; r < ROLES.size(); r++) {
+                ByteBuffer bytes = littleEndianBytes(tensors[r]);
+                entries.add(new Entry(name, ROLES.get(r), tensors[r].shape(), crc(bytes)));
+                data.add(bytes);
+            }
+        }
+        byte[] header = header(snapshot, entries).toString().getBytes(StandardCharsets.UTF_8);
+        ByteBuffer preamble = ByteBuffer.allocate(PREAMBLE + header.length + CRC_BYTES).order(ByteOrder.LITTLE_ENDIAN);
+        preamble.put(MAGIC).putInt(VERSION).putInt(header.length).put(header);
+        preamble.putInt(crc(ByteBuffer.wrap(preamble.array(), 0, preamble.position())));
+        preamble.flip();
+        writeAtomically(file, channel -> {
+            writeFully(channel, preamble);
+            for (ByteBuffer b : data) {
+                writeFully(channel, b);
+            }
+        });
+    }
+
+    /** A parameter's tensors in the order of {@link #ROLES}. */
+    private static Tensor[] tensorsOf(AdamW.State s) {
+        return new Tensor[] {s.parameter().value(), s.m(), s.v()};
+    }
+
+    private static JsonObject header(Snapshot s, List<Entry> entries) {
+        JsonObject h = new JsonObject();
+        h.addProperty("step", s.step());
+        h.addProperty("dataPosition", s.dataPosition());
+        h.add("model", strings(s.model()));
+        h.add("training", strings(s.training()));
+        h.addProperty("data", s.data());
+        JsonArray tensors = new JsonArray();
+        for (Entry e : entries) {
+            JsonObject t = new JsonObject();
+            t.addProperty("name", e.name());
+            t.addProperty("role", e.role());
+            JsonArray shape = new JsonArray();
+            for (int d : e.shape()) {
+                shape.add(d);
+            }
+            t.add("shape", shape);
+            t.addProperty("crc32c", Integer.toUnsignedLong(e.crc()));
+            tensors.add(t);
+        }
+        h.add("tensors", tensors);
+        return h;
+    }
+
+    private static JsonObject strings(Map<String, String> map) {
+        JsonObject o = new JsonObject();
+        map.forEach(o::addProperty);
+        return o;
+    }
+
+    private static ByteBuffer littleEndianBytes(Tensor t) {
+        float[] values = t.toFloatArray();
+        ByteBuffer b = ByteBuffer.allocate(Math.multiplyExact(values.length, Float.BYTES)).order(ByteOrder.LITTLE_ENDIAN);
+        b.asFloatBuffer().put(values);
+        return b;
+    }
+
+    private static int crc(ByteBuffer bytes) {
+        CRC32C crc = new CRC32C();
+        crc.update(bytes.duplicate());
+        return (int) crc.getValue();
+    }
+
+    /** Writes the body of a file. */
+    @FunctionalInterface
+    interface Body {
+        void writeTo(FileChannel channel) throws IOException;
+    }
+
+    /**
+     * Writes {@code file} through a temporary file in its directory: write, fsync, rename over
+     * {@code file}, fsync the directory. Temporary files left by a writer that crashed are removed
+     * first; a failure removes this writer's temporary file and leaves {@code file} as it was.
+     */
+    static void writeAtomically(Path file, Body body) {
+        Path dir = file.toAbsolutePath().getParent();
+        String prefix = "." + file.getFileName() + ".";
+        Path tmp = null;
+        try {
+            Files.createDirectories(dir);
+            deleteTemporaryFiles(dir, prefix);
+            tmp = Files.createTempFile(dir, prefix, ".tmp");
+            try (FileChannel channel = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
+                body.writeTo(channel);
+                channel.force(true);
+            }
+            Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            tmp = null;
+            try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
+                d.force(true); // makes the rename itself durable
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write checkpoint " + file + ": " + e.getMessage(), e);
+        } finally {
+            if (tmp != null) {
+                try {
+                    Files.deleteIfExists(tmp);
+                } catch (IOException ignored) {
+                    // the write already failed; its error is the one to report
+                }
+            }
+        }
+    }
+
+    private static void deleteTemporaryFiles(Path dir, String prefix) throws IOException {
+        try (DirectoryStream<Path> stale = Files.newDirectoryStream(dir, prefix + "*.tmp")) {
+            for (Path p : stale) {
+                Files.deleteIfExists(p);
+            }
+        }
+    }
+
+    private static void writeFully(FileChannel channel, ByteBuffer b) throws IOException {
+        while (b.hasRemaining()) {
+            channel.write(b);
+        }
+    }
+
+    // ---- reading ----
+
+    /**
+     * A checkpoint read from a file whose integrity was checked (format, checksums, length); its
+     * tensors are held in memory until {@link #restore} copies them into a run.
+     */
+    public static final class Loaded {
+        private final Path file;
+        private final int step;
+        private final long dataPosition;
+        private final Map<String, String> model;
+        private final Map<String, String> training;
+        private final String data;
+        private final List<Entry> entries;
+        private final List<float[]> values;
+
+        private Loaded(Path file, int step, long dataPosition, Map<String, String> model, Map<String, String> training,
+                String data, List<Entry> entries, List<float[]> values) {
+            this.file = file;
+            this.step = step;
+            this.dataPosition = dataPosition;
+            this.model = model;
+            this.training = training;
+            this.data = data;
+            this.entries = entries;
+            this.values = values;
+        }
+
+        public int step() {
+            return step;
+        }
+
+        public long dataPosition() {
+            return dataPosition;
+        }
+
+        public Map<String, String> model() {
+            return model;
+        }
+
+        public Map<String, String> training() {
+            return training;
+        }
+
+        public String data() {
+            return data;
+        }
+
+        /**
+         * Checks that this checkpoint belongs to the run {@code current} describes — the same model
+         * configuration, the same trajectory fields of the training configuration
+         * ({@link TrainingConfig#TRAJECTORY_FIELDS}), the same data, the same tensors with the same
+         * shapes — and only then copies every parameter and moment into {@code current}'s tensors.
+         *
+         * @throws CheckpointException listing what differs; nothing is copied then
+         */
+        public void restore(Snapshot current) {
+            List<String> problems = new ArrayList<>();
+            compare("model", model, current.model(), current.model().keySet(), problems);
+            compare("training", training, current.training(), TrainingConfig.TRAJECTORY_FIELDS, problems);
+            if (!data.equals(current.data())) {
+                problems.add("data '" + data + "' in the checkpoint, '" + current.data() + "' here");
+            }
+            List<Tensor> targets = compareTensors(current.states(), problems);
+            if (!problems.isEmpty()) {
+                throw new CheckpointException("checkpoint " + file + " does not match this run: "
+                        + String.join("; ", problems));
+            }
+            for (int i = 0; i < targets.size(); i++) {
+                targets.get(i).copyFrom(values.get(i));
+            }
+        }
+
+        private static void compare(String what, Map<String, String> stored, Map<String, String> here,
+                Iterable<String> keys, List<String> problems) {
+            for (String key : keys) {
+                String s = stored.get(key);
+                String h = here.get(key);
+                if (!Objects.equals(s, h)) {
+                    problems.add(what + " " + key + " " + (s == null ? "missing" : s) + " in the checkpoint, "
+                            + (h == null ? "missing" : h) + " here");
+                }
+            }
+        }
+
+        /**
+         * The tensors to copy into, entry by entry. Adds the first few differences to
+         * {@code problems}: missing and unexpected tensors first, then shapes, one per parameter
+         * (its moments differ with it).
+         */
+        private List<Tensor> compareTensors(List<AdamW.State> states, List<String> problems) {
+            Map<String, Tensor> expected = new LinkedHashMap<>();
+            Map<String, String> parameterOf = new HashMap<>();
+            for (AdamW.State s : states) {
+                String name = s.parameter().name();
+                Tensor[] tensors = tensorsOf(s);
+                for (int r = 0; r < ROLES.size(); r++) {
+                    expected.put(key(name, ROLES.get(r)), tensors[r]);
+                    parameterOf.put(key(name, ROLES.get(r)), name);
+                }
+            }
+            List<Tensor> targets = new ArrayList<>();
+            Map<String, String> structure = new LinkedHashMap<>();
+            Map<String, String> shapes = new LinkedHashMap<>();
+            for (Entry e : entries) {
+                Tensor t = expected.remove(e.label());
+                if (t == null) {
+                    structure.putIfAbsent(e.name(), "tensor " + e.label() + " is in the checkpoint but not in this model");
+                } else if (!Arrays.equals(t.shape(), e.shape())) {
+                    shapes.putIfAbsent(e.name(), "tensor " + e.label() + " has shape " + Arrays.toString(e.shape())
+                            + " in the checkpoint, " + Arrays.toString(t.shape()) + " here");
+                }
+                targets.add(t);
+            }
+            for (String missing : expected.keySet()) {
+                structure.putIfAbsent(parameterOf.get(missing), "tensor " + missing + " of this model is missing from the checkpoint");
+            }
+            List<String> differences = new ArrayList<>(structure.values());
+            differences.addAll(shapes.values());
+            int shown = 4;
+            problems.addAll(differences.subList(0, Math.min(shown, differences.size())));
+            if (differences.size() > shown) {
+                problems.add("and " + (differences.size() - shown) + " more tensors differ");
+            }
+            return targets;
+        }
+
+        private static String key(String name, String role) {
+            return "'" + name + "' (" + role + ")";
+        }
+    }
+
+    /**
+     * Reads and verifies {@code file}: format, header checksum, length and every tensor's checksum.
+     *
+     * @throws CheckpointException naming the file and what is wrong with it
+     */
+    public static Loaded read(Path file) {
+        if (!Files.isRegularFile(file)) {
+            throw new CheckpointException("checkpoint " + file + " does not exist or is not a regular file");
+        }
+        try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
+            long size = channel.size();
+            if (size < PREAMBLE + CRC_BYTES) {
+                throw problem(file, "is truncated: " + size + " bytes, less than the " + (PREAMBLE + CRC_BYTES)
+                        + " bytes of an empty checkpoint");
+            }
+            ByteBuffer preamble = readAt(channel, 0, PREAMBLE);
+            byte[] magic = new byte[MAGIC.length];
+            preamble.get(magic);
+            if (!Arrays.equals(magic, MAGIC)) {
+                throw problem(file, "is not a PanaMoE checkpoint (it does not start with \"PMOECKPT\")");
+            }
+            int version = preamble.getInt();
+            int headerLength = preamble.getInt();
+            if (headerLength < 2 || headerLength > size - PREAMBLE - CRC_BYTES) {
+                throw problem(file, "is truncated or corrupted: its header length " + headerLength
+                        + " does not fit in its " + size + " bytes");
+            }
+            ByteBuffer header = readAt(channel, PREAMBLE, headerLength + CRC_BYTES);
+            CRC32C crc = new CRC32C();
+            crc.update(preamble.array());
+            crc.update(header.array(), 0, headerLength);
+            int stored = header.getInt(headerLength);
+            if (stored != (int) crc.getValue()) {
+                throw problem(file, String.format("is corrupted: its header fails its checksum (stored crc32c %08x, "
+                        + "computed %08x)", stored, (int) crc.getValue()));
+            }
+            if (version != VERSION) {
+                throw problem(file, "has format version " + version + "; this build reads version " + VERSION);
+            }
+            JsonObject h = parseHeader(file, new String(header.array(), 0, headerLength, StandardCharsets.UTF_8));
+            List<Entry> entries = entries(file, h);
+            long offset = PREAMBLE + headerLength + CRC_BYTES;
+            checkLength(file, size, offset, entries);
+            List<float[]> values = new ArrayList<>(entries.size());
+            for (Entry e : entries) {
+                values.add(readTensor(file, channel, offset, e));
+                offset += e.bytes();
+            }
+            return new Loaded(file, intField(file, h, "step"), longField(file, h, "dataPosition"),
+                    stringMap(file, h, "model"), stringMap(file, h, "training"), stringField(file, h, "data"), entries,
+                    values);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read checkpoint " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static void checkLength(Path file, long size, long dataStart, List<Entry> entries) {
+        long end = dataStart;
+        for (int i = 0; i < entries.size(); i++) {
+            Entry e = entries.get(i);
+            if (end + e.bytes() > size) {
+                throw problem(file, "is truncated: " + size + " bytes, but its header describes "
+                        + (dataStart + entries.stream().mapToLong(Entry::bytes).sum()) + "; tensor " + e.label()
+                        + (i + 1 < entries.size() ? " and the " + (entries.size() - i - 1) + " after it are" : " is")
+                        + " incomplete");
+            }
+            end += e.bytes();
+        }
+        if (end != size) {
+            throw problem(file, "is corrupted: " + (size - end) + " unexpected bytes after its last tensor");
+        }
+    }
+
+    private static float[] readTensor(Path file, FileChannel channel, long offset, Entry e) throws IOException {
+        ByteBuffer bytes = readAt(channel, offset, Math.toIntExact(e.bytes()));
+        int computed = crc(bytes);
+        if (computed != e.crc()) {
+            throw problem(file, String.format("is corrupted: tensor %s fails its checksum (stored crc32c %08x, "
+                    + "computed %08x)", e.label(), e.crc(), computed));
+        }
+        float[] values = new float[Math.toIntExact(e.bytes() / Float.BYTES)];
+        bytes.order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(values);
+        return values;
+    }
+
+    private static ByteBuffer readAt(FileChannel channel, long offset, int length) throws IOException {
+        ByteBuffer b = ByteBuffer.allocate(length).order(ByteOrder.LITTLE_ENDIAN);
+        while (b.hasRemaining()) {
+            if (channel.read(b, offset + b.position()) < 0) {
+                throw new IOException("unexpected end of file at byte " + (offset + b.position()));
+            }
+        }
+        return b.flip();
+    }
+
+    private static JsonObject parseHeader(Path file, String text) {
+        try {
+            return JsonParser.parseString(text).getAsJsonObject();
+        } catch (RuntimeException e) { // Gson reports a malformed document with several unchecked types
+            throw problem(file, "has a header that is not a JSON object: " + e.getMessage());
+        }
+    }
+
+    private static List<Entry> entries(Path file, JsonObject h) {
+        List<Entry> entries = new ArrayList<>();
+        for (JsonElement element : array(file, h, "tensors")) {
+            JsonObject t = element.getAsJsonObject();
+            JsonArray shapeJson = array(file, t, "shape");
+            int[] shape = new int[shapeJson.size()];
+            for (int i = 0; i < shape.length; i++) {
+                shape[i] = shapeJson.get(i).getAsInt();
+                if (shape[i] < 0) {
+                    throw problem(file, "has a tensor of negative dimension: " + shapeJson);
+                }
+            }
+            String role = stringField(file, t, "role");
+            if (!ROLES.contains(role)) {
+                throw problem(file, "has a tensor of unknown role '" + role + "'");
+            }
+            entries.add(new Entry(stringField(file, t, "name"), role, shape, (int) longField(file, t, "crc32c")));
+        }
+        return entries;
+    }
+
+    private static JsonElement field(Path file, JsonObject o, String name) {
+        JsonElement e = o.get(name);
+        if (e == null || e.isJsonNull()) {
+            throw problem(file, "has a header without the field '" + name + "'");
+        }
+        return e;
+    }
+
+    private static JsonArray array(Path file, JsonObject o, String name) {
+        return field(file, o, name).getAsJsonArray();
+    }
+
+    private static String stringField(Path file, JsonObject o, String name) {
+        return field(file, o, name).getAsString();
+    }
+
+    private static long longField(Path file, JsonObject o, String name) {
+        return field(file, o, name).getAsLong();
+    }
+
+    private static int intField(Path file, JsonObject o, String name) {
+        return field(file, o, name).getAsInt();
+    }
+
+    private static Map<String, String> stringMap(Path file, JsonObject o, String name) {
+        Map<String, String> map = new LinkedHashMap<>();
+        for (Map.Entry<String, JsonElement> e : field(file, o, name).getAsJsonObject().entrySet()) {
+            map.put(e.getKey(), ((JsonPrimitive) e.getValue()).getAsString());
+        }
+        return map;
+    }
+
+    private static CheckpointException problem(Path file, String what) {
+        return new CheckpointException("checkpoint " + file + " " + what);
+    }
+}
