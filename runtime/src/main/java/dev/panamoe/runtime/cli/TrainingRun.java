@@ -51,10 +51,10 @@ final class TrainingRun {
         }
         out.println("model:    " + modelConfig.describe());
         out.println("data:     " + corpus.describe());
-        out.printf(Locale.ROOT, "training: %d steps of %d x %d tokens (%d micro-batches), lr %g -> %g after %d warm-up"
-                        + " steps, weight decay %g, clip %g, seed %d, %d threads%n", config.steps(), config.batch(),
-                config.seq(), config.microBatches(), config.lr(), config.minLr(), config.warmup(), config.weightDecay(),
-                config.clipNorm(), config.seed(), cpu.numThreads());
+        out.printf(Locale.ROOT, "training: %d steps of %d x %d tokens in %d micro-batch%s, lr %s -> %s after %d warm-up"
+                        + " steps, weight decay %s, clip %s, seed %d, %d threads%n", config.steps(), config.batch(),
+                config.seq(), config.microBatches(), config.microBatches() == 1 ? "" : "es", config.lr(), config.minLr(),
+                config.warmup(), config.weightDecay(), config.clipNorm(), config.seed(), cpu.numThreads());
         if (config.metrics() != null) {
             createParent(config.metrics());
         }
