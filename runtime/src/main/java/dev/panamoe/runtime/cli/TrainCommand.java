@@ -56,7 +56,7 @@ public final class TrainCommand implements Callable<Integer> {
 
     // ---- data ----
     @Option(names = "--data", paramLabel = "FILE",
-            description = "Train on the bytes of FILE (last 10% held out); default: the synthetic corpus.")
+            description = "Train on the bytes of FILE (last 10%% held out); default: the synthetic corpus.")
     Path data;
     @Option(names = "--seq", description = "Tokens per sequence (default: the preset's maximum).")
     Integer seq;
