@@ -85,7 +85,7 @@ PMOE_API int pmoe_activation_forward(int32_t act, int32_t rows, int32_t cols, co
         PMOE_CHECK(require_non_null("in", in));
         PMOE_CHECK(require_non_null("out", out));
         const int64_t in_cols = act == PMOE_ACT_SWIGLU ? 2 * int64_t(cols) : cols;
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads_for(rows * in_cols)) schedule(static)
         for (int32_t r = 0; r < rows; r++)
             forward_row(act, cols, in + r * in_cols, out + int64_t(r) * cols);
         return PMOE_OK;
@@ -101,7 +101,7 @@ PMOE_API int pmoe_activation_backward(int32_t act, int32_t rows, int32_t cols, c
         PMOE_CHECK(require_non_null("grad_out", grad_out));
         PMOE_CHECK(require_non_null("grad_in", grad_in));
         const int64_t in_cols = act == PMOE_ACT_SWIGLU ? 2 * int64_t(cols) : cols;
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads_for(rows * in_cols)) schedule(static)
         for (int32_t r = 0; r < rows; r++)
             backward_row(act, cols, in + r * in_cols, grad_out + int64_t(r) * cols,
                          grad_in + r * in_cols);

@@ -111,7 +111,7 @@ PMOE_API int pmoe_attention_forward(int32_t batch, int32_t seq, int32_t channels
         PMOE_CHECK(require_non_null("att", att));
         PMOE_CHECK(require_non_null("out", out));
         const int64_t B = batch, T = seq, C = channels, H = heads;
-#pragma omp parallel for collapse(2) num_threads(num_threads()) schedule(static)
+#pragma omp parallel for collapse(2) num_threads(threads_for(B * T * T * C)) schedule(static)
         for (int64_t b = 0; b < B; b++)
             for (int64_t h = 0; h < H; h++)
                 attend(head_of(qkv, b, h, T, C, H), att + (b * H + h) * T * T,
@@ -131,7 +131,7 @@ PMOE_API int pmoe_attention_backward(int32_t batch, int32_t seq, int32_t channel
         PMOE_CHECK(require_non_null("dout", dout));
         PMOE_CHECK(require_non_null("dqkv", dqkv));
         const int64_t B = batch, T = seq, C = channels, H = heads;
-        const int threads = num_threads();
+        const int threads = threads_for(B * T * T * C);
         // Scratch row per thread, allocated here: nothing may throw inside the parallel region.
         std::vector<float> scratch(size_t(threads) * T);
 #pragma omp parallel for collapse(2) num_threads(threads) schedule(static)

@@ -17,6 +17,10 @@ void clear_error();
 
 // Team size for OpenMP regions (set by pmoe_set_num_threads; default: omp_get_max_threads()).
 int num_threads();
+// Team size for a region touching about `work` elements (or FLOPs): 1 below a fixed threshold,
+// where waking a team costs more than the loop itself, else num_threads(). The kernels give
+// bitwise-identical results for any team size, so this changes speed only.
+int threads_for(int64_t work);
 
 // Argument checks: each returns a non-zero status (with the message set) on failure, so
 // kernels read `PMOE_CHECK(require_positive("tokens", tokens));`.

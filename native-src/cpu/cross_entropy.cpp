@@ -42,7 +42,7 @@ PMOE_API int pmoe_cross_entropy_forward(int32_t rows, int32_t vocab, const float
     return guarded("pmoe_cross_entropy_forward", [&] {
         PMOE_CHECK(check_cross_entropy(rows, vocab, logits, targets));
         if (rows > 0) PMOE_CHECK(require_non_null("losses", losses));
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads_for(int64_t(rows) * vocab)) schedule(static)
         for (int64_t r = 0; r < rows; r++) {
             const float *x = logits + r * vocab;
             const Softmax sm = softmax_of(x, vocab);
@@ -69,7 +69,7 @@ PMOE_API int pmoe_cross_entropy_backward(int32_t rows, int32_t vocab, const floa
         PMOE_CHECK(check_cross_entropy(rows, vocab, logits, targets));
         PMOE_CHECK(require_float_in("grad_scale", grad_scale, -INFINITY, INFINITY));
         if (rows > 0) PMOE_CHECK(require_non_null("dlogits", dlogits));
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads_for(int64_t(rows) * vocab)) schedule(static)
         for (int64_t r = 0; r < rows; r++) {
             // Reads x[v] before writing d[v], so dlogits may alias logits.
             const float *x = logits + r * vocab;

@@ -31,7 +31,7 @@ template <typename Acc, typename Term> inline Acc lane_sum(int64_t n, Term term)
 template <typename Term> void add_column_sums(int64_t rows, int64_t cols, Term term, float *out) {
     constexpr int64_t block = 64;
     const int64_t blocks = (cols + block - 1) / block;
-#pragma omp parallel for num_threads(pmoe::num_threads()) schedule(static)
+#pragma omp parallel for num_threads(pmoe::threads_for(rows * cols)) schedule(static)
     for (int64_t b = 0; b < blocks; b++) {
         const int64_t c0 = b * block, width = std::min(block, cols - c0);
         double acc[block];

@@ -15,7 +15,7 @@ PMOE_API int pmoe_bias_add(int32_t rows, int32_t cols, const float *bias, float 
         if (rows == 0) return PMOE_OK;
         PMOE_CHECK(require_non_null("bias", bias));
         PMOE_CHECK(require_non_null("x", x));
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads_for(int64_t(rows) * cols)) schedule(static)
         for (int64_t r = 0; r < rows; r++) {
             float *row = x + r * cols;
             for (int64_t c = 0; c < cols; c++) row[c] += bias[c];
@@ -44,7 +44,7 @@ PMOE_API int pmoe_add(int64_t n, const float *a, const float *b, float *out, voi
         PMOE_CHECK(require_non_null("a", a));
         PMOE_CHECK(require_non_null("b", b));
         PMOE_CHECK(require_non_null("out", out));
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads_for(n)) schedule(static)
         for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
         return PMOE_OK;
     });
@@ -56,7 +56,7 @@ PMOE_API int pmoe_accumulate(int64_t n, const float *x, float *y, void *stream) 
         if (n == 0) return PMOE_OK;
         PMOE_CHECK(require_non_null("x", x));
         PMOE_CHECK(require_non_null("y", y));
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads_for(n)) schedule(static)
         for (int64_t i = 0; i < n; i++) y[i] += x[i];
         return PMOE_OK;
     });
@@ -68,7 +68,7 @@ PMOE_API int pmoe_scale(int64_t n, float alpha, float *x, void *stream) {
         PMOE_CHECK(require_float_in("alpha", alpha, -INFINITY, INFINITY));
         if (n == 0) return PMOE_OK;
         PMOE_CHECK(require_non_null("x", x));
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads_for(n)) schedule(static)
         for (int64_t i = 0; i < n; i++) x[i] *= alpha;
         return PMOE_OK;
     });

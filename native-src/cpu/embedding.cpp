@@ -36,7 +36,7 @@ PMOE_API int pmoe_embedding_forward(int32_t batch, int32_t seq, int32_t channels
         PMOE_CHECK(require_non_null("wpe", wpe));
         PMOE_CHECK(require_non_null("out", out));
         const int64_t tokens = int64_t(batch) * seq, C = channels;
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads_for(tokens * C)) schedule(static)
         for (int64_t n = 0; n < tokens; n++) {
             const float *token = wte + ids[n] * C, *position = wpe + (n % seq) * C;
             float *o = out + n * C;
@@ -60,7 +60,7 @@ PMOE_API int pmoe_embedding_backward(int32_t batch, int32_t seq, int32_t channel
         // blocks of columns of the whole table and every thread scans all tokens in order.
         constexpr int64_t block = 64;
         const int64_t blocks = (C + block - 1) / block;
-#pragma omp parallel num_threads(num_threads())
+#pragma omp parallel num_threads(threads_for(tokens * C))
         {
 #pragma omp for schedule(static) nowait
             for (int64_t b = 0; b < blocks; b++) {

@@ -30,6 +30,11 @@ int num_threads() {
     return n > 0 ? n : omp_get_max_threads();
 }
 
+int threads_for(int64_t work) {
+    constexpr int64_t kMinParallelWork = int64_t(1) << 15;
+    return work < kMinParallelWork ? 1 : num_threads();
+}
+
 int require_non_null(const char *name, const void *p) {
     return p ? PMOE_OK : fail(PMOE_ERR_INVALID_ARGUMENT, "%s must not be NULL", name);
 }

@@ -9,9 +9,10 @@ namespace pmoe {
 namespace {
 
 // Sum of per-token terms term(t), in double, in token order.
-template <typename F> double sum_over_tokens(int32_t tokens, F term) {
+// `work` estimates the cost of all terms together.
+template <typename F> double sum_over_tokens(int32_t tokens, int64_t work, F term) {
     std::vector<double> terms(tokens);
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads_for(work)) schedule(static)
     for (int32_t t = 0; t < tokens; t++) terms[t] = term(t);
     double total = 0;
     for (double v : terms) total += v;
@@ -49,7 +50,7 @@ PMOE_API int pmoe_aux_loss_forward(int32_t tokens, int32_t experts, int32_t top_
         PMOE_CHECK(require_ids_in_range("topk_ids", topk_ids, slots, 0, experts));
         std::vector<int32_t> counts(experts, 0);
         for (int64_t s = 0; s < slots; s++) counts[topk_ids[s]]++;
-        const double total = sum_over_tokens(tokens, [&](int32_t t) {
+        const double total = sum_over_tokens(tokens, int64_t(tokens) * experts, [&](int32_t t) {
             const float *row = scores + int64_t(t) * experts;
             double dot = 0;
             for (int32_t e = 0; e < experts; e++) dot += double(counts[e]) * row[e];
@@ -75,7 +76,7 @@ PMOE_API int pmoe_aux_loss_backward(int32_t tokens, int32_t experts, int32_t top
         for (int32_t e = 0; e < experts; e++)
             grad[e] = float(double(grad_loss) * coeff * experts * expert_counts[e] /
                             (double(slots) * tokens));
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads_for(int64_t(tokens) * experts)) schedule(static)
         for (int32_t t = 0; t < tokens; t++)
             std::memcpy(grad_scores + int64_t(t) * experts, grad.data(), sizeof(float) * experts);
         return PMOE_OK;
@@ -90,7 +91,7 @@ PMOE_API int pmoe_z_loss_forward(int32_t tokens, int32_t experts, const float *l
         PMOE_CHECK(require_non_null("logits", logits));
         PMOE_CHECK(require_non_null("loss", loss));
         PMOE_CHECK(require_finite("logits", logits, tokens, experts, "token", "expert"));
-        const double total = sum_over_tokens(tokens, [&](int32_t t) {
+        const double total = sum_over_tokens(tokens, int64_t(tokens) * experts, [&](int32_t t) {
             const double lse = logsumexp(logits + int64_t(t) * experts, experts);
             return lse * lse;
         });
@@ -109,7 +110,7 @@ PMOE_API int pmoe_z_loss_backward(int32_t tokens, int32_t experts, const float *
         PMOE_CHECK(require_non_null("logits", logits));
         PMOE_CHECK(require_non_null("grad_logits", grad_logits));
         PMOE_CHECK(require_finite("logits", logits, tokens, experts, "token", "expert"));
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads_for(int64_t(tokens) * experts)) schedule(static)
         for (int32_t t = 0; t < tokens; t++) {
             const float *row = logits + int64_t(t) * experts;
             float *grad = grad_logits + int64_t(t) * experts;

@@ -14,7 +14,7 @@ int check_shape(int32_t rows, int32_t cols) {
 // mean (centred only) and rstd of each row, then out = xhat * weight (+ bias).
 void norm_forward(bool centred, int64_t rows, int64_t cols, float eps, const float *x,
                   const float *weight, const float *bias, float *out, float *mean, float *rstd) {
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads_for(rows * cols)) schedule(static)
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * cols;
         const float mu =
@@ -41,7 +41,7 @@ void norm_backward(bool centred, int64_t rows, int64_t cols, const float *x, con
     auto xhat = [&](int64_t r, int64_t c) {
         return (x[r * cols + c] - (centred ? mean[r] : 0.0f)) * rstd[r];
     };
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads_for(rows * cols)) schedule(static)
     for (int64_t r = 0; r < rows; r++) {
         const float *d = dout + r * cols;
         auto g = [&](int64_t c) { return d[c] * weight[c]; };

@@ -27,7 +27,7 @@ PMOE_API int pmoe_adamw_step(int64_t n, float *params, const float *grads, float
         // Bias corrections of the zero-initialised moments, computed once in double.
         const float correction1 = float(1.0 - std::pow(double(beta1), step));
         const float correction2 = float(1.0 - std::pow(double(beta2), step));
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads_for(n)) schedule(static)
         for (int64_t i = 0; i < n; i++) {
             const float g = grads[i], p = params[i];
             const float mi = beta1 * m[i] + (1.0f - beta1) * g;
@@ -51,7 +51,7 @@ PMOE_API int pmoe_sum_squares(int64_t n, const float *x, double *sum_squares, vo
         constexpr int64_t block = 1 << 16;
         const int64_t blocks = (n + block - 1) / block;
         std::vector<double> partial(blocks);
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads_for(n)) schedule(static)
         for (int64_t b = 0; b < blocks; b++) {
             const float *xb = x + b * block;
             partial[b] = lane_sum<double>(std::min(block, n - b * block),

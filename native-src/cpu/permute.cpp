@@ -46,7 +46,7 @@ template <typename T>
 void gather_sum(int32_t tokens, int32_t top_k, int32_t hidden, const T *src,
                 const float *weights, const int32_t *slot_position, T *dst) {
     constexpr int64_t kChunk = 512;
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads_for(int64_t(tokens) * top_k * hidden)) schedule(static)
     for (int32_t t = 0; t < tokens; t++) {
         const int64_t first_slot = int64_t(t) * top_k;
         T *out = dst + int64_t(t) * hidden;
@@ -87,7 +87,7 @@ void combine_backward(int32_t tokens, int32_t top_k, int32_t rows, int32_t hidde
                       const T *grad_y, const T *expert_out, const float *weights,
                       const int32_t *slot_position, const std::vector<int32_t> &owner,
                       T *grad_expert_out, float *grad_weights) {
-#pragma omp parallel num_threads(num_threads())
+#pragma omp parallel num_threads(threads_for((int64_t(tokens) * top_k + rows) * hidden))
     {
 #pragma omp for schedule(static)
         for (int32_t t = 0; t < tokens; t++) {
@@ -132,7 +132,7 @@ PMOE_API int pmoe_permute(int32_t dtype, int32_t tokens, int32_t top_k, int32_t 
         const size_t row_bytes = element_size(dtype) * hidden;
         const char *src = static_cast<const char *>(x);
         char *dst = static_cast<char *>(out);
-#pragma omp parallel for num_threads(num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads_for(int64_t(rows) * hidden)) schedule(static)
         for (int32_t r = 0; r < rows; r++) {
             const int32_t slot = sorted_slot[r];
             if (slot < 0)
