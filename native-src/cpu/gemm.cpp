@@ -331,8 +331,9 @@ int run_problems(const std::vector<Problem> &problems) {
 
     const int64_t count = int64_t(items.size());
     std::atomic<bool> out_of_memory{false};
-    // A team only pays off past ~1 MFLOP; below, the fork costs more than it saves.
-#pragma omp parallel num_threads(threads) if (count > 1 && flops > 1e6)
+    // A team only pays off past ~1 MFLOP (32 FLOPs of a packed GEMM cost about what one element
+    // of the other kernels does, hence the scaling into threads_for's unit of work).
+#pragma omp parallel num_threads(threads) if (count > 1 && threads_for(int64_t(flops / 32)) > 1)
     {
         PackBuffers &buf = buffers;
         if (!PackBuffers::grow(buf.a, buf.a_size, a_need) || !PackBuffers::grow(buf.b, buf.b_size, b_need))

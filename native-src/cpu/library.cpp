@@ -1,7 +1,9 @@
 // Library-level entry points: errors, version, thread count, no-op, finiteness scan.
 #include <omp.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstdio>
 
 #include "common.hpp"
@@ -30,10 +32,18 @@ int num_threads() {
     return n > 0 ? n : omp_get_max_threads();
 }
 
-int threads_for(int64_t work) {
-    constexpr int64_t kMinParallelWork = int64_t(1) << 15;
-    return work < kMinParallelWork ? 1 : num_threads();
+// Below this much work (elements or FLOPs) a kernel runs on the calling thread: waking a team
+// costs more than it saves, and on a busy machine far more. PMOE_PARALLEL_MIN_WORK overrides
+// it; the determinism tests set 0 so that even their small shapes run with the full team.
+static int64_t min_parallel_work() {
+    static const int64_t value = [] {
+        const char *env = std::getenv("PMOE_PARALLEL_MIN_WORK");
+        return env && *env ? std::max<int64_t>(0, std::atoll(env)) : int64_t(1) << 15;
+    }();
+    return value;
 }
+
+int threads_for(int64_t work) { return work < min_parallel_work() ? 1 : num_threads(); }
 
 int require_non_null(const char *name, const void *p) {
     return p ? PMOE_OK : fail(PMOE_ERR_INVALID_ARGUMENT, "%s must not be NULL", name);
