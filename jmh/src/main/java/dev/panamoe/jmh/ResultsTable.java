@@ -33,7 +33,8 @@ public final class ResultsTable {
             name = name.substring(name.lastIndexOf('.', name.lastIndexOf('.') - 1) + 1);
             JsonObject params = run.has("params") ? run.getAsJsonObject("params") : new JsonObject();
             String shape = params.has("shape") ? params.get("shape").getAsString()
-                    : params.has("size") ? params.get("size").getAsString() : "";
+                    : params.has("size") ? params.get("size").getAsString()
+                    : params.has("preset") ? params.get("preset").getAsString() : "";
             JsonObject metric = run.getAsJsonObject("primaryMetric");
             double seconds = toSeconds(metric.get("score").getAsDouble(), metric.get("scoreUnit").getAsString());
             double error = toSeconds(metric.get("scoreError").getAsDouble(), metric.get("scoreUnit").getAsString());
@@ -67,6 +68,9 @@ public final class ResultsTable {
             String[] mkn = shape.split("x");
             return gflops(2.0 * Double.parseDouble(mkn[0]) * Double.parseDouble(mkn[1]) * Double.parseDouble(mkn[2]),
                     seconds);
+        }
+        if (benchmark.equals("TrainingStepBenchmark.step")) {
+            return String.format(Locale.ROOT, "%.0f tokens/s", TrainingStepBenchmark.tokensPerStep(shape) / seconds);
         }
         if (shape.isEmpty()) return "";
         MoeShape s = MoeShape.named(shape);

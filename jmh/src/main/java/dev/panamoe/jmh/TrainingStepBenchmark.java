@@ -1,0 +1,79 @@
+package dev.panamoe.jmh;
+
+import dev.panamoe.ops.CpuBackend;
+import dev.panamoe.runtime.data.SyntheticCorpus;
+import dev.panamoe.runtime.model.GptMoeConfig;
+import dev.panamoe.runtime.model.GptMoeModel;
+import dev.panamoe.runtime.report.StepMetrics;
+import dev.panamoe.runtime.train.Trainer;
+import dev.panamoe.runtime.train.TrainingConfig;
+import java.util.concurrent.TimeUnit;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+
+/**
+ * One optimizer step of the GPT-MoE trainer (forward, backward, clipping, AdamW) on the synthetic
+ * corpus, for the {@code tiny} and {@code small} presets. Tokens per step: {@link #tokensPerStep};
+ * tokens/s = tokens per step / time (jmh/README.md). At the end of the trial the trainer's
+ * per-operator timer is printed, so the table can show where the time goes.
+ */
+@State(Scope.Benchmark)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.MILLISECONDS)
+@Warmup(iterations = 2, time = 3)
+@Measurement(iterations = 5, time = 3)
+@Fork(value = 1, jvmArgsAppend = "--enable-native-access=ALL-UNNAMED")
+public class TrainingStepBenchmark {
+
+    /** Sequences per step of each preset (at its full sequence length). */
+    static int batchOf(String preset) {
+        return switch (preset) {
+            case "tiny" -> 16;
+            case "small" -> 8;
+            default -> throw new IllegalArgumentException("preset: no benchmark batch for '" + preset + "'");
+        };
+    }
+
+    static int tokensPerStep(String preset) {
+        return batchOf(preset) * GptMoeConfig.preset(preset).maxSeq();
+    }
+
+    @Param({"tiny", "small"})
+    public String preset;
+
+    private GptMoeModel model;
+    private Trainer trainer;
+
+    @Setup(Level.Trial)
+    public void setup() {
+        GptMoeConfig config = GptMoeConfig.preset(preset);
+        SyntheticCorpus.Config data = SyntheticCorpus.Config.tinyDefaults().withSeqLen(config.maxSeq());
+        model = new GptMoeModel(CpuBackend.get(), config, 1);
+        trainer = new Trainer(model, new SyntheticCorpus(data), TrainingConfig.builder()
+                .steps(Integer.MAX_VALUE).batch(batchOf(preset)).seq(config.maxSeq()).evalEvery(0).build());
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+        System.out.println();
+        System.out.println("operator time shares, " + preset + ":");
+        System.out.println(trainer.timer().table());
+        model.close();
+    }
+
+    @Benchmark
+    public StepMetrics step() {
+        return trainer.trainStep();
+    }
+}
