@@ -90,7 +90,8 @@ PMOE_API int pmoe_find_nonfinite(int64_t n, const float *x, int64_t *first_index
 
 /* ---- dense GEMM: C = alpha * op(A) * op(B) + beta * C, row-major, f32 ----
  * op(A) is [m, k], op(B) is [k, n]; trans_a/trans_b are 0 or 1; lda/ldb/ldc are row strides.
- * beta == 0 means C is not read (it may hold garbage or NaN). m, n or k may be 0. */
+ * beta == 0 means C is not read (it may hold garbage or NaN); alpha == 0 means A and B are not
+ * read (C = beta * C), as in BLAS. m, n or k may be 0. */
 PMOE_API int pmoe_gemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k,
                        float alpha, const float *a, int32_t lda, const float *b, int32_t ldb,
                        float beta, float *c, int32_t ldc, void *stream);
