@@ -1,4 +1,4 @@
-// Library-level entry points: errors, version, thread count, no-op, finiteness scan.
+// Library-level entry points: version, thread count, no-op, finiteness scan (errors: errors.cpp).
 #include <omp.h>
 
 #include <algorithm>
@@ -11,21 +11,8 @@
 namespace pmoe {
 
 namespace {
-thread_local std::string last_error;
 std::atomic<int> team_size{0};
 } // namespace
-
-int fail(int status, const char *fmt, ...) {
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    std::vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    last_error = buf;
-    return status;
-}
-
-void clear_error() { last_error.clear(); }
 
 int num_threads() {
     int n = team_size.load(std::memory_order_relaxed);
@@ -45,31 +32,11 @@ static int64_t min_parallel_work() {
 
 int threads_for(int64_t work) { return work < min_parallel_work() ? 1 : num_threads(); }
 
-int require_non_null(const char *name, const void *p) {
-    return p ? PMOE_OK : fail(PMOE_ERR_INVALID_ARGUMENT, "%s must not be NULL", name);
-}
-int require_positive(const char *name, int64_t v) {
-    return v >= 1 ? PMOE_OK
-                  : fail(PMOE_ERR_INVALID_ARGUMENT, "%s must be >= 1, got %lld", name, (long long)v);
-}
-int require_non_negative(const char *name, int64_t v) {
-    return v >= 0 ? PMOE_OK
-                  : fail(PMOE_ERR_INVALID_ARGUMENT, "%s must be >= 0, got %lld", name, (long long)v);
-}
-int require_dtype(const char *name, int32_t dtype) {
-    return dtype == PMOE_DTYPE_F32 || dtype == PMOE_DTYPE_BF16
-               ? PMOE_OK
-               : fail(PMOE_ERR_INVALID_ARGUMENT, "%s must be PMOE_DTYPE_F32 (0) or PMOE_DTYPE_BF16 (1), got %d",
-                      name, dtype);
-}
-
 } // namespace pmoe
 
 using namespace pmoe;
 
 extern "C" {
-
-PMOE_API const char *pmoe_last_error(void) { return last_error.c_str(); }
 
 PMOE_API int pmoe_version(int32_t *major, int32_t *minor, int32_t *patch) {
     clear_error();

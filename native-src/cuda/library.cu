@@ -1,5 +1,6 @@
 // Library-level entry points of the CUDA implementation of panamoe.h, and the plumbing declared
-// in common.cuh: error reporting, scalar checks, device buffers and input checks.
+// in common.cuh: device buffers and input checks (error reporting and scalar checks come from
+// cpu/errors.cpp, shared with the CPU library).
 #include <atomic>
 #include <cstdarg>
 #include <cstdio>
@@ -11,42 +12,11 @@
 namespace pmoe {
 
 namespace {
-thread_local std::string last_error;
 std::atomic<int> team_size{1};
 } // namespace
 
-int fail(int status, const char *fmt, ...) {
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    std::vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    last_error = buf;
-    return status;
-}
-
-void clear_error() { last_error.clear(); }
-
 // The device decides its own parallelism; the value is kept so that the call round-trips.
 int num_threads() { return team_size.load(std::memory_order_relaxed); }
-
-int require_non_null(const char *name, const void *p) {
-    return p ? PMOE_OK : fail(PMOE_ERR_INVALID_ARGUMENT, "%s must not be NULL", name);
-}
-int require_positive(const char *name, int64_t v) {
-    return v >= 1 ? PMOE_OK
-                  : fail(PMOE_ERR_INVALID_ARGUMENT, "%s must be >= 1, got %lld", name, (long long)v);
-}
-int require_non_negative(const char *name, int64_t v) {
-    return v >= 0 ? PMOE_OK
-                  : fail(PMOE_ERR_INVALID_ARGUMENT, "%s must be >= 0, got %lld", name, (long long)v);
-}
-int require_dtype(const char *name, int32_t dtype) {
-    return dtype == PMOE_DTYPE_F32 || dtype == PMOE_DTYPE_BF16
-               ? PMOE_OK
-               : fail(PMOE_ERR_INVALID_ARGUMENT,
-                      "%s must be PMOE_DTYPE_F32 (0) or PMOE_DTYPE_BF16 (1), got %d", name, dtype);
-}
 
 namespace cuda {
 
@@ -179,8 +149,6 @@ using namespace pmoe;
 using namespace pmoe::cuda;
 
 extern "C" {
-
-PMOE_API const char *pmoe_last_error(void) { return last_error.c_str(); }
 
 PMOE_API int pmoe_version(int32_t *major, int32_t *minor, int32_t *patch) {
     clear_error();

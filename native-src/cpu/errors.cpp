@@ -1,0 +1,46 @@
+// Error reporting and scalar argument checks shared by every implementation of panamoe.h: the
+// CPU library compiles this file, and so do the CUDA library and its host-harness build, so
+// the same bad argument gets the same message from each.
+#include <cstdio>
+
+#include "common.hpp"
+
+namespace pmoe {
+
+namespace {
+thread_local std::string last_error;
+} // namespace
+
+int fail(int status, const char *fmt, ...) {
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    std::vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    last_error = buf;
+    return status;
+}
+
+void clear_error() { last_error.clear(); }
+
+int require_non_null(const char *name, const void *p) {
+    return p ? PMOE_OK : fail(PMOE_ERR_INVALID_ARGUMENT, "%s must not be NULL", name);
+}
+int require_positive(const char *name, int64_t v) {
+    return v >= 1 ? PMOE_OK
+                  : fail(PMOE_ERR_INVALID_ARGUMENT, "%s must be >= 1, got %lld", name, (long long)v);
+}
+int require_non_negative(const char *name, int64_t v) {
+    return v >= 0 ? PMOE_OK
+                  : fail(PMOE_ERR_INVALID_ARGUMENT, "%s must be >= 0, got %lld", name, (long long)v);
+}
+int require_dtype(const char *name, int32_t dtype) {
+    return dtype == PMOE_DTYPE_F32 || dtype == PMOE_DTYPE_BF16
+               ? PMOE_OK
+               : fail(PMOE_ERR_INVALID_ARGUMENT,
+                      "%s must be PMOE_DTYPE_F32 (0) or PMOE_DTYPE_BF16 (1), got %d", name, dtype);
+}
+
+} // namespace pmoe
+
+extern "C" PMOE_API const char *pmoe_last_error(void) { return pmoe::last_error.c_str(); }
