@@ -26,6 +26,11 @@ public record LossFloor(double nats, double stderr, int sequences, double[] perP
     public double gapClosed(double unigramLoss, double validationLoss) {
         if (!(unigramLoss > nats))
             throw new IllegalArgumentException("unigramLoss " + unigramLoss + " must exceed the floor " + nats);
-        return (unigramLoss - validationLoss) / (unigramLoss - nats);
+        return gapClosed(unigramLoss, nats, validationLoss);
+    }
+
+    /** Share of the gap between the unigram loss and the floor that a validation loss closes. */
+    public static double gapClosed(double unigramLoss, double floor, double validationLoss) {
+        return (unigramLoss - validationLoss) / (unigramLoss - floor);
     }
 }

@@ -1,5 +1,7 @@
 package dev.panamoe.runtime.report;
 
+import dev.panamoe.runtime.data.LossFloor;
+
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -49,13 +51,13 @@ public record ReportData(String title, Map<String, String> config, List<StepMetr
 
     /**
      * Share of the gap between the unigram loss and the floor closed by the final validation loss
-     * (as {@code LossFloor.gapClosed}); {@code NaN} when the floor, the unigram loss or an evaluation is missing.
+     * (LossFloor.gapClosed); {@code NaN} when the floor, the unigram loss or an evaluation is missing.
      */
     public double gapClosed() {
         StepMetrics last = lastEvaluated();
         if (last == null || Double.isNaN(unigramLoss) || Double.isNaN(lossFloor))
             return Double.NaN;
-        return (unigramLoss - last.valLoss()) / (unigramLoss - lossFloor);
+        return LossFloor.gapClosed(unigramLoss, lossFloor, last.valLoss());
     }
 
     private static void checkSourceCounts(long[][][] sourceCounts, int[][] expertCounts) {
