@@ -28,6 +28,8 @@ int require_non_null(const char *name, const void *p);
 int require_positive(const char *name, int64_t v);     // v >= 1
 int require_non_negative(const char *name, int64_t v); // v >= 0
 int require_dtype(const char *name, int32_t dtype);    // F32 or BF16
+// The scalar fields of a dispatch configuration (shared by the CPU and CUDA libraries).
+int check_dispatch_config(const pmoe_dispatch_config *cfg);
 
 #define PMOE_CHECK(expr)                                                                      \
     do {                                                                                      \

@@ -1,4 +1,4 @@
-// Error reporting and scalar argument checks shared by every implementation of panamoe.h: the
+// Error reporting and argument checks shared by every implementation of panamoe.h: the
 // CPU library compiles this file, and so do the CUDA library and its host-harness build, so
 // the same bad argument gets the same message from each.
 #include <cstdio>
@@ -39,6 +39,23 @@ int require_dtype(const char *name, int32_t dtype) {
                ? PMOE_OK
                : fail(PMOE_ERR_INVALID_ARGUMENT,
                       "%s must be PMOE_DTYPE_F32 (0) or PMOE_DTYPE_BF16 (1), got %d", name, dtype);
+}
+
+int check_dispatch_config(const pmoe_dispatch_config *cfg) {
+    PMOE_CHECK(require_non_null("cfg", cfg));
+    PMOE_CHECK(require_routing_shape(cfg->tokens, "logical_experts", cfg->logical_experts,
+                                     cfg->top_k));
+    PMOE_CHECK(require_positive("physical_experts", cfg->physical_experts));
+    if (cfg->capacity < 0 && cfg->capacity != PMOE_CAPACITY_DROPLESS)
+        return fail(PMOE_ERR_INVALID_ARGUMENT,
+                    "capacity must be >= 0 or PMOE_CAPACITY_DROPLESS (-1), got %d", cfg->capacity);
+    if (cfg->capacity != PMOE_CAPACITY_DROPLESS && cfg->drop_policy != PMOE_DROP_BY_POSITION &&
+        cfg->drop_policy != PMOE_DROP_BY_PROBABILITY)
+        return fail(PMOE_ERR_INVALID_ARGUMENT,
+                    "drop_policy must be PMOE_DROP_BY_POSITION (0) or "
+                    "PMOE_DROP_BY_PROBABILITY (1), got %d",
+                    cfg->drop_policy);
+    return PMOE_OK;
 }
 
 } // namespace pmoe

@@ -191,23 +191,6 @@ keep_heaviest_kernel(int physical, int capacity, const int32_t *all_offsets,
     }
 }
 
-int check_config(const pmoe_dispatch_config *cfg) {
-    PMOE_CHECK(require_non_null("cfg", cfg));
-    PMOE_CHECK(require_routing_shape(cfg->tokens, "logical_experts", cfg->logical_experts,
-                                     cfg->top_k));
-    PMOE_CHECK(require_positive("physical_experts", cfg->physical_experts));
-    if (cfg->capacity < 0 && cfg->capacity != PMOE_CAPACITY_DROPLESS)
-        return fail(PMOE_ERR_INVALID_ARGUMENT,
-                    "capacity must be >= 0 or PMOE_CAPACITY_DROPLESS (-1), got %d", cfg->capacity);
-    if (cfg->capacity != PMOE_CAPACITY_DROPLESS && cfg->drop_policy != PMOE_DROP_BY_POSITION &&
-        cfg->drop_policy != PMOE_DROP_BY_PROBABILITY)
-        return fail(PMOE_ERR_INVALID_ARGUMENT,
-                    "drop_policy must be PMOE_DROP_BY_POSITION (0) or PMOE_DROP_BY_PROBABILITY (1), "
-                    "got %d",
-                    cfg->drop_policy);
-    return PMOE_OK;
-}
-
 } // namespace
 } // namespace cuda
 } // namespace pmoe
@@ -222,7 +205,7 @@ PMOE_API int pmoe_dispatch_plan(const pmoe_dispatch_config *cfg, const int32_t *
                                 int32_t *expert_counts, int32_t *expert_offsets,
                                 int32_t *slot_position, int32_t *sorted_slot, void *stream) {
     return guarded("pmoe_dispatch_plan", [&] {
-        PMOE_CHECK(check_config(cfg));
+        PMOE_CHECK(check_dispatch_config(cfg));
         const pmoe_dispatch_config c = *cfg;
         const int64_t slots = int64_t(c.tokens) * c.top_k;
         const int P = c.physical_experts;
