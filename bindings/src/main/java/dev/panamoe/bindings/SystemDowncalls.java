@@ -11,9 +11,12 @@ final class SystemDowncalls {
     private SystemDowncalls() {}
 
     static MethodHandle downcall(NativeLibraries.Loaded library, String name, FunctionDescriptor descriptor) {
-        MemorySegment address = library.lookup().find(name).orElseThrow(
+        return Linker.nativeLinker().downcallHandle(address(library, name), descriptor);
+    }
+
+    static MemorySegment address(NativeLibraries.Loaded library, String name) {
+        return library.lookup().find(name).orElseThrow(
                 () -> new UnsupportedOperationException(name + " is not exported by " + library.path()));
-        return Linker.nativeLinker().downcallHandle(address, descriptor);
     }
 
     /** jextract's wrappers rethrow what invokeExact throws: unchecked as is, anything else cannot happen. */
