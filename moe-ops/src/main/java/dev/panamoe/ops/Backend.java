@@ -1,7 +1,5 @@
 package dev.panamoe.ops;
 
-import java.lang.foreign.Arena;
-
 /**
  * One implementation of the panamoe.h ABI plus its memory management, as typed calls on
  * tensors: one method per kernel, sizes taken from the tensors' shapes. Implementations
@@ -17,12 +15,22 @@ public interface Backend {
     /** Capacity value for {@link #dispatchPlan}: no capacity limit (PMOE_CAPACITY_DROPLESS). */
     int CAPACITY_DROPLESS = -1;
 
+    /**
+     * The backend of a device: {@link CpuBackend#get()} for the CPU, {@link CudaBackend#get(int)}
+     * for a GPU (which throws {@link BackendUnavailableException} with cudart's reason when the
+     * device cannot be used).
+     */
+    static Backend forDevice(Device device) {
+        Checks.notNull("device", device);
+        return device.isCpu() ? CpuBackend.get() : CudaBackend.get(device.index());
+    }
+
     String name();
 
     Device device();
 
-    /** Opens the memory a {@link TensorScope} allocates from; closing the arena frees it. */
-    Arena newArena(boolean shared);
+    /** Opens the memory a {@link TensorScope} allocates from (shared: usable from any thread); closing it frees it. */
+    TensorMemory openMemory(boolean shared);
 
     /** Threads used by parallel kernels (a process-wide setting of the library). */
     void setNumThreads(int n);

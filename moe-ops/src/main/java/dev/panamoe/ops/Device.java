@@ -20,6 +20,22 @@ public record Device(Kind kind, int index) {
         return new Device(Kind.CUDA, index);
     }
 
+    /** "cpu", "cuda" (device 0) or "cuda:N", as {@link #toString()} writes them. */
+    public static Device parse(String text) {
+        if (text != null) {
+            if (text.equals("cpu")) {
+                return CPU;
+            }
+            if (text.equals("cuda")) {
+                return cuda(0);
+            }
+            if (text.matches("cuda:\\d{1,9}")) {
+                return cuda(Integer.parseInt(text.substring("cuda:".length())));
+            }
+        }
+        throw new IllegalArgumentException("device: expected cpu, cuda or cuda:N, got '" + text + "'");
+    }
+
     public boolean isCpu() {
         return kind == Kind.CPU;
     }

@@ -11,7 +11,7 @@ import java.util.Arrays;
 /**
  * Shape, dtype and device checks of each kernel's tensor arguments, shared by the backends:
  * after a check passes, every size the kernel receives is consistent with the tensors' memory.
- * (Checks of the values inside index tensors need host access and live in the CPU backend.)
+ * (Checks of the values inside index tensors read them on the host and live in NativeBackend.)
  */
 final class KernelArgs {
     private KernelArgs() {

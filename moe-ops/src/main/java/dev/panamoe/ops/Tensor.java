@@ -1,8 +1,11 @@
 package dev.panamoe.ops;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
+import java.util.function.Consumer;
+import java.util.function.Function;
 
 /**
  * A dense row-major array of one dtype on one device, owned by a {@link TensorScope}. The tensor
@@ -10,7 +13,9 @@ import java.util.Arrays;
  * IllegalStateException naming the tensor. Views ({@link #slice}, {@link #reshape}) share the
  * memory and the scope of their base tensor.
  *
- * <p>The host accessors (get/set/copy/fill) need a CPU tensor; kernels go through a {@link Backend}.
+ * <p>The host accessors (get/set/copy/fill) work on every device: on a GPU each is a copy
+ * through the backend's stream (a synchronisation), so loops over elements belong on the CPU.
+ * Kernels go through a {@link Backend}.
  */
 public final class Tensor {
     private static final ValueLayout.OfShort BF16 = ValueLayout.JAVA_SHORT;
@@ -100,7 +105,7 @@ public final class Tensor {
         int[] viewShape = shape.clone();
         viewShape[0] = to - from;
         long rowBytes = (shape[0] == 0 ? 0 : byteSize() / shape[0]);
-        return new Tensor(scope, name, dtype, viewShape, segment.asSlice(from * rowBytes, (to - from) * rowBytes));
+        return new Tensor(scope, name, dtype, viewShape, memory().slice(segment, from * rowBytes, (to - from) * rowBytes));
     }
 
     /** The same elements under another shape with the same element count. */
@@ -113,94 +118,166 @@ public final class Tensor {
         return new Tensor(scope, name, dtype, newShape, segment);
     }
 
-    // ---- host access (CPU tensors) ----
+    // ---- host access: direct on the CPU, through the backend's copies on a device ----
 
     public float getFloat(long i) {
-        MemorySegment s = host(DType.F32, DType.BF16);
-        return dtype == DType.F32 ? s.getAtIndex(ValueLayout.JAVA_FLOAT, i) : bf16ToFloat(s.getAtIndex(BF16, i));
+        floats();
+        return read(element(i), dtype.byteSize(), s -> dtype == DType.F32 ? s.get(ValueLayout.JAVA_FLOAT, 0)
+                : bf16ToFloat(s.get(BF16, 0)));
     }
 
     public void setFloat(long i, float v) {
-        MemorySegment s = host(DType.F32, DType.BF16);
-        if (dtype == DType.F32) {
-            s.setAtIndex(ValueLayout.JAVA_FLOAT, i, v);
-        } else {
-            s.setAtIndex(BF16, i, floatToBf16(v));
-        }
+        floats();
+        write(element(i), dtype.byteSize(), s -> {
+            if (dtype == DType.F32) {
+                s.set(ValueLayout.JAVA_FLOAT, 0, v);
+            } else {
+                s.set(BF16, 0, floatToBf16(v));
+            }
+        });
     }
 
     public int getInt(long i) {
-        return host(DType.I32).getAtIndex(ValueLayout.JAVA_INT, i);
+        ints();
+        return read(element(i), Integer.BYTES, s -> s.get(ValueLayout.JAVA_INT, 0));
     }
 
     public void setInt(long i, int v) {
-        host(DType.I32).setAtIndex(ValueLayout.JAVA_INT, i, v);
+        ints();
+        write(element(i), Integer.BYTES, s -> s.set(ValueLayout.JAVA_INT, 0, v));
     }
 
     public float[] toFloatArray() {
-        MemorySegment s = host(DType.F32, DType.BF16);
-        if (dtype == DType.F32) {
-            return s.toArray(ValueLayout.JAVA_FLOAT);
-        }
-        float[] out = new float[Math.toIntExact(numel)];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = bf16ToFloat(s.getAtIndex(BF16, i));
-        }
-        return out;
+        floats();
+        return read(0, byteSize(), s -> {
+            if (dtype == DType.F32) {
+                return s.toArray(ValueLayout.JAVA_FLOAT);
+            }
+            float[] out = new float[Math.toIntExact(numel)];
+            for (int i = 0; i < out.length; i++) {
+                out[i] = bf16ToFloat(s.getAtIndex(BF16, i));
+            }
+            return out;
+        });
     }
 
     public int[] toIntArray() {
-        return host(DType.I32).toArray(ValueLayout.JAVA_INT);
+        ints();
+        return read(0, byteSize(), s -> s.toArray(ValueLayout.JAVA_INT));
     }
 
     /** Copies values (length numel) into this tensor; BF16 rounds to nearest even. */
     public void copyFrom(float[] values) {
-        MemorySegment s = host(DType.F32, DType.BF16);
+        floats();
         checkLength(values.length);
-        if (dtype == DType.F32) {
-            MemorySegment.copy(values, 0, s, ValueLayout.JAVA_FLOAT, 0, values.length);
-        } else {
-            for (int i = 0; i < values.length; i++) {
-                s.setAtIndex(BF16, i, floatToBf16(values[i]));
+        write(0, byteSize(), s -> {
+            if (dtype == DType.F32) {
+                MemorySegment.copy(values, 0, s, ValueLayout.JAVA_FLOAT, 0, values.length);
+            } else {
+                for (int i = 0; i < values.length; i++) {
+                    s.setAtIndex(BF16, i, floatToBf16(values[i]));
+                }
             }
-        }
+        });
     }
 
     public void copyFrom(int[] values) {
-        MemorySegment s = host(DType.I32);
+        ints();
         checkLength(values.length);
-        MemorySegment.copy(values, 0, s, ValueLayout.JAVA_INT, 0, values.length);
+        write(0, byteSize(), s -> MemorySegment.copy(values, 0, s, ValueLayout.JAVA_INT, 0, values.length));
     }
 
-    /** Copies all elements of src (same dtype and element count). */
+    /** Copies all elements of src (same dtype and element count), from any device. */
     public void copyFrom(Tensor src) {
-        MemorySegment s = host(dtype);
-        if (src.dtype != dtype || src.numel != numel) {
-            throw new IllegalArgumentException("src: expected " + dtype + " with " + numel + " elements, got " + src.describe());
+        checkOpen();
+        if (src == null || src.dtype != dtype || src.numel != numel) {
+            throw new IllegalArgumentException("src: expected " + dtype + " with " + numel + " elements, got "
+                    + (src == null ? "null" : src.describe()));
         }
-        MemorySegment.copy(src.host(dtype), 0, s, 0, byteSize());
+        src.checkOpen();
+        TensorMemory from = src.scope.memory();
+        if (src.device().equals(device()) && from.hostAccessible() == memory().hostAccessible()) {
+            memory().copy(src.segment, segment, byteSize());
+        } else if (from.hostAccessible()) {
+            memory().copyFromHost(src.segment, segment, byteSize());
+        } else {
+            src.read(0, byteSize(), s -> {
+                write(0, byteSize(), d -> MemorySegment.copy(s, 0, d, 0, byteSize()));
+                return null;
+            });
+        }
     }
 
     public void fill(float v) {
-        MemorySegment s = host(DType.F32, DType.BF16);
+        floats();
         if (Float.floatToRawIntBits(v) == 0) {
-            s.fill((byte) 0);
+            memory().zero(segment, byteSize());
             return;
         }
-        for (long i = 0; i < numel; i++) {
-            setFloat(i, v);
+        write(0, byteSize(), s -> {
+            for (long i = 0; i < numel; i++) {
+                if (dtype == DType.F32) {
+                    s.setAtIndex(ValueLayout.JAVA_FLOAT, i, v);
+                } else {
+                    s.setAtIndex(BF16, i, floatToBf16(v));
+                }
+            }
+        });
+    }
+
+    private TensorMemory memory() {
+        return scope.memory();
+    }
+
+    /** Passes bytes [offset, offset + n) to reader: in place on the host, else a copy in host memory. */
+    private <T> T read(long offset, long n, Function<MemorySegment, T> reader) {
+        TensorMemory m = memory();
+        if (m.hostAccessible()) {
+            return reader.apply(segment.asSlice(offset, n));
+        }
+        try (Arena staging = Arena.ofConfined()) {
+            MemorySegment host = staging.allocate(n, TensorMemory.ALIGNMENT);
+            m.copyToHost(m.slice(segment, offset, n), host, n);
+            return reader.apply(host);
         }
     }
 
-    private MemorySegment host(DType... allowed) {
+    /** Lets writer fill bytes [offset, offset + n): in place on the host, else in host memory copied over. */
+    private void write(long offset, long n, Consumer<MemorySegment> writer) {
+        TensorMemory m = memory();
+        if (m.hostAccessible()) {
+            writer.accept(segment.asSlice(offset, n));
+            return;
+        }
+        try (Arena staging = Arena.ofConfined()) {
+            MemorySegment host = staging.allocate(n, TensorMemory.ALIGNMENT);
+            writer.accept(host);
+            m.copyFromHost(host, m.slice(segment, offset, n), n);
+        }
+    }
+
+    /** Byte offset of element i; the index is checked here because device memory cannot check it. */
+    private long element(long i) {
+        if (i < 0 || i >= numel) {
+            throw new IndexOutOfBoundsException("index " + i + " is outside [0, " + numel + ") of " + describe());
+        }
+        return i * dtype.byteSize();
+    }
+
+    private void floats() {
+        hostAccess(DType.F32, DType.BF16);
+    }
+
+    private void ints() {
+        hostAccess(DType.I32);
+    }
+
+    private void hostAccess(DType... allowed) {
         checkOpen();
-        if (!device().isCpu()) {
-            throw new IllegalStateException("tensor " + describe() + ": host access needs a CPU tensor");
-        }
         if (!Arrays.asList(allowed).contains(dtype)) {
-            throw new IllegalStateException("tensor " + describe() + ": host access as " + Arrays.toString(allowed) + " does not fit its dtype");
+            throw new IllegalStateException("tensor " + describe() + ": host access as " + Arrays.toString(allowed)
+                    + " does not fit its dtype");
         }
-        return segment;
     }
 
     private void checkLength(int length) {

@@ -1,32 +1,30 @@
 package dev.panamoe.ops;
 
-import java.lang.foreign.Arena;
 import java.util.Arrays;
 import java.util.List;
 
 /**
  * Owns the memory of the tensors allocated in it, on one backend's device; closing the scope
  * frees them all at once, and any later use of them fails with IllegalStateException.
- * A shared scope may be used from any thread; a confined one only from the thread that opened it.
+ * A shared scope may be used from any thread; a confined one on the CPU only from the thread
+ * that opened it. On a device the memory comes from the backend's caching allocator and goes
+ * back to its cache on close.
  */
 public final class TensorScope implements AutoCloseable {
-    /** Allocation alignment: a cache line, and what the vector kernels like. */
-    private static final long ALIGNMENT = 64;
-
     private final Backend backend;
-    private final Arena arena;
+    private final TensorMemory memory;
 
-    private TensorScope(Backend backend, Arena arena) {
+    private TensorScope(Backend backend, TensorMemory memory) {
         this.backend = backend;
-        this.arena = arena;
+        this.memory = memory;
     }
 
     public static TensorScope shared(Backend backend) {
-        return new TensorScope(backend, backend.newArena(true));
+        return new TensorScope(backend, backend.openMemory(true));
     }
 
     public static TensorScope confined(Backend backend) {
-        return new TensorScope(backend, backend.newArena(false));
+        return new TensorScope(backend, backend.openMemory(false));
     }
 
     public Backend backend() {
@@ -38,7 +36,7 @@ public final class TensorScope implements AutoCloseable {
     }
 
     public boolean isOpen() {
-        return arena.scope().isAlive();
+        return memory.isOpen();
     }
 
     /** A zero-filled tensor. */
@@ -51,7 +49,7 @@ public final class TensorScope implements AutoCloseable {
             throw new IllegalStateException("tensor scope of " + device() + " is closed; cannot allocate '" + name + "'");
         }
         long bytes = Tensor.numel(shape) * dtype.byteSize();
-        return new Tensor(this, name, dtype, shape, arena.allocate(bytes, ALIGNMENT));
+        return new Tensor(this, name, dtype, shape, memory.allocate(bytes));
     }
 
     public Tensor ofFloats(String name, float[] values, int... shape) {
@@ -87,15 +85,13 @@ public final class TensorScope implements AutoCloseable {
         }
     }
 
-    Arena arena() {
-        return arena;
+    TensorMemory memory() {
+        return memory;
     }
 
     /** Frees every tensor of this scope; closing twice does nothing. */
     @Override
     public void close() {
-        if (isOpen()) {
-            arena.close();
-        }
+        memory.close();
     }
 }

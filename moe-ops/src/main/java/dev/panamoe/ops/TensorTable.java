@@ -1,5 +1,6 @@
 package dev.panamoe.ops;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
@@ -8,7 +9,8 @@ import java.util.List;
 /**
  * A native array of the addresses of n tensors of one dtype and shape — the `weights` / `out`
  * argument of the grouped GEMM kernels, where each expert's matrix has its own storage. Built
- * once per layer; {@link #set} swaps one entry (an expert replaced or migrated) in place.
+ * once per layer; {@link #set} swaps one entry (an expert replaced or migrated) in place. The
+ * array lives in the scope's memory: on a device the kernels read it there.
  */
 public final class TensorTable {
     private final String name;
@@ -23,7 +25,7 @@ public final class TensorTable {
         this.name = name;
         this.scope = scope;
         this.tensors = entries.toArray(new Tensor[0]);
-        this.addresses = scope.arena().allocate(ValueLayout.ADDRESS, tensors.length);
+        this.addresses = scope.memory().allocate(ValueLayout.ADDRESS.byteSize() * tensors.length);
         for (int i = 0; i < tensors.length; i++) {
             set(i, tensors[i]);
         }
@@ -63,7 +65,12 @@ public final class TensorTable {
             throw new IllegalArgumentException(name + "[" + i + "]: expected " + first.dtype() + Arrays.toString(first.shape())
                     + " on " + device() + ", got " + t.describe());
         }
-        addresses.setAtIndex(ValueLayout.ADDRESS, i, t.data());
+        long entry = ValueLayout.ADDRESS.byteSize();
+        try (Arena staging = Arena.ofConfined()) {
+            MemorySegment address = staging.allocateFrom(ValueLayout.ADDRESS, t.data());
+            TensorMemory memory = scope.memory();
+            memory.copyFromHost(address, memory.slice(addresses, i * entry, entry), entry);
+        }
         tensors[i] = t;
     }
 

@@ -34,7 +34,7 @@ class BadInputTest {
     private static final Backend FAKE_GPU = (Backend) Proxy.newProxyInstance(Backend.class.getClassLoader(),
             new Class<?>[] {Backend.class}, (proxy, method, args) -> switch (method.getName()) {
                 case "device" -> Device.cuda(0);
-                case "newArena" -> Arena.ofAuto();
+                case "openMemory" -> TensorMemory.host(Arena.ofAuto());
                 case "name" -> "fake-gpu";
                 default -> throw new UnsupportedOperationException(method.getName());
             });

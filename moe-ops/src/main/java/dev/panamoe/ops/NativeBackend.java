@@ -1,0 +1,412 @@
+package dev.panamoe.ops;
+
+import static java.lang.foreign.MemorySegment.NULL;
+
+import dev.panamoe.bindings.NativeStatus;
+import dev.panamoe.bindings.panamoe_h;
+import dev.panamoe.bindings.pmoe_dispatch_config;
+import dev.panamoe.bindings.pmoe_router_config;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/**
+ * A backend over one implementation of panamoe.h — the CPU library, or the CUDA library on one
+ * stream: the typed calls of {@link Backend}, shared by {@link CpuBackend} and
+ * {@link CudaBackend}, which supply the memory and the stream.
+ *
+ * <p>Before each native call it checks shapes, dtypes and devices ({@link KernelArgs},
+ * {@link DenseArgs}) and the values of the index tensors the kernels cannot check themselves
+ * (expert ids, remap entries, the row count of grouped GEMM offsets), read through the tensors'
+ * host accessors (a small copy and a synchronisation on a GPU).
+ */
+abstract class NativeBackend implements Backend {
+    private final panamoe_h lib;
+
+    NativeBackend(panamoe_h lib) {
+        this.lib = Checks.notNull("lib", lib);
+    }
+
+    public panamoe_h library() {
+        return lib;
+    }
+
+    /**
+     * The stream the kernels run on (NULL on the CPU). Evaluated as the last argument of each
+     * native call, so a GPU backend also makes its device current on the calling thread here
+     * (CUDA's current device is per thread).
+     */
+    abstract MemorySegment stream();
+
+    @Override
+    public void setNumThreads(int n) {
+        Checks.atLeast("n", n, 1);
+        check(lib.pmoe_set_num_threads(n), "pmoe_set_num_threads");
+    }
+
+    @Override
+    public int numThreads() {
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment n = call.allocate(ValueLayout.JAVA_INT);
+            check(lib.pmoe_get_num_threads(n), "pmoe_get_num_threads");
+            return n.get(ValueLayout.JAVA_INT, 0);
+        }
+    }
+
+    @Override
+    public void gemm(boolean transA, boolean transB, float alpha, Tensor a, Tensor b, float beta, Tensor c) {
+        KernelArgs.GemmSizes s = KernelArgs.gemm(device(), transA, transB, a, b, c);
+        check(lib.pmoe_gemm(flag(transA), flag(transB), s.m(), s.n(), s.k(), alpha, a.data(), a.dim(1), b.data(),
+                b.dim(1), beta, c.data(), c.dim(1), stream()), "pmoe_gemm");
+    }
+
+    @Override
+    public void groupedGemmNn(Tensor offsets, Tensor a, TensorTable weights, Tensor c) {
+        KernelArgs.groupedGemm(device(), offsets, a, weights, false, c);
+        checkLastOffset(offsets, a);
+        check(lib.pmoe_grouped_gemm_nn(weights.size(), offsets.data(), a.dim(1), c.dim(1), a.data(),
+                weights.addresses(), c.data(), stream()), "pmoe_grouped_gemm_nn");
+    }
+
+    @Override
+    public void groupedGemmNt(Tensor offsets, Tensor a, TensorTable weights, Tensor c) {
+        KernelArgs.groupedGemm(device(), offsets, a, weights, true, c);
+        checkLastOffset(offsets, a);
+        check(lib.pmoe_grouped_gemm_nt(weights.size(), offsets.data(), a.dim(1), c.dim(1), a.data(),
+                weights.addresses(), c.data(), stream()), "pmoe_grouped_gemm_nt");
+    }
+
+    @Override
+    public void groupedGemmTn(Tensor offsets, Tensor a, Tensor b, float beta, TensorTable out) {
+        KernelArgs.groupedGemmTn(device(), offsets, a, b, out);
+        checkLastOffset(offsets, a);
+        check(lib.pmoe_grouped_gemm_tn(out.size(), offsets.data(), a.dim(1), b.dim(1), a.data(), b.data(), beta,
+                out.addresses(), stream()), "pmoe_grouped_gemm_tn");
+    }
+
+    @Override
+    public void routerForward(ScoreFunction score, boolean renormalize, Tensor logits, Tensor scores,
+            Tensor topkWeights, Tensor topkIds) {
+        KernelArgs.routerForward(device(), logits, scores, topkWeights, topkIds);
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment cfg = routerConfig(call, score, renormalize, logits, topkIds);
+            check(lib.pmoe_router_forward(cfg, logits.data(), scores.data(), topkWeights.data(), topkIds.data(), stream()),
+                    "pmoe_router_forward");
+        }
+    }
+
+    @Override
+    public void routerBackward(ScoreFunction score, boolean renormalize, Tensor scores, Tensor topkIds,
+            Tensor gradTopkWeights, Tensor gradScores, Tensor gradLogits) {
+        KernelArgs.routerBackward(device(), scores, topkIds, gradTopkWeights, gradScores, gradLogits);
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment cfg = routerConfig(call, score, renormalize, scores, topkIds);
+            check(lib.pmoe_router_backward(cfg, scores.data(), topkIds.data(), gradTopkWeights.data(),
+                    gradScores == null ? NULL : gradScores.data(), gradLogits.data(), stream()), "pmoe_router_backward");
+        }
+    }
+
+    @Override
+    public void auxLossForward(Tensor scores, Tensor topkIds, float coeff, Tensor loss, Tensor expertCounts) {
+        KernelArgs.auxLossForward(device(), scores, topkIds, loss, expertCounts);
+        checkIds("topkIds", topkIds, scores.dim(1));
+        check(lib.pmoe_aux_loss_forward(scores.dim(0), scores.dim(1), topkIds.dim(1), scores.data(), topkIds.data(),
+                coeff, loss.data(), expertCounts.data(), stream()), "pmoe_aux_loss_forward");
+    }
+
+    @Override
+    public void auxLossBackward(int topK, Tensor expertCounts, float coeff, float gradLoss, Tensor gradScores) {
+        KernelArgs.auxLossBackward(device(), topK, expertCounts, gradScores);
+        check(lib.pmoe_aux_loss_backward(gradScores.dim(0), gradScores.dim(1), topK, expertCounts.data(), coeff,
+                gradLoss, gradScores.data(), stream()), "pmoe_aux_loss_backward");
+    }
+
+    @Override
+    public void zLossForward(Tensor logits, float coeff, Tensor loss) {
+        KernelArgs.zLossForward(device(), logits, loss);
+        check(lib.pmoe_z_loss_forward(logits.dim(0), logits.dim(1), logits.data(), coeff, loss.data(), stream()),
+                "pmoe_z_loss_forward");
+    }
+
+    @Override
+    public void zLossBackward(Tensor logits, float coeff, float gradLoss, Tensor gradLogits) {
+        KernelArgs.zLossBackward(device(), logits, gradLogits);
+        check(lib.pmoe_z_loss_backward(logits.dim(0), logits.dim(1), logits.data(), coeff, gradLoss,
+                gradLogits.data(), stream()), "pmoe_z_loss_backward");
+    }
+
+    @Override
+    public void dispatchPlan(Tensor topkIds, Tensor topkWeights, Tensor remap, int logicalExperts, int capacity,
+            DropPolicy dropPolicy, Tensor expertCounts, Tensor expertOffsets, Tensor slotPosition, Tensor sortedSlot) {
+        int physical = KernelArgs.dispatchPlan(device(), topkIds, topkWeights, remap, logicalExperts, capacity,
+                dropPolicy, expertCounts, expertOffsets, slotPosition, sortedSlot);
+        checkIds("topkIds", topkIds, logicalExperts);
+        if (remap != null) {
+            checkIds("remap", remap, physical);
+        }
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment cfg = pmoe_dispatch_config.allocate(call);
+            pmoe_dispatch_config.tokens(cfg, topkIds.dim(0));
+            pmoe_dispatch_config.top_k(cfg, topkIds.dim(1));
+            pmoe_dispatch_config.logical_experts(cfg, logicalExperts);
+            pmoe_dispatch_config.physical_experts(cfg, physical);
+            pmoe_dispatch_config.capacity(cfg, capacity);
+            pmoe_dispatch_config.drop_policy(cfg, dropPolicy.abiCode());
+            check(lib.pmoe_dispatch_plan(cfg, topkIds.data(), topkWeights.data(), remap == null ? NULL : remap.data(),
+                    expertCounts.data(), expertOffsets.data(), slotPosition.data(), sortedSlot.data(), stream()),
+                    "pmoe_dispatch_plan");
+        }
+    }
+
+    @Override
+    public void permute(Tensor x, Tensor sortedSlot, int topK, Tensor out) {
+        KernelArgs.permute(device(), x, sortedSlot, topK, out);
+        check(lib.pmoe_permute(x.dtype().abiCode(), x.dim(0), topK, out.dim(0), x.dim(1), x.data(), sortedSlot.data(),
+                out.data(), stream()), "pmoe_permute");
+    }
+
+    @Override
+    public void permuteBackward(Tensor gradOut, Tensor slotPosition, Tensor gradX) {
+        KernelArgs.rowsAndTokens(device(), "gradOut", gradOut, "gradX", gradX, slotPosition);
+        check(lib.pmoe_permute_backward(gradX.dtype().abiCode(), gradX.dim(0), slotPosition.dim(1), gradOut.dim(0),
+                gradX.dim(1), gradOut.data(), slotPosition.data(), gradX.data(), stream()), "pmoe_permute_backward");
+    }
+
+    @Override
+    public void combine(Tensor expertOut, Tensor topkWeights, Tensor slotPosition, Tensor y) {
+        KernelArgs.combine(device(), expertOut, topkWeights, slotPosition, y);
+        check(lib.pmoe_combine(y.dtype().abiCode(), y.dim(0), slotPosition.dim(1), expertOut.dim(0), y.dim(1),
+                expertOut.data(), topkWeights.data(), slotPosition.data(), y.data(), stream()), "pmoe_combine");
+    }
+
+    @Override
+    public void combineBackward(Tensor gradY, Tensor expertOut, Tensor topkWeights, Tensor slotPosition,
+            Tensor gradExpertOut, Tensor gradWeights) {
+        KernelArgs.combineBackward(device(), gradY, expertOut, topkWeights, slotPosition, gradExpertOut, gradWeights);
+        check(lib.pmoe_combine_backward(gradY.dtype().abiCode(), gradY.dim(0), slotPosition.dim(1), expertOut.dim(0),
+                gradY.dim(1), gradY.data(), expertOut.data(), topkWeights.data(), slotPosition.data(),
+                gradExpertOut.data(), gradWeights.data(), stream()), "pmoe_combine_backward");
+    }
+
+    @Override
+    public void activationForward(Activation act, Tensor in, Tensor out) {
+        KernelArgs.activation(device(), act, in, "out", out);
+        check(lib.pmoe_activation_forward(act.abiCode(), out.dim(0), out.dim(1), in.data(), out.data(), stream()),
+                "pmoe_activation_forward");
+    }
+
+    @Override
+    public void activationBackward(Activation act, Tensor in, Tensor gradOut, Tensor gradIn) {
+        KernelArgs.activation(device(), act, in, "gradOut", gradOut);
+        Checks.tensor("gradIn", gradIn, device(), DType.F32, in.shape());
+        check(lib.pmoe_activation_backward(act.abiCode(), gradOut.dim(0), gradOut.dim(1), in.data(), gradOut.data(),
+                gradIn.data(), stream()), "pmoe_activation_backward");
+    }
+
+    @Override
+    public long findNonFinite(Tensor x) {
+        Checks.tensorOfAnyShape("x", x, device(), DType.F32);
+        try (Arena call = Arena.ofConfined()) {
+            return result(call, ValueLayout.JAVA_LONG, "pmoe_find_nonfinite",
+                    index -> lib.pmoe_find_nonfinite(x.numel(), x.data(), index, stream()))
+                    .get(ValueLayout.JAVA_LONG, 0);
+        }
+    }
+
+    @Override
+    public void embeddingForward(Tensor ids, Tensor wte, Tensor wpe, Tensor out) {
+        DenseArgs.embedding(device(), ids, "wte", wte, "wpe", wpe, "out", out);
+        check(lib.pmoe_embedding_forward(ids.dim(0), ids.dim(1), wte.dim(1), wte.dim(0), wpe.dim(0), ids.data(),
+                wte.data(), wpe.data(), out.data(), stream()), "pmoe_embedding_forward");
+    }
+
+    @Override
+    public void embeddingBackward(Tensor ids, Tensor gradOut, Tensor gradWte, Tensor gradWpe) {
+        DenseArgs.embedding(device(), ids, "gradWte", gradWte, "gradWpe", gradWpe, "gradOut", gradOut);
+        check(lib.pmoe_embedding_backward(ids.dim(0), ids.dim(1), gradWte.dim(1), gradWte.dim(0), gradWpe.dim(0),
+                ids.data(), gradOut.data(), gradWte.data(), gradWpe.data(), stream()), "pmoe_embedding_backward");
+    }
+
+    @Override
+    public void layerNormForward(Tensor x, Tensor weight, Tensor bias, float eps, Tensor out, Tensor mean,
+            Tensor rstd) {
+        DenseArgs.Matrix m = DenseArgs.norm(device(), x, weight, Checks.notNull("bias", bias),
+                Checks.notNull("mean", mean), rstd, "out", out);
+        DenseArgs.eps(eps);
+        check(lib.pmoe_layernorm_forward(m.rows(), m.cols(), eps, x.data(), weight.data(), bias.data(), out.data(),
+                mean.data(), rstd.data(), stream()), "pmoe_layernorm_forward");
+    }
+
+    @Override
+    public void layerNormBackward(Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor gradOut, Tensor gradX,
+            Tensor gradWeight, Tensor gradBias) {
+        DenseArgs.Matrix m = DenseArgs.norm(device(), x, weight, null, Checks.notNull("mean", mean), rstd, "gradOut",
+                gradOut);
+        DenseArgs.matrix("gradX", gradX, device(), m);
+        Checks.tensor("gradWeight", gradWeight, device(), DType.F32, m.cols());
+        Checks.tensor("gradBias", gradBias, device(), DType.F32, m.cols());
+        check(lib.pmoe_layernorm_backward(m.rows(), m.cols(), x.data(), weight.data(), mean.data(), rstd.data(),
+                gradOut.data(), gradX.data(), gradWeight.data(), gradBias.data(), stream()), "pmoe_layernorm_backward");
+    }
+
+    @Override
+    public void rmsNormForward(Tensor x, Tensor weight, float eps, Tensor out, Tensor rstd) {
+        DenseArgs.Matrix m = DenseArgs.norm(device(), x, weight, null, null, rstd, "out", out);
+        DenseArgs.eps(eps);
+        check(lib.pmoe_rmsnorm_forward(m.rows(), m.cols(), eps, x.data(), weight.data(), out.data(), rstd.data(),
+                stream()), "pmoe_rmsnorm_forward");
+    }
+
+    @Override
+    public void rmsNormBackward(Tensor x, Tensor weight, Tensor rstd, Tensor gradOut, Tensor gradX,
+            Tensor gradWeight) {
+        DenseArgs.Matrix m = DenseArgs.norm(device(), x, weight, null, null, rstd, "gradOut", gradOut);
+        DenseArgs.matrix("gradX", gradX, device(), m);
+        Checks.tensor("gradWeight", gradWeight, device(), DType.F32, m.cols());
+        check(lib.pmoe_rmsnorm_backward(m.rows(), m.cols(), x.data(), weight.data(), rstd.data(), gradOut.data(),
+                gradX.data(), gradWeight.data(), stream()), "pmoe_rmsnorm_backward");
+    }
+
+    @Override
+    public void biasAdd(Tensor bias, Tensor x) {
+        DenseArgs.Matrix m = DenseArgs.bias(device(), "bias", bias, "x", x);
+        check(lib.pmoe_bias_add(m.rows(), m.cols(), bias.data(), x.data(), stream()), "pmoe_bias_add");
+    }
+
+    @Override
+    public void biasBackward(Tensor gradOut, Tensor gradBias) {
+        DenseArgs.Matrix m = DenseArgs.bias(device(), "gradBias", gradBias, "gradOut", gradOut);
+        check(lib.pmoe_bias_backward(m.rows(), m.cols(), gradOut.data(), gradBias.data(), stream()),
+                "pmoe_bias_backward");
+    }
+
+    @Override
+    public void add(Tensor a, Tensor b, Tensor out) {
+        DenseArgs.sameSize(device(), "a", a, "b", b);
+        long n = DenseArgs.sameSize(device(), "a", a, "out", out);
+        check(lib.pmoe_add(n, a.data(), b.data(), out.data(), stream()), "pmoe_add");
+    }
+
+    @Override
+    public void accumulate(Tensor x, Tensor y) {
+        long n = DenseArgs.sameSize(device(), "x", x, "y", y);
+        check(lib.pmoe_accumulate(n, x.data(), y.data(), stream()), "pmoe_accumulate");
+    }
+
+    @Override
+    public void scale(Tensor x, float alpha) {
+        long n = DenseArgs.floats("x", x, device());
+        check(lib.pmoe_scale(n, alpha, x.data(), stream()), "pmoe_scale");
+    }
+
+    @Override
+    public void attentionForward(int heads, Tensor qkv, Tensor att, Tensor out) {
+        DenseArgs.AttentionSizes s = DenseArgs.attention(device(), heads, att, "out", out, "qkv", qkv);
+        check(lib.pmoe_attention_forward(s.batch(), s.seq(), s.channels(), heads, qkv.data(), att.data(), out.data(),
+                stream()), "pmoe_attention_forward");
+    }
+
+    @Override
+    public void attentionBackward(int heads, Tensor qkv, Tensor att, Tensor gradOut, Tensor gradQkv) {
+        DenseArgs.AttentionSizes s = DenseArgs.attention(device(), heads, att, "gradOut", gradOut, "qkv", qkv);
+        DenseArgs.tokens("gradQkv", gradQkv, device(), s.batch(), s.seq(), 3 * s.channels());
+        check(lib.pmoe_attention_backward(s.batch(), s.seq(), s.channels(), heads, qkv.data(), att.data(),
+                gradOut.data(), gradQkv.data(), stream()), "pmoe_attention_backward");
+    }
+
+    @Override
+    public float crossEntropyForward(Tensor logits, Tensor targets, Tensor losses) {
+        DenseArgs.crossEntropy(device(), logits, targets, "losses", losses, true);
+        try (Arena call = Arena.ofConfined()) {
+            return result(call, ValueLayout.JAVA_FLOAT, "pmoe_cross_entropy_forward",
+                    mean -> lib.pmoe_cross_entropy_forward(logits.dim(0), logits.dim(1), logits.data(),
+                            targets.data(), losses.data(), mean, NULL, stream()))
+                    .get(ValueLayout.JAVA_FLOAT, 0);
+        }
+    }
+
+    @Override
+    public void crossEntropyBackward(Tensor logits, Tensor targets, float gradScale, Tensor gradLogits) {
+        DenseArgs.crossEntropy(device(), logits, targets, "gradLogits", gradLogits, false);
+        Checks.require(Float.isFinite(gradScale), "gradScale: must be finite, got " + gradScale);
+        check(lib.pmoe_cross_entropy_backward(logits.dim(0), logits.dim(1), logits.data(), targets.data(), gradScale,
+                gradLogits.data(), stream()), "pmoe_cross_entropy_backward");
+    }
+
+    @Override
+    public void adamwStep(Tensor params, Tensor grads, Tensor m, Tensor v, float lr, float beta1, float beta2,
+            float eps, float weightDecay, int step) {
+        DenseArgs.adamw(device(), params, grads, m, v, lr, beta1, beta2, eps, weightDecay, step);
+        check(lib.pmoe_adamw_step(params.numel(), params.data(), grads.data(), m.data(), v.data(), lr, beta1, beta2,
+                eps, weightDecay, step, stream()), "pmoe_adamw_step");
+    }
+
+    @Override
+    public double sumSquares(Tensor x) {
+        long n = DenseArgs.floats("x", x, device());
+        try (Arena call = Arena.ofConfined()) {
+            return result(call, ValueLayout.JAVA_DOUBLE, "pmoe_sum_squares",
+                    sum -> lib.pmoe_sum_squares(n, x.data(), sum, stream())).get(ValueLayout.JAVA_DOUBLE, 0);
+        }
+    }
+
+    private MemorySegment routerConfig(Arena call, ScoreFunction score, boolean renormalize, Tensor scores,
+            Tensor topkIds) {
+        Checks.notNull("score", score);
+        MemorySegment cfg = pmoe_router_config.allocate(call);
+        pmoe_router_config.tokens(cfg, scores.dim(0));
+        pmoe_router_config.experts(cfg, scores.dim(1));
+        pmoe_router_config.top_k(cfg, topkIds.dim(1));
+        pmoe_router_config.score_func(cfg, score.abiCode());
+        pmoe_router_config.renormalize(cfg, flag(renormalize));
+        pmoe_router_config.reserved(cfg, 0);
+        return cfg;
+    }
+
+    /** A kernel call that writes its result (a scalar) through the pointer it is given. */
+    private interface ResultCall {
+        int run(MemorySegment result);
+    }
+
+    /**
+     * Runs a kernel whose result pointer is backend memory (device memory on a GPU, as every
+     * pointer argument there) and returns the result copied into call.
+     */
+    private MemorySegment result(Arena call, MemoryLayout layout, String function, ResultCall kernel) {
+        try (TensorMemory scratch = openMemory(false)) {
+            MemorySegment out = scratch.allocate(layout.byteSize());
+            check(kernel.run(out), function);
+            MemorySegment host = call.allocate(layout);
+            scratch.copyToHost(out, host, layout.byteSize());
+            return host;
+        }
+    }
+
+    /** Every value of an i32 index tensor must lie in [0, bound). */
+    private static void checkIds(String arg, Tensor ids, int bound) {
+        int[] values = ids.toIntArray();
+        for (int i = 0; i < values.length; i++) {
+            int id = values[i];
+            if (id < 0 || id >= bound) {
+                throw new IllegalArgumentException(arg + ": value " + id + " at flat index " + i + " is outside [0, " + bound + ")");
+            }
+        }
+    }
+
+    /** The kernel cannot know how many rows `a` has: the groups must end within them. */
+    private static void checkLastOffset(Tensor offsets, Tensor a) {
+        int last = offsets.getInt(offsets.numel() - 1);
+        if (last > a.dim(0)) {
+            throw new IllegalArgumentException("offsets: last offset " + last + " exceeds the " + a.dim(0) + " rows of a");
+        }
+    }
+
+    private void check(int status, String function) {
+        NativeStatus.check(lib, status, function);
+    }
+
+    private static int flag(boolean b) {
+        return b ? 1 : 0;
+    }
+}

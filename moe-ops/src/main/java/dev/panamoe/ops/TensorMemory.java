@@ -1,0 +1,54 @@
+package dev.panamoe.ops;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * The memory one {@link TensorScope} allocates its tensors from, and the copies between it and
+ * the host: host memory from an {@link Arena} on the CPU, blocks of a {@link CachingAllocator}
+ * on a CUDA device. Closing it frees (or, on a device, returns to the cache) everything it
+ * allocated.
+ *
+ * <p>A device segment is a zero-length segment at the device address: it can be handed to a
+ * kernel, and host code that tries to read it fails with IndexOutOfBoundsException instead of
+ * dereferencing a device address. Host code reads and writes device memory only through the
+ * copies here.
+ */
+public interface TensorMemory extends AutoCloseable {
+    /** Allocation alignment: a cache line, and what the vector kernels like. */
+    long ALIGNMENT = 64;
+
+    /** Host memory of an arena; closing the memory closes the arena. */
+    static TensorMemory host(Arena arena) {
+        return new HostMemory(arena);
+    }
+
+    /** bytes of zero-filled memory, {@link #ALIGNMENT}-aligned. */
+    MemorySegment allocate(long bytes);
+
+    boolean isOpen();
+
+    /** Whether host code may read and write the segments of {@link #allocate} directly. */
+    boolean hostAccessible();
+
+    /** Bytes [offset, offset + bytes) of a segment of this memory. */
+    default MemorySegment slice(MemorySegment segment, long offset, long bytes) {
+        return hostAccessible() ? segment.asSlice(offset, bytes) : MemorySegment.ofAddress(segment.address() + offset);
+    }
+
+    /** Copies bytes of native host memory into dst; host may be reused when this returns. */
+    void copyFromHost(MemorySegment host, MemorySegment dst, long bytes);
+
+    /** Copies bytes of src into native host memory; they are there when this returns. */
+    void copyToHost(MemorySegment src, MemorySegment host, long bytes);
+
+    /** Copies bytes between two segments of this memory's device (in order with the kernels). */
+    void copy(MemorySegment src, MemorySegment dst, long bytes);
+
+    /** Sets bytes of dst to zero (in order with the kernels). */
+    void zero(MemorySegment dst, long bytes);
+
+    /** Frees what this memory allocated; closing twice does nothing. */
+    @Override
+    void close();
+}
