@@ -17,6 +17,7 @@ public final class GreedyPolicy implements PlacementPolicy {
     public static final int DEFAULT_PERIOD = 10;
 
     private final int period;
+    private final List<ExpertPlacement> initial;
     private final List<ExpertPlacement> current;
 
     public GreedyPolicy(PolicyContext context, int period) {
@@ -24,8 +25,9 @@ public final class GreedyPolicy implements PlacementPolicy {
             throw new IllegalArgumentException("period: must be >= 1, got " + period);
         }
         this.period = period;
-        this.current = new ArrayList<>(Collections.nCopies(context.moeLayers(),
-                ExpertPlacement.identity(context.experts(), context.devices(), 0)));
+        this.initial = Collections.nCopies(context.moeLayers(),
+                ExpertPlacement.identity(context.experts(), context.devices(), 0));
+        this.current = new ArrayList<>(initial);
     }
 
     @Override
@@ -35,7 +37,7 @@ public final class GreedyPolicy implements PlacementPolicy {
 
     @Override
     public List<ExpertPlacement> initial() {
-        return List.copyOf(current);
+        return initial;
     }
 
     @Override

@@ -20,6 +20,7 @@ import java.util.Optional;
 public final class ReplicaPolicy implements PlacementPolicy {
     private final int replicaSlots;
     private final int[] home;
+    private final List<ExpertPlacement> initial;
     private final List<ExpertPlacement> current;
 
     public ReplicaPolicy(PolicyContext context, int replicaSlots) {
@@ -32,7 +33,8 @@ public final class ReplicaPolicy implements PlacementPolicy {
         for (int e = 0; e < home.length; e++) {
             home[e] = e / context.nativeSlots();
         }
-        this.current = new ArrayList<>(Collections.nCopies(context.moeLayers(), natives));
+        this.initial = Collections.nCopies(context.moeLayers(), natives);
+        this.current = new ArrayList<>(initial);
     }
 
     @Override
@@ -42,7 +44,7 @@ public final class ReplicaPolicy implements PlacementPolicy {
 
     @Override
     public List<ExpertPlacement> initial() {
-        return List.copyOf(current);
+        return initial;
     }
 
     @Override

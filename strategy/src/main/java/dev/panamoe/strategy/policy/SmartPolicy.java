@@ -3,6 +3,7 @@ package dev.panamoe.strategy.policy;
 import dev.panamoe.strategy.placement.ExpertPlacement;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.List;
 import java.util.Optional;
 
@@ -43,6 +44,7 @@ public final class SmartPolicy implements PlacementPolicy {
     private final PolicyContext context;
     private final PlacementCosts costs;
     private final int replicaSlots;
+    private final List<ExpertPlacement> initial;
     private final List<ExpertPlacement> current;
     private final int[][] home;
     private final long[] lastDecision;
@@ -59,7 +61,8 @@ public final class SmartPolicy implements PlacementPolicy {
         this.replicaSlots = replicaSlots;
         int layers = context.moeLayers();
         ExpertPlacement start = ExpertPlacement.identity(context.experts(), context.devices(), replicaSlots);
-        this.current = new ArrayList<>(java.util.Collections.nCopies(layers, start));
+        this.initial = Collections.nCopies(layers, start);
+        this.current = new ArrayList<>(initial);
         this.home = new int[layers][context.experts()];
         for (int[] h : home) {
             for (int e = 0; e < h.length; e++) {
@@ -81,7 +84,7 @@ public final class SmartPolicy implements PlacementPolicy {
 
     @Override
     public List<ExpertPlacement> initial() {
-        return List.copyOf(current);
+        return initial;
     }
 
     @Override
