@@ -15,7 +15,7 @@ import java.lang.reflect.Modifier;
 import java.nio.file.Files;
 import java.util.List;
 import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
@@ -25,10 +25,11 @@ import org.junit.jupiter.api.Test;
  * skipped with cudaGetDeviceCount's error where there is none (tag "gpu").
  */
 class CudaRuntimeTest {
-    private static CudaRuntime.Devices devices;
+    private CudaRuntime.Devices devices;
 
-    @BeforeAll
-    static void cudart() {
+    /** Per test, so that each is reported as skipped with the reason (a class-level abort shows as no tests). */
+    @BeforeEach
+    void cudart() {
         try {
             NativeLibraries.cudart();
         } catch (NativeLibraryUnavailableException e) {
@@ -37,7 +38,7 @@ class CudaRuntimeTest {
         devices = CudaRuntime.probe();
     }
 
-    private static void assumeGpu() {
+    private void assumeGpu() {
         Assumptions.assumeTrue(devices.available(), () -> "no usable CUDA device: " + devices.reason());
     }
 

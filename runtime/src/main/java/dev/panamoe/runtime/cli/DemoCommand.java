@@ -1,5 +1,6 @@
 package dev.panamoe.runtime.cli;
 
+import dev.panamoe.ops.CpuBackend;
 import dev.panamoe.runtime.data.SyntheticCorpus;
 import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.train.TrainingConfig;
@@ -47,7 +48,7 @@ public final class DemoCommand implements Callable<Integer> {
         GptMoeConfig model = GptMoeConfig.preset("tiny").toBuilder().vocab(corpus.vocabSize()).maxSeq(config.seq())
                 .build();
         new TrainingRun(System.out, "demo: tiny GPT-MoE on the synthetic corpus", model, corpus, config)
-                .execute(false, threads);
+                .execute(CpuBackend.get(), false, threads);
         return 0;
     }
 }

@@ -1,5 +1,7 @@
 package dev.panamoe.runtime.cli;
 
+import dev.panamoe.bindings.CudaException;
+import dev.panamoe.bindings.CudaRuntime;
 import dev.panamoe.bindings.NativeLibraries;
 import dev.panamoe.bindings.NativeLibraryUnavailableException;
 import dev.panamoe.bindings.NativeStatus;
@@ -52,22 +54,30 @@ public final class DoctorCommand implements Callable<Integer> {
         }
     }
 
+    /** Runtime and driver versions, then each device's properties, or cudart's reason for none. */
     private static String cuda() {
         try (Arena arena = Arena.ofConfined()) {
             NativeLibraries.cudart();
             MemorySegment runtime = arena.allocate(ValueLayout.JAVA_INT);
             MemorySegment driver = arena.allocate(ValueLayout.JAVA_INT);
-            MemorySegment count = arena.allocate(ValueLayout.JAVA_INT);
             cudart_h.cudaRuntimeGetVersion(runtime);
             cudart_h.cudaDriverGetVersion(driver);
             String versions = "runtime " + cudaVersion(runtime.get(ValueLayout.JAVA_INT, 0)) + ", driver "
                     + (driver.get(ValueLayout.JAVA_INT, 0) == 0 ? "none" : cudaVersion(driver.get(ValueLayout.JAVA_INT, 0)));
-            int status = cudart_h.cudaGetDeviceCount(count);
-            if (status != cudart_h.cudaSuccess) {
-                return versions + "; no device: cudaGetDeviceCount failed with "
-                        + cudart_h.cudaGetErrorString(status).getString(0) + " (" + status + ")";
+            CudaRuntime.Devices devices = CudaRuntime.probe();
+            if (!devices.available()) {
+                return versions + "; no usable device: " + devices.reason();
             }
-            return versions + "; " + count.get(ValueLayout.JAVA_INT, 0) + " device(s)";
+            StringBuilder s = new StringBuilder(versions + "; " + devices.count() + " device(s)");
+            for (int i = 0; i < devices.count(); i++) {
+                s.append("\n             ");
+                try {
+                    s.append(CudaRuntime.properties(i));
+                } catch (CudaException e) {
+                    s.append("cuda:").append(i).append(": ").append(e.getMessage());
+                }
+            }
+            return s.toString();
         } catch (NativeLibraryUnavailableException e) {
             return "unavailable: " + e.getMessage();
         }

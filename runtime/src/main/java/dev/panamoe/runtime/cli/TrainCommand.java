@@ -1,5 +1,8 @@
 package dev.panamoe.runtime.cli;
 
+import dev.panamoe.ops.Backend;
+import dev.panamoe.ops.BackendUnavailableException;
+import dev.panamoe.ops.Device;
 import dev.panamoe.ops.MoELayer;
 import dev.panamoe.runtime.data.ByteCorpus;
 import dev.panamoe.runtime.data.Corpus;
@@ -26,7 +29,7 @@ import picocli.CommandLine.Spec;
 /** {@code panamoe train}: trains a GPT-MoE preset, with overrides, on the synthetic corpus or a file's bytes. */
 @Command(name = "train", mixinStandardHelpOptions = true, sortOptions = false,
         defaultValueProvider = TrainCommand.Defaults.class,
-        description = {"Train a GPT-MoE model on the CPU: on the synthetic corpus of hidden Markov sources (whose "
+        description = {"Train a GPT-MoE model on the CPU or a CUDA device: on the synthetic corpus of hidden Markov sources (whose "
                 + "loss floor is known), or on the bytes of --data FILE.",
             "Metrics go to --metrics (JSON lines), charts and an HTML page to --report, the state to --checkpoint."})
 public final class TrainCommand implements Callable<Integer> {
@@ -86,6 +89,9 @@ public final class TrainCommand implements Callable<Integer> {
     int evalBatches;
     @Option(names = "--threads", description = "CPU threads of the kernels (default: the library's).")
     Integer threads;
+    @Option(names = "--device", paramLabel = "cpu|cuda[:N]", defaultValue = "cpu",
+            description = "Where the model lives and the kernels run (default: ${DEFAULT-VALUE}).")
+    String device;
 
     // ---- outputs and checkpoints ----
     @Option(names = "--metrics", paramLabel = "FILE", description = "Write one JSON line of metrics per step.")
@@ -113,14 +119,24 @@ public final class TrainCommand implements Callable<Integer> {
             throw new ParameterException(spec.commandLine(),
                     "--stop-at needs --checkpoint DIR (the run ends with a checkpoint there)");
         }
+        Backend backend = backend(validated(() -> Device.parse(device)));
         TrainingConfig config = validated(() -> trainingConfig());
         Corpus corpus = validated(() -> data == null
                 ? new SyntheticCorpus(SyntheticCorpus.Config.tinyDefaults().withSeqLen(config.seq()))
                 : ByteCorpus.open(data, config.seq(), config.seed()));
         GptMoeConfig model = validated(() -> modelConfig(corpus.vocabSize(), config.seq()));
         new TrainingRun(System.out, preset + " on " + (data == null ? "the synthetic corpus" : data.getFileName()),
-                model, corpus, config).execute(resume, threads);
+                model, corpus, config).execute(backend, resume, threads);
         return 0;
+    }
+
+    /** The backend of the device, or a one-line error saying why the device cannot be used. */
+    private Backend backend(Device d) {
+        try {
+            return Backend.forDevice(d);
+        } catch (BackendUnavailableException e) {
+            throw new IllegalStateException("--device " + device + ": " + e.getMessage(), e);
+        }
     }
 
     private TrainingConfig trainingConfig() {

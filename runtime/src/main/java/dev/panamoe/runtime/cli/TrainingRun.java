@@ -1,6 +1,6 @@
 package dev.panamoe.runtime.cli;
 
-import dev.panamoe.ops.CpuBackend;
+import dev.panamoe.ops.Backend;
 import dev.panamoe.runtime.data.Corpus;
 import dev.panamoe.runtime.data.SyntheticCorpus;
 import dev.panamoe.runtime.model.GptMoeConfig;
@@ -43,24 +43,27 @@ final class TrainingRun {
         this.config = config;
     }
 
-    /** Trains (from the checkpoint when {@code resume}) on the CPU with {@code threads} threads (null: the library's default). */
-    void execute(boolean resume, Integer threads) {
-        CpuBackend cpu = CpuBackend.get();
+    /**
+     * Trains on the backend (from the checkpoint when {@code resume}); {@code threads} sets the
+     * CPU kernels' threads (null: the library's default).
+     */
+    void execute(Backend backend, boolean resume, Integer threads) {
         if (threads != null) {
-            cpu.setNumThreads(threads);
+            backend.setNumThreads(threads);
         }
         out.println("model:    " + modelConfig.describe());
         out.println("data:     " + corpus.describe());
         out.printf(Locale.ROOT, "training: %d steps of %d x %d tokens in %d micro-batch%s, lr %s -> %s after %d warm-up"
-                        + " steps, weight decay %s, clip %s, seed %d, %d threads%n", config.steps(), config.batch(),
+                        + " steps, weight decay %s, clip %s, seed %d, %s%n", config.steps(), config.batch(),
                 config.seq(), config.microBatches(), config.microBatches() == 1 ? "" : "es", config.lr(), config.minLr(),
-                config.warmup(), config.weightDecay(), config.clipNorm(), config.seed(), cpu.numThreads());
+                config.warmup(), config.weightDecay(), config.clipNorm(), config.seed(),
+                backend.device().isCpu() ? backend.numThreads() + " threads" : "on " + backend.device());
         if (config.metrics() != null) {
             createParent(config.metrics());
         }
         Baselines baselines = Baselines.of(corpus);
         long start = System.nanoTime();
-        try (GptMoeModel model = new GptMoeModel(cpu, modelConfig, config.seed());
+        try (GptMoeModel model = new GptMoeModel(backend, modelConfig, config.seed());
                 Trainer trainer = new Trainer(model, corpus, config)) {
             if (resume) {
                 trainer.resume(trainer.checkpointFile());

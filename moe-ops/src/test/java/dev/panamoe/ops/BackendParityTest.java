@@ -1,0 +1,234 @@
+package dev.panamoe.ops;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
+
+/**
+ * A device backend against the CPU reference, op by op on random inputs of several shapes
+ * (including empty groups and zero rows), then a whole MoE layer forward and backward. Every
+ * op runs once per backend on the same inputs, uploaded with the tensors' host accessors; ints
+ * must match exactly, floats within {@link #tolerance()} relative to the CPU (0: bitwise).
+ */
+abstract class BackendParityTest {
+    static final Backend CPU = CpuBackend.get();
+
+    abstract Backend backend();
+
+    abstract double tolerance();
+
+    /** One computation on a backend: inputs made in the scope, outputs read back. */
+    interface Op {
+        List<float[]> run(Backend b, TensorScope s);
+    }
+
+    private void parity(String what, Op op) {
+        List<float[]> expected;
+        List<float[]> actual;
+        try (TensorScope s = TensorScope.confined(CPU)) {
+            expected = op.run(CPU, s);
+        }
+        try (TensorScope s = TensorScope.confined(backend())) {
+            actual = op.run(backend(), s);
+        }
+        assertEquals(expected.size(), actual.size(), what);
+        for (int i = 0; i < expected.size(); i++) {
+            assertClose(what + ", output " + i, expected.get(i), actual.get(i));
+        }
+    }
+
+    private void assertClose(String what, float[] expected, float[] actual) {
+        assertEquals(expected.length, actual.length, what + ": length");
+        for (int i = 0; i < expected.length; i++) {
+            double e = expected[i];
+            double a = actual[i];
+            boolean ok = tolerance() == 0 ? Float.floatToIntBits(expected[i]) == Float.floatToIntBits(actual[i])
+                    : Math.abs(e - a) <= tolerance() * (1 + Math.abs(e));
+            assertTrue(ok, what + ": element " + i + " is " + a + ", the CPU gives " + e);
+        }
+    }
+
+    static float[] random(int n, long seed) {
+        SplittableRandom rng = new SplittableRandom(seed);
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) {
+            v[i] = (float) rng.nextDouble(-1, 1);
+        }
+        return v;
+    }
+
+    static Tensor floats(TensorScope s, String name, long seed, int... shape) {
+        return s.ofFloats(name, random(Math.toIntExact(Tensor.numel(shape)), seed), shape);
+    }
+
+    static float[] asFloats(int[] v) {
+        float[] f = new float[v.length];
+        for (int i = 0; i < v.length; i++) {
+            f[i] = v[i];
+        }
+        return f;
+    }
+
+    @Test
+    void gemmInAllTranspositions() {
+        int[][] shapes = {{5, 7, 3}, {0, 4, 3}, {33, 17, 65}, {1, 1, 1}};
+        for (int[] mnk : shapes) {
+            for (int t = 0; t < 4; t++) {
+                boolean ta = (t & 1) != 0;
+                boolean tb = (t & 2) != 0;
+                int m = mnk[0];
+                int n = mnk[1];
+                int k = mnk[2];
+                parity("gemm " + m + "x" + n + "x" + k + " transA " + ta + " transB " + tb, (b, s) -> {
+                    Tensor a = ta ? floats(s, "a", 1, k, m) : floats(s, "a", 1, m, k);
+                    Tensor w = tb ? floats(s, "b", 2, n, k) : floats(s, "b", 2, k, n);
+                    Tensor c = floats(s, "c", 3, m, n);
+                    b.gemm(ta, tb, 0.75f, a, w, 0.5f, c);
+                    return List.of(c.toFloatArray());
+                });
+            }
+        }
+    }
+
+    @Test
+    void groupedGemmsOverRaggedGroups() {
+        int[] offsets = {0, 3, 3, 10, 11};
+        int groups = offsets.length - 1;
+        int rows = 11;
+        int k = 6;
+        int n = 5;
+        parity("grouped gemm nn, nt, tn", (b, s) -> {
+            Tensor off = s.ofInts("offsets", offsets, groups + 1);
+            Tensor a = floats(s, "a", 4, rows, k);
+            List<Tensor> nn = new ArrayList<>();
+            List<Tensor> nt = new ArrayList<>();
+            List<Tensor> tn = new ArrayList<>();
+            for (int g = 0; g < groups; g++) {
+                nn.add(floats(s, "wnn" + g, 10 + g, k, n));
+                nt.add(floats(s, "wnt" + g, 20 + g, n, k));
+                tn.add(floats(s, "out" + g, 30 + g, k, n));
+            }
+            Tensor c1 = s.allocate("c1", DType.F32, rows, n);
+            Tensor c2 = s.allocate("c2", DType.F32, rows, n);
+            b.groupedGemmNn(off, a, s.table("nn", nn), c1);
+            b.groupedGemmNt(off, a, s.table("nt", nt), c2);
+            b.groupedGemmTn(off, a, c1, 0.5f, s.table("tn", tn));
+            List<float[]> out = new ArrayList<>(List.of(c1.toFloatArray(), c2.toFloatArray()));
+            tn.forEach(t -> out.add(t.toFloatArray()));
+            return out;
+        });
+    }
+
+    @Test
+    void routingDispatchPermuteAndCombineWithTheirBackwards() {
+        int tokens = 37;
+        int experts = 6;
+        int k = 2;
+        int hidden = 8;
+        for (int capacity : new int[] {Backend.CAPACITY_DROPLESS, 9}) {
+            parity("router, dispatch (capacity " + capacity + "), permute, combine", (b, s) -> {
+                Tensor logits = floats(s, "logits", 5, tokens, experts);
+                Tensor scores = s.allocate("scores", DType.F32, tokens, experts);
+                Tensor weights = s.allocate("weights", DType.F32, tokens, k);
+                Tensor ids = s.allocate("ids", DType.I32, tokens, k);
+                b.routerForward(ScoreFunction.SOFTMAX, true, logits, scores, weights, ids);
+                Tensor remap = s.ofInts("remap", new int[] {5, 4, 3, 2, 1, 0}, experts);
+                Tensor counts = s.allocate("counts", DType.I32, experts);
+                Tensor offsets = s.allocate("offsets", DType.I32, experts + 1);
+                Tensor position = s.allocate("position", DType.I32, tokens, k);
+                Tensor sorted = s.allocate("sorted", DType.I32, tokens * k);
+                b.dispatchPlan(ids, weights, remap, experts, capacity, DropPolicy.BY_PROBABILITY, counts, offsets,
+                        position, sorted);
+                int rows = offsets.getInt(experts);
+                Tensor x = floats(s, "x", 6, tokens, hidden);
+                Tensor permuted = s.allocate("permuted", DType.F32, rows, hidden);
+                b.permute(x, sorted, k, permuted);
+                Tensor y = s.allocate("y", DType.F32, tokens, hidden);
+                b.combine(permuted, weights, position, y);
+                Tensor gradY = floats(s, "gradY", 7, tokens, hidden);
+                Tensor gradExpertOut = s.allocate("gradExpertOut", DType.F32, rows, hidden);
+                Tensor gradWeights = s.allocate("gradWeights", DType.F32, tokens, k);
+                b.combineBackward(gradY, permuted, weights, position, gradExpertOut, gradWeights);
+                Tensor gradX = s.allocate("gradX", DType.F32, tokens, hidden);
+                b.permuteBackward(gradExpertOut, position, gradX);
+                Tensor gradLogits = s.allocate("gradLogits", DType.F32, tokens, experts);
+                b.routerBackward(ScoreFunction.SOFTMAX, true, scores, ids, gradWeights, null, gradLogits);
+                return List.of(scores.toFloatArray(), weights.toFloatArray(), asFloats(ids.toIntArray()),
+                        asFloats(counts.toIntArray()), asFloats(offsets.toIntArray()),
+                        asFloats(position.toIntArray()), asFloats(sorted.toIntArray()), y.toFloatArray(),
+                        gradExpertOut.toFloatArray(), gradWeights.toFloatArray(), gradX.toFloatArray(),
+                        gradLogits.toFloatArray());
+            });
+        }
+    }
+
+    @Test
+    void denseOperatorsAndScalarResults() {
+        int batch = 2;
+        int seq = 5;
+        int c = 8;
+        int heads = 2;
+        int vocab = 11;
+        parity("layernorm, attention, cross-entropy, sum of squares, non-finite scan, AdamW", (b, s) -> {
+            Tensor x = floats(s, "x", 8, batch, seq, c);
+            Tensor w = floats(s, "w", 9, c);
+            Tensor bias = floats(s, "bias", 10, c);
+            Tensor ln = s.allocate("ln", DType.F32, batch, seq, c);
+            Tensor mean = s.allocate("mean", DType.F32, batch * seq);
+            Tensor rstd = s.allocate("rstd", DType.F32, batch * seq);
+            b.layerNormForward(x, w, bias, 1e-5f, ln, mean, rstd);
+            Tensor qkv = floats(s, "qkv", 11, batch, seq, 3 * c);
+            Tensor att = s.allocate("att", DType.F32, batch, heads, seq, seq);
+            Tensor attOut = s.allocate("attOut", DType.F32, batch, seq, c);
+            b.attentionForward(heads, qkv, att, attOut);
+            Tensor logits = floats(s, "logits", 12, batch * seq, vocab);
+            int[] t = new int[batch * seq];
+            for (int i = 0; i < t.length; i++) {
+                t[i] = i == 3 ? -1 : (i * 7) % vocab;
+            }
+            Tensor targets = s.ofInts("targets", t, batch * seq);
+            Tensor losses = s.allocate("losses", DType.F32, batch * seq);
+            float meanLoss = b.crossEntropyForward(logits, targets, losses);
+            Tensor gradLogits = s.allocate("gradLogits", DType.F32, batch * seq, vocab);
+            b.crossEntropyBackward(logits, targets, 0.25f, gradLogits);
+            double squares = b.sumSquares(logits);
+            long finiteScan = b.findNonFinite(logits);
+            logits.setFloat(17, Float.NaN);
+            long nanAt = b.findNonFinite(logits);
+            Tensor p = floats(s, "p", 13, 40);
+            Tensor m = s.allocate("m", DType.F32, 40);
+            Tensor v = s.allocate("v", DType.F32, 40);
+            b.adamwStep(p, floats(s, "g", 14, 40), m, v, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 1);
+            return List.of(ln.toFloatArray(), mean.toFloatArray(), rstd.toFloatArray(), att.toFloatArray(),
+                    attOut.toFloatArray(), losses.toFloatArray(), gradLogits.toFloatArray(), p.toFloatArray(),
+                    m.toFloatArray(), v.toFloatArray(),
+                    new float[] {meanLoss, (float) squares, finiteScan, nanAt});
+        });
+    }
+
+    @Test
+    void moeLayerForwardAndBackward() {
+        MoELayer.Config config = MoELayer.Config.builder().hidden(16).ffn(24).experts(4).topK(2).capacityFactor(1.25)
+                .auxLossCoeff(0.01f).zLossCoeff(0.001f).build();
+        parity("MoE layer forward + backward", (b, s) -> {
+            try (MoELayer layer = new MoELayer(b, config, 42)) {
+                Tensor x = floats(s, "x", 15, 29, config.hidden());
+                Tensor gradY = floats(s, "gradY", 16, 29, config.hidden());
+                layer.zeroGrad();
+                List<float[]> out = new ArrayList<>();
+                out.add(layer.forward(x).toFloatArray());
+                out.add(new float[] {layer.workspace().auxLoss(), layer.workspace().zLoss()});
+                out.add(asFloats(layer.workspace().routedCounts()));
+                out.add(layer.backward(gradY).toFloatArray());
+                for (Parameter p : layer.parameters()) {
+                    out.add(p.grad().toFloatArray());
+                }
+                return out;
+            }
+        });
+    }
+}

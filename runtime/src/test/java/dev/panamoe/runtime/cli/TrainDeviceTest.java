@@ -1,0 +1,47 @@
+package dev.panamoe.runtime.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.panamoe.bindings.CudaRuntime;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+/** {@code train --device}: a bad value is a usage error; a device that cannot be used is a one-line error with cudart's reason. */
+class TrainDeviceTest {
+    private static final CudaRuntime.Devices DEVICES = CudaRuntime.probe();
+
+    @Test
+    void anUnknownDeviceIsAUsageError() {
+        TrainCommandTest.Result r = TrainCommandTest.run("train", "--device", "gpu");
+        assertEquals(2, r.code(), r.err());
+        assertEquals("panamoe train: Invalid value for option '--device': expected cpu, cuda or cuda:N, got 'gpu'"
+                + " (see 'panamoe train --help')", r.err().strip());
+    }
+
+    @Test
+    void withoutAGpuCudaEndsWithCudartsReason() {
+        Assumptions.assumeFalse(DEVICES.available(), () -> "this machine has " + DEVICES.count() + " CUDA device(s)");
+        for (String device : new String[] {"cuda", "cuda:1"}) {
+            TrainCommandTest.Result r = TrainCommandTest.run("train", "--device", device, "--steps", "1");
+            assertEquals(1, r.code(), r.err());
+            String err = r.err().strip();
+            assertFalse(err.contains("\n") || err.contains("Exception") || err.contains("\tat "), "one line: " + err);
+            assertEquals("panamoe train: --device " + device + ": no usable CUDA device: " + DEVICES.reason(), err);
+            assertEquals("", r.out(), "nothing trained");
+        }
+    }
+
+    @Tag("gpu")
+    @Test
+    void trainsOnTheGpu() {
+        Assumptions.assumeTrue(DEVICES.available(), () -> "no usable CUDA device: " + DEVICES.reason());
+        TrainCommandTest.Result r = TrainCommandTest.run("train", "--device", "cuda:0", "--steps", "3", "--batch", "2",
+                "--seq", "16", "--eval-every", "3", "--eval-batches", "1");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("on cuda:0"), r.out());
+        assertTrue(r.out().contains("final val loss: "), r.out());
+    }
+}
