@@ -4,40 +4,51 @@ import dev.panamoe.bindings.panamoe_h;
 import java.lang.foreign.MemorySegment;
 
 /**
- * The CPU kernels over "device" memory of a {@link FakeDeviceMemory}: tensors live behind
- * zero-length segments and a caching allocator exactly as on a GPU, and the host sees them only
- * through copies, so the device code paths of {@link NativeBackend}, {@link Tensor} and
- * {@link TensorTable} run without a GPU (the fake's memory is host memory the CPU kernels can use).
+ * A CUDA device emulated on the host, for running and testing code above the backend without a
+ * GPU: libpanamoe_cpu.so's kernels on tensors in {@link EmulatedDeviceMemory} behind a
+ * {@link CachingAllocator}, exactly as {@link CudaBackend} holds them (zero-length device
+ * segments, host access only through copies, tables and scalar results in device memory), so
+ * results are bitwise the CPU backend's. Its device is {@code cuda:0}; do not mix its tensors
+ * with a real CudaBackend's.
  */
-final class FakeDeviceBackend extends NativeBackend {
-    static final long STREAM = 0x5;
+public final class EmulatedCudaBackend extends NativeBackend {
+    private static final long STREAM = 0x5; // any handle: the emulated copies are synchronous
 
-    final FakeDeviceMemory raw;
-    final CachingAllocator allocator;
+    private final EmulatedDeviceMemory memory;
+    private final CachingAllocator allocator;
 
-    FakeDeviceBackend(long capacity) {
+    /** An emulated cuda:0 with capacity bytes of memory. */
+    public EmulatedCudaBackend(long capacity) {
         super(panamoe_h.cpu());
-        this.raw = new FakeDeviceMemory(Device.cuda(0), capacity);
-        this.allocator = new CachingAllocator(raw);
+        this.memory = new EmulatedDeviceMemory(Device.cuda(0), capacity);
+        this.allocator = new CachingAllocator(memory);
     }
 
     @Override
     public String name() {
-        return "fake-cuda";
+        return "emulated-cuda";
     }
 
     @Override
     public Device device() {
-        return raw.device();
+        return memory.device();
     }
 
     @Override
     public TensorMemory openMemory(boolean shared) {
-        return new DeviceMemory(allocator, raw, STREAM);
+        return new DeviceMemory(allocator, memory, STREAM);
     }
 
     @Override
     MemorySegment stream() {
-        return MemorySegment.NULL; // the CPU kernels run synchronously
+        return MemorySegment.NULL; // the CPU kernels run on the calling thread
+    }
+
+    public EmulatedDeviceMemory memory() {
+        return memory;
+    }
+
+    public CachingAllocator allocator() {
+        return allocator;
     }
 }

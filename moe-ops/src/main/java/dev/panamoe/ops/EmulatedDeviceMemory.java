@@ -6,24 +6,26 @@ import java.util.Map;
 import java.util.TreeMap;
 
 /**
- * A {@link RawDeviceMemory} over host memory, for testing the allocator and device tensors on
- * the CPU: allocations come from a shared arena, filled with a poison byte as fresh device memory
- * holds garbage; every access is checked against the live allocations (an access outside them,
- * or a free of an unknown address, fails the test); a capacity makes malloc run out of memory.
+ * A {@link RawDeviceMemory} over host memory, so that device code paths (the caching allocator,
+ * tensors reached only through copies, tables and results in device memory) run and are tested
+ * without a GPU. Allocations are filled with {@link #POISON}, as fresh device memory holds
+ * garbage; every copy and memset is checked against the live allocations (an access outside
+ * them, or a free of an unknown address, throws IllegalStateException); a capacity makes malloc
+ * run out of memory. Freed memory returns to the host when the emulated device is unreachable.
  */
-final class FakeDeviceMemory implements RawDeviceMemory {
-    static final byte POISON = (byte) 0xA5;
+public final class EmulatedDeviceMemory implements RawDeviceMemory {
+    public static final byte POISON = (byte) 0xA5;
 
     private final Device device;
     private final long capacity;
-    private final Arena arena = Arena.ofShared();
+    private final Arena arena = Arena.ofAuto();
     private final TreeMap<Long, MemorySegment> live = new TreeMap<>();
     private long used;
-    int mallocs;
-    int frees;
+    private long mallocs;
+    private long frees;
 
-    FakeDeviceMemory(Device device, long capacity) {
-        this.device = device;
+    public EmulatedDeviceMemory(Device device, long capacity) {
+        this.device = Checks.notNull("device", device);
         this.capacity = capacity;
     }
 
@@ -35,7 +37,7 @@ final class FakeDeviceMemory implements RawDeviceMemory {
     @Override
     public synchronized long malloc(long bytes) {
         if (used + bytes > capacity) {
-            throw new DeviceOutOfMemoryException("fake " + device + ": " + bytes + " bytes do not fit, " + used
+            throw new DeviceOutOfMemoryException("emulated " + device + ": " + bytes + " bytes do not fit, " + used
                     + " of " + capacity + " in use", null);
         }
         MemorySegment s = arena.allocate(bytes, 256);
@@ -50,28 +52,38 @@ final class FakeDeviceMemory implements RawDeviceMemory {
     public synchronized void free(long address) {
         MemorySegment s = live.remove(address);
         if (s == null) {
-            throw new AssertionError("free of an address that is not allocated: 0x" + Long.toHexString(address));
+            throw new IllegalStateException("emulated " + device + ": free of 0x" + Long.toHexString(address)
+                    + ", which is not allocated");
         }
         used -= s.byteSize();
         frees++;
     }
 
     /** The host memory behind [address, address + bytes), which must lie inside one live allocation. */
-    synchronized MemorySegment region(long address, long bytes) {
+    public synchronized MemorySegment region(long address, long bytes) {
         Map.Entry<Long, MemorySegment> e = live.floorEntry(address);
         if (e == null || address + bytes > e.getKey() + e.getValue().byteSize()) {
-            throw new AssertionError("device access outside the live allocations: 0x" + Long.toHexString(address)
-                    + " + " + bytes);
+            throw new IllegalStateException("emulated " + device + ": access to 0x" + Long.toHexString(address)
+                    + " + " + bytes + " bytes is outside the live allocations");
         }
         return e.getValue().asSlice(address - e.getKey(), bytes);
     }
 
-    synchronized long used() {
+    /** Bytes currently allocated. */
+    public synchronized long used() {
         return used;
     }
 
-    synchronized int liveAllocations() {
+    public synchronized int liveAllocations() {
         return live.size();
+    }
+
+    public synchronized long mallocs() {
+        return mallocs;
+    }
+
+    public synchronized long frees() {
+        return frees;
     }
 
     @Override

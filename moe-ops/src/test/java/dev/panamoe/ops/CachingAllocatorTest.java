@@ -10,13 +10,13 @@ import java.util.List;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 
-/** The caching allocator's logic over a fake device: size classes, reuse, stream order, statistics, errors. */
+/** The caching allocator's logic over an emulated device: size classes, reuse, stream order, statistics, errors. */
 class CachingAllocatorTest {
     private static final long MIB = 1 << 20;
     private static final long STREAM = 0x10;
     private static final long OTHER_STREAM = 0x20;
 
-    private final FakeDeviceMemory device = new FakeDeviceMemory(Device.cuda(0), 64 * MIB);
+    private final EmulatedDeviceMemory device = new EmulatedDeviceMemory(Device.cuda(0), 64 * MIB);
     private final CachingAllocator allocator = new CachingAllocator(device);
 
     @Test
@@ -50,7 +50,7 @@ class CachingAllocatorTest {
         assertEquals(a.address(), b.address(), "reused");
         CachingAllocator.Block c = allocator.allocate(2000, STREAM);
         assertNotEquals(b.address(), c.address());
-        assertEquals(2, device.mallocs);
+        assertEquals(2, device.mallocs());
         CachingAllocator.Stats s = allocator.stats();
         assertEquals(3, s.allocations());
         assertEquals(1, s.cacheHits());
@@ -100,7 +100,7 @@ class CachingAllocatorTest {
         }
         allocator.emptyCache();
         assertEquals(2, device.liveAllocations(), "the two blocks in use stay");
-        assertEquals(4, device.frees);
+        assertEquals(4, device.frees());
         CachingAllocator.Stats s = allocator.stats();
         assertEquals(s.allocatedBytes(), s.reservedBytes());
         assertEquals(0, s.cachedBytes());
@@ -115,7 +115,7 @@ class CachingAllocatorTest {
         // 40 MiB cached + 32 MiB do not fit in 64 MiB: the cache goes back to the device first.
         CachingAllocator.Block next = allocator.allocate(32 * MIB, STREAM);
         assertEquals(32 * MIB, next.size());
-        assertEquals(1, device.frees);
+        assertEquals(1, device.frees());
         assertEquals(32 * MIB, allocator.stats().reservedBytes());
         DeviceOutOfMemoryException e = assertThrows(DeviceOutOfMemoryException.class,
                 () -> allocator.allocate(40 * MIB, STREAM));
@@ -131,7 +131,7 @@ class CachingAllocatorTest {
         IllegalStateException twice = assertThrows(IllegalStateException.class, () -> allocator.free(a));
         assertTrue(twice.getMessage().contains("freed twice") && twice.getMessage().contains(a.toString()),
                 twice.getMessage());
-        CachingAllocator other = new CachingAllocator(new FakeDeviceMemory(Device.cuda(1), MIB));
+        CachingAllocator other = new CachingAllocator(new EmulatedDeviceMemory(Device.cuda(1), MIB));
         CachingAllocator.Block foreign = other.allocate(10, STREAM);
         IllegalArgumentException wrong = assertThrows(IllegalArgumentException.class, () -> allocator.free(foreign));
         assertTrue(wrong.getMessage().contains("another allocator"), wrong.getMessage());
@@ -150,7 +150,7 @@ class CachingAllocatorTest {
 
     @Test
     void randomTrafficKeepsTheBooksBalanced() {
-        FakeDeviceMemory device = new FakeDeviceMemory(Device.cuda(0), 1L << 30);
+        EmulatedDeviceMemory device = new EmulatedDeviceMemory(Device.cuda(0), 1L << 30);
         CachingAllocator allocator = new CachingAllocator(device);
         SplittableRandom rng = new SplittableRandom(11);
         List<CachingAllocator.Block> live = new ArrayList<>();

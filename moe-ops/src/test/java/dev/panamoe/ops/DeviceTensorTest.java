@@ -11,12 +11,12 @@ import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /**
- * Tensors on a device, over the fake device memory: host access only through copies, scopes
+ * Tensors on a device, over emulated device memory: host access only through copies, scopes
  * that return their blocks to the caching allocator, zero-filled reuse, device-side tables, and
  * errors instead of host dereferences of device addresses.
  */
 class DeviceTensorTest {
-    private final FakeDeviceBackend gpu = new FakeDeviceBackend(1 << 26);
+    private final EmulatedCudaBackend gpu = new EmulatedCudaBackend(1 << 26);
 
     @Test
     void hostAccessorsCopyThroughTheBackend() {
@@ -26,7 +26,7 @@ class DeviceTensorTest {
             assertEquals(0, t.data().byteSize(), "a device tensor's segment has no host extent");
             assertArrayEquals(new float[] {1, 2, 3, 4, 5, 6}, t.toFloatArray());
             assertArrayEquals(new float[] {1, 2, 3, 4, 5, 6},
-                    gpu.raw.region(t.data().address(), 24).toArray(ValueLayout.JAVA_FLOAT), "stored on the device");
+                    gpu.memory().region(t.data().address(), 24).toArray(ValueLayout.JAVA_FLOAT), "stored on the device");
             t.setFloat(4, -7f);
             assertEquals(-7f, t.getFloat(4));
             assertArrayEquals(new float[] {4, -7, 6}, t.slice(1, 2).toFloatArray());
@@ -85,15 +85,15 @@ class DeviceTensorTest {
             t.fill(3f);
             address = t.data().address();
         }
-        assertEquals(0, gpu.allocator.stats().allocatedBytes());
-        assertEquals(1024, gpu.allocator.stats().cachedBytes());
+        assertEquals(0, gpu.allocator().stats().allocatedBytes());
+        assertEquals(1024, gpu.allocator().stats().cachedBytes());
         try (TensorScope second = TensorScope.shared(gpu)) {
             Tensor t = second.allocate("fresh", DType.F32, 200); // same 1 KiB class
             assertEquals(address, t.data().address(), "the cached block is reused");
             assertArrayEquals(new float[200], t.toFloatArray(), "and zero-filled, not the last owner's data");
         }
-        assertEquals(1, gpu.raw.mallocs);
-        assertEquals(2, gpu.allocator.stats().allocations());
+        assertEquals(1, gpu.memory().mallocs());
+        assertEquals(2, gpu.allocator().stats().allocations());
     }
 
     @Test
@@ -122,7 +122,7 @@ class DeviceTensorTest {
             table.set(1, c);
             MemorySegment addresses = table.addresses();
             assertEquals(0, addresses.byteSize(), "the table is device memory");
-            MemorySegment stored = gpu.raw.region(addresses.address(), 16);
+            MemorySegment stored = gpu.memory().region(addresses.address(), 16);
             assertEquals(a.data().address(), stored.getAtIndex(ValueLayout.ADDRESS, 0).address());
             assertEquals(c.data().address(), stored.getAtIndex(ValueLayout.ADDRESS, 1).address());
         }

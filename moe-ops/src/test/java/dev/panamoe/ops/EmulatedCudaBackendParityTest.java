@@ -5,8 +5,8 @@ package dev.panamoe.ops;
  * access and index checks, tables and scalar results in device memory) with the CPU kernels:
  * results must be bitwise those of the CPU backend.
  */
-class FakeDeviceBackendParityTest extends BackendParityTest {
-    private final FakeDeviceBackend backend = new FakeDeviceBackend(1L << 28);
+class EmulatedCudaBackendParityTest extends BackendParityTest {
+    private final EmulatedCudaBackend backend = new EmulatedCudaBackend(1L << 28);
 
     @Override
     Backend backend() {
