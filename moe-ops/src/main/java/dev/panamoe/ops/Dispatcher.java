@@ -8,7 +8,7 @@ import java.util.Arrays;
  * Sends each (token, k) slot to its physical expert. The router's logical expert ids go through
  * a remap table (logical -> physical slot of the placement; identity by default), then a stable
  * counting sort groups the slots by physical expert, keeping at most
- * capacity = ceil(tokens * k * capacityFactor / physicalExperts) rows per expert (all of them
+ * capacity = ceil(tokens * k * capacityFactor / logicalExperts) rows per expert (all of them
  * when dropless, capacityFactor = {@link #DROPLESS}); the drop policy picks which.
  * {@link #permute} then gathers the token rows into that order.
  */
@@ -89,7 +89,8 @@ public final class Dispatcher {
             return Backend.CAPACITY_DROPLESS;
         }
         long slots = (long) tokens * topK;
-        return (int) Math.min(slots, (long) Math.ceil(slots * capacityFactor / physicalExperts));
+        // per logical expert, so free physical slots (room for replicas) do not change it
+        return (int) Math.min(slots, (long) Math.ceil(slots * capacityFactor / logicalExperts));
     }
 
     public DispatchPlan newPlan(TensorScope scope, int tokens) {
