@@ -4,6 +4,7 @@ import dev.panamoe.ops.Activation;
 import dev.panamoe.ops.DropPolicy;
 import dev.panamoe.ops.MoELayer;
 import dev.panamoe.ops.ScoreFunction;
+import dev.panamoe.strategy.plan.ModelShape;
 import java.util.List;
 import java.util.Locale;
 
@@ -118,6 +119,12 @@ public record GptMoeConfig(int vocab, int maxSeq, int layers, int hidden, int he
                 .activation(expertActivation).scoreFunction(scoreFunction).renormalize(topK > 1)
                 .capacityFactor(capacityFactor).dropPolicy(dropPolicy).auxLossCoeff(auxLossCoeff)
                 .zLossCoeff(zLossCoeff).build();
+    }
+
+    /** What the parallel plan and the cost model need to know of this model (strategy's view of it). */
+    public ModelShape shape() {
+        return new ModelShape("gpt-moe", vocab, maxSeq, layers, hidden, heads, moeEvery, experts, topK, expertFfn,
+                expertActivation == Activation.SWIGLU, denseFfn, tiedEmbeddings);
     }
 
     /** Parameters of one expert: W1 [hidden, inputWidth(ffn)] and W2 [ffn, hidden]. */
