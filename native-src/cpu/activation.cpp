@@ -2,7 +2,7 @@
 // All go through sigmoid_approx (common.hpp), which vectorises, so the loops over a row run
 // 8 lanes wide. Parallel over rows; every element is computed the same way whatever thread
 // runs it.
-#include "common.hpp"
+#include "checks.hpp"
 
 namespace pmoe {
 namespace {
@@ -24,16 +24,6 @@ inline float silu(float x) { return x * sigmoid_approx(x); }
 inline float silu_grad(float x) {
     const float s = sigmoid_approx(x);
     return s * (1.0f + x * (1.0f - s));
-}
-
-int check_args(int32_t act, int32_t rows, int32_t cols) {
-    if (act != PMOE_ACT_GELU && act != PMOE_ACT_SILU && act != PMOE_ACT_SWIGLU)
-        return fail(PMOE_ERR_INVALID_ARGUMENT,
-                    "act must be PMOE_ACT_GELU (0), PMOE_ACT_SILU (1) or PMOE_ACT_SWIGLU (2), "
-                    "got %d",
-                    act);
-    PMOE_CHECK(require_non_negative("rows", rows));
-    return require_positive("cols", cols);
 }
 
 // in row: [cols] or, for SwiGLU, [gate(cols) | up(cols)]; out row: [cols].
@@ -80,10 +70,8 @@ extern "C" {
 PMOE_API int pmoe_activation_forward(int32_t act, int32_t rows, int32_t cols, const float *in,
                                      float *out, void *stream) {
     return guarded("pmoe_activation_forward", [&] {
-        PMOE_CHECK(check_args(act, rows, cols));
+        PMOE_CHECK(check_activation_forward(act, rows, cols, in, out));
         if (rows == 0) return PMOE_OK;
-        PMOE_CHECK(require_non_null("in", in));
-        PMOE_CHECK(require_non_null("out", out));
         const int64_t in_cols = act == PMOE_ACT_SWIGLU ? 2 * int64_t(cols) : cols;
 #pragma omp parallel for num_threads(threads_for(rows * in_cols)) schedule(static)
         for (int32_t r = 0; r < rows; r++)
@@ -95,11 +83,8 @@ PMOE_API int pmoe_activation_forward(int32_t act, int32_t rows, int32_t cols, co
 PMOE_API int pmoe_activation_backward(int32_t act, int32_t rows, int32_t cols, const float *in,
                                       const float *grad_out, float *grad_in, void *stream) {
     return guarded("pmoe_activation_backward", [&] {
-        PMOE_CHECK(check_args(act, rows, cols));
+        PMOE_CHECK(check_activation_backward(act, rows, cols, in, grad_out, grad_in));
         if (rows == 0) return PMOE_OK;
-        PMOE_CHECK(require_non_null("in", in));
-        PMOE_CHECK(require_non_null("grad_out", grad_out));
-        PMOE_CHECK(require_non_null("grad_in", grad_in));
         const int64_t in_cols = act == PMOE_ACT_SWIGLU ? 2 * int64_t(cols) : cols;
 #pragma omp parallel for num_threads(threads_for(rows * in_cols)) schedule(static)
         for (int32_t r = 0; r < rows; r++)

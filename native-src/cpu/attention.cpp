@@ -6,6 +6,7 @@
 
 #include <vector>
 
+#include "checks.hpp"
 #include "dense.hpp"
 
 namespace pmoe {
@@ -84,17 +85,6 @@ void attend_backward(const Head &hd, const float *att, const float *dout, int64_
     }
 }
 
-int check_attention(int32_t batch, int32_t seq, int32_t channels, int32_t heads) {
-    PMOE_CHECK(require_non_negative("batch", batch));
-    PMOE_CHECK(require_positive("seq", seq));
-    PMOE_CHECK(require_positive("channels", channels));
-    PMOE_CHECK(require_positive("heads", heads));
-    if (channels % heads != 0)
-        return fail(PMOE_ERR_INVALID_ARGUMENT, "channels = %d is not divisible by heads = %d",
-                    channels, heads);
-    return PMOE_OK;
-}
-
 } // namespace
 } // namespace pmoe
 
@@ -105,11 +95,8 @@ extern "C" {
 PMOE_API int pmoe_attention_forward(int32_t batch, int32_t seq, int32_t channels, int32_t heads,
                                     const float *qkv, float *att, float *out, void *stream) {
     return guarded("pmoe_attention_forward", [&] {
-        PMOE_CHECK(check_attention(batch, seq, channels, heads));
+        PMOE_CHECK(check_attention_forward(batch, seq, channels, heads, qkv, att, out));
         if (batch == 0) return PMOE_OK;
-        PMOE_CHECK(require_non_null("qkv", qkv));
-        PMOE_CHECK(require_non_null("att", att));
-        PMOE_CHECK(require_non_null("out", out));
         const int64_t B = batch, T = seq, C = channels, H = heads;
 #pragma omp parallel for collapse(2) num_threads(threads_for(B * T * T * C)) schedule(static)
         for (int64_t b = 0; b < B; b++)
@@ -124,12 +111,8 @@ PMOE_API int pmoe_attention_backward(int32_t batch, int32_t seq, int32_t channel
                                      int32_t heads, const float *qkv, const float *att,
                                      const float *dout, float *dqkv, void *stream) {
     return guarded("pmoe_attention_backward", [&] {
-        PMOE_CHECK(check_attention(batch, seq, channels, heads));
+        PMOE_CHECK(check_attention_backward(batch, seq, channels, heads, qkv, att, dout, dqkv));
         if (batch == 0) return PMOE_OK;
-        PMOE_CHECK(require_non_null("qkv", qkv));
-        PMOE_CHECK(require_non_null("att", att));
-        PMOE_CHECK(require_non_null("dout", dout));
-        PMOE_CHECK(require_non_null("dqkv", dqkv));
         const int64_t B = batch, T = seq, C = channels, H = heads;
         const int threads = threads_for(B * T * T * C);
         // Scratch row per thread, allocated here: nothing may throw inside the parallel region.

@@ -28,8 +28,12 @@ int require_non_null(const char *name, const void *p);
 int require_positive(const char *name, int64_t v);     // v >= 1
 int require_non_negative(const char *name, int64_t v); // v >= 0
 int require_dtype(const char *name, int32_t dtype);    // F32 or BF16
-// The scalar fields of a dispatch configuration (shared by the CPU and CUDA libraries).
-int check_dispatch_config(const pmoe_dispatch_config *cfg);
+// A pointer must be non-NULL when it covers any element (elements > 0).
+int require_data(const char *name, const void *p, int64_t elements);
+// lo <= v < hi for a float argument; NaN fails: "beta1 = 1 is out of range [0, 1)".
+int require_float_in(const char *name, float v, double lo, double hi);
+// A finite v > 0 (epsilons): "eps = 0 must be finite and > 0".
+int require_positive_float(const char *name, float v);
 
 #define PMOE_CHECK(expr)                                                                      \
     do {                                                                                      \

@@ -1,6 +1,7 @@
 // Fused softmax cross-entropy over the vocabulary: the loss and dlogits of a row come straight
 // from its logits, without materialising the probabilities. One thread per row; the mean loss
 // is summed in row order afterwards.
+#include "checks.hpp"
 #include "dense.hpp"
 
 namespace pmoe {
@@ -20,15 +21,6 @@ Softmax softmax_of(const float *x, int64_t vocab) {
     return {max, sum};
 }
 
-int check_cross_entropy(int32_t rows, int32_t vocab, const float *logits, const int32_t *targets) {
-    PMOE_CHECK(require_non_negative("rows", rows));
-    PMOE_CHECK(require_positive("vocab", vocab));
-    if (rows == 0) return PMOE_OK;
-    PMOE_CHECK(require_non_null("logits", logits));
-    PMOE_CHECK(require_non_null("targets", targets));
-    return require_ids_in_range("targets", targets, rows, -1, vocab);
-}
-
 } // namespace
 } // namespace pmoe
 
@@ -40,8 +32,8 @@ PMOE_API int pmoe_cross_entropy_forward(int32_t rows, int32_t vocab, const float
                                         const int32_t *targets, float *losses,
                                         float *mean_loss, int32_t *kept_rows, void *stream) {
     return guarded("pmoe_cross_entropy_forward", [&] {
-        PMOE_CHECK(check_cross_entropy(rows, vocab, logits, targets));
-        if (rows > 0) PMOE_CHECK(require_non_null("losses", losses));
+        PMOE_CHECK(check_cross_entropy_forward(rows, vocab, logits, targets, losses));
+        PMOE_CHECK(require_ids_in_range("targets", targets, rows, -1, vocab));
 #pragma omp parallel for num_threads(threads_for(int64_t(rows) * vocab)) schedule(static)
         for (int64_t r = 0; r < rows; r++) {
             const float *x = logits + r * vocab;
@@ -66,9 +58,8 @@ PMOE_API int pmoe_cross_entropy_backward(int32_t rows, int32_t vocab, const floa
                                          const int32_t *targets, float grad_scale,
                                          float *dlogits, void *stream) {
     return guarded("pmoe_cross_entropy_backward", [&] {
-        PMOE_CHECK(check_cross_entropy(rows, vocab, logits, targets));
-        PMOE_CHECK(require_float_in("grad_scale", grad_scale, -INFINITY, INFINITY));
-        if (rows > 0) PMOE_CHECK(require_non_null("dlogits", dlogits));
+        PMOE_CHECK(check_cross_entropy_backward(rows, vocab, logits, targets, grad_scale, dlogits));
+        PMOE_CHECK(require_ids_in_range("targets", targets, rows, -1, vocab));
 #pragma omp parallel for num_threads(threads_for(int64_t(rows) * vocab)) schedule(static)
         for (int64_t r = 0; r < rows; r++) {
             // Reads x[v] before writing d[v], so dlogits may alias logits.

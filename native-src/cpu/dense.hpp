@@ -47,18 +47,4 @@ inline void add_bias_gradient(int64_t rows, int64_t cols, const float *dout, flo
     add_column_sums(rows, cols, [&](int64_t r, int64_t c) { return dout[r * cols + c]; }, dbias);
 }
 
-// lo <= v < hi for a float argument; NaN fails: "beta1 = 1 is out of range [0, 1)".
-inline int require_float_in(const char *name, float v, double lo, double hi) {
-    return v >= lo && v < hi ? PMOE_OK
-                             : fail(PMOE_ERR_INVALID_ARGUMENT, "%s = %g is out of range [%g, %g)",
-                                    name, (double)v, lo, hi);
-}
-
-// A finite v > 0 (epsilons): "eps = 0 must be finite and > 0".
-inline int require_positive_float(const char *name, float v) {
-    return v > 0 && std::isfinite(v)
-               ? PMOE_OK
-               : fail(PMOE_ERR_INVALID_ARGUMENT, "%s = %g must be finite and > 0", name, (double)v);
-}
-
 } // namespace pmoe

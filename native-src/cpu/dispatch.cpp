@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "common.hpp"
+#include "checks.hpp"
 
 namespace pmoe {
 namespace {
@@ -31,30 +31,17 @@ PMOE_API int pmoe_dispatch_plan(const pmoe_dispatch_config *cfg, const int32_t *
                                 int32_t *expert_counts, int32_t *expert_offsets,
                                 int32_t *slot_position, int32_t *sorted_slot, void *stream) {
     return guarded("pmoe_dispatch_plan", [&] {
-        PMOE_CHECK(check_dispatch_config(cfg));
+        PMOE_CHECK(check_dispatch_plan(cfg, topk_ids, topk_weights, remap, expert_counts,
+                                       expert_offsets, slot_position, sorted_slot));
         const pmoe_dispatch_config c = *cfg;
         const int32_t slots = c.tokens * c.top_k, experts = c.physical_experts;
         const bool dropless = c.capacity == PMOE_CAPACITY_DROPLESS;
         const bool by_weight = !dropless && c.drop_policy == PMOE_DROP_BY_PROBABILITY;
-        PMOE_CHECK(require_non_null("topk_ids", topk_ids));
         PMOE_CHECK(require_ids_in_range("topk_ids", topk_ids, slots, 0, c.logical_experts));
-        if (remap) {
-            PMOE_CHECK(require_ids_in_range("remap", remap, c.logical_experts, 0, experts));
-        } else if (c.logical_experts != experts) {
-            return fail(PMOE_ERR_INVALID_ARGUMENT,
-                        "remap is NULL (identity) but logical_experts = %d != "
-                        "physical_experts = %d",
-                        c.logical_experts, experts);
-        }
-        if (by_weight) {
-            PMOE_CHECK(require_non_null("topk_weights", topk_weights));
+        if (remap) PMOE_CHECK(require_ids_in_range("remap", remap, c.logical_experts, 0, experts));
+        if (by_weight)
             PMOE_CHECK(require_finite("topk_weights", topk_weights, c.tokens, c.top_k, "token",
                                       "choice"));
-        }
-        PMOE_CHECK(require_non_null("expert_counts", expert_counts));
-        PMOE_CHECK(require_non_null("expert_offsets", expert_offsets));
-        PMOE_CHECK(require_non_null("slot_position", slot_position));
-        PMOE_CHECK(require_non_null("sorted_slot", sorted_slot));
 
         // Stable counting sort: by_expert lists the slots of expert p, in slot order, at
         // [first[p], first[p + 1]).

@@ -1,26 +1,6 @@
 // Token + position embedding (GPT-2): out[b, t] = wte[ids[b, t]] + wpe[t], and its backward.
+#include "checks.hpp"
 #include "dense.hpp"
-
-namespace pmoe {
-namespace {
-
-// Sizes, and the ids when there is any token.
-int check_embedding(int32_t batch, int32_t seq, int32_t channels, int32_t vocab, int32_t max_seq,
-                    const int32_t *ids) {
-    PMOE_CHECK(require_non_negative("batch", batch));
-    PMOE_CHECK(require_positive("seq", seq));
-    PMOE_CHECK(require_positive("channels", channels));
-    PMOE_CHECK(require_positive("vocab", vocab));
-    PMOE_CHECK(require_positive("max_seq", max_seq));
-    if (seq > max_seq)
-        return fail(PMOE_ERR_INVALID_ARGUMENT, "seq = %d exceeds max_seq = %d", seq, max_seq);
-    if (batch == 0) return PMOE_OK;
-    PMOE_CHECK(require_non_null("ids", ids));
-    return require_ids_in_range("ids", ids, int64_t(batch) * seq, 0, vocab);
-}
-
-} // namespace
-} // namespace pmoe
 
 using namespace pmoe;
 
@@ -30,11 +10,10 @@ PMOE_API int pmoe_embedding_forward(int32_t batch, int32_t seq, int32_t channels
                                     int32_t max_seq, const int32_t *ids, const float *wte,
                                     const float *wpe, float *out, void *stream) {
     return guarded("pmoe_embedding_forward", [&] {
-        PMOE_CHECK(check_embedding(batch, seq, channels, vocab, max_seq, ids));
+        PMOE_CHECK(check_embedding_forward(batch, seq, channels, vocab, max_seq, ids, wte, wpe,
+                                           out));
         if (batch == 0) return PMOE_OK;
-        PMOE_CHECK(require_non_null("wte", wte));
-        PMOE_CHECK(require_non_null("wpe", wpe));
-        PMOE_CHECK(require_non_null("out", out));
+        PMOE_CHECK(require_ids_in_range("ids", ids, int64_t(batch) * seq, 0, vocab));
         const int64_t tokens = int64_t(batch) * seq, C = channels;
 #pragma omp parallel for num_threads(threads_for(tokens * C)) schedule(static)
         for (int64_t n = 0; n < tokens; n++) {
@@ -50,11 +29,10 @@ PMOE_API int pmoe_embedding_backward(int32_t batch, int32_t seq, int32_t channel
                                      int32_t max_seq, const int32_t *ids, const float *dout,
                                      float *dwte, float *dwpe, void *stream) {
     return guarded("pmoe_embedding_backward", [&] {
-        PMOE_CHECK(check_embedding(batch, seq, channels, vocab, max_seq, ids));
+        PMOE_CHECK(check_embedding_backward(batch, seq, channels, vocab, max_seq, ids, dout, dwte,
+                                            dwpe));
         if (batch == 0) return PMOE_OK;
-        PMOE_CHECK(require_non_null("dout", dout));
-        PMOE_CHECK(require_non_null("dwte", dwte));
-        PMOE_CHECK(require_non_null("dwpe", dwpe));
+        PMOE_CHECK(require_ids_in_range("ids", ids, int64_t(batch) * seq, 0, vocab));
         const int64_t tokens = int64_t(batch) * seq, C = channels;
         // Tokens that share an id must be added in token order, without atomics: threads own
         // blocks of columns of the whole table and every thread scans all tokens in order.

@@ -41,21 +41,18 @@ int require_dtype(const char *name, int32_t dtype) {
                       "%s must be PMOE_DTYPE_F32 (0) or PMOE_DTYPE_BF16 (1), got %d", name, dtype);
 }
 
-int check_dispatch_config(const pmoe_dispatch_config *cfg) {
-    PMOE_CHECK(require_non_null("cfg", cfg));
-    PMOE_CHECK(require_routing_shape(cfg->tokens, "logical_experts", cfg->logical_experts,
-                                     cfg->top_k));
-    PMOE_CHECK(require_positive("physical_experts", cfg->physical_experts));
-    if (cfg->capacity < 0 && cfg->capacity != PMOE_CAPACITY_DROPLESS)
-        return fail(PMOE_ERR_INVALID_ARGUMENT,
-                    "capacity must be >= 0 or PMOE_CAPACITY_DROPLESS (-1), got %d", cfg->capacity);
-    if (cfg->capacity != PMOE_CAPACITY_DROPLESS && cfg->drop_policy != PMOE_DROP_BY_POSITION &&
-        cfg->drop_policy != PMOE_DROP_BY_PROBABILITY)
-        return fail(PMOE_ERR_INVALID_ARGUMENT,
-                    "drop_policy must be PMOE_DROP_BY_POSITION (0) or "
-                    "PMOE_DROP_BY_PROBABILITY (1), got %d",
-                    cfg->drop_policy);
-    return PMOE_OK;
+int require_data(const char *name, const void *p, int64_t elements) {
+    return elements > 0 ? require_non_null(name, p) : PMOE_OK;
+}
+int require_float_in(const char *name, float v, double lo, double hi) {
+    return v >= lo && v < hi ? PMOE_OK
+                             : fail(PMOE_ERR_INVALID_ARGUMENT, "%s = %g is out of range [%g, %g)",
+                                    name, (double)v, lo, hi);
+}
+int require_positive_float(const char *name, float v) {
+    return v > 0 && std::isfinite(v)
+               ? PMOE_OK
+               : fail(PMOE_ERR_INVALID_ARGUMENT, "%s = %g must be finite and > 0", name, (double)v);
 }
 
 } // namespace pmoe

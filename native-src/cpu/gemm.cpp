@@ -25,7 +25,7 @@
 #include <cstring>
 #include <vector>
 
-#include "common.hpp"
+#include "checks.hpp"
 
 namespace pmoe {
 namespace {
@@ -351,47 +351,23 @@ int run_problems(const std::vector<Problem> &problems) {
     return PMOE_OK;
 }
 
-// ---- validation ----
+// ---- validation (messages shared with the CUDA library: checks.cpp) ----
 
-int require_flag(const char *name, int32_t v) {
-    return v == 0 || v == 1 ? PMOE_OK
-                            : fail(PMOE_ERR_INVALID_ARGUMENT, "%s must be 0 or 1, got %d", name, v);
-}
-
-// A row stride must cover the row: ld >= row length.
-int require_stride(const char *name, int32_t ld, int64_t row_length, const char *what) {
-    return ld >= row_length
-               ? PMOE_OK
-               : fail(PMOE_ERR_INVALID_ARGUMENT, "%s must be >= %lld (the row length of %s), got %d",
-                      name, (long long)row_length, what, ld);
-}
-
-// A pointer must be non-NULL when it covers any element.
-int require_data(const char *name, const void *p, int64_t elements) {
-    return elements > 0 ? require_non_null(name, p) : PMOE_OK;
-}
-
-// offsets[0 .. groups] starts at 0 and does not decrease.
-int require_offsets(int32_t groups, const int32_t *offsets) {
-    PMOE_CHECK(require_non_negative("groups", groups));
-    PMOE_CHECK(require_non_null("offsets", offsets));
-    if (offsets[0] != 0)
-        return fail(PMOE_ERR_INVALID_ARGUMENT, "offsets[0] must be 0, got %d", offsets[0]);
+// Sizes, then offsets[0 .. groups] starting at 0 and not decreasing.
+int require_offsets(int32_t groups, const int32_t *offsets, int32_t k, int32_t n) {
+    PMOE_CHECK(check_grouped_sizes(groups, offsets, k, n));
+    if (offsets[0] != 0) return fail_offsets_start(offsets[0]);
     for (int32_t g = 0; g < groups; g++)
         if (offsets[g + 1] < offsets[g])
-            return fail(PMOE_ERR_INVALID_ARGUMENT,
-                        "offsets must not decrease: offsets[%d] = %d is less than offsets[%d] = %d",
-                        g + 1, offsets[g + 1], g, offsets[g]);
+            return fail_offsets_decrease(g + 1, offsets[g + 1], offsets[g]);
     return PMOE_OK;
 }
 
 // Shared checks of the grouped GEMMs: offsets, sizes and the row-major inputs a [rows, k] and
 // the second operand [rows, second_cols].
-int require_grouped(int32_t groups, const int32_t *offsets, int32_t k, int32_t n, const float *a,
+int require_grouped(int32_t groups, const int32_t *offsets, int32_t k, int32_t n, const void *a,
                     const char *second, const void *second_ptr, int64_t second_cols) {
-    PMOE_CHECK(require_offsets(groups, offsets));
-    PMOE_CHECK(require_non_negative("k", k));
-    PMOE_CHECK(require_non_negative("n", n));
+    PMOE_CHECK(require_offsets(groups, offsets, k, n));
     const int64_t rows = offsets[groups];
     PMOE_CHECK(require_data("a", a, rows * k));
     PMOE_CHECK(require_data(second, second_ptr, rows * second_cols));
@@ -400,12 +376,11 @@ int require_grouped(int32_t groups, const int32_t *offsets, int32_t k, int32_t n
 
 // weights[g] must be non-NULL for every group whose product reads it.
 int require_weights(int32_t groups, const int32_t *offsets, int32_t k, int32_t n,
-                    const float *const *weights) {
+                    const void *const *weights) {
     PMOE_CHECK(require_data("weights", weights, int64_t(groups) * k * n > 0 ? groups : 0));
     for (int32_t g = 0; g < groups; g++)
         if (offsets[g + 1] > offsets[g] && int64_t(k) * n > 0 && !weights[g])
-            return fail(PMOE_ERR_INVALID_ARGUMENT, "weights[%d] must not be NULL (group %d has %d rows)",
-                        g, g, offsets[g + 1] - offsets[g]);
+            return fail_null_weight(g, offsets[g + 1] - offsets[g]);
     return PMOE_OK;
 }
 
@@ -413,7 +388,8 @@ int require_weights(int32_t groups, const int32_t *offsets, int32_t k, int32_t n
 int grouped_forward(bool trans_b, int32_t groups, const int32_t *offsets, int32_t k, int32_t n,
                     const float *a, const float *const *weights, float *c) {
     PMOE_CHECK(require_grouped(groups, offsets, k, n, a, "c", c, n));
-    PMOE_CHECK(require_weights(groups, offsets, k, n, weights));
+    PMOE_CHECK(
+        require_weights(groups, offsets, k, n, reinterpret_cast<const void *const *>(weights)));
     std::vector<Problem> problems;
     for (int32_t g = 0; g < groups; g++) {
         const int64_t r0 = offsets[g], rows = offsets[g + 1] - r0;
@@ -436,17 +412,7 @@ PMOE_API int pmoe_gemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, i
                        float alpha, const float *a, int32_t lda, const float *b, int32_t ldb,
                        float beta, float *c, int32_t ldc, void *stream) {
     return guarded("pmoe_gemm", [&] {
-        PMOE_CHECK(require_flag("trans_a", trans_a));
-        PMOE_CHECK(require_flag("trans_b", trans_b));
-        PMOE_CHECK(require_non_negative("m", m));
-        PMOE_CHECK(require_non_negative("n", n));
-        PMOE_CHECK(require_non_negative("k", k));
-        PMOE_CHECK(require_stride("lda", lda, trans_a ? m : k, "A"));
-        PMOE_CHECK(require_stride("ldb", ldb, trans_b ? k : n, "B"));
-        PMOE_CHECK(require_stride("ldc", ldc, n, "C"));
-        PMOE_CHECK(require_data("a", a, int64_t(m) * k));
-        PMOE_CHECK(require_data("b", b, int64_t(k) * n));
-        PMOE_CHECK(require_data("c", c, int64_t(m) * n));
+        PMOE_CHECK(check_gemm(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc));
         return run_problems({make_problem(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)});
     });
 }
@@ -465,6 +431,36 @@ PMOE_API int pmoe_grouped_gemm_nt(int32_t groups, const int32_t *offsets, int32_
                    [&] { return grouped_forward(true, groups, offsets, k, n, a, weights, c); });
 }
 
+// The reference for the tensor-core kernel of the CUDA library, not a fast path: each group's
+// bf16 rows and weights are widened to f32, multiplied by the f32 engine, and every element of
+// c is rounded once to bf16.
+PMOE_API int pmoe_grouped_gemm_nn_bf16(int32_t groups, const int32_t *offsets, int32_t k,
+                                       int32_t n, const void *a, const void *const *weights,
+                                       void *c, void *stream) {
+    return guarded("pmoe_grouped_gemm_nn_bf16", [&] {
+        PMOE_CHECK(require_grouped(groups, offsets, k, n, a, "c", c, n));
+        PMOE_CHECK(require_weights(groups, offsets, k, n, weights));
+        const uint16_t *a16 = static_cast<const uint16_t *>(a);
+        uint16_t *c16 = static_cast<uint16_t *>(c);
+        auto widen = [](const uint16_t *src, int64_t count, std::vector<float> &dst) {
+            dst.resize(count);
+            for (int64_t i = 0; i < count; i++) dst[i] = bf16_to_f32(src[i]);
+        };
+        std::vector<float> a32, w32, c32;
+        for (int32_t g = 0; g < groups; g++) {
+            const int64_t r0 = offsets[g], rows = offsets[g + 1] - r0;
+            if (rows == 0 || n == 0) continue;
+            widen(a16 + r0 * k, rows * k, a32);
+            if (k > 0) widen(static_cast<const uint16_t *>(weights[g]), int64_t(k) * n, w32);
+            c32.resize(rows * n);
+            PMOE_CHECK(run_problems({make_problem(false, false, rows, n, k, 1.0f, a32.data(), k,
+                                                  w32.data(), n, 0.0f, c32.data(), n)}));
+            for (int64_t i = 0; i < rows * n; i++) c16[r0 * n + i] = f32_to_bf16(c32[i]);
+        }
+        return PMOE_OK;
+    });
+}
+
 PMOE_API int pmoe_grouped_gemm_tn(int32_t groups, const int32_t *offsets, int32_t k, int32_t n,
                                   const float *a, const float *b, float beta, float *const *out,
                                   void *stream) {
@@ -473,7 +469,7 @@ PMOE_API int pmoe_grouped_gemm_tn(int32_t groups, const int32_t *offsets, int32_
         if (int64_t(k) * n == 0) return PMOE_OK; // every out[g] is empty
         PMOE_CHECK(require_data("out", out, groups));
         for (int32_t g = 0; g < groups; g++)
-            if (!out[g]) return fail(PMOE_ERR_INVALID_ARGUMENT, "out[%d] must not be NULL", g);
+            if (!out[g]) return fail_null_out(g);
         // An empty group still gets out[g] = beta * out[g]: the engine scales when depth is 0.
         std::vector<Problem> problems;
         for (int32_t g = 0; g < groups; g++) {

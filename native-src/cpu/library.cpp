@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <cstdio>
 
-#include "common.hpp"
+#include "checks.hpp"
 
 namespace pmoe {
 
@@ -69,9 +69,7 @@ PMOE_API int pmoe_get_num_threads(int32_t *n) {
 
 PMOE_API int pmoe_find_nonfinite(int64_t n, const float *x, int64_t *first_index, void *stream) {
     clear_error();
-    PMOE_CHECK(require_non_negative("n", n));
-    PMOE_CHECK(require_non_null("first_index", first_index));
-    if (n > 0) PMOE_CHECK(require_non_null("x", x));
+    PMOE_CHECK(check_find_nonfinite(n, x, first_index));
     *first_index = -1;
     for (int64_t i = 0; i < n; i++) {
         if (!std::isfinite(x[i])) {

@@ -3,7 +3,7 @@
 // loss does not depend on the thread count.
 #include <vector>
 
-#include "common.hpp"
+#include "checks.hpp"
 
 namespace pmoe {
 namespace {
@@ -41,11 +41,8 @@ PMOE_API int pmoe_aux_loss_forward(int32_t tokens, int32_t experts, int32_t top_
                                    const float *scores, const int32_t *topk_ids, float coeff,
                                    float *loss, int32_t *expert_counts, void *stream) {
     return guarded("pmoe_aux_loss_forward", [&] {
-        PMOE_CHECK(require_routing_shape(tokens, "experts", experts, top_k));
-        PMOE_CHECK(require_non_null("scores", scores));
-        PMOE_CHECK(require_non_null("topk_ids", topk_ids));
-        PMOE_CHECK(require_non_null("loss", loss));
-        PMOE_CHECK(require_non_null("expert_counts", expert_counts));
+        PMOE_CHECK(check_aux_loss_forward(tokens, experts, top_k, scores, topk_ids, loss,
+                                          expert_counts));
         const int64_t slots = int64_t(tokens) * top_k;
         PMOE_CHECK(require_ids_in_range("topk_ids", topk_ids, slots, 0, experts));
         std::vector<int32_t> counts(experts, 0);
@@ -67,9 +64,7 @@ PMOE_API int pmoe_aux_loss_backward(int32_t tokens, int32_t experts, int32_t top
                                     const int32_t *expert_counts, float coeff, float grad_loss,
                                     float *grad_scores, void *stream) {
     return guarded("pmoe_aux_loss_backward", [&] {
-        PMOE_CHECK(require_routing_shape(tokens, "experts", experts, top_k));
-        PMOE_CHECK(require_non_null("expert_counts", expert_counts));
-        PMOE_CHECK(require_non_null("grad_scores", grad_scores));
+        PMOE_CHECK(check_aux_loss_backward(tokens, experts, top_k, expert_counts, grad_scores));
         const int64_t slots = int64_t(tokens) * top_k;
         PMOE_CHECK(require_ids_in_range("expert_counts", expert_counts, experts, 0, slots + 1));
         std::vector<float> grad(experts);
@@ -86,10 +81,7 @@ PMOE_API int pmoe_aux_loss_backward(int32_t tokens, int32_t experts, int32_t top
 PMOE_API int pmoe_z_loss_forward(int32_t tokens, int32_t experts, const float *logits,
                                  float coeff, float *loss, void *stream) {
     return guarded("pmoe_z_loss_forward", [&] {
-        PMOE_CHECK(require_positive("tokens", tokens));
-        PMOE_CHECK(require_positive("experts", experts));
-        PMOE_CHECK(require_non_null("logits", logits));
-        PMOE_CHECK(require_non_null("loss", loss));
+        PMOE_CHECK(check_z_loss(tokens, experts, logits, "loss", loss));
         PMOE_CHECK(require_finite("logits", logits, tokens, experts, "token", "expert"));
         const double total = sum_over_tokens(tokens, int64_t(tokens) * experts, [&](int32_t t) {
             const double lse = logsumexp(logits + int64_t(t) * experts, experts);
@@ -105,10 +97,7 @@ PMOE_API int pmoe_z_loss_backward(int32_t tokens, int32_t experts, const float *
                                   float coeff, float grad_loss, float *grad_logits,
                                   void *stream) {
     return guarded("pmoe_z_loss_backward", [&] {
-        PMOE_CHECK(require_positive("tokens", tokens));
-        PMOE_CHECK(require_positive("experts", experts));
-        PMOE_CHECK(require_non_null("logits", logits));
-        PMOE_CHECK(require_non_null("grad_logits", grad_logits));
+        PMOE_CHECK(check_z_loss(tokens, experts, logits, "grad_logits", grad_logits));
         PMOE_CHECK(require_finite("logits", logits, tokens, experts, "token", "expert"));
 #pragma omp parallel for num_threads(threads_for(int64_t(tokens) * experts)) schedule(static)
         for (int32_t t = 0; t < tokens; t++) {

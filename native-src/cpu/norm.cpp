@@ -1,15 +1,11 @@
 // Row normalisation: LayerNorm (centred, with bias) and RMSNorm (not centred, no bias). One
 // implementation serves both: RMSNorm is LayerNorm with the mean fixed at 0 and no bias.
 // Row statistics are lane sums in double; weight/bias gradients are column sums in row order.
+#include "checks.hpp"
 #include "dense.hpp"
 
 namespace pmoe {
 namespace {
-
-int check_shape(int32_t rows, int32_t cols) {
-    PMOE_CHECK(require_non_negative("rows", rows));
-    return require_positive("cols", cols);
-}
 
 // mean (centred only) and rstd of each row, then out = xhat * weight (+ bias).
 void norm_forward(bool centred, int64_t rows, int64_t cols, float eps, const float *x,
@@ -67,15 +63,8 @@ PMOE_API int pmoe_layernorm_forward(int32_t rows, int32_t cols, float eps, const
                                     const float *weight, const float *bias, float *out,
                                     float *mean, float *rstd, void *stream) {
     return guarded("pmoe_layernorm_forward", [&] {
-        PMOE_CHECK(check_shape(rows, cols));
-        PMOE_CHECK(require_positive_float("eps", eps));
+        PMOE_CHECK(check_layernorm_forward(rows, cols, eps, x, weight, bias, out, mean, rstd));
         if (rows == 0) return PMOE_OK;
-        PMOE_CHECK(require_non_null("x", x));
-        PMOE_CHECK(require_non_null("weight", weight));
-        PMOE_CHECK(require_non_null("bias", bias));
-        PMOE_CHECK(require_non_null("out", out));
-        PMOE_CHECK(require_non_null("mean", mean));
-        PMOE_CHECK(require_non_null("rstd", rstd));
         norm_forward(true, rows, cols, eps, x, weight, bias, out, mean, rstd);
         return PMOE_OK;
     });
@@ -86,16 +75,9 @@ PMOE_API int pmoe_layernorm_backward(int32_t rows, int32_t cols, const float *x,
                                      const float *dout, float *dx, float *dweight, float *dbias,
                                      void *stream) {
     return guarded("pmoe_layernorm_backward", [&] {
-        PMOE_CHECK(check_shape(rows, cols));
+        PMOE_CHECK(check_layernorm_backward(rows, cols, x, weight, mean, rstd, dout, dx, dweight,
+                                            dbias));
         if (rows == 0) return PMOE_OK;
-        PMOE_CHECK(require_non_null("x", x));
-        PMOE_CHECK(require_non_null("weight", weight));
-        PMOE_CHECK(require_non_null("mean", mean));
-        PMOE_CHECK(require_non_null("rstd", rstd));
-        PMOE_CHECK(require_non_null("dout", dout));
-        PMOE_CHECK(require_non_null("dx", dx));
-        PMOE_CHECK(require_non_null("dweight", dweight));
-        PMOE_CHECK(require_non_null("dbias", dbias));
         norm_backward(true, rows, cols, x, weight, mean, rstd, dout, dx, dweight);
         add_bias_gradient(rows, cols, dout, dbias);
         return PMOE_OK;
@@ -105,13 +87,8 @@ PMOE_API int pmoe_layernorm_backward(int32_t rows, int32_t cols, const float *x,
 PMOE_API int pmoe_rmsnorm_forward(int32_t rows, int32_t cols, float eps, const float *x,
                                   const float *weight, float *out, float *rstd, void *stream) {
     return guarded("pmoe_rmsnorm_forward", [&] {
-        PMOE_CHECK(check_shape(rows, cols));
-        PMOE_CHECK(require_positive_float("eps", eps));
+        PMOE_CHECK(check_rmsnorm_forward(rows, cols, eps, x, weight, out, rstd));
         if (rows == 0) return PMOE_OK;
-        PMOE_CHECK(require_non_null("x", x));
-        PMOE_CHECK(require_non_null("weight", weight));
-        PMOE_CHECK(require_non_null("out", out));
-        PMOE_CHECK(require_non_null("rstd", rstd));
         norm_forward(false, rows, cols, eps, x, weight, nullptr, out, nullptr, rstd);
         return PMOE_OK;
     });
@@ -121,14 +98,8 @@ PMOE_API int pmoe_rmsnorm_backward(int32_t rows, int32_t cols, const float *x,
                                    const float *weight, const float *rstd, const float *dout,
                                    float *dx, float *dweight, void *stream) {
     return guarded("pmoe_rmsnorm_backward", [&] {
-        PMOE_CHECK(check_shape(rows, cols));
+        PMOE_CHECK(check_rmsnorm_backward(rows, cols, x, weight, rstd, dout, dx, dweight));
         if (rows == 0) return PMOE_OK;
-        PMOE_CHECK(require_non_null("x", x));
-        PMOE_CHECK(require_non_null("weight", weight));
-        PMOE_CHECK(require_non_null("rstd", rstd));
-        PMOE_CHECK(require_non_null("dout", dout));
-        PMOE_CHECK(require_non_null("dx", dx));
-        PMOE_CHECK(require_non_null("dweight", dweight));
         norm_backward(false, rows, cols, x, weight, nullptr, rstd, dout, dx, dweight);
         return PMOE_OK;
     });

@@ -2,6 +2,7 @@
 // global gradient-norm clipping (the scaling itself is pmoe_scale).
 #include <vector>
 
+#include "checks.hpp"
 #include "dense.hpp"
 
 using namespace pmoe;
@@ -12,18 +13,9 @@ PMOE_API int pmoe_adamw_step(int64_t n, float *params, const float *grads, float
                              float lr, float beta1, float beta2, float eps, float weight_decay,
                              int32_t step, void *stream) {
     return guarded("pmoe_adamw_step", [&] {
-        PMOE_CHECK(require_non_negative("n", n));
-        PMOE_CHECK(require_float_in("lr", lr, 0, INFINITY));
-        PMOE_CHECK(require_float_in("beta1", beta1, 0, 1));
-        PMOE_CHECK(require_float_in("beta2", beta2, 0, 1));
-        PMOE_CHECK(require_positive_float("eps", eps));
-        PMOE_CHECK(require_float_in("weight_decay", weight_decay, 0, INFINITY));
-        PMOE_CHECK(require_positive("step", step));
+        PMOE_CHECK(check_adamw_step(n, params, grads, m, v, lr, beta1, beta2, eps, weight_decay,
+                                    step));
         if (n == 0) return PMOE_OK;
-        PMOE_CHECK(require_non_null("params", params));
-        PMOE_CHECK(require_non_null("grads", grads));
-        PMOE_CHECK(require_non_null("m", m));
-        PMOE_CHECK(require_non_null("v", v));
         // Bias corrections of the zero-initialised moments, computed once in double.
         const float correction1 = float(1.0 - std::pow(double(beta1), step));
         const float correction2 = float(1.0 - std::pow(double(beta2), step));
@@ -43,9 +35,7 @@ PMOE_API int pmoe_adamw_step(int64_t n, float *params, const float *grads, float
 
 PMOE_API int pmoe_sum_squares(int64_t n, const float *x, double *sum_squares, void *stream) {
     return guarded("pmoe_sum_squares", [&] {
-        PMOE_CHECK(require_non_negative("n", n));
-        PMOE_CHECK(require_non_null("sum_squares", sum_squares));
-        if (n > 0) PMOE_CHECK(require_non_null("x", x));
+        PMOE_CHECK(check_sum_squares(n, x, sum_squares));
         // Fixed blocks of 64 Ki elements, each a lane sum, then the blocks in order: the
         // blocking depends on n only, never on the thread count.
         constexpr int64_t block = 1 << 16;

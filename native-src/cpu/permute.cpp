@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "common.hpp"
+#include "checks.hpp"
 
 namespace pmoe {
 namespace {
@@ -18,25 +18,6 @@ template <> inline uint16_t store<uint16_t>(float v) { return f32_to_bf16(v); }
 
 size_t element_size(int32_t dtype) {
     return dtype == PMOE_DTYPE_F32 ? sizeof(float) : sizeof(uint16_t);
-}
-
-int check_shape(int32_t dtype, int32_t tokens, int32_t top_k, int32_t rows, int32_t hidden) {
-    PMOE_CHECK(require_dtype("dtype", dtype));
-    PMOE_CHECK(require_positive("tokens", tokens));
-    PMOE_CHECK(require_positive("top_k", top_k));
-    const int64_t slots = int64_t(tokens) * top_k;
-    if (slots > INT32_MAX)
-        return fail(PMOE_ERR_INVALID_ARGUMENT, "tokens * top_k = %d * %d exceeds INT32_MAX slots",
-                    tokens, top_k);
-    if (rows < 0 || rows > slots)
-        return fail(PMOE_ERR_INVALID_ARGUMENT,
-                    "rows = %d is out of range [0, tokens * top_k = %lld]", rows, (long long)slots);
-    return require_positive("hidden", hidden);
-}
-
-// A buffer of `rows` rows may be NULL when there are none.
-int require_rows(const char *name, const void *p, int32_t rows) {
-    return rows > 0 ? require_non_null(name, p) : PMOE_OK;
 }
 
 // dst[t, :] = sum_j w[t, j] * src[slot_position[t * K + j], :] over the kept slots, zeros when
@@ -123,10 +104,7 @@ PMOE_API int pmoe_permute(int32_t dtype, int32_t tokens, int32_t top_k, int32_t 
                           int32_t hidden, const void *x, const int32_t *sorted_slot, void *out,
                           void *stream) {
     return guarded("pmoe_permute", [&] {
-        PMOE_CHECK(check_shape(dtype, tokens, top_k, rows, hidden));
-        PMOE_CHECK(require_non_null("x", x));
-        PMOE_CHECK(require_non_null("sorted_slot", sorted_slot));
-        PMOE_CHECK(require_rows("out", out, rows));
+        PMOE_CHECK(check_permute(dtype, tokens, top_k, rows, hidden, x, sorted_slot, out));
         PMOE_CHECK(require_ids_in_range("sorted_slot", sorted_slot, rows, -1,
                                         int64_t(tokens) * top_k));
         const size_t row_bytes = element_size(dtype) * hidden;
@@ -148,10 +126,8 @@ PMOE_API int pmoe_permute_backward(int32_t dtype, int32_t tokens, int32_t top_k,
                                    int32_t hidden, const void *grad_out,
                                    const int32_t *slot_position, void *grad_x, void *stream) {
     return guarded("pmoe_permute_backward", [&] {
-        PMOE_CHECK(check_shape(dtype, tokens, top_k, rows, hidden));
-        PMOE_CHECK(require_rows("grad_out", grad_out, rows));
-        PMOE_CHECK(require_non_null("slot_position", slot_position));
-        PMOE_CHECK(require_non_null("grad_x", grad_x));
+        PMOE_CHECK(check_permute_backward(dtype, tokens, top_k, rows, hidden, grad_out,
+                                          slot_position, grad_x));
         PMOE_CHECK(require_ids_in_range("slot_position", slot_position, int64_t(tokens) * top_k,
                                         -1, rows));
         if (dtype == PMOE_DTYPE_F32)
@@ -168,11 +144,8 @@ PMOE_API int pmoe_combine(int32_t dtype, int32_t tokens, int32_t top_k, int32_t 
                           int32_t hidden, const void *expert_out, const float *topk_weights,
                           const int32_t *slot_position, void *y, void *stream) {
     return guarded("pmoe_combine", [&] {
-        PMOE_CHECK(check_shape(dtype, tokens, top_k, rows, hidden));
-        PMOE_CHECK(require_rows("expert_out", expert_out, rows));
-        PMOE_CHECK(require_non_null("topk_weights", topk_weights));
-        PMOE_CHECK(require_non_null("slot_position", slot_position));
-        PMOE_CHECK(require_non_null("y", y));
+        PMOE_CHECK(check_combine(dtype, tokens, top_k, rows, hidden, expert_out, topk_weights,
+                                 slot_position, y));
         PMOE_CHECK(require_ids_in_range("slot_position", slot_position, int64_t(tokens) * top_k,
                                         -1, rows));
         if (dtype == PMOE_DTYPE_F32)
@@ -190,13 +163,9 @@ PMOE_API int pmoe_combine_backward(int32_t dtype, int32_t tokens, int32_t top_k,
                                    const float *topk_weights, const int32_t *slot_position,
                                    void *grad_expert_out, float *grad_weights, void *stream) {
     return guarded("pmoe_combine_backward", [&] {
-        PMOE_CHECK(check_shape(dtype, tokens, top_k, rows, hidden));
-        PMOE_CHECK(require_non_null("grad_y", grad_y));
-        PMOE_CHECK(require_rows("expert_out", expert_out, rows));
-        PMOE_CHECK(require_non_null("topk_weights", topk_weights));
-        PMOE_CHECK(require_non_null("slot_position", slot_position));
-        PMOE_CHECK(require_rows("grad_expert_out", grad_expert_out, rows));
-        PMOE_CHECK(require_non_null("grad_weights", grad_weights));
+        PMOE_CHECK(check_combine_backward(dtype, tokens, top_k, rows, hidden, grad_y, expert_out,
+                                          topk_weights, slot_position, grad_expert_out,
+                                          grad_weights));
         const int64_t slots = int64_t(tokens) * top_k;
         PMOE_CHECK(require_ids_in_range("slot_position", slot_position, slots, -1, rows));
         // Two slots writing one row would race; a plan never does that, so reject it.
@@ -204,10 +173,7 @@ PMOE_API int pmoe_combine_backward(int32_t dtype, int32_t tokens, int32_t top_k,
         for (int64_t s = 0; s < slots; s++) {
             const int32_t row = slot_position[s];
             if (row < 0) continue;
-            if (owner[row] >= 0)
-                return fail(PMOE_ERR_INVALID_ARGUMENT,
-                            "slot_position[%lld] = %d repeats slot_position[%d]", (long long)s, row,
-                            owner[row]);
+            if (owner[row] >= 0) return fail_repeated_row(s, row, owner[row]);
             owner[row] = int32_t(s);
         }
         if (dtype == PMOE_DTYPE_F32)

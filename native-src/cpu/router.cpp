@@ -1,24 +1,9 @@
 // Router: per-token scores (softmax or sigmoid) and top-k selection, and their backward.
 // One thread handles a token from start to finish, so results do not depend on the thread count.
-#include "common.hpp"
+#include "checks.hpp"
 
 namespace pmoe {
 namespace {
-
-int check_config(const pmoe_router_config *cfg) {
-    PMOE_CHECK(require_non_null("cfg", cfg));
-    PMOE_CHECK(require_routing_shape(cfg->tokens, "experts", cfg->experts, cfg->top_k));
-    if (cfg->score_func != PMOE_SCORE_SOFTMAX && cfg->score_func != PMOE_SCORE_SIGMOID)
-        return fail(PMOE_ERR_INVALID_ARGUMENT,
-                    "score_func must be PMOE_SCORE_SOFTMAX (0) or PMOE_SCORE_SIGMOID (1), got %d",
-                    cfg->score_func);
-    if (cfg->renormalize != 0 && cfg->renormalize != 1)
-        return fail(PMOE_ERR_INVALID_ARGUMENT, "renormalize must be 0 or 1, got %d",
-                    cfg->renormalize);
-    if (cfg->reserved != 0)
-        return fail(PMOE_ERR_INVALID_ARGUMENT, "reserved must be 0, got %d", cfg->reserved);
-    return PMOE_OK;
-}
 
 // ids = the k largest logits in decreasing order, ties to the lower id: insertion into a sorted
 // list (values kept in `values`, the k-th also in a register) where a candidate must beat an
@@ -107,12 +92,8 @@ PMOE_API int pmoe_router_forward(const pmoe_router_config *cfg, const float *log
                                  float *scores, float *topk_weights, int32_t *topk_ids,
                                  void *stream) {
     return guarded("pmoe_router_forward", [&] {
-        PMOE_CHECK(check_config(cfg));
+        PMOE_CHECK(check_router_forward(cfg, logits, scores, topk_weights, topk_ids));
         const pmoe_router_config c = *cfg;
-        PMOE_CHECK(require_non_null("logits", logits));
-        PMOE_CHECK(require_non_null("scores", scores));
-        PMOE_CHECK(require_non_null("topk_weights", topk_weights));
-        PMOE_CHECK(require_non_null("topk_ids", topk_ids));
         PMOE_CHECK(require_finite("logits", logits, c.tokens, c.experts, "token", "expert"));
 #pragma omp parallel for num_threads(threads_for(int64_t(c.tokens) * c.experts)) schedule(static)
         for (int32_t t = 0; t < c.tokens; t++)
@@ -126,12 +107,8 @@ PMOE_API int pmoe_router_backward(const pmoe_router_config *cfg, const float *sc
                                   const int32_t *topk_ids, const float *grad_topk_weights,
                                   const float *grad_scores, float *grad_logits, void *stream) {
     return guarded("pmoe_router_backward", [&] {
-        PMOE_CHECK(check_config(cfg));
+        PMOE_CHECK(check_router_backward(cfg, scores, topk_ids, grad_topk_weights, grad_logits));
         const pmoe_router_config c = *cfg;
-        PMOE_CHECK(require_non_null("scores", scores));
-        PMOE_CHECK(require_non_null("topk_ids", topk_ids));
-        PMOE_CHECK(require_non_null("grad_topk_weights", grad_topk_weights));
-        PMOE_CHECK(require_non_null("grad_logits", grad_logits));
         PMOE_CHECK(require_ids_in_range("topk_ids", topk_ids, int64_t(c.tokens) * c.top_k, 0,
                                         c.experts));
 #pragma omp parallel for num_threads(threads_for(int64_t(c.tokens) * c.experts)) schedule(static)

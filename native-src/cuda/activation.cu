@@ -59,15 +59,6 @@ __global__ void activation_backward_kernel(int act, int64_t rows, int64_t cols, 
     }
 }
 
-int check_args(int32_t act, int32_t rows, int32_t cols) {
-    if (act != PMOE_ACT_GELU && act != PMOE_ACT_SILU && act != PMOE_ACT_SWIGLU)
-        return fail(PMOE_ERR_INVALID_ARGUMENT,
-                    "act must be PMOE_ACT_GELU (0), PMOE_ACT_SILU (1) or PMOE_ACT_SWIGLU (2), got %d",
-                    act);
-    PMOE_CHECK(require_non_negative("rows", rows));
-    return require_positive("cols", cols);
-}
-
 } // namespace
 } // namespace cuda
 } // namespace pmoe
@@ -80,10 +71,8 @@ extern "C" {
 PMOE_API int pmoe_activation_forward(int32_t act, int32_t rows, int32_t cols, const float *in,
                                      float *out, void *stream) {
     return guarded("pmoe_activation_forward", [&] {
-        PMOE_CHECK(check_args(act, rows, cols));
+        PMOE_CHECK(check_activation_forward(act, rows, cols, in, out));
         if (rows == 0) return PMOE_OK;
-        PMOE_CHECK(require_non_null("in", in));
-        PMOE_CHECK(require_non_null("out", out));
         const int64_t n = int64_t(rows) * cols;
         return launch("activation_forward", activation_forward_kernel, grid_for(n, 256), 256, 0,
                       stream, act, int64_t(rows), int64_t(cols), in, out);
@@ -93,11 +82,8 @@ PMOE_API int pmoe_activation_forward(int32_t act, int32_t rows, int32_t cols, co
 PMOE_API int pmoe_activation_backward(int32_t act, int32_t rows, int32_t cols, const float *in,
                                       const float *grad_out, float *grad_in, void *stream) {
     return guarded("pmoe_activation_backward", [&] {
-        PMOE_CHECK(check_args(act, rows, cols));
+        PMOE_CHECK(check_activation_backward(act, rows, cols, in, grad_out, grad_in));
         if (rows == 0) return PMOE_OK;
-        PMOE_CHECK(require_non_null("in", in));
-        PMOE_CHECK(require_non_null("grad_out", grad_out));
-        PMOE_CHECK(require_non_null("grad_in", grad_in));
         const int64_t n = int64_t(rows) * cols;
         return launch("activation_backward", activation_backward_kernel, grid_for(n, 256), 256, 0,
                       stream, act, int64_t(rows), int64_t(cols), in, grad_out, grad_in);

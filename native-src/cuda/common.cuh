@@ -2,9 +2,8 @@
 // PMOE_HOST_EXEC), launches, device buffers, checks of device-array contents, and the warp and
 // block reduce/scan primitives that every kernel uses (CUB does not compile in the harness).
 //
-// Error reporting and scalar argument checks are the CPU library's (cpu/common.hpp), so both
-// backends word their messages identically; their definitions for this library are in
-// library.cu.
+// Error reporting and argument checks are the CPU library's (cpu/errors.cpp, cpu/checks.cpp,
+// compiled into this library too), so both backends word their messages identically.
 #pragma once
 
 #ifdef PMOE_HOST_EXEC
@@ -21,7 +20,7 @@
 #include <cstring>
 #include <utility>
 
-#include "../cpu/common.hpp"
+#include "../cpu/checks.hpp"
 
 namespace pmoe {
 namespace cuda {

@@ -205,22 +205,13 @@ PMOE_API int pmoe_dispatch_plan(const pmoe_dispatch_config *cfg, const int32_t *
                                 int32_t *expert_counts, int32_t *expert_offsets,
                                 int32_t *slot_position, int32_t *sorted_slot, void *stream) {
     return guarded("pmoe_dispatch_plan", [&] {
-        PMOE_CHECK(check_dispatch_config(cfg));
+        PMOE_CHECK(check_dispatch_plan(cfg, topk_ids, topk_weights, remap, expert_counts,
+                                       expert_offsets, slot_position, sorted_slot));
         const pmoe_dispatch_config c = *cfg;
         const int64_t slots = int64_t(c.tokens) * c.top_k;
         const int P = c.physical_experts;
         const bool dropless = c.capacity == PMOE_CAPACITY_DROPLESS;
         const bool by_weight = !dropless && c.drop_policy == PMOE_DROP_BY_PROBABILITY;
-        PMOE_CHECK(require_non_null("topk_ids", topk_ids));
-        if (!remap && c.logical_experts != P)
-            return fail(PMOE_ERR_INVALID_ARGUMENT,
-                        "remap is NULL (identity) but logical_experts = %d != physical_experts = %d",
-                        c.logical_experts, P);
-        if (by_weight) PMOE_CHECK(require_non_null("topk_weights", topk_weights));
-        PMOE_CHECK(require_non_null("expert_counts", expert_counts));
-        PMOE_CHECK(require_non_null("expert_offsets", expert_offsets));
-        PMOE_CHECK(require_non_null("slot_position", slot_position));
-        PMOE_CHECK(require_non_null("sorted_slot", sorted_slot));
         const size_t count_bytes = sizeof(int32_t) * size_t(P);
         if (count_bytes > 227 * 1024)
             return fail(PMOE_ERR_UNSUPPORTED,

@@ -228,40 +228,18 @@ grouped_gemm_bf16_nn_kernel(int groups, const int32_t *offsets, const int32_t *t
     }
 }
 
-int require_flag(const char *name, int32_t v) {
-    return v == 0 || v == 1 ? PMOE_OK
-                            : fail(PMOE_ERR_INVALID_ARGUMENT, "%s must be 0 or 1, got %d", name, v);
-}
-
-int require_stride(const char *name, int32_t ld, int64_t row_length, const char *what) {
-    return ld >= row_length
-               ? PMOE_OK
-               : fail(PMOE_ERR_INVALID_ARGUMENT, "%s must be >= %lld (the row length of %s), got %d",
-                      name, (long long)row_length, what, ld);
-}
-
-int require_data(const char *name, const void *p, int64_t elements) {
-    return elements > 0 ? require_non_null(name, p) : PMOE_OK;
-}
-
 // Words the errors that group_tiles_kernel recorded.
 int grouped_errors(const InputChecks &checks, int mode, const int32_t *offsets, const char *data_name) {
     if (checks.first_bad(kCheckFirstOffset) >= 0)
-        return fail(PMOE_ERR_INVALID_ARGUMENT, "offsets[0] must be 0, got %d",
-                    read_element(offsets, 0));
+        return fail_offsets_start(read_element(offsets, 0));
     if (const int64_t g = checks.first_bad(kCheckDecreasing); g >= 0)
-        return fail(PMOE_ERR_INVALID_ARGUMENT,
-                    "offsets must not decrease: offsets[%lld] = %d is less than offsets[%lld] = %d",
-                    (long long)g, read_element(offsets, g), (long long)(g - 1),
-                    read_element(offsets, g - 1));
+        return fail_offsets_decrease(g, read_element(offsets, g), read_element(offsets, g - 1));
     if (const int64_t which = checks.first_bad(kCheckNullData); which >= 0)
         return fail(PMOE_ERR_INVALID_ARGUMENT, "%s must not be NULL", which == 0 ? "a" : data_name);
-    if (const int64_t g = checks.first_bad(kCheckNullMatrix); g >= 0) {
-        if (mode == kModeTN)
-            return fail(PMOE_ERR_INVALID_ARGUMENT, "out[%lld] must not be NULL", (long long)g);
-        return fail(PMOE_ERR_INVALID_ARGUMENT, "weights[%lld] must not be NULL (group %lld has %d rows)",
-                    (long long)g, (long long)g, read_element(offsets, g + 1) - read_element(offsets, g));
-    }
+    if (const int64_t g = checks.first_bad(kCheckNullMatrix); g >= 0)
+        return mode == kModeTN
+                   ? fail_null_out(g)
+                   : fail_null_weight(g, read_element(offsets, g + 1) - read_element(offsets, g));
     if (const int64_t g = checks.first_bad(kCheckMisaligned); g >= 0)
         return fail(PMOE_ERR_INVALID_ARGUMENT, "weights[%lld] must be 16-byte aligned", (long long)g);
     return PMOE_OK;
@@ -271,10 +249,7 @@ int grouped_errors(const InputChecks &checks, int mode, const int32_t *offsets, 
 int grouped(int mode, int32_t groups, const int32_t *offsets, int32_t k, int32_t n,
             const float *a, const float *b, const float *const *matrices, float *c, float beta,
             void *stream) {
-    PMOE_CHECK(require_non_negative("groups", groups));
-    PMOE_CHECK(require_non_null("offsets", offsets));
-    PMOE_CHECK(require_non_negative("k", k));
-    PMOE_CHECK(require_non_negative("n", n));
+    PMOE_CHECK(check_grouped_sizes(groups, offsets, k, n));
     const char *matrices_name = mode == kModeTN ? "out" : "weights";
     const char *data_name = mode == kModeTN ? "b" : "c";
     if (mode == kModeTN && int64_t(k) * n == 0) return PMOE_OK; // every out[g] is empty
@@ -308,17 +283,7 @@ PMOE_API int pmoe_gemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, i
                        float alpha, const float *a, int32_t lda, const float *b, int32_t ldb,
                        float beta, float *c, int32_t ldc, void *stream) {
     return guarded("pmoe_gemm", [&] {
-        PMOE_CHECK(require_flag("trans_a", trans_a));
-        PMOE_CHECK(require_flag("trans_b", trans_b));
-        PMOE_CHECK(require_non_negative("m", m));
-        PMOE_CHECK(require_non_negative("n", n));
-        PMOE_CHECK(require_non_negative("k", k));
-        PMOE_CHECK(require_stride("lda", lda, trans_a ? m : k, "A"));
-        PMOE_CHECK(require_stride("ldb", ldb, trans_b ? k : n, "B"));
-        PMOE_CHECK(require_stride("ldc", ldc, n, "C"));
-        PMOE_CHECK(require_data("a", a, int64_t(m) * k));
-        PMOE_CHECK(require_data("b", b, int64_t(k) * n));
-        PMOE_CHECK(require_data("c", c, int64_t(m) * n));
+        PMOE_CHECK(check_gemm(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc));
         if (int64_t(m) * n == 0) return PMOE_OK;
         if (ceil_div(m, BM) > 65535)
             return fail(PMOE_ERR_UNSUPPORTED, "m = %d: the CUDA GEMM supports at most %d rows", m,
@@ -346,17 +311,13 @@ PMOE_API int pmoe_grouped_gemm_nt(int32_t groups, const int32_t *offsets, int32_
     });
 }
 
-// Proposed for panamoe.h (CUDA only so far): pmoe_grouped_gemm_nn with bf16 a, weights and c,
-// f32 accumulation on tensor cores; k and n multiples of 8, a, c and every weights[g] 16-byte
-// aligned.
+// bf16 a, weights and c, f32 accumulation on tensor cores; k and n multiples of 8, a, c and
+// every weights[g] 16-byte aligned (panamoe.h).
 PMOE_API int pmoe_grouped_gemm_nn_bf16(int32_t groups, const int32_t *offsets, int32_t k,
                                        int32_t n, const void *a, const void *const *weights,
                                        void *c, void *stream) {
     return guarded("pmoe_grouped_gemm_nn_bf16", [&] {
-        PMOE_CHECK(require_non_negative("groups", groups));
-        PMOE_CHECK(require_non_null("offsets", offsets));
-        PMOE_CHECK(require_non_negative("k", k));
-        PMOE_CHECK(require_non_negative("n", n));
+        PMOE_CHECK(check_grouped_sizes(groups, offsets, k, n));
         if (k % 8 != 0 || n % 8 != 0)
             return fail(PMOE_ERR_UNSUPPORTED,
                         "k = %d, n = %d: the tensor-core path needs multiples of 8", k, n);

@@ -152,24 +152,6 @@ combine_backward_kernel(int tokens, int top_k, int rows, int64_t hidden, const T
     }
 }
 
-int check_shape(int32_t dtype, int32_t tokens, int32_t top_k, int32_t rows, int32_t hidden) {
-    PMOE_CHECK(require_dtype("dtype", dtype));
-    PMOE_CHECK(require_positive("tokens", tokens));
-    PMOE_CHECK(require_positive("top_k", top_k));
-    const int64_t slots = int64_t(tokens) * top_k;
-    if (slots > INT32_MAX)
-        return fail(PMOE_ERR_INVALID_ARGUMENT, "tokens * top_k = %d * %d exceeds INT32_MAX slots",
-                    tokens, top_k);
-    if (rows < 0 || rows > slots)
-        return fail(PMOE_ERR_INVALID_ARGUMENT, "rows = %d is out of range [0, tokens * top_k = %lld]",
-                    rows, (long long)slots);
-    return require_positive("hidden", hidden);
-}
-
-int require_rows(const char *name, const void *p, int32_t rows) {
-    return rows > 0 ? require_non_null(name, p) : PMOE_OK;
-}
-
 unsigned blocks_for(int64_t n) { return unsigned(n < 1 ? 1 : n > 65535 ? 65535 : n); }
 
 // The storage type and pack width of a launch, as a value for a generic lambda.
@@ -204,10 +186,7 @@ PMOE_API int pmoe_permute(int32_t dtype, int32_t tokens, int32_t top_k, int32_t 
                           int32_t hidden, const void *x, const int32_t *sorted_slot, void *out,
                           void *stream) {
     return guarded("pmoe_permute", [&] {
-        PMOE_CHECK(check_shape(dtype, tokens, top_k, rows, hidden));
-        PMOE_CHECK(require_non_null("x", x));
-        PMOE_CHECK(require_non_null("sorted_slot", sorted_slot));
-        PMOE_CHECK(require_rows("out", out, rows));
+        PMOE_CHECK(check_permute(dtype, tokens, top_k, rows, hidden, x, sorted_slot, out));
         if (rows == 0) return PMOE_OK;
         const int64_t slots = int64_t(tokens) * top_k;
         InputChecks checks;
@@ -245,10 +224,8 @@ PMOE_API int pmoe_permute_backward(int32_t dtype, int32_t tokens, int32_t top_k,
                                    int32_t hidden, const void *grad_out,
                                    const int32_t *slot_position, void *grad_x, void *stream) {
     return guarded("pmoe_permute_backward", [&] {
-        PMOE_CHECK(check_shape(dtype, tokens, top_k, rows, hidden));
-        PMOE_CHECK(require_rows("grad_out", grad_out, rows));
-        PMOE_CHECK(require_non_null("slot_position", slot_position));
-        PMOE_CHECK(require_non_null("grad_x", grad_x));
+        PMOE_CHECK(check_permute_backward(dtype, tokens, top_k, rows, hidden, grad_out,
+                                          slot_position, grad_x));
         return gather_sum(dtype, tokens, top_k, rows, hidden, grad_out, nullptr, slot_position,
                           grad_x, stream);
     });
@@ -258,11 +235,8 @@ PMOE_API int pmoe_combine(int32_t dtype, int32_t tokens, int32_t top_k, int32_t 
                           int32_t hidden, const void *expert_out, const float *topk_weights,
                           const int32_t *slot_position, void *y, void *stream) {
     return guarded("pmoe_combine", [&] {
-        PMOE_CHECK(check_shape(dtype, tokens, top_k, rows, hidden));
-        PMOE_CHECK(require_rows("expert_out", expert_out, rows));
-        PMOE_CHECK(require_non_null("topk_weights", topk_weights));
-        PMOE_CHECK(require_non_null("slot_position", slot_position));
-        PMOE_CHECK(require_non_null("y", y));
+        PMOE_CHECK(check_combine(dtype, tokens, top_k, rows, hidden, expert_out, topk_weights,
+                                 slot_position, y));
         return gather_sum(dtype, tokens, top_k, rows, hidden, expert_out, topk_weights,
                           slot_position, y, stream);
     });
@@ -273,13 +247,9 @@ PMOE_API int pmoe_combine_backward(int32_t dtype, int32_t tokens, int32_t top_k,
                                    const float *topk_weights, const int32_t *slot_position,
                                    void *grad_expert_out, float *grad_weights, void *stream) {
     return guarded("pmoe_combine_backward", [&] {
-        PMOE_CHECK(check_shape(dtype, tokens, top_k, rows, hidden));
-        PMOE_CHECK(require_non_null("grad_y", grad_y));
-        PMOE_CHECK(require_rows("expert_out", expert_out, rows));
-        PMOE_CHECK(require_non_null("topk_weights", topk_weights));
-        PMOE_CHECK(require_non_null("slot_position", slot_position));
-        PMOE_CHECK(require_rows("grad_expert_out", grad_expert_out, rows));
-        PMOE_CHECK(require_non_null("grad_weights", grad_weights));
+        PMOE_CHECK(check_combine_backward(dtype, tokens, top_k, rows, hidden, grad_y, expert_out,
+                                          topk_weights, slot_position, grad_expert_out,
+                                          grad_weights));
         const int64_t slots = int64_t(tokens) * top_k;
         InputChecks checks;
         PMOE_CHECK(checks.begin(stream));
@@ -305,8 +275,7 @@ PMOE_API int pmoe_combine_backward(int32_t dtype, int32_t tokens, int32_t top_k,
         const int64_t repeat = checks.first_bad(kCheckRepeats);
         if (repeat < 0) return PMOE_OK;
         const int32_t row = read_element(slot_position, repeat);
-        return fail(PMOE_ERR_INVALID_ARGUMENT, "slot_position[%lld] = %d repeats slot_position[%d]",
-                    (long long)repeat, row, read_element(owner.as<const int32_t>(), row));
+        return fail_repeated_row(repeat, row, read_element(owner.as<const int32_t>(), row));
     });
 }
 

@@ -236,20 +236,6 @@ z_loss_backward_kernel(int tokens, int experts, const float *logits, float scale
     for (int e = threadIdx.x & 31; e < experts; e += 32) grad[e] += scale * lse * expf(row[e] - lse);
 }
 
-int check_config(const pmoe_router_config *cfg) {
-    PMOE_CHECK(require_non_null("cfg", cfg));
-    PMOE_CHECK(require_routing_shape(cfg->tokens, "experts", cfg->experts, cfg->top_k));
-    if (cfg->score_func != PMOE_SCORE_SOFTMAX && cfg->score_func != PMOE_SCORE_SIGMOID)
-        return fail(PMOE_ERR_INVALID_ARGUMENT,
-                    "score_func must be PMOE_SCORE_SOFTMAX (0) or PMOE_SCORE_SIGMOID (1), got %d",
-                    cfg->score_func);
-    if (cfg->renormalize != 0 && cfg->renormalize != 1)
-        return fail(PMOE_ERR_INVALID_ARGUMENT, "renormalize must be 0 or 1, got %d", cfg->renormalize);
-    if (cfg->reserved != 0)
-        return fail(PMOE_ERR_INVALID_ARGUMENT, "reserved must be 0, got %d", cfg->reserved);
-    return PMOE_OK;
-}
-
 unsigned warps_grid(int tokens) { return unsigned(ceil_div(tokens, kWarpsPerBlock)); }
 
 } // namespace
@@ -266,12 +252,8 @@ PMOE_API int pmoe_router_forward(const pmoe_router_config *cfg, const float *log
                                  float *scores, float *topk_weights, int32_t *topk_ids,
                                  void *stream) {
     return guarded("pmoe_router_forward", [&] {
-        PMOE_CHECK(check_config(cfg));
+        PMOE_CHECK(check_router_forward(cfg, logits, scores, topk_weights, topk_ids));
         const pmoe_router_config c = *cfg;
-        PMOE_CHECK(require_non_null("logits", logits));
-        PMOE_CHECK(require_non_null("scores", scores));
-        PMOE_CHECK(require_non_null("topk_weights", topk_weights));
-        PMOE_CHECK(require_non_null("topk_ids", topk_ids));
         InputChecks checks;
         PMOE_CHECK(checks.begin(stream));
         PMOE_CHECK(launch("router_forward", router_forward_kernel, warps_grid(c.tokens), kThreads,
@@ -285,12 +267,8 @@ PMOE_API int pmoe_router_backward(const pmoe_router_config *cfg, const float *sc
                                   const int32_t *topk_ids, const float *grad_topk_weights,
                                   const float *grad_scores, float *grad_logits, void *stream) {
     return guarded("pmoe_router_backward", [&] {
-        PMOE_CHECK(check_config(cfg));
+        PMOE_CHECK(check_router_backward(cfg, scores, topk_ids, grad_topk_weights, grad_logits));
         const pmoe_router_config c = *cfg;
-        PMOE_CHECK(require_non_null("scores", scores));
-        PMOE_CHECK(require_non_null("topk_ids", topk_ids));
-        PMOE_CHECK(require_non_null("grad_topk_weights", grad_topk_weights));
-        PMOE_CHECK(require_non_null("grad_logits", grad_logits));
         InputChecks checks;
         PMOE_CHECK(checks.begin(stream));
         PMOE_CHECK(launch("router_backward", router_backward_kernel, warps_grid(c.tokens),
@@ -305,11 +283,8 @@ PMOE_API int pmoe_aux_loss_forward(int32_t tokens, int32_t experts, int32_t top_
                                    const float *scores, const int32_t *topk_ids, float coeff,
                                    float *loss, int32_t *expert_counts, void *stream) {
     return guarded("pmoe_aux_loss_forward", [&] {
-        PMOE_CHECK(require_routing_shape(tokens, "experts", experts, top_k));
-        PMOE_CHECK(require_non_null("scores", scores));
-        PMOE_CHECK(require_non_null("topk_ids", topk_ids));
-        PMOE_CHECK(require_non_null("loss", loss));
-        PMOE_CHECK(require_non_null("expert_counts", expert_counts));
+        PMOE_CHECK(check_aux_loss_forward(tokens, experts, top_k, scores, topk_ids, loss,
+                                          expert_counts));
         const int64_t slots = int64_t(tokens) * top_k;
         const int chunks = int(ceil_div(tokens, kTokensPerChunk));
         InputChecks checks;
@@ -334,9 +309,7 @@ PMOE_API int pmoe_aux_loss_backward(int32_t tokens, int32_t experts, int32_t top
                                     const int32_t *expert_counts, float coeff, float grad_loss,
                                     float *grad_scores, void *stream) {
     return guarded("pmoe_aux_loss_backward", [&] {
-        PMOE_CHECK(require_routing_shape(tokens, "experts", experts, top_k));
-        PMOE_CHECK(require_non_null("expert_counts", expert_counts));
-        PMOE_CHECK(require_non_null("grad_scores", grad_scores));
+        PMOE_CHECK(check_aux_loss_backward(tokens, experts, top_k, expert_counts, grad_scores));
         const int64_t slots = int64_t(tokens) * top_k;
         const double scale = double(grad_loss) * coeff * experts / (double(slots) * tokens);
         InputChecks checks;
@@ -352,10 +325,7 @@ PMOE_API int pmoe_aux_loss_backward(int32_t tokens, int32_t experts, int32_t top
 PMOE_API int pmoe_z_loss_forward(int32_t tokens, int32_t experts, const float *logits,
                                  float coeff, float *loss, void *stream) {
     return guarded("pmoe_z_loss_forward", [&] {
-        PMOE_CHECK(require_positive("tokens", tokens));
-        PMOE_CHECK(require_positive("experts", experts));
-        PMOE_CHECK(require_non_null("logits", logits));
-        PMOE_CHECK(require_non_null("loss", loss));
+        PMOE_CHECK(check_z_loss(tokens, experts, logits, "loss", loss));
         InputChecks checks;
         PMOE_CHECK(checks.begin(stream));
         DeviceBuffer terms;
@@ -373,10 +343,7 @@ PMOE_API int pmoe_z_loss_backward(int32_t tokens, int32_t experts, const float *
                                   float coeff, float grad_loss, float *grad_logits,
                                   void *stream) {
     return guarded("pmoe_z_loss_backward", [&] {
-        PMOE_CHECK(require_positive("tokens", tokens));
-        PMOE_CHECK(require_positive("experts", experts));
-        PMOE_CHECK(require_non_null("logits", logits));
-        PMOE_CHECK(require_non_null("grad_logits", grad_logits));
+        PMOE_CHECK(check_z_loss(tokens, experts, logits, "grad_logits", grad_logits));
         InputChecks checks;
         PMOE_CHECK(checks.begin(stream));
         const float scale = float(double(grad_loss) * coeff * 2.0 / tokens);

@@ -113,6 +113,14 @@ PMOE_API int pmoe_grouped_gemm_nt(int32_t groups, const int32_t *offsets, int32_
 PMOE_API int pmoe_grouped_gemm_tn(int32_t groups, const int32_t *offsets, int32_t k, int32_t n,
                                   const float *a, const float *b, float beta, float *const *out,
                                   void *stream);
+/* The forward nn with bf16 storage: a [rows, k], every weights[g] [k, n] and c [rows, n] are
+ * bf16 (uint16_t bit patterns); products are accumulated in f32 and each element of c is
+ * rounded once to bf16 (nearest even). Offsets and NULL rules as pmoe_grouped_gemm_nn.
+ * CUDA runs it on tensor cores and needs k and n multiples of 8 (else PMOE_ERR_UNSUPPORTED)
+ * and a, c and every weights[g] 16-byte aligned; the CPU version is a plain reference. */
+PMOE_API int pmoe_grouped_gemm_nn_bf16(int32_t groups, const int32_t *offsets, int32_t k,
+                                       int32_t n, const void *a, const void *const *weights,
+                                       void *c, void *stream);
 
 /* ---- router: scores + top-k ----
  * logits [T, E] -> scores [T, E] (softmax or sigmoid), topk_weights [T, K], topk_ids [T, K].

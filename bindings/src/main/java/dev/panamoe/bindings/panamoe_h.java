@@ -497,6 +497,38 @@ public final class panamoe_h {
         }
     }
 
+    private static final class pmoe_grouped_gemm_nn_bf16 {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                C_INT, C_INT, C_POINTER, C_INT, C_INT, C_POINTER, C_POINTER, C_POINTER, C_POINTER);
+    }
+
+    private final Downcall pmoe_grouped_gemm_nn_bf16$downcall = new Downcall("pmoe_grouped_gemm_nn_bf16",
+            pmoe_grouped_gemm_nn_bf16.DESC);
+
+    public static FunctionDescriptor pmoe_grouped_gemm_nn_bf16$descriptor() {
+        return pmoe_grouped_gemm_nn_bf16.DESC;
+    }
+
+    public MethodHandle pmoe_grouped_gemm_nn_bf16$handle() {
+        return pmoe_grouped_gemm_nn_bf16$downcall.handle();
+    }
+
+    public MemorySegment pmoe_grouped_gemm_nn_bf16$address() {
+        return pmoe_grouped_gemm_nn_bf16$downcall.address();
+    }
+
+    /** {@code int pmoe_grouped_gemm_nn_bf16(int32_t groups, const int32_t *offsets, int32_t k, int32_t n, const void *a, const void *const *weights, void *c, void *stream)} */
+    public int pmoe_grouped_gemm_nn_bf16(int groups, MemorySegment offsets, int k, int n, MemorySegment a,
+            MemorySegment weights, MemorySegment c, MemorySegment stream) {
+        try {
+            return (int) pmoe_grouped_gemm_nn_bf16$handle().invokeExact(groups, offsets, k, n, a, weights, c, stream);
+        } catch (Error | RuntimeException e) {
+            throw e;
+        } catch (Throwable e) {
+            throw new AssertionError("should not reach here", e);
+        }
+    }
+
     private static final class pmoe_router_forward {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(
                 C_INT, C_POINTER, C_POINTER, C_POINTER, C_POINTER, C_POINTER, C_POINTER);

@@ -19,6 +19,7 @@ import static dev.panamoe.ops.cuda.Harness.pointers;
 import static dev.panamoe.ops.cuda.Harness.tensor;
 import static dev.panamoe.ops.cuda.Harness.uniform;
 import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
@@ -40,9 +41,10 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 
 /**
- * Every CUDA kernel of the MoE part of panamoe.h, run through the host-execution harness on
- * random inputs (ragged shapes included) and compared with the CPU library: integers exactly,
- * floats within f32 / bf16 tolerances; bad inputs must be rejected with the CPU's exact message.
+ * Every CUDA kernel of panamoe.h (MoE and dense operators), run through the host-execution
+ * harness on random inputs (ragged and degenerate shapes included) and compared with the CPU
+ * library: integers exactly, floats within f32 / bf16 tolerances; bad inputs must be rejected
+ * with the CPU's exact status and message.
  */
 class HostHarnessKernelTest {
     private static final int SOFTMAX = panamoe_h.PMOE_SCORE_SOFTMAX(), SIGMOID = panamoe_h.PMOE_SCORE_SIGMOID();
@@ -70,15 +72,11 @@ class HostHarnessKernelTest {
     }
 
     @Test
-    void everyMoeEntryPointHasACudaKernel() {
-        Set<String> cuda = Harness.exported(HOST);
-        for (String f : List.of("pmoe_router_forward", "pmoe_router_backward", "pmoe_aux_loss_forward",
-                "pmoe_aux_loss_backward", "pmoe_z_loss_forward", "pmoe_z_loss_backward", "pmoe_dispatch_plan",
-                "pmoe_permute", "pmoe_permute_backward", "pmoe_combine", "pmoe_combine_backward",
-                "pmoe_activation_forward", "pmoe_activation_backward", "pmoe_gemm", "pmoe_grouped_gemm_nn",
-                "pmoe_grouped_gemm_nt", "pmoe_grouped_gemm_tn", "pmoe_find_nonfinite", "pmoe_last_error")) {
-            assertTrue(cuda.contains(f), f + " is missing from " + Harness.HOST_LIBRARY);
-        }
+    void everyCpuEntryPointHasACudaKernel() {
+        Set<String> missing = new TreeSet<>(Harness.exported(CPU));
+        missing.removeAll(Harness.exported(HOST));
+        assertEquals(Set.of(), missing, "functions of the CPU library missing from " + Harness.HOST_LIBRARY);
+        assertTrue(Harness.exported(HOST).contains("pmoe_attention_backward"), "the check sees the dense kernels");
         assertEquals("cuda", HOST.pmoe_backend_name().getString(0));
     }
 
@@ -570,23 +568,14 @@ class HostHarnessKernelTest {
         }
     }
 
-    @SuppressWarnings("restricted")
-    private static int groupedGemmBf16(int groups, MemorySegment offsets, int k, int n, MemorySegment a,
-            MemorySegment weights, MemorySegment c) throws Throwable {
-        MemorySegment symbol = HOST.library().lookup().find("pmoe_grouped_gemm_nn_bf16").orElseThrow();
-        java.lang.invoke.MethodHandle h = java.lang.foreign.Linker.nativeLinker().downcallHandle(symbol,
-                java.lang.foreign.FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS,
-                        ADDRESS, ADDRESS, ADDRESS));
-        return (int) h.invokeExact(groups, offsets, k, n, a, weights, c, MemorySegment.NULL);
-    }
-
     /**
      * The tensor-core path (cp.async, ldmatrix, mma.m16n8k16 through the harness's emulation)
-     * against the CPU's f32 grouped GEMM on the same bf16-representable inputs: the f32 result
-     * rounded once to bf16, so one bf16 rounding plus the accumulation-order difference.
+     * against the CPU's bf16 grouped GEMM (f32 accumulation, rounded once to bf16; itself tested
+     * against a double reference in GroupedGemmBf16Test): one bf16 rounding apart at most, plus
+     * the accumulation-order difference.
      */
     @Test
-    void tensorCoreGroupedGemmBf16() throws Throwable {
+    void tensorCoreGroupedGemmBf16() {
         Random rnd = new Random(14);
         int[][] groupRows = {{0, 17, 64, 0, 1, 70}, {130}, {}};
         int[][] kn = {{40, 72}, {64, 8}, {8, 64}, {0, 16}};
@@ -598,22 +587,13 @@ class HostHarnessKernelTest {
                 int rows = offsets[groups];
                 String what = String.format("grouped bf16 rows=%s k=%d n=%d", java.util.Arrays.toString(sizes), k, n);
                 try (Arena arena = Arena.ofConfined()) {
-                    float[] a = Harness.bf16Values(gaussian(rnd, rows * k, 1));
-                    float[][] w = new float[groups][];
-                    MemorySegment[] wf = new MemorySegment[groups], wb = new MemorySegment[groups];
-                    for (int g = 0; g < groups; g++) {
-                        w[g] = Harness.bf16Values(gaussian(rnd, k * n, 1));
-                        wf[g] = floats(arena, w[g]);
-                        wb[g] = tensor(arena, BF16, w[g]);
-                    }
-                    MemorySegment off = ints(arena, offsets), cpu = floats(arena, new float[rows * n]);
-                    assertOk(CPU, CPU.pmoe_grouped_gemm_nn(groups, off, k, n, floats(arena, a), pointers(arena, wf),
-                            cpu, NO_STREAM), "cpu grouped gemm");
-                    MemorySegment c = Harness.allocate(arena, List.of(Out.of(BF16, (long) rows * n)))[0];
-                    assertOk(HOST, groupedGemmBf16(groups, off, k, n, tensor(arena, BF16, a), pointers(arena, wb), c),
-                            what);
-                    Harness.RAN.add("pmoe_grouped_gemm_nn_bf16");
-                    float[] expected = cpu.toArray(JAVA_FLOAT), actual = Harness.read(c, BF16);
+                    MemorySegment a = tensor(arena, BF16, gaussian(rnd, rows * k, 1));
+                    MemorySegment[] w = new MemorySegment[groups];
+                    for (int g = 0; g < groups; g++) w[g] = tensor(arena, BF16, gaussian(rnd, k * n, 1));
+                    MemorySegment off = ints(arena, offsets), weights = pointers(arena, w);
+                    Pair p = both(arena, "pmoe_grouped_gemm_nn_bf16", List.of(Out.of(BF16, (long) rows * n)),
+                            (lib, o) -> lib.pmoe_grouped_gemm_nn_bf16(groups, off, k, n, a, weights, o[0], NO_STREAM));
+                    float[] expected = Harness.read(p.cpu()[0], BF16), actual = Harness.read(p.host()[0], BF16);
                     double accumulation = 2 * (k + 2) * F32_EPS * 4 * Math.max(1, k);
                     assertClose(what, expected, actual, i -> BF16_EPS * Math.abs(expected[i]) + accumulation);
                 }
@@ -621,8 +601,8 @@ class HostHarnessKernelTest {
         }
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment off = ints(arena, 0, 4);
-            int status = groupedGemmBf16(1, off, 12, 8, tensor(arena, BF16, new float[48]),
-                    pointers(arena, tensor(arena, BF16, new float[96])), tensor(arena, BF16, new float[32]));
+            int status = HOST.pmoe_grouped_gemm_nn_bf16(1, off, 12, 8, tensor(arena, BF16, new float[48]),
+                    pointers(arena, tensor(arena, BF16, new float[96])), tensor(arena, BF16, new float[32]), NO_STREAM);
             assertEquals(panamoe_h.PMOE_ERR_UNSUPPORTED(), status);
             assertTrue(Harness.lastError(HOST).contains("k = 12"), Harness.lastError(HOST));
         }
@@ -655,6 +635,298 @@ class HostHarnessKernelTest {
             assertTrue(m.contains("weights[2]"), m);
             bothReject(arena, "pmoe_grouped_gemm_tn", List.of(),
                     (lib, o) -> lib.pmoe_grouped_gemm_tn(3, offsets, k, n, a, c, 0f, nullWeight, NO_STREAM));
+        }
+    }
+
+    // ---- dense transformer operators ----
+
+    /** A copy of `init` in each library's output buffer before the call: outputs that are accumulated or updated in place. */
+    private static void set(MemorySegment out, float[] init) {
+        MemorySegment.copy(init, 0, out, JAVA_FLOAT, 0, init.length);
+    }
+
+    private static int[] randomInts(Random rnd, int n, int lo, int hi) {
+        int[] v = new int[n];
+        for (int i = 0; i < n; i++) v[i] = lo + rnd.nextInt(hi - lo);
+        return v;
+    }
+
+    @Test
+    void embeddingForwardAndBackward() {
+        Random rnd = new Random(20);
+        // batch, seq, channels, vocab, max_seq; small vocabularies so that ids repeat
+        int[][] shapes = {{1, 1, 1, 1, 1}, {2, 5, 7, 11, 8}, {3, 17, 40, 9, 20}, {1, 3, 300, 2, 3}, {0, 4, 3, 5, 4}};
+        for (int[] s : shapes) {
+            int batch = s[0], seq = s[1], channels = s[2], vocab = s[3], maxSeq = s[4];
+            String what = String.format("embedding B=%d T=%d C=%d V=%d", batch, seq, channels, vocab);
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment ids = ints(arena, randomInts(rnd, batch * seq, 0, vocab));
+                MemorySegment wte = floats(arena, gaussian(rnd, vocab * channels, 1));
+                MemorySegment wpe = floats(arena, gaussian(rnd, maxSeq * channels, 1));
+                Pair fwd = both(arena, "pmoe_embedding_forward", List.of(Out.floats((long) batch * seq * channels)),
+                        (lib, o) -> lib.pmoe_embedding_forward(batch, seq, channels, vocab, maxSeq, ids, wte, wpe, o[0],
+                                NO_STREAM));
+                assertClose(what + " out", fwd.cpu()[0], fwd.host()[0], F32, 0, 0);
+                MemorySegment dout = floats(arena, gaussian(rnd, batch * seq * channels, 1));
+                float[] dwte = gaussian(rnd, vocab * channels, 1), dwpe = gaussian(rnd, maxSeq * channels, 1);
+                Pair bwd = both(arena, "pmoe_embedding_backward",
+                        List.of(Out.floats(dwte.length), Out.floats(dwpe.length)), (lib, o) -> {
+                            set(o[0], dwte);
+                            set(o[1], dwpe);
+                            return lib.pmoe_embedding_backward(batch, seq, channels, vocab, maxSeq, ids, dout, o[0],
+                                    o[1], NO_STREAM);
+                        });
+                // Both add each element's tokens one by one in token order: the same float sums.
+                assertClose(what + " dwte", bwd.cpu()[0], bwd.host()[0], F32, 0, 0);
+                assertClose(what + " dwpe", bwd.cpu()[1], bwd.host()[1], F32, 0, 0);
+            }
+        }
+    }
+
+    @Test
+    void layerNormAndRmsNorm() {
+        Random rnd = new Random(21);
+        int[][] shapes = {{1, 1}, {1, 37}, {5, 64}, {33, 130}, {70, 7}, {0, 5}};
+        float eps = 1e-5f;
+        for (int[] s : shapes) {
+            int rows = s[0], cols = s[1];
+            String what = String.format("norm rows=%d cols=%d", rows, cols);
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment x = floats(arena, gaussian(rnd, rows * cols, 2));
+                MemorySegment weight = floats(arena, gaussian(rnd, cols, 1)), bias = floats(arena, gaussian(rnd, cols, 1));
+                MemorySegment dout = floats(arena, gaussian(rnd, rows * cols, 1));
+                float[] dweight = gaussian(rnd, cols, 1), dbias = gaussian(rnd, cols, 1);
+
+                Pair ln = both(arena, "pmoe_layernorm_forward",
+                        List.of(Out.floats((long) rows * cols), Out.floats(rows), Out.floats(rows)),
+                        (lib, o) -> lib.pmoe_layernorm_forward(rows, cols, eps, x, weight, bias, o[0], o[1], o[2],
+                                NO_STREAM));
+                assertClose(what + " layernorm out", ln.cpu()[0], ln.host()[0], F32, 64 * F32_EPS, 1e-5);
+                assertClose(what + " layernorm mean", ln.cpu()[1], ln.host()[1], F32, 64 * F32_EPS, 1e-6);
+                assertClose(what + " layernorm rstd", ln.cpu()[2], ln.host()[2], F32, 64 * F32_EPS, 0);
+                MemorySegment mean = ln.cpu()[1], rstd = ln.cpu()[2];
+                Pair lnb = both(arena, "pmoe_layernorm_backward",
+                        List.of(Out.floats((long) rows * cols), Out.floats(cols), Out.floats(cols)), (lib, o) -> {
+                            set(o[1], dweight);
+                            set(o[2], dbias);
+                            return lib.pmoe_layernorm_backward(rows, cols, x, weight, mean, rstd, dout, o[0], o[1],
+                                    o[2], NO_STREAM);
+                        });
+                assertClose(what + " layernorm dx", lnb.cpu()[0], lnb.host()[0], F32, 256 * F32_EPS, 1e-4);
+                assertClose(what + " layernorm dweight", lnb.cpu()[1], lnb.host()[1], F32, 16 * F32_EPS, 1e-5);
+                assertClose(what + " layernorm dbias", lnb.cpu()[2], lnb.host()[2], F32, 16 * F32_EPS, 1e-6);
+
+                Pair rms = both(arena, "pmoe_rmsnorm_forward", List.of(Out.floats((long) rows * cols), Out.floats(rows)),
+                        (lib, o) -> lib.pmoe_rmsnorm_forward(rows, cols, eps, x, weight, o[0], o[1], NO_STREAM));
+                assertClose(what + " rmsnorm out", rms.cpu()[0], rms.host()[0], F32, 64 * F32_EPS, 1e-6);
+                assertClose(what + " rmsnorm rstd", rms.cpu()[1], rms.host()[1], F32, 64 * F32_EPS, 0);
+                MemorySegment rmsRstd = rms.cpu()[1];
+                Pair rmsb = both(arena, "pmoe_rmsnorm_backward", List.of(Out.floats((long) rows * cols), Out.floats(cols)),
+                        (lib, o) -> {
+                            set(o[1], dweight);
+                            return lib.pmoe_rmsnorm_backward(rows, cols, x, weight, rmsRstd, dout, o[0], o[1],
+                                    NO_STREAM);
+                        });
+                assertClose(what + " rmsnorm dx", rmsb.cpu()[0], rmsb.host()[0], F32, 256 * F32_EPS, 1e-4);
+                assertClose(what + " rmsnorm dweight", rmsb.cpu()[1], rmsb.host()[1], F32, 16 * F32_EPS, 1e-5);
+            }
+        }
+    }
+
+    @Test
+    void biasAndElementwise() {
+        Random rnd = new Random(22);
+        int[][] shapes = {{0, 4}, {1, 1}, {3, 33}, {150, 100}};
+        for (int[] s : shapes) {
+            int rows = s[0], cols = s[1], n = rows * cols;
+            String what = String.format("elementwise rows=%d cols=%d", rows, cols);
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment bias = floats(arena, gaussian(rnd, cols, 1)), a = floats(arena, gaussian(rnd, n, 1));
+                float[] x = gaussian(rnd, n, 1), dbias = gaussian(rnd, cols, 1);
+                Pair add = both(arena, "pmoe_bias_add", List.of(Out.floats(n)), (lib, o) -> {
+                    set(o[0], x);
+                    return lib.pmoe_bias_add(rows, cols, bias, o[0], NO_STREAM);
+                });
+                assertClose(what + " bias_add", add.cpu()[0], add.host()[0], F32, 0, 0);
+                Pair bwd = both(arena, "pmoe_bias_backward", List.of(Out.floats(cols)), (lib, o) -> {
+                    set(o[0], dbias);
+                    return lib.pmoe_bias_backward(rows, cols, a, o[0], NO_STREAM);
+                });
+                assertClose(what + " bias_backward", bwd.cpu()[0], bwd.host()[0], F32, 2 * F32_EPS, 1e-6);
+                MemorySegment b = floats(arena, x);
+                Pair sum = both(arena, "pmoe_add", List.of(Out.floats(n)),
+                        (lib, o) -> lib.pmoe_add(n, a, b, o[0], NO_STREAM));
+                assertClose(what + " add", sum.cpu()[0], sum.host()[0], F32, 0, 0);
+                Pair acc = both(arena, "pmoe_accumulate", List.of(Out.floats(n)), (lib, o) -> {
+                    set(o[0], x);
+                    return lib.pmoe_accumulate(n, a, o[0], NO_STREAM);
+                });
+                assertClose(what + " accumulate", acc.cpu()[0], acc.host()[0], F32, 0, 0);
+                Pair scaled = both(arena, "pmoe_scale", List.of(Out.floats(n)), (lib, o) -> {
+                    set(o[0], x);
+                    return lib.pmoe_scale(n, -0.37f, o[0], NO_STREAM);
+                });
+                assertClose(what + " scale", scaled.cpu()[0], scaled.host()[0], F32, 0, 0);
+            }
+        }
+    }
+
+    @Test
+    void attentionForwardAndBackward() {
+        Random rnd = new Random(23);
+        // batch, seq, channels, heads: T = 1, D = 1, a longer sequence, an empty batch
+        int[][] shapes = {{1, 1, 4, 1}, {2, 5, 12, 3}, {1, 40, 16, 2}, {2, 7, 6, 6}, {0, 3, 4, 2}};
+        for (int[] s : shapes) {
+            int batch = s[0], seq = s[1], channels = s[2], heads = s[3];
+            String what = String.format("attention B=%d T=%d C=%d H=%d", batch, seq, channels, heads);
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment qkv = floats(arena, gaussian(rnd, batch * seq * 3 * channels, 1));
+                Pair fwd = both(arena, "pmoe_attention_forward",
+                        List.of(Out.floats((long) batch * heads * seq * seq), Out.floats((long) batch * seq * channels)),
+                        (lib, o) -> lib.pmoe_attention_forward(batch, seq, channels, heads, qkv, o[0], o[1], NO_STREAM));
+                assertClose(what + " att", fwd.cpu()[0], fwd.host()[0], F32, 64 * F32_EPS, 1e-6);
+                assertClose(what + " out", fwd.cpu()[1], fwd.host()[1], F32, 64 * F32_EPS, 1e-5);
+                MemorySegment att = fwd.cpu()[0], dout = floats(arena, gaussian(rnd, batch * seq * channels, 1));
+                Pair bwd = both(arena, "pmoe_attention_backward", List.of(Out.floats((long) batch * seq * 3 * channels)),
+                        (lib, o) -> lib.pmoe_attention_backward(batch, seq, channels, heads, qkv, att, dout, o[0],
+                                NO_STREAM));
+                assertClose(what + " dqkv", bwd.cpu()[0], bwd.host()[0], F32, 256 * F32_EPS, 1e-5);
+            }
+        }
+    }
+
+    @Test
+    void crossEntropyForwardAndBackward() {
+        Random rnd = new Random(24);
+        int[][] shapes = {{1, 1}, {1, 50}, {9, 33}, {40, 257}, {0, 10}};
+        for (int[] s : shapes) {
+            int rows = s[0], vocab = s[1];
+            String what = String.format("cross-entropy rows=%d vocab=%d", rows, vocab);
+            try (Arena arena = Arena.ofConfined()) {
+                float[] logits = gaussian(rnd, rows * vocab, 3);
+                int[] targets = randomInts(rnd, rows, -1, vocab); // -1: ignored row
+                if (rows > 1) targets[0] = -1;
+                MemorySegment x = floats(arena, logits), t = ints(arena, targets);
+                Pair fwd = both(arena, "pmoe_cross_entropy_forward",
+                        List.of(Out.floats(rows), Out.floats(1), Out.ints(1)),
+                        (lib, o) -> lib.pmoe_cross_entropy_forward(rows, vocab, x, t, o[0], o[1], o[2], NO_STREAM));
+                assertClose(what + " losses", fwd.cpu()[0], fwd.host()[0], F32, 16 * F32_EPS, 1e-6);
+                assertClose(what + " mean", fwd.cpu()[1], fwd.host()[1], F32, 16 * F32_EPS, 1e-6);
+                assertSameInts(what + " kept", fwd.cpu()[2], fwd.host()[2]);
+                float scale = 1.0f / Math.max(1, fwd.cpu()[2].get(JAVA_INT, 0));
+                Pair bwd = both(arena, "pmoe_cross_entropy_backward", List.of(Out.floats((long) rows * vocab)),
+                        (lib, o) -> lib.pmoe_cross_entropy_backward(rows, vocab, x, t, scale, o[0], NO_STREAM));
+                assertClose(what + " dlogits", bwd.cpu()[0], bwd.host()[0], F32, 16 * F32_EPS, 1e-7);
+                // In place: dlogits aliases logits.
+                Pair inPlace = both(arena, "pmoe_cross_entropy_backward", List.of(Out.floats((long) rows * vocab)),
+                        (lib, o) -> {
+                            set(o[0], logits);
+                            return lib.pmoe_cross_entropy_backward(rows, vocab, o[0], t, scale, o[0], NO_STREAM);
+                        });
+                assertClose(what + " dlogits in place", bwd.cpu()[0], inPlace.host()[0], F32, 16 * F32_EPS, 1e-7);
+            }
+        }
+        try (Arena arena = Arena.ofConfined()) { // every row ignored: mean 0, kept 0
+            MemorySegment x = floats(arena, gaussian(rnd, 12, 1)), t = ints(arena, -1, -1, -1);
+            Pair none = both(arena, "pmoe_cross_entropy_forward", List.of(Out.floats(3), Out.floats(1), Out.ints(1)),
+                    (lib, o) -> lib.pmoe_cross_entropy_forward(3, 4, x, t, o[0], o[1], o[2], NO_STREAM));
+            assertEquals(0f, none.host()[1].get(JAVA_FLOAT, 0));
+            assertEquals(0, none.host()[2].get(JAVA_INT, 0));
+        }
+    }
+
+    @Test
+    void adamwAndSumOfSquares() {
+        Random rnd = new Random(25);
+        for (int n : new int[] {0, 1, 37, 70_000}) {
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment grads = floats(arena, gaussian(rnd, n, 1));
+                float[] params = gaussian(rnd, n, 1), m = gaussian(rnd, n, 0.1), v = uniform(rnd, n, 0, 0.01);
+                for (int step : new int[] {1, 7}) {
+                    Pair p = both(arena, "pmoe_adamw_step", List.of(Out.floats(n), Out.floats(n), Out.floats(n)),
+                            (lib, o) -> {
+                                set(o[0], params);
+                                set(o[1], m);
+                                set(o[2], v);
+                                return lib.pmoe_adamw_step(n, o[0], grads, o[1], o[2], 3e-3f, 0.9f, 0.95f, 1e-8f, 0.1f,
+                                        step, NO_STREAM);
+                            });
+                    // nvcc may fuse a * b + c into one rounding where g++ rounds twice: a few ulps of
+                    // the terms (about 0.1 for m, 1 for params), not of a result that cancels
+                    for (int i = 0; i < 3; i++)
+                        assertClose("adamw n=" + n + " step " + step + " buffer " + i, p.cpu()[i], p.host()[i], F32,
+                                8 * F32_EPS, 4e-8);
+                }
+                Pair sq = both(arena, "pmoe_sum_squares", List.of(new Out(8, (byte) 0xff)),
+                        (lib, o) -> lib.pmoe_sum_squares(n, grads, o[0], NO_STREAM));
+                double cpu = sq.cpu()[0].get(JAVA_DOUBLE, 0), host = sq.host()[0].get(JAVA_DOUBLE, 0);
+                assertEquals(cpu, host, 1e-12 * Math.max(1, cpu), "sum of squares n=" + n);
+            }
+        }
+    }
+
+    @Test
+    void denseOperatorsRejectBadInputsAsTheCpuDoes() {
+        Random rnd = new Random(26);
+        try (Arena arena = Arena.ofConfined()) {
+            int[] badIds = {0, 1, 2, 3, 4, 11, 0, 12};
+            MemorySegment ids = ints(arena, badIds), table = floats(arena, new float[11 * 3]);
+            MemorySegment pos = floats(arena, new float[8 * 3]), grad = floats(arena, new float[8 * 3]);
+            List<Out> embOut = List.of(Out.floats(8 * 3), Out.floats(11 * 3));
+            String m = bothReject(arena, "pmoe_embedding_forward", embOut,
+                    (lib, o) -> lib.pmoe_embedding_forward(2, 4, 3, 11, 8, ids, table, pos, o[0], NO_STREAM));
+            assertTrue(m.contains("ids[5] = 11"), m);
+            bothReject(arena, "pmoe_embedding_backward", embOut,
+                    (lib, o) -> lib.pmoe_embedding_backward(2, 4, 3, 11, 8, ids, grad, o[1], o[0], NO_STREAM));
+            bothReject(arena, "pmoe_embedding_forward", embOut,
+                    (lib, o) -> lib.pmoe_embedding_forward(1, 9, 3, 11, 8, ids, table, pos, o[0], NO_STREAM));
+
+            MemorySegment x = floats(arena, gaussian(rnd, 12, 1)), w = floats(arena, new float[4]);
+            List<Out> normOut = List.of(Out.floats(12), Out.floats(3), Out.floats(3));
+            m = bothReject(arena, "pmoe_layernorm_forward", normOut,
+                    (lib, o) -> lib.pmoe_layernorm_forward(3, 4, 0f, x, w, w, o[0], o[1], o[2], NO_STREAM));
+            assertTrue(m.contains("eps = 0"), m);
+            bothReject(arena, "pmoe_layernorm_backward", normOut, (lib, o) -> lib.pmoe_layernorm_backward(3, 4, x, w,
+                    o[1], o[2], x, o[0], w, MemorySegment.NULL, NO_STREAM));
+            bothReject(arena, "pmoe_rmsnorm_forward", normOut,
+                    (lib, o) -> lib.pmoe_rmsnorm_forward(3, 4, 1e-5f, x, MemorySegment.NULL, o[0], o[1], NO_STREAM));
+            bothReject(arena, "pmoe_rmsnorm_backward", normOut,
+                    (lib, o) -> lib.pmoe_rmsnorm_backward(-1, 4, x, w, o[1], x, o[0], w, NO_STREAM));
+            bothReject(arena, "pmoe_bias_add", normOut, (lib, o) -> lib.pmoe_bias_add(3, 0, w, o[0], NO_STREAM));
+            bothReject(arena, "pmoe_bias_backward", normOut,
+                    (lib, o) -> lib.pmoe_bias_backward(3, 4, MemorySegment.NULL, o[1], NO_STREAM));
+            bothReject(arena, "pmoe_add", normOut, (lib, o) -> lib.pmoe_add(12, x, MemorySegment.NULL, o[0], NO_STREAM));
+            bothReject(arena, "pmoe_accumulate", normOut, (lib, o) -> lib.pmoe_accumulate(-2, x, o[0], NO_STREAM));
+            m = bothReject(arena, "pmoe_scale", normOut, (lib, o) -> lib.pmoe_scale(12, Float.NaN, o[0], NO_STREAM));
+            assertTrue(m.contains("alpha = nan"), m);
+
+            MemorySegment qkv = floats(arena, new float[2 * 3 * 12]);
+            List<Out> attOut = List.of(Out.floats(2 * 3 * 3 * 3), Out.floats(2 * 3 * 12));
+            m = bothReject(arena, "pmoe_attention_forward", attOut,
+                    (lib, o) -> lib.pmoe_attention_forward(2, 3, 4, 3, qkv, o[0], o[1], NO_STREAM));
+            assertTrue(m.contains("channels = 4 is not divisible by heads = 3"), m);
+            bothReject(arena, "pmoe_attention_backward", attOut,
+                    (lib, o) -> lib.pmoe_attention_backward(2, 0, 4, 2, qkv, o[0], qkv, o[1], NO_STREAM));
+
+            MemorySegment logits = floats(arena, gaussian(rnd, 5 * 7, 1));
+            List<Out> ceOut = List.of(Out.floats(5 * 7), Out.floats(1), Out.ints(1));
+            for (int[] targets : new int[][] {{0, 1, 2, 7, 3}, {0, -2, 1, 1, 1}}) {
+                MemorySegment t = ints(arena, targets);
+                m = bothReject(arena, "pmoe_cross_entropy_forward", ceOut,
+                        (lib, o) -> lib.pmoe_cross_entropy_forward(5, 7, logits, t, o[0], o[1], o[2], NO_STREAM));
+                assertTrue(m.startsWith("targets["), m);
+                bothReject(arena, "pmoe_cross_entropy_backward", ceOut,
+                        (lib, o) -> lib.pmoe_cross_entropy_backward(5, 7, logits, t, 1f, o[0], NO_STREAM));
+            }
+
+            List<Out> optOut = List.of(Out.floats(12), Out.floats(12), Out.floats(12), new Out(8, (byte) 0));
+            m = bothReject(arena, "pmoe_adamw_step", optOut,
+                    (lib, o) -> lib.pmoe_adamw_step(12, o[0], x, o[1], o[2], 1e-3f, 1f, 0.9f, 1e-8f, 0f, 1, NO_STREAM));
+            assertTrue(m.contains("beta1 = 1"), m);
+            bothReject(arena, "pmoe_adamw_step", optOut,
+                    (lib, o) -> lib.pmoe_adamw_step(12, o[0], x, o[1], o[2], 1e-3f, 0.9f, 0.9f, 1e-8f, 0f, 0, NO_STREAM));
+            bothReject(arena, "pmoe_sum_squares", optOut,
+                    (lib, o) -> lib.pmoe_sum_squares(12, x, MemorySegment.NULL, NO_STREAM));
         }
     }
 

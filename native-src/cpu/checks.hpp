@@ -1,0 +1,114 @@
+// Argument checks of the entry points of panamoe.h, one function per entry point, compiled into
+// the CPU library and into the CUDA library (and its host-harness build), so that the same bad
+// argument gets the same status and message from every implementation.
+//
+// They check what the host sees without reading array contents: sizes, scalars and pointers
+// (NULL only where the call has elements to read or write). When a call has no work (rows == 0,
+// batch == 0, ...) they return PMOE_OK before the pointer checks, and the caller returns too.
+// Array contents (ids in range, finite values) are checked where the data lives: the CPU with
+// require_ids_in_range / require_finite, CUDA on the device (common.cuh's InputChecks), both
+// worded by the functions below or in common.hpp.
+#pragma once
+
+#include "common.hpp"
+
+namespace pmoe {
+
+// ---- library ----
+int check_find_nonfinite(int64_t n, const float *x, const int64_t *first_index);
+
+// ---- GEMM ----
+int check_gemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k, const float *a,
+               int32_t lda, const float *b, int32_t ldb, const float *c, int32_t ldc);
+// groups >= 0, offsets non-NULL, k >= 0, n >= 0 (offsets' contents are checked afterwards).
+int check_grouped_sizes(int32_t groups, const int32_t *offsets, int32_t k, int32_t n);
+// Errors about offsets' and weights' contents, found by the CPU on the host or by CUDA on the
+// device: "offsets[0] must be 0, got 3", "offsets must not decrease: ...",
+// "weights[2] must not be NULL (group 2 has 5 rows)".
+int fail_offsets_start(int32_t first);
+int fail_offsets_decrease(int64_t g, int32_t value, int32_t previous);
+int fail_null_weight(int64_t g, int32_t rows);
+int fail_null_out(int64_t g);
+
+// ---- router and load-balancing losses ----
+int check_router_config(const pmoe_router_config *cfg);
+int check_router_forward(const pmoe_router_config *cfg, const float *logits, const float *scores,
+                         const float *topk_weights, const int32_t *topk_ids);
+int check_router_backward(const pmoe_router_config *cfg, const float *scores,
+                          const int32_t *topk_ids, const float *grad_topk_weights,
+                          const float *grad_logits);
+int check_aux_loss_forward(int32_t tokens, int32_t experts, int32_t top_k, const float *scores,
+                           const int32_t *topk_ids, const float *loss,
+                           const int32_t *expert_counts);
+int check_aux_loss_backward(int32_t tokens, int32_t experts, int32_t top_k,
+                            const int32_t *expert_counts, const float *grad_scores);
+// The z-loss forward (output "loss") and backward (output "grad_logits").
+int check_z_loss(int32_t tokens, int32_t experts, const float *logits, const char *out_name,
+                 const float *out);
+
+// ---- dispatch, permute, combine ----
+// The scalar fields of a dispatch configuration.
+int check_dispatch_config(const pmoe_dispatch_config *cfg);
+int check_dispatch_plan(const pmoe_dispatch_config *cfg, const int32_t *topk_ids,
+                        const float *topk_weights, const int32_t *remap,
+                        const int32_t *expert_counts, const int32_t *expert_offsets,
+                        const int32_t *slot_position, const int32_t *sorted_slot);
+int check_permute(int32_t dtype, int32_t tokens, int32_t top_k, int32_t rows, int32_t hidden,
+                  const void *x, const int32_t *sorted_slot, const void *out);
+int check_permute_backward(int32_t dtype, int32_t tokens, int32_t top_k, int32_t rows,
+                           int32_t hidden, const void *grad_out, const int32_t *slot_position,
+                           const void *grad_x);
+int check_combine(int32_t dtype, int32_t tokens, int32_t top_k, int32_t rows, int32_t hidden,
+                  const void *expert_out, const float *topk_weights, const int32_t *slot_position,
+                  const void *y);
+int check_combine_backward(int32_t dtype, int32_t tokens, int32_t top_k, int32_t rows,
+                           int32_t hidden, const void *grad_y, const void *expert_out,
+                           const float *topk_weights, const int32_t *slot_position,
+                           const void *grad_expert_out, const float *grad_weights);
+// "slot_position[7] = 3 repeats slot_position[2]" (combine backward).
+int fail_repeated_row(int64_t slot, int32_t row, int64_t owner);
+
+// ---- activations ----
+int check_activation_forward(int32_t act, int32_t rows, int32_t cols, const float *in,
+                             const float *out);
+int check_activation_backward(int32_t act, int32_t rows, int32_t cols, const float *in,
+                              const float *grad_out, const float *grad_in);
+
+// ---- dense transformer operators ----
+int check_embedding_forward(int32_t batch, int32_t seq, int32_t channels, int32_t vocab,
+                            int32_t max_seq, const int32_t *ids, const float *wte,
+                            const float *wpe, const float *out);
+int check_embedding_backward(int32_t batch, int32_t seq, int32_t channels, int32_t vocab,
+                             int32_t max_seq, const int32_t *ids, const float *dout,
+                             const float *dwte, const float *dwpe);
+int check_layernorm_forward(int32_t rows, int32_t cols, float eps, const float *x,
+                            const float *weight, const float *bias, const float *out,
+                            const float *mean, const float *rstd);
+int check_layernorm_backward(int32_t rows, int32_t cols, const float *x, const float *weight,
+                             const float *mean, const float *rstd, const float *dout,
+                             const float *dx, const float *dweight, const float *dbias);
+int check_rmsnorm_forward(int32_t rows, int32_t cols, float eps, const float *x,
+                          const float *weight, const float *out, const float *rstd);
+int check_rmsnorm_backward(int32_t rows, int32_t cols, const float *x, const float *weight,
+                           const float *rstd, const float *dout, const float *dx,
+                           const float *dweight);
+int check_bias_add(int32_t rows, int32_t cols, const float *bias, const float *x);
+int check_bias_backward(int32_t rows, int32_t cols, const float *dout, const float *dbias);
+int check_add(int64_t n, const float *a, const float *b, const float *out);
+int check_accumulate(int64_t n, const float *x, const float *y);
+int check_scale(int64_t n, float alpha, const float *x);
+int check_attention_forward(int32_t batch, int32_t seq, int32_t channels, int32_t heads,
+                            const float *qkv, const float *att, const float *out);
+int check_attention_backward(int32_t batch, int32_t seq, int32_t channels, int32_t heads,
+                             const float *qkv, const float *att, const float *dout,
+                             const float *dqkv);
+int check_cross_entropy_forward(int32_t rows, int32_t vocab, const float *logits,
+                                const int32_t *targets, const float *losses);
+int check_cross_entropy_backward(int32_t rows, int32_t vocab, const float *logits,
+                                 const int32_t *targets, float grad_scale, const float *dlogits);
+int check_adamw_step(int64_t n, const float *params, const float *grads, const float *m,
+                     const float *v, float lr, float beta1, float beta2, float eps,
+                     float weight_decay, int32_t step);
+int check_sum_squares(int64_t n, const float *x, const double *sum_squares);
+
+} // namespace pmoe

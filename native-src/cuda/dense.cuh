@@ -1,0 +1,20 @@
+// Plumbing shared by the CUDA kernels of the dense transformer operators.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+
+#include "common.cuh"
+
+namespace pmoe {
+namespace cuda {
+
+// out[c] += sum_r term(r, c) for c < cols, where term is dout[r, c], or dout[r, c] * xhat[r, c]
+// with xhat = (x[r, c] - mean[r]) * rstd[r] when x is given (mean may be NULL: RMSNorm). The
+// gradients of biases and norm weights. No atomics: fixed chunks of rows are summed in double,
+// each in row order, then the chunks in chunk order, so the result depends on the sizes only.
+int add_column_sums(int64_t rows, int64_t cols, const float *dout, const float *x,
+                    const float *mean, const float *rstd, float *out, void *stream);
+
+} // namespace cuda
+} // namespace pmoe
