@@ -21,8 +21,9 @@ import java.util.Optional;
  *       the per-step planner, it costs no weight copy per step and is re-planned only when the load
  *       calls for it.</li>
  * </ul>
- * Every candidate (home: current, refined or LPT; replicas: none, half or all the budget, placed
- * by {@link Balancer#replicate}) is priced as (layer time + replica sync per step) over a horizon
+ * Six candidates (home, replicas) — the current home with all, half or none of the replica
+ * budget, the refined home with all or none, LPT's home with all; replicas placed by
+ * {@link Balancer#replicate} — are each priced as (layer time + replica sync per step) over a horizon
  * H, plus its one-time migration from the current placement; the best one is taken when it beats
  * keeping the current placement. H = the iterations the current placement has lasted, at least
  * the decision period and at most {@value #MAX_PERIOD}: a placement that stayed good is expected
@@ -131,28 +132,41 @@ public final class SmartPolicy implements PlacementPolicy {
         double keep = costs.layerSeconds(now, groupLoad) + costs.syncSeconds(now, ReplicaSync.ALL_REDUCE);
         int devices = now.devices();
         int[] stay = home[layer];
-        int[][] homes = {stay, Balancer.refine(load, stay, devices, devices),
-                Balancer.lpt(load, devices, context.nativeSlots(), stay)};
+        int[] refined = Balancer.refine(load, stay, devices, devices);
+        int[] reshuffled = Balancer.lpt(load, devices, context.nativeSlots(), stay);
         int budget = devices * replicaSlots;
-        int[] replicaCounts = budget == 0 ? new int[] {0} : new int[] {0, Math.max(1, budget / 2), budget};
+        // (home, replicas): the likely winners first, so that the pruning below skips more
+        // migrations; the refined home only when refine moved something
+        List<int[]> homes = new ArrayList<>();
+        List<Integer> replicaCounts = new ArrayList<>();
+        boolean refinedMoves = !Arrays.equals(refined, stay);
+        addCandidate(homes, replicaCounts, stay, budget, true);
+        addCandidate(homes, replicaCounts, refined, budget, refinedMoves);
+        addCandidate(homes, replicaCounts, stay, budget / 2, budget > 1);
+        addCandidate(homes, replicaCounts, refined, 0, refinedMoves);
+        addCandidate(homes, replicaCounts, stay, 0, budget > 0);
+        addCandidate(homes, replicaCounts, reshuffled, budget, true);
         double bestGain = 0;
         ExpertPlacement best = null;
         int[] bestHome = null;
-        for (int[] h : homes) {
-            for (int replicas : replicaCounts) {
-                int[][] holders = Balancer.replicate(load, h, devices, now.slotsPerDevice(), replicas);
-                ExpertPlacement candidate = Balancer.arrange(now, holders);
-                if (candidate.equals(now)) {
-                    continue;
-                }
-                double perStep = costs.layerSeconds(candidate, groupLoad)
-                        + costs.syncSeconds(candidate, ReplicaSync.ALL_REDUCE);
-                double gain = horizon * (keep - perStep) - costs.changeSeconds(now, candidate, ReplicaSync.ALL_REDUCE);
-                if (gain > bestGain) {
-                    bestGain = gain;
-                    best = candidate;
-                    bestHome = h;
-                }
+        for (int i = 0; i < homes.size(); i++) {
+            int[] h = homes.get(i);
+            int[][] holders = Balancer.replicate(load, h, devices, now.slotsPerDevice(), replicaCounts.get(i));
+            ExpertPlacement candidate = Balancer.arrange(now, holders);
+            if (candidate.equals(now)) {
+                continue;
+            }
+            double perStep = costs.layerSeconds(candidate, groupLoad)
+                    + costs.syncSeconds(candidate, ReplicaSync.ALL_REDUCE);
+            double saved = horizon * (keep - perStep);
+            if (saved <= bestGain) {
+                continue; // cannot win even if the change were free: skip pricing the migration
+            }
+            double gain = saved - costs.changeSeconds(now, candidate, ReplicaSync.ALL_REDUCE);
+            if (gain > bestGain) {
+                bestGain = gain;
+                best = candidate;
+                bestHome = h;
             }
         }
         if (best == null) {
@@ -161,6 +175,14 @@ public final class SmartPolicy implements PlacementPolicy {
         current.set(layer, best);
         home[layer] = bestHome.clone();
         return true;
+    }
+
+    private static void addCandidate(List<int[]> homes, List<Integer> replicaCounts, int[] home, int replicas,
+            boolean when) {
+        if (when) {
+            homes.add(home);
+            replicaCounts.add(replicas);
+        }
     }
 
     private static double ratio(ExpertPlacement placement, double[] load) {
