@@ -77,7 +77,7 @@ public final class CostModel {
      * Seconds of one MoE layer (forward + backward: expert compute of the busiest device plus
      * four all-to-alls) for the expert-parallel group of rank 0, where its rank i sends
      * loadBySourceAndExpert[i][e] token slots to expert e (long[ep][experts]). Cheap:
-     * O(physical slots x ep), allocation of a few ep-long arrays — for placement policies.
+     * O(ep x experts + physical slots x devices per node), a few small arrays — for placement policies.
      */
     public double moeLayerSeconds(ParallelPlan plan, ExpertPlacement placement, long[][] loadBySourceAndExpert) {
         return moeLayer(plan, 0, placement, loadBySourceAndExpert).seconds();
@@ -91,22 +91,39 @@ public final class CostModel {
             throw new IllegalArgumentException("loadBySourceAndExpert: expected " + ep + " sources (ep), got "
                     + (load == null ? "null" : load.length));
         }
-        int[] node = new int[ep];
-        int firstNode = cluster.node(plan.tp() * ep * lane);
+        // group ranks of one node are contiguous: [nodeStart[i], nodeEnd[i]) holds rank i's node
+        int[] nodeStart = new int[ep];
+        int[] nodeEnd = new int[ep];
         for (int i = 0; i < ep; i++) {
-            node[i] = cluster.node(plan.tp() * (i + ep * lane)) - firstNode;
+            int rank = plan.tp() * (i + ep * lane);
+            nodeStart[i] = i > 0 && cluster.sameNode(plan.tp() * (i - 1 + ep * lane), rank) ? nodeStart[i - 1] : i;
         }
-        int[] onNode = new int[node[ep - 1] + 1];
-        for (int i = 0; i < ep; i++) {
-            onNode[node[i]]++;
+        for (int i = ep - 1; i >= 0; i--) {
+            nodeEnd[i] = i < ep - 1 && nodeStart[i + 1] == nodeStart[i] ? nodeEnd[i + 1] : i + 1;
         }
+        int experts = model.experts();
+        double[] expertRows = new double[experts];
+        double[] sent = new double[ep];
+        for (int s = 0; s < ep; s++) {
+            long[] row = load[s];
+            if (row == null || row.length != experts) {
+                throw new IllegalArgumentException("loadBySourceAndExpert[" + s + "]: expected " + experts
+                        + " experts, got " + (row == null ? "null" : row.length));
+            }
+            long total = 0;
+            for (int e = 0; e < experts; e++) {
+                total += row[e];
+                expertRows[e] += row[e];
+            }
+            sent[s] = total;
+        }
+        // Per slot: its rows come from its own device (no link), its node (intra) or elsewhere
+        // (inter); a source's inter-node sends are what it neither keeps nor sends inside its node.
         double[] sendIntra = new double[ep];
         double[] recvIntra = new double[ep];
-        double[] sendInter = new double[ep];
         double[] recvInter = new double[ep];
         double[] rows = new double[ep];
         double[] compute = new double[ep];
-        int experts = model.experts();
         for (int p = 0; p < placement.physicalSlots(); p++) {
             int e = placement.expertAt(p);
             if (e == ExpertPlacement.FREE) {
@@ -114,26 +131,19 @@ public final class CostModel {
             }
             int d = placement.deviceOf(p);
             double share = 1.0 / placement.copies(e);
-            double slotRows = 0;
-            for (int s = 0; s < ep; s++) {
-                long[] row = load[s];
-                if (row.length != experts) {
-                    throw new IllegalArgumentException("loadBySourceAndExpert[" + s + "]: expected " + experts
-                            + " experts, got " + row.length);
-                }
-                double v = row[e] * share;
-                slotRows += v;
-                if (s == d) {
-                    continue;
-                }
-                if (node[s] == node[d]) {
+            double slotRows = expertRows[e] * share;
+            double local = load[d][e] * share;
+            double sameNode = 0;
+            for (int s = nodeStart[d]; s < nodeEnd[d]; s++) {
+                if (s != d) {
+                    double v = load[s][e] * share;
+                    sameNode += v;
                     sendIntra[s] += v;
-                    recvIntra[d] += v;
-                } else {
-                    sendInter[s] += v;
-                    recvInter[d] += v;
                 }
             }
+            sent[d] -= local;
+            recvIntra[d] += sameNode;
+            recvInter[d] += Math.max(0, slotRows - local - sameNode);
             rows[d] += slotRows;
             compute[d] += expertSeconds(plan, slotRows);
         }
@@ -146,9 +156,10 @@ public final class CostModel {
             busiestCompute = Math.max(busiestCompute, compute[d]);
             busiestRows = Math.max(busiestRows, rows[d]);
             totalRows += rows[d];
-            int intraPeers = onNode[node[d]] - 1;
+            int intraPeers = nodeEnd[d] - nodeStart[d] - 1;
+            double sendInter = Math.max(0, sent[d] - sendIntra[d]);
             double t = Math.max(Math.max(sendIntra[d], recvIntra[d]) * rowBytes / cluster.intraBandwidth(),
-                    Math.max(sendInter[d], recvInter[d]) * rowBytes / cluster.interBandwidth())
+                    Math.max(sendInter, recvInter[d]) * rowBytes / cluster.interBandwidth())
                     + intraPeers * cluster.intraLatency() + (ep - 1 - intraPeers) * cluster.interLatency();
             allToAll = Math.max(allToAll, t);
         }

@@ -63,6 +63,97 @@ class CostModelTest {
     }
 
     @Test
+    void moeLayerMatchesAPlainReference() {
+        java.util.SplittableRandom rng = new java.util.SplittableRandom(42);
+        int[][] shapes = {{8, 8, 8, 1}, {16, 4, 4, 2}, {32, 8, 16, 1}, {8, 2, 8, 2}, {64, 8, 8, 1}, {16, 1, 16, 1}};
+        for (int[] shape : shapes) {
+            int experts = shape[0];
+            int perNode = shape[1];
+            int ep = shape[2];
+            int tp = shape[3];
+            ModelShape model = new ModelShape("m", 64, 128, 2, 256, 8, 1, experts, 2, 512, rng.nextBoolean(), 1024,
+                    true);
+            int lanes = 2;
+            CostModel cost = new CostModel(model, ClusterSpec.preset("h100-nvlink-ib", ep * tp * lanes,
+                    Math.min(perNode, ep * tp * lanes)));
+            ParallelPlan plan = new ParallelPlan(1, tp, ep, lanes);
+            // a random placement with replicas and free slots
+            ExpertPlacement placement = ExpertPlacement.identity(experts, ep, 2);
+            for (int k = 0; k < ep; k++) {
+                int p = rng.nextInt(placement.physicalSlots());
+                if (placement.expertAt(p) == ExpertPlacement.FREE) {
+                    placement = placement.withSlot(p, rng.nextInt(experts));
+                }
+            }
+            long[][] load = new long[ep][experts];
+            for (long[] row : load) {
+                for (int e = 0; e < experts; e++) {
+                    row[e] = rng.nextInt(4) == 0 ? 0 : rng.nextLong(5000);
+                }
+            }
+            for (int lane = 0; lane < lanes; lane++) {
+                CostModel.MoeLayerCost got = cost.moeLayer(plan, lane, placement, load);
+                double[] want = reference(cost, plan, lane, placement, load);
+                String where = java.util.Arrays.toString(shape) + " lane " + lane;
+                assertEquals(want[0], got.computeSeconds(), 1e-12 * want[0], where);
+                assertEquals(want[1], got.allToAllSeconds(), 1e-9 * want[1], where);
+                assertEquals(want[2], got.busiestDeviceRows(), 1e-9 * want[2], where);
+            }
+        }
+    }
+
+    /** The MoE layer priced the direct way: every (source, slot) pair on its link. */
+    private static double[] reference(CostModel cost, ParallelPlan plan, int lane, ExpertPlacement placement,
+            long[][] load) {
+        ClusterSpec c = cost.cluster();
+        ModelShape m = cost.model();
+        int ep = plan.ep();
+        double[][] sendRecv = new double[ep][4]; // send intra, recv intra, send inter, recv inter
+        double[] rows = new double[ep];
+        double[] compute = new double[ep];
+        double params = (double) m.expertParameters() / plan.tp();
+        for (int p = 0; p < placement.physicalSlots(); p++) {
+            int e = placement.expertAt(p);
+            if (e == ExpertPlacement.FREE) {
+                continue;
+            }
+            int d = placement.deviceOf(p);
+            double slotRows = 0;
+            for (int s = 0; s < ep; s++) {
+                double v = (double) load[s][e] / placement.copies(e);
+                slotRows += v;
+                if (s != d) {
+                    boolean intra = c.sameNode(plan.tp() * (s + ep * lane), plan.tp() * (d + ep * lane));
+                    sendRecv[s][intra ? 0 : 2] += v;
+                    sendRecv[d][intra ? 1 : 3] += v;
+                }
+            }
+            rows[d] += slotRows;
+            if (slotRows > 0) {
+                compute[d] += Math.max(6 * slotRows * params / c.deviceFlops(),
+                        3 * params * c.elementBytes() / c.memoryBandwidth());
+            }
+        }
+        double busiest = 0;
+        double a2a = 0;
+        double maxRows = 0;
+        for (int d = 0; d < ep; d++) {
+            int intraPeers = 0;
+            for (int s = 0; s < ep; s++) {
+                intraPeers += s != d && c.sameNode(plan.tp() * (s + ep * lane), plan.tp() * (d + ep * lane)) ? 1 : 0;
+            }
+            double bytes = (double) m.hidden() * c.elementBytes();
+            double t = Math.max(Math.max(sendRecv[d][0], sendRecv[d][1]) * bytes / c.intraBandwidth(),
+                    Math.max(sendRecv[d][2], sendRecv[d][3]) * bytes / c.interBandwidth())
+                    + intraPeers * c.intraLatency() + (ep - 1 - intraPeers) * c.interLatency();
+            a2a = Math.max(a2a, t);
+            busiest = Math.max(busiest, compute[d]);
+            maxRows = Math.max(maxRows, rows[d]);
+        }
+        return new double[] {busiest, 4 * a2a, maxRows};
+    }
+
+    @Test
     void interNodeAllToAllCostsMoreThanIntraNode() {
         ParallelPlan plan = ParallelPlan.parse("ep=8", 8);
         ExpertPlacement identity = ExpertPlacement.identity(16, 8, 0);
