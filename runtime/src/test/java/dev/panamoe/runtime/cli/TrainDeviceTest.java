@@ -9,7 +9,10 @@ import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
-/** {@code train --device}: a bad value is a usage error; a device that cannot be used is a one-line error with cudart's reason. */
+/**
+ * {@code train --device}: a bad value is a usage error; a device that cannot be used is a
+ * one-line error with cudart's reason; {@code doctor} lists the devices or that reason.
+ */
 class TrainDeviceTest {
     private static final CudaRuntime.Devices DEVICES = CudaRuntime.probe();
 
@@ -31,6 +34,19 @@ class TrainDeviceTest {
             assertFalse(err.contains("\n") || err.contains("Exception") || err.contains("\tat "), "one line: " + err);
             assertEquals("panamoe train: --device " + device + ": no usable CUDA device: " + DEVICES.reason(), err);
             assertEquals("", r.out(), "nothing trained");
+        }
+    }
+
+    @Test
+    void doctorListsTheDevicesOrWhyThereAreNone() {
+        TrainCommandTest.Result r = TrainCommandTest.run("doctor");
+        assertEquals(0, r.code(), r.err());
+        String cuda = r.lines().stream().filter(l -> l.startsWith("CUDA:")).findFirst().orElseThrow();
+        if (DEVICES.available()) {
+            assertTrue(cuda.endsWith(DEVICES.count() + " device(s)"), cuda);
+            assertTrue(r.out().contains("cuda:0 ") && r.out().contains("compute capability"), r.out());
+        } else {
+            assertTrue(cuda.endsWith(DEVICES.reason()), cuda); // cudart's reason, or the loader's
         }
     }
 
