@@ -10,7 +10,7 @@ import picocli.CommandLine.Command;
         versionProvider = Main.Version.class,
         description = "Mixture-of-Experts training runtime on CPUs and NVIDIA GPUs.",
         subcommands = {DemoCommand.class, TrainCommand.class, ShellCommand.class, DoctorCommand.class, PlanCommand.class,
-            CommandLine.HelpCommand.class})
+            TraceCommand.class, SimulateCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
 
     public static void main(String[] args) {
