@@ -100,8 +100,10 @@ public final class CudaRuntime {
             check(cudart_h.cudaGetDeviceProperties(prop, device), "cudaGetDeviceProperties(" + device + ")");
             String name = prop.asSlice(0, cudart_h.cudaDeviceProp_NAME_LENGTH).getString(0);
             int sms = attribute(cudart_h.cudaDevAttrMultiProcessorCount, device, "cudaDevAttrMultiProcessorCount");
-            int major = attribute(cudart_h.cudaDevAttrComputeCapabilityMajor, device, "cudaDevAttrComputeCapabilityMajor");
-            int minor = attribute(cudart_h.cudaDevAttrComputeCapabilityMinor, device, "cudaDevAttrComputeCapabilityMinor");
+            int major = attribute(cudart_h.cudaDevAttrComputeCapabilityMajor, device,
+                    "cudaDevAttrComputeCapabilityMajor");
+            int minor = attribute(cudart_h.cudaDevAttrComputeCapabilityMinor, device,
+                    "cudaDevAttrComputeCapabilityMinor");
             int previous = device();
             setDevice(device);
             try {

@@ -116,6 +116,7 @@ class CudaRuntimeTest {
     @Test
     void copiesMemsetStreamsAndEventsRoundTrip() {
         assumeGpu();
+        CudaRuntime.lastError(); // start from a clean error state: the last assertion reads it
         int n = 1 << 16;
         MemorySegment stream = CudaRuntime.streamCreate();
         MemorySegment a = CudaRuntime.malloc(4L * n);

@@ -103,7 +103,8 @@ abstract class NativeBackend implements Backend {
         try (Arena call = Arena.ofConfined()) {
             MemorySegment cfg = routerConfig(call, score, renormalize, scores, topkIds);
             check(lib.pmoe_router_backward(cfg, scores.data(), topkIds.data(), gradTopkWeights.data(),
-                    gradScores == null ? NULL : gradScores.data(), gradLogits.data(), stream()), "pmoe_router_backward");
+                    gradScores == null ? NULL : gradScores.data(), gradLogits.data(), stream()),
+                    "pmoe_router_backward");
         }
     }
 

@@ -105,7 +105,8 @@ public final class Tensor {
         int[] viewShape = shape.clone();
         viewShape[0] = to - from;
         long rowBytes = (shape[0] == 0 ? 0 : byteSize() / shape[0]);
-        return new Tensor(scope, name, dtype, viewShape, memory().slice(segment, from * rowBytes, (to - from) * rowBytes));
+        MemorySegment rows = memory().slice(segment, from * rowBytes, (to - from) * rowBytes);
+        return new Tensor(scope, name, dtype, viewShape, rows);
     }
 
     /** The same elements under another shape with the same element count. */

@@ -29,8 +29,8 @@ import picocli.CommandLine.Spec;
 /** {@code panamoe train}: trains a GPT-MoE preset, with overrides, on the synthetic corpus or a file's bytes. */
 @Command(name = "train", mixinStandardHelpOptions = true, sortOptions = false,
         defaultValueProvider = TrainCommand.Defaults.class,
-        description = {"Train a GPT-MoE model on the CPU or a CUDA device: on the synthetic corpus of hidden Markov sources (whose "
-                + "loss floor is known), or on the bytes of --data FILE.",
+        description = {"Train a GPT-MoE model on the CPU or a CUDA device: on the synthetic corpus of hidden Markov "
+                + "sources (whose loss floor is known), or on the bytes of --data FILE.",
             "Metrics go to --metrics (JSON lines), charts and an HTML page to --report, the state to --checkpoint."})
 public final class TrainCommand implements Callable<Integer> {
 
