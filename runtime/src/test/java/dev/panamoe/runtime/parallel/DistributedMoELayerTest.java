@@ -1,0 +1,330 @@
+package dev.panamoe.runtime.parallel;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.panamoe.ops.Activation;
+import dev.panamoe.ops.Backend;
+import dev.panamoe.ops.CpuBackend;
+import dev.panamoe.ops.MoELayer;
+import dev.panamoe.ops.Parameter;
+import dev.panamoe.ops.Tensor;
+import dev.panamoe.ops.TensorScope;
+import dev.panamoe.runtime.comm.InJvmWorld;
+import dev.panamoe.strategy.placement.ExpertPlacement;
+import dev.panamoe.strategy.plan.ParallelPlan;
+import dev.panamoe.strategy.plan.RankLayout;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.TreeMap;
+import java.util.function.BiConsumer;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * DistributedMoELayer on in-JVM ranks against one MoELayer on the concatenated tokens: outputs,
+ * input gradients, aux and z losses, and (after reduceGradients, shards gathered back) the gate
+ * and expert gradients, within 1e-5 of each tensor's largest magnitude.
+ */
+class DistributedMoELayerTest {
+    private static final Backend CPU = CpuBackend.get();
+    private static final Duration TIMEOUT = Duration.ofSeconds(60);
+    private static final int HIDDEN = 8;
+    private static final int FFN = 8;
+    private static final int EXPERTS = 8;
+    private static final int TOP_K = 2;
+    /** Tokens of each data index: ragged, one rank with a single token. */
+    private static final int[] TOKENS = {5, 1, 7, 3, 6, 2, 9, 4};
+    /** Added to expert e's logit for every token: most tokens go to experts 0-2, none to 6-7. */
+    private static final float[] LOGIT_BIAS = {3f, 2.5f, 2f, 1f, 0.5f, 0f, -4f, -4f};
+    private static final float LOSS_SCALE = 0.7f;
+    private static final double TOLERANCE = 1e-5;
+
+    private static MoELayer.Config config(Activation act, double capacityFactor, float aux, float z) {
+        return MoELayer.Config.builder().hidden(HIDDEN).ffn(FFN).experts(EXPERTS).topK(TOP_K).activation(act)
+                .capacityFactor(capacityFactor).auxLossCoeff(aux).zLossCoeff(z).build();
+    }
+
+    /** What one rank computed, with its expert gradients by name (this rank's TP shards). */
+    private record RankResult(int dataIndex, RankLayout.Coordinates at, float[] y, float[] gradX, float aux, float z,
+            float[] gateGrad, Map<String, float[]> expertGrads) {
+    }
+
+    /** The single-device layer's results on the concatenated batch, and its full parameters. */
+    private record Reference(float[] x, float[] gradY, int[] offsets, float[] y, float[] gradX, float aux, float z,
+            int[] routed, Map<String, float[]> values, Map<String, float[]> grads) {
+
+        float[] rows(float[] all, int dataIndex) {
+            return Arrays.copyOfRange(all, offsets[dataIndex] * HIDDEN, offsets[dataIndex + 1] * HIDDEN);
+        }
+
+        DistributedMoELayer.FullParameters full() {
+            return (name, shape) -> values.get(name).clone();
+        }
+    }
+
+    @ParameterizedTest(name = "ep={0} edp={1} tp={2} {3}")
+    @CsvSource({"2,1,1,SWIGLU", "4,1,1,GELU", "8,1,1,SWIGLU", "4,2,1,SWIGLU", "2,2,1,GELU", "2,1,2,SWIGLU",
+            "4,1,2,GELU", "2,2,2,SWIGLU"})
+    void matchesOneDeviceOnTheConcatenatedBatch(int ep, int edp, int tp, Activation act) {
+        MoELayer.Config cfg = config(act, MoELayer.Config.DROPLESS, 0.01f, 0.001f);
+        Reference ref = reference(cfg, ep * edp);
+        int[] routed = ref.routed();
+        assertTrue(Arrays.stream(routed).anyMatch(c -> c == 0), "some expert receives no rows: " + Arrays.toString(routed));
+        assertTrue(Arrays.stream(routed).max().getAsInt() > 2 * TOP_K * ref.offsets()[ep * edp] / EXPERTS,
+                "routing is skewed: " + Arrays.toString(routed));
+
+        ParallelPlan plan = new ParallelPlan(1, tp, ep, edp);
+        List<RankResult> results = runRanks(plan, cfg, ref, ExpertPlacement.identity(EXPERTS, ep, 0), null);
+        assertMatchesReference(ref, results, tp, act);
+    }
+
+    @Test
+    void permutedPlacementWithMovedStateMatchesOneDevice() {
+        MoELayer.Config cfg = config(Activation.SWIGLU, MoELayer.Config.DROPLESS, 0.01f, 0.001f);
+        int ep = 4;
+        int edp = 1;
+        int tp = 2;
+        Reference ref = reference(cfg, ep * edp);
+        ExpertPlacement start = ExpertPlacement.identity(EXPERTS, ep, 1);
+        ExpertPlacement permuted = shuffledPlacement(start, new SplittableRandom(11));
+        assertTrue(start.changedSlots(permuted) >= 6, "the permutation moves most experts: " + permuted);
+
+        List<RankResult> results = runRanks(new ParallelPlan(1, tp, ep, edp), cfg, ref, start, (groups, layer) -> {
+            assertThrows(IllegalStateException.class, () -> layer.setPlacement(permuted));
+            int tpIndex = groups.tensor().rank();
+            layer.applyPlacement(permuted, (slot, expert, w1, w2) -> {
+                w1.value().copyFrom(ExpertShards.shardW1(ref.values().get("experts." + expert + ".w1"), HIDDEN, FFN,
+                        cfg.activation(), tpIndex, tp));
+                w2.value().copyFrom(ExpertShards.shardW2(ref.values().get("experts." + expert + ".w2"), FFN, HIDDEN,
+                        tpIndex, tp));
+                w1.zeroGrad();
+                w2.zeroGrad();
+            });
+            assertEquals(permuted, layer.placement());
+            int[] expected = Arrays.copyOfRange(permuted.slotTable(), groups.expert().rank() * 3,
+                    groups.expert().rank() * 3 + 3);
+            assertArrayEquals(expected, layer.localExperts());
+        });
+        assertMatchesReference(ref, results, tp, cfg.activation());
+    }
+
+    @Test
+    void refusesPlacementChangesWithoutStateAndReplicas() {
+        MoELayer.Config cfg = config(Activation.GELU, MoELayer.Config.DROPLESS, 0.01f, 0.001f);
+        Reference ref = reference(cfg, 2);
+        ExpertPlacement identity = ExpertPlacement.identity(EXPERTS, 2, 0);
+        int[] table = identity.slotTable();
+        table[0] = 4;
+        table[4] = 0; // experts 0 and 4 swap devices
+        ExpertPlacement swapped = ExpertPlacement.of(EXPERTS, 2, 4, table);
+        runRanks(new ParallelPlan(1, 1, 2, 1), cfg, ref, identity, (groups, layer) -> {
+            layer.setPlacement(ExpertPlacement.identity(EXPERTS, 2, 0)); // the same placement is accepted
+            assertArrayEquals(new int[] {0, 4}, layer.changedSlots(swapped));
+            var refused = assertThrows(IllegalStateException.class, () -> layer.setPlacement(swapped));
+            assertTrue(refused.getMessage().contains("[0, 4]") && refused.getMessage().contains("applyPlacement"),
+                    refused.getMessage());
+            assertEquals(identity, layer.placement());
+            var replica = ExpertPlacement.identity(EXPERTS, 2, 1).withSlot(4, 7);
+            var bigger = assertThrows(IllegalArgumentException.class, () -> layer.applyPlacement(replica, (s, e, a, b) -> {
+            }));
+            assertTrue(bigger.getMessage().contains("slots per device"), bigger.getMessage());
+        });
+        ExpertPlacement replicated = ExpertPlacement.identity(EXPERTS, 2, 1).withSlot(4, 7);
+        var error = assertThrows(RuntimeException.class, () -> runRanks(new ParallelPlan(1, 1, 2, 1), cfg, ref,
+                replicated, null));
+        Throwable cause = error.getCause() != null ? error.getCause() : error;
+        assertTrue(cause.getMessage().contains("expert 7 is in slots [4, 8]") && cause.getMessage().contains("replicated"),
+                cause.getMessage());
+    }
+
+    /**
+     * With a capacity factor, capacity applies per source rank (Megatron's semantics): each rank's
+     * outputs and input gradients are those of one MoELayer on that rank's tokens alone, and the
+     * summed gradients are the sum of those layers' gradients.
+     */
+    @ParameterizedTest(name = "ep={0} edp={1} tp={2}")
+    @CsvSource({"4,1,1", "2,2,2"})
+    void capacityIsPerSourceRank(int ep, int edp, int tp) {
+        MoELayer.Config cfg = config(Activation.SWIGLU, 1.0, 0f, 0f);
+        int dp = ep * edp;
+        Reference whole = reference(cfg, dp);
+        float[][] y = new float[dp][];
+        float[][] gradX = new float[dp][];
+        Map<String, float[]> grads = new HashMap<>();
+        int dropped = 0;
+        try (MoELayer one = new MoELayer(CPU, cfg, 1); TensorScope s = TensorScope.shared(CPU)) {
+            load(one, whole.values());
+            for (int d = 0; d < dp; d++) {
+                int n = TOKENS[d];
+                y[d] = one.forward(s.ofFloats("x", whole.rows(whole.x(), d), n, HIDDEN)).toFloatArray();
+                dropped += one.workspace().plan().droppedSlots();
+                gradX[d] = one.backward(s.ofFloats("gy", whole.rows(whole.gradY(), d), n, HIDDEN), LOSS_SCALE,
+                        one.workspace()).toFloatArray();
+            }
+            grads = gradsOf(one);
+        }
+        assertTrue(dropped > 0, "the capacity drops some slots");
+
+        List<RankResult> results = runRanks(new ParallelPlan(1, tp, ep, edp), cfg, whole,
+                ExpertPlacement.identity(EXPERTS, ep, 0), null);
+        Reference perRank = new Reference(whole.x(), whole.gradY(), whole.offsets(), concat(y), concat(gradX), 0f, 0f,
+                whole.routed(), whole.values(), grads);
+        assertMatchesReference(perRank, results, tp, cfg.activation());
+    }
+
+    // ---- helpers ----
+
+    private static Reference reference(MoELayer.Config cfg, int dataRanks) {
+        int[] offsets = new int[dataRanks + 1];
+        for (int d = 0; d < dataRanks; d++) {
+            offsets[d + 1] = offsets[d] + TOKENS[d];
+        }
+        int tokens = offsets[dataRanks];
+        SplittableRandom rng = new SplittableRandom(42);
+        float[] x = new float[tokens * HIDDEN];
+        float[] gradY = new float[tokens * HIDDEN];
+        for (int i = 0; i < x.length; i++) {
+            x[i] = (float) (1 + 0.5 * rng.nextGaussian());
+            gradY[i] = (float) rng.nextGaussian();
+        }
+        try (MoELayer one = new MoELayer(CPU, cfg, 7); TensorScope s = TensorScope.shared(CPU)) {
+            skewGate(one.router().weight().value());
+            float[] y = one.forward(s.ofFloats("x", x, tokens, HIDDEN)).toFloatArray();
+            float aux = one.workspace().auxLoss();
+            float z = one.workspace().zLoss();
+            int[] routed = one.workspace().routedCounts();
+            float[] gradX = one.backward(s.ofFloats("gy", gradY, tokens, HIDDEN), LOSS_SCALE, one.workspace())
+                    .toFloatArray();
+            return new Reference(x, gradY, offsets, y, gradX, aux, z, routed, valuesOf(one), gradsOf(one));
+        }
+    }
+
+    /** Adds LOGIT_BIAS[e] / HIDDEN to every row of gate column e: about LOGIT_BIAS[e] for inputs near 1. */
+    private static void skewGate(Tensor gate) {
+        float[] w = gate.toFloatArray();
+        for (int i = 0; i < w.length; i++) {
+            w[i] += LOGIT_BIAS[i % EXPERTS] / HIDDEN;
+        }
+        gate.copyFrom(w);
+    }
+
+    /** Runs the layer on every rank of plan: forward, optional setup before it, backward, reduceGradients. */
+    private static List<RankResult> runRanks(ParallelPlan plan, MoELayer.Config cfg, Reference ref,
+            ExpertPlacement placement, BiConsumer<ProcessGroups, DistributedMoELayer> setup) {
+        RankLayout layout = new RankLayout(plan);
+        return InJvmWorld.run(plan.world(), TIMEOUT, comm -> {
+            try (ProcessGroups groups = new ProcessGroups(layout, comm);
+                    DistributedMoELayer layer = new DistributedMoELayer(CPU, cfg, groups, placement, ref.full());
+                    TensorScope s = TensorScope.shared(CPU)) {
+                if (setup != null) {
+                    setup.accept(groups, layer);
+                }
+                int d = layout.dataIndex(comm.rank());
+                int n = TOKENS[d];
+                float[] y = layer.forward(s.ofFloats("x", ref.rows(ref.x(), d), n, HIDDEN)).toFloatArray();
+                float[] gradX = layer.backward(s.ofFloats("gy", ref.rows(ref.gradY(), d), n, HIDDEN), LOSS_SCALE,
+                        layer.workspace()).toFloatArray();
+                layer.reduceGradients();
+                Map<String, float[]> expertGrads = new HashMap<>();
+                for (Parameter p : layer.expertParameters()) {
+                    expertGrads.put(p.name(), p.grad().toFloatArray());
+                }
+                return new RankResult(d, groups.coordinates(), y, gradX, layer.workspace().auxLoss(),
+                        layer.workspace().zLoss(), layer.gate().grad().toFloatArray(), expertGrads);
+            }
+        });
+    }
+
+    private static void assertMatchesReference(Reference ref, List<RankResult> results, int tp, Activation act) {
+        for (RankResult r : results) {
+            String at = " on rank " + r.at();
+            assertClose("y" + at, ref.rows(ref.y(), r.dataIndex()), r.y());
+            assertClose("gradX" + at, ref.rows(ref.gradX(), r.dataIndex()), r.gradX());
+            assertClose("aux loss" + at, new float[] {ref.aux()}, new float[] {r.aux()});
+            assertClose("z loss" + at, new float[] {ref.z()}, new float[] {r.z()});
+            assertClose("gate grad" + at, ref.grads().get("gate"), r.gateGrad());
+        }
+        // each expert-data replica holds every expert once, split over tp ranks
+        Map<String, Map<Integer, float[]>> shards = new TreeMap<>(); // "edp/name" -> tp index -> shard
+        for (RankResult r : results) {
+            r.expertGrads().forEach((name, grad) -> {
+                var previous = shards.computeIfAbsent(r.at().edp() + "/" + name, k -> new TreeMap<>()).put(r.at().tp(), grad);
+                assertEquals(null, previous, name + " held twice in one replica");
+            });
+        }
+        int edp = results.stream().mapToInt(r -> r.at().edp()).max().getAsInt() + 1;
+        assertEquals(edp * EXPERTS * 2, shards.size(), "expert parameters per replica: " + shards.keySet());
+        shards.forEach((key, byTp) -> {
+            assertEquals(tp, byTp.size(), key + ": shards of every tp rank");
+            String name = key.substring(key.indexOf('/') + 1);
+            List<float[]> parts = new ArrayList<>(byTp.values());
+            float[] full = name.endsWith(".w1") ? ExpertShards.gatherW1(parts, HIDDEN, FFN, act)
+                    : ExpertShards.gatherW2(parts, FFN, HIDDEN);
+            assertClose(key + " grad", ref.grads().get(name), full);
+        });
+    }
+
+    private static void assertClose(String what, float[] expected, float[] actual) {
+        assertEquals(expected.length, actual.length, what + ": length");
+        double scale = 0;
+        double worst = 0;
+        for (int i = 0; i < expected.length; i++) {
+            scale = Math.max(scale, Math.abs(expected[i]));
+            worst = Math.max(worst, Math.abs((double) expected[i] - actual[i]));
+        }
+        assertTrue(worst <= TOLERANCE * Math.max(scale, 1e-30), what + ": max |difference| " + worst
+                + " exceeds 1e-5 of the largest magnitude " + scale);
+    }
+
+    private static ExpertPlacement shuffledPlacement(ExpertPlacement shape, SplittableRandom rng) {
+        int[] table = shape.slotTable();
+        for (int i = table.length - 1; i > 0; i--) {
+            int j = rng.nextInt(i + 1);
+            int t = table[i];
+            table[i] = table[j];
+            table[j] = t;
+        }
+        return ExpertPlacement.of(shape.experts(), shape.devices(), shape.slotsPerDevice(), table);
+    }
+
+    /** "gate", "experts.e.w1", "experts.e.w2" of a single-device layer: values. */
+    private static Map<String, float[]> valuesOf(MoELayer layer) {
+        Map<String, float[]> all = new HashMap<>();
+        layer.parameters().forEach(p -> all.put(name(layer, p), p.value().toFloatArray()));
+        return all;
+    }
+
+    private static Map<String, float[]> gradsOf(MoELayer layer) {
+        Map<String, float[]> all = new HashMap<>();
+        layer.parameters().forEach(p -> all.put(name(layer, p), p.grad().toFloatArray()));
+        return all;
+    }
+
+    private static String name(MoELayer layer, Parameter p) {
+        return p == layer.router().weight() ? DistributedMoELayer.GATE : p.name();
+    }
+
+    private static void load(MoELayer layer, Map<String, float[]> values) {
+        layer.parameters().forEach(p -> p.value().copyFrom(values.get(name(layer, p))));
+    }
+
+    private static float[] concat(float[][] parts) {
+        int n = Arrays.stream(parts).mapToInt(p -> p.length).sum();
+        float[] all = new float[n];
+        int at = 0;
+        for (float[] p : parts) {
+            System.arraycopy(p, 0, all, at, p.length);
+            at += p.length;
+        }
+        return all;
+    }
+}
