@@ -10,7 +10,6 @@ import dev.panamoe.ops.TensorScope;
 import dev.panamoe.runtime.report.OperatorTimer;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.SplittableRandom;
 
 /**
  * A GPT-2 style language model whose FFNs are, every {@link GptMoeConfig#moeEvery()}-th block, a
@@ -27,11 +26,10 @@ import java.util.SplittableRandom;
  * calls above and backward runs it in reverse, with one set of gradient buffers shared by all
  * blocks. Linear weights are [in, out] (as the MoE gate's), the head is [vocab, C] like wte.
  *
- * <p>Parameters are initialised as GPT-2's (normal with std 0.02, the projections that write
- * into the residual stream — attention and FFN output, expert W2 — scaled by 1/sqrt(2 * layers);
- * biases 0, norm weights 1), each from a generator seeded by the model seed and the parameter's
- * name: a parameter's initial value does not depend on which other parameters exist, so an
- * expert can be initialised on its own. Everything is deterministic: the same seed and inputs
+ * <p>Parameters are initialised as GPT-2's by {@link ParameterInit}, each from a generator
+ * seeded by the model seed and the parameter's name: a parameter's initial value does not depend
+ * on which other parameters exist, so an expert, or a shard of a parallel run, can be initialised
+ * on its own. Everything is deterministic: the same seed and inputs
  * give bitwise the same losses and gradients, for any thread count.
  *
  * <p>Not thread-safe; one model per training thread.
@@ -39,7 +37,6 @@ import java.util.SplittableRandom;
 public final class GptMoeModel implements AutoCloseable {
     /** GPT-2's norm epsilon. */
     private static final float NORM_EPS = 1e-5f;
-    private static final double INIT_STD = 0.02;
 
     /** A linear layer y = x · weight + bias; weight [in, out], bias [out]. */
     private record Linear(Parameter weight, Parameter bias) {
@@ -81,31 +78,30 @@ public final class GptMoeModel implements AutoCloseable {
         this.seed = seed;
         this.params = TensorScope.shared(backend);
         int c = config.hidden();
-        double residualStd = INIT_STD / Math.sqrt(2.0 * config.layers());
-        this.wte = normal("wte", INIT_STD, config.vocab(), c);
-        this.wpe = normal("wpe", INIT_STD, config.maxSeq(), c);
+        this.wte = parameter("wte", config.vocab(), c);
+        this.wpe = parameter("wpe", config.maxSeq(), c);
         this.blocks = new Block[config.layers()];
         for (int l = 0; l < blocks.length; l++) {
             String p = "blocks." + l + ".";
             NormWeights ln1 = norm(p + "ln1");
-            Linear qkv = linear(p + "attn.qkv", c, 3 * c, INIT_STD);
-            Linear attnProj = linear(p + "attn.proj", c, c, residualStd);
+            Linear qkv = linear(p + "attn.qkv", c, 3 * c);
+            Linear attnProj = linear(p + "attn.proj", c, c);
             NormWeights ln2 = norm(p + "ln2");
             if (config.isMoeBlock(l)) {
                 MoELayer moe = new MoELayer(backend, config.moeConfig(), seed);
                 for (Parameter param : moeParameters(l, moe)) {
-                    fillNormal(param, param.name().endsWith(".w2") ? residualStd : INIT_STD);
+                    initialise(param);
                 }
                 moeLayers.add(moe);
                 blocks[l] = new Block(ln1, qkv, attnProj, ln2, null, null, moe);
             } else {
-                Linear fc = linear(p + "mlp.fc", c, config.denseFfn(), INIT_STD);
-                Linear fcProj = linear(p + "mlp.proj", config.denseFfn(), c, residualStd);
+                Linear fc = linear(p + "mlp.fc", c, config.denseFfn());
+                Linear fcProj = linear(p + "mlp.proj", config.denseFfn(), c);
                 blocks[l] = new Block(ln1, qkv, attnProj, ln2, fc, fcProj, null);
             }
         }
         this.lnf = norm("lnf");
-        this.head = config.tiedEmbeddings() ? wte : normal("head.weight", INIT_STD, config.vocab(), c);
+        this.head = config.tiedEmbeddings() ? wte : parameter("head.weight", config.vocab(), c);
     }
 
     public GptMoeConfig config() {
@@ -194,35 +190,25 @@ public final class GptMoeModel implements AutoCloseable {
         }
     }
 
-    private Linear linear(String name, int in, int out, double std) {
-        return new Linear(normal(name + ".weight", std, in, out), Parameter.allocate(params, name + ".bias", out));
+    private Linear linear(String name, int in, int out) {
+        return new Linear(parameter(name + ".weight", in, out), parameter(name + ".bias", out));
     }
 
     private NormWeights norm(String name) {
-        Parameter weight = Parameter.allocate(params, name + ".weight", config.hidden());
-        weight.value().fill(1f);
-        Parameter bias = config.norm() == Norm.LAYER ? Parameter.allocate(params, name + ".bias", config.hidden()) : null;
+        Parameter weight = parameter(name + ".weight", config.hidden());
+        Parameter bias = config.norm() == Norm.LAYER ? parameter(name + ".bias", config.hidden()) : null;
         return new NormWeights(weight, bias);
     }
 
-    private Parameter normal(String name, double std, int... shape) {
+    private Parameter parameter(String name, int... shape) {
         Parameter p = Parameter.allocate(params, name, shape);
-        fillNormal(p, std);
+        initialise(p);
         return p;
     }
 
-    /** Normal(0, std) values from a generator seeded by (model seed, parameter name). */
-    private void fillNormal(Parameter p, double std) {
-        long h = seed;
-        for (int i = 0; i < p.name().length(); i++) {
-            h = (h ^ p.name().charAt(i)) * 0x100000001b3L; // FNV-1a step
-        }
-        SplittableRandom rng = new SplittableRandom(h);
-        float[] v = new float[Math.toIntExact(p.value().numel())];
-        for (int i = 0; i < v.length; i++) {
-            v[i] = (float) (std * rng.nextGaussian());
-        }
-        p.value().copyFrom(v);
+    /** The value {@link ParameterInit} gives the parameter's name under the model seed. */
+    private void initialise(Parameter p) {
+        p.value().copyFrom(ParameterInit.values(config, seed, p.name(), Math.toIntExact(p.value().numel())));
     }
 
     // ---- forward ----

@@ -1,0 +1,287 @@
+package dev.panamoe.runtime.parallel;
+
+import dev.panamoe.ops.Backend;
+import dev.panamoe.ops.DType;
+import dev.panamoe.ops.Parameter;
+import dev.panamoe.ops.Tensor;
+import dev.panamoe.ops.TensorScope;
+import dev.panamoe.runtime.comm.Communicator;
+import dev.panamoe.runtime.data.Batch;
+import dev.panamoe.runtime.data.Corpus;
+import dev.panamoe.runtime.data.Split;
+import dev.panamoe.runtime.parallel.StageModel.ShardedParameter;
+import dev.panamoe.runtime.report.MetricsWriter;
+import dev.panamoe.runtime.report.StepMetrics;
+import dev.panamoe.runtime.train.AdamW;
+import dev.panamoe.runtime.train.LrSchedule;
+import dev.panamoe.runtime.train.Trainer;
+import dev.panamoe.runtime.train.TrainingConfig;
+import dev.panamoe.strategy.plan.RankLayout;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.function.Consumer;
+
+/**
+ * One rank's part of a parallel training run; every rank of the world runs one, in step. An
+ * optimizer step is the single-device {@link Trainer}'s on the same global batch:
+ * <pre>
+ *   micro-batch i of the step = the trainer's micro-batch i (batch / microBatches sequences);
+ *     DP rank d (of dp = ep * edp) trains on its share d of it: batch / microBatches / dp sequences
+ *   1F1B through the stages ({@link PipelineSchedule}), each rank backpropagating
+ *     1 / (microBatches * dp) of its mean loss: the gradient of the mean over the global micro-batches
+ *   gradients summed over their replicas (DATA for dense weights, EXPERT_DATA for expert shards;
+ *     bucketed, {@link GradientSync}) and between the two copies of a tied wte
+ *   global gradient norm over every value once (replicas counted on one rank), clipped like the trainer
+ *   AdamW on this rank's shards, at the trainer's learning rate
+ * </pre>
+ * The step's metrics are the same on every rank; only world rank 0 writes the metrics file.
+ * The mean loss of a DP share equals its share of the global mean when every share counts the
+ * same number of targets — always so with the corpora, whose targets are all real tokens.
+ */
+public final class ParallelTrainer implements AutoCloseable {
+    /** Gradient values per all-reduce call. */
+    static final int BUCKET_ELEMENTS = 1 << 20;
+
+    private final StageModel model;
+    private final ProcessGroups groups;
+    private final Corpus corpus;
+    private final TrainingConfig config;
+    private final Backend backend;
+    private final PipelineSchedule schedule;
+    private final GradientSync sync;
+    private final LrSchedule lr;
+    private final AdamW optimizer;
+    private final int dp;
+    private final int dataIndex;
+    private final boolean firstTensorRank;
+    private final List<StepMetrics> history = new ArrayList<>();
+    private int step;
+    private long dataPosition;
+
+    public ParallelTrainer(StageModel model, ProcessGroups groups, Corpus corpus, TrainingConfig config) {
+        this.dp = groups.plan().dataParallel();
+        if (config.microBatchSize() % dp != 0) {
+            throw new IllegalArgumentException("batch: " + config.batch() + " sequences in " + config.microBatches()
+                    + " micro-batches of " + config.microBatchSize() + " cannot be shared by the " + dp
+                    + " data-parallel ranks (ep * dp); batch must be divisible by microBatches * " + dp);
+        }
+        if (corpus.seqLen() != config.seq() || config.seq() > model.config().maxSeq()) {
+            throw new IllegalArgumentException("seq: the training config has " + config.seq() + ", the corpus "
+                    + corpus.seqLen() + ", the model's maxSeq is " + model.config().maxSeq());
+        }
+        this.model = model;
+        this.groups = groups;
+        this.corpus = corpus;
+        this.config = config;
+        this.backend = model.backend();
+        this.schedule = new PipelineSchedule(model, groups.pipeline());
+        List<Parameter> own = model.parameters().stream().map(ShardedParameter::parameter).toList();
+        this.sync = new GradientSync(backend, model.parameters(), BUCKET_ELEMENTS);
+        this.lr = LrSchedule.of(config);
+        this.optimizer = AdamW.of(backend, own, config);
+        RankLayout layout = groups.layout();
+        this.dataIndex = layout.dataIndex(groups.rank());
+        this.firstTensorRank = groups.coordinates().tp() == 0;
+    }
+
+    public StageModel model() {
+        return model;
+    }
+
+    public AdamW optimizer() {
+        return optimizer;
+    }
+
+    public int step() {
+        return step;
+    }
+
+    public List<StepMetrics> history() {
+        return Collections.unmodifiableList(history);
+    }
+
+    /** Runs steps until {@link TrainingConfig#stopAt()}; world rank 0 writes the metrics file. */
+    public List<StepMetrics> run(Consumer<StepMetrics> onStep) {
+        List<StepMetrics> ran = new ArrayList<>();
+        Path file = groups.rank() == 0 ? config.metrics() : null;
+        try (MetricsWriter metrics = file == null ? null : MetricsWriter.create(file)) {
+            while (step < config.stopAt()) {
+                StepMetrics m = trainStep();
+                ran.add(m);
+                if (metrics != null) {
+                    metrics.write(m);
+                }
+                onStep.accept(m);
+            }
+        }
+        return ran;
+    }
+
+    /** One optimizer step over the next global batch, with an evaluation when one is due. */
+    public StepMetrics trainStep() {
+        if (step >= config.steps()) {
+            throw new IllegalStateException("step: all " + config.steps() + " steps are done");
+        }
+        int next = step + 1;
+        long start = System.nanoTime();
+        int micro = config.microBatches();
+        model.zeroGrad();
+        Shares train = new Shares(Split.TRAIN, dataPosition, micro);
+        float[] aux = new float[micro];
+        float[] losses = schedule.train(micro, train.size, config.seq(), train, 1f / (micro * dp), aux);
+        dataPosition += config.batch();
+        sync.allReduce();
+        sumTiedEmbedding();
+        double gradNorm = clipGradients();
+        double[] sums = worldSums(new double[] {lossShare(losses), auxShare(aux)});
+        if (!Double.isFinite(sums[0]) || !Double.isFinite(gradNorm)) {
+            throw new IllegalStateException("step " + next + ": the training diverged (loss " + sums[0]
+                    + ", gradient norm " + gradNorm + "); try a lower --lr or --clip");
+        }
+        float rate = lr.at(next);
+        optimizer.step(rate, next);
+        step = next;
+        double seconds = (System.nanoTime() - start) / 1e9;
+        double valLoss = config.evaluatesAt(step) ? evaluate() : Double.NaN;
+        StepMetrics m = new StepMetrics(step, sums[0], valLoss, (double) config.batch() * config.seq() / seconds,
+                sums[1], rate, gradNorm, new int[0][]);
+        history.add(m);
+        return m;
+    }
+
+    /** Mean loss over the first evalBatches held-out micro-batches, as {@link Trainer#evaluate()}. */
+    public double evaluate() {
+        Shares eval = new Shares(Split.VALIDATION, 0, config.evalBatches());
+        float[] losses = schedule.evaluate(config.evalBatches(), eval.size, config.seq(), eval);
+        return worldSums(new double[] {lossShare(losses)})[0];
+    }
+
+    /** This rank's part of the mean over micro-batches and DP ranks of the losses (last stage, one TENSOR rank). */
+    private double lossShare(float[] losses) {
+        if (!model.isLast() || !firstTensorRank) {
+            return 0;
+        }
+        double sum = 0;
+        for (float l : losses) {
+            sum += l;
+        }
+        return sum / (losses.length * dp);
+    }
+
+    /** Aux losses are the same on every DP and TENSOR rank of a stage: one rank per stage adds its stage's. */
+    private double auxShare(float[] aux) {
+        if (dataIndex != 0 || !firstTensorRank) {
+            return 0;
+        }
+        double sum = 0;
+        for (float a : aux) {
+            sum += a;
+        }
+        return sum / aux.length;
+    }
+
+    /**
+     * Sums of the values over the world. Each double travels as two floats (its float rounding and
+     * the rest), so the sum keeps about double precision.
+     */
+    private double[] worldSums(double[] values) {
+        Communicator world = groups.world();
+        try (TensorScope s = TensorScope.confined(backend)) {
+            Tensor t = s.allocate("sums", DType.F32, 2 * values.length);
+            float[] parts = new float[2 * values.length];
+            for (int i = 0; i < values.length; i++) {
+                parts[2 * i] = (float) values[i];
+                parts[2 * i + 1] = (float) (values[i] - parts[2 * i]);
+            }
+            t.copyFrom(parts);
+            world.allReduce(t);
+            float[] summed = t.toFloatArray();
+            double[] out = new double[values.length];
+            for (int i = 0; i < out.length; i++) {
+                out[i] = (double) summed[2 * i] + summed[2 * i + 1];
+            }
+            return out;
+        }
+    }
+
+    /**
+     * The first and the last stage each hold a copy of a tied wte: both end with the sum of the two
+     * gradients (g0 + g1 on one, g1 + g0 on the other: the same floats).
+     */
+    private void sumTiedEmbedding() {
+        Parameter wte = model.tiedEmbedding();
+        if (wte == null) {
+            return;
+        }
+        Communicator pipeline = groups.pipeline();
+        int other = model.isFirst() ? pipeline.size() - 1 : 0;
+        try (TensorScope s = TensorScope.confined(backend)) {
+            Tensor theirs = s.allocate("wte.grad of the other stage", DType.F32, wte.grad().shape());
+            if (model.isFirst()) {
+                pipeline.send(wte.grad(), other);
+                pipeline.recv(theirs, other);
+            } else {
+                pipeline.recv(theirs, other);
+                pipeline.send(wte.grad(), other);
+            }
+            backend.accumulate(theirs, wte.grad());
+        }
+    }
+
+    /** Scales the gradients down to a global L2 norm of clipNorm when above; returns the norm before. */
+    private double clipGradients() {
+        double sumSquares = 0;
+        for (ShardedParameter p : model.parameters()) {
+            if (p.countsInNorm()) {
+                sumSquares += backend.sumSquares(p.parameter().grad());
+            }
+        }
+        double norm = Math.sqrt(worldSums(new double[] {sumSquares})[0]);
+        if (config.clipNorm() > 0 && norm > config.clipNorm()) {
+            float scale = (float) (config.clipNorm() / norm);
+            for (ShardedParameter p : model.parameters()) {
+                backend.scale(p.parameter().grad(), scale);
+            }
+        }
+        return norm;
+    }
+
+    /**
+     * This rank's share of micro-batches count (from position, batch / microBatches sequences each, as
+     * the trainer's): of micro-batch i, sequences [i * micro + dataIndex * size, + size).
+     */
+    private final class Shares implements PipelineSchedule.MicroBatches {
+        final int size;
+        private final Batch[] batches;
+
+        Shares(Split split, long position, int count) {
+            int micro = config.microBatchSize();
+            this.size = micro / dp;
+            this.batches = new Batch[count];
+            if (model.isFirst() || model.isLast()) {
+                for (int i = 0; i < count; i++) {
+                    batches[i] = corpus.batch(split, position + (long) i * micro + (long) dataIndex * size, size);
+                }
+            }
+        }
+
+        @Override
+        public int[] inputs(int i) {
+            return batches[i].inputs();
+        }
+
+        @Override
+        public int[] targets(int i) {
+            return batches[i].targets();
+        }
+    }
+
+    /** Frees the optimizer state and the buffers; the model stays open (it is the caller's). */
+    @Override
+    public void close() {
+        optimizer.close();
+        sync.close();
+    }
+}

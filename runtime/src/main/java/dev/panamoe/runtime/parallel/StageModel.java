@@ -1,0 +1,575 @@
+package dev.panamoe.runtime.parallel;
+
+import dev.panamoe.ops.Activation;
+import dev.panamoe.ops.Backend;
+import dev.panamoe.ops.DType;
+import dev.panamoe.ops.MoELayer;
+import dev.panamoe.ops.Parameter;
+import dev.panamoe.ops.Tensor;
+import dev.panamoe.ops.TensorScope;
+import dev.panamoe.runtime.comm.Communicator;
+import dev.panamoe.runtime.model.GptMoeConfig;
+import dev.panamoe.runtime.model.GptMoeModel;
+import dev.panamoe.runtime.model.Norm;
+import dev.panamoe.runtime.model.ParameterInit;
+import dev.panamoe.strategy.plan.RankLayout;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+
+/**
+ * The part of a {@link GptMoeModel} one rank of a parallel run holds and computes: the blocks of
+ * its pipeline stage ({@code [stage * L / pp, (stage + 1) * L / pp)}), the embedding on the first
+ * stage, the final norm, LM head and loss on the last, every block's weights sharded over the
+ * TENSOR group as in Megatron-LM:
+ * <pre>
+ *   attention:  qkv column-parallel (this rank's heads of q, k and v) -> attention over those heads
+ *               -> proj row-parallel -> all-reduce (g) -> + bias
+ *   dense FFN:  fc column-parallel -> GeLU -> proj row-parallel -> all-reduce (g) -> + bias
+ *   MoE FFN:    an MoE layer of the stage's ranks
+ * </pre>
+ * The residual stream, the norms, the embeddings and the head are replicated over the TENSOR
+ * group; the input of each column-parallel layer is the same on every rank in forward and its
+ * gradient is all-reduced in backward (Megatron's f). The residual stream and its gradient are
+ * then the same on every rank of the group, and so are the gradients of the replicated
+ * parameters: they need no reduction over TENSOR.
+ *
+ * <p>Tied embeddings with pp > 1: the first and the last stage both hold "wte" (initialised
+ * alike); the trainer sums their gradients before the optimizer step ({@link #tiedEmbedding()}),
+ * as Megatron does, so the model stays the single-device one.
+ *
+ * <p>Every parameter is initialised by {@link ParameterInit} under its single-device name, then
+ * cut to this rank's shard ({@link ShardedParameter#slice()}): a parallel run starts from exactly
+ * the single-device values. Each micro-batch in flight (1F1B) keeps its activations in a slot; the
+ * gradient buffers are shared, since one backward runs at a time.
+ */
+public final class StageModel implements AutoCloseable {
+    private static final float NORM_EPS = 1e-5f;
+
+    /**
+     * A parameter of this rank: the slice it holds of the full tensor of the same name, the group
+     * over which its gradient is summed (its replicas holding other data; null when alone), and
+     * whether this rank counts it in the global gradient norm (one replica of each value does).
+     */
+    public record ShardedParameter(Parameter parameter, int[] fullShape, TensorSlice slice, Communicator gradientGroup,
+            boolean countsInNorm) {
+        public String name() {
+            return parameter.name();
+        }
+    }
+
+    private record Linear(Parameter weight, Parameter bias) {
+    }
+
+    private record NormWeights(Parameter weight, Parameter bias) {
+    }
+
+    /** Dense blocks have fc and fcProj, MoE blocks moe. */
+    private record Block(NormWeights ln1, Linear qkv, Linear attnProj, NormWeights ln2, Linear fc, Linear fcProj,
+            MoELayer moe) {
+    }
+
+    private final Backend backend;
+    private final GptMoeConfig config;
+    private final long seed;
+    private final Communicator tensor;
+    private final Communicator data;
+    private final int tp;
+    private final int stage;
+    private final int stages;
+    /** The one replica of the data-parallel (and, for replicated values, tensor-parallel) copies that counts in the norm. */
+    private final boolean firstDataReplica;
+    private final boolean firstTensorRank;
+    private final int localHeads;
+    private final TensorScope params;
+    private final List<ShardedParameter> parameters = new ArrayList<>();
+    private final Parameter wte;
+    private final Parameter wpe;
+    private final Block[] blocks;
+    private final List<MoELayer> moeLayers = new ArrayList<>();
+    private final NormWeights lnf;
+    private final Parameter head;
+
+    private Slot[] slots;
+    private Gradients grads;
+
+    /** This rank's stage of the model with the given seed; the plan must fit the model (checked). */
+    public StageModel(Backend backend, GptMoeConfig config, long seed, ProcessGroups groups) {
+        groups.plan().validate(config.shape());
+        this.backend = backend;
+        this.config = config;
+        this.seed = seed;
+        this.tensor = groups.tensor();
+        this.data = groups.data();
+        this.tp = groups.plan().tp();
+        RankLayout.Coordinates at = groups.coordinates();
+        this.stage = at.stage();
+        this.stages = groups.plan().pp();
+        this.firstDataReplica = at.ep() == 0 && at.edp() == 0;
+        this.firstTensorRank = at.tp() == 0;
+        this.localHeads = config.heads() / tp;
+        this.params = TensorScope.shared(backend);
+        int c = config.hidden();
+        int t = at.tp();
+        boolean holdsWte = isFirst() || isLast() && config.tiedEmbeddings();
+        // the last stage's copy of a tied wte is a replica of the first stage's: it does not count twice
+        this.wte = holdsWte ? parameter("wte", TensorSlice.WHOLE, isFirst(), config.vocab(), c) : null;
+        this.wpe = isFirst() ? parameter("wpe", TensorSlice.WHOLE, true, config.maxSeq(), c) : null;
+        int perStage = config.layers() / stages;
+        this.blocks = new Block[perStage];
+        for (int i = 0; i < perStage; i++) {
+            int l = stage * perStage + i;
+            String p = "blocks." + l + ".";
+            NormWeights ln1 = norm(p + "ln1");
+            Linear qkv = linear(p + "attn.qkv", TensorSlice.qkvColumns(t, tp), c, 3 * c);
+            Linear attnProj = linear(p + "attn.proj", TensorSlice.rows(t, tp), c, c);
+            NormWeights ln2 = norm(p + "ln2");
+            if (config.isMoeBlock(l)) {
+                MoELayer moe = new MoELayer(backend, config.moeConfig(), seed);
+                for (Parameter param : moe.parameters()) {
+                    String name = p + "moe." + (param == moe.router().weight() ? "gate" : param.name());
+                    add(new Parameter(name, param.value(), param.grad()), TensorSlice.WHOLE, true);
+                }
+                moeLayers.add(moe);
+                blocks[i] = new Block(ln1, qkv, attnProj, ln2, null, null, moe);
+            } else {
+                Linear fc = linear(p + "mlp.fc", TensorSlice.columns(t, tp), c, config.denseFfn());
+                Linear fcProj = linear(p + "mlp.proj", TensorSlice.rows(t, tp), config.denseFfn(), c);
+                blocks[i] = new Block(ln1, qkv, attnProj, ln2, fc, fcProj, null);
+            }
+        }
+        this.lnf = isLast() ? norm("lnf") : null;
+        this.head = !isLast() ? null
+                : config.tiedEmbeddings() ? wte : parameter("head.weight", TensorSlice.WHOLE, true, config.vocab(), c);
+    }
+
+    public GptMoeConfig config() {
+        return config;
+    }
+
+    public Backend backend() {
+        return backend;
+    }
+
+    public boolean isFirst() {
+        return stage == 0;
+    }
+
+    public boolean isLast() {
+        return stage == stages - 1;
+    }
+
+    /** This rank's parameters: embeddings (first stage), blocks in order, final norm and head (last stage). */
+    public List<ShardedParameter> parameters() {
+        return Collections.unmodifiableList(parameters);
+    }
+
+    /** The copy of a tied wte that another stage also holds (pp > 1), whose gradients must be summed; else null. */
+    public Parameter tiedEmbedding() {
+        return config.tiedEmbeddings() && stages > 1 && wte != null ? wte : null;
+    }
+
+    public void zeroGrad() {
+        for (ShardedParameter p : parameters) {
+            p.parameter().zeroGrad();
+        }
+    }
+
+    public int moeLayerCount() {
+        return moeLayers.size();
+    }
+
+    // ---- parameters ----
+
+    private Linear linear(String name, TensorSlice weightSlice, int in, int out) {
+        // a column-parallel bias is cut like the weight's columns; a row-parallel one is added after the all-reduce
+        TensorSlice biasSlice = weightSlice.kind() == TensorSlice.Kind.COLUMNS ? weightSlice : TensorSlice.WHOLE;
+        return new Linear(parameter(name + ".weight", weightSlice, true, in, out),
+                parameter(name + ".bias", biasSlice, true, out));
+    }
+
+    private NormWeights norm(String name) {
+        Parameter weight = parameter(name + ".weight", TensorSlice.WHOLE, true, config.hidden());
+        Parameter bias = config.norm() == Norm.LAYER
+                ? parameter(name + ".bias", TensorSlice.WHOLE, true, config.hidden()) : null;
+        return new NormWeights(weight, bias);
+    }
+
+    /** Allocates this rank's slice of the parameter and initialises it from the full tensor's initial values. */
+    private Parameter parameter(String name, TensorSlice slice, boolean counts, int... fullShape) {
+        Parameter p = Parameter.allocate(params, name, slice.shape(fullShape));
+        add(p, slice, counts, fullShape);
+        return p;
+    }
+
+    private void add(Parameter p, TensorSlice slice, boolean counts) {
+        add(p, slice, counts, p.value().shape());
+    }
+
+    private void add(Parameter p, TensorSlice slice, boolean counts, int[] fullShape) {
+        int numel = Math.toIntExact(java.util.Arrays.stream(fullShape).asLongStream().reduce(1, (a, b) -> a * b));
+        p.value().copyFrom(slice.of(ParameterInit.values(config, seed, p.name(), numel), fullShape));
+        boolean replicatedOverTensor = slice.kind() == TensorSlice.Kind.WHOLE;
+        boolean countsInNorm = counts && firstDataReplica && (firstTensorRank || !replicatedOverTensor);
+        parameters.add(new ShardedParameter(p, fullShape, slice, data.size() > 1 ? data : null, countsInNorm));
+    }
+
+    // ---- activations ----
+
+    /**
+     * Sizes the activations for micro-batches of batch x seq tokens, slotCount of them in flight;
+     * keeps the buffers while they are of that size and at least that many.
+     */
+    public void prepare(int batch, int seq, int slotCount) {
+        if (slots != null && slots.length >= slotCount && slots[0].batch == batch && slots[0].seq == seq) {
+            return;
+        }
+        closeActivations();
+        slots = new Slot[slotCount];
+        for (int i = 0; i < slotCount; i++) {
+            slots[i] = new Slot(batch, seq);
+        }
+        grads = new Gradients(batch * seq);
+    }
+
+    /** Where a stage after the first receives slot's input (the previous stage's output) [batch * seq, C]. */
+    public Tensor input(int slot) {
+        return slots[slot].input;
+    }
+
+    /** The stage's output of slot's last forward [batch * seq, C], to send to the next stage. */
+    public Tensor output(int slot) {
+        Slot s = slots[slot];
+        return s.layers[blocks.length - 1].out;
+    }
+
+    /**
+     * The gradient of the residual stream [batch * seq, C]: before {@link #backward} on a stage
+     * before the last, d loss / d (this stage's output), received from the next stage; after it,
+     * d loss / d (this stage's input), to send to the previous stage.
+     */
+    public Tensor residualGradient() {
+        return grads.dResidual;
+    }
+
+    // ---- forward ----
+
+    /**
+     * Forward of one micro-batch in slot: from inputs ([batch, seq] ids) on the first stage, from
+     * {@link #input(int)} on the others. Returns the mean cross-entropy over the targets that are
+     * not -1 on the last stage, NaN on the others.
+     */
+    public float forward(int slot, int[] inputs, int[] targets) {
+        Slot s = slots[slot];
+        if (isFirst()) {
+            s.ids.copyFrom(inputs);
+            backend.embeddingForward(s.ids, wte.value(), wpe.value(), s.input);
+        }
+        Tensor x = s.input;
+        for (int i = 0; i < blocks.length; i++) {
+            x = blockForward(blocks[i], s, i, x);
+        }
+        if (!isLast()) {
+            return Float.NaN;
+        }
+        s.targets.copyFrom(targets);
+        s.keptTargets = 0;
+        for (int t : targets) {
+            s.keptTargets += t >= 0 ? 1 : 0;
+        }
+        norm(lnf, x, s.lnf, s.lnfMean, s.lnfRstd);
+        backend.gemm(false, true, 1f, s.lnf, head.value(), 0f, s.logits);
+        return backend.crossEntropyForward(s.logits, s.targets, s.losses);
+    }
+
+    private Tensor blockForward(Block b, Slot s, int i, Tensor residual) {
+        LayerActivations x = s.layers[i];
+        norm(b.ln1(), residual, x.ln1, x.ln1Mean, x.ln1Rstd);
+        columnParallel(b.qkv(), x.ln1, x.qkv);
+        backend.attentionForward(localHeads, x.qkv, x.att, x.attOut);
+        rowParallel(b.attnProj(), x.attOut, x.attProj);
+        backend.add(residual, x.attProj, x.resAtt);
+        norm(b.ln2(), x.resAtt, x.ln2, x.ln2Mean, x.ln2Rstd);
+        Tensor ffnOut;
+        if (b.moe() != null) {
+            ffnOut = b.moe().forward(x.ln2, s.moe[moeIndex(b)]);
+        } else {
+            columnParallel(b.fc(), x.ln2, x.fcPre);
+            backend.activationForward(Activation.GELU, x.fcPre, x.fcAct);
+            rowParallel(b.fcProj(), x.fcAct, x.ffnOut);
+            ffnOut = x.ffnOut;
+        }
+        backend.add(x.resAtt, ffnOut, x.out);
+        return x.out;
+    }
+
+    /** out = x · W[:, this rank's columns] + b[those columns]; x is the same on every TENSOR rank. */
+    private void columnParallel(Linear l, Tensor x, Tensor out) {
+        backend.gemm(false, false, 1f, x, l.weight().value(), 0f, out);
+        backend.biasAdd(l.bias().value(), out);
+    }
+
+    /** out = sum over the TENSOR group of x_r · W[rows of r] (all-reduce), + b. */
+    private void rowParallel(Linear l, Tensor x, Tensor out) {
+        backend.gemm(false, false, 1f, x, l.weight().value(), 0f, out);
+        tensorAllReduce(out);
+        backend.biasAdd(l.bias().value(), out);
+    }
+
+    private void tensorAllReduce(Tensor t) {
+        if (tp > 1) {
+            tensor.allReduce(t);
+        }
+    }
+
+    private void norm(NormWeights n, Tensor x, Tensor out, Tensor mean, Tensor rstd) {
+        if (n.bias() != null) {
+            backend.layerNormForward(x, n.weight().value(), n.bias().value(), NORM_EPS, out, mean, rstd);
+        } else {
+            backend.rmsNormForward(x, n.weight().value(), NORM_EPS, out, rstd);
+        }
+    }
+
+    /** Aux and z losses of slot's last forward, summed over this stage's MoE layers (already scaled). */
+    public float auxLoss(int slot) {
+        float sum = 0;
+        for (MoELayer.Workspace ws : slots[slot].moe) {
+            sum += ws.auxLoss() + ws.zLoss();
+        }
+        return sum;
+    }
+
+    /** [stage's MoE layer][expert]: the routed (token, k) slots of slot's last forward. */
+    public int[][] expertCounts(int slot) {
+        MoELayer.Workspace[] ws = slots[slot].moe;
+        int[][] counts = new int[ws.length][];
+        for (int i = 0; i < ws.length; i++) {
+            counts[i] = ws[i].routedCounts();
+        }
+        return counts;
+    }
+
+    // ---- backward ----
+
+    /**
+     * Backward of slot's forward, accumulating d(gradScale * (loss + aux losses)) / d(parameters)
+     * into the gradients: from the loss on the last stage, from {@link #residualGradient()} (the
+     * next stage's) on the others; leaves d / d(stage input) in residualGradient().
+     */
+    public void backward(int slot, float gradScale) {
+        Slot s = slots[slot];
+        Gradients g = grads;
+        if (isLast()) {
+            float meanScale = s.keptTargets == 0 ? 0f : gradScale / s.keptTargets;
+            backend.crossEntropyBackward(s.logits, s.targets, meanScale, g.dLogits);
+            backend.gemm(true, false, 1f, g.dLogits, s.lnf, 1f, head.grad());
+            backend.gemm(false, false, 1f, g.dLogits, head.value(), 0f, g.dNormOut);
+            normBackward(lnf, output(slot), s.lnfMean, s.lnfRstd, g.dNormOut, g.dResidual);
+        }
+        for (int i = blocks.length - 1; i >= 0; i--) {
+            Tensor residual = i == 0 ? s.input : s.layers[i - 1].out;
+            blockBackward(blocks[i], s, i, residual, gradScale);
+        }
+        if (isFirst()) {
+            backend.embeddingBackward(s.ids, g.dResidual, wte.grad(), wpe.grad());
+        }
+    }
+
+    /** On entry g.dResidual holds d loss / d (block output); on exit d loss / d (block input). */
+    private void blockBackward(Block b, Slot s, int i, Tensor residual, float gradScale) {
+        LayerActivations x = s.layers[i];
+        Gradients g = grads;
+        Tensor dLn2;
+        if (b.moe() != null) {
+            dLn2 = b.moe().backward(g.dResidual, gradScale, s.moe[moeIndex(b)]);
+        } else {
+            rowParallelBackward(b.fcProj(), x.fcAct, g.dResidual, g.dFcAct);
+            backend.activationBackward(Activation.GELU, x.fcPre, g.dFcAct, g.dFcPre);
+            columnParallelBackward(b.fc(), x.ln2, g.dFcPre, g.dNormOut);
+            dLn2 = g.dNormOut;
+        }
+        normBackward(b.ln2(), x.resAtt, x.ln2Mean, x.ln2Rstd, dLn2, g.dNormIn);
+        backend.accumulate(g.dNormIn, g.dResidual);
+        rowParallelBackward(b.attnProj(), x.attOut, g.dResidual, g.dAttOut);
+        backend.attentionBackward(localHeads, x.qkv, x.att, g.dAttOut, g.dQkv);
+        columnParallelBackward(b.qkv(), x.ln1, g.dQkv, g.dNormOut);
+        normBackward(b.ln1(), residual, x.ln1Mean, x.ln1Rstd, g.dNormOut, g.dNormIn);
+        backend.accumulate(g.dNormIn, g.dResidual);
+    }
+
+    /** Row-parallel: dOut is the same on every TENSOR rank; dx is this rank's rows' part. */
+    private void rowParallelBackward(Linear l, Tensor x, Tensor dOut, Tensor dx) {
+        linearBackward(l, x, dOut, dx);
+    }
+
+    /** Column-parallel: dx gets the sum over the TENSOR group of every rank's columns' part (f's backward). */
+    private void columnParallelBackward(Linear l, Tensor x, Tensor dOut, Tensor dx) {
+        linearBackward(l, x, dOut, dx);
+        tensorAllReduce(dx);
+    }
+
+    /** weight.grad += x^T · dOut, bias.grad += column sums of dOut, dx = dOut · weight^T. */
+    private void linearBackward(Linear l, Tensor x, Tensor dOut, Tensor dx) {
+        backend.gemm(true, false, 1f, x, dOut, 1f, l.weight().grad());
+        backend.biasBackward(dOut, l.bias().grad());
+        backend.gemm(false, true, 1f, dOut, l.weight().value(), 0f, dx);
+    }
+
+    private void normBackward(NormWeights n, Tensor x, Tensor mean, Tensor rstd, Tensor dOut, Tensor dx) {
+        if (n.bias() != null) {
+            backend.layerNormBackward(x, n.weight().value(), mean, rstd, dOut, dx, n.weight().grad(), n.bias().grad());
+        } else {
+            backend.rmsNormBackward(x, n.weight().value(), rstd, dOut, dx, n.weight().grad());
+        }
+    }
+
+    private int moeIndex(Block b) {
+        return moeLayers.indexOf(b.moe());
+    }
+
+    // ---- buffers ----
+
+    private void closeActivations() {
+        if (slots != null) {
+            for (Slot s : slots) {
+                s.close();
+            }
+            grads.scope.close();
+        }
+        slots = null;
+        grads = null;
+    }
+
+    /** Frees the parameters, the MoE layers and the activations. */
+    @Override
+    public void close() {
+        closeActivations();
+        moeLayers.forEach(MoELayer::close);
+        params.close();
+    }
+
+    /** LayerNorm's per-row means; RMSNorm has none. */
+    private Tensor mean(TensorScope s, String name, int rows) {
+        return config.norm() == Norm.LAYER ? s.allocate(name, DType.F32, rows) : null;
+    }
+
+    /** One block's activations of one micro-batch. Widths of this rank's shards: 3C/tp, C/tp, denseFfn/tp. */
+    private final class LayerActivations {
+        final Tensor ln1;
+        final Tensor ln1Mean;
+        final Tensor ln1Rstd;
+        final Tensor qkv;
+        final Tensor att;
+        final Tensor attOut;
+        final Tensor attProj;
+        final Tensor resAtt;
+        final Tensor ln2;
+        final Tensor ln2Mean;
+        final Tensor ln2Rstd;
+        final Tensor fcPre;
+        final Tensor fcAct;
+        final Tensor ffnOut;
+        final Tensor out;
+
+        LayerActivations(TensorScope s, int batch, int seq, boolean moe) {
+            int n = batch * seq;
+            int c = config.hidden();
+            int f = config.denseFfn() / tp;
+            ln1 = s.allocate("ln1", DType.F32, n, c);
+            ln1Mean = mean(s, "ln1.mean", n);
+            ln1Rstd = s.allocate("ln1.rstd", DType.F32, n);
+            qkv = s.allocate("qkv", DType.F32, n, 3 * c / tp);
+            att = s.allocate("att", DType.F32, batch, localHeads, seq, seq);
+            attOut = s.allocate("attOut", DType.F32, n, c / tp);
+            attProj = s.allocate("attProj", DType.F32, n, c);
+            resAtt = s.allocate("resAtt", DType.F32, n, c);
+            ln2 = s.allocate("ln2", DType.F32, n, c);
+            ln2Mean = mean(s, "ln2.mean", n);
+            ln2Rstd = s.allocate("ln2.rstd", DType.F32, n);
+            fcPre = moe ? null : s.allocate("fcPre", DType.F32, n, f);
+            fcAct = moe ? null : s.allocate("fcAct", DType.F32, n, f);
+            ffnOut = moe ? null : s.allocate("ffnOut", DType.F32, n, c);
+            out = s.allocate("out", DType.F32, n, c);
+        }
+    }
+
+    /** The activations of one micro-batch in flight. */
+    private final class Slot implements AutoCloseable {
+        final int batch;
+        final int seq;
+        final TensorScope scope;
+        final Tensor ids;
+        /** The embedding's output on the first stage, the previous stage's output on the others. */
+        final Tensor input;
+        final LayerActivations[] layers;
+        final MoELayer.Workspace[] moe;
+        // last stage only
+        final Tensor targets;
+        final Tensor lnf;
+        final Tensor lnfMean;
+        final Tensor lnfRstd;
+        final Tensor logits;
+        final Tensor losses;
+        int keptTargets;
+
+        Slot(int batch, int seq) {
+            this.batch = batch;
+            this.seq = seq;
+            this.scope = TensorScope.shared(backend);
+            int n = batch * seq;
+            int c = config.hidden();
+            ids = isFirst() ? scope.allocate("ids", DType.I32, batch, seq) : null;
+            input = scope.allocate("input", DType.F32, n, c);
+            layers = new LayerActivations[blocks.length];
+            for (int i = 0; i < layers.length; i++) {
+                layers[i] = new LayerActivations(scope, batch, seq, blocks[i].moe() != null);
+            }
+            moe = new MoELayer.Workspace[moeLayers.size()];
+            for (int i = 0; i < moe.length; i++) {
+                moe[i] = moeLayers.get(i).newWorkspace();
+            }
+            boolean last = isLast();
+            targets = last ? scope.allocate("targets", DType.I32, n) : null;
+            lnf = last ? scope.allocate("lnf", DType.F32, n, c) : null;
+            lnfMean = last ? mean(scope, "lnf.mean", n) : null;
+            lnfRstd = last ? scope.allocate("lnf.rstd", DType.F32, n) : null;
+            logits = last ? scope.allocate("logits", DType.F32, n, config.vocab()) : null;
+            losses = last ? scope.allocate("losses", DType.F32, n) : null;
+        }
+
+        @Override
+        public void close() {
+            for (MoELayer.Workspace ws : moe) {
+                ws.close();
+            }
+            scope.close();
+        }
+    }
+
+    /** Gradient buffers shared by the slots and the blocks. */
+    private final class Gradients {
+        final TensorScope scope;
+        final Tensor dLogits;
+        final Tensor dResidual;
+        final Tensor dNormOut;
+        final Tensor dNormIn;
+        final Tensor dAttOut;
+        final Tensor dQkv;
+        final Tensor dFcAct;
+        final Tensor dFcPre;
+
+        Gradients(int n) {
+            scope = TensorScope.shared(backend);
+            int c = config.hidden();
+            int f = config.denseFfn() / tp;
+            dLogits = isLast() ? scope.allocate("dLogits", DType.F32, n, config.vocab()) : null;
+            dResidual = scope.allocate("dResidual", DType.F32, n, c);
+            dNormOut = scope.allocate("dNormOut", DType.F32, n, c);
+            dNormIn = scope.allocate("dNormIn", DType.F32, n, c);
+            dAttOut = scope.allocate("dAttOut", DType.F32, n, c / tp);
+            dQkv = scope.allocate("dQkv", DType.F32, n, 3 * c / tp);
+            dFcAct = scope.allocate("dFcAct", DType.F32, n, f);
+            dFcPre = scope.allocate("dFcPre", DType.F32, n, f);
+        }
+    }
+}

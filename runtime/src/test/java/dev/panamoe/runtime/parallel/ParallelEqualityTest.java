@@ -1,0 +1,99 @@
+package dev.panamoe.runtime.parallel;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.panamoe.runtime.model.GptMoeConfig;
+import dev.panamoe.runtime.parallel.ParallelTraining.Result;
+import dev.panamoe.runtime.report.StepMetrics;
+import dev.panamoe.runtime.train.TrainingConfig;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * Hybrid-parallel training equals one device: for each plan, a world of 8 in-JVM ranks trains the
+ * tiny model (4 blocks) for 3 optimizer steps — micro-batches, clipping, AdamW — and every step's
+ * loss, gradient norm and aux loss, and every rank's parameter shard, match the single-device
+ * {@link dev.panamoe.runtime.train.Trainer}'s within 1e-5 relative (per tensor: the largest
+ * difference over the largest magnitude).
+ */
+class ParallelEqualityTest {
+    static final double TOLERANCE = 1e-5;
+
+    private static final GptMoeConfig MODEL = ParallelTraining.model();
+    private static final TrainingConfig CONFIG = ParallelTraining.config();
+    private static Result single;
+
+    @BeforeAll
+    static void trainOnOneDevice() {
+        single = ParallelTraining.single(MODEL, CONFIG);
+    }
+
+    @ParameterizedTest
+    @CsvSource({"4, pp2*tp2", "4, pp4", "4, tp4", "2, pp2"})
+    void planTrainsLikeOneDevice(int world, String plan) {
+        long start = System.nanoTime();
+        List<Result> ranks = ParallelTraining.parallel(plan, world, MODEL, CONFIG, s -> { });
+        double worst = compare(plan, ranks);
+        System.out.printf(Locale.ROOT, "plan %-14s max relative difference %.2e in %.1f s%n", plan, worst,
+                (System.nanoTime() - start) / 1e9);
+    }
+
+    /** The largest relative difference of any loss or parameter; asserts each is within the tolerance. */
+    static double compare(String plan, List<Result> ranks) {
+        double worst = 0;
+        List<StepMetrics> expected = single.steps();
+        for (int r = 0; r < ranks.size(); r++) {
+            List<StepMetrics> got = ranks.get(r).steps();
+            assertEquals(expected.size(), got.size(), plan + " rank " + r + ": steps");
+            for (int s = 0; s < expected.size(); s++) {
+                worst = Math.max(worst, close(plan + " rank " + r + " step " + (s + 1) + " loss",
+                        expected.get(s).loss(), got.get(s).loss()));
+                worst = Math.max(worst, close(plan + " rank " + r + " step " + (s + 1) + " gradient norm",
+                        expected.get(s).gradNorm(), got.get(s).gradNorm()));
+                worst = Math.max(worst, close(plan + " rank " + r + " step " + (s + 1) + " aux loss",
+                        expected.get(s).auxLoss(), got.get(s).auxLoss()));
+            }
+        }
+        Set<String> covered = new HashSet<>();
+        for (int r = 0; r < ranks.size(); r++) {
+            Result rank = ranks.get(r);
+            for (Map.Entry<String, float[]> e : rank.values().entrySet()) {
+                String name = e.getKey();
+                float[] full = single.values().get(name);
+                assertTrue(full != null, plan + " rank " + r + ": parameter " + name + " is not the model's");
+                float[] want = rank.slices().get(name).of(full, rank.fullShapes().get(name));
+                worst = Math.max(worst, closeTensor(plan + " rank " + r + " " + name, want, e.getValue()));
+                covered.add(name);
+            }
+        }
+        assertEquals(single.values().keySet(), covered, plan + ": the ranks together hold every parameter");
+        return worst;
+    }
+
+    private static double close(String what, double expected, double actual) {
+        double rel = Math.abs(actual - expected) / Math.max(Math.abs(expected), 1e-30);
+        assertTrue(rel <= TOLERANCE, what + ": expected " + expected + ", got " + actual + " (relative " + rel + ")");
+        return rel;
+    }
+
+    private static double closeTensor(String what, float[] expected, float[] actual) {
+        assertEquals(expected.length, actual.length, what + ": size");
+        double maxAbs = 0;
+        double maxDiff = 0;
+        for (int i = 0; i < expected.length; i++) {
+            maxAbs = Math.max(maxAbs, Math.abs(expected[i]));
+            maxDiff = Math.max(maxDiff, Math.abs(expected[i] - actual[i]));
+        }
+        double rel = maxDiff / Math.max(maxAbs, 1e-30);
+        assertTrue(rel <= TOLERANCE, what + ": largest difference " + maxDiff + " of largest value " + maxAbs
+                + " (relative " + rel + ")");
+        return rel;
+    }
+}

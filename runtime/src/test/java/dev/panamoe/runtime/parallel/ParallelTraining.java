@@ -1,0 +1,98 @@
+package dev.panamoe.runtime.parallel;
+
+import dev.panamoe.ops.CpuBackend;
+import dev.panamoe.ops.Parameter;
+import dev.panamoe.runtime.comm.InJvmWorld;
+import dev.panamoe.runtime.data.SyntheticCorpus;
+import dev.panamoe.runtime.model.GptMoeConfig;
+import dev.panamoe.runtime.model.GptMoeModel;
+import dev.panamoe.runtime.parallel.StageModel.ShardedParameter;
+import dev.panamoe.runtime.report.StepMetrics;
+import dev.panamoe.runtime.train.Trainer;
+import dev.panamoe.runtime.train.TrainingConfig;
+import dev.panamoe.strategy.plan.ParallelPlan;
+import dev.panamoe.strategy.plan.RankLayout;
+import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
+
+/**
+ * The runs the parallel tests compare: the tiny preset with 4 blocks (so pp = 4 divides it), a
+ * few optimizer steps of a small batch, on one device ({@link Trainer}) and on a world of in-JVM
+ * ranks ({@link ParallelTrainer}).
+ */
+final class ParallelTraining {
+    static final int SEQ = 16;
+    static final Duration TIMEOUT = Duration.ofSeconds(60);
+
+    /** Losses of each step and each parameter's values (a rank's shard in a parallel run), by name. */
+    record Result(List<StepMetrics> steps, Map<String, float[]> values, Map<String, TensorSlice> slices,
+            Map<String, int[]> fullShapes) {
+    }
+
+    private ParallelTraining() {
+    }
+
+    static GptMoeConfig model() {
+        return GptMoeConfig.preset("tiny").toBuilder().layers(4).maxSeq(SEQ).build();
+    }
+
+    static SyntheticCorpus corpus() {
+        return new SyntheticCorpus(SyntheticCorpus.Config.tinyDefaults().withSeqLen(SEQ));
+    }
+
+    /**
+     * 3 steps of 16 sequences in 2 micro-batches, clipping at a norm the first steps exceed,
+     * evaluating at the last. AdamW divides each gradient element by its own magnitude (plus eps),
+     * so an element whose gradient is at the rounding-noise level of its tensor (the k bias, rarely
+     * routed expert weights) moves by up to lr in a direction the noise decides; eps = 1e-5 keeps
+     * those elements' updates proportional to their gradients, so that a different but equally
+     * exact summation order (TP all-reduce, DP sums) stays visible as a ~1e-6 relative difference
+     * rather than amplified to the size of an update.
+     */
+    static TrainingConfig config() {
+        return TrainingConfig.builder().steps(3).batch(16).microBatches(2).seq(SEQ).lr(1e-3f).minLr(1e-4f).eps(1e-5f)
+                .warmup(1).clipNorm(0.5f).evalEvery(0).evalBatches(2).seed(5).build();
+    }
+
+    static Result single(GptMoeConfig modelConfig, TrainingConfig config) {
+        try (GptMoeModel model = new GptMoeModel(CpuBackend.get(), modelConfig, config.seed());
+                Trainer trainer = new Trainer(model, corpus(), config)) {
+            trainer.run(m -> { });
+            Map<String, float[]> values = new LinkedHashMap<>();
+            for (Parameter p : model.parameters()) {
+                values.put(p.name(), p.value().toFloatArray());
+            }
+            return new Result(trainer.history(), values, Map.of(), Map.of());
+        }
+    }
+
+    /** Every rank's result, in world rank order; beforeStep runs on each rank before each step (e.g. to fail). */
+    static List<Result> parallel(String plan, int world, GptMoeConfig modelConfig, TrainingConfig config,
+            Consumer<Integer> beforeStep) {
+        ParallelPlan parsed = ParallelPlan.parse(plan, world);
+        parsed.validate(modelConfig.shape());
+        RankLayout layout = new RankLayout(parsed);
+        return InJvmWorld.run(world, TIMEOUT, comm -> {
+            try (ProcessGroups groups = new ProcessGroups(layout, comm);
+                    StageModel model = new StageModel(CpuBackend.get(), modelConfig, config.seed(), groups);
+                    ParallelTrainer trainer = new ParallelTrainer(model, groups, corpus(), config)) {
+                for (int s = 0; s < config.steps(); s++) {
+                    beforeStep.accept(s);
+                    trainer.trainStep();
+                }
+                Map<String, float[]> values = new LinkedHashMap<>();
+                Map<String, TensorSlice> slices = new LinkedHashMap<>();
+                Map<String, int[]> shapes = new LinkedHashMap<>();
+                for (ShardedParameter p : model.parameters()) {
+                    values.put(p.name(), p.parameter().value().toFloatArray());
+                    slices.put(p.name(), p.slice());
+                    shapes.put(p.name(), p.fullShape());
+                }
+                return new Result(trainer.history(), values, slices, shapes);
+            }
+        });
+    }
+}
