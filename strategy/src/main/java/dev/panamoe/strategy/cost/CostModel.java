@@ -3,7 +3,9 @@ package dev.panamoe.strategy.cost;
 import dev.panamoe.strategy.placement.ExpertPlacement;
 import dev.panamoe.strategy.plan.ModelShape;
 import dev.panamoe.strategy.plan.ParallelPlan;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Predicts the time of one training step of a model on a cluster under a plan skeleton, an
@@ -182,6 +184,24 @@ public final class CostModel {
      * with every term and the memory per device.
      */
     public StepEstimate step(Skeleton skeleton, List<ExpertPlacement> placements, ExpertLoad load) {
+        return step(skeleton, placements, load, null);
+    }
+
+    /**
+     * Remembers the MoE layers' terms under the identity placement for each (load, tp, ep,
+     * lanes, micro-batch, capacity): pp and the number of micro-batches do not change them, so a
+     * search that prices many plans under the same loads computes each once. Holds references to
+     * the loads; use one per search. Not thread-safe.
+     */
+    public static final class Memo {
+        private final Map<MemoKey, MoeTerms> terms = new HashMap<>();
+    }
+
+    private record MemoKey(ExpertLoad load, int tp, int ep, int lanes, long slotsPerRank, long capacity) {
+    }
+
+    /** As {@link #step(Skeleton, List, ExpertLoad)}, reusing memo's MoE terms (memo may be null). */
+    public StepEstimate step(Skeleton skeleton, List<ExpertPlacement> placements, ExpertLoad load, Memo memo) {
         ParallelPlan plan = skeleton.plan();
         plan.validate(model);
         if (load == null) {
@@ -191,7 +211,8 @@ public final class CostModel {
             throw new IllegalArgumentException("load: has " + load.experts() + " experts, the model "
                     + model.experts());
         }
-        if (placements != null && !placements.isEmpty() && placements.size() != model.moeLayers()) {
+        boolean identity = placements == null || placements.isEmpty();
+        if (!identity && placements.size() != model.moeLayers()) {
             throw new IllegalArgumentException("placements: expected one per MoE layer (" + model.moeLayers()
                     + "), got " + placements.size());
         }
@@ -200,64 +221,44 @@ public final class CostModel {
         long slotsPerRank = tokens * model.topK();
         long capacity = skeleton.dropless() ? Long.MAX_VALUE
                 : (long) Math.ceil(slotsPerRank * skeleton.capacityFactor() / model.experts());
+        int lanes = Math.min(plan.edp(), lanes(plan, load));
+        MoeTerms moe;
+        if (identity && memo != null) {
+            moe = memo.terms.computeIfAbsent(new MemoKey(load, plan.tp(), plan.ep(), lanes, slotsPerRank, capacity),
+                    k -> moeTerms(plan, lanes, slotsPerRank, capacity, null, load));
+        } else {
+            moe = moeTerms(plan, lanes, slotsPerRank, capacity, identity ? null : placements, load);
+        }
         int layersPerStage = model.layers() / plan.pp();
-        int lanes = Math.min(Math.min(plan.edp(), load.distinctGroups(plan.ep())), MAX_LANES);
-        ExpertPlacement identity = ExpertPlacement.identity(model.experts(), plan.ep(), 0);
-
+        double rowBytes = (double) tokens * model.hidden() * cluster.elementBytes();
         // per stage: the parts that do not depend on the lane
         double[] dense = new double[plan.pp()];
         double[] tensor = new double[plan.pp()];
         double[] p2p = new double[plan.pp()];
         for (int s = 0; s < plan.pp(); s++) {
             dense[s] = denseSeconds(plan, s, tokens);
-            tensor[s] = layersPerStage * 4 * allReduceSeconds(0, 1, plan.tp(),
-                    (double) tokens * model.hidden() * cluster.elementBytes());
-            p2p[s] = s == plan.pp() - 1 ? 0 : 2 * p2pSeconds(s * plan.stageSize(), (s + 1) * plan.stageSize(),
-                    (double) tokens * model.hidden() * cluster.elementBytes());
+            tensor[s] = layersPerStage * 4 * allReduceSeconds(0, 1, plan.tp(), rowBytes);
+            p2p[s] = s == plan.pp() - 1 ? 0
+                    : 2 * p2pSeconds(s * plan.stageSize(), (s + 1) * plan.stageSize(), rowBytes);
         }
-
+        // the slowest lane's pipeline, and its slowest stage
         double worstPipeline = -1;
         double[] worstExpert = null;
         double[] worstA2a = null;
-        double busiestRows = 0;
-        double loadRatio = 0;
-        long dropped = 0;
-        long routed = 0;
         for (int g = 0; g < lanes; g++) {
             double[] expert = new double[plan.pp()];
             double[] a2a = new double[plan.pp()];
-            double[] stage = new double[plan.pp()];
-            int moeIndex = 0;
-            for (int layer = 0; layer < model.layers(); layer++) {
-                if (!model.isMoeBlock(layer)) {
-                    continue;
-                }
-                int s = layer / layersPerStage;
-                long[][] laneLoad = load.forGroup(moeIndex, g, plan.ep(), slotsPerRank);
-                for (long[] row : laneLoad) {
-                    for (int e = 0; e < row.length; e++) {
-                        routed += row[e];
-                        if (row[e] > capacity) {
-                            dropped += row[e] - capacity;
-                            row[e] = capacity;
-                        }
-                    }
-                }
-                ExpertPlacement placement = placements == null || placements.isEmpty() ? identity
-                        : placements.get(moeIndex);
-                MoeLayerCost c = moeLayer(plan, g, placement, laneLoad);
-                expert[s] += c.computeSeconds();
-                a2a[s] += c.allToAllSeconds();
-                busiestRows = Math.max(busiestRows, c.busiestDeviceRows());
-                loadRatio += c.meanDeviceRows() > 0 ? c.busiestDeviceRows() / c.meanDeviceRows() : 1;
-                moeIndex++;
+            for (int l = 0; l < moe.blockOf.length; l++) {
+                int s = moe.blockOf[l] / layersPerStage;
+                expert[s] += moe.compute[g][l];
+                a2a[s] += moe.allToAll[g][l];
             }
             double slowest = 0;
             double sum = 0;
             for (int s = 0; s < plan.pp(); s++) {
-                stage[s] = dense[s] + tensor[s] + p2p[s] + expert[s] + a2a[s];
-                slowest = Math.max(slowest, stage[s]);
-                sum += stage[s];
+                double stage = dense[s] + tensor[s] + p2p[s] + expert[s] + a2a[s];
+                slowest = Math.max(slowest, stage);
+                sum += stage;
             }
             double pipeline = (m - 1) * slowest + sum;
             if (pipeline > worstPipeline) {
@@ -266,7 +267,6 @@ public final class CostModel {
                 worstA2a = a2a;
             }
         }
-        // the terms of the critical lane's slowest stage, m times, plus the bubble
         int critical = 0;
         double slowest = -1;
         for (int s = 0; s < plan.pp(); s++) {
@@ -276,7 +276,7 @@ public final class CostModel {
                 critical = s;
             }
         }
-        int slotsPerDevice = slotsPerDevice(plan, placements, identity);
+        int slotsPerDevice = identity ? model.experts() / plan.ep() : slotsPerDevice(plan, placements);
         double denseSync = 0;
         double expertSync = 0;
         for (int s = 0; s < plan.pp(); s++) {
@@ -285,13 +285,69 @@ public final class CostModel {
             expertSync = Math.max(expertSync, allReduceSeconds(s * plan.stageSize(), plan.tp() * plan.ep(),
                     plan.edp(), expertParametersPerDevice(plan, slotsPerDevice) * cluster.elementBytes()));
         }
+        double busiestRows = 0;
+        double loadRatio = 0;
+        long dropped = 0;
+        long routed = 0;
+        for (int g = 0; g < lanes; g++) {
+            busiestRows = Math.max(busiestRows, moe.busiestRows[g]);
+            loadRatio += moe.loadRatio[g];
+            dropped += moe.dropped[g];
+            routed += moe.routed[g];
+        }
         double bubble = worstPipeline - m * slowest;
-        StepEstimate.Memory memory = memory(skeleton, slotsPerDevice, busiestRows);
-        int moeEvaluations = lanes * model.moeLayers();
         return new StepEstimate(skeleton, worstPipeline + denseSync + expertSync, m * worstExpert[critical],
                 m * worstA2a[critical], m * dense[critical], m * tensor[critical], m * p2p[critical], bubble,
-                denseSync, expertSync, routed == 0 ? 0 : (double) dropped / routed, loadRatio / moeEvaluations,
-                memory);
+                denseSync, expertSync, routed == 0 ? 0 : (double) dropped / routed, loadRatio / lanes,
+                memory(skeleton, slotsPerDevice, busiestRows));
+    }
+
+    /** Expert-parallel groups (edp indices) worth pricing: their loads repeat after the load's sources. */
+    private static int lanes(ParallelPlan plan, ExpertLoad load) {
+        return Math.min(load.distinctGroups(plan.ep()), MAX_LANES);
+    }
+
+    /**
+     * Per lane and MoE layer, the expert compute and all-to-all of one micro-batch; per lane the
+     * busiest device's rows, the mean max/mean load ratio over layers and the dropped slots.
+     * blockOf[l] is MoE layer l's transformer block. placements null: the identity placement.
+     */
+    private record MoeTerms(int[] blockOf, double[][] compute, double[][] allToAll, double[] busiestRows,
+            double[] loadRatio, long[] dropped, long[] routed) {
+    }
+
+    private MoeTerms moeTerms(ParallelPlan plan, int lanes, long slotsPerRank, long capacity,
+            List<ExpertPlacement> placements, ExpertLoad load) {
+        int moeLayers = model.moeLayers();
+        int[] blockOf = new int[moeLayers];
+        for (int layer = 0, l = 0; layer < model.layers(); layer++) {
+            if (model.isMoeBlock(layer)) {
+                blockOf[l++] = layer;
+            }
+        }
+        ExpertPlacement identity = ExpertPlacement.identity(model.experts(), plan.ep(), 0);
+        MoeTerms t = new MoeTerms(blockOf, new double[lanes][moeLayers], new double[lanes][moeLayers],
+                new double[lanes], new double[lanes], new long[lanes], new long[lanes]);
+        for (int g = 0; g < lanes; g++) {
+            for (int l = 0; l < moeLayers; l++) {
+                long[][] laneLoad = load.forGroup(l, g, plan.ep(), slotsPerRank);
+                for (long[] row : laneLoad) {
+                    for (int e = 0; e < row.length; e++) {
+                        t.routed[g] += row[e];
+                        if (row[e] > capacity) {
+                            t.dropped[g] += row[e] - capacity;
+                            row[e] = capacity;
+                        }
+                    }
+                }
+                MoeLayerCost c = moeLayer(plan, g, placements == null ? identity : placements.get(l), laneLoad);
+                t.compute[g][l] = c.computeSeconds();
+                t.allToAll[g][l] = c.allToAllSeconds();
+                t.busiestRows[g] = Math.max(t.busiestRows[g], c.busiestDeviceRows());
+                t.loadRatio[g] += (c.meanDeviceRows() > 0 ? c.busiestDeviceRows() / c.meanDeviceRows() : 1) / moeLayers;
+            }
+        }
+        return t;
     }
 
     /** Memory per device of the fullest stage, with busiestRows expert rows per MoE layer. */
@@ -366,10 +422,7 @@ public final class CostModel {
         return (double) slotsPerDevice * model.expertParameters() / plan.tp() * (model.moeLayers() / plan.pp());
     }
 
-    private int slotsPerDevice(ParallelPlan plan, List<ExpertPlacement> placements, ExpertPlacement identity) {
-        if (placements == null || placements.isEmpty()) {
-            return identity.slotsPerDevice();
-        }
+    private int slotsPerDevice(ParallelPlan plan, List<ExpertPlacement> placements) {
         int slots = 0;
         for (ExpertPlacement p : placements) {
             checkPlacement(plan, p);

@@ -69,6 +69,7 @@ public final class PlanSearch {
         List<Rejection> rejected = new ArrayList<>();
         List<Scored> feasible = new ArrayList<>();
         int considered = 0;
+        CostModel.Memo memo = new CostModel.Memo();
         for (ParallelPlan plan : allPlans(world)) {
             String why = structuralReason(plan, model, cost, spec.globalBatch());
             if (why != null) {
@@ -82,11 +83,16 @@ public final class PlanSearch {
                 for (double cf : spec.capacityFactors()) {
                     considered++;
                     Skeleton s = new Skeleton(plan, microBatch, perRank / microBatch, cf);
-                    Scored scored = score(cost, s, spec.loads());
+                    // perfectly balanced experts bound the memory from below: skip pricing what cannot fit
+                    StepEstimate.Memory atLeast = cost.memory(s, model.experts() / plan.ep(),
+                            (double) microBatch * model.seq() * model.topK());
+                    if (!atLeast.feasible()) {
+                        rejected.add(memoryRejection(s, atLeast, "at least "));
+                        continue;
+                    }
+                    Scored scored = score(cost, s, spec.loads(), memo);
                     if (!scored.memory.feasible()) {
-                        rejected.add(new Rejection(s.toString(), Reason.MEMORY, String.format(Locale.ROOT,
-                                "needs %.1f GiB per device, %.1f GiB available", scored.memory.total() / GIB,
-                                scored.memory.capacity() / GIB), Double.NaN));
+                        rejected.add(memoryRejection(s, scored.memory, ""));
                     } else {
                         feasible.add(scored);
                     }
@@ -119,6 +125,12 @@ public final class PlanSearch {
     }
 
     private static final double GIB = 1024.0 * 1024 * 1024;
+
+    private static Rejection memoryRejection(Skeleton s, StepEstimate.Memory memory, String bound) {
+        return new Rejection(s.toString(), Reason.MEMORY, String.format(Locale.ROOT,
+                "needs %s%.1f GiB per device, %.1f GiB available", bound, memory.total() / GIB,
+                memory.capacity() / GIB), Double.NaN);
+    }
 
     /** "DIVISIBILITY: ...", "TOPOLOGY: ..." or "BATCH: ...", or null when the plan can run. */
     private static String structuralReason(ParallelPlan plan, ModelShape model, CostModel cost, int globalBatch) {
@@ -165,7 +177,7 @@ public final class PlanSearch {
         return String.format(Locale.ROOT, "%.1f%%", 100 * fraction);
     }
 
-    private static Scored score(CostModel cost, Skeleton skeleton, List<ExpertLoad> loads) {
+    private static Scored score(CostModel cost, Skeleton skeleton, List<ExpertLoad> loads, CostModel.Memo memo) {
         double sum = 0;
         double worst = 0;
         double loadRatio = 0;
@@ -173,7 +185,7 @@ public final class PlanSearch {
         Map<String, Double> terms = new LinkedHashMap<>();
         StepEstimate.Memory memory = null;
         for (ExpertLoad load : loads) {
-            StepEstimate e = cost.step(skeleton, null, load);
+            StepEstimate e = cost.step(skeleton, null, load, memo);
             sum += e.seconds();
             worst = Math.max(worst, e.seconds());
             loadRatio += e.maxOverMeanLoad();
