@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.panamoe.ops.Activation;
 import dev.panamoe.ops.Backend;
 import dev.panamoe.ops.CpuBackend;
+import dev.panamoe.ops.DType;
 import dev.panamoe.ops.MoELayer;
 import dev.panamoe.ops.Parameter;
 import dev.panamoe.ops.Tensor;
@@ -55,7 +56,7 @@ class DistributedMoELayerTest {
 
     /** What one rank computed, with its expert gradients by name (this rank's TP shards). */
     private record RankResult(int dataIndex, RankLayout.Coordinates at, float[] y, float[] gradX, float aux, float z,
-            float[] gateGrad, Map<String, float[]> expertGrads) {
+            float[] gateGrad, Map<String, float[]> expertGrads, int receivedRows) {
     }
 
     /** The single-device layer's results on the concatenated batch, and its full parameters. */
@@ -85,6 +86,102 @@ class DistributedMoELayerTest {
         ParallelPlan plan = new ParallelPlan(1, tp, ep, edp);
         List<RankResult> results = runRanks(plan, cfg, ref, ExpertPlacement.identity(EXPERTS, ep, 0), null);
         assertMatchesReference(ref, results, tp, act);
+        if (ep >= 4) { // experts 6 and 7 get no tokens, and they are all the experts of the last EP rank
+            assertTrue(results.stream().anyMatch(r -> r.receivedRows() == 0), "a rank receives no rows");
+        }
+    }
+
+    /**
+     * Two micro-batches in flight, each in its own workspace (forward, forward, backward in
+     * reverse order), accumulate the same gradients as one device running them one after the
+     * other, and give each micro-batch's own outputs and input gradients.
+     */
+    @Test
+    void microBatchesInSeparateWorkspacesAccumulateLikeOneDevice() {
+        MoELayer.Config cfg = config(Activation.SWIGLU, MoELayer.Config.DROPLESS, 0.01f, 0.001f);
+        ParallelPlan plan = new ParallelPlan(1, 2, 2, 2);
+        int dp = plan.dataParallel();
+        Reference ref = reference(cfg, 2 * dp); // micro-batch m of data index d = rows of d + m * dp
+        float[][] y = new float[2][];
+        float[][] gradX = new float[2][];
+        Map<String, float[]> grads;
+        try (MoELayer one = new MoELayer(CPU, cfg, 1); TensorScope s = TensorScope.shared(CPU)) {
+            load(one, ref.values());
+            for (int m = 0; m < 2; m++) {
+                int from = ref.offsets()[m * dp];
+                int n = ref.offsets()[(m + 1) * dp] - from;
+                float[] x = Arrays.copyOfRange(ref.x(), from * HIDDEN, (from + n) * HIDDEN);
+                float[] gy = Arrays.copyOfRange(ref.gradY(), from * HIDDEN, (from + n) * HIDDEN);
+                y[m] = one.forward(s.ofFloats("x", x, n, HIDDEN)).toFloatArray();
+                gradX[m] = one.backward(s.ofFloats("gy", gy, n, HIDDEN), LOSS_SCALE, one.workspace()).toFloatArray();
+            }
+            grads = gradsOf(one);
+        }
+        RankLayout layout = new RankLayout(plan);
+        List<float[][]> perRank = InJvmWorld.run(plan.world(), TIMEOUT, comm -> {
+            try (ProcessGroups groups = new ProcessGroups(layout, comm);
+                    DistributedMoELayer layer = new DistributedMoELayer(CPU, cfg, groups, ref.full());
+                    DistributedMoELayer.Workspace second = layer.newWorkspace();
+                    TensorScope s = TensorScope.shared(CPU)) {
+                int d = layout.dataIndex(comm.rank());
+                DistributedMoELayer.Workspace[] ws = {layer.workspace(), second};
+                float[][] out = new float[4][];
+                for (int m = 0; m < 2; m++) {
+                    int n = TOKENS[d + m * dp];
+                    out[m] = layer.forward(s.ofFloats("x", ref.rows(ref.x(), d + m * dp), n, HIDDEN), ws[m]).toFloatArray();
+                }
+                for (int m = 1; m >= 0; m--) {
+                    int n = TOKENS[d + m * dp];
+                    out[2 + m] = layer.backward(s.ofFloats("gy", ref.rows(ref.gradY(), d + m * dp), n, HIDDEN),
+                            LOSS_SCALE, ws[m]).toFloatArray();
+                }
+                layer.reduceGradients();
+                assertClose("gate grad", grads.get("gate"), layer.gate().grad().toFloatArray());
+                return out;
+            }
+        });
+        for (int rank = 0; rank < plan.world(); rank++) {
+            int d = layout.dataIndex(rank);
+            for (int m = 0; m < 2; m++) {
+                int first = ref.offsets()[d + m * dp] - ref.offsets()[m * dp];
+                int n = TOKENS[d + m * dp];
+                float[] expectedY = Arrays.copyOfRange(y[m], first * HIDDEN, (first + n) * HIDDEN);
+                float[] expectedGradX = Arrays.copyOfRange(gradX[m], first * HIDDEN, (first + n) * HIDDEN);
+                assertClose("y of micro-batch " + m + " on rank " + rank, expectedY, perRank.get(rank)[m]);
+                assertClose("gradX of micro-batch " + m + " on rank " + rank, expectedGradX, perRank.get(rank)[2 + m]);
+            }
+        }
+    }
+
+    @Test
+    void badInputFailsWithTheArgumentsName() {
+        MoELayer.Config cfg = config(Activation.GELU, MoELayer.Config.DROPLESS, 0.01f, 0.001f);
+        Reference ref = reference(cfg, 1);
+        InJvmWorld.run(1, TIMEOUT, comm -> {
+            try (ProcessGroups groups = new ProcessGroups(new RankLayout(ParallelPlan.SINGLE), comm);
+                    DistributedMoELayer layer = new DistributedMoELayer(CPU, cfg, groups, ref.full());
+                    TensorScope s = TensorScope.shared(CPU)) {
+                var noPass = assertThrows(IllegalStateException.class,
+                        () -> layer.backward(s.allocate("gy", DType.F32, 2, HIDDEN)));
+                assertTrue(noPass.getMessage().contains("no completed forward"), noPass.getMessage());
+                var shape = assertThrows(IllegalArgumentException.class,
+                        () -> layer.forward(s.allocate("x", DType.F32, 2, HIDDEN + 1)));
+                assertTrue(shape.getMessage().startsWith("x: expected f32 [T >= 1, 8]"), shape.getMessage());
+                Tensor x = s.allocate("x", DType.F32, 2, HIDDEN);
+                x.setFloat(3, Float.NaN);
+                var nan = assertThrows(IllegalArgumentException.class, () -> layer.forward(x));
+                assertTrue(nan.getMessage().contains("x: non-finite value NaN at [0, 3]"), nan.getMessage());
+                x.setFloat(3, 0f);
+                layer.forward(x);
+                var gradShape = assertThrows(IllegalArgumentException.class,
+                        () -> layer.backward(s.allocate("gy", DType.F32, 3, HIDDEN)));
+                assertTrue(gradShape.getMessage().startsWith("gradY: expected f32 [2, 8]"), gradShape.getMessage());
+                var full = assertThrows(IllegalArgumentException.class,
+                        () -> layer.loadParameters((name, sh) -> new float[1]));
+                assertTrue(full.getMessage().startsWith("full.gate: expected 64 values"), full.getMessage());
+            }
+            return null;
+        });
     }
 
     @Test
@@ -239,7 +336,8 @@ class DistributedMoELayerTest {
                     expertGrads.put(p.name(), p.grad().toFloatArray());
                 }
                 return new RankResult(d, groups.coordinates(), y, gradX, layer.workspace().auxLoss(),
-                        layer.workspace().zLoss(), layer.gate().grad().toFloatArray(), expertGrads);
+                        layer.workspace().zLoss(), layer.gate().grad().toFloatArray(), expertGrads,
+                        layer.workspace().receivedRows());
             }
         });
     }
