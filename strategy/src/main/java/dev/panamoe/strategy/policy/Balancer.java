@@ -135,21 +135,24 @@ public final class Balancer {
     private static boolean addCopy(int busiest, double[] load, int[][] holders, int[] copies, int[] used,
             int[][] held, double[] deviceLoad, int slotsPerDevice) {
         int n = used[busiest];
-        double[] share = new double[n];
-        for (int i = 0; i < n; i++) {
-            int e = held[busiest][i];
-            share[i] = load[e] / copies[e];
-        }
-        int[] order = byLoadDescending(share);
+        boolean[] tried = new boolean[n];
         double top = deviceLoad[busiest];
-        for (int i : order) {
+        for (int attempt = 0; attempt < n; attempt++) {
+            // the untried expert with the largest share (ties: the earlier one); n is a few slots
+            int i = -1;
+            for (int j = 0; j < n; j++) {
+                if (!tried[j] && (i < 0 || share(load, copies, held[busiest][j]) > share(load, copies, held[busiest][i]))) {
+                    i = j;
+                }
+            }
+            tried[i] = true;
             int e = held[busiest][i];
             int target = leastLoadedWithout(e, holders[e], used, deviceLoad, slotsPerDevice);
             if (target < 0) {
                 continue;
             }
             double newShare = load[e] / (copies[e] + 1);
-            double drop = share[i] - newShare;
+            double drop = share(load, copies, e) - newShare;
             if (drop <= 0 || deviceLoad[target] + newShare >= top) {
                 continue;
             }
@@ -163,6 +166,10 @@ public final class Balancer {
             return true;
         }
         return false;
+    }
+
+    private static double share(double[] load, int[] copies, int expert) {
+        return load[expert] / copies[expert];
     }
 
     private static int leastLoadedWithout(int expert, int[] holders, int[] used, double[] deviceLoad,
@@ -253,11 +260,14 @@ public final class Balancer {
 
     /** Each device's load under placement p for per-expert loads (replicas split evenly). */
     public static double[] deviceLoads(ExpertPlacement p, double[] load) {
+        if (load.length != p.experts()) {
+            throw new IllegalArgumentException("load: expected " + p.experts() + " experts, got " + load.length);
+        }
         double[] out = new double[p.devices()];
-        for (int e = 0; e < load.length; e++) {
-            int k = p.copies(e);
-            for (int slot : p.slotsOf(e)) {
-                out[p.deviceOf(slot)] += load[e] / k;
+        for (int slot = 0; slot < p.physicalSlots(); slot++) {
+            int e = p.expertAt(slot);
+            if (e != ExpertPlacement.FREE) {
+                out[p.deviceOf(slot)] += load[e] / p.copies(e);
             }
         }
         return out;
@@ -282,7 +292,7 @@ public final class Balancer {
     }
 
     /** Indices of v, largest value first, ties by lower index. */
-    static int[] byLoadDescending(double[] v) {
+    private static int[] byLoadDescending(double[] v) {
         Integer[] order = new Integer[v.length];
         for (int i = 0; i < v.length; i++) {
             order[i] = i;

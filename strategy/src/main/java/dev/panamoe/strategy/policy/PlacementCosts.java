@@ -71,11 +71,11 @@ public final class PlacementCosts {
         double expertBytes = cost.expertParameterBytes(plan);
         int replicated = 0;
         for (int e = 0; e < placement.experts(); e++) {
-            int[] slots = placement.slotsOf(e);
-            int k = slots.length;
+            int k = placement.copies(e);
             if (k < 2) {
                 continue;
             }
+            int[] slots = placement.slotsOf(e);
             replicated++;
             for (int i = 0; i < k; i++) {
                 int from = placement.deviceOf(slots[i]);

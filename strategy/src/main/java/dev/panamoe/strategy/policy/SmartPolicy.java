@@ -149,13 +149,16 @@ public final class SmartPolicy implements PlacementPolicy {
         double bestGain = 0;
         ExpertPlacement best = null;
         int[] bestHome = null;
+        List<ExpertPlacement> priced = new ArrayList<>();
+        priced.add(now);
         for (int i = 0; i < homes.size(); i++) {
             int[] h = homes.get(i);
             int[][] holders = Balancer.replicate(load, h, devices, now.slotsPerDevice(), replicaCounts.get(i));
             ExpertPlacement candidate = Balancer.arrange(now, holders);
-            if (candidate.equals(now)) {
-                continue;
+            if (priced.contains(candidate)) {
+                continue; // e.g. replication stopped before half the budget: the same as with all of it
             }
+            priced.add(candidate);
             double perStep = costs.layerSeconds(candidate, groupLoad)
                     + costs.syncSeconds(candidate, ReplicaSync.ALL_REDUCE);
             double saved = horizon * (keep - perStep);
