@@ -121,7 +121,11 @@ public final class DistributedMoELayer implements AutoCloseable {
 
     /** The layer under the identity placement (experts / ep consecutive experts per EP rank). */
     public DistributedMoELayer(Backend backend, MoELayer.Config config, ProcessGroups groups, FullParameters init) {
-        this(backend, config, groups, ExpertPlacement.identity(config.experts(), groups.plan().ep(), 0), init);
+        this(backend, config, groups, identity(config, groups), init);
+    }
+
+    private static ExpertPlacement identity(MoELayer.Config config, ProcessGroups groups) {
+        return ExpertPlacement.identity(notNull("config", config).experts(), notNull("groups", groups).plan().ep(), 0);
     }
 
     public DistributedMoELayer(Backend backend, MoELayer.Config config, ProcessGroups groups, ExpertPlacement placement,

@@ -72,10 +72,10 @@ class DistributedMoELayerTest {
         }
     }
 
-    @ParameterizedTest(name = "ep={0} edp={1} tp={2} {3}")
-    @CsvSource({"2,1,1,SWIGLU", "4,1,1,GELU", "8,1,1,SWIGLU", "4,2,1,SWIGLU", "2,2,1,GELU", "2,1,2,SWIGLU",
-            "4,1,2,GELU", "2,2,2,SWIGLU"})
-    void matchesOneDeviceOnTheConcatenatedBatch(int ep, int edp, int tp, Activation act) {
+    @ParameterizedTest(name = "ep={0} edp={1} tp={2} {3} pp={4}")
+    @CsvSource({"2,1,1,SWIGLU,1", "4,1,1,GELU,1", "8,1,1,SWIGLU,1", "4,2,1,SWIGLU,1", "2,2,1,GELU,1",
+            "2,1,2,SWIGLU,1", "4,1,2,GELU,1", "2,2,2,SWIGLU,1", "2,1,2,GELU,2"})
+    void matchesOneDeviceOnTheConcatenatedBatch(int ep, int edp, int tp, Activation act, int pp) {
         MoELayer.Config cfg = config(act, MoELayer.Config.DROPLESS, 0.01f, 0.001f);
         Reference ref = reference(cfg, ep * edp);
         int[] routed = ref.routed();
@@ -83,7 +83,7 @@ class DistributedMoELayerTest {
         assertTrue(Arrays.stream(routed).max().getAsInt() > 2 * TOP_K * ref.offsets()[ep * edp] / EXPERTS,
                 "routing is skewed: " + Arrays.toString(routed));
 
-        ParallelPlan plan = new ParallelPlan(1, tp, ep, edp);
+        ParallelPlan plan = new ParallelPlan(pp, tp, ep, edp); // with pp = 2 each stage runs the layer on its own groups
         List<RankResult> results = runRanks(plan, cfg, ref, ExpertPlacement.identity(EXPERTS, ep, 0), null);
         assertMatchesReference(ref, results, tp, act);
         if (ep >= 4) { // experts 6 and 7 get no tokens, and they are all the experts of the last EP rank
@@ -351,19 +351,19 @@ class DistributedMoELayerTest {
             assertClose("z loss" + at, new float[] {ref.z()}, new float[] {r.z()});
             assertClose("gate grad" + at, ref.grads().get("gate"), r.gateGrad());
         }
-        // each expert-data replica holds every expert once, split over tp ranks
-        Map<String, Map<Integer, float[]>> shards = new TreeMap<>(); // "edp/name" -> tp index -> shard
+        // each expert-data replica of each stage holds every expert once, split over tp ranks
+        Map<String, Map<Integer, float[]>> shards = new TreeMap<>(); // "stage/edp/name" -> tp index -> shard
         for (RankResult r : results) {
             r.expertGrads().forEach((name, grad) -> {
-                var previous = shards.computeIfAbsent(r.at().edp() + "/" + name, k -> new TreeMap<>()).put(r.at().tp(), grad);
+                var previous = shards.computeIfAbsent(r.at().stage() + "/" + r.at().edp() + "/" + name, k -> new TreeMap<>()).put(r.at().tp(), grad);
                 assertEquals(null, previous, name + " held twice in one replica");
             });
         }
-        int edp = results.stream().mapToInt(r -> r.at().edp()).max().getAsInt() + 1;
-        assertEquals(edp * EXPERTS * 2, shards.size(), "expert parameters per replica: " + shards.keySet());
+        long replicas = results.stream().map(r -> r.at().stage() + "/" + r.at().edp()).distinct().count();
+        assertEquals(replicas * EXPERTS * 2, shards.size(), "expert parameters per replica: " + shards.keySet());
         shards.forEach((key, byTp) -> {
             assertEquals(tp, byTp.size(), key + ": shards of every tp rank");
-            String name = key.substring(key.indexOf('/') + 1);
+            String name = key.substring(key.lastIndexOf('/') + 1);
             List<float[]> parts = new ArrayList<>(byTp.values());
             float[] full = name.endsWith(".w1") ? ExpertShards.gatherW1(parts, HIDDEN, FFN, act)
                     : ExpertShards.gatherW2(parts, FFN, HIDDEN);
