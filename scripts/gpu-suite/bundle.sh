@@ -71,7 +71,7 @@ mvn -B -ntp -q -f scripts/gpu-suite/pom.xml dependency:copy-dependencies \
     -DoutputDirectory="$BUNDLE/lib" -DexcludeTransitive=true -Dmdep.stripVersion=true
 [ -f "$BUNDLE/lib/junit-platform-console-standalone.jar" ] || die "the JUnit console launcher was not fetched"
 rm -f "$BUNDLE/lib/gson.jar" # inside panamoe.jar already; the pom names it for the version only
-for module in bindings moe-ops strategy runtime jmh; do
+for module in bindings moe-ops strategy runtime; do
   classes=$module/target/test-classes
   [ -d "$classes" ] && [ -n "$(ls -A "$classes")" ] || continue
   jar --create --file "$BUNDLE/tests/panamoe-$module-tests.jar" -C "$classes" .

@@ -97,25 +97,35 @@ class Anchors:
         import torch
 
         a = self.args
+        cuda = a.device == "cuda"
         for i in range(a.warmup):
             fn(i % rotation)
-        torch.cuda.synchronize()
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
+        if cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
         fn(a.warmup % rotation)
-        stop.record()
-        stop.synchronize()
-        estimate_ms = max(start.elapsed_time(stop), 1e-3)
+        if cuda:
+            torch.cuda.synchronize()
+        estimate_ms = max((time.perf_counter() - start) * 1000, 1e-3)
         left_ms = max(0.0, self.deadline - time.monotonic()) * 1000 / 4
         reps = max(a.min_reps, min(a.max_reps, int(min(a.target_ms, left_ms) / estimate_ms)))
-        events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
-                  for _ in range(reps)]
-        for i, (s, e) in enumerate(events):
-            s.record()
-            fn((a.warmup + 1 + i) % rotation)
-            e.record()
-        events[-1][1].synchronize()
-        us = sorted(1000.0 * s.elapsed_time(e) for s, e in events)
+        calls = range(a.warmup + 1, a.warmup + 1 + reps)
+        if cuda:
+            events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+                      for _ in calls]
+            for i, (s, e) in zip(calls, events):
+                s.record()
+                fn(i % rotation)
+                e.record()
+            events[-1][1].synchronize()
+            us = sorted(1000.0 * s.elapsed_time(e) for s, e in events)
+        else:  # --device cpu: checks this script's logic on a machine without a GPU
+            us = []
+            for i in calls:
+                start = time.perf_counter()
+                fn(i % rotation)
+                us.append((time.perf_counter() - start) * 1e6)
+            us.sort()
         median = us[reps // 2] if reps % 2 else 0.5 * (us[reps // 2 - 1] + us[reps // 2])
         return median, us[round(0.1 * (reps - 1))], us[round(0.9 * (reps - 1))], reps
 
@@ -139,7 +149,8 @@ class Anchors:
             except Exception as e:  # recorded in the JSON, then the next measurement
                 rec.update(status="error", reason=f"{type(e).__name__}: {e}".strip()[:500])
             finally:
-                torch.cuda.empty_cache()
+                if self.args.device == "cuda":
+                    torch.cuda.empty_cache()
         self.add(rec)
 
 
@@ -148,7 +159,7 @@ def run_case(an, model, shape, tokens, routing):
     import torch
 
     d, f, E, K = shape
-    dev = "cuda"
+    dev = an.args.device
     base = {"model": model, "tokens": tokens, "routing": routing}
     logits_host = routing_logits(tokens, E, routing == "zipf")
     logits = torch.from_numpy(logits_host).to(dev)
@@ -225,7 +236,14 @@ def run_case(an, model, shape, tokens, routing):
                 raise RuntimeError(f"torch {torch.__version__} has no torch._grouped_mm")
             w = weights_3d()
             rot, a = inputs()
-            return (lambda i: torch._grouped_mm(a[i], w, offs=offs)), rot, {"flop": flop, "note": note}
+            layout = "row-major weights"
+            try:
+                torch._grouped_mm(a[0], w, offs=offs)
+            except RuntimeError:  # some versions want each expert's matrix column-major
+                w = w.transpose(-2, -1).contiguous().transpose(-2, -1)
+                layout = "column-major weights"
+            return (lambda i: torch._grouped_mm(a[i], w, offs=offs)), rot, \
+                {"flop": flop, "note": f"{note}; {layout}"}
 
         def loop(k=k, n=n):
             w = weights_3d()
@@ -258,6 +276,7 @@ def run_layer(an, case, dtype_name):
     import torch
 
     d, f, E, K = case["shape"]
+    dev = an.args.device
     base, logits = case["base"], case["logits"]
     tokens = base["tokens"]
     dtype = torch.float32 if dtype_name == "f32" else torch.bfloat16
@@ -267,17 +286,17 @@ def run_layer(an, case, dtype_name):
     def setup():
         if "x" in state:
             return
-        free = torch.cuda.mem_get_info()[0]
+        free = torch.cuda.mem_get_info()[0] if dev == "cuda" else 8 << 30
         size = torch.finfo(dtype).bits // 8
         # As in pmoe_gpu_bench: as many distinct expert matrices as fit (weights and gradients).
         per_expert = 2 * 3 * d * f * size
         distinct = max(1, min(E, int(0.5 * free / per_expert)))
-        w1 = (torch.randn(distinct, d, 2 * f, device="cuda", dtype=dtype) / math.sqrt(d)).requires_grad_()
-        w2 = (torch.randn(distinct, f, d, device="cuda", dtype=dtype) / math.sqrt(f)).requires_grad_()
-        x = torch.randn(tokens, d, device="cuda", dtype=dtype, requires_grad=True)
+        w1 = (torch.randn(distinct, d, 2 * f, device=dev, dtype=dtype) / math.sqrt(d)).requires_grad_()
+        w2 = (torch.randn(distinct, f, d, device=dev, dtype=dtype) / math.sqrt(f)).requires_grad_()
+        x = torch.randn(tokens, d, device=dev, dtype=dtype, requires_grad=True)
         lg = logits.clone().requires_grad_()
         state.update(x=x, lg=lg, w1=w1, w2=w2, distinct=distinct,
-                     gy=torch.randn(tokens, d, device="cuda", dtype=dtype))
+                     gy=torch.randn(tokens, d, device=dev, dtype=dtype))
 
     def forward():
         x, lg, w1, w2, distinct = (state[k] for k in ("x", "lg", "w1", "w2", "distinct"))
@@ -321,7 +340,8 @@ def run_layer(an, case, dtype_name):
     finally:
         torch.backends.cuda.matmul.allow_tf32 = tf32
         state.clear()
-        torch.cuda.empty_cache()
+        if dev == "cuda":
+            torch.cuda.empty_cache()
 
 
 def main(argv=None):
@@ -334,6 +354,8 @@ def main(argv=None):
     p.add_argument("--target-ms", type=float, default=150)
     p.add_argument("--no-layer", action="store_true")
     p.add_argument("--smoke", action="store_true", help="one small ragged shape, one call of everything")
+    p.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
+                   help="cpu: wall-clock timing on the CPU, to check this script without a GPU")
     args = p.parse_args(argv)
     args.warmup, args.min_reps, args.max_reps = (0, 1, 1) if args.smoke else (3, 5, 200)
     an = Anchors(args)
@@ -345,18 +367,21 @@ def main(argv=None):
         print(f"torch_anchors: {an.doc['reason']}; no anchors measured", flush=True)
         an.write()
         return 0
-    if not torch.cuda.is_available():
+    if args.device == "cpu":
+        an.doc["device"] = {"name": "cpu (script check, not a measurement)", "l2_bytes": 32 << 20}
+    elif not torch.cuda.is_available():
         an.doc.update(status="unavailable", reason=f"torch {torch.__version__} sees no CUDA device")
         print(f"torch_anchors: {an.doc['reason']}; no anchors measured", flush=True)
         an.write()
         return 0
-    props = torch.cuda.get_device_properties(0)
-    an.doc["device"] = {"name": props.name, "compute_capability": f"{props.major}.{props.minor}",
-                        "multiprocessors": props.multi_processor_count,
-                        "l2_bytes": getattr(props, "L2_cache_size", 50 << 20),
-                        "memory_bytes": props.total_memory}
+    else:
+        props = torch.cuda.get_device_properties(0)
+        an.doc["device"] = {"name": props.name, "compute_capability": f"{props.major}.{props.minor}",
+                            "multiprocessors": props.multi_processor_count,
+                            "l2_bytes": getattr(props, "L2_cache_size", 50 << 20),
+                            "memory_bytes": props.total_memory}
     an.doc["torch"] = torch.__version__
-    print(f"torch_anchors: torch {torch.__version__} on {props.name}", flush=True)
+    print(f"torch_anchors: torch {torch.__version__} on {an.doc['device']['name']}", flush=True)
     an.write()
     if args.smoke:
         cases = [(SMOKE[0], SMOKE[1], SMOKE[2], r) for r in ("uniform", "zipf")]

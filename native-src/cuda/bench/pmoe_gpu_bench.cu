@@ -394,28 +394,34 @@ struct Bench {
         return int(std::min(8.0, std::max(1.0, std::ceil(need))));
     }
 
-    // Times run(i) (i selects the buffer set) with CUDA events and fills r's timing fields.
+    // Times run(i) (i selects the buffer set) with CUDA events and fills r's timing fields. The
+    // first warm-up call is timed too: it sets the number of timed calls, and a slow call (the
+    // big layers take seconds) needs fewer warm-ups and repetitions to be measured well.
     void time(Record &r, int rotation, const std::function<void(int)> &run) {
         r.rotation = rotation;
-        for (int i = 0; i < opt.warmup; i++) run(i % rotation);
-        cuda_ok(cudaDeviceSynchronize(), "warm-up");
         cudaEvent_t a, b;
         cuda_ok(cudaEventCreate(&a), "cudaEventCreate");
         cuda_ok(cudaEventCreate(&b), "cudaEventCreate");
-        // One call estimates the cost, which fixes the number of timed calls.
         cuda_ok(cudaEventRecord(a), "cudaEventRecord");
-        run(opt.warmup % rotation);
+        run(0);
         cuda_ok(cudaEventRecord(b), "cudaEventRecord");
-        cuda_ok(cudaEventSynchronize(b), "cudaEventSynchronize");
-        float estimate_ms = 0;
-        cuda_ok(cudaEventElapsedTime(&estimate_ms, a, b), "cudaEventElapsedTime");
+        cuda_ok(cudaEventSynchronize(b), "first call");
+        float first_ms = 0;
+        cuda_ok(cudaEventElapsedTime(&first_ms, a, b), "cudaEventElapsedTime");
+        cudaEventDestroy(a);
+        cudaEventDestroy(b);
+        const bool slow = first_ms > 500;
+        const int warmup = slow ? 0 : opt.warmup;
+        for (int i = 1; i < warmup; i++) run(i % rotation);
+        cuda_ok(cudaDeviceSynchronize(), "warm-up");
         const double budget_ms = std::min(opt.target_ms, 1000.0 * std::max(0.0, seconds_left()) / 4);
-        const int reps = std::clamp(int(budget_ms / std::max(estimate_ms, 1e-3f)), opt.min_reps, opt.max_reps);
+        const int min_reps = slow ? std::min(3, opt.min_reps) : opt.min_reps;
+        const int reps = std::clamp(int(budget_ms / std::max(first_ms, 1e-3f)), min_reps, opt.max_reps);
         std::vector<cudaEvent_t> events(2 * size_t(reps));
         for (auto &e : events) cuda_ok(cudaEventCreate(&e), "cudaEventCreate");
         for (int i = 0; i < reps; i++) {
             cuda_ok(cudaEventRecord(events[2 * i]), "cudaEventRecord");
-            run((opt.warmup + 1 + i) % rotation);
+            run((warmup + i) % rotation);
             cuda_ok(cudaEventRecord(events[2 * i + 1]), "cudaEventRecord");
         }
         cuda_ok(cudaEventSynchronize(events.back()), "timed calls");
@@ -426,8 +432,6 @@ struct Bench {
             us[i] = 1000.0 * ms;
         }
         for (auto &e : events) cudaEventDestroy(e);
-        cudaEventDestroy(a);
-        cudaEventDestroy(b);
         std::sort(us.begin(), us.end());
         auto pct = [&](double q) { return us[size_t(std::lround(q * (reps - 1)))]; };
         r.reps = reps;
@@ -449,6 +453,7 @@ struct Bench {
             } catch (const std::exception &e) {
                 r.status = "error";
                 r.reason = e.what();
+                cudaGetLastError(); // an out-of-memory must not be reported again by the next check
                 const cudaError_t sticky = cudaDeviceSynchronize();
                 if (sticky != cudaSuccess) {
                     r.reason += std::string("; CUDA context lost: ") + cudaGetErrorString(sticky);

@@ -116,10 +116,15 @@ public final class GpuSuiteReport {
         return new ArrayList<>(rows.values());
     }
 
+    /** The "device" object of a result file, if it names one (else an empty object). */
+    private static JsonObject device(JsonObject doc) {
+        JsonObject d = doc.has("device") ? doc.getAsJsonObject("device") : null;
+        return d != null && !string(d, "name").isEmpty() ? d : new JsonObject();
+    }
+
     /** "slug" of the device name: "NVIDIA H100 80GB HBM3" -> "h100-80gb-hbm3". */
     static String card(JsonObject bench, JsonObject torch) {
-        String name = string(bench.getAsJsonObject("device"), "name");
-        if (name.isEmpty() && torch.has("device")) name = string(torch.getAsJsonObject("device"), "name");
+        String name = string(device(bench).has("name") ? device(bench) : device(torch), "name");
         if (name.isEmpty()) return "unknown";
         String slug = name.strip().toLowerCase(Locale.ROOT).replaceFirst("^nvidia\\s+", "").replaceAll("[^a-z0-9]+", "-");
         return slug.replaceAll("^-|-$", "");
@@ -146,8 +151,7 @@ public final class GpuSuiteReport {
 
     static String markdown(JsonObject bench, JsonObject torch, List<Row> rows, String date) {
         StringBuilder md = new StringBuilder();
-        JsonObject device = bench.has("device") ? bench.getAsJsonObject("device")
-                : torch.has("device") ? torch.getAsJsonObject("device") : new JsonObject();
+        JsonObject device = device(bench).has("name") ? device(bench) : device(torch);
         md.append("# GPU suite: ").append(string(device, "name").isEmpty() ? "no GPU" : string(device, "name"))
                 .append(", ").append(date).append("\n\n");
         if (!string(device, "name").isEmpty())

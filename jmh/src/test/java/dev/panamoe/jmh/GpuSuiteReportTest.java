@@ -102,5 +102,8 @@ class GpuSuiteReportTest {
                 .getAsJsonObject(), torch));
         assertEquals("geforce-rtx-4090", GpuSuiteReport.card(JsonParser.parseString(
                 "{\"device\": {\"name\": \" NVIDIA GeForce RTX 4090 \"}}").getAsJsonObject(), torch));
+        // pmoe_gpu_bench found no device (empty name): PyTorch's names the card.
+        assertEquals("h200", GpuSuiteReport.card(JsonParser.parseString("{\"device\": {\"name\": \"\"}}")
+                .getAsJsonObject(), JsonParser.parseString("{\"device\": {\"name\": \"NVIDIA H200\"}}").getAsJsonObject()));
     }
 }
