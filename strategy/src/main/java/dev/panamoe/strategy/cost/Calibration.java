@@ -81,15 +81,24 @@ public final class Calibration {
         return new Calibration(cpu, gpu, jvm, nccl, sources);
     }
 
-    /** The cluster with the measured rates that apply to it. */
+    /**
+     * The cluster with the measured rates that apply to it; its other settings (overrides
+     * included) are kept. The cpu cluster's measurements are of the whole machine, which its
+     * ranks share.
+     */
     public ClusterSpec apply(ClusterSpec cluster) {
-        if (cluster.name().startsWith("cpu")) {
-            ClusterSpec c = ClusterSpec.cpu(cluster.gpus(), cpuGemmFlops.orElse(cluster.deviceFlops() * cluster.gpus()),
-                    inJvmBandwidth.orElse(cluster.intraBandwidth() * cluster.gpus()));
-            return c;
+        boolean cpu = cluster.name().startsWith("cpu");
+        ClusterSpec c = cluster;
+        OptionalDouble flops = cpu ? cpuGemmFlops : gpuGemmFlops;
+        OptionalDouble bandwidth = cpu ? inJvmBandwidth : ncclBandwidth;
+        int share = cpu ? cluster.gpus() : 1;
+        if (flops.isPresent()) {
+            c = c.withDeviceFlops(flops.getAsDouble() / share);
         }
-        ClusterSpec c = gpuGemmFlops.isPresent() ? cluster.withDeviceFlops(gpuGemmFlops.getAsDouble()) : cluster;
-        return ncclBandwidth.isPresent() ? c.withIntraBandwidth(ncclBandwidth.getAsDouble()) : c;
+        if (bandwidth.isPresent()) {
+            c = c.withIntraBandwidth(bandwidth.getAsDouble() / share);
+        }
+        return c;
     }
 
     /** Lines saying, for the cluster, which rates were measured (and where) and which are defaults. */

@@ -62,6 +62,8 @@ class ClusterSpecTest {
         assertEquals(2.0 * (1 << 30) / 0.010 / 4, cpu.deviceFlops(), 1);
         assertEquals(8e9 / 4, cpu.intraBandwidth(), 1);
         assertTrue(c.calibrates(cpu));
+        // overrides survive calibration
+        assertEquals(2.0 * (1 << 30), c.apply(ClusterSpec.parse("cpu:memory-gib=2", 4, 4)).memoryBytes(), 0);
         List<String> lines = c.describe(cpu);
         assertTrue(lines.get(0).contains("measured") && lines.get(0).contains("2026-01-01-cpu.json"), lines.get(0));
         assertTrue(lines.get(1).contains("measured"), lines.get(1));
