@@ -44,7 +44,7 @@ phase() {
   echo
   echo "==== $name (limit ${limit} s): $*"
   start=$SECONDS
-  timeout --kill-after=10 "$limit" "$0" --in-phase "$@"
+  timeout --kill-after=10 "$limit" bash "$0" --in-phase "$@"
   rc=$?
   local verdict="ok"
   [ $rc -eq 124 ] || [ $rc -eq 137 ] && verdict="TIMED OUT"
@@ -129,6 +129,7 @@ fi
 mkdir -p "$RESULTS"
 LOG=$RESULTS/run.log
 exec > >(tee -a "$LOG") 2>&1
+TEE=$!
 WORK=$(mktemp -d)
 export WORK
 SUMMARY=()
@@ -151,4 +152,6 @@ echo "==== summary"
 printf '%s\n' "${SUMMARY[@]}"
 echo "results in $RESULTS: $(cd "$RESULTS" && ls | paste -sd' ' -)"
 rm -rf "$WORK"
+exec >&- 2>&-
+wait "$TEE" # the log's last lines are written before the call returns
 exit $FAILED
