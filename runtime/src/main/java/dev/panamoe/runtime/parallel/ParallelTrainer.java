@@ -29,8 +29,8 @@ import java.util.function.Consumer;
  * <pre>
  *   micro-batch i of the step = the trainer's micro-batch i (batch / microBatches sequences);
  *     DP rank d (of dp = ep * edp) trains on its share d of it: batch / microBatches / dp sequences
- *   1F1B through the stages ({@link PipelineSchedule}), each rank backpropagating
- *     1 / (microBatches * dp) of its mean loss: the gradient of the mean over the global micro-batches
+ *   1F1B through the stages ({@link PipelineSchedule}), each rank backpropagating 1 / microBatches of
+ *     its share of the global micro-batch's mean loss and aux losses ({@link StageModel#backward})
  *   gradients summed over their replicas (DATA for dense weights, EXPERT_DATA for expert shards;
  *     bucketed, {@link GradientSync}) and between the two copies of a tied wte
  *   global gradient norm over every value once (replicas counted on one rank), clipped like the trainer
@@ -130,12 +130,17 @@ public final class ParallelTrainer implements AutoCloseable {
         model.zeroGrad();
         Shares train = new Shares(Split.TRAIN, dataPosition, micro);
         float[] aux = new float[micro];
-        float[] losses = schedule.train(micro, train.size, config.seq(), train, 1f / (micro * dp), aux);
+        int[][] counts = new int[model.config().moeLayerCount()][model.config().experts()];
+        float[] losses = schedule.train(micro, train.size, config.seq(), train, 1f / micro, (i, slot) -> {
+            aux[i] = model.auxLoss(slot);
+            addCounts(counts, model.expertCounts(slot));
+        });
         dataPosition += config.batch();
         sync.allReduce();
         sumTiedEmbedding();
         double gradNorm = clipGradients();
         double[] sums = worldSums(new double[] {lossShare(losses), auxShare(aux)});
+        sumOverWorld(counts);
         if (!Double.isFinite(sums[0]) || !Double.isFinite(gradNorm)) {
             throw new IllegalStateException("step " + next + ": the training diverged (loss " + sums[0]
                     + ", gradient norm " + gradNorm + "); try a lower --lr or --clip");
@@ -146,7 +151,7 @@ public final class ParallelTrainer implements AutoCloseable {
         double seconds = (System.nanoTime() - start) / 1e9;
         double valLoss = config.evaluatesAt(step) ? evaluate() : Double.NaN;
         StepMetrics m = new StepMetrics(step, sums[0], valLoss, (double) config.batch() * config.seq() / seconds,
-                sums[1], rate, gradNorm, new int[0][]);
+                sums[1], rate, gradNorm, counts);
         history.add(m);
         return m;
     }
@@ -180,6 +185,37 @@ public final class ParallelTrainer implements AutoCloseable {
             sum += a;
         }
         return sum / aux.length;
+    }
+
+    /** counts[stage's MoE layers] += stageCounts; only one rank per stage adds (the counts are the global micro-batch's). */
+    private void addCounts(int[][] counts, int[][] stageCounts) {
+        if (dataIndex != 0 || !firstTensorRank) {
+            return;
+        }
+        for (int l = 0; l < stageCounts.length; l++) {
+            int[] row = counts[model.firstMoeLayer() + l];
+            for (int e = 0; e < row.length; e++) {
+                row[e] += stageCounts[l][e];
+            }
+        }
+    }
+
+    /** Replaces counts by their sum over the world. */
+    private void sumOverWorld(int[][] counts) {
+        int experts = model.config().experts();
+        int[] flat = new int[counts.length * experts];
+        for (int l = 0; l < counts.length; l++) {
+            System.arraycopy(counts[l], 0, flat, l * experts, experts);
+        }
+        try (TensorScope s = TensorScope.confined(backend)) {
+            Tensor t = s.allocate("expert counts", DType.I32, Math.max(1, flat.length));
+            t.copyFrom(flat.length == 0 ? new int[1] : flat);
+            groups.world().allReduce(t);
+            int[] summed = t.toIntArray();
+            for (int l = 0; l < counts.length; l++) {
+                System.arraycopy(summed, l * experts, counts[l], 0, experts);
+            }
+        }
     }
 
     /**

@@ -28,6 +28,12 @@ public final class PipelineSchedule {
         int[] targets(int i);
     }
 
+    /** Called after the forward of micro-batch i, whose activations are in slot (e.g. to read its aux losses). */
+    @FunctionalInterface
+    public interface AfterForward {
+        void accept(int i, int slot);
+    }
+
     private final StageModel model;
     private final Communicator pipeline;
     private final int stage;
@@ -47,10 +53,10 @@ public final class PipelineSchedule {
 
     /**
      * Forward and backward of micro micro-batches of batch x seq tokens, gradients accumulated
-     * with gradScale; returns each micro-batch's loss on the last stage (NaN on the others) and
-     * leaves each micro-batch's aux losses in auxLosses[i] (this stage's MoE layers).
+     * with gradScale ({@link StageModel#backward}); returns each micro-batch's loss on the last
+     * stage (NaN on the others).
      */
-    public float[] train(int micro, int batch, int seq, MicroBatches data, float gradScale, float[] auxLosses) {
+    public float[] train(int micro, int batch, int seq, MicroBatches data, float gradScale, AfterForward after) {
         int slots = slots(stage, stages, micro);
         model.prepare(batch, seq, slots);
         float[] losses = new float[micro];
@@ -59,7 +65,7 @@ public final class PipelineSchedule {
         int steady = micro - warmup;
         for (int i = 0; i < warmup; i++) {
             receiveActivation(i % slots);
-            forward(i, i % slots, data, losses, auxLosses);
+            forward(i, i % slots, data, losses, after);
             sendActivation(i % slots);
         }
         if (steady > 0) {
@@ -67,7 +73,7 @@ public final class PipelineSchedule {
         }
         for (int j = 0; j < steady; j++) {
             int i = warmup + j;
-            forward(i, i % slots, data, losses, auxLosses);
+            forward(i, i % slots, data, losses, after);
             sendActivation(i % slots);
             receiveGradient();
             model.backward(j % slots, gradScale);
@@ -91,18 +97,15 @@ public final class PipelineSchedule {
         Arrays.fill(losses, Float.NaN);
         for (int i = 0; i < micro; i++) {
             receiveActivation(0);
-            forward(i, 0, data, losses, null);
+            forward(i, 0, data, losses, (m, slot) -> { });
             sendActivation(0);
         }
         return losses;
     }
 
-    private void forward(int i, int slot, MicroBatches data, float[] losses, float[] auxLosses) {
-        float loss = model.forward(slot, model.isFirst() ? data.inputs(i) : null, model.isLast() ? data.targets(i) : null);
-        losses[i] = loss;
-        if (auxLosses != null) {
-            auxLosses[i] = model.auxLoss(slot);
-        }
+    private void forward(int i, int slot, MicroBatches data, float[] losses, AfterForward after) {
+        losses[i] = model.forward(slot, model.isFirst() ? data.inputs(i) : null, model.isLast() ? data.targets(i) : null);
+        after.accept(i, slot);
     }
 
     private void receiveActivation(int slot) {

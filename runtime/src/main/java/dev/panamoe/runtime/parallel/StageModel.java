@@ -26,7 +26,8 @@ import java.util.List;
  *   attention:  qkv column-parallel (this rank's heads of q, k and v) -> attention over those heads
  *               -> proj row-parallel -> all-reduce (g) -> + bias
  *   dense FFN:  fc column-parallel -> GeLU -> proj row-parallel -> all-reduce (g) -> + bias
- *   MoE FFN:    an MoE layer of the stage's ranks
+ *   MoE FFN:    {@link DistributedMoELayer}: experts over EXPERT, replicated over EXPERT_DATA, expert
+ *               TP over TENSOR; router statistics over DATA (the aux loss of the global micro-batch)
  * </pre>
  * The residual stream, the norms, the embeddings and the head are replicated over the TENSOR
  * group; the input of each column-parallel layer is the same on every rank in forward and its
@@ -66,7 +67,7 @@ public final class StageModel implements AutoCloseable {
 
     /** Dense blocks have fc and fcProj, MoE blocks moe. */
     private record Block(NormWeights ln1, Linear qkv, Linear attnProj, NormWeights ln2, Linear fc, Linear fcProj,
-            MoELayer moe) {
+            DistributedMoELayer moe) {
     }
 
     private final Backend backend;
@@ -74,19 +75,21 @@ public final class StageModel implements AutoCloseable {
     private final long seed;
     private final Communicator tensor;
     private final Communicator data;
+    private final Communicator expertData;
     private final int tp;
     private final int stage;
     private final int stages;
     /** The one replica of the data-parallel (and, for replicated values, tensor-parallel) copies that counts in the norm. */
     private final boolean firstDataReplica;
     private final boolean firstTensorRank;
+    private final boolean firstExpertReplica;
     private final int localHeads;
     private final TensorScope params;
     private final List<ShardedParameter> parameters = new ArrayList<>();
     private final Parameter wte;
     private final Parameter wpe;
     private final Block[] blocks;
-    private final List<MoELayer> moeLayers = new ArrayList<>();
+    private final List<DistributedMoELayer> moeLayers = new ArrayList<>();
     private final NormWeights lnf;
     private final Parameter head;
 
@@ -101,11 +104,13 @@ public final class StageModel implements AutoCloseable {
         this.seed = seed;
         this.tensor = groups.tensor();
         this.data = groups.data();
+        this.expertData = groups.expertData();
         this.tp = groups.plan().tp();
         RankLayout.Coordinates at = groups.coordinates();
         this.stage = at.stage();
         this.stages = groups.plan().pp();
         this.firstDataReplica = at.ep() == 0 && at.edp() == 0;
+        this.firstExpertReplica = at.edp() == 0;
         this.firstTensorRank = at.tp() == 0;
         this.localHeads = config.heads() / tp;
         this.params = TensorScope.shared(backend);
@@ -125,11 +130,7 @@ public final class StageModel implements AutoCloseable {
             Linear attnProj = linear(p + "attn.proj", TensorSlice.rows(t, tp), c, c);
             NormWeights ln2 = norm(p + "ln2");
             if (config.isMoeBlock(l)) {
-                MoELayer moe = new MoELayer(backend, config.moeConfig(), seed);
-                for (Parameter param : moe.parameters()) {
-                    String name = p + "moe." + (param == moe.router().weight() ? "gate" : param.name());
-                    add(new Parameter(name, param.value(), param.grad()), TensorSlice.WHOLE, true);
-                }
+                DistributedMoELayer moe = moeLayer(p + "moe.", groups, t);
                 moeLayers.add(moe);
                 blocks[i] = new Block(ln1, qkv, attnProj, ln2, null, null, moe);
             } else {
@@ -179,7 +180,42 @@ public final class StageModel implements AutoCloseable {
         return moeLayers.size();
     }
 
+    /** The model-wide index of this stage's first MoE layer (the MoE layers of the earlier stages come before). */
+    public int firstMoeLayer() {
+        int before = 0;
+        for (int l = 0; l < stage * blocks.length; l++) {
+            before += config.isMoeBlock(l) ? 1 : 0;
+        }
+        return before;
+    }
+
     // ---- parameters ----
+
+    /**
+     * The block's MoE layer, initialised from the full single-device values; its gate is
+     * replicated like a dense weight, each expert's W1 is cut by columns and W2 by rows over the
+     * TENSOR group (as {@link ExpertShards} does) and summed over the EXPERT_DATA group only.
+     */
+    private DistributedMoELayer moeLayer(String prefix, ProcessGroups groups, int t) {
+        MoELayer.Config moeConfig = config.moeConfig();
+        DistributedMoELayer moe = new DistributedMoELayer(backend, moeConfig, groups,
+                (name, shape) -> ParameterInit.values(config, seed, prefix + name, shape[0] * shape[1]));
+        Parameter gate = moe.gate();
+        parameters.add(new ShardedParameter(new Parameter(prefix + DistributedMoELayer.GATE, gate.value(), gate.grad()),
+                gate.value().shape(), TensorSlice.WHOLE, data.size() > 1 ? data : null,
+                firstDataReplica && firstTensorRank));
+        int ffn = moeConfig.ffn();
+        int halves = moeConfig.activation().inputWidth(ffn) / ffn;
+        for (Parameter expert : moe.expertParameters()) {
+            boolean w1 = expert.name().endsWith(".w1");
+            int[] full = w1 ? new int[] {config.hidden(), moeConfig.activation().inputWidth(ffn)}
+                    : new int[] {ffn, config.hidden()};
+            TensorSlice slice = w1 ? new TensorSlice(TensorSlice.Kind.COLUMNS, halves, t, tp) : TensorSlice.rows(t, tp);
+            parameters.add(new ShardedParameter(new Parameter(prefix + expert.name(), expert.value(), expert.grad()),
+                    full, slice, expertData.size() > 1 ? expertData : null, firstExpertReplica));
+        }
+        return moe;
+    }
 
     private Linear linear(String name, TensorSlice weightSlice, int in, int out) {
         // a column-parallel bias is cut like the weight's columns; a row-parallel one is added after the all-reduce
@@ -200,10 +236,6 @@ public final class StageModel implements AutoCloseable {
         Parameter p = Parameter.allocate(params, name, slice.shape(fullShape));
         add(p, slice, counts, fullShape);
         return p;
-    }
-
-    private void add(Parameter p, TensorSlice slice, boolean counts) {
-        add(p, slice, counts, p.value().shape());
     }
 
     private void add(Parameter p, TensorSlice slice, boolean counts, int[] fullShape) {
@@ -330,21 +362,24 @@ public final class StageModel implements AutoCloseable {
         }
     }
 
-    /** Aux and z losses of slot's last forward, summed over this stage's MoE layers (already scaled). */
+    /**
+     * Aux and z losses of slot's last forward, summed over this stage's MoE layers (already
+     * scaled): those of the global micro-batch, the same on every rank of the stage.
+     */
     public float auxLoss(int slot) {
         float sum = 0;
-        for (MoELayer.Workspace ws : slots[slot].moe) {
+        for (DistributedMoELayer.Workspace ws : slots[slot].moe) {
             sum += ws.auxLoss() + ws.zLoss();
         }
         return sum;
     }
 
-    /** [stage's MoE layer][expert]: the routed (token, k) slots of slot's last forward. */
+    /** [stage's MoE layer][expert]: the (token, k) slots of the global micro-batch routed in slot's last forward. */
     public int[][] expertCounts(int slot) {
-        MoELayer.Workspace[] ws = slots[slot].moe;
+        DistributedMoELayer.Workspace[] ws = slots[slot].moe;
         int[][] counts = new int[ws.length][];
         for (int i = 0; i < ws.length; i++) {
-            counts[i] = ws[i].routedCounts();
+            counts[i] = ws[i].globalRoutedCounts();
         }
         return counts;
     }
@@ -352,15 +387,18 @@ public final class StageModel implements AutoCloseable {
     // ---- backward ----
 
     /**
-     * Backward of slot's forward, accumulating d(gradScale * (loss + aux losses)) / d(parameters)
-     * into the gradients: from the loss on the last stage, from {@link #residualGradient()} (the
-     * next stage's) on the others; leaves d / d(stage input) in residualGradient().
+     * Backward of slot's forward, accumulating this rank's part of d(gradScale * (loss + aux
+     * losses)) / d(parameters) into the gradients, where loss is the mean over the global
+     * micro-batch — this rank's mean over its share weighs 1 / dp — and the aux losses are the
+     * global micro-batch's: summed over the DATA group, the gradients are those of one device.
+     * Starts from the loss on the last stage, from {@link #residualGradient()} (the next
+     * stage's) on the others; leaves d / d(stage input) in residualGradient().
      */
     public void backward(int slot, float gradScale) {
         Slot s = slots[slot];
         Gradients g = grads;
         if (isLast()) {
-            float meanScale = s.keptTargets == 0 ? 0f : gradScale / s.keptTargets;
+            float meanScale = s.keptTargets == 0 ? 0f : gradScale / ((float) s.keptTargets * data.size());
             backend.crossEntropyBackward(s.logits, s.targets, meanScale, g.dLogits);
             backend.gemm(true, false, 1f, g.dLogits, s.lnf, 1f, head.grad());
             backend.gemm(false, false, 1f, g.dLogits, head.value(), 0f, g.dNormOut);
@@ -444,7 +482,7 @@ public final class StageModel implements AutoCloseable {
     @Override
     public void close() {
         closeActivations();
-        moeLayers.forEach(MoELayer::close);
+        moeLayers.forEach(DistributedMoELayer::close);
         params.close();
     }
 
@@ -502,7 +540,7 @@ public final class StageModel implements AutoCloseable {
         /** The embedding's output on the first stage, the previous stage's output on the others. */
         final Tensor input;
         final LayerActivations[] layers;
-        final MoELayer.Workspace[] moe;
+        final DistributedMoELayer.Workspace[] moe;
         // last stage only
         final Tensor targets;
         final Tensor lnf;
@@ -524,7 +562,7 @@ public final class StageModel implements AutoCloseable {
             for (int i = 0; i < layers.length; i++) {
                 layers[i] = new LayerActivations(scope, batch, seq, blocks[i].moe() != null);
             }
-            moe = new MoELayer.Workspace[moeLayers.size()];
+            moe = new DistributedMoELayer.Workspace[moeLayers.size()];
             for (int i = 0; i < moe.length; i++) {
                 moe[i] = moeLayers.get(i).newWorkspace();
             }
@@ -539,7 +577,7 @@ public final class StageModel implements AutoCloseable {
 
         @Override
         public void close() {
-            for (MoELayer.Workspace ws : moe) {
+            for (DistributedMoELayer.Workspace ws : moe) {
                 ws.close();
             }
             scope.close();

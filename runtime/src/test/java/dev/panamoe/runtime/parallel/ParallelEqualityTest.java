@@ -1,5 +1,6 @@
 package dev.panamoe.runtime.parallel;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -14,12 +15,13 @@ import java.util.Map;
 import java.util.Set;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Hybrid-parallel training equals one device: for each plan, a world of 8 in-JVM ranks trains the
  * tiny model (4 blocks) for 3 optimizer steps — micro-batches, clipping, AdamW — and every step's
- * loss, gradient norm and aux loss, and every rank's parameter shard, match the single-device
+ * loss, gradient norm, aux loss and expert counts, the final validation loss, and every rank's
+ * parameter shard (every parameter held by some rank) match the single-device
  * {@link dev.panamoe.runtime.train.Trainer}'s within 1e-5 relative (per tensor: the largest
  * difference over the largest magnitude).
  */
@@ -36,10 +38,11 @@ class ParallelEqualityTest {
     }
 
     @ParameterizedTest
-    @CsvSource({"4, pp2*tp2", "4, pp4", "4, tp4", "2, pp2"})
-    void planTrainsLikeOneDevice(int world, String plan) {
+    @ValueSource(strings = {"dp8", "ep8", "tp2*ep4", "dp2*ep4", "pp2*dp2*ep2", "pp2*tp2*ep2", "pp4*ep2", "edp2*ep4",
+        "pp2*dp2*tp2"})
+    void planTrainsLikeOneDevice(String plan) {
         long start = System.nanoTime();
-        List<Result> ranks = ParallelTraining.parallel(plan, world, MODEL, CONFIG, s -> { });
+        List<Result> ranks = ParallelTraining.parallel(plan, 8, MODEL, CONFIG, s -> { });
         double worst = compare(plan, ranks);
         System.out.printf(Locale.ROOT, "plan %-14s max relative difference %.2e in %.1f s%n", plan, worst,
                 (System.nanoTime() - start) / 1e9);
@@ -52,6 +55,8 @@ class ParallelEqualityTest {
         for (int r = 0; r < ranks.size(); r++) {
             List<StepMetrics> got = ranks.get(r).steps();
             assertEquals(expected.size(), got.size(), plan + " rank " + r + ": steps");
+            worst = Math.max(worst, close(plan + " rank " + r + " validation loss", expected.getLast().valLoss(),
+                    got.getLast().valLoss()));
             for (int s = 0; s < expected.size(); s++) {
                 worst = Math.max(worst, close(plan + " rank " + r + " step " + (s + 1) + " loss",
                         expected.get(s).loss(), got.get(s).loss()));
@@ -59,6 +64,8 @@ class ParallelEqualityTest {
                         expected.get(s).gradNorm(), got.get(s).gradNorm()));
                 worst = Math.max(worst, close(plan + " rank " + r + " step " + (s + 1) + " aux loss",
                         expected.get(s).auxLoss(), got.get(s).auxLoss()));
+                assertArrayEquals(expected.get(s).expertCounts(), got.get(s).expertCounts(),
+                        plan + " rank " + r + " step " + (s + 1) + ": tokens routed to each expert");
             }
         }
         Set<String> covered = new HashSet<>();
