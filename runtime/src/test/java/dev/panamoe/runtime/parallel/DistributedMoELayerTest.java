@@ -214,6 +214,68 @@ class DistributedMoELayerTest {
         assertMatchesReference(ref, results, tp, cfg.activation());
     }
 
+    /**
+     * A placement change between two passes that moves each expert's values and its accumulated
+     * (not yet reduced) gradient shards to the new slots: the second pass and the summed
+     * gradients of both passes equal one device running the batch twice.
+     */
+    @Test
+    void migrationBetweenPassesMovesValuesAndGradients() {
+        MoELayer.Config cfg = config(Activation.SWIGLU, MoELayer.Config.DROPLESS, 0.01f, 0.001f);
+        ParallelPlan plan = new ParallelPlan(1, 2, 2, 2);
+        Reference ref = reference(cfg, plan.dataParallel());
+        ExpertPlacement start = ExpertPlacement.identity(EXPERTS, plan.ep(), 1);
+        ExpertPlacement moved = shuffledPlacement(start, new SplittableRandom(5));
+        assertTrue(start.changedSlots(moved) >= 6, "the permutation moves most experts: " + moved);
+        RankLayout layout = new RankLayout(plan);
+        Map<String, float[][]> published = new java.util.concurrent.ConcurrentHashMap<>(); // "edp/tp/name" -> value, grad
+        List<RankResult> results = InJvmWorld.run(plan.world(), TIMEOUT, comm -> {
+            try (ProcessGroups groups = new ProcessGroups(layout, comm);
+                    DistributedMoELayer layer = new DistributedMoELayer(CPU, cfg, groups, start, ref.full());
+                    TensorScope s = TensorScope.shared(CPU)) {
+                int d = layout.dataIndex(comm.rank());
+                int n = TOKENS[d];
+                Tensor x = s.ofFloats("x", ref.rows(ref.x(), d), n, HIDDEN);
+                Tensor gradY = s.ofFloats("gy", ref.rows(ref.gradY(), d), n, HIDDEN);
+                layer.forward(x);
+                layer.backward(gradY, LOSS_SCALE, layer.workspace());
+                String replica = groups.coordinates().edp() + "/" + groups.coordinates().tp() + "/";
+                for (Parameter p : layer.expertParameters()) {
+                    published.put(replica + p.name(), new float[][] {p.value().toFloatArray(), p.grad().toFloatArray()});
+                }
+                comm.barrier();
+                layer.applyPlacement(moved, (slot, expert, w1, w2) -> {
+                    for (Parameter p : List.of(w1, w2)) {
+                        float[][] state = published.get(replica + p.name());
+                        p.value().copyFrom(state[0]);
+                        p.grad().copyFrom(state[1]);
+                    }
+                });
+                float[] y = layer.forward(x).toFloatArray();
+                float[] gradX = layer.backward(gradY, LOSS_SCALE, layer.workspace()).toFloatArray();
+                layer.reduceGradients();
+                Map<String, float[]> expertGrads = new HashMap<>();
+                for (Parameter p : layer.expertParameters()) {
+                    expertGrads.put(p.name(), p.grad().toFloatArray());
+                }
+                return new RankResult(d, groups.coordinates(), y, gradX, layer.workspace().auxLoss(),
+                        layer.workspace().zLoss(), layer.gate().grad().toFloatArray(), expertGrads,
+                        layer.workspace().receivedRows());
+            }
+        });
+        Map<String, float[]> twice = new HashMap<>();
+        ref.grads().forEach((name, g) -> {
+            float[] sum = g.clone();
+            for (int i = 0; i < sum.length; i++) {
+                sum[i] += g[i];
+            }
+            twice.put(name, sum);
+        });
+        Reference twoPasses = new Reference(ref.x(), ref.gradY(), ref.offsets(), ref.y(), ref.gradX(), ref.aux(),
+                ref.z(), ref.routed(), ref.values(), twice);
+        assertMatchesReference(twoPasses, results, plan.tp(), cfg.activation());
+    }
+
     @Test
     void refusesPlacementChangesWithoutStateAndReplicas() {
         MoELayer.Config cfg = config(Activation.GELU, MoELayer.Config.DROPLESS, 0.01f, 0.001f);
