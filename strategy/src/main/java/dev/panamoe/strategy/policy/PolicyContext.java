@@ -4,6 +4,7 @@ import dev.panamoe.strategy.cost.CostModel;
 import dev.panamoe.strategy.cost.Skeleton;
 import dev.panamoe.strategy.plan.ModelShape;
 import dev.panamoe.strategy.plan.ParallelPlan;
+import java.util.Arrays;
 
 /**
  * What a policy decides for: the model and cluster (through the cost model) and the plan
@@ -51,25 +52,21 @@ public record PolicyContext(CostModel cost, Skeleton skeleton) {
 
     /**
      * long[ep][experts] loads of one micro-batch at the plan's scale from per-expert loads at any
-     * scale, every source sending alike (the tracker keeps per-expert totals only).
+     * scale, every source sending alike (the tracker keeps per-expert totals only). The ep rows
+     * are one shared array: read-only, for the cost model.
      */
     public long[][] groupLoad(double[] perExpert) {
         double total = 0;
         for (double v : perExpert) {
             total += v;
         }
-        int ep = devices();
-        long[][] load = new long[ep][perExpert.length];
-        if (total <= 0) {
-            return load;
-        }
-        double scale = slotsPerRank() / total;
+        long[] row = new long[perExpert.length];
+        double scale = total > 0 ? slotsPerRank() / total : 0;
         for (int e = 0; e < perExpert.length; e++) {
-            long v = Math.round(perExpert[e] * scale);
-            for (int s = 0; s < ep; s++) {
-                load[s][e] = v;
-            }
+            row[e] = Math.round(perExpert[e] * scale);
         }
+        long[][] load = new long[devices()][];
+        Arrays.fill(load, row);
         return load;
     }
 
