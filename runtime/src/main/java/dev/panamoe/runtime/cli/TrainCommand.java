@@ -4,13 +4,17 @@ import dev.panamoe.ops.Backend;
 import dev.panamoe.ops.BackendUnavailableException;
 import dev.panamoe.ops.Device;
 import dev.panamoe.ops.MoELayer;
+import dev.panamoe.runtime.comm.Worlds;
 import dev.panamoe.runtime.data.ByteCorpus;
 import dev.panamoe.runtime.data.Corpus;
 import dev.panamoe.runtime.data.SyntheticCorpus;
 import dev.panamoe.runtime.model.GptMoeConfig;
+import dev.panamoe.runtime.parallel.ParallelTrainer;
 import dev.panamoe.runtime.train.Checkpoint;
 import dev.panamoe.runtime.train.TrainingConfig;
+import dev.panamoe.strategy.plan.ParallelPlan;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.Iterator;
 import java.util.Locale;
 import java.util.Map;
@@ -110,6 +114,19 @@ public final class TrainCommand implements Callable<Integer> {
             description = "End after STEP with a checkpoint, keeping the LR schedule of --steps (resume later).")
     Integer stopAt;
 
+    // ---- parallelism ----
+    @Option(names = "--world", paramLabel = "N",
+            description = "Train on N ranks: threads of this JVM, or under mpirun one per process (default: 1, or "
+                    + "mpirun's process count).")
+    Integer world;
+    @Option(names = "--plan", paramLabel = "SPEC",
+            description = "Parallel plan, e.g. pp=2,dp=2,ep=2 (keys pp, tp, ep, dp; dp fills the world when not "
+                    + "given; default: data parallel over all ranks).")
+    String plan;
+
+    /** How long a rank waits in a collective before the run fails (a failed rank stops the others sooner). */
+    static final Duration COLLECTIVE_TIMEOUT = Duration.ofMinutes(2);
+
     @Override
     public Integer call() {
         if (resume && checkpointDir == null) {
@@ -125,8 +142,26 @@ public final class TrainCommand implements Callable<Integer> {
                 ? new SyntheticCorpus(SyntheticCorpus.Config.tinyDefaults().withSeqLen(config.seq()))
                 : ByteCorpus.open(data, config.seq(), config.seed()));
         GptMoeConfig model = validated(() -> modelConfig(corpus.vocabSize(), config.seq()));
-        new TrainingRun(System.out, preset + " on " + (data == null ? "the synthetic corpus" : data.getFileName()),
-                model, corpus, config).execute(backend, resume, threads);
+        TrainingRun run = new TrainingRun(System.out, preset + " on "
+                + (data == null ? "the synthetic corpus" : data.getFileName()), model, corpus, config);
+        int ranks = Worlds.worldSize(world == null ? 1 : world);
+        if (ranks == 1 && plan == null) {
+            run.execute(backend, resume, threads);
+            return 0;
+        }
+        if (world != null && world != ranks) {
+            throw new ParameterException(spec.commandLine(), "--world " + world + " but mpirun started " + ranks
+                    + " processes");
+        }
+        if (checkpointDir != null) {
+            throw new ParameterException(spec.commandLine(), "--checkpoint is not supported yet with --world/--plan");
+        }
+        ParallelPlan parsed = validated(() -> ParallelPlan.parse(plan == null ? "dp=" + ranks : plan, ranks));
+        validated(() -> {
+            ParallelTrainer.validate(parsed, model, config);
+            return parsed;
+        });
+        run.executeParallel(backend, parsed, COLLECTIVE_TIMEOUT, threads);
         return 0;
     }
 

@@ -1,22 +1,30 @@
 package dev.panamoe.runtime.cli;
 
 import dev.panamoe.ops.Backend;
+import dev.panamoe.runtime.comm.Worlds;
 import dev.panamoe.runtime.data.Corpus;
 import dev.panamoe.runtime.data.SyntheticCorpus;
 import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.model.GptMoeModel;
+import dev.panamoe.runtime.parallel.ParallelTrainer;
+import dev.panamoe.runtime.parallel.ProcessGroups;
+import dev.panamoe.runtime.parallel.StageModel;
 import dev.panamoe.runtime.report.MetricsWriter;
+import dev.panamoe.runtime.report.OperatorTimer;
 import dev.panamoe.runtime.report.ProgressDisplay;
 import dev.panamoe.runtime.report.ReportData;
 import dev.panamoe.runtime.report.StepMetrics;
 import dev.panamoe.runtime.report.TrainingReport;
 import dev.panamoe.runtime.train.Trainer;
 import dev.panamoe.runtime.train.TrainingConfig;
+import dev.panamoe.strategy.plan.ParallelPlan;
+import dev.panamoe.strategy.plan.RankLayout;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -51,16 +59,7 @@ final class TrainingRun {
         if (threads != null) {
             backend.setNumThreads(threads);
         }
-        out.println("model:    " + modelConfig.describe());
-        out.println("data:     " + corpus.describe());
-        out.printf(Locale.ROOT, "training: %d steps of %d x %d tokens in %d micro-batch%s, lr %s -> %s after %d warm-up"
-                        + " steps, weight decay %s, clip %s, seed %d, %s%n", config.steps(), config.batch(),
-                config.seq(), config.microBatches(), config.microBatches() == 1 ? "" : "es", config.lr(), config.minLr(),
-                config.warmup(), config.weightDecay(), config.clipNorm(), config.seed(),
-                backend.device().isCpu() ? backend.numThreads() + " threads" : "on " + backend.device());
-        if (config.metrics() != null) {
-            createParent(config.metrics());
-        }
+        header(backend);
         Baselines baselines = Baselines.of(corpus);
         long start = System.nanoTime();
         try (GptMoeModel model = new GptMoeModel(backend, modelConfig, config.seed());
@@ -73,14 +72,70 @@ final class TrainingRun {
                 trainer.run(progress::update);
             }
             double seconds = (System.nanoTime() - start) / 1e9;
-            List<StepMetrics> steps = allSteps(trainer);
-            if (config.report() != null && !steps.isEmpty()) {
-                Path index = TrainingReport.write(config.report(), new ReportData(title, reportConfig(), steps,
-                        baselines.unigram(), baselines.floor(), trainer.expertSourceCounts(),
-                        trainer.timer().entries()));
-                out.println("report:   " + index);
+            List<StepMetrics> steps = allSteps(trainer.history());
+            report(steps, baselines, trainer.expertSourceCounts(), trainer.timer().entries());
+            String checkpoint = config.checkpointDir() == null ? null
+                    : trainer.checkpointFile() + " (step " + trainer.step() + ")";
+            summary(trainer.history(), trainer.step(), checkpoint, steps, seconds, baselines);
+        }
+    }
+
+    /**
+     * Trains on a world of plan.world() ranks: threads of this JVM, or this process's rank when
+     * started by mpirun ({@link Worlds}). Each rank holds its {@link StageModel} and runs a
+     * {@link ParallelTrainer}; rank 0 alone prints, shows progress and writes the metrics and the
+     * report. A rank that fails stops every rank within timeout and the run fails with its error.
+     */
+    void executeParallel(Backend backend, ParallelPlan plan, Duration timeout, Integer threads) {
+        if (threads != null) {
+            backend.setNumThreads(threads);
+        }
+        RankLayout layout = new RankLayout(plan);
+        Baselines baselines = Baselines.of(corpus);
+        long start = System.nanoTime();
+        List<List<StepMetrics>> results = Worlds.run(plan.world(), timeout, comm -> {
+            boolean lead = comm.rank() == 0;
+            if (lead) {
+                header(backend);
+                out.println("parallel: " + plan.world() + " ranks (" + comm.backendName() + "), plan " + plan);
             }
-            summary(trainer, steps, seconds, baselines);
+            try (ProcessGroups groups = new ProcessGroups(layout, comm);
+                    StageModel model = new StageModel(backend, modelConfig, config.seed(), groups);
+                    ParallelTrainer trainer = new ParallelTrainer(model, groups, corpus, config);
+                    ProgressDisplay progress = lead ? ProgressDisplay.open(config.steps(), 0) : null) {
+                trainer.run(lead ? progress::update : m -> { });
+                return lead ? trainer.history() : null;
+            }
+        });
+        List<StepMetrics> ran = results.getFirst();
+        if (ran == null) {
+            return; // a rank other than 0 of an mpirun job
+        }
+        double seconds = (System.nanoTime() - start) / 1e9;
+        List<StepMetrics> steps = allSteps(ran);
+        report(steps, baselines, null, List.of());
+        summary(ran, ran.isEmpty() ? 0 : (int) ran.getLast().step(), null, steps, seconds, baselines);
+    }
+
+    private void header(Backend backend) {
+        out.println("model:    " + modelConfig.describe());
+        out.println("data:     " + corpus.describe());
+        out.printf(Locale.ROOT, "training: %d steps of %d x %d tokens in %d micro-batch%s, lr %s -> %s after %d warm-up"
+                        + " steps, weight decay %s, clip %s, seed %d, %s%n", config.steps(), config.batch(),
+                config.seq(), config.microBatches(), config.microBatches() == 1 ? "" : "es", config.lr(), config.minLr(),
+                config.warmup(), config.weightDecay(), config.clipNorm(), config.seed(),
+                backend.device().isCpu() ? backend.numThreads() + " threads" : "on " + backend.device());
+        if (config.metrics() != null) {
+            createParent(config.metrics());
+        }
+    }
+
+    private void report(List<StepMetrics> steps, Baselines baselines, long[][][] expertSourceCounts,
+            List<OperatorTimer.Entry> operatorTimes) {
+        if (config.report() != null && !steps.isEmpty()) {
+            Path index = TrainingReport.write(config.report(), new ReportData(title, reportConfig(), steps,
+                    baselines.unigram(), baselines.floor(), expertSourceCounts, operatorTimes));
+            out.println("report:   " + index);
         }
     }
 
@@ -93,9 +148,9 @@ final class TrainingRun {
     }
 
     /** The whole run's metrics: the metrics file (which spans a resume) when there is one, else this process's steps. */
-    private List<StepMetrics> allSteps(Trainer trainer) {
+    private List<StepMetrics> allSteps(List<StepMetrics> ran) {
         Path file = config.metrics();
-        return file != null && Files.exists(file) ? MetricsWriter.read(file) : trainer.history();
+        return file != null && Files.exists(file) ? MetricsWriter.read(file) : ran;
     }
 
     private Map<String, String> reportConfig() {
@@ -110,21 +165,25 @@ final class TrainingRun {
         return c;
     }
 
-    private void summary(Trainer trainer, List<StepMetrics> steps, double seconds, Baselines baselines) {
+    /**
+     * ran: the steps this process ran; step: the run's step now; checkpoint: where the state was
+     * saved, or null; steps: the whole run's (across a resume).
+     */
+    private void summary(List<StepMetrics> ran, int step, String checkpoint, List<StepMetrics> steps, double seconds,
+            Baselines baselines) {
         if (config.metrics() != null) {
             out.println("metrics:  " + config.metrics());
         }
-        if (config.checkpointDir() != null) {
-            out.println("checkpoint: " + trainer.checkpointFile() + " (step " + trainer.step() + ")");
+        if (checkpoint != null) {
+            out.println("checkpoint: " + checkpoint);
         }
-        List<StepMetrics> ran = trainer.history();
         if (!ran.isEmpty()) {
             double[] rates = ran.stream().mapToDouble(StepMetrics::tokensPerSecond).sorted().toArray();
             out.printf(Locale.ROOT, "trained steps %d to %d in %.1f s (median %.0f tokens/s)%n", ran.getFirst().step(),
                     ran.getLast().step(), seconds, rates[rates.length / 2]);
         }
-        if (trainer.step() < config.steps()) {
-            out.println("stopped at step " + trainer.step() + " of " + config.steps()
+        if (step < config.steps()) {
+            out.println("stopped at step " + step + " of " + config.steps()
                     + "; continue with the same options and --resume");
             return;
         }

@@ -9,6 +9,7 @@ import dev.panamoe.runtime.comm.Communicator;
 import dev.panamoe.runtime.data.Batch;
 import dev.panamoe.runtime.data.Corpus;
 import dev.panamoe.runtime.data.Split;
+import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.parallel.StageModel.ShardedParameter;
 import dev.panamoe.runtime.report.MetricsWriter;
 import dev.panamoe.runtime.report.StepMetrics;
@@ -16,6 +17,7 @@ import dev.panamoe.runtime.train.AdamW;
 import dev.panamoe.runtime.train.LrSchedule;
 import dev.panamoe.runtime.train.Trainer;
 import dev.panamoe.runtime.train.TrainingConfig;
+import dev.panamoe.strategy.plan.ParallelPlan;
 import dev.panamoe.strategy.plan.RankLayout;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -61,12 +63,8 @@ public final class ParallelTrainer implements AutoCloseable {
     private long dataPosition;
 
     public ParallelTrainer(StageModel model, ProcessGroups groups, Corpus corpus, TrainingConfig config) {
+        validate(groups.plan(), model.config(), config);
         this.dp = groups.plan().dataParallel();
-        if (config.microBatchSize() % dp != 0) {
-            throw new IllegalArgumentException("batch: " + config.batch() + " sequences in " + config.microBatches()
-                    + " micro-batches of " + config.microBatchSize() + " cannot be shared by the " + dp
-                    + " data-parallel ranks (ep * dp); batch must be divisible by microBatches * " + dp);
-        }
         if (corpus.seqLen() != config.seq() || config.seq() > model.config().maxSeq()) {
             throw new IllegalArgumentException("seq: the training config has " + config.seq() + ", the corpus "
                     + corpus.seqLen() + ", the model's maxSeq is " + model.config().maxSeq());
@@ -84,6 +82,21 @@ public final class ParallelTrainer implements AutoCloseable {
         RankLayout layout = groups.layout();
         this.dataIndex = layout.dataIndex(groups.rank());
         this.firstTensorRank = groups.coordinates().tp() == 0;
+    }
+
+    /**
+     * Throws IllegalArgumentException naming the first constraint the plan breaks for this model
+     * and training: those of {@link ParallelPlan#validate}, and every micro-batch divisible among
+     * the data-parallel ranks. Call it before starting the ranks, so a bad plan fails once.
+     */
+    public static void validate(ParallelPlan plan, GptMoeConfig model, TrainingConfig config) {
+        plan.validate(model.shape());
+        int dp = plan.dataParallel();
+        if (config.microBatchSize() % dp != 0) {
+            throw new IllegalArgumentException("batch: " + config.batch() + " sequences in " + config.microBatches()
+                    + " micro-batches of " + config.microBatchSize() + " cannot be shared by the " + dp
+                    + " data-parallel ranks (ep * dp); batch must be divisible by microBatches * " + dp);
+        }
     }
 
     public StageModel model() {
