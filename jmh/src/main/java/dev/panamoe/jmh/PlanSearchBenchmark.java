@@ -29,7 +29,7 @@ import org.openjdk.jmh.annotations.Warmup;
 
 /**
  * The offline plan search as {@code ./panamoe plan} runs it (SmartMoE's GPT-MoE 16 x 2560, 16
- * experts; h100-nvlink-ib, 8 per node; global batch 2 x gpus; dropless and capacity 1.2; 4 Zipf
+ * experts; h100-nvlink-ib, 8 per node; global batch 2 x gpus; dropless and capacity 1.2; 2 Zipf
  * samples; pool of 8), and the per-MoE-layer price a placement policy asks the cost model for
  * many times per decision (64 devices x 256 experts, 2 slots per device).
  */
@@ -50,7 +50,7 @@ public class PlanSearchBenchmark {
             ModelShape model = GptMoeConfig.preset("gpt-moe-l16-h2560").shape();
             cost = new CostModel(model, ClusterSpec.preset("h100-nvlink-ib", gpus, 8));
             spec = new PlanSearch.Spec(2 * gpus, List.of(Skeleton.DROPLESS, 1.2), 8,
-                    LoadSamples.zipf(model, Math.min(gpus, 64), 4, 1.0, 1), "zipf");
+                    LoadSamples.zipf(model, Math.min(gpus, 64), 2, 1.0, 1), "zipf");
         }
     }
 

@@ -60,7 +60,7 @@ public final class PlanCommand implements Callable<Integer> {
             + " native trace) instead of Zipf samples.")
     Path trace;
 
-    @Option(names = "--samples", defaultValue = "4", description = "Load samples per plan (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--samples", defaultValue = "2", description = "Load samples per plan (default: ${DEFAULT-VALUE}).")
     int samples;
 
     @Option(names = "--zipf", defaultValue = "1.0",

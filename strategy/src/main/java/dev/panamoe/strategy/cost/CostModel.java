@@ -3,9 +3,9 @@ package dev.panamoe.strategy.cost;
 import dev.panamoe.strategy.placement.ExpertPlacement;
 import dev.panamoe.strategy.plan.ModelShape;
 import dev.panamoe.strategy.plan.ParallelPlan;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Predicts the time of one training step of a model on a cluster under a plan skeleton, an
@@ -46,7 +46,7 @@ public final class CostModel {
     /** Bytes of optimizer state per parameter: two f32 Adam moments. */
     static final int MOMENT_BYTES = 8;
     /** Lanes priced at most per step estimate (their loads repeat with the load's sources anyway). */
-    static final int MAX_LANES = 8;
+    static final int MAX_LANES = 4;
 
     private final ModelShape model;
     private final ClusterSpec cluster;
@@ -191,10 +191,10 @@ public final class CostModel {
      * Remembers the MoE layers' terms under the identity placement for each (load, tp, ep,
      * lanes, micro-batch, capacity): pp and the number of micro-batches do not change them, so a
      * search that prices many plans under the same loads computes each once. Holds references to
-     * the loads; use one per search. Not thread-safe.
+     * the loads; use one per search. Thread-safe.
      */
     public static final class Memo {
-        private final Map<MemoKey, MoeTerms> terms = new HashMap<>();
+        private final Map<MemoKey, MoeTerms> terms = new ConcurrentHashMap<>();
     }
 
     private record MemoKey(ExpertLoad load, int tp, int ep, int lanes, long slotsPerRank, long capacity) {

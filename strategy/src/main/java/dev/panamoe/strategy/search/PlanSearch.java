@@ -65,39 +65,18 @@ public final class PlanSearch {
     /** Runs the search for cost's model and cluster. */
     public static PlanPool search(CostModel cost, Calibration calibration, Spec spec) {
         ModelShape model = cost.model();
-        int world = cost.cluster().gpus();
         List<Rejection> rejected = new ArrayList<>();
         List<Scored> feasible = new ArrayList<>();
         int considered = 0;
         CostModel.Memo memo = new CostModel.Memo();
-        for (ParallelPlan plan : allPlans(world)) {
-            String why = structuralReason(plan, model, cost, spec.globalBatch());
-            if (why != null) {
-                considered++;
-                rejected.add(new Rejection(plan.toString(), Reason.valueOf(why.substring(0, why.indexOf(':'))),
-                        why.substring(why.indexOf(':') + 1).strip(), Double.NaN));
-                continue;
-            }
-            int perRank = spec.globalBatch() / plan.dataParallel();
-            for (int microBatch : divisors(perRank)) {
-                for (double cf : spec.capacityFactors()) {
-                    considered++;
-                    Skeleton s = new Skeleton(plan, microBatch, perRank / microBatch, cf);
-                    // perfectly balanced experts bound the memory from below: skip pricing what cannot fit
-                    StepEstimate.Memory atLeast = cost.memory(s, model.experts() / plan.ep(),
-                            (double) microBatch * model.seq() * model.topK());
-                    if (!atLeast.feasible()) {
-                        rejected.add(memoryRejection(s, atLeast, "at least "));
-                        continue;
-                    }
-                    Scored scored = score(cost, s, spec.loads(), memo);
-                    if (!scored.memory.feasible()) {
-                        rejected.add(memoryRejection(s, scored.memory, ""));
-                    } else {
-                        feasible.add(scored);
-                    }
-                }
-            }
+        // plans are independent (the memo is shared and deterministic): price them on every core,
+        // then collect in plan order so the result does not depend on the thread count
+        List<PlanResult> results = allPlans(cost.cluster().gpus()).stream()
+                .map(plan -> evaluate(cost, plan, spec, memo)).toList();
+        for (PlanResult r : results) {
+            considered += r.considered();
+            rejected.addAll(r.rejected());
+            feasible.addAll(r.feasible());
         }
         feasible.sort(Comparator.comparingDouble((Scored s) -> s.mean).thenComparing(s -> s.skeleton.toString()));
         double best = feasible.isEmpty() ? Double.NaN : feasible.getFirst().mean;
@@ -125,6 +104,44 @@ public final class PlanSearch {
     }
 
     private static final double GIB = 1024.0 * 1024 * 1024;
+
+    private record PlanResult(int considered, List<Rejection> rejected, List<Scored> feasible) {
+    }
+
+    /** Every skeleton of one plan: rejected with its reason, or scored. */
+    private static PlanResult evaluate(CostModel cost, ParallelPlan plan, Spec spec, CostModel.Memo memo) {
+        ModelShape model = cost.model();
+        String why = structuralReason(plan, model, cost, spec.globalBatch());
+        if (why != null) {
+            Reason reason = Reason.valueOf(why.substring(0, why.indexOf(':')));
+            return new PlanResult(1, List.of(new Rejection(plan.toString(), reason,
+                    why.substring(why.indexOf(':') + 1).strip(), Double.NaN)), List.of());
+        }
+        List<Rejection> rejected = new ArrayList<>();
+        List<Scored> feasible = new ArrayList<>();
+        int considered = 0;
+        int perRank = spec.globalBatch() / plan.dataParallel();
+        for (int microBatch : divisors(perRank)) {
+            for (double cf : spec.capacityFactors()) {
+                considered++;
+                Skeleton s = new Skeleton(plan, microBatch, perRank / microBatch, cf);
+                // perfectly balanced experts bound the memory from below: skip pricing what cannot fit
+                StepEstimate.Memory atLeast = cost.memory(s, model.experts() / plan.ep(),
+                        (double) microBatch * model.seq() * model.topK());
+                if (!atLeast.feasible()) {
+                    rejected.add(memoryRejection(s, atLeast, "at least "));
+                    continue;
+                }
+                Scored scored = score(cost, s, spec.loads(), memo);
+                if (!scored.memory.feasible()) {
+                    rejected.add(memoryRejection(s, scored.memory, ""));
+                } else {
+                    feasible.add(scored);
+                }
+            }
+        }
+        return new PlanResult(considered, rejected, feasible);
+    }
 
     private static Rejection memoryRejection(Skeleton s, StepEstimate.Memory memory, String bound) {
         return new Rejection(s.toString(), Reason.MEMORY, String.format(Locale.ROOT,
