@@ -42,7 +42,7 @@ class ParallelEqualityTest {
         "pp2*dp2*tp2"})
     void planTrainsLikeOneDevice(String plan) {
         long start = System.nanoTime();
-        List<Result> ranks = ParallelTraining.parallel(plan, 8, MODEL, CONFIG, s -> { });
+        List<Result> ranks = ParallelTraining.parallel(plan, 8, MODEL, CONFIG);
         double worst = compare(plan, ranks);
         System.out.printf(Locale.ROOT, "plan %-14s max relative difference %.2e in %.1f s%n", plan, worst,
                 (System.nanoTime() - start) / 1e9);

@@ -2,6 +2,7 @@ package dev.panamoe.runtime.parallel;
 
 import dev.panamoe.ops.CpuBackend;
 import dev.panamoe.ops.Parameter;
+import dev.panamoe.runtime.comm.Communicator;
 import dev.panamoe.runtime.comm.InJvmWorld;
 import dev.panamoe.runtime.data.SyntheticCorpus;
 import dev.panamoe.runtime.model.GptMoeConfig;
@@ -16,7 +17,7 @@ import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.function.Consumer;
+import java.util.function.UnaryOperator;
 
 /**
  * The runs the parallel tests compare: the tiny preset with 4 blocks (so pp = 4 divides it), a
@@ -70,20 +71,22 @@ final class ParallelTraining {
         }
     }
 
-    /** Every rank's result, in world rank order; beforeStep runs on each rank before each step (e.g. to fail). */
+    /** Every rank's result, in world rank order. */
+    static List<Result> parallel(String plan, int world, GptMoeConfig modelConfig, TrainingConfig config) {
+        return parallel(plan, world, modelConfig, config, TIMEOUT, comm -> comm);
+    }
+
+    /** The same, each rank's world communicator passed through wrap first (e.g. to make one fail). */
     static List<Result> parallel(String plan, int world, GptMoeConfig modelConfig, TrainingConfig config,
-            Consumer<Integer> beforeStep) {
+            Duration timeout, UnaryOperator<Communicator> wrap) {
         ParallelPlan parsed = ParallelPlan.parse(plan, world);
-        parsed.validate(modelConfig.shape());
+        ParallelTrainer.validate(parsed, modelConfig, config);
         RankLayout layout = new RankLayout(parsed);
-        return InJvmWorld.run(world, TIMEOUT, comm -> {
-            try (ProcessGroups groups = new ProcessGroups(layout, comm);
+        return InJvmWorld.run(world, timeout, comm -> {
+            try (ProcessGroups groups = new ProcessGroups(layout, wrap.apply(comm));
                     StageModel model = new StageModel(CpuBackend.get(), modelConfig, config.seed(), groups);
                     ParallelTrainer trainer = new ParallelTrainer(model, groups, corpus(), config)) {
-                for (int s = 0; s < config.steps(); s++) {
-                    beforeStep.accept(s);
-                    trainer.trainStep();
-                }
+                trainer.run(m -> { });
                 Map<String, float[]> values = new LinkedHashMap<>();
                 Map<String, TensorSlice> slices = new LinkedHashMap<>();
                 Map<String, int[]> shapes = new LinkedHashMap<>();

@@ -1,0 +1,179 @@
+package dev.panamoe.runtime.parallel;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.panamoe.ops.CpuBackend;
+import dev.panamoe.ops.Parameter;
+import dev.panamoe.runtime.comm.InJvmWorld;
+import dev.panamoe.runtime.model.GptMoeConfig;
+import dev.panamoe.runtime.parallel.StageModel.ShardedParameter;
+import dev.panamoe.runtime.train.TrainingConfig;
+import dev.panamoe.strategy.placement.ExpertPlacement;
+import dev.panamoe.strategy.plan.ParallelPlan;
+import dev.panamoe.strategy.plan.RankLayout;
+import dev.panamoe.strategy.policy.LoadTracker;
+import dev.panamoe.strategy.policy.PlacementPolicy;
+import dev.panamoe.strategy.policy.ReplicaSync;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import java.util.SplittableRandom;
+import java.util.TreeMap;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Exact live migration: training with the experts permuted among the slots of every EP rank every
+ * other step (seeded random permutations, moving values, gradients and AdamW moments) gives the
+ * same losses and final parameters — gathered per logical expert — as the same plan without moves.
+ */
+class MigrationEquivalenceTest {
+    static final double TOLERANCE = 1e-5;
+
+    /** Forces a seeded random permutation of every layer's experts before every {@code every}-th iteration. */
+    static final class ForcedPermutations implements PlacementPolicy {
+        private final int layers;
+        private final int experts;
+        private final int devices;
+        private final int every;
+        private final long seed;
+
+        ForcedPermutations(int layers, int experts, int devices, int every, long seed) {
+            this.layers = layers;
+            this.experts = experts;
+            this.devices = devices;
+            this.every = every;
+            this.seed = seed;
+        }
+
+        @Override
+        public String name() {
+            return "forced-permutations:" + every;
+        }
+
+        @Override
+        public List<ExpertPlacement> initial() {
+            return Collections.nCopies(layers, ExpertPlacement.identity(experts, devices, 0));
+        }
+
+        @Override
+        public Optional<List<ExpertPlacement>> decide(long iteration, LoadTracker tracker) {
+            if (iteration % every != 0) {
+                return Optional.empty();
+            }
+            SplittableRandom random = new SplittableRandom(seed * 1_000_003 + iteration);
+            List<ExpertPlacement> next = new ArrayList<>();
+            for (int l = 0; l < layers; l++) {
+                int[] table = new int[experts];
+                for (int e = 0; e < experts; e++) {
+                    table[e] = e;
+                }
+                for (int i = experts - 1; i > 0; i--) {
+                    int j = random.nextInt(i + 1);
+                    int t = table[i];
+                    table[i] = table[j];
+                    table[j] = t;
+                }
+                next.add(ExpertPlacement.of(experts, devices, experts / devices, table));
+            }
+            return Optional.of(next);
+        }
+
+        @Override
+        public ReplicaSync replicaSync() {
+            return ReplicaSync.ALL_REDUCE;
+        }
+    }
+
+    /** Losses per step, every value by name (experts by logical expert: "moe{layer}.experts.{e}.w1"), layer changes. */
+    record Run(List<Double> losses, Map<String, float[]> values, int changes) {
+    }
+
+    static TrainingConfig config() {
+        return TrainingConfig.builder().steps(6).batch(16).microBatches(2).seq(ParallelTraining.SEQ).lr(1e-3f)
+                .minLr(1e-4f).eps(1e-4f).warmup(1).clipNorm(0.5f).evalEvery(0).evalBatches(2).seed(5).build();
+    }
+
+    /** Trains plan on world in-JVM ranks, under policy when not null; merges the ranks' values. */
+    static Run train(String plan, int world, GptMoeConfig modelConfig, PlacementPolicy policyOrNull) {
+        TrainingConfig config = config();
+        ParallelPlan parsed = ParallelPlan.parse(plan, world);
+        RankLayout layout = new RankLayout(parsed);
+        List<Run> runs = InJvmWorld.run(world, ParallelTraining.TIMEOUT, comm -> {
+            try (ProcessGroups groups = new ProcessGroups(layout, comm);
+                    StageModel model = new StageModel(CpuBackend.get(), modelConfig, config.seed(), groups);
+                    ParallelTrainer trainer = new ParallelTrainer(model, groups, ParallelTraining.corpus(), config)) {
+                PlacementController controller = policyOrNull == null ? null : trainer.usePlacement(policyOrNull);
+                List<Double> losses = trainer.run(m -> { }).stream().map(m -> m.loss()).toList();
+                return new Run(losses, values(model), controller == null ? 0 : controller.changes());
+            }
+        });
+        Map<String, float[]> merged = new TreeMap<>();
+        runs.forEach(r -> merged.putAll(r.values()));
+        return new Run(runs.get(0).losses(), merged, runs.get(0).changes());
+    }
+
+    /** Dense parameters by name; expert shards by the logical expert their slot holds now. */
+    static Map<String, float[]> values(StageModel model) {
+        Map<String, float[]> values = new TreeMap<>();
+        for (ShardedParameter p : model.parameters()) {
+            if (!p.name().contains(".moe.experts.")) {
+                values.put(p.name(), p.parameter().value().toFloatArray());
+            }
+        }
+        for (int l = 0; l < model.moeLayerCount(); l++) {
+            for (Parameter p : model.moeLayers().get(l).expertParameters()) {
+                values.put("moe" + (model.firstMoeLayer() + l) + "." + p.name(), p.value().toFloatArray());
+            }
+        }
+        return values;
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"ep=4", "dp=2,ep=2", "pp=2,ep=2"})
+    void permutationsEveryOtherStepChangeNothing(String plan) {
+        GptMoeConfig model = ParallelTraining.model();
+        long start = System.nanoTime();
+        int ep = ParallelPlan.parse(plan, 4).ep();
+        Run still = train(plan, 4, model, null);
+        Run moved = train(plan, 4, model,
+                new ForcedPermutations(model.moeLayerCount(), model.experts(), ep, 2, 17));
+        assertEquals(3 * model.moeLayerCount(), moved.changes(), "layer placement changes (iterations 2, 4, 6)");
+        double worst = compare(still, moved);
+        System.out.printf(Locale.ROOT, "migration %-10s max relative difference %.2e in %.1f s%n", plan, worst,
+                (System.nanoTime() - start) / 1e9);
+    }
+
+    /** Asserts every loss and value of actual within TOLERANCE of expected (per tensor, relative to its max); returns the worst. */
+    static double compare(Run expected, Run actual) {
+        assertEquals(expected.losses().size(), actual.losses().size(), "steps");
+        assertEquals(expected.values().keySet(), actual.values().keySet(), "parameter names");
+        double worst = 0;
+        for (int i = 0; i < expected.losses().size(); i++) {
+            double a = expected.losses().get(i);
+            double b = actual.losses().get(i);
+            double rel = Math.abs(a - b) / Math.abs(a);
+            assertTrue(rel <= TOLERANCE, "loss of step " + (i + 1) + ": " + a + " vs " + b);
+            worst = Math.max(worst, rel);
+        }
+        for (Map.Entry<String, float[]> e : expected.values().entrySet()) {
+            float[] a = e.getValue();
+            float[] b = actual.values().get(e.getKey());
+            assertEquals(a.length, b.length, e.getKey());
+            double max = 0;
+            double diff = 0;
+            for (int i = 0; i < a.length; i++) {
+                max = Math.max(max, Math.abs(a[i]));
+                diff = Math.max(diff, Math.abs(a[i] - b[i]));
+            }
+            double rel = diff / Math.max(max, 1e-30);
+            assertTrue(rel <= TOLERANCE, e.getKey() + ": max difference " + diff + " (relative " + rel + ")");
+            worst = Math.max(worst, rel);
+        }
+        return worst;
+    }
+}
