@@ -135,56 +135,59 @@ public final class SmartPolicy implements PlacementPolicy {
         int[] refined = Balancer.refine(load, stay, devices, devices);
         int[] reshuffled = Balancer.lpt(load, devices, context.nativeSlots(), stay);
         int budget = devices * replicaSlots;
-        // (home, replicas): the likely winners first, so that the pruning below skips more
-        // migrations; the refined home only when refine moved something
-        List<int[]> homes = new ArrayList<>();
-        List<Integer> replicaCounts = new ArrayList<>();
+        // (home, replicas); the refined home only when refine moved something
         boolean refinedMoves = !Arrays.equals(refined, stay);
-        addCandidate(homes, replicaCounts, stay, budget, true);
-        addCandidate(homes, replicaCounts, refined, budget, refinedMoves);
-        addCandidate(homes, replicaCounts, stay, budget / 2, budget > 1);
-        addCandidate(homes, replicaCounts, refined, 0, refinedMoves);
-        addCandidate(homes, replicaCounts, stay, 0, budget > 0);
-        addCandidate(homes, replicaCounts, reshuffled, budget, true);
-        double bestGain = 0;
-        ExpertPlacement best = null;
-        int[] bestHome = null;
-        List<ExpertPlacement> priced = new ArrayList<>();
-        priced.add(now);
-        for (int i = 0; i < homes.size(); i++) {
-            int[] h = homes.get(i);
-            int[][] holders = Balancer.replicate(load, h, devices, now.slotsPerDevice(), replicaCounts.get(i));
-            ExpertPlacement candidate = Balancer.arrange(now, holders);
-            if (priced.contains(candidate)) {
+        List<Option> options = new ArrayList<>();
+        addOption(options, stay, budget, true);
+        addOption(options, refined, budget, refinedMoves);
+        addOption(options, stay, budget / 2, budget > 1);
+        addOption(options, refined, 0, refinedMoves);
+        addOption(options, stay, 0, budget > 0);
+        addOption(options, reshuffled, budget, true);
+        // per-step saving over the horizon first; migrations (the dearest to price) only in order of
+        // that saving and only while one could still beat the best gain, which it bounds
+        List<Candidate> candidates = new ArrayList<>();
+        List<ExpertPlacement> seen = new ArrayList<>(List.of(now));
+        for (Option o : options) {
+            ExpertPlacement p = Balancer.arrange(now,
+                    Balancer.replicate(load, o.home(), devices, now.slotsPerDevice(), o.replicas()));
+            if (seen.contains(p)) {
                 continue; // e.g. replication stopped before half the budget: the same as with all of it
             }
-            priced.add(candidate);
-            double perStep = costs.layerSeconds(candidate, groupLoad)
-                    + costs.syncSeconds(candidate, ReplicaSync.ALL_REDUCE);
-            double saved = horizon * (keep - perStep);
-            if (saved <= bestGain) {
-                continue; // cannot win even if the change were free: skip pricing the migration
+            seen.add(p);
+            double perStep = costs.layerSeconds(p, groupLoad) + costs.syncSeconds(p, ReplicaSync.ALL_REDUCE);
+            candidates.add(new Candidate(o.home(), p, horizon * (keep - perStep)));
+        }
+        candidates.sort((a, b) -> Double.compare(b.saved(), a.saved()));
+        double bestGain = 0;
+        Candidate best = null;
+        for (Candidate c : candidates) {
+            if (c.saved() <= bestGain) {
+                break;
             }
-            double gain = saved - costs.changeSeconds(now, candidate, ReplicaSync.ALL_REDUCE);
+            double gain = c.saved() - costs.changeSeconds(now, c.placement(), ReplicaSync.ALL_REDUCE);
             if (gain > bestGain) {
                 bestGain = gain;
-                best = candidate;
-                bestHome = h;
+                best = c;
             }
         }
         if (best == null) {
             return false;
         }
-        current.set(layer, best);
-        home[layer] = bestHome.clone();
+        current.set(layer, best.placement());
+        home[layer] = best.home().clone();
         return true;
     }
 
-    private static void addCandidate(List<int[]> homes, List<Integer> replicaCounts, int[] home, int replicas,
-            boolean when) {
+    private record Option(int[] home, int replicas) {
+    }
+
+    private record Candidate(int[] home, ExpertPlacement placement, double saved) {
+    }
+
+    private static void addOption(List<Option> options, int[] home, int replicas, boolean when) {
         if (when) {
-            homes.add(home);
-            replicaCounts.add(replicas);
+            options.add(new Option(home, replicas));
         }
     }
 
