@@ -1,6 +1,6 @@
 /*
  * C reference for MpiCommBenchmark: the same collectives, sizes, iteration counts and timing
- * (MPI_Wtime around a loop after a barrier; median of 5 repetitions, reported by rank 0) called
+ * (MPI_Wtime around a loop after a barrier; median of 5 repetitions after at least 1 s of warm-up, reported by rank 0) called
  * from C, so that the FFM binding can be compared with native MPI side by side.
  * Output: one line per case, "c <op> <bytes per rank> <median us> <GB/s>".
  */
@@ -28,8 +28,22 @@ static void run(const char *op, long floats, int rank, int size) {
   for (long i = 0; i < floats; i++) send[i] = 1.0f / (rank + 1);
   for (int p = 0; p < size; p++) { counts[p] = (int)(floats / size); displs[p] = p * counts[p]; }
   int iters = iterations(bytes);
-  double times[REPS];
-  for (int rep = -1; rep < REPS; rep++) { /* rep -1 is the warm-up */
+  double times[REPS], warmed = 0;
+  /* Warm-up: loops for at least a second (as the Java side needs for its JIT), rank 0 deciding. */
+  for (int more = 1; more;) {
+    double start = MPI_Wtime();
+    for (int i = 0; i < iters; i++) {
+      if (strcmp(op, "allReduce") == 0) {
+        MPI_Allreduce(MPI_IN_PLACE, send, (int)floats, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+      } else {
+        MPI_Alltoallv(send, counts, displs, MPI_FLOAT, recv, counts, displs, MPI_FLOAT, MPI_COMM_WORLD);
+      }
+    }
+    warmed += MPI_Wtime() - start;
+    more = warmed < 1.0;
+    MPI_Bcast(&more, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  }
+  for (int rep = 0; rep < REPS; rep++) {
     MPI_Barrier(MPI_COMM_WORLD);
     double start = MPI_Wtime();
     for (int i = 0; i < iters; i++) {
@@ -39,7 +53,7 @@ static void run(const char *op, long floats, int rank, int size) {
         MPI_Alltoallv(send, counts, displs, MPI_FLOAT, recv, counts, displs, MPI_FLOAT, MPI_COMM_WORLD);
       }
     }
-    if (rep >= 0) times[rep] = (MPI_Wtime() - start) / iters;
+    times[rep] = (MPI_Wtime() - start) / iters;
   }
   qsort(times, REPS, sizeof(double), compare);
   if (rank == 0) printf("c %s %ld %.2f %.3f\n", op, bytes, times[REPS / 2] * 1e6, bytes / times[REPS / 2] / 1e9);

@@ -18,7 +18,7 @@ import java.util.Locale;
 /**
  * The MPI communicator's all-reduce and all-to-allv under mpirun, timed exactly like the C
  * reference jmh/src/main/c/mpi_comm_bench.c (MPI_Wtime around a loop after a barrier, median of
- * 5 repetitions after one warm-up, reported by rank 0): JMH does not fit a job of several
+ * 5 repetitions after at least 1 s of warm-up, reported by rank 0): JMH does not fit a job of several
  * processes, so this is a plain main. Two Java variants per case: "ffm-backend" is
  * MpiCommunicator (nonblocking call + MPI_Test polling, counts exchange for all-to-allv), and
  * "ffm-blocking" the blocking MPI_Allreduce / MPI_Alltoallv called through mpi_h, the very call
@@ -70,6 +70,12 @@ public final class MpiCommBenchmark {
             nativeDispls = Arena.global().allocateFrom(JAVA_INT, displs);
         }
 
+        private static void loop(Runnable call, int iters) {
+            for (int i = 0; i < iters; i++) {
+                call.run();
+            }
+        }
+
         void backend() {
             if (op.equals("allReduce")) {
                 comm.allReduce(send);
@@ -89,19 +95,26 @@ public final class MpiCommBenchmark {
             }
         }
 
-        /** Median seconds per call over REPS timed loops, after one untimed loop. */
+        /** Median seconds per call over REPS timed loops, after at least 1 s of warm-up (the JIT's). */
         double time(Runnable call) {
             int iters = (int) Math.max(3, Math.min(500, (32L << 20) / (4L * floats)));
+            try (TensorScope host = TensorScope.confined(CpuBackend.get())) {
+                Tensor more = host.allocate("more", DType.I32, 1);
+                double warmed = 0;
+                do {
+                    double start = mpi_h.MPI_Wtime();
+                    loop(call, iters);
+                    warmed += mpi_h.MPI_Wtime() - start;
+                    more.setInt(0, warmed < 1.0 ? 1 : 0);
+                    comm.broadcast(more, 0); // rank 0 decides, so every rank loops as often
+                } while (more.getInt(0) == 1);
+            }
             double[] times = new double[REPS];
-            for (int rep = -1; rep < REPS; rep++) {
+            for (int rep = 0; rep < REPS; rep++) {
                 mpi_h.MPI_Barrier(mpi_h.MPI_COMM_WORLD());
                 double start = mpi_h.MPI_Wtime();
-                for (int i = 0; i < iters; i++) {
-                    call.run();
-                }
-                if (rep >= 0) {
-                    times[rep] = (mpi_h.MPI_Wtime() - start) / iters;
-                }
+                loop(call, iters);
+                times[rep] = (mpi_h.MPI_Wtime() - start) / iters;
             }
             Arrays.sort(times);
             return times[REPS / 2];

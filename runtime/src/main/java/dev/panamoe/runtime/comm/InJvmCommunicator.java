@@ -36,6 +36,8 @@ final class InJvmCommunicator implements Communicator {
     private final int rank;
     private final int worldRank;
     private MemorySegment staging = MemorySegment.NULL;
+    private float[] sums = new float[0];
+    private int[] sumsI32 = new int[0];
     private boolean closed;
 
     InJvmCommunicator(InJvmGroup group, int rank) {
@@ -76,10 +78,10 @@ final class InJvmCommunicator implements Communicator {
         Buffer[] inputs = buffers(exchange(op, buffer(data), deadline));
         checkSameShape("data", inputs);
         MemorySegment mySum = sum(inputs, chunkStart(data.numel(), rank), chunkStart(data.numel(), rank + 1));
-        Object[] sums = exchange(op, mySum, deadline).values();
+        Object[] chunks = exchange(op, mySum, deadline).values();
         long elementSize = data.dtype().byteSize();
         for (int q = 0; q < size(); q++) {
-            MemorySegment chunk = (MemorySegment) sums[q];
+            MemorySegment chunk = (MemorySegment) chunks[q];
             MemorySegment.copy(chunk, 0, data.data(), chunkStart(data.numel(), q) * elementSize, chunk.byteSize());
         }
         exchange(op, null, deadline);
@@ -294,11 +296,17 @@ final class InJvmCommunicator implements Communicator {
         return n * q / size();
     }
 
-    /** Elements [from, to) summed over every rank's input in rank order, in a fresh heap segment. */
-    private static MemorySegment sum(Buffer[] inputs, long from, long to) {
+    /**
+     * Elements [from, to) summed over every rank's input in rank order, in this rank's sum buffer
+     * (reused: the closing rendezvous of each collective guarantees nobody still reads it).
+     */
+    private MemorySegment sum(Buffer[] inputs, long from, long to) {
         int n = Math.toIntExact(to - from);
         if (inputs[0].dtype() == DType.F32) {
-            float[] acc = new float[n];
+            if (sums.length < n) {
+                sums = new float[n];
+            }
+            float[] acc = sums;
             MemorySegment.copy(inputs[0].data(), JAVA_FLOAT, from * 4, acc, 0, n);
             for (int q = 1; q < inputs.length; q++) {
                 MemorySegment in = inputs[q].data();
@@ -306,9 +314,12 @@ final class InJvmCommunicator implements Communicator {
                     acc[i] += in.getAtIndex(JAVA_FLOAT, from + i);
                 }
             }
-            return MemorySegment.ofArray(acc);
+            return MemorySegment.ofArray(acc).asSlice(0, 4L * n);
         }
-        int[] acc = new int[n];
+        if (sumsI32.length < n) {
+            sumsI32 = new int[n];
+        }
+        int[] acc = sumsI32;
         MemorySegment.copy(inputs[0].data(), JAVA_INT, from * 4, acc, 0, n);
         for (int q = 1; q < inputs.length; q++) {
             MemorySegment in = inputs[q].data();
@@ -316,6 +327,6 @@ final class InJvmCommunicator implements Communicator {
                 acc[i] += in.getAtIndex(JAVA_INT, from + i);
             }
         }
-        return MemorySegment.ofArray(acc);
+        return MemorySegment.ofArray(acc).asSlice(0, 4L * n);
     }
 }
