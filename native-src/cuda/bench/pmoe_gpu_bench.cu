@@ -15,7 +15,6 @@
 // limit still leaves what it measured.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
-#include <dlfcn.h>
 
 #include <algorithm>
 #include <chrono>
@@ -468,9 +467,6 @@ struct Bench {
 
 // ---- the measurements of one case (model, tokens, routing) ----
 
-using GroupedBf16 = int (*)(int32_t, const int32_t *, int32_t, int32_t, const void *,
-                            const void *const *, void *, void *);
-
 struct Case {
     Bench &b;
     const Shape &s;
@@ -622,7 +618,7 @@ struct Case {
 
     // c[rows, n] = a[rows, k] * W_e[k, n] on tensor cores, for the FFN's up (gate|up) and down
     // projections.
-    void gemm_ops(GroupedBf16 grouped) {
+    void gemm_ops() {
         const int rows = r.rows();
         Buffer offsets = upload(r.offsets);
         struct Projection {
@@ -632,7 +628,6 @@ struct Case {
         for (const Projection p : {Projection{"grouped_gemm_up_bf16", s.hidden, 2 * s.ffn},
                                    Projection{"grouped_gemm_down_bf16", s.ffn, s.hidden}}) {
             b.measure(record(p.op), [&](Record &rec) {
-                if (!grouped) throw BenchError("libpanamoe_cuda.so does not export pmoe_grouped_gemm_nn_bf16");
                 const double set_bytes = 2.0 * rows * (double(p.k) + p.n);
                 const int rot = b.rotation(set_bytes);
                 const double budget = 0.8 * double(free_memory()) - rot * set_bytes;
@@ -646,8 +641,8 @@ struct Case {
                 rec.note = "k " + std::to_string(p.k) + ", n " + std::to_string(p.n) + "; " +
                            groups_note() + sharing_note(w);
                 b.time(rec, rot, [&](int i) {
-                    abi_ok(grouped(s.experts, offsets.as<int32_t>(), p.k, p.n, a[i].p,
-                                   w.pointers.as<const void *const>(), c[i].p, nullptr),
+                    abi_ok(pmoe_grouped_gemm_nn_bf16(s.experts, offsets.as<int32_t>(), p.k, p.n, a[i].p,
+                                                     w.pointers.as<const void *const>(), c[i].p, nullptr),
                            "pmoe_grouped_gemm_nn_bf16");
                 });
             });
@@ -756,8 +751,6 @@ int run(const Options &opt) {
                 d.name.c_str(), d.major, d.minor, d.sms, d.l2 >> 20, d.memory >> 20, d.driver, d.runtime,
                 pmoe_backend_name());
     b.report.write();
-    // Not yet declared in panamoe.h when this was written: looked up, not linked.
-    auto grouped = reinterpret_cast<GroupedBf16>(dlsym(RTLD_DEFAULT, "pmoe_grouped_gemm_nn_bf16"));
     std::vector<Case> cases;
     for (const Shape &s : opt.models)
         for (int t : opt.tokens)
@@ -767,7 +760,7 @@ int run(const Options &opt) {
         for (Case &c : cases) {
             c.routing_ops();
             c.permute_ops();
-            c.gemm_ops(grouped);
+            c.gemm_ops();
         }
         if (opt.layer) {
             std::vector<Case *> order;
