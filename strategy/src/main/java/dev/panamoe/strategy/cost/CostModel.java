@@ -78,8 +78,9 @@ public final class CostModel {
     /**
      * Seconds of one MoE layer (forward + backward: expert compute of the busiest device plus
      * four all-to-alls) for the expert-parallel group of rank 0, where its rank i sends
-     * loadBySourceAndExpert[i][e] token slots to expert e (long[ep][experts]). Cheap:
-     * O(ep x experts + physical slots x devices per node), a few small arrays — for placement policies.
+     * loadBySourceAndExpert[i][e] token slots to expert e (long[ep][experts]).
+     * O(ep x experts + physical slots x devices per node); to price many placements under one
+     * load, use {@link #layerPricer}.
      */
     public double moeLayerSeconds(ParallelPlan plan, ExpertPlacement placement, long[][] loadBySourceAndExpert) {
         return moeLayer(plan, 0, placement, loadBySourceAndExpert).seconds();
@@ -87,85 +88,121 @@ public final class CostModel {
 
     /** The terms of {@link #moeLayerSeconds}, for the expert-parallel group of lane (edp index). */
     public MoeLayerCost moeLayer(ParallelPlan plan, int lane, ExpertPlacement placement, long[][] load) {
-        int ep = plan.ep();
-        checkPlacement(plan, placement);
-        if (load == null || load.length != ep) {
-            throw new IllegalArgumentException("loadBySourceAndExpert: expected " + ep + " sources (ep), got "
-                    + (load == null ? "null" : load.length));
-        }
-        // group ranks of one node are contiguous: [nodeStart[i], nodeEnd[i]) holds rank i's node
-        int[] nodeStart = new int[ep];
-        int[] nodeEnd = new int[ep];
-        for (int i = 0; i < ep; i++) {
-            int rank = plan.tp() * (i + ep * lane);
-            nodeStart[i] = i > 0 && cluster.sameNode(plan.tp() * (i - 1 + ep * lane), rank) ? nodeStart[i - 1] : i;
-        }
-        for (int i = ep - 1; i >= 0; i--) {
-            nodeEnd[i] = i < ep - 1 && nodeStart[i + 1] == nodeStart[i] ? nodeEnd[i + 1] : i + 1;
-        }
-        int experts = model.experts();
-        double[] expertRows = new double[experts];
-        double[] sent = new double[ep];
-        for (int s = 0; s < ep; s++) {
-            long[] row = load[s];
-            if (row == null || row.length != experts) {
-                throw new IllegalArgumentException("loadBySourceAndExpert[" + s + "]: expected " + experts
-                        + " experts, got " + (row == null ? "null" : row.length));
+        return layerPricer(plan, lane, load).cost(placement);
+    }
+
+    /**
+     * Prices placements of one MoE layer under one load (long[ep][experts] token slots, source by
+     * expert) for the expert-parallel group of lane: the load's sums are taken here, once, so each
+     * placement then costs O(physical slots x devices per node).
+     */
+    public LayerPricer layerPricer(ParallelPlan plan, int lane, long[][] load) {
+        return new LayerPricer(plan, lane, load);
+    }
+
+    /** See {@link #layerPricer}. Immutable. */
+    public final class LayerPricer {
+        private final ParallelPlan plan;
+        private final long[][] load;
+        /** group ranks of one node are contiguous: [nodeStart[i], nodeEnd[i]) holds rank i's node */
+        private final int[] nodeStart;
+        private final int[] nodeEnd;
+        private final double[] expertRows;
+        private final double[] sent;
+
+        private LayerPricer(ParallelPlan plan, int lane, long[][] load) {
+            int ep = plan.ep();
+            if (load == null || load.length != ep) {
+                throw new IllegalArgumentException("loadBySourceAndExpert: expected " + ep + " sources (ep), got "
+                        + (load == null ? "null" : load.length));
             }
-            long total = 0;
-            for (int e = 0; e < experts; e++) {
-                total += row[e];
-                expertRows[e] += row[e];
+            this.plan = plan;
+            this.load = load;
+            nodeStart = new int[ep];
+            nodeEnd = new int[ep];
+            for (int i = 0; i < ep; i++) {
+                int rank = plan.tp() * (i + ep * lane);
+                nodeStart[i] = i > 0 && cluster.sameNode(plan.tp() * (i - 1 + ep * lane), rank) ? nodeStart[i - 1] : i;
             }
-            sent[s] = total;
-        }
-        // Per slot: its rows come from its own device (no link), its node (intra) or elsewhere
-        // (inter); a source's inter-node sends are what it neither keeps nor sends inside its node.
-        double[] sendIntra = new double[ep];
-        double[] recvIntra = new double[ep];
-        double[] recvInter = new double[ep];
-        double[] rows = new double[ep];
-        double[] compute = new double[ep];
-        for (int p = 0; p < placement.physicalSlots(); p++) {
-            int e = placement.expertAt(p);
-            if (e == ExpertPlacement.FREE) {
-                continue;
+            for (int i = ep - 1; i >= 0; i--) {
+                nodeEnd[i] = i < ep - 1 && nodeStart[i + 1] == nodeStart[i] ? nodeEnd[i + 1] : i + 1;
             }
-            int d = placement.deviceOf(p);
-            double share = 1.0 / placement.copies(e);
-            double slotRows = expertRows[e] * share;
-            double local = load[d][e] * share;
-            double sameNode = 0;
-            for (int s = nodeStart[d]; s < nodeEnd[d]; s++) {
-                if (s != d) {
-                    double v = load[s][e] * share;
-                    sameNode += v;
-                    sendIntra[s] += v;
+            int experts = model.experts();
+            expertRows = new double[experts];
+            sent = new double[ep];
+            for (int s = 0; s < ep; s++) {
+                long[] row = load[s];
+                if (row == null || row.length != experts) {
+                    throw new IllegalArgumentException("loadBySourceAndExpert[" + s + "]: expected " + experts
+                            + " experts, got " + (row == null ? "null" : row.length));
                 }
+                long total = 0;
+                for (int e = 0; e < experts; e++) {
+                    total += row[e];
+                    expertRows[e] += row[e];
+                }
+                sent[s] = total;
             }
-            sent[d] -= local;
-            recvIntra[d] += sameNode;
-            recvInter[d] += Math.max(0, slotRows - local - sameNode);
-            rows[d] += slotRows;
-            compute[d] += expertSeconds(plan, slotRows);
         }
-        double rowBytes = (double) model.hidden() * cluster.elementBytes();
-        double busiestCompute = 0;
-        double allToAll = 0;
-        double busiestRows = 0;
-        double totalRows = 0;
-        for (int d = 0; d < ep; d++) {
-            busiestCompute = Math.max(busiestCompute, compute[d]);
-            busiestRows = Math.max(busiestRows, rows[d]);
-            totalRows += rows[d];
-            int intraPeers = nodeEnd[d] - nodeStart[d] - 1;
-            double sendInter = Math.max(0, sent[d] - sendIntra[d]);
-            double t = Math.max(Math.max(sendIntra[d], recvIntra[d]) * rowBytes / cluster.intraBandwidth(),
-                    Math.max(sendInter, recvInter[d]) * rowBytes / cluster.interBandwidth())
-                    + intraPeers * cluster.intraLatency() + (ep - 1 - intraPeers) * cluster.interLatency();
-            allToAll = Math.max(allToAll, t);
+
+        public double seconds(ExpertPlacement placement) {
+            return cost(placement).seconds();
         }
-        return new MoeLayerCost(busiestCompute, 4 * allToAll, busiestRows, totalRows / ep);
+
+        /**
+         * Per slot: its rows come from its own device (no link), its node (intra) or elsewhere
+         * (inter); a source's inter-node sends are what it neither keeps nor sends inside its node.
+         */
+        public MoeLayerCost cost(ExpertPlacement placement) {
+            checkPlacement(plan, placement);
+            int ep = plan.ep();
+            double[] kept = new double[ep];
+            double[] sendIntra = new double[ep];
+            double[] recvIntra = new double[ep];
+            double[] recvInter = new double[ep];
+            double[] rows = new double[ep];
+            double[] compute = new double[ep];
+            for (int p = 0; p < placement.physicalSlots(); p++) {
+                int e = placement.expertAt(p);
+                if (e == ExpertPlacement.FREE) {
+                    continue;
+                }
+                int d = placement.deviceOf(p);
+                double share = 1.0 / placement.copies(e);
+                double slotRows = expertRows[e] * share;
+                double local = load[d][e] * share;
+                double sameNode = 0;
+                for (int s = nodeStart[d]; s < nodeEnd[d]; s++) {
+                    if (s != d) {
+                        double v = load[s][e] * share;
+                        sameNode += v;
+                        sendIntra[s] += v;
+                    }
+                }
+                kept[d] += local;
+                recvIntra[d] += sameNode;
+                recvInter[d] += Math.max(0, slotRows - local - sameNode);
+                rows[d] += slotRows;
+                compute[d] += expertSeconds(plan, slotRows);
+            }
+            double rowBytes = (double) model.hidden() * cluster.elementBytes();
+            double busiestCompute = 0;
+            double allToAll = 0;
+            double busiestRows = 0;
+            double totalRows = 0;
+            for (int d = 0; d < ep; d++) {
+                busiestCompute = Math.max(busiestCompute, compute[d]);
+                busiestRows = Math.max(busiestRows, rows[d]);
+                totalRows += rows[d];
+                int intraPeers = nodeEnd[d] - nodeStart[d] - 1;
+                double sendInter = Math.max(0, sent[d] - kept[d] - sendIntra[d]);
+                double t = Math.max(Math.max(sendIntra[d], recvIntra[d]) * rowBytes / cluster.intraBandwidth(),
+                        Math.max(sendInter, recvInter[d]) * rowBytes / cluster.interBandwidth())
+                        + intraPeers * cluster.intraLatency() + (ep - 1 - intraPeers) * cluster.interLatency();
+                allToAll = Math.max(allToAll, t);
+            }
+            return new MoeLayerCost(busiestCompute, 4 * allToAll, busiestRows, totalRows / ep);
+        }
     }
 
     /** Roofline time of one expert shard over rows token slots, forward + backward. */

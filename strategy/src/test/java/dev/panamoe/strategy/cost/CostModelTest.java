@@ -91,13 +91,19 @@ class CostModelTest {
                     row[e] = rng.nextInt(4) == 0 ? 0 : rng.nextLong(5000);
                 }
             }
+            ExpertPlacement identity = ExpertPlacement.identity(experts, ep, 2);
             for (int lane = 0; lane < lanes; lane++) {
-                CostModel.MoeLayerCost got = cost.moeLayer(plan, lane, placement, load);
-                double[] want = reference(cost, plan, lane, placement, load);
-                String where = java.util.Arrays.toString(shape) + " lane " + lane;
-                assertEquals(want[0], got.computeSeconds(), 1e-12 * want[0], where);
-                assertEquals(want[1], got.allToAllSeconds(), 1e-9 * want[1], where);
-                assertEquals(want[2], got.busiestDeviceRows(), 1e-9 * want[2], where);
+                // one pricer, several placements: each priced as if alone
+                CostModel.LayerPricer pricer = cost.layerPricer(plan, lane, load);
+                for (ExpertPlacement pl : List.of(placement, identity, placement)) {
+                    CostModel.MoeLayerCost got = pricer.cost(pl);
+                    double[] want = reference(cost, plan, lane, pl, load);
+                    String where = java.util.Arrays.toString(shape) + " lane " + lane;
+                    assertEquals(want[0], got.computeSeconds(), 1e-12 * want[0], where);
+                    assertEquals(want[1], got.allToAllSeconds(), 1e-9 * want[1], where);
+                    assertEquals(want[2], got.busiestDeviceRows(), 1e-9 * want[2], where);
+                    assertEquals(got, cost.moeLayer(plan, lane, pl, load), where);
+                }
             }
         }
     }
