@@ -31,7 +31,7 @@ import org.openjdk.jmh.annotations.Warmup;
  * The offline plan search as {@code ./panamoe plan} runs it (SmartMoE's GPT-MoE 16 x 2560, 16
  * experts; h100-nvlink-ib, 8 per node; global batch 2 x gpus; dropless and capacity 1.2; 2 Zipf
  * samples; pool of 8), and the per-MoE-layer price a placement policy asks the cost model for
- * many times per decision (64 devices x 256 experts, 2 slots per device).
+ * many times per decision (64 devices x 256 experts, 2 spare slots per device).
  */
 @Fork(value = 1)
 public class PlanSearchBenchmark {
@@ -73,6 +73,7 @@ public class PlanSearchBenchmark {
         final ParallelPlan plan = ParallelPlan.parse("ep=64", 64);
         final ExpertPlacement placement = ExpertPlacement.identity(256, 64, 2);
         final long[][] load = ExpertLoad.zipf(1, 64, 256, 8 * 4096, 1.0, 3).forGroup(0, 0, 64, 8 * 4096);
+        final CostModel.LayerPricer pricer = cost.layerPricer(plan, 0, load);
     }
 
     @Benchmark
@@ -82,5 +83,15 @@ public class PlanSearchBenchmark {
     @Measurement(iterations = 5, time = 1)
     public double moeLayerSeconds(Layer l) {
         return l.cost.moeLayerSeconds(l.plan, l.placement, l.load);
+    }
+
+    /** One more candidate placement under a load already summed ({@link CostModel#layerPricer}). */
+    @Benchmark
+    @BenchmarkMode(Mode.AverageTime)
+    @OutputTimeUnit(TimeUnit.MICROSECONDS)
+    @Warmup(iterations = 3, time = 1)
+    @Measurement(iterations = 5, time = 1)
+    public double layerPricer(Layer l) {
+        return l.pricer.seconds(l.placement);
     }
 }
