@@ -1,6 +1,6 @@
 /*
  * C reference for MpiCommBenchmark: the same collectives, sizes, iteration counts and timing
- * (MPI_Wtime around a loop after a barrier; median of 5 repetitions after at least 1 s of warm-up, reported by rank 0) called
+ * (MPI_Wtime around a loop after a barrier; median of 5 repetitions after at least 3 s of warm-up, reported by rank 0) called
  * from C, so that the FFM binding can be compared with native MPI side by side.
  * Output: one line per case, "c <op> <bytes per rank> <median us> <GB/s>".
  */
@@ -29,7 +29,7 @@ static void run(const char *op, long floats, int rank, int size) {
   for (int p = 0; p < size; p++) { counts[p] = (int)(floats / size); displs[p] = p * counts[p]; }
   int iters = iterations(bytes);
   double times[REPS], warmed = 0;
-  /* Warm-up: loops for at least a second (as the Java side needs for its JIT), rank 0 deciding. */
+  /* Warm-up: loops for at least 3 s (as the Java side needs for its JIT), rank 0 deciding. */
   for (int more = 1; more;) {
     double start = MPI_Wtime();
     for (int i = 0; i < iters; i++) {
@@ -40,7 +40,7 @@ static void run(const char *op, long floats, int rank, int size) {
       }
     }
     warmed += MPI_Wtime() - start;
-    more = warmed < 1.0;
+    more = warmed < 3.0;
     MPI_Bcast(&more, 1, MPI_INT, 0, MPI_COMM_WORLD);
   }
   for (int rep = 0; rep < REPS; rep++) {

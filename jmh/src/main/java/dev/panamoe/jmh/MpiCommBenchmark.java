@@ -18,7 +18,7 @@ import java.util.Locale;
 /**
  * The MPI communicator's all-reduce and all-to-allv under mpirun, timed exactly like the C
  * reference jmh/src/main/c/mpi_comm_bench.c (MPI_Wtime around a loop after a barrier, median of
- * 5 repetitions after at least 1 s of warm-up, reported by rank 0): JMH does not fit a job of several
+ * 5 repetitions after at least 3 s of warm-up, reported by rank 0): JMH does not fit a job of several
  * processes, so this is a plain main. Two Java variants per case: "ffm-backend" is
  * MpiCommunicator (nonblocking call + MPI_Test polling, counts exchange for all-to-allv), and
  * "ffm-blocking" the blocking MPI_Allreduce / MPI_Alltoallv called through mpi_h, the very call
@@ -95,7 +95,7 @@ public final class MpiCommBenchmark {
             }
         }
 
-        /** Median seconds per call over REPS timed loops, after at least 1 s of warm-up (the JIT's). */
+        /** Median seconds per call over REPS timed loops, after at least 3 s of warm-up (the JIT's). */
         double time(Runnable call) {
             int iters = (int) Math.max(3, Math.min(500, (32L << 20) / (4L * floats)));
             try (TensorScope host = TensorScope.confined(CpuBackend.get())) {
@@ -105,7 +105,7 @@ public final class MpiCommBenchmark {
                     double start = mpi_h.MPI_Wtime();
                     loop(call, iters);
                     warmed += mpi_h.MPI_Wtime() - start;
-                    more.setInt(0, warmed < 1.0 ? 1 : 0);
+                    more.setInt(0, warmed < 3.0 ? 1 : 0);
                     comm.broadcast(more, 0); // rank 0 decides, so every rank loops as often
                 } while (more.getInt(0) == 1);
             }

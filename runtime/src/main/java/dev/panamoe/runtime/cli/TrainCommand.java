@@ -153,15 +153,12 @@ public final class TrainCommand implements Callable<Integer> {
             throw new ParameterException(spec.commandLine(), "--world " + world + " but mpirun started " + ranks
                     + " processes");
         }
-        if (checkpointDir != null) {
-            throw new ParameterException(spec.commandLine(), "--checkpoint is not supported yet with --world/--plan");
-        }
         ParallelPlan parsed = validated(() -> ParallelPlan.parse(plan == null ? "dp=" + ranks : plan, ranks));
         validated(() -> {
             ParallelTrainer.validate(parsed, model, config);
             return parsed;
         });
-        run.executeParallel(backend, parsed, COLLECTIVE_TIMEOUT, threads);
+        run.executeParallel(backend, parsed, COLLECTIVE_TIMEOUT, resume, threads);
         return 0;
     }
 

@@ -15,6 +15,7 @@ import dev.panamoe.runtime.report.ProgressDisplay;
 import dev.panamoe.runtime.report.ReportData;
 import dev.panamoe.runtime.report.StepMetrics;
 import dev.panamoe.runtime.report.TrainingReport;
+import dev.panamoe.runtime.train.Checkpoint;
 import dev.panamoe.runtime.train.Trainer;
 import dev.panamoe.runtime.train.TrainingConfig;
 import dev.panamoe.strategy.plan.ParallelPlan;
@@ -84,9 +85,10 @@ final class TrainingRun {
      * Trains on a world of plan.world() ranks: threads of this JVM, or this process's rank when
      * started by mpirun ({@link Worlds}). Each rank holds its {@link StageModel} and runs a
      * {@link ParallelTrainer}; rank 0 alone prints, shows progress and writes the metrics and the
-     * report. A rank that fails stops every rank within timeout and the run fails with its error.
+     * report; each rank writes (and on {@code resume} reads) its own checkpoint file. A rank that
+     * fails stops every rank within timeout and the run fails with its error.
      */
-    void executeParallel(Backend backend, ParallelPlan plan, Duration timeout, Integer threads) {
+    void executeParallel(Backend backend, ParallelPlan plan, Duration timeout, boolean resume, Integer threads) {
         if (threads != null) {
             backend.setNumThreads(threads);
         }
@@ -101,9 +103,17 @@ final class TrainingRun {
             }
             try (ProcessGroups groups = new ProcessGroups(layout, comm);
                     StageModel model = new StageModel(backend, modelConfig, config.seed(), groups);
-                    ParallelTrainer trainer = new ParallelTrainer(model, groups, corpus, config);
-                    ProgressDisplay progress = lead ? ProgressDisplay.open(config.steps(), 0) : null) {
-                trainer.run(lead ? progress::update : m -> { });
+                    ParallelTrainer trainer = new ParallelTrainer(model, groups, corpus, config)) {
+                if (resume) {
+                    trainer.resume();
+                    if (lead) {
+                        out.println("resumed from " + trainer.checkpointFile() + " and the other ranks' files at step "
+                                + trainer.step());
+                    }
+                }
+                try (ProgressDisplay progress = lead ? ProgressDisplay.open(config.steps(), trainer.step()) : null) {
+                    trainer.run(lead ? progress::update : m -> { });
+                }
                 return lead ? trainer.history() : null;
             }
         });
@@ -114,7 +124,10 @@ final class TrainingRun {
         double seconds = (System.nanoTime() - start) / 1e9;
         List<StepMetrics> steps = allSteps(ran);
         report(steps, baselines, null, List.of());
-        summary(ran, ran.isEmpty() ? 0 : (int) ran.getLast().step(), null, steps, seconds, baselines);
+        int step = steps.isEmpty() ? 0 : (int) steps.getLast().step();
+        String checkpoint = config.checkpointDir() == null ? null : config.checkpointDir().resolve("rank-*-of-"
+                + String.format(Locale.ROOT, "%05d", plan.world()) + "." + Checkpoint.FILE_NAME) + " (step " + step + ")";
+        summary(ran, step, checkpoint, steps, seconds, baselines);
     }
 
     private void header(Backend backend) {

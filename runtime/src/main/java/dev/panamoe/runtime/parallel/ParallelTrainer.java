@@ -14,6 +14,8 @@ import dev.panamoe.runtime.parallel.StageModel.ShardedParameter;
 import dev.panamoe.runtime.report.MetricsWriter;
 import dev.panamoe.runtime.report.StepMetrics;
 import dev.panamoe.runtime.train.AdamW;
+import dev.panamoe.runtime.train.Checkpoint;
+import dev.panamoe.runtime.train.CheckpointException;
 import dev.panamoe.runtime.train.LrSchedule;
 import dev.panamoe.runtime.train.Trainer;
 import dev.panamoe.runtime.train.TrainingConfig;
@@ -22,7 +24,10 @@ import dev.panamoe.strategy.plan.RankLayout;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
+import java.util.Map;
 import java.util.function.Consumer;
 
 /**
@@ -115,11 +120,15 @@ public final class ParallelTrainer implements AutoCloseable {
         return Collections.unmodifiableList(history);
     }
 
-    /** Runs steps until {@link TrainingConfig#stopAt()}; world rank 0 writes the metrics file. */
+    /**
+     * Runs steps until {@link TrainingConfig#stopAt()}: world rank 0 writes the metrics file
+     * (continued on a resumed run), every rank its checkpoint where configured.
+     */
     public List<StepMetrics> run(Consumer<StepMetrics> onStep) {
         List<StepMetrics> ran = new ArrayList<>();
         Path file = groups.rank() == 0 ? config.metrics() : null;
-        try (MetricsWriter metrics = file == null ? null : MetricsWriter.create(file)) {
+        try (MetricsWriter metrics = file == null ? null
+                : step == 0 ? MetricsWriter.create(file) : MetricsWriter.resume(file, step)) {
             while (step < config.stopAt()) {
                 StepMetrics m = trainStep();
                 ran.add(m);
@@ -127,9 +136,54 @@ public final class ParallelTrainer implements AutoCloseable {
                     metrics.write(m);
                 }
                 onStep.accept(m);
+                if (config.checkpointsAt(step)) {
+                    saveCheckpoint();
+                }
             }
         }
         return ran;
+    }
+
+    // ---- checkpoints ----
+
+    /**
+     * This rank's checkpoint file in the checkpoint directory: each rank saves its own shards with
+     * their AdamW moments ("rank-00003-of-00008.checkpoint.pmoe"), so no two ranks write one file.
+     */
+    public Path checkpointFile() {
+        if (config.checkpointDir() == null) {
+            throw new IllegalStateException("checkpointDir: no checkpoint directory configured");
+        }
+        return config.checkpointDir().resolve(String.format(Locale.ROOT, "rank-%05d-of-%05d.%s", groups.rank(),
+                groups.plan().world(), Checkpoint.FILE_NAME));
+    }
+
+    public void saveCheckpoint() {
+        Checkpoint.write(checkpointFile(), snapshot());
+    }
+
+    /**
+     * Continues the run saved in this rank's {@link #checkpointFile()}: checks it belongs to this
+     * model, plan, rank, training configuration and data, then restores the shards, moments, step
+     * and data position. Every rank resumes from its own file of the same step.
+     */
+    public void resume() {
+        Checkpoint.Loaded c = Checkpoint.read(checkpointFile());
+        if (c.step() < 0 || c.step() > config.steps()) {
+            throw new CheckpointException("checkpoint " + checkpointFile() + " is at step " + c.step()
+                    + ", outside this run's [0, " + config.steps() + "]");
+        }
+        c.restore(snapshot());
+        step = c.step();
+        dataPosition = c.dataPosition();
+    }
+
+    private Checkpoint.Snapshot snapshot() {
+        Map<String, String> shard = new LinkedHashMap<>();
+        shard.put("model", model.config().toString());
+        shard.put("plan", groups.plan().toString());
+        shard.put("rank", Integer.toString(groups.rank()));
+        return new Checkpoint.Snapshot(step, dataPosition, shard, config.toMap(), corpus.describe(), optimizer.states());
     }
 
     /** One optimizer step over the next global batch, with an evaluation when one is due. */

@@ -6,7 +6,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.panamoe.runtime.cli.TrainCommandTest.Result;
 import dev.panamoe.runtime.report.MetricsWriter;
 import dev.panamoe.runtime.report.StepMetrics;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -48,6 +50,46 @@ class ParallelTrainCommandTest {
         assertEquals(1, count(parallel.lines(), "parallel: 8 ranks (in-jvm), plan pp=2,tp=1,ep=2,edp=2"),
                 parallel.out());
         assertEquals(1, count(parallel.lines(), "final val loss: "), parallel.out());
+    }
+
+    @Test
+    void eachRankCheckpointsItsShardAndAResumedRunContinuesBitwise() {
+        Path full = dir.resolve("full.jsonl");
+        Path resumed = dir.resolve("resumed.jsonl");
+        Path checkpoints = dir.resolve("ck");
+        String[] plan = {"--world", "4", "--plan", "pp=2,ep=2"};
+        Result r = TrainCommandTest.run(with(concat(plan, "--metrics", full.toString())));
+        assertEquals(0, r.code(), r.err());
+        r = TrainCommandTest.run(with(concat(plan, "--metrics", resumed.toString(), "--checkpoint",
+                checkpoints.toString(), "--stop-at", "2")));
+        assertEquals(0, r.code(), r.err());
+        for (int rank = 0; rank < 4; rank++) {
+            assertTrue(Files.isRegularFile(checkpoints.resolve("rank-0000" + rank + "-of-00004.checkpoint.pmoe")),
+                    "rank " + rank + "'s checkpoint");
+        }
+        r = TrainCommandTest.run(with(concat(plan, "--metrics", resumed.toString(), "--checkpoint",
+                checkpoints.toString(), "--resume")));
+        assertEquals(0, r.code(), r.err());
+        assertEquals(1, count(r.lines(), "resumed from "), r.out());
+        List<StepMetrics> expected = MetricsWriter.read(full);
+        List<StepMetrics> got = MetricsWriter.read(resumed);
+        assertEquals(expected.size(), got.size());
+        for (int s = 0; s < expected.size(); s++) {
+            assertEquals(expected.get(s).loss(), got.get(s).loss(), "step " + (s + 1) + " loss");
+            assertEquals(expected.get(s).gradNorm(), got.get(s).gradNorm(), "step " + (s + 1) + " gradient norm");
+        }
+        assertEquals(expected.getLast().valLoss(), got.getLast().valLoss());
+
+        r = TrainCommandTest.run(with("--world", "4", "--plan", "tp=2,ep=2", "--checkpoint", checkpoints.toString(),
+                "--resume"));
+        assertEquals(1, r.code(), "another plan's checkpoint is refused\n" + r.out() + r.err());
+        assertTrue(r.err().contains("does not match this run"), r.err());
+    }
+
+    private static String[] concat(String[] a, String... b) {
+        String[] all = Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, all, a.length, b.length);
+        return all;
     }
 
     @Test
