@@ -212,9 +212,14 @@ public record ClusterSpec(String name, int gpus, int gpusPerNode, double intraBa
     public String describe() {
         return String.format(Locale.ROOT,
                 "%s: %d devices, %d per node; intra-node %.3g GB/s, %.1f us; inter-node %.3g GB/s, %.1f us;"
-                        + " %.4g GFLOP/s, %.0f GB/s memory, %.1f GiB per device; %d-byte elements",
+                        + " %s, %.0f GB/s memory, %.1f GiB per device; %d-byte elements",
                 name, gpus, gpusPerNode, intraBandwidth / GB, intraLatency * 1e6, interBandwidth / GB,
-                interLatency * 1e6, deviceFlops / 1e9, memoryBandwidth / GB, memoryBytes / GIB, elementBytes);
+                interLatency * 1e6, rate(deviceFlops), memoryBandwidth / GB, memoryBytes / GIB, elementBytes);
+    }
+
+    private static String rate(double flops) {
+        return flops >= 1e12 ? String.format(Locale.ROOT, "%.4g TFLOP/s", flops / 1e12)
+                : String.format(Locale.ROOT, "%.4g GFLOP/s", flops / 1e9);
     }
 
     private static double number(String key, String value) {
