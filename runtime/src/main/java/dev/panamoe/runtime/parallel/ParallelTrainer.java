@@ -20,6 +20,7 @@ import dev.panamoe.runtime.train.LrSchedule;
 import dev.panamoe.runtime.train.Trainer;
 import dev.panamoe.runtime.train.TrainingConfig;
 import dev.panamoe.strategy.plan.ParallelPlan;
+import dev.panamoe.strategy.policy.PlacementPolicy;
 import dev.panamoe.strategy.plan.RankLayout;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -64,6 +65,7 @@ public final class ParallelTrainer implements AutoCloseable {
     private final int dataIndex;
     private final boolean firstTensorRank;
     private final List<StepMetrics> history = new ArrayList<>();
+    private PlacementController placement;
     private int step;
     private long dataPosition;
 
@@ -110,6 +112,15 @@ public final class ParallelTrainer implements AutoCloseable {
 
     public AdamW optimizer() {
         return optimizer;
+    }
+
+    /**
+     * Trains under policy's expert placements from now on: its initial placement, then after each
+     * step its decisions, applied by exact live migration. Collective: every rank, before its first step.
+     */
+    public PlacementController usePlacement(PlacementPolicy policy) {
+        placement = new PlacementController(policy, model, groups, optimizer);
+        return placement;
     }
 
     public int step() {
@@ -215,6 +226,9 @@ public final class ParallelTrainer implements AutoCloseable {
         float rate = lr.at(next);
         optimizer.step(rate, next);
         step = next;
+        if (placement != null) {
+            placement.afterStep(step, counts);
+        }
         double seconds = (System.nanoTime() - start) / 1e9;
         double valLoss = config.evaluatesAt(step) ? evaluate() : Double.NaN;
         StepMetrics m = new StepMetrics(step, sums[0], valLoss, (double) config.batch() * config.seq() / seconds,

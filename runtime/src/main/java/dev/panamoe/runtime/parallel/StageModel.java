@@ -180,6 +180,11 @@ public final class StageModel implements AutoCloseable {
         return moeLayers.size();
     }
 
+    /** This stage's MoE layers, in model order (the placement controller migrates their experts). */
+    public List<DistributedMoELayer> moeLayers() {
+        return Collections.unmodifiableList(moeLayers);
+    }
+
     /** The model-wide index of this stage's first MoE layer (the MoE layers of the earlier stages come before). */
     public int firstMoeLayer() {
         int before = 0;

@@ -1,0 +1,109 @@
+package dev.panamoe.runtime.parallel;
+
+import dev.panamoe.runtime.model.GptMoeConfig;
+import dev.panamoe.runtime.train.AdamW;
+import dev.panamoe.runtime.train.TrainingConfig;
+import dev.panamoe.strategy.cost.Calibration;
+import dev.panamoe.strategy.cost.ClusterSpec;
+import dev.panamoe.strategy.cost.CostModel;
+import dev.panamoe.strategy.cost.Skeleton;
+import dev.panamoe.strategy.placement.ExpertPlacement;
+import dev.panamoe.strategy.policy.LoadTracker;
+import dev.panamoe.strategy.plan.ParallelPlan;
+import dev.panamoe.strategy.policy.PlacementPolicy;
+import dev.panamoe.strategy.policy.Policies;
+import dev.panamoe.strategy.policy.PolicyContext;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * The online phase in the trainer: after each optimizer step, records the step's per-layer,
+ * per-expert routed counts (summed over the world, so every rank holds the same tracker), asks
+ * the policy whether to change placement before the next step (each policy keeps its own period)
+ * and applies what it decides through {@link ExpertMigration}. Every rank runs the same
+ * deterministic policy on the same counts, so every rank decides the same at the same step.
+ */
+public final class PlacementController {
+    /** Iterations of counts the tracker keeps: enough for greedy:100 to average its whole period. */
+    public static final int WINDOW = 100;
+
+    private final PlacementPolicy policy;
+    private final StageModel model;
+    private final ExpertMigration migration;
+    private final LoadTracker tracker;
+    private List<ExpertPlacement> current;
+    private int changes;
+
+    public PlacementController(PlacementPolicy policy, StageModel model, ProcessGroups groups, AdamW optimizer) {
+        this.policy = policy;
+        this.model = model;
+        this.migration = new ExpertMigration(model.backend(), groups, optimizer);
+        int layers = model.config().moeLayerCount();
+        this.tracker = new LoadTracker(layers, model.config().experts(), WINDOW);
+        List<ExpertPlacement> initial = policy.initial();
+        if (initial.size() != layers) {
+            throw new IllegalArgumentException("policy: " + policy.name() + " places " + initial.size()
+                    + " MoE layers, the model has " + layers);
+        }
+        for (int l = 0; l < model.moeLayerCount(); l++) {
+            model.moeLayers().get(l).setPlacement(initial.get(model.firstMoeLayer() + l));
+        }
+        this.current = initial;
+    }
+
+    /**
+     * The policy of a {@code --placement} string (static, greedy[:X], replica[:R], smart[:R]) for a
+     * run of model under plan: its cost model is that of the in-JVM "cpu" cluster of plan.world()
+     * ranks with the default (uncalibrated) rates, the skeleton the run's micro-batches.
+     */
+    public static PlacementPolicy policy(String spec, GptMoeConfig model, ParallelPlan plan, TrainingConfig config) {
+        ClusterSpec cluster = Calibration.defaults().apply(ClusterSpec.preset("cpu", plan.world(), plan.world()));
+        Skeleton skeleton = new Skeleton(plan, config.microBatchSize() / plan.dataParallel(), config.microBatches(),
+                model.capacityFactor());
+        return Policies.create(spec, new PolicyContext(new CostModel(model.shape(), cluster), skeleton));
+    }
+
+    /** What {@link #policy} priced placements with, one line. */
+    public static String costModelDescription(ParallelPlan plan) {
+        ClusterSpec cluster = ClusterSpec.preset("cpu", plan.world(), plan.world());
+        return "cost model: cluster " + cluster.name() + " of " + plan.world() + " ranks, default rates (uncalibrated)";
+    }
+
+    public PlacementPolicy policy() {
+        return policy;
+    }
+
+    /** Layer placement changes applied so far (a decision that moves experts of n layers counts n). */
+    public int changes() {
+        return changes;
+    }
+
+    /**
+     * After optimizer step {@code step} (from 1) with its routed counts [moeLayer][expert] (the
+     * world's): records them and applies the policy's decision for the next iteration. Returns
+     * the number of layers whose placement changed. Collective over the world.
+     */
+    public int afterStep(int step, int[][] counts) {
+        for (int l = 0; l < counts.length; l++) {
+            long[] row = new long[counts[l].length];
+            for (int e = 0; e < row.length; e++) {
+                row[e] = counts[l][e];
+            }
+            tracker.record(l, row);
+        }
+        Optional<List<ExpertPlacement>> decision = policy.decide(step, tracker);
+        if (decision.isEmpty()) {
+            return 0;
+        }
+        List<ExpertPlacement> next = decision.get();
+        int first = model.firstMoeLayer();
+        migration.apply(model.moeLayers(), next.subList(first, first + model.moeLayerCount()));
+        int changed = 0;
+        for (int l = 0; l < next.size(); l++) {
+            changed += next.get(l).equals(current.get(l)) ? 0 : 1;
+        }
+        current = List.copyOf(next);
+        changes += changed;
+        return changed;
+    }
+}
