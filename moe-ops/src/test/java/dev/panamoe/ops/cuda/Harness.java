@@ -30,7 +30,8 @@ import java.util.function.IntToDoubleFunction;
 final class Harness {
     private Harness() {}
 
-    static final String HOST_LIBRARY = "libpanamoe_cuda_host.so";
+    /** The harness build to test: system property panamoe.harness.library (e.g. the ThreadSanitizer build). */
+    static final String HOST_LIBRARY = System.getProperty("panamoe.harness.library", "libpanamoe_cuda_host.so");
     static final panamoe_h CPU = panamoe_h.cpu();
     static final panamoe_h HOST = panamoe_h.open(NativeLibraries.panamoe(HOST_LIBRARY));
     static final MemorySegment NO_STREAM = MemorySegment.NULL;
