@@ -154,8 +154,9 @@ public final class PlanCommand implements Callable<Integer> {
         Map<PlanPool.Reason, Integer> count = new EnumMap<>(PlanPool.Reason.class);
         for (PlanPool.Rejection r : pool.rejected()) {
             count.merge(r.reason(), 1, Integer::sum);
+            // unscored reasons (no slowerPercent) keep their first plan
             PlanPool.Rejection b = best.get(r.reason());
-            if (b == null || r.slowerPercent() < b.slowerPercent()) {
+            if (b == null || r.slowerPercent() != null && r.slowerPercent() < b.slowerPercent()) {
                 best.put(r.reason(), r);
             }
         }

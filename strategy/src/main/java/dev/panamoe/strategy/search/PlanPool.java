@@ -66,10 +66,10 @@ public record PlanPool(String model, String cluster, List<String> calibration, i
 
     /**
      * A plan that lost: skeleton is the plan alone for DIVISIBILITY, TOPOLOGY and BATCH, else the
-     * full skeleton; slowerPercent how much slower than the best pool entry (NaN when not
+     * full skeleton; slowerPercent how much slower than the best pool entry (null when not
      * scored); detail the constraint broken or the faster alternative.
      */
-    public record Rejection(String skeleton, Reason reason, String detail, double slowerPercent) {
+    public record Rejection(String skeleton, Reason reason, String detail, Double slowerPercent) {
     }
 
     public String toJson() {
@@ -109,7 +109,6 @@ public record PlanPool(String model, String cluster, List<String> calibration, i
     }
 
     private static Gson gson() {
-        // NaN marks an unscored rejection
-        return new GsonBuilder().setPrettyPrinting().serializeSpecialFloatingPointValues().create();
+        return new GsonBuilder().setPrettyPrinting().create();
     }
 }

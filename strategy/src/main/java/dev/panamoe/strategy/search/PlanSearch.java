@@ -115,7 +115,7 @@ public final class PlanSearch {
         if (why != null) {
             Reason reason = Reason.valueOf(why.substring(0, why.indexOf(':')));
             return new PlanResult(1, List.of(new Rejection(plan.toString(), reason,
-                    why.substring(why.indexOf(':') + 1).strip(), Double.NaN)), List.of());
+                    why.substring(why.indexOf(':') + 1).strip(), null)), List.of());
         }
         List<Rejection> rejected = new ArrayList<>();
         List<Scored> feasible = new ArrayList<>();
@@ -146,7 +146,7 @@ public final class PlanSearch {
     private static Rejection memoryRejection(Skeleton s, StepEstimate.Memory memory, String bound) {
         return new Rejection(s.toString(), Reason.MEMORY, String.format(Locale.ROOT,
                 "needs %s%.1f GiB per device, %.1f GiB available", bound, memory.total() / GIB,
-                memory.capacity() / GIB), Double.NaN);
+                memory.capacity() / GIB), null);
     }
 
     /** "DIVISIBILITY: ...", "TOPOLOGY: ..." or "BATCH: ...", or null when the plan can run. */

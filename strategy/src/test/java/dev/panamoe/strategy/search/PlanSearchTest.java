@@ -109,6 +109,7 @@ class PlanSearchTest {
         assertEquals(pool, back);
         assertEquals(pool.pool().getFirst().skeleton(), back.pool().getFirst().skeleton());
         assertTrue(pool.toJson().contains("\"stepSeconds\""));
+        assertFalse(pool.toJson().contains("NaN"), "standard JSON: unscored rejections have no slowerPercent");
     }
 
     @Test
