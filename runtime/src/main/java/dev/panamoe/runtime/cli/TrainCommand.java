@@ -10,6 +10,7 @@ import dev.panamoe.runtime.data.Corpus;
 import dev.panamoe.runtime.data.SyntheticCorpus;
 import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.parallel.ParallelTrainer;
+import dev.panamoe.runtime.parallel.PlacementController;
 import dev.panamoe.runtime.train.Checkpoint;
 import dev.panamoe.runtime.train.TrainingConfig;
 import dev.panamoe.strategy.plan.ParallelPlan;
@@ -123,6 +124,11 @@ public final class TrainCommand implements Callable<Integer> {
             description = "Parallel plan, e.g. pp=2,dp=2,ep=2 (keys pp, tp, ep, dp; dp fills the world when not "
                     + "given; default: data parallel over all ranks).")
     String plan;
+    @Option(names = "--placement", paramLabel = "POLICY", defaultValue = "static",
+            description = "Expert placement while training: static, greedy[:X] (SmartMoE's, every X steps, default "
+                    + "10), replica[:R] or smart[:R] (R replica slots per device); changes move experts with their "
+                    + "optimizer state between steps (default: ${DEFAULT-VALUE}).")
+    String placement;
 
     /** How long a rank waits in a collective before the run fails (a failed rank stops the others sooner). */
     static final Duration COLLECTIVE_TIMEOUT = Duration.ofMinutes(2);
@@ -145,7 +151,12 @@ public final class TrainCommand implements Callable<Integer> {
         TrainingRun run = new TrainingRun(System.out, preset + " on "
                 + (data == null ? "the synthetic corpus" : data.getFileName()), model, corpus, config);
         int ranks = Worlds.worldSize(world == null ? 1 : world);
-        if (ranks == 1 && plan == null) {
+        boolean staticPlacement = placement.strip().equalsIgnoreCase("static");
+        if (!staticPlacement && checkpointDir != null) {
+            throw new ParameterException(spec.commandLine(), "--placement " + placement + " cannot be combined with "
+                    + "--checkpoint yet: checkpoints do not record the placement");
+        }
+        if (ranks == 1 && plan == null && staticPlacement) {
             run.execute(backend, resume, threads);
             return 0;
         }
@@ -156,9 +167,9 @@ public final class TrainCommand implements Callable<Integer> {
         ParallelPlan parsed = validated(() -> ParallelPlan.parse(plan == null ? "dp=" + ranks : plan, ranks));
         validated(() -> {
             ParallelTrainer.validate(parsed, model, config);
-            return parsed;
+            return PlacementController.policy(placement, model, parsed, config);
         });
-        run.executeParallel(backend, parsed, COLLECTIVE_TIMEOUT, resume, threads);
+        run.executeParallel(backend, parsed, COLLECTIVE_TIMEOUT, resume, threads, placement);
         return 0;
     }
 

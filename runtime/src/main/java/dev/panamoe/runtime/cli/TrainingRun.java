@@ -7,6 +7,7 @@ import dev.panamoe.runtime.data.SyntheticCorpus;
 import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.model.GptMoeModel;
 import dev.panamoe.runtime.parallel.ParallelTrainer;
+import dev.panamoe.runtime.parallel.PlacementController;
 import dev.panamoe.runtime.parallel.ProcessGroups;
 import dev.panamoe.runtime.parallel.StageModel;
 import dev.panamoe.runtime.report.MetricsWriter;
@@ -88,7 +89,8 @@ final class TrainingRun {
      * report; each rank writes (and on {@code resume} reads) its own checkpoint file. A rank that
      * fails stops every rank within timeout and the run fails with its error.
      */
-    void executeParallel(Backend backend, ParallelPlan plan, Duration timeout, boolean resume, Integer threads) {
+    void executeParallel(Backend backend, ParallelPlan plan, Duration timeout, boolean resume, Integer threads,
+            String placement) {
         if (threads != null) {
             backend.setNumThreads(threads);
         }
@@ -111,8 +113,18 @@ final class TrainingRun {
                                 + trainer.step());
                     }
                 }
+                PlacementController placer = trainer.usePlacement(
+                        PlacementController.policy(placement, modelConfig, plan, config));
+                if (lead) {
+                    out.println("placement: " + placer.policy().name() + "; "
+                            + PlacementController.costModelDescription(plan));
+                }
                 try (ProgressDisplay progress = lead ? ProgressDisplay.open(config.steps(), trainer.step()) : null) {
                     trainer.run(lead ? progress::update : m -> { });
+                }
+                if (lead) {
+                    out.println("placement: " + placer.changes() + " layer placement changes (" + placer.policy().name()
+                            + ")");
                 }
                 return lead ? trainer.history() : null;
             }
