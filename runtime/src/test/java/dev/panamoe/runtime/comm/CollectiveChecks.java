@@ -31,10 +31,11 @@ final class CollectiveChecks {
     long runAll() {
         try (scope) {
             long checked = 0;
-            for (int n : new int[] {0, 1, 7, 1000}) {
+            for (int n : new int[] {0, 1, 7, 1000, 10_007}) { // the last above the in-JVM whole-sum limit
                 checked += allReduce(DType.F32, n, 1);
             }
             checked += allReduce(DType.I32, 13, 2);
+            checked += allReduce(DType.I32, 9_001, 2);
             for (int n : new int[] {0, 3, 100}) {
                 checked += reduceScatter(DType.F32, n, 3);
             }
