@@ -56,8 +56,13 @@ import java.util.stream.IntStream;
  * and keeps its own parameter tensors; its name follows the expert it holds ("experts.5.w1").
  * Free slots receive no rows and have no parameters in {@link #parameters()}. A different
  * placement must move parameters and optimizer state with it: {@link #setPlacement} refuses a
- * change, {@link #applyPlacement} applies one with the moved state. Experts in several slots
- * (replicas) are refused for now.
+ * change, {@link #applyPlacement} applies one with the moved state.
+ *
+ * <p><b>Replicas</b> (dropless only). An expert in several slots gets its (token, k) rows split
+ * among the copies deterministically: token t of DATA rank r goes to copy (r + t) mod copies (in
+ * slot order). Every copy must hold the expert's weights; each copy accumulates the gradient of
+ * its own rows, so the expert's gradient is the sum over its copies (the trainer sums them into
+ * the owner's before the optimizer step). Outputs and input gradients equal the unreplicated layer's.
  *
  * <p>Parameters are not initialised by the constructor's own generator: they come from the
  * full single-device values ({@link FullParameters}), sharded by {@link ExpertShards}, so that a
@@ -117,6 +122,8 @@ public final class DistributedMoELayer implements AutoCloseable {
     private final Combiner combiner;
     private final Workspace workspace;
     private final Dispatcher dispatcher;
+    /** Dispatches by physical slot ids: used when the placement has replicas. */
+    private final Dispatcher slotDispatcher;
     private ExpertPlacement placement;
 
     /** The layer under the identity placement (experts / ep consecutive experts per EP rank). */
@@ -156,6 +163,8 @@ public final class DistributedMoELayer implements AutoCloseable {
         this.dispatcher = new Dispatcher(backend, params, config.experts(), placement.physicalSlots(), config.topK(),
                 config.capacityFactor(), config.dropPolicy());
         dispatcher.setRemap(remap(placement));
+        this.slotDispatcher = new Dispatcher(backend, params, placement.physicalSlots(), placement.physicalSlots(),
+                config.topK(), MoELayer.Config.DROPLESS, config.dropPolicy());
         this.workspace = new Workspace();
         loadParameters(notNull("init", init));
     }
@@ -196,6 +205,16 @@ public final class DistributedMoELayer implements AutoCloseable {
             }
         }
         return all;
+    }
+
+    /**
+     * w1 and w2 of local slot l (physical slot epIndex * slotsPerDevice + l), whatever it holds — a
+     * free slot's are zeros named "experts.free.w1" — for moving and copying expert state.
+     */
+    public List<Parameter> slotParameters(int localSlot) {
+        int e = placement.expertAt(physicalSlot(localSlot));
+        String name = "experts." + (e == ExpertPlacement.FREE ? "free" : Integer.toString(e));
+        return List.of(named(experts.w1(localSlot), name + ".w1"), named(experts.w2(localSlot), name + ".w2"));
     }
 
     public void zeroGrad() {
@@ -305,7 +324,7 @@ public final class DistributedMoELayer implements AutoCloseable {
         dispatcher.setRemap(remap(next));
     }
 
-    /** Same experts, ep devices, the layer's slots per device (once it has a placement), no replicas. */
+    /** Same experts, ep devices, the layer's slots per device (once it has a placement); replicas only dropless. */
     private void checkPlacement(ExpertPlacement p) {
         notNull("placement", p);
         if (p.experts() != config.experts() || p.devices() != ep) {
@@ -317,10 +336,10 @@ public final class DistributedMoELayer implements AutoCloseable {
                     + " slots per device (the layer's), got " + p);
         }
         for (int e = 0; e < p.experts(); e++) {
-            if (p.copies(e) != 1) {
+            if (p.copies(e) > 1 && config.capacityFactor() != MoELayer.Config.DROPLESS) {
                 throw new IllegalArgumentException("placement: expert " + e + " is in slots "
-                        + Arrays.toString(p.slotsOf(e)) + "; replicated experts are not supported by "
-                        + "DistributedMoELayer yet (issue 6)");
+                        + Arrays.toString(p.slotsOf(e)) + "; replicated experts need a dropless layer (capacity "
+                        + "factor " + config.capacityFactor() + ")");
             }
         }
     }
@@ -384,7 +403,7 @@ public final class DistributedMoELayer implements AutoCloseable {
         losses.forward(ws.logits, ws.scores, ws.topkIds, ws.localAux, ws.localZ, ws.routedCounts);
         reduceRouterStatistics(ws);
 
-        dispatcher.plan(ws.topkIds, ws.topkWeights, ws.plan);
+        planDispatch(ws);
         Tensor xs = ws.xsBuffer.slice(0, ws.plan.rows());
         dispatcher.permute(x, ws.plan, xs);
         exchangeCounts(ws);
@@ -440,6 +459,33 @@ public final class DistributedMoELayer implements AutoCloseable {
         losses.backwardZ(ws.logits, lossScale * ws.tokens / ws.globalTokens, ws.gradLogits);
         router.backwardGate(ws.x, ws.gradLogits, ws.gradX, true);
         return ws.gradX;
+    }
+
+    /**
+     * The dispatch plan of ws's routing: through the remap when every expert has one slot, else
+     * by the slot of each (token, k) row's copy: copy (dataRank + t) mod copies of its expert.
+     */
+    private void planDispatch(Workspace ws) {
+        if (!hasReplicas(placement)) {
+            dispatcher.plan(ws.topkIds, ws.topkWeights, ws.plan);
+            return;
+        }
+        int k = config.topK();
+        int[][] copies = new int[config.experts()][];
+        Arrays.setAll(copies, placement::slotsOf);
+        int[] ids = ws.topkIds.toIntArray();
+        int[] slots = new int[ids.length];
+        int rank = dataGroup.rank();
+        for (int i = 0; i < ids.length; i++) {
+            int[] c = copies[ids[i]];
+            slots[i] = c[(rank + i / k) % c.length];
+        }
+        ws.slotIds.copyFrom(slots);
+        slotDispatcher.plan(ws.slotIds, ws.topkWeights, ws.plan);
+    }
+
+    private static boolean hasReplicas(ExpertPlacement p) {
+        return IntStream.range(0, p.experts()).anyMatch(e -> p.copies(e) > 1);
     }
 
     /**
@@ -589,6 +635,7 @@ public final class DistributedMoELayer implements AutoCloseable {
         private Tensor scores;
         private Tensor topkWeights;
         private Tensor topkIds;
+        private Tensor slotIds;
         private Tensor localAux;
         private Tensor localZ;
         private Tensor routedCounts;
@@ -660,6 +707,7 @@ public final class DistributedMoELayer implements AutoCloseable {
             scores = scope.allocate("scores", DType.F32, tokens, e);
             topkWeights = scope.allocate("topkWeights", DType.F32, tokens, k);
             topkIds = scope.allocate("topkIds", DType.I32, tokens, k);
+            slotIds = scope.allocate("slotIds", DType.I32, tokens, k);
             localAux = scope.allocate("localAux", DType.F32, 1);
             localZ = scope.allocate("localZ", DType.F32, 1);
             routedCounts = scope.allocate("routedCounts", DType.I32, e);

@@ -212,21 +212,12 @@ public final class ExpertMigration {
         return all;
     }
 
-    /** The state of the local slot that holds expert now. */
+    /** The state of the slot that holds expert now (its first, when it has copies): on this rank. */
     private List<Tensor> stateOf(DistributedMoELayer layer, int expertId) {
-        Parameter w1 = null;
-        Parameter w2 = null;
-        for (Parameter p : layer.expertParameters()) {
-            if (p.name().equals("experts." + expertId + ".w1")) {
-                w1 = p;
-            } else if (p.name().equals("experts." + expertId + ".w2")) {
-                w2 = p;
-            }
-        }
-        if (w1 == null || w2 == null) {
-            throw new IllegalStateException("layer: expert " + expertId + " is not on this rank");
-        }
-        return state(w1, w2);
+        ExpertPlacement now = layer.placement();
+        int local = now.slotsOf(expertId)[0] - expert.rank() * now.slotsPerDevice();
+        List<Parameter> slot = layer.slotParameters(local);
+        return state(slot.get(0), slot.get(1));
     }
 
     /** Elements of one expert's state on this rank: 4 x (w1 shard [hidden, inputWidth(ffn / tp)] + w2 shard [ffn / tp, hidden]). */

@@ -298,10 +298,11 @@ class DistributedMoELayerTest {
             assertTrue(bigger.getMessage().contains("slots per device"), bigger.getMessage());
         });
         ExpertPlacement replicated = ExpertPlacement.identity(EXPERTS, 2, 1).withSlot(4, 7);
-        var error = assertThrows(RuntimeException.class, () -> runRanks(new ParallelPlan(1, 1, 2, 1), cfg, ref,
-                replicated, null));
+        MoELayer.Config capped = config(Activation.GELU, 1.25, 0.01f, 0.001f);
+        var error = assertThrows(RuntimeException.class, () -> runRanks(new ParallelPlan(1, 1, 2, 1), capped,
+                reference(capped, 2), replicated, null));
         Throwable cause = error.getCause() != null ? error.getCause() : error;
-        assertTrue(cause.getMessage().contains("expert 7 is in slots [4, 8]") && cause.getMessage().contains("replicated"),
+        assertTrue(cause.getMessage().contains("expert 7 is in slots [4, 8]") && cause.getMessage().contains("dropless"),
                 cause.getMessage());
     }
 
