@@ -21,6 +21,7 @@ import dev.panamoe.runtime.train.Trainer;
 import dev.panamoe.runtime.train.TrainingConfig;
 import dev.panamoe.strategy.plan.ParallelPlan;
 import dev.panamoe.strategy.plan.RankLayout;
+import dev.panamoe.strategy.policy.PlacementPolicy;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;
@@ -103,8 +104,9 @@ final class TrainingRun {
                 header(backend);
                 out.println("parallel: " + plan.world() + " ranks (" + comm.backendName() + "), plan " + plan);
             }
+            PlacementPolicy policy = PlacementController.policy(placement, modelConfig, plan, config);
             try (ProcessGroups groups = new ProcessGroups(layout, comm);
-                    StageModel model = new StageModel(backend, modelConfig, config.seed(), groups);
+                    StageModel model = new StageModel(backend, modelConfig, config.seed(), groups, policy.initial());
                     ParallelTrainer trainer = new ParallelTrainer(model, groups, corpus, config)) {
                 if (resume) {
                     trainer.resume();
@@ -113,8 +115,7 @@ final class TrainingRun {
                                 + trainer.step());
                     }
                 }
-                PlacementController placer = trainer.usePlacement(
-                        PlacementController.policy(placement, modelConfig, plan, config));
+                PlacementController placer = trainer.usePlacement(policy);
                 if (lead) {
                     out.println("placement: " + placer.policy().name() + "; "
                             + PlacementController.costModelDescription(plan));

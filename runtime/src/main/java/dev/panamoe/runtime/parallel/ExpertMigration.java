@@ -11,7 +11,6 @@ import dev.panamoe.runtime.comm.CommunicatorException;
 import dev.panamoe.runtime.train.AdamW;
 import dev.panamoe.strategy.placement.ExpertPlacement;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
@@ -28,8 +27,8 @@ import java.util.Map;
  *   exchange  one all-to-allv in the EXPERT group (to itself too) into a staging buffer; no slot, moment
  *             or dispatch table is touched yet
  *   agree     every rank checks what it staged (finite) and the world sums the failures
- *   commit    only when no rank failed: staged state into the new slots, the dispatch tables switched
- *             ({@link DistributedMoELayer#applyPlacement}); a slot left empty is zeroed
+ *   commit    only when no rank failed: the dispatch tables switched ({@link DistributedMoELayer#applyPlacement};
+ *             a slot left empty is zeroed), staged state into the new slots
  * </pre>
  * A failure before the commit — a bad staged value on any rank, or a rank that dies (the
  * communicator throws on every rank) — leaves every rank on the old placement with its state
@@ -65,6 +64,8 @@ public final class ExpertMigration {
 
     /**
      * Moves the layers to next (one placement per layer, in order); returns how many layers changed.
+     * A copy of a replicated expert receives its first slot's whole state (its gradient and moments
+     * are then unused: {@link ExpertReplicas} sums copies' gradients into the first slot).
      * Collective over the world: every rank calls it with the same placements (layers of other
      * stages are theirs). Throws MigrationException, with every rank on its old placement, when
      * any rank fails before the commit.
@@ -90,16 +91,26 @@ public final class ExpertMigration {
     private record Move(int layer, int slot, int expert, int from, int to) {
     }
 
-    /** Every (layer, new slot) that receives a different expert, by layer then slot; the same list on every EP rank. */
+    /**
+     * Every (layer, slot) of next that must be filled: it holds a different expert, or it becomes
+     * the first slot (owner) of an expert it held as a copy; by layer then slot, the same list on
+     * every EP rank. The state comes from the expert's current first slot.
+     */
     private static List<Move> moves(List<DistributedMoELayer> layers, List<ExpertPlacement> next) {
         List<Move> moves = new ArrayList<>();
         for (int l = 0; l < layers.size(); l++) {
             ExpertPlacement now = layers.get(l).placement();
             ExpertPlacement to = next.get(l);
-            for (int p : layers.get(l).changedSlots(to)) {
+            layers.get(l).changedSlots(to); // checks the shape
+            for (int p = 0; p < to.physicalSlots(); p++) {
                 int e = to.expertAt(p);
-                if (e != ExpertPlacement.FREE) {
-                    moves.add(new Move(l, p, e, now.deviceOf(now.slotsOf(e)[0]), to.deviceOf(p)));
+                if (e == ExpertPlacement.FREE) {
+                    continue;
+                }
+                int owner = now.slotsOf(e)[0];
+                boolean newOwner = to.slotsOf(e)[0] == p && owner != p;
+                if (now.expertAt(p) != e || newOwner) {
+                    moves.add(new Move(l, p, e, now.deviceOf(owner), to.deviceOf(p)));
                 }
             }
         }
@@ -172,28 +183,25 @@ public final class ExpertMigration {
                 + "); nothing was committed, this rank keeps the old placement; stopping the job", e);
     }
 
-    /** Staged states into their slots (by source rank, in move order), then the new placements and dispatch tables. */
+    /**
+     * Switches every layer to its next placement (dispatch tables; a slot left empty is zeroed),
+     * then copies the staged states (by source rank, in move order) into their slots.
+     */
     private void commit(List<DistributedMoELayer> layers, List<ExpertPlacement> next, List<Move> moves, Tensor staged) {
+        for (int l = 0; l < layers.size(); l++) {
+            layers.get(l).applyPlacement(next.get(l), (slot, e, w1, w2) -> { }); // filled below
+        }
         int me = expert.rank();
-        Map<Long, Integer> offsets = new HashMap<>();
         int offset = 0;
         for (int q = 0; q < expert.size(); q++) {
             for (Move m : moves) {
                 if (m.to() == me && m.from() == q) {
-                    offsets.put(key(m.layer(), m.slot()), offset);
-                    offset += stateSize(layers.get(m.layer()));
+                    DistributedMoELayer layer = layers.get(m.layer());
+                    List<Parameter> slot = layer.slotParameters(m.slot() - me * layer.placement().slotsPerDevice());
+                    offset = copyState(state(slot.get(0), slot.get(1)), staged, offset, false);
                 }
             }
         }
-        for (int l = 0; l < layers.size(); l++) {
-            int layer = l;
-            layers.get(l).applyPlacement(next.get(l), (slot, e, w1, w2) ->
-                    copyState(state(w1, w2), staged, offsets.get(key(layer, slot)), false));
-        }
-    }
-
-    private static long key(int layer, int slot) {
-        return (long) layer << 32 | slot;
     }
 
     /** The tensors that make up an expert's state, in transfer order. */

@@ -214,6 +214,9 @@ public final class ParallelTrainer implements AutoCloseable {
             addCounts(counts, model.expertCounts(slot));
         });
         dataPosition += config.batch();
+        if (placement != null) {
+            placement.reduceReplicaGradients();
+        }
         sync.allReduce();
         sumTiedEmbedding();
         double gradNorm = clipGradients();

@@ -30,6 +30,7 @@ public final class PlacementController {
     private final PlacementPolicy policy;
     private final StageModel model;
     private final ExpertMigration migration;
+    private final ExpertReplicas replicas;
     private final LoadTracker tracker;
     private List<ExpertPlacement> current;
     private int changes;
@@ -38,6 +39,7 @@ public final class PlacementController {
         this.policy = policy;
         this.model = model;
         this.migration = new ExpertMigration(model.backend(), groups, optimizer);
+        this.replicas = new ExpertReplicas(model.backend(), groups.expert());
         int layers = model.config().moeLayerCount();
         this.tracker = new LoadTracker(layers, model.config().experts(), WINDOW);
         List<ExpertPlacement> initial = policy.initial();
@@ -46,7 +48,7 @@ public final class PlacementController {
                     + " MoE layers, the model has " + layers);
         }
         for (int l = 0; l < model.moeLayerCount(); l++) {
-            model.moeLayers().get(l).setPlacement(initial.get(model.firstMoeLayer() + l));
+            model.moeLayers().get(l).setPlacement(initial.get(model.firstMoeLayer() + l)); // build the model with them
         }
         this.current = initial;
     }
@@ -79,11 +81,22 @@ public final class PlacementController {
     }
 
     /**
+     * Before the gradient reduction of a step: sums each replica's gradient into its expert's
+     * first slot and zeroes it (only the first slot has optimizer state that counts). Collective
+     * over the EXPERT group.
+     */
+    public void reduceReplicaGradients() {
+        replicas.reduceGradients(model.moeLayers());
+    }
+
+    /**
      * After optimizer step {@code step} (from 1) with its routed counts [moeLayer][expert] (the
-     * world's): records them and applies the policy's decision for the next iteration. Returns
-     * the number of layers whose placement changed. Collective over the world.
+     * world's): copies the updated weights into the replicas, records the counts and applies the
+     * policy's decision for the next iteration. Returns the number of layers whose placement
+     * changed. Collective over the world.
      */
     public int afterStep(int step, int[][] counts) {
+        replicas.copyWeights(model.moeLayers());
         for (int l = 0; l < counts.length; l++) {
             long[] row = new long[counts[l].length];
             for (int e = 0; e < row.length; e++) {

@@ -12,6 +12,7 @@ import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.model.GptMoeModel;
 import dev.panamoe.runtime.model.Norm;
 import dev.panamoe.runtime.model.ParameterInit;
+import dev.panamoe.strategy.placement.ExpertPlacement;
 import dev.panamoe.strategy.plan.RankLayout;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -98,6 +99,17 @@ public final class StageModel implements AutoCloseable {
 
     /** This rank's stage of the model with the given seed; the plan must fit the model (checked). */
     public StageModel(Backend backend, GptMoeConfig config, long seed, ProcessGroups groups) {
+        this(backend, config, seed, groups, null);
+    }
+
+    /**
+     * The same with the experts of MoE layer i (model-wide) under placements.get(i) — e.g. a
+     * placement policy's initial ones, with free slots for replicas — or the identity when null.
+     * Every slot is a parameter (a free one holds zeros); a slot not holding its expert's first
+     * copy is named "experts.slotP.w1" (P its physical slot).
+     */
+    public StageModel(Backend backend, GptMoeConfig config, long seed, ProcessGroups groups,
+            List<ExpertPlacement> placements) {
         groups.plan().validate(config.shape());
         this.backend = backend;
         this.config = config;
@@ -130,7 +142,10 @@ public final class StageModel implements AutoCloseable {
             Linear attnProj = linear(p + "attn.proj", TensorSlice.rows(t, tp), c, c);
             NormWeights ln2 = norm(p + "ln2");
             if (config.isMoeBlock(l)) {
-                DistributedMoELayer moe = moeLayer(p + "moe.", groups, t);
+                ExpertPlacement placement = placements == null
+                        ? ExpertPlacement.identity(config.experts(), groups.plan().ep(), 0)
+                        : placements.get(firstMoeLayer() + moeLayers.size());
+                DistributedMoELayer moe = moeLayer(p + "moe.", groups, t, placement);
                 moeLayers.add(moe);
                 blocks[i] = new Block(ln1, qkv, attnProj, ln2, null, null, moe);
             } else {
@@ -201,25 +216,37 @@ public final class StageModel implements AutoCloseable {
      * replicated like a dense weight, each expert's W1 is cut by columns and W2 by rows over the
      * TENSOR group (as {@link ExpertShards} does) and summed over the EXPERT_DATA group only.
      */
-    private DistributedMoELayer moeLayer(String prefix, ProcessGroups groups, int t) {
+    private DistributedMoELayer moeLayer(String prefix, ProcessGroups groups, int t, ExpertPlacement placement) {
         MoELayer.Config moeConfig = config.moeConfig();
-        DistributedMoELayer moe = new DistributedMoELayer(backend, moeConfig, groups,
+        DistributedMoELayer moe = new DistributedMoELayer(backend, moeConfig, groups, placement,
                 (name, shape) -> ParameterInit.values(config, seed, prefix + name, shape[0] * shape[1]));
         Parameter gate = moe.gate();
         parameters.add(new ShardedParameter(new Parameter(prefix + DistributedMoELayer.GATE, gate.value(), gate.grad()),
                 gate.value().shape(), TensorSlice.WHOLE, data.size() > 1 ? data : null,
                 firstDataReplica && firstTensorRank));
-        int ffn = moeConfig.ffn();
-        int halves = moeConfig.activation().inputWidth(ffn) / ffn;
-        for (Parameter expert : moe.expertParameters()) {
-            boolean w1 = expert.name().endsWith(".w1");
-            int[] full = w1 ? new int[] {config.hidden(), moeConfig.activation().inputWidth(ffn)}
-                    : new int[] {ffn, config.hidden()};
-            TensorSlice slice = w1 ? new TensorSlice(TensorSlice.Kind.COLUMNS, halves, t, tp) : TensorSlice.rows(t, tp);
-            parameters.add(new ShardedParameter(new Parameter(prefix + expert.name(), expert.value(), expert.grad()),
-                    full, slice, expertData.size() > 1 ? expertData : null, firstExpertReplica));
+        int ep = groups.expert().rank();
+        for (int l = 0; l < placement.slotsPerDevice(); l++) {
+            int slot = ep * placement.slotsPerDevice() + l;
+            int e = placement.expertAt(slot);
+            boolean owner = e != ExpertPlacement.FREE && placement.slotsOf(e)[0] == slot;
+            for (Parameter expert : moe.slotParameters(l)) {
+                String weight = expert.name().substring(expert.name().lastIndexOf('.')); // ".w1" or ".w2"
+                addExpert(prefix + (owner ? expert.name() : "experts.slot" + slot + weight), expert, moeConfig, t);
+            }
         }
         return moe;
+    }
+
+    /** A slot's w1 or w2 under name: W1 cut by columns, W2 by rows over TENSOR, summed over EXPERT_DATA. */
+    private void addExpert(String name, Parameter expert, MoELayer.Config moeConfig, int t) {
+        int ffn = moeConfig.ffn();
+        int halves = moeConfig.activation().inputWidth(ffn) / ffn;
+        boolean w1 = expert.name().endsWith(".w1");
+        int[] full = w1 ? new int[] {config.hidden(), moeConfig.activation().inputWidth(ffn)}
+                : new int[] {ffn, config.hidden()};
+        TensorSlice slice = w1 ? new TensorSlice(TensorSlice.Kind.COLUMNS, halves, t, tp) : TensorSlice.rows(t, tp);
+        parameters.add(new ShardedParameter(new Parameter(name, expert.value(), expert.grad()), full, slice,
+                expertData.size() > 1 ? expertData : null, firstExpertReplica));
     }
 
     private Linear linear(String name, TensorSlice weightSlice, int in, int out) {

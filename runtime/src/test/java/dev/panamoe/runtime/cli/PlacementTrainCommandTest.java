@@ -46,6 +46,26 @@ class PlacementTrainCommandTest {
     }
 
     @Test
+    void replicaAndSmartTrainLikeStatic() {
+        Path still = dir.resolve("static.jsonl");
+        Result s = run("--metrics", still.toString());
+        assertEquals(0, s.code(), s.err());
+        for (String policy : List.of("replica", "smart")) {
+            Path file = dir.resolve(policy + ".jsonl");
+            Result r = run("--metrics", file.toString(), "--placement", policy);
+            assertEquals(0, r.code(), r.err());
+            assertTrue(r.out().contains("layer placement changes (" + policy), r.out());
+            List<StepMetrics> expected = MetricsWriter.read(still);
+            List<StepMetrics> got = MetricsWriter.read(file);
+            for (int i = 0; i < expected.size(); i++) {
+                double rel = Math.abs(got.get(i).loss() - expected.get(i).loss()) / expected.get(i).loss();
+                assertTrue(rel < 1e-5, policy + " step " + (i + 1) + ": " + got.get(i).loss() + " vs "
+                        + expected.get(i).loss());
+            }
+        }
+    }
+
+    @Test
     void badPolicyAndCheckpointAreRefused() {
         Result bad = run("--placement", "bogus:3");
         assertNotEquals(0, bad.code());

@@ -24,40 +24,47 @@ import java.util.Optional;
 import java.util.SplittableRandom;
 import java.util.TreeMap;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * Exact live migration: training with the experts permuted among the slots of every EP rank every
- * other step (seeded random permutations, moving values, gradients and AdamW moments) gives the
- * same losses and final parameters — gathered per logical expert — as the same plan without moves.
+ * other step (seeded random permutations, moving values, gradients and AdamW moments; with replica
+ * slots, random replications too) gives the same losses and final parameters — gathered per
+ * logical expert — as the same plan without moves.
  */
 class MigrationEquivalenceTest {
     static final double TOLERANCE = 1e-5;
 
-    /** Forces a seeded random permutation of every layer's experts before every {@code every}-th iteration. */
-    static final class ForcedPermutations implements PlacementPolicy {
+    /**
+     * Forces a seeded random placement of every layer's experts before every {@code every}-th
+     * iteration: each expert in a random slot, and with replica slots each remaining slot a copy of
+     * a random expert or free (even odds).
+     */
+    static final class ForcedPlacements implements PlacementPolicy {
         private final int layers;
         private final int experts;
         private final int devices;
+        private final int replicaSlots;
         private final int every;
         private final long seed;
 
-        ForcedPermutations(int layers, int experts, int devices, int every, long seed) {
+        ForcedPlacements(int layers, int experts, int devices, int replicaSlots, int every, long seed) {
             this.layers = layers;
             this.experts = experts;
             this.devices = devices;
+            this.replicaSlots = replicaSlots;
             this.every = every;
             this.seed = seed;
         }
 
         @Override
         public String name() {
-            return "forced-permutations:" + every;
+            return "forced:" + every;
         }
 
         @Override
         public List<ExpertPlacement> initial() {
-            return Collections.nCopies(layers, ExpertPlacement.identity(experts, devices, 0));
+            return Collections.nCopies(layers, ExpertPlacement.identity(experts, devices, replicaSlots));
         }
 
         @Override
@@ -67,18 +74,19 @@ class MigrationEquivalenceTest {
             }
             SplittableRandom random = new SplittableRandom(seed * 1_000_003 + iteration);
             List<ExpertPlacement> next = new ArrayList<>();
+            int slotsPerDevice = experts / devices + replicaSlots;
             for (int l = 0; l < layers; l++) {
-                int[] table = new int[experts];
-                for (int e = 0; e < experts; e++) {
-                    table[e] = e;
+                int[] table = new int[devices * slotsPerDevice];
+                for (int p = 0; p < table.length; p++) {
+                    table[p] = p < experts ? p : random.nextBoolean() ? random.nextInt(experts) : ExpertPlacement.FREE;
                 }
-                for (int i = experts - 1; i > 0; i--) {
+                for (int i = table.length - 1; i > 0; i--) {
                     int j = random.nextInt(i + 1);
                     int t = table[i];
                     table[i] = table[j];
                     table[j] = t;
                 }
-                next.add(ExpertPlacement.of(experts, devices, experts / devices, table));
+                next.add(ExpertPlacement.of(experts, devices, slotsPerDevice, table));
             }
             return Optional.of(next);
         }
@@ -105,7 +113,8 @@ class MigrationEquivalenceTest {
         RankLayout layout = new RankLayout(parsed);
         List<Run> runs = InJvmWorld.run(world, ParallelTraining.TIMEOUT, comm -> {
             try (ProcessGroups groups = new ProcessGroups(layout, comm);
-                    StageModel model = new StageModel(CpuBackend.get(), modelConfig, config.seed(), groups);
+                    StageModel model = new StageModel(CpuBackend.get(), modelConfig, config.seed(), groups,
+                            policyOrNull == null ? null : policyOrNull.initial());
                     ParallelTrainer trainer = new ParallelTrainer(model, groups, ParallelTraining.corpus(), config)) {
                 PlacementController controller = policyOrNull == null ? null : trainer.usePlacement(policyOrNull);
                 List<Double> losses = trainer.run(m -> { }).stream().map(m -> m.loss()).toList();
@@ -133,19 +142,19 @@ class MigrationEquivalenceTest {
         return values;
     }
 
-    @ParameterizedTest
-    @ValueSource(strings = {"ep=4", "dp=2,ep=2", "pp=2,ep=2"})
-    void permutationsEveryOtherStepChangeNothing(String plan) {
+    @ParameterizedTest(name = "{0}, {1} replica slots per device")
+    @CsvSource({"ep=4,0", "'dp=2,ep=2',0", "'pp=2,ep=2',0", "ep=4,1", "'dp=2,ep=2',2"})
+    void placementChangesEveryOtherStepChangeNothing(String plan, int replicaSlots) {
         GptMoeConfig model = ParallelTraining.model();
         long start = System.nanoTime();
         int ep = ParallelPlan.parse(plan, 4).ep();
         Run still = train(plan, 4, model, null);
         Run moved = train(plan, 4, model,
-                new ForcedPermutations(model.moeLayerCount(), model.experts(), ep, 2, 17));
+                new ForcedPlacements(model.moeLayerCount(), model.experts(), ep, replicaSlots, 2, 17));
         assertEquals(3 * model.moeLayerCount(), moved.changes(), "layer placement changes (iterations 2, 4, 6)");
         double worst = compare(still, moved);
-        System.out.printf(Locale.ROOT, "migration %-10s max relative difference %.2e in %.1f s%n", plan, worst,
-                (System.nanoTime() - start) / 1e9);
+        System.out.printf(Locale.ROOT, "migration %-10s replicas %d: max relative difference %.2e in %.1f s%n", plan,
+                replicaSlots, worst, (System.nanoTime() - start) / 1e9);
     }
 
     /** Asserts every loss and value of actual within TOLERANCE of expected (per tensor, relative to its max); returns the worst. */
