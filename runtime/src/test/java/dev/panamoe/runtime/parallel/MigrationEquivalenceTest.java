@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.panamoe.ops.CpuBackend;
 import dev.panamoe.ops.Parameter;
+import dev.panamoe.runtime.comm.Communicator;
 import dev.panamoe.runtime.comm.InJvmWorld;
 import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.parallel.StageModel.ShardedParameter;
@@ -15,6 +16,7 @@ import dev.panamoe.strategy.plan.RankLayout;
 import dev.panamoe.strategy.policy.LoadTracker;
 import dev.panamoe.strategy.policy.PlacementPolicy;
 import dev.panamoe.strategy.policy.ReplicaSync;
+import java.io.Serializable;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
@@ -98,7 +100,7 @@ class MigrationEquivalenceTest {
     }
 
     /** Losses per step, every value by name (experts by logical expert: "moe{layer}.experts.{e}.w1"), layer changes. */
-    record Run(List<Double> losses, Map<String, float[]> values, int changes) {
+    record Run(List<Double> losses, Map<String, float[]> values, int changes) implements Serializable {
     }
 
     static TrainingConfig config() {
@@ -108,19 +110,26 @@ class MigrationEquivalenceTest {
 
     /** Trains plan on world in-JVM ranks, under policy when not null; merges the ranks' values. */
     static Run train(String plan, int world, GptMoeConfig modelConfig, PlacementPolicy policyOrNull) {
+        RankLayout layout = new RankLayout(ParallelPlan.parse(plan, world));
+        return merge(InJvmWorld.run(world, ParallelTraining.TIMEOUT,
+                comm -> trainRank(comm, layout, modelConfig, policyOrNull)));
+    }
+
+    /** One rank's part of the run: its losses, values (by logical expert) and the placement changes. */
+    static Run trainRank(Communicator comm, RankLayout layout, GptMoeConfig modelConfig, PlacementPolicy policyOrNull) {
         TrainingConfig config = config();
-        ParallelPlan parsed = ParallelPlan.parse(plan, world);
-        RankLayout layout = new RankLayout(parsed);
-        List<Run> runs = InJvmWorld.run(world, ParallelTraining.TIMEOUT, comm -> {
-            try (ProcessGroups groups = new ProcessGroups(layout, comm);
-                    StageModel model = new StageModel(CpuBackend.get(), modelConfig, config.seed(), groups,
-                            policyOrNull == null ? null : policyOrNull.initial());
-                    ParallelTrainer trainer = new ParallelTrainer(model, groups, ParallelTraining.corpus(), config)) {
-                PlacementController controller = policyOrNull == null ? null : trainer.usePlacement(policyOrNull);
-                List<Double> losses = trainer.run(m -> { }).stream().map(m -> m.loss()).toList();
-                return new Run(losses, values(model), controller == null ? 0 : controller.changes());
-            }
-        });
+        try (ProcessGroups groups = new ProcessGroups(layout, comm);
+                StageModel model = new StageModel(CpuBackend.get(), modelConfig, config.seed(), groups,
+                        policyOrNull == null ? null : policyOrNull.initial());
+                ParallelTrainer trainer = new ParallelTrainer(model, groups, ParallelTraining.corpus(), config)) {
+            PlacementController controller = policyOrNull == null ? null : trainer.usePlacement(policyOrNull);
+            List<Double> losses = trainer.run(m -> { }).stream().map(m -> m.loss()).toList();
+            return new Run(losses, values(model), controller == null ? 0 : controller.changes());
+        }
+    }
+
+    /** The ranks' runs as one: rank 0's losses and changes, every rank's values. */
+    static Run merge(List<Run> runs) {
         Map<String, float[]> merged = new TreeMap<>();
         runs.forEach(r -> merged.putAll(r.values()));
         return new Run(runs.get(0).losses(), merged, runs.get(0).changes());
