@@ -14,6 +14,7 @@ import dev.panamoe.runtime.parallel.PlacementController;
 import dev.panamoe.runtime.train.Checkpoint;
 import dev.panamoe.runtime.train.TrainingConfig;
 import dev.panamoe.strategy.plan.ParallelPlan;
+import dev.panamoe.strategy.search.PlanPool;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Iterator;
@@ -129,6 +130,10 @@ public final class TrainCommand implements Callable<Integer> {
                     + "10), replica[:R] or smart[:R] (R replica slots per device); changes move experts with their "
                     + "optimizer state between steps (default: ${DEFAULT-VALUE}).")
     String placement;
+    @Option(names = "--plan-pool", paramLabel = "FILE",
+            description = "Train with the fastest plan of a pool written by 'plan --json' that fits the run (its "
+                    + "ranks, preset and batch); its micro-batches and capacity too, unless given.")
+    Path planPool;
 
     /** How long a rank waits in a collective before the run fails (a failed rank stops the others sooner). */
     static final Duration COLLECTIVE_TIMEOUT = Duration.ofMinutes(2);
@@ -141,6 +146,9 @@ public final class TrainCommand implements Callable<Integer> {
         if (stopAt != null && checkpointDir == null) {
             throw new ParameterException(spec.commandLine(),
                     "--stop-at needs --checkpoint DIR (the run ends with a checkpoint there)");
+        }
+        if (planPool != null) {
+            usePlanPool(Worlds.worldSize(world == null ? 1 : world));
         }
         Backend backend = backend(validated(() -> Device.parse(device)));
         TrainingConfig config = validated(() -> trainingConfig());
@@ -171,6 +179,39 @@ public final class TrainCommand implements Callable<Integer> {
         });
         run.executeParallel(backend, parsed, COLLECTIVE_TIMEOUT, resume, threads, placement);
         return 0;
+    }
+
+    /**
+     * --plan-pool: sets --plan, and --micro-batches and --capacity-factor unless given, from the
+     * fastest pool entry that fits the run, and says which and why.
+     */
+    private void usePlanPool(int ranks) {
+        if (plan != null) {
+            throw new ParameterException(spec.commandLine(), "--plan-pool and --plan cannot both be given");
+        }
+        PlanPool pool = PlanPool.read(planPool);
+        boolean ownMicroBatches = spec.commandLine().getParseResult().hasMatchedOption("--micro-batches");
+        int given = microBatches;
+        PlanPoolChoice choice = PlanPoolChoice.choose(planPool, pool, preset, ranks, e -> {
+            microBatches = ownMicroBatches ? given : e.microBatches();
+            try {
+                TrainingConfig c = trainingConfig();
+                ParallelTrainer.validate(e.parallelPlan(), modelConfig(GptMoeConfig.preset(preset).vocab(), c.seq()), c);
+                return null;
+            } catch (IllegalArgumentException ex) {
+                return ex.getMessage();
+            }
+        });
+        ParallelPlan p = choice.entry().parallelPlan();
+        plan = "pp=" + p.pp() + ",tp=" + p.tp() + ",ep=" + p.ep() + ",dp=" + p.edp();
+        if (capacityFactor == null) {
+            capacityFactor = new CapacityFactor().convert(choice.entry().capacity());
+        }
+        System.out.println(choice.describe(planPool, pool));
+        if (pool.globalBatch() != batch) {
+            System.out.println("  (the pool was searched for a batch of " + pool.globalBatch() + " sequences, this run"
+                    + " trains " + batch + ")");
+        }
     }
 
     /** The backend of the device, or a one-line error saying why the device cannot be used. */
