@@ -53,7 +53,7 @@ record PlanPoolChoice(PlanPool.Entry entry, int number, List<String> skipped) {
     /** What train prints: the choice, its predicted step, and the faster entries it passed over. */
     String describe(Path file, PlanPool pool) {
         StringBuilder s = new StringBuilder(String.format(Locale.ROOT,
-                "plan pool %s: using #%d %s, %d micro-batches, capacity %s (predicted %.2f ms per step on %s)",
+                "plan pool %s: using #%d %s, micro-batches %d, capacity %s (predicted %.2f ms per step on %s)",
                 file, number, entry.plan(), entry.microBatches(), entry.capacity(), entry.stepSeconds() * 1e3,
                 pool.cluster()));
         s.append(skipped.isEmpty() ? "\n  the fastest entry of the pool, and it fits this run"
