@@ -1,6 +1,5 @@
 package dev.panamoe.runtime.parallel;
 
-import dev.panamoe.ops.Activation;
 import dev.panamoe.ops.Backend;
 import dev.panamoe.ops.DType;
 import dev.panamoe.ops.MoELayer;
@@ -8,6 +7,13 @@ import dev.panamoe.ops.Parameter;
 import dev.panamoe.ops.Tensor;
 import dev.panamoe.ops.TensorScope;
 import dev.panamoe.runtime.comm.Communicator;
+import dev.panamoe.runtime.model.BlockOps;
+import dev.panamoe.runtime.model.BlockOps.Block;
+import dev.panamoe.runtime.model.BlockOps.BlockActivations;
+import dev.panamoe.runtime.model.BlockOps.BlockGradients;
+import dev.panamoe.runtime.model.BlockOps.HeadActivations;
+import dev.panamoe.runtime.model.BlockOps.Linear;
+import dev.panamoe.runtime.model.BlockOps.NormWeights;
 import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.model.GptMoeModel;
 import dev.panamoe.runtime.model.Norm;
@@ -46,7 +52,6 @@ import java.util.List;
  * gradient buffers are shared, since one backward runs at a time.
  */
 public final class StageModel implements AutoCloseable {
-    private static final float NORM_EPS = 1e-5f;
 
     /**
      * A parameter of this rank: the slice it holds of the full tensor of the same name, the group
@@ -58,17 +63,6 @@ public final class StageModel implements AutoCloseable {
         public String name() {
             return parameter.name();
         }
-    }
-
-    private record Linear(Parameter weight, Parameter bias) {
-    }
-
-    private record NormWeights(Parameter weight, Parameter bias) {
-    }
-
-    /** Dense blocks have fc and fcProj, MoE blocks moe. */
-    private record Block(NormWeights ln1, Linear qkv, Linear attnProj, NormWeights ln2, Linear fc, Linear fcProj,
-            DistributedMoELayer moe) {
     }
 
     private final Backend backend;
@@ -84,18 +78,19 @@ public final class StageModel implements AutoCloseable {
     private final boolean firstDataReplica;
     private final boolean firstTensorRank;
     private final boolean firstExpertReplica;
-    private final int localHeads;
     private final TensorScope params;
     private final List<ShardedParameter> parameters = new ArrayList<>();
     private final Parameter wte;
     private final Parameter wpe;
-    private final Block[] blocks;
+    private final Block<DistributedMoELayer>[] blocks;
     private final List<DistributedMoELayer> moeLayers = new ArrayList<>();
     private final NormWeights lnf;
     private final Parameter head;
+    private final BlockOps ops;
 
     private Slot[] slots;
-    private Gradients grads;
+    private TensorScope gradScope;
+    private BlockGradients grads;
 
     /** This rank's stage of the model with the given seed; the plan must fit the model (checked). */
     public StageModel(Backend backend, GptMoeConfig config, long seed, ProcessGroups groups) {
@@ -124,8 +119,8 @@ public final class StageModel implements AutoCloseable {
         this.firstDataReplica = at.ep() == 0 && at.edp() == 0;
         this.firstExpertReplica = at.edp() == 0;
         this.firstTensorRank = at.tp() == 0;
-        this.localHeads = config.heads() / tp;
         this.params = TensorScope.shared(backend);
+        this.ops = new BlockOps(backend, config.heads() / tp, this::tensorAllReduce);
         int c = config.hidden();
         int t = at.tp();
         boolean holdsWte = isFirst() || isLast() && config.tiedEmbeddings();
@@ -133,7 +128,9 @@ public final class StageModel implements AutoCloseable {
         this.wte = holdsWte ? parameter("wte", TensorSlice.WHOLE, isFirst(), config.vocab(), c) : null;
         this.wpe = isFirst() ? parameter("wpe", TensorSlice.WHOLE, true, config.maxSeq(), c) : null;
         int perStage = config.layers() / stages;
-        this.blocks = new Block[perStage];
+        @SuppressWarnings("unchecked")
+        Block<DistributedMoELayer>[] blocks = new Block[perStage];
+        this.blocks = blocks;
         for (int i = 0; i < perStage; i++) {
             int l = stage * perStage + i;
             String p = "blocks." + l + ".";
@@ -147,11 +144,11 @@ public final class StageModel implements AutoCloseable {
                         : placements.get(firstMoeLayer() + moeLayers.size());
                 DistributedMoELayer moe = moeLayer(p + "moe.", groups, t, placement);
                 moeLayers.add(moe);
-                blocks[i] = new Block(ln1, qkv, attnProj, ln2, null, null, moe);
+                blocks[i] = new Block<>(ln1, qkv, attnProj, ln2, null, null, moe);
             } else {
                 Linear fc = linear(p + "mlp.fc", TensorSlice.columns(t, tp), c, config.denseFfn());
                 Linear fcProj = linear(p + "mlp.proj", TensorSlice.rows(t, tp), config.denseFfn(), c);
-                blocks[i] = new Block(ln1, qkv, attnProj, ln2, fc, fcProj, null);
+                blocks[i] = new Block<>(ln1, qkv, attnProj, ln2, fc, fcProj, null);
             }
         }
         this.lnf = isLast() ? norm("lnf") : null;
@@ -293,7 +290,8 @@ public final class StageModel implements AutoCloseable {
         for (int i = 0; i < slotCount; i++) {
             slots[i] = new Slot(batch, seq);
         }
-        grads = new Gradients(batch * seq);
+        gradScope = TensorScope.shared(backend);
+        grads = new BlockGradients(gradScope, config, batch * seq, tp, isLast());
     }
 
     /** Where a stage after the first receives slot's input (the previous stage's output) [batch * seq, C]. */
@@ -304,7 +302,7 @@ public final class StageModel implements AutoCloseable {
     /** The stage's output of slot's last forward [batch * seq, C], to send to the next stage. */
     public Tensor output(int slot) {
         Slot s = slots[slot];
-        return s.layers[blocks.length - 1].out;
+        return s.layers[blocks.length - 1].out();
     }
 
     /**
@@ -313,7 +311,7 @@ public final class StageModel implements AutoCloseable {
      * d loss / d (this stage's input), to send to the previous stage.
      */
     public Tensor residualGradient() {
-        return grads.dResidual;
+        return grads.dResidual();
     }
 
     // ---- forward ----
@@ -331,66 +329,20 @@ public final class StageModel implements AutoCloseable {
         }
         Tensor x = s.input;
         for (int i = 0; i < blocks.length; i++) {
-            x = blockForward(blocks[i], s, i, x);
+            DistributedMoELayer moe = blocks[i].moe();
+            DistributedMoELayer.Workspace ws = moe == null ? null : s.moe[moeIndex(moe)];
+            x = ops.blockForward(blocks[i], s.layers[i], x, moe == null ? null : in -> moe.forward(in, ws));
         }
         if (!isLast()) {
             return Float.NaN;
         }
-        s.targets.copyFrom(targets);
-        s.keptTargets = 0;
-        for (int t : targets) {
-            s.keptTargets += t >= 0 ? 1 : 0;
-        }
-        norm(lnf, x, s.lnf, s.lnfMean, s.lnfRstd);
-        backend.gemm(false, true, 1f, s.lnf, head.value(), 0f, s.logits);
-        return backend.crossEntropyForward(s.logits, s.targets, s.losses);
-    }
-
-    private Tensor blockForward(Block b, Slot s, int i, Tensor residual) {
-        LayerActivations x = s.layers[i];
-        norm(b.ln1(), residual, x.ln1, x.ln1Mean, x.ln1Rstd);
-        columnParallel(b.qkv(), x.ln1, x.qkv);
-        backend.attentionForward(localHeads, x.qkv, x.att, x.attOut);
-        rowParallel(b.attnProj(), x.attOut, x.attProj);
-        backend.add(residual, x.attProj, x.resAtt);
-        norm(b.ln2(), x.resAtt, x.ln2, x.ln2Mean, x.ln2Rstd);
-        Tensor ffnOut;
-        if (b.moe() != null) {
-            ffnOut = b.moe().forward(x.ln2, s.moe[moeIndex(b)]);
-        } else {
-            columnParallel(b.fc(), x.ln2, x.fcPre);
-            backend.activationForward(Activation.GELU, x.fcPre, x.fcAct);
-            rowParallel(b.fcProj(), x.fcAct, x.ffnOut);
-            ffnOut = x.ffnOut;
-        }
-        backend.add(x.resAtt, ffnOut, x.out);
-        return x.out;
-    }
-
-    /** out = x · W[:, this rank's columns] + b[those columns]; x is the same on every TENSOR rank. */
-    private void columnParallel(Linear l, Tensor x, Tensor out) {
-        backend.gemm(false, false, 1f, x, l.weight().value(), 0f, out);
-        backend.biasAdd(l.bias().value(), out);
-    }
-
-    /** out = sum over the TENSOR group of x_r · W[rows of r] (all-reduce), + b. */
-    private void rowParallel(Linear l, Tensor x, Tensor out) {
-        backend.gemm(false, false, 1f, x, l.weight().value(), 0f, out);
-        tensorAllReduce(out);
-        backend.biasAdd(l.bias().value(), out);
+        s.head.setTargets(targets);
+        return ops.headForward(lnf, head, x, s.head);
     }
 
     private void tensorAllReduce(Tensor t) {
         if (tp > 1) {
             tensor.allReduce(t);
-        }
-    }
-
-    private void norm(NormWeights n, Tensor x, Tensor out, Tensor mean, Tensor rstd) {
-        if (n.bias() != null) {
-            backend.layerNormForward(x, n.weight().value(), n.bias().value(), NORM_EPS, out, mean, rstd);
-        } else {
-            backend.rmsNormForward(x, n.weight().value(), NORM_EPS, out, rstd);
         }
     }
 
@@ -428,73 +380,25 @@ public final class StageModel implements AutoCloseable {
      */
     public void backward(int slot, float gradScale) {
         Slot s = slots[slot];
-        Gradients g = grads;
         if (isLast()) {
-            float meanScale = s.keptTargets == 0 ? 0f : gradScale / ((float) s.keptTargets * data.size());
-            backend.crossEntropyBackward(s.logits, s.targets, meanScale, g.dLogits);
-            backend.gemm(true, false, 1f, g.dLogits, s.lnf, 1f, head.grad());
-            backend.gemm(false, false, 1f, g.dLogits, head.value(), 0f, g.dNormOut);
-            normBackward(lnf, output(slot), s.lnfMean, s.lnfRstd, g.dNormOut, g.dResidual);
+            int kept = s.head.keptTargets();
+            float meanScale = kept == 0 ? 0f : gradScale / ((float) kept * data.size());
+            ops.headBackward(lnf, head, output(slot), s.head, meanScale, grads);
         }
         for (int i = blocks.length - 1; i >= 0; i--) {
-            Tensor residual = i == 0 ? s.input : s.layers[i - 1].out;
-            blockBackward(blocks[i], s, i, residual, gradScale);
+            Tensor residual = i == 0 ? s.input : s.layers[i - 1].out();
+            DistributedMoELayer moe = blocks[i].moe();
+            DistributedMoELayer.Workspace ws = moe == null ? null : s.moe[moeIndex(moe)];
+            ops.blockBackward(blocks[i], s.layers[i], residual, grads,
+                    moe == null ? null : d -> moe.backward(d, gradScale, ws));
         }
         if (isFirst()) {
-            backend.embeddingBackward(s.ids, g.dResidual, wte.grad(), wpe.grad());
+            backend.embeddingBackward(s.ids, grads.dResidual(), wte.grad(), wpe.grad());
         }
     }
 
-    /** On entry g.dResidual holds d loss / d (block output); on exit d loss / d (block input). */
-    private void blockBackward(Block b, Slot s, int i, Tensor residual, float gradScale) {
-        LayerActivations x = s.layers[i];
-        Gradients g = grads;
-        Tensor dLn2;
-        if (b.moe() != null) {
-            dLn2 = b.moe().backward(g.dResidual, gradScale, s.moe[moeIndex(b)]);
-        } else {
-            rowParallelBackward(b.fcProj(), x.fcAct, g.dResidual, g.dFcAct);
-            backend.activationBackward(Activation.GELU, x.fcPre, g.dFcAct, g.dFcPre);
-            columnParallelBackward(b.fc(), x.ln2, g.dFcPre, g.dNormOut);
-            dLn2 = g.dNormOut;
-        }
-        normBackward(b.ln2(), x.resAtt, x.ln2Mean, x.ln2Rstd, dLn2, g.dNormIn);
-        backend.accumulate(g.dNormIn, g.dResidual);
-        rowParallelBackward(b.attnProj(), x.attOut, g.dResidual, g.dAttOut);
-        backend.attentionBackward(localHeads, x.qkv, x.att, g.dAttOut, g.dQkv);
-        columnParallelBackward(b.qkv(), x.ln1, g.dQkv, g.dNormOut);
-        normBackward(b.ln1(), residual, x.ln1Mean, x.ln1Rstd, g.dNormOut, g.dNormIn);
-        backend.accumulate(g.dNormIn, g.dResidual);
-    }
-
-    /** Row-parallel: dOut is the same on every TENSOR rank; dx is this rank's rows' part. */
-    private void rowParallelBackward(Linear l, Tensor x, Tensor dOut, Tensor dx) {
-        linearBackward(l, x, dOut, dx);
-    }
-
-    /** Column-parallel: dx gets the sum over the TENSOR group of every rank's columns' part (f's backward). */
-    private void columnParallelBackward(Linear l, Tensor x, Tensor dOut, Tensor dx) {
-        linearBackward(l, x, dOut, dx);
-        tensorAllReduce(dx);
-    }
-
-    /** weight.grad += x^T · dOut, bias.grad += column sums of dOut, dx = dOut · weight^T. */
-    private void linearBackward(Linear l, Tensor x, Tensor dOut, Tensor dx) {
-        backend.gemm(true, false, 1f, x, dOut, 1f, l.weight().grad());
-        backend.biasBackward(dOut, l.bias().grad());
-        backend.gemm(false, true, 1f, dOut, l.weight().value(), 0f, dx);
-    }
-
-    private void normBackward(NormWeights n, Tensor x, Tensor mean, Tensor rstd, Tensor dOut, Tensor dx) {
-        if (n.bias() != null) {
-            backend.layerNormBackward(x, n.weight().value(), mean, rstd, dOut, dx, n.weight().grad(), n.bias().grad());
-        } else {
-            backend.rmsNormBackward(x, n.weight().value(), rstd, dOut, dx, n.weight().grad());
-        }
-    }
-
-    private int moeIndex(Block b) {
-        return moeLayers.indexOf(b.moe());
+    private int moeIndex(DistributedMoELayer moe) {
+        return moeLayers.indexOf(moe);
     }
 
     // ---- buffers ----
@@ -504,9 +408,10 @@ public final class StageModel implements AutoCloseable {
             for (Slot s : slots) {
                 s.close();
             }
-            grads.scope.close();
+            gradScope.close();
         }
         slots = null;
+        gradScope = null;
         grads = null;
     }
 
@@ -518,51 +423,6 @@ public final class StageModel implements AutoCloseable {
         params.close();
     }
 
-    /** LayerNorm's per-row means; RMSNorm has none. */
-    private Tensor mean(TensorScope s, String name, int rows) {
-        return config.norm() == Norm.LAYER ? s.allocate(name, DType.F32, rows) : null;
-    }
-
-    /** One block's activations of one micro-batch. Widths of this rank's shards: 3C/tp, C/tp, denseFfn/tp. */
-    private final class LayerActivations {
-        final Tensor ln1;
-        final Tensor ln1Mean;
-        final Tensor ln1Rstd;
-        final Tensor qkv;
-        final Tensor att;
-        final Tensor attOut;
-        final Tensor attProj;
-        final Tensor resAtt;
-        final Tensor ln2;
-        final Tensor ln2Mean;
-        final Tensor ln2Rstd;
-        final Tensor fcPre;
-        final Tensor fcAct;
-        final Tensor ffnOut;
-        final Tensor out;
-
-        LayerActivations(TensorScope s, int batch, int seq, boolean moe) {
-            int n = batch * seq;
-            int c = config.hidden();
-            int f = config.denseFfn() / tp;
-            ln1 = s.allocate("ln1", DType.F32, n, c);
-            ln1Mean = mean(s, "ln1.mean", n);
-            ln1Rstd = s.allocate("ln1.rstd", DType.F32, n);
-            qkv = s.allocate("qkv", DType.F32, n, 3 * c / tp);
-            att = s.allocate("att", DType.F32, batch, localHeads, seq, seq);
-            attOut = s.allocate("attOut", DType.F32, n, c / tp);
-            attProj = s.allocate("attProj", DType.F32, n, c);
-            resAtt = s.allocate("resAtt", DType.F32, n, c);
-            ln2 = s.allocate("ln2", DType.F32, n, c);
-            ln2Mean = mean(s, "ln2.mean", n);
-            ln2Rstd = s.allocate("ln2.rstd", DType.F32, n);
-            fcPre = moe ? null : s.allocate("fcPre", DType.F32, n, f);
-            fcAct = moe ? null : s.allocate("fcAct", DType.F32, n, f);
-            ffnOut = moe ? null : s.allocate("ffnOut", DType.F32, n, c);
-            out = s.allocate("out", DType.F32, n, c);
-        }
-    }
-
     /** The activations of one micro-batch in flight. */
     private final class Slot implements AutoCloseable {
         final int batch;
@@ -571,16 +431,10 @@ public final class StageModel implements AutoCloseable {
         final Tensor ids;
         /** The embedding's output on the first stage, the previous stage's output on the others. */
         final Tensor input;
-        final LayerActivations[] layers;
+        final BlockActivations[] layers;
         final DistributedMoELayer.Workspace[] moe;
-        // last stage only
-        final Tensor targets;
-        final Tensor lnf;
-        final Tensor lnfMean;
-        final Tensor lnfRstd;
-        final Tensor logits;
-        final Tensor losses;
-        int keptTargets;
+        /** Last stage only. */
+        final HeadActivations head;
 
         Slot(int batch, int seq) {
             this.batch = batch;
@@ -590,21 +444,15 @@ public final class StageModel implements AutoCloseable {
             int c = config.hidden();
             ids = isFirst() ? scope.allocate("ids", DType.I32, batch, seq) : null;
             input = scope.allocate("input", DType.F32, n, c);
-            layers = new LayerActivations[blocks.length];
+            layers = new BlockActivations[blocks.length];
             for (int i = 0; i < layers.length; i++) {
-                layers[i] = new LayerActivations(scope, batch, seq, blocks[i].moe() != null);
+                layers[i] = new BlockActivations(scope, config, "", batch, seq, tp, blocks[i].moe() != null);
             }
             moe = new DistributedMoELayer.Workspace[moeLayers.size()];
             for (int i = 0; i < moe.length; i++) {
                 moe[i] = moeLayers.get(i).newWorkspace();
             }
-            boolean last = isLast();
-            targets = last ? scope.allocate("targets", DType.I32, n) : null;
-            lnf = last ? scope.allocate("lnf", DType.F32, n, c) : null;
-            lnfMean = last ? mean(scope, "lnf.mean", n) : null;
-            lnfRstd = last ? scope.allocate("lnf.rstd", DType.F32, n) : null;
-            logits = last ? scope.allocate("logits", DType.F32, n, config.vocab()) : null;
-            losses = last ? scope.allocate("losses", DType.F32, n) : null;
+            head = isLast() ? new HeadActivations(scope, config, n) : null;
         }
 
         @Override
@@ -613,33 +461,6 @@ public final class StageModel implements AutoCloseable {
                 ws.close();
             }
             scope.close();
-        }
-    }
-
-    /** Gradient buffers shared by the slots and the blocks. */
-    private final class Gradients {
-        final TensorScope scope;
-        final Tensor dLogits;
-        final Tensor dResidual;
-        final Tensor dNormOut;
-        final Tensor dNormIn;
-        final Tensor dAttOut;
-        final Tensor dQkv;
-        final Tensor dFcAct;
-        final Tensor dFcPre;
-
-        Gradients(int n) {
-            scope = TensorScope.shared(backend);
-            int c = config.hidden();
-            int f = config.denseFfn() / tp;
-            dLogits = isLast() ? scope.allocate("dLogits", DType.F32, n, config.vocab()) : null;
-            dResidual = scope.allocate("dResidual", DType.F32, n, c);
-            dNormOut = scope.allocate("dNormOut", DType.F32, n, c);
-            dNormIn = scope.allocate("dNormIn", DType.F32, n, c);
-            dAttOut = scope.allocate("dAttOut", DType.F32, n, c / tp);
-            dQkv = scope.allocate("dQkv", DType.F32, n, 3 * c / tp);
-            dFcAct = scope.allocate("dFcAct", DType.F32, n, f);
-            dFcPre = scope.allocate("dFcPre", DType.F32, n, f);
         }
     }
 }
