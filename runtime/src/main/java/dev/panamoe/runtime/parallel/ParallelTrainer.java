@@ -11,12 +11,12 @@ import dev.panamoe.runtime.data.Corpus;
 import dev.panamoe.runtime.data.Split;
 import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.parallel.StageModel.ShardedParameter;
-import dev.panamoe.runtime.report.MetricsWriter;
 import dev.panamoe.runtime.report.StepMetrics;
 import dev.panamoe.runtime.train.AdamW;
 import dev.panamoe.runtime.train.Checkpoint;
 import dev.panamoe.runtime.train.CheckpointException;
 import dev.panamoe.runtime.train.LrSchedule;
+import dev.panamoe.runtime.train.RunLoop;
 import dev.panamoe.runtime.train.Trainer;
 import dev.panamoe.runtime.train.TrainingConfig;
 import dev.panamoe.strategy.plan.ParallelPlan;
@@ -136,23 +136,8 @@ public final class ParallelTrainer implements AutoCloseable {
      * (continued on a resumed run), every rank its checkpoint where configured.
      */
     public List<StepMetrics> run(Consumer<StepMetrics> onStep) {
-        List<StepMetrics> ran = new ArrayList<>();
         Path file = groups.rank() == 0 ? config.metrics() : null;
-        try (MetricsWriter metrics = file == null ? null
-                : step == 0 ? MetricsWriter.create(file) : MetricsWriter.resume(file, step)) {
-            while (step < config.stopAt()) {
-                StepMetrics m = trainStep();
-                ran.add(m);
-                if (metrics != null) {
-                    metrics.write(m);
-                }
-                onStep.accept(m);
-                if (config.checkpointsAt(step)) {
-                    saveCheckpoint();
-                }
-            }
-        }
-        return ran;
+        return RunLoop.run(config, file, this::step, this::trainStep, this::saveCheckpoint, onStep);
     }
 
     // ---- checkpoints ----

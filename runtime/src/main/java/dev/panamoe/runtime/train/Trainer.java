@@ -6,7 +6,6 @@ import dev.panamoe.runtime.data.Batch;
 import dev.panamoe.runtime.data.Corpus;
 import dev.panamoe.runtime.data.Split;
 import dev.panamoe.runtime.model.GptMoeModel;
-import dev.panamoe.runtime.report.MetricsWriter;
 import dev.panamoe.runtime.report.OperatorTimer;
 import dev.panamoe.runtime.report.StepMetrics;
 import java.nio.file.Path;
@@ -120,23 +119,7 @@ public final class Trainer implements AutoCloseable {
      * written where {@link TrainingConfig#checkpointsAt} says. Returns the metrics of the steps run.
      */
     public List<StepMetrics> run(Consumer<StepMetrics> onStep) {
-        List<StepMetrics> ran = new ArrayList<>();
-        Path file = config.metrics();
-        try (MetricsWriter metrics = file == null ? null
-                : step == 0 ? MetricsWriter.create(file) : MetricsWriter.resume(file, step)) {
-            while (step < config.stopAt()) {
-                StepMetrics m = trainStep();
-                ran.add(m);
-                if (metrics != null) {
-                    metrics.write(m);
-                }
-                onStep.accept(m);
-                if (config.checkpointsAt(step)) {
-                    saveCheckpoint();
-                }
-            }
-        }
-        return ran;
+        return RunLoop.run(config, config.metrics(), this::step, this::trainStep, this::saveCheckpoint, onStep);
     }
 
     /** One optimizer step over the next batch, with an evaluation when one is due; returns its metrics. */
