@@ -95,7 +95,7 @@ public final class PlanCommand implements Callable<Integer> {
         positive("--pool-size", poolSize);
         int globalBatch = batch != null ? batch : 2 * gpus;
         positive("--batch", globalBatch);
-        ModelShape shape = named(GptMoeConfig.preset(model).shape(), model);
+        ModelShape shape = GptMoeConfig.preset(model).shape(model);
         Calibration calibration = Calibration.load(calibrationDir);
         ClusterSpec spec = calibration.apply(ClusterSpec.parse(clusterText(), gpus, Math.min(gpusPerNode, gpus)));
         List<Double> factors = capacities.stream().map(Skeleton::parseCapacity).toList();
@@ -174,11 +174,6 @@ public final class PlanCommand implements Callable<Integer> {
     }
 
     /** The shape under the preset's name (GptMoeConfig does not know it). */
-    private static ModelShape named(ModelShape s, String name) {
-        return new ModelShape(name, s.vocab(), s.seq(), s.layers(), s.hidden(), s.heads(), s.moeEvery(), s.experts(),
-                s.topK(), s.expertFfn(), s.gatedExperts(), s.denseFfn(), s.tiedEmbeddings());
-    }
-
     private static void positive(String option, int v) {
         if (v < 1) {
             throw new IllegalArgumentException(option + ": must be >= 1, got " + v);

@@ -83,9 +83,7 @@ public final class SimulateCommand implements Callable<Integer> {
         LoadTrace loaded = TraceFiles.read(trace);
         int devices = gpus != null ? gpus : loaded.ranks();
         GptMoeConfig config = GptMoeConfig.preset(model).toBuilder().experts(loaded.experts()).build();
-        ModelShape s = config.shape();
-        ModelShape shape = new ModelShape(model, s.vocab(), s.seq(), s.layers(), s.hidden(), s.heads(), s.moeEvery(),
-                s.experts(), s.topK(), s.expertFfn(), s.gatedExperts(), s.denseFfn(), s.tiedEmbeddings());
+        ModelShape shape = config.shape(model);
         ClusterSpec spec = ClusterSpec.parse(cluster, devices, Math.min(gpusPerNode, devices));
         ParallelPlan parallel = plan != null ? ParallelPlan.parse(plan, devices) : new ParallelPlan(1, 1, devices, 1);
         PolicyContext context = new PolicyContext(new CostModel(shape, spec),

@@ -123,7 +123,12 @@ public record GptMoeConfig(int vocab, int maxSeq, int layers, int hidden, int he
 
     /** What the parallel plan and the cost model need to know of this model (strategy's view of it). */
     public ModelShape shape() {
-        return new ModelShape("gpt-moe", vocab, maxSeq, layers, hidden, heads, moeEvery, experts, topK, expertFfn,
+        return shape("gpt-moe");
+    }
+
+    /** The same under name, e.g. the preset's, as plans and simulations report it. */
+    public ModelShape shape(String name) {
+        return new ModelShape(name, vocab, maxSeq, layers, hidden, heads, moeEvery, experts, topK, expertFfn,
                 expertActivation == Activation.SWIGLU, denseFfn, tiedEmbeddings);
     }
 
