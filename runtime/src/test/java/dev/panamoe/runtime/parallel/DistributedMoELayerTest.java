@@ -49,6 +49,10 @@ class DistributedMoELayerTest {
     private static final float LOSS_SCALE = 0.7f;
     private static final double TOLERANCE = 1e-5;
 
+    private static void assertClose(String what, float[] expected, float[] actual) {
+        TensorAsserts.assertClose(what, expected, actual, TOLERANCE);
+    }
+
     private static MoELayer.Config config(Activation act, double capacityFactor, float aux, float z) {
         return MoELayer.Config.builder().hidden(HIDDEN).ffn(FFN).experts(EXPERTS).topK(TOP_K).activation(act)
                 .capacityFactor(capacityFactor).auxLossCoeff(aux).zLossCoeff(z).build();
@@ -432,18 +436,6 @@ class DistributedMoELayerTest {
                     : ExpertShards.gatherW2(parts, FFN, HIDDEN);
             assertClose(key + " grad", ref.grads().get(name), full);
         });
-    }
-
-    private static void assertClose(String what, float[] expected, float[] actual) {
-        assertEquals(expected.length, actual.length, what + ": length");
-        double scale = 0;
-        double worst = 0;
-        for (int i = 0; i < expected.length; i++) {
-            scale = Math.max(scale, Math.abs(expected[i]));
-            worst = Math.max(worst, Math.abs((double) expected[i] - actual[i]));
-        }
-        assertTrue(worst <= TOLERANCE * Math.max(scale, 1e-30), what + ": max |difference| " + worst
-                + " exceeds 1e-5 of the largest magnitude " + scale);
     }
 
     private static ExpertPlacement shuffledPlacement(ExpertPlacement shape, SplittableRandom rng) {

@@ -179,18 +179,8 @@ class MigrationEquivalenceTest {
             worst = Math.max(worst, rel);
         }
         for (Map.Entry<String, float[]> e : expected.values().entrySet()) {
-            float[] a = e.getValue();
-            float[] b = actual.values().get(e.getKey());
-            assertEquals(a.length, b.length, e.getKey());
-            double max = 0;
-            double diff = 0;
-            for (int i = 0; i < a.length; i++) {
-                max = Math.max(max, Math.abs(a[i]));
-                diff = Math.max(diff, Math.abs(a[i] - b[i]));
-            }
-            double rel = diff / Math.max(max, 1e-30);
-            assertTrue(rel <= TOLERANCE, e.getKey() + ": max difference " + diff + " (relative " + rel + ")");
-            worst = Math.max(worst, rel);
+            worst = Math.max(worst,
+                    TensorAsserts.assertClose(e.getKey(), e.getValue(), actual.values().get(e.getKey()), TOLERANCE));
         }
         return worst;
     }

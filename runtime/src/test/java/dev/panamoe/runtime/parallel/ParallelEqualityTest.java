@@ -76,7 +76,7 @@ class ParallelEqualityTest {
                 float[] full = single.values().get(name);
                 assertTrue(full != null, plan + " rank " + r + ": parameter " + name + " is not the model's");
                 float[] want = rank.slices().get(name).of(full, rank.fullShapes().get(name));
-                worst = Math.max(worst, closeTensor(plan + " rank " + r + " " + name, want, e.getValue()));
+                worst = Math.max(worst, TensorAsserts.assertClose(plan + " rank " + r + " " + name, want, e.getValue(), TOLERANCE));
                 covered.add(name);
             }
         }
@@ -87,20 +87,6 @@ class ParallelEqualityTest {
     private static double close(String what, double expected, double actual) {
         double rel = Math.abs(actual - expected) / Math.max(Math.abs(expected), 1e-30);
         assertTrue(rel <= TOLERANCE, what + ": expected " + expected + ", got " + actual + " (relative " + rel + ")");
-        return rel;
-    }
-
-    private static double closeTensor(String what, float[] expected, float[] actual) {
-        assertEquals(expected.length, actual.length, what + ": size");
-        double maxAbs = 0;
-        double maxDiff = 0;
-        for (int i = 0; i < expected.length; i++) {
-            maxAbs = Math.max(maxAbs, Math.abs(expected[i]));
-            maxDiff = Math.max(maxDiff, Math.abs(expected[i] - actual[i]));
-        }
-        double rel = maxDiff / Math.max(maxAbs, 1e-30);
-        assertTrue(rel <= TOLERANCE, what + ": largest difference " + maxDiff + " of largest value " + maxAbs
-                + " (relative " + rel + ")");
         return rel;
     }
 }
