@@ -160,10 +160,6 @@ public final class TrainCommand implements Callable<Integer> {
                 + (data == null ? "the synthetic corpus" : data.getFileName()), model, corpus, config);
         int ranks = Worlds.worldSize(world == null ? 1 : world);
         boolean staticPlacement = placement.strip().equalsIgnoreCase("static");
-        if (!staticPlacement && checkpointDir != null) {
-            throw new ParameterException(spec.commandLine(), "--placement " + placement + " cannot be combined with "
-                    + "--checkpoint yet: checkpoints do not record the placement");
-        }
         if (ranks == 1 && plan == null && staticPlacement) {
             run.execute(backend, resume, threads);
             return 0;

@@ -108,6 +108,7 @@ final class TrainingRun {
             try (ProcessGroups groups = new ProcessGroups(layout, comm);
                     StageModel model = new StageModel(backend, modelConfig, config.seed(), groups, policy.initial());
                     ParallelTrainer trainer = new ParallelTrainer(model, groups, corpus, config)) {
+                PlacementController placer = trainer.usePlacement(policy);
                 if (resume) {
                     trainer.resume();
                     if (lead) {
@@ -115,7 +116,6 @@ final class TrainingRun {
                                 + trainer.step());
                     }
                 }
-                PlacementController placer = trainer.usePlacement(policy);
                 if (lead) {
                     out.println("placement: " + placer.policy().name() + "; "
                             + PlacementController.costModelDescription(plan));

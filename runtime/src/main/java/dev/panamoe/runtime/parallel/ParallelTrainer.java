@@ -19,16 +19,19 @@ import dev.panamoe.runtime.train.LrSchedule;
 import dev.panamoe.runtime.train.RunLoop;
 import dev.panamoe.runtime.train.Trainer;
 import dev.panamoe.runtime.train.TrainingConfig;
+import dev.panamoe.strategy.placement.ExpertPlacement;
 import dev.panamoe.strategy.plan.ParallelPlan;
 import dev.panamoe.strategy.policy.PlacementPolicy;
 import dev.panamoe.strategy.plan.RankLayout;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.StringJoiner;
 import java.util.function.Consumer;
 
 /**
@@ -161,13 +164,19 @@ public final class ParallelTrainer implements AutoCloseable {
     /**
      * Continues the run saved in this rank's {@link #checkpointFile()}: checks it belongs to this
      * model, plan, rank, training configuration and data, then restores the shards, moments, step
-     * and data position. Every rank resumes from its own file of the same step.
+     * and data position. Every rank resumes from its own file of the same step. Under a placement
+     * policy ({@link #usePlacement} first), the policy is replayed on the saved per-step expert
+     * counts, which restores its tracker, its own state and the placements exactly; the placements
+     * it reaches must equal the saved ones (same policy, same slots), or the checkpoint is refused.
      */
     public void resume() {
         Checkpoint.Loaded c = Checkpoint.read(checkpointFile());
         if (c.step() < 0 || c.step() > config.steps()) {
             throw new CheckpointException("checkpoint " + checkpointFile() + " is at step " + c.step()
                     + ", outside this run's [0, " + config.steps() + "]");
+        }
+        if (placement != null) {
+            placement.replay(savedLoads(c));
         }
         c.restore(snapshot());
         step = c.step();
@@ -179,7 +188,61 @@ public final class ParallelTrainer implements AutoCloseable {
         shard.put("model", model.config().toString());
         shard.put("plan", groups.plan().toString());
         shard.put("rank", Integer.toString(groups.rank()));
+        if (placement != null) {
+            shard.put("placement policy", placement.policy().name());
+            List<ExpertPlacement> placements = placement.placements();
+            for (int l = 0; l < placements.size(); l++) {
+                shard.put("placement " + l, placements.get(l).toString());
+            }
+            shard.put(LOADS, encodeLoads(placement.loads()));
+        }
         return new Checkpoint.Snapshot(step, dataPosition, shard, config.toMap(), corpus.describe(), optimizer.states());
+    }
+
+    /** Per-step world expert counts in a checkpoint: steps ';', layers '|', experts ','. */
+    private static final String LOADS = "placement loads";
+
+    private static String encodeLoads(List<int[][]> loads) {
+        StringJoiner steps = new StringJoiner(";");
+        for (int[][] step : loads) {
+            StringJoiner layers = new StringJoiner("|");
+            for (int[] layer : step) {
+                StringJoiner experts = new StringJoiner(",");
+                for (int c : layer) {
+                    experts.add(Integer.toString(c));
+                }
+                layers.add(experts.toString());
+            }
+            steps.add(layers.toString());
+        }
+        return steps.toString();
+    }
+
+    /** The saved run's per-step counts: one entry per step done, each of this model's shape. */
+    private List<int[][]> savedLoads(Checkpoint.Loaded c) {
+        String text = c.model().get(LOADS);
+        if (text == null) {
+            throw new CheckpointException("checkpoint " + checkpointFile() + " was saved without a placement policy; "
+                    + "this run uses --placement " + placement.policy().name());
+        }
+        int layers = model.config().moeLayerCount();
+        int experts = model.config().experts();
+        List<int[][]> loads = new ArrayList<>();
+        for (String step : text.isEmpty() ? new String[0] : text.split(";", -1)) {
+            int[][] counts = Arrays.stream(step.split("\\|", -1))
+                    .map(row -> Arrays.stream(row.split(",", -1)).mapToInt(Integer::parseInt).toArray())
+                    .toArray(int[][]::new);
+            if (counts.length != layers || Arrays.stream(counts).anyMatch(row -> row.length != experts)) {
+                throw new CheckpointException("checkpoint " + checkpointFile() + " has expert counts of step "
+                        + (loads.size() + 1) + " that are not " + layers + " MoE layers of " + experts + " experts");
+            }
+            loads.add(counts);
+        }
+        if (loads.size() != c.step()) {
+            throw new CheckpointException("checkpoint " + checkpointFile() + " is at step " + c.step() + " but holds "
+                    + "expert counts of " + loads.size() + " steps");
+        }
+        return loads;
     }
 
     /** One optimizer step over the next global batch, with an evaluation when one is due. */

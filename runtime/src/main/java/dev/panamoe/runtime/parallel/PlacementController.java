@@ -13,6 +13,8 @@ import dev.panamoe.strategy.plan.ParallelPlan;
 import dev.panamoe.strategy.policy.PlacementPolicy;
 import dev.panamoe.strategy.policy.Policies;
 import dev.panamoe.strategy.policy.PolicyContext;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
 
@@ -32,6 +34,8 @@ public final class PlacementController {
     private final ExpertMigration migration;
     private final ExpertReplicas replicas;
     private final LoadTracker tracker;
+    /** Every step's world counts [moeLayer][expert], from step 1: what a resumed run replays the policy on. */
+    private final List<int[][]> loads = new ArrayList<>();
     private List<ExpertPlacement> current;
     private int changes;
 
@@ -97,20 +101,53 @@ public final class PlacementController {
      */
     public int afterStep(int step, int[][] counts) {
         replicas.copyWeights(model.moeLayers());
+        Optional<List<ExpertPlacement>> decision = decide(step, counts);
+        decision.ifPresent(next -> migration.apply(model.moeLayers(), stageLayers(next)));
+        return decision.map(this::commit).orElse(0);
+    }
+
+    /** The current placement of every MoE layer of the model (not only this stage's). */
+    public List<ExpertPlacement> placements() {
+        return current;
+    }
+
+    /** The counts of every step so far, [step - 1][moeLayer][expert]. */
+    public List<int[][]> loads() {
+        return List.copyOf(loads);
+    }
+
+    /**
+     * On resume, before the checkpoint's tensors are restored: replays the policy on the counts of
+     * the steps already run ({@link #loads()} of the saved run), so that the tracker, the policy's
+     * own state and the placements are those of the uninterrupted run at that step, and gives the
+     * model's layers those placements without moving anything — the checkpoint's tensors, saved
+     * under the same placements, fill every slot next. Collective over nothing; every rank replays
+     * the same counts.
+     */
+    public void replay(List<int[][]> steps) {
+        if (!loads.isEmpty()) {
+            throw new IllegalStateException("replay: the controller has already run " + loads.size() + " steps");
+        }
+        for (int s = 0; s < steps.size(); s++) {
+            decide(s + 1, steps.get(s)).ifPresent(this::commit);
+        }
+        List<ExpertPlacement> stage = stageLayers(current);
+        for (int l = 0; l < stage.size(); l++) {
+            model.moeLayers().get(l).applyPlacement(stage.get(l), (slot, expert, w1, w2) -> { });
+        }
+    }
+
+    /** Records a step's counts and asks the policy about the next iteration. */
+    private Optional<List<ExpertPlacement>> decide(int step, int[][] counts) {
+        loads.add(Arrays.stream(counts).map(int[]::clone).toArray(int[][]::new));
         for (int l = 0; l < counts.length; l++) {
-            long[] row = new long[counts[l].length];
-            for (int e = 0; e < row.length; e++) {
-                row[e] = counts[l][e];
-            }
-            tracker.record(l, row);
+            tracker.record(l, Arrays.stream(counts[l]).asLongStream().toArray());
         }
-        Optional<List<ExpertPlacement>> decision = policy.decide(step, tracker);
-        if (decision.isEmpty()) {
-            return 0;
-        }
-        List<ExpertPlacement> next = decision.get();
-        int first = model.firstMoeLayer();
-        migration.apply(model.moeLayers(), next.subList(first, first + model.moeLayerCount()));
+        return policy.decide(step, tracker);
+    }
+
+    /** Makes next the current placement; returns the number of layers it changed. */
+    private int commit(List<ExpertPlacement> next) {
         int changed = 0;
         for (int l = 0; l < next.size(); l++) {
             changed += next.get(l).equals(current.get(l)) ? 0 : 1;
@@ -118,5 +155,11 @@ public final class PlacementController {
         current = List.copyOf(next);
         changes += changed;
         return changed;
+    }
+
+    /** This stage's layers of a whole-model placement list. */
+    private List<ExpertPlacement> stageLayers(List<ExpertPlacement> all) {
+        int first = model.firstMoeLayer();
+        return all.subList(first, first + model.moeLayerCount());
     }
 }

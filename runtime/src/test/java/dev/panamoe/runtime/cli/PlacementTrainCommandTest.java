@@ -1,5 +1,6 @@
 package dev.panamoe.runtime.cli;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -7,8 +8,16 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.panamoe.runtime.cli.TrainCommandTest.Result;
 import dev.panamoe.runtime.report.MetricsWriter;
 import dev.panamoe.runtime.report.StepMetrics;
+import dev.panamoe.runtime.train.Checkpoint;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -66,12 +75,71 @@ class PlacementTrainCommandTest {
     }
 
     @Test
-    void badPolicyAndCheckpointAreRefused() {
+    void badPolicyIsRefused() {
         Result bad = run("--placement", "bogus:3");
         assertNotEquals(0, bad.code());
         assertTrue(bad.err().contains("bogus"), bad.err());
-        Result ck = run("--placement", "greedy", "--checkpoint", dir.resolve("ck").toString());
-        assertNotEquals(0, ck.code());
-        assertTrue(ck.err().contains("--placement greedy cannot be combined with --checkpoint"), ck.err());
+    }
+
+    /**
+     * --stop-at then --resume under a placement policy is bitwise the uninterrupted run: every
+     * step's metrics and every rank's final tensors (parameters, moments, replica slots).
+     */
+    @Test
+    void stoppedAndResumedRunIsBitwiseTheUninterruptedOne() throws IOException {
+        for (String policy : List.of("greedy:1", "smart")) {
+            Path whole = dir.resolve(policy + "-whole");
+            Path parts = dir.resolve(policy + "-parts");
+            Result w = run("--placement", policy, "--metrics", whole.resolve("m.jsonl").toString(),
+                    "--checkpoint", whole.toString());
+            assertEquals(0, w.code(), w.err());
+            Result first = run("--placement", policy, "--metrics", parts.resolve("m.jsonl").toString(),
+                    "--checkpoint", parts.toString(), "--stop-at", "2");
+            assertEquals(0, first.code(), first.err());
+            Result second = run("--placement", policy, "--metrics", parts.resolve("m.jsonl").toString(),
+                    "--checkpoint", parts.toString(), "--resume");
+            assertEquals(0, second.code(), second.err());
+            assertTrue(second.out().contains("resumed from"), second.out());
+            assertEquals(changes(w.out()), changes(second.out()), "layer placement changes of " + policy);
+            List<StepMetrics> expected = MetricsWriter.read(whole.resolve("m.jsonl"));
+            List<StepMetrics> got = MetricsWriter.read(parts.resolve("m.jsonl"));
+            assertEquals(expected.size(), got.size());
+            for (int i = 0; i < expected.size(); i++) {
+                assertEquals(expected.get(i).loss(), got.get(i).loss(), policy + " step " + (i + 1));
+                assertEquals(expected.get(i).gradNorm(), got.get(i).gradNorm(), policy + " step " + (i + 1));
+                assertArrayEquals(expected.get(i).expertCounts(), got.get(i).expertCounts(), policy + " step " + (i + 1));
+            }
+            for (int rank = 0; rank < 4; rank++) {
+                String name = String.format("rank-%05d-of-00004.%s", rank, Checkpoint.FILE_NAME);
+                assertArrayEquals(tensorBytes(whole.resolve(name)), tensorBytes(parts.resolve(name)),
+                        policy + " rank " + rank + " tensors");
+            }
+        }
+        assertTrue(changes(run("--placement", "greedy:1").out()) > 0, "greedy:1 changes placement in 4 steps");
+    }
+
+    @Test
+    void checkpointOfAnotherPlacementIsRefused() {
+        Path ck = dir.resolve("ck");
+        Result saved = run("--placement", "greedy:1", "--checkpoint", ck.toString(), "--stop-at", "2");
+        assertEquals(0, saved.code(), saved.err());
+        Result other = run("--placement", "replica", "--checkpoint", ck.toString(), "--resume");
+        assertNotEquals(0, other.code());
+        assertTrue(other.err().contains("placement policy greedy:1 in the checkpoint, replica"), other.err());
+        assertTrue(other.err().contains("placement 0 "), other.err());
+    }
+
+    /** N of the "placement: N layer placement changes" line. */
+    private static int changes(String out) {
+        Matcher m = Pattern.compile("placement: (\\d+) layer placement changes").matcher(out);
+        assertTrue(m.find(), out);
+        return Integer.parseInt(m.group(1));
+    }
+
+    /** A checkpoint file's tensor data: what follows the preamble, the header and its checksum. */
+    private static byte[] tensorBytes(Path file) throws IOException {
+        byte[] bytes = Files.readAllBytes(file);
+        int header = ByteBuffer.wrap(bytes, 12, 4).order(ByteOrder.LITTLE_ENDIAN).getInt();
+        return Arrays.copyOfRange(bytes, 16 + header + 4, bytes.length);
     }
 }
