@@ -1,13 +1,10 @@
 package dev.panamoe.runtime.cli;
 
+import dev.panamoe.runtime.report.ChartStyle;
 import dev.panamoe.strategy.simulate.PolicyRun;
 import dev.panamoe.strategy.simulate.SimulationReport;
 import java.awt.Color;
-import java.awt.Font;
-import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.util.Locale;
-import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYSeries;
 import org.knowm.xchart.style.Styler;
@@ -20,12 +17,8 @@ import org.knowm.xchart.style.markers.SeriesMarkers;
  */
 final class SimulationChart {
     static {
-        // no display on servers; without this the first font lookup fails
-        if (System.getProperty("java.awt.headless") == null) {
-            System.setProperty("java.awt.headless", "true");
-        }
+        ChartStyle.headless();
     }
-
     /** Colour-blind-safe (Okabe-Ito), in policy order. */
     private static final Color[] COLORS = {new Color(0x000000), new Color(0xE69F00), new Color(0x56B4E9),
             new Color(0x009E73), new Color(0xD55E00), new Color(0x0072B2), new Color(0xCC79A7), new Color(0xF0E442)};
@@ -39,12 +32,8 @@ final class SimulationChart {
         chart.setXAxisTitle("iteration");
         chart.setYAxisTitle("predicted iteration time (ms)");
         XYStyler styler = chart.getStyler();
-        styler.setChartBackgroundColor(Color.WHITE);
-        styler.setPlotBackgroundColor(Color.WHITE);
+        ChartStyle.apply(styler);
         styler.setLegendPosition(Styler.LegendPosition.OutsideE);
-        styler.setLocale(Locale.ROOT);
-        styler.setChartTitleFont(new Font(Font.SANS_SERIF, Font.BOLD, 16));
-        styler.setLegendFont(new Font(Font.SANS_SERIF, Font.PLAIN, 12));
         styler.setYAxisMin(0.0);
         int i = 0;
         for (PolicyRun run : report.runs()) {
@@ -59,10 +48,6 @@ final class SimulationChart {
             s.setMarker(SeriesMarkers.NONE);
             s.setLineColor(COLORS[i++ % COLORS.length]);
         }
-        try {
-            return BitmapEncoder.getBitmapBytes(chart, BitmapEncoder.BitmapFormat.PNG);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot encode the simulation chart as PNG: " + e, e);
-        }
+        return ChartStyle.png(chart);
     }
 }

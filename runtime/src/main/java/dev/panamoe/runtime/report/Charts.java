@@ -1,11 +1,8 @@
 package dev.panamoe.runtime.report;
 
-import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.HeatMapChart;
 import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYSeries;
-import org.knowm.xchart.internal.chartpart.Chart;
-import org.knowm.xchart.style.AxesChartStyler;
 import org.knowm.xchart.style.Styler;
 import org.knowm.xchart.style.lines.SeriesLines;
 import org.knowm.xchart.style.markers.Marker;
@@ -14,19 +11,14 @@ import org.knowm.xchart.style.markers.SeriesMarkers;
 import java.awt.BasicStroke;
 import java.awt.Color;
 import java.awt.Font;
-import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 
 /** The report's charts, drawn with XChart and encoded as PNG bytes. */
 final class Charts {
-
     static {
-        // Charts are drawn off-screen; without this a server with no display fails on the first font.
-        if (System.getProperty("java.awt.headless") == null)
-            System.setProperty("java.awt.headless", "true");
+        ChartStyle.headless();
     }
 
     static final int WIDTH = 960;
@@ -63,7 +55,7 @@ final class Charts {
             look(chart.addSeries("validation", valX, valY), new Color(0xd62728), SeriesMarkers.CIRCLE, SeriesLines.SOLID);
         horizontalLine(chart, "unigram loss", unigramLoss, x, new Color(0x7f7f7f));
         horizontalLine(chart, "loss floor", lossFloor, x, new Color(0x2ca02c));
-        return png(chart);
+        return ChartStyle.png(chart);
     }
 
     /** Training tokens per second at each step. */
@@ -78,7 +70,7 @@ final class Charts {
             y[i] = steps.get(i).tokensPerSecond();
         }
         look(chart.addSeries("tokens/s", x, y), new Color(0x1f77b4), SeriesMarkers.NONE, SeriesLines.SOLID);
-        return png(chart);
+        return ChartStyle.png(chart);
     }
 
     /**
@@ -113,7 +105,7 @@ final class Charts {
         HeatMapChart chart = heatMap(title, "step (end of bin)", "expert", 0, top);
         chart.getStyler().setXAxisLabelRotation(90);
         chart.addSeries("share of tokens", binEnds, range(experts), cells);
-        return png(chart);
+        return ChartStyle.png(chart);
     }
 
     /** P(source | expert) of one MoE layer: rows experts, columns sources. */
@@ -129,7 +121,7 @@ final class Charts {
         chart.getStyler().setShowValue(experts * sources <= 128).setHeatMapValueDecimalPattern("0.00")
                 .setValueFont(new Font(Font.SANS_SERIF, Font.PLAIN, 11)).setValueFontColor(Color.WHITE);
         chart.addSeries("P(source | expert)", range(sources), range(experts), cells);
-        return png(chart);
+        return ChartStyle.png(chart);
     }
 
     private static XYChart lineChart(String title, String yTitle) {
@@ -137,7 +129,7 @@ final class Charts {
         chart.setTitle(title);
         chart.setXAxisTitle("step");
         chart.setYAxisTitle(yTitle);
-        style(chart.getStyler());
+        ChartStyle.apply(chart.getStyler());
         chart.getStyler().setLegendPosition(Styler.LegendPosition.InsideNE);
         return chart;
     }
@@ -149,17 +141,9 @@ final class Charts {
         chart.setTitle(title);
         chart.setXAxisTitle(xTitle);
         chart.setYAxisTitle(yTitle);
-        style(chart.getStyler());
+        ChartStyle.apply(chart.getStyler());
         chart.getStyler().setRangeColors(SCALE).setMin(min).setMax(max).setDrawBorder(false);
         return chart;
-    }
-
-    private static void style(AxesChartStyler styler) {
-        styler.setChartBackgroundColor(Color.WHITE);
-        styler.setPlotBackgroundColor(Color.WHITE);
-        styler.setChartTitleFont(new Font(Font.SANS_SERIF, Font.BOLD, 16));
-        styler.setLegendFont(new Font(Font.SANS_SERIF, Font.PLAIN, 12));
-        styler.setLocale(Locale.ROOT);
     }
 
     private static void horizontalLine(XYChart chart, String name, double y, double[] steps, Color color) {
@@ -181,13 +165,5 @@ final class Charts {
         for (int i = 0; i < n; i++)
             values.add(i);
         return values;
-    }
-
-    private static byte[] png(Chart<?, ?> chart) {
-        try {
-            return BitmapEncoder.getBitmapBytes(chart, BitmapEncoder.BitmapFormat.PNG);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot encode chart '" + chart.getTitle() + "' as PNG: " + e, e);
-        }
     }
 }
