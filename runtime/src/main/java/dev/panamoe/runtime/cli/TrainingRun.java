@@ -124,8 +124,8 @@ final class TrainingRun {
                     trainer.run(lead ? progress::update : m -> { });
                 }
                 if (lead) {
-                    out.println("placement: " + placer.changes() + " layer placement changes (" + placer.policy().name()
-                            + ")");
+                    out.println("placement: " + placer.changes() + " layer placement changes, " + placer.movedSlots()
+                            + " slots moved (" + placer.policy().name() + ")");
                 }
                 return lead ? trainer.history() : null;
             }

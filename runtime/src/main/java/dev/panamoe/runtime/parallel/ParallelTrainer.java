@@ -277,13 +277,12 @@ public final class ParallelTrainer implements AutoCloseable {
         float rate = lr.at(next);
         optimizer.step(rate, next);
         step = next;
-        if (placement != null) {
-            placement.afterStep(step, counts);
-        }
+        PlacementController.Change change = placement == null ? PlacementController.Change.NONE
+                : placement.afterStep(step, counts);
         double seconds = (System.nanoTime() - start) / 1e9;
         double valLoss = config.evaluatesAt(step) ? evaluate() : Double.NaN;
         StepMetrics m = new StepMetrics(step, sums[0], valLoss, (double) config.batch() * config.seq() / seconds,
-                sums[1], rate, gradNorm, counts);
+                sums[1], rate, gradNorm, counts, change.layers(), change.slots());
         history.add(m);
         return m;
     }

@@ -38,6 +38,7 @@ public final class PlacementController {
     private final List<int[][]> loads = new ArrayList<>();
     private List<ExpertPlacement> current;
     private int changes;
+    private int movedSlots;
 
     public PlacementController(PlacementPolicy policy, StageModel model, ProcessGroups groups, AdamW optimizer) {
         this.policy = policy;
@@ -84,6 +85,16 @@ public final class PlacementController {
         return changes;
     }
 
+    /** Physical slots that received another expert so far, over every layer. */
+    public int movedSlots() {
+        return movedSlots;
+    }
+
+    /** What one step changed: MoE layers whose placement changed, and physical slots that got another expert. */
+    public record Change(int layers, int slots) {
+        static final Change NONE = new Change(0, 0);
+    }
+
     /**
      * Before the gradient reduction of a step: sums each replica's gradient into its expert's
      * first slot and zeroes it (only the first slot has optimizer state that counts). Collective
@@ -96,14 +107,13 @@ public final class PlacementController {
     /**
      * After optimizer step {@code step} (from 1) with its routed counts [moeLayer][expert] (the
      * world's): copies the updated weights into the replicas, records the counts and applies the
-     * policy's decision for the next iteration. Returns the number of layers whose placement
-     * changed. Collective over the world.
+     * policy's decision for the next iteration. Returns what it changed. Collective over the world.
      */
-    public int afterStep(int step, int[][] counts) {
+    public Change afterStep(int step, int[][] counts) {
         replicas.copyWeights(model.moeLayers());
         Optional<List<ExpertPlacement>> decision = decide(step, counts);
         decision.ifPresent(next -> migration.apply(model.moeLayers(), stageLayers(next)));
-        return decision.map(this::commit).orElse(0);
+        return decision.map(this::commit).orElse(Change.NONE);
     }
 
     /** The current placement of every MoE layer of the model (not only this stage's). */
@@ -146,15 +156,19 @@ public final class PlacementController {
         return policy.decide(step, tracker);
     }
 
-    /** Makes next the current placement; returns the number of layers it changed. */
-    private int commit(List<ExpertPlacement> next) {
-        int changed = 0;
+    /** Makes next the current placement; returns what it changed. */
+    private Change commit(List<ExpertPlacement> next) {
+        int layers = 0;
+        int slots = 0;
         for (int l = 0; l < next.size(); l++) {
-            changed += next.get(l).equals(current.get(l)) ? 0 : 1;
+            int moved = next.get(l).changedSlots(current.get(l));
+            layers += moved > 0 ? 1 : 0;
+            slots += moved;
         }
         current = List.copyOf(next);
-        changes += changed;
-        return changed;
+        changes += layers;
+        movedSlots += slots;
+        return new Change(layers, slots);
     }
 
     /** This stage's layers of a whole-model placement list. */

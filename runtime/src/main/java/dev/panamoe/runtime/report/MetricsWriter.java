@@ -29,7 +29,8 @@ public final class MetricsWriter implements Closeable {
 
     /** The keys of every line, in the order they are written. */
     public static final List<String> KEYS =
-            List.of("step", "loss", "val_loss", "tokens_per_s", "aux_loss", "lr", "grad_norm", "expert_counts");
+            List.of("step", "loss", "val_loss", "tokens_per_s", "aux_loss", "lr", "grad_norm", "expert_counts",
+                    "placement_changes", "moved_slots");
 
     private final Path file;
     private final BufferedWriter out;
@@ -139,6 +140,8 @@ public final class MetricsWriter implements Closeable {
                 json.endArray();
             }
             json.endArray();
+            json.name("placement_changes").value(m.placementChanges());
+            json.name("moved_slots").value(m.movedSlots());
             json.endObject();
         } catch (IOException e) {
             throw new UncheckedIOException(e); // a StringWriter does not fail
@@ -168,7 +171,8 @@ public final class MetricsWriter implements Closeable {
         }
         return new StepMetrics(json.get("step").getAsLong(), number(json, "loss"), number(json, "val_loss"),
                 number(json, "tokens_per_s"), number(json, "aux_loss"), number(json, "lr"),
-                number(json, "grad_norm"), counts);
+                number(json, "grad_norm"), counts, json.get("placement_changes").getAsInt(),
+                json.get("moved_slots").getAsInt());
     }
 
     private static double number(JsonObject json, String key) {

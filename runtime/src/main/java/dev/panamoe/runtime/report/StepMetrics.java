@@ -17,13 +17,19 @@ import java.util.Objects;
  * @param expertCounts    {@code [moeLayer][expert]}: token-to-expert assignments routed in this step
  *                        (each token counts once per chosen expert, so a row sums to tokens x top-k);
  *                        copied on construction, not to be modified through the accessor
+ * @param placementChanges MoE layers whose expert placement changed after this step (0 without a
+ *                        placement policy: single device, static placement)
+ * @param movedSlots      physical expert slots that received another expert in those changes
  */
 public record StepMetrics(long step, double loss, double valLoss, double tokensPerSecond, double auxLoss,
-                          double lr, double gradNorm, int[][] expertCounts) {
+                          double lr, double gradNorm, int[][] expertCounts, int placementChanges, int movedSlots) {
 
     public StepMetrics {
         if (step < 0)
             throw new IllegalArgumentException("step must be >= 0, got " + step);
+        if (placementChanges < 0 || movedSlots < 0)
+            throw new IllegalArgumentException("placementChanges and movedSlots must be >= 0, got "
+                    + placementChanges + " and " + movedSlots);
         Objects.requireNonNull(expertCounts, "expertCounts");
         int[][] copy = new int[expertCounts.length][];
         for (int layer = 0; layer < expertCounts.length; layer++) {
@@ -32,6 +38,12 @@ public record StepMetrics(long step, double loss, double valLoss, double tokensP
             copy[layer] = expertCounts[layer].clone();
         }
         expertCounts = copy;
+    }
+
+    /** A step that changed no placement. */
+    public StepMetrics(long step, double loss, double valLoss, double tokensPerSecond, double auxLoss, double lr,
+                       double gradNorm, int[][] expertCounts) {
+        this(step, loss, valLoss, tokensPerSecond, auxLoss, lr, gradNorm, expertCounts, 0, 0);
     }
 
     /** Whether this step ran an evaluation on held-out data. */
@@ -55,18 +67,22 @@ public record StepMetrics(long step, double loss, double valLoss, double tokensP
                 && Double.compare(auxLoss, m.auxLoss) == 0
                 && Double.compare(lr, m.lr) == 0
                 && Double.compare(gradNorm, m.gradNorm) == 0
-                && Arrays.deepEquals(expertCounts, m.expertCounts);
+                && Arrays.deepEquals(expertCounts, m.expertCounts)
+                && placementChanges == m.placementChanges
+                && movedSlots == m.movedSlots;
     }
 
     @Override
     public int hashCode() {
-        return Objects.hash(step, loss, valLoss, tokensPerSecond, auxLoss, lr, gradNorm, Arrays.deepHashCode(expertCounts));
+        return Objects.hash(step, loss, valLoss, tokensPerSecond, auxLoss, lr, gradNorm, Arrays.deepHashCode(expertCounts),
+                placementChanges, movedSlots);
     }
 
     @Override
     public String toString() {
         return "StepMetrics[step=" + step + ", loss=" + loss + ", valLoss=" + valLoss + ", tokensPerSecond="
                 + tokensPerSecond + ", auxLoss=" + auxLoss + ", lr=" + lr + ", gradNorm=" + gradNorm
-                + ", expertCounts=" + Arrays.deepToString(expertCounts) + "]";
+                + ", expertCounts=" + Arrays.deepToString(expertCounts) + ", placementChanges=" + placementChanges
+                + ", movedSlots=" + movedSlots + "]";
     }
 }

@@ -90,6 +90,9 @@ public final class TrainingReport {
         rows.add(new String[] {"loss floor", nats(data.lossFloor())});
         double gap = data.gapClosed();
         rows.add(new String[] {"gap closed", Double.isNaN(gap) ? "n/a" : String.format(Locale.ROOT, "%.1f%%", 100 * gap)});
+        rows.add(new String[] {"expert placement changes", String.format(Locale.ROOT, "%d layer changes, %d slots moved",
+                steps.stream().mapToLong(StepMetrics::placementChanges).sum(),
+                steps.stream().mapToLong(StepMetrics::movedSlots).sum())});
         rows.add(new String[] {"median tokens/s", String.format(Locale.ROOT, "%.0f", medianTokensPerSecond(steps))});
         if (data.expertSourceCounts() != null)
             for (int layer = 0; layer < data.moeLayers(); layer++) {

@@ -44,7 +44,14 @@ class PlacementTrainCommandTest {
         Result g = run("--metrics", greedy.toString(), "--placement", "greedy:1");
         assertEquals(0, g.code(), g.err());
         assertTrue(g.out().contains("placement: greedy:1; cost model: cluster cpu of 4 ranks, default rates"), g.out());
-        assertTrue(g.out().matches("(?s).*placement: \\d+ layer placement changes \\(greedy:1\\).*"), g.out());
+        assertTrue(g.out().matches("(?s).*placement: \\d+ layer placement changes, \\d+ slots moved \\(greedy:1\\).*"),
+                g.out());
+        assertEquals(changes(g.out()), MetricsWriter.read(greedy).stream().mapToInt(StepMetrics::placementChanges).sum(),
+                "placement_changes of the metrics add up to the run's");
+        assertTrue(MetricsWriter.read(greedy).stream().allMatch(m -> (m.placementChanges() > 0) == (m.movedSlots() > 0)),
+                "a changed layer moves slots");
+        assertTrue(MetricsWriter.read(still).stream().allMatch(m -> m.placementChanges() == 0 && m.movedSlots() == 0),
+                "static placement changes nothing");
         List<StepMetrics> expected = MetricsWriter.read(still);
         List<StepMetrics> got = MetricsWriter.read(greedy);
         assertEquals(expected.size(), got.size());
@@ -63,7 +70,7 @@ class PlacementTrainCommandTest {
             Path file = dir.resolve(policy + ".jsonl");
             Result r = run("--metrics", file.toString(), "--placement", policy);
             assertEquals(0, r.code(), r.err());
-            assertTrue(r.out().contains("layer placement changes (" + policy), r.out());
+            assertTrue(r.out().contains("slots moved (" + policy), r.out());
             List<StepMetrics> expected = MetricsWriter.read(still);
             List<StepMetrics> got = MetricsWriter.read(file);
             for (int i = 0; i < expected.size(); i++) {

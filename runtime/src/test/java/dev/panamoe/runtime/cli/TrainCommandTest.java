@@ -122,6 +122,7 @@ class TrainCommandTest {
             assertEquals(s % 2 == 0, !json.get("val_loss").isJsonNull(), metrics.get(s - 1));
             assertEquals(2, json.getAsJsonArray("expert_counts").size(), "two MoE layers");
             assertEquals(4, json.getAsJsonArray("expert_counts").get(1).getAsJsonArray().size(), "four experts");
+            assertEquals(0, json.get("placement_changes").getAsInt(), "single device: " + metrics.get(s - 1));
         }
         assertTrue(Files.isRegularFile(dir.resolve("report").resolve("index.html")));
         assertTrue(Files.isRegularFile(dir.resolve("report").resolve("specialisation-1.png")));

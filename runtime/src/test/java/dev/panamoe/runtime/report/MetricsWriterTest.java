@@ -22,7 +22,7 @@ class MetricsWriterTest {
 
     static StepMetrics step(long step, double valLoss) {
         return new StepMetrics(step, 4.5 - 0.01 * step, valLoss, 12345.678 + step, 0.0123, 3e-4, 1.25,
-                new int[][] {{(int) step, 2, 3}, {7, 0, 5}});
+                new int[][] {{(int) step, 2, 3}, {7, 0, 5}}, (int) step % 3, 2 * ((int) step % 3));
     }
 
     static List<StepMetrics> steps(int n) {
@@ -52,6 +52,8 @@ class MetricsWriterTest {
         JsonObject fifth = JsonParser.parseString(lines.get(4)).getAsJsonObject();
         assertEquals(4.0 - 0.005, fifth.get("val_loss").getAsDouble());
         assertEquals("[[5,2,3],[7,0,5]]", fifth.get("expert_counts").toString());
+        assertEquals(2, fifth.get("placement_changes").getAsInt());
+        assertEquals(4, fifth.get("moved_slots").getAsInt());
     }
 
     @Test

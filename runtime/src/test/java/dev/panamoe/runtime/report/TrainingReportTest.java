@@ -39,7 +39,8 @@ class TrainingReportTest {
                 for (int e = 0; e < 8; e++)
                     layer[e] = 100 + (e == s % 8 ? 150 : 0) + random.nextInt(40);
             metrics.add(new StepMetrics(s, loss, s % 25 == 0 ? loss + 0.05 : Double.NaN,
-                    20_000 + 1_000 * random.nextGaussian(), 0.01, 1e-3, 1.0, counts));
+                    20_000 + 1_000 * random.nextGaussian(), 0.01, 1e-3, 1.0, counts, s % 50 == 0 ? 2 : 0,
+                    s % 50 == 0 ? 3 : 0));
         }
         long[][][] sources = new long[2][8][4];
         for (int layer = 0; layer < 2; layer++)
@@ -88,6 +89,7 @@ class TrainingReportTest {
         assertTrue(html.contains("<th>note</th><td>a &lt;b&gt; &amp; &quot;c&quot;</td>"), "escaped config");
         assertTrue(html.contains("<th>loss floor</th><td>1.5000</td>"));
         assertTrue(html.contains("<th>unigram loss</th><td>3.2000</td>"));
+        assertTrue(html.contains("<th>expert placement changes</th><td>8 layer changes, 12 slots moved</td>"), "placement");
         StepMetrics last = data.steps().getLast();
         assertTrue(html.contains(String.format(java.util.Locale.ROOT, "<td>%.4f (step 200)</td>", last.valLoss())));
         assertTrue(html.contains(String.format(java.util.Locale.ROOT, "<th>gap closed</th><td>%.1f%%</td>",
