@@ -3,8 +3,8 @@
 # bundle that scripts/gpu-suite/bundle.sh made on a build machine in .gpu-bundle/ (no JDK or Maven
 # is needed here). Phases, each under its own time limit; a failing phase does not stop the next:
 #   device    nvidia-smi
-#   parity    the GPU parity tests (JUnit tag "gpu", plus the untagged classes in GPU_TEST_CLASSES)
-#             through the bundled JVM and the JUnit console launcher
+#   parity    the GPU parity tests (JUnit tag "gpu") through the bundled JVM and the JUnit console
+#             launcher
 #   memcheck  compute-sanitizer --tool memcheck over the same tests, then over pmoe_gpu_bench --smoke
 #   bench     pmoe_gpu_bench: CUDA-event benchmarks of our kernels and layer (bench.json)
 #   torch     scripts/gpu-suite/torch_anchors.py: the same shapes through PyTorch (torch.json)
@@ -22,8 +22,6 @@ PHASES=${SUITE_PHASES:-device parity memcheck bench torch merge}
 # Seconds per phase (sum 530: the device tool allows 600 per command, the issue 540).
 LIMIT_DEVICE=20 LIMIT_PARITY=90 LIMIT_MEMCHECK_TESTS=75 LIMIT_MEMCHECK_BENCH=35 LIMIT_BENCH=160
 LIMIT_TORCH=130 LIMIT_MERGE=20
-# GPU tests without the tag (yet); tagged ones are found by scanning the test jars.
-GPU_TEST_CLASSES=(dev.panamoe.ops.cuda.CudaDeviceKernelTest)
 
 [ -x "$B/jre/bin/java" ] || { echo "run: no bundle at $B: run scripts/gpu-suite/bundle.sh on a build machine and carry .gpu-bundle"; exit 2; }
 JAVA=$B/jre/bin/java
@@ -55,8 +53,7 @@ phase() {
 }
 
 # junit REPORT_DIR TEST_JARS [PREFIX...]: the GPU tests through the console launcher (under PREFIX,
-# e.g. compute-sanitizer): the classes of TEST_JARS tagged "gpu", then the untagged ones named
-# above (excluding the tag, so nothing runs twice).
+# e.g. compute-sanitizer): the classes and methods of TEST_JARS tagged "gpu".
 # On a GPU machine a skipped GPU test is a failure: it means the tests could not reach the GPU.
 junit() {
   local reports=$1 jars=$2 rc=0 out
@@ -67,9 +64,6 @@ junit() {
                 --fail-if-no-tests)
   "${launch[@]}" --scan-class-path "$jars" --include-tag gpu --reports-dir "$reports/tagged" 2>&1 \
     | tee "$out" || rc=$?
-  local selected=()
-  for c in "${GPU_TEST_CLASSES[@]}"; do selected+=(--select-class "$c"); done
-  "${launch[@]}" "${selected[@]}" --exclude-tag gpu --reports-dir "$reports/listed" 2>&1 | tee -a "$out" || rc=$?
   if command -v nvidia-smi >/dev/null && grep -q 'Assumption failed' "$out"; then
     echo "junit: $(grep -c 'Assumption failed' "$out") GPU test(s) skipped on a GPU machine (see above)"
     rc=4

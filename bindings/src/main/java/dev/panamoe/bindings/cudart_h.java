@@ -27,6 +27,7 @@ public final class cudart_h {
     public static final int cudaErrorMemoryAllocation = 2;
     public static final int cudaErrorInsufficientDriver = 35;
     public static final int cudaErrorNoDevice = 100;
+    public static final int cudaErrorNotReady = 600;
 
     // enum cudaMemcpyKind
     public static final int cudaMemcpyHostToHost = 0;
@@ -393,6 +394,33 @@ public final class cudart_h {
     public static int cudaStreamSynchronize(MemorySegment stream) {
         try {
             return (int) cudaStreamSynchronize.HANDLE.invokeExact(stream);
+        } catch (Throwable e) {
+            throw SystemDowncalls.rethrow(e);
+        }
+    }
+
+    private static final class cudaStreamQuery {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(C_INT, C_POINTER);
+        static final MemorySegment ADDR = SystemDowncalls.address(NativeLibraries.cudart(), "cudaStreamQuery");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor cudaStreamQuery$descriptor() {
+        return cudaStreamQuery.DESC;
+    }
+
+    public static MethodHandle cudaStreamQuery$handle() {
+        return cudaStreamQuery.HANDLE;
+    }
+
+    public static MemorySegment cudaStreamQuery$address() {
+        return cudaStreamQuery.ADDR;
+    }
+
+    /** {@code cudaError_t cudaStreamQuery(cudaStream_t stream)}: cudaSuccess when done, cudaErrorNotReady while running */
+    public static int cudaStreamQuery(MemorySegment stream) {
+        try {
+            return (int) cudaStreamQuery.HANDLE.invokeExact(stream);
         } catch (Throwable e) {
             throw SystemDowncalls.rethrow(e);
         }

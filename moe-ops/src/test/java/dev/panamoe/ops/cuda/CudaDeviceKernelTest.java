@@ -31,12 +31,14 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
  * libpanamoe_cuda.so on a real GPU against the CPU library, outputs poisoned beforehand. Skipped,
  * with the reason, where there is no CUDA runtime or device (the build machines and CI).
  */
+@Tag("gpu")
 class CudaDeviceKernelTest {
     private static String noDevice;
     private static panamoe_h cuda;

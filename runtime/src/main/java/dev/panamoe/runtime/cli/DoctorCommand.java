@@ -7,8 +7,9 @@ import dev.panamoe.bindings.NativeLibraryUnavailableException;
 import dev.panamoe.bindings.NativeStatus;
 import dev.panamoe.bindings.cudart_h;
 import dev.panamoe.bindings.mpi_h;
-import dev.panamoe.bindings.nccl_h;
 import dev.panamoe.bindings.panamoe_h;
+import dev.panamoe.runtime.comm.CommunicatorException;
+import dev.panamoe.runtime.comm.NcclCommunicator;
 import java.io.PrintStream;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -29,13 +30,14 @@ public final class DoctorCommand implements Callable<Integer> {
         out.printf("machine:    %s %s, %d cores, %d MiB max heap%n", System.getProperty("os.name"),
                 System.getProperty("os.arch"), Runtime.getRuntime().availableProcessors(),
                 Runtime.getRuntime().maxMemory() >> 20);
+        String nccl = nccl(); // first: it may find NCCL in the pip wheel, which the library list then shows
         out.println("libraries:");
         for (NativeLibraries.Availability a : NativeLibraries.probe()) {
-            out.printf("  %-20s %s%n", a.name(), a.available() ? a.pathOrReason() : "unavailable: " + a.pathOrReason());
+            out.printf("  %-20s %s%n", a.name(), a.available() ? a.pathOrReason() : unavailable(a.name(), a.pathOrReason()));
         }
         out.println("CPU backend: " + cpuBackend());
         out.println("CUDA:        " + cuda());
-        out.println("NCCL:        " + nccl());
+        out.println("NCCL:        " + nccl);
         out.println("MPI:         " + mpi());
         return 0;
     }
@@ -87,17 +89,24 @@ public final class DoctorCommand implements Callable<Integer> {
         return (v / 1000) + "." + (v % 1000 / 10);
     }
 
+    /**
+     * NCCL found the way the NCCL communicator finds it (NCCL_LIBRARY, the system, the pip wheel):
+     * its version and path, or why not (the reason names the library once).
+     */
     private static String nccl() {
-        try (Arena arena = Arena.ofConfined()) {
-            NativeLibraries.nccl();
-            MemorySegment v = arena.allocate(ValueLayout.JAVA_INT);
-            int status = nccl_h.ncclGetVersion(v);
-            if (status != nccl_h.ncclSuccess) return "ncclGetVersion failed with status " + status;
-            int code = v.get(ValueLayout.JAVA_INT, 0);
-            return String.format("%d.%d.%d", code / 10000, code / 100 % 100, code % 100);
-        } catch (NativeLibraryUnavailableException e) {
-            return "unavailable: " + e.getMessage();
+        try {
+            NativeLibraries.Loaded library = NcclCommunicator.library();
+            int code = NcclCommunicator.version();
+            return String.format("%d.%d.%d (%s)", code / 10000, code / 100 % 100, code % 100, library.path());
+        } catch (NativeLibraryUnavailableException | CommunicatorException e) {
+            return unavailable(NativeLibraries.NCCL, e.getMessage());
         }
+    }
+
+    /** "unavailable: " and the reason without its leading "NAME unavailable: ", so a line names the library once. */
+    private static String unavailable(String name, String reason) {
+        String prefix = name + " unavailable: ";
+        return "unavailable: " + (reason.startsWith(prefix) ? reason.substring(prefix.length()) : reason);
     }
 
     private static String mpi() {

@@ -5,6 +5,7 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
 import dev.panamoe.bindings.CudaRuntime;
 import dev.panamoe.bindings.NativeLibraries;
 import dev.panamoe.bindings.NativeLibraryUnavailableException;
+import dev.panamoe.bindings.cudart_h;
 import dev.panamoe.bindings.nccl_h;
 import dev.panamoe.bindings.ncclUniqueId;
 import dev.panamoe.bindings.panamoe_h;
@@ -16,10 +17,7 @@ import dev.panamoe.ops.Tensor;
 import dev.panamoe.ops.TensorScope;
 import java.io.IOException;
 import java.lang.foreign.Arena;
-import java.lang.foreign.FunctionDescriptor;
-import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
-import java.lang.invoke.MethodHandle;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -41,8 +39,6 @@ import java.util.stream.Stream;
  * that send and recv sizes agree. Sums are NCCL's (identical on every rank of one call).
  */
 public final class NcclCommunicator implements Communicator {
-    private static final int CUDA_SUCCESS = 0;
-    private static final int CUDA_ERROR_NOT_READY = 600;
     private static final long MAX_PAUSE_NANOS = 200_000;
 
     private final MemorySegment comm;
@@ -338,11 +334,11 @@ public final class NcclCommunicator implements Communicator {
     private void await(String op, long deadline) {
         long pause = 1_000;
         while (true) {
-            int status = StreamQuery.query(stream);
-            if (status == CUDA_SUCCESS) {
+            int status = cudart_h.cudaStreamQuery(stream);
+            if (status == cudart_h.cudaSuccess) {
                 return;
             }
-            if (status != CUDA_ERROR_NOT_READY) {
+            if (status != cudart_h.cudaErrorNotReady) {
                 fail(op + ": cudaStreamQuery: " + CudaRuntime.errorString(status));
             }
             call(nccl_h.ncclCommGetAsyncError(comm, asyncError), "ncclCommGetAsyncError");
@@ -425,22 +421,5 @@ public final class NcclCommunicator implements Communicator {
             }
         }
         return folders;
-    }
-
-    /** cudaStreamQuery, which the shared cudart binding does not offer. */
-    @SuppressWarnings("restricted")
-    private static final class StreamQuery {
-        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
-                NativeLibraries.cudart().lookup().find("cudaStreamQuery").orElseThrow(
-                        () -> new UnsupportedOperationException("cudaStreamQuery is not exported by " + NativeLibraries.cudart().path())),
-                FunctionDescriptor.of(JAVA_INT, panamoe_h.C_POINTER));
-
-        static int query(MemorySegment stream) {
-            try {
-                return (int) HANDLE.invokeExact(stream);
-            } catch (Throwable e) {
-                throw new IllegalStateException("cudaStreamQuery", e);
-            }
-        }
     }
 }

@@ -5,6 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.panamoe.bindings.CudaRuntime;
+import dev.panamoe.bindings.NativeLibraryUnavailableException;
+import dev.panamoe.runtime.comm.NcclCommunicator;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -48,6 +50,27 @@ class TrainDeviceTest {
         } else {
             assertTrue(cuda.endsWith(DEVICES.reason()), cuda); // cudart's reason, or the loader's
         }
+    }
+
+    /** doctor finds NCCL as the NCCL communicator does and says why not without repeating "libnccl.so.2 unavailable". */
+    @Test
+    void doctorFindsNcclLikeTheCommunicator() {
+        TrainCommandTest.Result r = TrainCommandTest.run("doctor");
+        assertEquals(0, r.code(), r.err());
+        String nccl = r.lines().stream().filter(l -> l.startsWith("NCCL:")).findFirst().orElseThrow();
+        String reason = null;
+        try {
+            NcclCommunicator.library();
+        } catch (NativeLibraryUnavailableException e) {
+            reason = e.getMessage();
+        }
+        if (reason == null) {
+            assertTrue(nccl.matches("NCCL: +2\\.\\d+\\.\\d+ \\(.*libnccl.*\\)"), nccl);
+        } else {
+            assertTrue(nccl.matches("NCCL: +unavailable: .*"), nccl);
+            assertTrue(nccl.endsWith(reason.substring(reason.indexOf("unavailable: ") + "unavailable: ".length())), nccl);
+        }
+        assertFalse(r.out().contains("libnccl.so.2 unavailable"), r.out());
     }
 
     @Tag("gpu")

@@ -17,6 +17,7 @@ import dev.panamoe.ops.TensorScope;
 import java.time.Duration;
 import java.util.Arrays;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -70,7 +71,9 @@ class NcclCommunicatorTest {
         assertEquals("device: NCCL needs a CUDA device, got cpu", e.getMessage());
     }
 
+    /** Every collective through a 1-rank communicator; the GPU suite (tag "gpu") runs it on a GPU machine. */
     @Test
+    @Tag("gpu")
     void oneRankCommunicatorOnTheGpu() {
         assumeTrue(CudaRuntime.probe().available(), "no CUDA device: " + CudaRuntime.probe().reason());
         InJvmWorld.run(1, TIMEOUT, bootstrap -> {
