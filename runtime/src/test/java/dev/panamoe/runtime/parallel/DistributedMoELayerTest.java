@@ -255,16 +255,7 @@ class DistributedMoELayerTest {
                         p.grad().copyFrom(state[1]);
                     }
                 });
-                float[] y = layer.forward(x).toFloatArray();
-                float[] gradX = layer.backward(gradY, LOSS_SCALE, layer.workspace()).toFloatArray();
-                layer.reduceGradients();
-                Map<String, float[]> expertGrads = new HashMap<>();
-                for (Parameter p : layer.expertParameters()) {
-                    expertGrads.put(p.name(), p.grad().toFloatArray());
-                }
-                return new RankResult(d, groups.coordinates(), y, gradX, layer.workspace().auxLoss(),
-                        layer.workspace().zLoss(), layer.gate().grad().toFloatArray(), expertGrads,
-                        layer.workspace().receivedRows());
+                return pass(layer, groups, d, x, gradY);
             }
         });
         Map<String, float[]> twice = new HashMap<>();
@@ -381,6 +372,20 @@ class DistributedMoELayerTest {
         gate.copyFrom(w);
     }
 
+    /** One forward and backward of data replica d's tokens, gradients reduced: what the rank computed. */
+    private static RankResult pass(DistributedMoELayer layer, ProcessGroups groups, int d, Tensor x, Tensor gradY) {
+        float[] y = layer.forward(x).toFloatArray();
+        float[] gradX = layer.backward(gradY, LOSS_SCALE, layer.workspace()).toFloatArray();
+        layer.reduceGradients();
+        Map<String, float[]> expertGrads = new HashMap<>();
+        for (Parameter p : layer.expertParameters()) {
+            expertGrads.put(p.name(), p.grad().toFloatArray());
+        }
+        return new RankResult(d, groups.coordinates(), y, gradX, layer.workspace().auxLoss(),
+                layer.workspace().zLoss(), layer.gate().grad().toFloatArray(), expertGrads,
+                layer.workspace().receivedRows());
+    }
+
     /** Runs the layer on every rank of plan: forward, optional setup before it, backward, reduceGradients. */
     private static List<RankResult> runRanks(ParallelPlan plan, MoELayer.Config cfg, Reference ref,
             ExpertPlacement placement, BiConsumer<ProcessGroups, DistributedMoELayer> setup) {
@@ -394,17 +399,8 @@ class DistributedMoELayerTest {
                 }
                 int d = layout.dataIndex(comm.rank());
                 int n = TOKENS[d];
-                float[] y = layer.forward(s.ofFloats("x", ref.rows(ref.x(), d), n, HIDDEN)).toFloatArray();
-                float[] gradX = layer.backward(s.ofFloats("gy", ref.rows(ref.gradY(), d), n, HIDDEN), LOSS_SCALE,
-                        layer.workspace()).toFloatArray();
-                layer.reduceGradients();
-                Map<String, float[]> expertGrads = new HashMap<>();
-                for (Parameter p : layer.expertParameters()) {
-                    expertGrads.put(p.name(), p.grad().toFloatArray());
-                }
-                return new RankResult(d, groups.coordinates(), y, gradX, layer.workspace().auxLoss(),
-                        layer.workspace().zLoss(), layer.gate().grad().toFloatArray(), expertGrads,
-                        layer.workspace().receivedRows());
+                return pass(layer, groups, d, s.ofFloats("x", ref.rows(ref.x(), d), n, HIDDEN),
+                        s.ofFloats("gy", ref.rows(ref.gradY(), d), n, HIDDEN));
             }
         });
     }
