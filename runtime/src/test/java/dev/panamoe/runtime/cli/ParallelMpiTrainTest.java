@@ -5,15 +5,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.panamoe.runtime.cli.TrainCommandTest.Result;
+import dev.panamoe.runtime.comm.MpiRun;
 import dev.panamoe.runtime.report.MetricsWriter;
 import dev.panamoe.runtime.report.StepMetrics;
-import java.io.File;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -36,7 +33,7 @@ class ParallelMpiTrainTest {
 
     @BeforeAll
     static void trainOnOneRank() {
-        mpirun = onPath("mpirun");
+        mpirun = MpiRun.mpirun();
         assumeTrue(mpirun != null, "mpirun is not on PATH (install openmpi-bin and libopenmpi-dev): MPI runs skipped");
         Path metrics = dir.resolve("one.jsonl");
         List<String> args = new ArrayList<>(RUN);
@@ -50,29 +47,11 @@ class ParallelMpiTrainTest {
     @ValueSource(strings = {"pp=2,ep=2", "tp=2,ep=2"})
     void fourProcessesTrainLikeOneRank(String plan) throws Exception {
         Path metrics = dir.resolve("mpi-" + plan.replace(',', '_').replace('=', '-') + ".jsonl");
-        String java = ProcessHandle.current().info().command()
-                .orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        List<String> command = new ArrayList<>(List.of(mpirun, "--allow-run-as-root", "--oversubscribe", "-np", "4",
-                java, "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path")));
-        String nativeDir = System.getProperty("panamoe.native.dir");
-        if (nativeDir != null) {
-            command.add("-Dpanamoe.native.dir=" + nativeDir);
-        }
-        command.add(Main.class.getName());
-        command.addAll(RUN);
-        command.addAll(List.of("--plan", plan, "--metrics", metrics.toString()));
-        Path log = dir.resolve("mpirun.log");
-        ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile());
-        pb.environment().put("OMPI_MCA_mpi_yield_when_idle", "1"); // 4 processes share 2 cores: do not spin
-        Process p = pb.start();
-        boolean ended = p.waitFor(LIMIT_MS, TimeUnit.MILLISECONDS);
-        if (!ended) {
-            p.descendants().forEach(ProcessHandle::destroyForcibly);
-            p.destroyForcibly().waitFor();
-        }
-        String output = Files.readString(log, StandardCharsets.UTF_8);
-        assertTrue(ended, "mpirun still running after " + LIMIT_MS + " ms:\n" + output);
-        assertEquals(0, p.exitValue(), output);
+        List<String> args = new ArrayList<>(RUN);
+        args.addAll(List.of("--plan", plan, "--metrics", metrics.toString()));
+        MpiRun.Job job = MpiRun.run(mpirun, 4, Main.class.getName(), args, LIMIT_MS);
+        String output = job.output();
+        assertEquals(0, job.exitCode(), output);
         assertEquals(1, output.lines().filter(l -> l.startsWith("parallel: 4 ranks (mpi)")).count(), output);
         assertEquals(1, output.lines().filter(l -> l.startsWith("final val loss: ")).count(), output);
 
@@ -86,15 +65,5 @@ class ParallelMpiTrainTest {
 
     private static void assertClose(String what, double expected, double actual) {
         assertTrue(Math.abs(actual - expected) <= 1e-5 * Math.abs(expected), what + ": " + actual + " vs " + expected);
-    }
-
-    private static String onPath(String program) {
-        for (String d : System.getenv().getOrDefault("PATH", "").split(File.pathSeparator)) {
-            Path candidate = Path.of(d, program);
-            if (Files.isExecutable(candidate)) {
-                return candidate.toString();
-            }
-        }
-        return null;
     }
 }

@@ -1,19 +1,16 @@
 package dev.panamoe.runtime.parallel;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import dev.panamoe.runtime.comm.MpiRun;
 import dev.panamoe.runtime.parallel.MigrationEquivalenceTest.Run;
-import java.io.File;
 import java.io.ObjectInputStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -33,30 +30,12 @@ class MigrationMpiTest {
     @ParameterizedTest(name = "{0}, {1} replica slots per device")
     @CsvSource("'dp=2,ep=2',1") // permutations and replications, across DATA and EXPERT groups; ~20 s on 2 cores
     void placementChangesOverMpiChangeNothing(String plan, int replicaSlots) throws Exception {
-        String mpirun = onPath("mpirun");
+        String mpirun = MpiRun.mpirun();
         assumeTrue(mpirun != null, "mpirun is not on PATH (install openmpi-bin and libopenmpi-dev): MPI run skipped");
-        String java = ProcessHandle.current().info().command()
-                .orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        List<String> command = new ArrayList<>(List.of(mpirun, "--allow-run-as-root", "--oversubscribe", "-np", "4",
-                java, "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path")));
-        String nativeDir = System.getProperty("panamoe.native.dir");
-        if (nativeDir != null) {
-            command.add("-Dpanamoe.native.dir=" + nativeDir);
-        }
-        command.addAll(List.of(MigrationMpiMain.class.getName(), plan, Integer.toString(replicaSlots), dir.toString()));
-        Path log = dir.resolve("mpirun.log");
-        ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile());
-        pb.environment().put("OMPI_MCA_mpi_yield_when_idle", "1"); // 4 processes share 2 cores: do not spin
         long start = System.nanoTime();
-        Process p = pb.start();
-        boolean ended = p.waitFor(LIMIT_MS, TimeUnit.MILLISECONDS);
-        if (!ended) {
-            p.descendants().forEach(ProcessHandle::destroyForcibly);
-            p.destroyForcibly().waitFor();
-        }
-        String output = Files.readString(log, StandardCharsets.UTF_8);
-        assertTrue(ended, "mpirun still running after " + LIMIT_MS + " ms:\n" + output);
-        assertEquals(0, p.exitValue(), output);
+        MpiRun.Job job = MpiRun.run(mpirun, 4, MigrationMpiMain.class.getName(),
+                List.of(plan, Integer.toString(replicaSlots), dir.toString()), LIMIT_MS);
+        assertEquals(0, job.exitCode(), job.output());
         List<Run> still = new ArrayList<>();
         List<Run> moved = new ArrayList<>();
         for (int r = 0; r < 4; r++) {
@@ -74,15 +53,5 @@ class MigrationMpiTest {
         try (ObjectInputStream in = new ObjectInputStream(Files.newInputStream(file))) {
             return (Run) in.readObject();
         }
-    }
-
-    private static String onPath(String program) {
-        for (String d : System.getenv().getOrDefault("PATH", "").split(File.pathSeparator)) {
-            Path candidate = Path.of(d, program);
-            if (Files.isExecutable(candidate)) {
-                return candidate.toString();
-            }
-        }
-        return null;
     }
 }
