@@ -1,7 +1,9 @@
 package dev.panamoe.strategy.trace;
 
+import java.math.BigDecimal;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.Locale;
 
 /**
  * Reads one line of a trace file left to right: integers, nested integer lists and the flat JSON
@@ -9,6 +11,8 @@ import java.util.Arrays;
  * found there.
  */
 final class LineCursor {
+    private static final BigDecimal INT_MAX = BigDecimal.valueOf(Integer.MAX_VALUE);
+
     private final Path file;
     private final int line;
     private final String text;
@@ -60,25 +64,55 @@ final class LineCursor {
         return false;
     }
 
-    /** A non-negative integer that fits an int. */
+    /**
+     * A non-negative integer that fits an int, written as an integer ({@code 177}) or as a number
+     * with an integral value ({@code 177.0}, {@code 1.77e2}: Python writes its floats so, and
+     * SmartMoE's logs hold them). A negative, non-integral, non-finite or too large value is an
+     * error naming the column.
+     */
     int count(String what) {
         skipSpaces();
         int start = pos;
-        while (pos < text.length() && Character.isDigit(text.charAt(pos))) {
+        while (pos < text.length() && isNumberChar(text.charAt(pos))) {
             pos++;
         }
-        if (start == pos) {
+        String token = text.substring(start, pos);
+        if (token.isEmpty()) {
             throw error(what + " (a non-negative integer)");
         }
-        long value = 0;
-        for (int i = start; i < pos; i++) {
-            value = value * 10 + (text.charAt(i) - '0');
-            if (value > Integer.MAX_VALUE) {
-                pos = start;
-                throw error(what + " at most " + Integer.MAX_VALUE);
-            }
+        pos = start;
+        BigDecimal value;
+        try {
+            value = new BigDecimal(token);
+        } catch (NumberFormatException e) {
+            throw isNonFinite(token) ? refuse(what + " '" + token + "' is not finite")
+                    : error(what + " (a non-negative integer)");
         }
-        return (int) value;
+        if (value.signum() < 0) {
+            throw refuse(what + " '" + token + "' is negative");
+        }
+        if (value.compareTo(INT_MAX) > 0) {
+            throw refuse(what + " '" + token + "' is larger than " + Integer.MAX_VALUE);
+        }
+        if (value.stripTrailingZeros().scale() > 0) {
+            throw refuse(what + " '" + token + "' is not a whole number");
+        }
+        pos += token.length();
+        return value.intValueExact();
+    }
+
+    private TraceFormatException refuse(String problem) {
+        return new TraceFormatException(file, line, "column " + (pos + 1) + ": " + problem);
+    }
+
+    /** Characters of a number as Python or JSON write it, and of inf/nan, so they are reported whole. */
+    private static boolean isNumberChar(char c) {
+        return Character.isLetterOrDigit(c) || c == '.' || c == '+' || c == '-';
+    }
+
+    private static boolean isNonFinite(String token) {
+        String t = token.toLowerCase(Locale.ROOT).replaceFirst("^[+-]", "");
+        return t.equals("inf") || t.equals("infinity") || t.equals("nan");
     }
 
     /** "[a, b, ...]" of non-negative integers (possibly empty). */

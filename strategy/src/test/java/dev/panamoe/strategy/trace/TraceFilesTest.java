@@ -90,9 +90,37 @@ class TraceFilesTest {
 
     @Test
     void negativeAndHugeCountsAreRejected() throws IOException {
-        assertTrue(smartMoeError("0:[[1, -2, 3]]\n1:[[4, 5, 6]]\n").getMessage().contains("'-2, 3]]'"));
+        assertTrue(smartMoeError("0:[[1, -2, 3]]\n1:[[4, 5, 6]]\n").getMessage().contains("column 8: token count '-2' is negative"));
         Files.delete(dir.resolve("bad/table_iter0_rank1.log"));
         assertTrue(smartMoeError("0:[[1, 2, 3]]\n1:[[4, 5, 9999999999]]\n").getMessage().contains("9999999999"));
+    }
+
+    /** SmartMoE's published logs write counts as Python floats: 0:[[177.0, 105.0, ...], ...]. */
+    @Test
+    void countsWrittenAsIntegralFloatsAreRead() throws IOException {
+        Path t = Files.createDirectories(dir.resolve("floats"));
+        Files.writeString(t.resolve("table_iter0_rank0.log"), "0:[[177.0, 105.0, 1.77e2], [0.0, 1E1, 2.50e1]]\n");
+        LoadTrace trace = TraceFiles.read(t);
+        assertArrayEquals(new int[] {177, 105, 177}, trace.microBatch(0, 0, 0, 0));
+        assertArrayEquals(new int[] {0, 10, 25}, trace.microBatch(0, 0, 0, 1));
+    }
+
+    @Test
+    void nonIntegralNonFiniteAndOutOfRangeFloatsNameFileLineAndColumn() throws IOException {
+        String[][] cases = {
+            {"1:[[4.0, 5.5, 6.0]]", "line 2: column 10: token count '5.5' is not a whole number"},
+            {"1:[[4.0, -5.0, 6.0]]", "line 2: column 10: token count '-5.0' is negative"},
+            {"1:[[4.0, nan, 6.0]]", "line 2: column 10: token count 'nan' is not finite"},
+            {"1:[[4.0, inf, 6.0]]", "line 2: column 10: token count 'inf' is not finite"},
+            {"1:[[4.0, 3e9, 6.0]]", "line 2: column 10: token count '3e9' is larger than 2147483647"},
+            {"1:[[4.0, 1e999999999, 6.0]]", "line 2: column 10: token count '1e999999999' is larger than"},
+            {"1:[[4.0, 1e-999999999, 6.0]]", "line 2: column 10: token count '1e-999999999' is not a whole number"},
+        };
+        for (String[] c : cases) {
+            TraceFormatException e = smartMoeError("0:[[1, 2, 3]]\n" + c[0] + "\n");
+            assertTrue(e.getMessage().contains("table_iter0_rank1.log " + c[1]), e.getMessage());
+            Files.delete(dir.resolve("bad/table_iter0_rank1.log"));
+        }
     }
 
     @Test
