@@ -49,16 +49,23 @@ public final class SimulateCommand implements Callable<Integer> {
     int gpusPerNode;
 
     @Option(names = "--model", defaultValue = "gpt-moe-l16-h1536", completionCandidates = TrainCommand.Presets.class,
-            description = "Model preset: ${COMPLETION-CANDIDATES}; its expert count is replaced by the trace's"
-                    + " (default: ${DEFAULT-VALUE}).")
+            description = "Model preset (${COMPLETION-CANDIDATES}) or one"
+                    + " MoE layer alone, moe-layer:hidden=H,ffn=F,tokens=T[,top-k=2][,gated=false] (T tokens per"
+                    + " device); the expert count is the trace's (default: ${DEFAULT-VALUE}).")
     String model;
+
+    @Option(names = "--layer", paramLabel = "L",
+            description = "Replay only the trace's MoE layer L (the L of its \"L:[[...]]\" lines): every MoE layer"
+                    + " of the model sees that layer's load (default: the model's layer l replays the trace's"
+                    + " layer l modulo their number).")
+    Integer layer;
 
     @Option(names = "--plan", description = "Parallel plan, e.g. \"pp=2,ep=8\" (default: ep = all devices).")
     String plan;
 
-    @Option(names = "--micro-batch", defaultValue = "4",
-            description = "Sequences per rank per micro-batch (default: ${DEFAULT-VALUE}).")
-    int microBatch;
+    @Option(names = "--micro-batch",
+            description = "Sequences per rank per micro-batch (default: 4; 1 for a moe-layer model).")
+    Integer microBatch;
 
     @Option(names = "--micro-batches", defaultValue = "1",
             description = "Micro-batches per step (default: ${DEFAULT-VALUE}).")
@@ -81,17 +88,23 @@ public final class SimulateCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         LoadTrace loaded = TraceFiles.read(trace);
+        if (layer != null) {
+            loaded = loaded.onlyLayer(layer);
+        }
         int devices = gpus != null ? gpus : loaded.ranks();
-        GptMoeConfig config = GptMoeConfig.preset(model).toBuilder().experts(loaded.experts()).build();
-        ModelShape shape = config.shape(model);
+        boolean oneLayer = model.startsWith(ModelShape.MOE_LAYER);
+        ModelShape shape = oneLayer ? ModelShape.parseMoeLayer(model, loaded.experts())
+                : GptMoeConfig.preset(model).toBuilder().experts(loaded.experts()).build().shape(model);
+        int microBatch = this.microBatch != null ? this.microBatch : oneLayer ? 1 : 4;
         ClusterSpec spec = ClusterSpec.parse(cluster, devices, Math.min(gpusPerNode, devices));
         ParallelPlan parallel = plan != null ? ParallelPlan.parse(plan, devices) : new ParallelPlan(1, 1, devices, 1);
         PolicyContext context = new PolicyContext(new CostModel(shape, spec),
                 new Skeleton(parallel, microBatch, microBatches, Skeleton.DROPLESS));
         System.out.printf(Locale.ROOT, "trace:   %s: %d iterations, %d MoE layers, %d ranks, %d micro-batches, %d experts%n",
                 trace, loaded.iterations(), loaded.layers(), loaded.ranks(), loaded.microBatches(), loaded.experts());
-        System.out.printf(Locale.ROOT, "model:   %s with %d experts (%d MoE layers replay the trace's %d)%n", model,
-                shape.experts(), shape.moeLayers(), loaded.layers());
+        System.out.printf(Locale.ROOT, "model:   %s with %d experts (%d MoE %s the trace's %s)%n", model,
+                shape.experts(), shape.moeLayers(), shape.moeLayers() == 1 ? "layer replays" : "layers replay",
+                layer != null ? "layer " + layer : loaded.layers() == 1 ? "1 layer" : loaded.layers() + " layers");
         System.out.println("cluster: " + spec.describe());
         System.out.printf(Locale.ROOT, "plan:    %s, micro-batch %d x %d, dropless%n%n", parallel, microBatch,
                 microBatches);

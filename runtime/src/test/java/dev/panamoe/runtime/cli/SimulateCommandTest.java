@@ -65,4 +65,78 @@ class SimulateCommandTest {
         assertEquals(1, format.code());
         assertTrue(format.err().contains("\"csv\" is not native or smartmoe"), format.err());
     }
+
+    /** A trace as SmartMoE publishes it: counts as Python floats, two MoE layers (ids 0 and 1). */
+    private Path smartMoeFloatTrace() throws IOException {
+        Path trace = Files.createDirectories(dir.resolve("smartmoe-floats"));
+        for (int it = 0; it < 3; it++) {
+            for (int r = 0; r < 2; r++) {
+                Files.writeString(trace.resolve("table_iter" + it + "_rank" + r + ".log"),
+                        "0:[[1700.0, 500.0, 900.0, 996.0]]\n1:[[1024.0, 1024.0, 1024.0, 1.024e3]]\n");
+            }
+        }
+        return trace;
+    }
+
+    @Test
+    void replaysOneLayerOfAFloatWrittenTraceThroughAOneLayerModelWithTheBalancedBound() throws IOException {
+        Path trace = smartMoeFloatTrace();
+        Path json = dir.resolve("one.json");
+        TrainCommandTest.Result sim = TrainCommandTest.run("simulate", "--trace", trace.toString(), "--layer", "0",
+                "--model", "moe-layer:hidden=1536,ffn=3072,tokens=2048", "--policy", "static,greedy:1", "--json",
+                json.toString());
+        assertEquals(0, sim.code(), sim.err());
+        assertTrue(sim.out().contains("1 MoE layer replays the trace's layer 0"), sim.out());
+        assertTrue(sim.out().contains("balanced"), sim.out());
+        JsonObject root = JsonParser.parseString(Files.readString(json)).getAsJsonObject();
+        assertEquals(1, root.getAsJsonObject("trace").get("layers").getAsInt());
+        double staticMs = root.getAsJsonObject("policies").getAsJsonObject("static").get("mean_iter_ms").getAsDouble();
+        double greedyMs = root.getAsJsonObject("policies").getAsJsonObject("greedy:1").get("mean_iter_ms")
+                .getAsDouble();
+        double balancedMs = root.getAsJsonObject("balanced").get("mean_iter_ms").getAsDouble();
+        // layer 0 is skewed (1700 of 4096 slots on expert 0): balancing bounds every policy from below
+        assertTrue(balancedMs < staticMs && balancedMs <= greedyMs * (1 + 1e-9),
+                "balanced " + balancedMs + " static " + staticMs + " greedy " + greedyMs);
+
+        // layer 1 is already balanced: static is at the bound
+        TrainCommandTest.Result even = TrainCommandTest.run("simulate", "--trace", trace.toString(), "--layer", "1",
+                "--model", "moe-layer:hidden=1536,ffn=3072,tokens=2048", "--policy", "static", "--json",
+                json.toString());
+        assertEquals(0, even.code(), even.err());
+        JsonObject evenRoot = JsonParser.parseString(Files.readString(json)).getAsJsonObject();
+        assertEquals(evenRoot.getAsJsonObject("policies").getAsJsonObject("static").get("mean_iter_ms").getAsDouble(),
+                evenRoot.getAsJsonObject("balanced").get("mean_iter_ms").getAsDouble(), 1e-9);
+
+        TrainCommandTest.Result missing = TrainCommandTest.run("simulate", "--trace", trace.toString(), "--layer", "7");
+        assertEquals(1, missing.code());
+        assertTrue(missing.err().contains("no MoE layer 7; its layers are [0, 1]"), missing.err());
+        TrainCommandTest.Result badModel = TrainCommandTest.run("simulate", "--trace", trace.toString(), "--model",
+                "moe-layer:hidden=1536,tokens=2048");
+        assertEquals(1, badModel.code());
+        assertTrue(badModel.err().contains("lacks ffn="), badModel.err());
+    }
+
+    @Test
+    void clusterFromAJsonFileAndNonFiniteNumbersNamed() throws IOException {
+        Path trace = smartMoeFloatTrace();
+        Path cluster = dir.resolve("my-cluster.json");
+        Files.writeString(cluster, "{\"preset\": \"a100-nvlink-ib\", \"inter-bw\": 5e9}");
+        TrainCommandTest.Result sim = TrainCommandTest.run("simulate", "--trace", trace.toString(), "--cluster",
+                cluster.toString(), "--policy", "static");
+        assertEquals(0, sim.code(), sim.err());
+        assertTrue(sim.out().contains("a100-nvlink-ib+custom") && sim.out().contains("inter-node 5.00 GB/s"), sim.out());
+
+        Files.writeString(cluster, "{\"intra-bw\": 1e-300}");
+        TrainCommandTest.Result tiny = TrainCommandTest.run("simulate", "--trace", trace.toString(), "--cluster",
+                cluster.toString());
+        assertEquals(1, tiny.code());
+        assertTrue(tiny.err().contains("intra-bw must be between 1 and 1e18, got 1e-300"), tiny.err());
+        assertEquals(1, tiny.err().strip().lines().count(), tiny.err());
+
+        TrainCommandTest.Result absent = TrainCommandTest.run("simulate", "--trace", trace.toString(), "--cluster",
+                dir.resolve("nope.json").toString());
+        assertEquals(1, absent.code());
+        assertTrue(absent.err().contains("cannot read") && absent.err().contains("nope.json: no such file"),
+                absent.err());
+    }
 }

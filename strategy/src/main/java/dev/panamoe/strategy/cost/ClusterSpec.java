@@ -3,6 +3,10 @@ package dev.panamoe.strategy.cost;
 import com.google.gson.Gson;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParseException;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -109,7 +113,8 @@ public record ClusterSpec(String name, int gpus, int gpusPerNode, double intraBa
      * Parses the {@code --cluster} value: a preset name, optionally followed by ':' and
      * comma-separated overrides ({@code h100-nvlink-ib:inter-bw=25e9,memory-gib=40}), or the
      * overrides alone on top of h100-nvlink-ib, or a JSON object (text starting with '{') with
-     * the same keys plus "preset". Keys: intra-bw, intra-lat, inter-bw, inter-lat (bytes/s,
+     * the same keys plus "preset", or the name of a file holding such an object (a path that
+     * exists, or ends in .json). Keys: intra-bw, intra-lat, inter-bw, inter-lat (bytes/s,
      * seconds), flops, mem-bw, memory-gib, element-bytes. gpus and gpusPerNode come from the
      * command line's own options.
      */
@@ -118,6 +123,17 @@ public record ClusterSpec(String name, int gpus, int gpusPerNode, double intraBa
             return preset("h100-nvlink-ib", gpus, gpusPerNode);
         }
         String s = spec.strip();
+        if (!s.startsWith("{") && (s.endsWith(".json") || Files.isRegularFile(Path.of(s)))) {
+            try {
+                s = Files.readString(Path.of(s)).strip();
+            } catch (IOException e) {
+                throw new IllegalArgumentException("cluster: cannot read " + spec + ": "
+                        + (e instanceof NoSuchFileException ? "no such file" : e.getMessage()), e);
+            }
+            if (!s.startsWith("{")) {
+                throw new IllegalArgumentException("cluster: " + spec + " does not hold a JSON object");
+            }
+        }
         Map<String, String> overrides = new LinkedHashMap<>();
         String preset = "h100-nvlink-ib";
         if (s.startsWith("{")) {
@@ -164,6 +180,7 @@ public record ClusterSpec(String name, int gpus, int gpusPerNode, double intraBa
         int element = elementBytes;
         for (Map.Entry<String, String> o : overrides.entrySet()) {
             double v = number(o.getKey(), o.getValue());
+            inRange(o.getKey(), v, o.getValue());
             switch (o.getKey()) {
                 case "intra-bw" -> intraBw = v;
                 case "intra-lat" -> intraLat = v;
@@ -227,6 +244,24 @@ public record ClusterSpec(String name, int gpus, int gpusPerNode, double intraBa
             return Double.parseDouble(value);
         } catch (NumberFormatException e) {
             throw new IllegalArgumentException("cluster: value \"" + value + "\" of " + key + " is not a number");
+        }
+    }
+
+    /**
+     * The range an override may take: outside it some derived time (bytes over a bandwidth, a
+     * latency per peer, FLOPs over a rate, summed over a step) stops being a finite number.
+     */
+    private static void inRange(String key, double v, String text) {
+        String[] range = switch (key) {
+            case "intra-bw", "inter-bw", "mem-bw" -> new String[] {"1", "1e18"};
+            case "flops" -> new String[] {"1", "1e21"};
+            case "intra-lat", "inter-lat" -> new String[] {"0", "3600"};
+            case "memory-gib" -> new String[] {"1e-6", "1e9"};
+            default -> null;
+        };
+        if (range != null && !(v >= Double.parseDouble(range[0]) && v <= Double.parseDouble(range[1]))) {
+            throw new IllegalArgumentException("cluster: " + key + " must be between " + range[0] + " and " + range[1]
+                    + ", got " + text);
         }
     }
 

@@ -24,7 +24,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * (intra- and inter-node links run at once), plus one latency per peer; the slowest device
  * bounds it;</li>
  * <li><b>dense compute</b>: attention (QKV, scores, context, projection), dense FFNs, router
- * and, on the last stage, the LM head, 3 x forward FLOPs, split over tp;</li>
+ * and, on the last stage, the LM head, 3 x forward FLOPs, split over tp (of a
+ * {@link ModelShape#moeOnly()} model: the routers alone);</li>
  * <li><b>tensor parallel</b>: 4 ring all-reduces of T x hidden per block over the TENSOR
  * group; <b>pipeline</b>: one send of T x hidden forward and one backward per stage boundary,
  * and 1F1B: step = (m - 1) * slowest stage + sum of stages (equal stages: (m + pp - 1) * t,
@@ -298,6 +299,10 @@ public final class CostModel {
                 sum += stage;
             }
             double pipeline = (m - 1) * slowest + sum;
+            if (!Double.isFinite(pipeline)) {
+                throw new IllegalArgumentException("cluster: " + cluster.describe()
+                        + " makes the predicted step time non-finite (" + pipeline + ")");
+            }
             if (pipeline > worstPipeline) {
                 worstPipeline = pipeline;
                 worstExpert = expert;
@@ -425,9 +430,9 @@ public final class CostModel {
         double bytes = 0;
         int layersPerStage = model.layers() / plan.pp();
         for (int layer = stage * layersPerStage; layer < (stage + 1) * layersPerStage; layer++) {
-            bytes += attention + (model.isMoeBlock(layer) ? moe : denseFfn);
+            bytes += (model.moeOnly() ? 0 : attention) + (model.isMoeBlock(layer) ? moe : denseFfn);
         }
-        if (stage == plan.pp() - 1) {
+        if (stage == plan.pp() - 1 && !model.moeOnly()) {
             bytes += t * model.vocab() / tp * 4.0; // f32 logits for the loss
         }
         return bytes;
@@ -440,9 +445,14 @@ public final class CostModel {
         int layersPerStage = model.layers() / plan.pp();
         double params = 0;
         for (int layer = stage * layersPerStage; layer < (stage + 1) * layersPerStage; layer++) {
-            params += (4 * h * h + 4 * h) / tp + 4 * h; // attention (split) + two LayerNorms
+            if (!model.moeOnly()) {
+                params += (4 * h * h + 4 * h) / tp + 4 * h; // attention (split) + two LayerNorms
+            }
             params += model.isMoeBlock(layer) ? h * model.experts() : (2 * h * model.denseFfn() + model.denseFfn()) / tp
                     + h;
+        }
+        if (model.moeOnly()) {
+            return params;
         }
         double embedding = (double) model.vocab() * h / tp;
         if (stage == 0) {
@@ -474,10 +484,12 @@ public final class CostModel {
         int layersPerStage = model.layers() / plan.pp();
         double flopsPerToken = 0;
         for (int layer = stage * layersPerStage; layer < (stage + 1) * layersPerStage; layer++) {
-            flopsPerToken += 2 * 4 * h * h + 2 * 2 * (double) model.seq() * h; // QKV + projection, scores + context
+            if (!model.moeOnly()) {
+                flopsPerToken += 2 * 4 * h * h + 2 * 2 * (double) model.seq() * h; // QKV + projection, scores + context
+            }
             flopsPerToken += model.isMoeBlock(layer) ? 2 * h * model.experts() : 2 * 2 * h * model.denseFfn();
         }
-        if (stage == plan.pp() - 1) {
+        if (stage == plan.pp() - 1 && !model.moeOnly()) {
             flopsPerToken += 2 * h * model.vocab();
         }
         return 3 * flopsPerToken * tokens / plan.tp() / cluster.deviceFlops();

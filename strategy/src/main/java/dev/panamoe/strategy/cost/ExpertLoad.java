@@ -86,6 +86,29 @@ public final class ExpertLoad {
         return new ExpertLoad(c);
     }
 
+    /**
+     * The same token slots with perfect balance: every source keeps its total per layer and
+     * sends an equal share to every expert (a remainder goes one slot each to consecutive
+     * experts, starting where the previous source's ended), so every expert, and every device
+     * holding as many experts as the others, gets the mean load.
+     */
+    public ExpertLoad balanced() {
+        int experts = experts();
+        long[][][] c = new long[counts.length][sources()][experts];
+        for (int l = 0; l < counts.length; l++) {
+            int next = 0;
+            for (int s = 0; s < sources(); s++) {
+                long total = Arrays.stream(counts[l][s]).sum();
+                Arrays.fill(c[l][s], total / experts);
+                for (long r = total % experts; r > 0; r--) {
+                    c[l][s][next]++;
+                    next = (next + 1) % experts;
+                }
+            }
+        }
+        return new ExpertLoad(c);
+    }
+
     public int layers() {
         return counts.length;
     }

@@ -5,6 +5,7 @@ import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import dev.panamoe.strategy.policy.PolicyContext;
 import dev.panamoe.strategy.trace.LoadTrace;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 
@@ -13,11 +14,22 @@ public final class SimulationReport {
     private final PolicyContext context;
     private final LoadTrace trace;
     private final List<PolicyRun> runs;
+    private final double[] balancedSeconds;
 
-    SimulationReport(PolicyContext context, LoadTrace trace, List<PolicyRun> runs) {
+    SimulationReport(PolicyContext context, LoadTrace trace, List<PolicyRun> runs, double[] balancedSeconds) {
         this.context = context;
         this.trace = trace;
         this.runs = List.copyOf(runs);
+        this.balancedSeconds = balancedSeconds.clone();
+    }
+
+    /** Each iteration's time with every device at the mean load, no migration or replica cost. */
+    public double[] balancedIterationSeconds() {
+        return balancedSeconds.clone();
+    }
+
+    public double meanBalancedSeconds() {
+        return Arrays.stream(balancedSeconds).average().orElse(0);
     }
 
     public List<PolicyRun> runs() {
@@ -38,7 +50,7 @@ public final class SimulationReport {
         return baseline().meanIterationSeconds() / run.meanIterationSeconds();
     }
 
-    /** A fixed-width table, one row per policy. */
+    /** A fixed-width table, one row per policy, then the balanced bound. */
     public String table() {
         StringBuilder out = new StringBuilder();
         out.append(String.format(Locale.ROOT, "%-12s %12s %9s %13s %8s %8s %13s %12s %11s%n", "policy",
@@ -50,6 +62,10 @@ public final class SimulationReport {
                     r.movedSlots(), r.migrationSeconds() * 1e3, r.syncSeconds() * 1e3 / r.iterationSeconds().length,
                     r.meanDecisionMicros()));
         }
+        double balanced = meanBalancedSeconds();
+        out.append(String.format(Locale.ROOT, "%-12s %12.3f %8.3fx %13.3f %8s %8s %13s %12s %11s%n", "balanced",
+                balanced * 1e3, baseline().meanIterationSeconds() / balanced, 1.0, "-", "-", "-", "-", "-"));
+        out.append("(balanced: every device at the mean expert load, no migration or replica cost: the bound)\n");
         return out.toString();
     }
 
@@ -57,7 +73,8 @@ public final class SimulationReport {
      * {"trace": {...}, "model", "plan", "micro_batch", "micro_batches", "cluster",
      * "policies": {"&lt;policy&gt;": {"mean_iter_ms", "speedup_over_static", "max_over_mean_load",
      * "max_over_mean_load_by_layer", "changes", "moved_slots", "migration_ms", "sync_ms",
-     * "decision_us_mean", "iter_ms": [...]}}}
+     * "decision_us_mean", "iter_ms": [...]}}, "balanced": {"mean_iter_ms", "speedup_over_static",
+     * "iter_ms": [...]}}
      */
     public String toJson() {
         JsonObject root = new JsonObject();
@@ -89,6 +106,11 @@ public final class SimulationReport {
             policies.add(r.policy(), p);
         }
         root.add("policies", policies);
+        JsonObject bound = new JsonObject();
+        bound.addProperty("mean_iter_ms", meanBalancedSeconds() * 1e3);
+        bound.addProperty("speedup_over_static", baseline().meanIterationSeconds() / meanBalancedSeconds());
+        bound.add("iter_ms", array(balancedSeconds, 1e3));
+        root.add("balanced", bound);
         return new GsonBuilder().setPrettyPrinting().create().toJson(root);
     }
 

@@ -24,6 +24,11 @@ import java.util.Optional;
  * rescaled to the skeleton's micro-batch. Every policy is charged with the same
  * {@link PlacementCosts}; a policy's own view of the load (per-expert totals) never sees the
  * per-source detail the simulator prices with.
+ *
+ * <p>Beside the policies it prices the {@code balanced} bound: each iteration as if every device
+ * had exactly the mean expert load ({@link ExpertLoad#balanced}: the same token slots per source,
+ * spread evenly over the experts) under the identity placement, with no migration or replica
+ * cost — the limit no placement policy can beat by balancing.
  */
 public final class Simulator {
     /** Tracker window, in iterations: enough for greedy:100 to average its whole period. */
@@ -59,6 +64,7 @@ public final class Simulator {
         for (String name : names) {
             replays.add(new Replay(name, Policies.create(name, context), trace.iterations()));
         }
+        double[] balanced = new double[trace.iterations()];
         for (int i = 0; i < trace.iterations(); i++) {
             long[][][] counts = new long[trace.layers()][][];
             for (int l = 0; l < trace.layers(); l++) {
@@ -68,9 +74,10 @@ public final class Simulator {
             for (Replay r : replays) {
                 r.step(i, trace, load);
             }
+            balanced[i] = context.cost().step(context.skeleton(), null, load.balanced()).seconds();
         }
         List<PolicyRun> runs = replays.stream().map(Replay::result).toList();
-        return new SimulationReport(context, trace, runs);
+        return new SimulationReport(context, trace, runs, balanced);
     }
 
     /** One policy's replay state. */

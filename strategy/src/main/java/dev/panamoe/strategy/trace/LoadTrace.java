@@ -126,6 +126,37 @@ public final class LoadTrace {
         return b.build();
     }
 
+    /**
+     * The trace of the one MoE layer whose id (the L of "L:[[...]]") is layerId, every other
+     * layer dropped; an id the trace lacks is an error listing the ids it has.
+     */
+    public LoadTrace onlyLayer(int layerId) {
+        int l = indexOfLayer(layerId);
+        if (l < 0) {
+            throw new IllegalArgumentException("layer: the trace has no MoE layer " + layerId + "; its layers are "
+                    + Arrays.toString(layerIds));
+        }
+        Builder b = builder(new int[] {layerId}, ranks, microBatches, experts);
+        for (int i = 0; i < iterations(); i++) {
+            int index = b.iteration(iterationIds[i]);
+            for (int r = 0; r < ranks; r++) {
+                for (int m = 0; m < microBatches; m++) {
+                    b.put(index, 0, r, m, microBatch(i, l, r, m));
+                }
+            }
+        }
+        return b.build();
+    }
+
+    private int indexOfLayer(int layerId) {
+        for (int l = 0; l < layerIds.length; l++) {
+            if (layerIds[l] == layerId) {
+                return l;
+            }
+        }
+        return -1;
+    }
+
     private int offset(int layer, int rank, int microBatch) {
         return ((layer * ranks + rank) * microBatches + microBatch) * experts;
     }

@@ -43,7 +43,8 @@ class ClusterSpecTest {
         assertMessage("cluster: unknown key \"nics\"", () -> ClusterSpec.parse("h100-nvlink-ib:nics=4", 8, 8));
         assertMessage("cluster: value \"fast\" of flops", () -> ClusterSpec.parse("flops=fast", 8, 8));
         assertMessage("gpusPerNode: 3 does not divide gpus 8", () -> ClusterSpec.parse("h100-nvlink-ib", 8, 3));
-        assertMessage("interBandwidth: must be", () -> ClusterSpec.parse("inter-bw=0", 8, 8));
+        assertMessage("cluster: inter-bw must be between 1 and 1e18, got 0", () -> ClusterSpec.parse("inter-bw=0", 8, 8));
+        assertMessage("cluster: inter-lat must be between 0 and 3600, got 1e308", () -> ClusterSpec.parse("inter-lat=1e308", 8, 8));
     }
 
     @Test

@@ -317,4 +317,62 @@ class CostModelTest {
         e = assertThrows(IllegalArgumentException.class, () -> new Skeleton(plan, 0, 1, 1.0));
         assertTrue(e.getMessage().startsWith("microBatch:"), e.getMessage());
     }
+
+    @Test
+    void aMoeLayerAloneCostsItsExpertsAllToAllAndRouterOnly() {
+        ModelShape layer = ModelShape.parseMoeLayer("moe-layer:hidden=1536,ffn=3072,tokens=8192", 16);
+        assertTrue(layer.moeOnly());
+        assertEquals(1, layer.moeLayers());
+        assertEquals(8192, layer.seq());
+        assertEquals(2, layer.topK());
+        CostModel cost = new CostModel(layer, ClusterSpec.preset("h100-nvlink-ib", 16, 8));
+        ParallelPlan plan = ParallelPlan.parse("ep=16", 16);
+        StepEstimate step = cost.step(new Skeleton(plan, 1, 1, Skeleton.DROPLESS), null,
+                ExpertLoad.uniform(1, 16, 16, 8192 * 2));
+        // dense compute is the router alone: 3 x 2 * hidden * experts FLOPs per token
+        assertEquals(3.0 * 2 * 1536 * 16 * 8192 / 750e12, step.denseCompute(), 1e-15);
+        assertEquals(0, step.tensorParallel() + step.pipelineP2P() + step.pipelineBubble(), 1e-15);
+        double full = step.expertCompute() + step.allToAll() + step.denseCompute() + step.denseGradSync()
+                + step.expertGradSync();
+        assertEquals(full, step.seconds(), full * 1e-12);
+
+        assertTrue(assertThrows(IllegalArgumentException.class,
+                () -> ModelShape.parseMoeLayer("moe-layer:hidden=1536,ffn=x,tokens=8", 4)).getMessage()
+                .contains("ffn must be a whole number, got \"x\""));
+        assertTrue(assertThrows(IllegalArgumentException.class,
+                () -> ModelShape.parseMoeLayer("moe-layer:hidden=1536,ffn=8,tokens=8,heads=2", 4)).getMessage()
+                .contains("unknown key \"heads\""));
+    }
+
+    @Test
+    void balancedLoadKeepsEverySourcesSlotsAndGivesEveryExpertTheMean() {
+        ExpertLoad skewed = ExpertLoad.zipf(2, 4, 8, 1001, 1.2, 3);
+        ExpertLoad balanced = skewed.balanced();
+        for (int l = 0; l < 2; l++) {
+            long[] totals = balanced.expertTotals(l);
+            long min = java.util.Arrays.stream(totals).min().orElseThrow();
+            long max = java.util.Arrays.stream(totals).max().orElseThrow();
+            assertTrue(max - min <= 1, java.util.Arrays.toString(totals));
+            for (int s = 0; s < 4; s++) {
+                long before = 0;
+                long after = 0;
+                for (int e = 0; e < 8; e++) {
+                    before += skewed.count(l, s, e);
+                    after += balanced.count(l, s, e);
+                }
+                assertEquals(before, after);
+            }
+        }
+    }
+
+    @Test
+    void aClusterThatMakesTheStepTimeNonFiniteIsRefusedNotACrash() {
+        ClusterSpec slow = new ClusterSpec("slow", 8, 8, 1e-300, 0, 1e-300, 0, 750e12, 3e12, 1e11, 2);
+        CostModel cost = new CostModel(GPT, slow);
+        ParallelPlan plan = ParallelPlan.parse("ep=8", 8);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> cost.step(new Skeleton(plan, 1, 1, Skeleton.DROPLESS), null, ExpertLoad.zipf(1, 8, 16, 4096, 1,
+                        1)));
+        assertTrue(e.getMessage().contains("cluster: slow") && e.getMessage().contains("non-finite"), e.getMessage());
+    }
 }
