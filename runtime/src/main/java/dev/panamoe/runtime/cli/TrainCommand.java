@@ -37,7 +37,7 @@ import picocli.CommandLine.Spec;
 @Command(name = "train", mixinStandardHelpOptions = true, sortOptions = false,
         defaultValueProvider = TrainCommand.Defaults.class,
         description = {"Train a GPT-MoE model on the CPU or a CUDA device: on the synthetic corpus of hidden Markov "
-                + "sources (whose loss floor is known), or on the bytes of --data FILE.",
+                + "sources (whose loss floor is known), or on the text of --data FILE (its bytes or BPE tokens, --tokenizer).",
             "Metrics go to --metrics (JSON lines), charts and an HTML page to --report, the state to --checkpoint."})
 public final class TrainCommand implements Callable<Integer> {
 

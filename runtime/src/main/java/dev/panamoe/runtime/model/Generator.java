@@ -117,7 +117,8 @@ public final class Generator implements AutoCloseable {
             throw new IllegalStateException("position: the cache holds all " + capacity + " positions; reset() first");
         }
         int at = position;
-        Tensor logits = model.decodeStep(token, at, encoded, acts, workspaces, head, l -> (qkv, att, out) -> attend(l, at, qkv, out));
+        Tensor logits = model.decodeStep(token, at, encoded, acts, workspaces, head,
+                l -> (qkv, att, out) -> attend(l, at, qkv, out));
         position++;
         return logits.toFloatArray();
     }

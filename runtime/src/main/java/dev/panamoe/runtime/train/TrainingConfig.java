@@ -26,7 +26,7 @@ import java.util.Set;
  * @param clipNorm        the global gradient norm is clipped to this (0: no clipping)
  * @param evalEvery       evaluate on held-out data every this many steps, and at the last step (0: only then)
  * @param evalBatches     held-out micro-batches per evaluation (the same sequences every time)
- * @param seed            seed of the model's initialisation (and of a byte corpus' sampling)
+ * @param seed            seed of the model's initialisation (and of a text corpus' sampling)
  * @param checkpointDir   directory of the checkpoint file, or null for no checkpoints
  * @param checkpointEvery write a checkpoint every this many steps (0: only at the end or at stopAt)
  * @param stopAt          end the run after this step, as if interrupted there, keeping the schedule of
