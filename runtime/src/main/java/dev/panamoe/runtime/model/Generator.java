@@ -255,7 +255,8 @@ public final class Generator implements AutoCloseable {
         return ids;
     }
 
-    private static int argmax(float[] logits) {
+    /** The index of the largest logit, the lowest of equals. */
+    static int argmax(float[] logits) {
         int best = 0;
         for (int i = 1; i < logits.length; i++) {
             if (logits[i] > logits[best]) {

@@ -114,7 +114,7 @@ class GeneratorTest {
             for (int i = 0; i < greedy.length; i++) {
                 int end = prompt.length + i;
                 float[] last = fullForward(model, Arrays.copyOf(sequence, end))[end - 1];
-                assertEquals(argmax(last), greedy[i], "token " + i);
+                assertEquals(Generator.argmax(last), greedy[i], "token " + i);
             }
             // top-k 1 at any temperature is greedy too
             assertArrayEquals(greedy, generator.generate(prompt, greedy.length, new Generator.Sampling(2.0, 1, 99),
@@ -168,15 +168,5 @@ class GeneratorTest {
         assertTrue(e.getMessage().startsWith("temperature:"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> new Generator.Sampling(1, -2, 0));
         assertTrue(e.getMessage().startsWith("topK:"), e.getMessage());
-    }
-
-    private static int argmax(float[] values) {
-        int best = 0;
-        for (int i = 1; i < values.length; i++) {
-            if (values[i] > values[best]) {
-                best = i;
-            }
-        }
-        return best;
     }
 }
