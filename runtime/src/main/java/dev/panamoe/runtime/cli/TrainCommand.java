@@ -5,9 +5,9 @@ import dev.panamoe.ops.BackendUnavailableException;
 import dev.panamoe.ops.Device;
 import dev.panamoe.ops.MoELayer;
 import dev.panamoe.runtime.comm.Worlds;
-import dev.panamoe.runtime.data.TextCorpus;
 import dev.panamoe.runtime.data.Corpus;
 import dev.panamoe.runtime.data.SyntheticCorpus;
+import dev.panamoe.runtime.data.TextCorpus;
 import dev.panamoe.runtime.data.Tokenizer;
 import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.parallel.ParallelTrainer;
@@ -37,7 +37,8 @@ import picocli.CommandLine.Spec;
 @Command(name = "train", mixinStandardHelpOptions = true, sortOptions = false,
         defaultValueProvider = TrainCommand.Defaults.class,
         description = {"Train a GPT-MoE model on the CPU or a CUDA device: on the synthetic corpus of hidden Markov "
-                + "sources (whose loss floor is known), or on the text of --data FILE (its bytes or BPE tokens, --tokenizer).",
+                + "sources (whose loss floor is known), or on the text of --data FILE (its bytes or BPE tokens, "
+                + "--tokenizer).",
             "Metrics go to --metrics (JSON lines), charts and an HTML page to --report, the state to --checkpoint."})
 public final class TrainCommand implements Callable<Integer> {
 

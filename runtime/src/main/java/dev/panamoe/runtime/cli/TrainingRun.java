@@ -6,8 +6,8 @@ import dev.panamoe.runtime.data.Corpus;
 import dev.panamoe.runtime.data.SyntheticCorpus;
 import dev.panamoe.runtime.data.TextCorpus;
 import dev.panamoe.runtime.data.Tokenizer;
-import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.model.Generator;
+import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.model.GptMoeModel;
 import dev.panamoe.runtime.parallel.ParallelTrainer;
 import dev.panamoe.runtime.parallel.PlacementController;
@@ -185,7 +185,8 @@ final class TrainingRun {
             Map<String, String> rows = reportConfig();
             StepMetrics evaluated = steps.reversed().stream().filter(StepMetrics::evaluated).findFirst().orElse(null);
             if (!Double.isNaN(baselines.bits(baselines.unigram()))) {
-                rows.put("unigram loss, bits per byte", String.format(Locale.ROOT, "%.4f", baselines.bits(baselines.unigram())));
+                rows.put("unigram loss, bits per byte",
+                        String.format(Locale.ROOT, "%.4f", baselines.bits(baselines.unigram())));
                 rows.put("final validation loss, bits per byte", evaluated == null ? "not evaluated"
                         : String.format(Locale.ROOT, "%.4f", baselines.bits(evaluated.valLoss())));
             }
@@ -247,7 +248,8 @@ final class TrainingRun {
         double val = last == null ? Double.NaN : last.valLoss();
         if (!baselines.known()) {
             if (!Double.isNaN(baselines.unigram())) {
-                out.printf(Locale.ROOT, "unigram loss: %.4f%s%n", baselines.unigram(), baselines.bitsPerByte(baselines.unigram()));
+                out.printf(Locale.ROOT, "unigram loss: %.4f%s%n", baselines.unigram(),
+                        baselines.bitsPerByte(baselines.unigram()));
             }
             out.printf(Locale.ROOT, "final val loss: %.4f%s%n", val, baselines.bitsPerByte(val));
             return;

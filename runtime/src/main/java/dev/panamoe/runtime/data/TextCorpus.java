@@ -78,15 +78,16 @@ public final class TextCorpus implements Corpus {
             throw new IllegalArgumentException("data file " + file + " has " + size + " bytes, more than the " + MAX_BYTES + " supported");
         byte[] bytes = readAll(file);
         int window = seqLen + 1;
-        int split = tokenizer.splitPoint(bytes, trainSize(bytes.length, validationFraction));
-        int[] train = tokenizer.encode(bytes, 0, split);
-        int[] validation = tokenizer.encode(bytes, split, bytes.length);
         if (tokenizer.isBytes() && !holdsWindows(bytes.length, window, validationFraction))
             throw new IllegalArgumentException(String.format(
                     "data file %s has %d bytes: its train split (%d bytes) and validation split (last %s, %d bytes) "
                             + "must each hold one sequence of seqLen + 1 = %d bytes; the file needs at least %d bytes",
-                    file, bytes.length, split, percent(validationFraction), bytes.length - split, window,
+                    file, bytes.length, trainSize(bytes.length, validationFraction), percent(validationFraction),
+                    bytes.length - trainSize(bytes.length, validationFraction), window,
                     minimumSize(window, validationFraction)));
+        int split = tokenizer.splitPoint(bytes, trainSize(bytes.length, validationFraction));
+        int[] train = tokenizer.encode(bytes, 0, split);
+        int[] validation = tokenizer.encode(bytes, split, bytes.length);
         if (train.length < window || validation.length < window)
             throw new IllegalArgumentException(String.format(
                     "data file %s has %d bytes, %d %s tokens: its train split (%d tokens) and validation split (last %s, "
@@ -95,6 +96,7 @@ public final class TextCorpus implements Corpus {
                     percent(validationFraction), validation.length, window));
         return new TextCorpus(file, tokenizer, bytes.length, split, train, validation, seqLen, validationFraction, seed);
     }
+
     private static int trainSize(int size, double validationFraction) {
         return (int) Math.floor(size * (1 - validationFraction));
     }
