@@ -9,7 +9,7 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         versionProvider = Main.Version.class,
         description = "Mixture-of-Experts training runtime on CPUs and NVIDIA GPUs.",
-        subcommands = {DemoCommand.class, TrainCommand.class, ShellCommand.class, DoctorCommand.class, PlanCommand.class,
+        subcommands = {DemoCommand.class, TrainCommand.class, SampleCommand.class, ShellCommand.class, DoctorCommand.class, PlanCommand.class,
             TraceCommand.class, SimulateCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
 

@@ -5,9 +5,10 @@ import dev.panamoe.ops.BackendUnavailableException;
 import dev.panamoe.ops.Device;
 import dev.panamoe.ops.MoELayer;
 import dev.panamoe.runtime.comm.Worlds;
-import dev.panamoe.runtime.data.ByteCorpus;
 import dev.panamoe.runtime.data.Corpus;
 import dev.panamoe.runtime.data.SyntheticCorpus;
+import dev.panamoe.runtime.data.TextCorpus;
+import dev.panamoe.runtime.data.Tokenizer;
 import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.parallel.ParallelTrainer;
 import dev.panamoe.runtime.parallel.PlacementController;
@@ -36,7 +37,8 @@ import picocli.CommandLine.Spec;
 @Command(name = "train", mixinStandardHelpOptions = true, sortOptions = false,
         defaultValueProvider = TrainCommand.Defaults.class,
         description = {"Train a GPT-MoE model on the CPU or a CUDA device: on the synthetic corpus of hidden Markov "
-                + "sources (whose loss floor is known), or on the bytes of --data FILE.",
+                + "sources (whose loss floor is known), or on the text of --data FILE (its bytes or BPE tokens, "
+                + "--tokenizer).",
             "Metrics go to --metrics (JSON lines), charts and an HTML page to --report, the state to --checkpoint."})
 public final class TrainCommand implements Callable<Integer> {
 
@@ -65,8 +67,12 @@ public final class TrainCommand implements Callable<Integer> {
 
     // ---- data ----
     @Option(names = "--data", paramLabel = "FILE",
-            description = "Train on the bytes of FILE (last 10%% held out); default: the synthetic corpus.")
+            description = "Train on the text of FILE (last 10%% held out); default: the synthetic corpus.")
     Path data;
+    @Option(names = "--tokenizer", paramLabel = "bytes|gpt2|cl100k",
+            description = "How --data becomes tokens: its bytes, or GPT-2's or cl100k's BPE; the model's vocabulary is "
+                    + "the tokenizer's, and the checkpoint keeps it for 'sample' (default: bytes).")
+    String tokenizer;
     @Option(names = "--seq", description = "Tokens per sequence (default: the preset's maximum).")
     Integer seq;
 
@@ -150,11 +156,16 @@ public final class TrainCommand implements Callable<Integer> {
         if (planPool != null) {
             usePlanPool(Worlds.worldSize(world == null ? 1 : world));
         }
+        if (tokenizer != null && data == null) {
+            throw new ParameterException(spec.commandLine(), "--tokenizer needs --data FILE (the synthetic corpus has "
+                    + "its own tokens)");
+        }
         Backend backend = backend(validated(() -> Device.parse(device)));
         TrainingConfig config = validated(() -> trainingConfig());
         Corpus corpus = validated(() -> data == null
                 ? new SyntheticCorpus(SyntheticCorpus.Config.tinyDefaults().withSeqLen(config.seq()))
-                : ByteCorpus.open(data, config.seq(), config.seed()));
+                : TextCorpus.open(data, Tokenizer.of(config.tokenizer()), config.seq(),
+                        TextCorpus.DEFAULT_VALIDATION_FRACTION, config.seed()));
         GptMoeConfig model = validated(() -> modelConfig(corpus.vocabSize(), config.seq()));
         TrainingRun run = new TrainingRun(System.out, preset + " on "
                 + (data == null ? "the synthetic corpus" : data.getFileName()), model, corpus, config);
@@ -224,7 +235,8 @@ public final class TrainCommand implements Callable<Integer> {
         TrainingConfig.Builder b = TrainingConfig.builder().steps(steps).batch(batch).microBatches(microBatches)
                 .seq(seqLen).lr(lr).minLr(minLr).weightDecay(weightDecay).clipNorm(clipNorm).seed(seed)
                 .evalEvery(evalEvery).evalBatches(evalBatches).checkpointDir(checkpointDir)
-                .checkpointEvery(checkpointEvery).metrics(metrics).report(report);
+                .checkpointEvery(checkpointEvery).metrics(metrics).report(report)
+                .tokenizer(data == null ? null : tokenizer == null ? "bytes" : tokenizer);
         if (warmup != null) {
             b.warmup(warmup);
         }

@@ -4,6 +4,9 @@ import dev.panamoe.ops.Backend;
 import dev.panamoe.runtime.comm.Worlds;
 import dev.panamoe.runtime.data.Corpus;
 import dev.panamoe.runtime.data.SyntheticCorpus;
+import dev.panamoe.runtime.data.TextCorpus;
+import dev.panamoe.runtime.data.Tokenizer;
+import dev.panamoe.runtime.model.Generator;
 import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.model.GptMoeModel;
 import dev.panamoe.runtime.parallel.ParallelTrainer;
@@ -72,7 +75,12 @@ final class TrainingRun {
                 out.println("resumed from " + trainer.checkpointFile() + " at step " + trainer.step());
             }
             try (ProgressDisplay progress = ProgressDisplay.open(config.steps(), trainer.step())) {
-                trainer.run(progress::update);
+                trainer.run(m -> {
+                    progress.update(m);
+                    if (m.evaluated() && corpus instanceof TextCorpus text) {
+                        out.println(sample(model, text.tokenizer(), m.step()));
+                    }
+                });
             }
             double seconds = (System.nanoTime() - start) / 1e9;
             List<StepMetrics> steps = allSteps(trainer.history());
@@ -143,6 +151,21 @@ final class TrainingRun {
         summary(ran, step, checkpoint, steps, seconds, baselines);
     }
 
+    /** Tokens in the sample printed at each evaluation of a text run, as llm.c and nanoGPT print one. */
+    static final int SAMPLE_TOKENS = 48;
+
+    /**
+     * A short continuation of a newline, drawn with the run's seed at temperature 1 among the 40
+     * most likely tokens (so the same run prints the same samples), on one line: newlines as "\\n".
+     */
+    private String sample(GptMoeModel model, Tokenizer tokenizer, long step) {
+        try (Generator generator = new Generator(model)) {
+            int[] drawn = generator.generate(tokenizer.encode("\n"), SAMPLE_TOKENS,
+                    new Generator.Sampling(1.0, 40, config.seed()), t -> { });
+            return "sample at step " + step + ": " + tokenizer.decode(drawn).replace("\n", "\\n");
+        }
+    }
+
     private void header(Backend backend) {
         out.println("model:    " + modelConfig.describe());
         out.println("data:     " + corpus.describe());
@@ -159,7 +182,15 @@ final class TrainingRun {
     private void report(List<StepMetrics> steps, Baselines baselines, long[][][] expertSourceCounts,
             List<OperatorTimer.Entry> operatorTimes) {
         if (config.report() != null && !steps.isEmpty()) {
-            Path index = TrainingReport.write(config.report(), new ReportData(title, reportConfig(), steps,
+            Map<String, String> rows = reportConfig();
+            StepMetrics evaluated = steps.reversed().stream().filter(StepMetrics::evaluated).findFirst().orElse(null);
+            if (!Double.isNaN(baselines.bits(baselines.unigram()))) {
+                rows.put("unigram loss, bits per byte",
+                        String.format(Locale.ROOT, "%.4f", baselines.bits(baselines.unigram())));
+                rows.put("final validation loss, bits per byte", evaluated == null ? "not evaluated"
+                        : String.format(Locale.ROOT, "%.4f", baselines.bits(evaluated.valLoss())));
+            }
+            Path index = TrainingReport.write(config.report(), new ReportData(title, rows, steps,
                     baselines.unigram(), baselines.floor(), expertSourceCounts, operatorTimes));
             out.println("report:   " + index);
         }
@@ -214,11 +245,15 @@ final class TrainingRun {
             return;
         }
         StepMetrics last = steps.isEmpty() ? null : steps.getLast();
+        double val = last == null ? Double.NaN : last.valLoss();
         if (!baselines.known()) {
-            out.printf(Locale.ROOT, "final val loss: %.4f%n", last == null ? Double.NaN : last.valLoss());
+            if (!Double.isNaN(baselines.unigram())) {
+                out.printf(Locale.ROOT, "unigram loss: %.4f%s%n", baselines.unigram(),
+                        baselines.bitsPerByte(baselines.unigram()));
+            }
+            out.printf(Locale.ROOT, "final val loss: %.4f%s%n", val, baselines.bitsPerByte(val));
             return;
         }
-        double val = last == null ? Double.NaN : last.valLoss();
         out.printf(Locale.ROOT, "unigram loss: %.4f%n", baselines.unigram());
         out.printf(Locale.ROOT, "floor: %.4f%n", baselines.floor());
         out.printf(Locale.ROOT, "final val loss: %.4f%n", val);
@@ -226,13 +261,32 @@ final class TrainingRun {
                 (long) Math.floor(100 * (baselines.unigram() - val) / (baselines.unigram() - baselines.floor())));
     }
 
-    /** Loss of the best unigram model and the loss floor of a synthetic corpus; NaN for other data. */
-    record Baselines(double unigram, double floor) {
+    /**
+     * Loss of the best unigram model and the loss floor of a synthetic corpus; for text, the
+     * validation split's unigram loss, no floor, and its tokens per byte (to give bits per byte);
+     * NaN where unknown.
+     */
+    record Baselines(double unigram, double floor, double tokensPerByte) {
         static Baselines of(Corpus corpus) {
             if (corpus instanceof SyntheticCorpus s) {
-                return new Baselines(s.unigramLoss(), s.lossFloor(SyntheticCorpus.DEFAULT_FLOOR_SEQUENCES).nats());
+                return new Baselines(s.unigramLoss(), s.lossFloor(SyntheticCorpus.DEFAULT_FLOOR_SEQUENCES).nats(),
+                        Double.NaN);
             }
-            return new Baselines(Double.NaN, Double.NaN);
+            if (corpus instanceof TextCorpus t) {
+                return new Baselines(t.unigramLoss(), Double.NaN, t.validationTokensPerByte());
+            }
+            return new Baselines(Double.NaN, Double.NaN, Double.NaN);
+        }
+
+        /** A loss in nats per token of text in bits per byte of it; NaN for other data. */
+        double bits(double nats) {
+            return nats * tokensPerByte / Math.log(2);
+        }
+
+        /** " (B bits per byte)" for a loss in nats per token of text, else "". */
+        String bitsPerByte(double nats) {
+            double bits = bits(nats);
+            return Double.isNaN(bits) ? "" : String.format(Locale.ROOT, " (%.4f bits per byte)", bits);
         }
 
         boolean known() {

@@ -11,7 +11,7 @@ package dev.panamoe.runtime.data;
  * {@code batch(s, p, 8)} — yields the same tokens.
  *
  * <p>Implementations: {@link SyntheticCorpus} (hidden Markov sources with a known loss floor) and
- * {@link ByteCorpus} (bytes of a text file).
+ * {@link TextCorpus} (a file's bytes or BPE tokens).
  */
 public interface Corpus {
 

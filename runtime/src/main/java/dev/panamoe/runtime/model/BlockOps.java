@@ -60,12 +60,27 @@ public final class BlockOps {
 
     // ---- forward ----
 
+    /** Causal self-attention: out [N, C] from qkv [N, 3C], keeping what backward needs in att. */
+    @FunctionalInterface
+    public interface Attention {
+        void forward(Tensor qkv, Tensor att, Tensor out);
+    }
+
     /** Returns the block's output [N, C] from its input (the residual stream); moeForward maps ln2 to the MoE output. */
     public Tensor blockForward(Block<?> b, BlockActivations x, Tensor residual, UnaryOperator<Tensor> moeForward) {
+        return blockForward(b, x, residual, moeForward, (qkv, att, out) -> backend.attentionForward(heads, qkv, att, out));
+    }
+
+    /**
+     * The same with another attention over the block's qkv, e.g. one that reads earlier positions'
+     * keys and values from a cache (decoding one token at a time).
+     */
+    public Tensor blockForward(Block<?> b, BlockActivations x, Tensor residual, UnaryOperator<Tensor> moeForward,
+            Attention attention) {
         norm(b.ln1(), residual, x.ln1, x.ln1Mean, x.ln1Rstd);
         columnParallel(b.qkv(), x.ln1, x.qkv);
         try (var t = time("attention")) {
-            backend.attentionForward(heads, x.qkv, x.att, x.attOut);
+            attention.forward(x.qkv, x.att, x.attOut);
         }
         rowParallel(b.attnProj(), x.attOut, x.attProj);
         residual(residual, x.attProj, x.resAtt);
@@ -89,13 +104,19 @@ public final class BlockOps {
 
     /** Mean cross-entropy over h's kept targets of normf(x) · head^T. */
     public float headForward(NormWeights lnf, Parameter head, Tensor x, HeadActivations h) {
+        Tensor logits = headLogits(lnf, head, x, h);
+        try (var t = time("cross_entropy")) {
+            return backend.crossEntropyForward(logits, h.targets, h.losses);
+        }
+    }
+
+    /** normf(x) · head^T into h's logits [N, vocab], which it returns. */
+    public Tensor headLogits(NormWeights lnf, Parameter head, Tensor x, HeadActivations h) {
         norm(lnf, x, h.lnf, h.lnfMean, h.lnfRstd);
         try (var t = time("lm_head")) {
             backend.gemm(false, true, 1f, h.lnf, head.value(), 0f, h.logits);
         }
-        try (var t = time("cross_entropy")) {
-            return backend.crossEntropyForward(h.logits, h.targets, h.losses);
-        }
+        return h.logits;
     }
 
     /** out = x · W[:, this rank's columns] + b[those columns]; x is the same on every TENSOR rank. */

@@ -15,6 +15,7 @@ import dev.panamoe.runtime.model.BlockOps.NormWeights;
 import dev.panamoe.runtime.report.OperatorTimer;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.IntFunction;
 
 /**
  * A GPT-2 style language model whose FFNs are, every {@link GptMoeConfig#moeEvery()}-th block, a
@@ -225,6 +226,40 @@ public final class GptMoeModel implements AutoCloseable {
         float loss = ops.headForward(lnf, head, x, a.head);
         forwardDone = true;
         return loss;
+    }
+
+    /** The logits [batch * seq, vocab] of the last forward, row t of a sequence predicting its token t + 1. */
+    public Tensor logits() {
+        requireForward("logits");
+        return acts.head.logits;
+    }
+
+    /**
+     * The logits [1, vocab] after the token at position (0-based) of one sequence whose earlier
+     * positions' keys and values attention(l) holds for block l: the last row of a forward over
+     * the whole prefix, for one token's work. The buffers are the caller's, for one token, and so
+     * are the MoE blocks' workspaces (null for a dense block): the model's own keep the last forward.
+     */
+    Tensor decodeStep(int token, int position, Tensor encoded, BlockActivations[] layers, MoELayer.Workspace[] workspaces,
+            HeadActivations headActs, IntFunction<BlockOps.Attention> attention) {
+        if (token < 0 || token >= config.vocab()) {
+            throw new IllegalArgumentException("token: " + token + " is outside [0, " + config.vocab() + ")");
+        }
+        if (position < 0 || position >= config.maxSeq()) {
+            throw new IllegalArgumentException("position: must be in [0, maxSeq=" + config.maxSeq() + "), got "
+                    + position);
+        }
+        try (var t = ops.time("embedding")) {
+            backend.add(wte.value().slice(token, token + 1), wpe.value().slice(position, position + 1), encoded);
+        }
+        Tensor x = encoded;
+        for (int l = 0; l < blocks.length; l++) {
+            MoELayer moe = blocks[l].moe();
+            MoELayer.Workspace ws = workspaces[l];
+            x = ops.blockForward(blocks[l], layers[l], x, moe == null ? null : in -> moe.forward(in, ws),
+                    attention.apply(l));
+        }
+        return ops.headLogits(lnf, head, x, headActs);
     }
 
     /** Sum over the MoE layers of their aux and z losses in the last forward (already scaled by their coefficients). */

@@ -106,14 +106,30 @@ public final class TrainingReport {
         page.append("</table>\n");
     }
 
+    /** The loss chart and a text that names only the reference lines drawn on it (text data has no floor). */
     private static void lossSection(StringBuilder page, ReportData data) {
+        boolean unigram = !Double.isNaN(data.unigramLoss());
+        boolean floor = !Double.isNaN(data.lossFloor());
         page.append("<h2>Loss</h2>\n<p>Mean cross-entropy per token, in nats: training loss at every step, ")
-                .append("validation loss on held-out data where evaluated. The dashed lines are the loss of the best ")
-                .append("unigram model (predicting token frequencies, ignoring context) and the loss floor (the ")
-                .append("expected loss of the true predictive distribution of the data's generating process, which ")
-                .append("no model beats on average). <em>Gap closed</em> = (unigram &minus; final validation) / ")
-                .append("(unigram &minus; floor).</p>\n");
-        image(page, LOSS_CHART, "training and validation loss against step, with unigram loss and floor");
+                .append("validation loss on held-out data where evaluated.");
+        if (unigram) {
+            page.append(floor ? " The dashed lines are the loss" : " The dashed line is the loss").append(" of the best ")
+                    .append("unigram model (predicting token frequencies, ignoring context)");
+        }
+        if (floor) {
+            page.append(unigram ? " and" : " The dashed line is").append(" the loss floor (the expected loss of the ")
+                    .append("true predictive distribution of the data's generating process, which no model beats on ")
+                    .append("average)");
+        }
+        if (unigram || floor) {
+            page.append('.');
+        }
+        if (unigram && floor) {
+            page.append(" <em>Gap closed</em> = (unigram &minus; final validation) / (unigram &minus; floor).");
+        }
+        page.append("</p>\n");
+        image(page, LOSS_CHART, "training and validation loss against step" + (unigram && floor
+                ? ", with unigram loss and floor" : unigram ? ", with unigram loss" : floor ? ", with the floor" : ""));
     }
 
     private static void loadSection(StringBuilder page, ReportData data) {

@@ -1,5 +1,6 @@
 package dev.panamoe.runtime.train;
 
+import dev.panamoe.runtime.data.Tokenizer;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.Set;
@@ -25,17 +26,20 @@ import java.util.Set;
  * @param clipNorm        the global gradient norm is clipped to this (0: no clipping)
  * @param evalEvery       evaluate on held-out data every this many steps, and at the last step (0: only then)
  * @param evalBatches     held-out micro-batches per evaluation (the same sequences every time)
- * @param seed            seed of the model's initialisation (and of a byte corpus' sampling)
+ * @param seed            seed of the model's initialisation (and of a text corpus' sampling)
  * @param checkpointDir   directory of the checkpoint file, or null for no checkpoints
  * @param checkpointEvery write a checkpoint every this many steps (0: only at the end or at stopAt)
  * @param stopAt          end the run after this step, as if interrupted there, keeping the schedule of
  *                        {@code steps}; equal to steps for a full run
  * @param metrics         JSON-lines metrics file, or null
  * @param report          report directory, or null
+ * @param tokenizer       the {@link Tokenizer} of a text corpus ("bytes", "gpt2", "cl100k"), or null for
+ *                        data that is not text (the synthetic corpus); kept so that sampling reads the
+ *                        checkpoint's ids as the run did
  */
 public record TrainingConfig(int steps, int batch, int microBatches, int seq, float lr, float minLr, int warmup,
         float weightDecay, float beta1, float beta2, float eps, float clipNorm, int evalEvery, int evalBatches,
-        long seed, Path checkpointDir, int checkpointEvery, int stopAt, Path metrics, Path report) {
+        long seed, Path checkpointDir, int checkpointEvery, int stopAt, Path metrics, Path report, String tokenizer) {
 
     /**
      * The fields that decide the sequence of parameter values: a checkpoint resumes only a run that
@@ -62,6 +66,8 @@ public record TrainingConfig(int steps, int batch, int microBatches, int seq, fl
         atLeast("evalBatches", evalBatches, 1);
         atLeast("checkpointEvery", checkpointEvery, 0);
         check(stopAt >= 1 && stopAt <= steps, "stopAt: must be in [1, steps=" + steps + "], got " + stopAt);
+        check(tokenizer == null || Tokenizer.NAMES.contains(tokenizer), "tokenizer: unknown name '" + tokenizer
+                + "'; known: " + String.join(", ", Tokenizer.NAMES));
     }
 
     /** Sequences per forward/backward pass. */
@@ -97,7 +103,7 @@ public record TrainingConfig(int steps, int batch, int microBatches, int seq, fl
         Builder b = new Builder().steps(steps).batch(batch).microBatches(microBatches).seq(seq).lr(lr).minLr(minLr)
                 .weightDecay(weightDecay).beta1(beta1).beta2(beta2).eps(eps).clipNorm(clipNorm).evalEvery(evalEvery)
                 .evalBatches(evalBatches).seed(seed).checkpointDir(checkpointDir).checkpointEvery(checkpointEvery)
-                .metrics(metrics).report(report);
+                .metrics(metrics).report(report).tokenizer(tokenizer);
         if (warmup != Builder.defaultWarmup(steps)) {
             b.warmup(warmup);
         }
@@ -136,6 +142,7 @@ public record TrainingConfig(int steps, int batch, int microBatches, int seq, fl
         private int stopAt = DERIVED;
         private Path metrics;
         private Path report;
+        private String tokenizer;
 
         private Builder() {
         }
@@ -164,12 +171,13 @@ public record TrainingConfig(int steps, int batch, int microBatches, int seq, fl
         public Builder stopAt(int v) { stopAt = v; return this; }
         public Builder metrics(Path v) { metrics = v; return this; }
         public Builder report(Path v) { report = v; return this; }
+        public Builder tokenizer(String v) { tokenizer = v; return this; }
 
         public TrainingConfig build() {
             return new TrainingConfig(steps, batch, microBatches, seq, lr, minLr,
                     warmup == DERIVED ? defaultWarmup(steps) : warmup, weightDecay, beta1, beta2,
                     eps, clipNorm, evalEvery, evalBatches, seed, checkpointDir, checkpointEvery,
-                    stopAt == DERIVED ? steps : stopAt, metrics, report);
+                    stopAt == DERIVED ? steps : stopAt, metrics, report, tokenizer);
         }
     }
 

@@ -114,12 +114,17 @@ class TrainingReportTest {
     void rewritingReplacesTheReportAndTextDataHasNoSpecialisation() throws IOException {
         ReportData synthetic = sampleRun(30);
         TrainingReport.write(dir, synthetic);
+        String syntheticHtml = Files.readString(dir.resolve("index.html"));
+        assertTrue(syntheticHtml.contains("The dashed lines are the loss of the best unigram model")
+                && syntheticHtml.contains("and the loss floor") && syntheticHtml.contains("Gap closed"));
         ReportData text = new ReportData("bytes", Map.of(), synthetic.steps(), 3.2, Double.NaN, null, List.of());
         TrainingReport.write(dir, text);
         String html = Files.readString(dir.resolve("index.html"));
         assertTrue(html.contains("<h1>bytes</h1>"));
         assertTrue(html.contains("<th>loss floor</th><td>n/a</td>") && html.contains("<th>gap closed</th><td>n/a</td>"));
         assertTrue(!html.contains("specialisation-0.png") && html.contains("Operators were not timed"));
+        assertTrue(html.contains("The dashed line is the loss of the best unigram model") && !html.contains("loss floor (")
+                && !html.contains("Gap closed"), "the text names only the line drawn");
     }
 
     @Test

@@ -13,7 +13,7 @@ import java.util.Arrays;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-class ByteCorpusTest {
+class TextCorpusTest {
 
     @TempDir
     Path dir;
@@ -27,7 +27,7 @@ class ByteCorpusTest {
 
     @Test
     void windowsAreContiguousStayInTheirSplitAndReachItsEdges() throws IOException {
-        var corpus = ByteCorpus.open(countingFile(250), 9, 0.2, 42);
+        var corpus = TextCorpus.open(countingFile(250), 9, 0.2, 42);
         assertEquals(200, corpus.trainBytes());
         assertEquals(50, corpus.validationBytes());
         assertEquals(256, corpus.vocabSize());
@@ -52,19 +52,19 @@ class ByteCorpusTest {
     @Test
     void batchesAreDeterministicPerPositionAndSeed() throws IOException {
         Path file = countingFile(250);
-        var a = ByteCorpus.open(file, 9, 0.2, 1);
-        var b = ByteCorpus.open(file, 9, 0.2, 1);
+        var a = TextCorpus.open(file, 9, 0.2, 1);
+        var b = TextCorpus.open(file, 9, 0.2, 1);
         assertArrayEquals(a.batch(Split.TRAIN, 77, 6).tokens(), b.batch(Split.TRAIN, 77, 6).tokens());
         int[] joined = Arrays.copyOf(a.batch(Split.TRAIN, 77, 2).tokens(), 6 * 10);
         System.arraycopy(a.batch(Split.TRAIN, 79, 4).tokens(), 0, joined, 20, 40);
         assertArrayEquals(a.batch(Split.TRAIN, 77, 6).tokens(), joined);
-        var other = ByteCorpus.open(file, 9, 0.2, 2);
+        var other = TextCorpus.open(file, 9, 0.2, 2);
         assertFalse(Arrays.equals(a.batch(Split.TRAIN, 0, 16).tokens(), other.batch(Split.TRAIN, 0, 16).tokens()));
     }
 
     @Test
     void defaultSplitHoldsOutTheLastTenPercent() throws IOException {
-        var corpus = ByteCorpus.open(countingFile(1000), 16, 3);
+        var corpus = TextCorpus.open(countingFile(1000), 16, 3);
         assertEquals(900, corpus.trainBytes());
         assertEquals(100, corpus.validationBytes());
         assertTrue(corpus.describe().contains("counting.bin") && corpus.describe().contains("1000 bytes")
@@ -74,12 +74,12 @@ class ByteCorpusTest {
     @Test
     void missingEmptyAndDirectoryFilesAreRejectedByName() throws IOException {
         Path missing = dir.resolve("nope.txt");
-        var e = assertThrows(IllegalArgumentException.class, () -> ByteCorpus.open(missing, 8, 1));
+        var e = assertThrows(IllegalArgumentException.class, () -> TextCorpus.open(missing, 8, 1));
         assertTrue(e.getMessage().contains(missing.toString()) && e.getMessage().contains("does not exist"), e.getMessage());
         Path empty = Files.write(dir.resolve("empty.txt"), new byte[0]);
-        e = assertThrows(IllegalArgumentException.class, () -> ByteCorpus.open(empty, 8, 1));
+        e = assertThrows(IllegalArgumentException.class, () -> TextCorpus.open(empty, 8, 1));
         assertTrue(e.getMessage().contains(empty.toString()) && e.getMessage().contains("empty (0 bytes)"), e.getMessage());
-        e = assertThrows(IllegalArgumentException.class, () -> ByteCorpus.open(dir, 8, 1));
+        e = assertThrows(IllegalArgumentException.class, () -> TextCorpus.open(dir, 8, 1));
         assertTrue(e.getMessage().contains("not a regular file"), e.getMessage());
     }
 
@@ -87,26 +87,26 @@ class ByteCorpusTest {
     void tooShortFileNamesItsSizeAndTheSizeNeeded() throws IOException {
         // seq 9 -> windows of 10 bytes; with 10% held out the validation split needs >= 10 bytes.
         Path shortFile = countingFile(50);
-        var e = assertThrows(IllegalArgumentException.class, () -> ByteCorpus.open(shortFile, 9, 1));
+        var e = assertThrows(IllegalArgumentException.class, () -> TextCorpus.open(shortFile, 9, 1));
         String message = e.getMessage();
         assertTrue(message.contains(shortFile.toString()) && message.contains("has 50 bytes") && message.contains("10%, 5 bytes)")
                 && message.contains("at least 91 bytes"), message);
-        var fits = ByteCorpus.open(countingFile(91), 9, 1);
+        var fits = TextCorpus.open(countingFile(91), 9, 1);
         assertEquals(10, fits.validationBytes());
-        assertThrows(IllegalArgumentException.class, () -> ByteCorpus.open(countingFile(90), 9, 1));
+        assertThrows(IllegalArgumentException.class, () -> TextCorpus.open(countingFile(90), 9, 1));
         // the train split is the short one when most of the file is held out
-        e = assertThrows(IllegalArgumentException.class, () -> ByteCorpus.open(countingFile(15), 9, 0.5, 1));
+        e = assertThrows(IllegalArgumentException.class, () -> TextCorpus.open(countingFile(15), 9, 0.5, 1));
         assertTrue(e.getMessage().contains("train split (7 bytes)") && e.getMessage().contains("at least 20 bytes"), e.getMessage());
     }
 
     @Test
     void badArgumentsAreRejectedWithTheValue() throws IOException {
         Path file = countingFile(250);
-        var e = assertThrows(IllegalArgumentException.class, () -> ByteCorpus.open(file, 0, 1));
+        var e = assertThrows(IllegalArgumentException.class, () -> TextCorpus.open(file, 0, 1));
         assertTrue(e.getMessage().contains("seqLen") && e.getMessage().contains("0"), e.getMessage());
-        e = assertThrows(IllegalArgumentException.class, () -> ByteCorpus.open(file, 8, 1.0, 1));
+        e = assertThrows(IllegalArgumentException.class, () -> TextCorpus.open(file, 8, 1.0, 1));
         assertTrue(e.getMessage().contains("validationFraction") && e.getMessage().contains("1.0"), e.getMessage());
-        var corpus = ByteCorpus.open(file, 8, 1);
+        var corpus = TextCorpus.open(file, 8, 1);
         e = assertThrows(IllegalArgumentException.class, () -> corpus.batch(Split.VALIDATION, Long.MAX_VALUE, 2));
         assertTrue(e.getMessage().contains("overflows"), e.getMessage());
     }

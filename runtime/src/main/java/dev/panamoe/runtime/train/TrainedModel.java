@@ -1,0 +1,131 @@
+package dev.panamoe.runtime.train;
+
+import dev.panamoe.ops.Backend;
+import dev.panamoe.runtime.data.Tokenizer;
+import dev.panamoe.runtime.model.GptMoeConfig;
+import dev.panamoe.runtime.model.GptMoeModel;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * A trained model read back from a checkpoint for inference (e.g. by a
+ * {@link dev.panamoe.runtime.model.Generator}): the model with the checkpoint's parameters, the
+ * tokenizer it was trained with, and the step it was saved at.
+ *
+ * <p>A single-device checkpoint ({@code DIR/checkpoint.pmoe}) always opens. A checkpoint of a
+ * parallel run (one {@code rank-R-of-N} file per rank) opens when every rank holds the whole model
+ * (a pure data-parallel plan: pp = tp = ep = 1), from rank 0's file; a plan that shards the model
+ * is refused, since putting the shards back together is not supported yet.
+ *
+ * @param model     the model, on the backend given to {@link #open}; the caller closes it
+ * @param tokenizer the run's tokenizer, or null when its data was not text (the synthetic corpus)
+ * @param step      optimizer steps the checkpoint was saved after
+ * @param file      the file read
+ */
+public record TrainedModel(GptMoeModel model, Tokenizer tokenizer, int step, Path file) implements AutoCloseable {
+
+    private static final Pattern RANK_FILE = Pattern.compile("rank-(\\d+)-of-(\\d+)\\..*" + Pattern.quote(Checkpoint.FILE_NAME));
+    private static final Pattern RECORD_FIELD = Pattern.compile("(\\w+)=([^,\\]]*)");
+
+    /**
+     * Reads the checkpoint in dir (or the checkpoint file dir) onto the backend.
+     *
+     * @throws CheckpointException when there is none, it is damaged, or it shards the model
+     */
+    public static TrainedModel open(Backend backend, Path dir) {
+        Path file = checkpointFile(dir);
+        Checkpoint.Loaded c = Checkpoint.read(file);
+        Map<String, String> modelFields = c.model();
+        String plan = modelFields.get("plan");
+        if (plan != null) {
+            if (!plan.matches("pp=1,tp=1,ep=1,edp=\\d+")) {
+                throw new CheckpointException("checkpoint " + dir + " was saved by a parallel run under plan " + plan
+                        + ", whose ranks each hold part of the model; sampling from it needs resharding, which is not "
+                        + "supported yet (a pure data-parallel plan, pp=tp=ep=1, or a single device can be sampled)");
+            }
+            modelFields = recordFields(file, modelFields.get("model"));
+        }
+        GptMoeConfig config;
+        TrainingConfig training;
+        try {
+            config = RecordFields.parse(GptMoeConfig.class, modelFields);
+            training = RecordFields.parse(TrainingConfig.class, c.training());
+        } catch (IllegalArgumentException e) {
+            throw new CheckpointException("checkpoint " + file + " has a configuration this build cannot read: "
+                    + e.getMessage());
+        }
+        Tokenizer tokenizer = training.tokenizer() == null ? null : Tokenizer.of(training.tokenizer());
+        if (tokenizer != null && tokenizer.vocabSize() != config.vocab()) {
+            throw new CheckpointException("checkpoint " + file + " has a model of vocab " + config.vocab()
+                    + " but tokenizer " + tokenizer.name() + " of " + tokenizer.vocabSize() + " ids");
+        }
+        GptMoeModel model = new GptMoeModel(backend, config, training.seed());
+        try (AdamW optimizer = AdamW.of(backend, model.parameters(), training)) {
+            // The moments are read along with the values; they are dropped with the optimizer.
+            c.restore(new Checkpoint.Snapshot(c.step(), c.dataPosition(), c.model(), c.training(), c.data(),
+                    optimizer.states()));
+        } catch (RuntimeException e) {
+            model.close();
+            throw e;
+        }
+        return new TrainedModel(model, tokenizer, c.step(), file);
+    }
+
+    /** dir's single-device checkpoint, else rank 0's file of a parallel run, else dir itself when it is a file. */
+    static Path checkpointFile(Path dir) {
+        if (Files.isRegularFile(dir)) {
+            return dir;
+        }
+        if (!Files.isDirectory(dir)) {
+            throw new CheckpointException("checkpoint directory " + dir + " does not exist");
+        }
+        Path single = dir.resolve(Checkpoint.FILE_NAME);
+        if (Files.isRegularFile(single)) {
+            return single;
+        }
+        List<Path> rankZero = new ArrayList<>();
+        try (DirectoryStream<Path> files = Files.newDirectoryStream(dir)) {
+            for (Path p : files) {
+                Matcher m = RANK_FILE.matcher(p.getFileName().toString());
+                if (m.matches() && Integer.parseInt(m.group(1)) == 0) {
+                    rankZero.add(p);
+                }
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot list checkpoint directory " + dir + ": " + e.getMessage(), e);
+        }
+        if (rankZero.size() != 1) {
+            throw new CheckpointException("checkpoint directory " + dir + " holds " + (rankZero.isEmpty() ? "no checkpoint"
+                    : rankZero.size() + " rank-0 checkpoints " + rankZero) + " (expected " + Checkpoint.FILE_NAME
+                    + " or one rank-0-of-N file of a parallel run)");
+        }
+        return rankZero.getFirst();
+    }
+
+    /** The fields of a record's toString ("GptMoeConfig[vocab=64, maxSeq=64, ...]"), as a parallel run saves its model. */
+    private static Map<String, String> recordFields(Path file, String text) {
+        if (text == null) {
+            throw new CheckpointException("checkpoint " + file + " has no model configuration");
+        }
+        Map<String, String> fields = new LinkedHashMap<>();
+        Matcher m = RECORD_FIELD.matcher(text.substring(text.indexOf('[') + 1));
+        while (m.find()) {
+            fields.put(m.group(1), m.group(2));
+        }
+        return fields;
+    }
+
+    @Override
+    public void close() {
+        model.close();
+    }
+}
