@@ -142,7 +142,7 @@ class PlacementTrainCommandTest {
     }
 
     /** A checkpoint file's tensor data: what follows the preamble, the header and its checksum. */
-    private static byte[] tensorBytes(Path file) throws IOException {
+    static byte[] tensorBytes(Path file) throws IOException {
         byte[] bytes = Files.readAllBytes(file);
         int header = ByteBuffer.wrap(bytes, 12, 4).order(ByteOrder.LITTLE_ENDIAN).getInt();
         return Arrays.copyOfRange(bytes, 16 + header + 4, bytes.length);
