@@ -259,9 +259,9 @@ public final class TrainCommand implements Callable<Integer> {
             }
         }
         if (!differences.isEmpty()) {
-            throw new ParameterException(spec.commandLine(), "--resume: " + differences.size() + " option"
-                    + (differences.size() == 1 ? "" : "s") + " contradict the checkpoint " + m.file() + " (leave them out"
-                    + " to take its values):\n  " + String.join("\n  ", differences));
+            throw new ParameterException(spec.commandLine(), "--resume: " + differences.size()
+                    + (differences.size() == 1 ? " option contradicts" : " options contradict") + " the checkpoint "
+                    + m.file() + " (leave them out to take its values):\n  " + String.join("\n  ", differences));
         }
     }
 
