@@ -12,13 +12,20 @@ import dev.panamoe.runtime.data.Tokenizer;
 import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.parallel.ParallelTrainer;
 import dev.panamoe.runtime.parallel.PlacementController;
-import dev.panamoe.runtime.train.Checkpoint;
+import dev.panamoe.runtime.train.CheckpointStore;
+import dev.panamoe.runtime.train.DirectoryLock;
 import dev.panamoe.runtime.train.TrainingConfig;
 import dev.panamoe.strategy.plan.ParallelPlan;
 import dev.panamoe.strategy.search.PlanPool;
+import java.io.IOException;
+import java.nio.file.FileSystemException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -111,12 +118,13 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--report", paramLabel = "DIR", description = "Write the report (index.html and PNG charts).")
     Path report;
     @Option(names = {"--checkpoint", "--checkpoint-dir"}, paramLabel = "DIR",
-            description = "Keep the training state in DIR/" + Checkpoint.FILE_NAME + ".")
+            description = "Keep the training state in DIR: a step's rank files and its manifest (README: Checkpoints).")
     Path checkpointDir;
     @Option(names = "--checkpoint-every", paramLabel = "N",
             description = "Checkpoint every N steps, besides the end (default: ${DEFAULT-VALUE}, only the end).")
     int checkpointEvery;
-    @Option(names = "--resume", description = "Continue the run saved in --checkpoint DIR.")
+    @Option(names = "--resume", description = "Continue the run saved in --checkpoint DIR, with the options it was "
+            + "started with (options given now must agree, bar outputs and evaluation).")
     boolean resume;
     @Option(names = "--stop-at", paramLabel = "STEP",
             description = "End after STEP with a checkpoint, keeping the LR schedule of --steps (resume later).")
@@ -149,6 +157,9 @@ public final class TrainCommand implements Callable<Integer> {
         if (resume && checkpointDir == null) {
             throw new ParameterException(spec.commandLine(), "--resume needs --checkpoint DIR");
         }
+        if (resume) {
+            takeResumedSettings();
+        }
         if (stopAt != null && checkpointDir == null) {
             throw new ParameterException(spec.commandLine(),
                     "--stop-at needs --checkpoint DIR (the run ends with a checkpoint there)");
@@ -168,24 +179,180 @@ public final class TrainCommand implements Callable<Integer> {
                         TextCorpus.DEFAULT_VALIDATION_FRACTION, config.seed()));
         GptMoeConfig model = validated(() -> modelConfig(corpus.vocabSize(), config.seq()));
         TrainingRun run = new TrainingRun(System.out, preset + " on "
-                + (data == null ? "the synthetic corpus" : data.getFileName()), model, corpus, config);
+                + (data == null ? "the synthetic corpus" : data.getFileName()), model, corpus, config)
+                .settings(settings());
         int ranks = Worlds.worldSize(world == null ? 1 : world);
         boolean staticPlacement = placement.strip().equalsIgnoreCase("static");
-        if (ranks == 1 && plan == null && staticPlacement) {
-            run.execute(backend, resume, threads);
-            return 0;
+        boolean parallel = ranks > 1 || plan != null || !staticPlacement;
+        ParallelPlan parsed = null;
+        if (parallel) {
+            if (world != null && world != ranks) {
+                throw new ParameterException(spec.commandLine(), "--world " + world + " but mpirun started " + ranks
+                        + " processes");
+            }
+            parsed = validated(() -> ParallelPlan.parse(plan == null ? "dp=" + ranks : plan, ranks));
+            ParallelPlan p = parsed;
+            validated(() -> {
+                ParallelTrainer.validate(p, model, config);
+                return PlacementController.policy(placement, model, p, config);
+            });
         }
-        if (world != null && world != ranks) {
-            throw new ParameterException(spec.commandLine(), "--world " + world + " but mpirun started " + ranks
-                    + " processes");
+        checkOutputs();
+        try (DirectoryLock lock = lockCheckpointDirectory()) {
+            if (parallel) {
+                run.executeParallel(backend, parsed, COLLECTIVE_TIMEOUT, resume, threads, placement);
+            } else {
+                run.execute(backend, resume, threads);
+            }
         }
-        ParallelPlan parsed = validated(() -> ParallelPlan.parse(plan == null ? "dp=" + ranks : plan, ranks));
-        validated(() -> {
-            ParallelTrainer.validate(parsed, model, config);
-            return PlacementController.policy(placement, model, parsed, config);
-        });
-        run.executeParallel(backend, parsed, COLLECTIVE_TIMEOUT, resume, threads, placement);
         return 0;
+    }
+
+    // ---- outputs, the directory lock and --resume ----
+
+    /**
+     * The options a checkpoint records, by how a --resume treats them: DEFINING ones must agree
+     * with the checkpoint when given; ADJUSTABLE ones (outputs, evaluation) may change. Either
+     * kind, when not given, is taken from the checkpoint. --threads and --device describe the
+     * machine, not the run: not recorded.
+     */
+    private static final List<String> DEFINING = List.of("--preset", "--layers", "--hidden", "--heads", "--experts",
+            "--top-k", "--moe-every", "--capacity-factor", "--data", "--seq", "--steps", "--batch", "--micro-batches",
+            "--lr", "--min-lr", "--warmup", "--weight-decay", "--clip-norm", "--seed", "--world", "--plan",
+            "--placement");
+    private static final List<String> ADJUSTABLE = List.of("--eval-every", "--eval-batches", "--metrics", "--report",
+            "--checkpoint-every");
+
+    /** The recorded options' values (paths absolute), for the checkpoints' manifests. */
+    private Map<String, String> settings() {
+        Map<String, String> settings = new LinkedHashMap<>();
+        for (String name : concat(DEFINING, ADJUSTABLE)) {
+            Object value = spec.findOption(name).getValue();
+            if (value != null) {
+                settings.put(name, text(value));
+            }
+        }
+        return settings;
+    }
+
+    private static List<String> concat(List<String> a, List<String> b) {
+        List<String> all = new ArrayList<>(a);
+        all.addAll(b);
+        return all;
+    }
+
+    private static String text(Object value) {
+        return value instanceof Path p ? p.toAbsolutePath().normalize().toString() : String.valueOf(value);
+    }
+
+    /**
+     * --resume: every recorded option not given takes the checkpoint's value; a defining option
+     * given with another value is refused, one line per difference.
+     */
+    private void takeResumedSettings() {
+        CheckpointStore.Manifest m = CheckpointStore.newest(checkpointDir);
+        if (m == null) {
+            throw new ParameterException(spec.commandLine(), "--resume: " + checkpointDir + " holds no checkpoint (no "
+                    + "step-*.manifest.json there)");
+        }
+        List<String> differences = new ArrayList<>();
+        for (String name : concat(DEFINING, ADJUSTABLE)) {
+            OptionSpec option = spec.findOption(name);
+            String stored = m.settings().get(name);
+            if (spec.commandLine().getParseResult().hasMatchedOption(option)) {
+                String given = text(option.getValue());
+                if (DEFINING.contains(name) && !given.equals(stored)) {
+                    differences.add(name + " " + given + " here, " + (stored == null ? "not given" : stored)
+                            + " in the checkpoint");
+                }
+            } else if (stored != null) {
+                option.setValue(parse(option, stored));
+            }
+        }
+        if (!differences.isEmpty()) {
+            throw new ParameterException(spec.commandLine(), "--resume: " + differences.size()
+                    + (differences.size() == 1 ? " option contradicts" : " options contradict") + " the checkpoint "
+                    + m.file() + " (leave them out to take its values):\n  " + String.join("\n  ", differences));
+        }
+    }
+
+    /** A recorded value back into the option's type. */
+    private Object parse(OptionSpec option, String value) {
+        Class<?> type = option.type();
+        try {
+            if (option.converters() != null && option.converters().length > 0) {
+                return option.converters()[0].convert(value);
+            } else if (type == int.class || type == Integer.class) {
+                return Integer.valueOf(value);
+            } else if (type == long.class || type == Long.class) {
+                return Long.valueOf(value);
+            } else if (type == float.class || type == Float.class) {
+                return Float.valueOf(value);
+            } else if (type == double.class || type == Double.class) {
+                return Double.valueOf(value);
+            } else if (type == Path.class) {
+                return Path.of(value);
+            } else if (type == String.class) {
+                return value;
+            }
+        } catch (Exception e) {
+            throw new ParameterException(spec.commandLine(), "--resume: the checkpoint records " + option.longestName()
+                    + " '" + value + "', which is not valid: " + e.getMessage(), e, option, value);
+        }
+        throw new IllegalStateException(option.longestName() + ": options of type " + type + " cannot be resumed");
+    }
+
+    /** Every output path is writable, and of the right kind, before the first step (not after the last). */
+    private void checkOutputs() {
+        if (metrics != null) {
+            if (Files.isDirectory(metrics)) {
+                throw new ParameterException(spec.commandLine(), "--metrics " + metrics + " is a directory, not a file");
+            }
+            writableDirectory("--metrics", metrics, metrics.toAbsolutePath().getParent());
+        }
+        if (report != null) {
+            writableDirectory("--report", report, report);
+        }
+        if (checkpointDir != null) {
+            writableDirectory("--checkpoint", checkpointDir, checkpointDir);
+        }
+    }
+
+    /** Creates dir (the output of option, or its directory) and writes a file there, or says why it cannot. */
+    private void writableDirectory(String option, Path output, Path dir) {
+        String what = option + " " + output + ": " + (dir.equals(output) ? "" : "its directory " + dir + " ");
+        if (Files.exists(dir) && !Files.isDirectory(dir)) {
+            throw new ParameterException(spec.commandLine(), what + "exists and is not a directory");
+        }
+        try {
+            Files.createDirectories(dir);
+            Files.delete(Files.createTempFile(dir, ".panamoe-write-test-", ".tmp"));
+        } catch (IOException e) {
+            String reason = e instanceof FileSystemException f && f.getReason() != null ? f.getReason()
+                    : e.getClass().getSimpleName();
+            throw new ParameterException(spec.commandLine(), what + "cannot be written (" + reason + ")");
+        }
+    }
+
+    /**
+     * Takes the checkpoint directory's lock for the run (null without --checkpoint): one holder per
+     * job, this process in-JVM and rank 0's under mpirun. A fresh run refuses a directory that
+     * already holds a checkpoint: resuming it, not overwriting it, is what such a directory is for.
+     */
+    private DirectoryLock lockCheckpointDirectory() {
+        if (checkpointDir == null) {
+            return null;
+        }
+        DirectoryLock lock = Worlds.processRank() == 0 ? DirectoryLock.acquire(checkpointDir) : null;
+        CheckpointStore.Manifest existing = resume ? null : CheckpointStore.newest(checkpointDir);
+        if (existing != null) {
+            if (lock != null) {
+                lock.close();
+            }
+            throw new ParameterException(spec.commandLine(), "--checkpoint " + checkpointDir + " already holds the "
+                    + "checkpoint of step " + existing.step() + "; continue it with --resume, or choose another directory");
+        }
+        return lock;
     }
 
     /**

@@ -19,7 +19,6 @@ import dev.panamoe.runtime.report.ProgressDisplay;
 import dev.panamoe.runtime.report.ReportData;
 import dev.panamoe.runtime.report.StepMetrics;
 import dev.panamoe.runtime.report.TrainingReport;
-import dev.panamoe.runtime.train.Checkpoint;
 import dev.panamoe.runtime.train.Trainer;
 import dev.panamoe.runtime.train.TrainingConfig;
 import dev.panamoe.strategy.plan.ParallelPlan;
@@ -48,6 +47,8 @@ final class TrainingRun {
     private final GptMoeConfig modelConfig;
     private final Corpus corpus;
     private final TrainingConfig config;
+    /** What each checkpoint records of how the run was started (the command's settings). */
+    private Map<String, String> settings = Map.of();
 
     TrainingRun(PrintStream out, String title, GptMoeConfig modelConfig, Corpus corpus, TrainingConfig config) {
         this.out = out;
@@ -55,6 +56,12 @@ final class TrainingRun {
         this.modelConfig = modelConfig;
         this.corpus = corpus;
         this.config = config;
+    }
+
+    /** Records settings in every checkpoint's manifest, for a later --resume. */
+    TrainingRun settings(Map<String, String> runSettings) {
+        this.settings = runSettings;
+        return this;
     }
 
     /**
@@ -70,9 +77,12 @@ final class TrainingRun {
         long start = System.nanoTime();
         try (GptMoeModel model = new GptMoeModel(backend, modelConfig, config.seed());
                 Trainer trainer = new Trainer(model, corpus, config)) {
+            if (config.checkpointDir() != null) {
+                trainer.checkpoints().settings(settings);
+            }
             if (resume) {
-                trainer.resume(trainer.checkpointFile());
-                out.println("resumed from " + trainer.checkpointFile() + " at step " + trainer.step());
+                trainer.resume();
+                out.println("resumed from " + config.checkpointDir() + " at step " + trainer.step());
             }
             try (ProgressDisplay progress = ProgressDisplay.open(config.steps(), trainer.step())) {
                 trainer.run(m -> {
@@ -85,9 +95,7 @@ final class TrainingRun {
             double seconds = (System.nanoTime() - start) / 1e9;
             List<StepMetrics> steps = allSteps(trainer.history());
             report(steps, baselines, trainer.expertSourceCounts(), trainer.timer().entries());
-            String checkpoint = config.checkpointDir() == null ? null
-                    : trainer.checkpointFile() + " (step " + trainer.step() + ")";
-            summary(trainer.history(), trainer.step(), checkpoint, steps, seconds, baselines);
+            summary(trainer.history(), trainer.step(), steps, seconds, baselines);
         }
     }
 
@@ -117,11 +125,14 @@ final class TrainingRun {
                     StageModel model = new StageModel(backend, modelConfig, config.seed(), groups, policy.initial());
                     ParallelTrainer trainer = new ParallelTrainer(model, groups, corpus, config)) {
                 PlacementController placer = trainer.usePlacement(policy);
+                if (config.checkpointDir() != null) {
+                    trainer.checkpoints().settings(settings);
+                }
                 if (resume) {
                     trainer.resume();
                     if (lead) {
-                        out.println("resumed from " + trainer.checkpointFile() + " and the other ranks' files at step "
-                                + trainer.step());
+                        out.println("resumed from " + config.checkpointDir() + " at step " + trainer.step() + " (every "
+                                + "rank's file of that step)");
                     }
                 }
                 if (lead) {
@@ -146,9 +157,7 @@ final class TrainingRun {
         List<StepMetrics> steps = allSteps(ran);
         report(steps, baselines, null, List.of());
         int step = steps.isEmpty() ? 0 : (int) steps.getLast().step();
-        String checkpoint = config.checkpointDir() == null ? null : config.checkpointDir().resolve("rank-*-of-"
-                + String.format(Locale.ROOT, "%05d", plan.world()) + "." + Checkpoint.FILE_NAME) + " (step " + step + ")";
-        summary(ran, step, checkpoint, steps, seconds, baselines);
+        summary(ran, step, steps, seconds, baselines);
     }
 
     /** Tokens in the sample printed at each evaluation of a text run, as llm.c and nanoGPT print one. */
@@ -222,17 +231,14 @@ final class TrainingRun {
         return c;
     }
 
-    /**
-     * ran: the steps this process ran; step: the run's step now; checkpoint: where the state was
-     * saved, or null; steps: the whole run's (across a resume).
-     */
-    private void summary(List<StepMetrics> ran, int step, String checkpoint, List<StepMetrics> steps, double seconds,
+    /** ran: the steps this process ran; step: the run's step now; steps: the whole run's (across a resume). */
+    private void summary(List<StepMetrics> ran, int step, List<StepMetrics> steps, double seconds,
             Baselines baselines) {
         if (config.metrics() != null) {
             out.println("metrics:  " + config.metrics());
         }
-        if (checkpoint != null) {
-            out.println("checkpoint: " + checkpoint);
+        if (config.checkpointDir() != null) {
+            out.println("checkpoint: " + config.checkpointDir() + " (step " + step + ")");
         }
         if (!ran.isEmpty()) {
             double[] rates = ran.stream().mapToDouble(StepMetrics::tokensPerSecond).sorted().toArray();
@@ -240,8 +246,8 @@ final class TrainingRun {
                     ran.getLast().step(), seconds, rates[rates.length / 2]);
         }
         if (step < config.steps()) {
-            out.println("stopped at step " + step + " of " + config.steps()
-                    + "; continue with the same options and --resume");
+            out.println("stopped at step " + step + " of " + config.steps() + "; continue with --checkpoint "
+                    + config.checkpointDir() + " --resume");
             return;
         }
         StepMetrics last = steps.isEmpty() ? null : steps.getLast();

@@ -16,6 +16,12 @@ public final class Worlds {
         return MpiCommunicator.underMpirun();
     }
 
+    /** This process's rank under mpirun, 0 otherwise (an in-JVM world's ranks share rank 0's process). */
+    public static int processRank() {
+        String rank = System.getenv("OMPI_COMM_WORLD_RANK");
+        return rank != null ? Integer.parseInt(rank.trim()) : 0;
+    }
+
     /** The size of the world {@link #run} starts: mpirun's process count, else inJvmRanks. */
     public static int worldSize(int inJvmRanks) {
         String mpiSize = System.getenv("OMPI_COMM_WORLD_SIZE");

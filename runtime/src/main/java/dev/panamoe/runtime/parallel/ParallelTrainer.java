@@ -15,6 +15,7 @@ import dev.panamoe.runtime.report.StepMetrics;
 import dev.panamoe.runtime.train.AdamW;
 import dev.panamoe.runtime.train.Checkpoint;
 import dev.panamoe.runtime.train.CheckpointException;
+import dev.panamoe.runtime.train.CheckpointStore;
 import dev.panamoe.runtime.train.LrSchedule;
 import dev.panamoe.runtime.train.RunLoop;
 import dev.panamoe.runtime.train.Trainer;
@@ -29,7 +30,6 @@ import java.util.Arrays;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.StringJoiner;
 import java.util.function.Consumer;
@@ -71,6 +71,7 @@ public final class ParallelTrainer implements AutoCloseable {
     private PlacementController placement;
     private int step;
     private long dataPosition;
+    private CheckpointStore checkpoints;
 
     public ParallelTrainer(StageModel model, ProcessGroups groups, Corpus corpus, TrainingConfig config) {
         validate(groups.plan(), model.config(), config);
@@ -146,33 +147,48 @@ public final class ParallelTrainer implements AutoCloseable {
     // ---- checkpoints ----
 
     /**
-     * This rank's checkpoint file in the checkpoint directory: each rank saves its own shards with
-     * their AdamW moments ("rank-00003-of-00008.checkpoint.pmoe"), so no two ranks write one file.
+     * The checkpoint directory's store: each rank saves its own shards with their AdamW moments
+     * ("step-00000012.rank-00003-of-00008.pmoe"), and rank 0 commits a step once every rank's file
+     * is durable ({@link CheckpointStore}).
      */
-    public Path checkpointFile() {
-        if (config.checkpointDir() == null) {
-            throw new IllegalStateException("checkpointDir: no checkpoint directory configured");
+    public CheckpointStore checkpoints() {
+        if (checkpoints == null) {
+            if (config.checkpointDir() == null) {
+                throw new IllegalStateException("checkpointDir: no checkpoint directory configured");
+            }
+            checkpoints = new CheckpointStore(config.checkpointDir(), groups.rank(), groups.plan().world(),
+                    (bytes, crc) -> {
+                        int[] all = gatherOverWorld((int) (bytes >>> 32), (int) bytes, crc);
+                        long[][] byRank = new long[all.length / 3][];
+                        for (int r = 0; r < byRank.length; r++) {
+                            byRank[r] = new long[] {((long) all[3 * r] << 32) | Integer.toUnsignedLong(all[3 * r + 1]),
+                                Integer.toUnsignedLong(all[3 * r + 2])};
+                        }
+                        return byRank;
+                    });
         }
-        return config.checkpointDir().resolve(String.format(Locale.ROOT, "rank-%05d-of-%05d.%s", groups.rank(),
-                groups.plan().world(), Checkpoint.FILE_NAME));
+        return checkpoints;
     }
 
+    /** Saves this rank's part of the checkpoint of the current step. Collective. */
     public void saveCheckpoint() {
-        Checkpoint.write(checkpointFile(), snapshot());
+        checkpoints().save(snapshot());
     }
 
     /**
-     * Continues the run saved in this rank's {@link #checkpointFile()}: checks it belongs to this
-     * model, plan, rank, training configuration and data, then restores the shards, moments, step
-     * and data position. Every rank resumes from its own file of the same step. Under a placement
-     * policy ({@link #usePlacement} first), the policy is replayed on the saved per-step expert
-     * counts, which restores its tracker, its own state and the placements exactly; the placements
-     * it reaches must equal the saved ones (same policy, same slots), or the checkpoint is refused.
+     * Continues the run from the newest committed checkpoint: each rank reads its own file of that
+     * step, checks it belongs to this model, plan, rank, training configuration and data, then
+     * restores the shards, moments, step and data position. The ranks then check that they all
+     * resumed the same step. Under a placement policy ({@link #usePlacement} first), the policy is
+     * replayed on the saved per-step expert counts, which restores its tracker, its own state and
+     * the placements exactly; the placements it reaches must equal the saved ones (same policy,
+     * same slots), or the checkpoint is refused. Collective.
      */
     public void resume() {
-        Checkpoint.Loaded c = Checkpoint.read(checkpointFile());
+        Checkpoint.Loaded c = checkpoints().load();
+        CheckpointStore.checkSameStep(gatherOverWorld(c.step()));
         if (c.step() < 0 || c.step() > config.steps()) {
-            throw new CheckpointException("checkpoint " + checkpointFile() + " is at step " + c.step()
+            throw new CheckpointException("checkpoint " + c.file() + " is at step " + c.step()
                     + ", outside this run's [0, " + config.steps() + "]");
         }
         if (placement != null) {
@@ -181,6 +197,19 @@ public final class ParallelTrainer implements AutoCloseable {
         c.restore(snapshot());
         step = c.step();
         dataPosition = c.dataPosition();
+    }
+
+    /** Every rank's values, concatenated in rank order (each rank passes as many). Collective. */
+    private int[] gatherOverWorld(int... values) {
+        Communicator world = groups.world();
+        try (TensorScope s = TensorScope.confined(backend)) {
+            Tensor t = s.allocate("gathered", DType.I32, world.size() * values.length);
+            int[] mine = new int[world.size() * values.length];
+            System.arraycopy(values, 0, mine, world.rank() * values.length, values.length);
+            t.copyFrom(mine);
+            world.allReduce(t); // zeros elsewhere: the sum is the concatenation
+            return t.toIntArray();
+        }
     }
 
     private Checkpoint.Snapshot snapshot() {
@@ -222,7 +251,7 @@ public final class ParallelTrainer implements AutoCloseable {
     private List<int[][]> savedLoads(Checkpoint.Loaded c) {
         String text = c.model().get(LOADS);
         if (text == null) {
-            throw new CheckpointException("checkpoint " + checkpointFile() + " was saved without a placement policy; "
+            throw new CheckpointException("checkpoint " + c.file() + " was saved without a placement policy; "
                     + "this run uses --placement " + placement.policy().name());
         }
         int layers = model.config().moeLayerCount();
@@ -233,13 +262,13 @@ public final class ParallelTrainer implements AutoCloseable {
                     .map(row -> Arrays.stream(row.split(",", -1)).mapToInt(Integer::parseInt).toArray())
                     .toArray(int[][]::new);
             if (counts.length != layers || Arrays.stream(counts).anyMatch(row -> row.length != experts)) {
-                throw new CheckpointException("checkpoint " + checkpointFile() + " has expert counts of step "
+                throw new CheckpointException("checkpoint " + c.file() + " has expert counts of step "
                         + (loads.size() + 1) + " that are not " + layers + " MoE layers of " + experts + " experts");
             }
             loads.add(counts);
         }
         if (loads.size() != c.step()) {
-            throw new CheckpointException("checkpoint " + checkpointFile() + " is at step " + c.step() + " but holds "
+            throw new CheckpointException("checkpoint " + c.file() + " is at step " + c.step() + " but holds "
                     + "expert counts of " + loads.size() + " steps");
         }
         return loads;

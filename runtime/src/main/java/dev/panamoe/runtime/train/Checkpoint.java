@@ -27,7 +27,7 @@ import java.util.Objects;
 import java.util.zip.CRC32C;
 
 /**
- * The training state in one file: every parameter with its AdamW moments, the step, the data
+ * The training state of one rank in one file: every parameter with its AdamW moments, the step, the data
  * position, and the model configuration, training configuration and data description they belong
  * to. (The run has no other random state: the corpus draws each sequence from its position, and the
  * model's initialisation from the seed kept in the training configuration.)
@@ -40,14 +40,12 @@ import java.util.zip.CRC32C;
  * The header lists each tensor's parameter name, role ("value", "m", "v"), shape and the CRC-32C of
  * its bytes. A file is written to a temporary file in the same directory, fsynced, renamed over the
  * previous checkpoint and the directory fsynced: a crash at any point leaves either the old or the
- * new checkpoint, whole. Reading checks everything — preamble, header checksum, file length, every
+ * new checkpoint, whole. ({@link CheckpointStore} commits the files of all ranks of a step as one
+ * checkpoint.) Reading checks everything — preamble, header checksum, file length, every
  * tensor's checksum, then the model, run, data and tensor shapes against the current run — into
  * temporary buffers, and copies into the model only when all of it passed.
  */
 public final class Checkpoint {
-
-    /** The file a checkpoint directory holds. */
-    public static final String FILE_NAME = "checkpoint.pmoe";
 
     static final int VERSION = 1;
     private static final byte[] MAGIC = "PMOECKPT".getBytes(StandardCharsets.US_ASCII);
@@ -88,10 +86,14 @@ public final class Checkpoint {
         }
     }
 
+    /** What was written: the file's length and the CRC-32C of all its bytes. */
+    public record Written(long bytes, int crc32c) {
+    }
+
     // ---- writing ----
 
     /** Writes {@code snapshot} to {@code file} atomically, creating its directory if needed. */
-    public static void write(Path file, Snapshot snapshot) {
+    public static Written write(Path file, Snapshot snapshot) {
         List<Entry> entries = new ArrayList<>();
         List<ByteBuffer> data = new ArrayList<>();
         for (AdamW.State s : snapshot.states()) {
@@ -108,12 +110,20 @@ public final class Checkpoint {
         preamble.put(MAGIC).putInt(VERSION).putInt(header.length).put(header);
         preamble.putInt(crc(ByteBuffer.wrap(preamble.array(), 0, preamble.position())));
         preamble.flip();
+        CRC32C whole = new CRC32C();
+        long bytes = preamble.remaining();
+        whole.update(preamble.duplicate());
+        for (ByteBuffer b : data) {
+            whole.update(b.duplicate());
+            bytes += b.remaining();
+        }
         writeAtomically(file, channel -> {
             writeFully(channel, preamble);
             for (ByteBuffer b : data) {
                 writeFully(channel, b);
             }
         });
+        return new Written(bytes, (int) whole.getValue());
     }
 
     /** A parameter's tensors in the order of {@link #ROLES}. */
@@ -245,6 +255,10 @@ public final class Checkpoint {
             this.data = data;
             this.entries = entries;
             this.values = values;
+        }
+
+        public Path file() {
+            return file;
         }
 
         public int step() {

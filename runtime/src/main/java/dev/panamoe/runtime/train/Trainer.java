@@ -43,6 +43,7 @@ public final class Trainer implements AutoCloseable {
     private int step;
     private long dataPosition;
     private long[][][] expertSourceCounts;
+    private CheckpointStore checkpoints;
 
     /** A fresh run at step 0; the model keeps its parameters (its initialisation, or what the caller set). */
     public Trainer(GptMoeModel model, Corpus corpus, TrainingConfig config) {
@@ -226,30 +227,33 @@ public final class Trainer implements AutoCloseable {
 
     // ---- checkpoints ----
 
-    /** The checkpoint file of the configured checkpoint directory. */
-    public Path checkpointFile() {
-        if (config.checkpointDir() == null) {
-            throw new IllegalStateException("checkpointDir: no checkpoint directory configured");
+    /** The configured checkpoint directory's store (a world of one rank). */
+    public CheckpointStore checkpoints() {
+        if (checkpoints == null) {
+            if (config.checkpointDir() == null) {
+                throw new IllegalStateException("checkpointDir: no checkpoint directory configured");
+            }
+            checkpoints = CheckpointStore.single(config.checkpointDir());
         }
-        return config.checkpointDir().resolve(Checkpoint.FILE_NAME);
+        return checkpoints;
     }
 
-    /** Writes the run's state to {@link #checkpointFile()}, replacing the previous checkpoint atomically. */
-    public void saveCheckpoint() {
-        Checkpoint.write(checkpointFile(), snapshot());
+    /** Commits the run's state as the checkpoint of its step ({@link CheckpointStore}); returns the file written. */
+    public Path saveCheckpoint() {
+        return checkpoints().save(snapshot());
     }
 
     /**
-     * Continues the run saved in {@code file}: checks it belongs to this model, configuration and
-     * data, then restores parameters, moments, step and data position.
+     * Continues the run from the newest checkpoint of {@link #checkpoints()}: checks it belongs to
+     * this model, configuration and data, then restores parameters, moments, step and data position.
      *
-     * @throws CheckpointException when the file is truncated, corrupted or from another run; the
-     *         model and optimizer are then untouched
+     * @throws CheckpointException when there is none, or it is truncated, corrupted or from another
+     *         run; the model and optimizer are then untouched
      */
-    public void resume(Path file) {
-        Checkpoint.Loaded c = Checkpoint.read(file);
+    public void resume() {
+        Checkpoint.Loaded c = checkpoints().load();
         if (c.step() < 0 || c.step() > config.steps()) {
-            throw new CheckpointException("checkpoint " + file + " is at step " + c.step() + ", outside this run's [0, "
+            throw new CheckpointException("checkpoint " + c.file() + " is at step " + c.step() + ", outside this run's [0, "
                     + config.steps() + "]");
         }
         c.restore(snapshot());

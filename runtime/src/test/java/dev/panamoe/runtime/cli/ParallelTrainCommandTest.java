@@ -1,6 +1,7 @@
 package dev.panamoe.runtime.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.panamoe.runtime.cli.TrainCommandTest.Result;
@@ -64,7 +65,7 @@ class ParallelTrainCommandTest {
                 checkpoints.toString(), "--stop-at", "2")));
         assertEquals(0, r.code(), r.err());
         for (int rank = 0; rank < 4; rank++) {
-            assertTrue(Files.isRegularFile(checkpoints.resolve("rank-0000" + rank + "-of-00004.checkpoint.pmoe")),
+            assertTrue(Files.isRegularFile(checkpoints.resolve("step-00000002.rank-0000" + rank + "-of-00004.pmoe")),
                     "rank " + rank + "'s checkpoint");
         }
         r = TrainCommandTest.run(with(concat(plan, "--metrics", resumed.toString(), "--checkpoint",
@@ -82,8 +83,9 @@ class ParallelTrainCommandTest {
 
         r = TrainCommandTest.run(with("--world", "4", "--plan", "tp=2,ep=2", "--checkpoint", checkpoints.toString(),
                 "--resume"));
-        assertEquals(1, r.code(), "another plan's checkpoint is refused\n" + r.out() + r.err());
-        assertTrue(r.err().contains("does not match this run"), r.err());
+        assertEquals(2, r.code(), "another plan's checkpoint is refused\n" + r.out() + r.err());
+        assertTrue(r.err().contains("--plan tp=2,ep=2 here, pp=2,ep=2 in the checkpoint"), r.err());
+        assertFalse(r.err().contains("--world"), "an agreeing option is no difference: " + r.err());
     }
 
     private static String[] concat(String[] a, String... b) {

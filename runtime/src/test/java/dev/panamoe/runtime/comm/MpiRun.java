@@ -31,16 +31,11 @@ public final class MpiRun {
         return null;
     }
 
-    /**
-     * Runs mainClass with args in ranks processes (oversubscribed: more ranks than cores is fine)
-     * and asserts the job ended within limitMs; a job still running then is killed with its children.
-     */
-    public static Job run(String mpirun, int ranks, String mainClass, List<String> args, long limitMs)
-            throws IOException, InterruptedException {
+    /** The command that runs mainClass with args in a JVM like this one (its java, class path and native library). */
+    public static List<String> java(String mainClass, List<String> args) {
         String java = ProcessHandle.current().info().command()
                 .orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        List<String> command = new ArrayList<>(List.of(mpirun, "--allow-run-as-root", "--oversubscribe", "-np",
-                Integer.toString(ranks), java, "--enable-native-access=ALL-UNNAMED", "-cp",
+        List<String> command = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED", "-cp",
                 System.getProperty("java.class.path")));
         String nativeDir = System.getProperty("panamoe.native.dir");
         if (nativeDir != null) {
@@ -48,9 +43,28 @@ public final class MpiRun {
         }
         command.add(mainClass);
         command.addAll(args);
-        Path log = Files.createTempFile("panamoe-mpirun-", ".log");
-        ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile());
+        return command;
+    }
+
+    /** mpirun running {@link #java} in ranks processes (oversubscribed: more ranks than cores is fine). */
+    public static ProcessBuilder mpirunJava(String mpirun, int ranks, String mainClass, List<String> args) {
+        List<String> command = new ArrayList<>(List.of(mpirun, "--allow-run-as-root", "--oversubscribe", "-np",
+                Integer.toString(ranks)));
+        command.addAll(java(mainClass, args));
+        ProcessBuilder pb = new ProcessBuilder(command);
         pb.environment().put("OMPI_MCA_mpi_yield_when_idle", "1"); // ranks share the cores: do not spin
+        return pb;
+    }
+
+    /**
+     * Runs mainClass with args in ranks processes and asserts the job ended within limitMs; a job
+     * still running then is killed with its children.
+     */
+    public static Job run(String mpirun, int ranks, String mainClass, List<String> args, long limitMs)
+            throws IOException, InterruptedException {
+        Path log = Files.createTempFile("panamoe-mpirun-", ".log");
+        ProcessBuilder pb = mpirunJava(mpirun, ranks, mainClass, args).redirectErrorStream(true)
+                .redirectOutput(log.toFile());
         long start = System.nanoTime();
         Process p = pb.start();
         boolean ended = p.waitFor(limitMs, TimeUnit.MILLISECONDS);

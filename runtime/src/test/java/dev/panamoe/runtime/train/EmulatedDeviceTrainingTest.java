@@ -66,7 +66,7 @@ class EmulatedDeviceTrainingTest {
         try (GptMoeModel model = new GptMoeModel(device, TinyRun.model(), 99);
                 Trainer trainer = new Trainer(model, TinyRun.corpus(), TinyRun.config()
                         .checkpointDir(dir.resolve("device")).build())) {
-            trainer.resume(trainer.checkpointFile());
+            trainer.resume();
             assertSameValues(cpu.values(), TinyRun.values(model), "resumed on the emulated device");
         }
     }

@@ -54,7 +54,7 @@ class ResumeTest {
         List<StepMetrics> resumed;
         // Another initialisation: everything must come from the checkpoint.
         try (GptMoeModel model = TinyRun.newModel(1234); Trainer trainer = new Trainer(model, TinyRun.corpus(), split)) {
-            trainer.resume(trainer.checkpointFile());
+            trainer.resume();
             assertEquals(5, trainer.step());
             resumed = trainer.run(m -> { });
             List<float[]> values = TinyRun.values(model);

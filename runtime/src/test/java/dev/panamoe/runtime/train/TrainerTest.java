@@ -163,7 +163,8 @@ class TrainerTest {
             assertEquals(4, ran.size());
             assertEquals(LrSchedule.of(config).at(4), (float) ran.get(3).lr());
             assertNotEquals(config.minLr(), (float) ran.get(3).lr(), "not decayed as if the run ended at 4");
-            assertEquals(4, Checkpoint.read(dir.resolve(Checkpoint.FILE_NAME)).step());
+            assertEquals(4, CheckpointStore.newest(dir).step());
+            assertEquals(4, Checkpoint.read(CheckpointStore.single(dir).rankFile(4, 0)).step());
             assertFalse(ran.get(3).evaluated(), "an interrupted run does not evaluate where it stops");
         }
     }
