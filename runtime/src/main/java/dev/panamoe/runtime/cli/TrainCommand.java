@@ -217,8 +217,8 @@ public final class TrainCommand implements Callable<Integer> {
      * machine, not the run: not recorded.
      */
     private static final List<String> DEFINING = List.of("--preset", "--layers", "--hidden", "--heads", "--experts",
-            "--top-k", "--moe-every", "--capacity-factor", "--data", "--seq", "--steps", "--batch", "--micro-batches",
-            "--lr", "--min-lr", "--warmup", "--weight-decay", "--clip-norm", "--seed", "--world", "--plan",
+            "--top-k", "--moe-every", "--capacity-factor", "--data", "--tokenizer", "--seq", "--steps", "--batch",
+            "--micro-batches", "--lr", "--min-lr", "--warmup", "--weight-decay", "--clip-norm", "--seed", "--world", "--plan",
             "--placement");
     private static final List<String> ADJUSTABLE = List.of("--eval-every", "--eval-batches", "--metrics", "--report",
             "--checkpoint-every");

@@ -4,14 +4,9 @@ import dev.panamoe.ops.Backend;
 import dev.panamoe.runtime.data.Tokenizer;
 import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.model.GptMoeModel;
-import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -33,7 +28,6 @@ import java.util.regex.Pattern;
  */
 public record TrainedModel(GptMoeModel model, Tokenizer tokenizer, int step, Path file) implements AutoCloseable {
 
-    private static final Pattern RANK_FILE = Pattern.compile("rank-(\\d+)-of-(\\d+)\\..*" + Pattern.quote(Checkpoint.FILE_NAME));
     private static final Pattern RECORD_FIELD = Pattern.compile("(\\w+)=([^,\\]]*)");
 
     /**
@@ -42,8 +36,9 @@ public record TrainedModel(GptMoeModel model, Tokenizer tokenizer, int step, Pat
      * @throws CheckpointException when there is none, it is damaged, or it shards the model
      */
     public static TrainedModel open(Backend backend, Path dir) {
-        Path file = checkpointFile(dir);
-        Checkpoint.Loaded c = Checkpoint.read(file);
+        CheckpointStore store = rankZero(dir);
+        Checkpoint.Loaded c = store.load();
+        Path file = store.rankFile(c.step(), 0);
         Map<String, String> modelFields = c.model();
         String plan = modelFields.get("plan");
         if (plan != null) {
@@ -80,35 +75,20 @@ public record TrainedModel(GptMoeModel model, Tokenizer tokenizer, int step, Pat
         return new TrainedModel(model, tokenizer, c.step(), file);
     }
 
-    /** dir's single-device checkpoint, else rank 0's file of a parallel run, else dir itself when it is a file. */
-    static Path checkpointFile(Path dir) {
-        if (Files.isRegularFile(dir)) {
-            return dir;
-        }
+    /**
+     * Rank 0's view of dir's newest committed step (a single device's only file), whose load
+     * checks the file against its manifest as a resume does.
+     */
+    private static CheckpointStore rankZero(Path dir) {
         if (!Files.isDirectory(dir)) {
             throw new CheckpointException("checkpoint directory " + dir + " does not exist");
         }
-        Path single = dir.resolve(Checkpoint.FILE_NAME);
-        if (Files.isRegularFile(single)) {
-            return single;
+        CheckpointStore.Manifest newest = CheckpointStore.newest(dir);
+        if (newest == null) {
+            throw new CheckpointException("checkpoint directory " + dir + " holds no checkpoint: no step was committed (no"
+                    + " step-*.manifest.json)");
         }
-        List<Path> rankZero = new ArrayList<>();
-        try (DirectoryStream<Path> files = Files.newDirectoryStream(dir)) {
-            for (Path p : files) {
-                Matcher m = RANK_FILE.matcher(p.getFileName().toString());
-                if (m.matches() && Integer.parseInt(m.group(1)) == 0) {
-                    rankZero.add(p);
-                }
-            }
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot list checkpoint directory " + dir + ": " + e.getMessage(), e);
-        }
-        if (rankZero.size() != 1) {
-            throw new CheckpointException("checkpoint directory " + dir + " holds " + (rankZero.isEmpty() ? "no checkpoint"
-                    : rankZero.size() + " rank-0 checkpoints " + rankZero) + " (expected " + Checkpoint.FILE_NAME
-                    + " or one rank-0-of-N file of a parallel run)");
-        }
-        return rankZero.getFirst();
+        return new CheckpointStore(dir, 0, newest.world(), null);
     }
 
     /** The fields of a record's toString ("GptMoeConfig[vocab=64, maxSeq=64, ...]"), as a parallel run saves its model. */
