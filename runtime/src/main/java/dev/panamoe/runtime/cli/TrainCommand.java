@@ -186,8 +186,8 @@ public final class TrainCommand implements Callable<Integer> {
             System.out.print(estimate.describe());
             return 0;
         }
-        requireMemory(estimate, dev, single || !Worlds.underMpirun() ? 1 : localRanks());
         Backend backend = backend(dev);
+        requireMemory(estimate, dev, single || !Worlds.underMpirun() ? 1 : localRanks());
         TrainingRun run = new TrainingRun(System.out, preset + " on "
                 + (data == null ? "the synthetic corpus" : data.getFileName()), model, corpus, config);
         if (single) {
@@ -220,10 +220,8 @@ public final class TrainCommand implements Callable<Integer> {
         }
     }
 
+    /** The free memory of a device whose backend has been created (so cudart is usable). */
     private static AvailableMemory deviceMemory(Device dev) {
-        if (!CudaRuntime.probe().available()) {
-            throw new IllegalStateException("--device " + dev + ": " + CudaRuntime.probe().reason());
-        }
         int previous = CudaRuntime.device();
         CudaRuntime.setDevice(dev.index());
         try {

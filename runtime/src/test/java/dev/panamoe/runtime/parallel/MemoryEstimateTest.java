@@ -35,8 +35,8 @@ import org.junit.jupiter.params.provider.ValueSource;
  * to the rows that really arrive, below the estimate's worst case, hence the lower bound.
  */
 class MemoryEstimateTest {
-    private static final double LOWER = 0.75;
-    private static final double UPPER = 1.3;
+    private static final double LOWER = 0.8;
+    private static final double UPPER = 1.2;
     private static final String RESULT = "resident growth bytes: ";
 
     /** "layers,hidden,experts,moeEvery,batch,microBatches,seq,capacity(0 = dropless),plan,world". */
