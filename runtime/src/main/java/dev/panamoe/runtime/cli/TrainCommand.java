@@ -156,6 +156,12 @@ public final class TrainCommand implements Callable<Integer> {
             throw new ParameterException(spec.commandLine(),
                     "--stop-at needs --checkpoint DIR (the run ends with a checkpoint there)");
         }
+        int maxThreads = 8 * Runtime.getRuntime().availableProcessors();
+        if (threads != null && (threads < 1 || threads > maxThreads)) {
+            // OpenMP starts every thread asked for: 100000 of them stall the run before its first step
+            throw new ParameterException(spec.commandLine(), "Invalid value for option '--threads': " + threads
+                    + " is outside [1, " + maxThreads + "] (8 per processor of this machine)");
+        }
         if (planPool != null) {
             usePlanPool(Worlds.worldSize(world == null ? 1 : world));
         }

@@ -43,11 +43,16 @@ class TrainMemoryTest {
     }
 
     @Test
-    void aSequenceAboveThePresetsMaximumIsRefused() {
-        Result r = TrainCommandTest.run("train", "--seq", "65");
-        assertEquals(2, r.code(), r.err());
-        assertTrue(r.err().contains("Invalid value for option '--seq': 65 is above the maximum sequence length of preset "
-                + "tiny, 64"), r.err());
+    void sizeOptionsBeyondTheirLimitsAreRefused() {
+        Result seq = TrainCommandTest.run("train", "--seq", "65");
+        assertEquals(2, seq.code(), seq.err());
+        assertTrue(seq.err().contains("Invalid value for option '--seq': 65 is above the maximum sequence length of "
+                + "preset tiny, 64"), seq.err());
+        int max = 8 * Runtime.getRuntime().availableProcessors();
+        Result threads = TrainCommandTest.run("train", "--threads", Integer.toString(max + 1));
+        assertEquals(2, threads.code(), threads.err());
+        assertTrue(threads.err().contains("Invalid value for option '--threads': " + (max + 1) + " is outside [1, " + max
+                + "]"), threads.err());
     }
 
     @Test
