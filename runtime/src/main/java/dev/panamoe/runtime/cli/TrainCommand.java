@@ -186,6 +186,9 @@ public final class TrainCommand implements Callable<Integer> {
         });
         MemoryEstimate estimate = validated(() -> MemoryEstimate.of(model, config, parsed, slotsPerDevice, !dev.isCpu()));
         if (dryRun) {
+            if (!"0".equals(System.getenv().getOrDefault("OMPI_COMM_WORLD_RANK", "0"))) {
+                return 0; // under mpirun the first process alone prints
+            }
             System.out.println("model:    " + model.describe());
             System.out.printf(Locale.ROOT, "parameters: %d (%d active per token)%n", model.parameterCount(),
                     model.activeParameterCount());

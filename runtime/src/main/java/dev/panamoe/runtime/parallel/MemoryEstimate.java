@@ -90,8 +90,9 @@ public final class MemoryEstimate {
             return new MemoryEstimate(heaviest, heaviestBytes, process, rankParameters, model.parameterCount(),
                     heaviestStage, plan);
         } catch (ArithmeticException e) {
-            throw new IllegalArgumentException("model: the memory of " + model.describe()
-                    + " overflows a 64-bit byte count; the sizes cannot fit any machine", e);
+            throw new IllegalArgumentException("model: the memory of " + model.layers() + " blocks of hidden "
+                    + model.hidden() + " with " + model.experts() + " experts, " + config.microBatchSize() + " x "
+                    + config.seq() + " tokens per micro-batch overflows a 64-bit byte count; it cannot fit any machine", e);
         }
     }
 

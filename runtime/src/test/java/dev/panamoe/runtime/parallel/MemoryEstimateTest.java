@@ -57,11 +57,16 @@ class MemoryEstimateTest {
 
     @Test
     void sizesThatOverflowALongAreRefusedNotWrapped() {
-        GptMoeConfig huge = GptMoeConfig.preset("tiny").toBuilder().hidden(1 << 20).heads(1).experts(1 << 30).build();
-        TrainingConfig config = TrainingConfig.builder().batch(1 << 30).seq(64).build();
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+        GptMoeConfig.Builder wide = GptMoeConfig.preset("tiny").toBuilder().hidden(1 << 20).heads(1);
+        IllegalArgumentException count = assertThrows(IllegalArgumentException.class,
+                () -> wide.experts(1 << 22).build());
+        assertTrue(count.getMessage().startsWith("experts: 2 blocks of hidden 1048576 with 4194304 experts have more "
+                + "parameters than a 64-bit count holds"), count.getMessage());
+        GptMoeConfig huge = wide.experts(1 << 18).build(); // 2^61 parameters: their bytes overflow
+        TrainingConfig config = TrainingConfig.builder().batch(8).seq(64).build();
+        IllegalArgumentException bytes = assertThrows(IllegalArgumentException.class,
                 () -> MemoryEstimate.of(huge, config, ParallelPlan.SINGLE, huge.experts(), false));
-        assertTrue(e.getMessage().contains("overflows a 64-bit byte count"), e.getMessage());
+        assertTrue(bytes.getMessage().contains("overflows a 64-bit byte count"), bytes.getMessage());
     }
 
     @Test
