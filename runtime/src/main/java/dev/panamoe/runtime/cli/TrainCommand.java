@@ -1,5 +1,6 @@
 package dev.panamoe.runtime.cli;
 
+import dev.panamoe.bindings.CudaRuntime;
 import dev.panamoe.ops.Backend;
 import dev.panamoe.ops.BackendUnavailableException;
 import dev.panamoe.ops.Device;
@@ -10,11 +11,13 @@ import dev.panamoe.runtime.data.SyntheticCorpus;
 import dev.panamoe.runtime.data.TextCorpus;
 import dev.panamoe.runtime.data.Tokenizer;
 import dev.panamoe.runtime.model.GptMoeConfig;
+import dev.panamoe.runtime.parallel.MemoryEstimate;
 import dev.panamoe.runtime.parallel.ParallelTrainer;
 import dev.panamoe.runtime.parallel.PlacementController;
 import dev.panamoe.runtime.train.CheckpointStore;
 import dev.panamoe.runtime.train.DirectoryLock;
 import dev.panamoe.runtime.train.TrainingConfig;
+import dev.panamoe.strategy.placement.ExpertPlacement;
 import dev.panamoe.strategy.plan.ParallelPlan;
 import dev.panamoe.strategy.search.PlanPool;
 import java.io.IOException;
@@ -80,7 +83,7 @@ public final class TrainCommand implements Callable<Integer> {
             description = "How --data becomes tokens: its bytes, or GPT-2's or cl100k's BPE; the model's vocabulary is "
                     + "the tokenizer's, and the checkpoint keeps it for 'sample' (default: bytes).")
     String tokenizer;
-    @Option(names = "--seq", description = "Tokens per sequence (default: the preset's maximum).")
+    @Option(names = "--seq", description = "Tokens per sequence, at most the preset's maximum (default: it).")
     Integer seq;
 
     // ---- training ----
@@ -149,8 +152,14 @@ public final class TrainCommand implements Callable<Integer> {
                     + "ranks, preset and batch); its micro-batches and capacity too, unless given.")
     Path planPool;
 
-    /** How long a rank waits in a collective before the run fails (a failed rank stops the others sooner). */
-    static final Duration COLLECTIVE_TIMEOUT = Duration.ofMinutes(2);
+    @Option(names = "--collective-timeout", paramLabel = "SECONDS", converter = Seconds.class, defaultValue = "120",
+            description = "How long a rank waits in a collective for the others before the run fails, naming the "
+                    + "ranks that did not arrive (a failed rank stops the others sooner; default: ${DEFAULT-VALUE}).")
+    Duration collectiveTimeout;
+
+    @Option(names = "--dry-run", description = "Print the parameter count and the memory estimate per rank, broken "
+            + "down, and exit without training.")
+    boolean dryRun;
 
     @Override
     public Integer call() {
@@ -164,6 +173,12 @@ public final class TrainCommand implements Callable<Integer> {
             throw new ParameterException(spec.commandLine(),
                     "--stop-at needs --checkpoint DIR (the run ends with a checkpoint there)");
         }
+        int maxThreads = 8 * Runtime.getRuntime().availableProcessors();
+        if (threads != null && (threads < 1 || threads > maxThreads)) {
+            // OpenMP starts every thread asked for: 100000 of them stall the run before its first step
+            throw new ParameterException(spec.commandLine(), "Invalid value for option '--threads': " + threads
+                    + " is outside [1, " + maxThreads + "] (8 per processor of this machine)");
+        }
         if (planPool != null) {
             usePlanPool(Worlds.worldSize(world == null ? 1 : world));
         }
@@ -171,38 +186,48 @@ public final class TrainCommand implements Callable<Integer> {
             throw new ParameterException(spec.commandLine(), "--tokenizer needs --data FILE (the synthetic corpus has "
                     + "its own tokens)");
         }
-        Backend backend = backend(validated(() -> Device.parse(device)));
+        Device dev = validated(() -> Device.parse(device));
         TrainingConfig config = validated(() -> trainingConfig());
         Corpus corpus = validated(() -> data == null
                 ? new SyntheticCorpus(SyntheticCorpus.Config.tinyDefaults().withSeqLen(config.seq()))
                 : TextCorpus.open(data, Tokenizer.of(config.tokenizer()), config.seq(),
                         TextCorpus.DEFAULT_VALIDATION_FRACTION, config.seed()));
         GptMoeConfig model = validated(() -> modelConfig(corpus.vocabSize(), config.seq()));
+        int ranks = Worlds.worldSize(world == null ? 1 : world);
+        boolean single = ranks == 1 && plan == null && placement.strip().equalsIgnoreCase("static");
+        if (!single && world != null && world != ranks) {
+            throw new ParameterException(spec.commandLine(), "--world " + world + " but mpirun started " + ranks
+                    + " processes");
+        }
+        ParallelPlan parsed = single ? ParallelPlan.SINGLE
+                : validated(() -> ParallelPlan.parse(plan == null ? "dp=" + ranks : plan, ranks));
+        int slotsPerDevice = single ? model.experts() : validated(() -> {
+            ParallelTrainer.validate(parsed, model, config);
+            return PlacementController.policy(placement, model, parsed, config).initial().stream()
+                    .mapToInt(ExpertPlacement::slotsPerDevice).max().orElse(0);
+        });
+        MemoryEstimate estimate = validated(() -> MemoryEstimate.of(model, config, parsed, slotsPerDevice, !dev.isCpu()));
+        if (dryRun) {
+            if (Worlds.processRank() != 0) {
+                return 0; // under mpirun the first process alone prints
+            }
+            System.out.println("model:    " + model.describe());
+            System.out.printf(Locale.ROOT, "parameters: %d (%d active per token)%n", model.parameterCount(),
+                    model.activeParameterCount());
+            System.out.print(estimate.describe());
+            return 0;
+        }
+        Backend backend = backend(dev);
+        requireMemory(estimate, dev, single || !Worlds.underMpirun() ? 1 : localRanks());
         TrainingRun run = new TrainingRun(System.out, preset + " on "
                 + (data == null ? "the synthetic corpus" : data.getFileName()), model, corpus, config)
                 .settings(settings());
-        int ranks = Worlds.worldSize(world == null ? 1 : world);
-        boolean staticPlacement = placement.strip().equalsIgnoreCase("static");
-        boolean parallel = ranks > 1 || plan != null || !staticPlacement;
-        ParallelPlan parsed = null;
-        if (parallel) {
-            if (world != null && world != ranks) {
-                throw new ParameterException(spec.commandLine(), "--world " + world + " but mpirun started " + ranks
-                        + " processes");
-            }
-            parsed = validated(() -> ParallelPlan.parse(plan == null ? "dp=" + ranks : plan, ranks));
-            ParallelPlan p = parsed;
-            validated(() -> {
-                ParallelTrainer.validate(p, model, config);
-                return PlacementController.policy(placement, model, p, config);
-            });
-        }
         checkOutputs();
         try (DirectoryLock lock = lockCheckpointDirectory()) {
-            if (parallel) {
-                run.executeParallel(backend, parsed, COLLECTIVE_TIMEOUT, resume, threads, placement);
-            } else {
+            if (single) {
                 run.execute(backend, resume, threads);
+            } else {
+                run.executeParallel(backend, parsed, collectiveTimeout, resume, threads, placement);
             }
         }
         return 0;
@@ -356,6 +381,45 @@ public final class TrainCommand implements Callable<Integer> {
     }
 
     /**
+     * Refuses, in one line with both numbers, a run whose estimate exceeds what the process can
+     * have: the machine's (or its cgroup's) available memory for the CPU, the device's free memory
+     * for CUDA. In-JVM ranks share this process; under mpirun each process holds one rank and
+     * processesHere share the node.
+     */
+    private void requireMemory(MemoryEstimate estimate, Device dev, int processesHere) {
+        boolean inJvm = processesHere == 1;
+        long need = inJvm ? estimate.worldBytes() : estimate.rankBytes();
+        String needText = inJvm ? MemoryEstimate.bytes(need) : MemoryEstimate.bytes(need) + " per rank x "
+                + processesHere + " ranks on this node";
+        need = inJvm ? need : Math.multiplyExact(need, (long) processesHere);
+        AvailableMemory available = dev.isCpu() ? AvailableMemory.host() : deviceMemory(dev);
+        if (need > available.bytes()) {
+            throw new IllegalStateException(String.format(Locale.ROOT, "the run needs an estimated %s (%s parameters; "
+                    + "%s on the heaviest rank) but %s is available (%s); reduce --experts, --layers, --hidden, "
+                    + "--batch, --seq or the ranks, or see the breakdown with --dry-run", needText,
+                    estimate.parameters(), MemoryEstimate.bytes(estimate.rankBytes()),
+                    MemoryEstimate.bytes(available.bytes()), available.source()));
+        }
+    }
+
+    /** The free memory of a device whose backend has been created (so cudart is usable). */
+    private static AvailableMemory deviceMemory(Device dev) {
+        int previous = CudaRuntime.device();
+        CudaRuntime.setDevice(dev.index());
+        try {
+            return new AvailableMemory(CudaRuntime.memoryInfo().free(), "free memory of " + dev);
+        } finally {
+            CudaRuntime.setDevice(previous);
+        }
+    }
+
+    /** mpirun's count of this node's processes. */
+    private static int localRanks() {
+        String local = System.getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+        return local == null ? 1 : Integer.parseInt(local.strip());
+    }
+
+    /**
      * --plan-pool: sets --plan, and --micro-batches and --capacity-factor unless given, from the
      * fastest pool entry that fits the run, and says which and why.
      */
@@ -398,7 +462,12 @@ public final class TrainCommand implements Callable<Integer> {
     }
 
     private TrainingConfig trainingConfig() {
-        int seqLen = seq != null ? seq : GptMoeConfig.preset(preset).maxSeq();
+        int maxSeq = GptMoeConfig.preset(preset).maxSeq();
+        if (seq != null && seq > maxSeq) {
+            throw new IllegalArgumentException("seq: " + seq + " is above the maximum sequence length of preset "
+                    + preset + ", " + maxSeq);
+        }
+        int seqLen = seq != null ? seq : maxSeq;
         TrainingConfig.Builder b = TrainingConfig.builder().steps(steps).batch(batch).microBatches(microBatches)
                 .seq(seqLen).lr(lr).minLr(minLr).weightDecay(weightDecay).clipNorm(clipNorm).seed(seed)
                 .evalEvery(evalEvery).evalBatches(evalBatches).checkpointDir(checkpointDir)
@@ -495,6 +564,18 @@ public final class TrainCommand implements Callable<Integer> {
                 s.append(s.isEmpty() ? part : Character.toUpperCase(part.charAt(0)) + part.substring(1));
             }
             return s.toString();
+        }
+    }
+
+    /** Seconds, a positive number (fractions allowed), as a Duration. */
+    static final class Seconds implements CommandLine.ITypeConverter<Duration> {
+        @Override
+        public Duration convert(String value) {
+            double s = Double.parseDouble(value);
+            if (!(s > 0) || s > Long.MAX_VALUE / 1e9) {
+                throw new CommandLine.TypeConversionException("'" + value + "' is not a positive number of seconds");
+            }
+            return Duration.ofNanos(Math.round(s * 1e9));
         }
     }
 

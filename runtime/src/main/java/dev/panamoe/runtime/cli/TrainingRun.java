@@ -118,7 +118,8 @@ final class TrainingRun {
             boolean lead = comm.rank() == 0;
             if (lead) {
                 header(backend);
-                out.println("parallel: " + plan.world() + " ranks (" + comm.backendName() + "), plan " + plan);
+                out.printf(Locale.ROOT, "parallel: %d ranks (%s), plan %s, collective timeout %s s%n", plan.world(),
+                        comm.backendName(), plan, timeout.toMillis() / 1000.0);
             }
             PlacementPolicy policy = PlacementController.policy(placement, modelConfig, plan, config);
             try (ProcessGroups groups = new ProcessGroups(layout, comm);

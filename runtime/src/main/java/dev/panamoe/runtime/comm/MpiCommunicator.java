@@ -9,8 +9,11 @@ import dev.panamoe.ops.Tensor;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.locks.LockSupport;
+import java.util.stream.IntStream;
 
 /**
  * A communicator over Open MPI (libmpi.so.40, bound through FFM): one process per rank, started
@@ -22,6 +25,13 @@ import java.util.concurrent.locks.LockSupport;
  * rank. Errors come back as return codes (MPI_ERRORS_RETURN) and become exceptions carrying
  * MPI_Error_string.
  *
+ * <p>A timed-out call names the ranks that did not arrive, as far as MPI lets one know: MPI cannot
+ * say which ranks have entered a collective, so at its deadline a rank holds a roll call (a
+ * point-to-point message on its own tag to every other rank of the communicator, carrying the
+ * number of its call there) and waits a grace period ({@link #rollCallGrace}) for theirs. The
+ * ranks stuck in the same call time out too and answer; a rank that is stopped, dead or waiting
+ * elsewhere does not, and is named.
+ *
  * <p>Sums are MPI_SUM on MPI_FLOAT/MPI_INT: identical on every rank, but added in the order of
  * Open MPI's algorithm, not in rank order.
  */
@@ -30,6 +40,7 @@ public final class MpiCommunicator implements Communicator {
     private static final long SPIN_NANOS = 200_000;
     private static final long MAX_PAUSE_NANOS = 1_000_000;
     private static final int TAG = 0;
+    private static final int ROLL_CALL_TAG = 1;
     private static final AtomicBoolean ABORTING = new AtomicBoolean();
     private static boolean initialized;
 
@@ -38,7 +49,11 @@ public final class MpiCommunicator implements Communicator {
     private final int rank;
     private final int size;
     private final int worldRank;
+    /** The world rank of each rank of this communicator. */
+    private int[] worldRanks;
     private final Duration timeout;
+    /** Calls made on this communicator: a roll call tells which call each rank is stuck in. */
+    private int calls;
     /** MPI_Request, completion flag and MPI_Status of the call in flight (a communicator has one at a time). */
     private final Arena arena = Arena.ofShared();
     private final MemorySegment request = arena.allocate(mpi_h.MPI_HANDLE);
@@ -54,6 +69,7 @@ public final class MpiCommunicator implements Communicator {
         this.rank = query(comm, true);
         this.size = query(comm, false);
         this.worldRank = query(mpi_h.MPI_COMM_WORLD(), true);
+        this.worldRanks = isWorld ? IntStream.range(0, size).toArray() : null;
     }
 
     /** True when this process was started by Open MPI's mpirun (it sets OMPI_COMM_WORLD_SIZE). */
@@ -232,7 +248,9 @@ public final class MpiCommunicator implements Communicator {
             call(mpi_h.MPI_Comm_split(comm, color, key, newComm), "MPI_Comm_split");
             MemorySegment handle = newComm.get(mpi_h.MPI_HANDLE, 0);
             call(mpi_h.MPI_Comm_set_errhandler(handle, mpi_h.MPI_ERRORS_RETURN()), "MPI_Comm_set_errhandler");
-            return new MpiCommunicator(handle, false, timeout);
+            MpiCommunicator split = new MpiCommunicator(handle, false, timeout);
+            split.worldRanks = split.gatherWorldRanks();
+            return split;
         }
     }
 
@@ -282,6 +300,16 @@ public final class MpiCommunicator implements Communicator {
         return "mpi rank " + rank + " of " + size + (isWorld ? " (world)" : " (world rank " + worldRank + ")");
     }
 
+    /** Every rank's world rank, gathered over this communicator (for messages that name ranks). */
+    private int[] gatherWorldRanks() {
+        long deadline = begin();
+        MemorySegment mine = arena.allocateFrom(JAVA_INT, worldRank);
+        MemorySegment all = arena.allocate(JAVA_INT, size);
+        call(mpi_h.MPI_Iallgather(mine, 1, mpi_h.MPI_INT(), all, 1, mpi_h.MPI_INT(), comm, request), "MPI_Iallgather");
+        await("allGather (world ranks)", deadline);
+        return all.toArray(JAVA_INT);
+    }
+
     private long begin() {
         if (closed) {
             throw new IllegalStateException("communicator: " + this + " is closed");
@@ -289,6 +317,7 @@ public final class MpiCommunicator implements Communicator {
         if (brokenBy != null) {
             throw new CommunicatorException("communicator " + this + " is unusable: " + brokenBy);
         }
+        calls++;
         return System.nanoTime() + timeout.toNanos();
     }
 
@@ -303,8 +332,8 @@ public final class MpiCommunicator implements Communicator {
             }
             long now = System.nanoTime();
             if (now >= deadline) {
-                brokenBy = op + " on MPI rank " + worldRank + " timed out after " + timeout.toMillis()
-                        + " ms: another rank did not arrive or has died (a pending MPI call cannot be cancelled; abort the job)";
+                brokenBy = op + " on MPI rank " + worldRank + " timed out after " + timeout.toMillis() + " ms: "
+                        + rollCall() + " (a pending MPI call cannot be cancelled; abort the job)";
                 throw new CommunicatorException(brokenBy);
             }
             if (now < spinUntil) {
@@ -314,6 +343,74 @@ public final class MpiCommunicator implements Communicator {
                 pause = Math.min(2 * pause, MAX_PAUSE_NANOS);
             }
         }
+    }
+
+    /** How long a roll call waits for the other ranks' answers: ranks stuck in one call time out this close together. */
+    static Duration rollCallGrace(Duration timeout) {
+        long ms = Math.clamp(timeout.toMillis() / 10, 500, 5000);
+        return Duration.ofMillis(ms);
+    }
+
+    /**
+     * Sends this rank's call number to every other rank of the communicator and collects theirs
+     * for {@link #rollCallGrace}; says which world ranks did not answer and which are stuck in
+     * another call. Nothing is freed: the job is aborted after a timeout.
+     */
+    private String rollCall() {
+        if (worldRanks == null) {
+            return "another rank did not arrive or has died";
+        }
+        MemorySegment mine = arena.allocateFrom(JAVA_INT, calls);
+        MemorySegment theirs = arena.allocate(JAVA_INT, size);
+        MemorySegment requests = arena.allocate(mpi_h.MPI_HANDLE, 2L * size);
+        MemorySegment done = arena.allocate(JAVA_INT);
+        MemorySegment statuses = arena.allocate(mpi_h.MPI_STATUS_SIZE * size, 8);
+        boolean[] answered = new boolean[size];
+        answered[rank] = true;
+        for (int p = 0; p < size; p++) {
+            if (p != rank) {
+                call(mpi_h.MPI_Isend(mine, 1, mpi_h.MPI_INT(), p, ROLL_CALL_TAG, comm, requests.asSlice(
+                        mpi_h.MPI_HANDLE.byteSize() * (size + p), mpi_h.MPI_HANDLE.byteSize())), "MPI_Isend (roll call)");
+                call(mpi_h.MPI_Irecv(theirs.asSlice(4L * p, 4), 1, mpi_h.MPI_INT(), p, ROLL_CALL_TAG, comm,
+                        requests.asSlice(mpi_h.MPI_HANDLE.byteSize() * p, mpi_h.MPI_HANDLE.byteSize())),
+                        "MPI_Irecv (roll call)");
+            }
+        }
+        long until = System.nanoTime() + rollCallGrace(timeout).toNanos();
+        int missing = size - 1;
+        while (missing > 0 && System.nanoTime() < until) {
+            for (int p = 0; p < size; p++) {
+                if (!answered[p]) {
+                    call(mpi_h.MPI_Test(requests.asSlice(mpi_h.MPI_HANDLE.byteSize() * p, mpi_h.MPI_HANDLE.byteSize()),
+                            done, statuses.asSlice(mpi_h.MPI_STATUS_SIZE * p, mpi_h.MPI_STATUS_SIZE)), "MPI_Test (roll call)");
+                    if (done.get(JAVA_INT, 0) != 0) {
+                        answered[p] = true;
+                        missing--;
+                    }
+                }
+            }
+            LockSupport.parkNanos(MAX_PAUSE_NANOS);
+        }
+        List<Integer> absent = new ArrayList<>();
+        List<Integer> waiting = new ArrayList<>();
+        StringBuilder elsewhere = new StringBuilder();
+        for (int p = 0; p < size; p++) {
+            if (!answered[p]) {
+                absent.add(worldRanks[p]);
+            } else if (p != rank && theirs.getAtIndex(JAVA_INT, p) == calls) {
+                waiting.add(worldRanks[p]);
+            } else if (p != rank) {
+                elsewhere.append("; world rank ").append(worldRanks[p]).append(" is stuck in its call ")
+                        .append(theirs.getAtIndex(JAVA_INT, p)).append(" on this communicator, this rank in its call ")
+                        .append(calls);
+            }
+        }
+        if (absent.isEmpty() && elsewhere.isEmpty()) {
+            return "every rank of the communicator was waiting in it (world ranks " + waiting + " besides this one); "
+                    + "MPI did not complete it";
+        }
+        return "world ranks " + absent + " did not arrive (world ranks " + waiting + " were waiting in it too)"
+                + elsewhere;
     }
 
     private void call(int rc, String function) {

@@ -65,6 +65,13 @@ public record GptMoeConfig(int vocab, int maxSeq, int layers, int hidden, int he
         // Every parameter tensor is initialised from one Java array.
         check((long) Math.max(vocab, maxSeq) * hidden <= Integer.MAX_VALUE,
                 "vocab: " + vocab + " x hidden " + hidden + " is too large for one tensor");
+        try {
+            count(vocab, maxSeq, layers, hidden, moeEvery, experts, expertFfn, denseFfn, expertActivation,
+                    tiedEmbeddings, norm);
+        } catch (ArithmeticException e) {
+            throw new IllegalArgumentException("experts: " + layers + " blocks of hidden " + hidden + " with " + experts
+                    + " experts have more parameters than a 64-bit count holds", e);
+        }
     }
 
     /** The preset names, in the order {@link #preset} knows them. */
@@ -134,21 +141,33 @@ public record GptMoeConfig(int vocab, int maxSeq, int layers, int hidden, int he
 
     /** Parameters of one expert: W1 [hidden, inputWidth(ffn)] and W2 [ffn, hidden]. */
     public long expertParameterCount() {
-        return (long) hidden * expertActivation.inputWidth(expertFfn) + (long) expertFfn * hidden;
+        return expertCount(hidden, expertFfn, expertActivation);
+    }
+
+    private static long expertCount(int hidden, int expertFfn, Activation activation) {
+        return (long) hidden * activation.inputWidth(expertFfn) + (long) expertFfn * hidden;
     }
 
     /** Number of trainable scalars, counted from the shapes (nothing is allocated). */
     public long parameterCount() {
+        return count(vocab, maxSeq, layers, hidden, moeEvery, experts, expertFfn, denseFfn, expertActivation,
+                tiedEmbeddings, norm);
+    }
+
+    /** The parameter count of a shape; ArithmeticException when it overflows a long (the constructor refuses those). */
+    private static long count(int vocab, int maxSeq, int layers, int hidden, int moeEvery, int experts, int expertFfn,
+            int denseFfn, Activation expertActivation, boolean tiedEmbeddings, Norm norm) {
         long c = hidden;
         long normParams = norm == Norm.LAYER ? 2 * c : c;
         long attention = c * 3 * c + 3 * c + c * c + c;
         long dense = c * denseFfn + denseFfn + (long) denseFfn * c + c;
-        long moe = c * experts + experts * expertParameterCount();
-        long blocks = layers * (2 * normParams + attention) + moeLayerCount() * moe
-                + (layers - moeLayerCount()) * dense;
+        long moe = Math.addExact(c * experts, Math.multiplyExact(experts, expertCount(hidden, expertFfn, expertActivation)));
+        int moeLayers = layers / moeEvery;
+        long blocks = Math.addExact(Math.addExact(layers * (2 * normParams + attention),
+                Math.multiplyExact(moeLayers, moe)), (layers - moeLayers) * dense);
         long embeddings = (long) vocab * c + (long) maxSeq * c;
         long head = tiedEmbeddings ? 0 : (long) vocab * c;
-        return embeddings + blocks + normParams + head;
+        return Math.addExact(blocks, embeddings + normParams + head);
     }
 
     /** Parameters one token uses: all but the experts its MoE layers do not route it to. */

@@ -36,7 +36,7 @@ class ParallelTrainCommandTest {
         Result single = TrainCommandTest.run(with("--metrics", one.toString()));
         assertEquals(0, single.code(), single.err());
         Result parallel = TrainCommandTest.run(with("--world", "8", "--plan", "pp=2,dp=2,ep=2", "--metrics",
-                eight.toString()));
+                eight.toString(), "--collective-timeout", "30"));
         assertEquals(0, parallel.code(), parallel.err());
 
         List<StepMetrics> expected = MetricsWriter.read(one);
@@ -48,7 +48,7 @@ class ParallelTrainCommandTest {
         }
         double valRel = Math.abs(got.getLast().valLoss() - expected.getLast().valLoss()) / expected.getLast().valLoss();
         assertTrue(valRel < 1e-5, got.getLast().valLoss() + " vs " + expected.getLast().valLoss());
-        assertEquals(1, count(parallel.lines(), "parallel: 8 ranks (in-jvm), plan pp=2,tp=1,ep=2,edp=2"),
+        assertEquals(1, count(parallel.lines(), "parallel: 8 ranks (in-jvm), plan pp=2,tp=1,ep=2,edp=2, collective timeout 30.0 s"),
                 parallel.out());
         assertEquals(1, count(parallel.lines(), "final val loss: "), parallel.out());
     }

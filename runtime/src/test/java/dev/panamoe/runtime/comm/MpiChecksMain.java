@@ -9,8 +9,9 @@ import java.time.Duration;
 /**
  * What {@link MpiCommunicatorTest} runs under mpirun, one process per rank:
  * {@code checks} runs {@link CollectiveChecks} and prints {@value #MARKER} on each rank;
- * {@code kill}, {@code throw} and {@code hang} make rank 1 die (kill -9 of its own process), throw,
- * or stop arriving in the middle of a loop of all-reduces.
+ * {@code kill}, {@code throw}, {@code hang} and {@code stop} make rank 1 die (kill -9 of its own
+ * process), throw, stop arriving, or stop (SIGSTOP of its own process) in the middle of a loop of
+ * all-reduces.
  */
 public final class MpiChecksMain {
     static final String MARKER = "PANAMOE-MPI-CHECKS-OK";
@@ -38,7 +39,8 @@ public final class MpiChecksMain {
             for (int step = 0; step < 20; step++) {
                 if (comm.rank() == 1 && step == 5) {
                     switch (mode) {
-                        case "kill" -> killMyself();
+                        case "kill" -> signalMyself("KILL");
+                        case "stop" -> signalMyself("STOP");
                         case "throw" -> throw new IllegalStateException("boom in step " + step);
                         case "hang" -> sleep(Duration.ofMinutes(10));
                         default -> throw new IllegalArgumentException("mode: unknown " + mode);
@@ -49,12 +51,12 @@ public final class MpiChecksMain {
         }
     }
 
-    private static void killMyself() {
+    private static void signalMyself(String signal) {
         try {
-            new ProcessBuilder("kill", "-9", Long.toString(ProcessHandle.current().pid())).start().waitFor();
+            new ProcessBuilder("kill", "-" + signal, Long.toString(ProcessHandle.current().pid())).start().waitFor();
             sleep(Duration.ofSeconds(10));
         } catch (Exception e) {
-            throw new IllegalStateException("kill -9 failed", e);
+            throw new IllegalStateException("kill -" + signal + " failed", e);
         }
         Runtime.getRuntime().halt(137);
     }

@@ -9,6 +9,8 @@ import java.io.IOException;
 import java.util.List;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * The MPI backend under a real {@code mpirun -np 4} (4 JVMs; oversubscribed on 2 cores): every
@@ -56,12 +58,15 @@ class MpiCommunicatorTest {
         assertEquals(1, occurrences(job.output(), " failed: "), "only the failed rank reports\n" + job.output());
     }
 
-    @Test
-    void aRankThatStopsArrivingEndsTheJobWithinTheTimeout() throws Exception {
-        MpiRun.Job job = mpirun("hang", FAILURE_LIMIT_MS * 2);
+    /** hang: rank 1 sleeps instead of calling; stop: rank 1 is stopped by SIGSTOP. The others name it. */
+    @ParameterizedTest
+    @ValueSource(strings = {"hang", "stop"})
+    void aRankThatStopsArrivingEndsTheJobWithinTheTimeoutNamingIt(String mode) throws Exception {
+        MpiRun.Job job = mpirun(mode, FAILURE_LIMIT_MS * 2);
         assertNotEquals(0, job.exitCode(), job.output());
         assertTrue(job.elapsedMs() < FAILURE_LIMIT_MS, "ended after " + job.elapsedMs() + " ms\n" + job.output());
-        assertTrue(job.output().contains("allReduce on MPI rank") && job.output().contains("timed out after 3000 ms"), job.output());
+        assertTrue(job.output().contains("allReduce on MPI rank") && job.output().contains("timed out after 3000 ms: "
+                + "world ranks [1] did not arrive (world ranks ["), job.output());
     }
 
     private static MpiRun.Job mpirun(String mode, long limitMs) throws IOException, InterruptedException {

@@ -23,8 +23,9 @@ import org.junit.jupiter.params.provider.CsvSource;
 /**
  * A replicated expert computes what the unreplicated one does: the same layer with experts 0, 1
  * and 6 copied into free slots (expert 0 twice on the other device, 1 beside its owner, 6 on the
- * other device) gives the same outputs, input gradients and gate gradient, and its copies'
- * gradients sum to the unreplicated expert's.
+ * other device) gives the same outputs, input gradients and gate gradient; after
+ * {@link ExpertReplicas#reduceGradients} the owner's gradient is the unreplicated expert's and the
+ * copies' are zero, and {@link ExpertReplicas#copyWeights} gives every copy its owner's weights.
  */
 class ReplicatedExpertTest {
     private static final int HIDDEN = 8;
@@ -32,8 +33,8 @@ class ReplicatedExpertTest {
     private static final int EXPERTS = 8;
     private static final double TOLERANCE = 1e-6;
 
-    /** What one rank computed; expert gradients summed over the local copies, keyed "tp/name". */
-    private record Pass(float[] y, float[] gradX, float[] gateGrad, Map<String, float[]> expertGrads) {
+    /** What one rank computed; the owners' expert gradients keyed "tp/name", and the largest |gradient| of a copy. */
+    private record Pass(float[] y, float[] gradX, float[] gateGrad, Map<String, float[]> expertGrads, float copyGrad) {
     }
 
     @ParameterizedTest(name = "{0} {1}")
@@ -55,14 +56,20 @@ class ReplicatedExpertTest {
                 int tokens = 9 + 2 * d;
                 float[] x = random(tokens * HIDDEN, 100 + d, 1f);
                 float[] gy = random(tokens * HIDDEN, 200 + d, 1f);
+                ExpertReplicas replicas = new ExpertReplicas(CpuBackend.get(), groups.expert());
                 int tp = groups.coordinates().tp();
                 boolean counts = groups.coordinates().edp() == 0;
-                return new Pass[] {pass(a, s, x, gy, tokens, tp, counts), pass(b, s, x, gy, tokens, tp, counts)};
+                int epRank = groups.expert().rank();
+                Pass[] both = {pass(a, replicas, s, x, gy, tokens, epRank, tp, counts),
+                    pass(b, replicas, s, x, gy, tokens, epRank, tp, counts)};
+                assertCopiesGetTheirOwnersWeights(b, replicas, groups.expert().rank(), tp);
+                return both;
             }
         });
         Map<String, float[]> plainGrads = new TreeMap<>();
         Map<String, float[]> replicaGrads = new TreeMap<>();
         for (Pass[] p : passes) {
+            assertEquals(0f, p[1].copyGrad(), "a copy's gradient after it went to its owner");
             assertClose("y", p[0].y(), p[1].y());
             assertClose("gradX", p[0].gradX(), p[1].gradX());
             assertClose("gate grad", p[0].gateGrad(), p[1].gateGrad());
@@ -74,18 +81,71 @@ class ReplicatedExpertTest {
         plainGrads.forEach((k, g) -> assertClose(k + " grad (copies summed)", g, replicaGrads.get(k)));
     }
 
-    private static Pass pass(DistributedMoELayer layer, TensorScope s, float[] x, float[] gy, int tokens, int tp,
-            boolean counts) {
+    /** Forward, backward, the copies' gradients to their owners (as the trainer does), the reduction. */
+    private static Pass pass(DistributedMoELayer layer, ExpertReplicas replicas, TensorScope s, float[] x, float[] gy,
+            int tokens, int epRank, int tp, boolean counts) {
         float[] y = layer.forward(s.ofFloats("x", x, tokens, HIDDEN)).toFloatArray();
         float[] gradX = layer.backward(s.ofFloats("gy", gy, tokens, HIDDEN), 0.7f, layer.workspace()).toFloatArray();
+        replicas.reduceGradients(List.of(layer));
         layer.reduceGradients();
         Map<String, float[]> grads = new TreeMap<>();
-        if (counts) { // one EXPERT_DATA replica: the gradients are summed over them
-            for (Parameter p : layer.expertParameters()) {
-                grads.merge(tp + "/" + p.name(), p.grad().toFloatArray(), ReplicatedExpertTest::sum);
+        float copyGrad = 0;
+        for (int l = 0; l < layer.placement().slotsPerDevice(); l++) {
+            int slot = epRank * layer.placement().slotsPerDevice() + l;
+            int e = layer.placement().expertAt(slot);
+            for (Parameter p : e == ExpertPlacement.FREE ? List.<Parameter>of() : layer.slotParameters(l)) {
+                if (layer.placement().slotsOf(e)[0] != slot) {
+                    copyGrad = Math.max(copyGrad, maxAbs(p.grad().toFloatArray()));
+                } else if (counts) { // one EXPERT_DATA replica: the gradients are summed over them
+                    assertFalse(grads.containsKey(tp + "/" + p.name()), "one owner per expert");
+                    grads.put(tp + "/" + p.name(), p.grad().toFloatArray());
+                }
             }
         }
-        return new Pass(y, gradX, layer.gate().grad().toFloatArray(), grads);
+        return new Pass(y, gradX, layer.gate().grad().toFloatArray(), grads, copyGrad);
+    }
+
+    /**
+     * Sets each owner's weights to values made from its expert and TENSOR rank, clears every copy,
+     * copies the weights; then each copy of this rank holds what its owner was given.
+     */
+    private static void assertCopiesGetTheirOwnersWeights(DistributedMoELayer layer, ExpertReplicas replicas,
+            int epRank, int tp) {
+        ExpertPlacement p = layer.placement();
+        int first = epRank * p.slotsPerDevice();
+        for (int l = 0; l < p.slotsPerDevice(); l++) {
+            int e = p.expertAt(first + l);
+            for (Parameter w : e == ExpertPlacement.FREE ? List.<Parameter>of() : layer.slotParameters(l)) {
+                boolean owner = p.slotsOf(e)[0] == first + l;
+                w.value().copyFrom(owner ? random((int) w.value().numel(), ownerSeed(w.name(), tp), 1f)
+                        : new float[(int) w.value().numel()]);
+            }
+        }
+        replicas.copyWeights(List.of(layer));
+        int copies = 0;
+        for (int l = 0; l < p.slotsPerDevice(); l++) {
+            int e = p.expertAt(first + l);
+            for (Parameter w : e == ExpertPlacement.FREE ? List.<Parameter>of() : layer.slotParameters(l)) {
+                float[] expected = random((int) w.value().numel(), ownerSeed(w.name(), tp), 1f);
+                assertClose("ep rank " + epRank + " slot " + l + " " + w.name(), expected, w.value().toFloatArray());
+                copies += p.slotsOf(e)[0] == first + l ? 0 : 1;
+            }
+        }
+        // w1 and w2 of each copy: on EP rank 0 expert 1's in slot 4; on EP rank 1 expert 0's in slots 10 and
+        // 11 and expert 6's slot 8 (its copy in slot 5 comes first, so slot 5 is the owner)
+        assertEquals(epRank == 0 ? 2 : 6, copies, "copied tensors on EP rank " + epRank);
+    }
+
+    private static long ownerSeed(String name, int tp) {
+        return 31L * name.hashCode() + tp;
+    }
+
+    private static float maxAbs(float[] v) {
+        float m = 0;
+        for (float x : v) {
+            m = Math.max(m, Math.abs(x));
+        }
+        return m;
     }
 
     private static float[] sum(float[] a, float[] b) {
