@@ -3,6 +3,7 @@ package dev.panamoe.runtime.cli;
 import dev.panamoe.ops.Backend;
 import dev.panamoe.runtime.comm.Worlds;
 import dev.panamoe.runtime.data.Corpus;
+import dev.panamoe.runtime.data.LossFloor;
 import dev.panamoe.runtime.data.SyntheticCorpus;
 import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.model.GptMoeModel;
@@ -12,6 +13,7 @@ import dev.panamoe.runtime.parallel.ProcessGroups;
 import dev.panamoe.runtime.parallel.StageModel;
 import dev.panamoe.runtime.report.MetricsWriter;
 import dev.panamoe.runtime.report.OperatorTimer;
+import dev.panamoe.runtime.report.Plural;
 import dev.panamoe.runtime.report.ProgressDisplay;
 import dev.panamoe.runtime.report.ReportData;
 import dev.panamoe.runtime.report.StepMetrics;
@@ -36,7 +38,7 @@ import java.util.Map;
 /**
  * What {@code train} and {@code demo} share: build the model, train with a progress display,
  * write the report, print a summary. For a synthetic corpus the summary ends with the lines
- * {@code unigram loss: X}, {@code floor: X}, {@code final val loss: X}, {@code gap closed: N%}.
+ * {@code unigram loss: X}, {@code floor: X}, {@code final val loss: X}, {@code gap closed: N.N%}.
  */
 final class TrainingRun {
 
@@ -102,7 +104,7 @@ final class TrainingRun {
             boolean lead = comm.rank() == 0;
             if (lead) {
                 header(backend);
-                out.println("parallel: " + plan.world() + " ranks (" + comm.backendName() + "), plan " + plan);
+                out.println("parallel: " + Plural.of(plan.world(), "rank") + " (" + comm.backendName() + "), plan " + plan);
             }
             PlacementPolicy policy = PlacementController.policy(placement, modelConfig, plan, config);
             try (ProcessGroups groups = new ProcessGroups(layout, comm);
@@ -124,8 +126,8 @@ final class TrainingRun {
                     trainer.run(lead ? progress::update : m -> { });
                 }
                 if (lead) {
-                    out.println("placement: " + placer.changes() + " layer placement changes, " + placer.movedSlots()
-                            + " slots moved (" + placer.policy().name() + ")");
+                    out.println("placement: " + Plural.of(placer.changes(), "layer placement change") + ", "
+                            + Plural.of(placer.movedSlots(), "slot") + " moved (" + placer.policy().name() + ")");
                 }
                 return lead ? trainer.history() : null;
             }
@@ -146,11 +148,11 @@ final class TrainingRun {
     private void header(Backend backend) {
         out.println("model:    " + modelConfig.describe());
         out.println("data:     " + corpus.describe());
-        out.printf(Locale.ROOT, "training: %d steps of %d x %d tokens in %d micro-batch%s, lr %s -> %s after %d warm-up"
-                        + " steps, weight decay %s, clip %s, seed %d, %s%n", config.steps(), config.batch(),
-                config.seq(), config.microBatches(), config.microBatches() == 1 ? "" : "es", config.lr(), config.minLr(),
-                config.warmup(), config.weightDecay(), config.clipNorm(), config.seed(),
-                backend.device().isCpu() ? backend.numThreads() + " threads" : "on " + backend.device());
+        out.printf(Locale.ROOT, "training: %s of %d x %d tokens in %s, lr %s -> %s after %s, weight decay %s,"
+                        + " clip %s, seed %d, %s%n", Plural.of(config.steps(), "step"), config.batch(), config.seq(),
+                Plural.of(config.microBatches(), "micro-batch"), config.lr(), config.minLr(),
+                Plural.of(config.warmup(), "warm-up step"), config.weightDecay(), config.clipNorm(), config.seed(),
+                backend.device().isCpu() ? Plural.of(backend.numThreads(), "thread") : "on " + backend.device());
         if (config.metrics() != null) {
             createParent(config.metrics());
         }
@@ -222,8 +224,8 @@ final class TrainingRun {
         out.printf(Locale.ROOT, "unigram loss: %.4f%n", baselines.unigram());
         out.printf(Locale.ROOT, "floor: %.4f%n", baselines.floor());
         out.printf(Locale.ROOT, "final val loss: %.4f%n", val);
-        out.printf(Locale.ROOT, "gap closed: %d%%%n",
-                (long) Math.floor(100 * (baselines.unigram() - val) / (baselines.unigram() - baselines.floor())));
+        out.println("gap closed: "
+                + TrainingReport.gapClosed(LossFloor.gapClosed(baselines.unigram(), baselines.floor(), val)));
     }
 
     /** Loss of the best unigram model and the loss floor of a synthetic corpus; NaN for other data. */

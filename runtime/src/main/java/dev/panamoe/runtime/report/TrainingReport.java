@@ -82,17 +82,17 @@ public final class TrainingReport {
             rows.add(new String[] {e.getKey(), e.getValue()});
         rows.add(new String[] {"steps in metrics", steps.getFirst().step() + " to " + steps.getLast().step()});
         int tail = Math.min(FINAL_LOSS_STEPS, steps.size());
-        rows.add(new String[] {"final training loss (mean of last " + tail + " steps)", nats(finalTrainingLoss(steps, tail))});
+        rows.add(new String[] {"final training loss (mean of last " + Plural.of(tail, "step") + ")", nats(finalTrainingLoss(steps, tail))});
         StepMetrics evaluated = data.lastEvaluated();
         rows.add(new String[] {"final validation loss",
                 evaluated == null ? "not evaluated" : nats(evaluated.valLoss()) + " (step " + evaluated.step() + ")"});
         rows.add(new String[] {"unigram loss", nats(data.unigramLoss())});
         rows.add(new String[] {"loss floor", nats(data.lossFloor())});
         double gap = data.gapClosed();
-        rows.add(new String[] {"gap closed", Double.isNaN(gap) ? "n/a" : String.format(Locale.ROOT, "%.1f%%", 100 * gap)});
-        rows.add(new String[] {"expert placement changes", String.format(Locale.ROOT, "%d layer changes, %d slots moved",
-                steps.stream().mapToLong(StepMetrics::placementChanges).sum(),
-                steps.stream().mapToLong(StepMetrics::movedSlots).sum())});
+        rows.add(new String[] {"gap closed", gapClosed(gap)});
+        rows.add(new String[] {"expert placement changes", Plural.of(
+                steps.stream().mapToLong(StepMetrics::placementChanges).sum(), "layer change") + ", " + Plural.of(
+                steps.stream().mapToLong(StepMetrics::movedSlots).sum(), "slot") + " moved"});
         rows.add(new String[] {"median tokens/s", String.format(Locale.ROOT, "%.0f", medianTokensPerSecond(steps))});
         if (data.expertSourceCounts() != null)
             for (int layer = 0; layer < data.moeLayers(); layer++) {
@@ -155,6 +155,11 @@ public final class TrainingReport {
     private static void image(StringBuilder page, String file, String alt) {
         page.append("<img src=\"").append(file).append("\" alt=\"").append(escape(alt)).append("\" width=\"")
                 .append(Charts.WIDTH).append("\" height=\"").append(Charts.HEIGHT).append("\">\n");
+    }
+
+    /** The share of the gap closed as the console and the report both print it: "97.7%", or "n/a". */
+    public static String gapClosed(double share) {
+        return Double.isNaN(share) ? "n/a" : String.format(Locale.ROOT, "%.1f%%", 100 * share);
     }
 
     static double finalTrainingLoss(List<StepMetrics> steps, int tail) {

@@ -135,7 +135,7 @@ class TrainCommandTest {
         assertTrue(last.get(0).matches("unigram loss: \\d+\\.\\d{4}"), last.toString());
         assertTrue(last.get(1).matches("floor: \\d+\\.\\d{4}"), last.toString());
         assertTrue(last.get(2).matches("final val loss: \\d+\\.\\d{4}"), last.toString());
-        assertTrue(last.get(3).matches("gap closed: -?\\d+%"), last.toString());
+        assertTrue(last.get(3).matches("gap closed: -?\\d+\\.\\d%"), last.toString());
     }
 
     @Test
