@@ -34,6 +34,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import picocli.CommandLine;
 
 /**
  * What {@code train} and {@code demo} share: build the model, train with a progress display,
@@ -41,6 +42,9 @@ import java.util.Map;
  * {@code unigram loss: X}, {@code floor: X}, {@code final val loss: X}, {@code gap closed: N.N%}.
  */
 final class TrainingRun {
+
+    private static final CommandLine.Model.CommandSpec TRAIN_OPTIONS =
+            CommandLine.Model.CommandSpec.forAnnotatedObject(new TrainCommand());
 
     private final PrintStream out;
     private final String title;
@@ -187,7 +191,9 @@ final class TrainingRun {
         c.put("data", corpus.describe());
         config.toMap().forEach((k, v) -> {
             if (!v.isEmpty()) {
-                c.put(k, v);
+                // Named as the user gives them (--micro-batches), fields that are no option as they are (beta1).
+                CommandLine.Model.OptionSpec option = TRAIN_OPTIONS.findOption("--" + OptionErrors.kebab(k));
+                c.put(option != null ? option.names()[0] : k, v);
             }
         });
         return c;

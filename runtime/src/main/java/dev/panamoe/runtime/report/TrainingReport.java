@@ -44,15 +44,15 @@ public final class TrainingReport {
         AtomicFiles.directory(dir);
         List<StepMetrics> steps = data.steps();
         AtomicFiles.write(dir.resolve(LOSS_CHART), Charts.loss(steps, data.unigramLoss(), data.lossFloor()));
-        AtomicFiles.write(dir.resolve(THROUGHPUT_CHART), Charts.throughput(steps));
+        AtomicFiles.write(dir.resolve(THROUGHPUT_CHART), ChartStyle.png(Charts.throughput(steps)));
         for (int layer = 0; layer < data.moeLayers(); layer++)
             AtomicFiles.write(dir.resolve(expertLoadChart(layer)),
-                    Charts.expertLoad("Expert load, MoE layer " + layer, steps, layer));
+                    Charts.expertLoad("Expert load, MoE layer " + layer, steps, layer).png());
         if (data.expertSourceCounts() != null)
             for (int layer = 0; layer < data.moeLayers(); layer++)
                 AtomicFiles.write(dir.resolve(specialisationChart(layer)), Charts.specialisation(
                         "P(source | expert), MoE layer " + layer,
-                        Specialisation.sourceGivenExpert(data.expertSourceCounts()[layer])));
+                        Specialisation.sourceGivenExpert(data.expertSourceCounts()[layer])).png());
         Path index = dir.resolve(INDEX);
         AtomicFiles.write(index, html(data).getBytes(StandardCharsets.UTF_8));
         return index;
@@ -68,7 +68,9 @@ public final class TrainingReport {
         loadSection(page, data);
         if (data.expertSourceCounts() != null)
             specialisationSection(page, data);
-        page.append("<h2>Throughput</h2>\n<p>Training tokens processed per second of wall time at each step.</p>\n");
+        page.append("<h2>Throughput</h2>\n<p>Training tokens processed per second of wall time: every step (light) ")
+                .append("and their running median (dark), which a few slow or fast steps do not move. The axis ends ")
+                .append("a little above the 99th percentile of the steps.</p>\n");
         image(page, THROUGHPUT_CHART, "tokens per second against step");
         operatorSection(page, data.operatorTimes());
         page.append("</body>\n</html>\n");
@@ -119,7 +121,8 @@ public final class TrainingReport {
     private static void loadSection(StringBuilder page, ReportData data) {
         page.append("<h2>Expert load</h2>\n<p>Per MoE layer, each expert's share of the layer's token-to-expert ")
                 .append("assignments (a token counts once for each of its top-k experts), with steps summed into at most ")
-                .append(Charts.MAX_LOAD_COLUMNS).append(" columns. Perfect balance is 1/experts in every cell.</p>\n");
+                .append(Charts.MAX_LOAD_COLUMNS).append(" columns. The colours part at the balanced share 1/experts (marked on the colour bar): experts ")
+                .append("below it are blue, above it red; a perfectly balanced layer is pale in every cell.</p>\n");
         for (int layer = 0; layer < data.moeLayers(); layer++)
             image(page, expertLoadChart(layer), "expert load over steps, MoE layer " + layer);
     }
