@@ -129,7 +129,7 @@ public final class TrainCommand implements Callable<Integer> {
                     + "optimizer state between steps (default: ${DEFAULT-VALUE}).")
     String placement;
     @Option(names = "--plan-pool", paramLabel = "FILE",
-            description = "Train with the fastest plan of a pool written by 'plan --json' that fits the run (its "
+            description = "Train with the fastest plan of a pool written by 'plan --json FILE' that fits the run (its "
                     + "ranks, preset and batch); its micro-batches and capacity too, unless given.")
     Path planPool;
 
