@@ -196,7 +196,7 @@ public final class NativeLibraries {
      * Why dlopen fails, in the dynamic linker's words (e.g. a missing dependency): the JDK's
      * exception only says "Cannot open library". Repeats the dlopen and asks dlerror().
      */
-    private static String dlopenError(String target) {
+    public static String dlopenError(String target) {
         Linker linker = Linker.nativeLinker();
         SymbolLookup libc = linker.defaultLookup();
         try (Arena arena = Arena.ofConfined()) {

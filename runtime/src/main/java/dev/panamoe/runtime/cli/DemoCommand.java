@@ -30,11 +30,13 @@ public final class DemoCommand implements Callable<Integer> {
                 .clipNorm(1f).evalEvery(100).evalBatches(8).seed(seed);
     }
 
-    @Option(names = "--steps", description = "Optimizer steps (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--steps", converter = OptionErrors.AtLeastOne.class,
+            description = "Optimizer steps (default: ${DEFAULT-VALUE}).")
     int steps = 600;
     @Option(names = "--seed", description = "Seed of the model's initialisation (default: ${DEFAULT-VALUE}).")
     long seed = 1;
-    @Option(names = "--threads", description = "CPU threads of the kernels (default: the library's).")
+    @Option(names = "--threads", converter = OptionErrors.AtLeastOne.class,
+            description = "CPU threads of the kernels (default: the library's).")
     Integer threads;
     @Option(names = "--report", paramLabel = "DIR", description = "Report directory (default: ${DEFAULT-VALUE}).")
     Path report = Path.of("runs", "demo", "report");

@@ -10,6 +10,7 @@ import dev.panamoe.bindings.mpi_h;
 import dev.panamoe.bindings.panamoe_h;
 import dev.panamoe.runtime.comm.CommunicatorException;
 import dev.panamoe.runtime.comm.NcclCommunicator;
+import dev.panamoe.runtime.report.Plural;
 import java.io.PrintStream;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -27,13 +28,16 @@ public final class DoctorCommand implements Callable<Integer> {
         PrintStream out = System.out;
         out.printf("JDK:        %s %s (%s)%n", System.getProperty("java.vm.vendor"),
                 System.getProperty("java.runtime.version"), System.getProperty("java.home"));
-        out.printf("machine:    %s %s, %d cores, %d MiB max heap%n", System.getProperty("os.name"),
-                System.getProperty("os.arch"), Runtime.getRuntime().availableProcessors(),
+        out.printf("machine:    %s %s, %s, %d MiB max heap%n", System.getProperty("os.name"),
+                System.getProperty("os.arch"), Plural.of(Runtime.getRuntime().availableProcessors(), "core"),
                 Runtime.getRuntime().maxMemory() >> 20);
         String nccl = nccl(); // first: it may find NCCL in the pip wheel, which the library list then shows
         out.println("libraries:");
         for (NativeLibraries.Availability a : NativeLibraries.probe()) {
-            out.printf("  %-20s %s%n", a.name(), a.available() ? a.pathOrReason() : unavailable(a.name(), a.pathOrReason()));
+            // NCCL's reason is on its own line below, where the wheel search is added to it.
+            out.printf("  %-20s %s%n", a.name(), a.available() ? a.pathOrReason()
+                    : a.name().equals(NativeLibraries.NCCL) ? "unavailable (see NCCL below)"
+                    : unavailable(a.name(), a.pathOrReason()));
         }
         out.println("CPU backend: " + cpuBackend());
         out.println("CUDA:        " + cuda());
@@ -48,9 +52,9 @@ public final class DoctorCommand implements Callable<Integer> {
             MemorySegment v = arena.allocate(ValueLayout.JAVA_INT, 4);
             NativeStatus.check(lib, lib.pmoe_version(v, v.asSlice(4), v.asSlice(8)), "pmoe_version");
             NativeStatus.check(lib, lib.pmoe_get_num_threads(v.asSlice(12)), "pmoe_get_num_threads");
-            return String.format("%s %d.%d.%d, %d threads", lib.pmoe_backend_name().getString(0),
+            return String.format("%s %d.%d.%d, %s", lib.pmoe_backend_name().getString(0),
                     v.getAtIndex(ValueLayout.JAVA_INT, 0), v.getAtIndex(ValueLayout.JAVA_INT, 1),
-                    v.getAtIndex(ValueLayout.JAVA_INT, 2), v.getAtIndex(ValueLayout.JAVA_INT, 3));
+                    v.getAtIndex(ValueLayout.JAVA_INT, 2), Plural.of(v.getAtIndex(ValueLayout.JAVA_INT, 3), "thread"));
         } catch (NativeLibraryUnavailableException e) {
             return "unavailable: " + e.getMessage();
         }

@@ -2,6 +2,7 @@ package dev.panamoe.runtime.cli;
 
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.ParameterException;
 
 /** Entry point of the {@code panamoe} command line; each subcommand is its own class. */
 @Command(
@@ -9,8 +10,10 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         versionProvider = Main.Version.class,
         description = "Mixture-of-Experts training runtime on CPUs and NVIDIA GPUs.",
-        subcommands = {DemoCommand.class, TrainCommand.class, SampleCommand.class, ShellCommand.class, DoctorCommand.class, PlanCommand.class,
-            TraceCommand.class, SimulateCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {DemoCommand.class, TrainCommand.class, SampleCommand.class,
+            ShellCommand.class, DoctorCommand.class, PlanCommand.class,
+            TraceCommand.class, SimulateCommand.class, LauncherCommands.Test.class, LauncherCommands.Bench.class,
+            CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
 
     public static void main(String[] args) {
@@ -21,19 +24,27 @@ public final class Main implements Runnable {
     public static CommandLine commandLine() {
         return new CommandLine(new Main())
                 .setExecutionExceptionHandler((e, cmd, parsed) -> {
+                    if (e instanceof IllegalArgumentException bad) {
+                        ParameterException named = OptionErrors.naming(cmd.getCommandSpec(), bad);
+                        if (named != null) {
+                            return usageError(named);
+                        }
+                    }
                     // A failed run ends with its message, not a stack trace; --verbose style
                     // debugging is available through PANAMOE_STACKTRACE=1.
                     if (System.getenv("PANAMOE_STACKTRACE") != null) e.printStackTrace();
-                    cmd.getErr().println("panamoe " + cmd.getCommandName() + ": " + e.getMessage());
+                    cmd.getErr().println(cmd.getCommandSpec().qualifiedName() + ": " + e.getMessage());
                     return 1;
                 })
-                .setParameterExceptionHandler((e, args) -> {
-                    // A usage error is one line naming the option, and where to look.
-                    CommandLine cmd = e.getCommandLine();
-                    String name = cmd.getCommandSpec().qualifiedName();
-                    cmd.getErr().println(name + ": " + e.getMessage() + " (see '" + name + " --help')");
-                    return cmd.getCommandSpec().exitCodeOnInvalidInput();
-                });
+                .setParameterExceptionHandler((e, args) -> usageError(e));
+    }
+
+    /** A usage error is one line naming the option, and where to look. */
+    private static int usageError(ParameterException e) {
+        CommandLine cmd = e.getCommandLine();
+        String name = cmd.getCommandSpec().qualifiedName();
+        cmd.getErr().println(name + ": " + e.getMessage() + " (see '" + name + " --help')");
+        return cmd.getCommandSpec().exitCodeOnInvalidInput();
     }
 
     @Override

@@ -32,10 +32,12 @@ import picocli.CommandLine.Option;
                 + " lost, and write it as JSON (for train --plan-pool).")
 public final class PlanCommand implements Callable<Integer> {
 
-    @Option(names = "--gpus", required = true, description = "Devices in the cluster.")
+    @Option(names = "--gpus", required = true, converter = OptionErrors.AtLeastOne.class,
+            description = "Devices in the cluster.")
     int gpus;
 
-    @Option(names = "--gpus-per-node", defaultValue = "8", description = "Devices per node (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--gpus-per-node", defaultValue = "8", converter = OptionErrors.AtLeastOne.class,
+            description = "Devices per node (default: ${DEFAULT-VALUE}).")
     int gpusPerNode;
 
     @Option(names = "--model", defaultValue = "gpt-moe-l16-h2560",
@@ -49,7 +51,8 @@ public final class PlanCommand implements Callable<Integer> {
                     + " (default: ${DEFAULT-VALUE}).")
     String cluster;
 
-    @Option(names = "--batch", description = "Global batch in sequences per step (default: 2 x gpus).")
+    @Option(names = "--batch", converter = OptionErrors.AtLeastOne.class,
+            description = "Global batch in sequences per step (default: 2 x gpus).")
     Integer batch;
 
     @Option(names = "--capacity", defaultValue = "dropless", split = ",",
@@ -60,25 +63,28 @@ public final class PlanCommand implements Callable<Integer> {
             + " native trace) instead of Zipf samples.")
     Path trace;
 
-    @Option(names = "--samples", defaultValue = "2", description = "Load samples per plan (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--samples", defaultValue = "2", converter = OptionErrors.AtLeastOne.class,
+            description = "Load samples per plan (default: ${DEFAULT-VALUE}).")
     int samples;
 
-    @Option(names = "--zipf", defaultValue = "1.0",
+    @Option(names = "--zipf", defaultValue = "1.0", converter = OptionErrors.NonNegative.class,
             description = "Zipf exponent of the sampled expert popularity without --trace (default: ${DEFAULT-VALUE}).")
     double zipf;
 
     @Option(names = "--seed", defaultValue = "1", description = "Seed of the Zipf samples (default: ${DEFAULT-VALUE}).")
     long seed;
 
-    @Option(names = "--pool-size", defaultValue = "8", description = "Plans to keep (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--pool-size", defaultValue = "8", converter = OptionErrors.AtLeastOne.class,
+            description = "Plans to keep (default: ${DEFAULT-VALUE}).")
     int poolSize;
 
     @Option(names = "--calibration", defaultValue = "jmh/results",
             description = "Directory of JMH JSON results to calibrate the cluster from (default: ${DEFAULT-VALUE}).")
     Path calibrationDir;
 
-    @Option(names = "--json", defaultValue = "plan-pool.json",
-            description = "Where to write the pool (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--json", paramLabel = "FILE",
+            description = "Write the pool and every rejection as JSON to FILE, for train --plan-pool (default: not"
+                    + " written).")
     Path json;
 
     static final class Presets extends ArrayList<String> {
@@ -89,12 +95,7 @@ public final class PlanCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        positive("--gpus", gpus);
-        positive("--gpus-per-node", gpusPerNode);
-        positive("--samples", samples);
-        positive("--pool-size", poolSize);
         int globalBatch = batch != null ? batch : 2 * gpus;
-        positive("--batch", globalBatch);
         ModelShape shape = GptMoeConfig.preset(model).shape(model);
         Calibration calibration = Calibration.load(calibrationDir);
         ClusterSpec spec = calibration.apply(ClusterSpec.parse(clusterText(), gpus, Math.min(gpusPerNode, gpus)));
@@ -113,8 +114,10 @@ public final class PlanCommand implements Callable<Integer> {
                 new PlanSearch.Spec(globalBatch, factors, poolSize, loads, loadsName));
         double seconds = (System.nanoTime() - start) / 1e9;
         print(System.out, pool, seconds);
-        pool.write(json);
-        System.out.println("wrote " + json);
+        if (json != null) {
+            pool.write(json);
+            System.out.println("wrote the pool to " + json.toAbsolutePath());
+        }
         return pool.pool().isEmpty() ? 1 : 0;
     }
 
@@ -171,13 +174,6 @@ public final class PlanCommand implements Callable<Integer> {
         return e.terms().entrySet().stream().sorted(Map.Entry.<String, Double>comparingByValue().reversed()).limit(2)
                 .map(t -> String.format(Locale.ROOT, "%s %.0f%%", t.getKey(), 100 * t.getValue() / e.stepSeconds()))
                 .reduce((a, b) -> a + ", " + b).orElse("");
-    }
-
-    /** The shape under the preset's name (GptMoeConfig does not know it). */
-    private static void positive(String option, int v) {
-        if (v < 1) {
-            throw new IllegalArgumentException(option + ": must be >= 1, got " + v);
-        }
     }
 
     private static final double GIB = 1024.0 * 1024 * 1024;

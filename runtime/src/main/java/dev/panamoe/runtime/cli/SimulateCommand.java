@@ -1,6 +1,7 @@
 package dev.panamoe.runtime.cli;
 
 import dev.panamoe.runtime.model.GptMoeConfig;
+import dev.panamoe.runtime.report.Plural;
 import dev.panamoe.strategy.cost.ClusterSpec;
 import dev.panamoe.strategy.cost.CostModel;
 import dev.panamoe.strategy.cost.Skeleton;
@@ -100,11 +101,14 @@ public final class SimulateCommand implements Callable<Integer> {
         ParallelPlan parallel = plan != null ? ParallelPlan.parse(plan, devices) : new ParallelPlan(1, 1, devices, 1);
         PolicyContext context = new PolicyContext(new CostModel(shape, spec),
                 new Skeleton(parallel, microBatch, microBatches, Skeleton.DROPLESS));
-        System.out.printf(Locale.ROOT, "trace:   %s: %d iterations, %d MoE layers, %d ranks, %d micro-batches, %d experts%n",
-                trace, loaded.iterations(), loaded.layers(), loaded.ranks(), loaded.microBatches(), loaded.experts());
-        System.out.printf(Locale.ROOT, "model:   %s with %d experts (%d MoE %s the trace's %s)%n", model,
-                shape.experts(), shape.moeLayers(), shape.moeLayers() == 1 ? "layer replays" : "layers replay",
-                layer != null ? "layer " + layer : loaded.layers() == 1 ? "1 layer" : loaded.layers() + " layers");
+        System.out.printf(Locale.ROOT, "trace:   %s: %s, %s, %s, %s, %s%n", trace,
+                Plural.of(loaded.iterations(), "iteration"), Plural.of(loaded.layers(), "MoE layer"),
+                Plural.of(loaded.ranks(), "rank"), Plural.of(loaded.microBatches(), "micro-batch"),
+                Plural.of(loaded.experts(), "expert"));
+        System.out.printf(Locale.ROOT, "model:   %s with %s (%s %s the trace's %s)%n", model,
+                Plural.of(shape.experts(), "expert"), Plural.of(shape.moeLayers(), "MoE layer"),
+                shape.moeLayers() == 1 ? "replays" : "replay",
+                layer != null ? "layer " + layer : Plural.of(loaded.layers(), "layer"));
         System.out.println("cluster: " + spec.describe());
         System.out.printf(Locale.ROOT, "plan:    %s, micro-batch %d x %d, dropless%n%n", parallel, microBatch,
                 microBatches);

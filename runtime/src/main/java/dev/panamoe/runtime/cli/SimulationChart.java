@@ -3,6 +3,7 @@ package dev.panamoe.runtime.cli;
 import dev.panamoe.runtime.report.ChartStyle;
 import dev.panamoe.strategy.simulate.PolicyRun;
 import dev.panamoe.strategy.simulate.SimulationReport;
+import java.awt.BasicStroke;
 import java.awt.Color;
 import java.util.Locale;
 import org.knowm.xchart.XYChart;
@@ -26,7 +27,7 @@ final class SimulationChart {
     private SimulationChart() {
     }
 
-    static byte[] png(SimulationReport report, String title) {
+    static XYChart chart(SimulationReport report, String title) {
         XYChart chart = new XYChart(960, 480, Styler.ChartTheme.XChart);
         chart.setTitle(title);
         chart.setXAxisTitle("iteration");
@@ -46,8 +47,38 @@ final class SimulationChart {
             XYSeries s = chart.addSeries(String.format(Locale.ROOT, "%s (%.2f ms)", run.policy(),
                     run.meanIterationSeconds() * 1e3), x, ms);
             s.setMarker(SeriesMarkers.NONE);
-            s.setLineColor(COLORS[i++ % COLORS.length]);
+            s.setLineColor(COLORS[i % COLORS.length]);
+            s.setLineStyle(stroke(i, report.runs().size()));
+            i++;
         }
-        return ChartStyle.png(chart);
+        return chart;
+    }
+
+    static byte[] png(SimulationReport report, String title) {
+        return ChartStyle.png(chart(report, title));
+    }
+
+    /** Dash patterns in policy order: solid, dashed, dotted, dash-dot, long dashes. */
+    private static final float[][] DASHES = {null, {9f, 5f}, {2f, 4f}, {9f, 4f, 2f, 4f}, {16f, 6f}};
+
+    /**
+     * Policies often agree for stretches (greedy:100 is static until its first move): each policy
+     * has its own dash pattern, and lines drawn earlier are wider, so a line drawn over another
+     * leaves the one beneath visible along both edges.
+     */
+    static BasicStroke stroke(int index, int count) {
+        float width = 1.5f + (count - 1 - index);
+        float[] dash = DASHES[index % DASHES.length];
+        return dash == null ? new BasicStroke(width, BasicStroke.CAP_BUTT, BasicStroke.JOIN_ROUND)
+                : new BasicStroke(width, BasicStroke.CAP_BUTT, BasicStroke.JOIN_ROUND, 10f, scaled(dash, width), 0f);
+    }
+
+    /** Dashes lengthen with the line, so that a wide dotted line still reads as dotted. */
+    private static float[] scaled(float[] dash, float width) {
+        float[] out = dash.clone();
+        for (int i = 0; i < out.length; i++) {
+            out[i] *= Math.max(1f, width / 2f);
+        }
+        return out;
     }
 }

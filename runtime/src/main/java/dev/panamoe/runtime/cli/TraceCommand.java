@@ -1,5 +1,6 @@
 package dev.panamoe.runtime.cli;
 
+import dev.panamoe.runtime.report.Plural;
 import dev.panamoe.strategy.placement.ExpertPlacement;
 import dev.panamoe.strategy.policy.Balancer;
 import dev.panamoe.strategy.trace.LoadTrace;
@@ -39,14 +40,15 @@ public final class TraceCommand implements Runnable {
         int ranks;
         @Option(names = "--layers", defaultValue = "4", description = "MoE layers (default: ${DEFAULT-VALUE}).")
         int layers;
-        @Option(names = "--iters", defaultValue = "500", description = "Iterations (default: ${DEFAULT-VALUE}).")
+        @Option(names = "--iters", defaultValue = "500", converter = OptionErrors.AtLeastOne.class,
+                description = "Iterations (default: ${DEFAULT-VALUE}).")
         int iterations;
         @Option(names = "--seed", defaultValue = "1", description = "Seed (default: ${DEFAULT-VALUE}).")
         long seed;
         @Option(names = "--micro-batches", defaultValue = "1",
                 description = "Micro-batches per iteration and rank (default: ${DEFAULT-VALUE}).")
         int microBatches;
-        @Option(names = "--tokens", defaultValue = "8192",
+        @Option(names = "--tokens", defaultValue = "8192", converter = OptionErrors.AtLeastOne.class,
                 description = "Token slots (tokens x top-k) per rank and micro-batch (default: ${DEFAULT-VALUE}).")
         int tokens;
         @Option(names = "--zipf", defaultValue = "1.0", description = "Zipf exponent of popularity (default: ${DEFAULT-VALUE}).")
@@ -54,7 +56,7 @@ public final class TraceCommand implements Runnable {
         @Option(names = "--drift", defaultValue = "0.03",
                 description = "Per-iteration step of the popularity random walk (default: ${DEFAULT-VALUE}).")
         double drift;
-        @Option(names = "--swap", defaultValue = "0.005",
+        @Option(names = "--swap", defaultValue = "0.005", converter = OptionErrors.Probability.class,
                 description = "Chance per layer and iteration that a hot expert swaps popularity with another"
                         + " (default: ${DEFAULT-VALUE}).")
         double swap;
@@ -65,9 +67,9 @@ public final class TraceCommand implements Runnable {
             LoadTrace trace = SyntheticTrace.generate(new SyntheticTrace.Config(experts, ranks, layers, iterations,
                     microBatches, tokens, zipf, drift, swap, seed));
             TraceFiles.write(trace, out, f);
-            System.out.printf(Locale.ROOT, "wrote %s (%s format): %d iterations, %d MoE layers, %d ranks, %d micro-batches,"
-                    + " %d experts%n", out, f.name().toLowerCase(Locale.ROOT), iterations, layers, ranks, microBatches,
-                    experts);
+            System.out.printf(Locale.ROOT, "wrote %s (%s format): %s, %s, %s, %s, %s%n", out,
+                    f.name().toLowerCase(Locale.ROOT), Plural.of(iterations, "iteration"), Plural.of(layers, "MoE layer"),
+                    Plural.of(ranks, "rank"), Plural.of(microBatches, "micro-batch"), Plural.of(experts, "expert"));
             if (experts % ranks == 0) {
                 ExpertPlacement identity = ExpertPlacement.identity(experts, ranks, 0);
                 double ratio = Balancer.maxOverMean(identity.deviceLoads(trace.layerLoad(0, 0)));

@@ -32,8 +32,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.ArgSpec;
@@ -109,7 +107,8 @@ public final class TrainCommand implements Callable<Integer> {
     int evalEvery;
     @Option(names = "--eval-batches", description = "Held-out micro-batches per evaluation (default: ${DEFAULT-VALUE}).")
     int evalBatches;
-    @Option(names = "--threads", description = "CPU threads of the kernels (default: the library's).")
+    @Option(names = "--threads", converter = OptionErrors.AtLeastOne.class,
+            description = "CPU threads of the kernels (default: the library's).")
     Integer threads;
     @Option(names = "--device", paramLabel = "cpu|cuda[:N]", defaultValue = "cpu",
             description = "Where the model lives and the kernels run (default: ${DEFAULT-VALUE}).")
@@ -148,7 +147,7 @@ public final class TrainCommand implements Callable<Integer> {
                     + "optimizer state between steps (default: ${DEFAULT-VALUE}).")
     String placement;
     @Option(names = "--plan-pool", paramLabel = "FILE",
-            description = "Train with the fastest plan of a pool written by 'plan --json' that fits the run (its "
+            description = "Train with the fastest plan of a pool written by 'plan --json FILE' that fits the run (its "
                     + "ranks, preset and batch); its micro-batches and capacity too, unless given.")
     Path planPool;
 
@@ -509,8 +508,6 @@ public final class TrainCommand implements Callable<Integer> {
         return b.build();
     }
 
-    private static final Pattern FIELD_MESSAGE = Pattern.compile("^(\\w+): (.*)$", Pattern.DOTALL);
-
     /**
      * Runs a configuration step; a validation message that starts with a field name
      * ("microBatches: must divide ...") becomes a usage error naming the option ("--micro-batches").
@@ -519,25 +516,13 @@ public final class TrainCommand implements Callable<Integer> {
         try {
             return step.call();
         } catch (IllegalArgumentException e) {
-            Matcher m = FIELD_MESSAGE.matcher(String.valueOf(e.getMessage()));
-            if (m.matches()) {
-                OptionSpec option = spec.findOption("--" + kebab(m.group(1)));
-                if (option != null) {
-                    throw new ParameterException(spec.commandLine(),
-                            "Invalid value for option '" + option.longestName() + "': " + m.group(2), e, option, null);
-                }
-            }
-            throw e;
+            ParameterException named = OptionErrors.naming(spec, e);
+            throw named != null ? named : e;
         } catch (RuntimeException e) {
             throw e;
         } catch (Exception e) {
             throw new IllegalStateException(e);
         }
-    }
-
-    /** "microBatches" -> "micro-batches", "topK" -> "top-k", "checkpointDir" -> "checkpoint-dir". */
-    static String kebab(String camel) {
-        return camel.replaceAll("([a-z0-9])([A-Z])", "$1-$2").toLowerCase(Locale.ROOT);
     }
 
     /** Defaults of the training options: those of {@link TrainingConfig#builder()}, so they are written once. */

@@ -3,6 +3,7 @@ package dev.panamoe.runtime.cli;
 import dev.panamoe.ops.Backend;
 import dev.panamoe.runtime.comm.Worlds;
 import dev.panamoe.runtime.data.Corpus;
+import dev.panamoe.runtime.data.LossFloor;
 import dev.panamoe.runtime.data.SyntheticCorpus;
 import dev.panamoe.runtime.data.TextCorpus;
 import dev.panamoe.runtime.data.Tokenizer;
@@ -15,6 +16,7 @@ import dev.panamoe.runtime.parallel.ProcessGroups;
 import dev.panamoe.runtime.parallel.StageModel;
 import dev.panamoe.runtime.report.MetricsWriter;
 import dev.panamoe.runtime.report.OperatorTimer;
+import dev.panamoe.runtime.report.Plural;
 import dev.panamoe.runtime.report.ProgressDisplay;
 import dev.panamoe.runtime.report.ReportData;
 import dev.panamoe.runtime.report.StepMetrics;
@@ -34,13 +36,17 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import picocli.CommandLine;
 
 /**
  * What {@code train} and {@code demo} share: build the model, train with a progress display,
  * write the report, print a summary. For a synthetic corpus the summary ends with the lines
- * {@code unigram loss: X}, {@code floor: X}, {@code final val loss: X}, {@code gap closed: N%}.
+ * {@code unigram loss: X}, {@code floor: X}, {@code final val loss: X}, {@code gap closed: N.N%}.
  */
 final class TrainingRun {
+
+    private static final CommandLine.Model.CommandSpec TRAIN_OPTIONS =
+            CommandLine.Model.CommandSpec.forAnnotatedObject(new TrainCommand());
 
     private final PrintStream out;
     private final String title;
@@ -118,8 +124,8 @@ final class TrainingRun {
             boolean lead = comm.rank() == 0;
             if (lead) {
                 header(backend);
-                out.printf(Locale.ROOT, "parallel: %d ranks (%s), plan %s, collective timeout %s s%n", plan.world(),
-                        comm.backendName(), plan, timeout.toMillis() / 1000.0);
+                out.printf(Locale.ROOT, "parallel: %s (%s), plan %s, collective timeout %s s%n",
+                        Plural.of(plan.world(), "rank"), comm.backendName(), plan, timeout.toMillis() / 1000.0);
             }
             PlacementPolicy policy = PlacementController.policy(placement, modelConfig, plan, config);
             try (ProcessGroups groups = new ProcessGroups(layout, comm);
@@ -144,8 +150,8 @@ final class TrainingRun {
                     trainer.run(lead ? progress::update : m -> { });
                 }
                 if (lead) {
-                    out.println("placement: " + placer.changes() + " layer placement changes, " + placer.movedSlots()
-                            + " slots moved (" + placer.policy().name() + ")");
+                    out.println("placement: " + Plural.of(placer.changes(), "layer placement change") + ", "
+                            + Plural.of(placer.movedSlots(), "slot") + " moved (" + placer.policy().name() + ")");
                 }
                 return lead ? trainer.history() : null;
             }
@@ -179,11 +185,11 @@ final class TrainingRun {
     private void header(Backend backend) {
         out.println("model:    " + modelConfig.describe());
         out.println("data:     " + corpus.describe());
-        out.printf(Locale.ROOT, "training: %d steps of %d x %d tokens in %d micro-batch%s, lr %s -> %s after %d warm-up"
-                        + " steps, weight decay %s, clip %s, seed %d, %s%n", config.steps(), config.batch(),
-                config.seq(), config.microBatches(), config.microBatches() == 1 ? "" : "es", config.lr(), config.minLr(),
-                config.warmup(), config.weightDecay(), config.clipNorm(), config.seed(),
-                backend.device().isCpu() ? backend.numThreads() + " threads" : "on " + backend.device());
+        out.printf(Locale.ROOT, "training: %s of %d x %d tokens in %s, lr %s -> %s after %s, weight decay %s,"
+                        + " clip %s, seed %d, %s%n", Plural.of(config.steps(), "step"), config.batch(), config.seq(),
+                Plural.of(config.microBatches(), "micro-batch"), config.lr(), config.minLr(),
+                Plural.of(config.warmup(), "warm-up step"), config.weightDecay(), config.clipNorm(), config.seed(),
+                backend.device().isCpu() ? Plural.of(backend.numThreads(), "thread") : "on " + backend.device());
         if (config.metrics() != null) {
             createParent(config.metrics());
         }
@@ -226,7 +232,9 @@ final class TrainingRun {
         c.put("data", corpus.describe());
         config.toMap().forEach((k, v) -> {
             if (!v.isEmpty()) {
-                c.put(k, v);
+                // Named as the user gives them (--micro-batches), fields that are no option as they are (beta1).
+                CommandLine.Model.OptionSpec option = TRAIN_OPTIONS.findOption("--" + OptionErrors.kebab(k));
+                c.put(option != null ? option.names()[0] : k, v);
             }
         });
         return c;
@@ -264,8 +272,8 @@ final class TrainingRun {
         out.printf(Locale.ROOT, "unigram loss: %.4f%n", baselines.unigram());
         out.printf(Locale.ROOT, "floor: %.4f%n", baselines.floor());
         out.printf(Locale.ROOT, "final val loss: %.4f%n", val);
-        out.printf(Locale.ROOT, "gap closed: %d%%%n",
-                (long) Math.floor(100 * (baselines.unigram() - val) / (baselines.unigram() - baselines.floor())));
+        out.println("gap closed: "
+                + TrainingReport.gapClosed(LossFloor.gapClosed(baselines.unigram(), baselines.floor(), val)));
     }
 
     /**

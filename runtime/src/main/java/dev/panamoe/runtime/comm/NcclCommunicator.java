@@ -86,9 +86,11 @@ public final class NcclCommunicator implements Communicator {
                 Optional<Path> wheel = searched.stream().map(d -> d.resolve("nvidia/nccl/lib/libnccl.so.2"))
                         .filter(Files::isRegularFile).findFirst();
                 if (wheel.isEmpty()) {
-                    throw new NativeLibraryUnavailableException(notOnPath.getMessage()
-                            + "; and no nvidia-nccl-cu13 wheel (nvidia/nccl/lib/libnccl.so.2) in " + searched
-                            + " (pip install nvidia-nccl-cu13, or set NCCL_LIBRARY)", notOnPath);
+                    // One line: what was tried, why not, what to do (the folders are many; the count says enough).
+                    throw new NativeLibraryUnavailableException(NativeLibraries.NCCL + " unavailable: the dynamic linker"
+                            + " cannot load it (" + NativeLibraries.dlopenError(NativeLibraries.NCCL) + ") and none of "
+                            + searched.size() + " Python package folders holds the nvidia-nccl-cu13 wheel; pip install"
+                            + " nvidia-nccl-cu13, or set NCCL_LIBRARY to its path", notOnPath);
                 }
                 System.setProperty(NativeLibraries.NCCL_PROPERTY, wheel.get().toString());
             }

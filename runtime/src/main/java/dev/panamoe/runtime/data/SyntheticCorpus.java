@@ -1,5 +1,6 @@
 package dev.panamoe.runtime.data;
 
+import dev.panamoe.runtime.report.Plural;
 import java.util.Arrays;
 
 /**
@@ -169,8 +170,8 @@ public final class SyntheticCorpus implements Corpus {
 
     @Override
     public String describe() {
-        return String.format("synthetic: %d Markov sources%s (order %d, %d of %d successors, Dirichlet %s), seq %d, seed %d",
-                config.sources(), config.sourceSkew() == 0 ? "" : " (skew " + config.sourceSkew() + ")", config.order(),
+        return String.format("synthetic: %s%s (order %d, %d of %d successors, Dirichlet %s), seq %d, seed %d",
+                Plural.of(config.sources(), "Markov source"), config.sourceSkew() == 0 ? "" : " (skew " + config.sourceSkew() + ")", config.order(),
                 config.successors(), config.vocabSize(), config.concentration(), config.seqLen(), config.seed());
     }
 

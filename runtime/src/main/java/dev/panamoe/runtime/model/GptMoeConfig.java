@@ -4,6 +4,7 @@ import dev.panamoe.ops.Activation;
 import dev.panamoe.ops.DropPolicy;
 import dev.panamoe.ops.MoELayer;
 import dev.panamoe.ops.ScoreFunction;
+import dev.panamoe.runtime.report.Plural;
 import dev.panamoe.strategy.plan.ModelShape;
 import java.util.List;
 import java.util.Locale;
@@ -181,10 +182,11 @@ public record GptMoeConfig(int vocab, int maxSeq, int layers, int hidden, int he
                 : String.format(Locale.ROOT, "capacity factor %.2f (%s)", capacityFactor,
                         dropPolicy.name().toLowerCase(Locale.ROOT));
         return String.format(Locale.ROOT,
-                "GPT-MoE: %d blocks, hidden %d, %d heads, vocab %d, seq %d, dense ffn %d; MoE in %s: %d experts"
+                "GPT-MoE: %s, hidden %d, %s, vocab %d, seq %d, dense ffn %d; MoE in %s: %s"
                         + " top-%d, expert ffn %d (%s), %s router, %s; aux loss %s, z-loss %s; %s, %s embeddings;"
                         + " %s parameters (%s active per token)",
-                layers, hidden, heads, vocab, maxSeq, denseFfn, moeEvery == 1 ? "every block" : "every " + moeEvery + " blocks", experts, topK,
+                Plural.of(layers, "block"), hidden, Plural.of(heads, "head"), vocab, maxSeq, denseFfn,
+                moeEvery == 1 ? "every block" : "every " + moeEvery + " blocks", Plural.of(experts, "expert"), topK,
                 expertFfn, lower(expertActivation), lower(scoreFunction), capacity, auxLossCoeff, zLossCoeff,
                 norm == Norm.LAYER ? "LayerNorm" : "RMSNorm", tiedEmbeddings ? "tied" : "untied",
                 humanCount(parameterCount()), humanCount(activeParameterCount()));

@@ -27,10 +27,6 @@ final class Charts {
     /** Most columns of an expert-load heat map; longer runs are summed into this many step bins. */
     static final int MAX_LOAD_COLUMNS = 50;
 
-    /** Sequential colour scale (viridis, low to high): readable in grey and by colour-blind readers. */
-    private static final Color[] SCALE = {new Color(0x440154), new Color(0x3b528b), new Color(0x21918c),
-            new Color(0x5ec962), new Color(0xfde725)};
-
     private Charts() {
     }
 
@@ -58,10 +54,13 @@ final class Charts {
         return ChartStyle.png(chart);
     }
 
-    /** Training tokens per second at each step. */
-    static byte[] throughput(List<StepMetrics> steps) {
+    /**
+     * Training tokens per second: every step drawn lightly, and its running median, which a few
+     * fast or stalled steps (a noisy machine, a GC pause) do not move. The y axis ends a little above
+     * the 99th percentile of the steps, so that a rare spike does not flatten everything else.
+     */
+    static XYChart throughput(List<StepMetrics> steps) {
         XYChart chart = lineChart("Throughput", "tokens / s");
-        chart.getStyler().setLegendVisible(false);
         chart.getStyler().setYAxisMin(0.0); // from zero, so that noise does not look like a collapse
         double[] x = new double[steps.size()];
         double[] y = new double[steps.size()];
@@ -69,15 +68,44 @@ final class Charts {
             x[i] = steps.get(i).step();
             y[i] = steps.get(i).tokensPerSecond();
         }
-        look(chart.addSeries("tokens/s", x, y), new Color(0x1f77b4), SeriesMarkers.NONE, SeriesLines.SOLID);
-        return ChartStyle.png(chart);
+        int window = medianWindow(steps.size());
+        double[] smooth = runningMedian(y, window);
+        XYSeries raw = chart.addSeries("every step", x, y);
+        look(raw, new Color(0xa6c8e8), SeriesMarkers.NONE, new BasicStroke(1f));
+        look(chart.addSeries("median of " + Plural.of(window, "step"), x, smooth), new Color(0x1f4e8c),
+                SeriesMarkers.NONE, SeriesLines.SOLID);
+        double[] sorted = y.clone();
+        java.util.Arrays.sort(sorted);
+        double top = Math.max(sorted[(int) Math.floor(0.99 * (sorted.length - 1))],
+                java.util.Arrays.stream(smooth).max().orElse(0));
+        if (top > 0) {
+            chart.getStyler().setYAxisMax(1.1 * top);
+        }
+        return chart;
+    }
+
+    /** An odd window of about a twentieth of the run, 1 (no smoothing) to 51 steps. */
+    static int medianWindow(int steps) {
+        return Math.min(51, Math.max(1, steps / 20) | 1);
+    }
+
+    /** The median of the window centred on each value (shrunk at the ends). */
+    static double[] runningMedian(double[] values, int window) {
+        double[] out = new double[values.length];
+        int half = window / 2;
+        for (int i = 0; i < values.length; i++) {
+            double[] w = java.util.Arrays.copyOfRange(values, Math.max(0, i - half), Math.min(values.length, i + half + 1));
+            java.util.Arrays.sort(w);
+            out[i] = w.length % 2 == 1 ? w[w.length / 2] : (w[w.length / 2 - 1] + w[w.length / 2]) / 2;
+        }
+        return out;
     }
 
     /**
      * One MoE layer's load: rows are experts, columns step bins, cells each expert's share of the
      * layer's token-to-expert assignments in that bin (1/experts everywhere when perfectly balanced).
      */
-    static byte[] expertLoad(String title, List<StepMetrics> steps, int layer) {
+    static HeatMap expertLoad(String title, List<StepMetrics> steps, int layer) {
         int experts = steps.getFirst().expertCounts()[layer].length;
         int bins = Math.min(MAX_LOAD_COLUMNS, steps.size());
         List<Long> binEnds = new ArrayList<>(bins);
@@ -100,28 +128,40 @@ final class Charts {
                 cells.add(new Number[] {b, e, share});
             }
         }
-        // Scale top rounded up to a multiple of 0.05: the legend prints it unformatted.
-        double top = maxShare > 0 ? Math.ceil(maxShare * 20) / 20 : 1;
-        HeatMapChart chart = heatMap(title, "step (end of bin)", "expert", 0, top);
+        // Diverging at the balanced share: cold experts blue, hot ones red, balanced ones pale.
+        double balanced = 1.0 / experts;
+        double top = Math.max(Math.ceil(maxShare * 20) / 20, balanced + 0.05);
+        ColourBar bar = new ColourBar("share of tokens", new double[] {0, balanced, top},
+                new Color[] {new Color(0x2166ac), new Color(0xf7f7f7), new Color(0xb2182b)},
+                List.of(new ColourBar.Mark(balanced, "balanced 1/" + experts)));
+        HeatMapChart chart = heatMap(title, "step (end of bin)", "expert", bar);
         chart.getStyler().setXAxisLabelRotation(90);
         chart.addSeries("share of tokens", binEnds, range(experts), cells);
-        return ChartStyle.png(chart);
+        return new HeatMap(chart, bar);
     }
 
     /** P(source | expert) of one MoE layer: rows experts, columns sources. */
-    static byte[] specialisation(String title, double[][] sourceGivenExpert) {
+    static HeatMap specialisation(String title, double[][] sourceGivenExpert) {
         int experts = sourceGivenExpert.length;
         int sources = sourceGivenExpert[0].length;
         List<Number[]> cells = new ArrayList<>(experts * sources);
         for (int e = 0; e < experts; e++)
             for (int s = 0; s < sources; s++)
                 cells.add(new Number[] {s, e, sourceGivenExpert[e][s]});
-        HeatMapChart chart = heatMap(title, "source", "expert", 0, 1);
+        // The scale ends just above the largest value (not at 1, which routing rarely nears), light
+        // to mid blue so that the black values printed in the cells stay legible on every colour.
+        double max = java.util.Arrays.stream(sourceGivenExpert).flatMapToDouble(java.util.Arrays::stream).max().orElse(0);
+        double uniform = 1.0 / sources;
+        double top = Math.min(1, Math.max(Math.ceil(max * 10) / 10, uniform + 0.1));
+        ColourBar bar = new ColourBar("P(source | expert)", new double[] {0, uniform, top},
+                new Color[] {new Color(0xffffd9), new Color(0xc7e9b4), new Color(0x1d91c0)},
+                List.of(new ColourBar.Mark(uniform, "uniform 1/" + sources)));
+        HeatMapChart chart = heatMap(title, "source", "expert", bar);
         // Values printed in the cells only while they stay legible.
         chart.getStyler().setShowValue(experts * sources <= 128).setHeatMapValueDecimalPattern("0.00")
-                .setValueFont(new Font(Font.SANS_SERIF, Font.PLAIN, 11)).setValueFontColor(Color.WHITE);
+                .setValueFont(new Font(Font.SANS_SERIF, Font.PLAIN, 11)).setValueFontColor(Color.BLACK);
         chart.addSeries("P(source | expert)", range(sources), range(experts), cells);
-        return ChartStyle.png(chart);
+        return new HeatMap(chart, bar);
     }
 
     private static XYChart lineChart(String title, String yTitle) {
@@ -134,15 +174,23 @@ final class Charts {
         return chart;
     }
 
-    private static HeatMapChart heatMap(String title, String xTitle, String yTitle, double min, double max) {
+    /** A heat map and its colour bar, drawn side by side. */
+    record HeatMap(HeatMapChart chart, ColourBar bar) {
+        byte[] png() {
+            return bar.png(chart, WIDTH, HEIGHT);
+        }
+    }
+
+    private static HeatMapChart heatMap(String title, String xTitle, String yTitle, ColourBar bar) {
         // Unlike the other charts, XChart 3.8.8's HeatMapChart(width, height) applies no theme and
         // fails to paint (null fonts and formats); the theme must be named.
-        HeatMapChart chart = new HeatMapChart(WIDTH, HEIGHT, Styler.ChartTheme.XChart);
+        HeatMapChart chart = new HeatMapChart(WIDTH - ColourBar.WIDTH, HEIGHT, Styler.ChartTheme.XChart);
         chart.setTitle(title);
         chart.setXAxisTitle(xTitle);
         chart.setYAxisTitle(yTitle);
         ChartStyle.apply(chart.getStyler());
-        chart.getStyler().setRangeColors(SCALE).setMin(min).setMax(max).setDrawBorder(false);
+        chart.getStyler().setDrawBorder(false);
+        bar.applyTo(chart);
         return chart;
     }
 

@@ -44,15 +44,15 @@ public final class TrainingReport {
         AtomicFiles.directory(dir);
         List<StepMetrics> steps = data.steps();
         AtomicFiles.write(dir.resolve(LOSS_CHART), Charts.loss(steps, data.unigramLoss(), data.lossFloor()));
-        AtomicFiles.write(dir.resolve(THROUGHPUT_CHART), Charts.throughput(steps));
+        AtomicFiles.write(dir.resolve(THROUGHPUT_CHART), ChartStyle.png(Charts.throughput(steps)));
         for (int layer = 0; layer < data.moeLayers(); layer++)
             AtomicFiles.write(dir.resolve(expertLoadChart(layer)),
-                    Charts.expertLoad("Expert load, MoE layer " + layer, steps, layer));
+                    Charts.expertLoad("Expert load, MoE layer " + layer, steps, layer).png());
         if (data.expertSourceCounts() != null)
             for (int layer = 0; layer < data.moeLayers(); layer++)
                 AtomicFiles.write(dir.resolve(specialisationChart(layer)), Charts.specialisation(
                         "P(source | expert), MoE layer " + layer,
-                        Specialisation.sourceGivenExpert(data.expertSourceCounts()[layer])));
+                        Specialisation.sourceGivenExpert(data.expertSourceCounts()[layer])).png());
         Path index = dir.resolve(INDEX);
         AtomicFiles.write(index, html(data).getBytes(StandardCharsets.UTF_8));
         return index;
@@ -68,7 +68,9 @@ public final class TrainingReport {
         loadSection(page, data);
         if (data.expertSourceCounts() != null)
             specialisationSection(page, data);
-        page.append("<h2>Throughput</h2>\n<p>Training tokens processed per second of wall time at each step.</p>\n");
+        page.append("<h2>Throughput</h2>\n<p>Training tokens processed per second of wall time: every step (light) ")
+                .append("and their running median (dark), which a few slow or fast steps do not move. The axis ends ")
+                .append("a little above the 99th percentile of the steps.</p>\n");
         image(page, THROUGHPUT_CHART, "tokens per second against step");
         operatorSection(page, data.operatorTimes());
         page.append("</body>\n</html>\n");
@@ -82,17 +84,17 @@ public final class TrainingReport {
             rows.add(new String[] {e.getKey(), e.getValue()});
         rows.add(new String[] {"steps in metrics", steps.getFirst().step() + " to " + steps.getLast().step()});
         int tail = Math.min(FINAL_LOSS_STEPS, steps.size());
-        rows.add(new String[] {"final training loss (mean of last " + tail + " steps)", nats(finalTrainingLoss(steps, tail))});
+        rows.add(new String[] {"final training loss (mean of last " + Plural.of(tail, "step") + ")", nats(finalTrainingLoss(steps, tail))});
         StepMetrics evaluated = data.lastEvaluated();
         rows.add(new String[] {"final validation loss",
                 evaluated == null ? "not evaluated" : nats(evaluated.valLoss()) + " (step " + evaluated.step() + ")"});
         rows.add(new String[] {"unigram loss", nats(data.unigramLoss())});
         rows.add(new String[] {"loss floor", nats(data.lossFloor())});
         double gap = data.gapClosed();
-        rows.add(new String[] {"gap closed", Double.isNaN(gap) ? "n/a" : String.format(Locale.ROOT, "%.1f%%", 100 * gap)});
-        rows.add(new String[] {"expert placement changes", String.format(Locale.ROOT, "%d layer changes, %d slots moved",
-                steps.stream().mapToLong(StepMetrics::placementChanges).sum(),
-                steps.stream().mapToLong(StepMetrics::movedSlots).sum())});
+        rows.add(new String[] {"gap closed", gapClosed(gap)});
+        rows.add(new String[] {"expert placement changes", Plural.of(
+                steps.stream().mapToLong(StepMetrics::placementChanges).sum(), "layer change") + ", " + Plural.of(
+                steps.stream().mapToLong(StepMetrics::movedSlots).sum(), "slot") + " moved"});
         rows.add(new String[] {"median tokens/s", String.format(Locale.ROOT, "%.0f", medianTokensPerSecond(steps))});
         if (data.expertSourceCounts() != null)
             for (int layer = 0; layer < data.moeLayers(); layer++) {
@@ -135,7 +137,8 @@ public final class TrainingReport {
     private static void loadSection(StringBuilder page, ReportData data) {
         page.append("<h2>Expert load</h2>\n<p>Per MoE layer, each expert's share of the layer's token-to-expert ")
                 .append("assignments (a token counts once for each of its top-k experts), with steps summed into at most ")
-                .append(Charts.MAX_LOAD_COLUMNS).append(" columns. Perfect balance is 1/experts in every cell.</p>\n");
+                .append(Charts.MAX_LOAD_COLUMNS).append(" columns. The colours part at the balanced share 1/experts (marked on the colour bar): experts ")
+                .append("below it are blue, above it red; a perfectly balanced layer is pale in every cell.</p>\n");
         for (int layer = 0; layer < data.moeLayers(); layer++)
             image(page, expertLoadChart(layer), "expert load over steps, MoE layer " + layer);
     }
@@ -171,6 +174,11 @@ public final class TrainingReport {
     private static void image(StringBuilder page, String file, String alt) {
         page.append("<img src=\"").append(file).append("\" alt=\"").append(escape(alt)).append("\" width=\"")
                 .append(Charts.WIDTH).append("\" height=\"").append(Charts.HEIGHT).append("\">\n");
+    }
+
+    /** The share of the gap closed as the console and the report both print it: "97.7%", or "n/a". */
+    public static String gapClosed(double share) {
+        return Double.isNaN(share) ? "n/a" : String.format(Locale.ROOT, "%.1f%%", 100 * share);
     }
 
     static double finalTrainingLoss(List<StepMetrics> steps, int tail) {

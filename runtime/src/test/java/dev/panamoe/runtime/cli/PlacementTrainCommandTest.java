@@ -43,7 +43,7 @@ class PlacementTrainCommandTest {
         Result g = run("--metrics", greedy.toString(), "--placement", "greedy:1");
         assertEquals(0, g.code(), g.err());
         assertTrue(g.out().contains("placement: greedy:1; cost model: cluster cpu of 4 ranks, default rates"), g.out());
-        assertTrue(g.out().matches("(?s).*placement: \\d+ layer placement changes, \\d+ slots moved \\(greedy:1\\).*"),
+        assertTrue(g.out().matches("(?s).*placement: \\d+ layer placement changes?, \\d+ slots? moved \\(greedy:1\\).*"),
                 g.out());
         assertEquals(changes(g.out()), MetricsWriter.read(greedy).stream().mapToInt(StepMetrics::placementChanges).sum(),
                 "placement_changes of the metrics add up to the run's");
@@ -69,7 +69,7 @@ class PlacementTrainCommandTest {
             Path file = dir.resolve(policy + ".jsonl");
             Result r = run("--metrics", file.toString(), "--placement", policy);
             assertEquals(0, r.code(), r.err());
-            assertTrue(r.out().contains("slots moved (" + policy), r.out());
+            assertTrue(r.out().matches("(?s).*slots? moved \\(" + policy + ".*"), r.out());
             List<StepMetrics> expected = MetricsWriter.read(still);
             List<StepMetrics> got = MetricsWriter.read(file);
             for (int i = 0; i < expected.size(); i++) {
@@ -136,7 +136,7 @@ class PlacementTrainCommandTest {
 
     /** N of the "placement: N layer placement changes" line. */
     private static int changes(String out) {
-        Matcher m = Pattern.compile("placement: (\\d+) layer placement changes").matcher(out);
+        Matcher m = Pattern.compile("placement: (\\d+) layer placement changes?").matcher(out);
         assertTrue(m.find(), out);
         return Integer.parseInt(m.group(1));
     }

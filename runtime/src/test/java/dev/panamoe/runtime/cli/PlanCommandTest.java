@@ -42,7 +42,7 @@ class PlanCommandTest {
         assertTrue(reasons.contains("memory") && reasons.contains("GiB per device"), reasons);
         assertTrue(reasons.contains("topology") && reasons.contains("divisibility"), reasons);
         assertTrue(r.out().contains("preset h100-nvlink-ib default"), r.out());
-        assertTrue(r.out().contains("wrote " + json), r.out());
+        assertTrue(r.out().contains("wrote the pool to " + json.toAbsolutePath()), r.out());
     }
 
     @Test
@@ -61,8 +61,8 @@ class PlanCommandTest {
                 TraceFiles.Format.SMARTMOE);
         TrainCommandTest.Result bad = TrainCommandTest.run("plan", "--gpus", "16", "--trace", other.toString(),
                 "--json", json.toString());
-        assertEquals(1, bad.code());
-        assertTrue(bad.err().contains("trace: has 8 experts, model gpt-moe-l16-h2560 has 16"), bad.err());
+        assertEquals(2, bad.code());
+        assertTrue(bad.err().contains("'--trace': has 8 experts, model gpt-moe-l16-h2560 has 16"), bad.err());
     }
 
     @Test
@@ -72,12 +72,28 @@ class PlanCommandTest {
         assertTrue(missing.err().contains("--gpus"), missing.err());
         TrainCommandTest.Result cluster = TrainCommandTest.run("plan", "--gpus", "8", "--cluster", "tpu-pod",
                 "--json", dir.resolve("x.json").toString());
-        assertEquals(1, cluster.code());
-        assertTrue(cluster.err().contains("cluster: unknown preset 'tpu-pod'"), cluster.err());
+        assertEquals(2, cluster.code());
+        assertTrue(cluster.err().contains("Invalid value for option '--cluster': unknown preset 'tpu-pod'"), cluster.err());
         TrainCommandTest.Result capacity = TrainCommandTest.run("plan", "--gpus", "8", "--capacity", "lots",
                 "--json", dir.resolve("x.json").toString());
-        assertEquals(1, capacity.code());
-        assertTrue(capacity.err().contains("capacity: \"lots\""), capacity.err());
+        assertEquals(2, capacity.code());
+        assertTrue(capacity.err().contains("Invalid value for option '--capacity': \"lots\""), capacity.err());
+        TrainCommandTest.Result zipf = TrainCommandTest.run("plan", "--gpus", "8", "--zipf", "-1");
+        assertEquals("panamoe plan: Invalid value for option '--zipf': must be a finite number >= 0, got -1 (see"
+                + " 'panamoe plan --help')", zipf.err().strip());
+        TrainCommandTest.Result gpus = TrainCommandTest.run("plan", "--gpus", "0");
+        assertTrue(gpus.err().contains("Invalid value for option '--gpus': must be >= 1, got 0"), gpus.err());
+    }
+
+    @Test
+    void writesThePoolOnlyWhenAsked() {
+        Path cwd = Path.of("plan-pool.json").toAbsolutePath();
+        boolean before = java.nio.file.Files.exists(cwd);
+        TrainCommandTest.Result r = TrainCommandTest.run("plan", "--gpus", "8", "--samples", "1", "--pool-size", "1",
+                "--calibration", dir.resolve("none").toString());
+        assertEquals(0, r.code(), r.err());
+        assertEquals(before, java.nio.file.Files.exists(cwd), "no plan-pool.json written without --json");
+        assertTrue(!r.out().contains("wrote"), r.out());
     }
 
     private static int indexOf(List<String> lines, String text) {

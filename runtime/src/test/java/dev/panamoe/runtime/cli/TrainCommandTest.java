@@ -71,6 +71,7 @@ class TrainCommandTest {
         assertUsageError("Invalid value for option '--top-k'", "train", "--experts", "4", "--top-k", "5");
         assertUsageError("Invalid value for option '--preset': unknown name 'huge'", "train", "--preset", "huge");
         assertUsageError("'--capacity-factor'", "train", "--capacity-factor", "-1");
+        assertUsageError("Invalid value for option '--threads': must be >= 1, got 0", "train", "--threads", "0");
         assertUsageError("--resume needs --checkpoint DIR", "train", "--resume");
         assertUsageError("--stop-at needs --checkpoint DIR", "train", "--stop-at", "3");
         assertUsageError("Invalid value for option '--stop-at': must be in [1, steps=10], got 11", "train", "--steps", "10",
@@ -128,6 +129,14 @@ class TrainCommandTest {
         assertTrue(Files.isRegularFile(dir.resolve("report").resolve("index.html")));
         assertTrue(Files.isRegularFile(dir.resolve("report").resolve("specialisation-1.png")));
         assertSummaryEnding(second.lines());
+        assertTrue(first.out().contains(", 1 thread\n"), "singular: " + first.out());
+        assertTrue(first.out().contains("training: 4 steps of 4 x 16 tokens in 2 micro-batches, lr "), first.out());
+        // the console and the report print the same share of the gap
+        String gap = second.lines().getLast().substring("gap closed: ".length());
+        String html = Files.readString(dir.resolve("report").resolve("index.html"));
+        assertTrue(html.contains("<th>gap closed</th><td>" + gap + "</td>"), gap);
+        // the report's settings are named as the options are given
+        assertTrue(html.contains("<th>--micro-batches</th><td>2</td>") && !html.contains("microBatches"), html);
     }
 
     /** The last four lines, exactly as the demo's contract says. */
@@ -136,7 +145,7 @@ class TrainCommandTest {
         assertTrue(last.get(0).matches("unigram loss: \\d+\\.\\d{4}"), last.toString());
         assertTrue(last.get(1).matches("floor: \\d+\\.\\d{4}"), last.toString());
         assertTrue(last.get(2).matches("final val loss: \\d+\\.\\d{4}"), last.toString());
-        assertTrue(last.get(3).matches("gap closed: -?\\d+%"), last.toString());
+        assertTrue(last.get(3).matches("gap closed: -?\\d+\\.\\d%"), last.toString());
     }
 
     @Test

@@ -4,6 +4,7 @@ import com.google.gson.Gson;
 import com.google.gson.GsonBuilder;
 import com.google.gson.JsonParseException;
 import dev.panamoe.strategy.cost.Skeleton;
+import dev.panamoe.strategy.io.IoErrors;
 import dev.panamoe.strategy.plan.ParallelPlan;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -84,7 +85,7 @@ public record PlanPool(String model, String cluster, List<String> calibration, i
             }
             Files.writeString(file, toJson());
         } catch (IOException e) {
-            throw new UncheckedIOException("plan pool: cannot write " + file, e);
+            throw new UncheckedIOException("cannot write the plan pool to " + file + ": " + IoErrors.reason(e), e);
         }
     }
 
@@ -104,7 +105,7 @@ public record PlanPool(String model, String cluster, List<String> calibration, i
         try {
             return fromJson(Files.readString(file));
         } catch (IOException e) {
-            throw new UncheckedIOException("plan pool: cannot read " + file, e);
+            throw new UncheckedIOException("cannot read the plan pool " + file + ": " + IoErrors.reason(e), e);
         }
     }
 

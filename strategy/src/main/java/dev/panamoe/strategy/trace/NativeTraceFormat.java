@@ -1,5 +1,6 @@
 package dev.panamoe.strategy.trace;
 
+import dev.panamoe.strategy.io.IoErrors;
 import java.io.BufferedReader;
 import java.io.BufferedWriter;
 import java.io.IOException;
@@ -117,7 +118,7 @@ public final class NativeTraceFormat {
             }
             return file;
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot write trace to " + file + ": " + e.getMessage(), e);
+            throw new UncheckedIOException("cannot write the trace to " + file + ": " + IoErrors.reason(e), e);
         }
     }
 

@@ -1,5 +1,6 @@
 package dev.panamoe.strategy.trace;
 
+import dev.panamoe.strategy.io.IoErrors;
 import java.io.BufferedReader;
 import java.io.BufferedWriter;
 import java.io.IOException;
@@ -87,7 +88,7 @@ public final class SmartMoeTraceFormat {
                 }
             }
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot write SmartMoE trace to " + dir + ": " + e.getMessage(), e);
+            throw new UncheckedIOException("cannot write the SmartMoE trace to " + dir + ": " + IoErrors.reason(e), e);
         }
     }
 
