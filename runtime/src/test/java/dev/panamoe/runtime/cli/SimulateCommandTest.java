@@ -109,11 +109,11 @@ class SimulateCommandTest {
                 evenRoot.getAsJsonObject("balanced").get("mean_iter_ms").getAsDouble(), 1e-9);
 
         TrainCommandTest.Result missing = TrainCommandTest.run("simulate", "--trace", trace.toString(), "--layer", "7");
-        assertEquals(1, missing.code());
+        assertEquals(2, missing.code(), missing.err());
         assertTrue(missing.err().contains("no MoE layer 7; its layers are [0, 1]"), missing.err());
         TrainCommandTest.Result badModel = TrainCommandTest.run("simulate", "--trace", trace.toString(), "--model",
                 "moe-layer:hidden=1536,tokens=2048");
-        assertEquals(1, badModel.code());
+        assertEquals(2, badModel.code(), badModel.err());
         assertTrue(badModel.err().contains("lacks ffn="), badModel.err());
     }
 
@@ -130,13 +130,13 @@ class SimulateCommandTest {
         Files.writeString(cluster, "{\"intra-bw\": 1e-300}");
         TrainCommandTest.Result tiny = TrainCommandTest.run("simulate", "--trace", trace.toString(), "--cluster",
                 cluster.toString());
-        assertEquals(1, tiny.code());
+        assertEquals(2, tiny.code(), tiny.err());
         assertTrue(tiny.err().contains("intra-bw must be between 1 and 1e18, got 1e-300"), tiny.err());
         assertEquals(1, tiny.err().strip().lines().count(), tiny.err());
 
         TrainCommandTest.Result absent = TrainCommandTest.run("simulate", "--trace", trace.toString(), "--cluster",
                 dir.resolve("nope.json").toString());
-        assertEquals(1, absent.code());
+        assertEquals(2, absent.code(), absent.err());
         assertTrue(absent.err().contains("cannot read") && absent.err().contains("nope.json: no such file"),
                 absent.err());
     }
