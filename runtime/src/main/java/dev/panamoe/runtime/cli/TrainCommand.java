@@ -31,6 +31,9 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.TreeMap;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -173,7 +176,7 @@ public final class TrainCommand implements Callable<Integer> {
                     "--stop-at needs --checkpoint DIR (the run ends with a checkpoint there)");
         }
         int maxThreads = 8 * Runtime.getRuntime().availableProcessors();
-        if (threads != null && (threads < 1 || threads > maxThreads)) {
+        if (threads != null && threads > maxThreads) {
             // OpenMP starts every thread asked for: 100000 of them stall the run before its first step
             throw new ParameterException(spec.commandLine(), "Invalid value for option '--threads': " + threads
                     + " is outside [1, " + maxThreads + "] (8 per processor of this machine)");
@@ -189,7 +192,7 @@ public final class TrainCommand implements Callable<Integer> {
         TrainingConfig config = validated(() -> trainingConfig());
         Corpus corpus = validated(() -> data == null
                 ? new SyntheticCorpus(SyntheticCorpus.Config.tinyDefaults().withSeqLen(config.seq()))
-                : TextCorpus.open(data, Tokenizer.of(config.tokenizer()), config.seq(),
+                : TextCorpus.open(data.toAbsolutePath().normalize(), Tokenizer.of(config.tokenizer()), config.seq(),
                         TextCorpus.DEFAULT_VALIDATION_FRACTION, config.seed()));
         GptMoeConfig model = validated(() -> modelConfig(corpus.vocabSize(), config.seq()));
         int ranks = Worlds.worldSize(world == null ? 1 : world);
@@ -217,7 +220,7 @@ public final class TrainCommand implements Callable<Integer> {
             return 0;
         }
         Backend backend = backend(dev);
-        requireMemory(estimate, dev, single || !Worlds.underMpirun() ? 1 : localRanks());
+        requireMemory(estimate, dev, single || !Worlds.underMpirun(), localRanks());
         TrainingRun run = new TrainingRun(System.out, preset + " on "
                 + (data == null ? "the synthetic corpus" : data.getFileName()), model, corpus, config)
                 .settings(settings());
@@ -283,9 +286,14 @@ public final class TrainCommand implements Callable<Integer> {
         for (String name : concat(DEFINING, ADJUSTABLE)) {
             OptionSpec option = spec.findOption(name);
             String stored = m.settings().get(name);
+            if (name.equals("--plan") && planPool != null) {
+                continue; // the pool chooses the plan again, as it did for the run
+            }
             if (spec.commandLine().getParseResult().hasMatchedOption(option)) {
                 String given = text(option.getValue());
-                if (DEFINING.contains(name) && !given.equals(stored)) {
+                // An option the run left at its default is not recorded: the checkpoint's own
+                // configuration check refuses a given value whose effect differs from it.
+                if (DEFINING.contains(name) && stored != null && !sameValue(name, given, stored)) {
                     differences.add(name + " " + given + " here, " + (stored == null ? "not given" : stored)
                             + " in the checkpoint");
                 }
@@ -298,6 +306,22 @@ public final class TrainCommand implements Callable<Integer> {
                     + (differences.size() == 1 ? " option contradicts" : " options contradict") + " the checkpoint "
                     + m.file() + " (leave them out to take its values):\n  " + String.join("\n  ", differences));
         }
+    }
+
+    private static final Pattern PLAN_DEGREE = Pattern.compile("([a-z]+)=?(\\d+)");
+
+    /** Plans compare by their degrees, whatever the spelling (dp=2,ep=2 is ep2*dp2). */
+    private static boolean sameValue(String name, String given, String stored) {
+        return name.equals("--plan") ? planDegrees(given).equals(planDegrees(stored)) : given.equals(stored);
+    }
+
+    private static Map<String, String> planDegrees(String plan) {
+        Map<String, String> degrees = new TreeMap<>();
+        Matcher m = PLAN_DEGREE.matcher(plan);
+        while (m.find()) {
+            degrees.put(m.group(1).equals("dp") ? "edp" : m.group(1), m.group(2));
+        }
+        return degrees;
     }
 
     /** A recorded value back into the option's type. */
@@ -385,8 +409,7 @@ public final class TrainCommand implements Callable<Integer> {
      * for CUDA. In-JVM ranks share this process; under mpirun each process holds one rank and
      * processesHere share the node.
      */
-    private void requireMemory(MemoryEstimate estimate, Device dev, int processesHere) {
-        boolean inJvm = processesHere == 1;
+    private void requireMemory(MemoryEstimate estimate, Device dev, boolean inJvm, int processesHere) {
         long need = inJvm ? estimate.worldBytes() : estimate.rankBytes();
         String needText = inJvm ? MemoryEstimate.bytes(need) : MemoryEstimate.bytes(need) + " per rank x "
                 + processesHere + " ranks on this node";

@@ -70,7 +70,10 @@ class CheckpointCommandTest {
             assertEquals("panamoe train: " + ck + " is in use by another run: " + ck.resolve(DirectoryLock.FILE_NAME)
                     + " is locked by process " + ProcessHandle.current().pid() + "; wait for it to end or choose another "
                     + "directory", r.err().strip());
+            // fcntl locks are per process: the refused run must not have released the holder's
+            assertTrue(heldByThisProcess(ck.resolve(DirectoryLock.FILE_NAME)), "the OS lock survives a refused run");
         }
+        assertFalse(heldByThisProcess(ck.resolve(DirectoryLock.FILE_NAME)), "released with its holder");
         Result free = TrainCommandTest.run(tiny("--checkpoint", ck.toString(), "--stop-at", "1"));
         assertEquals(0, free.code(), "released with its holder: " + free.err());
     }
@@ -109,10 +112,38 @@ class CheckpointCommandTest {
         assertEquals(4, dev.panamoe.runtime.report.MetricsWriter.read(metrics).size(), "the checkpoint's --metrics");
     }
 
+    /** Regression: a text run named by a relative path, and a plan respelled, resume with the run's own settings. */
+    @Test
+    void aTextRunByRelativePathAndARespelledPlanResume() throws IOException {
+        Path text = dir.resolve("text.txt");
+        Files.writeString(text, "the quick brown fox jumps over the lazy dog. ".repeat(40));
+        String relative = Path.of("").toAbsolutePath().relativize(text).toString();
+        Path ck = dir.resolve("text-ck");
+        Result first = TrainCommandTest.run(tiny("--data", relative, "--world", "2", "--plan", "dp=2",
+                "--checkpoint", ck.toString(), "--stop-at", "2"));
+        assertEquals(0, first.code(), first.err());
+        Result resumed = TrainCommandTest.run("train", "--checkpoint", ck.toString(), "--resume", "--plan", "edp2",
+                "--tokenizer", "bytes");
+        assertEquals(0, resumed.code(), resumed.out() + resumed.err());
+        assertEquals(4, CheckpointStore.newest(ck).step());
+    }
+
     @Test
     void resumeWithoutACheckpointSaysSo() {
         Result r = TrainCommandTest.run("train", "--checkpoint", dir.resolve("empty").toString(), "--resume");
         assertEquals(2, r.code(), r.err());
         assertTrue(r.err().contains("--resume: " + dir.resolve("empty") + " holds no checkpoint"), r.err());
+    }
+
+    /** Whether /proc/locks lists a lock of this process on file's inode. */
+    private static boolean heldByThisProcess(Path file) {
+        try {
+            long inode = (Long) Files.getAttribute(file, "unix:ino");
+            String pid = " " + ProcessHandle.current().pid() + " ";
+            return Files.readAllLines(Path.of("/proc/locks")).stream()
+                    .anyMatch(l -> l.contains(pid) && l.matches(".*:" + inode + " .*"));
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
     }
 }
