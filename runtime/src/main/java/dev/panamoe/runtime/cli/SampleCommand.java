@@ -34,7 +34,7 @@ public final class SampleCommand implements Callable<Integer> {
     CommandSpec spec;
 
     @Option(names = "--checkpoint", paramLabel = "DIR", required = true,
-            description = "The checkpoint directory (or file) of a training run.")
+            description = "The checkpoint directory of a training run (its newest committed step is read).")
     Path checkpoint;
     @Option(names = "--prompt", paramLabel = "TEXT",
             description = "Text to continue (default: a newline; for the synthetic corpus, token 0).")

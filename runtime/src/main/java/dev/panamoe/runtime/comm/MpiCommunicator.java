@@ -28,9 +28,9 @@ import java.util.stream.IntStream;
  * <p>A timed-out call names the ranks that did not arrive, as far as MPI lets one know: MPI cannot
  * say which ranks have entered a collective, so at its deadline a rank holds a roll call (a
  * point-to-point message on its own tag to every other rank of the communicator, carrying the
- * number of its call there) and waits a grace period ({@link #rollCallGrace}) for theirs. The
- * ranks stuck in the same call time out too and answer; a rank that is stopped, dead or waiting
- * elsewhere does not, and is named.
+ * number of its call there) and waits a grace period ({@link #rollCallGrace}, one more timeout)
+ * for theirs. The ranks stuck in the same call time out too and answer; a rank that is stopped,
+ * dead or waiting elsewhere does not, and is named.
  *
  * <p>Sums are MPI_SUM on MPI_FLOAT/MPI_INT: identical on every rank, but added in the order of
  * Open MPI's algorithm, not in rank order.
@@ -345,10 +345,13 @@ public final class MpiCommunicator implements Communicator {
         }
     }
 
-    /** How long a roll call waits for the other ranks' answers: ranks stuck in one call time out this close together. */
+    /**
+     * How long a roll call waits for the other ranks' answers: a rank answers only at its own
+     * deadline, so one that entered the call up to a whole timeout after this rank (it was
+     * waiting, not absent) still answers within it.
+     */
     static Duration rollCallGrace(Duration timeout) {
-        long ms = Math.clamp(timeout.toMillis() / 10, 500, 5000);
-        return Duration.ofMillis(ms);
+        return timeout;
     }
 
     /**
@@ -409,8 +412,9 @@ public final class MpiCommunicator implements Communicator {
             return "every rank of the communicator was waiting in it (world ranks " + waiting + " besides this one); "
                     + "MPI did not complete it";
         }
-        return "world ranks " + absent + " did not arrive (world ranks " + waiting + " were waiting in it too)"
-                + elsewhere;
+        String waitingToo = " (world ranks " + waiting + " were waiting in it too)";
+        return absent.isEmpty() ? "every rank arrived, but not in the same call" + waitingToo + elsewhere
+                : "world ranks " + absent + " did not arrive" + waitingToo + elsewhere;
     }
 
     private void call(int rc, String function) {

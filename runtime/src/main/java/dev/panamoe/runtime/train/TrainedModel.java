@@ -16,10 +16,10 @@ import java.util.regex.Pattern;
  * {@link dev.panamoe.runtime.model.Generator}): the model with the checkpoint's parameters, the
  * tokenizer it was trained with, and the step it was saved at.
  *
- * <p>A single-device checkpoint ({@code DIR/checkpoint.pmoe}) always opens. A checkpoint of a
- * parallel run (one {@code rank-R-of-N} file per rank) opens when every rank holds the whole model
- * (a pure data-parallel plan: pp = tp = ep = 1), from rank 0's file; a plan that shards the model
- * is refused, since putting the shards back together is not supported yet.
+ * <p>The newest committed step of a checkpoint directory opens: a single device's always; a
+ * parallel run's (one rank file per rank) when every rank holds the whole model (a pure
+ * data-parallel plan: pp = tp = ep = 1), from rank 0's file; a plan that shards the model is
+ * refused, since putting the shards back together is not supported yet.
  *
  * @param model     the model, on the backend given to {@link #open}; the caller closes it
  * @param tokenizer the run's tokenizer, or null when its data was not text (the synthetic corpus)
@@ -31,7 +31,7 @@ public record TrainedModel(GptMoeModel model, Tokenizer tokenizer, int step, Pat
     private static final Pattern RECORD_FIELD = Pattern.compile("(\\w+)=([^,\\]]*)");
 
     /**
-     * Reads the checkpoint in dir (or the checkpoint file dir) onto the backend.
+     * Reads the newest committed checkpoint in the directory dir onto the backend.
      *
      * @throws CheckpointException when there is none, it is damaged, or it shards the model
      */
