@@ -42,7 +42,7 @@ namespace {
 
 constexpr int ITEMS_PER_THREAD = 4; // enough items for the dynamic schedule to balance
 constexpr int MIN_ITEM_ROWS = 96;   // rows are not split below this: B packing must amortize
-constexpr int NC = 1024;            // max columns of an item: its packed B lives in L2/L3
+constexpr int NC = 2048;            // max columns of an item: its packed B lives in L3
 constexpr int MAX_KC_STEPS = 512;   // bounds zero_row and the depth of a block
 
 // C = alpha * op(A) * op(B) + beta * C, row-major. Element (i, p) of op(A) is
@@ -194,10 +194,10 @@ int64_t depth_block(const Engine &e, int64_t k) {
     return round_up(ceil_div(k, ceil_div(k, e.kc())), e.u.depth_per_step);
 }
 
-// Cuts the problems into items. An item spans the rows of a column block up to 2 * MC rows
-// (which bounds the f32 copy of a bf16 C), so every element of B is packed (read from memory)
-// a few times per call, unless that leaves fewer than ITEMS_PER_THREAD items per thread: then
-// rows are split more (down to MIN_ITEM_ROWS). Blocks are balanced so no edge block is a sliver.
+// Cuts the problems into items. An item spans all rows of a column block (up to 4 * MC rows for
+// a bf16 C, which bounds its f32 copy), so every element of B is packed (read from memory) once
+// per call, unless that leaves fewer than ITEMS_PER_THREAD items per thread: then rows are split
+// too (down to MIN_ITEM_ROWS). Blocks are balanced so that no edge block is a sliver.
 std::vector<Item> make_items(const Engine &e, const std::vector<Problem> &problems, int threads) {
     const int nr = e.u.nr, mr = e.u.mr;
     int64_t col_blocks = 0;
@@ -209,7 +209,7 @@ std::vector<Item> make_items(const Engine &e, const std::vector<Problem> &proble
     for (size_t i = 0; i < problems.size(); i++) {
         const Problem &p = problems[i];
         if (p.m == 0 || p.n == 0) continue;
-        const int64_t row_blocks = std::max(ceil_div(p.m, 2 * e.mc),
+        const int64_t row_blocks = std::max(p.bf16_out ? ceil_div(p.m, 4 * e.mc) : 1,
                                             std::min(row_split, ceil_div(p.m, MIN_ITEM_ROWS)));
         const int64_t rows = round_up(ceil_div(p.m, row_blocks), mr);
         const int64_t cols = round_up(ceil_div(p.n, ceil_div(p.n, NC)), nr);
