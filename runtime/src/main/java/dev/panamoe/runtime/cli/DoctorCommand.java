@@ -1,7 +1,9 @@
 package dev.panamoe.runtime.cli;
 
+import dev.panamoe.bindings.CpuIsa;
 import dev.panamoe.bindings.CudaException;
 import dev.panamoe.bindings.CudaRuntime;
+import dev.panamoe.bindings.NativeCallException;
 import dev.panamoe.bindings.NativeLibraries;
 import dev.panamoe.bindings.NativeLibraryUnavailableException;
 import dev.panamoe.bindings.NativeStatus;
@@ -40,6 +42,7 @@ public final class DoctorCommand implements Callable<Integer> {
                     : unavailable(a.name(), a.pathOrReason()));
         }
         out.println("CPU backend: " + cpuBackend());
+        out.println("CPU ISA:     " + cpuIsa());
         out.println("CUDA:        " + cuda());
         out.println("NCCL:        " + nccl);
         out.println("MPI:         " + mpi());
@@ -55,7 +58,18 @@ public final class DoctorCommand implements Callable<Integer> {
             return String.format("%s %d.%d.%d, %s", lib.pmoe_backend_name().getString(0),
                     v.getAtIndex(ValueLayout.JAVA_INT, 0), v.getAtIndex(ValueLayout.JAVA_INT, 1),
                     v.getAtIndex(ValueLayout.JAVA_INT, 2), Plural.of(v.getAtIndex(ValueLayout.JAVA_INT, 3), "thread"));
-        } catch (NativeLibraryUnavailableException e) {
+        } catch (NativeLibraryUnavailableException | NativeCallException | IllegalArgumentException e) { // also a refused CPU ISA level
+            return "unavailable: " + e.getMessage();
+        }
+    }
+
+    /** The CPU's features and the kernels' level in use (PMOE_CPU_ISA / -Dpanamoe.cpu.isa may lower it). */
+    private static String cpuIsa() {
+        try {
+            CpuIsa isa = CpuIsa.query(panamoe_h.cpu());
+            return "features " + isa.featureNames() + "; kernels use " + isa.levelName()
+                    + (isa.level() < isa.bestLevel() ? " (lowered from " + CpuIsa.levelName(isa.bestLevel()) + ")" : "");
+        } catch (NativeLibraryUnavailableException | NativeCallException | IllegalArgumentException e) {
             return "unavailable: " + e.getMessage();
         }
     }
