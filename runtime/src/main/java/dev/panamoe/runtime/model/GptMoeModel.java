@@ -207,7 +207,7 @@ public final class GptMoeModel implements AutoCloseable {
     /**
      * Mean cross-entropy of the next-token predictions over the targets that are not -1.
      * inputs and targets are [batch, seq] row-major; inputs in [0, vocab), targets in [0, vocab)
-     * or -1; 1 <= seq <= maxSeq. Keeps the activations for {@link #backward}.
+     * or -1; {@code 1 <= seq <= maxSeq}. Keeps the activations for {@link #backward}.
      */
     public float forward(int[] inputs, int[] targets, int batch, int seq) {
         checkBatch(inputs, targets, batch, seq);

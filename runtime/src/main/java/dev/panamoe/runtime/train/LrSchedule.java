@@ -4,7 +4,7 @@ package dev.panamoe.runtime.train;
  * Learning rate of each optimizer step {@code s = 1..steps}: linear warm-up to the peak over the
  * first {@code warmup} steps, then cosine decay from the peak to {@code minLr} at the last step.
  * <pre>
- *   s <= warmup:  lr * s / warmup
+ *   s &lt;= warmup:  lr * s / warmup
  *   else:         minLr + (lr - minLr) * (1 + cos(pi * (s - warmup) / (steps - warmup))) / 2
  * </pre>
  * A pure function of the step, so a resumed run gets the same rates as an uninterrupted one.
