@@ -1,5 +1,7 @@
 package dev.panamoe.jmh;
 
+import dev.panamoe.bindings.CpuIsa;
+import dev.panamoe.bindings.panamoe_h;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
@@ -66,6 +68,15 @@ public enum CpuLevel {
         missingFeature().ifPresent(f -> {
             throw new UnsupportedOperationException(isaName() + " skipped: CPU lacks " + f);
         });
+    }
+
+    /**
+     * Makes the CPU library's kernels run at this level from now on (pmoe_set_cpu_isa), after
+     * {@link #requireSupported}: a benchmark's setup calls it before its first kernel.
+     */
+    public void selectForKernels() {
+        requireSupported();
+        CpuIsa.set(panamoe_h.cpu(), CpuIsa.parseLevel("isa", isaName()));
     }
 
     /** FLOPs of {@link #runChains} per loop iteration. */
