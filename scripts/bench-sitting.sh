@@ -10,7 +10,7 @@
 #   5. SittingReport table: DIR/table.md, the Markdown table with same-sitting ratios.
 # Everything goes to DIR (default jmh/results/<date>-<time>-cpu-sitting-f<family>m<model>/): machine.txt,
 # levels.txt, plan.txt, anchors.json/.log, jmh-<run>.json/.log, table.md.
-# About 11 minutes on 2 idle cores (AVX-512 BF16 host) after the build; --quick (tiny sizes, one short
+# About 10 minutes on 2 idle cores (AVX-512 BF16 host) after the build; --quick (tiny sizes, one short
 # iteration, results in a temporary folder) checks the scripts in about 2 minutes and measures nothing.
 # Usage: scripts/bench-sitting.sh [--quick] [--out DIR] [--wait SECONDS (default 300)] [--force]
 #   --force: go on when the machine does not become quiet (the table then says "not quiet").
