@@ -37,48 +37,43 @@ double pmoe_peak_flops_per_iteration(int level) {
     }
 }
 
-/* a = a * b + c with b < 1 converges to c / (1 - b): no overflow, no denormals, whatever the count. */
-__attribute__((target("avx2,fma"))) static float chains_avx2(long iterations) {
-    __m256 a[12];
-    const __m256 b = _mm256_set1_ps(0.999f), c = _mm256_set1_ps(0.001f);
-    for (int i = 0; i < 12; i++) a[i] = _mm256_set1_ps((float)i);
-    for (long it = 0; it < iterations; it++) {
-#pragma GCC unroll 12
-        for (int i = 0; i < 12; i++) a[i] = _mm256_fmadd_ps(a[i], b, c);
+/* One level's loop: N accumulators a[i] = STEP(a[i]), unrolled so each stays in a register
+ * (the pragma covers the largest N), then summed so the work cannot be dropped. */
+#define CHAINS(NAME, TARGET, V, N, SET1, STEP, ADD, SUM)                     \
+    __attribute__((target(TARGET))) static float NAME(long iterations) {     \
+        V a[N];                                                              \
+        for (int i = 0; i < N; i++) a[i] = SET1((float)i);                   \
+        for (long it = 0; it < iterations; it++) {                           \
+            _Pragma("GCC unroll 24")                                         \
+            for (int i = 0; i < N; i++) a[i] = STEP(a[i]);                   \
+        }                                                                    \
+        V s = a[0];                                                          \
+        for (int i = 1; i < N; i++) s = ADD(s, a[i]);                        \
+        return SUM(s);                                                       \
     }
-    __m256 s = a[0];
-    for (int i = 1; i < 12; i++) s = _mm256_add_ps(s, a[i]);
+
+/* FMA steps: a * b + c with b < 1 converges to c / (1 - b): no overflow, no denormals, whatever the count. */
+__attribute__((target("avx2,fma"))) static inline __m256 fma_avx2(__m256 a) {
+    return _mm256_fmadd_ps(a, _mm256_set1_ps(0.999f), _mm256_set1_ps(0.001f));
+}
+__attribute__((target("avx2,fma"))) static inline float sum_avx2(__m256 s) {
     float lanes[8];
     _mm256_storeu_ps(lanes, s);
-    return lanes[0];
+    return lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7];
+}
+__attribute__((target("avx512f"))) static inline __m512 fma_avx512(__m512 a) {
+    return _mm512_fmadd_ps(a, _mm512_set1_ps(0.999f), _mm512_set1_ps(0.001f));
+}
+/* Pairs of bf16 2^-12 (0x3980): each step adds 2^-23 per lane, so 2^30 steps stay finite. */
+__attribute__((target("avx512f,avx512bf16"))) static inline __m512 dot_bf16(__m512 a) {
+    const __m512bh x = (__m512bh)_mm512_set1_epi16(0x3980);
+    return _mm512_dpbf16_ps(a, x, x);
 }
 
-__attribute__((target("avx512f"))) static float chains_avx512(long iterations) {
-    __m512 a[24];
-    const __m512 b = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(0.001f);
-    for (int i = 0; i < 24; i++) a[i] = _mm512_set1_ps((float)i);
-    for (long it = 0; it < iterations; it++) {
-#pragma GCC unroll 24
-        for (int i = 0; i < 24; i++) a[i] = _mm512_fmadd_ps(a[i], b, c);
-    }
-    __m512 s = a[0];
-    for (int i = 1; i < 24; i++) s = _mm512_add_ps(s, a[i]);
-    return _mm512_reduce_add_ps(s);
-}
-
-/* Pairs of bf16 2^-12 (0x3980): each iteration adds 2^-23 per lane, so 2^30 iterations stay finite. */
-__attribute__((target("avx512f,avx512bf16"))) static float chains_avx512_bf16(long iterations) {
-    __m512 a[24];
-    const __m512bh b = (__m512bh)_mm512_set1_epi16(0x3980), c = (__m512bh)_mm512_set1_epi16(0x3980);
-    for (int i = 0; i < 24; i++) a[i] = _mm512_set1_ps((float)i);
-    for (long it = 0; it < iterations; it++) {
-#pragma GCC unroll 24
-        for (int i = 0; i < 24; i++) a[i] = _mm512_dpbf16_ps(a[i], b, c);
-    }
-    __m512 s = a[0];
-    for (int i = 1; i < 24; i++) s = _mm512_add_ps(s, a[i]);
-    return _mm512_reduce_add_ps(s);
-}
+CHAINS(chains_avx2, "avx2,fma", __m256, 12, _mm256_set1_ps, fma_avx2, _mm256_add_ps, sum_avx2)
+CHAINS(chains_avx512, "avx512f", __m512, 24, _mm512_set1_ps, fma_avx512, _mm512_add_ps, _mm512_reduce_add_ps)
+CHAINS(chains_avx512_bf16, "avx512f,avx512bf16", __m512, 24, _mm512_set1_ps, dot_bf16, _mm512_add_ps,
+       _mm512_reduce_add_ps)
 
 /* Runs `iterations` loop iterations of the level's chains and returns their sum (so the work
  * cannot be dropped), or NaN when the level cannot run here or iterations < 0: the caller checks
