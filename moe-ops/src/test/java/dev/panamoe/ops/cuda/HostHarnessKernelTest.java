@@ -443,11 +443,11 @@ class HostHarnessKernelTest {
                 try (Arena arena = Arena.ofConfined()) {
                     MemorySegment in = floats(arena, gaussian(rnd, rows * inCols, 3));
                     Pair fwd = both(arena, "pmoe_activation_forward", List.of(Out.floats((long) rows * cols)),
-                            (lib, o) -> lib.pmoe_activation_forward(act, rows, cols, in, o[0], NO_STREAM));
+                            (lib, o) -> lib.pmoe_activation_forward(F32, act, rows, cols, in, o[0], NO_STREAM));
                     assertClose(what + " out", fwd.cpu()[0], fwd.host()[0], F32, 32 * F32_EPS, 1e-7);
                     MemorySegment gradOut = floats(arena, gaussian(rnd, rows * cols, 1));
                     Pair bwd = both(arena, "pmoe_activation_backward", List.of(Out.floats((long) rows * inCols)),
-                            (lib, o) -> lib.pmoe_activation_backward(act, rows, cols, in, gradOut, o[0], NO_STREAM));
+                            (lib, o) -> lib.pmoe_activation_backward(F32, act, rows, cols, in, gradOut, o[0], NO_STREAM));
                     assertClose(what + " grad_in", bwd.cpu()[0], bwd.host()[0], F32, 64 * F32_EPS, 1e-7);
                 }
             }
@@ -664,7 +664,7 @@ class HostHarnessKernelTest {
                 MemorySegment wte = floats(arena, gaussian(rnd, vocab * channels, 1));
                 MemorySegment wpe = floats(arena, gaussian(rnd, maxSeq * channels, 1));
                 Pair fwd = both(arena, "pmoe_embedding_forward", List.of(Out.floats((long) batch * seq * channels)),
-                        (lib, o) -> lib.pmoe_embedding_forward(batch, seq, channels, vocab, maxSeq, ids, wte, wpe, o[0],
+                        (lib, o) -> lib.pmoe_embedding_forward(F32, batch, seq, channels, vocab, maxSeq, ids, wte, wpe, o[0],
                                 NO_STREAM));
                 assertClose(what + " out", fwd.cpu()[0], fwd.host()[0], F32, 0, 0);
                 MemorySegment dout = floats(arena, gaussian(rnd, batch * seq * channels, 1));
@@ -673,7 +673,7 @@ class HostHarnessKernelTest {
                         List.of(Out.floats(dwte.length), Out.floats(dwpe.length)), (lib, o) -> {
                             set(o[0], dwte);
                             set(o[1], dwpe);
-                            return lib.pmoe_embedding_backward(batch, seq, channels, vocab, maxSeq, ids, dout, o[0],
+                            return lib.pmoe_embedding_backward(F32, batch, seq, channels, vocab, maxSeq, ids, dout, o[0],
                                     o[1], NO_STREAM);
                         });
                 // Both add each element's tokens one by one in token order: the same float sums.
@@ -699,7 +699,7 @@ class HostHarnessKernelTest {
 
                 Pair ln = both(arena, "pmoe_layernorm_forward",
                         List.of(Out.floats((long) rows * cols), Out.floats(rows), Out.floats(rows)),
-                        (lib, o) -> lib.pmoe_layernorm_forward(rows, cols, eps, x, weight, bias, o[0], o[1], o[2],
+                        (lib, o) -> lib.pmoe_layernorm_forward(F32, rows, cols, eps, x, weight, bias, o[0], o[1], o[2],
                                 NO_STREAM));
                 assertClose(what + " layernorm out", ln.cpu()[0], ln.host()[0], F32, 64 * F32_EPS, 1e-5);
                 assertClose(what + " layernorm mean", ln.cpu()[1], ln.host()[1], F32, 64 * F32_EPS, 1e-6);
@@ -709,7 +709,7 @@ class HostHarnessKernelTest {
                         List.of(Out.floats((long) rows * cols), Out.floats(cols), Out.floats(cols)), (lib, o) -> {
                             set(o[1], dweight);
                             set(o[2], dbias);
-                            return lib.pmoe_layernorm_backward(rows, cols, x, weight, mean, rstd, dout, o[0], o[1],
+                            return lib.pmoe_layernorm_backward(F32, rows, cols, x, weight, mean, rstd, dout, o[0], o[1],
                                     o[2], NO_STREAM);
                         });
                 assertClose(what + " layernorm dx", lnb.cpu()[0], lnb.host()[0], F32, 256 * F32_EPS, 1e-4);
@@ -717,14 +717,14 @@ class HostHarnessKernelTest {
                 assertClose(what + " layernorm dbias", lnb.cpu()[2], lnb.host()[2], F32, 16 * F32_EPS, 1e-6);
 
                 Pair rms = both(arena, "pmoe_rmsnorm_forward", List.of(Out.floats((long) rows * cols), Out.floats(rows)),
-                        (lib, o) -> lib.pmoe_rmsnorm_forward(rows, cols, eps, x, weight, o[0], o[1], NO_STREAM));
+                        (lib, o) -> lib.pmoe_rmsnorm_forward(F32, rows, cols, eps, x, weight, o[0], o[1], NO_STREAM));
                 assertClose(what + " rmsnorm out", rms.cpu()[0], rms.host()[0], F32, 64 * F32_EPS, 1e-6);
                 assertClose(what + " rmsnorm rstd", rms.cpu()[1], rms.host()[1], F32, 64 * F32_EPS, 0);
                 MemorySegment rmsRstd = rms.cpu()[1];
                 Pair rmsb = both(arena, "pmoe_rmsnorm_backward", List.of(Out.floats((long) rows * cols), Out.floats(cols)),
                         (lib, o) -> {
                             set(o[1], dweight);
-                            return lib.pmoe_rmsnorm_backward(rows, cols, x, weight, rmsRstd, dout, o[0], o[1],
+                            return lib.pmoe_rmsnorm_backward(F32, rows, cols, x, weight, rmsRstd, dout, o[0], o[1],
                                     NO_STREAM);
                         });
                 assertClose(what + " rmsnorm dx", rmsb.cpu()[0], rmsb.host()[0], F32, 256 * F32_EPS, 1e-4);
@@ -745,26 +745,26 @@ class HostHarnessKernelTest {
                 float[] x = gaussian(rnd, n, 1), dbias = gaussian(rnd, cols, 1);
                 Pair add = both(arena, "pmoe_bias_add", List.of(Out.floats(n)), (lib, o) -> {
                     set(o[0], x);
-                    return lib.pmoe_bias_add(rows, cols, bias, o[0], NO_STREAM);
+                    return lib.pmoe_bias_add(F32, rows, cols, bias, o[0], NO_STREAM);
                 });
                 assertClose(what + " bias_add", add.cpu()[0], add.host()[0], F32, 0, 0);
                 Pair bwd = both(arena, "pmoe_bias_backward", List.of(Out.floats(cols)), (lib, o) -> {
                     set(o[0], dbias);
-                    return lib.pmoe_bias_backward(rows, cols, a, o[0], NO_STREAM);
+                    return lib.pmoe_bias_backward(F32, rows, cols, a, o[0], NO_STREAM);
                 });
                 assertClose(what + " bias_backward", bwd.cpu()[0], bwd.host()[0], F32, 2 * F32_EPS, 1e-6);
                 MemorySegment b = floats(arena, x);
                 Pair sum = both(arena, "pmoe_add", List.of(Out.floats(n)),
-                        (lib, o) -> lib.pmoe_add(n, a, b, o[0], NO_STREAM));
+                        (lib, o) -> lib.pmoe_add(F32, n, a, b, o[0], NO_STREAM));
                 assertClose(what + " add", sum.cpu()[0], sum.host()[0], F32, 0, 0);
                 Pair acc = both(arena, "pmoe_accumulate", List.of(Out.floats(n)), (lib, o) -> {
                     set(o[0], x);
-                    return lib.pmoe_accumulate(n, a, o[0], NO_STREAM);
+                    return lib.pmoe_accumulate(F32, n, a, o[0], NO_STREAM);
                 });
                 assertClose(what + " accumulate", acc.cpu()[0], acc.host()[0], F32, 0, 0);
                 Pair scaled = both(arena, "pmoe_scale", List.of(Out.floats(n)), (lib, o) -> {
                     set(o[0], x);
-                    return lib.pmoe_scale(n, -0.37f, o[0], NO_STREAM);
+                    return lib.pmoe_scale(F32, n, -0.37f, o[0], NO_STREAM);
                 });
                 assertClose(what + " scale", scaled.cpu()[0], scaled.host()[0], F32, 0, 0);
             }
@@ -783,12 +783,12 @@ class HostHarnessKernelTest {
                 MemorySegment qkv = floats(arena, gaussian(rnd, batch * seq * 3 * channels, 1));
                 Pair fwd = both(arena, "pmoe_attention_forward",
                         List.of(Out.floats((long) batch * heads * seq * seq), Out.floats((long) batch * seq * channels)),
-                        (lib, o) -> lib.pmoe_attention_forward(batch, seq, channels, heads, qkv, o[0], o[1], NO_STREAM));
+                        (lib, o) -> lib.pmoe_attention_forward(F32, batch, seq, channels, heads, qkv, o[0], o[1], NO_STREAM));
                 assertClose(what + " att", fwd.cpu()[0], fwd.host()[0], F32, 64 * F32_EPS, 1e-6);
                 assertClose(what + " out", fwd.cpu()[1], fwd.host()[1], F32, 64 * F32_EPS, 1e-5);
                 MemorySegment att = fwd.cpu()[0], dout = floats(arena, gaussian(rnd, batch * seq * channels, 1));
                 Pair bwd = both(arena, "pmoe_attention_backward", List.of(Out.floats((long) batch * seq * 3 * channels)),
-                        (lib, o) -> lib.pmoe_attention_backward(batch, seq, channels, heads, qkv, att, dout, o[0],
+                        (lib, o) -> lib.pmoe_attention_backward(F32, batch, seq, channels, heads, qkv, att, dout, o[0],
                                 NO_STREAM));
                 assertClose(what + " dqkv", bwd.cpu()[0], bwd.host()[0], F32, 256 * F32_EPS, 1e-5);
             }
@@ -809,19 +809,19 @@ class HostHarnessKernelTest {
                 MemorySegment x = floats(arena, logits), t = ints(arena, targets);
                 Pair fwd = both(arena, "pmoe_cross_entropy_forward",
                         List.of(Out.floats(rows), Out.floats(1), Out.ints(1)),
-                        (lib, o) -> lib.pmoe_cross_entropy_forward(rows, vocab, x, t, o[0], o[1], o[2], NO_STREAM));
+                        (lib, o) -> lib.pmoe_cross_entropy_forward(F32, rows, vocab, x, t, o[0], o[1], o[2], NO_STREAM));
                 assertClose(what + " losses", fwd.cpu()[0], fwd.host()[0], F32, 16 * F32_EPS, 1e-6);
                 assertClose(what + " mean", fwd.cpu()[1], fwd.host()[1], F32, 16 * F32_EPS, 1e-6);
                 assertSameInts(what + " kept", fwd.cpu()[2], fwd.host()[2]);
                 float scale = 1.0f / Math.max(1, fwd.cpu()[2].get(JAVA_INT, 0));
                 Pair bwd = both(arena, "pmoe_cross_entropy_backward", List.of(Out.floats((long) rows * vocab)),
-                        (lib, o) -> lib.pmoe_cross_entropy_backward(rows, vocab, x, t, scale, o[0], NO_STREAM));
+                        (lib, o) -> lib.pmoe_cross_entropy_backward(F32, rows, vocab, x, t, scale, o[0], NO_STREAM));
                 assertClose(what + " dlogits", bwd.cpu()[0], bwd.host()[0], F32, 16 * F32_EPS, 1e-7);
                 // In place: dlogits aliases logits.
                 Pair inPlace = both(arena, "pmoe_cross_entropy_backward", List.of(Out.floats((long) rows * vocab)),
                         (lib, o) -> {
                             set(o[0], logits);
-                            return lib.pmoe_cross_entropy_backward(rows, vocab, o[0], t, scale, o[0], NO_STREAM);
+                            return lib.pmoe_cross_entropy_backward(F32, rows, vocab, o[0], t, scale, o[0], NO_STREAM);
                         });
                 assertClose(what + " dlogits in place", bwd.cpu()[0], inPlace.host()[0], F32, 16 * F32_EPS, 1e-7);
             }
@@ -829,7 +829,7 @@ class HostHarnessKernelTest {
         try (Arena arena = Arena.ofConfined()) { // every row ignored: mean 0, kept 0
             MemorySegment x = floats(arena, gaussian(rnd, 12, 1)), t = ints(arena, -1, -1, -1);
             Pair none = both(arena, "pmoe_cross_entropy_forward", List.of(Out.floats(3), Out.floats(1), Out.ints(1)),
-                    (lib, o) -> lib.pmoe_cross_entropy_forward(3, 4, x, t, o[0], o[1], o[2], NO_STREAM));
+                    (lib, o) -> lib.pmoe_cross_entropy_forward(F32, 3, 4, x, t, o[0], o[1], o[2], NO_STREAM));
             assertEquals(0f, none.host()[1].get(JAVA_FLOAT, 0));
             assertEquals(0, none.host()[2].get(JAVA_INT, 0));
         }
@@ -874,49 +874,49 @@ class HostHarnessKernelTest {
             MemorySegment pos = floats(arena, new float[8 * 3]), grad = floats(arena, new float[8 * 3]);
             List<Out> embOut = List.of(Out.floats(8 * 3), Out.floats(11 * 3));
             String m = bothReject(arena, "pmoe_embedding_forward", embOut,
-                    (lib, o) -> lib.pmoe_embedding_forward(2, 4, 3, 11, 8, ids, table, pos, o[0], NO_STREAM));
+                    (lib, o) -> lib.pmoe_embedding_forward(F32, 2, 4, 3, 11, 8, ids, table, pos, o[0], NO_STREAM));
             assertTrue(m.contains("ids[5] = 11"), m);
             bothReject(arena, "pmoe_embedding_backward", embOut,
-                    (lib, o) -> lib.pmoe_embedding_backward(2, 4, 3, 11, 8, ids, grad, o[1], o[0], NO_STREAM));
+                    (lib, o) -> lib.pmoe_embedding_backward(F32, 2, 4, 3, 11, 8, ids, grad, o[1], o[0], NO_STREAM));
             bothReject(arena, "pmoe_embedding_forward", embOut,
-                    (lib, o) -> lib.pmoe_embedding_forward(1, 9, 3, 11, 8, ids, table, pos, o[0], NO_STREAM));
+                    (lib, o) -> lib.pmoe_embedding_forward(F32, 1, 9, 3, 11, 8, ids, table, pos, o[0], NO_STREAM));
 
             MemorySegment x = floats(arena, gaussian(rnd, 12, 1)), w = floats(arena, new float[4]);
             List<Out> normOut = List.of(Out.floats(12), Out.floats(3), Out.floats(3));
             m = bothReject(arena, "pmoe_layernorm_forward", normOut,
-                    (lib, o) -> lib.pmoe_layernorm_forward(3, 4, 0f, x, w, w, o[0], o[1], o[2], NO_STREAM));
+                    (lib, o) -> lib.pmoe_layernorm_forward(F32, 3, 4, 0f, x, w, w, o[0], o[1], o[2], NO_STREAM));
             assertTrue(m.contains("eps = 0"), m);
-            bothReject(arena, "pmoe_layernorm_backward", normOut, (lib, o) -> lib.pmoe_layernorm_backward(3, 4, x, w,
+            bothReject(arena, "pmoe_layernorm_backward", normOut, (lib, o) -> lib.pmoe_layernorm_backward(F32, 3, 4, x, w,
                     o[1], o[2], x, o[0], w, MemorySegment.NULL, NO_STREAM));
             bothReject(arena, "pmoe_rmsnorm_forward", normOut,
-                    (lib, o) -> lib.pmoe_rmsnorm_forward(3, 4, 1e-5f, x, MemorySegment.NULL, o[0], o[1], NO_STREAM));
+                    (lib, o) -> lib.pmoe_rmsnorm_forward(F32, 3, 4, 1e-5f, x, MemorySegment.NULL, o[0], o[1], NO_STREAM));
             bothReject(arena, "pmoe_rmsnorm_backward", normOut,
-                    (lib, o) -> lib.pmoe_rmsnorm_backward(-1, 4, x, w, o[1], x, o[0], w, NO_STREAM));
-            bothReject(arena, "pmoe_bias_add", normOut, (lib, o) -> lib.pmoe_bias_add(3, 0, w, o[0], NO_STREAM));
+                    (lib, o) -> lib.pmoe_rmsnorm_backward(F32, -1, 4, x, w, o[1], x, o[0], w, NO_STREAM));
+            bothReject(arena, "pmoe_bias_add", normOut, (lib, o) -> lib.pmoe_bias_add(F32, 3, 0, w, o[0], NO_STREAM));
             bothReject(arena, "pmoe_bias_backward", normOut,
-                    (lib, o) -> lib.pmoe_bias_backward(3, 4, MemorySegment.NULL, o[1], NO_STREAM));
-            bothReject(arena, "pmoe_add", normOut, (lib, o) -> lib.pmoe_add(12, x, MemorySegment.NULL, o[0], NO_STREAM));
-            bothReject(arena, "pmoe_accumulate", normOut, (lib, o) -> lib.pmoe_accumulate(-2, x, o[0], NO_STREAM));
-            m = bothReject(arena, "pmoe_scale", normOut, (lib, o) -> lib.pmoe_scale(12, Float.NaN, o[0], NO_STREAM));
+                    (lib, o) -> lib.pmoe_bias_backward(F32, 3, 4, MemorySegment.NULL, o[1], NO_STREAM));
+            bothReject(arena, "pmoe_add", normOut, (lib, o) -> lib.pmoe_add(F32, 12, x, MemorySegment.NULL, o[0], NO_STREAM));
+            bothReject(arena, "pmoe_accumulate", normOut, (lib, o) -> lib.pmoe_accumulate(F32, -2, x, o[0], NO_STREAM));
+            m = bothReject(arena, "pmoe_scale", normOut, (lib, o) -> lib.pmoe_scale(F32, 12, Float.NaN, o[0], NO_STREAM));
             assertTrue(m.contains("alpha = nan"), m);
 
             MemorySegment qkv = floats(arena, new float[2 * 3 * 12]);
             List<Out> attOut = List.of(Out.floats(2 * 3 * 3 * 3), Out.floats(2 * 3 * 12));
             m = bothReject(arena, "pmoe_attention_forward", attOut,
-                    (lib, o) -> lib.pmoe_attention_forward(2, 3, 4, 3, qkv, o[0], o[1], NO_STREAM));
+                    (lib, o) -> lib.pmoe_attention_forward(F32, 2, 3, 4, 3, qkv, o[0], o[1], NO_STREAM));
             assertTrue(m.contains("channels = 4 is not divisible by heads = 3"), m);
             bothReject(arena, "pmoe_attention_backward", attOut,
-                    (lib, o) -> lib.pmoe_attention_backward(2, 0, 4, 2, qkv, o[0], qkv, o[1], NO_STREAM));
+                    (lib, o) -> lib.pmoe_attention_backward(F32, 2, 0, 4, 2, qkv, o[0], qkv, o[1], NO_STREAM));
 
             MemorySegment logits = floats(arena, gaussian(rnd, 5 * 7, 1));
             List<Out> ceOut = List.of(Out.floats(5 * 7), Out.floats(1), Out.ints(1));
             for (int[] targets : new int[][] {{0, 1, 2, 7, 3}, {0, -2, 1, 1, 1}}) {
                 MemorySegment t = ints(arena, targets);
                 m = bothReject(arena, "pmoe_cross_entropy_forward", ceOut,
-                        (lib, o) -> lib.pmoe_cross_entropy_forward(5, 7, logits, t, o[0], o[1], o[2], NO_STREAM));
+                        (lib, o) -> lib.pmoe_cross_entropy_forward(F32, 5, 7, logits, t, o[0], o[1], o[2], NO_STREAM));
                 assertTrue(m.startsWith("targets["), m);
                 bothReject(arena, "pmoe_cross_entropy_backward", ceOut,
-                        (lib, o) -> lib.pmoe_cross_entropy_backward(5, 7, logits, t, 1f, o[0], NO_STREAM));
+                        (lib, o) -> lib.pmoe_cross_entropy_backward(F32, 5, 7, logits, t, 1f, o[0], NO_STREAM));
             }
 
             List<Out> optOut = List.of(Out.floats(12), Out.floats(12), Out.floats(12), new Out(8, (byte) 0));

@@ -1,5 +1,6 @@
 package dev.panamoe.ops.dense;
 
+import static dev.panamoe.ops.dense.DenseTestSupport.F32;
 import static dev.panamoe.ops.dense.DenseTestSupport.LIB;
 import static dev.panamoe.ops.dense.DenseTestSupport.NULL;
 import static dev.panamoe.ops.dense.DenseTestSupport.assertClose;
@@ -76,7 +77,7 @@ class AttentionKernelTest {
             double[] expected = reference(batch, seq, channels, heads, toDouble(qkv), att);
             try (Arena arena = Arena.ofConfined()) {
                 MemorySegment attSeg = nans(arena, att.length), out = nans(arena, expected.length);
-                assertOk(LIB.pmoe_attention_forward(batch, seq, channels, heads, floats(arena, qkv), attSeg, out, NULL),
+                assertOk(LIB.pmoe_attention_forward(F32, batch, seq, channels, heads, floats(arena, qkv), attSeg, out, NULL),
                         "pmoe_attention_forward");
                 // Probabilities and convex combinations of |v| <= 2 after f32 dot products of length <= 4.
                 assertClose("attention att " + Arrays.toString(s), att, read(attSeg), 1e-5, 1e-7);
@@ -98,8 +99,8 @@ class AttentionKernelTest {
             try (Arena arena = Arena.ofConfined()) {
                 MemorySegment qkvSeg = floats(arena, qkv), att = nans(arena, batch * heads * seq * seq);
                 MemorySegment out = nans(arena, batch * seq * channels), dqkv = nans(arena, qkv.length);
-                assertOk(LIB.pmoe_attention_forward(batch, seq, channels, heads, qkvSeg, att, out, NULL), "forward");
-                assertOk(LIB.pmoe_attention_backward(batch, seq, channels, heads, qkvSeg, att, floats(arena, dout), dqkv, NULL),
+                assertOk(LIB.pmoe_attention_forward(F32, batch, seq, channels, heads, qkvSeg, att, out, NULL), "forward");
+                assertOk(LIB.pmoe_attention_backward(F32, batch, seq, channels, heads, qkvSeg, att, floats(arena, dout), dqkv, NULL),
                         "pmoe_attention_backward");
                 // Gradients are O(1) sums of at most T f32 products through the softmax.
                 assertClose("attention dqkv " + Arrays.toString(s), expected, read(dqkv), 1e-4, 1e-5);
@@ -109,8 +110,8 @@ class AttentionKernelTest {
 
     @Test
     void emptyBatchReadsNothing() {
-        assertOk(LIB.pmoe_attention_forward(0, 4, 8, 2, NULL, NULL, NULL, NULL), "forward, batch 0");
-        assertOk(LIB.pmoe_attention_backward(0, 4, 8, 2, NULL, NULL, NULL, NULL, NULL), "backward, batch 0");
+        assertOk(LIB.pmoe_attention_forward(F32, 0, 4, 8, 2, NULL, NULL, NULL, NULL), "forward, batch 0");
+        assertOk(LIB.pmoe_attention_backward(F32, 0, 4, 8, 2, NULL, NULL, NULL, NULL, NULL), "backward, batch 0");
     }
 
     @Test
@@ -121,8 +122,8 @@ class AttentionKernelTest {
         assertDeterministic("attention", arena -> {
             MemorySegment qkvSeg = floats(arena, qkv), att = nans(arena, batch * heads * seq * seq);
             MemorySegment out = nans(arena, batch * seq * channels), dqkv = nans(arena, qkv.length);
-            assertOk(LIB.pmoe_attention_forward(batch, seq, channels, heads, qkvSeg, att, out, NULL), "forward");
-            assertOk(LIB.pmoe_attention_backward(batch, seq, channels, heads, qkvSeg, att, floats(arena, dout), dqkv, NULL),
+            assertOk(LIB.pmoe_attention_forward(F32, batch, seq, channels, heads, qkvSeg, att, out, NULL), "forward");
+            assertOk(LIB.pmoe_attention_backward(F32, batch, seq, channels, heads, qkvSeg, att, floats(arena, dout), dqkv, NULL),
                     "backward");
             return bytes(att, out, dqkv);
         });
@@ -132,12 +133,12 @@ class AttentionKernelTest {
     void rejectsBadArguments() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment buf = floats(arena, new float[2 * 3 * 3 * 6]);
-            assertInvalid(LIB.pmoe_attention_forward(2, 3, 6, 4, buf, buf, buf, NULL), "heads", "4");
-            assertInvalid(LIB.pmoe_attention_forward(2, 3, 6, 0, buf, buf, buf, NULL), "heads", "0");
-            assertInvalid(LIB.pmoe_attention_forward(2, 0, 6, 2, buf, buf, buf, NULL), "seq", "0");
-            assertInvalid(LIB.pmoe_attention_backward(-1, 3, 6, 2, buf, buf, buf, buf, NULL), "batch", "-1");
-            assertInvalid(LIB.pmoe_attention_forward(2, 3, 6, 2, buf, NULL, buf, NULL), "att", "NULL");
-            assertInvalid(LIB.pmoe_attention_backward(2, 3, 6, 2, buf, buf, buf, NULL, NULL), "dqkv", "NULL");
+            assertInvalid(LIB.pmoe_attention_forward(F32, 2, 3, 6, 4, buf, buf, buf, NULL), "heads", "4");
+            assertInvalid(LIB.pmoe_attention_forward(F32, 2, 3, 6, 0, buf, buf, buf, NULL), "heads", "0");
+            assertInvalid(LIB.pmoe_attention_forward(F32, 2, 0, 6, 2, buf, buf, buf, NULL), "seq", "0");
+            assertInvalid(LIB.pmoe_attention_backward(F32, -1, 3, 6, 2, buf, buf, buf, buf, NULL), "batch", "-1");
+            assertInvalid(LIB.pmoe_attention_forward(F32, 2, 3, 6, 2, buf, NULL, buf, NULL), "att", "NULL");
+            assertInvalid(LIB.pmoe_attention_backward(F32, 2, 3, 6, 2, buf, buf, buf, NULL, NULL), "dqkv", "NULL");
         }
     }
 }

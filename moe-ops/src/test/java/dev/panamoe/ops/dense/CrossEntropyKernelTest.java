@@ -1,5 +1,6 @@
 package dev.panamoe.ops.dense;
 
+import static dev.panamoe.ops.dense.DenseTestSupport.F32;
 import static dev.panamoe.ops.dense.DenseTestSupport.LIB;
 import static dev.panamoe.ops.dense.DenseTestSupport.NULL;
 import static dev.panamoe.ops.dense.DenseTestSupport.assertClose;
@@ -64,7 +65,7 @@ class CrossEntropyKernelTest {
                 for (int r = 0; r < rows; r++) if (targets[r] >= 0) { total += expected[r]; kept++; }
                 try (Arena arena = Arena.ofConfined()) {
                     MemorySegment losses = nans(arena, rows), mean = nans(arena, 1), count = ints(arena, -7);
-                    assertOk(LIB.pmoe_cross_entropy_forward(rows, vocab, floats(arena, logits), ints(arena, targets),
+                    assertOk(LIB.pmoe_cross_entropy_forward(F32, rows, vocab, floats(arena, logits), ints(arena, targets),
                             losses, mean, count, NULL), "pmoe_cross_entropy_forward");
                     String what = "cross-entropy rows=" + rows + " vocab=" + vocab + " range=" + range;
                     // f32 logits and exp: errors of a few ulps of max |logit|.
@@ -80,16 +81,16 @@ class CrossEntropyKernelTest {
     void allIgnoredAndEmptyGiveZeroMean() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment losses = nans(arena, 3), mean = nans(arena, 1), count = ints(arena, -7);
-            assertOk(LIB.pmoe_cross_entropy_forward(3, 4, floats(arena, uniform(new Random(15), 12, -1, 1)),
+            assertOk(LIB.pmoe_cross_entropy_forward(F32, 3, 4, floats(arena, uniform(new Random(15), 12, -1, 1)),
                     ints(arena, -1, -1, -1), losses, mean, count, NULL), "all ignored");
             assertClose("all ignored losses", new double[3], read(losses), 0, 0);
             assertEquals(0f, mean.get(JAVA_FLOAT, 0));
             assertEquals(0, count.get(JAVA_INT, 0));
             MemorySegment mean0 = nans(arena, 1), count0 = ints(arena, -7);
-            assertOk(LIB.pmoe_cross_entropy_forward(0, 4, NULL, NULL, NULL, mean0, count0, NULL), "rows 0");
+            assertOk(LIB.pmoe_cross_entropy_forward(F32, 0, 4, NULL, NULL, NULL, mean0, count0, NULL), "rows 0");
             assertEquals(0f, mean0.get(JAVA_FLOAT, 0));
             assertEquals(0, count0.get(JAVA_INT, 0));
-            assertOk(LIB.pmoe_cross_entropy_backward(0, 4, NULL, NULL, 1f, NULL, NULL), "backward, rows 0");
+            assertOk(LIB.pmoe_cross_entropy_backward(F32, 0, 4, NULL, NULL, 1f, NULL, NULL), "backward, rows 0");
         }
     }
 
@@ -112,13 +113,13 @@ class CrossEntropyKernelTest {
             });
             try (Arena arena = Arena.ofConfined()) {
                 MemorySegment targetSeg = ints(arena, targets), dlogits = nans(arena, logits.length);
-                assertOk(LIB.pmoe_cross_entropy_backward(rows, vocab, floats(arena, logits), targetSeg, scale, dlogits, NULL),
+                assertOk(LIB.pmoe_cross_entropy_backward(F32, rows, vocab, floats(arena, logits), targetSeg, scale, dlogits, NULL),
                         "pmoe_cross_entropy_backward");
                 // Probabilities in f32: a few ulps of 1, times the scale.
                 String what = "cross-entropy backward rows=" + rows + " vocab=" + vocab;
                 assertClose(what, expected, read(dlogits), 1e-5, 1e-7);
                 MemorySegment inPlace = floats(arena, logits);
-                assertOk(LIB.pmoe_cross_entropy_backward(rows, vocab, inPlace, targetSeg, scale, inPlace, NULL), "in place");
+                assertOk(LIB.pmoe_cross_entropy_backward(F32, rows, vocab, inPlace, targetSeg, scale, inPlace, NULL), "in place");
                 assertClose(what + " in place", expected, read(inPlace), 1e-5, 1e-7);
                 float[] got = read(dlogits);
                 for (int r = 0; r < rows; r++)
@@ -137,8 +138,8 @@ class CrossEntropyKernelTest {
         assertDeterministic("cross-entropy", arena -> {
             MemorySegment x = floats(arena, logits), t = ints(arena, targets);
             MemorySegment losses = nans(arena, rows), mean = nans(arena, 1), dlogits = nans(arena, logits.length);
-            assertOk(LIB.pmoe_cross_entropy_forward(rows, vocab, x, t, losses, mean, NULL, NULL), "forward");
-            assertOk(LIB.pmoe_cross_entropy_backward(rows, vocab, x, t, 0.1f, dlogits, NULL), "backward");
+            assertOk(LIB.pmoe_cross_entropy_forward(F32, rows, vocab, x, t, losses, mean, NULL, NULL), "forward");
+            assertOk(LIB.pmoe_cross_entropy_backward(F32, rows, vocab, x, t, 0.1f, dlogits, NULL), "backward");
             return bytes(losses, mean, dlogits);
         });
     }
@@ -147,16 +148,16 @@ class CrossEntropyKernelTest {
     void rejectsBadArguments() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment x = floats(arena, new float[3 * 4]), losses = floats(arena, new float[3]);
-            assertInvalid(LIB.pmoe_cross_entropy_forward(3, 4, x, ints(arena, 0, -2, 1), losses, NULL, NULL, NULL),
+            assertInvalid(LIB.pmoe_cross_entropy_forward(F32, 3, 4, x, ints(arena, 0, -2, 1), losses, NULL, NULL, NULL),
                     "targets", "targets[1] = -2");
-            assertInvalid(LIB.pmoe_cross_entropy_backward(3, 4, x, ints(arena, 0, 1, 4), 1f, x, NULL),
+            assertInvalid(LIB.pmoe_cross_entropy_backward(F32, 3, 4, x, ints(arena, 0, 1, 4), 1f, x, NULL),
                     "targets", "targets[2] = 4");
             MemorySegment good = ints(arena, 0, 1, 2);
-            assertInvalid(LIB.pmoe_cross_entropy_forward(3, 0, x, good, losses, NULL, NULL, NULL), "vocab", "0");
-            assertInvalid(LIB.pmoe_cross_entropy_forward(-1, 4, x, good, losses, NULL, NULL, NULL), "rows", "-1");
-            assertInvalid(LIB.pmoe_cross_entropy_forward(3, 4, x, good, NULL, NULL, NULL, NULL), "losses", "NULL");
-            assertInvalid(LIB.pmoe_cross_entropy_backward(3, 4, x, good, Float.NaN, x, NULL), "grad_scale", "nan");
-            assertInvalid(LIB.pmoe_cross_entropy_backward(3, 4, x, good, 1f, NULL, NULL), "dlogits", "NULL");
+            assertInvalid(LIB.pmoe_cross_entropy_forward(F32, 3, 0, x, good, losses, NULL, NULL, NULL), "vocab", "0");
+            assertInvalid(LIB.pmoe_cross_entropy_forward(F32, -1, 4, x, good, losses, NULL, NULL, NULL), "rows", "-1");
+            assertInvalid(LIB.pmoe_cross_entropy_forward(F32, 3, 4, x, good, NULL, NULL, NULL, NULL), "losses", "NULL");
+            assertInvalid(LIB.pmoe_cross_entropy_backward(F32, 3, 4, x, good, Float.NaN, x, NULL), "grad_scale", "nan");
+            assertInvalid(LIB.pmoe_cross_entropy_backward(F32, 3, 4, x, good, 1f, NULL, NULL), "dlogits", "NULL");
         }
     }
 }

@@ -28,6 +28,7 @@ final class DenseTestSupport {
 
     static final panamoe_h LIB = panamoe_h.cpu();
     static final MemorySegment NULL = MemorySegment.NULL;
+    static final int F32 = panamoe_h.PMOE_DTYPE_F32(), BF16 = panamoe_h.PMOE_DTYPE_BF16();
 
     // ---- native buffers (a zero-length one still has a real address) ----
 

@@ -1,5 +1,6 @@
 package dev.panamoe.ops.dense;
 
+import static dev.panamoe.ops.dense.DenseTestSupport.F32;
 import static dev.panamoe.ops.dense.DenseTestSupport.LIB;
 import static dev.panamoe.ops.dense.DenseTestSupport.NULL;
 import static dev.panamoe.ops.dense.DenseTestSupport.assertClose;
@@ -41,7 +42,7 @@ class ElementwiseKernelTest {
             float[] x = uniform(rnd, rows * cols, -1, 1), bias = uniform(rnd, cols, -1, 1);
             try (Arena arena = Arena.ofConfined()) {
                 MemorySegment xs = floats(arena, x);
-                assertOk(LIB.pmoe_bias_add(rows, cols, floats(arena, bias), xs, NULL), "pmoe_bias_add");
+                assertOk(LIB.pmoe_bias_add(F32, rows, cols, floats(arena, bias), xs, NULL), "pmoe_bias_add");
                 // One rounding of an exact sum.
                 assertClose("bias_add " + rows + "x" + cols, biasAdded(rows, cols, toDouble(x), toDouble(bias)),
                         read(xs), 0x1p-24, 0);
@@ -62,7 +63,7 @@ class ElementwiseKernelTest {
             for (int c = 0; c < cols; c++) expected[c] += dbias0[c];
             try (Arena arena = Arena.ofConfined()) {
                 MemorySegment dbias = floats(arena, dbias0);
-                assertOk(LIB.pmoe_bias_backward(rows, cols, floats(arena, dout), dbias, NULL), "pmoe_bias_backward");
+                assertOk(LIB.pmoe_bias_backward(F32, rows, cols, floats(arena, dout), dbias, NULL), "pmoe_bias_backward");
                 // Summed in double: one final rounding (plus the differences' ~1e-10).
                 assertClose("bias_backward " + rows + "x" + cols, expected, read(dbias), 0x1p-23, 1e-9);
             }
@@ -81,15 +82,15 @@ class ElementwiseKernelTest {
             }
             try (Arena arena = Arena.ofConfined()) {
                 MemorySegment as = floats(arena, a), bs = floats(arena, b), out = nans(arena, n);
-                assertOk(LIB.pmoe_add(n, as, bs, out, NULL), "pmoe_add");
+                assertOk(LIB.pmoe_add(F32, n, as, bs, out, NULL), "pmoe_add");
                 assertClose("add n=" + n, sum, read(out), 0x1p-24, 0);
-                assertOk(LIB.pmoe_add(n, as, bs, as, NULL), "pmoe_add in place");
+                assertOk(LIB.pmoe_add(F32, n, as, bs, as, NULL), "pmoe_add in place");
                 assertClose("add in place n=" + n, sum, read(as), 0x1p-24, 0);
                 MemorySegment y = floats(arena, b);
-                assertOk(LIB.pmoe_accumulate(n, floats(arena, a), y, NULL), "pmoe_accumulate");
+                assertOk(LIB.pmoe_accumulate(F32, n, floats(arena, a), y, NULL), "pmoe_accumulate");
                 assertClose("accumulate n=" + n, sum, read(y), 0x1p-24, 0);
                 MemorySegment x = floats(arena, a);
-                assertOk(LIB.pmoe_scale(n, -0.75f, x, NULL), "pmoe_scale");
+                assertOk(LIB.pmoe_scale(F32, n, -0.75f, x, NULL), "pmoe_scale");
                 assertClose("scale n=" + n, scaled, read(x), 0x1p-24, 0);
             }
         }
@@ -97,11 +98,11 @@ class ElementwiseKernelTest {
 
     @Test
     void emptyInputsReadNothing() {
-        assertOk(LIB.pmoe_bias_add(0, 3, NULL, NULL, NULL), "bias_add, rows 0");
-        assertOk(LIB.pmoe_bias_backward(0, 3, NULL, NULL, NULL), "bias_backward, rows 0");
-        assertOk(LIB.pmoe_add(0, NULL, NULL, NULL, NULL), "add, n 0");
-        assertOk(LIB.pmoe_accumulate(0, NULL, NULL, NULL), "accumulate, n 0");
-        assertOk(LIB.pmoe_scale(0, 2f, NULL, NULL), "scale, n 0");
+        assertOk(LIB.pmoe_bias_add(F32, 0, 3, NULL, NULL, NULL), "bias_add, rows 0");
+        assertOk(LIB.pmoe_bias_backward(F32, 0, 3, NULL, NULL, NULL), "bias_backward, rows 0");
+        assertOk(LIB.pmoe_add(F32, 0, NULL, NULL, NULL, NULL), "add, n 0");
+        assertOk(LIB.pmoe_accumulate(F32, 0, NULL, NULL, NULL), "accumulate, n 0");
+        assertOk(LIB.pmoe_scale(F32, 0, 2f, NULL, NULL), "scale, n 0");
     }
 
     @Test
@@ -112,11 +113,11 @@ class ElementwiseKernelTest {
         assertDeterministic("elementwise", arena -> {
             MemorySegment xs = floats(arena, x), ys = floats(arena, y), out = nans(arena, n);
             MemorySegment dbias = floats(arena, bias);
-            assertOk(LIB.pmoe_bias_backward(rows, cols, xs, dbias, NULL), "bias_backward");
-            assertOk(LIB.pmoe_bias_add(rows, cols, dbias, xs, NULL), "bias_add");
-            assertOk(LIB.pmoe_add(n, xs, ys, out, NULL), "add");
-            assertOk(LIB.pmoe_accumulate(n, out, ys, NULL), "accumulate");
-            assertOk(LIB.pmoe_scale(n, 0.3f, ys, NULL), "scale");
+            assertOk(LIB.pmoe_bias_backward(F32, rows, cols, xs, dbias, NULL), "bias_backward");
+            assertOk(LIB.pmoe_bias_add(F32, rows, cols, dbias, xs, NULL), "bias_add");
+            assertOk(LIB.pmoe_add(F32, n, xs, ys, out, NULL), "add");
+            assertOk(LIB.pmoe_accumulate(F32, n, out, ys, NULL), "accumulate");
+            assertOk(LIB.pmoe_scale(F32, n, 0.3f, ys, NULL), "scale");
             return bytes(dbias, xs, out, ys);
         });
     }
@@ -125,15 +126,15 @@ class ElementwiseKernelTest {
     void rejectsBadArguments() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment x = floats(arena, new float[6]), b = floats(arena, new float[3]);
-            assertInvalid(LIB.pmoe_bias_add(2, 0, b, x, NULL), "cols", "0");
-            assertInvalid(LIB.pmoe_bias_add(-2, 3, b, x, NULL), "rows", "-2");
-            assertInvalid(LIB.pmoe_bias_add(2, 3, NULL, x, NULL), "bias", "NULL");
-            assertInvalid(LIB.pmoe_bias_backward(2, 3, x, NULL, NULL), "dbias", "NULL");
-            assertInvalid(LIB.pmoe_add(-1, x, x, x, NULL), "n", "-1");
-            assertInvalid(LIB.pmoe_add(6, x, x, NULL, NULL), "out", "NULL");
-            assertInvalid(LIB.pmoe_accumulate(6, NULL, x, NULL), "x", "NULL");
-            assertInvalid(LIB.pmoe_scale(6, Float.NaN, x, NULL), "alpha", "nan");
-            assertInvalid(LIB.pmoe_scale(6, Float.POSITIVE_INFINITY, x, NULL), "alpha", "inf");
+            assertInvalid(LIB.pmoe_bias_add(F32, 2, 0, b, x, NULL), "cols", "0");
+            assertInvalid(LIB.pmoe_bias_add(F32, -2, 3, b, x, NULL), "rows", "-2");
+            assertInvalid(LIB.pmoe_bias_add(F32, 2, 3, NULL, x, NULL), "bias", "NULL");
+            assertInvalid(LIB.pmoe_bias_backward(F32, 2, 3, x, NULL, NULL), "dbias", "NULL");
+            assertInvalid(LIB.pmoe_add(F32, -1, x, x, x, NULL), "n", "-1");
+            assertInvalid(LIB.pmoe_add(F32, 6, x, x, NULL, NULL), "out", "NULL");
+            assertInvalid(LIB.pmoe_accumulate(F32, 6, NULL, x, NULL), "x", "NULL");
+            assertInvalid(LIB.pmoe_scale(F32, 6, Float.NaN, x, NULL), "alpha", "nan");
+            assertInvalid(LIB.pmoe_scale(F32, 6, Float.POSITIVE_INFINITY, x, NULL), "alpha", "inf");
         }
     }
 }

@@ -1,5 +1,6 @@
 package dev.panamoe.ops.dense;
 
+import static dev.panamoe.ops.dense.DenseTestSupport.F32;
 import static dev.panamoe.ops.dense.DenseTestSupport.LIB;
 import static dev.panamoe.ops.dense.DenseTestSupport.NULL;
 import static dev.panamoe.ops.dense.DenseTestSupport.assertClose;
@@ -46,7 +47,7 @@ class EmbeddingKernelTest {
             float[] wte = uniform(rnd, vocab * channels, -1, 1), wpe = uniform(rnd, maxSeq * channels, -1, 1);
             try (Arena arena = Arena.ofConfined()) {
                 MemorySegment out = nans(arena, batch * seq * channels);
-                assertOk(LIB.pmoe_embedding_forward(batch, seq, channels, vocab, maxSeq, ints(arena, ids),
+                assertOk(LIB.pmoe_embedding_forward(F32, batch, seq, channels, vocab, maxSeq, ints(arena, ids),
                         floats(arena, wte), floats(arena, wpe), out, NULL), "pmoe_embedding_forward");
                 // One rounding of an exact sum.
                 assertClose("embedding forward " + java.util.Arrays.toString(s),
@@ -73,7 +74,7 @@ class EmbeddingKernelTest {
             for (int i = 0; i < numWpe.length; i++) numWpe[i] += dwpe0[i];
             try (Arena arena = Arena.ofConfined()) {
                 MemorySegment dwte = floats(arena, dwte0), dwpe = floats(arena, dwpe0);
-                assertOk(LIB.pmoe_embedding_backward(batch, seq, channels, vocab, maxSeq, ints(arena, ids),
+                assertOk(LIB.pmoe_embedding_backward(F32, batch, seq, channels, vocab, maxSeq, ints(arena, ids),
                         floats(arena, dout), dwte, dwpe, NULL), "pmoe_embedding_backward");
                 // At most batch * seq + 1 terms of magnitude <= 1, summed in f32.
                 double tol = (batch * seq + 1) * 0x1p-23;
@@ -85,8 +86,8 @@ class EmbeddingKernelTest {
 
     @Test
     void emptyBatchReadsNothing() {
-        assertOk(LIB.pmoe_embedding_forward(0, 3, 4, 5, 3, NULL, NULL, NULL, NULL, NULL), "forward, batch 0");
-        assertOk(LIB.pmoe_embedding_backward(0, 3, 4, 5, 3, NULL, NULL, NULL, NULL, NULL), "backward, batch 0");
+        assertOk(LIB.pmoe_embedding_forward(F32, 0, 3, 4, 5, 3, NULL, NULL, NULL, NULL, NULL), "forward, batch 0");
+        assertOk(LIB.pmoe_embedding_backward(F32, 0, 3, 4, 5, 3, NULL, NULL, NULL, NULL, NULL), "backward, batch 0");
     }
 
     @Test
@@ -100,8 +101,8 @@ class EmbeddingKernelTest {
             MemorySegment out = nans(arena, batch * seq * channels);
             MemorySegment dwte = floats(arena, wte), dwpe = floats(arena, wpe);
             MemorySegment idSeg = ints(arena, ids);
-            assertOk(LIB.pmoe_embedding_forward(batch, seq, channels, vocab, seq, idSeg, dwte, dwpe, out, NULL), "forward");
-            assertOk(LIB.pmoe_embedding_backward(batch, seq, channels, vocab, seq, idSeg, floats(arena, dout),
+            assertOk(LIB.pmoe_embedding_forward(F32, batch, seq, channels, vocab, seq, idSeg, dwte, dwpe, out, NULL), "forward");
+            assertOk(LIB.pmoe_embedding_backward(F32, batch, seq, channels, vocab, seq, idSeg, floats(arena, dout),
                     dwte, dwpe, NULL), "backward");
             return bytes(out, dwte, dwpe);
         });
@@ -113,15 +114,15 @@ class EmbeddingKernelTest {
             MemorySegment wte = floats(arena, new float[6 * 2]), wpe = floats(arena, new float[3 * 2]);
             MemorySegment out = floats(arena, new float[2 * 3 * 2]);
             MemorySegment ids = ints(arena, 0, 1, 2, 3, 6, 5);
-            assertInvalid(LIB.pmoe_embedding_forward(2, 3, 2, 6, 3, ids, wte, wpe, out, NULL), "ids", "ids[4] = 6");
-            assertInvalid(LIB.pmoe_embedding_backward(2, 3, 2, 6, 3, ints(arena, 0, -1, 0, 0, 0, 0), out, wte, wpe, NULL),
+            assertInvalid(LIB.pmoe_embedding_forward(F32, 2, 3, 2, 6, 3, ids, wte, wpe, out, NULL), "ids", "ids[4] = 6");
+            assertInvalid(LIB.pmoe_embedding_backward(F32, 2, 3, 2, 6, 3, ints(arena, 0, -1, 0, 0, 0, 0), out, wte, wpe, NULL),
                     "ids", "ids[1] = -1");
             MemorySegment good = ints(arena, 0, 1, 2, 3, 4, 5);
-            assertInvalid(LIB.pmoe_embedding_forward(2, 3, 2, 6, 2, good, wte, wpe, out, NULL), "max_seq", "2");
-            assertInvalid(LIB.pmoe_embedding_forward(2, 3, 2, 0, 3, good, wte, wpe, out, NULL), "vocab", "0");
-            assertInvalid(LIB.pmoe_embedding_forward(-1, 3, 2, 6, 3, good, wte, wpe, out, NULL), "batch", "-1");
-            assertInvalid(LIB.pmoe_embedding_forward(2, 3, 2, 6, 3, good, NULL, wpe, out, NULL), "wte", "NULL");
-            assertInvalid(LIB.pmoe_embedding_backward(2, 3, 2, 6, 3, good, out, wte, NULL, NULL), "dwpe", "NULL");
+            assertInvalid(LIB.pmoe_embedding_forward(F32, 2, 3, 2, 6, 2, good, wte, wpe, out, NULL), "max_seq", "2");
+            assertInvalid(LIB.pmoe_embedding_forward(F32, 2, 3, 2, 0, 3, good, wte, wpe, out, NULL), "vocab", "0");
+            assertInvalid(LIB.pmoe_embedding_forward(F32, -1, 3, 2, 6, 3, good, wte, wpe, out, NULL), "batch", "-1");
+            assertInvalid(LIB.pmoe_embedding_forward(F32, 2, 3, 2, 6, 3, good, NULL, wpe, out, NULL), "wte", "NULL");
+            assertInvalid(LIB.pmoe_embedding_backward(F32, 2, 3, 2, 6, 3, good, out, wte, NULL, NULL), "dwpe", "NULL");
         }
     }
 }

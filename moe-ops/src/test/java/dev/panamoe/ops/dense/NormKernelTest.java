@@ -1,5 +1,6 @@
 package dev.panamoe.ops.dense;
 
+import static dev.panamoe.ops.dense.DenseTestSupport.F32;
 import static dev.panamoe.ops.dense.DenseTestSupport.LIB;
 import static dev.panamoe.ops.dense.DenseTestSupport.NULL;
 import static dev.panamoe.ops.dense.DenseTestSupport.assertClose;
@@ -71,10 +72,10 @@ class NormKernelTest {
                     try (Arena arena = Arena.ofConfined()) {
                         MemorySegment out = nans(arena, rows * cols), mean = nans(arena, rows), rstd = nans(arena, rows);
                         if (centred) {
-                            assertOk(LIB.pmoe_layernorm_forward(rows, cols, eps, floats(arena, x), floats(arena, w),
+                            assertOk(LIB.pmoe_layernorm_forward(F32, rows, cols, eps, floats(arena, x), floats(arena, w),
                                     floats(arena, b), out, mean, rstd, NULL), "pmoe_layernorm_forward");
                         } else {
-                            assertOk(LIB.pmoe_rmsnorm_forward(rows, cols, eps, floats(arena, x), floats(arena, w),
+                            assertOk(LIB.pmoe_rmsnorm_forward(F32, rows, cols, eps, floats(arena, x), floats(arena, w),
                                     out, rstd, NULL), "pmoe_rmsnorm_forward");
                         }
                         String what = (centred ? "layernorm" : "rmsnorm") + " rows=" + rows + " cols=" + cols + " eps=" + eps;
@@ -118,12 +119,12 @@ class NormKernelTest {
                         MemorySegment dx = nans(arena, rows * cols), dw = floats(arena, dw0), db = floats(arena, db0);
                         MemorySegment out = nans(arena, rows * cols), gs = floats(arena, dout);
                         if (centred) {
-                            assertOk(LIB.pmoe_layernorm_forward(rows, cols, eps, xs, ws, floats(arena, b), out, mean, rstd, NULL), "forward");
-                            assertOk(LIB.pmoe_layernorm_backward(rows, cols, xs, ws, mean, rstd, gs, dx, dw, db, NULL),
+                            assertOk(LIB.pmoe_layernorm_forward(F32, rows, cols, eps, xs, ws, floats(arena, b), out, mean, rstd, NULL), "forward");
+                            assertOk(LIB.pmoe_layernorm_backward(F32, rows, cols, xs, ws, mean, rstd, gs, dx, dw, db, NULL),
                                     "pmoe_layernorm_backward");
                         } else {
-                            assertOk(LIB.pmoe_rmsnorm_forward(rows, cols, eps, xs, ws, out, rstd, NULL), "forward");
-                            assertOk(LIB.pmoe_rmsnorm_backward(rows, cols, xs, ws, rstd, gs, dx, dw, NULL),
+                            assertOk(LIB.pmoe_rmsnorm_forward(F32, rows, cols, eps, xs, ws, out, rstd, NULL), "forward");
+                            assertOk(LIB.pmoe_rmsnorm_backward(F32, rows, cols, xs, ws, rstd, gs, dx, dw, NULL),
                                     "pmoe_rmsnorm_backward");
                         }
                         String what = (centred ? "layernorm" : "rmsnorm") + " rows=" + rows + " cols=" + cols + " eps=" + eps;
@@ -141,10 +142,10 @@ class NormKernelTest {
 
     @Test
     void emptyRowsReadNothing() {
-        assertOk(LIB.pmoe_layernorm_forward(0, 4, 1e-5f, NULL, NULL, NULL, NULL, NULL, NULL, NULL), "layernorm forward");
-        assertOk(LIB.pmoe_layernorm_backward(0, 4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL), "layernorm backward");
-        assertOk(LIB.pmoe_rmsnorm_forward(0, 4, 1e-5f, NULL, NULL, NULL, NULL, NULL), "rmsnorm forward");
-        assertOk(LIB.pmoe_rmsnorm_backward(0, 4, NULL, NULL, NULL, NULL, NULL, NULL, NULL), "rmsnorm backward");
+        assertOk(LIB.pmoe_layernorm_forward(F32, 0, 4, 1e-5f, NULL, NULL, NULL, NULL, NULL, NULL, NULL), "layernorm forward");
+        assertOk(LIB.pmoe_layernorm_backward(F32, 0, 4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL), "layernorm backward");
+        assertOk(LIB.pmoe_rmsnorm_forward(F32, 0, 4, 1e-5f, NULL, NULL, NULL, NULL, NULL), "rmsnorm forward");
+        assertOk(LIB.pmoe_rmsnorm_backward(F32, 0, 4, NULL, NULL, NULL, NULL, NULL, NULL, NULL), "rmsnorm backward");
     }
 
     @Test
@@ -157,15 +158,15 @@ class NormKernelTest {
             MemorySegment xs = floats(arena, x), ws = floats(arena, w), mean = nans(arena, rows), rstd = nans(arena, rows);
             MemorySegment out = nans(arena, rows * cols), dx = nans(arena, rows * cols);
             MemorySegment dw = floats(arena, new float[cols]), db = floats(arena, new float[cols]);
-            assertOk(LIB.pmoe_layernorm_forward(rows, cols, 1e-5f, xs, ws, floats(arena, b), out, mean, rstd, NULL), "forward");
-            assertOk(LIB.pmoe_layernorm_backward(rows, cols, xs, ws, mean, rstd, floats(arena, dout), dx, dw, db, NULL), "backward");
+            assertOk(LIB.pmoe_layernorm_forward(F32, rows, cols, 1e-5f, xs, ws, floats(arena, b), out, mean, rstd, NULL), "forward");
+            assertOk(LIB.pmoe_layernorm_backward(F32, rows, cols, xs, ws, mean, rstd, floats(arena, dout), dx, dw, db, NULL), "backward");
             return bytes(out, mean, rstd, dx, dw, db);
         });
         assertDeterministic("rmsnorm", arena -> {
             MemorySegment xs = floats(arena, x), ws = floats(arena, w), rstd = nans(arena, rows);
             MemorySegment out = nans(arena, rows * cols), dx = nans(arena, rows * cols), dw = floats(arena, new float[cols]);
-            assertOk(LIB.pmoe_rmsnorm_forward(rows, cols, 1e-5f, xs, ws, out, rstd, NULL), "forward");
-            assertOk(LIB.pmoe_rmsnorm_backward(rows, cols, xs, ws, rstd, floats(arena, dout), dx, dw, NULL), "backward");
+            assertOk(LIB.pmoe_rmsnorm_forward(F32, rows, cols, 1e-5f, xs, ws, out, rstd, NULL), "forward");
+            assertOk(LIB.pmoe_rmsnorm_backward(F32, rows, cols, xs, ws, rstd, floats(arena, dout), dx, dw, NULL), "backward");
             return bytes(out, rstd, dx, dw);
         });
     }
@@ -174,13 +175,13 @@ class NormKernelTest {
     void rejectsBadArguments() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment x = floats(arena, new float[6]), w = floats(arena, new float[3]), r = floats(arena, new float[2]);
-            assertInvalid(LIB.pmoe_layernorm_forward(2, 3, 0f, x, w, w, x, r, r, NULL), "eps", "0");
-            assertInvalid(LIB.pmoe_rmsnorm_forward(2, 3, Float.NaN, x, w, x, r, NULL), "eps", "nan");
-            assertInvalid(LIB.pmoe_layernorm_forward(2, 0, 1e-5f, x, w, w, x, r, r, NULL), "cols", "0");
-            assertInvalid(LIB.pmoe_rmsnorm_forward(-3, 3, 1e-5f, x, w, x, r, NULL), "rows", "-3");
-            assertInvalid(LIB.pmoe_layernorm_forward(2, 3, 1e-5f, x, w, NULL, x, r, r, NULL), "bias", "NULL");
-            assertInvalid(LIB.pmoe_layernorm_backward(2, 3, x, w, r, r, x, x, w, NULL, NULL), "dbias", "NULL");
-            assertInvalid(LIB.pmoe_rmsnorm_backward(2, 3, x, w, NULL, x, x, w, NULL), "rstd", "NULL");
+            assertInvalid(LIB.pmoe_layernorm_forward(F32, 2, 3, 0f, x, w, w, x, r, r, NULL), "eps", "0");
+            assertInvalid(LIB.pmoe_rmsnorm_forward(F32, 2, 3, Float.NaN, x, w, x, r, NULL), "eps", "nan");
+            assertInvalid(LIB.pmoe_layernorm_forward(F32, 2, 0, 1e-5f, x, w, w, x, r, r, NULL), "cols", "0");
+            assertInvalid(LIB.pmoe_rmsnorm_forward(F32, -3, 3, 1e-5f, x, w, x, r, NULL), "rows", "-3");
+            assertInvalid(LIB.pmoe_layernorm_forward(F32, 2, 3, 1e-5f, x, w, NULL, x, r, r, NULL), "bias", "NULL");
+            assertInvalid(LIB.pmoe_layernorm_backward(F32, 2, 3, x, w, r, r, x, x, w, NULL, NULL), "dbias", "NULL");
+            assertInvalid(LIB.pmoe_rmsnorm_backward(F32, 2, 3, x, w, NULL, x, x, w, NULL), "rstd", "NULL");
         }
     }
 }

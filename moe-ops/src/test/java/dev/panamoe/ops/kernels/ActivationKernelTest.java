@@ -54,7 +54,7 @@ class ActivationKernelTest {
     static float[] nativeForward(int act, int rows, int cols, float[] in) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = nanTensor(arena, F32, rows * cols);
-            assertOk(LIB.pmoe_activation_forward(act, rows, cols, floats(arena, in), out, NO_STREAM), "pmoe_activation_forward " + name(act));
+            assertOk(LIB.pmoe_activation_forward(F32, act, rows, cols, floats(arena, in), out, NO_STREAM), "pmoe_activation_forward " + name(act));
             return toFloats(out);
         }
     }
@@ -62,7 +62,7 @@ class ActivationKernelTest {
     static float[] nativeBackward(int act, int rows, int cols, float[] in, float[] gradOut) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment gradIn = nanTensor(arena, F32, in.length);
-            assertOk(LIB.pmoe_activation_backward(act, rows, cols, floats(arena, in), floats(arena, gradOut), gradIn, NO_STREAM),
+            assertOk(LIB.pmoe_activation_backward(F32, act, rows, cols, floats(arena, in), floats(arena, gradOut), gradIn, NO_STREAM),
                     "pmoe_activation_backward " + name(act));
             return toFloats(gradIn);
         }
@@ -130,15 +130,15 @@ class ActivationKernelTest {
     void rejectsBadArguments() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment in = floats(arena, new float[32]), out = floats(arena, new float[32]), grad = floats(arena, new float[32]);
-            assertInvalid(LIB.pmoe_activation_forward(3, 2, 4, in, out, NO_STREAM), "act", "3");
-            assertInvalid(LIB.pmoe_activation_backward(-1, 2, 4, in, grad, out, NO_STREAM), "act", "-1");
-            assertInvalid(LIB.pmoe_activation_forward(GELU, -2, 4, in, out, NO_STREAM), "rows", "-2");
-            assertInvalid(LIB.pmoe_activation_forward(SWIGLU, 2, -4, in, out, NO_STREAM), "cols", "-4");
-            assertInvalid(LIB.pmoe_activation_forward(SILU, 2, 4, MemorySegment.NULL, out, NO_STREAM), "in", null);
-            assertInvalid(LIB.pmoe_activation_forward(SILU, 2, 4, in, MemorySegment.NULL, NO_STREAM), "out", null);
-            assertInvalid(LIB.pmoe_activation_backward(GELU, 2, 4, in, MemorySegment.NULL, out, NO_STREAM), "grad_out", null);
-            assertInvalid(LIB.pmoe_activation_backward(GELU, 2, 4, in, grad, MemorySegment.NULL, NO_STREAM), "grad_in", null);
-            assertInvalid(LIB.pmoe_activation_backward(SWIGLU, 2, 4, MemorySegment.NULL, grad, out, NO_STREAM), "in", null);
+            assertInvalid(LIB.pmoe_activation_forward(F32, 3, 2, 4, in, out, NO_STREAM), "act", "3");
+            assertInvalid(LIB.pmoe_activation_backward(F32, -1, 2, 4, in, grad, out, NO_STREAM), "act", "-1");
+            assertInvalid(LIB.pmoe_activation_forward(F32, GELU, -2, 4, in, out, NO_STREAM), "rows", "-2");
+            assertInvalid(LIB.pmoe_activation_forward(F32, SWIGLU, 2, -4, in, out, NO_STREAM), "cols", "-4");
+            assertInvalid(LIB.pmoe_activation_forward(F32, SILU, 2, 4, MemorySegment.NULL, out, NO_STREAM), "in", null);
+            assertInvalid(LIB.pmoe_activation_forward(F32, SILU, 2, 4, in, MemorySegment.NULL, NO_STREAM), "out", null);
+            assertInvalid(LIB.pmoe_activation_backward(F32, GELU, 2, 4, in, MemorySegment.NULL, out, NO_STREAM), "grad_out", null);
+            assertInvalid(LIB.pmoe_activation_backward(F32, GELU, 2, 4, in, grad, MemorySegment.NULL, NO_STREAM), "grad_in", null);
+            assertInvalid(LIB.pmoe_activation_backward(F32, SWIGLU, 2, 4, MemorySegment.NULL, grad, out, NO_STREAM), "in", null);
         }
     }
 }
