@@ -107,7 +107,8 @@ int require_activation(int32_t dtype, int32_t act, int32_t rows, int32_t cols) {
 
 // ---- library ----
 
-int check_find_nonfinite(int64_t n, const float *x, const int64_t *first_index) {
+int check_find_nonfinite(int32_t dtype, int64_t n, const void *x, const int64_t *first_index) {
+    PMOE_CHECK(require_dtype("dtype", dtype));
     PMOE_CHECK(require_non_negative("n", n));
     PMOE_CHECK(require_non_null("first_index", first_index));
     return n > 0 ? require_non_null("x", x) : PMOE_OK;

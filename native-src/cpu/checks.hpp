@@ -15,7 +15,7 @@
 namespace pmoe {
 
 // ---- library ----
-int check_find_nonfinite(int64_t n, const float *x, const int64_t *first_index);
+int check_find_nonfinite(int32_t dtype, int64_t n, const void *x, const int64_t *first_index);
 
 // ---- GEMM ----
 int check_gemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k, const float *a,

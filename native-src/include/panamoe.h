@@ -85,8 +85,10 @@ PMOE_API int pmoe_noop(void);
 /* Threads used by parallel kernels (CPU: OpenMP team size). n >= 1. */
 PMOE_API int pmoe_set_num_threads(int32_t n);
 PMOE_API int pmoe_get_num_threads(int32_t *n);
-/* Index of the first NaN/Inf in x[0..n), or -1 if all are finite. */
-PMOE_API int pmoe_find_nonfinite(int64_t n, const float *x, int64_t *first_index, void *stream);
+/* Index of the first NaN/Inf in x[0..n) of dtype (PMOE_DTYPE_F32 or _BF16), or -1 if all are
+ * finite. */
+PMOE_API int pmoe_find_nonfinite(int32_t dtype, int64_t n, const void *x, int64_t *first_index,
+                                 void *stream);
 
 /* ---- dense GEMM: C = alpha * op(A) * op(B) + beta * C, row-major, f32 ----
  * op(A) is [m, k], op(B) is [k, n]; trans_a/trans_b are 0 or 1; lda/ldb/ldc are row strides.

@@ -343,7 +343,8 @@ public final class panamoe_h {
     }
 
     private static final class pmoe_find_nonfinite {
-        static final FunctionDescriptor DESC = FunctionDescriptor.of(C_INT, C_LONG, C_POINTER, C_POINTER, C_POINTER);
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                C_INT, C_INT, C_LONG, C_POINTER, C_POINTER, C_POINTER);
     }
 
     private final Downcall pmoe_find_nonfinite$downcall = new Downcall("pmoe_find_nonfinite", pmoe_find_nonfinite.DESC);
@@ -360,10 +361,11 @@ public final class panamoe_h {
         return pmoe_find_nonfinite$downcall.address();
     }
 
-    /** {@code int pmoe_find_nonfinite(int64_t n, const float *x, int64_t *first_index, void *stream)} */
-    public int pmoe_find_nonfinite(long n, MemorySegment x, MemorySegment first_index, MemorySegment stream) {
+    /** {@code int pmoe_find_nonfinite(int32_t dtype, int64_t n, const void *x, int64_t *first_index, void *stream)} */
+    public int pmoe_find_nonfinite(int dtype, long n, MemorySegment x, MemorySegment first_index,
+            MemorySegment stream) {
         try {
-            return (int) pmoe_find_nonfinite$handle().invokeExact(n, x, first_index, stream);
+            return (int) pmoe_find_nonfinite$handle().invokeExact(dtype, n, x, first_index, stream);
         } catch (Error | RuntimeException e) {
             throw e;
         } catch (Throwable e) {

@@ -103,7 +103,7 @@ public interface Backend {
      */
     void convert(Tensor src, Tensor dst);
 
-    /** Index of the first NaN/Inf of an f32 tensor in row-major order, or -1. */
+    /** Index of the first NaN/Inf of an f32 or bf16 tensor in row-major order, or -1. */
     long findNonFinite(Tensor x);
 
     // ---- dense transformer operators. [B, T, C] activations may be rank 3 or [B * T, C]; a

@@ -214,10 +214,10 @@ abstract class NativeBackend implements Backend {
 
     @Override
     public long findNonFinite(Tensor x) {
-        Checks.tensorOfAnyShape("x", x, device(), DType.F32);
+        Checks.floatTensor("x", x, device(), Checks.anyShape(x));
         try (Arena call = Arena.ofConfined()) {
             return result(call, ValueLayout.JAVA_LONG, "pmoe_find_nonfinite",
-                    index -> lib.pmoe_find_nonfinite(x.numel(), x.data(), index, stream()))
+                    index -> lib.pmoe_find_nonfinite(x.dtype().abiCode(), x.numel(), x.data(), index, stream()))
                     .get(ValueLayout.JAVA_LONG, 0);
         }
     }

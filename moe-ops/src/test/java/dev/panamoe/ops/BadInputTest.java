@@ -314,7 +314,7 @@ class BadInputTest {
             },
             env -> {
                 Tensor ids = env.scope().allocate("ids", DType.I32, env.tokens());
-                return iae("non-finite scan of an i32 tensor", "x: expected dtype f32", () -> CPU.findNonFinite(ids));
+                return iae("non-finite scan of an i32 tensor", "x: expected dtype f32 or bf16", () -> CPU.findNonFinite(ids));
             },
             env -> {
                 int n = -env.rng().nextInt(5);

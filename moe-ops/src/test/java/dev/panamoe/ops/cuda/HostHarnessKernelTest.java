@@ -941,13 +941,13 @@ class HostHarnessKernelTest {
                 for (int i = 0; i < bad.length; i++) x[bad[i]] = i % 2 == 0 ? Float.NaN : Float.NEGATIVE_INFINITY;
                 MemorySegment sx = floats(arena, x);
                 Pair p = both(arena, "pmoe_find_nonfinite", List.of(new Out(8, (byte) 0x11)),
-                        (lib, o) -> lib.pmoe_find_nonfinite(x.length, sx, o[0], NO_STREAM));
+                        (lib, o) -> lib.pmoe_find_nonfinite(F32, x.length, sx, o[0], NO_STREAM));
                 long expected = bad.length == 0 ? -1 : bad[0];
                 assertEquals(expected, p.cpu()[0].get(JAVA_LONG, 0));
                 assertEquals(expected, p.host()[0].get(JAVA_LONG, 0), "harness first_index");
             }
             Pair empty = both(arena, "pmoe_find_nonfinite", List.of(new Out(8, (byte) 0x11)),
-                    (lib, o) -> lib.pmoe_find_nonfinite(0, MemorySegment.NULL, o[0], NO_STREAM));
+                    (lib, o) -> lib.pmoe_find_nonfinite(F32, 0, MemorySegment.NULL, o[0], NO_STREAM));
             assertEquals(-1L, empty.host()[0].get(JAVA_LONG, 0));
         }
     }
