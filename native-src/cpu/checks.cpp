@@ -116,8 +116,8 @@ int check_find_nonfinite(int32_t dtype, int64_t n, const void *x, const int64_t 
 
 // ---- GEMM ----
 
-int check_gemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k, const float *a,
-               int32_t lda, const float *b, int32_t ldb, const float *c, int32_t ldc) {
+int check_gemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k, const void *a,
+               int32_t lda, const void *b, int32_t ldb, const void *c, int32_t ldc) {
     PMOE_CHECK(require_flag("trans_a", trans_a));
     PMOE_CHECK(require_flag("trans_b", trans_b));
     PMOE_CHECK(require_non_negative("m", m));

@@ -21,6 +21,8 @@ int num_threads();
 // where waking a team costs more than the loop itself, else num_threads(). The kernels give
 // bitwise-identical results for any team size, so this changes speed only.
 int threads_for(int64_t work);
+// The PMOE_ISA_* level the kernels use (cpu_isa.cpp).
+int cpu_isa_level();
 
 // Argument checks: each returns a non-zero status (with the message set) on failure, so
 // kernels read `PMOE_CHECK(require_positive("tokens", tokens));`.

@@ -1,23 +1,32 @@
-// f32 GEMM engine behind pmoe_gemm and the grouped expert GEMMs (nn, nt, tn).
+// The GEMM engine behind pmoe_gemm, pmoe_gemm_bf16 and the grouped expert GEMMs (nn, nt, tn;
+// f32 and bf16).
 //
-// One BLIS/GotoBLAS-style algorithm serves all four entry points. A call becomes a list of
-// problems (one per expert group, or one for pmoe_gemm), each problem is cut into work items
-// (a block of rows x a block of columns of C), and one OpenMP region hands the items of all
-// problems to the threads, so many small groups still keep every core busy. Inside an item:
+// One BLIS/GotoBLAS-style algorithm serves every entry point and instruction-set level. A call
+// becomes a list of problems (one per expert group, or one for a dense GEMM), each problem is
+// cut into work items (a block of rows x a block of columns of C), and one OpenMP region hands
+// the items of all problems to the threads, so many small groups still keep every core busy.
+// Inside an item:
 //
 //   for each depth block (at most KC deep):     pack op(B)[depth, item cols] into NR-wide panels
 //     for each MC rows of the item:             pack op(A)[rows, depth] into MR-tall panels
-//       for each NR column panel, MR row panel: 6x16 AVX2+FMA micro-kernel, C += alpha * A*B
+//       for each NR column panel, MR row panel: micro-kernel, C += alpha * A*B
 //
-// Transposes are absorbed by the packing routines, so there is a single micro-kernel.
+// Transposes and the bf16 -> f32 widening are absorbed by the packing routines, so each level
+// has one micro-kernel per panel format: AVX2 (6 x 16, here), AVX-512 (14 x 32, f32 FMA) and
+// AVX512_BF16 (14 x 32, vdpbf16ps on bf16 pairs: gemm_avx512.cpp). Below AVX512_BF16, bf16
+// operands are widened to f32 panels (exact) and run the level's f32 kernel. KC and MC follow
+// the host's L1d and L2 sizes. A bf16 C is accumulated in an f32 copy of the item and rounded
+// once at the end.
 //
 // Determinism: every element of C is owned by one item (one thread) and is computed as a fixed
-// chain: acc_j = fma-sum over p (in order, from 0) of the j-th depth block, then
-// c = fma(alpha, acc_j, c) block after block, where the depth blocks depend only on k. Edge tiles
-// run the same full kernel on zero-padded panels. So the result does not depend on the thread
-// count, on how items are split or scheduled, or on the run.
+// chain: acc_j = sum over the steps of the j-th depth block (in order, from 0), then
+// c = fma(alpha, acc_j, c) block after block, where the depth blocks depend only on k, the
+// level and the host's cache sizes. Edge tiles run the same full kernel on zero-padded panels.
+// So the result does not depend on the thread count, on how items are split or scheduled, or
+// on the run.
 #include <immintrin.h>
 #include <omp.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -26,38 +35,35 @@
 #include <vector>
 
 #include "checks.hpp"
+#include "gemm.hpp"
 
 namespace pmoe {
 namespace {
 
-// Blocking for Zen 3 (L1d 32 KiB, L2 512 KiB per core, shared L3), tuned side by side with
-// OpenBLAS on the expert shapes; the results are flat within a few percent around these values.
-constexpr int MR = 6;    // rows of the micro-tile (6 x 2 accumulators + 2 B + 1 A register)
-constexpr int NR = 16;   // columns of the micro-tile: two 8-float AVX vectors
-constexpr int KC = 384;  // max depth of a packed block: a KC x NR B panel is 24 KiB, in L1
-constexpr int MC = 144;  // rows of a packed A block: MC x KC floats = 216 KiB, in L2
-constexpr int NC = 1024; // max columns of an item: its packed B (KC x NC, 1.5 MiB) lives in L3
-constexpr int C_PREFETCH_DEPTH = 64; // the micro-kernel pulls its C tile into L1 this many steps early
-constexpr int ITEMS_PER_THREAD = 4;  // enough items for the dynamic schedule to balance
-constexpr int MIN_ITEM_ROWS = 96;    // rows are not split below this: B packing must amortize
+constexpr int ITEMS_PER_THREAD = 4; // enough items for the dynamic schedule to balance
+constexpr int MIN_ITEM_ROWS = 96;   // rows are not split below this: B packing must amortize
+constexpr int NC = 1024;            // max columns of an item: its packed B lives in L2/L3
+constexpr int MAX_KC_STEPS = 512;   // bounds zero_row and the depth of a block
 
 // C = alpha * op(A) * op(B) + beta * C, row-major. Element (i, p) of op(A) is
-// a[i * a_row + p * a_col]; element (p, j) of op(B) is b[p * b_row + j * b_col].
+// a[i * a_row + p * a_col]; element (p, j) of op(B) is b[p * b_row + j * b_col]. A and B are
+// f32 or (bf16_in) bf16; C is f32 or (bf16_out) bf16.
 struct Problem {
     int64_t m, n, k;
     float alpha, beta;
-    const float *a;
+    const void *a;
     int64_t a_row, a_col;
-    const float *b;
+    const void *b;
     int64_t b_row, b_col;
-    float *c;
+    void *c;
     int64_t ldc;
+    bool bf16_in, bf16_out;
 };
 
 Problem make_problem(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                     const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
-                     float *c, int64_t ldc) {
-    Problem p{m, n, k, alpha, beta, a, 0, 0, b, 0, 0, c, ldc};
+                     const void *a, int64_t lda, const void *b, int64_t ldb, float beta, void *c,
+                     int64_t ldc, bool bf16_in = false, bool bf16_out = false) {
+    Problem p{m, n, k, alpha, beta, a, 0, 0, b, 0, 0, c, ldc, bf16_in, bf16_out};
     p.a_row = trans_a ? 1 : lda;
     p.a_col = trans_a ? lda : 1;
     p.b_row = trans_b ? 1 : ldb;
@@ -74,139 +80,21 @@ struct Item {
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
-// Depth of the k blocks: the fewest blocks of at most KC, made equal so no block is a sliver.
-int depth_block(int64_t k) { return int(ceil_div(k, ceil_div(k, KC))); }
+// ---- the AVX2 micro-kernel (the library's baseline ISA) ----
 
-// Cuts the problems into items. An item spans all rows of a column block, so every element of B
-// is packed (read from memory) once per call, unless that leaves fewer than ITEMS_PER_THREAD
-// items per thread: then rows are split too (down to MIN_ITEM_ROWS). Blocks are balanced so
-// that no edge block is a sliver.
-std::vector<Item> make_items(const std::vector<Problem> &problems, int threads) {
-    int64_t col_blocks = 0;
-    for (const Problem &p : problems)
-        if (p.m > 0) col_blocks += ceil_div(p.n, NC);
-    if (col_blocks == 0) return {};
-    const int64_t row_split = std::max<int64_t>(1, ceil_div(ITEMS_PER_THREAD * threads, col_blocks));
-    std::vector<Item> items;
-    for (size_t i = 0; i < problems.size(); i++) {
-        const Problem &p = problems[i];
-        if (p.m == 0 || p.n == 0) continue;
-        const int64_t row_blocks = std::min(row_split, ceil_div(p.m, MIN_ITEM_ROWS));
-        const int64_t rows = round_up(ceil_div(p.m, row_blocks), MR);
-        const int64_t cols = round_up(ceil_div(p.n, ceil_div(p.n, NC)), NR);
-        for (int64_t r = 0; r < p.m; r += rows)
-            for (int64_t c = 0; c < p.n; c += cols)
-                items.push_back({int32_t(i), int32_t(r), int32_t(std::min(rows, p.m - r)), int32_t(c),
-                                 int32_t(std::min(cols, p.n - c))});
-    }
-    return items;
-}
-
-// ---- packing ----
-//
-// A block of `lanes` x kc elements is packed into W-lane panels: panel q holds element
-// (q * W + l, p) at dst[q * kc * W + p * W + l]; lanes past the end of the last panel are zero.
-// The same routines pack A (lanes = rows, W = MR) and B (lanes = columns, W = NR). Which one runs
-// depends on which index is contiguous in memory, so the source is always read in runs.
-
-alignas(32) const float zero_row[KC] = {}; // stands in for lanes past the end of a block
-
-// Lanes contiguous: element (l, p) at src[l + p * ld]. Each depth row is copied W at a time.
-template <int W> void pack_lanes_contiguous(const float *src, int64_t ld, int lanes, int kc, float *dst) {
-    const int full = lanes / W * W, rest = lanes - full;
-    const int64_t panel = int64_t(kc) * W;
-    for (int p = 0; p < kc; p++) {
-        const float *s = src + p * ld;
-        float *d = dst + p * W;
-        for (int q = 0; q < full; q += W, d += panel) std::memcpy(d, s + q, W * sizeof(float));
-        if (rest)
-            for (int l = 0; l < W; l++) d[l] = l < rest ? s[full + l] : 0.0f;
-    }
-}
-
-// In-register transpose of an 8 x 8 block of floats.
-inline void transpose8(__m256 r[8]) {
-    __m256 t[8], s[8];
-    for (int i = 0; i < 4; i++) {
-        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int i = 0; i < 2; i++) {
-        s[4 * i + 0] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-        s[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-        s[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-        s[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-    }
-    for (int i = 0; i < 4; i++) {
-        r[i] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x20);
-        r[i + 4] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x31);
-    }
-}
-
-// Depth contiguous: element (l, p) at src[l * ld + p]. Groups of 8 lanes are read 8 deep and
-// transposed in registers.
-template <int W> void pack_depth_contiguous(const float *src, int64_t ld, int lanes, int kc, float *dst) {
-    for (int q = 0; q < lanes; q += W, dst += int64_t(kc) * W) {
-#pragma GCC unroll 2
-        for (int g = 0; g < W; g += 8) {
-            const int width = std::min(8, W - g); // lanes of this group that belong to the panel
-            const float *row[8];
-            for (int r = 0; r < 8; r++)
-                row[r] = r < width && q + g + r < lanes ? src + (q + g + r) * ld : zero_row;
-            int p = 0;
-            for (; p + 8 <= kc; p += 8) {
-                __m256 v[8];
-                for (int r = 0; r < 8; r++) v[r] = _mm256_loadu_ps(row[r] + p);
-                transpose8(v);
-                for (int i = 0; i < 8; i++) {
-                    float *d = dst + (p + i) * W + g;
-                    if (width == 8) {
-                        _mm256_storeu_ps(d, v[i]);
-                    } else {
-                        alignas(32) float tmp[8];
-                        _mm256_store_ps(tmp, v[i]);
-                        std::memcpy(d, tmp, width * sizeof(float));
-                    }
-                }
-            }
-            for (; p < kc; p++)
-                for (int r = 0; r < width; r++) dst[p * W + g + r] = row[r][p];
-        }
-    }
-}
-
-// Element (l, p) of the block at src[l * lane + p * depth]; one of the strides is 1.
-template <int W>
-void pack_block(const float *src, int64_t lane, int64_t depth, int lanes, int kc, float *dst) {
-    if (lane == 1)
-        pack_lanes_contiguous<W>(src, depth, lanes, kc, dst);
-    else
-        pack_depth_contiguous<W>(src, lane, lanes, kc, dst);
-}
-
-// op(A)[i0 : i0 + mc, p0 : p0 + kc] as MR-row panels.
-void pack_a(const Problem &pr, int64_t i0, int mc, int64_t p0, int kc, float *dst) {
-    pack_block<MR>(pr.a + i0 * pr.a_row + p0 * pr.a_col, pr.a_row, pr.a_col, mc, kc, dst);
-}
-
-// op(B)[p0 : p0 + kc, j0 : j0 + nc] as NR-column panels.
-void pack_b(const Problem &pr, int64_t p0, int kc, int64_t j0, int nc, float *dst) {
-    pack_block<NR>(pr.b + p0 * pr.b_row + j0 * pr.b_col, pr.b_col, pr.b_row, nc, kc, dst);
-}
-
-// ---- micro-kernel ----
+constexpr int AVX2_MR = 6;  // 6 x 2 accumulators + 2 B + 1 A register of the 16
+constexpr int AVX2_NR = 16; // two 8-float vectors
+constexpr int C_PREFETCH_DEPTH = 64; // the micro-kernel pulls its C tile into L1 this many steps early
 
 // The NR floats of a C tile row span one or two cache lines.
 template <int Hint> inline void prefetch_c_row(const float *row) {
     _mm_prefetch(reinterpret_cast<const char *>(row), _mm_hint(Hint));
-    _mm_prefetch(reinterpret_cast<const char *>(row + NR - 1), _mm_hint(Hint));
+    _mm_prefetch(reinterpret_cast<const char *>(row + AVX2_NR - 1), _mm_hint(Hint));
 }
 
-// acc = A panel (MR x kc) * B panel (kc x NR); then for the mr x nr corner of the tile at c:
-// c = fma(alpha, acc, prev) with prev = c, or, on the first depth block, beta * c (0 if
-// beta == 0: c is not read). The masked edge path does the same arithmetic as the full path.
-void micro_kernel(int kc, const float *a, const float *b, float *c, int64_t ldc, int mr, int nr,
-                  float alpha, float beta, bool first) {
+void avx2_kernel(int kc, const float *a, const float *b, float *c, int64_t ldc, int mr, int nr,
+                 float alpha, float beta, bool first) {
+    constexpr int MR = AVX2_MR, NR = AVX2_NR;
     // Every loop over the tile is unrolled with constant indices, so acc stays in registers.
     // The C tile is usually in memory (an item's C is revisited once per depth block): it is
     // fetched into L2 now, and into L1 C_PREFETCH_DEPTH steps before the end, so that the
@@ -260,15 +148,232 @@ void micro_kernel(int kc, const float *a, const float *b, float *c, int64_t ldc,
     }
 }
 
+const MicroKernel micro_avx2_f32 = {AVX2_MR, AVX2_NR, 1, &avx2_kernel};
+
+// ---- blocking ----
+
+// A micro-kernel with the cache blocking chosen for it on this host.
+struct Engine {
+    MicroKernel u;
+    int kc_steps; // steps of a depth block: the B micro-panel (kc_steps x NR words) fills ~3/4 of L1d
+    int mc;       // rows of a packed A block (mc x kc_steps words): ~0.43 of L2
+    int kc() const { return kc_steps * u.depth_per_step; }
+};
+
+long cache_size(int name, long fallback) {
+    const long v = sysconf(name);
+    return v > 0 ? v : fallback;
+}
+
+Engine make_engine(const MicroKernel &u) {
+    // Tuned on Zen 3 (L1d 32 KiB, L2 512 KiB: KC 384, MC 144 for the 6 x 16 kernel), flat
+    // within a few percent around these values; the same shares of the caches on other hosts.
+    const long l1 = cache_size(_SC_LEVEL1_DCACHE_SIZE, 32 << 10);
+    const long l2 = cache_size(_SC_LEVEL2_CACHE_SIZE, 512 << 10);
+    const int word = sizeof(float);
+    const int steps = int(std::clamp<long>(l1 * 3 / 4 / (u.nr * word) / 8 * 8, 64, MAX_KC_STEPS));
+    const int mc = int(std::max<long>(u.mr, l2 * 43 / 100 / (long(steps) * word) / u.mr * u.mr));
+    return {u, steps, mc};
+}
+
+// The engine for f32 (bf16 == false) or bf16 operands at the level in use.
+const Engine &engine_for(bool bf16) {
+    static const Engine avx2 = make_engine(micro_avx2_f32);
+    static const Engine avx512 = make_engine(micro_avx512_f32);
+    static const Engine avx512_bf16 = make_engine(micro_avx512_bf16);
+    switch (cpu_isa_level()) {
+    case PMOE_ISA_AVX512_BF16: return bf16 ? avx512_bf16 : avx512;
+    case PMOE_ISA_AVX512: return avx512;
+    default: return avx2;
+    }
+}
+
+// Depth of the k blocks: the fewest blocks of at most KC, made equal so no block is a sliver,
+// and a whole number of steps (only the last block may end in a half-filled pair).
+int64_t depth_block(const Engine &e, int64_t k) {
+    return round_up(ceil_div(k, ceil_div(k, e.kc())), e.u.depth_per_step);
+}
+
+// Cuts the problems into items. An item spans the rows of a column block up to 2 * MC rows
+// (which bounds the f32 copy of a bf16 C), so every element of B is packed (read from memory)
+// a few times per call, unless that leaves fewer than ITEMS_PER_THREAD items per thread: then
+// rows are split more (down to MIN_ITEM_ROWS). Blocks are balanced so no edge block is a sliver.
+std::vector<Item> make_items(const Engine &e, const std::vector<Problem> &problems, int threads) {
+    const int nr = e.u.nr, mr = e.u.mr;
+    int64_t col_blocks = 0;
+    for (const Problem &p : problems)
+        if (p.m > 0) col_blocks += ceil_div(p.n, NC);
+    if (col_blocks == 0) return {};
+    const int64_t row_split = std::max<int64_t>(1, ceil_div(ITEMS_PER_THREAD * threads, col_blocks));
+    std::vector<Item> items;
+    for (size_t i = 0; i < problems.size(); i++) {
+        const Problem &p = problems[i];
+        if (p.m == 0 || p.n == 0) continue;
+        const int64_t row_blocks = std::max(ceil_div(p.m, 2 * e.mc),
+                                            std::min(row_split, ceil_div(p.m, MIN_ITEM_ROWS)));
+        const int64_t rows = round_up(ceil_div(p.m, row_blocks), mr);
+        const int64_t cols = round_up(ceil_div(p.n, ceil_div(p.n, NC)), nr);
+        for (int64_t r = 0; r < p.m; r += rows)
+            for (int64_t c = 0; c < p.n; c += cols)
+                items.push_back({int32_t(i), int32_t(r), int32_t(std::min(rows, p.m - r)), int32_t(c),
+                                 int32_t(std::min(cols, p.n - c))});
+    }
+    return items;
+}
+
+// ---- packing ----
+//
+// A block of `lanes` x depth elements is packed into W-lane panels of 32-bit words: panel q
+// holds word (q * W + l, s) at dst[q * steps * W + s * W + l]; lanes past the end of the last
+// panel, and depth past the end of the block, are zero. A word is one f32 (widened from bf16
+// when the source is bf16) or, for the vdpbf16ps kernel, the bf16 pair (2s, 2s + 1). The same
+// routines pack A (lanes = rows, W = MR) and B (lanes = columns, W = NR). Which loop runs
+// depends on which index is contiguous in memory, so the source is always read in runs.
+
+alignas(64) const float zero_row[MAX_KC_STEPS * 2] = {}; // stands in for lanes past the end
+
+// f32, lanes contiguous: element (l, p) at src[l + p * ld]. Each depth row is copied W at a time.
+void pack_f32_lanes_contiguous(int W, const float *src, int64_t ld, int lanes, int kc, float *dst) {
+    const int full = lanes / W * W, rest = lanes - full;
+    const int64_t panel = int64_t(kc) * W;
+    for (int p = 0; p < kc; p++) {
+        const float *s = src + p * ld;
+        float *d = dst + p * W;
+        for (int q = 0; q < full; q += W, d += panel) std::memcpy(d, s + q, W * sizeof(float));
+        if (rest)
+            for (int l = 0; l < W; l++) d[l] = l < rest ? s[full + l] : 0.0f;
+    }
+}
+
+// In-register transpose of an 8 x 8 block of floats.
+inline void transpose8(__m256 r[8]) {
+    __m256 t[8], s[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 2; i++) {
+        s[4 * i + 0] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        s[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        s[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        s[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x20);
+        r[i + 4] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x31);
+    }
+}
+
+// 32-bit words, depth contiguous: word (l, s) at src[l * ld + s] (ld in words). Groups of 8
+// lanes are read 8 deep and transposed in registers. Serves f32 data and bf16 pairs alike.
+void pack_words_depth_contiguous(int W, const float *src, int64_t ld, int lanes, int steps,
+                                 float *dst) {
+    for (int q = 0; q < lanes; q += W, dst += int64_t(steps) * W) {
+        for (int g = 0; g < W; g += 8) {
+            const int width = std::min(8, W - g); // lanes of this group that belong to the panel
+            const float *row[8];
+            for (int r = 0; r < 8; r++)
+                row[r] = r < width && q + g + r < lanes ? src + (q + g + r) * ld : zero_row;
+            int p = 0;
+            for (; p + 8 <= steps; p += 8) {
+                __m256 v[8];
+                for (int r = 0; r < 8; r++) v[r] = _mm256_loadu_ps(row[r] + p);
+                transpose8(v);
+                for (int i = 0; i < 8; i++) {
+                    float *d = dst + (p + i) * W + g;
+                    if (width == 8) {
+                        _mm256_storeu_ps(d, v[i]);
+                    } else {
+                        alignas(32) float tmp[8];
+                        _mm256_store_ps(tmp, v[i]);
+                        std::memcpy(d, tmp, width * sizeof(float));
+                    }
+                }
+            }
+            for (; p < steps; p++)
+                for (int r = 0; r < width; r++) dst[p * W + g + r] = row[r][p];
+        }
+    }
+}
+
+// bf16 widened to f32 words: element (l, p) at src[l * lane + p * depth].
+void pack_bf16_widened(int W, const uint16_t *src, int64_t lane, int64_t depth, int lanes,
+                       int kc, float *dst) {
+    const int panels = int(ceil_div(lanes, W));
+    for (int q = 0; q < panels; q++) {
+        float *d = dst + int64_t(q) * kc * W;
+        for (int l = 0; l < W; l++) {
+            const int64_t x = int64_t(q) * W + l;
+            if (x >= lanes) {
+                for (int p = 0; p < kc; p++) d[p * W + l] = 0.0f;
+                continue;
+            }
+            const uint16_t *s = src + x * lane;
+            for (int p = 0; p < kc; p++) d[p * W + l] = bf16_to_f32(s[p * depth]);
+        }
+    }
+}
+
+// bf16 pairs along depth: word (l, s) = (element (l, 2s), element (l, 2s + 1)), lanes
+// contiguous (element (l, p) at src[l + p * ld]): two depth rows are interleaved.
+void pack_bf16_pairs_lanes_contiguous(int W, const uint16_t *src, int64_t ld, int lanes, int kc,
+                                      uint16_t *dst) {
+    const int steps = int(ceil_div(kc, 2)), panels = int(ceil_div(lanes, W));
+    const int64_t panel = int64_t(steps) * W * 2;
+    for (int s = 0; s < steps; s++) {
+        const uint16_t *r0 = src + int64_t(2 * s) * ld;
+        const uint16_t *r1 = 2 * s + 1 < kc ? r0 + ld : nullptr;
+        for (int q = 0; q < panels; q++) {
+            uint16_t *d = dst + q * panel + int64_t(s) * W * 2;
+            const int n = std::min(W, lanes - q * W);
+            const uint16_t *s0 = r0 + q * W, *s1 = r1 ? r1 + q * W : nullptr;
+            for (int l = 0; l < n; l++) {
+                d[2 * l] = s0[l];
+                d[2 * l + 1] = s1 ? s1[l] : 0;
+            }
+            std::memset(d + 2 * n, 0, (W - n) * 2 * sizeof(uint16_t));
+        }
+    }
+}
+
+// Element (l, p) of the block at src[l * lane + p * depth]; one of the strides is 1. Packs
+// kc depth elements (zero-padded to whole steps) in the panel format of engine e.
+void pack_block(const Engine &e, int W, bool bf16, const void *src, int64_t lane, int64_t depth,
+                int lanes, int kc, float *dst) {
+    if (!bf16) {
+        const float *s = static_cast<const float *>(src);
+        if (lane == 1) return pack_f32_lanes_contiguous(W, s, depth, lanes, kc, dst);
+        return pack_words_depth_contiguous(W, s, lane, lanes, kc, dst);
+    }
+    const uint16_t *s = static_cast<const uint16_t *>(src);
+    if (e.u.depth_per_step == 1) return pack_bf16_widened(W, s, lane, depth, lanes, kc, dst);
+    if (lane == 1)
+        return pack_bf16_pairs_lanes_contiguous(W, s, depth, lanes, kc,
+                                                reinterpret_cast<uint16_t *>(dst));
+    if (kc % 2 == 0 && lane % 2 == 0) // pairs are whole 32-bit words of each lane's run
+        return pack_words_depth_contiguous(W, reinterpret_cast<const float *>(s), lane / 2, lanes,
+                                           kc / 2, dst);
+    // An odd tail (the last pair of each lane is (element, 0)) or odd row stride: rare.
+    const int steps = int(ceil_div(kc, 2));
+    uint16_t *d16 = reinterpret_cast<uint16_t *>(dst);
+    for (int x = 0; x < round_up(lanes, W); x++) {
+        uint16_t *d = d16 + int64_t(x / W) * steps * W * 2 + (x % W) * 2;
+        for (int p = 0; p < steps * 2; p++)
+            d[(p / 2) * W * 2 + p % 2] = x < lanes && p < kc ? s[x * lane + p] : 0;
+    }
+}
+
 // ---- items ----
 
-// Per-thread packing buffers, grown as needed and kept for the next call.
-struct PackBuffers {
-    float *a = nullptr, *b = nullptr;
-    size_t a_size = 0, b_size = 0;
-    ~PackBuffers() {
+// Per-thread buffers, grown as needed and kept for the next call: packed A and B panels and
+// the f32 copy of a bf16 C item.
+struct Buffers {
+    float *a = nullptr, *b = nullptr, *c = nullptr;
+    size_t a_size = 0, b_size = 0, c_size = 0;
+    ~Buffers() {
         std::free(a);
         std::free(b);
+        std::free(c);
     }
     static bool grow(float *&buf, size_t &size, size_t need) {
         if (need <= size) return true;
@@ -280,53 +385,87 @@ struct PackBuffers {
         return true;
     }
 };
-thread_local PackBuffers buffers;
+thread_local Buffers buffers;
 
 // c[rows, cols] = beta * c (0 when beta == 0): the whole update when there is no product.
 void scale_item(const Problem &p, const Item &it) {
     for (int64_t i = it.row0; i < it.row0 + it.rows; i++) {
-        float *ci = p.c + i * p.ldc;
-        for (int64_t j = it.col0; j < it.col0 + it.cols; j++)
-            ci[j] = p.beta == 0.0f ? 0.0f : p.beta * ci[j];
-    }
-}
-
-void run_item(const Problem &p, const Item &it, float *pa, float *pb) {
-    // alpha == 0 follows BLAS: op(A) * op(B) is not formed, so A and B are not read.
-    if (p.k == 0 || p.alpha == 0.0f) return scale_item(p, it);
-    const int kb = depth_block(p.k);
-    for (int64_t p0 = 0; p0 < p.k; p0 += kb) {
-        const int kc = int(std::min<int64_t>(kb, p.k - p0));
-        pack_b(p, p0, kc, it.col0, it.cols, pb);
-        for (int i0 = 0; i0 < it.rows; i0 += MC) {
-            const int mc = std::min(MC, it.rows - i0);
-            pack_a(p, it.row0 + i0, mc, p0, kc, pa);
-            for (int j = 0; j < it.cols; j += NR) {
-                const float *bj = pb + int64_t(j) * kc;
-                float *cj = p.c + (it.row0 + i0) * p.ldc + it.col0 + j;
-                for (int i = 0; i < mc; i += MR)
-                    micro_kernel(kc, pa + int64_t(i) * kc, bj, cj + i * p.ldc, p.ldc,
-                                 std::min(MR, mc - i), std::min(NR, it.cols - j), p.alpha,
-                                 p.beta, p0 == 0);
+        for (int64_t j = it.col0; j < it.col0 + it.cols; j++) {
+            if (p.bf16_out) {
+                uint16_t &x = static_cast<uint16_t *>(p.c)[i * p.ldc + j];
+                x = p.beta == 0.0f ? 0 : f32_to_bf16(p.beta * bf16_to_f32(x));
+            } else {
+                float &x = static_cast<float *>(p.c)[i * p.ldc + j];
+                x = p.beta == 0.0f ? 0.0f : p.beta * x;
             }
         }
     }
 }
 
-// Runs every problem: items of all problems are scheduled dynamically across the team. The
-// split and the schedule only decide which thread computes an element, never how.
+const void *element(const void *base, bool bf16, int64_t offset) {
+    return static_cast<const char *>(base) + offset * (bf16 ? 2 : 4);
+}
+
+void run_item(const Engine &e, const Problem &p, const Item &it, Buffers &buf) {
+    // alpha == 0 follows BLAS: op(A) * op(B) is not formed, so A and B are not read.
+    if (p.k == 0 || p.alpha == 0.0f) return scale_item(p, it);
+    const int mr = e.u.mr, nr = e.u.nr, dps = e.u.depth_per_step;
+    // A bf16 C is accumulated in f32 (the item's block, row stride cols) and rounded once.
+    float *c = static_cast<float *>(p.c) + it.row0 * p.ldc + it.col0;
+    int64_t ldc = p.ldc;
+    uint16_t *c16 = static_cast<uint16_t *>(p.c) + it.row0 * p.ldc + it.col0;
+    if (p.bf16_out) {
+        c = buf.c;
+        ldc = it.cols;
+        if (p.beta != 0.0f)
+            for (int i = 0; i < it.rows; i++)
+                for (int j = 0; j < it.cols; j++) c[i * ldc + j] = bf16_to_f32(c16[i * p.ldc + j]);
+    }
+    const int64_t kb = depth_block(e, p.k);
+    for (int64_t p0 = 0; p0 < p.k; p0 += kb) {
+        const int kc = int(std::min<int64_t>(kb, p.k - p0));
+        const int steps = int(ceil_div(kc, dps));
+        pack_block(e, nr, p.bf16_in, element(p.b, p.bf16_in, p0 * p.b_row + it.col0 * p.b_col),
+                   p.b_col, p.b_row, it.cols, kc, buf.b);
+        for (int i0 = 0; i0 < it.rows; i0 += e.mc) {
+            const int mc = std::min(e.mc, it.rows - i0);
+            pack_block(e, mr, p.bf16_in,
+                       element(p.a, p.bf16_in, (it.row0 + i0) * p.a_row + p0 * p.a_col), p.a_row,
+                       p.a_col, mc, kc, buf.a);
+            for (int j = 0; j < it.cols; j += nr) {
+                const float *bj = buf.b + int64_t(j) * steps;
+                float *cj = c + i0 * ldc + j;
+                for (int i = 0; i < mc; i += mr)
+                    e.u.run(steps, buf.a + int64_t(i) * steps, bj, cj + i * ldc, ldc,
+                            std::min(mr, mc - i), std::min(nr, it.cols - j), p.alpha, p.beta,
+                            p0 == 0);
+            }
+        }
+    }
+    if (p.bf16_out)
+        for (int i = 0; i < it.rows; i++)
+            for (int j = 0; j < it.cols; j++) c16[i * p.ldc + j] = f32_to_bf16(c[i * ldc + j]);
+}
+
+// Runs every problem (all with the same operand type): items of all problems are scheduled
+// dynamically across the team. The split and the schedule only decide which thread computes
+// an element, never how.
 int run_problems(const std::vector<Problem> &problems) {
+    if (problems.empty()) return PMOE_OK;
+    const Engine &e = engine_for(problems[0].bf16_in);
     const int threads = num_threads();
-    const std::vector<Item> items = make_items(problems, threads);
-    size_t a_need = 0, b_need = 0;
+    const std::vector<Item> items = make_items(e, problems, threads);
+    size_t a_need = 0, b_need = 0, c_need = 0;
     double flops = 0;
     for (const Problem &p : problems) {
         if (p.m == 0 || p.n == 0 || p.k == 0) continue;
-        const int64_t kc = depth_block(p.k);
-        a_need = std::max<size_t>(a_need, kc * round_up(std::min<int64_t>(p.m, MC), MR));
-        b_need = std::max<size_t>(b_need, kc * round_up(std::min<int64_t>(p.n, NC), NR));
+        const int64_t steps = ceil_div(depth_block(e, p.k), e.u.depth_per_step);
+        a_need = std::max<size_t>(a_need, steps * round_up(std::min<int64_t>(p.m, e.mc), e.u.mr));
+        b_need = std::max<size_t>(b_need, steps * round_up(std::min<int64_t>(p.n, NC), e.u.nr));
         flops += 2.0 * p.m * p.n * p.k;
     }
+    for (const Item &it : items)
+        if (problems[it.problem].bf16_out) c_need = std::max<size_t>(c_need, size_t(it.rows) * it.cols);
     if (items.empty()) return PMOE_OK;
 
     const int64_t count = int64_t(items.size());
@@ -335,19 +474,21 @@ int run_problems(const std::vector<Problem> &problems) {
     // of the other kernels does, hence the scaling into threads_for's unit of work).
 #pragma omp parallel num_threads(threads) if (count > 1 && threads_for(int64_t(flops / 32)) > 1)
     {
-        PackBuffers &buf = buffers;
-        if (!PackBuffers::grow(buf.a, buf.a_size, a_need) || !PackBuffers::grow(buf.b, buf.b_size, b_need))
+        Buffers &buf = buffers;
+        if (!Buffers::grow(buf.a, buf.a_size, a_need) || !Buffers::grow(buf.b, buf.b_size, b_need) ||
+            !Buffers::grow(buf.c, buf.c_size, c_need))
             out_of_memory = true;
 #pragma omp barrier
         if (!out_of_memory) {
 #pragma omp for schedule(dynamic, 1)
             for (int64_t t = 0; t < count; t++)
-                run_item(problems[items[t].problem], items[t], buf.a, buf.b);
+                run_item(e, problems[items[t].problem], items[t], buf);
         }
     }
     if (out_of_memory)
-        return fail(PMOE_ERR_RUNTIME, "out of memory for the GEMM packing buffers (%zu + %zu floats)",
-                    a_need, b_need);
+        return fail(PMOE_ERR_RUNTIME,
+                    "out of memory for the GEMM buffers (%zu + %zu + %zu floats)", a_need, b_need,
+                    c_need);
     return PMOE_OK;
 }
 
@@ -384,19 +525,38 @@ int require_weights(int32_t groups, const int32_t *offsets, int32_t k, int32_t n
     return PMOE_OK;
 }
 
-// The nn / nt products: c[rows_g, n] = a[rows_g, k] * op(weights[g]).
-int grouped_forward(bool trans_b, int32_t groups, const int32_t *offsets, int32_t k, int32_t n,
-                    const float *a, const float *const *weights, float *c) {
+// The nn / nt products: c[rows_g, n] = a[rows_g, k] * op(weights[g]), all f32 or all bf16.
+int grouped_forward(bool trans_b, bool bf16, int32_t groups, const int32_t *offsets, int32_t k,
+                    int32_t n, const void *a, const void *const *weights, void *c) {
     PMOE_CHECK(require_grouped(groups, offsets, k, n, a, "c", c, n));
-    PMOE_CHECK(
-        require_weights(groups, offsets, k, n, reinterpret_cast<const void *const *>(weights)));
+    PMOE_CHECK(require_weights(groups, offsets, k, n, weights));
     std::vector<Problem> problems;
     for (int32_t g = 0; g < groups; g++) {
         const int64_t r0 = offsets[g], rows = offsets[g + 1] - r0;
         if (rows == 0 || n == 0) continue;
-        const float *w = k > 0 ? weights[g] : nullptr; // k == 0: c = 0, weights unread
-        problems.push_back(make_problem(false, trans_b, rows, n, k, 1.0f, a + r0 * k, k, w,
-                                        trans_b ? k : n, 0.0f, c + r0 * n, n));
+        const void *w = k > 0 ? weights[g] : nullptr; // k == 0: c = 0, weights unread
+        problems.push_back(make_problem(false, trans_b, rows, n, k, 1.0f, element(a, bf16, r0 * k),
+                                        k, w, trans_b ? k : n, 0.0f,
+                                        const_cast<void *>(element(c, bf16, r0 * n)), n, bf16, bf16));
+    }
+    return run_problems(problems);
+}
+
+// The weight gradients: out[g][k, n] = beta * out[g] + a[rows_g, k]^T * b[rows_g, n].
+int grouped_tn(bool bf16_in, bool bf16_out, int32_t groups, const int32_t *offsets, int32_t k,
+               int32_t n, const void *a, const void *b, float beta, void *const *out) {
+    PMOE_CHECK(require_grouped(groups, offsets, k, n, a, "b", b, n));
+    if (int64_t(k) * n == 0) return PMOE_OK; // every out[g] is empty
+    PMOE_CHECK(require_data("out", out, groups));
+    for (int32_t g = 0; g < groups; g++)
+        if (!out[g]) return fail_null_out(g);
+    // An empty group still gets out[g] = beta * out[g]: the engine scales when depth is 0.
+    std::vector<Problem> problems;
+    for (int32_t g = 0; g < groups; g++) {
+        const int64_t r0 = offsets[g], rows = offsets[g + 1] - r0;
+        problems.push_back(make_problem(true, false, k, n, rows, 1.0f, element(a, bf16_in, r0 * k),
+                                        k, element(b, bf16_in, r0 * n), n, beta, out[g], n,
+                                        bf16_in, bf16_out));
     }
     return run_problems(problems);
 }
@@ -417,47 +577,48 @@ PMOE_API int pmoe_gemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, i
     });
 }
 
+PMOE_API int pmoe_gemm_bf16(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k,
+                            float alpha, const void *a, int32_t lda, const void *b, int32_t ldb,
+                            float beta, int32_t c_dtype, void *c, int32_t ldc, void *stream) {
+    return guarded("pmoe_gemm_bf16", [&] {
+        PMOE_CHECK(require_dtype("c_dtype", c_dtype));
+        PMOE_CHECK(check_gemm(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc));
+        return run_problems({make_problem(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
+                                          ldc, true, c_dtype == PMOE_DTYPE_BF16)});
+    });
+}
+
 PMOE_API int pmoe_grouped_gemm_nn(int32_t groups, const int32_t *offsets, int32_t k, int32_t n,
                                   const float *a, const float *const *weights, float *c,
                                   void *stream) {
-    return guarded("pmoe_grouped_gemm_nn",
-                   [&] { return grouped_forward(false, groups, offsets, k, n, a, weights, c); });
+    return guarded("pmoe_grouped_gemm_nn", [&] {
+        return grouped_forward(false, false, groups, offsets, k, n, a,
+                               reinterpret_cast<const void *const *>(weights), c);
+    });
 }
 
 PMOE_API int pmoe_grouped_gemm_nt(int32_t groups, const int32_t *offsets, int32_t k, int32_t n,
                                   const float *a, const float *const *weights, float *c,
                                   void *stream) {
-    return guarded("pmoe_grouped_gemm_nt",
-                   [&] { return grouped_forward(true, groups, offsets, k, n, a, weights, c); });
+    return guarded("pmoe_grouped_gemm_nt", [&] {
+        return grouped_forward(true, false, groups, offsets, k, n, a,
+                               reinterpret_cast<const void *const *>(weights), c);
+    });
 }
 
-// The reference for the tensor-core kernel of the CUDA library, not a fast path: each group's
-// bf16 rows and weights are widened to f32, multiplied by the f32 engine, and every element of
-// c is rounded once to bf16.
 PMOE_API int pmoe_grouped_gemm_nn_bf16(int32_t groups, const int32_t *offsets, int32_t k,
                                        int32_t n, const void *a, const void *const *weights,
                                        void *c, void *stream) {
     return guarded("pmoe_grouped_gemm_nn_bf16", [&] {
-        PMOE_CHECK(require_grouped(groups, offsets, k, n, a, "c", c, n));
-        PMOE_CHECK(require_weights(groups, offsets, k, n, weights));
-        const uint16_t *a16 = static_cast<const uint16_t *>(a);
-        uint16_t *c16 = static_cast<uint16_t *>(c);
-        auto widen = [](const uint16_t *src, int64_t count, std::vector<float> &dst) {
-            dst.resize(count);
-            for (int64_t i = 0; i < count; i++) dst[i] = bf16_to_f32(src[i]);
-        };
-        std::vector<float> a32, w32, c32;
-        for (int32_t g = 0; g < groups; g++) {
-            const int64_t r0 = offsets[g], rows = offsets[g + 1] - r0;
-            if (rows == 0 || n == 0) continue;
-            widen(a16 + r0 * k, rows * k, a32);
-            if (k > 0) widen(static_cast<const uint16_t *>(weights[g]), int64_t(k) * n, w32);
-            c32.resize(rows * n);
-            PMOE_CHECK(run_problems({make_problem(false, false, rows, n, k, 1.0f, a32.data(), k,
-                                                  w32.data(), n, 0.0f, c32.data(), n)}));
-            for (int64_t i = 0; i < rows * n; i++) c16[r0 * n + i] = f32_to_bf16(c32[i]);
-        }
-        return PMOE_OK;
+        return grouped_forward(false, true, groups, offsets, k, n, a, weights, c);
+    });
+}
+
+PMOE_API int pmoe_grouped_gemm_nt_bf16(int32_t groups, const int32_t *offsets, int32_t k,
+                                       int32_t n, const void *a, const void *const *weights,
+                                       void *c, void *stream) {
+    return guarded("pmoe_grouped_gemm_nt_bf16", [&] {
+        return grouped_forward(true, true, groups, offsets, k, n, a, weights, c);
     });
 }
 
@@ -465,19 +626,17 @@ PMOE_API int pmoe_grouped_gemm_tn(int32_t groups, const int32_t *offsets, int32_
                                   const float *a, const float *b, float beta, float *const *out,
                                   void *stream) {
     return guarded("pmoe_grouped_gemm_tn", [&] {
-        PMOE_CHECK(require_grouped(groups, offsets, k, n, a, "b", b, n));
-        if (int64_t(k) * n == 0) return PMOE_OK; // every out[g] is empty
-        PMOE_CHECK(require_data("out", out, groups));
-        for (int32_t g = 0; g < groups; g++)
-            if (!out[g]) return fail_null_out(g);
-        // An empty group still gets out[g] = beta * out[g]: the engine scales when depth is 0.
-        std::vector<Problem> problems;
-        for (int32_t g = 0; g < groups; g++) {
-            const int64_t r0 = offsets[g], rows = offsets[g + 1] - r0;
-            problems.push_back(make_problem(true, false, k, n, rows, 1.0f, a + r0 * k, k, b + r0 * n,
-                                            n, beta, out[g], n));
-        }
-        return run_problems(problems);
+        return grouped_tn(false, false, groups, offsets, k, n, a, b, beta,
+                          reinterpret_cast<void *const *>(out));
+    });
+}
+
+PMOE_API int pmoe_grouped_gemm_tn_bf16(int32_t groups, const int32_t *offsets, int32_t k,
+                                       int32_t n, const void *a, const void *b, float beta,
+                                       int32_t out_dtype, void *const *out, void *stream) {
+    return guarded("pmoe_grouped_gemm_tn_bf16", [&] {
+        PMOE_CHECK(require_dtype("out_dtype", out_dtype));
+        return grouped_tn(true, out_dtype == PMOE_DTYPE_BF16, groups, offsets, k, n, a, b, beta, out);
     });
 }
 

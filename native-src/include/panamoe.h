@@ -51,6 +51,16 @@ extern "C" {
 
 #define PMOE_CAPACITY_DROPLESS (-1)
 
+/* CPU instruction-set levels of the CPU library's kernels (each includes the ones below). */
+#define PMOE_ISA_AVX2 1        /* AVX2 + FMA: 256-bit f32 kernels; bf16 widened to f32 */
+#define PMOE_ISA_AVX512 2      /* + AVX-512 F/BW/VL/DQ: 512-bit f32 kernels; bf16 widened */
+#define PMOE_ISA_AVX512_BF16 3 /* + AVX512_BF16: bf16 products with vdpbf16ps */
+
+/* Feature bits of pmoe_cpu_isa (each also requires the OS to save the registers: XGETBV). */
+#define PMOE_CPU_AVX2_FMA 1     /* avx2 and fma, OS saves ymm */
+#define PMOE_CPU_AVX512 2       /* avx512f, avx512bw, avx512vl, avx512dq, OS saves zmm/opmask */
+#define PMOE_CPU_AVX512_BF16 4  /* avx512_bf16 */
+
 /* ---- structs ---- */
 
 /* Router configuration: scoring + top-k over logits [tokens, experts]. */
@@ -85,6 +95,19 @@ PMOE_API int pmoe_noop(void);
 /* Threads used by parallel kernels (CPU: OpenMP team size). n >= 1. */
 PMOE_API int pmoe_set_num_threads(int32_t n);
 PMOE_API int pmoe_get_num_threads(int32_t *n);
+/* CPU kernels' instruction-set level. The CPU library detects the CPU's features once at load
+ * and uses the highest level they allow, or the one the environment variable
+ * PMOE_CPU_ISA=avx2|avx512|avx512_bf16 names (read once at load). Results are bitwise
+ * reproducible per level, whatever the thread count; levels differ in rounding only.
+ * pmoe_cpu_isa: *level_in_use = PMOE_ISA_*, *features_found = PMOE_CPU_* bits. If PMOE_CPU_ISA
+ * named an unknown level or one the CPU lacks, the detected level stays in use and every call
+ * of pmoe_cpu_isa fails with that reason (after writing the outputs), so callers report it.
+ * pmoe_set_cpu_isa: uses `level` from now on; a level the CPU lacks fails with
+ * PMOE_ERR_UNSUPPORTED naming the missing feature ("CPU lacks avx512_bf16") and clears a
+ * PMOE_CPU_ISA error. Not to be called while another thread runs a kernel.
+ * The CUDA library has no CPU kernels: both return PMOE_ERR_UNSUPPORTED. */
+PMOE_API int pmoe_cpu_isa(int32_t *level_in_use, uint32_t *features_found);
+PMOE_API int pmoe_set_cpu_isa(int32_t level);
 /* Index of the first NaN/Inf in x[0..n) of dtype (PMOE_DTYPE_F32 or _BF16), or -1 if all are
  * finite. */
 PMOE_API int pmoe_find_nonfinite(int32_t dtype, int64_t n, const void *x, int64_t *first_index,
@@ -115,14 +138,31 @@ PMOE_API int pmoe_grouped_gemm_nt(int32_t groups, const int32_t *offsets, int32_
 PMOE_API int pmoe_grouped_gemm_tn(int32_t groups, const int32_t *offsets, int32_t k, int32_t n,
                                   const float *a, const float *b, float beta, float *const *out,
                                   void *stream);
-/* The forward nn with bf16 storage: a [rows, k], every weights[g] [k, n] and c [rows, n] are
- * bf16 (uint16_t bit patterns); products are accumulated in f32 and each element of c is
- * rounded once to bf16 (nearest even). Offsets and NULL rules as pmoe_grouped_gemm_nn.
+
+/* ---- bf16 GEMMs ----
+ * Operands are bf16 (uint16_t bit patterns), products of bf16 values are accumulated in f32
+ * (vdpbf16ps on AVX512_BF16 CPUs, else widened to f32), and a bf16 output element is rounded
+ * once (nearest even) from its f32 sum. Shapes, offsets and NULL rules as the f32 versions.
+ * c_dtype / out_dtype: PMOE_DTYPE_F32 (f32 output, e.g. f32 master gradients) or
+ * PMOE_DTYPE_BF16. */
+PMOE_API int pmoe_gemm_bf16(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k,
+                            float alpha, const void *a, int32_t lda, const void *b, int32_t ldb,
+                            float beta, int32_t c_dtype, void *c, int32_t ldc, void *stream);
+/* nn: c[rows_g, n] = a[rows_g, k] * weights[g][k, n]; a, weights and c bf16.
  * CUDA runs it on tensor cores and needs k and n multiples of 8 (else PMOE_ERR_UNSUPPORTED)
- * and a, c and every weights[g] 16-byte aligned; the CPU version is a plain reference. */
+ * and a, c and every weights[g] 16-byte aligned. */
 PMOE_API int pmoe_grouped_gemm_nn_bf16(int32_t groups, const int32_t *offsets, int32_t k,
                                        int32_t n, const void *a, const void *const *weights,
                                        void *c, void *stream);
+/* nt: c[rows_g, n] = a[rows_g, k] * weights[g][n, k]^T; a, weights and c bf16. */
+PMOE_API int pmoe_grouped_gemm_nt_bf16(int32_t groups, const int32_t *offsets, int32_t k,
+                                       int32_t n, const void *a, const void *const *weights,
+                                       void *c, void *stream);
+/* tn: out[g][k, n] = beta * out[g] + a[rows_g, k]^T * b[rows_g, n]; a and b bf16, every out[g]
+ * of out_dtype (F32: accumulate into f32 master gradients with beta = 1). */
+PMOE_API int pmoe_grouped_gemm_tn_bf16(int32_t groups, const int32_t *offsets, int32_t k,
+                                       int32_t n, const void *a, const void *b, float beta,
+                                       int32_t out_dtype, void *const *out, void *stream);
 
 /* ---- router: scores + top-k ----
  * logits [T, E] -> scores [T, E] (softmax or sigmoid), topk_weights [T, K], topk_ids [T, K].

@@ -48,12 +48,21 @@ public final class panamoe_h {
         return new panamoe_h(library);
     }
 
-    /** The CPU implementation, loaded on first use; throws NativeLibraryUnavailableException if it cannot be. */
+    /**
+     * The CPU implementation, loaded on first use; throws NativeLibraryUnavailableException if it
+     * cannot be. Applies the system property {@value CpuIsa#PROPERTY} at load, and fails (as the
+     * kernels' level could not be the one asked for) if it or PMOE_CPU_ISA names a level the CPU
+     * lacks.
+     */
     public static panamoe_h cpu() {
         panamoe_h h = cpu;
         if (h == null) {
             synchronized (panamoe_h.class) {
-                if (cpu == null) cpu = open(NativeLibraries.panamoeCpu());
+                if (cpu == null) {
+                    panamoe_h opened = open(NativeLibraries.panamoeCpu());
+                    CpuIsa.applyProperty(opened);
+                    cpu = opened;
+                }
                 h = cpu;
             }
         }
@@ -164,6 +173,30 @@ public final class panamoe_h {
 
     public static int PMOE_CAPACITY_DROPLESS() {
         return -1;
+    }
+
+    public static int PMOE_ISA_AVX2() {
+        return 1;
+    }
+
+    public static int PMOE_ISA_AVX512() {
+        return 2;
+    }
+
+    public static int PMOE_ISA_AVX512_BF16() {
+        return 3;
+    }
+
+    public static int PMOE_CPU_AVX2_FMA() {
+        return 1;
+    }
+
+    public static int PMOE_CPU_AVX512() {
+        return 2;
+    }
+
+    public static int PMOE_CPU_AVX512_BF16() {
+        return 4;
     }
 
     // ---- functions ----
@@ -342,6 +375,66 @@ public final class panamoe_h {
         }
     }
 
+    private static final class pmoe_cpu_isa {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                C_INT, C_POINTER, C_POINTER);
+    }
+
+    private final Downcall pmoe_cpu_isa$downcall = new Downcall("pmoe_cpu_isa", pmoe_cpu_isa.DESC);
+
+    public static FunctionDescriptor pmoe_cpu_isa$descriptor() {
+        return pmoe_cpu_isa.DESC;
+    }
+
+    public MethodHandle pmoe_cpu_isa$handle() {
+        return pmoe_cpu_isa$downcall.handle();
+    }
+
+    public MemorySegment pmoe_cpu_isa$address() {
+        return pmoe_cpu_isa$downcall.address();
+    }
+
+    /** {@code int pmoe_cpu_isa(int32_t *level_in_use, uint32_t *features_found)} */
+    public int pmoe_cpu_isa(MemorySegment level_in_use, MemorySegment features_found) {
+        try {
+            return (int) pmoe_cpu_isa$handle().invokeExact(level_in_use, features_found);
+        } catch (Error | RuntimeException e) {
+            throw e;
+        } catch (Throwable e) {
+            throw new AssertionError("should not reach here", e);
+        }
+    }
+
+    private static final class pmoe_set_cpu_isa {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                C_INT, C_INT);
+    }
+
+    private final Downcall pmoe_set_cpu_isa$downcall = new Downcall("pmoe_set_cpu_isa", pmoe_set_cpu_isa.DESC);
+
+    public static FunctionDescriptor pmoe_set_cpu_isa$descriptor() {
+        return pmoe_set_cpu_isa.DESC;
+    }
+
+    public MethodHandle pmoe_set_cpu_isa$handle() {
+        return pmoe_set_cpu_isa$downcall.handle();
+    }
+
+    public MemorySegment pmoe_set_cpu_isa$address() {
+        return pmoe_set_cpu_isa$downcall.address();
+    }
+
+    /** {@code int pmoe_set_cpu_isa(int32_t level)} */
+    public int pmoe_set_cpu_isa(int level) {
+        try {
+            return (int) pmoe_set_cpu_isa$handle().invokeExact(level);
+        } catch (Error | RuntimeException e) {
+            throw e;
+        } catch (Throwable e) {
+            throw new AssertionError("should not reach here", e);
+        }
+    }
+
     private static final class pmoe_find_nonfinite {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(
                 C_INT, C_INT, C_LONG, C_POINTER, C_POINTER, C_POINTER);
@@ -398,6 +491,38 @@ public final class panamoe_h {
             MemorySegment b, int ldb, float beta, MemorySegment c, int ldc, MemorySegment stream) {
         try {
             return (int) pmoe_gemm$handle().invokeExact(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, stream);
+        } catch (Error | RuntimeException e) {
+            throw e;
+        } catch (Throwable e) {
+            throw new AssertionError("should not reach here", e);
+        }
+    }
+
+    private static final class pmoe_gemm_bf16 {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                C_INT, C_INT, C_INT, C_INT, C_INT, C_INT, C_FLOAT, C_POINTER, C_INT, C_POINTER, C_INT,
+                C_FLOAT, C_INT, C_POINTER, C_INT, C_POINTER);
+    }
+
+    private final Downcall pmoe_gemm_bf16$downcall = new Downcall("pmoe_gemm_bf16", pmoe_gemm_bf16.DESC);
+
+    public static FunctionDescriptor pmoe_gemm_bf16$descriptor() {
+        return pmoe_gemm_bf16.DESC;
+    }
+
+    public MethodHandle pmoe_gemm_bf16$handle() {
+        return pmoe_gemm_bf16$downcall.handle();
+    }
+
+    public MemorySegment pmoe_gemm_bf16$address() {
+        return pmoe_gemm_bf16$downcall.address();
+    }
+
+    /** {@code int pmoe_gemm_bf16(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k, float alpha, const void *a, int32_t lda, const void *b, int32_t ldb, float beta, int32_t c_dtype, void *c, int32_t ldc, void *stream)} */
+    public int pmoe_gemm_bf16(int trans_a, int trans_b, int m, int n, int k, float alpha, MemorySegment a, int lda,
+            MemorySegment b, int ldb, float beta, int c_dtype, MemorySegment c, int ldc, MemorySegment stream) {
+        try {
+            return (int) pmoe_gemm_bf16$handle().invokeExact(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c_dtype, c, ldc, stream);
         } catch (Error | RuntimeException e) {
             throw e;
         } catch (Throwable e) {
@@ -524,6 +649,69 @@ public final class panamoe_h {
             MemorySegment weights, MemorySegment c, MemorySegment stream) {
         try {
             return (int) pmoe_grouped_gemm_nn_bf16$handle().invokeExact(groups, offsets, k, n, a, weights, c, stream);
+        } catch (Error | RuntimeException e) {
+            throw e;
+        } catch (Throwable e) {
+            throw new AssertionError("should not reach here", e);
+        }
+    }
+
+    private static final class pmoe_grouped_gemm_nt_bf16 {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                C_INT, C_INT, C_POINTER, C_INT, C_INT, C_POINTER, C_POINTER, C_POINTER, C_POINTER);
+    }
+
+    private final Downcall pmoe_grouped_gemm_nt_bf16$downcall = new Downcall("pmoe_grouped_gemm_nt_bf16", pmoe_grouped_gemm_nt_bf16.DESC);
+
+    public static FunctionDescriptor pmoe_grouped_gemm_nt_bf16$descriptor() {
+        return pmoe_grouped_gemm_nt_bf16.DESC;
+    }
+
+    public MethodHandle pmoe_grouped_gemm_nt_bf16$handle() {
+        return pmoe_grouped_gemm_nt_bf16$downcall.handle();
+    }
+
+    public MemorySegment pmoe_grouped_gemm_nt_bf16$address() {
+        return pmoe_grouped_gemm_nt_bf16$downcall.address();
+    }
+
+    /** {@code int pmoe_grouped_gemm_nt_bf16(int32_t groups, const int32_t *offsets, int32_t k, int32_t n, const void *a, const void *const *weights, void *c, void *stream)} */
+    public int pmoe_grouped_gemm_nt_bf16(int groups, MemorySegment offsets, int k, int n, MemorySegment a,
+            MemorySegment weights, MemorySegment c, MemorySegment stream) {
+        try {
+            return (int) pmoe_grouped_gemm_nt_bf16$handle().invokeExact(groups, offsets, k, n, a, weights, c, stream);
+        } catch (Error | RuntimeException e) {
+            throw e;
+        } catch (Throwable e) {
+            throw new AssertionError("should not reach here", e);
+        }
+    }
+
+    private static final class pmoe_grouped_gemm_tn_bf16 {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                C_INT, C_INT, C_POINTER, C_INT, C_INT, C_POINTER, C_POINTER, C_FLOAT, C_INT, C_POINTER,
+                C_POINTER);
+    }
+
+    private final Downcall pmoe_grouped_gemm_tn_bf16$downcall = new Downcall("pmoe_grouped_gemm_tn_bf16", pmoe_grouped_gemm_tn_bf16.DESC);
+
+    public static FunctionDescriptor pmoe_grouped_gemm_tn_bf16$descriptor() {
+        return pmoe_grouped_gemm_tn_bf16.DESC;
+    }
+
+    public MethodHandle pmoe_grouped_gemm_tn_bf16$handle() {
+        return pmoe_grouped_gemm_tn_bf16$downcall.handle();
+    }
+
+    public MemorySegment pmoe_grouped_gemm_tn_bf16$address() {
+        return pmoe_grouped_gemm_tn_bf16$downcall.address();
+    }
+
+    /** {@code int pmoe_grouped_gemm_tn_bf16(int32_t groups, const int32_t *offsets, int32_t k, int32_t n, const void *a, const void *b, float beta, int32_t out_dtype, void *const *out, void *stream)} */
+    public int pmoe_grouped_gemm_tn_bf16(int groups, MemorySegment offsets, int k, int n, MemorySegment a,
+            MemorySegment b, float beta, int out_dtype, MemorySegment out, MemorySegment stream) {
+        try {
+            return (int) pmoe_grouped_gemm_tn_bf16$handle().invokeExact(groups, offsets, k, n, a, b, beta, out_dtype, out, stream);
         } catch (Error | RuntimeException e) {
             throw e;
         } catch (Throwable e) {

@@ -37,16 +37,25 @@ public interface Backend {
 
     int numThreads();
 
-    /** c[m, n] = alpha * op(a) * op(b) + beta * c; a is [m, k] ([k, m] if transA), b is [k, n] ([n, k] if transB); f32. */
+    /**
+     * c[m, n] = alpha * op(a) * op(b) + beta * c; a is [m, k] ([k, m] if transA), b is [k, n] ([n, k] if transB);
+     * a and b f32 (c f32) or bf16 (c f32 or bf16: products accumulated in f32, a bf16 c rounded once).
+     */
     void gemm(boolean transA, boolean transB, float alpha, Tensor a, Tensor b, float beta, Tensor c);
 
-    /** c[rows_g, n] = a[rows_g, k] * weights[g] for each group g of offsets [G + 1]; weights[g] is [k, n]. */
+    /**
+     * c[rows_g, n] = a[rows_g, k] * weights[g] for each group g of offsets [G + 1]; weights[g] is [k, n]; a,
+     * weights and c all f32 or all bf16.
+     */
     void groupedGemmNn(Tensor offsets, Tensor a, TensorTable weights, Tensor c);
 
     /** c[rows_g, n] = a[rows_g, k] * weights[g]^T; weights[g] is [n, k]. */
     void groupedGemmNt(Tensor offsets, Tensor a, TensorTable weights, Tensor c);
 
-    /** out[g][k, n] = beta * out[g] + a[rows_g, k]^T * b[rows_g, n]. */
+    /**
+     * out[g][k, n] = beta * out[g] + a[rows_g, k]^T * b[rows_g, n]; a and b f32 (out f32) or bf16 (out bf16, or f32
+     * to accumulate into f32 master gradients).
+     */
     void groupedGemmTn(Tensor offsets, Tensor a, Tensor b, float beta, TensorTable out);
 
     /** logits [T, E] -> scores [T, E], topkWeights [T, K] f32, topkIds [T, K] i32. */

@@ -20,10 +20,15 @@ final class KernelArgs {
     record GemmSizes(int m, int n, int k) {
     }
 
+    /** a and b both f32 (then c f32) or both bf16 (then c f32 or bf16). */
     static GemmSizes gemm(Device d, boolean transA, boolean transB, Tensor a, Tensor b, Tensor c) {
-        tensor("c", c, d, DType.F32, ANY, ANY);
-        tensor("a", a, d, DType.F32, ANY, ANY);
-        tensor("b", b, d, DType.F32, ANY, ANY);
+        floatTensor("a", a, d, ANY, ANY);
+        tensor("b", b, d, a.dtype(), ANY, ANY);
+        if (a.dtype() == DType.F32) {
+            tensor("c", c, d, DType.F32, ANY, ANY);
+        } else {
+            floatTensor("c", c, d, ANY, ANY);
+        }
         int m = c.dim(0);
         int n = c.dim(1);
         int k = transA ? a.dim(0) : a.dim(1);
@@ -32,31 +37,34 @@ final class KernelArgs {
         return new GemmSizes(m, n, k);
     }
 
-    /** Checks offsets [G + 1] i32 against a table of G entries, each of entryShape; returns G. */
-    static int groups(Device d, Tensor offsets, String tableArg, TensorTable table, int... entryShape) {
+    /** Checks offsets [G + 1] i32 against a table of G entries of dtype, each of entryShape; returns G. */
+    static int groups(Device d, Tensor offsets, String tableArg, TensorTable table, DType dtype, int... entryShape) {
         Checks.notNull(tableArg, table);
         int g = table.size();
         tensor("offsets", offsets, d, DType.I32, g + 1);
         require(table.device().equals(d), tableArg + ": expected a table on " + d + ", got one on " + table.device());
-        require(table.dtype() == DType.F32, tableArg + ": expected dtype f32, got " + table.dtype());
+        require(table.dtype() == dtype, tableArg + ": expected dtype " + dtype + ", got " + table.dtype());
         require(Arrays.equals(table.entryShape(), entryShape), tableArg + ": expected entries of shape "
                 + Arrays.toString(entryShape) + ", got " + Arrays.toString(table.entryShape()));
         return g;
     }
 
-    /** nn (weights [k, n]) or nt (weights [n, k]): a [R, k], c [R, n]. */
+    /** nn (weights [k, n]) or nt (weights [n, k]): a [R, k], c [R, n]; a, weights and c all f32 or all bf16. */
     static void groupedGemm(Device d, Tensor offsets, Tensor a, TensorTable weights, boolean transWeights, Tensor c) {
-        tensor("a", a, d, DType.F32, ANY, ANY);
-        tensor("c", c, d, DType.F32, a.dim(0), ANY);
+        floatTensor("a", a, d, ANY, ANY);
+        tensor("c", c, d, a.dtype(), a.dim(0), ANY);
         int k = a.dim(1);
         int n = c.dim(1);
-        groups(d, offsets, "weights", weights, transWeights ? new int[] {n, k} : new int[] {k, n});
+        groups(d, offsets, "weights", weights, a.dtype(), transWeights ? new int[] {n, k} : new int[] {k, n});
     }
 
+    /** a [R, k] and b [R, n] both f32 (then out f32) or both bf16 (then out f32 or bf16). */
     static void groupedGemmTn(Device d, Tensor offsets, Tensor a, Tensor b, TensorTable out) {
-        tensor("a", a, d, DType.F32, ANY, ANY);
-        tensor("b", b, d, DType.F32, a.dim(0), ANY);
-        groups(d, offsets, "out", out, a.dim(1), b.dim(1));
+        floatTensor("a", a, d, ANY, ANY);
+        tensor("b", b, d, a.dtype(), a.dim(0), ANY);
+        Checks.notNull("out", out);
+        DType outType = a.dtype() == DType.BF16 && out.dtype() == DType.BF16 ? DType.BF16 : DType.F32;
+        groups(d, offsets, "out", out, outType, a.dim(1), b.dim(1));
     }
 
     /** logits-like [T, E] f32 and topkIds [T, K] i32 with 1 <= K <= E; returns K. */

@@ -57,6 +57,11 @@ abstract class NativeBackend implements Backend {
     @Override
     public void gemm(boolean transA, boolean transB, float alpha, Tensor a, Tensor b, float beta, Tensor c) {
         KernelArgs.GemmSizes s = KernelArgs.gemm(device(), transA, transB, a, b, c);
+        if (a.dtype() == DType.BF16) {
+            check(lib.pmoe_gemm_bf16(flag(transA), flag(transB), s.m(), s.n(), s.k(), alpha, a.data(), a.dim(1),
+                    b.data(), b.dim(1), beta, c.dtype().abiCode(), c.data(), c.dim(1), stream()), "pmoe_gemm_bf16");
+            return;
+        }
         check(lib.pmoe_gemm(flag(transA), flag(transB), s.m(), s.n(), s.k(), alpha, a.data(), a.dim(1), b.data(),
                 b.dim(1), beta, c.data(), c.dim(1), stream()), "pmoe_gemm");
     }
@@ -65,6 +70,11 @@ abstract class NativeBackend implements Backend {
     public void groupedGemmNn(Tensor offsets, Tensor a, TensorTable weights, Tensor c) {
         KernelArgs.groupedGemm(device(), offsets, a, weights, false, c);
         checkLastOffset(offsets, a);
+        if (a.dtype() == DType.BF16) {
+            check(lib.pmoe_grouped_gemm_nn_bf16(weights.size(), offsets.data(), a.dim(1), c.dim(1), a.data(),
+                    weights.addresses(), c.data(), stream()), "pmoe_grouped_gemm_nn_bf16");
+            return;
+        }
         check(lib.pmoe_grouped_gemm_nn(weights.size(), offsets.data(), a.dim(1), c.dim(1), a.data(),
                 weights.addresses(), c.data(), stream()), "pmoe_grouped_gemm_nn");
     }
@@ -73,6 +83,11 @@ abstract class NativeBackend implements Backend {
     public void groupedGemmNt(Tensor offsets, Tensor a, TensorTable weights, Tensor c) {
         KernelArgs.groupedGemm(device(), offsets, a, weights, true, c);
         checkLastOffset(offsets, a);
+        if (a.dtype() == DType.BF16) {
+            check(lib.pmoe_grouped_gemm_nt_bf16(weights.size(), offsets.data(), a.dim(1), c.dim(1), a.data(),
+                    weights.addresses(), c.data(), stream()), "pmoe_grouped_gemm_nt_bf16");
+            return;
+        }
         check(lib.pmoe_grouped_gemm_nt(weights.size(), offsets.data(), a.dim(1), c.dim(1), a.data(),
                 weights.addresses(), c.data(), stream()), "pmoe_grouped_gemm_nt");
     }
@@ -81,6 +96,11 @@ abstract class NativeBackend implements Backend {
     public void groupedGemmTn(Tensor offsets, Tensor a, Tensor b, float beta, TensorTable out) {
         KernelArgs.groupedGemmTn(device(), offsets, a, b, out);
         checkLastOffset(offsets, a);
+        if (a.dtype() == DType.BF16) {
+            check(lib.pmoe_grouped_gemm_tn_bf16(out.size(), offsets.data(), a.dim(1), b.dim(1), a.data(), b.data(),
+                    beta, out.dtype().abiCode(), out.addresses(), stream()), "pmoe_grouped_gemm_tn_bf16");
+            return;
+        }
         check(lib.pmoe_grouped_gemm_tn(out.size(), offsets.data(), a.dim(1), b.dim(1), a.data(), b.data(), beta,
                 out.addresses(), stream()), "pmoe_grouped_gemm_tn");
     }

@@ -8,9 +8,15 @@ import static dev.panamoe.ops.kernels.KernelTestSupport.assertDeterministic;
 import static dev.panamoe.ops.kernels.KernelTestSupport.assertInvalid;
 import static dev.panamoe.ops.kernels.KernelTestSupport.assertOk;
 import static dev.panamoe.ops.kernels.KernelTestSupport.bytes;
+import static dev.panamoe.ops.kernels.KernelTestSupport.BF16;
+import static dev.panamoe.ops.kernels.KernelTestSupport.BF16_EPS;
+import static dev.panamoe.ops.kernels.KernelTestSupport.F32;
+import static dev.panamoe.ops.kernels.KernelTestSupport.bf16;
 import static dev.panamoe.ops.kernels.KernelTestSupport.floats;
+import static dev.panamoe.ops.kernels.KernelTestSupport.readTensor;
+import static dev.panamoe.ops.kernels.KernelTestSupport.representable;
+import static dev.panamoe.ops.kernels.KernelTestSupport.tensor;
 import static dev.panamoe.ops.kernels.KernelTestSupport.toDouble;
-import static dev.panamoe.ops.kernels.KernelTestSupport.toFloats;
 import static dev.panamoe.ops.kernels.KernelTestSupport.uniform;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
@@ -34,39 +40,64 @@ class GemmKernelTest {
         return 1e-6 * Math.sqrt(k + 1) * magnitude;
     }
 
-    /** A stored matrix [rows, cols] with row stride ld: the pad columns hold NaN, which must never be read. */
-    static float[] paddedMatrix(Random rnd, int rows, int cols, int ld) {
+    /**
+     * The error bound of a GEMM with operands of {@code dtype} into a C of {@code cDtype}: bf16 operands
+     * are exact in f32 and so are their products, leaving the f32 sum's error (as for f32 operands);
+     * a bf16 C adds one rounding to 8 significant bits of the result.
+     */
+    static double tolerance(int cDtype, int k, double magnitude, double expected) {
+        return gemmTolerance(k, magnitude) + (cDtype == BF16 ? BF16_EPS * Math.abs(expected) : 0);
+    }
+
+    /**
+     * A stored matrix [rows, cols] with row stride ld, values representable in dtype: the pad
+     * columns hold NaN, which must never be read.
+     */
+    static float[] paddedMatrix(Random rnd, int dtype, int rows, int cols, int ld) {
         float[] m = new float[Math.max(0, rows * ld)];
         Arrays.fill(m, Float.NaN);
-        for (int r = 0; r < rows; r++) System.arraycopy(uniform(rnd, cols, -1, 1), 0, m, r * ld, cols);
+        for (int r = 0; r < rows; r++) System.arraycopy(representable(dtype, uniform(rnd, cols, -1, 1)), 0, m, r * ld, cols);
         return m;
     }
 
-    /** One gemm case: random a, b, c (NaN when beta == 0), padded strides; checks window and padding of c. */
     static void checkGemm(Random rnd, boolean ta, boolean tb, int m, int n, int k, float alpha, float beta, int pad) {
+        checkGemm(rnd, F32, F32, ta, tb, m, n, k, alpha, beta, pad);
+    }
+
+    /**
+     * One gemm case with operands of dtype (pmoe_gemm for f32, pmoe_gemm_bf16 for bf16) and C of cDtype:
+     * random a, b, c (NaN when beta == 0), padded strides; checks window and padding of c.
+     */
+    static void checkGemm(Random rnd, int dtype, int cDtype, boolean ta, boolean tb, int m, int n, int k, float alpha,
+            float beta, int pad) {
         int aRows = ta ? k : m, aCols = ta ? m : k;
         int bRows = tb ? n : k, bCols = tb ? k : n;
         int lda = Math.max(1, aCols) + pad, ldb = Math.max(1, bCols) + pad, ldc = Math.max(1, n) + pad;
-        float[] a = paddedMatrix(rnd, aRows, aCols, lda);
-        float[] b = paddedMatrix(rnd, bRows, bCols, ldb);
-        float[] c = paddedMatrix(rnd, m, n, ldc);
+        float[] a = paddedMatrix(rnd, dtype, aRows, aCols, lda);
+        float[] b = paddedMatrix(rnd, dtype, bRows, bCols, ldb);
+        float[] c = paddedMatrix(rnd, cDtype, m, n, ldc);
         for (int i = 0; i < m; i++) for (int j = n; j < ldc; j++) c[i * ldc + j] = 1234.5f; // padding sentinel
         if (beta == 0) for (int i = 0; i < m; i++) Arrays.fill(c, i * ldc, i * ldc + n, Float.NaN);
 
         float[] got;
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment cs = floats(arena, c);
-            assertOk(LIB.pmoe_gemm(ta ? 1 : 0, tb ? 1 : 0, m, n, k, alpha, floats(arena, a), lda,
-                    floats(arena, b), ldb, beta, cs, ldc, NO_STREAM), "pmoe_gemm");
-            got = toFloats(cs);
+            MemorySegment cs = tensor(arena, cDtype, c);
+            int status = dtype == F32
+                    ? LIB.pmoe_gemm(ta ? 1 : 0, tb ? 1 : 0, m, n, k, alpha, floats(arena, a), lda, floats(arena, b), ldb,
+                            beta, cs, ldc, NO_STREAM)
+                    : LIB.pmoe_gemm_bf16(ta ? 1 : 0, tb ? 1 : 0, m, n, k, alpha, bf16(arena, a), lda, bf16(arena, b), ldb,
+                            beta, cDtype, cs, ldc, NO_STREAM);
+            assertOk(status, dtype == F32 ? "pmoe_gemm" : "pmoe_gemm_bf16");
+            got = readTensor(cs, cDtype);
         }
         double[] expected = toDouble(c);
         ReferenceKernels.gemm(ta, tb, m, n, k, alpha, toDouble(a), lda, toDouble(b), ldb, beta, expected, ldc);
         double[] magnitude = abs(toDouble(c));
         ReferenceKernels.gemm(ta, tb, m, n, k, Math.abs(alpha), abs(toDouble(a)), lda, abs(toDouble(b)), ldb,
                 Math.abs(beta), magnitude, ldc);
-        String what = String.format("gemm ta=%b tb=%b m=%d n=%d k=%d alpha=%s beta=%s pad=%d", ta, tb, m, n, k, alpha, beta, pad);
-        assertClose(what, expected, got, i -> gemmTolerance(k, magnitude[i]));
+        String what = String.format("gemm dtype=%d c_dtype=%d ta=%b tb=%b m=%d n=%d k=%d alpha=%s beta=%s pad=%d", dtype,
+                cDtype, ta, tb, m, n, k, alpha, beta, pad);
+        assertClose(what, expected, got, i -> tolerance(cDtype, k, magnitude[i], expected[i]));
     }
 
     @Test
@@ -142,6 +173,12 @@ class GemmKernelTest {
             assertInvalid(LIB.pmoe_gemm(0, 0, 4, 4, 4, 1, MemorySegment.NULL, 4, b, 4, 0, c, 4, NO_STREAM), "a", null);
             assertInvalid(LIB.pmoe_gemm(0, 0, 4, 4, 4, 1, a, 4, MemorySegment.NULL, 4, 0, c, 4, NO_STREAM), "b", null);
             assertInvalid(LIB.pmoe_gemm(0, 0, 4, 4, 4, 1, a, 4, b, 4, 0, MemorySegment.NULL, 4, NO_STREAM), "c", null);
+            // pmoe_gemm_bf16: the same checks, and the output dtype
+            assertInvalid(LIB.pmoe_gemm_bf16(0, 0, 4, 4, 4, 1, a, 4, b, 4, 0, 7, c, 4, NO_STREAM), "c_dtype", "7");
+            assertInvalid(LIB.pmoe_gemm_bf16(0, 3, 4, 4, 4, 1, a, 4, b, 4, 0, BF16, c, 4, NO_STREAM), "trans_b", "3");
+            assertInvalid(LIB.pmoe_gemm_bf16(1, 0, 4, 2, 4, 1, a, 3, b, 2, 0, F32, c, 2, NO_STREAM), "lda", "3");
+            assertInvalid(LIB.pmoe_gemm_bf16(0, 0, 4, 4, 4, 1, a, 4, b, 4, 0, BF16, c, 3, NO_STREAM), "ldc", "3");
+            assertInvalid(LIB.pmoe_gemm_bf16(0, 0, 4, 4, 4, 1, a, 4, MemorySegment.NULL, 4, 0, F32, c, 4, NO_STREAM), "b", null);
         }
     }
 }

@@ -9,11 +9,16 @@ import static dev.panamoe.ops.kernels.KernelTestSupport.assertDeterministic;
 import static dev.panamoe.ops.kernels.KernelTestSupport.assertInvalid;
 import static dev.panamoe.ops.kernels.KernelTestSupport.assertOk;
 import static dev.panamoe.ops.kernels.KernelTestSupport.bytes;
+import static dev.panamoe.ops.kernels.KernelTestSupport.BF16;
+import static dev.panamoe.ops.kernels.KernelTestSupport.F32;
+import static dev.panamoe.ops.kernels.KernelTestSupport.bf16;
 import static dev.panamoe.ops.kernels.KernelTestSupport.floats;
+import static dev.panamoe.ops.kernels.KernelTestSupport.nanTensor;
+import static dev.panamoe.ops.kernels.KernelTestSupport.readTensor;
+import static dev.panamoe.ops.kernels.KernelTestSupport.tensor;
 import static dev.panamoe.ops.kernels.KernelTestSupport.ints;
 import static dev.panamoe.ops.kernels.KernelTestSupport.pointers;
 import static dev.panamoe.ops.kernels.KernelTestSupport.toDouble;
-import static dev.panamoe.ops.kernels.KernelTestSupport.toFloats;
 import static dev.panamoe.ops.kernels.KernelTestSupport.uniform;
 
 import java.lang.foreign.Arena;
@@ -52,30 +57,49 @@ class GroupedGemmKernelTest {
 
     /** Runs nn (transposed = false) or nt on separately allocated expert matrices; c starts as NaN. */
     static float[] nativeGrouped(boolean transposed, int[] offsets, int k, int n, float[] a, float[][] weights) {
+        return nativeGrouped(F32, transposed, offsets, k, n, a, weights);
+    }
+
+    /** nn or nt with a, weights and c of dtype (the _bf16 entry points for bf16); returns c widened to f32. */
+    static float[] nativeGrouped(int dtype, boolean transposed, int[] offsets, int k, int n, float[] a,
+            float[][] weights) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment[] w = new MemorySegment[weights.length];
-            for (int g = 0; g < w.length; g++) w[g] = floats(arena, weights[g]);
-            float[] nan = new float[offsets[weights.length] * n];
-            Arrays.fill(nan, Float.NaN);
-            MemorySegment c = floats(arena, nan);
+            for (int g = 0; g < w.length; g++) w[g] = tensor(arena, dtype, weights[g]);
+            MemorySegment c = nanTensor(arena, dtype, offsets[weights.length] * n);
             int groups = weights.length;
-            int status = transposed
-                    ? LIB.pmoe_grouped_gemm_nt(groups, ints(arena, offsets), k, n, floats(arena, a), pointers(arena, w), c, NO_STREAM)
-                    : LIB.pmoe_grouped_gemm_nn(groups, ints(arena, offsets), k, n, floats(arena, a), pointers(arena, w), c, NO_STREAM);
-            assertOk(status, transposed ? "pmoe_grouped_gemm_nt" : "pmoe_grouped_gemm_nn");
-            return toFloats(c);
+            MemorySegment as = tensor(arena, dtype, a), ws = pointers(arena, w), os = ints(arena, offsets);
+            String name = "pmoe_grouped_gemm_" + (transposed ? "nt" : "nn") + (dtype == BF16 ? "_bf16" : "");
+            int status = switch (name) {
+                case "pmoe_grouped_gemm_nn" -> LIB.pmoe_grouped_gemm_nn(groups, os, k, n, as, ws, c, NO_STREAM);
+                case "pmoe_grouped_gemm_nt" -> LIB.pmoe_grouped_gemm_nt(groups, os, k, n, as, ws, c, NO_STREAM);
+                case "pmoe_grouped_gemm_nn_bf16" -> LIB.pmoe_grouped_gemm_nn_bf16(groups, os, k, n, as, ws, c, NO_STREAM);
+                default -> LIB.pmoe_grouped_gemm_nt_bf16(groups, os, k, n, as, ws, c, NO_STREAM);
+            };
+            assertOk(status, name);
+            return readTensor(c, dtype);
         }
     }
 
     /** Runs tn; out[g] starts as `out[g]` and is returned per group. */
     static float[][] nativeGroupedTN(int[] offsets, int k, int n, float[] a, float[] b, float beta, float[][] out) {
+        return nativeGroupedTN(F32, F32, offsets, k, n, a, b, beta, out);
+    }
+
+    /** tn with a and b of dtype and every out[g] of outDtype (pmoe_grouped_gemm_tn_bf16 for bf16 operands). */
+    static float[][] nativeGroupedTN(int dtype, int outDtype, int[] offsets, int k, int n, float[] a, float[] b,
+            float beta, float[][] out) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment[] o = new MemorySegment[out.length];
-            for (int g = 0; g < o.length; g++) o[g] = floats(arena, out[g]);
-            assertOk(LIB.pmoe_grouped_gemm_tn(out.length, ints(arena, offsets), k, n, floats(arena, a), floats(arena, b),
-                    beta, pointers(arena, o), NO_STREAM), "pmoe_grouped_gemm_tn");
+            for (int g = 0; g < o.length; g++) o[g] = tensor(arena, outDtype, out[g]);
+            int status = dtype == F32
+                    ? LIB.pmoe_grouped_gemm_tn(out.length, ints(arena, offsets), k, n, floats(arena, a), floats(arena, b),
+                            beta, pointers(arena, o), NO_STREAM)
+                    : LIB.pmoe_grouped_gemm_tn_bf16(out.length, ints(arena, offsets), k, n, bf16(arena, a), bf16(arena, b),
+                            beta, outDtype, pointers(arena, o), NO_STREAM);
+            assertOk(status, dtype == F32 ? "pmoe_grouped_gemm_tn" : "pmoe_grouped_gemm_tn_bf16");
             float[][] got = new float[out.length][];
-            for (int g = 0; g < o.length; g++) got[g] = toFloats(o[g]);
+            for (int g = 0; g < o.length; g++) got[g] = readTensor(o[g], outDtype);
             return got;
         }
     }
@@ -191,6 +215,14 @@ class GroupedGemmKernelTest {
             assertInvalid(LIB.pmoe_grouped_gemm_tn(2, good, 4, 4, a, MemorySegment.NULL, 1, w, NO_STREAM), "b", null);
             assertInvalid(LIB.pmoe_grouped_gemm_tn(2, good, 4, 4, a, b, 1, MemorySegment.NULL, NO_STREAM), "out", null);
             assertInvalid(LIB.pmoe_grouped_gemm_tn(2, good, 4, 4, a, b, 1, nullExpert, NO_STREAM), "out", "1");
+            // the bf16 entry points share the checks; tn_bf16 also checks the output dtype
+            assertInvalid(LIB.pmoe_grouped_gemm_nt_bf16(2, startsAt1, 4, 4, a, w, c, NO_STREAM), "offsets", "1");
+            assertInvalid(LIB.pmoe_grouped_gemm_nt_bf16(2, good, 4, 4, a, nullExpert, c, NO_STREAM), "weights", "1");
+            assertInvalid(LIB.pmoe_grouped_gemm_nt_bf16(2, good, 4, 4, a, w, MemorySegment.NULL, NO_STREAM), "c", null);
+            assertInvalid(LIB.pmoe_grouped_gemm_tn_bf16(2, good, 4, 4, a, b, 1, 5, w, NO_STREAM), "out_dtype", "5");
+            assertInvalid(LIB.pmoe_grouped_gemm_tn_bf16(2, decreasing, 4, 4, a, b, 1, F32, w, NO_STREAM), "offsets", "2");
+            assertInvalid(LIB.pmoe_grouped_gemm_tn_bf16(2, good, 4, -1, a, b, 1, BF16, w, NO_STREAM), "n", "-1");
+            assertInvalid(LIB.pmoe_grouped_gemm_tn_bf16(2, good, 4, 4, a, b, 1, F32, nullExpert, NO_STREAM), "out", "1");
         }
     }
 }
