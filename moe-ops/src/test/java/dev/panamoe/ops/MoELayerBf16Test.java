@@ -19,14 +19,22 @@ import org.junit.jupiter.params.provider.MethodSource;
  * bf16 values, so the two layers read the same numbers and route the same way (the logits are
  * f32 sums of the same bf16 products in both; the test checks the top-k ids agree). What
  * differs is the rounding of every bf16 intermediate: each rounding to nearest bf16 (8
- * significant bits) has relative error <= u = 2^-9. Along the longest chain a tensor depends on
- * there are at most R of them — forward y: h, act(h), the expert output and y (R = 4); the
- * backward adds the rounded gradients of the expert output, a, h, the permuted rows, x and the
- * router's logits (R = 10 for gradX and the gate's gradient; the expert weights' gradients, f32
- * sums of products of rounded rows, R = 8). Errors compose at most additively to first order,
- * so each tensor's relative error in the Frobenius norm, |bf16 - f32| / |f32|, must stay below
- * R * u (measured: about a fifth of that). A layer that ignored the bf16 copies, used unrounded
- * masters, or dropped a term, misses by far more: see the checks after the bound.
+ * significant bits) has relative error <= u = 2^-9. To first order the relative errors of the
+ * roundings a tensor depends on add up, each scaled by the sensitivity of what follows; the
+ * activations' relative sensitivity |x f'(x) / f(x)| is <= 1.5 where their outputs carry the
+ * norm. Counting the roundings along the longest chain (a SwiGLU row counts twice, for its gate
+ * and up halves) and rounding up:
+ * <ul>
+ * <li>y: h (2), act(h), the expert output, y: 5 roundings -> bound 8u;
+ * <li>the expert weights' gradients (f32 sums of products of rounded rows): a (3) and the
+ * expert output's gradient for W2, xs and h's gradient (through a's gradient, h and act: 6)
+ * for W1 -> bound 12u;
+ * <li>gradX and the gate's gradient add the rounded permuted-row gradients, gradX itself and
+ * the logits' gradient (rounded for the bf16 gate GEMMs) -> bound 16u.
+ * </ul>
+ * Measured on these cases: at most 2.5u for every tensor. A layer that read the f32 masters
+ * instead of the copies, or dropped or doubled a term, is off by orders of magnitude more; the
+ * second test checks that the copies are what the passes read.
  */
 class MoELayerBf16Test {
     private static final Backend CPU = CpuBackend.get();
@@ -80,12 +88,12 @@ class MoELayerBf16Test {
             Tensor gradX = half.backward(TestData.tensor(scope, "gh", g, DType.BF16));
             assertEquals(DType.BF16, gradX.dtype());
 
-            assertRelativeError("y", yRef, yHalf, 4 * U);
-            assertRelativeError("gradX", gradXRef, gradX.toFloatArray(), 10 * U);
+            assertRelativeError("y", yRef, yHalf, 8 * U);
+            assertRelativeError("gradX", gradXRef, gradX.toFloatArray(), 16 * U);
             for (int i = 0; i < refParams.size(); i++) {
                 Parameter p = halfParams.get(i);
                 assertEquals(DType.F32, p.grad().dtype(), p.name() + " gradient dtype");
-                double bound = p.name().startsWith("router") ? 10 * U : 8 * U;
+                double bound = p.name().startsWith("router") ? 16 * U : 12 * U;
                 assertRelativeError(p.name() + ".grad", refParams.get(i).grad().toFloatArray(), p.grad().toFloatArray(),
                         bound);
             }
@@ -146,7 +154,6 @@ class MoELayerBf16Test {
             norm += Math.pow(expected[i], 2);
         }
         double rel = Math.sqrt(diff / norm);
-        System.out.printf("bf16 vs f32 %-20s relative error %.3e (bound %.3e)%n", what, rel, bound);
         assertTrue(norm > 0, what + ": all zero");
         assertTrue(rel <= bound, String.format("%s: relative error %.3e exceeds %.3e", what, rel, bound));
     }
