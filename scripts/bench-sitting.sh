@@ -60,7 +60,7 @@ while :; do
   busy=$(busy_percent) load=$(cut -d' ' -f1-3 /proc/loadavg)
   if [ "$busy" -le 10 ] && awk -v l="${load%% *}" -v c="$cores" 'BEGIN{exit !(l < c)}'; then quiet=yes; break; fi
   echo "bench-sitting: not quiet (CPU ${busy}% busy, load average $load); busiest processes:"
-  ps -eo pcpu=,pid=,comm= --sort=-pcpu | head -3
+  ps -eo pcpu=,pid=,comm= --sort=-pcpu | head -3 || true
   [ "$(date +%s)" -lt "$deadline" ] || break
   sleep 10
 done
@@ -69,7 +69,7 @@ if [ $quiet = no ] && [ $force = 0 ]; then
 fi
 
 flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' \
-  | grep -x -E 'avx2|fma|avx512(f|bw|vl|dq|_bf16|_vnni|_fp16)|avx_vnni|amx_(bf16|tile|int8)' | tr '\n' ' ' | sed 's/ $//')
+  | grep -x -E 'avx2|fma|avx512(f|bw|vl|dq|_bf16|_vnni|_fp16)|avx_vnni|amx_(bf16|tile|int8)' | tr '\n' ' ' | sed 's/ $//' || true)
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
   echo "cpu: $(cpuinfo 'model name')"
