@@ -192,7 +192,7 @@ def main():
     if unknown:
         ap.error(f"--shapes: unknown shape {unknown[0]!r}, expected some of {', '.join(table)}")
     shapes = {s: table[s] for s in names}
-    reps, n = (2, 128) if args.quick else (args.reps, args.gemm_size)
+    reps, n = (2, 256) if args.quick else (args.reps, args.gemm_size)  # 256: the sitting's --quick GEMM size
 
     torch.set_num_threads(args.threads)
     with threadpoolctl.threadpool_limits(limits=args.threads, user_api="blas"):

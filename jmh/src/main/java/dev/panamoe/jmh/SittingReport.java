@@ -212,9 +212,13 @@ public final class SittingReport {
         header(md, s);
         peakTable(md, s);
         anchorTable(md, s);
+        String previous = "";
         for (Run run : runs) {
-            if (run.benchmark().startsWith("DenseGemmBenchmark")) oursTable(md, s, run, true);
-            if (run.benchmark().startsWith("MoELayerBenchmark")) oursTable(md, s, run, false);
+            boolean gemm = run.benchmark().startsWith("DenseGemmBenchmark");
+            if (gemm || run.benchmark().startsWith("MoELayerBenchmark")) {
+                oursRows(md, s, run, gemm, !run.benchmark().equals(previous));
+            }
+            previous = run.benchmark();
         }
         md.append("\nRatios are of medians over the measured iterations (JMH) or calls (anchors), all from this sitting. ")
                 .append("vs peak: the 2-thread peak of the instruction the kernels use (f32, and bf16 widened to f32: ")
@@ -356,9 +360,10 @@ public final class SittingReport {
         }
     }
 
-    private static void oursTable(StringBuilder md, Sitting s, Run run, boolean gemm) {
+    /** The rows of one run; the table's header first when the run starts a table. */
+    private static void oursRows(StringBuilder md, Sitting s, Run run, boolean gemm, boolean header) {
         String shapeKey = gemm ? "size" : "shape";
-        md.append(gemm ? "\n| PanaMoE dense GEMM | dtype | isa | median time | GFLOP/s | vs peak | vs OpenBLAS fp32 | vs torch | target |\n"
+        if (header) md.append(gemm ? "\n| PanaMoE dense GEMM | dtype | isa | median time | GFLOP/s | vs peak | vs OpenBLAS fp32 | vs torch | target |\n"
                         + "|---|---|---|---:|---:|---:|---:|---:|---|\n"
                         : "\n| PanaMoE MoELayer fwd+bwd | dtype | isa | median time | GFLOP/s | vs peak | vs torch loop | target |\n"
                         + "|---|---|---|---:|---:|---:|---:|---|\n");

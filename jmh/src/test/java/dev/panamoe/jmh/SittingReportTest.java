@@ -135,6 +135,8 @@ class SittingReportTest {
         assertEquals("| mixtral/4 | bf16 | avx512 | no result: dtype bf16 skipped: not yet | | | | |",
                 row(md, "| mixtral/4 | bf16 |"));
         assertFalse(md.contains("not quiet"), md);
+        assertEquals(1, md.lines().filter(l -> l.startsWith("| PanaMoE dense GEMM |")).count(), "one GEMM table for f32 and bf16");
+        assertEquals(1, md.lines().filter(l -> l.startsWith("| PanaMoE MoELayer fwd+bwd |")).count(), md);
     }
 
     @Test
