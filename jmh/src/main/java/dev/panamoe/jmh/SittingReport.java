@@ -142,19 +142,16 @@ public final class SittingReport {
 
     // ---- the table ----
 
-    /** One measured parameter set: median and best over the measured iterations. */
-    record Score(double median, double best) {}
-
     /** Results of one sitting folder, looked up by run and parameters. */
     private record Sitting(Map<String, String> machine, String jdk, Map<String, String> levels, JsonObject anchors,
-                           Map<String, Score> scores, Map<String, String> failures) {
+                           Map<String, Double> medians, Map<String, String> failures) {
 
-        Score score(String benchmark, Map<String, String> params) {
-            return scores.get(key(benchmark, params));
+        Double median(String benchmark, Map<String, String> params) {
+            return medians.get(key(benchmark, params));
         }
 
-        Score peak(String level) {
-            return score("PeakRateBenchmark.twoThreads", Map.of("isa", level));
+        Double peak(String level) {
+            return median("PeakRateBenchmark.twoThreads", Map.of("isa", level));
         }
 
         /** An anchor's row of anchors.json (kind, impl, dtype, shape), or null. */
@@ -197,16 +194,16 @@ public final class SittingReport {
         }
         Path anchorsFile = dir.resolve("anchors.json");
         JsonObject anchors = Files.exists(anchorsFile) ? JsonParser.parseString(Files.readString(anchorsFile)).getAsJsonObject() : null;
-        Map<String, Score> scores = new HashMap<>();
+        Map<String, Double> medians = new HashMap<>();
         Map<String, String> failures = new HashMap<>();
         String jdk = "?";
         for (Run run : runs) {
             Path json = dir.resolve("jmh-" + run.name() + ".json");
-            if (Files.exists(json) && Files.size(json) > 0) jdk = readScores(Files.readString(json), scores).orElse(jdk);
+            if (Files.exists(json) && Files.size(json) > 0) jdk = readMedians(Files.readString(json), medians).orElse(jdk);
             Path log = dir.resolve("jmh-" + run.name() + ".log");
             if (Files.exists(log)) failures.putAll(failures(Files.readString(log)));
         }
-        Sitting s = new Sitting(machine, jdk, levels, anchors, scores, failures);
+        Sitting s = new Sitting(machine, jdk, levels, anchors, medians, failures);
 
         StringBuilder md = new StringBuilder();
         header(md, s);
@@ -228,10 +225,10 @@ public final class SittingReport {
     }
 
     /**
-     * Median and best of each result: the iterations' 50th and 0th/100th percentile (best = least
-     * time, most throughput). Returns the JVM the results were measured with, if there are any.
+     * The median over the measured iterations of each result: seconds per operation, or GFLOP/s
+     * for PeakRateBenchmark (ops/ms, one op = 1 MFLOP). Returns the JVM they were measured with, if any.
      */
-    static Optional<String> readScores(String json, Map<String, Score> into) {
+    static Optional<String> readMedians(String json, Map<String, Double> into) {
         JsonArray results = JsonParser.parseString(json).getAsJsonArray();
         Optional<String> jvm = results.isEmpty() ? Optional.empty() : Optional.of(
                 results.get(0).getAsJsonObject().get("vmName").getAsString() + " "
@@ -242,13 +239,9 @@ public final class SittingReport {
             Map<String, String> params = new TreeMap<>();
             if (r.has("params")) r.getAsJsonObject("params").entrySet().forEach(p -> params.put(p.getKey(), p.getValue().getAsString()));
             JsonObject metric = r.getAsJsonObject("primaryMetric");
-            JsonObject pct = metric.getAsJsonObject("scorePercentiles");
             String unit = metric.get("scoreUnit").getAsString();
-            double median = pct.get("50.0").getAsDouble();
-            Score score = unit.startsWith("ops/")
-                    ? new Score(perMs(median, unit), perMs(pct.get("100.0").getAsDouble(), unit))
-                    : new Score(ResultsTable.toSeconds(median, unit), ResultsTable.toSeconds(pct.get("0.0").getAsDouble(), unit));
-            into.put(key(name, params), score);
+            double median = metric.getAsJsonObject("scorePercentiles").get("50.0").getAsDouble();
+            into.put(key(name, params), unit.startsWith("ops/") ? perMs(median, unit) : ResultsTable.toSeconds(median, unit));
         }
         return jvm;
     }
@@ -328,8 +321,8 @@ public final class SittingReport {
                 cells.addAll(List.of(status, ""));
             } else {
                 for (String method : List.of("PeakRateBenchmark.oneThread", "PeakRateBenchmark.twoThreads")) {
-                    Score score = s.score(method, Map.of("isa", isa));
-                    cells.add(score != null ? gflops(score.median()) : noResult(s.failures().get(key(method, Map.of("isa", isa))), "peak"));
+                    Double rate = s.median(method, Map.of("isa", isa));
+                    cells.add(rate != null ? gflops(rate) : noResult(s.failures().get(key(method, Map.of("isa", isa))), "peak"));
                 }
             }
             md.append("| ").append(String.join(" | ", cells)).append(" |\n");
@@ -371,21 +364,21 @@ public final class SittingReport {
         for (Map<String, String> params : run.grid()) {
             String shape = params.get(shapeKey), dtype = params.get("dtype"), isa = params.get("isa");
             md.append("| ").append(shape).append(" | ").append(dtype).append(" | ").append(isa).append(" | ");
-            Score score = s.score(benchmark, params);
-            if (score == null) {
+            Double seconds = s.median(benchmark, params);
+            if (seconds == null) {
                 md.append(noResult(s.failures().get(key(benchmark, params)), run.name())).append(gemm ? " | | | | | |\n" : " | | | | |\n");
                 continue;
             }
             double flops = gemm ? ResultsTable.gemmFlops(shape) : MoeShape.named(shape).forwardBackwardFlops();
-            double rate = flops / score.median() * 1e-9;
+            double rate = flops / seconds * 1e-9;
             String anchorDtype = dtype.equals("f32") ? "fp32" : dtype;
-            Score peak = s.peak(dtype.equals("bf16") && isa.equals("avx512_bf16") ? "avx512_bf16"
+            Double peak = s.peak(dtype.equals("bf16") && isa.equals("avx512_bf16") ? "avx512_bf16"
                     : isa.equals("avx2") ? "avx2" : "avx512");
-            double vsPeak = peak == null ? Double.NaN : rate / peak.median();
+            double vsPeak = peak == null ? Double.NaN : rate / peak;
             double vsBlas = rate / s.anchorGflops("gemm", "numpy", "fp32", null);
             double vsTorch = rate / (gemm ? s.anchorGflops("gemm", "torch", anchorDtype, null)
                     : s.anchorGflops("moe_fwd_bwd", "torch_loop", anchorDtype, shape));
-            md.append(ResultsTable.time(score.median())).append(" | ").append(gflops(rate)).append(" | ")
+            md.append(ResultsTable.time(seconds)).append(" | ").append(gflops(rate)).append(" | ")
                     .append(ratio(vsPeak)).append(" | ");
             if (gemm) md.append(dtype.equals("f32") ? ratio(vsBlas) : "").append(" | ");
             md.append(ratio(vsTorch)).append(" | ").append(target(gemm, dtype, isa, vsPeak, vsBlas, vsTorch)).append(" |\n");
