@@ -2,7 +2,7 @@
 # One benchmark sitting: everything jmh/README.md's CPU table needs, measured on this machine in
 # one go so that every ratio compares numbers taken minutes apart under the same conditions.
 #   1. builds if needed (./panamoe bench -l), then waits for the machine to be quiet;
-#   2. records the CPU (family, model, vector flags), JDK, load and the ISA levels the CPU runs;
+#   2. records the CPU (family, model, vector flags), the load and the ISA levels the CPU runs;
 #   3. the PyTorch / OpenBLAS anchors first (scripts/anchors/run-anchors.sh, 2 threads);
 #   4. JMH: PeakRateBenchmark, DenseGemmBenchmark (4096^3 and mixtral/4's expert GEMM) and
 #      MoELayerBenchmark.forwardBackward (mixtral/4, deepseek/4), f32 and bf16, at every ISA
