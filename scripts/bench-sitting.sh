@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One benchmark sitting: everything jmh/README.md's CPU table needs, measured on this machine in
 # one go so that every ratio compares numbers taken minutes apart under the same conditions.
-#   1. builds if needed (./panamoe bench -l), then waits for the machine to be quiet;
+#   1. creates the anchors' environment and builds if needed, then waits for the machine to be quiet;
 #   2. records the CPU (family, model, vector flags), the load and the ISA levels the CPU runs;
 #   3. the PyTorch / OpenBLAS anchors first (scripts/anchors/run-anchors.sh, 2 threads);
 #   4. JMH: PeakRateBenchmark, DenseGemmBenchmark (4096^3 and mixtral/4's expert GEMM) and
@@ -43,6 +43,9 @@ fi
 mkdir -p "$out"
 [ -z "$(ls -A "$out")" ] || die "--out $out is not empty: pick a new folder"
 
+# The anchors' environment first: its files are newer than the jars, and the launcher, which looks
+# for changed sources, would otherwise rebuild in the middle of the sitting.
+"$ROOT/scripts/anchors/run-anchors.sh" --install
 echo "bench-sitting: building if needed (./panamoe bench -l)..."
 "$ROOT/panamoe" bench -l >/dev/null
 
@@ -86,9 +89,9 @@ flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' \
   echo "quick: $([ $quick = 1 ] && echo yes || echo no)"
 } >"$out/machine.txt"
 cat "$out/machine.txt"
-"$ROOT/panamoe" bench --main CpuLevel >"$out/levels.txt"
+"$ROOT/panamoe" bench-main CpuLevel >"$out/levels.txt"
 cat "$out/levels.txt"
-"$ROOT/panamoe" bench --main SittingReport plan $([ $quick = 1 ] && echo --quick) >"$out/plan.txt"
+"$ROOT/panamoe" bench-main SittingReport plan $([ $quick = 1 ] && echo --quick) >"$out/plan.txt"
 
 echo "bench-sitting: anchors ($(elapsed))"
 if ! "$ROOT/scripts/anchors/run-anchors.sh" --threads $threads --json "$out/anchors.json" \
@@ -106,5 +109,5 @@ while read -r name args; do
 done <"$out/plan.txt"
 
 echo "bench-sitting: table ($(elapsed))"
-"$ROOT/panamoe" bench --main SittingReport table "$out"
+"$ROOT/panamoe" bench-main SittingReport table "$out"
 echo "bench-sitting: done in $(elapsed); results in $out (paste table.md into jmh/README.md)"
