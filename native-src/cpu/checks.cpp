@@ -131,6 +131,13 @@ int check_gemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k
     return require_data("c", c, int64_t(m) * n);
 }
 
+int check_gemm_bf16(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k,
+                    const void *a, int32_t lda, const void *b, int32_t ldb, int32_t c_dtype,
+                    const void *c, int32_t ldc) {
+    PMOE_CHECK(require_dtype("c_dtype", c_dtype));
+    return check_gemm(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc);
+}
+
 int check_grouped_sizes(int32_t groups, const int32_t *offsets, int32_t k, int32_t n) {
     PMOE_CHECK(require_non_negative("groups", groups));
     PMOE_CHECK(require_non_null("offsets", offsets));

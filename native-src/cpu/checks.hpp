@@ -20,6 +20,10 @@ int check_find_nonfinite(int32_t dtype, int64_t n, const void *x, const int64_t 
 // ---- GEMM ----
 int check_gemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k, const void *a,
                int32_t lda, const void *b, int32_t ldb, const void *c, int32_t ldc);
+// pmoe_gemm_bf16: c_dtype, then as check_gemm.
+int check_gemm_bf16(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k,
+                    const void *a, int32_t lda, const void *b, int32_t ldb, int32_t c_dtype,
+                    const void *c, int32_t ldc);
 // groups >= 0, offsets non-NULL, k >= 0, n >= 0 (offsets' contents are checked afterwards).
 int check_grouped_sizes(int32_t groups, const int32_t *offsets, int32_t k, int32_t n);
 // Errors about offsets' and weights' contents, found by the CPU on the host or by CUDA on the

@@ -42,7 +42,7 @@ namespace {
 
 constexpr int ITEMS_PER_THREAD = 4; // enough items for the dynamic schedule to balance
 constexpr int MIN_ITEM_ROWS = 96;   // rows are not split below this: B packing must amortize
-constexpr int NC = 1024;            // max columns of an item: its packed B lives in L2/L3
+constexpr int NC = 2048;            // max columns of an item: its packed B lives in L3
 constexpr int MAX_KC_STEPS = 512;   // bounds zero_row and the depth of a block
 
 // C = alpha * op(A) * op(B) + beta * C, row-major. Element (i, p) of op(A) is
@@ -194,10 +194,10 @@ int64_t depth_block(const Engine &e, int64_t k) {
     return round_up(ceil_div(k, ceil_div(k, e.kc())), e.u.depth_per_step);
 }
 
-// Cuts the problems into items. An item spans the rows of a column block up to 2 * MC rows
-// (which bounds the f32 copy of a bf16 C), so every element of B is packed (read from memory)
-// a few times per call, unless that leaves fewer than ITEMS_PER_THREAD items per thread: then
-// rows are split more (down to MIN_ITEM_ROWS). Blocks are balanced so no edge block is a sliver.
+// Cuts the problems into items. An item spans all rows of a column block (up to 4 * MC rows for
+// a bf16 C, which bounds its f32 copy), so every element of B is packed (read from memory) once
+// per call, unless that leaves fewer than ITEMS_PER_THREAD items per thread: then rows are split
+// too (down to MIN_ITEM_ROWS). Blocks are balanced so that no edge block is a sliver.
 std::vector<Item> make_items(const Engine &e, const std::vector<Problem> &problems, int threads) {
     const int nr = e.u.nr, mr = e.u.mr;
     int64_t col_blocks = 0;
@@ -209,7 +209,7 @@ std::vector<Item> make_items(const Engine &e, const std::vector<Problem> &proble
     for (size_t i = 0; i < problems.size(); i++) {
         const Problem &p = problems[i];
         if (p.m == 0 || p.n == 0) continue;
-        const int64_t row_blocks = std::max(ceil_div(p.m, 2 * e.mc),
+        const int64_t row_blocks = std::max(p.bf16_out ? ceil_div(p.m, 4 * e.mc) : 1,
                                             std::min(row_split, ceil_div(p.m, MIN_ITEM_ROWS)));
         const int64_t rows = round_up(ceil_div(p.m, row_blocks), mr);
         const int64_t cols = round_up(ceil_div(p.n, ceil_div(p.n, NC)), nr);
@@ -327,7 +327,22 @@ void pack_bf16_pairs_lanes_contiguous(int W, const uint16_t *src, int64_t ld, in
             uint16_t *d = dst + q * panel + int64_t(s) * W * 2;
             const int n = std::min(W, lanes - q * W);
             const uint16_t *s0 = r0 + q * W, *s1 = r1 ? r1 + q * W : nullptr;
-            for (int l = 0; l < n; l++) {
+            int l = 0;
+            // 16 (then 8) lanes at a time: interleave within 128-bit halves, then order the halves.
+            for (; s1 && l + 16 <= n; l += 16) {
+                const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s0 + l));
+                const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s1 + l));
+                const __m256i lo = _mm256_unpacklo_epi16(x, y), hi = _mm256_unpackhi_epi16(x, y);
+                _mm256_storeu_si256(reinterpret_cast<__m256i *>(d + 2 * l), _mm256_permute2x128_si256(lo, hi, 0x20));
+                _mm256_storeu_si256(reinterpret_cast<__m256i *>(d + 2 * l + 16), _mm256_permute2x128_si256(lo, hi, 0x31));
+            }
+            for (; s1 && l + 8 <= n; l += 8) {
+                const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s0 + l));
+                const __m128i y = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s1 + l));
+                _mm_storeu_si128(reinterpret_cast<__m128i *>(d + 2 * l), _mm_unpacklo_epi16(x, y));
+                _mm_storeu_si128(reinterpret_cast<__m128i *>(d + 2 * l + 8), _mm_unpackhi_epi16(x, y));
+            }
+            for (; l < n; l++) {
                 d[2 * l] = s0[l];
                 d[2 * l + 1] = s1 ? s1[l] : 0;
             }
@@ -581,8 +596,7 @@ PMOE_API int pmoe_gemm_bf16(int32_t trans_a, int32_t trans_b, int32_t m, int32_t
                             float alpha, const void *a, int32_t lda, const void *b, int32_t ldb,
                             float beta, int32_t c_dtype, void *c, int32_t ldc, void *stream) {
     return guarded("pmoe_gemm_bf16", [&] {
-        PMOE_CHECK(require_dtype("c_dtype", c_dtype));
-        PMOE_CHECK(check_gemm(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc));
+        PMOE_CHECK(check_gemm_bf16(trans_a, trans_b, m, n, k, a, lda, b, ldb, c_dtype, c, ldc));
         return run_problems({make_problem(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
                                           ldc, true, c_dtype == PMOE_DTYPE_BF16)});
     });

@@ -1,5 +1,6 @@
-// f32 GEMMs: pmoe_gemm and the grouped expert GEMMs (nn, nt, tn), all through one tiled
-// shared-memory product. The grouped GEMMs are one launch for all groups: a prologue lays the
+// GEMMs: pmoe_gemm and the grouped expert GEMMs (nn, nt, tn), f32 and bf16 (pmoe_gemm_bf16,
+// the grouped _bf16 forms), all through one tiled shared-memory product on f32 values (bf16
+// operands are widened as they are staged; a bf16 output is rounded once). The grouped GEMMs are one launch for all groups: a prologue lays the
 // groups' output tiles end to end (tile_start, a block scan), and a persistent grid walks that
 // list, finding each tile's group by binary search - no per-expert launches, no padding.
 // Every output element is owned by one thread and accumulated over k in order, so results are
@@ -19,16 +20,21 @@ constexpr int kModeNN = 0, kModeNT = 1, kModeTN = 2;
 constexpr int kCheckFirstOffset = 0, kCheckDecreasing = 1, kCheckNullMatrix = 2, kCheckNullData = 3,
               kCheckMisaligned = 4;
 
-// Element (i, j) of a matrix at p[i * rs + j * cs]: transposes are just strides.
-struct View {
-    const float *p;
+using Bf16 = __nv_bfloat16;
+
+// Element (i, j) of a matrix of T (float or bf16) at p[i * rs + j * cs], as a float:
+// transposes are just strides.
+template <typename T> struct View {
+    const T *p;
     int64_t rs, cs;
-    __device__ __forceinline__ float at(int64_t i, int64_t j) const { return p[i * rs + j * cs]; }
+    __device__ __forceinline__ float at(int64_t i, int64_t j) const { return to_float(p[i * rs + j * cs]); }
 };
 
 // The 64 x 64 tile at (m0, n0) of C = alpha * A[M, K] * B[K, N] + beta * C (beta == 0: C is not
-// read). Loads follow the contiguous dimension of each operand so that they coalesce.
-__device__ void gemm_tile(View a, View b, float *c, int64_t ldc, int M, int N, int K, int m0,
+// read), with A and B of T and C of O. Loads follow the contiguous dimension of each operand so
+// that they coalesce.
+template <typename T, typename O>
+__device__ void gemm_tile(View<T> a, View<T> b, O *c, int64_t ldc, int M, int N, int K, int m0,
                           int n0, float alpha, float beta) {
     __shared__ float As[BK][BM + 4];
     __shared__ float Bs[BK][BN + 4];
@@ -59,14 +65,16 @@ __device__ void gemm_tile(View a, View b, float *c, int64_t ldc, int M, int N, i
         for (int q = 0; q < 4; q++) {
             const int j = n0 + tx * 4 + q;
             if (j >= N) continue;
-            float &out = c[int64_t(i) * ldc + j];
-            out = beta == 0.0f ? alpha * acc[r][q] : alpha * acc[r][q] + beta * out;
+            O &out = c[int64_t(i) * ldc + j];
+            out = from_float<O>(beta == 0.0f ? alpha * acc[r][q]
+                                             : alpha * acc[r][q] + beta * to_float(out));
         }
     }
 }
 
+template <typename T, typename O>
 __global__ void __launch_bounds__(kThreads)
-gemm_kernel(View a, View b, float *c, int64_t ldc, int M, int N, int K, float alpha, float beta) {
+gemm_kernel(View<T> a, View<T> b, O *c, int64_t ldc, int M, int N, int K, float alpha, float beta) {
     gemm_tile(a, b, c, ldc, M, N, K, blockIdx.y * BM, blockIdx.x * BN, alpha, beta);
 }
 
@@ -125,25 +133,29 @@ __device__ __forceinline__ GroupTile find_tile(int tile, int groups, const int32
 }
 
 // Persistent grid over the tile list. nn: c[rows_g] = a[rows_g] * W_g; nt: ... * W_g^T;
-// tn: out[g] = beta * out[g] + a[rows_g]^T * b[rows_g].
+// tn: out[g] = beta * out[g] + a[rows_g]^T * b[rows_g]. a, b and (nn, nt) W_g of T; c and (tn)
+// out[g] of O.
+template <typename T, typename O>
 __global__ void __launch_bounds__(kThreads)
 grouped_gemm_kernel(int mode, int groups, const int32_t *offsets, const int32_t *tile_start,
-                    int k, int n, const float *a, const float *b, const float *const *matrices,
-                    float *c, float beta) {
+                    int k, int n, const T *a, const T *b, const void *const *matrices, O *c,
+                    float beta) {
     const int total = tile_start[groups], tiles_n = tiles(n, BN);
     for (int tile = blockIdx.x; tile < total; tile += gridDim.x) {
         const GroupTile t = find_tile(tile, groups, tile_start, tiles_n);
         const int64_t r0 = offsets[t.g];
         const int rows = offsets[t.g + 1] - offsets[t.g];
-        const float *w = matrices[t.g];
-        if (!w) continue; // reported by group_tiles_kernel
-        if (mode == kModeTN)
-            gemm_tile(View{a + r0 * k, 1, k}, View{b + r0 * n, n, 1}, const_cast<float *>(w), n, k,
-                      n, rows, t.m0, t.n0, 1.0f, beta);
-        else
-            gemm_tile(View{a + r0 * k, k, 1},
-                      mode == kModeNN ? View{w, n, 1} : View{w, 1, k}, c + r0 * n, n, rows, n, k,
-                      t.m0, t.n0, 1.0f, 0.0f);
+        const void *m = matrices[t.g];
+        if (!m) continue; // reported by group_tiles_kernel
+        if (mode == kModeTN) {
+            gemm_tile(View<T>{a + r0 * k, 1, k}, View<T>{b + r0 * n, n, 1},
+                      static_cast<O *>(const_cast<void *>(m)), n, k, n, rows, t.m0, t.n0, 1.0f, beta);
+        } else {
+            const T *w = static_cast<const T *>(m);
+            gemm_tile(View<T>{a + r0 * k, k, 1},
+                      mode == kModeNN ? View<T>{w, n, 1} : View<T>{w, 1, k}, c + r0 * n, n, rows,
+                      n, k, t.m0, t.n0, 1.0f, 0.0f);
+        }
     }
 }
 
@@ -153,8 +165,6 @@ grouped_gemm_kernel(int mode, int groups, const int32_t *offsets, const int32_t 
 // come from ldmatrix, B fragments from ldmatrix.trans on the row-major W. k and n are multiples
 // of 8, so every 16-byte chunk is either inside the matrices or outside (then zero-filled).
 constexpr int kTcThreads = 128, TBK = 32, kPad = 8; // padding staggers ldmatrix's rows over banks
-
-using Bf16 = __nv_bfloat16;
 
 __device__ void load_stage(Bf16 (*As)[TBK + kPad], Bf16 (*Bs)[BN + kPad], const Bf16 *a,
                            const Bf16 *w, int rows, int K, int N, int m0, int n0, int k0) {
@@ -245,10 +255,11 @@ int grouped_errors(const InputChecks &checks, int mode, const int32_t *offsets, 
     return PMOE_OK;
 }
 
-// The grouped GEMMs: matrices are the weights (nn, nt) or the outputs (tn); data is c or b.
-int grouped(int mode, int32_t groups, const int32_t *offsets, int32_t k, int32_t n,
-            const float *a, const float *b, const float *const *matrices, float *c, float beta,
-            void *stream) {
+// The grouped GEMMs on the SIMT tiles: matrices are the weights (nn, nt) or the outputs (tn);
+// data is c or b. Operands of T, c or out[g] of O.
+template <typename T, typename O>
+int grouped(int mode, int32_t groups, const int32_t *offsets, int32_t k, int32_t n, const T *a,
+            const T *b, const void *const *matrices, O *c, float beta, void *stream) {
     PMOE_CHECK(check_grouped_sizes(groups, offsets, k, n));
     const char *matrices_name = mode == kModeTN ? "out" : "weights";
     const char *data_name = mode == kModeTN ? "b" : "c";
@@ -260,14 +271,28 @@ int grouped(int mode, int32_t groups, const int32_t *offsets, int32_t k, int32_t
     PMOE_CHECK(checks.begin(stream));
     const void *data = mode == kModeTN ? static_cast<const void *>(b) : c;
     PMOE_CHECK(launch("grouped_gemm_tiles", group_tiles_kernel, 1, kThreads, 0, stream, mode, false,
-                      groups, offsets, k, n, reinterpret_cast<const void *const *>(matrices),
-                      static_cast<const void *>(a), data, tile_start.as<int32_t>(), checks.device()));
+                      groups, offsets, k, n, matrices, static_cast<const void *>(a), data,
+                      tile_start.as<int32_t>(), checks.device()));
     if (groups > 0)
-        PMOE_CHECK(launch("grouped_gemm", grouped_gemm_kernel, unsigned(2 * multiprocessors()),
+        PMOE_CHECK(launch("grouped_gemm", grouped_gemm_kernel<T, O>, unsigned(2 * multiprocessors()),
                           kThreads, 0, stream, mode, groups, offsets,
                           tile_start.as<const int32_t>(), k, n, a, b, matrices, c, beta));
     PMOE_CHECK(checks.finish(stream));
     return grouped_errors(checks, mode, offsets, data_name);
+}
+
+// C = alpha * op(A) * op(B) + beta * C on the SIMT tiles, operands of T, C of O (checked).
+template <typename T, typename O>
+int dense(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k, float alpha, const T *a,
+          int32_t lda, const T *b, int32_t ldb, float beta, O *c, int32_t ldc, void *stream) {
+    if (int64_t(m) * n == 0) return PMOE_OK;
+    if (ceil_div(m, BM) > 65535)
+        return fail(PMOE_ERR_UNSUPPORTED, "m = %d: the CUDA GEMM supports at most %d rows", m,
+                    65535 * BM);
+    const View<T> va = trans_a ? View<T>{a, 1, lda} : View<T>{a, lda, 1};
+    const View<T> vb = trans_b ? View<T>{b, 1, ldb} : View<T>{b, ldb, 1};
+    return launch("gemm", gemm_kernel<T, O>, dim3(unsigned(ceil_div(n, BN)), unsigned(ceil_div(m, BM))),
+                  kThreads, 0, stream, va, vb, c, int64_t(ldc), m, n, k, alpha, beta);
 }
 
 } // namespace
@@ -284,14 +309,21 @@ PMOE_API int pmoe_gemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, i
                        float beta, float *c, int32_t ldc, void *stream) {
     return guarded("pmoe_gemm", [&] {
         PMOE_CHECK(check_gemm(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc));
-        if (int64_t(m) * n == 0) return PMOE_OK;
-        if (ceil_div(m, BM) > 65535)
-            return fail(PMOE_ERR_UNSUPPORTED, "m = %d: the CUDA GEMM supports at most %d rows", m,
-                        65535 * BM);
-        const View va = trans_a ? View{a, 1, lda} : View{a, lda, 1};
-        const View vb = trans_b ? View{b, 1, ldb} : View{b, ldb, 1};
-        return launch("gemm", gemm_kernel, dim3(unsigned(ceil_div(n, BN)), unsigned(ceil_div(m, BM))),
-                      kThreads, 0, stream, va, vb, c, int64_t(ldc), m, n, k, alpha, beta);
+        return dense(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, stream);
+    });
+}
+
+PMOE_API int pmoe_gemm_bf16(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k,
+                            float alpha, const void *a, int32_t lda, const void *b, int32_t ldb,
+                            float beta, int32_t c_dtype, void *c, int32_t ldc, void *stream) {
+    return guarded("pmoe_gemm_bf16", [&] {
+        PMOE_CHECK(check_gemm_bf16(trans_a, trans_b, m, n, k, a, lda, b, ldb, c_dtype, c, ldc));
+        const Bf16 *a16 = static_cast<const Bf16 *>(a), *b16 = static_cast<const Bf16 *>(b);
+        if (c_dtype == PMOE_DTYPE_BF16)
+            return dense(trans_a, trans_b, m, n, k, alpha, a16, lda, b16, ldb, beta,
+                         static_cast<Bf16 *>(c), ldc, stream);
+        return dense(trans_a, trans_b, m, n, k, alpha, a16, lda, b16, ldb, beta,
+                     static_cast<float *>(c), ldc, stream);
     });
 }
 
@@ -299,7 +331,8 @@ PMOE_API int pmoe_grouped_gemm_nn(int32_t groups, const int32_t *offsets, int32_
                                   const float *a, const float *const *weights, float *c,
                                   void *stream) {
     return guarded("pmoe_grouped_gemm_nn", [&] {
-        return grouped(kModeNN, groups, offsets, k, n, a, nullptr, weights, c, 0.0f, stream);
+        return grouped(kModeNN, groups, offsets, k, n, a, static_cast<const float *>(nullptr),
+                       reinterpret_cast<const void *const *>(weights), c, 0.0f, stream);
     });
 }
 
@@ -307,7 +340,8 @@ PMOE_API int pmoe_grouped_gemm_nt(int32_t groups, const int32_t *offsets, int32_
                                   const float *a, const float *const *weights, float *c,
                                   void *stream) {
     return guarded("pmoe_grouped_gemm_nt", [&] {
-        return grouped(kModeNT, groups, offsets, k, n, a, nullptr, weights, c, 0.0f, stream);
+        return grouped(kModeNT, groups, offsets, k, n, a, static_cast<const float *>(nullptr),
+                       reinterpret_cast<const void *const *>(weights), c, 0.0f, stream);
     });
 }
 
@@ -346,8 +380,35 @@ PMOE_API int pmoe_grouped_gemm_tn(int32_t groups, const int32_t *offsets, int32_
                                   const float *a, const float *b, float beta, float *const *out,
                                   void *stream) {
     return guarded("pmoe_grouped_gemm_tn", [&] {
-        return grouped(kModeTN, groups, offsets, k, n, a, b, const_cast<const float *const *>(out),
-                       nullptr, beta, stream);
+        return grouped(kModeTN, groups, offsets, k, n, a, b,
+                       reinterpret_cast<const void *const *>(out), static_cast<float *>(nullptr),
+                       beta, stream);
+    });
+}
+
+// The bf16 nt and tn forms run the SIMT tiles (correct, not tuned; the tensor-core path is nn).
+PMOE_API int pmoe_grouped_gemm_nt_bf16(int32_t groups, const int32_t *offsets, int32_t k,
+                                       int32_t n, const void *a, const void *const *weights,
+                                       void *c, void *stream) {
+    return guarded("pmoe_grouped_gemm_nt_bf16", [&] {
+        return grouped(kModeNT, groups, offsets, k, n, static_cast<const Bf16 *>(a),
+                       static_cast<const Bf16 *>(nullptr), weights, static_cast<Bf16 *>(c), 0.0f,
+                       stream);
+    });
+}
+
+PMOE_API int pmoe_grouped_gemm_tn_bf16(int32_t groups, const int32_t *offsets, int32_t k,
+                                       int32_t n, const void *a, const void *b, float beta,
+                                       int32_t out_dtype, void *const *out, void *stream) {
+    return guarded("pmoe_grouped_gemm_tn_bf16", [&] {
+        PMOE_CHECK(require_dtype("out_dtype", out_dtype));
+        const Bf16 *a16 = static_cast<const Bf16 *>(a), *b16 = static_cast<const Bf16 *>(b);
+        const void *const *matrices = const_cast<const void *const *>(out);
+        if (out_dtype == PMOE_DTYPE_BF16)
+            return grouped(kModeTN, groups, offsets, k, n, a16, b16, matrices,
+                           static_cast<Bf16 *>(nullptr), beta, stream);
+        return grouped(kModeTN, groups, offsets, k, n, a16, b16, matrices,
+                       static_cast<float *>(nullptr), beta, stream);
     });
 }
 

@@ -180,6 +180,17 @@ PMOE_API int pmoe_get_num_threads(int32_t *n) {
     return PMOE_OK;
 }
 
+// The CUDA library has no CPU kernels to choose an instruction set for (panamoe.h).
+PMOE_API int pmoe_cpu_isa(int32_t *level_in_use, uint32_t *features_found) {
+    clear_error();
+    return fail(PMOE_ERR_UNSUPPORTED, "pmoe_cpu_isa: the CUDA library has no CPU kernels");
+}
+
+PMOE_API int pmoe_set_cpu_isa(int32_t level) {
+    clear_error();
+    return fail(PMOE_ERR_UNSUPPORTED, "pmoe_set_cpu_isa: the CUDA library has no CPU kernels");
+}
+
 // first_index is device memory, like x; the scan always runs (it is the check itself), so it
 // uses a device-side record of its own rather than InputChecks.
 PMOE_API int pmoe_find_nonfinite(int32_t dtype, int64_t n, const void *x, int64_t *first_index,

@@ -206,6 +206,36 @@ class BadInputTest {
                 return iae("gemm with mismatched inner size", "b: expected shape", () -> CPU.gemm(false, false, 1f, a, b, 0f, c));
             },
             env -> {
+                int m = env.tokens();
+                Tensor a = env.scope().allocate("a", DType.BF16, m, 4);
+                Tensor b = env.floats("b", 4, 3);
+                return iae("bf16 gemm with an f32 b", "b: expected dtype bf16",
+                        () -> CPU.gemm(false, env.rng().nextBoolean(), 1f, a, b, 0f, env.floats("c", m, 3)));
+            },
+            env -> {
+                int m = env.tokens();
+                Tensor c = env.scope().allocate("c", DType.BF16, m, 3);
+                return iae("f32 gemm into a bf16 c", "c: expected dtype f32",
+                        () -> CPU.gemm(false, false, 1f, env.floats("a", m, 4), env.floats("b", 4, 3), 0f, c));
+            },
+            env -> {
+                int rows = env.tokens();
+                Tensor a = env.scope().allocate("a", DType.BF16, rows, 4);
+                TensorTable weights = env.scope().table("weights", List.of(env.floats("w", 3, 4)));
+                return iae("bf16 grouped nt with f32 weights", "weights: expected dtype bf16",
+                        () -> CPU.groupedGemmNt(env.ints("offsets", new int[] {0, rows}, 2), a, weights,
+                                env.scope().allocate("c", DType.BF16, rows, 3)));
+            },
+            env -> {
+                int rows = env.tokens();
+                Tensor a = env.scope().allocate("a", DType.BF16, rows, 4);
+                Tensor b = env.scope().allocate("b", DType.BF16, rows, 3);
+                int wrong = 4 + 1 + env.rng().nextInt(3);
+                TensorTable out = env.scope().table("out", List.of(env.floats("g", wrong, 3)));
+                return iae("bf16 grouped tn into gradients of the wrong shape", "out: expected entries of shape [4, 3]",
+                        () -> CPU.groupedGemmTn(env.ints("offsets", new int[] {0, rows}, 2), a, b, 1f, out));
+            },
+            env -> {
                 int t = env.tokens();
                 Tensor ids = env.topkIds(t, 2, EXPERTS);
                 int bad = env.outside(EXPERTS);

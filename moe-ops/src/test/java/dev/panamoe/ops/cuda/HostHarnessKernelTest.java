@@ -54,7 +54,8 @@ class HostHarnessKernelTest {
 
     /** Entry points of the library itself, not kernels (checked in libraryFunctions). */
     private static final Set<String> LIBRARY_FUNCTIONS = Set.of("pmoe_last_error", "pmoe_version",
-            "pmoe_backend_name", "pmoe_noop", "pmoe_set_num_threads", "pmoe_get_num_threads");
+            "pmoe_backend_name", "pmoe_noop", "pmoe_set_num_threads", "pmoe_get_num_threads", "pmoe_cpu_isa",
+            "pmoe_set_cpu_isa");
 
     @AfterAll
     static void report() {
@@ -529,8 +530,7 @@ class HostHarnessKernelTest {
         for (int[] sizes : groupRows) {
             for (int[] d : kn) {
                 int k = d[0], n = d[1], groups = sizes.length;
-                int[] offsets = new int[groups + 1];
-                for (int g = 0; g < groups; g++) offsets[g + 1] = offsets[g] + sizes[g];
+                int[] offsets = offsets(sizes);
                 int rows = offsets[groups];
                 String what = String.format("grouped rows=%s k=%d n=%d", java.util.Arrays.toString(sizes), k, n);
                 try (Arena arena = Arena.ofConfined()) {
@@ -584,8 +584,7 @@ class HostHarnessKernelTest {
         for (int[] sizes : groupRows) {
             for (int[] d : kn) {
                 int k = d[0], n = d[1], groups = sizes.length;
-                int[] offsets = new int[groups + 1];
-                for (int g = 0; g < groups; g++) offsets[g + 1] = offsets[g] + sizes[g];
+                int[] offsets = offsets(sizes);
                 int rows = offsets[groups];
                 String what = String.format("grouped bf16 rows=%s k=%d n=%d", java.util.Arrays.toString(sizes), k, n);
                 try (Arena arena = Arena.ofConfined()) {
@@ -608,6 +607,99 @@ class HostHarnessKernelTest {
             assertEquals(panamoe_h.PMOE_ERR_UNSUPPORTED(), status);
             assertTrue(Harness.lastError(HOST).contains("k = 12"), Harness.lastError(HOST));
         }
+    }
+
+    /**
+     * The bf16 GEMMs on the SIMT tiles (dense, grouped nt and tn, f32 and bf16 outputs) against the
+     * CPU library (tested against double references in GemmIsaLevelTest): the f32 accumulation-order
+     * difference, plus one bf16 rounding of each side for a bf16 output.
+     */
+    @Test
+    void bf16GemmsDenseNtAndTn() {
+        Random rnd = new Random(15);
+        for (int[] s : new int[][] {{1, 1, 1}, {37, 29, 53}, {65, 130, 70}, {0, 5, 3}, {5, 6, 0}}) {
+            int m = s[0], n = s[1], k = s[2];
+            for (int t = 0; t < 4; t++) {
+                int ta = t & 1, tb = t >> 1;
+                for (int cDtype : new int[] {F32, BF16}) {
+                    int lda = (ta == 1 ? m : k) + 1, ldb = (tb == 1 ? k : n) + 2, ldc = n + 1;
+                    float[] c0 = gaussian(rnd, Math.max(1, m * ldc), 1);
+                    String what = String.format("gemm_bf16 m=%d n=%d k=%d ta=%d tb=%d c_dtype=%d", m, n, k, ta, tb, cDtype);
+                    try (Arena arena = Arena.ofConfined()) {
+                        MemorySegment sa = tensor(arena, BF16, gaussian(rnd, Math.max(1, (ta == 1 ? k : m) * lda), 1));
+                        MemorySegment sb = tensor(arena, BF16, gaussian(rnd, Math.max(1, (tb == 1 ? n : k) * ldb), 1));
+                        Pair p = both(arena, "pmoe_gemm_bf16", List.of(Out.of(cDtype, c0.length)), (lib, o) -> {
+                            MemorySegment.copy(tensor(arena, cDtype, c0), 0, o[0], 0, o[0].byteSize());
+                            return lib.pmoe_gemm_bf16(ta, tb, m, n, k, 0.7f, sa, lda, sb, ldb, 0.5f, cDtype, o[0], ldc,
+                                    NO_STREAM);
+                        });
+                        float[] expected = Harness.read(p.cpu()[0], cDtype), actual = Harness.read(p.host()[0], cDtype);
+                        double accumulation = 2 * (k + 2) * F32_EPS * 4 * Math.max(1, k);
+                        double rounding = cDtype == BF16 ? 2 * BF16_EPS : 0;
+                        assertClose(what, expected, actual, i -> rounding * Math.abs(expected[i]) + accumulation);
+                    }
+                }
+            }
+        }
+        int[][] groupRows = {{}, {0}, {0, 5, 70, 0, 1, 33}};
+        for (int[] sizes : groupRows) {
+            for (int[] d : new int[][] {{20, 37}, {64, 8}, {0, 5}, {7, 0}}) {
+                int k = d[0], n = d[1], groups = sizes.length;
+                int[] offsets = offsets(sizes);
+                int rows = offsets[groups];
+                String what = String.format("grouped bf16 rows=%s k=%d n=%d", java.util.Arrays.toString(sizes), k, n);
+                try (Arena arena = Arena.ofConfined()) {
+                    MemorySegment off = ints(arena, offsets);
+                    MemorySegment a = tensor(arena, BF16, gaussian(rnd, rows * k, 1));
+                    MemorySegment b = tensor(arena, BF16, gaussian(rnd, rows * n, 1));
+                    MemorySegment[] w = new MemorySegment[groups];
+                    for (int g = 0; g < groups; g++) w[g] = tensor(arena, BF16, gaussian(rnd, k * n, 1));
+                    MemorySegment weights = pointers(arena, w);
+                    // nt: a [rows, k] * W^T with W [n, k] stored as the k * n values above
+                    Pair nt = both(arena, "pmoe_grouped_gemm_nt_bf16", List.of(Out.of(BF16, (long) rows * n)),
+                            (lib, o) -> lib.pmoe_grouped_gemm_nt_bf16(groups, off, k, n, a, weights, o[0], NO_STREAM));
+                    float[] expected = Harness.read(nt.cpu()[0], BF16), actual = Harness.read(nt.host()[0], BF16);
+                    double accumulation = 2 * (k + 2) * F32_EPS * 4 * Math.max(1, k);
+                    assertClose(what + " nt", expected, actual, i -> 2 * BF16_EPS * Math.abs(expected[i]) + accumulation);
+                    for (int outDtype : new int[] {F32, BF16}) {
+                        float[][] init = new float[groups][];
+                        for (int g = 0; g < groups; g++) init[g] = gaussian(rnd, k * n, 1);
+                        MemorySegment[][] outs = new MemorySegment[2][groups];
+                        both(arena, "pmoe_grouped_gemm_tn_bf16", List.of(), (lib, o) -> {
+                            MemorySegment[] dst = outs[lib == CPU ? 0 : 1];
+                            for (int g = 0; g < groups; g++) dst[g] = tensor(arena, outDtype, init[g]);
+                            return lib.pmoe_grouped_gemm_tn_bf16(groups, off, k, n, a, b, 1f, outDtype, pointers(arena, dst),
+                                    NO_STREAM);
+                        });
+                        for (int g = 0; g < groups; g++) {
+                            float[] e = Harness.read(outs[0][g], outDtype), h = Harness.read(outs[1][g], outDtype);
+                            double acc = 2 * (sizes[g] + 2) * F32_EPS * 4 * Math.max(1, sizes[g]) + 1e-6;
+                            double rounding = outDtype == BF16 ? 2 * BF16_EPS : 0;
+                            assertClose(what + " tn out_dtype=" + outDtype + " group " + g, e, h,
+                                    i -> rounding * Math.abs(e[i]) + acc);
+                        }
+                    }
+                }
+            }
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment x = tensor(arena, BF16, new float[16]);
+            bothReject(arena, "pmoe_gemm_bf16", List.of(),
+                    (lib, o) -> lib.pmoe_gemm_bf16(0, 0, 2, 2, 2, 1f, x, 2, x, 2, 0f, 9, x, 2, NO_STREAM));
+            bothReject(arena, "pmoe_grouped_gemm_tn_bf16", List.of(),
+                    (lib, o) -> lib.pmoe_grouped_gemm_tn_bf16(1, ints(arena, 0, 2), 2, 2, x, x, 0f, 3,
+                            pointers(arena, x), NO_STREAM));
+            bothReject(arena, "pmoe_grouped_gemm_nt_bf16", List.of(),
+                    (lib, o) -> lib.pmoe_grouped_gemm_nt_bf16(1, ints(arena, 1, 2), 2, 2, x, pointers(arena, x), x,
+                            NO_STREAM));
+        }
+    }
+
+    /** Group offsets [G + 1] of the group sizes. */
+    private static int[] offsets(int[] sizes) {
+        int[] offsets = new int[sizes.length + 1];
+        for (int g = 0; g < sizes.length; g++) offsets[g + 1] = offsets[g] + sizes[g];
+        return offsets;
     }
 
     private static float[] nanArray(int n) {
@@ -1006,6 +1098,10 @@ class HostHarnessKernelTest {
                     "the cpu and cuda libraries implement the same ABI version");
             assertEquals("", Harness.lastError(HOST), "a successful call clears the error message");
             assertEquals(panamoe_h.PMOE_OK(), HOST.pmoe_noop());
+            // no CPU kernels, so no instruction-set level to report or choose
+            assertEquals(panamoe_h.PMOE_ERR_UNSUPPORTED(), HOST.pmoe_cpu_isa(n, n));
+            assertTrue(Harness.lastError(HOST).contains("no CPU kernels"), Harness.lastError(HOST));
+            assertEquals(panamoe_h.PMOE_ERR_UNSUPPORTED(), HOST.pmoe_set_cpu_isa(panamoe_h.PMOE_ISA_AVX2()));
         }
     }
 }

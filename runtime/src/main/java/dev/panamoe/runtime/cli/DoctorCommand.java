@@ -1,7 +1,9 @@
 package dev.panamoe.runtime.cli;
 
+import dev.panamoe.bindings.CpuIsa;
 import dev.panamoe.bindings.CudaException;
 import dev.panamoe.bindings.CudaRuntime;
+import dev.panamoe.bindings.NativeCallException;
 import dev.panamoe.bindings.NativeLibraries;
 import dev.panamoe.bindings.NativeLibraryUnavailableException;
 import dev.panamoe.bindings.NativeStatus;
@@ -36,6 +38,7 @@ public final class DoctorCommand implements Callable<Integer> {
             out.printf("  %-20s %s%n", a.name(), a.available() ? a.pathOrReason() : unavailable(a.name(), a.pathOrReason()));
         }
         out.println("CPU backend: " + cpuBackend());
+        out.println("CPU ISA:     " + cpuIsa());
         out.println("CUDA:        " + cuda());
         out.println("NCCL:        " + nccl);
         out.println("MPI:         " + mpi());
@@ -51,7 +54,18 @@ public final class DoctorCommand implements Callable<Integer> {
             return String.format("%s %d.%d.%d, %d threads", lib.pmoe_backend_name().getString(0),
                     v.getAtIndex(ValueLayout.JAVA_INT, 0), v.getAtIndex(ValueLayout.JAVA_INT, 1),
                     v.getAtIndex(ValueLayout.JAVA_INT, 2), v.getAtIndex(ValueLayout.JAVA_INT, 3));
-        } catch (NativeLibraryUnavailableException e) {
+        } catch (NativeLibraryUnavailableException | NativeCallException | IllegalArgumentException e) { // also a refused CPU ISA level
+            return "unavailable: " + e.getMessage();
+        }
+    }
+
+    /** The CPU's features and the kernels' level in use (PMOE_CPU_ISA / -Dpanamoe.cpu.isa may lower it). */
+    private static String cpuIsa() {
+        try {
+            CpuIsa isa = CpuIsa.query(panamoe_h.cpu());
+            return "features " + isa.featureNames() + "; kernels use " + isa.levelName()
+                    + (isa.level() < isa.bestLevel() ? " (lowered from " + CpuIsa.levelName(isa.bestLevel()) + ")" : "");
+        } catch (NativeLibraryUnavailableException | NativeCallException | IllegalArgumentException e) {
             return "unavailable: " + e.getMessage();
         }
     }

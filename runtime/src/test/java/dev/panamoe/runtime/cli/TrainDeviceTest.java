@@ -4,8 +4,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.panamoe.bindings.CpuIsa;
 import dev.panamoe.bindings.CudaRuntime;
 import dev.panamoe.bindings.NativeLibraryUnavailableException;
+import dev.panamoe.bindings.panamoe_h;
 import dev.panamoe.runtime.comm.NcclCommunicator;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Tag;
@@ -50,6 +52,16 @@ class TrainDeviceTest {
         } else {
             assertTrue(cuda.endsWith(DEVICES.reason()), cuda); // cudart's reason, or the loader's
         }
+    }
+
+    /** doctor names the CPU's features and the level the CPU kernels use, as the library reports them. */
+    @Test
+    void doctorNamesTheCpuFeaturesAndTheKernelLevel() {
+        TrainCommandTest.Result r = TrainCommandTest.run("doctor");
+        assertEquals(0, r.code(), r.err());
+        CpuIsa isa = CpuIsa.query(panamoe_h.cpu());
+        String line = r.lines().stream().filter(l -> l.startsWith("CPU ISA:")).findFirst().orElseThrow();
+        assertTrue(line.contains("features " + isa.featureNames() + "; kernels use " + isa.levelName()), line);
     }
 
     /** doctor finds NCCL as the NCCL communicator does and says why not without repeating "libnccl.so.2 unavailable". */
