@@ -1022,6 +1022,12 @@ class HostHarnessKernelTest {
             bothReject(arena, "pmoe_accumulate", normOut, (lib, o) -> lib.pmoe_accumulate(F32, -2, x, o[0], NO_STREAM));
             m = bothReject(arena, "pmoe_scale", normOut, (lib, o) -> lib.pmoe_scale(F32, 12, Float.NaN, o[0], NO_STREAM));
             assertTrue(m.contains("alpha = nan"), m);
+            m = bothReject(arena, "pmoe_layernorm_forward", normOut,
+                    (lib, o) -> lib.pmoe_layernorm_forward(2, 3, 4, 1e-5f, x, w, w, o[0], o[1], o[2], NO_STREAM));
+            assertTrue(m.contains("dtype must be PMOE_DTYPE_F32 (0) or PMOE_DTYPE_BF16 (1), got 2"), m);
+            bothReject(arena, "pmoe_convert", normOut, (lib, o) -> lib.pmoe_convert(12, F32, x, -1, o[0], NO_STREAM));
+            bothReject(arena, "pmoe_find_nonfinite", normOut,
+                    (lib, o) -> lib.pmoe_find_nonfinite(5, 12, x, o[0], NO_STREAM));
 
             MemorySegment qkv = floats(arena, new float[2 * 3 * 12]);
             List<Out> attOut = List.of(Out.floats(2 * 3 * 3 * 3), Out.floats(2 * 3 * 12));

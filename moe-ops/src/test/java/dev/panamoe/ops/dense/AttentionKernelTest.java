@@ -108,18 +108,25 @@ class AttentionKernelTest {
             double[] g = toDouble(dout);
             double[] expected = numericGradient(toDouble(qkv), x -> dot(g, reference(batch, seq, channels, heads, x, null)));
             try (Arena arena = Arena.ofConfined()) {
-                MemorySegment qkvSeg = tensor(arena, dtype, qkv), att = nans(arena, batch * heads * seq * seq);
-                MemorySegment out = nanTensor(arena, dtype, batch * seq * channels);
-                MemorySegment dqkv = nanTensor(arena, dtype, qkv.length);
-                assertOk(LIB.pmoe_attention_forward(dtype, batch, seq, channels, heads, qkvSeg, att, out, NULL), "forward");
-                assertOk(LIB.pmoe_attention_backward(dtype, batch, seq, channels, heads, qkvSeg, att,
-                        tensor(arena, dtype, dout), dqkv, NULL), "pmoe_attention_backward");
+                MemorySegment dqkv = forwardBackward(arena, dtype, batch, seq, channels, heads, qkv, dout)[2];
                 // Gradients are O(1) sums of at most T f32 products through the softmax (plus one
                 // bf16 rounding of each dqkv element).
                 assertClose("attention dqkv " + name(dtype) + " " + Arrays.toString(s), expected, readTensor(dqkv, dtype),
                         1e-4 + rounding(dtype), 1e-5);
             }
         }
+    }
+
+    /** Forward then backward on dtype storage (outputs NaN before): {att, out, dqkv}. */
+    static MemorySegment[] forwardBackward(Arena arena, int dtype, int batch, int seq, int channels, int heads,
+            float[] qkv, float[] dout) {
+        MemorySegment qkvSeg = tensor(arena, dtype, qkv), att = nans(arena, batch * heads * seq * seq);
+        MemorySegment out = nanTensor(arena, dtype, batch * seq * channels);
+        MemorySegment dqkv = nanTensor(arena, dtype, qkv.length);
+        assertOk(LIB.pmoe_attention_forward(dtype, batch, seq, channels, heads, qkvSeg, att, out, NULL), "forward");
+        assertOk(LIB.pmoe_attention_backward(dtype, batch, seq, channels, heads, qkvSeg, att, tensor(arena, dtype, dout),
+                dqkv, NULL), "pmoe_attention_backward");
+        return new MemorySegment[] {att, out, dqkv};
     }
 
     @Test
@@ -134,15 +141,8 @@ class AttentionKernelTest {
         int batch = 3, seq = 40, channels = 32, heads = 4;
         float[] qkv = uniform(rnd, batch * seq * 3 * channels, -2, 2), dout = uniform(rnd, batch * seq * channels, -1, 1);
         for (int dtype : DTYPES) {
-            assertDeterministic("attention " + name(dtype), arena -> {
-                MemorySegment qkvSeg = tensor(arena, dtype, qkv), att = nans(arena, batch * heads * seq * seq);
-                MemorySegment out = nanTensor(arena, dtype, batch * seq * channels);
-                MemorySegment dqkv = nanTensor(arena, dtype, qkv.length);
-                assertOk(LIB.pmoe_attention_forward(dtype, batch, seq, channels, heads, qkvSeg, att, out, NULL), "forward");
-                assertOk(LIB.pmoe_attention_backward(dtype, batch, seq, channels, heads, qkvSeg, att,
-                        tensor(arena, dtype, dout), dqkv, NULL), "backward");
-                return bytes(att, out, dqkv);
-            });
+            assertDeterministic("attention " + name(dtype),
+                    arena -> bytes(forwardBackward(arena, dtype, batch, seq, channels, heads, qkv, dout)));
         }
     }
 
