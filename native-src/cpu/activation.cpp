@@ -1,4 +1,5 @@
-// Activations (f32): GeLU (tanh approximation), SiLU and SwiGLU, forward and backward.
+// Activations: GeLU (tanh approximation), SiLU and SwiGLU, forward and backward, with f32 or
+// bf16 storage and f32 math.
 // All go through sigmoid_approx (common.hpp), which vectorises, so the loops over a row run
 // 8 lanes wide. Parallel over rows; every element is computed the same way whatever thread
 // runs it.
@@ -27,34 +28,37 @@ inline float silu_grad(float x) {
 }
 
 // in row: [cols] or, for SwiGLU, [gate(cols) | up(cols)]; out row: [cols].
-void forward_row(int32_t act, int32_t cols, const float *in, float *out) {
+template <typename T> void forward_row(int32_t act, int32_t cols, const T *in, T *out) {
     switch (act) {
     case PMOE_ACT_GELU:
-        for (int32_t c = 0; c < cols; c++) out[c] = gelu(in[c]);
+        for (int32_t c = 0; c < cols; c++) out[c] = store<T>(gelu(load(in[c])));
         break;
     case PMOE_ACT_SILU:
-        for (int32_t c = 0; c < cols; c++) out[c] = silu(in[c]);
+        for (int32_t c = 0; c < cols; c++) out[c] = store<T>(silu(load(in[c])));
         break;
     default: // PMOE_ACT_SWIGLU
-        for (int32_t c = 0; c < cols; c++) out[c] = silu(in[c]) * in[cols + c];
+        for (int32_t c = 0; c < cols; c++)
+            out[c] = store<T>(silu(load(in[c])) * load(in[cols + c]));
         break;
     }
 }
 
-void backward_row(int32_t act, int32_t cols, const float *in, const float *grad_out,
-                  float *grad_in) {
+template <typename T>
+void backward_row(int32_t act, int32_t cols, const T *in, const T *grad_out, T *grad_in) {
     switch (act) {
     case PMOE_ACT_GELU:
-        for (int32_t c = 0; c < cols; c++) grad_in[c] = grad_out[c] * gelu_grad(in[c]);
+        for (int32_t c = 0; c < cols; c++)
+            grad_in[c] = store<T>(load(grad_out[c]) * gelu_grad(load(in[c])));
         break;
     case PMOE_ACT_SILU:
-        for (int32_t c = 0; c < cols; c++) grad_in[c] = grad_out[c] * silu_grad(in[c]);
+        for (int32_t c = 0; c < cols; c++)
+            grad_in[c] = store<T>(load(grad_out[c]) * silu_grad(load(in[c])));
         break;
     default: // PMOE_ACT_SWIGLU: out = silu(gate) * up
         for (int32_t c = 0; c < cols; c++) {
-            const float gate = in[c], up = in[cols + c];
-            grad_in[c] = grad_out[c] * up * silu_grad(gate);
-            grad_in[cols + c] = grad_out[c] * silu(gate);
+            const float gate = load(in[c]), up = load(in[cols + c]), g = load(grad_out[c]);
+            grad_in[c] = store<T>(g * up * silu_grad(gate));
+            grad_in[cols + c] = store<T>(g * silu(gate));
         }
         break;
     }
@@ -67,30 +71,40 @@ using namespace pmoe;
 
 extern "C" {
 
-PMOE_API int pmoe_activation_forward(int32_t act, int32_t rows, int32_t cols, const float *in,
-                                     float *out, void *stream) {
+PMOE_API int pmoe_activation_forward(int32_t dtype, int32_t act, int32_t rows, int32_t cols,
+                                     const void *in, void *out, void *stream) {
     return guarded("pmoe_activation_forward", [&] {
-        PMOE_CHECK(check_activation_forward(act, rows, cols, in, out));
+        PMOE_CHECK(check_activation_forward(dtype, act, rows, cols, in, out));
         if (rows == 0) return PMOE_OK;
         const int64_t in_cols = act == PMOE_ACT_SWIGLU ? 2 * int64_t(cols) : cols;
+        return with_dtype(dtype, [&](auto t) {
+            using T = decltype(t);
+            const T *src = static_cast<const T *>(in);
+            T *dst = static_cast<T *>(out);
 #pragma omp parallel for num_threads(threads_for(rows * in_cols)) schedule(static)
-        for (int32_t r = 0; r < rows; r++)
-            forward_row(act, cols, in + r * in_cols, out + int64_t(r) * cols);
-        return PMOE_OK;
+            for (int32_t r = 0; r < rows; r++)
+                forward_row(act, cols, src + r * in_cols, dst + int64_t(r) * cols);
+            return PMOE_OK;
+        });
     });
 }
 
-PMOE_API int pmoe_activation_backward(int32_t act, int32_t rows, int32_t cols, const float *in,
-                                      const float *grad_out, float *grad_in, void *stream) {
+PMOE_API int pmoe_activation_backward(int32_t dtype, int32_t act, int32_t rows, int32_t cols,
+                                      const void *in, const void *grad_out, void *grad_in,
+                                      void *stream) {
     return guarded("pmoe_activation_backward", [&] {
-        PMOE_CHECK(check_activation_backward(act, rows, cols, in, grad_out, grad_in));
+        PMOE_CHECK(check_activation_backward(dtype, act, rows, cols, in, grad_out, grad_in));
         if (rows == 0) return PMOE_OK;
         const int64_t in_cols = act == PMOE_ACT_SWIGLU ? 2 * int64_t(cols) : cols;
+        return with_dtype(dtype, [&](auto t) {
+            using T = decltype(t);
+            const T *x = static_cast<const T *>(in), *g = static_cast<const T *>(grad_out);
+            T *gx = static_cast<T *>(grad_in);
 #pragma omp parallel for num_threads(threads_for(rows * in_cols)) schedule(static)
-        for (int32_t r = 0; r < rows; r++)
-            backward_row(act, cols, in + r * in_cols, grad_out + int64_t(r) * cols,
-                         grad_in + r * in_cols);
-        return PMOE_OK;
+            for (int32_t r = 0; r < rows; r++)
+                backward_row(act, cols, x + r * in_cols, g + int64_t(r) * cols, gx + r * in_cols);
+            return PMOE_OK;
+        });
     });
 }
 

@@ -1,6 +1,8 @@
 // Causal multi-head self-attention on a fused qkv buffer, the straightforward way: the
-// probabilities [B, H, T, T] are materialised and kept for the backward. One thread computes a
-// whole (batch, head) pair, whose rows and columns of out/dqkv no other pair touches, so the
+// probabilities [B, H, T, T] are materialised (in f32) and kept for the backward. qkv, out and
+// their gradients are f32 or bf16; scores, softmax and every sum run in f32 (the softmax's sum
+// in double), in per-thread f32 rows that are rounded once into the output. One thread computes
+// a whole (batch, head) pair, whose rows and columns of out/dqkv no other pair touches, so the
 // result does not depend on the thread count.
 #include <omp.h>
 
@@ -13,26 +15,29 @@ namespace pmoe {
 namespace {
 
 // Where one (batch, head) pair lives: row t of q is q + t * stride (k, v likewise), D wide.
-struct Head {
-    int64_t T, D, stride;
-    const float *q, *k, *v;
+template <typename T> struct Head {
+    int64_t seq, D, stride;
+    const T *q, *k, *v;
 };
 
-Head head_of(const float *qkv, int64_t b, int64_t h, int64_t T, int64_t C, int64_t H) {
-    const float *base = qkv + b * T * 3 * C + h * (C / H);
-    return {T, C / H, 3 * C, base, base + C, base + 2 * C};
+template <typename T>
+Head<T> head_of(const T *qkv, int64_t b, int64_t h, int64_t seq, int64_t C, int64_t H) {
+    const T *base = qkv + b * seq * 3 * C + h * (C / H);
+    return {seq, C / H, 3 * C, base, base + C, base + 2 * C};
 }
 
-float dot(int64_t n, const float *a, const float *b) {
-    return lane_sum<float>(n, [&](int64_t i) { return a[i] * b[i]; });
+template <typename T> float dot(int64_t n, const T *a, const T *b) {
+    return lane_sum<float>(n, [&](int64_t i) { return load(a[i]) * load(b[i]); });
 }
 
-// att[t, s] = softmax_{s <= t}(q_t . k_s * scale), 0 above the diagonal; out_t = sum_s att * v_s.
-void attend(const Head &hd, float *att, float *out, int64_t out_stride) {
+// att[t, s] = softmax_{s <= t}(q_t . k_s * scale), 0 above the diagonal; out_t = sum_s att * v_s,
+// summed in `o` (D floats of scratch).
+template <typename T>
+void attend(const Head<T> &hd, float *att, T *out, int64_t out_stride, float *o) {
     const float scale = 1.0f / std::sqrt(float(hd.D));
-    for (int64_t t = 0; t < hd.T; t++) {
-        float *a = att + t * hd.T;
-        const float *q = hd.q + t * hd.stride;
+    for (int64_t t = 0; t < hd.seq; t++) {
+        float *a = att + t * hd.seq;
+        const T *q = hd.q + t * hd.stride;
         float max = -INFINITY;
         for (int64_t s = 0; s <= t; s++) {
             a[s] = dot(hd.D, q, hd.k + s * hd.stride) * scale;
@@ -45,44 +50,52 @@ void attend(const Head &hd, float *att, float *out, int64_t out_stride) {
         }
         const float inv = float(1.0 / sum);
         for (int64_t s = 0; s <= t; s++) a[s] *= inv;
-        for (int64_t s = t + 1; s < hd.T; s++) a[s] = 0.0f;
-        float *o = out + t * out_stride;
+        for (int64_t s = t + 1; s < hd.seq; s++) a[s] = 0.0f;
         for (int64_t d = 0; d < hd.D; d++) o[d] = 0.0f;
         for (int64_t s = 0; s <= t; s++) {
-            const float *v = hd.v + s * hd.stride;
-            for (int64_t d = 0; d < hd.D; d++) o[d] += a[s] * v[d];
+            const T *v = hd.v + s * hd.stride;
+            for (int64_t d = 0; d < hd.D; d++) o[d] += a[s] * load(v[d]);
         }
+        T *ot = out + t * out_stride;
+        for (int64_t d = 0; d < hd.D; d++) ot[d] = store<T>(o[d]);
     }
 }
 
 // For query t, with datt_s = dout_t . v_s: dv_s += att_ts * dout_t; the softmax gives
 // dpre_s = att_ts * (datt_s - sum_s' att_ts' * datt_s'); then dq_t += dpre_s * scale * k_s and
-// dk_s += dpre_s * scale * q_t. `datt` is T floats of scratch; dq/dk/dv share qkv's layout.
-void attend_backward(const Head &hd, const float *att, const float *dout, int64_t dout_stride,
-                     float *dq, float *datt) {
+// dk_s += dpre_s * scale * q_t. `scratch` holds T floats (datt) then the pair's dq/dk/dv rows
+// in f32 (T rows of 3 * D, laid out like qkv's), which are rounded into dqkv at the end.
+template <typename T>
+void attend_backward(const Head<T> &hd, const float *att, const T *dout, int64_t dout_stride,
+                     T *dqkv, float *scratch) {
     const float scale = 1.0f / std::sqrt(float(hd.D));
-    float *dk = dq + (hd.k - hd.q), *dv = dq + (hd.v - hd.q);
-    for (int64_t t = 0; t < hd.T; t++)
-        for (float *g : {dq, dk, dv})
-            for (int64_t d = 0; d < hd.D; d++) g[t * hd.stride + d] = 0.0f;
-    for (int64_t t = 0; t < hd.T; t++) {
-        const float *a = att + t * hd.T, *g = dout + t * dout_stride, *q = hd.q + t * hd.stride;
+    const int64_t D = hd.D, row = 3 * D;
+    float *datt = scratch, *dq = scratch + hd.seq, *dk = dq + D, *dv = dq + 2 * D;
+    for (int64_t i = 0; i < hd.seq * row; i++) dq[i] = 0.0f;
+    for (int64_t t = 0; t < hd.seq; t++) {
+        const float *a = att + t * hd.seq;
+        const T *g = dout + t * dout_stride, *q = hd.q + t * hd.stride;
         for (int64_t s = 0; s <= t; s++) {
-            datt[s] = dot(hd.D, g, hd.v + s * hd.stride);
-            float *dvs = dv + s * hd.stride;
-            for (int64_t d = 0; d < hd.D; d++) dvs[d] += a[s] * g[d];
+            datt[s] = dot(D, g, hd.v + s * hd.stride);
+            float *dvs = dv + s * row;
+            for (int64_t d = 0; d < D; d++) dvs[d] += a[s] * load(g[d]);
         }
         const float mean =
             float(lane_sum<double>(t + 1, [&](int64_t s) { return a[s] * datt[s]; }));
-        float *dqt = dq + t * hd.stride;
+        float *dqt = dq + t * row;
         for (int64_t s = 0; s <= t; s++) {
             const float dpre = a[s] * (datt[s] - mean) * scale;
-            const float *ks = hd.k + s * hd.stride;
-            float *dks = dk + s * hd.stride;
-            for (int64_t d = 0; d < hd.D; d++) dqt[d] += dpre * ks[d];
-            for (int64_t d = 0; d < hd.D; d++) dks[d] += dpre * q[d];
+            const T *ks = hd.k + s * hd.stride;
+            float *dks = dk + s * row;
+            for (int64_t d = 0; d < D; d++) dqt[d] += dpre * load(ks[d]);
+            for (int64_t d = 0; d < D; d++) dks[d] += dpre * load(q[d]);
         }
     }
+    const int64_t C = hd.stride / 3;
+    for (int64_t t = 0; t < hd.seq; t++)
+        for (int64_t part = 0; part < 3; part++)
+            for (int64_t d = 0; d < D; d++)
+                dqkv[t * hd.stride + part * C + d] = store<T>(dq[t * row + part * D + d]);
 }
 
 } // namespace
@@ -92,39 +105,54 @@ using namespace pmoe;
 
 extern "C" {
 
-PMOE_API int pmoe_attention_forward(int32_t batch, int32_t seq, int32_t channels, int32_t heads,
-                                    const float *qkv, float *att, float *out, void *stream) {
+PMOE_API int pmoe_attention_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channels,
+                                    int32_t heads, const void *qkv, float *att, void *out,
+                                    void *stream) {
     return guarded("pmoe_attention_forward", [&] {
-        PMOE_CHECK(check_attention_forward(batch, seq, channels, heads, qkv, att, out));
+        PMOE_CHECK(check_attention_forward(dtype, batch, seq, channels, heads, qkv, att, out));
         if (batch == 0) return PMOE_OK;
-        const int64_t B = batch, T = seq, C = channels, H = heads;
-#pragma omp parallel for collapse(2) num_threads(threads_for(B * T * T * C)) schedule(static)
-        for (int64_t b = 0; b < B; b++)
-            for (int64_t h = 0; h < H; h++)
-                attend(head_of(qkv, b, h, T, C, H), att + (b * H + h) * T * T,
-                       out + b * T * C + h * (C / H), C);
-        return PMOE_OK;
+        const int64_t B = batch, T = seq, C = channels, H = heads, D = C / H;
+        const int threads = threads_for(B * T * T * C);
+        // Scratch row per thread, allocated here: nothing may throw inside the parallel region.
+        std::vector<float> scratch(size_t(threads) * D);
+        return with_dtype(dtype, [&](auto tag) {
+            using E = decltype(tag);
+            const E *x = static_cast<const E *>(qkv);
+            E *y = static_cast<E *>(out);
+#pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
+            for (int64_t b = 0; b < B; b++)
+                for (int64_t h = 0; h < H; h++)
+                    attend(head_of(x, b, h, T, C, H), att + (b * H + h) * T * T,
+                           y + b * T * C + h * D, C, scratch.data() + omp_get_thread_num() * D);
+            return PMOE_OK;
+        });
     });
 }
 
-PMOE_API int pmoe_attention_backward(int32_t batch, int32_t seq, int32_t channels,
-                                     int32_t heads, const float *qkv, const float *att,
-                                     const float *dout, float *dqkv, void *stream) {
+PMOE_API int pmoe_attention_backward(int32_t dtype, int32_t batch, int32_t seq,
+                                     int32_t channels, int32_t heads, const void *qkv,
+                                     const float *att, const void *dout, void *dqkv,
+                                     void *stream) {
     return guarded("pmoe_attention_backward", [&] {
-        PMOE_CHECK(check_attention_backward(batch, seq, channels, heads, qkv, att, dout, dqkv));
+        PMOE_CHECK(
+            check_attention_backward(dtype, batch, seq, channels, heads, qkv, att, dout, dqkv));
         if (batch == 0) return PMOE_OK;
-        const int64_t B = batch, T = seq, C = channels, H = heads;
+        const int64_t B = batch, T = seq, C = channels, H = heads, D = C / H;
         const int threads = threads_for(B * T * T * C);
-        // Scratch row per thread, allocated here: nothing may throw inside the parallel region.
-        std::vector<float> scratch(size_t(threads) * T);
+        const int64_t per_thread = T + T * 3 * D;
+        std::vector<float> scratch(size_t(threads) * per_thread);
+        return with_dtype(dtype, [&](auto tag) {
+            using E = decltype(tag);
+            const E *x = static_cast<const E *>(qkv), *g = static_cast<const E *>(dout);
+            E *dx = static_cast<E *>(dqkv);
 #pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
-        for (int64_t b = 0; b < B; b++)
-            for (int64_t h = 0; h < H; h++)
-                attend_backward(head_of(qkv, b, h, T, C, H), att + (b * H + h) * T * T,
-                                dout + b * T * C + h * (C / H), C,
-                                dqkv + b * T * 3 * C + h * (C / H),
-                                scratch.data() + omp_get_thread_num() * T);
-        return PMOE_OK;
+            for (int64_t b = 0; b < B; b++)
+                for (int64_t h = 0; h < H; h++)
+                    attend_backward(head_of(x, b, h, T, C, H), att + (b * H + h) * T * T,
+                                    g + b * T * C + h * D, C, dx + b * T * 3 * C + h * D,
+                                    scratch.data() + omp_get_thread_num() * per_thread);
+            return PMOE_OK;
+        });
     });
 }
 

@@ -32,14 +32,16 @@ int require_all(std::initializer_list<Named> pointers) {
 }
 
 // rows >= 0 and cols >= 1: the shape of the row-wise dense operators.
-int require_rows_cols(int32_t rows, int32_t cols) {
+int require_rows_cols(int32_t dtype, int32_t rows, int32_t cols) {
+    PMOE_CHECK(require_dtype("dtype", dtype));
     PMOE_CHECK(require_non_negative("rows", rows));
     return require_positive("cols", cols);
 }
 
 // Sizes of the embedding: seq <= max_seq; batch may be 0.
-int require_embedding_shape(int32_t batch, int32_t seq, int32_t channels, int32_t vocab,
-                            int32_t max_seq) {
+int require_embedding_shape(int32_t dtype, int32_t batch, int32_t seq, int32_t channels,
+                            int32_t vocab, int32_t max_seq) {
+    PMOE_CHECK(require_dtype("dtype", dtype));
     PMOE_CHECK(require_non_negative("batch", batch));
     PMOE_CHECK(require_positive("seq", seq));
     PMOE_CHECK(require_positive("channels", channels));
@@ -50,7 +52,9 @@ int require_embedding_shape(int32_t batch, int32_t seq, int32_t channels, int32_
     return PMOE_OK;
 }
 
-int require_attention_shape(int32_t batch, int32_t seq, int32_t channels, int32_t heads) {
+int require_attention_shape(int32_t dtype, int32_t batch, int32_t seq, int32_t channels,
+                            int32_t heads) {
+    PMOE_CHECK(require_dtype("dtype", dtype));
     PMOE_CHECK(require_non_negative("batch", batch));
     PMOE_CHECK(require_positive("seq", seq));
     PMOE_CHECK(require_positive("channels", channels));
@@ -61,8 +65,9 @@ int require_attention_shape(int32_t batch, int32_t seq, int32_t channels, int32_
     return PMOE_OK;
 }
 
-int require_cross_entropy_shape(int32_t rows, int32_t vocab, const float *logits,
+int require_cross_entropy_shape(int32_t dtype, int32_t rows, int32_t vocab, const void *logits,
                                 const int32_t *targets) {
+    PMOE_CHECK(require_dtype("dtype", dtype));
     PMOE_CHECK(require_non_negative("rows", rows));
     PMOE_CHECK(require_positive("vocab", vocab));
     return rows == 0 ? PMOE_OK : require_all({{"logits", logits}, {"targets", targets}});
@@ -89,20 +94,21 @@ int require_rows(const char *name, const void *p, int32_t rows) {
     return rows > 0 ? require_non_null(name, p) : PMOE_OK;
 }
 
-int require_activation(int32_t act, int32_t rows, int32_t cols) {
+int require_activation(int32_t dtype, int32_t act, int32_t rows, int32_t cols) {
     if (act != PMOE_ACT_GELU && act != PMOE_ACT_SILU && act != PMOE_ACT_SWIGLU)
         return fail(PMOE_ERR_INVALID_ARGUMENT,
                     "act must be PMOE_ACT_GELU (0), PMOE_ACT_SILU (1) or PMOE_ACT_SWIGLU (2), "
                     "got %d",
                     act);
-    return require_rows_cols(rows, cols);
+    return require_rows_cols(dtype, rows, cols);
 }
 
 } // namespace
 
 // ---- library ----
 
-int check_find_nonfinite(int64_t n, const float *x, const int64_t *first_index) {
+int check_find_nonfinite(int32_t dtype, int64_t n, const void *x, const int64_t *first_index) {
+    PMOE_CHECK(require_dtype("dtype", dtype));
     PMOE_CHECK(require_non_negative("n", n));
     PMOE_CHECK(require_non_null("first_index", first_index));
     return n > 0 ? require_non_null("x", x) : PMOE_OK;
@@ -297,43 +303,51 @@ int fail_repeated_row(int64_t slot, int32_t row, int64_t owner) {
                 (long long)slot, row, (long long)owner);
 }
 
-// ---- activations ----
+// ---- activations and conversion ----
 
-int check_activation_forward(int32_t act, int32_t rows, int32_t cols, const float *in,
-                             const float *out) {
-    PMOE_CHECK(require_activation(act, rows, cols));
+int check_activation_forward(int32_t dtype, int32_t act, int32_t rows, int32_t cols,
+                             const void *in, const void *out) {
+    PMOE_CHECK(require_activation(dtype, act, rows, cols));
     return rows == 0 ? PMOE_OK : require_all({{"in", in}, {"out", out}});
 }
 
-int check_activation_backward(int32_t act, int32_t rows, int32_t cols, const float *in,
-                              const float *grad_out, const float *grad_in) {
-    PMOE_CHECK(require_activation(act, rows, cols));
+int check_activation_backward(int32_t dtype, int32_t act, int32_t rows, int32_t cols,
+                              const void *in, const void *grad_out, const void *grad_in) {
+    PMOE_CHECK(require_activation(dtype, act, rows, cols));
     return rows == 0 ? PMOE_OK
                      : require_all({{"in", in}, {"grad_out", grad_out}, {"grad_in", grad_in}});
 }
 
+int check_convert(int64_t n, int32_t src_dtype, const void *src, int32_t dst_dtype,
+                  const void *dst) {
+    PMOE_CHECK(require_non_negative("n", n));
+    PMOE_CHECK(require_dtype("src_dtype", src_dtype));
+    PMOE_CHECK(require_dtype("dst_dtype", dst_dtype));
+    return n == 0 ? PMOE_OK : require_all({{"src", src}, {"dst", dst}});
+}
+
 // ---- dense transformer operators ----
 
-int check_embedding_forward(int32_t batch, int32_t seq, int32_t channels, int32_t vocab,
-                            int32_t max_seq, const int32_t *ids, const float *wte,
-                            const float *wpe, const float *out) {
-    PMOE_CHECK(require_embedding_shape(batch, seq, channels, vocab, max_seq));
+int check_embedding_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channels,
+                            int32_t vocab, int32_t max_seq, const int32_t *ids, const void *wte,
+                            const void *wpe, const void *out) {
+    PMOE_CHECK(require_embedding_shape(dtype, batch, seq, channels, vocab, max_seq));
     return batch == 0 ? PMOE_OK
                       : require_all({{"ids", ids}, {"wte", wte}, {"wpe", wpe}, {"out", out}});
 }
 
-int check_embedding_backward(int32_t batch, int32_t seq, int32_t channels, int32_t vocab,
-                             int32_t max_seq, const int32_t *ids, const float *dout,
+int check_embedding_backward(int32_t dtype, int32_t batch, int32_t seq, int32_t channels,
+                             int32_t vocab, int32_t max_seq, const int32_t *ids, const void *dout,
                              const float *dwte, const float *dwpe) {
-    PMOE_CHECK(require_embedding_shape(batch, seq, channels, vocab, max_seq));
+    PMOE_CHECK(require_embedding_shape(dtype, batch, seq, channels, vocab, max_seq));
     return batch == 0 ? PMOE_OK
                       : require_all({{"ids", ids}, {"dout", dout}, {"dwte", dwte}, {"dwpe", dwpe}});
 }
 
-int check_layernorm_forward(int32_t rows, int32_t cols, float eps, const float *x,
-                            const float *weight, const float *bias, const float *out,
+int check_layernorm_forward(int32_t dtype, int32_t rows, int32_t cols, float eps, const void *x,
+                            const void *weight, const void *bias, const void *out,
                             const float *mean, const float *rstd) {
-    PMOE_CHECK(require_rows_cols(rows, cols));
+    PMOE_CHECK(require_rows_cols(dtype, rows, cols));
     PMOE_CHECK(require_positive_float("eps", eps));
     return rows == 0 ? PMOE_OK
                      : require_all({{"x", x},
@@ -344,83 +358,88 @@ int check_layernorm_forward(int32_t rows, int32_t cols, float eps, const float *
                                     {"rstd", rstd}});
 }
 
-int check_layernorm_backward(int32_t rows, int32_t cols, const float *x, const float *weight,
-                             const float *mean, const float *rstd, const float *dout,
-                             const float *dx, const float *dweight, const float *dbias) {
-    PMOE_CHECK(require_rows_cols(rows, cols));
+int check_layernorm_backward(int32_t dtype, int32_t rows, int32_t cols, const void *x,
+                             const void *weight, const float *mean, const float *rstd,
+                             const void *dout, const void *dx, const float *dweight,
+                             const float *dbias) {
+    PMOE_CHECK(require_rows_cols(dtype, rows, cols));
     if (rows == 0) return PMOE_OK;
     PMOE_CHECK(require_all({{"x", x}, {"weight", weight}, {"mean", mean}, {"rstd", rstd}}));
     return require_all({{"dout", dout}, {"dx", dx}, {"dweight", dweight}, {"dbias", dbias}});
 }
 
-int check_rmsnorm_forward(int32_t rows, int32_t cols, float eps, const float *x,
-                          const float *weight, const float *out, const float *rstd) {
-    PMOE_CHECK(require_rows_cols(rows, cols));
+int check_rmsnorm_forward(int32_t dtype, int32_t rows, int32_t cols, float eps, const void *x,
+                          const void *weight, const void *out, const float *rstd) {
+    PMOE_CHECK(require_rows_cols(dtype, rows, cols));
     PMOE_CHECK(require_positive_float("eps", eps));
     return rows == 0
                ? PMOE_OK
                : require_all({{"x", x}, {"weight", weight}, {"out", out}, {"rstd", rstd}});
 }
 
-int check_rmsnorm_backward(int32_t rows, int32_t cols, const float *x, const float *weight,
-                           const float *rstd, const float *dout, const float *dx,
-                           const float *dweight) {
-    PMOE_CHECK(require_rows_cols(rows, cols));
+int check_rmsnorm_backward(int32_t dtype, int32_t rows, int32_t cols, const void *x,
+                           const void *weight, const float *rstd, const void *dout,
+                           const void *dx, const float *dweight) {
+    PMOE_CHECK(require_rows_cols(dtype, rows, cols));
     if (rows == 0) return PMOE_OK;
     PMOE_CHECK(require_all({{"x", x}, {"weight", weight}, {"rstd", rstd}}));
     return require_all({{"dout", dout}, {"dx", dx}, {"dweight", dweight}});
 }
 
-int check_bias_add(int32_t rows, int32_t cols, const float *bias, const float *x) {
-    PMOE_CHECK(require_rows_cols(rows, cols));
+int check_bias_add(int32_t dtype, int32_t rows, int32_t cols, const void *bias, const void *x) {
+    PMOE_CHECK(require_rows_cols(dtype, rows, cols));
     return rows == 0 ? PMOE_OK : require_all({{"bias", bias}, {"x", x}});
 }
 
-int check_bias_backward(int32_t rows, int32_t cols, const float *dout, const float *dbias) {
-    PMOE_CHECK(require_rows_cols(rows, cols));
+int check_bias_backward(int32_t dtype, int32_t rows, int32_t cols, const void *dout,
+                        const float *dbias) {
+    PMOE_CHECK(require_rows_cols(dtype, rows, cols));
     return rows == 0 ? PMOE_OK : require_all({{"dout", dout}, {"dbias", dbias}});
 }
 
-int check_add(int64_t n, const float *a, const float *b, const float *out) {
+int check_add(int32_t dtype, int64_t n, const void *a, const void *b, const void *out) {
+    PMOE_CHECK(require_dtype("dtype", dtype));
     PMOE_CHECK(require_non_negative("n", n));
     return n == 0 ? PMOE_OK : require_all({{"a", a}, {"b", b}, {"out", out}});
 }
 
-int check_accumulate(int64_t n, const float *x, const float *y) {
+int check_accumulate(int32_t dtype, int64_t n, const void *x, const void *y) {
+    PMOE_CHECK(require_dtype("dtype", dtype));
     PMOE_CHECK(require_non_negative("n", n));
     return n == 0 ? PMOE_OK : require_all({{"x", x}, {"y", y}});
 }
 
-int check_scale(int64_t n, float alpha, const float *x) {
+int check_scale(int32_t dtype, int64_t n, float alpha, const void *x) {
+    PMOE_CHECK(require_dtype("dtype", dtype));
     PMOE_CHECK(require_non_negative("n", n));
     PMOE_CHECK(require_float_in("alpha", alpha, -INFINITY, INFINITY));
     return n == 0 ? PMOE_OK : require_non_null("x", x);
 }
 
-int check_attention_forward(int32_t batch, int32_t seq, int32_t channels, int32_t heads,
-                            const float *qkv, const float *att, const float *out) {
-    PMOE_CHECK(require_attention_shape(batch, seq, channels, heads));
+int check_attention_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channels,
+                            int32_t heads, const void *qkv, const float *att, const void *out) {
+    PMOE_CHECK(require_attention_shape(dtype, batch, seq, channels, heads));
     return batch == 0 ? PMOE_OK : require_all({{"qkv", qkv}, {"att", att}, {"out", out}});
 }
 
-int check_attention_backward(int32_t batch, int32_t seq, int32_t channels, int32_t heads,
-                             const float *qkv, const float *att, const float *dout,
-                             const float *dqkv) {
-    PMOE_CHECK(require_attention_shape(batch, seq, channels, heads));
+int check_attention_backward(int32_t dtype, int32_t batch, int32_t seq, int32_t channels,
+                             int32_t heads, const void *qkv, const float *att, const void *dout,
+                             const void *dqkv) {
+    PMOE_CHECK(require_attention_shape(dtype, batch, seq, channels, heads));
     return batch == 0
                ? PMOE_OK
                : require_all({{"qkv", qkv}, {"att", att}, {"dout", dout}, {"dqkv", dqkv}});
 }
 
-int check_cross_entropy_forward(int32_t rows, int32_t vocab, const float *logits,
+int check_cross_entropy_forward(int32_t dtype, int32_t rows, int32_t vocab, const void *logits,
                                 const int32_t *targets, const float *losses) {
-    PMOE_CHECK(require_cross_entropy_shape(rows, vocab, logits, targets));
+    PMOE_CHECK(require_cross_entropy_shape(dtype, rows, vocab, logits, targets));
     return rows == 0 ? PMOE_OK : require_non_null("losses", losses);
 }
 
-int check_cross_entropy_backward(int32_t rows, int32_t vocab, const float *logits,
-                                 const int32_t *targets, float grad_scale, const float *dlogits) {
-    PMOE_CHECK(require_cross_entropy_shape(rows, vocab, logits, targets));
+int check_cross_entropy_backward(int32_t dtype, int32_t rows, int32_t vocab, const void *logits,
+                                 const int32_t *targets, float grad_scale, const void *dlogits) {
+    PMOE_CHECK(require_cross_entropy_shape(dtype, rows, vocab, logits, targets));
     PMOE_CHECK(require_float_in("grad_scale", grad_scale, -INFINITY, INFINITY));
     return rows == 0 ? PMOE_OK : require_non_null("dlogits", dlogits);
 }

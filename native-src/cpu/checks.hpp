@@ -15,7 +15,7 @@
 namespace pmoe {
 
 // ---- library ----
-int check_find_nonfinite(int64_t n, const float *x, const int64_t *first_index);
+int check_find_nonfinite(int32_t dtype, int64_t n, const void *x, const int64_t *first_index);
 
 // ---- GEMM ----
 int check_gemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k, const void *a,
@@ -72,44 +72,48 @@ int check_combine_backward(int32_t dtype, int32_t tokens, int32_t top_k, int32_t
 // "slot_position[7] = 3 repeats slot_position[2]" (combine backward).
 int fail_repeated_row(int64_t slot, int32_t row, int64_t owner);
 
-// ---- activations ----
-int check_activation_forward(int32_t act, int32_t rows, int32_t cols, const float *in,
-                             const float *out);
-int check_activation_backward(int32_t act, int32_t rows, int32_t cols, const float *in,
-                              const float *grad_out, const float *grad_in);
+// ---- activations and conversion ----
+int check_activation_forward(int32_t dtype, int32_t act, int32_t rows, int32_t cols,
+                             const void *in, const void *out);
+int check_activation_backward(int32_t dtype, int32_t act, int32_t rows, int32_t cols,
+                              const void *in, const void *grad_out, const void *grad_in);
+int check_convert(int64_t n, int32_t src_dtype, const void *src, int32_t dst_dtype,
+                  const void *dst);
 
-// ---- dense transformer operators ----
-int check_embedding_forward(int32_t batch, int32_t seq, int32_t channels, int32_t vocab,
-                            int32_t max_seq, const int32_t *ids, const float *wte,
-                            const float *wpe, const float *out);
-int check_embedding_backward(int32_t batch, int32_t seq, int32_t channels, int32_t vocab,
-                             int32_t max_seq, const int32_t *ids, const float *dout,
+// ---- dense transformer operators (dtype: the activations' and weights' storage) ----
+int check_embedding_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channels,
+                            int32_t vocab, int32_t max_seq, const int32_t *ids, const void *wte,
+                            const void *wpe, const void *out);
+int check_embedding_backward(int32_t dtype, int32_t batch, int32_t seq, int32_t channels,
+                             int32_t vocab, int32_t max_seq, const int32_t *ids, const void *dout,
                              const float *dwte, const float *dwpe);
-int check_layernorm_forward(int32_t rows, int32_t cols, float eps, const float *x,
-                            const float *weight, const float *bias, const float *out,
+int check_layernorm_forward(int32_t dtype, int32_t rows, int32_t cols, float eps, const void *x,
+                            const void *weight, const void *bias, const void *out,
                             const float *mean, const float *rstd);
-int check_layernorm_backward(int32_t rows, int32_t cols, const float *x, const float *weight,
-                             const float *mean, const float *rstd, const float *dout,
-                             const float *dx, const float *dweight, const float *dbias);
-int check_rmsnorm_forward(int32_t rows, int32_t cols, float eps, const float *x,
-                          const float *weight, const float *out, const float *rstd);
-int check_rmsnorm_backward(int32_t rows, int32_t cols, const float *x, const float *weight,
-                           const float *rstd, const float *dout, const float *dx,
-                           const float *dweight);
-int check_bias_add(int32_t rows, int32_t cols, const float *bias, const float *x);
-int check_bias_backward(int32_t rows, int32_t cols, const float *dout, const float *dbias);
-int check_add(int64_t n, const float *a, const float *b, const float *out);
-int check_accumulate(int64_t n, const float *x, const float *y);
-int check_scale(int64_t n, float alpha, const float *x);
-int check_attention_forward(int32_t batch, int32_t seq, int32_t channels, int32_t heads,
-                            const float *qkv, const float *att, const float *out);
-int check_attention_backward(int32_t batch, int32_t seq, int32_t channels, int32_t heads,
-                             const float *qkv, const float *att, const float *dout,
-                             const float *dqkv);
-int check_cross_entropy_forward(int32_t rows, int32_t vocab, const float *logits,
+int check_layernorm_backward(int32_t dtype, int32_t rows, int32_t cols, const void *x,
+                             const void *weight, const float *mean, const float *rstd,
+                             const void *dout, const void *dx, const float *dweight,
+                             const float *dbias);
+int check_rmsnorm_forward(int32_t dtype, int32_t rows, int32_t cols, float eps, const void *x,
+                          const void *weight, const void *out, const float *rstd);
+int check_rmsnorm_backward(int32_t dtype, int32_t rows, int32_t cols, const void *x,
+                           const void *weight, const float *rstd, const void *dout,
+                           const void *dx, const float *dweight);
+int check_bias_add(int32_t dtype, int32_t rows, int32_t cols, const void *bias, const void *x);
+int check_bias_backward(int32_t dtype, int32_t rows, int32_t cols, const void *dout,
+                        const float *dbias);
+int check_add(int32_t dtype, int64_t n, const void *a, const void *b, const void *out);
+int check_accumulate(int32_t dtype, int64_t n, const void *x, const void *y);
+int check_scale(int32_t dtype, int64_t n, float alpha, const void *x);
+int check_attention_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channels,
+                            int32_t heads, const void *qkv, const float *att, const void *out);
+int check_attention_backward(int32_t dtype, int32_t batch, int32_t seq, int32_t channels,
+                             int32_t heads, const void *qkv, const float *att, const void *dout,
+                             const void *dqkv);
+int check_cross_entropy_forward(int32_t dtype, int32_t rows, int32_t vocab, const void *logits,
                                 const int32_t *targets, const float *losses);
-int check_cross_entropy_backward(int32_t rows, int32_t vocab, const float *logits,
-                                 const int32_t *targets, float grad_scale, const float *dlogits);
+int check_cross_entropy_backward(int32_t dtype, int32_t rows, int32_t vocab, const void *logits,
+                                 const int32_t *targets, float grad_scale, const void *dlogits);
 int check_adamw_step(int64_t n, const float *params, const float *grads, const float *m,
                      const float *v, float lr, float beta1, float beta2, float eps,
                      float weight_decay, int32_t step);

@@ -164,4 +164,17 @@ inline uint16_t f32_to_bf16(float f) {
     return uint16_t((((bits >> 16) | 0x40u) & nan) | (rounded & ~nan));
 }
 
+// Element access for kernels templated on the storage type (float, or bf16 bits as uint16_t):
+// math runs in f32, and a bf16 store rounds once.
+inline float load(float v) { return v; }
+inline float load(uint16_t v) { return bf16_to_f32(v); }
+template <typename T> T store(float v);
+template <> inline float store<float>(float v) { return v; }
+template <> inline uint16_t store<uint16_t>(float v) { return f32_to_bf16(v); }
+
+// body(T()) with T the storage type of a checked PMOE_DTYPE_* (float or uint16_t).
+template <typename F> int with_dtype(int32_t dtype, F &&body) {
+    return dtype == PMOE_DTYPE_F32 ? body(float()) : body(uint16_t());
+}
+
 } // namespace pmoe

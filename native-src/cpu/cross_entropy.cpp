@@ -1,6 +1,7 @@
 // Fused softmax cross-entropy over the vocabulary: the loss and dlogits of a row come straight
-// from its logits, without materialising the probabilities. One thread per row; the mean loss
-// is summed in row order afterwards.
+// from its logits, without materialising the probabilities. Logits and dlogits are f32 or bf16;
+// the softmax, the losses and their mean are computed in f32/double whatever the storage. One
+// thread per row; the mean loss is summed in row order afterwards.
 #include "checks.hpp"
 #include "dense.hpp"
 
@@ -13,11 +14,12 @@ struct Softmax {
     double sum;
 };
 
-Softmax softmax_of(const float *x, int64_t vocab) {
+template <typename T> Softmax softmax_of(const T *x, int64_t vocab) {
     float max = -INFINITY;
-    for (int64_t v = 0; v < vocab; v++) max = std::max(max, x[v]);
+    for (int64_t v = 0; v < vocab; v++) max = std::max(max, load(x[v]));
     // A NaN is skipped by the max but reaches the sum, so the loss is NaN as it should be.
-    const double sum = lane_sum<double>(vocab, [&](int64_t v) { return std::exp(x[v] - max); });
+    const double sum =
+        lane_sum<double>(vocab, [&](int64_t v) { return std::exp(load(x[v]) - max); });
     return {max, sum};
 }
 
@@ -28,19 +30,25 @@ using namespace pmoe;
 
 extern "C" {
 
-PMOE_API int pmoe_cross_entropy_forward(int32_t rows, int32_t vocab, const float *logits,
-                                        const int32_t *targets, float *losses,
-                                        float *mean_loss, int32_t *kept_rows, void *stream) {
+PMOE_API int pmoe_cross_entropy_forward(int32_t dtype, int32_t rows, int32_t vocab,
+                                        const void *logits, const int32_t *targets,
+                                        float *losses, float *mean_loss, int32_t *kept_rows,
+                                        void *stream) {
     return guarded("pmoe_cross_entropy_forward", [&] {
-        PMOE_CHECK(check_cross_entropy_forward(rows, vocab, logits, targets, losses));
+        PMOE_CHECK(check_cross_entropy_forward(dtype, rows, vocab, logits, targets, losses));
         PMOE_CHECK(require_ids_in_range("targets", targets, rows, -1, vocab));
+        with_dtype(dtype, [&](auto tag) {
+            using T = decltype(tag);
 #pragma omp parallel for num_threads(threads_for(int64_t(rows) * vocab)) schedule(static)
-        for (int64_t r = 0; r < rows; r++) {
-            const float *x = logits + r * vocab;
-            const Softmax sm = softmax_of(x, vocab);
-            losses[r] = targets[r] < 0 ? 0.0f
-                                       : float(std::log(sm.sum) + sm.max - x[targets[r]]);
-        }
+            for (int64_t r = 0; r < rows; r++) {
+                const T *x = static_cast<const T *>(logits) + r * vocab;
+                const Softmax sm = softmax_of(x, vocab);
+                losses[r] = targets[r] < 0
+                                ? 0.0f
+                                : float(std::log(sm.sum) + sm.max - load(x[targets[r]]));
+            }
+            return PMOE_OK;
+        });
         double total = 0;
         int32_t kept = 0;
         for (int64_t r = 0; r < rows; r++)
@@ -54,28 +62,34 @@ PMOE_API int pmoe_cross_entropy_forward(int32_t rows, int32_t vocab, const float
     });
 }
 
-PMOE_API int pmoe_cross_entropy_backward(int32_t rows, int32_t vocab, const float *logits,
-                                         const int32_t *targets, float grad_scale,
-                                         float *dlogits, void *stream) {
+PMOE_API int pmoe_cross_entropy_backward(int32_t dtype, int32_t rows, int32_t vocab,
+                                         const void *logits, const int32_t *targets,
+                                         float grad_scale, void *dlogits, void *stream) {
     return guarded("pmoe_cross_entropy_backward", [&] {
-        PMOE_CHECK(check_cross_entropy_backward(rows, vocab, logits, targets, grad_scale, dlogits));
+        PMOE_CHECK(check_cross_entropy_backward(dtype, rows, vocab, logits, targets, grad_scale,
+                                                dlogits));
         PMOE_CHECK(require_ids_in_range("targets", targets, rows, -1, vocab));
+        return with_dtype(dtype, [&](auto tag) {
+            using T = decltype(tag);
 #pragma omp parallel for num_threads(threads_for(int64_t(rows) * vocab)) schedule(static)
-        for (int64_t r = 0; r < rows; r++) {
-            // Reads x[v] before writing d[v], so dlogits may alias logits.
-            const float *x = logits + r * vocab;
-            float *d = dlogits + r * vocab;
-            const int32_t target = targets[r];
-            if (target < 0) {
-                for (int64_t v = 0; v < vocab; v++) d[v] = 0.0f;
-                continue;
+            for (int64_t r = 0; r < rows; r++) {
+                // Reads x[v] before writing d[v], so dlogits may alias logits.
+                const T *x = static_cast<const T *>(logits) + r * vocab;
+                T *d = static_cast<T *>(dlogits) + r * vocab;
+                const int32_t target = targets[r];
+                if (target < 0) {
+                    for (int64_t v = 0; v < vocab; v++) d[v] = store<T>(0.0f);
+                    continue;
+                }
+                const Softmax sm = softmax_of(x, vocab);
+                const float inv = float(1.0 / sm.sum);
+                for (int64_t v = 0; v < vocab; v++)
+                    d[v] = store<T>((std::exp(load(x[v]) - sm.max) * inv -
+                                     (v == target ? 1.0f : 0.0f)) *
+                                    grad_scale);
             }
-            const Softmax sm = softmax_of(x, vocab);
-            const float inv = float(1.0 / sm.sum);
-            for (int64_t v = 0; v < vocab; v++)
-                d[v] = (std::exp(x[v] - sm.max) * inv - (v == target ? 1.0f : 0.0f)) * grad_scale;
-        }
-        return PMOE_OK;
+            return PMOE_OK;
+        });
     });
 }
 

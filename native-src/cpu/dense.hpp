@@ -43,8 +43,10 @@ template <typename Term> void add_column_sums(int64_t rows, int64_t cols, Term t
 }
 
 // dbias[c] += sum_r dout[r, c]: the gradient of a bias added to every row.
-inline void add_bias_gradient(int64_t rows, int64_t cols, const float *dout, float *dbias) {
-    add_column_sums(rows, cols, [&](int64_t r, int64_t c) { return dout[r * cols + c]; }, dbias);
+template <typename T>
+void add_bias_gradient(int64_t rows, int64_t cols, const T *dout, float *dbias) {
+    add_column_sums(
+        rows, cols, [&](int64_t r, int64_t c) { return load(dout[r * cols + c]); }, dbias);
 }
 
 } // namespace pmoe

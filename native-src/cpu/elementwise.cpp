@@ -1,64 +1,111 @@
-// Elementwise kernels of the dense layers: bias over rows and its gradient (a column sum in row
-// order), residual add, gradient accumulation and scaling. Each output element is computed by one
-// thread, so the thread count cannot change a result.
+// Elementwise kernels of the dense layers, f32 or bf16 storage with f32 math: bias over rows
+// and its gradient (a column sum in row order, into f32), residual add, gradient accumulation,
+// scaling, and dtype conversion. Each output element is computed by one thread, so the thread
+// count cannot change a result.
 #include "checks.hpp"
 #include "dense.hpp"
+
+namespace pmoe {
+namespace {
+
+// out[i] = f(i) for i < n, in parallel.
+template <typename T, typename F> void for_each_element(int64_t n, T *out, F f) {
+#pragma omp parallel for num_threads(threads_for(n)) schedule(static)
+    for (int64_t i = 0; i < n; i++) out[i] = store<T>(f(i));
+}
+
+} // namespace
+} // namespace pmoe
 
 using namespace pmoe;
 
 extern "C" {
 
-PMOE_API int pmoe_bias_add(int32_t rows, int32_t cols, const float *bias, float *x,
+PMOE_API int pmoe_bias_add(int32_t dtype, int32_t rows, int32_t cols, const void *bias, void *x,
                            void *stream) {
     return guarded("pmoe_bias_add", [&] {
-        PMOE_CHECK(check_bias_add(rows, cols, bias, x));
+        PMOE_CHECK(check_bias_add(dtype, rows, cols, bias, x));
         if (rows == 0) return PMOE_OK;
-#pragma omp parallel for num_threads(threads_for(int64_t(rows) * cols)) schedule(static)
-        for (int64_t r = 0; r < rows; r++) {
-            float *row = x + r * cols;
-            for (int64_t c = 0; c < cols; c++) row[c] += bias[c];
-        }
-        return PMOE_OK;
+        return with_dtype(dtype, [&](auto t) {
+            using T = decltype(t);
+            const T *b = static_cast<const T *>(bias);
+            T *y = static_cast<T *>(x);
+            for_each_element(int64_t(rows) * cols, y,
+                             [&](int64_t i) { return load(y[i]) + load(b[i % cols]); });
+            return PMOE_OK;
+        });
     });
 }
 
-PMOE_API int pmoe_bias_backward(int32_t rows, int32_t cols, const float *dout, float *dbias,
-                                void *stream) {
+PMOE_API int pmoe_bias_backward(int32_t dtype, int32_t rows, int32_t cols, const void *dout,
+                                float *dbias, void *stream) {
     return guarded("pmoe_bias_backward", [&] {
-        PMOE_CHECK(check_bias_backward(rows, cols, dout, dbias));
+        PMOE_CHECK(check_bias_backward(dtype, rows, cols, dout, dbias));
         if (rows == 0) return PMOE_OK;
-        add_bias_gradient(rows, cols, dout, dbias);
-        return PMOE_OK;
+        return with_dtype(dtype, [&](auto t) {
+            add_bias_gradient(rows, cols, static_cast<const decltype(t) *>(dout), dbias);
+            return PMOE_OK;
+        });
     });
 }
 
-PMOE_API int pmoe_add(int64_t n, const float *a, const float *b, float *out, void *stream) {
+PMOE_API int pmoe_add(int32_t dtype, int64_t n, const void *a, const void *b, void *out,
+                      void *stream) {
     return guarded("pmoe_add", [&] {
-        PMOE_CHECK(check_add(n, a, b, out));
+        PMOE_CHECK(check_add(dtype, n, a, b, out));
         if (n == 0) return PMOE_OK;
-#pragma omp parallel for num_threads(threads_for(n)) schedule(static)
-        for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
-        return PMOE_OK;
+        return with_dtype(dtype, [&](auto t) {
+            using T = decltype(t);
+            const T *x = static_cast<const T *>(a), *y = static_cast<const T *>(b);
+            for_each_element(n, static_cast<T *>(out),
+                             [&](int64_t i) { return load(x[i]) + load(y[i]); });
+            return PMOE_OK;
+        });
     });
 }
 
-PMOE_API int pmoe_accumulate(int64_t n, const float *x, float *y, void *stream) {
+PMOE_API int pmoe_accumulate(int32_t dtype, int64_t n, const void *x, void *y, void *stream) {
     return guarded("pmoe_accumulate", [&] {
-        PMOE_CHECK(check_accumulate(n, x, y));
+        PMOE_CHECK(check_accumulate(dtype, n, x, y));
         if (n == 0) return PMOE_OK;
-#pragma omp parallel for num_threads(threads_for(n)) schedule(static)
-        for (int64_t i = 0; i < n; i++) y[i] += x[i];
-        return PMOE_OK;
+        return with_dtype(dtype, [&](auto t) {
+            using T = decltype(t);
+            const T *src = static_cast<const T *>(x);
+            T *dst = static_cast<T *>(y);
+            for_each_element(n, dst, [&](int64_t i) { return load(dst[i]) + load(src[i]); });
+            return PMOE_OK;
+        });
     });
 }
 
-PMOE_API int pmoe_scale(int64_t n, float alpha, float *x, void *stream) {
+PMOE_API int pmoe_scale(int32_t dtype, int64_t n, float alpha, void *x, void *stream) {
     return guarded("pmoe_scale", [&] {
-        PMOE_CHECK(check_scale(n, alpha, x));
+        PMOE_CHECK(check_scale(dtype, n, alpha, x));
         if (n == 0) return PMOE_OK;
-#pragma omp parallel for num_threads(threads_for(n)) schedule(static)
-        for (int64_t i = 0; i < n; i++) x[i] *= alpha;
-        return PMOE_OK;
+        return with_dtype(dtype, [&](auto t) {
+            using T = decltype(t);
+            T *v = static_cast<T *>(x);
+            for_each_element(n, v, [&](int64_t i) { return load(v[i]) * alpha; });
+            return PMOE_OK;
+        });
+    });
+}
+
+// Converts between storage types; the same dtype is a plain copy.
+PMOE_API int pmoe_convert(int64_t n, int32_t src_dtype, const void *src, int32_t dst_dtype,
+                          void *dst, void *stream) {
+    return guarded("pmoe_convert", [&] {
+        PMOE_CHECK(check_convert(n, src_dtype, src, dst_dtype, dst));
+        if (n == 0) return PMOE_OK;
+        return with_dtype(src_dtype, [&](auto s) {
+            return with_dtype(dst_dtype, [&](auto d) {
+                using S = decltype(s);
+                using D = decltype(d);
+                const S *from = static_cast<const S *>(src);
+                for_each_element(n, static_cast<D *>(dst), [&](int64_t i) { return load(from[i]); });
+                return PMOE_OK;
+            });
+        });
     });
 }
 

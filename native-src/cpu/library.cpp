@@ -67,17 +67,21 @@ PMOE_API int pmoe_get_num_threads(int32_t *n) {
     return PMOE_OK;
 }
 
-PMOE_API int pmoe_find_nonfinite(int64_t n, const float *x, int64_t *first_index, void *stream) {
+PMOE_API int pmoe_find_nonfinite(int32_t dtype, int64_t n, const void *x, int64_t *first_index,
+                                 void *stream) {
     clear_error();
-    PMOE_CHECK(check_find_nonfinite(n, x, first_index));
+    PMOE_CHECK(check_find_nonfinite(dtype, n, x, first_index));
     *first_index = -1;
-    for (int64_t i = 0; i < n; i++) {
-        if (!std::isfinite(x[i])) {
-            *first_index = i;
-            break;
+    return with_dtype(dtype, [&](auto t) {
+        const auto *v = static_cast<const decltype(t) *>(x);
+        for (int64_t i = 0; i < n; i++) {
+            if (!std::isfinite(load(v[i]))) {
+                *first_index = i;
+                break;
+            }
         }
-    }
-    return PMOE_OK;
+        return PMOE_OK;
+    });
 }
 
 } // extern "C"

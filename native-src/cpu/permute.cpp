@@ -10,12 +10,6 @@
 namespace pmoe {
 namespace {
 
-inline float load(float v) { return v; }
-inline float load(uint16_t v) { return bf16_to_f32(v); }
-template <typename T> T store(float v);
-template <> inline float store<float>(float v) { return v; }
-template <> inline uint16_t store<uint16_t>(float v) { return f32_to_bf16(v); }
-
 size_t element_size(int32_t dtype) {
     return dtype == PMOE_DTYPE_F32 ? sizeof(float) : sizeof(uint16_t);
 }

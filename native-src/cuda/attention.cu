@@ -1,5 +1,6 @@
-// Causal multi-head self-attention (f32) on a fused qkv buffer, as cpu/attention.cpp: the
-// probabilities att [B, H, T, T] are materialised and kept for the backward.
+// Causal multi-head self-attention on a fused qkv buffer (f32 or bf16 qkv/out and gradients;
+// scores, softmax and sums in f32), as cpu/attention.cpp: the probabilities att [B, H, T, T]
+// (f32) are materialised and kept for the backward.
 //
 // How this differs from a fused flash-style kernel: here a block handles one query row (b, h, t)
 // with its T scores in shared memory, reads q, k, v from global memory once per row (no tiling
@@ -22,33 +23,34 @@ constexpr int kThreads = 128;
 
 // Where one (batch, head) pair lives in qkv [B, T, 3C]: row t of q at q + t * stride (k, v
 // likewise, C and 2C further), D wide.
-struct Head {
+template <typename E> struct Head {
     int64_t T, D, stride;
-    const float *q, *k, *v;
+    const E *q, *k, *v;
 };
 
-__device__ Head head_of(const float *qkv, int64_t b, int64_t h, int64_t T, int64_t C, int64_t H) {
-    const float *base = qkv + b * T * 3 * C + h * (C / H);
+template <typename E>
+__device__ Head<E> head_of(const E *qkv, int64_t b, int64_t h, int64_t T, int64_t C, int64_t H) {
+    const E *base = qkv + b * T * 3 * C + h * (C / H);
     return {T, C / H, 3 * C, base, base + C, base + 2 * C};
 }
 
-__device__ float dot(int64_t n, const float *a, const float *b) {
+template <typename E> __device__ float dot(int64_t n, const E *a, const E *b) {
     float acc = 0.0f;
-    for (int64_t i = 0; i < n; i++) acc += a[i] * b[i];
+    for (int64_t i = 0; i < n; i++) acc += to_float(a[i]) * to_float(b[i]);
     return acc;
 }
 
 // Block (b, h, t): att[b, h, t, :] = softmax_{s <= t}(q_t . k_s / sqrt(D)) (0 for s > t) and
 // out[b, t, h] = sum_s att * v_s. The row's scores live in dynamic shared memory (T floats).
+template <typename E>
 __global__ void __launch_bounds__(kThreads)
-attention_forward_kernel(int64_t T, int64_t C, int64_t H, const float *qkv, float *att,
-                         float *out) {
+attention_forward_kernel(int64_t T, int64_t C, int64_t H, const E *qkv, float *att, E *out) {
     PMOE_DYNAMIC_SHARED(float, score);
     __shared__ float scratch[32];
     const int64_t row = blockIdx.x, t = row % T, bh = row / T, b = bh / H, h = bh % H;
-    const Head hd = head_of(qkv, b, h, T, C, H);
+    const Head<E> hd = head_of(qkv, b, h, T, C, H);
     const float scale = 1.0f / sqrtf(float(hd.D));
-    const float *q = hd.q + t * hd.stride;
+    const E *q = hd.q + t * hd.stride;
     float max = -INFINITY;
     for (int64_t s = threadIdx.x; s <= t; s += blockDim.x) {
         score[s] = dot(hd.D, q, hd.k + s * hd.stride) * scale;
@@ -68,26 +70,28 @@ attention_forward_kernel(int64_t T, int64_t C, int64_t H, const float *qkv, floa
         a[s] = p;
     }
     __syncthreads();
-    float *o = out + (b * T + t) * C + h * hd.D;
+    E *o = out + (b * T + t) * C + h * hd.D;
     for (int64_t d = threadIdx.x; d < hd.D; d += blockDim.x) {
         float acc = 0.0f;
-        for (int64_t s = 0; s <= t; s++) acc += score[s] * hd.v[s * hd.stride + d];
-        o[d] = acc;
+        for (int64_t s = 0; s <= t; s++) acc += score[s] * to_float(hd.v[s * hd.stride + d]);
+        o[d] = from_float<E>(acc);
     }
 }
 
 // Block (b, h, t), query side: with datt_s = dout_t . v_s, the softmax gradient
 // dpre[t, s] = att_ts * (datt_s - sum_s' att_ts' datt_s') / sqrt(D) (kept in `dpre`
 // [B, H, T, T] for kernel 2) and dq_t = sum_{s <= t} dpre[t, s] * k_s.
+template <typename E>
 __global__ void __launch_bounds__(kThreads)
-attention_backward_query_kernel(int64_t T, int64_t C, int64_t H, const float *qkv,
-                                const float *att, const float *dout, float *dpre, float *dqkv) {
+attention_backward_query_kernel(int64_t T, int64_t C, int64_t H, const E *qkv, const float *att,
+                                const E *dout, float *dpre, E *dqkv) {
     PMOE_DYNAMIC_SHARED(float, grad);
     __shared__ float scratch[32];
     const int64_t row = blockIdx.x, t = row % T, bh = row / T, b = bh / H, h = bh % H;
-    const Head hd = head_of(qkv, b, h, T, C, H);
+    const Head<E> hd = head_of(qkv, b, h, T, C, H);
     const float scale = 1.0f / sqrtf(float(hd.D));
-    const float *a = att + row * T, *g = dout + (b * T + t) * C + h * hd.D;
+    const float *a = att + row * T;
+    const E *g = dout + (b * T + t) * C + h * hd.D;
     float weighted = 0.0f;
     for (int64_t s = threadIdx.x; s <= t; s += blockDim.x) {
         grad[s] = dot(hd.D, g, hd.v + s * hd.stride);
@@ -100,33 +104,33 @@ attention_backward_query_kernel(int64_t T, int64_t C, int64_t H, const float *qk
         dp[s] = grad[s];
     }
     __syncthreads();
-    float *dq = dqkv + (hd.q - qkv) + t * hd.stride;
+    E *dq = dqkv + (hd.q - qkv) + t * hd.stride;
     for (int64_t d = threadIdx.x; d < hd.D; d += blockDim.x) {
         float acc = 0.0f;
-        for (int64_t s = 0; s <= t; s++) acc += grad[s] * hd.k[s * hd.stride + d];
-        dq[d] = acc;
+        for (int64_t s = 0; s <= t; s++) acc += grad[s] * to_float(hd.k[s * hd.stride + d]);
+        dq[d] = from_float<E>(acc);
     }
 }
 
 // Block (b, h, s), key side: dk_s = sum_{t >= s} dpre[t, s] * q_t and
 // dv_s = sum_{t >= s} att[t, s] * dout_t, over t in increasing order.
+template <typename E>
 __global__ void __launch_bounds__(kThreads)
-attention_backward_key_kernel(int64_t T, int64_t C, int64_t H, const float *qkv,
-                              const float *att, const float *dout, const float *dpre,
-                              float *dqkv) {
+attention_backward_key_kernel(int64_t T, int64_t C, int64_t H, const E *qkv, const float *att,
+                              const E *dout, const float *dpre, E *dqkv) {
     const int64_t row = blockIdx.x, s = row % T, bh = row / T, b = bh / H, h = bh % H;
-    const Head hd = head_of(qkv, b, h, T, C, H);
+    const Head<E> hd = head_of(qkv, b, h, T, C, H);
     const float *a = att + bh * T * T, *dp = dpre + bh * T * T;
-    const float *g = dout + b * T * C + h * hd.D;
-    float *dk = dqkv + (hd.k - qkv) + s * hd.stride, *dv = dqkv + (hd.v - qkv) + s * hd.stride;
+    const E *g = dout + b * T * C + h * hd.D;
+    E *dk = dqkv + (hd.k - qkv) + s * hd.stride, *dv = dqkv + (hd.v - qkv) + s * hd.stride;
     for (int64_t d = threadIdx.x; d < hd.D; d += blockDim.x) {
         float acc_k = 0.0f, acc_v = 0.0f;
         for (int64_t t = s; t < T; t++) {
-            acc_k += dp[t * T + s] * hd.q[t * hd.stride + d];
-            acc_v += a[t * T + s] * g[t * C + d];
+            acc_k += dp[t * T + s] * to_float(hd.q[t * hd.stride + d]);
+            acc_v += a[t * T + s] * to_float(g[t * C + d]);
         }
-        dk[d] = acc_k;
-        dv[d] = acc_v;
+        dk[d] = from_float<E>(acc_k);
+        dv[d] = from_float<E>(acc_v);
     }
 }
 
@@ -148,36 +152,47 @@ using namespace pmoe::cuda;
 
 extern "C" {
 
-PMOE_API int pmoe_attention_forward(int32_t batch, int32_t seq, int32_t channels, int32_t heads,
-                                    const float *qkv, float *att, float *out, void *stream) {
+PMOE_API int pmoe_attention_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channels,
+                                    int32_t heads, const void *qkv, float *att, void *out,
+                                    void *stream) {
     return guarded("pmoe_attention_forward", [&] {
-        PMOE_CHECK(check_attention_forward(batch, seq, channels, heads, qkv, att, out));
+        PMOE_CHECK(check_attention_forward(dtype, batch, seq, channels, heads, qkv, att, out));
         if (batch == 0) return PMOE_OK;
         const int64_t rows = int64_t(batch) * heads * seq;
         PMOE_CHECK(require_grid_rows(rows));
-        return launch("attention_forward", attention_forward_kernel, unsigned(rows), kThreads,
-                      sizeof(float) * seq, stream, int64_t(seq), int64_t(channels),
-                      int64_t(heads), qkv, att, out);
+        return with_device_dtype(dtype, [&](auto t) {
+            using E = decltype(t);
+            return launch("attention_forward", attention_forward_kernel<E>, unsigned(rows),
+                          kThreads, sizeof(float) * seq, stream, int64_t(seq), int64_t(channels),
+                          int64_t(heads), static_cast<const E *>(qkv), att, static_cast<E *>(out));
+        });
     });
 }
 
-PMOE_API int pmoe_attention_backward(int32_t batch, int32_t seq, int32_t channels,
-                                     int32_t heads, const float *qkv, const float *att,
-                                     const float *dout, float *dqkv, void *stream) {
+PMOE_API int pmoe_attention_backward(int32_t dtype, int32_t batch, int32_t seq,
+                                     int32_t channels, int32_t heads, const void *qkv,
+                                     const float *att, const void *dout, void *dqkv,
+                                     void *stream) {
     return guarded("pmoe_attention_backward", [&] {
-        PMOE_CHECK(check_attention_backward(batch, seq, channels, heads, qkv, att, dout, dqkv));
+        PMOE_CHECK(
+            check_attention_backward(dtype, batch, seq, channels, heads, qkv, att, dout, dqkv));
         if (batch == 0) return PMOE_OK;
         const int64_t rows = int64_t(batch) * heads * seq;
         PMOE_CHECK(require_grid_rows(rows));
         DeviceBuffer dpre;
         PMOE_CHECK(dpre.allocate(sizeof(float) * rows * seq, stream, "attention softmax gradient"));
-        PMOE_CHECK(launch("attention_backward_query", attention_backward_query_kernel,
-                          unsigned(rows), kThreads, sizeof(float) * seq, stream, int64_t(seq),
-                          int64_t(channels), int64_t(heads), qkv, att, dout, dpre.as<float>(),
-                          dqkv));
-        return launch("attention_backward_key", attention_backward_key_kernel, unsigned(rows),
-                      kThreads, 0, stream, int64_t(seq), int64_t(channels), int64_t(heads), qkv,
-                      att, dout, dpre.as<const float>(), dqkv);
+        return with_device_dtype(dtype, [&](auto t) {
+            using E = decltype(t);
+            const E *x = static_cast<const E *>(qkv), *g = static_cast<const E *>(dout);
+            E *dx = static_cast<E *>(dqkv);
+            PMOE_CHECK(launch("attention_backward_query", attention_backward_query_kernel<E>,
+                              unsigned(rows), kThreads, sizeof(float) * seq, stream, int64_t(seq),
+                              int64_t(channels), int64_t(heads), x, att, g, dpre.as<float>(),
+                              dx));
+            return launch("attention_backward_key", attention_backward_key_kernel<E>,
+                          unsigned(rows), kThreads, 0, stream, int64_t(seq), int64_t(channels),
+                          int64_t(heads), x, att, g, dpre.as<const float>(), dx);
+        });
     });
 }
 

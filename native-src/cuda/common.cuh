@@ -144,6 +144,11 @@ template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(f
     return __float2bfloat16_rn(v);
 }
 
+// body(T()) with T the storage type of a checked PMOE_DTYPE_* (float or __nv_bfloat16).
+template <typename F> int with_device_dtype(int32_t dtype, F &&body) {
+    return dtype == PMOE_DTYPE_F32 ? body(float()) : body(__nv_bfloat16());
+}
+
 // ---- warp and block primitives (deterministic: a fixed combination order) ----
 
 struct Sum {

@@ -1,4 +1,5 @@
-// Fused softmax cross-entropy over the vocabulary (f32), as cpu/cross_entropy.cpp: a block per
+// Fused softmax cross-entropy over the vocabulary (f32 or bf16 logits and dlogits; softmax and
+// losses in f32), as cpu/cross_entropy.cpp: a block per
 // row reduces the row's max and sum of exponentials; the mean loss is a one-block reduction
 // over the rows in a fixed order.
 #include "dense.cuh"
@@ -18,12 +19,12 @@ struct Softmax {
     float max, sum;
 };
 
-__device__ Softmax block_softmax(const float *x, int64_t vocab, float *scratch) {
+template <typename T> __device__ Softmax block_softmax(const T *x, int64_t vocab, float *scratch) {
     float max = -INFINITY;
-    for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) max = fmaxf(max, x[v]);
+    for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) max = fmaxf(max, to_float(x[v]));
     max = block_reduce(max, Max(), scratch);
     float sum = 0.0f;
-    for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) sum += expf(x[v] - max);
+    for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) sum += expf(to_float(x[v]) - max);
     return {max, block_reduce(sum, Sum(), scratch)};
 }
 
@@ -36,8 +37,9 @@ __device__ bool valid_target(int32_t target, int64_t r, int64_t vocab,
 }
 
 // losses[r] = logsumexp(logits[r]) - logits[r, target], 0 for an ignored row (target -1).
+template <typename T>
 __global__ void __launch_bounds__(kThreads)
-cross_entropy_forward_kernel(int64_t rows, int64_t vocab, const float *logits,
+cross_entropy_forward_kernel(int64_t rows, int64_t vocab, const T *logits,
                              const int32_t *targets, float *losses, unsigned long long *checks) {
     __shared__ float scratch[32];
     for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
@@ -47,9 +49,10 @@ cross_entropy_forward_kernel(int64_t rows, int64_t vocab, const float *logits,
             if (threadIdx.x == 0) losses[r] = 0.0f;
             continue;
         }
-        const float *x = logits + r * vocab;
+        const T *x = logits + r * vocab;
         const Softmax sm = block_softmax(x, vocab, scratch);
-        if (threadIdx.x == 0) losses[r] = float(log(double(sm.sum)) + sm.max - x[target]);
+        if (threadIdx.x == 0)
+            losses[r] = float(log(double(sm.sum)) + sm.max - to_float(x[target]));
     }
 }
 
@@ -77,24 +80,26 @@ cross_entropy_mean_kernel(int64_t rows, const int32_t *targets, const float *los
 // dlogits[r, v] = (softmax(logits[r])[v] - (v == target)) * grad_scale, zeros for an ignored
 // row. The row's reductions finish before any thread writes, and each thread reads x[v] before
 // writing d[v], so dlogits may alias logits.
+template <typename T>
 __global__ void __launch_bounds__(kThreads)
-cross_entropy_backward_kernel(int64_t rows, int64_t vocab, const float *logits,
-                              const int32_t *targets, float grad_scale, float *dlogits,
+cross_entropy_backward_kernel(int64_t rows, int64_t vocab, const T *logits,
+                              const int32_t *targets, float grad_scale, T *dlogits,
                               unsigned long long *checks) {
     __shared__ float scratch[32];
     for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
         const int32_t target = targets[r];
         if (!valid_target(target, r, vocab, checks)) continue;
-        const float *x = logits + r * vocab;
-        float *d = dlogits + r * vocab;
+        const T *x = logits + r * vocab;
+        T *d = dlogits + r * vocab;
         if (target < 0) {
-            for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) d[v] = 0.0f;
+            for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) d[v] = from_float<T>(0.0f);
             continue;
         }
         const Softmax sm = block_softmax(x, vocab, scratch);
         const float inv = float(1.0 / double(sm.sum));
         for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x)
-            d[v] = (expf(x[v] - sm.max) * inv - (v == target ? 1.0f : 0.0f)) * grad_scale;
+            d[v] = from_float<T>((expf(to_float(x[v]) - sm.max) * inv - (v == target ? 1.0f : 0.0f)) *
+                                 grad_scale);
     }
 }
 
@@ -108,17 +113,22 @@ using namespace pmoe::cuda;
 extern "C" {
 
 // mean_loss and kept_rows, like losses, are device memory.
-PMOE_API int pmoe_cross_entropy_forward(int32_t rows, int32_t vocab, const float *logits,
-                                        const int32_t *targets, float *losses,
-                                        float *mean_loss, int32_t *kept_rows, void *stream) {
+PMOE_API int pmoe_cross_entropy_forward(int32_t dtype, int32_t rows, int32_t vocab,
+                                        const void *logits, const int32_t *targets,
+                                        float *losses, float *mean_loss, int32_t *kept_rows,
+                                        void *stream) {
     return guarded("pmoe_cross_entropy_forward", [&] {
-        PMOE_CHECK(check_cross_entropy_forward(rows, vocab, logits, targets, losses));
+        PMOE_CHECK(check_cross_entropy_forward(dtype, rows, vocab, logits, targets, losses));
         InputChecks checks;
         PMOE_CHECK(checks.begin(stream));
         if (rows > 0)
-            PMOE_CHECK(launch("cross_entropy_forward", cross_entropy_forward_kernel,
+            PMOE_CHECK(with_device_dtype(dtype, [&](auto t) {
+                using T = decltype(t);
+                return launch("cross_entropy_forward", cross_entropy_forward_kernel<T>,
                               row_blocks(rows), kThreads, 0, stream, int64_t(rows),
-                              int64_t(vocab), logits, targets, losses, checks.device()));
+                              int64_t(vocab), static_cast<const T *>(logits), targets, losses,
+                              checks.device());
+            }));
         if (mean_loss || kept_rows)
             PMOE_CHECK(launch("cross_entropy_mean", cross_entropy_mean_kernel, 1, kThreads, 0,
                               stream, int64_t(rows), targets, static_cast<const float *>(losses),
@@ -128,17 +138,22 @@ PMOE_API int pmoe_cross_entropy_forward(int32_t rows, int32_t vocab, const float
     });
 }
 
-PMOE_API int pmoe_cross_entropy_backward(int32_t rows, int32_t vocab, const float *logits,
-                                         const int32_t *targets, float grad_scale,
-                                         float *dlogits, void *stream) {
+PMOE_API int pmoe_cross_entropy_backward(int32_t dtype, int32_t rows, int32_t vocab,
+                                         const void *logits, const int32_t *targets,
+                                         float grad_scale, void *dlogits, void *stream) {
     return guarded("pmoe_cross_entropy_backward", [&] {
-        PMOE_CHECK(check_cross_entropy_backward(rows, vocab, logits, targets, grad_scale, dlogits));
+        PMOE_CHECK(check_cross_entropy_backward(dtype, rows, vocab, logits, targets, grad_scale,
+                                                dlogits));
         if (rows == 0) return PMOE_OK;
         InputChecks checks;
         PMOE_CHECK(checks.begin(stream));
-        PMOE_CHECK(launch("cross_entropy_backward", cross_entropy_backward_kernel,
+        PMOE_CHECK(with_device_dtype(dtype, [&](auto t) {
+            using T = decltype(t);
+            return launch("cross_entropy_backward", cross_entropy_backward_kernel<T>,
                           row_blocks(rows), kThreads, 0, stream, int64_t(rows), int64_t(vocab),
-                          logits, targets, grad_scale, dlogits, checks.device()));
+                          static_cast<const T *>(logits), targets, grad_scale,
+                          static_cast<T *>(dlogits), checks.device());
+        }));
         PMOE_CHECK(checks.finish(stream));
         return ids_error(checks, kCheckTargets, "targets", targets, -1, vocab);
     });

@@ -1,4 +1,5 @@
-// Token + position embedding (f32) and its backward, as cpu/embedding.cpp. The backward adds
+// Token + position embedding (f32 or bf16 tables and activations, f32 table gradients) and its
+// backward, as cpu/embedding.cpp. The backward adds
 // every token's gradient row into its id's row of dwte without atomics: a thread owns one column
 // of a fixed subset of the ids (id % parts) and scans all tokens in order, so each element of
 // dwte receives its tokens in token order, as on the CPU, whatever the launch. (llm.c instead
@@ -15,10 +16,10 @@ constexpr int kCheckIds = 0;
 
 // out[n, c] = wte[ids[n], c] + wpe[n % seq, c]; a token whose id is out of range is recorded
 // (by its column-0 element) and skipped.
+template <typename T>
 __global__ void embedding_forward_kernel(int64_t tokens, int64_t seq, int64_t channels,
-                                         int vocab, const int32_t *ids, const float *wte,
-                                         const float *wpe, float *out,
-                                         unsigned long long *checks) {
+                                         int vocab, const int32_t *ids, const T *wte,
+                                         const T *wpe, T *out, unsigned long long *checks) {
     const int64_t n_all = tokens * channels, stride = int64_t(gridDim.x) * blockDim.x;
     for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n_all; i += stride) {
         const int64_t n = i / channels, c = i % channels;
@@ -27,14 +28,16 @@ __global__ void embedding_forward_kernel(int64_t tokens, int64_t seq, int64_t ch
             if (c == 0) record_bad(checks, kCheckIds, n);
             continue;
         }
-        out[i] = wte[id * channels + c] + wpe[(n % seq) * channels + c];
+        out[i] = from_float<T>(to_float(wte[id * channels + c]) +
+                               to_float(wpe[(n % seq) * channels + c]));
     }
 }
 
 // dwte[v, c] += dout[n, c] for the tokens n with ids[n] == v, in token order. Thread
 // (part, c) owns column c of the ids v with v % parts == part.
+template <typename T>
 __global__ void embedding_backward_wte_kernel(int64_t tokens, int64_t channels, int vocab,
-                                              int parts, const int32_t *ids, const float *dout,
+                                              int parts, const int32_t *ids, const T *dout,
                                               float *dwte, unsigned long long *checks) {
     const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     const int part = blockIdx.y;
@@ -44,18 +47,19 @@ __global__ void embedding_backward_wte_kernel(int64_t tokens, int64_t channels, 
         if (id < 0 || id >= vocab) {
             if (c == 0 && part == 0) record_bad(checks, kCheckIds, n);
         } else if (id % parts == part) {
-            dwte[id * channels + c] += dout[n * channels + c];
+            dwte[id * channels + c] += to_float(dout[n * channels + c]);
         }
     }
 }
 
 // dwpe[t, c] += sum_b dout[b, t, c], in batch order; one thread per element of dwpe.
+template <typename T>
 __global__ void embedding_backward_wpe_kernel(int64_t batch, int64_t seq, int64_t channels,
-                                              const float *dout, float *dwpe) {
+                                              const T *dout, float *dwpe) {
     const int64_t n = seq * channels, stride = int64_t(gridDim.x) * blockDim.x;
     for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
         float acc = dwpe[i];
-        for (int64_t b = 0; b < batch; b++) acc += dout[b * n + i];
+        for (int64_t b = 0; b < batch; b++) acc += to_float(dout[b * n + i]);
         dwpe[i] = acc;
     }
 }
@@ -69,44 +73,52 @@ using namespace pmoe::cuda;
 
 extern "C" {
 
-PMOE_API int pmoe_embedding_forward(int32_t batch, int32_t seq, int32_t channels, int32_t vocab,
-                                    int32_t max_seq, const int32_t *ids, const float *wte,
-                                    const float *wpe, float *out, void *stream) {
+PMOE_API int pmoe_embedding_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channels,
+                                    int32_t vocab, int32_t max_seq, const int32_t *ids,
+                                    const void *wte, const void *wpe, void *out, void *stream) {
     return guarded("pmoe_embedding_forward", [&] {
-        PMOE_CHECK(check_embedding_forward(batch, seq, channels, vocab, max_seq, ids, wte, wpe,
-                                           out));
+        PMOE_CHECK(check_embedding_forward(dtype, batch, seq, channels, vocab, max_seq, ids, wte,
+                                           wpe, out));
         if (batch == 0) return PMOE_OK;
         const int64_t tokens = int64_t(batch) * seq;
         InputChecks checks;
         PMOE_CHECK(checks.begin(stream));
-        PMOE_CHECK(launch("embedding_forward", embedding_forward_kernel,
+        PMOE_CHECK(with_device_dtype(dtype, [&](auto t) {
+            using T = decltype(t);
+            return launch("embedding_forward", embedding_forward_kernel<T>,
                           grid_for(tokens * channels, kThreads), kThreads, 0, stream, tokens,
-                          int64_t(seq), int64_t(channels), vocab, ids, wte, wpe, out,
-                          checks.device()));
+                          int64_t(seq), int64_t(channels), vocab, ids, static_cast<const T *>(wte),
+                          static_cast<const T *>(wpe), static_cast<T *>(out), checks.device());
+        }));
         PMOE_CHECK(checks.finish(stream));
         return ids_error(checks, kCheckIds, "ids", ids, 0, vocab);
     });
 }
 
-PMOE_API int pmoe_embedding_backward(int32_t batch, int32_t seq, int32_t channels, int32_t vocab,
-                                     int32_t max_seq, const int32_t *ids, const float *dout,
-                                     float *dwte, float *dwpe, void *stream) {
+PMOE_API int pmoe_embedding_backward(int32_t dtype, int32_t batch, int32_t seq,
+                                     int32_t channels, int32_t vocab, int32_t max_seq,
+                                     const int32_t *ids, const void *dout, float *dwte,
+                                     float *dwpe, void *stream) {
     return guarded("pmoe_embedding_backward", [&] {
-        PMOE_CHECK(check_embedding_backward(batch, seq, channels, vocab, max_seq, ids, dout, dwte,
-                                            dwpe));
+        PMOE_CHECK(check_embedding_backward(dtype, batch, seq, channels, vocab, max_seq, ids, dout,
+                                            dwte, dwpe));
         if (batch == 0) return PMOE_OK;
         const int64_t tokens = int64_t(batch) * seq;
         // Enough id subsets for about 32 Ki threads, at most one per id.
         const int parts = int(std::min<int64_t>(vocab, std::max<int64_t>(1, 32768 / channels)));
         InputChecks checks;
         PMOE_CHECK(checks.begin(stream));
-        PMOE_CHECK(launch("embedding_backward_wte", embedding_backward_wte_kernel,
-                          dim3(unsigned(ceil_div(channels, kThreads)), unsigned(parts)), kThreads,
-                          0, stream, tokens, int64_t(channels), vocab, parts, ids, dout, dwte,
-                          checks.device()));
-        PMOE_CHECK(launch("embedding_backward_wpe", embedding_backward_wpe_kernel,
+        PMOE_CHECK(with_device_dtype(dtype, [&](auto t) {
+            using T = decltype(t);
+            const T *d = static_cast<const T *>(dout);
+            PMOE_CHECK(launch("embedding_backward_wte", embedding_backward_wte_kernel<T>,
+                              dim3(unsigned(ceil_div(channels, kThreads)), unsigned(parts)),
+                              kThreads, 0, stream, tokens, int64_t(channels), vocab, parts, ids, d,
+                              dwte, checks.device()));
+            return launch("embedding_backward_wpe", embedding_backward_wpe_kernel<T>,
                           grid_for(int64_t(seq) * channels, kThreads), kThreads, 0, stream,
-                          int64_t(batch), int64_t(seq), int64_t(channels), dout, dwpe));
+                          int64_t(batch), int64_t(seq), int64_t(channels), d, dwpe);
+        }));
         PMOE_CHECK(checks.finish(stream));
         return ids_error(checks, kCheckIds, "ids", ids, 0, vocab);
     });

@@ -128,10 +128,11 @@ namespace {
 constexpr int kThreads = 256;
 
 // first = min index of a non-finite element, through the record of an InputChecks slot.
-__global__ void find_nonfinite_kernel(int64_t n, const float *x, unsigned long long *checks) {
+template <typename T>
+__global__ void find_nonfinite_kernel(int64_t n, const T *x, unsigned long long *checks) {
     const int64_t stride = int64_t(gridDim.x) * blockDim.x;
     for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
-        if (!isfinite(x[i])) {
+        if (!isfinite(to_float(x[i]))) {
             record_bad(checks, 0, i);
             return; // later elements of this thread cannot be smaller
         }
@@ -192,17 +193,20 @@ PMOE_API int pmoe_set_cpu_isa(int32_t level) {
 
 // first_index is device memory, like x; the scan always runs (it is the check itself), so it
 // uses a device-side record of its own rather than InputChecks.
-PMOE_API int pmoe_find_nonfinite(int64_t n, const float *x, int64_t *first_index, void *stream) {
+PMOE_API int pmoe_find_nonfinite(int32_t dtype, int64_t n, const void *x, int64_t *first_index,
+                                 void *stream) {
     return guarded("pmoe_find_nonfinite", [&] {
-        PMOE_CHECK(require_non_negative("n", n));
-        PMOE_CHECK(require_non_null("first_index", first_index));
-        if (n > 0) PMOE_CHECK(require_non_null("x", x));
+        PMOE_CHECK(check_find_nonfinite(dtype, n, x, first_index));
         DeviceBuffer record;
         PMOE_CHECK(record.allocate(sizeof(unsigned long long), stream, "the scan record"));
         PMOE_CHECK(memset_async(record.as<void>(), 0xff, sizeof(unsigned long long), stream));
         if (n > 0)
-            PMOE_CHECK(launch("find_nonfinite", find_nonfinite_kernel, grid_for(n, kThreads),
-                              kThreads, 0, stream, n, x, record.as<unsigned long long>()));
+            PMOE_CHECK(with_device_dtype(dtype, [&](auto t) {
+                using T = decltype(t);
+                return launch("find_nonfinite", find_nonfinite_kernel<T>, grid_for(n, kThreads),
+                              kThreads, 0, stream, n, static_cast<const T *>(x),
+                              record.as<unsigned long long>());
+            }));
         return launch("store_first_index", store_first_index_kernel, 1, 1, 0, stream,
                       record.as<const unsigned long long>(), first_index);
     });

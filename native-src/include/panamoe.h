@@ -108,8 +108,10 @@ PMOE_API int pmoe_get_num_threads(int32_t *n);
  * The CUDA library has no CPU kernels: both return PMOE_ERR_UNSUPPORTED. */
 PMOE_API int pmoe_cpu_isa(int32_t *level_in_use, uint32_t *features_found);
 PMOE_API int pmoe_set_cpu_isa(int32_t level);
-/* Index of the first NaN/Inf in x[0..n), or -1 if all are finite. */
-PMOE_API int pmoe_find_nonfinite(int64_t n, const float *x, int64_t *first_index, void *stream);
+/* Index of the first NaN/Inf in x[0..n) of dtype (PMOE_DTYPE_F32 or _BF16), or -1 if all are
+ * finite. */
+PMOE_API int pmoe_find_nonfinite(int32_t dtype, int64_t n, const void *x, int64_t *first_index,
+                                 void *stream);
 
 /* ---- dense GEMM: C = alpha * op(A) * op(B) + beta * C, row-major, f32 ----
  * op(A) is [m, k], op(B) is [k, n]; trans_a/trans_b are 0 or 1; lda/ldb/ldc are row strides.
@@ -246,92 +248,112 @@ PMOE_API int pmoe_combine_backward(int32_t dtype, int32_t tokens, int32_t top_k,
                                    const float *topk_weights, const int32_t *slot_position,
                                    void *grad_expert_out, float *grad_weights, void *stream);
 
-/* ---- activations (f32) ----
+/* ---- activations (dtype: PMOE_DTYPE_F32 or PMOE_DTYPE_BF16 for every buffer) ----
  * in [rows, cols] (SwiGLU: [rows, 2 * cols]) -> out [rows, cols]; rows >= 0 (pointers may be
  * NULL when rows == 0), cols >= 1.
- * backward: grad_in from in and grad_out (grad_in has the shape of in). */
-PMOE_API int pmoe_activation_forward(int32_t act, int32_t rows, int32_t cols, const float *in,
-                                     float *out, void *stream);
-PMOE_API int pmoe_activation_backward(int32_t act, int32_t rows, int32_t cols, const float *in,
-                                      const float *grad_out, float *grad_in, void *stream);
+ * backward: grad_in from in and grad_out (grad_in has the shape of in).
+ * bf16 is computed in f32 and each output element rounded once (nearest even). */
+PMOE_API int pmoe_activation_forward(int32_t dtype, int32_t act, int32_t rows, int32_t cols,
+                                     const void *in, void *out, void *stream);
+PMOE_API int pmoe_activation_backward(int32_t dtype, int32_t act, int32_t rows, int32_t cols,
+                                      const void *in, const void *grad_out, void *grad_in,
+                                      void *stream);
+
+/* ---- dtype conversion ----
+ * dst[i] = src[i] for i < n, converted from src_dtype to dst_dtype (PMOE_DTYPE_*); f32 -> bf16
+ * rounds to nearest even (NaN stays NaN, overflow gives inf); the same dtype copies. dst must
+ * not overlap src. n >= 0 (pointers may be NULL when n == 0). The bf16 working copies of f32
+ * master weights are made with it. */
+PMOE_API int pmoe_convert(int64_t n, int32_t src_dtype, const void *src, int32_t dst_dtype,
+                          void *dst, void *stream);
 
 /* ---- dense transformer operators ---- */
 
-/* The non-MoE part of a GPT block, f32. A linear layer is pmoe_gemm then pmoe_bias_add; GeLU
+/* The non-MoE part of a GPT block. A linear layer is pmoe_gemm then pmoe_bias_add; GeLU
  * is pmoe_activation_*. B = batch, T = seq (sequence length), C = channels (model width).
  * batch, rows and n may be 0 (then no pointer is read); every other size must be >= 1.
  * Outputs marked (accumulated) are added to (the caller zeroes them once per step); all other
  * outputs, gradients included, are overwritten. Every reduction runs in a fixed order that
- * does not depend on the thread count. */
+ * does not depend on the thread count.
+ * `dtype` (PMOE_DTYPE_F32 or PMOE_DTYPE_BF16) is the storage of the activations, their
+ * gradients and the weights the forward reads (for mixed precision: the bf16 working copies);
+ * buffers typed `float *` are f32 whatever the dtype: row statistics, attention probabilities,
+ * losses and the weight gradients (accumulated into f32). All math is f32 (sums in double
+ * where stated); a bf16 output element is rounded once (nearest even). */
 
 /* Token + position embedding: out[b, t, :] = wte[ids[b, t], :] + wpe[t, :].
  * ids [B, T], each in [0, vocab); wte [vocab, C]; wpe [max_seq, C] with seq <= max_seq;
  * out [B, T, C]. */
-PMOE_API int pmoe_embedding_forward(int32_t batch, int32_t seq, int32_t channels, int32_t vocab,
-                                    int32_t max_seq, const int32_t *ids, const float *wte,
-                                    const float *wpe, float *out, void *stream);
+PMOE_API int pmoe_embedding_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channels,
+                                    int32_t vocab, int32_t max_seq, const int32_t *ids,
+                                    const void *wte, const void *wpe, void *out, void *stream);
 /* dwte[v, :] += sum of dout[b, t, :] over the (b, t) with ids[b, t] == v   (accumulated)
  * dwpe[t, :] += sum_b dout[b, t, :]                                        (accumulated)
  * Both sums run over (b, t) in row-major order. */
-PMOE_API int pmoe_embedding_backward(int32_t batch, int32_t seq, int32_t channels, int32_t vocab,
-                                     int32_t max_seq, const int32_t *ids, const float *dout,
-                                     float *dwte, float *dwpe, void *stream);
+PMOE_API int pmoe_embedding_backward(int32_t dtype, int32_t batch, int32_t seq,
+                                     int32_t channels, int32_t vocab, int32_t max_seq,
+                                     const int32_t *ids, const void *dout, float *dwte,
+                                     float *dwpe, void *stream);
 
 /* LayerNorm over each row of x [rows, cols]:
  *   mean[r] = mean_c x[r, c];  rstd[r] = 1 / sqrt(mean_c (x[r, c] - mean[r])^2 + eps);
  *   out[r, c] = (x[r, c] - mean[r]) * rstd[r] * weight[c] + bias[c].
  * weight, bias [cols]; mean, rstd [rows] are saved for the backward. eps > 0. */
-PMOE_API int pmoe_layernorm_forward(int32_t rows, int32_t cols, float eps, const float *x,
-                                    const float *weight, const float *bias, float *out,
-                                    float *mean, float *rstd, void *stream);
+PMOE_API int pmoe_layernorm_forward(int32_t dtype, int32_t rows, int32_t cols, float eps,
+                                    const void *x, const void *weight, const void *bias,
+                                    void *out, float *mean, float *rstd, void *stream);
 /* With xhat = (x - mean) * rstd and g = dout * weight:
  *   dx[r, c] = rstd[r] * (g[r, c] - mean_c g[r, :] - xhat[r, c] * mean_c (g * xhat)[r, :])
  *                                                (overwritten)
  *   dweight[c] += sum_r dout[r, c] * xhat[r, c]   (accumulated)
  *   dbias[c]   += sum_r dout[r, c]                (accumulated) */
-PMOE_API int pmoe_layernorm_backward(int32_t rows, int32_t cols, const float *x,
-                                     const float *weight, const float *mean, const float *rstd,
-                                     const float *dout, float *dx, float *dweight, float *dbias,
+PMOE_API int pmoe_layernorm_backward(int32_t dtype, int32_t rows, int32_t cols, const void *x,
+                                     const void *weight, const float *mean, const float *rstd,
+                                     const void *dout, void *dx, float *dweight, float *dbias,
                                      void *stream);
 /* RMSNorm over each row of x [rows, cols]:
  *   rstd[r] = 1 / sqrt(mean_c x[r, c]^2 + eps);  out[r, c] = x[r, c] * rstd[r] * weight[c].
  * rstd [rows] is saved for the backward. eps > 0. */
-PMOE_API int pmoe_rmsnorm_forward(int32_t rows, int32_t cols, float eps, const float *x,
-                                  const float *weight, float *out, float *rstd, void *stream);
+PMOE_API int pmoe_rmsnorm_forward(int32_t dtype, int32_t rows, int32_t cols, float eps,
+                                  const void *x, const void *weight, void *out, float *rstd,
+                                  void *stream);
 /* With xhat = x * rstd and g = dout * weight:
  *   dx[r, c] = rstd[r] * (g[r, c] - xhat[r, c] * mean_c (g * xhat)[r, :])   (overwritten)
  *   dweight[c] += sum_r dout[r, c] * xhat[r, c]   (accumulated) */
-PMOE_API int pmoe_rmsnorm_backward(int32_t rows, int32_t cols, const float *x,
-                                   const float *weight, const float *rstd, const float *dout,
-                                   float *dx, float *dweight, void *stream);
+PMOE_API int pmoe_rmsnorm_backward(int32_t dtype, int32_t rows, int32_t cols, const void *x,
+                                   const void *weight, const float *rstd, const void *dout,
+                                   void *dx, float *dweight, void *stream);
 
 /* Bias over rows, in place: x[r, c] += bias[c] for x [rows, cols]. */
-PMOE_API int pmoe_bias_add(int32_t rows, int32_t cols, const float *bias, float *x,
+PMOE_API int pmoe_bias_add(int32_t dtype, int32_t rows, int32_t cols, const void *bias, void *x,
                            void *stream);
 /* Bias gradient: dbias[c] += sum_r dout[r, c] (accumulated; summed in double in row order). */
-PMOE_API int pmoe_bias_backward(int32_t rows, int32_t cols, const float *dout, float *dbias,
-                                void *stream);
+PMOE_API int pmoe_bias_backward(int32_t dtype, int32_t rows, int32_t cols, const void *dout,
+                                float *dbias, void *stream);
 
-/* Flat elementwise ops over n elements.
+/* Flat elementwise ops over n elements, every buffer of `dtype`.
  * add:        out[i] = a[i] + b[i]   (out may alias a or b; the residual connection)
  * accumulate: y[i] += x[i]           (gradient accumulation, e.g. into a residual gradient)
  * scale:      x[i] *= alpha          (in place; gradient clipping) */
-PMOE_API int pmoe_add(int64_t n, const float *a, const float *b, float *out, void *stream);
-PMOE_API int pmoe_accumulate(int64_t n, const float *x, float *y, void *stream);
-PMOE_API int pmoe_scale(int64_t n, float alpha, float *x, void *stream);
+PMOE_API int pmoe_add(int32_t dtype, int64_t n, const void *a, const void *b, void *out,
+                      void *stream);
+PMOE_API int pmoe_accumulate(int32_t dtype, int64_t n, const void *x, void *y, void *stream);
+PMOE_API int pmoe_scale(int32_t dtype, int64_t n, float alpha, void *x, void *stream);
 
 /* Causal multi-head self-attention, H heads of size D = C / H (C divisible by H):
  * qkv [B, T, 3C], each row = [q (C) | k (C) | v (C)], head h owns columns [h*D, (h+1)*D) of each;
  *   att[b, h, t, s] = softmax_{s <= t}(q[b, t, h] . k[b, s, h] / sqrt(D)), and 0 for s > t;
  *   out[b, t, h*D + d] = sum_{s <= t} att[b, h, t, s] * v[b, s, h*D + d].
  * att [B, H, T, T] holds the probabilities for the backward; out [B, T, C]. */
-PMOE_API int pmoe_attention_forward(int32_t batch, int32_t seq, int32_t channels, int32_t heads,
-                                    const float *qkv, float *att, float *out, void *stream);
+PMOE_API int pmoe_attention_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channels,
+                                    int32_t heads, const void *qkv, float *att, void *out,
+                                    void *stream);
 /* dqkv [B, T, 3C] = d loss / d qkv (overwritten) from dout [B, T, C], the forward's qkv
  * and att. */
-PMOE_API int pmoe_attention_backward(int32_t batch, int32_t seq, int32_t channels,
-                                     int32_t heads, const float *qkv, const float *att,
-                                     const float *dout, float *dqkv, void *stream);
+PMOE_API int pmoe_attention_backward(int32_t dtype, int32_t batch, int32_t seq,
+                                     int32_t channels, int32_t heads, const void *qkv,
+                                     const float *att, const void *dout, void *dqkv,
+                                     void *stream);
 
 /* Fused softmax cross-entropy over the vocabulary: logits [rows, vocab], targets [rows], each
  * in [0, vocab) or -1 (row ignored).
@@ -339,15 +361,16 @@ PMOE_API int pmoe_attention_backward(int32_t batch, int32_t seq, int32_t channel
  *   mean_loss (may be NULL) = sum of losses over kept rows / their count (0 if none),
  *   summed in double in row order; kept_rows (may be NULL) = that count.
  * Non-finite logits give non-finite losses. */
-PMOE_API int pmoe_cross_entropy_forward(int32_t rows, int32_t vocab, const float *logits,
-                                        const int32_t *targets, float *losses,
-                                        float *mean_loss, int32_t *kept_rows, void *stream);
+PMOE_API int pmoe_cross_entropy_forward(int32_t dtype, int32_t rows, int32_t vocab,
+                                        const void *logits, const int32_t *targets,
+                                        float *losses, float *mean_loss, int32_t *kept_rows,
+                                        void *stream);
 /* dlogits[r, v] = (softmax(logits[r, :])[v] - (v == targets[r])) * grad_scale, and 0 for an
  * ignored row (overwritten; grad_scale is e.g. 1 / kept_rows for the mean loss).
  * dlogits may alias logits (computed in place). */
-PMOE_API int pmoe_cross_entropy_backward(int32_t rows, int32_t vocab, const float *logits,
-                                         const int32_t *targets, float grad_scale,
-                                         float *dlogits, void *stream);
+PMOE_API int pmoe_cross_entropy_backward(int32_t dtype, int32_t rows, int32_t vocab,
+                                         const void *logits, const int32_t *targets,
+                                         float grad_scale, void *dlogits, void *stream);
 
 /* AdamW over n parameters in flat buffers, step t >= 1 (1 on the first update):
  *   m = beta1 * m + (1 - beta1) * g;   v = beta2 * v + (1 - beta2) * g^2;

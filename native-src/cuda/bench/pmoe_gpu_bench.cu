@@ -682,8 +682,8 @@ struct Case {
                        "pmoe_permute");
                 abi_ok(pmoe_grouped_gemm_nn(E, off, d, 2 * f, xp.as<float>(), w1.pointers.as<const float *const>(),
                                             h.as<float>(), nullptr), "pmoe_grouped_gemm_nn (up)");
-                abi_ok(pmoe_activation_forward(PMOE_ACT_SWIGLU, R, f, h.as<float>(), act.as<float>(), nullptr),
-                       "pmoe_activation_forward");
+                abi_ok(pmoe_activation_forward(PMOE_DTYPE_F32, PMOE_ACT_SWIGLU, R, f, h.as<float>(),
+                                               act.as<float>(), nullptr), "pmoe_activation_forward");
                 abi_ok(pmoe_grouped_gemm_nn(E, off, f, d, act.as<float>(), w2.pointers.as<const float *const>(),
                                             o.as<float>(), nullptr), "pmoe_grouped_gemm_nn (down)");
                 abi_ok(pmoe_combine(PMOE_DTYPE_F32, T, K, R, d, o.p, w.as<float>(), pos.as<int32_t>(), y.p,
@@ -697,7 +697,7 @@ struct Case {
                                             gact.as<float>(), nullptr), "pmoe_grouped_gemm_nt (down)");
                 abi_ok(pmoe_grouped_gemm_tn(E, off, f, d, act.as<float>(), go.as<float>(), 0.0f,
                                             g2.pointers.as<float *const>(), nullptr), "pmoe_grouped_gemm_tn (down)");
-                abi_ok(pmoe_activation_backward(PMOE_ACT_SWIGLU, R, f, h.as<float>(), gact.as<float>(),
+                abi_ok(pmoe_activation_backward(PMOE_DTYPE_F32, PMOE_ACT_SWIGLU, R, f, h.as<float>(), gact.as<float>(),
                                                 gh.as<float>(), nullptr), "pmoe_activation_backward");
                 abi_ok(pmoe_grouped_gemm_nt(E, off, 2 * f, d, gh.as<float>(), w1.pointers.as<const float *const>(),
                                             gxp.as<float>(), nullptr), "pmoe_grouped_gemm_nt (up)");

@@ -436,7 +436,8 @@ public final class panamoe_h {
     }
 
     private static final class pmoe_find_nonfinite {
-        static final FunctionDescriptor DESC = FunctionDescriptor.of(C_INT, C_LONG, C_POINTER, C_POINTER, C_POINTER);
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                C_INT, C_INT, C_LONG, C_POINTER, C_POINTER, C_POINTER);
     }
 
     private final Downcall pmoe_find_nonfinite$downcall = new Downcall("pmoe_find_nonfinite", pmoe_find_nonfinite.DESC);
@@ -453,10 +454,11 @@ public final class panamoe_h {
         return pmoe_find_nonfinite$downcall.address();
     }
 
-    /** {@code int pmoe_find_nonfinite(int64_t n, const float *x, int64_t *first_index, void *stream)} */
-    public int pmoe_find_nonfinite(long n, MemorySegment x, MemorySegment first_index, MemorySegment stream) {
+    /** {@code int pmoe_find_nonfinite(int32_t dtype, int64_t n, const void *x, int64_t *first_index, void *stream)} */
+    public int pmoe_find_nonfinite(int dtype, long n, MemorySegment x, MemorySegment first_index,
+            MemorySegment stream) {
         try {
-            return (int) pmoe_find_nonfinite$handle().invokeExact(n, x, first_index, stream);
+            return (int) pmoe_find_nonfinite$handle().invokeExact(dtype, n, x, first_index, stream);
         } catch (Error | RuntimeException e) {
             throw e;
         } catch (Throwable e) {
@@ -1066,7 +1068,8 @@ public final class panamoe_h {
     }
 
     private static final class pmoe_activation_forward {
-        static final FunctionDescriptor DESC = FunctionDescriptor.of(C_INT, C_INT, C_INT, C_INT, C_POINTER, C_POINTER, C_POINTER);
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                C_INT, C_INT, C_INT, C_INT, C_INT, C_POINTER, C_POINTER, C_POINTER);
     }
 
     private final Downcall pmoe_activation_forward$downcall = new Downcall("pmoe_activation_forward", pmoe_activation_forward.DESC);
@@ -1083,11 +1086,11 @@ public final class panamoe_h {
         return pmoe_activation_forward$downcall.address();
     }
 
-    /** {@code int pmoe_activation_forward(int32_t act, int32_t rows, int32_t cols, const float *in, float *out, void *stream)} */
-    public int pmoe_activation_forward(int act, int rows, int cols, MemorySegment in, MemorySegment out,
+    /** {@code int pmoe_activation_forward(int32_t dtype, int32_t act, int32_t rows, int32_t cols, const void *in, void *out, void *stream)} */
+    public int pmoe_activation_forward(int dtype, int act, int rows, int cols, MemorySegment in, MemorySegment out,
             MemorySegment stream) {
         try {
-            return (int) pmoe_activation_forward$handle().invokeExact(act, rows, cols, in, out, stream);
+            return (int) pmoe_activation_forward$handle().invokeExact(dtype, act, rows, cols, in, out, stream);
         } catch (Error | RuntimeException e) {
             throw e;
         } catch (Throwable e) {
@@ -1096,7 +1099,8 @@ public final class panamoe_h {
     }
 
     private static final class pmoe_activation_backward {
-        static final FunctionDescriptor DESC = FunctionDescriptor.of(C_INT, C_INT, C_INT, C_INT, C_POINTER, C_POINTER, C_POINTER, C_POINTER);
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                C_INT, C_INT, C_INT, C_INT, C_INT, C_POINTER, C_POINTER, C_POINTER, C_POINTER);
     }
 
     private final Downcall pmoe_activation_backward$downcall = new Downcall("pmoe_activation_backward", pmoe_activation_backward.DESC);
@@ -1113,11 +1117,42 @@ public final class panamoe_h {
         return pmoe_activation_backward$downcall.address();
     }
 
-    /** {@code int pmoe_activation_backward(int32_t act, int32_t rows, int32_t cols, const float *in, const float *grad_out, float *grad_in, void *stream)} */
-    public int pmoe_activation_backward(int act, int rows, int cols, MemorySegment in, MemorySegment grad_out,
-            MemorySegment grad_in, MemorySegment stream) {
+    /** {@code int pmoe_activation_backward(int32_t dtype, int32_t act, int32_t rows, int32_t cols, const void *in, const void *grad_out, void *grad_in, void *stream)} */
+    public int pmoe_activation_backward(int dtype, int act, int rows, int cols, MemorySegment in,
+            MemorySegment grad_out, MemorySegment grad_in, MemorySegment stream) {
         try {
-            return (int) pmoe_activation_backward$handle().invokeExact(act, rows, cols, in, grad_out, grad_in, stream);
+            return (int) pmoe_activation_backward$handle().invokeExact(dtype, act, rows, cols, in, grad_out, grad_in, stream);
+        } catch (Error | RuntimeException e) {
+            throw e;
+        } catch (Throwable e) {
+            throw new AssertionError("should not reach here", e);
+        }
+    }
+
+    private static final class pmoe_convert {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                C_INT, C_LONG, C_INT, C_POINTER, C_INT, C_POINTER, C_POINTER);
+    }
+
+    private final Downcall pmoe_convert$downcall = new Downcall("pmoe_convert", pmoe_convert.DESC);
+
+    public static FunctionDescriptor pmoe_convert$descriptor() {
+        return pmoe_convert.DESC;
+    }
+
+    public MethodHandle pmoe_convert$handle() {
+        return pmoe_convert$downcall.handle();
+    }
+
+    public MemorySegment pmoe_convert$address() {
+        return pmoe_convert$downcall.address();
+    }
+
+    /** {@code int pmoe_convert(int64_t n, int32_t src_dtype, const void *src, int32_t dst_dtype, void *dst, void *stream)} */
+    public int pmoe_convert(long n, int src_dtype, MemorySegment src, int dst_dtype, MemorySegment dst,
+            MemorySegment stream) {
+        try {
+            return (int) pmoe_convert$handle().invokeExact(n, src_dtype, src, dst_dtype, dst, stream);
         } catch (Error | RuntimeException e) {
             throw e;
         } catch (Throwable e) {
@@ -1127,8 +1162,7 @@ public final class panamoe_h {
 
     private static final class pmoe_embedding_forward {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(
-                C_INT, C_INT, C_INT, C_INT, C_INT, C_INT, C_POINTER, C_POINTER, C_POINTER, C_POINTER,
-                C_POINTER);
+                C_INT, C_INT, C_INT, C_INT, C_INT, C_INT, C_INT, C_POINTER, C_POINTER, C_POINTER, C_POINTER, C_POINTER);
     }
 
     private final Downcall pmoe_embedding_forward$downcall = new Downcall("pmoe_embedding_forward", pmoe_embedding_forward.DESC);
@@ -1145,12 +1179,11 @@ public final class panamoe_h {
         return pmoe_embedding_forward$downcall.address();
     }
 
-    /** {@code int pmoe_embedding_forward(int32_t batch, int32_t seq, int32_t channels, int32_t vocab, int32_t max_seq, const int32_t *ids, const float *wte, const float *wpe, float *out, void *stream)} */
-    public int pmoe_embedding_forward(int batch, int seq, int channels, int vocab, int max_seq,
-            MemorySegment ids, MemorySegment wte, MemorySegment wpe, MemorySegment out,
-            MemorySegment stream) {
+    /** {@code int pmoe_embedding_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channels, int32_t vocab, int32_t max_seq, const int32_t *ids, const void *wte, const void *wpe, void *out, void *stream)} */
+    public int pmoe_embedding_forward(int dtype, int batch, int seq, int channels, int vocab, int max_seq,
+            MemorySegment ids, MemorySegment wte, MemorySegment wpe, MemorySegment out, MemorySegment stream) {
         try {
-            return (int) pmoe_embedding_forward$handle().invokeExact(batch, seq, channels, vocab, max_seq, ids, wte, wpe, out, stream);
+            return (int) pmoe_embedding_forward$handle().invokeExact(dtype, batch, seq, channels, vocab, max_seq, ids, wte, wpe, out, stream);
         } catch (Error | RuntimeException e) {
             throw e;
         } catch (Throwable e) {
@@ -1160,8 +1193,7 @@ public final class panamoe_h {
 
     private static final class pmoe_embedding_backward {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(
-                C_INT, C_INT, C_INT, C_INT, C_INT, C_INT, C_POINTER, C_POINTER, C_POINTER, C_POINTER,
-                C_POINTER);
+                C_INT, C_INT, C_INT, C_INT, C_INT, C_INT, C_INT, C_POINTER, C_POINTER, C_POINTER, C_POINTER, C_POINTER);
     }
 
     private final Downcall pmoe_embedding_backward$downcall = new Downcall("pmoe_embedding_backward", pmoe_embedding_backward.DESC);
@@ -1178,12 +1210,11 @@ public final class panamoe_h {
         return pmoe_embedding_backward$downcall.address();
     }
 
-    /** {@code int pmoe_embedding_backward(int32_t batch, int32_t seq, int32_t channels, int32_t vocab, int32_t max_seq, const int32_t *ids, const float *dout, float *dwte, float *dwpe, void *stream)} */
-    public int pmoe_embedding_backward(int batch, int seq, int channels, int vocab, int max_seq,
-            MemorySegment ids, MemorySegment dout, MemorySegment dwte, MemorySegment dwpe,
-            MemorySegment stream) {
+    /** {@code int pmoe_embedding_backward(int32_t dtype, int32_t batch, int32_t seq, int32_t channels, int32_t vocab, int32_t max_seq, const int32_t *ids, const void *dout, float *dwte, float *dwpe, void *stream)} */
+    public int pmoe_embedding_backward(int dtype, int batch, int seq, int channels, int vocab, int max_seq,
+            MemorySegment ids, MemorySegment dout, MemorySegment dwte, MemorySegment dwpe, MemorySegment stream) {
         try {
-            return (int) pmoe_embedding_backward$handle().invokeExact(batch, seq, channels, vocab, max_seq, ids, dout, dwte, dwpe, stream);
+            return (int) pmoe_embedding_backward$handle().invokeExact(dtype, batch, seq, channels, vocab, max_seq, ids, dout, dwte, dwpe, stream);
         } catch (Error | RuntimeException e) {
             throw e;
         } catch (Throwable e) {
@@ -1193,8 +1224,7 @@ public final class panamoe_h {
 
     private static final class pmoe_layernorm_forward {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(
-                C_INT, C_INT, C_INT, C_FLOAT, C_POINTER, C_POINTER, C_POINTER, C_POINTER, C_POINTER,
-                C_POINTER, C_POINTER);
+                C_INT, C_INT, C_INT, C_INT, C_FLOAT, C_POINTER, C_POINTER, C_POINTER, C_POINTER, C_POINTER, C_POINTER, C_POINTER);
     }
 
     private final Downcall pmoe_layernorm_forward$downcall = new Downcall("pmoe_layernorm_forward", pmoe_layernorm_forward.DESC);
@@ -1211,12 +1241,11 @@ public final class panamoe_h {
         return pmoe_layernorm_forward$downcall.address();
     }
 
-    /** {@code int pmoe_layernorm_forward(int32_t rows, int32_t cols, float eps, const float *x, const float *weight, const float *bias, float *out, float *mean, float *rstd, void *stream)} */
-    public int pmoe_layernorm_forward(int rows, int cols, float eps, MemorySegment x, MemorySegment weight,
-            MemorySegment bias, MemorySegment out, MemorySegment mean, MemorySegment rstd,
-            MemorySegment stream) {
+    /** {@code int pmoe_layernorm_forward(int32_t dtype, int32_t rows, int32_t cols, float eps, const void *x, const void *weight, const void *bias, void *out, float *mean, float *rstd, void *stream)} */
+    public int pmoe_layernorm_forward(int dtype, int rows, int cols, float eps, MemorySegment x, MemorySegment weight,
+            MemorySegment bias, MemorySegment out, MemorySegment mean, MemorySegment rstd, MemorySegment stream) {
         try {
-            return (int) pmoe_layernorm_forward$handle().invokeExact(rows, cols, eps, x, weight, bias, out, mean, rstd, stream);
+            return (int) pmoe_layernorm_forward$handle().invokeExact(dtype, rows, cols, eps, x, weight, bias, out, mean, rstd, stream);
         } catch (Error | RuntimeException e) {
             throw e;
         } catch (Throwable e) {
@@ -1226,8 +1255,7 @@ public final class panamoe_h {
 
     private static final class pmoe_layernorm_backward {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(
-                C_INT, C_INT, C_INT, C_POINTER, C_POINTER, C_POINTER, C_POINTER, C_POINTER, C_POINTER,
-                C_POINTER, C_POINTER, C_POINTER);
+                C_INT, C_INT, C_INT, C_INT, C_POINTER, C_POINTER, C_POINTER, C_POINTER, C_POINTER, C_POINTER, C_POINTER, C_POINTER, C_POINTER);
     }
 
     private final Downcall pmoe_layernorm_backward$downcall = new Downcall("pmoe_layernorm_backward", pmoe_layernorm_backward.DESC);
@@ -1244,12 +1272,12 @@ public final class panamoe_h {
         return pmoe_layernorm_backward$downcall.address();
     }
 
-    /** {@code int pmoe_layernorm_backward(int32_t rows, int32_t cols, const float *x, const float *weight, const float *mean, const float *rstd, const float *dout, float *dx, float *dweight, float *dbias, void *stream)} */
-    public int pmoe_layernorm_backward(int rows, int cols, MemorySegment x, MemorySegment weight,
-            MemorySegment mean, MemorySegment rstd, MemorySegment dout, MemorySegment dx,
-            MemorySegment dweight, MemorySegment dbias, MemorySegment stream) {
+    /** {@code int pmoe_layernorm_backward(int32_t dtype, int32_t rows, int32_t cols, const void *x, const void *weight, const float *mean, const float *rstd, const void *dout, void *dx, float *dweight, float *dbias, void *stream)} */
+    public int pmoe_layernorm_backward(int dtype, int rows, int cols, MemorySegment x, MemorySegment weight,
+            MemorySegment mean, MemorySegment rstd, MemorySegment dout, MemorySegment dx, MemorySegment dweight,
+            MemorySegment dbias, MemorySegment stream) {
         try {
-            return (int) pmoe_layernorm_backward$handle().invokeExact(rows, cols, x, weight, mean, rstd, dout, dx, dweight, dbias, stream);
+            return (int) pmoe_layernorm_backward$handle().invokeExact(dtype, rows, cols, x, weight, mean, rstd, dout, dx, dweight, dbias, stream);
         } catch (Error | RuntimeException e) {
             throw e;
         } catch (Throwable e) {
@@ -1259,7 +1287,7 @@ public final class panamoe_h {
 
     private static final class pmoe_rmsnorm_forward {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(
-                C_INT, C_INT, C_INT, C_FLOAT, C_POINTER, C_POINTER, C_POINTER, C_POINTER, C_POINTER);
+                C_INT, C_INT, C_INT, C_INT, C_FLOAT, C_POINTER, C_POINTER, C_POINTER, C_POINTER, C_POINTER);
     }
 
     private final Downcall pmoe_rmsnorm_forward$downcall = new Downcall("pmoe_rmsnorm_forward", pmoe_rmsnorm_forward.DESC);
@@ -1276,11 +1304,11 @@ public final class panamoe_h {
         return pmoe_rmsnorm_forward$downcall.address();
     }
 
-    /** {@code int pmoe_rmsnorm_forward(int32_t rows, int32_t cols, float eps, const float *x, const float *weight, float *out, float *rstd, void *stream)} */
-    public int pmoe_rmsnorm_forward(int rows, int cols, float eps, MemorySegment x, MemorySegment weight,
+    /** {@code int pmoe_rmsnorm_forward(int32_t dtype, int32_t rows, int32_t cols, float eps, const void *x, const void *weight, void *out, float *rstd, void *stream)} */
+    public int pmoe_rmsnorm_forward(int dtype, int rows, int cols, float eps, MemorySegment x, MemorySegment weight,
             MemorySegment out, MemorySegment rstd, MemorySegment stream) {
         try {
-            return (int) pmoe_rmsnorm_forward$handle().invokeExact(rows, cols, eps, x, weight, out, rstd, stream);
+            return (int) pmoe_rmsnorm_forward$handle().invokeExact(dtype, rows, cols, eps, x, weight, out, rstd, stream);
         } catch (Error | RuntimeException e) {
             throw e;
         } catch (Throwable e) {
@@ -1290,8 +1318,7 @@ public final class panamoe_h {
 
     private static final class pmoe_rmsnorm_backward {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(
-                C_INT, C_INT, C_INT, C_POINTER, C_POINTER, C_POINTER, C_POINTER, C_POINTER, C_POINTER,
-                C_POINTER);
+                C_INT, C_INT, C_INT, C_INT, C_POINTER, C_POINTER, C_POINTER, C_POINTER, C_POINTER, C_POINTER, C_POINTER);
     }
 
     private final Downcall pmoe_rmsnorm_backward$downcall = new Downcall("pmoe_rmsnorm_backward", pmoe_rmsnorm_backward.DESC);
@@ -1308,12 +1335,11 @@ public final class panamoe_h {
         return pmoe_rmsnorm_backward$downcall.address();
     }
 
-    /** {@code int pmoe_rmsnorm_backward(int32_t rows, int32_t cols, const float *x, const float *weight, const float *rstd, const float *dout, float *dx, float *dweight, void *stream)} */
-    public int pmoe_rmsnorm_backward(int rows, int cols, MemorySegment x, MemorySegment weight,
-            MemorySegment rstd, MemorySegment dout, MemorySegment dx, MemorySegment dweight,
-            MemorySegment stream) {
+    /** {@code int pmoe_rmsnorm_backward(int32_t dtype, int32_t rows, int32_t cols, const void *x, const void *weight, const float *rstd, const void *dout, void *dx, float *dweight, void *stream)} */
+    public int pmoe_rmsnorm_backward(int dtype, int rows, int cols, MemorySegment x, MemorySegment weight,
+            MemorySegment rstd, MemorySegment dout, MemorySegment dx, MemorySegment dweight, MemorySegment stream) {
         try {
-            return (int) pmoe_rmsnorm_backward$handle().invokeExact(rows, cols, x, weight, rstd, dout, dx, dweight, stream);
+            return (int) pmoe_rmsnorm_backward$handle().invokeExact(dtype, rows, cols, x, weight, rstd, dout, dx, dweight, stream);
         } catch (Error | RuntimeException e) {
             throw e;
         } catch (Throwable e) {
@@ -1322,7 +1348,8 @@ public final class panamoe_h {
     }
 
     private static final class pmoe_bias_add {
-        static final FunctionDescriptor DESC = FunctionDescriptor.of(C_INT, C_INT, C_INT, C_POINTER, C_POINTER, C_POINTER);
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                C_INT, C_INT, C_INT, C_INT, C_POINTER, C_POINTER, C_POINTER);
     }
 
     private final Downcall pmoe_bias_add$downcall = new Downcall("pmoe_bias_add", pmoe_bias_add.DESC);
@@ -1339,10 +1366,10 @@ public final class panamoe_h {
         return pmoe_bias_add$downcall.address();
     }
 
-    /** {@code int pmoe_bias_add(int32_t rows, int32_t cols, const float *bias, float *x, void *stream)} */
-    public int pmoe_bias_add(int rows, int cols, MemorySegment bias, MemorySegment x, MemorySegment stream) {
+    /** {@code int pmoe_bias_add(int32_t dtype, int32_t rows, int32_t cols, const void *bias, void *x, void *stream)} */
+    public int pmoe_bias_add(int dtype, int rows, int cols, MemorySegment bias, MemorySegment x, MemorySegment stream) {
         try {
-            return (int) pmoe_bias_add$handle().invokeExact(rows, cols, bias, x, stream);
+            return (int) pmoe_bias_add$handle().invokeExact(dtype, rows, cols, bias, x, stream);
         } catch (Error | RuntimeException e) {
             throw e;
         } catch (Throwable e) {
@@ -1351,7 +1378,8 @@ public final class panamoe_h {
     }
 
     private static final class pmoe_bias_backward {
-        static final FunctionDescriptor DESC = FunctionDescriptor.of(C_INT, C_INT, C_INT, C_POINTER, C_POINTER, C_POINTER);
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                C_INT, C_INT, C_INT, C_INT, C_POINTER, C_POINTER, C_POINTER);
     }
 
     private final Downcall pmoe_bias_backward$downcall = new Downcall("pmoe_bias_backward", pmoe_bias_backward.DESC);
@@ -1368,11 +1396,11 @@ public final class panamoe_h {
         return pmoe_bias_backward$downcall.address();
     }
 
-    /** {@code int pmoe_bias_backward(int32_t rows, int32_t cols, const float *dout, float *dbias, void *stream)} */
-    public int pmoe_bias_backward(int rows, int cols, MemorySegment dout, MemorySegment dbias,
+    /** {@code int pmoe_bias_backward(int32_t dtype, int32_t rows, int32_t cols, const void *dout, float *dbias, void *stream)} */
+    public int pmoe_bias_backward(int dtype, int rows, int cols, MemorySegment dout, MemorySegment dbias,
             MemorySegment stream) {
         try {
-            return (int) pmoe_bias_backward$handle().invokeExact(rows, cols, dout, dbias, stream);
+            return (int) pmoe_bias_backward$handle().invokeExact(dtype, rows, cols, dout, dbias, stream);
         } catch (Error | RuntimeException e) {
             throw e;
         } catch (Throwable e) {
@@ -1381,7 +1409,8 @@ public final class panamoe_h {
     }
 
     private static final class pmoe_add {
-        static final FunctionDescriptor DESC = FunctionDescriptor.of(C_INT, C_LONG, C_POINTER, C_POINTER, C_POINTER, C_POINTER);
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                C_INT, C_INT, C_LONG, C_POINTER, C_POINTER, C_POINTER, C_POINTER);
     }
 
     private final Downcall pmoe_add$downcall = new Downcall("pmoe_add", pmoe_add.DESC);
@@ -1398,10 +1427,10 @@ public final class panamoe_h {
         return pmoe_add$downcall.address();
     }
 
-    /** {@code int pmoe_add(int64_t n, const float *a, const float *b, float *out, void *stream)} */
-    public int pmoe_add(long n, MemorySegment a, MemorySegment b, MemorySegment out, MemorySegment stream) {
+    /** {@code int pmoe_add(int32_t dtype, int64_t n, const void *a, const void *b, void *out, void *stream)} */
+    public int pmoe_add(int dtype, long n, MemorySegment a, MemorySegment b, MemorySegment out, MemorySegment stream) {
         try {
-            return (int) pmoe_add$handle().invokeExact(n, a, b, out, stream);
+            return (int) pmoe_add$handle().invokeExact(dtype, n, a, b, out, stream);
         } catch (Error | RuntimeException e) {
             throw e;
         } catch (Throwable e) {
@@ -1410,7 +1439,8 @@ public final class panamoe_h {
     }
 
     private static final class pmoe_accumulate {
-        static final FunctionDescriptor DESC = FunctionDescriptor.of(C_INT, C_LONG, C_POINTER, C_POINTER, C_POINTER);
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                C_INT, C_INT, C_LONG, C_POINTER, C_POINTER, C_POINTER);
     }
 
     private final Downcall pmoe_accumulate$downcall = new Downcall("pmoe_accumulate", pmoe_accumulate.DESC);
@@ -1427,10 +1457,10 @@ public final class panamoe_h {
         return pmoe_accumulate$downcall.address();
     }
 
-    /** {@code int pmoe_accumulate(int64_t n, const float *x, float *y, void *stream)} */
-    public int pmoe_accumulate(long n, MemorySegment x, MemorySegment y, MemorySegment stream) {
+    /** {@code int pmoe_accumulate(int32_t dtype, int64_t n, const void *x, void *y, void *stream)} */
+    public int pmoe_accumulate(int dtype, long n, MemorySegment x, MemorySegment y, MemorySegment stream) {
         try {
-            return (int) pmoe_accumulate$handle().invokeExact(n, x, y, stream);
+            return (int) pmoe_accumulate$handle().invokeExact(dtype, n, x, y, stream);
         } catch (Error | RuntimeException e) {
             throw e;
         } catch (Throwable e) {
@@ -1439,7 +1469,8 @@ public final class panamoe_h {
     }
 
     private static final class pmoe_scale {
-        static final FunctionDescriptor DESC = FunctionDescriptor.of(C_INT, C_LONG, C_FLOAT, C_POINTER, C_POINTER);
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                C_INT, C_INT, C_LONG, C_FLOAT, C_POINTER, C_POINTER);
     }
 
     private final Downcall pmoe_scale$downcall = new Downcall("pmoe_scale", pmoe_scale.DESC);
@@ -1456,10 +1487,10 @@ public final class panamoe_h {
         return pmoe_scale$downcall.address();
     }
 
-    /** {@code int pmoe_scale(int64_t n, float alpha, float *x, void *stream)} */
-    public int pmoe_scale(long n, float alpha, MemorySegment x, MemorySegment stream) {
+    /** {@code int pmoe_scale(int32_t dtype, int64_t n, float alpha, void *x, void *stream)} */
+    public int pmoe_scale(int dtype, long n, float alpha, MemorySegment x, MemorySegment stream) {
         try {
-            return (int) pmoe_scale$handle().invokeExact(n, alpha, x, stream);
+            return (int) pmoe_scale$handle().invokeExact(dtype, n, alpha, x, stream);
         } catch (Error | RuntimeException e) {
             throw e;
         } catch (Throwable e) {
@@ -1469,7 +1500,7 @@ public final class panamoe_h {
 
     private static final class pmoe_attention_forward {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(
-                C_INT, C_INT, C_INT, C_INT, C_INT, C_POINTER, C_POINTER, C_POINTER, C_POINTER);
+                C_INT, C_INT, C_INT, C_INT, C_INT, C_INT, C_POINTER, C_POINTER, C_POINTER, C_POINTER);
     }
 
     private final Downcall pmoe_attention_forward$downcall = new Downcall("pmoe_attention_forward", pmoe_attention_forward.DESC);
@@ -1486,11 +1517,11 @@ public final class panamoe_h {
         return pmoe_attention_forward$downcall.address();
     }
 
-    /** {@code int pmoe_attention_forward(int32_t batch, int32_t seq, int32_t channels, int32_t heads, const float *qkv, float *att, float *out, void *stream)} */
-    public int pmoe_attention_forward(int batch, int seq, int channels, int heads, MemorySegment qkv,
+    /** {@code int pmoe_attention_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channels, int32_t heads, const void *qkv, float *att, void *out, void *stream)} */
+    public int pmoe_attention_forward(int dtype, int batch, int seq, int channels, int heads, MemorySegment qkv,
             MemorySegment att, MemorySegment out, MemorySegment stream) {
         try {
-            return (int) pmoe_attention_forward$handle().invokeExact(batch, seq, channels, heads, qkv, att, out, stream);
+            return (int) pmoe_attention_forward$handle().invokeExact(dtype, batch, seq, channels, heads, qkv, att, out, stream);
         } catch (Error | RuntimeException e) {
             throw e;
         } catch (Throwable e) {
@@ -1500,7 +1531,7 @@ public final class panamoe_h {
 
     private static final class pmoe_attention_backward {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(
-                C_INT, C_INT, C_INT, C_INT, C_INT, C_POINTER, C_POINTER, C_POINTER, C_POINTER, C_POINTER);
+                C_INT, C_INT, C_INT, C_INT, C_INT, C_INT, C_POINTER, C_POINTER, C_POINTER, C_POINTER, C_POINTER);
     }
 
     private final Downcall pmoe_attention_backward$downcall = new Downcall("pmoe_attention_backward", pmoe_attention_backward.DESC);
@@ -1517,11 +1548,11 @@ public final class panamoe_h {
         return pmoe_attention_backward$downcall.address();
     }
 
-    /** {@code int pmoe_attention_backward(int32_t batch, int32_t seq, int32_t channels, int32_t heads, const float *qkv, const float *att, const float *dout, float *dqkv, void *stream)} */
-    public int pmoe_attention_backward(int batch, int seq, int channels, int heads, MemorySegment qkv,
+    /** {@code int pmoe_attention_backward(int32_t dtype, int32_t batch, int32_t seq, int32_t channels, int32_t heads, const void *qkv, const float *att, const void *dout, void *dqkv, void *stream)} */
+    public int pmoe_attention_backward(int dtype, int batch, int seq, int channels, int heads, MemorySegment qkv,
             MemorySegment att, MemorySegment dout, MemorySegment dqkv, MemorySegment stream) {
         try {
-            return (int) pmoe_attention_backward$handle().invokeExact(batch, seq, channels, heads, qkv, att, dout, dqkv, stream);
+            return (int) pmoe_attention_backward$handle().invokeExact(dtype, batch, seq, channels, heads, qkv, att, dout, dqkv, stream);
         } catch (Error | RuntimeException e) {
             throw e;
         } catch (Throwable e) {
@@ -1531,7 +1562,7 @@ public final class panamoe_h {
 
     private static final class pmoe_cross_entropy_forward {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(
-                C_INT, C_INT, C_INT, C_POINTER, C_POINTER, C_POINTER, C_POINTER, C_POINTER, C_POINTER);
+                C_INT, C_INT, C_INT, C_INT, C_POINTER, C_POINTER, C_POINTER, C_POINTER, C_POINTER, C_POINTER);
     }
 
     private final Downcall pmoe_cross_entropy_forward$downcall = new Downcall("pmoe_cross_entropy_forward", pmoe_cross_entropy_forward.DESC);
@@ -1548,11 +1579,11 @@ public final class panamoe_h {
         return pmoe_cross_entropy_forward$downcall.address();
     }
 
-    /** {@code int pmoe_cross_entropy_forward(int32_t rows, int32_t vocab, const float *logits, const int32_t *targets, float *losses, float *mean_loss, int32_t *kept_rows, void *stream)} */
-    public int pmoe_cross_entropy_forward(int rows, int vocab, MemorySegment logits, MemorySegment targets,
+    /** {@code int pmoe_cross_entropy_forward(int32_t dtype, int32_t rows, int32_t vocab, const void *logits, const int32_t *targets, float *losses, float *mean_loss, int32_t *kept_rows, void *stream)} */
+    public int pmoe_cross_entropy_forward(int dtype, int rows, int vocab, MemorySegment logits, MemorySegment targets,
             MemorySegment losses, MemorySegment mean_loss, MemorySegment kept_rows, MemorySegment stream) {
         try {
-            return (int) pmoe_cross_entropy_forward$handle().invokeExact(rows, vocab, logits, targets, losses, mean_loss, kept_rows, stream);
+            return (int) pmoe_cross_entropy_forward$handle().invokeExact(dtype, rows, vocab, logits, targets, losses, mean_loss, kept_rows, stream);
         } catch (Error | RuntimeException e) {
             throw e;
         } catch (Throwable e) {
@@ -1562,7 +1593,7 @@ public final class panamoe_h {
 
     private static final class pmoe_cross_entropy_backward {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(
-                C_INT, C_INT, C_INT, C_POINTER, C_POINTER, C_FLOAT, C_POINTER, C_POINTER);
+                C_INT, C_INT, C_INT, C_INT, C_POINTER, C_POINTER, C_FLOAT, C_POINTER, C_POINTER);
     }
 
     private final Downcall pmoe_cross_entropy_backward$downcall = new Downcall("pmoe_cross_entropy_backward", pmoe_cross_entropy_backward.DESC);
@@ -1579,11 +1610,11 @@ public final class panamoe_h {
         return pmoe_cross_entropy_backward$downcall.address();
     }
 
-    /** {@code int pmoe_cross_entropy_backward(int32_t rows, int32_t vocab, const float *logits, const int32_t *targets, float grad_scale, float *dlogits, void *stream)} */
-    public int pmoe_cross_entropy_backward(int rows, int vocab, MemorySegment logits, MemorySegment targets,
+    /** {@code int pmoe_cross_entropy_backward(int32_t dtype, int32_t rows, int32_t vocab, const void *logits, const int32_t *targets, float grad_scale, void *dlogits, void *stream)} */
+    public int pmoe_cross_entropy_backward(int dtype, int rows, int vocab, MemorySegment logits, MemorySegment targets,
             float grad_scale, MemorySegment dlogits, MemorySegment stream) {
         try {
-            return (int) pmoe_cross_entropy_backward$handle().invokeExact(rows, vocab, logits, targets, grad_scale, dlogits, stream);
+            return (int) pmoe_cross_entropy_backward$handle().invokeExact(dtype, rows, vocab, logits, targets, grad_scale, dlogits, stream);
         } catch (Error | RuntimeException e) {
             throw e;
         } catch (Throwable e) {

@@ -20,8 +20,10 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * The ceiling for the MoE layer: one dense f32 GEMM doing the same work as the layer's expert
- * projections, [tokens * k, hidden] x [hidden, ffn] (GFLOP/s = 2 * m * n * k / time).
+ * One dense GEMM c = a * b, f32 or bf16 (bf16 operands and output, f32 accumulation), with the
+ * CPU kernels at a chosen ISA level (a level the CPU lacks fails its setup, naming the missing
+ * feature): 4096^3, and the work of the MoE layers' expert projections, [tokens * k, hidden] x
+ * [hidden, ffn]. GFLOP/s = 2 * m * n * k / time (ResultsTable).
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -32,8 +34,14 @@ import org.openjdk.jmh.annotations.Warmup;
 public class DenseGemmBenchmark {
 
     /** "m x k x n". */
-    @Param({"8192x1024x3584", "32768x1792x512", "2048x2048x2048"})
+    @Param({"4096x4096x4096", "8192x1024x3584", "32768x1792x512", "2048x2048x2048"})
     public String size;
+
+    @Param({"f32", "bf16"})
+    public String dtype;
+
+    @Param({"avx2", "avx512", "avx512_bf16"})
+    public String isa;
 
     private TensorScope scope;
     private Tensor a;
@@ -44,10 +52,12 @@ public class DenseGemmBenchmark {
     public void setup() {
         String[] mkn = size.split("x");
         int m = Integer.parseInt(mkn[0]), k = Integer.parseInt(mkn[1]), n = Integer.parseInt(mkn[2]);
+        DType type = BenchmarkData.floatType(dtype);
+        CpuLevel.named(isa).selectForKernels();
         scope = TensorScope.shared(CpuBackend.get());
-        a = scope.allocate("a", DType.F32, m, k);
-        b = scope.allocate("b", DType.F32, k, n);
-        c = scope.allocate("c", DType.F32, m, n);
+        a = scope.allocate("a", type, m, k);
+        b = scope.allocate("b", type, k, n);
+        c = scope.allocate("c", type, m, n);
         BenchmarkData.fillUniform(a, 1, 1f);
         BenchmarkData.fillUniform(b, 2, 1f);
     }

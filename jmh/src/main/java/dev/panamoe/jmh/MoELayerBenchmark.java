@@ -23,7 +23,10 @@ import org.openjdk.jmh.annotations.Warmup;
 
 /**
  * The whole MoE layer on the CPU backend (SwiGLU experts, top-k softmax router, dropless):
- * forward, and forward + backward. GFLOP/s = {@link MoeShape} FLOPs / time (see jmh/README.md).
+ * forward, and forward + backward, f32 or bf16 (bf16 activations and working copies of the
+ * weights, f32 masters and weight gradients), with the CPU kernels at a chosen ISA level (a
+ * level the CPU lacks fails its setup, naming the missing feature). GFLOP/s = {@link MoeShape}
+ * FLOPs / time (see jmh/README.md).
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -36,6 +39,12 @@ public class MoELayerBenchmark {
     @Param({"mixtral/4", "deepseek/4"})
     public String shape;
 
+    @Param({"f32", "bf16"})
+    public String dtype;
+
+    @Param({"avx2", "avx512", "avx512_bf16"})
+    public String isa;
+
     private TensorScope scope;
     private MoELayer layer;
     private Tensor x;
@@ -44,13 +53,15 @@ public class MoELayerBenchmark {
     @Setup(Level.Trial)
     public void setup() {
         MoeShape s = MoeShape.named(shape);
+        DType type = BenchmarkData.floatType(dtype);
+        CpuLevel.named(isa).selectForKernels();
         CpuBackend backend = CpuBackend.get();
         scope = TensorScope.shared(backend);
         layer = new MoELayer(backend, MoELayer.Config.builder()
                 .hidden(s.hidden()).ffn(s.ffn()).experts(s.experts()).topK(s.topK())
-                .activation(Activation.SWIGLU).dropless().build(), 1);
-        x = scope.allocate("x", DType.F32, s.tokens(), s.hidden());
-        gradY = scope.allocate("gradY", DType.F32, s.tokens(), s.hidden());
+                .activation(Activation.SWIGLU).dropless().dtype(type).build(), 1);
+        x = scope.allocate("x", type, s.tokens(), s.hidden());
+        gradY = scope.allocate("gradY", type, s.tokens(), s.hidden());
         BenchmarkData.fillUniform(x, 2, 1f);
         BenchmarkData.fillUniform(gradY, 3, 1e-3f);
     }

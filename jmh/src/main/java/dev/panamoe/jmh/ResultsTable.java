@@ -29,8 +29,7 @@ public final class ResultsTable {
         System.out.println("|---|---|---:|---:|");
         for (JsonElement e : runs) {
             JsonObject run = e.getAsJsonObject();
-            String name = run.get("benchmark").getAsString();
-            name = name.substring(name.lastIndexOf('.', name.lastIndexOf('.') - 1) + 1);
+            String name = shortName(run.get("benchmark").getAsString());
             JsonObject params = run.has("params") ? run.getAsJsonObject("params") : new JsonObject();
             String shape = params.has("shape") ? params.get("shape").getAsString()
                     : params.has("size") ? params.get("size").getAsString()
@@ -44,7 +43,12 @@ public final class ResultsTable {
         }
     }
 
-    private static double toSeconds(double value, String unit) {
+    /** "Class.method" of JMH's fully qualified benchmark name. */
+    static String shortName(String benchmark) {
+        return benchmark.substring(benchmark.lastIndexOf('.', benchmark.lastIndexOf('.') - 1) + 1);
+    }
+
+    static double toSeconds(double value, String unit) {
         String u = unit.substring(0, unit.indexOf('/'));
         TimeUnit tu = switch (u) {
             case "ns" -> TimeUnit.NANOSECONDS;
@@ -56,7 +60,7 @@ public final class ResultsTable {
         return value * tu.toNanos(1) * 1e-9;
     }
 
-    private static String time(double s) {
+    static String time(double s) {
         if (s >= 1e-3) return String.format(Locale.ROOT, "%.2f ms", s * 1e3);
         if (s >= 1e-6) return String.format(Locale.ROOT, "%.1f us", s * 1e6);
         return String.format(Locale.ROOT, "%.2f ns", s * 1e9);
@@ -64,11 +68,7 @@ public final class ResultsTable {
 
     /** GFLOP/s or GB/s of one benchmark, or "" for those measured only in time. */
     static String rate(String benchmark, String shape, double seconds) {
-        if (benchmark.startsWith("DenseGemmBenchmark")) {
-            String[] mkn = shape.split("x");
-            return gflops(2.0 * Double.parseDouble(mkn[0]) * Double.parseDouble(mkn[1]) * Double.parseDouble(mkn[2]),
-                    seconds);
-        }
+        if (benchmark.startsWith("DenseGemmBenchmark")) return gflops(gemmFlops(shape), seconds);
         if (benchmark.equals("TrainingStepBenchmark.step")) {
             return String.format(Locale.ROOT, "%.0f tokens/s", TrainingStepBenchmark.tokensPerStep(shape) / seconds);
         }
@@ -91,6 +91,12 @@ public final class ResultsTable {
             case "MoEKernelBenchmark.router", "MoEKernelBenchmark.routerBackward" -> gbps(2 * t * e * f32, seconds);
             default -> "";
         };
+    }
+
+    /** 2 * m * k * n of DenseGemmBenchmark's size parameter "m x k x n". */
+    static double gemmFlops(String size) {
+        String[] mkn = size.split("x");
+        return 2.0 * Double.parseDouble(mkn[0]) * Double.parseDouble(mkn[1]) * Double.parseDouble(mkn[2]);
     }
 
     private static String gflops(double flops, double seconds) {

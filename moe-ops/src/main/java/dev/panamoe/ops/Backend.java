@@ -100,17 +100,26 @@ public interface Backend {
     void combineBackward(Tensor gradY, Tensor expertOut, Tensor topkWeights, Tensor slotPosition, Tensor gradExpertOut,
             Tensor gradWeights);
 
-    /** out [R, C] = act(in), in is [R, C] ([R, 2C] for SwiGLU); f32. */
+    /** out [R, C] = act(in), in is [R, C] ([R, 2C] for SwiGLU); f32 or bf16 (all of one dtype; math in f32). */
     void activationForward(Activation act, Tensor in, Tensor out);
 
-    /** gradIn (shape of in) from in and gradOut [R, C]. */
+    /** gradIn (shape of in) from in and gradOut [R, C], all of in's dtype. */
     void activationBackward(Activation act, Tensor in, Tensor gradOut, Tensor gradIn);
 
-    /** Index of the first NaN/Inf of an f32 tensor in row-major order, or -1. */
+    /**
+     * dst = src converted elementwise between f32 and bf16 (round to nearest even), any shapes
+     * with equal element counts; the same dtype copies. dst must not overlap src.
+     */
+    void convert(Tensor src, Tensor dst);
+
+    /** Index of the first NaN/Inf of an f32 or bf16 tensor in row-major order, or -1. */
     long findNonFinite(Tensor x);
 
-    // ---- dense transformer operators (f32). [B, T, C] activations may be rank 3 or [B * T, C];
-    // a row-wise operator sees any tensor of rank >= 2 as [rows, last dimension]. ----
+    // ---- dense transformer operators. [B, T, C] activations may be rank 3 or [B * T, C]; a
+    // row-wise operator sees any tensor of rank >= 2 as [rows, last dimension]. Activations,
+    // their gradients and the weights a forward reads are f32 or bf16 (one dtype per call, math
+    // in f32); row statistics (mean, rstd), attention probabilities, losses and weight
+    // gradients are f32. ----
 
     /** out [B, T, C] = wte[ids[b, t]] + wpe[t]; ids [B, T] i32 in [0, V), wte [V, C], wpe [maxT >= T, C]. */
     void embeddingForward(Tensor ids, Tensor wte, Tensor wpe, Tensor out);

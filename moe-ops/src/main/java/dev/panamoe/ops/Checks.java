@@ -51,6 +51,13 @@ final class Checks {
         }
     }
 
+    /** A shape of ANY per dimension of t: matches t's rank only. */
+    static int[] anyShape(Tensor t) {
+        int[] any = new int[t == null ? 0 : t.rank()];
+        java.util.Arrays.fill(any, ANY);
+        return any;
+    }
+
     static void shape(String arg, Tensor t, int... shape) {
         boolean ok = t.rank() == shape.length;
         for (int i = 0; ok && i < shape.length; i++) {

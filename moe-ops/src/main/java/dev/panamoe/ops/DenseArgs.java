@@ -12,6 +12,10 @@ import java.util.Arrays;
  * [B * T, C]; a row-wise operator (norms, bias) sees any tensor of rank >= 2 as a matrix whose
  * columns are its last dimension. Scalar hyper-parameters are checked here too, so every bad
  * argument is named in Java before the native call (the kernels check ids and targets).
+ *
+ * <p>Activations, their gradients and the weights a forward reads are f32 or bf16, one dtype
+ * per call (the kernel's dtype argument); row statistics, attention probabilities, losses and
+ * weight gradients are always f32.
  */
 final class DenseArgs {
     private DenseArgs() {
@@ -21,9 +25,9 @@ final class DenseArgs {
     record Matrix(int rows, int cols) {
     }
 
-    /** An f32 tensor of rank >= 2 as a [rows, cols] matrix, cols = its last dimension. */
+    /** An f32/bf16 tensor of rank >= 2 as a [rows, cols] matrix, cols = its last dimension. */
     static Matrix matrix(String arg, Tensor t, Device d) {
-        floats(arg, t, d);
+        Checks.floatTensor(arg, t, d, Checks.anyShape(t));
         require(t.rank() >= 2, arg + ": expected rank >= 2 ([rows, cols] or [B, T, C]), got shape "
                 + Arrays.toString(t.shape()));
         int cols = t.dim(t.rank() - 1);
@@ -32,7 +36,7 @@ final class DenseArgs {
         return new Matrix((int) rows, cols);
     }
 
-    /** An f32 tensor of rank >= 2 with the given rows and last dimension. */
+    /** An f32/bf16 tensor of rank >= 2 with the given rows and last dimension. */
     static void matrix(String arg, Tensor t, Device d, Matrix expected) {
         Matrix m = matrix(arg, t, d);
         require(m.equals(expected), arg + ": expected " + expected.rows() + " rows of " + expected.cols()
@@ -40,9 +44,9 @@ final class DenseArgs {
                 + "]), got shape " + Arrays.toString(t.shape()));
     }
 
-    /** An f32 activation of batch x seq tokens of width c: shape [b, t, c] or [b * t, c]. */
+    /** An f32/bf16 activation of batch x seq tokens of width c: shape [b, t, c] or [b * t, c]. */
     static void tokens(String arg, Tensor t, Device d, int batch, int seq, int c) {
-        floats(arg, t, d);
+        Checks.floatTensor(arg, t, d, Checks.anyShape(t));
         boolean ok = t.rank() == 3 ? Arrays.equals(t.shape(), new int[] {batch, seq, c})
                 : t.rank() == 2 && t.dim(0) == batch * seq && t.dim(1) == c;
         require(ok, arg + ": expected shape [" + batch + ", " + seq + ", " + c + "] or [" + batch * seq + ", " + c
@@ -54,12 +58,16 @@ final class DenseArgs {
         require(floats(arg, t, d) == n, arg + ": expected " + n + " elements, got shape " + Arrays.toString(t.shape()));
     }
 
-    /** ids [B, T] i32, wte [V, C], wpe [maxT >= T, C], activation [B, T, C]. */
+    /**
+     * ids [B, T] i32, wte [V, C], wpe [maxT >= T, C] of wte's dtype, activation [B, T, C]; the
+     * tables are f32 when gradients (tablesF32), else of the activation's dtype.
+     */
     static void embedding(Device d, Tensor ids, String wteArg, Tensor wte, String wpeArg, Tensor wpe, String outArg,
-            Tensor out) {
+            Tensor out, boolean tablesF32) {
         tensor("ids", ids, d, DType.I32, ANY, ANY);
-        tensor(wteArg, wte, d, DType.F32, ANY, ANY);
-        tensor(wpeArg, wpe, d, DType.F32, ANY, wte.dim(1));
+        Checks.floatTensor(outArg, out, d, Checks.anyShape(out));
+        tensor(wteArg, wte, d, tablesF32 ? DType.F32 : out.dtype(), ANY, ANY);
+        tensor(wpeArg, wpe, d, wte.dtype(), ANY, wte.dim(1));
         require(ids.dim(1) >= 1, "ids: expected shape [B, T >= 1], got " + Arrays.toString(ids.shape()));
         require(wte.dim(0) >= 1 && wte.dim(1) >= 1, wteArg + ": expected shape [vocab >= 1, C >= 1], got "
                 + Arrays.toString(wte.shape()));
@@ -68,20 +76,23 @@ final class DenseArgs {
         tokens(outArg, out, d, ids.dim(0), ids.dim(1), wte.dim(1));
     }
 
-    /** x [rows, C], weight [C], bias [C] and mean [rows] unless null (RMSNorm), rstd [rows], outArg like x. */
+    /**
+     * x [rows, C], weight [C] and bias [C] (unless null: RMSNorm) of x's dtype, mean [rows]
+     * unless null (RMSNorm), rstd [rows] (f32), outArg like x.
+     */
     static Matrix norm(Device d, Tensor x, Tensor weight, Tensor bias, Tensor mean, Tensor rstd, String outArg,
             Tensor out) {
         Matrix m = matrix("x", x, d);
         require(m.cols() >= 1, "x: expected at least one column, got shape " + Arrays.toString(x.shape()));
-        tensor("weight", weight, d, DType.F32, m.cols());
+        tensor("weight", weight, d, x.dtype(), m.cols());
         if (bias != null) {
-            tensor("bias", bias, d, DType.F32, m.cols());
+            tensor("bias", bias, d, x.dtype(), m.cols());
         }
         if (mean != null) {
             elements("mean", mean, d, m.rows());
         }
         elements("rstd", rstd, d, m.rows());
-        matrix(outArg, out, d, m);
+        like(outArg, out, d, m, x);
         return m;
     }
 
@@ -89,10 +100,16 @@ final class DenseArgs {
         require(eps > 0 && Float.isFinite(eps), "eps: must be finite and > 0, got " + eps);
     }
 
-    /** bias [C] for a matrix x [rows, C]. */
-    static Matrix bias(Device d, String biasArg, Tensor bias, String xArg, Tensor x) {
+    /** A matrix like x: its rows and columns, and its dtype. */
+    static void like(String arg, Tensor t, Device d, Matrix m, Tensor x) {
+        matrix(arg, t, d, m);
+        Checks.sameDtype(arg, t, x);
+    }
+
+    /** bias [C] of biasDtype for a matrix x [rows, C]. */
+    static Matrix bias(Device d, String biasArg, Tensor bias, DType biasDtype, String xArg, Tensor x) {
         Matrix m = matrix(xArg, x, d);
-        tensor(biasArg, bias, d, DType.F32, m.cols());
+        tensor(biasArg, bias, d, biasDtype, m.cols());
         return m;
     }
 
@@ -101,10 +118,11 @@ final class DenseArgs {
         return Checks.tensorOfAnyShape(arg, t, d, DType.F32).numel();
     }
 
-    /** Elementwise operands: f32, the same element count as the first; returns it. */
+    /** Elementwise operands: f32 or bf16, the dtype and element count of the first; returns the count. */
     static long sameSize(Device d, String firstArg, Tensor first, String arg, Tensor t) {
-        floats(firstArg, first, d);
-        floats(arg, t, d);
+        Checks.floatTensor(firstArg, first, d, Checks.anyShape(first));
+        Checks.floatTensor(arg, t, d, Checks.anyShape(t));
+        Checks.sameDtype(arg, t, first);
         require(t.numel() == first.numel(), arg + ": expected " + first.numel() + " elements like '" + first.name()
                 + "' (" + firstArg + "), got shape " + Arrays.toString(t.shape()));
         return first.numel();
@@ -114,7 +132,7 @@ final class DenseArgs {
     record AttentionSizes(int batch, int seq, int channels, int heads) {
     }
 
-    /** att [B, heads, T, T], outArg [B, T, C] with C divisible by heads, qkvArgs [B, T, 3C]. */
+    /** att [B, heads, T, T] f32, outArg [B, T, C] with C divisible by heads, qkvArg [B, T, 3C] of outArg's dtype. */
     static AttentionSizes attention(Device d, int heads, Tensor att, String outArg, Tensor out, String qkvArg,
             Tensor qkv, String... moreQkvArgs) {
         require(heads >= 1, "heads: must be >= 1, got " + heads);
@@ -128,23 +146,28 @@ final class DenseArgs {
         require(c >= 1 && c % heads == 0, "heads: " + heads + " must divide the channels C = " + c + " of " + outArg);
         tokens(outArg, out, d, batch, seq, c);
         tokens(qkvArg, qkv, d, batch, seq, 3 * c);
+        Checks.sameDtype(qkvArg, qkv, out);
         return new AttentionSizes(batch, seq, c, heads);
     }
 
-    /** logits [R, V], targets [R] i32, and an output of shape [R] (losses) or [R, V] (gradLogits). */
+    /**
+     * logits [R, V] f32/bf16, targets [R] i32, and an output: losses [R] f32 (perRow) or
+     * gradLogits [R, V] of logits' dtype.
+     */
     static void crossEntropy(Device d, Tensor logits, Tensor targets, String outArg, Tensor out, boolean perRow) {
-        tensor("logits", logits, d, DType.F32, ANY, ANY);
+        Checks.floatTensor("logits", logits, d, ANY, ANY);
         require(logits.dim(1) >= 1, "logits: expected shape [rows, vocab >= 1], got " + Arrays.toString(logits.shape()));
         tensor("targets", targets, d, DType.I32, logits.dim(0));
         if (perRow) {
             tensor(outArg, out, d, DType.F32, logits.dim(0));
         } else {
-            tensor(outArg, out, d, DType.F32, logits.shape());
+            tensor(outArg, out, d, logits.dtype(), logits.shape());
         }
     }
 
     static void adamw(Device d, Tensor params, Tensor grads, Tensor m, Tensor v, float lr, float beta1, float beta2,
             float eps, float weightDecay, int step) {
+        floats("params", params, d);
         sameSize(d, "params", params, "grads", grads);
         sameSize(d, "params", params, "m", m);
         sameSize(d, "params", params, "v", v);

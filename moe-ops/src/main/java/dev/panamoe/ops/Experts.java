@@ -14,6 +14,12 @@ import java.util.random.RandomGenerator;
  * and W2 [ffn, hidden]), so they can be sharded, replicated and migrated one by one; the
  * kernels reach them through address tables built once and patched when an expert is replaced
  * or the slot order changes.
+ *
+ * <p>With dtype bf16 (mixed precision) the parameters stay f32 masters with f32 gradients, and
+ * each expert also holds bf16 working copies of W1 and W2, which the forward and backward read;
+ * {@link #refreshWorkingCopies} rounds the masters into them (after every optimizer step). Rows
+ * (xs, h, a, out and their gradients) are then bf16, and the weight gradients are accumulated
+ * into the f32 masters' gradients by bf16 GEMMs with f32 output.
  */
 public final class Experts {
     private final Backend backend;
@@ -28,6 +34,11 @@ public final class Experts {
     private final TensorTable w2Table;
     private final TensorTable w1GradTable;
     private final TensorTable w2GradTable;
+    /** Storage of the rows and of the weights the GEMMs read. */
+    private final DType dtype;
+    /** bf16 working copies of w1/w2 (bf16 only; with f32 the GEMMs read the masters). */
+    private final Tensor[] w1Work;
+    private final Tensor[] w2Work;
 
     /**
      * Allocates count experts in scope, named "experts.e.w1" / "experts.e.w2", initialised like
@@ -35,7 +46,16 @@ public final class Experts {
      */
     public Experts(Backend backend, TensorScope scope, int count, int hidden, int ffn, Activation activation,
             RandomGenerator rng) {
+        this(backend, scope, count, hidden, ffn, activation, DType.F32, rng);
+    }
+
+    /** As above, computing with rows and working weights of dtype (f32, or bf16 with f32 masters). */
+    public Experts(Backend backend, TensorScope scope, int count, int hidden, int ffn, Activation activation,
+            DType dtype, RandomGenerator rng) {
         this.backend = Checks.notNull("backend", backend);
+        Checks.notNull("dtype", dtype);
+        Checks.require(dtype == DType.F32 || dtype == DType.BF16, "dtype: must be f32 or bf16, got " + dtype);
+        this.dtype = dtype;
         Checks.atLeast("count", count, 1);
         this.hidden = Checks.atLeast("hidden", hidden, 1);
         this.ffn = Checks.atLeast("ffn", ffn, 1);
@@ -51,8 +71,16 @@ public final class Experts {
             initUniform(w2[e].value(), ffn, rng);
             expertOfSlot[e] = e;
         }
-        this.w1Table = scope.table("w1", values(w1));
-        this.w2Table = scope.table("w2", values(w2));
+        boolean bf16 = dtype == DType.BF16;
+        this.w1Work = new Tensor[bf16 ? count : 0];
+        this.w2Work = new Tensor[bf16 ? count : 0];
+        for (int e = 0; e < w1Work.length; e++) {
+            w1Work[e] = scope.allocate("experts." + e + ".w1.bf16", DType.BF16, w1[e].value().shape());
+            w2Work[e] = scope.allocate("experts." + e + ".w2.bf16", DType.BF16, w2[e].value().shape());
+        }
+        this.w1Table = scope.table("w1", bf16 ? List.of(w1Work) : values(w1));
+        this.w2Table = scope.table("w2", bf16 ? List.of(w2Work) : values(w2));
+        refreshWorkingCopies();
         this.w1GradTable = scope.table("w1.grad", grads(w1));
         this.w2GradTable = scope.table("w2.grad", grads(w2));
     }
@@ -83,6 +111,28 @@ public final class Experts {
         return activation;
     }
 
+    /** Storage of the rows and of the weights the GEMMs read: f32, or bf16 working copies. */
+    public DType dtype() {
+        return dtype;
+    }
+
+    /**
+     * Rounds every expert's f32 master weights into its bf16 working copies (nearest even); call
+     * it after each optimizer step, and after writing the masters directly. A no-op in f32.
+     */
+    public void refreshWorkingCopies() {
+        for (int e = 0; e < w1Work.length; e++) {
+            refreshWorkingCopy(e);
+        }
+    }
+
+    private void refreshWorkingCopy(int expert) {
+        if (dtype == DType.BF16) {
+            backend.convert(w1[expert].value(), w1Work[expert]);
+            backend.convert(w2[expert].value(), w2Work[expert]);
+        }
+    }
+
     public Parameter w1(int expert) {
         return w1[expert];
     }
@@ -110,6 +160,7 @@ public final class Experts {
         Checks.tensor("w2", newW2.value(), backend.device(), DType.F32, w2[expert].value().shape());
         w1[expert] = newW1;
         w2[expert] = newW2;
+        refreshWorkingCopy(expert);
         for (int slot = 0; slot < count(); slot++) {
             if (expertOfSlot[slot] == expert) {
                 bindSlot(slot, expert);
@@ -140,18 +191,18 @@ public final class Experts {
     }
 
     private void bindSlot(int slot, int expert) {
-        w1Table.set(slot, w1[expert].value());
-        w2Table.set(slot, w2[expert].value());
+        w1Table.set(slot, dtype == DType.BF16 ? w1Work[expert] : w1[expert].value());
+        w2Table.set(slot, dtype == DType.BF16 ? w2Work[expert] : w2[expert].value());
         w1GradTable.set(slot, w1[expert].grad());
         w2GradTable.set(slot, w2[expert].grad());
     }
 
     /**
      * xs [R, hidden] grouped by offsets [count + 1] -> h = xs · W1 [R, inputWidth], a = act(h)
-     * [R, ffn] (both kept for backward), out = a · W2 [R, hidden].
+     * [R, ffn] (both kept for backward), out = a · W2 [R, hidden]; all of {@link #dtype()}.
      */
     public void forward(Tensor offsets, Tensor xs, Tensor h, Tensor a, Tensor out) {
-        Checks.tensor("xs", xs, backend.device(), DType.F32, ANY, hidden);
+        Checks.tensor("xs", xs, backend.device(), dtype, ANY, hidden);
         backend.groupedGemmNn(offsets, xs, w1Table, h);
         backend.activationForward(activation, h, a);
         backend.groupedGemmNn(offsets, a, w2Table, out);
@@ -163,8 +214,8 @@ public final class Experts {
      */
     public void backward(Tensor offsets, Tensor xs, Tensor h, Tensor a, Tensor gradOut, Tensor gradA, Tensor gradH,
             Tensor gradXs) {
-        Checks.tensor("xs", xs, backend.device(), DType.F32, ANY, hidden);
-        Checks.tensor("gradOut", gradOut, backend.device(), DType.F32, xs.dim(0), hidden);
+        Checks.tensor("xs", xs, backend.device(), dtype, ANY, hidden);
+        Checks.tensor("gradOut", gradOut, backend.device(), dtype, xs.dim(0), hidden);
         backend.groupedGemmTn(offsets, a, gradOut, 1f, w2GradTable);
         backend.groupedGemmNt(offsets, gradOut, w2Table, gradA);
         backend.activationBackward(activation, h, gradA, gradH);

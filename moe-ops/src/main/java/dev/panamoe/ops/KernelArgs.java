@@ -174,10 +174,21 @@ final class KernelArgs {
         tensor("gradWeights", gradWeights, d, DType.F32, slotPosition.shape());
     }
 
-    /** in [R, C'] and out-like [R, C] with C' = act.inputWidth(C). */
+    /** in [R, C'] and out-like [R, C] of in's dtype (f32 or bf16) with C' = act.inputWidth(C). */
     static void activation(Device d, Activation act, Tensor in, String outArg, Tensor out) {
         Checks.notNull("act", act);
-        tensor(outArg, out, d, DType.F32, ANY, ANY);
-        tensor("in", in, d, DType.F32, out.dim(0), act.inputWidth(out.dim(1)));
+        floatTensor(outArg, out, d, ANY, ANY);
+        tensor("in", in, d, out.dtype(), out.dim(0), act.inputWidth(out.dim(1)));
+    }
+
+    /** src and dst f32 or bf16 with the same element count; returns it. */
+    static long convert(Device d, Tensor src, Tensor dst) {
+        floatTensor("src", src, d, Checks.anyShape(src));
+        floatTensor("dst", dst, d, Checks.anyShape(dst));
+        require(dst.numel() == src.numel(), "dst: expected " + src.numel() + " elements like src, got shape "
+                + Arrays.toString(dst.shape()));
+        require(src.numel() == 0 || dst.data().asOverlappingSlice(src.data()).isEmpty(),
+                "dst: must not overlap src");
+        return src.numel();
     }
 }

@@ -20,6 +20,13 @@ import java.util.SplittableRandom;
  * gradient of x and accumulates into the gradients of the gate and of every expert (call
  * {@link #zeroGrad} between steps). The losses' gradients flow into the router.
  *
+ * <p>Precision: with {@link Config#dtype()} bf16 (a building block of mixed-precision
+ * training) x, y, the expert rows and the gradients of x and of the rows are bf16; the
+ * parameters stay f32 masters with f32 gradients, and the gate and expert GEMMs read bf16
+ * working copies of them, which {@link #refreshWorkingCopies} rounds from the masters (call it
+ * after every optimizer step, or after writing the masters). The router's logits, scores, top-k
+ * and the losses stay f32.
+ *
  * <p>A workspace keeps its buffers across calls with the same token count and reallocates them
  * only when it changes. forward(x)/backward(gradY) use the layer's own workspace; a pipeline
  * schedule with several micro-batches in flight gives each one a {@link #newWorkspace()}.
@@ -29,10 +36,12 @@ public final class MoELayer implements AutoCloseable {
     /**
      * Layer configuration. capacityFactor is {@link #DROPLESS} (+infinity) for no capacity
      * limit, else > 0: each expert keeps ceil(tokens * topK * capacityFactor / experts) rows.
+     * dtype is the storage of the activations and of the weights the GEMMs read: f32, or bf16
+     * (f32 masters and gradients, bf16 working copies).
      */
     public record Config(int hidden, int ffn, int experts, int topK, Activation activation,
             ScoreFunction scoreFunction, boolean renormalize, double capacityFactor, DropPolicy dropPolicy,
-            float auxLossCoeff, float zLossCoeff) {
+            float auxLossCoeff, float zLossCoeff, DType dtype) {
 
         public static final double DROPLESS = Dispatcher.DROPLESS;
 
@@ -49,6 +58,8 @@ public final class MoELayer implements AutoCloseable {
                     "auxLossCoeff: must be finite and >= 0, got " + auxLossCoeff);
             Checks.require(zLossCoeff >= 0 && Float.isFinite(zLossCoeff),
                     "zLossCoeff: must be finite and >= 0, got " + zLossCoeff);
+            Checks.notNull("dtype", dtype);
+            Checks.require(dtype == DType.F32 || dtype == DType.BF16, "dtype: must be f32 or bf16, got " + dtype);
         }
 
         public boolean dropless() {
@@ -57,8 +68,8 @@ public final class MoELayer implements AutoCloseable {
 
         /**
          * Defaults: SwiGLU, softmax scores renormalized over the top-k, dropless (drop by
-         * probability once a capacity factor is set), aux loss 0.01, z-loss 0.001; hidden, ffn,
-         * experts and topK must be set.
+         * probability once a capacity factor is set), aux loss 0.01, z-loss 0.001, f32; hidden,
+         * ffn, experts and topK must be set.
          */
         public static Builder builder() {
             return new Builder();
@@ -67,7 +78,7 @@ public final class MoELayer implements AutoCloseable {
         public Builder toBuilder() {
             return new Builder().hidden(hidden).ffn(ffn).experts(experts).topK(topK).activation(activation)
                     .scoreFunction(scoreFunction).renormalize(renormalize).capacityFactor(capacityFactor)
-                    .dropPolicy(dropPolicy).auxLossCoeff(auxLossCoeff).zLossCoeff(zLossCoeff);
+                    .dropPolicy(dropPolicy).auxLossCoeff(auxLossCoeff).zLossCoeff(zLossCoeff).dtype(dtype);
         }
 
         public static final class Builder {
@@ -82,6 +93,7 @@ public final class MoELayer implements AutoCloseable {
             private DropPolicy dropPolicy = DropPolicy.BY_PROBABILITY;
             private float auxLossCoeff = 0.01f;
             private float zLossCoeff = 0.001f;
+            private DType dtype = DType.F32;
 
             private Builder() {
             }
@@ -98,10 +110,11 @@ public final class MoELayer implements AutoCloseable {
             public Builder dropPolicy(DropPolicy v) { dropPolicy = v; return this; }
             public Builder auxLossCoeff(float v) { auxLossCoeff = v; return this; }
             public Builder zLossCoeff(float v) { zLossCoeff = v; return this; }
+            public Builder dtype(DType v) { dtype = v; return this; }
 
             public Config build() {
                 return new Config(hidden, ffn, experts, topK, activation, scoreFunction, renormalize, capacityFactor,
-                        dropPolicy, auxLossCoeff, zLossCoeff);
+                        dropPolicy, auxLossCoeff, zLossCoeff, dtype);
             }
         }
     }
@@ -127,12 +140,15 @@ public final class MoELayer implements AutoCloseable {
         SplittableRandom rng = new SplittableRandom(seed);
         Parameter gate = Parameter.allocate(params, "router.weight", config.hidden(), config.experts());
         Experts.initUniform(gate.value(), config.hidden(), rng);
-        this.router = new Router(backend, gate, config.topK(), config.scoreFunction(), config.renormalize());
+        Tensor gateWork = config.dtype() == DType.BF16
+                ? params.allocate("router.weight.bf16", DType.BF16, config.hidden(), config.experts()) : null;
+        this.router = new Router(backend, gate, gateWork, config.topK(), config.scoreFunction(), config.renormalize());
+        router.refreshWorkingCopy();
         this.losses = new LoadBalancingLoss(backend, config.topK(), config.auxLossCoeff(), config.zLossCoeff());
         this.dispatcher = new Dispatcher(backend, params, config.experts(), config.experts(), config.topK(),
                 config.capacityFactor(), config.dropPolicy());
         this.experts = new Experts(backend, params, config.experts(), config.hidden(), config.ffn(),
-                config.activation(), rng);
+                config.activation(), config.dtype(), rng);
         this.combiner = new Combiner(backend);
         this.workspace = new Workspace();
     }
@@ -170,6 +186,15 @@ public final class MoELayer implements AutoCloseable {
     }
 
     /**
+     * Rounds the f32 master parameters into the bf16 working copies the passes read; call it
+     * after each optimizer step (and after writing the masters). A no-op for an f32 layer.
+     */
+    public void refreshWorkingCopies() {
+        router.refreshWorkingCopy();
+        experts.refreshWorkingCopies();
+    }
+
+    /**
      * Places logical expert e in slot remap[e] (a permutation of the experts): the dispatcher
      * groups rows by slot and the experts' GEMM tables follow, so the layer computes the same
      * function under any placement. Call it between passes, not between a forward and its
@@ -203,12 +228,12 @@ public final class MoELayer implements AutoCloseable {
     }
 
     /**
-     * y [T, hidden] for x [T, hidden] (f32, finite). x must stay unchanged until the backward of
-     * this pass; y belongs to ws and is overwritten by its next forward.
+     * y [T, hidden] for x [T, hidden] (of the config's dtype, finite). x must stay unchanged until
+     * the backward of this pass; y belongs to ws and is overwritten by its next forward.
      */
     public Tensor forward(Tensor x, Workspace ws) {
         checkOwn(ws);
-        Checks.tensor("x", x, backend.device(), DType.F32, ANY, config.hidden());
+        Checks.tensor("x", x, backend.device(), config.dtype(), ANY, config.hidden());
         Checks.require(x.dim(0) >= 1, "x: expected at least one token, got shape " + Arrays.toString(x.shape()));
         requireFinite("x", x);
         ws.ensure(x.dim(0));
@@ -234,10 +259,10 @@ public final class MoELayer implements AutoCloseable {
         if (ws.x == null) {
             throw new IllegalStateException("backward: the workspace holds no completed forward pass; call forward first");
         }
-        Checks.tensor("gradY", gradY, backend.device(), DType.F32, ws.tokens, config.hidden());
+        Checks.tensor("gradY", gradY, backend.device(), config.dtype(), ws.tokens, config.hidden());
         Checks.require(Float.isFinite(lossScale), "lossScale: must be finite, got " + lossScale);
         requireFinite("gradY", gradY);
-        Checks.tensor("x", ws.x, backend.device(), DType.F32, ws.tokens, config.hidden());
+        Checks.tensor("x", ws.x, backend.device(), config.dtype(), ws.tokens, config.hidden());
 
         combiner.backward(gradY, ws.expertOut, ws.topkWeights, ws.plan, ws.gradExpertOut, ws.gradTopkWeights);
         experts.backward(ws.plan.expertOffsets(), ws.xs, ws.h, ws.act, ws.gradExpertOut, ws.gradAct, ws.gradH,
@@ -247,7 +272,7 @@ public final class MoELayer implements AutoCloseable {
         losses.backwardAux(ws.routedCounts, lossScale, ws.gradScores);
         router.backwardScores(ws.scores, ws.topkIds, ws.gradTopkWeights, ws.gradScores, ws.gradLogits);
         losses.backwardZ(ws.logits, lossScale, ws.gradLogits);
-        router.backwardGate(ws.x, ws.gradLogits, ws.gradX, true);
+        router.backwardGate(ws.x, ws.gradLogits, ws.gradLogitsWork, ws.gradX, true);
         return ws.gradX;
     }
 
@@ -313,6 +338,8 @@ public final class MoELayer implements AutoCloseable {
         private Tensor gradTopkWeights;
         private Tensor gradScores;
         private Tensor gradLogits;
+        /** gradLogits rounded to bf16 for the router's bf16 GEMMs (bf16 only). */
+        private Tensor gradLogitsWork;
         private Tensor gradX;
 
         private Workspace() {
@@ -343,19 +370,21 @@ public final class MoELayer implements AutoCloseable {
             zLoss = scope.allocate("zLoss", DType.F32, 1);
             routedCounts = scope.allocate("routedCounts", DType.I32, e);
             plan = dispatcher.newPlan(scope, tokens);
-            xsBuffer = scope.allocate("xs", DType.F32, slots, hidden);
-            hBuffer = scope.allocate("h", DType.F32, slots, hWidth);
-            actBuffer = scope.allocate("act", DType.F32, slots, ffn);
-            expertOutBuffer = scope.allocate("expertOut", DType.F32, slots, hidden);
-            y = scope.allocate("y", DType.F32, tokens, hidden);
-            gradExpertOutBuffer = scope.allocate("gradExpertOut", DType.F32, slots, hidden);
-            gradActBuffer = scope.allocate("gradAct", DType.F32, slots, ffn);
-            gradHBuffer = scope.allocate("gradH", DType.F32, slots, hWidth);
-            gradXsBuffer = scope.allocate("gradXs", DType.F32, slots, hidden);
+            DType rows = config.dtype();
+            xsBuffer = scope.allocate("xs", rows, slots, hidden);
+            hBuffer = scope.allocate("h", rows, slots, hWidth);
+            actBuffer = scope.allocate("act", rows, slots, ffn);
+            expertOutBuffer = scope.allocate("expertOut", rows, slots, hidden);
+            y = scope.allocate("y", rows, tokens, hidden);
+            gradExpertOutBuffer = scope.allocate("gradExpertOut", rows, slots, hidden);
+            gradActBuffer = scope.allocate("gradAct", rows, slots, ffn);
+            gradHBuffer = scope.allocate("gradH", rows, slots, hWidth);
+            gradXsBuffer = scope.allocate("gradXs", rows, slots, hidden);
             gradTopkWeights = scope.allocate("gradTopkWeights", DType.F32, tokens, k);
             gradScores = scope.allocate("gradScores", DType.F32, tokens, e);
             gradLogits = scope.allocate("gradLogits", DType.F32, tokens, e);
-            gradX = scope.allocate("gradX", DType.F32, tokens, hidden);
+            gradLogitsWork = rows == DType.BF16 ? scope.allocate("gradLogits.bf16", DType.BF16, tokens, e) : null;
+            gradX = scope.allocate("gradX", rows, tokens, hidden);
         }
 
         private void selectRows(int rows) {

@@ -213,40 +213,48 @@ abstract class NativeBackend implements Backend {
     @Override
     public void activationForward(Activation act, Tensor in, Tensor out) {
         KernelArgs.activation(device(), act, in, "out", out);
-        check(lib.pmoe_activation_forward(act.abiCode(), out.dim(0), out.dim(1), in.data(), out.data(), stream()),
-                "pmoe_activation_forward");
+        check(lib.pmoe_activation_forward(in.dtype().abiCode(), act.abiCode(), out.dim(0), out.dim(1), in.data(),
+                out.data(), stream()), "pmoe_activation_forward");
     }
 
     @Override
     public void activationBackward(Activation act, Tensor in, Tensor gradOut, Tensor gradIn) {
         KernelArgs.activation(device(), act, in, "gradOut", gradOut);
-        Checks.tensor("gradIn", gradIn, device(), DType.F32, in.shape());
-        check(lib.pmoe_activation_backward(act.abiCode(), gradOut.dim(0), gradOut.dim(1), in.data(), gradOut.data(),
-                gradIn.data(), stream()), "pmoe_activation_backward");
+        Checks.tensor("gradIn", gradIn, device(), in.dtype(), in.shape());
+        check(lib.pmoe_activation_backward(in.dtype().abiCode(), act.abiCode(), gradOut.dim(0), gradOut.dim(1),
+                in.data(), gradOut.data(), gradIn.data(), stream()), "pmoe_activation_backward");
+    }
+
+    @Override
+    public void convert(Tensor src, Tensor dst) {
+        long n = KernelArgs.convert(device(), src, dst);
+        check(lib.pmoe_convert(n, src.dtype().abiCode(), src.data(), dst.dtype().abiCode(), dst.data(), stream()),
+                "pmoe_convert");
     }
 
     @Override
     public long findNonFinite(Tensor x) {
-        Checks.tensorOfAnyShape("x", x, device(), DType.F32);
+        Checks.floatTensor("x", x, device(), Checks.anyShape(x));
         try (Arena call = Arena.ofConfined()) {
             return result(call, ValueLayout.JAVA_LONG, "pmoe_find_nonfinite",
-                    index -> lib.pmoe_find_nonfinite(x.numel(), x.data(), index, stream()))
+                    index -> lib.pmoe_find_nonfinite(x.dtype().abiCode(), x.numel(), x.data(), index, stream()))
                     .get(ValueLayout.JAVA_LONG, 0);
         }
     }
 
     @Override
     public void embeddingForward(Tensor ids, Tensor wte, Tensor wpe, Tensor out) {
-        DenseArgs.embedding(device(), ids, "wte", wte, "wpe", wpe, "out", out);
-        check(lib.pmoe_embedding_forward(ids.dim(0), ids.dim(1), wte.dim(1), wte.dim(0), wpe.dim(0), ids.data(),
-                wte.data(), wpe.data(), out.data(), stream()), "pmoe_embedding_forward");
+        DenseArgs.embedding(device(), ids, "wte", wte, "wpe", wpe, "out", out, false);
+        check(lib.pmoe_embedding_forward(out.dtype().abiCode(), ids.dim(0), ids.dim(1), wte.dim(1), wte.dim(0),
+                wpe.dim(0), ids.data(), wte.data(), wpe.data(), out.data(), stream()), "pmoe_embedding_forward");
     }
 
     @Override
     public void embeddingBackward(Tensor ids, Tensor gradOut, Tensor gradWte, Tensor gradWpe) {
-        DenseArgs.embedding(device(), ids, "gradWte", gradWte, "gradWpe", gradWpe, "gradOut", gradOut);
-        check(lib.pmoe_embedding_backward(ids.dim(0), ids.dim(1), gradWte.dim(1), gradWte.dim(0), gradWpe.dim(0),
-                ids.data(), gradOut.data(), gradWte.data(), gradWpe.data(), stream()), "pmoe_embedding_backward");
+        DenseArgs.embedding(device(), ids, "gradWte", gradWte, "gradWpe", gradWpe, "gradOut", gradOut, true);
+        check(lib.pmoe_embedding_backward(gradOut.dtype().abiCode(), ids.dim(0), ids.dim(1), gradWte.dim(1),
+                gradWte.dim(0), gradWpe.dim(0), ids.data(), gradOut.data(), gradWte.data(), gradWpe.data(),
+                stream()), "pmoe_embedding_backward");
     }
 
     @Override
@@ -255,7 +263,7 @@ abstract class NativeBackend implements Backend {
         DenseArgs.Matrix m = DenseArgs.norm(device(), x, weight, Checks.notNull("bias", bias),
                 Checks.notNull("mean", mean), rstd, "out", out);
         DenseArgs.eps(eps);
-        check(lib.pmoe_layernorm_forward(m.rows(), m.cols(), eps, x.data(), weight.data(), bias.data(), out.data(),
+        check(lib.pmoe_layernorm_forward(x.dtype().abiCode(), m.rows(), m.cols(), eps, x.data(), weight.data(), bias.data(), out.data(),
                 mean.data(), rstd.data(), stream()), "pmoe_layernorm_forward");
     }
 
@@ -264,10 +272,10 @@ abstract class NativeBackend implements Backend {
             Tensor gradWeight, Tensor gradBias) {
         DenseArgs.Matrix m = DenseArgs.norm(device(), x, weight, null, Checks.notNull("mean", mean), rstd, "gradOut",
                 gradOut);
-        DenseArgs.matrix("gradX", gradX, device(), m);
+        DenseArgs.like("gradX", gradX, device(), m, x);
         Checks.tensor("gradWeight", gradWeight, device(), DType.F32, m.cols());
         Checks.tensor("gradBias", gradBias, device(), DType.F32, m.cols());
-        check(lib.pmoe_layernorm_backward(m.rows(), m.cols(), x.data(), weight.data(), mean.data(), rstd.data(),
+        check(lib.pmoe_layernorm_backward(x.dtype().abiCode(), m.rows(), m.cols(), x.data(), weight.data(), mean.data(), rstd.data(),
                 gradOut.data(), gradX.data(), gradWeight.data(), gradBias.data(), stream()), "pmoe_layernorm_backward");
     }
 
@@ -275,7 +283,7 @@ abstract class NativeBackend implements Backend {
     public void rmsNormForward(Tensor x, Tensor weight, float eps, Tensor out, Tensor rstd) {
         DenseArgs.Matrix m = DenseArgs.norm(device(), x, weight, null, null, rstd, "out", out);
         DenseArgs.eps(eps);
-        check(lib.pmoe_rmsnorm_forward(m.rows(), m.cols(), eps, x.data(), weight.data(), out.data(), rstd.data(),
+        check(lib.pmoe_rmsnorm_forward(x.dtype().abiCode(), m.rows(), m.cols(), eps, x.data(), weight.data(), out.data(), rstd.data(),
                 stream()), "pmoe_rmsnorm_forward");
     }
 
@@ -283,48 +291,49 @@ abstract class NativeBackend implements Backend {
     public void rmsNormBackward(Tensor x, Tensor weight, Tensor rstd, Tensor gradOut, Tensor gradX,
             Tensor gradWeight) {
         DenseArgs.Matrix m = DenseArgs.norm(device(), x, weight, null, null, rstd, "gradOut", gradOut);
-        DenseArgs.matrix("gradX", gradX, device(), m);
+        DenseArgs.like("gradX", gradX, device(), m, x);
         Checks.tensor("gradWeight", gradWeight, device(), DType.F32, m.cols());
-        check(lib.pmoe_rmsnorm_backward(m.rows(), m.cols(), x.data(), weight.data(), rstd.data(), gradOut.data(),
+        check(lib.pmoe_rmsnorm_backward(x.dtype().abiCode(), m.rows(), m.cols(), x.data(), weight.data(), rstd.data(), gradOut.data(),
                 gradX.data(), gradWeight.data(), stream()), "pmoe_rmsnorm_backward");
     }
 
     @Override
     public void biasAdd(Tensor bias, Tensor x) {
-        DenseArgs.Matrix m = DenseArgs.bias(device(), "bias", bias, "x", x);
-        check(lib.pmoe_bias_add(m.rows(), m.cols(), bias.data(), x.data(), stream()), "pmoe_bias_add");
+        DenseArgs.Matrix m = DenseArgs.bias(device(), "bias", bias, Checks.notNull("x", x).dtype(), "x", x);
+        check(lib.pmoe_bias_add(x.dtype().abiCode(), m.rows(), m.cols(), bias.data(), x.data(), stream()),
+                "pmoe_bias_add");
     }
 
     @Override
     public void biasBackward(Tensor gradOut, Tensor gradBias) {
-        DenseArgs.Matrix m = DenseArgs.bias(device(), "gradBias", gradBias, "gradOut", gradOut);
-        check(lib.pmoe_bias_backward(m.rows(), m.cols(), gradOut.data(), gradBias.data(), stream()),
-                "pmoe_bias_backward");
+        DenseArgs.Matrix m = DenseArgs.bias(device(), "gradBias", gradBias, DType.F32, "gradOut", gradOut);
+        check(lib.pmoe_bias_backward(gradOut.dtype().abiCode(), m.rows(), m.cols(), gradOut.data(), gradBias.data(),
+                stream()), "pmoe_bias_backward");
     }
 
     @Override
     public void add(Tensor a, Tensor b, Tensor out) {
         DenseArgs.sameSize(device(), "a", a, "b", b);
         long n = DenseArgs.sameSize(device(), "a", a, "out", out);
-        check(lib.pmoe_add(n, a.data(), b.data(), out.data(), stream()), "pmoe_add");
+        check(lib.pmoe_add(a.dtype().abiCode(), n, a.data(), b.data(), out.data(), stream()), "pmoe_add");
     }
 
     @Override
     public void accumulate(Tensor x, Tensor y) {
         long n = DenseArgs.sameSize(device(), "x", x, "y", y);
-        check(lib.pmoe_accumulate(n, x.data(), y.data(), stream()), "pmoe_accumulate");
+        check(lib.pmoe_accumulate(x.dtype().abiCode(), n, x.data(), y.data(), stream()), "pmoe_accumulate");
     }
 
     @Override
     public void scale(Tensor x, float alpha) {
-        long n = DenseArgs.floats("x", x, device());
-        check(lib.pmoe_scale(n, alpha, x.data(), stream()), "pmoe_scale");
+        long n = Checks.floatTensor("x", x, device(), Checks.anyShape(x)).numel();
+        check(lib.pmoe_scale(x.dtype().abiCode(), n, alpha, x.data(), stream()), "pmoe_scale");
     }
 
     @Override
     public void attentionForward(int heads, Tensor qkv, Tensor att, Tensor out) {
         DenseArgs.AttentionSizes s = DenseArgs.attention(device(), heads, att, "out", out, "qkv", qkv);
-        check(lib.pmoe_attention_forward(s.batch(), s.seq(), s.channels(), heads, qkv.data(), att.data(), out.data(),
+        check(lib.pmoe_attention_forward(out.dtype().abiCode(), s.batch(), s.seq(), s.channels(), heads, qkv.data(), att.data(), out.data(),
                 stream()), "pmoe_attention_forward");
     }
 
@@ -332,7 +341,8 @@ abstract class NativeBackend implements Backend {
     public void attentionBackward(int heads, Tensor qkv, Tensor att, Tensor gradOut, Tensor gradQkv) {
         DenseArgs.AttentionSizes s = DenseArgs.attention(device(), heads, att, "gradOut", gradOut, "qkv", qkv);
         DenseArgs.tokens("gradQkv", gradQkv, device(), s.batch(), s.seq(), 3 * s.channels());
-        check(lib.pmoe_attention_backward(s.batch(), s.seq(), s.channels(), heads, qkv.data(), att.data(),
+        Checks.sameDtype("gradQkv", gradQkv, qkv);
+        check(lib.pmoe_attention_backward(qkv.dtype().abiCode(), s.batch(), s.seq(), s.channels(), heads, qkv.data(), att.data(),
                 gradOut.data(), gradQkv.data(), stream()), "pmoe_attention_backward");
     }
 
@@ -341,7 +351,7 @@ abstract class NativeBackend implements Backend {
         DenseArgs.crossEntropy(device(), logits, targets, "losses", losses, true);
         try (Arena call = Arena.ofConfined()) {
             return result(call, ValueLayout.JAVA_FLOAT, "pmoe_cross_entropy_forward",
-                    mean -> lib.pmoe_cross_entropy_forward(logits.dim(0), logits.dim(1), logits.data(),
+                    mean -> lib.pmoe_cross_entropy_forward(logits.dtype().abiCode(), logits.dim(0), logits.dim(1), logits.data(),
                             targets.data(), losses.data(), mean, NULL, stream()))
                     .get(ValueLayout.JAVA_FLOAT, 0);
         }
@@ -351,7 +361,7 @@ abstract class NativeBackend implements Backend {
     public void crossEntropyBackward(Tensor logits, Tensor targets, float gradScale, Tensor gradLogits) {
         DenseArgs.crossEntropy(device(), logits, targets, "gradLogits", gradLogits, false);
         Checks.require(Float.isFinite(gradScale), "gradScale: must be finite, got " + gradScale);
-        check(lib.pmoe_cross_entropy_backward(logits.dim(0), logits.dim(1), logits.data(), targets.data(), gradScale,
+        check(lib.pmoe_cross_entropy_backward(logits.dtype().abiCode(), logits.dim(0), logits.dim(1), logits.data(), targets.data(), gradScale,
                 gradLogits.data(), stream()), "pmoe_cross_entropy_backward");
     }
 

@@ -344,11 +344,56 @@ class BadInputTest {
             },
             env -> {
                 Tensor ids = env.scope().allocate("ids", DType.I32, env.tokens());
-                return iae("non-finite scan of an i32 tensor", "x: expected dtype f32", () -> CPU.findNonFinite(ids));
+                return iae("non-finite scan of an i32 tensor", "x: expected dtype f32 or bf16", () -> CPU.findNonFinite(ids));
             },
             env -> {
                 int n = -env.rng().nextInt(5);
                 return iae("thread count " + n, "n: must be >= 1", () -> CPU.setNumThreads(n));
+            },
+            env -> {
+                int rows = 1 + env.rng().nextInt(6);
+                Tensor in = env.scope().allocate("in", DType.BF16, rows, 8);
+                return iae("bf16 activation into an f32 output", "in: expected dtype f32, got bf16",
+                        () -> CPU.activationForward(Activation.GELU, in, env.floats("out", rows, 8)));
+            },
+            env -> {
+                Tensor src = env.floats("src", 3, 1 + env.rng().nextInt(4));
+                Tensor dst = env.scope().allocate("dst", DType.BF16, 3, 5);
+                return iae("conversion between sizes", "dst: expected " + src.numel() + " elements",
+                        () -> CPU.convert(src, dst));
+            },
+            env -> {
+                Tensor ints = env.ints("ids", new int[] {1, 2}, 2);
+                return iae("conversion of i32", "src: expected dtype f32 or bf16, got i32",
+                        () -> CPU.convert(ints, env.floats("dst", 2)));
+            },
+            env -> {
+                Tensor x = env.scope().allocate("x", DType.BF16, 4, 6);
+                return iae("bf16 norm with an f32 weight", "weight: expected dtype bf16, got f32",
+                        () -> CPU.rmsNormForward(x, env.floats("w", 6), 1e-5f,
+                                env.scope().allocate("out", DType.BF16, 4, 6), env.floats("rstd", 4)));
+            },
+            env -> {
+                Tensor x = env.scope().allocate("x", DType.BF16, 4, 6);
+                return iae("bf16 norm with bf16 statistics", "rstd: expected dtype f32, got bf16",
+                        () -> CPU.rmsNormForward(x, env.scope().allocate("w", DType.BF16, 6), 1e-5f,
+                                env.scope().allocate("out", DType.BF16, 4, 6), env.scope().allocate("rstd", DType.BF16, 4)));
+            },
+            env -> {
+                Tensor a = env.floats("a", 5);
+                Tensor b = env.scope().allocate("b", DType.BF16, 5);
+                return iae("add across dtypes", "b: expected dtype f32 like 'a'", () -> CPU.add(a, b, a));
+            },
+            env -> {
+                Tensor logits = env.scope().allocate("logits", DType.BF16, 3, 7);
+                return iae("bf16 cross-entropy into f32 gradients", "gradLogits: expected dtype bf16, got f32",
+                        () -> CPU.crossEntropyBackward(logits, env.ints("t", new int[] {0, 1, 2}, 3), 1f,
+                                env.floats("g", 3, 7)));
+            },
+            env -> {
+                Tensor gradOut = env.scope().allocate("gradOut", DType.BF16, 4, 6);
+                return iae("bf16 bias gradient into bf16", "gradBias: expected dtype f32, got bf16",
+                        () -> CPU.biasBackward(gradOut, env.scope().allocate("gradBias", DType.BF16, 6)));
             },
             env -> {
                 Tensor t = env.floats("t", 4, 2);

@@ -186,7 +186,7 @@ class DenseBackendTest {
                     new Bad("out: expected 24 elements like 'act' (a), got shape [5]", IllegalArgumentException.class,
                             () -> CPU.add(act, act, five)),
                     new Bad("y: expected 24 elements", IllegalArgumentException.class, () -> CPU.accumulate(act, qkv)),
-                    new Bad("x: expected dtype f32, got i32", IllegalArgumentException.class,
+                    new Bad("x: expected dtype f32 or bf16, got i32", IllegalArgumentException.class,
                             () -> CPU.scale(ints, 2f)),
                     new Bad("x: tensor 'closed'", IllegalStateException.class, () -> CPU.sumSquares(closed)),
                     new Bad("heads: 3 must divide the channels C = 4", IllegalArgumentException.class,

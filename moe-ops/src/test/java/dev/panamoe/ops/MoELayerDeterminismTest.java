@@ -5,15 +5,19 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import java.util.ArrayList;
 import java.util.List;
-import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
-/** forward + backward of the layer are bitwise reproducible: across runs, layers built from one seed, and thread counts. */
+/**
+ * forward + backward of the layer are bitwise reproducible: across runs, layers built from one
+ * seed, and thread counts; in f32 and in bf16 (mixed precision).
+ */
 class MoELayerDeterminismTest {
     private static final Backend CPU = CpuBackend.get();
 
     /** Big enough that every parallel kernel splits its work between two threads. */
-    private static final MoELayer.Config CONFIG = MoELayer.Config.builder().hidden(64).ffn(96).experts(8).topK(2)
-            .capacityFactor(1.25).dropPolicy(DropPolicy.BY_PROBABILITY).build();
+    private static final MoELayer.Config.Builder CONFIG = MoELayer.Config.builder().hidden(64).ffn(96).experts(8).topK(2)
+            .capacityFactor(1.25).dropPolicy(DropPolicy.BY_PROBABILITY);
     private static final int TOKENS = 96;
 
     /** y, gradX, then every parameter gradient, as raw float bits. */
@@ -43,12 +47,14 @@ class MoELayerDeterminismTest {
         }
     }
 
-    @Test
-    void repeatedRunsAndSameSeedLayersAreBitwiseIdentical() {
-        try (TensorScope scope = TensorScope.confined(CPU); MoELayer a = new MoELayer(CPU, CONFIG, 99);
-                MoELayer b = new MoELayer(CPU, CONFIG, 99)) {
-            Tensor x = TestData.tensor(scope, "x", TestData.input(TOKENS, CONFIG.hidden(), 1));
-            Tensor gradY = TestData.tensor(scope, "gradY", TestData.input(TOKENS, CONFIG.hidden(), 2));
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"F32", "BF16"})
+    void repeatedRunsAndSameSeedLayersAreBitwiseIdentical(DType dtype) {
+        MoELayer.Config config = CONFIG.dtype(dtype).build();
+        try (TensorScope scope = TensorScope.confined(CPU); MoELayer a = new MoELayer(CPU, config, 99);
+                MoELayer b = new MoELayer(CPU, config, 99)) {
+            Tensor x = TestData.tensor(scope, "x", TestData.input(TOKENS, config.hidden(), 1), dtype);
+            Tensor gradY = TestData.tensor(scope, "gradY", TestData.input(TOKENS, config.hidden(), 2), dtype);
             List<int[]> first = run(a, x, gradY);
             assertBitwiseEqual(first, run(a, x, gradY), "second run");
             assertBitwiseEqual(first, run(a, x, gradY), "third run");
@@ -56,12 +62,14 @@ class MoELayerDeterminismTest {
         }
     }
 
-    @Test
-    void oneAndTwoThreadsAreBitwiseIdentical() {
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"F32", "BF16"})
+    void oneAndTwoThreadsAreBitwiseIdentical(DType dtype) {
         int threads = CPU.numThreads();
-        try (TensorScope scope = TensorScope.confined(CPU); MoELayer layer = new MoELayer(CPU, CONFIG, 5)) {
-            Tensor x = TestData.tensor(scope, "x", TestData.input(TOKENS, CONFIG.hidden(), 3));
-            Tensor gradY = TestData.tensor(scope, "gradY", TestData.input(TOKENS, CONFIG.hidden(), 4));
+        MoELayer.Config config = CONFIG.dtype(dtype).build();
+        try (TensorScope scope = TensorScope.confined(CPU); MoELayer layer = new MoELayer(CPU, config, 5)) {
+            Tensor x = TestData.tensor(scope, "x", TestData.input(TOKENS, config.hidden(), 3), dtype);
+            Tensor gradY = TestData.tensor(scope, "gradY", TestData.input(TOKENS, config.hidden(), 4), dtype);
             CPU.setNumThreads(1);
             assertEquals(1, CPU.numThreads());
             List<int[]> one = run(layer, x, gradY);

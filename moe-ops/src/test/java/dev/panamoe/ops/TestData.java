@@ -40,6 +40,13 @@ final class TestData {
         return scope.ofFloats(name, flat(m), m.length, m[0].length);
     }
 
+    /** m as a tensor of dtype (bf16 rounds to nearest even). */
+    static Tensor tensor(TensorScope scope, String name, float[][] m, DType dtype) {
+        Tensor t = scope.allocate(name, dtype, m.length, m[0].length);
+        t.copyFrom(flat(m));
+        return t;
+    }
+
     /** Largest |a - b| over all elements of a [rows * cols] tensor and b [rows][cols]. */
     static double maxAbsDiff(float[] a, double[][] b) {
         double d = 0;

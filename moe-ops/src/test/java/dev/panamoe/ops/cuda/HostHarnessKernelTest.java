@@ -436,20 +436,22 @@ class HostHarnessKernelTest {
     void activationsForwardAndBackward() {
         Random rnd = new Random(10);
         int[][] shapes = {{0, 5}, {1, 1}, {3, 17}, {37, 64}};
+        for (int dtype : new int[] {F32, BF16})
         for (int act : new int[] {panamoe_h.PMOE_ACT_GELU(), panamoe_h.PMOE_ACT_SILU(), panamoe_h.PMOE_ACT_SWIGLU()}) {
             for (int[] s : shapes) {
                 int rows = s[0], cols = s[1];
                 int inCols = act == panamoe_h.PMOE_ACT_SWIGLU() ? 2 * cols : cols;
-                String what = String.format("activation %d rows=%d cols=%d", act, rows, cols);
+                String what = String.format("activation %d dtype=%d rows=%d cols=%d", act, dtype, rows, cols);
                 try (Arena arena = Arena.ofConfined()) {
-                    MemorySegment in = floats(arena, gaussian(rnd, rows * inCols, 3));
-                    Pair fwd = both(arena, "pmoe_activation_forward", List.of(Out.floats((long) rows * cols)),
-                            (lib, o) -> lib.pmoe_activation_forward(act, rows, cols, in, o[0], NO_STREAM));
-                    assertClose(what + " out", fwd.cpu()[0], fwd.host()[0], F32, 32 * F32_EPS, 1e-7);
-                    MemorySegment gradOut = floats(arena, gaussian(rnd, rows * cols, 1));
-                    Pair bwd = both(arena, "pmoe_activation_backward", List.of(Out.floats((long) rows * inCols)),
-                            (lib, o) -> lib.pmoe_activation_backward(act, rows, cols, in, gradOut, o[0], NO_STREAM));
-                    assertClose(what + " grad_in", bwd.cpu()[0], bwd.host()[0], F32, 64 * F32_EPS, 1e-7);
+                    MemorySegment in = tensor(arena, dtype, gaussian(rnd, rows * inCols, 3));
+                    Pair fwd = both(arena, "pmoe_activation_forward", List.of(Out.of(dtype, (long) rows * cols)),
+                            (lib, o) -> lib.pmoe_activation_forward(dtype, act, rows, cols, in, o[0], NO_STREAM));
+                    assertClose(what + " out", fwd.cpu()[0], fwd.host()[0], dtype, relative(dtype, 32 * F32_EPS), 1e-7);
+                    MemorySegment gradOut = tensor(arena, dtype, gaussian(rnd, rows * cols, 1));
+                    Pair bwd = both(arena, "pmoe_activation_backward", List.of(Out.of(dtype, (long) rows * inCols)),
+                            (lib, o) -> lib.pmoe_activation_backward(dtype, act, rows, cols, in, gradOut, o[0], NO_STREAM));
+                    assertClose(what + " grad_in", bwd.cpu()[0], bwd.host()[0], dtype, relative(dtype, 64 * F32_EPS),
+                            1e-7);
                 }
             }
         }
@@ -737,6 +739,19 @@ class HostHarnessKernelTest {
         MemorySegment.copy(init, 0, out, JAVA_FLOAT, 0, init.length);
     }
 
+    /** out = init stored as dtype (bf16: rounded to nearest even). */
+    private static void set(MemorySegment out, int dtype, float[] init) {
+        MemorySegment.copy(tensor(Arena.ofAuto(), dtype, init), 0, out, 0, out.byteSize());
+    }
+
+    /**
+     * Tolerance of a CPU vs harness comparison for dtype: the f32 one, plus for bf16 one unit of
+     * bf16 rounding (the two f32 results may straddle a rounding boundary).
+     */
+    private static double relative(int dtype, double f32) {
+        return dtype == BF16 ? f32 + BF16_EPS : f32;
+    }
+
     private static int[] randomInts(Random rnd, int n, int lo, int hi) {
         int[] v = new int[n];
         for (int i = 0; i < n; i++) v[i] = lo + rnd.nextInt(hi - lo);
@@ -748,25 +763,26 @@ class HostHarnessKernelTest {
         Random rnd = new Random(20);
         // batch, seq, channels, vocab, max_seq; small vocabularies so that ids repeat
         int[][] shapes = {{1, 1, 1, 1, 1}, {2, 5, 7, 11, 8}, {3, 17, 40, 9, 20}, {1, 3, 300, 2, 3}, {0, 4, 3, 5, 4}};
+        for (int dtype : new int[] {F32, BF16})
         for (int[] s : shapes) {
             int batch = s[0], seq = s[1], channels = s[2], vocab = s[3], maxSeq = s[4];
-            String what = String.format("embedding B=%d T=%d C=%d V=%d", batch, seq, channels, vocab);
+            String what = String.format("embedding dtype=%d B=%d T=%d C=%d V=%d", dtype, batch, seq, channels, vocab);
             try (Arena arena = Arena.ofConfined()) {
                 MemorySegment ids = ints(arena, randomInts(rnd, batch * seq, 0, vocab));
-                MemorySegment wte = floats(arena, gaussian(rnd, vocab * channels, 1));
-                MemorySegment wpe = floats(arena, gaussian(rnd, maxSeq * channels, 1));
-                Pair fwd = both(arena, "pmoe_embedding_forward", List.of(Out.floats((long) batch * seq * channels)),
-                        (lib, o) -> lib.pmoe_embedding_forward(batch, seq, channels, vocab, maxSeq, ids, wte, wpe, o[0],
-                                NO_STREAM));
-                assertClose(what + " out", fwd.cpu()[0], fwd.host()[0], F32, 0, 0);
-                MemorySegment dout = floats(arena, gaussian(rnd, batch * seq * channels, 1));
+                MemorySegment wte = tensor(arena, dtype, gaussian(rnd, vocab * channels, 1));
+                MemorySegment wpe = tensor(arena, dtype, gaussian(rnd, maxSeq * channels, 1));
+                Pair fwd = both(arena, "pmoe_embedding_forward", List.of(Out.of(dtype, (long) batch * seq * channels)),
+                        (lib, o) -> lib.pmoe_embedding_forward(dtype, batch, seq, channels, vocab, maxSeq, ids, wte, wpe,
+                                o[0], NO_STREAM));
+                assertClose(what + " out", fwd.cpu()[0], fwd.host()[0], dtype, 0, 0);
+                MemorySegment dout = tensor(arena, dtype, gaussian(rnd, batch * seq * channels, 1));
                 float[] dwte = gaussian(rnd, vocab * channels, 1), dwpe = gaussian(rnd, maxSeq * channels, 1);
                 Pair bwd = both(arena, "pmoe_embedding_backward",
                         List.of(Out.floats(dwte.length), Out.floats(dwpe.length)), (lib, o) -> {
                             set(o[0], dwte);
                             set(o[1], dwpe);
-                            return lib.pmoe_embedding_backward(batch, seq, channels, vocab, maxSeq, ids, dout, o[0],
-                                    o[1], NO_STREAM);
+                            return lib.pmoe_embedding_backward(dtype, batch, seq, channels, vocab, maxSeq, ids, dout,
+                                    o[0], o[1], NO_STREAM);
                         });
                 // Both add each element's tokens one by one in token order: the same float sums.
                 assertClose(what + " dwte", bwd.cpu()[0], bwd.host()[0], F32, 0, 0);
@@ -780,46 +796,48 @@ class HostHarnessKernelTest {
         Random rnd = new Random(21);
         int[][] shapes = {{1, 1}, {1, 37}, {5, 64}, {33, 130}, {70, 7}, {0, 5}};
         float eps = 1e-5f;
+        for (int dtype : new int[] {F32, BF16})
         for (int[] s : shapes) {
             int rows = s[0], cols = s[1];
-            String what = String.format("norm rows=%d cols=%d", rows, cols);
+            String what = String.format("norm dtype=%d rows=%d cols=%d", dtype, rows, cols);
             try (Arena arena = Arena.ofConfined()) {
-                MemorySegment x = floats(arena, gaussian(rnd, rows * cols, 2));
-                MemorySegment weight = floats(arena, gaussian(rnd, cols, 1)), bias = floats(arena, gaussian(rnd, cols, 1));
-                MemorySegment dout = floats(arena, gaussian(rnd, rows * cols, 1));
+                MemorySegment x = tensor(arena, dtype, gaussian(rnd, rows * cols, 2));
+                MemorySegment weight = tensor(arena, dtype, gaussian(rnd, cols, 1));
+                MemorySegment bias = tensor(arena, dtype, gaussian(rnd, cols, 1));
+                MemorySegment dout = tensor(arena, dtype, gaussian(rnd, rows * cols, 1));
                 float[] dweight = gaussian(rnd, cols, 1), dbias = gaussian(rnd, cols, 1);
 
                 Pair ln = both(arena, "pmoe_layernorm_forward",
-                        List.of(Out.floats((long) rows * cols), Out.floats(rows), Out.floats(rows)),
-                        (lib, o) -> lib.pmoe_layernorm_forward(rows, cols, eps, x, weight, bias, o[0], o[1], o[2],
+                        List.of(Out.of(dtype, (long) rows * cols), Out.floats(rows), Out.floats(rows)),
+                        (lib, o) -> lib.pmoe_layernorm_forward(dtype, rows, cols, eps, x, weight, bias, o[0], o[1], o[2],
                                 NO_STREAM));
-                assertClose(what + " layernorm out", ln.cpu()[0], ln.host()[0], F32, 64 * F32_EPS, 1e-5);
+                assertClose(what + " layernorm out", ln.cpu()[0], ln.host()[0], dtype, relative(dtype, 64 * F32_EPS), 1e-5);
                 assertClose(what + " layernorm mean", ln.cpu()[1], ln.host()[1], F32, 64 * F32_EPS, 1e-6);
                 assertClose(what + " layernorm rstd", ln.cpu()[2], ln.host()[2], F32, 64 * F32_EPS, 0);
                 MemorySegment mean = ln.cpu()[1], rstd = ln.cpu()[2];
                 Pair lnb = both(arena, "pmoe_layernorm_backward",
-                        List.of(Out.floats((long) rows * cols), Out.floats(cols), Out.floats(cols)), (lib, o) -> {
+                        List.of(Out.of(dtype, (long) rows * cols), Out.floats(cols), Out.floats(cols)), (lib, o) -> {
                             set(o[1], dweight);
                             set(o[2], dbias);
-                            return lib.pmoe_layernorm_backward(rows, cols, x, weight, mean, rstd, dout, o[0], o[1],
+                            return lib.pmoe_layernorm_backward(dtype, rows, cols, x, weight, mean, rstd, dout, o[0], o[1],
                                     o[2], NO_STREAM);
                         });
-                assertClose(what + " layernorm dx", lnb.cpu()[0], lnb.host()[0], F32, 256 * F32_EPS, 1e-4);
+                assertClose(what + " layernorm dx", lnb.cpu()[0], lnb.host()[0], dtype, relative(dtype, 256 * F32_EPS), 1e-4);
                 assertClose(what + " layernorm dweight", lnb.cpu()[1], lnb.host()[1], F32, 16 * F32_EPS, 1e-5);
                 assertClose(what + " layernorm dbias", lnb.cpu()[2], lnb.host()[2], F32, 16 * F32_EPS, 1e-6);
 
-                Pair rms = both(arena, "pmoe_rmsnorm_forward", List.of(Out.floats((long) rows * cols), Out.floats(rows)),
-                        (lib, o) -> lib.pmoe_rmsnorm_forward(rows, cols, eps, x, weight, o[0], o[1], NO_STREAM));
-                assertClose(what + " rmsnorm out", rms.cpu()[0], rms.host()[0], F32, 64 * F32_EPS, 1e-6);
+                Pair rms = both(arena, "pmoe_rmsnorm_forward", List.of(Out.of(dtype, (long) rows * cols), Out.floats(rows)),
+                        (lib, o) -> lib.pmoe_rmsnorm_forward(dtype, rows, cols, eps, x, weight, o[0], o[1], NO_STREAM));
+                assertClose(what + " rmsnorm out", rms.cpu()[0], rms.host()[0], dtype, relative(dtype, 64 * F32_EPS), 1e-6);
                 assertClose(what + " rmsnorm rstd", rms.cpu()[1], rms.host()[1], F32, 64 * F32_EPS, 0);
                 MemorySegment rmsRstd = rms.cpu()[1];
-                Pair rmsb = both(arena, "pmoe_rmsnorm_backward", List.of(Out.floats((long) rows * cols), Out.floats(cols)),
+                Pair rmsb = both(arena, "pmoe_rmsnorm_backward", List.of(Out.of(dtype, (long) rows * cols), Out.floats(cols)),
                         (lib, o) -> {
                             set(o[1], dweight);
-                            return lib.pmoe_rmsnorm_backward(rows, cols, x, weight, rmsRstd, dout, o[0], o[1],
+                            return lib.pmoe_rmsnorm_backward(dtype, rows, cols, x, weight, rmsRstd, dout, o[0], o[1],
                                     NO_STREAM);
                         });
-                assertClose(what + " rmsnorm dx", rmsb.cpu()[0], rmsb.host()[0], F32, 256 * F32_EPS, 1e-4);
+                assertClose(what + " rmsnorm dx", rmsb.cpu()[0], rmsb.host()[0], dtype, relative(dtype, 256 * F32_EPS), 1e-4);
                 assertClose(what + " rmsnorm dweight", rmsb.cpu()[1], rmsb.host()[1], F32, 16 * F32_EPS, 1e-5);
             }
         }
@@ -829,36 +847,45 @@ class HostHarnessKernelTest {
     void biasAndElementwise() {
         Random rnd = new Random(22);
         int[][] shapes = {{0, 4}, {1, 1}, {3, 33}, {150, 100}};
+        for (int dtype : new int[] {F32, BF16})
         for (int[] s : shapes) {
             int rows = s[0], cols = s[1], n = rows * cols;
-            String what = String.format("elementwise rows=%d cols=%d", rows, cols);
+            String what = String.format("elementwise dtype=%d rows=%d cols=%d", dtype, rows, cols);
             try (Arena arena = Arena.ofConfined()) {
-                MemorySegment bias = floats(arena, gaussian(rnd, cols, 1)), a = floats(arena, gaussian(rnd, n, 1));
+                MemorySegment bias = tensor(arena, dtype, gaussian(rnd, cols, 1));
+                float[] av = gaussian(rnd, n, 1);
+                MemorySegment a = tensor(arena, dtype, av);
                 float[] x = gaussian(rnd, n, 1), dbias = gaussian(rnd, cols, 1);
-                Pair add = both(arena, "pmoe_bias_add", List.of(Out.floats(n)), (lib, o) -> {
-                    set(o[0], x);
-                    return lib.pmoe_bias_add(rows, cols, bias, o[0], NO_STREAM);
+                // One f32 operation rounded once to dtype: both libraries agree exactly.
+                Pair add = both(arena, "pmoe_bias_add", List.of(Out.of(dtype, n)), (lib, o) -> {
+                    set(o[0], dtype, x);
+                    return lib.pmoe_bias_add(dtype, rows, cols, bias, o[0], NO_STREAM);
                 });
-                assertClose(what + " bias_add", add.cpu()[0], add.host()[0], F32, 0, 0);
+                assertClose(what + " bias_add", add.cpu()[0], add.host()[0], dtype, 0, 0);
                 Pair bwd = both(arena, "pmoe_bias_backward", List.of(Out.floats(cols)), (lib, o) -> {
                     set(o[0], dbias);
-                    return lib.pmoe_bias_backward(rows, cols, a, o[0], NO_STREAM);
+                    return lib.pmoe_bias_backward(dtype, rows, cols, a, o[0], NO_STREAM);
                 });
                 assertClose(what + " bias_backward", bwd.cpu()[0], bwd.host()[0], F32, 2 * F32_EPS, 1e-6);
-                MemorySegment b = floats(arena, x);
-                Pair sum = both(arena, "pmoe_add", List.of(Out.floats(n)),
-                        (lib, o) -> lib.pmoe_add(n, a, b, o[0], NO_STREAM));
-                assertClose(what + " add", sum.cpu()[0], sum.host()[0], F32, 0, 0);
-                Pair acc = both(arena, "pmoe_accumulate", List.of(Out.floats(n)), (lib, o) -> {
-                    set(o[0], x);
-                    return lib.pmoe_accumulate(n, a, o[0], NO_STREAM);
+                MemorySegment b = tensor(arena, dtype, x);
+                Pair sum = both(arena, "pmoe_add", List.of(Out.of(dtype, n)),
+                        (lib, o) -> lib.pmoe_add(dtype, n, a, b, o[0], NO_STREAM));
+                assertClose(what + " add", sum.cpu()[0], sum.host()[0], dtype, 0, 0);
+                Pair acc = both(arena, "pmoe_accumulate", List.of(Out.of(dtype, n)), (lib, o) -> {
+                    set(o[0], dtype, x);
+                    return lib.pmoe_accumulate(dtype, n, a, o[0], NO_STREAM);
                 });
-                assertClose(what + " accumulate", acc.cpu()[0], acc.host()[0], F32, 0, 0);
-                Pair scaled = both(arena, "pmoe_scale", List.of(Out.floats(n)), (lib, o) -> {
-                    set(o[0], x);
-                    return lib.pmoe_scale(n, -0.37f, o[0], NO_STREAM);
+                assertClose(what + " accumulate", acc.cpu()[0], acc.host()[0], dtype, 0, 0);
+                Pair scaled = both(arena, "pmoe_scale", List.of(Out.of(dtype, n)), (lib, o) -> {
+                    set(o[0], dtype, x);
+                    return lib.pmoe_scale(dtype, n, -0.37f, o[0], NO_STREAM);
                 });
-                assertClose(what + " scale", scaled.cpu()[0], scaled.host()[0], F32, 0, 0);
+                assertClose(what + " scale", scaled.cpu()[0], scaled.host()[0], dtype, 0, 0);
+                int other = dtype == F32 ? BF16 : F32;
+                MemorySegment src = tensor(arena, other, av);
+                Pair converted = both(arena, "pmoe_convert", List.of(Out.of(dtype, n)),
+                        (lib, o) -> lib.pmoe_convert(n, other, src, dtype, o[0], NO_STREAM));
+                assertClose(what + " convert", converted.cpu()[0], converted.host()[0], dtype, 0, 0);
             }
         }
     }
@@ -868,21 +895,23 @@ class HostHarnessKernelTest {
         Random rnd = new Random(23);
         // batch, seq, channels, heads: T = 1, D = 1, a longer sequence, an empty batch
         int[][] shapes = {{1, 1, 4, 1}, {2, 5, 12, 3}, {1, 40, 16, 2}, {2, 7, 6, 6}, {0, 3, 4, 2}};
+        for (int dtype : new int[] {F32, BF16})
         for (int[] s : shapes) {
             int batch = s[0], seq = s[1], channels = s[2], heads = s[3];
-            String what = String.format("attention B=%d T=%d C=%d H=%d", batch, seq, channels, heads);
+            String what = String.format("attention dtype=%d B=%d T=%d C=%d H=%d", dtype, batch, seq, channels, heads);
             try (Arena arena = Arena.ofConfined()) {
-                MemorySegment qkv = floats(arena, gaussian(rnd, batch * seq * 3 * channels, 1));
+                MemorySegment qkv = tensor(arena, dtype, gaussian(rnd, batch * seq * 3 * channels, 1));
                 Pair fwd = both(arena, "pmoe_attention_forward",
-                        List.of(Out.floats((long) batch * heads * seq * seq), Out.floats((long) batch * seq * channels)),
-                        (lib, o) -> lib.pmoe_attention_forward(batch, seq, channels, heads, qkv, o[0], o[1], NO_STREAM));
-                assertClose(what + " att", fwd.cpu()[0], fwd.host()[0], F32, 64 * F32_EPS, 1e-6);
-                assertClose(what + " out", fwd.cpu()[1], fwd.host()[1], F32, 64 * F32_EPS, 1e-5);
-                MemorySegment att = fwd.cpu()[0], dout = floats(arena, gaussian(rnd, batch * seq * channels, 1));
-                Pair bwd = both(arena, "pmoe_attention_backward", List.of(Out.floats((long) batch * seq * 3 * channels)),
-                        (lib, o) -> lib.pmoe_attention_backward(batch, seq, channels, heads, qkv, att, dout, o[0],
+                        List.of(Out.floats((long) batch * heads * seq * seq), Out.of(dtype, (long) batch * seq * channels)),
+                        (lib, o) -> lib.pmoe_attention_forward(dtype, batch, seq, channels, heads, qkv, o[0], o[1],
                                 NO_STREAM));
-                assertClose(what + " dqkv", bwd.cpu()[0], bwd.host()[0], F32, 256 * F32_EPS, 1e-5);
+                assertClose(what + " att", fwd.cpu()[0], fwd.host()[0], F32, 64 * F32_EPS, 1e-6);
+                assertClose(what + " out", fwd.cpu()[1], fwd.host()[1], dtype, relative(dtype, 64 * F32_EPS), 1e-5);
+                MemorySegment att = fwd.cpu()[0], dout = tensor(arena, dtype, gaussian(rnd, batch * seq * channels, 1));
+                Pair bwd = both(arena, "pmoe_attention_backward", List.of(Out.of(dtype, (long) batch * seq * 3 * channels)),
+                        (lib, o) -> lib.pmoe_attention_backward(dtype, batch, seq, channels, heads, qkv, att, dout, o[0],
+                                NO_STREAM));
+                assertClose(what + " dqkv", bwd.cpu()[0], bwd.host()[0], dtype, relative(dtype, 256 * F32_EPS), 1e-5);
             }
         }
     }
@@ -891,37 +920,39 @@ class HostHarnessKernelTest {
     void crossEntropyForwardAndBackward() {
         Random rnd = new Random(24);
         int[][] shapes = {{1, 1}, {1, 50}, {9, 33}, {40, 257}, {0, 10}};
+        for (int dtype : new int[] {F32, BF16})
         for (int[] s : shapes) {
             int rows = s[0], vocab = s[1];
-            String what = String.format("cross-entropy rows=%d vocab=%d", rows, vocab);
+            String what = String.format("cross-entropy dtype=%d rows=%d vocab=%d", dtype, rows, vocab);
             try (Arena arena = Arena.ofConfined()) {
                 float[] logits = gaussian(rnd, rows * vocab, 3);
                 int[] targets = randomInts(rnd, rows, -1, vocab); // -1: ignored row
                 if (rows > 1) targets[0] = -1;
-                MemorySegment x = floats(arena, logits), t = ints(arena, targets);
+                MemorySegment x = tensor(arena, dtype, logits), t = ints(arena, targets);
                 Pair fwd = both(arena, "pmoe_cross_entropy_forward",
                         List.of(Out.floats(rows), Out.floats(1), Out.ints(1)),
-                        (lib, o) -> lib.pmoe_cross_entropy_forward(rows, vocab, x, t, o[0], o[1], o[2], NO_STREAM));
+                        (lib, o) -> lib.pmoe_cross_entropy_forward(dtype, rows, vocab, x, t, o[0], o[1], o[2], NO_STREAM));
                 assertClose(what + " losses", fwd.cpu()[0], fwd.host()[0], F32, 16 * F32_EPS, 1e-6);
                 assertClose(what + " mean", fwd.cpu()[1], fwd.host()[1], F32, 16 * F32_EPS, 1e-6);
                 assertSameInts(what + " kept", fwd.cpu()[2], fwd.host()[2]);
                 float scale = 1.0f / Math.max(1, fwd.cpu()[2].get(JAVA_INT, 0));
-                Pair bwd = both(arena, "pmoe_cross_entropy_backward", List.of(Out.floats((long) rows * vocab)),
-                        (lib, o) -> lib.pmoe_cross_entropy_backward(rows, vocab, x, t, scale, o[0], NO_STREAM));
-                assertClose(what + " dlogits", bwd.cpu()[0], bwd.host()[0], F32, 16 * F32_EPS, 1e-7);
+                Pair bwd = both(arena, "pmoe_cross_entropy_backward", List.of(Out.of(dtype, (long) rows * vocab)),
+                        (lib, o) -> lib.pmoe_cross_entropy_backward(dtype, rows, vocab, x, t, scale, o[0], NO_STREAM));
+                double rel = relative(dtype, 16 * F32_EPS);
+                assertClose(what + " dlogits", bwd.cpu()[0], bwd.host()[0], dtype, rel, 1e-7);
                 // In place: dlogits aliases logits.
-                Pair inPlace = both(arena, "pmoe_cross_entropy_backward", List.of(Out.floats((long) rows * vocab)),
+                Pair inPlace = both(arena, "pmoe_cross_entropy_backward", List.of(Out.of(dtype, (long) rows * vocab)),
                         (lib, o) -> {
-                            set(o[0], logits);
-                            return lib.pmoe_cross_entropy_backward(rows, vocab, o[0], t, scale, o[0], NO_STREAM);
+                            set(o[0], dtype, logits);
+                            return lib.pmoe_cross_entropy_backward(dtype, rows, vocab, o[0], t, scale, o[0], NO_STREAM);
                         });
-                assertClose(what + " dlogits in place", bwd.cpu()[0], inPlace.host()[0], F32, 16 * F32_EPS, 1e-7);
+                assertClose(what + " dlogits in place", bwd.cpu()[0], inPlace.host()[0], dtype, rel, 1e-7);
             }
         }
         try (Arena arena = Arena.ofConfined()) { // every row ignored: mean 0, kept 0
             MemorySegment x = floats(arena, gaussian(rnd, 12, 1)), t = ints(arena, -1, -1, -1);
             Pair none = both(arena, "pmoe_cross_entropy_forward", List.of(Out.floats(3), Out.floats(1), Out.ints(1)),
-                    (lib, o) -> lib.pmoe_cross_entropy_forward(3, 4, x, t, o[0], o[1], o[2], NO_STREAM));
+                    (lib, o) -> lib.pmoe_cross_entropy_forward(F32, 3, 4, x, t, o[0], o[1], o[2], NO_STREAM));
             assertEquals(0f, none.host()[1].get(JAVA_FLOAT, 0));
             assertEquals(0, none.host()[2].get(JAVA_INT, 0));
         }
@@ -966,49 +997,55 @@ class HostHarnessKernelTest {
             MemorySegment pos = floats(arena, new float[8 * 3]), grad = floats(arena, new float[8 * 3]);
             List<Out> embOut = List.of(Out.floats(8 * 3), Out.floats(11 * 3));
             String m = bothReject(arena, "pmoe_embedding_forward", embOut,
-                    (lib, o) -> lib.pmoe_embedding_forward(2, 4, 3, 11, 8, ids, table, pos, o[0], NO_STREAM));
+                    (lib, o) -> lib.pmoe_embedding_forward(F32, 2, 4, 3, 11, 8, ids, table, pos, o[0], NO_STREAM));
             assertTrue(m.contains("ids[5] = 11"), m);
             bothReject(arena, "pmoe_embedding_backward", embOut,
-                    (lib, o) -> lib.pmoe_embedding_backward(2, 4, 3, 11, 8, ids, grad, o[1], o[0], NO_STREAM));
+                    (lib, o) -> lib.pmoe_embedding_backward(F32, 2, 4, 3, 11, 8, ids, grad, o[1], o[0], NO_STREAM));
             bothReject(arena, "pmoe_embedding_forward", embOut,
-                    (lib, o) -> lib.pmoe_embedding_forward(1, 9, 3, 11, 8, ids, table, pos, o[0], NO_STREAM));
+                    (lib, o) -> lib.pmoe_embedding_forward(F32, 1, 9, 3, 11, 8, ids, table, pos, o[0], NO_STREAM));
 
             MemorySegment x = floats(arena, gaussian(rnd, 12, 1)), w = floats(arena, new float[4]);
             List<Out> normOut = List.of(Out.floats(12), Out.floats(3), Out.floats(3));
             m = bothReject(arena, "pmoe_layernorm_forward", normOut,
-                    (lib, o) -> lib.pmoe_layernorm_forward(3, 4, 0f, x, w, w, o[0], o[1], o[2], NO_STREAM));
+                    (lib, o) -> lib.pmoe_layernorm_forward(F32, 3, 4, 0f, x, w, w, o[0], o[1], o[2], NO_STREAM));
             assertTrue(m.contains("eps = 0"), m);
-            bothReject(arena, "pmoe_layernorm_backward", normOut, (lib, o) -> lib.pmoe_layernorm_backward(3, 4, x, w,
+            bothReject(arena, "pmoe_layernorm_backward", normOut, (lib, o) -> lib.pmoe_layernorm_backward(F32, 3, 4, x, w,
                     o[1], o[2], x, o[0], w, MemorySegment.NULL, NO_STREAM));
             bothReject(arena, "pmoe_rmsnorm_forward", normOut,
-                    (lib, o) -> lib.pmoe_rmsnorm_forward(3, 4, 1e-5f, x, MemorySegment.NULL, o[0], o[1], NO_STREAM));
+                    (lib, o) -> lib.pmoe_rmsnorm_forward(F32, 3, 4, 1e-5f, x, MemorySegment.NULL, o[0], o[1], NO_STREAM));
             bothReject(arena, "pmoe_rmsnorm_backward", normOut,
-                    (lib, o) -> lib.pmoe_rmsnorm_backward(-1, 4, x, w, o[1], x, o[0], w, NO_STREAM));
-            bothReject(arena, "pmoe_bias_add", normOut, (lib, o) -> lib.pmoe_bias_add(3, 0, w, o[0], NO_STREAM));
+                    (lib, o) -> lib.pmoe_rmsnorm_backward(F32, -1, 4, x, w, o[1], x, o[0], w, NO_STREAM));
+            bothReject(arena, "pmoe_bias_add", normOut, (lib, o) -> lib.pmoe_bias_add(F32, 3, 0, w, o[0], NO_STREAM));
             bothReject(arena, "pmoe_bias_backward", normOut,
-                    (lib, o) -> lib.pmoe_bias_backward(3, 4, MemorySegment.NULL, o[1], NO_STREAM));
-            bothReject(arena, "pmoe_add", normOut, (lib, o) -> lib.pmoe_add(12, x, MemorySegment.NULL, o[0], NO_STREAM));
-            bothReject(arena, "pmoe_accumulate", normOut, (lib, o) -> lib.pmoe_accumulate(-2, x, o[0], NO_STREAM));
-            m = bothReject(arena, "pmoe_scale", normOut, (lib, o) -> lib.pmoe_scale(12, Float.NaN, o[0], NO_STREAM));
+                    (lib, o) -> lib.pmoe_bias_backward(F32, 3, 4, MemorySegment.NULL, o[1], NO_STREAM));
+            bothReject(arena, "pmoe_add", normOut, (lib, o) -> lib.pmoe_add(F32, 12, x, MemorySegment.NULL, o[0], NO_STREAM));
+            bothReject(arena, "pmoe_accumulate", normOut, (lib, o) -> lib.pmoe_accumulate(F32, -2, x, o[0], NO_STREAM));
+            m = bothReject(arena, "pmoe_scale", normOut, (lib, o) -> lib.pmoe_scale(F32, 12, Float.NaN, o[0], NO_STREAM));
             assertTrue(m.contains("alpha = nan"), m);
+            m = bothReject(arena, "pmoe_layernorm_forward", normOut,
+                    (lib, o) -> lib.pmoe_layernorm_forward(2, 3, 4, 1e-5f, x, w, w, o[0], o[1], o[2], NO_STREAM));
+            assertTrue(m.contains("dtype must be PMOE_DTYPE_F32 (0) or PMOE_DTYPE_BF16 (1), got 2"), m);
+            bothReject(arena, "pmoe_convert", normOut, (lib, o) -> lib.pmoe_convert(12, F32, x, -1, o[0], NO_STREAM));
+            bothReject(arena, "pmoe_find_nonfinite", normOut,
+                    (lib, o) -> lib.pmoe_find_nonfinite(5, 12, x, o[0], NO_STREAM));
 
             MemorySegment qkv = floats(arena, new float[2 * 3 * 12]);
             List<Out> attOut = List.of(Out.floats(2 * 3 * 3 * 3), Out.floats(2 * 3 * 12));
             m = bothReject(arena, "pmoe_attention_forward", attOut,
-                    (lib, o) -> lib.pmoe_attention_forward(2, 3, 4, 3, qkv, o[0], o[1], NO_STREAM));
+                    (lib, o) -> lib.pmoe_attention_forward(F32, 2, 3, 4, 3, qkv, o[0], o[1], NO_STREAM));
             assertTrue(m.contains("channels = 4 is not divisible by heads = 3"), m);
             bothReject(arena, "pmoe_attention_backward", attOut,
-                    (lib, o) -> lib.pmoe_attention_backward(2, 0, 4, 2, qkv, o[0], qkv, o[1], NO_STREAM));
+                    (lib, o) -> lib.pmoe_attention_backward(F32, 2, 0, 4, 2, qkv, o[0], qkv, o[1], NO_STREAM));
 
             MemorySegment logits = floats(arena, gaussian(rnd, 5 * 7, 1));
             List<Out> ceOut = List.of(Out.floats(5 * 7), Out.floats(1), Out.ints(1));
             for (int[] targets : new int[][] {{0, 1, 2, 7, 3}, {0, -2, 1, 1, 1}}) {
                 MemorySegment t = ints(arena, targets);
                 m = bothReject(arena, "pmoe_cross_entropy_forward", ceOut,
-                        (lib, o) -> lib.pmoe_cross_entropy_forward(5, 7, logits, t, o[0], o[1], o[2], NO_STREAM));
+                        (lib, o) -> lib.pmoe_cross_entropy_forward(F32, 5, 7, logits, t, o[0], o[1], o[2], NO_STREAM));
                 assertTrue(m.startsWith("targets["), m);
                 bothReject(arena, "pmoe_cross_entropy_backward", ceOut,
-                        (lib, o) -> lib.pmoe_cross_entropy_backward(5, 7, logits, t, 1f, o[0], NO_STREAM));
+                        (lib, o) -> lib.pmoe_cross_entropy_backward(F32, 5, 7, logits, t, 1f, o[0], NO_STREAM));
             }
 
             List<Out> optOut = List.of(Out.floats(12), Out.floats(12), Out.floats(12), new Out(8, (byte) 0));
@@ -1031,15 +1068,17 @@ class HostHarnessKernelTest {
             for (int[] bad : new int[][] {{}, {4321}, {777, 4000, 4999}, {0}}) {
                 float[] x = v.clone();
                 for (int i = 0; i < bad.length; i++) x[bad[i]] = i % 2 == 0 ? Float.NaN : Float.NEGATIVE_INFINITY;
-                MemorySegment sx = floats(arena, x);
-                Pair p = both(arena, "pmoe_find_nonfinite", List.of(new Out(8, (byte) 0x11)),
-                        (lib, o) -> lib.pmoe_find_nonfinite(x.length, sx, o[0], NO_STREAM));
-                long expected = bad.length == 0 ? -1 : bad[0];
-                assertEquals(expected, p.cpu()[0].get(JAVA_LONG, 0));
-                assertEquals(expected, p.host()[0].get(JAVA_LONG, 0), "harness first_index");
+                for (int dtype : new int[] {F32, BF16}) {
+                    MemorySegment sx = tensor(arena, dtype, x);
+                    Pair p = both(arena, "pmoe_find_nonfinite", List.of(new Out(8, (byte) 0x11)),
+                            (lib, o) -> lib.pmoe_find_nonfinite(dtype, x.length, sx, o[0], NO_STREAM));
+                    long expected = bad.length == 0 ? -1 : bad[0];
+                    assertEquals(expected, p.cpu()[0].get(JAVA_LONG, 0), "dtype " + dtype);
+                    assertEquals(expected, p.host()[0].get(JAVA_LONG, 0), "harness first_index, dtype " + dtype);
+                }
             }
             Pair empty = both(arena, "pmoe_find_nonfinite", List.of(new Out(8, (byte) 0x11)),
-                    (lib, o) -> lib.pmoe_find_nonfinite(0, MemorySegment.NULL, o[0], NO_STREAM));
+                    (lib, o) -> lib.pmoe_find_nonfinite(F32, 0, MemorySegment.NULL, o[0], NO_STREAM));
             assertEquals(-1L, empty.host()[0].get(JAVA_LONG, 0));
         }
     }

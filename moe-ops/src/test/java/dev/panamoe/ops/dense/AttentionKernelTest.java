@@ -1,5 +1,7 @@
 package dev.panamoe.ops.dense;
 
+import static dev.panamoe.ops.dense.DenseTestSupport.DTYPES;
+import static dev.panamoe.ops.dense.DenseTestSupport.F32;
 import static dev.panamoe.ops.dense.DenseTestSupport.LIB;
 import static dev.panamoe.ops.dense.DenseTestSupport.NULL;
 import static dev.panamoe.ops.dense.DenseTestSupport.assertClose;
@@ -13,7 +15,13 @@ import static dev.panamoe.ops.dense.DenseTestSupport.nans;
 import static dev.panamoe.ops.dense.DenseTestSupport.numericGradient;
 import static dev.panamoe.ops.dense.DenseTestSupport.read;
 import static dev.panamoe.ops.dense.DenseTestSupport.toDouble;
+import static dev.panamoe.ops.dense.DenseTestSupport.name;
+import static dev.panamoe.ops.dense.DenseTestSupport.rounding;
 import static dev.panamoe.ops.dense.DenseTestSupport.uniform;
+import static dev.panamoe.ops.kernels.KernelTestSupport.nanTensor;
+import static dev.panamoe.ops.kernels.KernelTestSupport.readTensor;
+import static dev.panamoe.ops.kernels.KernelTestSupport.representable;
+import static dev.panamoe.ops.kernels.KernelTestSupport.tensor;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -69,18 +77,21 @@ class AttentionKernelTest {
     @Test
     void forwardMatchesReference() {
         Random rnd = new Random(11);
+        for (int dtype : DTYPES)
         for (int[] s : SHAPES) {
             int batch = s[0], seq = s[1], channels = s[2], heads = s[3];
-            float[] qkv = uniform(rnd, batch * seq * 3 * channels, -2, 2);
+            float[] qkv = representable(dtype, uniform(rnd, batch * seq * 3 * channels, -2, 2));
             double[] att = new double[batch * heads * seq * seq];
             double[] expected = reference(batch, seq, channels, heads, toDouble(qkv), att);
             try (Arena arena = Arena.ofConfined()) {
-                MemorySegment attSeg = nans(arena, att.length), out = nans(arena, expected.length);
-                assertOk(LIB.pmoe_attention_forward(batch, seq, channels, heads, floats(arena, qkv), attSeg, out, NULL),
-                        "pmoe_attention_forward");
-                // Probabilities and convex combinations of |v| <= 2 after f32 dot products of length <= 4.
-                assertClose("attention att " + Arrays.toString(s), att, read(attSeg), 1e-5, 1e-7);
-                assertClose("attention out " + Arrays.toString(s), expected, read(out), 1e-5, 1e-6);
+                MemorySegment attSeg = nans(arena, att.length), out = nanTensor(arena, dtype, expected.length);
+                assertOk(LIB.pmoe_attention_forward(dtype, batch, seq, channels, heads, tensor(arena, dtype, qkv), attSeg,
+                        out, NULL), "pmoe_attention_forward");
+                // Probabilities (f32 for both dtypes) and convex combinations of |v| <= 2 after f32 dot
+                // products of length <= 4; a bf16 out is rounded once more.
+                String what = "attention " + name(dtype) + " " + Arrays.toString(s);
+                assertClose(what + " att", att, read(attSeg), 1e-5, 1e-7);
+                assertClose(what + " out", expected, readTensor(out, dtype), 1e-5 + rounding(dtype), 1e-6);
             }
         }
     }
@@ -89,28 +100,39 @@ class AttentionKernelTest {
     @Test
     void backwardMatchesFiniteDifferences() {
         Random rnd = new Random(12);
+        for (int dtype : DTYPES)
         for (int[] s : SHAPES) {
             int batch = s[0], seq = s[1], channels = s[2], heads = s[3];
-            float[] qkv = uniform(rnd, batch * seq * 3 * channels, -2, 2);
-            float[] dout = uniform(rnd, batch * seq * channels, -1, 1);
+            float[] qkv = representable(dtype, uniform(rnd, batch * seq * 3 * channels, -2, 2));
+            float[] dout = representable(dtype, uniform(rnd, batch * seq * channels, -1, 1));
             double[] g = toDouble(dout);
             double[] expected = numericGradient(toDouble(qkv), x -> dot(g, reference(batch, seq, channels, heads, x, null)));
             try (Arena arena = Arena.ofConfined()) {
-                MemorySegment qkvSeg = floats(arena, qkv), att = nans(arena, batch * heads * seq * seq);
-                MemorySegment out = nans(arena, batch * seq * channels), dqkv = nans(arena, qkv.length);
-                assertOk(LIB.pmoe_attention_forward(batch, seq, channels, heads, qkvSeg, att, out, NULL), "forward");
-                assertOk(LIB.pmoe_attention_backward(batch, seq, channels, heads, qkvSeg, att, floats(arena, dout), dqkv, NULL),
-                        "pmoe_attention_backward");
-                // Gradients are O(1) sums of at most T f32 products through the softmax.
-                assertClose("attention dqkv " + Arrays.toString(s), expected, read(dqkv), 1e-4, 1e-5);
+                MemorySegment dqkv = forwardBackward(arena, dtype, batch, seq, channels, heads, qkv, dout)[2];
+                // Gradients are O(1) sums of at most T f32 products through the softmax (plus one
+                // bf16 rounding of each dqkv element).
+                assertClose("attention dqkv " + name(dtype) + " " + Arrays.toString(s), expected, readTensor(dqkv, dtype),
+                        1e-4 + rounding(dtype), 1e-5);
             }
         }
     }
 
+    /** Forward then backward on dtype storage (outputs NaN before): {att, out, dqkv}. */
+    static MemorySegment[] forwardBackward(Arena arena, int dtype, int batch, int seq, int channels, int heads,
+            float[] qkv, float[] dout) {
+        MemorySegment qkvSeg = tensor(arena, dtype, qkv), att = nans(arena, batch * heads * seq * seq);
+        MemorySegment out = nanTensor(arena, dtype, batch * seq * channels);
+        MemorySegment dqkv = nanTensor(arena, dtype, qkv.length);
+        assertOk(LIB.pmoe_attention_forward(dtype, batch, seq, channels, heads, qkvSeg, att, out, NULL), "forward");
+        assertOk(LIB.pmoe_attention_backward(dtype, batch, seq, channels, heads, qkvSeg, att, tensor(arena, dtype, dout),
+                dqkv, NULL), "pmoe_attention_backward");
+        return new MemorySegment[] {att, out, dqkv};
+    }
+
     @Test
     void emptyBatchReadsNothing() {
-        assertOk(LIB.pmoe_attention_forward(0, 4, 8, 2, NULL, NULL, NULL, NULL), "forward, batch 0");
-        assertOk(LIB.pmoe_attention_backward(0, 4, 8, 2, NULL, NULL, NULL, NULL, NULL), "backward, batch 0");
+        assertOk(LIB.pmoe_attention_forward(F32, 0, 4, 8, 2, NULL, NULL, NULL, NULL), "forward, batch 0");
+        assertOk(LIB.pmoe_attention_backward(F32, 0, 4, 8, 2, NULL, NULL, NULL, NULL, NULL), "backward, batch 0");
     }
 
     @Test
@@ -118,26 +140,23 @@ class AttentionKernelTest {
         Random rnd = new Random(13);
         int batch = 3, seq = 40, channels = 32, heads = 4;
         float[] qkv = uniform(rnd, batch * seq * 3 * channels, -2, 2), dout = uniform(rnd, batch * seq * channels, -1, 1);
-        assertDeterministic("attention", arena -> {
-            MemorySegment qkvSeg = floats(arena, qkv), att = nans(arena, batch * heads * seq * seq);
-            MemorySegment out = nans(arena, batch * seq * channels), dqkv = nans(arena, qkv.length);
-            assertOk(LIB.pmoe_attention_forward(batch, seq, channels, heads, qkvSeg, att, out, NULL), "forward");
-            assertOk(LIB.pmoe_attention_backward(batch, seq, channels, heads, qkvSeg, att, floats(arena, dout), dqkv, NULL),
-                    "backward");
-            return bytes(att, out, dqkv);
-        });
+        for (int dtype : DTYPES) {
+            assertDeterministic("attention " + name(dtype),
+                    arena -> bytes(forwardBackward(arena, dtype, batch, seq, channels, heads, qkv, dout)));
+        }
     }
 
     @Test
     void rejectsBadArguments() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment buf = floats(arena, new float[2 * 3 * 3 * 6]);
-            assertInvalid(LIB.pmoe_attention_forward(2, 3, 6, 4, buf, buf, buf, NULL), "heads", "4");
-            assertInvalid(LIB.pmoe_attention_forward(2, 3, 6, 0, buf, buf, buf, NULL), "heads", "0");
-            assertInvalid(LIB.pmoe_attention_forward(2, 0, 6, 2, buf, buf, buf, NULL), "seq", "0");
-            assertInvalid(LIB.pmoe_attention_backward(-1, 3, 6, 2, buf, buf, buf, buf, NULL), "batch", "-1");
-            assertInvalid(LIB.pmoe_attention_forward(2, 3, 6, 2, buf, NULL, buf, NULL), "att", "NULL");
-            assertInvalid(LIB.pmoe_attention_backward(2, 3, 6, 2, buf, buf, buf, NULL, NULL), "dqkv", "NULL");
+            assertInvalid(LIB.pmoe_attention_forward(F32, 2, 3, 6, 4, buf, buf, buf, NULL), "heads", "4");
+            assertInvalid(LIB.pmoe_attention_forward(F32, 2, 3, 6, 0, buf, buf, buf, NULL), "heads", "0");
+            assertInvalid(LIB.pmoe_attention_forward(F32, 2, 0, 6, 2, buf, buf, buf, NULL), "seq", "0");
+            assertInvalid(LIB.pmoe_attention_backward(F32, -1, 3, 6, 2, buf, buf, buf, buf, NULL), "batch", "-1");
+            assertInvalid(LIB.pmoe_attention_forward(F32, 2, 3, 6, 2, buf, NULL, buf, NULL), "att", "NULL");
+            assertInvalid(LIB.pmoe_attention_backward(F32, 2, 3, 6, 2, buf, buf, buf, NULL, NULL), "dqkv", "NULL");
+            assertInvalid(LIB.pmoe_attention_forward(7, 2, 3, 6, 2, buf, buf, buf, NULL), "dtype", "7");
         }
     }
 }

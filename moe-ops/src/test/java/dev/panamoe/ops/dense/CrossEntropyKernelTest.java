@@ -1,5 +1,7 @@
 package dev.panamoe.ops.dense;
 
+import static dev.panamoe.ops.dense.DenseTestSupport.DTYPES;
+import static dev.panamoe.ops.dense.DenseTestSupport.F32;
 import static dev.panamoe.ops.dense.DenseTestSupport.LIB;
 import static dev.panamoe.ops.dense.DenseTestSupport.NULL;
 import static dev.panamoe.ops.dense.DenseTestSupport.assertClose;
@@ -14,7 +16,13 @@ import static dev.panamoe.ops.dense.DenseTestSupport.numericGradient;
 import static dev.panamoe.ops.dense.DenseTestSupport.randomInts;
 import static dev.panamoe.ops.dense.DenseTestSupport.read;
 import static dev.panamoe.ops.dense.DenseTestSupport.toDouble;
+import static dev.panamoe.ops.dense.DenseTestSupport.name;
+import static dev.panamoe.ops.dense.DenseTestSupport.rounding;
 import static dev.panamoe.ops.dense.DenseTestSupport.uniform;
+import static dev.panamoe.ops.kernels.KernelTestSupport.nanTensor;
+import static dev.panamoe.ops.kernels.KernelTestSupport.readTensor;
+import static dev.panamoe.ops.kernels.KernelTestSupport.representable;
+import static dev.panamoe.ops.kernels.KernelTestSupport.tensor;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -53,10 +61,11 @@ class CrossEntropyKernelTest {
     @Test
     void forwardMatchesReference() {
         Random rnd = new Random(14);
+        for (int dtype : DTYPES)
         for (int[] s : SHAPES) {
             for (double range : new double[] {5, 200}) { // 200: exp would overflow without the max
                 int rows = s[0], vocab = s[1];
-                float[] logits = uniform(rnd, rows * vocab, -range, range);
+                float[] logits = representable(dtype, uniform(rnd, rows * vocab, -range, range));
                 int[] targets = targets(rnd, rows, vocab);
                 double[] expected = reference(rows, vocab, toDouble(logits), targets);
                 double total = 0;
@@ -64,10 +73,10 @@ class CrossEntropyKernelTest {
                 for (int r = 0; r < rows; r++) if (targets[r] >= 0) { total += expected[r]; kept++; }
                 try (Arena arena = Arena.ofConfined()) {
                     MemorySegment losses = nans(arena, rows), mean = nans(arena, 1), count = ints(arena, -7);
-                    assertOk(LIB.pmoe_cross_entropy_forward(rows, vocab, floats(arena, logits), ints(arena, targets),
-                            losses, mean, count, NULL), "pmoe_cross_entropy_forward");
-                    String what = "cross-entropy rows=" + rows + " vocab=" + vocab + " range=" + range;
-                    // f32 logits and exp: errors of a few ulps of max |logit|.
+                    assertOk(LIB.pmoe_cross_entropy_forward(dtype, rows, vocab, tensor(arena, dtype, logits),
+                            ints(arena, targets), losses, mean, count, NULL), "pmoe_cross_entropy_forward");
+                    String what = "cross-entropy " + name(dtype) + " rows=" + rows + " vocab=" + vocab + " range=" + range;
+                    // f32 math on the (bf16-exact) logits, f32 losses: errors of a few ulps of max |logit|.
                     assertClose(what + " losses", expected, read(losses), 1e-6, range * 1e-6);
                     assertEquals(kept, count.get(JAVA_INT, 0), what + " kept_rows");
                     assertClose(what + " mean", new double[] {kept == 0 ? 0 : total / kept}, read(mean), 1e-6, range * 1e-6);
@@ -80,16 +89,16 @@ class CrossEntropyKernelTest {
     void allIgnoredAndEmptyGiveZeroMean() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment losses = nans(arena, 3), mean = nans(arena, 1), count = ints(arena, -7);
-            assertOk(LIB.pmoe_cross_entropy_forward(3, 4, floats(arena, uniform(new Random(15), 12, -1, 1)),
+            assertOk(LIB.pmoe_cross_entropy_forward(F32, 3, 4, floats(arena, uniform(new Random(15), 12, -1, 1)),
                     ints(arena, -1, -1, -1), losses, mean, count, NULL), "all ignored");
             assertClose("all ignored losses", new double[3], read(losses), 0, 0);
             assertEquals(0f, mean.get(JAVA_FLOAT, 0));
             assertEquals(0, count.get(JAVA_INT, 0));
             MemorySegment mean0 = nans(arena, 1), count0 = ints(arena, -7);
-            assertOk(LIB.pmoe_cross_entropy_forward(0, 4, NULL, NULL, NULL, mean0, count0, NULL), "rows 0");
+            assertOk(LIB.pmoe_cross_entropy_forward(F32, 0, 4, NULL, NULL, NULL, mean0, count0, NULL), "rows 0");
             assertEquals(0f, mean0.get(JAVA_FLOAT, 0));
             assertEquals(0, count0.get(JAVA_INT, 0));
-            assertOk(LIB.pmoe_cross_entropy_backward(0, 4, NULL, NULL, 1f, NULL, NULL), "backward, rows 0");
+            assertOk(LIB.pmoe_cross_entropy_backward(F32, 0, 4, NULL, NULL, 1f, NULL, NULL), "backward, rows 0");
         }
     }
 
@@ -100,9 +109,10 @@ class CrossEntropyKernelTest {
     @Test
     void backwardMatchesFiniteDifferences() {
         Random rnd = new Random(16);
+        for (int dtype : DTYPES)
         for (int[] s : SHAPES) {
             int rows = s[0], vocab = s[1];
-            float[] logits = uniform(rnd, rows * vocab, -5, 5);
+            float[] logits = representable(dtype, uniform(rnd, rows * vocab, -5, 5));
             int[] targets = targets(rnd, rows, vocab);
             float scale = 1f / 3;
             double[] expected = numericGradient(toDouble(logits), x -> {
@@ -111,16 +121,18 @@ class CrossEntropyKernelTest {
                 return scale * sum;
             });
             try (Arena arena = Arena.ofConfined()) {
-                MemorySegment targetSeg = ints(arena, targets), dlogits = nans(arena, logits.length);
-                assertOk(LIB.pmoe_cross_entropy_backward(rows, vocab, floats(arena, logits), targetSeg, scale, dlogits, NULL),
-                        "pmoe_cross_entropy_backward");
-                // Probabilities in f32: a few ulps of 1, times the scale.
-                String what = "cross-entropy backward rows=" + rows + " vocab=" + vocab;
-                assertClose(what, expected, read(dlogits), 1e-5, 1e-7);
-                MemorySegment inPlace = floats(arena, logits);
-                assertOk(LIB.pmoe_cross_entropy_backward(rows, vocab, inPlace, targetSeg, scale, inPlace, NULL), "in place");
-                assertClose(what + " in place", expected, read(inPlace), 1e-5, 1e-7);
-                float[] got = read(dlogits);
+                MemorySegment targetSeg = ints(arena, targets), dlogits = nanTensor(arena, dtype, logits.length);
+                assertOk(LIB.pmoe_cross_entropy_backward(dtype, rows, vocab, tensor(arena, dtype, logits), targetSeg, scale,
+                        dlogits, NULL), "pmoe_cross_entropy_backward");
+                // Probabilities in f32: a few ulps of 1, times the scale (plus one bf16 rounding).
+                String what = "cross-entropy backward " + name(dtype) + " rows=" + rows + " vocab=" + vocab;
+                double relative = 1e-5 + rounding(dtype);
+                assertClose(what, expected, readTensor(dlogits, dtype), relative, 1e-7);
+                MemorySegment inPlace = tensor(arena, dtype, logits);
+                assertOk(LIB.pmoe_cross_entropy_backward(dtype, rows, vocab, inPlace, targetSeg, scale, inPlace, NULL),
+                        "in place");
+                assertClose(what + " in place", expected, readTensor(inPlace, dtype), relative, 1e-7);
+                float[] got = readTensor(dlogits, dtype);
                 for (int r = 0; r < rows; r++)
                     if (targets[r] < 0)
                         for (int v = 0; v < vocab; v++) assertEquals(0f, got[r * vocab + v], what + " ignored row " + r);
@@ -134,29 +146,33 @@ class CrossEntropyKernelTest {
         int rows = 37, vocab = 300;
         float[] logits = uniform(rnd, rows * vocab, -5, 5);
         int[] targets = targets(rnd, rows, vocab);
-        assertDeterministic("cross-entropy", arena -> {
-            MemorySegment x = floats(arena, logits), t = ints(arena, targets);
-            MemorySegment losses = nans(arena, rows), mean = nans(arena, 1), dlogits = nans(arena, logits.length);
-            assertOk(LIB.pmoe_cross_entropy_forward(rows, vocab, x, t, losses, mean, NULL, NULL), "forward");
-            assertOk(LIB.pmoe_cross_entropy_backward(rows, vocab, x, t, 0.1f, dlogits, NULL), "backward");
-            return bytes(losses, mean, dlogits);
-        });
+        for (int dtype : DTYPES) {
+            assertDeterministic("cross-entropy " + name(dtype), arena -> {
+                MemorySegment x = tensor(arena, dtype, logits), t = ints(arena, targets);
+                MemorySegment losses = nans(arena, rows), mean = nans(arena, 1);
+                MemorySegment dlogits = nanTensor(arena, dtype, logits.length);
+                assertOk(LIB.pmoe_cross_entropy_forward(dtype, rows, vocab, x, t, losses, mean, NULL, NULL), "forward");
+                assertOk(LIB.pmoe_cross_entropy_backward(dtype, rows, vocab, x, t, 0.1f, dlogits, NULL), "backward");
+                return bytes(losses, mean, dlogits);
+            });
+        }
     }
 
     @Test
     void rejectsBadArguments() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment x = floats(arena, new float[3 * 4]), losses = floats(arena, new float[3]);
-            assertInvalid(LIB.pmoe_cross_entropy_forward(3, 4, x, ints(arena, 0, -2, 1), losses, NULL, NULL, NULL),
+            assertInvalid(LIB.pmoe_cross_entropy_forward(F32, 3, 4, x, ints(arena, 0, -2, 1), losses, NULL, NULL, NULL),
                     "targets", "targets[1] = -2");
-            assertInvalid(LIB.pmoe_cross_entropy_backward(3, 4, x, ints(arena, 0, 1, 4), 1f, x, NULL),
+            assertInvalid(LIB.pmoe_cross_entropy_backward(F32, 3, 4, x, ints(arena, 0, 1, 4), 1f, x, NULL),
                     "targets", "targets[2] = 4");
             MemorySegment good = ints(arena, 0, 1, 2);
-            assertInvalid(LIB.pmoe_cross_entropy_forward(3, 0, x, good, losses, NULL, NULL, NULL), "vocab", "0");
-            assertInvalid(LIB.pmoe_cross_entropy_forward(-1, 4, x, good, losses, NULL, NULL, NULL), "rows", "-1");
-            assertInvalid(LIB.pmoe_cross_entropy_forward(3, 4, x, good, NULL, NULL, NULL, NULL), "losses", "NULL");
-            assertInvalid(LIB.pmoe_cross_entropy_backward(3, 4, x, good, Float.NaN, x, NULL), "grad_scale", "nan");
-            assertInvalid(LIB.pmoe_cross_entropy_backward(3, 4, x, good, 1f, NULL, NULL), "dlogits", "NULL");
+            assertInvalid(LIB.pmoe_cross_entropy_forward(F32, 3, 0, x, good, losses, NULL, NULL, NULL), "vocab", "0");
+            assertInvalid(LIB.pmoe_cross_entropy_forward(F32, -1, 4, x, good, losses, NULL, NULL, NULL), "rows", "-1");
+            assertInvalid(LIB.pmoe_cross_entropy_forward(F32, 3, 4, x, good, NULL, NULL, NULL, NULL), "losses", "NULL");
+            assertInvalid(LIB.pmoe_cross_entropy_backward(F32, 3, 4, x, good, Float.NaN, x, NULL), "grad_scale", "nan");
+            assertInvalid(LIB.pmoe_cross_entropy_backward(F32, 3, 4, x, good, 1f, NULL, NULL), "dlogits", "NULL");
+            assertInvalid(LIB.pmoe_cross_entropy_forward(5, 3, 4, x, good, losses, NULL, NULL, NULL), "dtype", "5");
         }
     }
 }

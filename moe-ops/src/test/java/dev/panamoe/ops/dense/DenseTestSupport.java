@@ -28,6 +28,23 @@ final class DenseTestSupport {
 
     static final panamoe_h LIB = panamoe_h.cpu();
     static final MemorySegment NULL = MemorySegment.NULL;
+    static final int F32 = panamoe_h.PMOE_DTYPE_F32(), BF16 = panamoe_h.PMOE_DTYPE_BF16();
+    /**
+     * The storage types every operator is tested in. A bf16 call gets bf16-exact inputs
+     * (KernelTestSupport.representable) and is checked against the double reference on them:
+     * its math is f32 and each bf16 output element is rounded once, so its tolerance is the f32
+     * one plus {@link #rounding}.
+     */
+    static final int[] DTYPES = {F32, BF16};
+
+    /** Relative error one rounding to bf16 (8-bit significand) adds to an output: 2^-8; 0 for f32. */
+    static double rounding(int dtype) {
+        return dtype == BF16 ? dev.panamoe.ops.kernels.KernelTestSupport.BF16_EPS : 0;
+    }
+
+    static String name(int dtype) {
+        return dtype == BF16 ? "bf16" : "f32";
+    }
 
     // ---- native buffers (a zero-length one still has a real address) ----
 

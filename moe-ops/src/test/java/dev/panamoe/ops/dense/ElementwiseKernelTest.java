@@ -1,5 +1,8 @@
 package dev.panamoe.ops.dense;
 
+import static dev.panamoe.ops.dense.DenseTestSupport.BF16;
+import static dev.panamoe.ops.dense.DenseTestSupport.DTYPES;
+import static dev.panamoe.ops.dense.DenseTestSupport.F32;
 import static dev.panamoe.ops.dense.DenseTestSupport.LIB;
 import static dev.panamoe.ops.dense.DenseTestSupport.NULL;
 import static dev.panamoe.ops.dense.DenseTestSupport.assertClose;
@@ -13,7 +16,16 @@ import static dev.panamoe.ops.dense.DenseTestSupport.nans;
 import static dev.panamoe.ops.dense.DenseTestSupport.numericGradient;
 import static dev.panamoe.ops.dense.DenseTestSupport.read;
 import static dev.panamoe.ops.dense.DenseTestSupport.toDouble;
+import static dev.panamoe.ops.dense.DenseTestSupport.name;
+import static dev.panamoe.ops.dense.DenseTestSupport.rounding;
 import static dev.panamoe.ops.dense.DenseTestSupport.uniform;
+import static dev.panamoe.ops.kernels.KernelTestSupport.bf16Bits;
+import static dev.panamoe.ops.kernels.KernelTestSupport.nanTensor;
+import static dev.panamoe.ops.kernels.KernelTestSupport.readTensor;
+import static dev.panamoe.ops.kernels.KernelTestSupport.representable;
+import static dev.panamoe.ops.kernels.KernelTestSupport.tensor;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -36,15 +48,17 @@ class ElementwiseKernelTest {
     @Test
     void biasAddMatchesReference() {
         Random rnd = new Random(7);
+        for (int dtype : DTYPES)
         for (int[] s : SHAPES) {
             int rows = s[0], cols = s[1];
-            float[] x = uniform(rnd, rows * cols, -1, 1), bias = uniform(rnd, cols, -1, 1);
+            float[] x = representable(dtype, uniform(rnd, rows * cols, -1, 1));
+            float[] bias = representable(dtype, uniform(rnd, cols, -1, 1));
             try (Arena arena = Arena.ofConfined()) {
-                MemorySegment xs = floats(arena, x);
-                assertOk(LIB.pmoe_bias_add(rows, cols, floats(arena, bias), xs, NULL), "pmoe_bias_add");
-                // One rounding of an exact sum.
-                assertClose("bias_add " + rows + "x" + cols, biasAdded(rows, cols, toDouble(x), toDouble(bias)),
-                        read(xs), 0x1p-24, 0);
+                MemorySegment xs = tensor(arena, dtype, x);
+                assertOk(LIB.pmoe_bias_add(dtype, rows, cols, tensor(arena, dtype, bias), xs, NULL), "pmoe_bias_add");
+                // One rounding (to f32 or bf16) of an exact sum.
+                assertClose("bias_add " + name(dtype) + " " + rows + "x" + cols,
+                        biasAdded(rows, cols, toDouble(x), toDouble(bias)), readTensor(xs, dtype), 0x1p-24 + rounding(dtype), 0);
             }
         }
     }
@@ -53,18 +67,20 @@ class ElementwiseKernelTest {
     @Test
     void biasBackwardAccumulatesFiniteDifferenceGradient() {
         Random rnd = new Random(8);
+        for (int dtype : DTYPES)
         for (int[] s : SHAPES) {
             int rows = s[0], cols = s[1];
-            float[] dout = uniform(rnd, rows * cols, -1, 1), dbias0 = uniform(rnd, cols, -1, 1);
+            float[] dout = representable(dtype, uniform(rnd, rows * cols, -1, 1)), dbias0 = uniform(rnd, cols, -1, 1);
             double[] x = toDouble(uniform(rnd, rows * cols, -1, 1)), g = toDouble(dout);
             double[] expected = numericGradient(toDouble(uniform(rnd, cols, -1, 1)),
                     b -> dot(g, biasAdded(rows, cols, x, b)));
             for (int c = 0; c < cols; c++) expected[c] += dbias0[c];
             try (Arena arena = Arena.ofConfined()) {
                 MemorySegment dbias = floats(arena, dbias0);
-                assertOk(LIB.pmoe_bias_backward(rows, cols, floats(arena, dout), dbias, NULL), "pmoe_bias_backward");
-                // Summed in double: one final rounding (plus the differences' ~1e-10).
-                assertClose("bias_backward " + rows + "x" + cols, expected, read(dbias), 0x1p-23, 1e-9);
+                assertOk(LIB.pmoe_bias_backward(dtype, rows, cols, tensor(arena, dtype, dout), dbias, NULL),
+                        "pmoe_bias_backward");
+                // Summed in double into the f32 gradient: one final rounding (plus the differences' ~1e-10).
+                assertClose("bias_backward " + name(dtype) + " " + rows + "x" + cols, expected, read(dbias), 0x1p-23, 1e-9);
             }
         }
     }
@@ -72,36 +88,78 @@ class ElementwiseKernelTest {
     @Test
     void addAccumulateAndScaleMatchReference() {
         Random rnd = new Random(9);
+        for (int dtype : DTYPES)
         for (int n : new int[] {1, 8, 1001}) {
-            float[] a = uniform(rnd, n, -1, 1), b = uniform(rnd, n, -1, 1);
+            float[] a = representable(dtype, uniform(rnd, n, -1, 1)), b = representable(dtype, uniform(rnd, n, -1, 1));
             double[] sum = new double[n], scaled = new double[n];
             for (int i = 0; i < n; i++) {
                 sum[i] = (double) a[i] + b[i];
                 scaled[i] = -0.75 * a[i];
             }
             try (Arena arena = Arena.ofConfined()) {
-                MemorySegment as = floats(arena, a), bs = floats(arena, b), out = nans(arena, n);
-                assertOk(LIB.pmoe_add(n, as, bs, out, NULL), "pmoe_add");
-                assertClose("add n=" + n, sum, read(out), 0x1p-24, 0);
-                assertOk(LIB.pmoe_add(n, as, bs, as, NULL), "pmoe_add in place");
-                assertClose("add in place n=" + n, sum, read(as), 0x1p-24, 0);
-                MemorySegment y = floats(arena, b);
-                assertOk(LIB.pmoe_accumulate(n, floats(arena, a), y, NULL), "pmoe_accumulate");
-                assertClose("accumulate n=" + n, sum, read(y), 0x1p-24, 0);
-                MemorySegment x = floats(arena, a);
-                assertOk(LIB.pmoe_scale(n, -0.75f, x, NULL), "pmoe_scale");
-                assertClose("scale n=" + n, scaled, read(x), 0x1p-24, 0);
+                // Each result is one rounding (to f32 or bf16) of an exact value.
+                double tol = 0x1p-24 + rounding(dtype);
+                String what = name(dtype) + " n=" + n;
+                MemorySegment as = tensor(arena, dtype, a), bs = tensor(arena, dtype, b), out = nanTensor(arena, dtype, n);
+                assertOk(LIB.pmoe_add(dtype, n, as, bs, out, NULL), "pmoe_add");
+                assertClose("add " + what, sum, readTensor(out, dtype), tol, 0);
+                assertOk(LIB.pmoe_add(dtype, n, as, bs, as, NULL), "pmoe_add in place");
+                assertClose("add in place " + what, sum, readTensor(as, dtype), tol, 0);
+                MemorySegment y = tensor(arena, dtype, b);
+                assertOk(LIB.pmoe_accumulate(dtype, n, tensor(arena, dtype, a), y, NULL), "pmoe_accumulate");
+                assertClose("accumulate " + what, sum, readTensor(y, dtype), tol, 0);
+                MemorySegment x = tensor(arena, dtype, a);
+                assertOk(LIB.pmoe_scale(dtype, n, -0.75f, x, NULL), "pmoe_scale");
+                assertClose("scale " + what, scaled, readTensor(x, dtype), tol, 0);
             }
         }
     }
 
+    /**
+     * f32 -> bf16 rounds to nearest even exactly as KernelTestSupport.bf16Bits (ties, the largest
+     * finite values overflowing to inf, subnormals, signed zeros, inf and NaN), bf16 -> f32 widens
+     * exactly, and the same dtype copies bit for bit.
+     */
+    @Test
+    void convertRoundsToNearestEven() {
+        Random rnd = new Random(18);
+        float[] special = {0f, -0f, 1f, -1f, Float.MAX_VALUE, -Float.MAX_VALUE, 0x1.fefffep127f, Float.MIN_VALUE,
+            0x1.008p0f, 0x1.018p0f, 0x1.00800001p0f, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, Float.NaN};
+        for (int n : new int[] {0, 1, special.length, 5000}) {
+            float[] v = new float[n];
+            for (int i = 0; i < n; i++) {
+                v[i] = n <= special.length ? special[i]
+                        : Float.intBitsToFloat(rnd.nextInt()); // every exponent, NaN payloads included
+            }
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment src = floats(arena, v), bf = nanTensor(arena, BF16, n), back = nans(arena, n);
+                assertOk(LIB.pmoe_convert(n, F32, src, BF16, bf, NULL), "f32 -> bf16");
+                short[] bits = bf.toArray(java.lang.foreign.ValueLayout.JAVA_SHORT);
+                for (int i = 0; i < n; i++) {
+                    int index = i;
+                    assertEquals(bf16Bits(v[i]), bits[i], () -> "bf16 of " + v[index] + " (bits "
+                            + Integer.toHexString(Float.floatToRawIntBits(v[index])) + ")");
+                }
+                assertOk(LIB.pmoe_convert(n, BF16, bf, F32, back, NULL), "bf16 -> f32");
+                float[] widened = readTensor(bf, BF16);
+                assertArrayEquals(bytes(floats(arena, widened)), bytes(back), "bf16 -> f32 widens exactly, n=" + n);
+                MemorySegment copy = nans(arena, n), bfCopy = nanTensor(arena, BF16, n);
+                assertOk(LIB.pmoe_convert(n, F32, src, F32, copy, NULL), "f32 -> f32");
+                assertOk(LIB.pmoe_convert(n, BF16, bf, BF16, bfCopy, NULL), "bf16 -> bf16");
+                assertArrayEquals(bytes(src), bytes(copy), "f32 copy, n=" + n);
+                assertArrayEquals(bytes(bf), bytes(bfCopy), "bf16 copy, n=" + n);
+            }
+        }
+        assertOk(LIB.pmoe_convert(0, F32, NULL, BF16, NULL, NULL), "n 0 reads nothing");
+    }
+
     @Test
     void emptyInputsReadNothing() {
-        assertOk(LIB.pmoe_bias_add(0, 3, NULL, NULL, NULL), "bias_add, rows 0");
-        assertOk(LIB.pmoe_bias_backward(0, 3, NULL, NULL, NULL), "bias_backward, rows 0");
-        assertOk(LIB.pmoe_add(0, NULL, NULL, NULL, NULL), "add, n 0");
-        assertOk(LIB.pmoe_accumulate(0, NULL, NULL, NULL), "accumulate, n 0");
-        assertOk(LIB.pmoe_scale(0, 2f, NULL, NULL), "scale, n 0");
+        assertOk(LIB.pmoe_bias_add(F32, 0, 3, NULL, NULL, NULL), "bias_add, rows 0");
+        assertOk(LIB.pmoe_bias_backward(F32, 0, 3, NULL, NULL, NULL), "bias_backward, rows 0");
+        assertOk(LIB.pmoe_add(F32, 0, NULL, NULL, NULL, NULL), "add, n 0");
+        assertOk(LIB.pmoe_accumulate(F32, 0, NULL, NULL, NULL), "accumulate, n 0");
+        assertOk(LIB.pmoe_scale(F32, 0, 2f, NULL, NULL), "scale, n 0");
     }
 
     @Test
@@ -109,31 +167,40 @@ class ElementwiseKernelTest {
         Random rnd = new Random(10);
         int rows = 257, cols = 200, n = rows * cols;
         float[] x = uniform(rnd, n, -1, 1), y = uniform(rnd, n, -1, 1), bias = uniform(rnd, cols, -1, 1);
-        assertDeterministic("elementwise", arena -> {
-            MemorySegment xs = floats(arena, x), ys = floats(arena, y), out = nans(arena, n);
-            MemorySegment dbias = floats(arena, bias);
-            assertOk(LIB.pmoe_bias_backward(rows, cols, xs, dbias, NULL), "bias_backward");
-            assertOk(LIB.pmoe_bias_add(rows, cols, dbias, xs, NULL), "bias_add");
-            assertOk(LIB.pmoe_add(n, xs, ys, out, NULL), "add");
-            assertOk(LIB.pmoe_accumulate(n, out, ys, NULL), "accumulate");
-            assertOk(LIB.pmoe_scale(n, 0.3f, ys, NULL), "scale");
-            return bytes(dbias, xs, out, ys);
-        });
+        for (int dtype : DTYPES) {
+            assertDeterministic("elementwise " + name(dtype), arena -> {
+                MemorySegment xs = tensor(arena, dtype, x), ys = tensor(arena, dtype, y), out = nanTensor(arena, dtype, n);
+                MemorySegment dbias = floats(arena, bias), bf = nanTensor(arena, BF16, n);
+                assertOk(LIB.pmoe_bias_backward(dtype, rows, cols, xs, dbias, NULL), "bias_backward");
+                assertOk(LIB.pmoe_bias_add(dtype, rows, cols, tensor(arena, dtype, bias), xs, NULL), "bias_add");
+                assertOk(LIB.pmoe_add(dtype, n, xs, ys, out, NULL), "add");
+                assertOk(LIB.pmoe_accumulate(dtype, n, out, ys, NULL), "accumulate");
+                assertOk(LIB.pmoe_scale(dtype, n, 0.3f, ys, NULL), "scale");
+                assertOk(LIB.pmoe_convert(n, dtype, ys, BF16, bf, NULL), "convert");
+                return bytes(dbias, xs, out, ys, bf);
+            });
+        }
     }
 
     @Test
     void rejectsBadArguments() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment x = floats(arena, new float[6]), b = floats(arena, new float[3]);
-            assertInvalid(LIB.pmoe_bias_add(2, 0, b, x, NULL), "cols", "0");
-            assertInvalid(LIB.pmoe_bias_add(-2, 3, b, x, NULL), "rows", "-2");
-            assertInvalid(LIB.pmoe_bias_add(2, 3, NULL, x, NULL), "bias", "NULL");
-            assertInvalid(LIB.pmoe_bias_backward(2, 3, x, NULL, NULL), "dbias", "NULL");
-            assertInvalid(LIB.pmoe_add(-1, x, x, x, NULL), "n", "-1");
-            assertInvalid(LIB.pmoe_add(6, x, x, NULL, NULL), "out", "NULL");
-            assertInvalid(LIB.pmoe_accumulate(6, NULL, x, NULL), "x", "NULL");
-            assertInvalid(LIB.pmoe_scale(6, Float.NaN, x, NULL), "alpha", "nan");
-            assertInvalid(LIB.pmoe_scale(6, Float.POSITIVE_INFINITY, x, NULL), "alpha", "inf");
+            assertInvalid(LIB.pmoe_bias_add(F32, 2, 0, b, x, NULL), "cols", "0");
+            assertInvalid(LIB.pmoe_bias_add(F32, -2, 3, b, x, NULL), "rows", "-2");
+            assertInvalid(LIB.pmoe_bias_add(F32, 2, 3, NULL, x, NULL), "bias", "NULL");
+            assertInvalid(LIB.pmoe_bias_backward(F32, 2, 3, x, NULL, NULL), "dbias", "NULL");
+            assertInvalid(LIB.pmoe_add(F32, -1, x, x, x, NULL), "n", "-1");
+            assertInvalid(LIB.pmoe_add(F32, 6, x, x, NULL, NULL), "out", "NULL");
+            assertInvalid(LIB.pmoe_accumulate(F32, 6, NULL, x, NULL), "x", "NULL");
+            assertInvalid(LIB.pmoe_scale(F32, 6, Float.NaN, x, NULL), "alpha", "nan");
+            assertInvalid(LIB.pmoe_scale(F32, 6, Float.POSITIVE_INFINITY, x, NULL), "alpha", "inf");
+            assertInvalid(LIB.pmoe_add(2, 6, x, x, x, NULL), "dtype", "2");
+            assertInvalid(LIB.pmoe_bias_backward(-1, 2, 3, x, b, NULL), "dtype", "-1");
+            assertInvalid(LIB.pmoe_convert(6, 2, x, F32, x, NULL), "src_dtype", "2");
+            assertInvalid(LIB.pmoe_convert(6, F32, x, 9, x, NULL), "dst_dtype", "9");
+            assertInvalid(LIB.pmoe_convert(-3, F32, x, BF16, x, NULL), "n", "-3");
+            assertInvalid(LIB.pmoe_convert(6, F32, NULL, BF16, x, NULL), "src", "NULL");
         }
     }
 }

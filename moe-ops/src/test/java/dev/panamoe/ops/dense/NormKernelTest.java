@@ -1,5 +1,7 @@
 package dev.panamoe.ops.dense;
 
+import static dev.panamoe.ops.dense.DenseTestSupport.DTYPES;
+import static dev.panamoe.ops.dense.DenseTestSupport.F32;
 import static dev.panamoe.ops.dense.DenseTestSupport.LIB;
 import static dev.panamoe.ops.dense.DenseTestSupport.NULL;
 import static dev.panamoe.ops.dense.DenseTestSupport.assertClose;
@@ -13,7 +15,12 @@ import static dev.panamoe.ops.dense.DenseTestSupport.nans;
 import static dev.panamoe.ops.dense.DenseTestSupport.numericGradient;
 import static dev.panamoe.ops.dense.DenseTestSupport.read;
 import static dev.panamoe.ops.dense.DenseTestSupport.toDouble;
+import static dev.panamoe.ops.dense.DenseTestSupport.rounding;
 import static dev.panamoe.ops.dense.DenseTestSupport.uniform;
+import static dev.panamoe.ops.kernels.KernelTestSupport.nanTensor;
+import static dev.panamoe.ops.kernels.KernelTestSupport.readTensor;
+import static dev.panamoe.ops.kernels.KernelTestSupport.representable;
+import static dev.panamoe.ops.kernels.KernelTestSupport.tensor;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -60,26 +67,33 @@ class NormKernelTest {
     @Test
     void forwardMatchesReference() {
         Random rnd = new Random(4);
+        for (int dtype : DTYPES)
         for (boolean centred : new boolean[] {true, false}) {
             for (int[] s : SHAPES) {
                 for (float eps : EPS) {
                     int rows = s[0], cols = s[1];
-                    float[] x = input(rnd, rows * cols), w = uniform(rnd, cols, -2, 2), b = uniform(rnd, cols, -1, 1);
+                    float[] x = representable(dtype, input(rnd, rows * cols));
+                    float[] w = representable(dtype, uniform(rnd, cols, -2, 2));
+                    float[] b = representable(dtype, uniform(rnd, cols, -1, 1));
                     double[] stats = new double[2 * rows];
                     double[] expected = reference(centred, rows, cols, eps, toDouble(x), toDouble(w),
                             centred ? toDouble(b) : null, stats);
                     try (Arena arena = Arena.ofConfined()) {
-                        MemorySegment out = nans(arena, rows * cols), mean = nans(arena, rows), rstd = nans(arena, rows);
+                        MemorySegment out = nanTensor(arena, dtype, rows * cols), mean = nans(arena, rows);
+                        MemorySegment rstd = nans(arena, rows);
                         if (centred) {
-                            assertOk(LIB.pmoe_layernorm_forward(rows, cols, eps, floats(arena, x), floats(arena, w),
-                                    floats(arena, b), out, mean, rstd, NULL), "pmoe_layernorm_forward");
+                            assertOk(LIB.pmoe_layernorm_forward(dtype, rows, cols, eps, tensor(arena, dtype, x),
+                                    tensor(arena, dtype, w), tensor(arena, dtype, b), out, mean, rstd, NULL),
+                                    "pmoe_layernorm_forward");
                         } else {
-                            assertOk(LIB.pmoe_rmsnorm_forward(rows, cols, eps, floats(arena, x), floats(arena, w),
-                                    out, rstd, NULL), "pmoe_rmsnorm_forward");
+                            assertOk(LIB.pmoe_rmsnorm_forward(dtype, rows, cols, eps, tensor(arena, dtype, x),
+                                    tensor(arena, dtype, w), out, rstd, NULL), "pmoe_rmsnorm_forward");
                         }
-                        String what = (centred ? "layernorm" : "rmsnorm") + " rows=" + rows + " cols=" + cols + " eps=" + eps;
-                        // A few f32 roundings of terms <= |xhat| |w| + |b| <~ 1e3 (one column, eps 1e-5: rstd ~ 316).
-                        assertClose(what + " out", expected, read(out), 1e-6, 1e-6);
+                        String what = (centred ? "layernorm" : "rmsnorm") + " dtype=" + dtype + " rows=" + rows
+                                + " cols=" + cols + " eps=" + eps;
+                        // A few f32 roundings of terms <= |xhat| |w| + |b| <~ 1e3 (one column, eps 1e-5: rstd ~ 316),
+                        // plus the output's rounding to bf16; the statistics stay f32.
+                        assertClose(what + " out", expected, readTensor(out, dtype), 1e-6 + rounding(dtype), 1e-6);
                         double[] rstdExpected = java.util.Arrays.copyOfRange(stats, rows, 2 * rows);
                         assertClose(what + " rstd", rstdExpected, read(rstd), 1e-6, 0);
                         if (centred) {
@@ -98,12 +112,15 @@ class NormKernelTest {
     @Test
     void backwardMatchesFiniteDifferences() {
         Random rnd = new Random(5);
+        for (int dtype : DTYPES)
         for (boolean centred : new boolean[] {true, false}) {
             for (int[] s : SHAPES) {
                 for (float eps : EPS) {
                     int rows = s[0], cols = s[1];
-                    float[] x = input(rnd, rows * cols), w = uniform(rnd, cols, -2, 2), b = uniform(rnd, cols, -1, 1);
-                    float[] dout = uniform(rnd, rows * cols, -1, 1);
+                    float[] x = representable(dtype, input(rnd, rows * cols));
+                    float[] w = representable(dtype, uniform(rnd, cols, -2, 2));
+                    float[] b = representable(dtype, uniform(rnd, cols, -1, 1));
+                    float[] dout = representable(dtype, uniform(rnd, rows * cols, -1, 1));
                     float[] dw0 = uniform(rnd, cols, -1, 1), db0 = uniform(rnd, cols, -1, 1);
                     double[] xd = toDouble(x), wd = toDouble(w), bd = centred ? toDouble(b) : null, g = toDouble(dout);
                     double[] numX = numericGradient(xd, v -> dot(g, reference(centred, rows, cols, eps, v, wd, bd, null)));
@@ -114,22 +131,26 @@ class NormKernelTest {
                         if (centred) numB[c] += db0[c];
                     }
                     try (Arena arena = Arena.ofConfined()) {
-                        MemorySegment xs = floats(arena, x), ws = floats(arena, w), mean = nans(arena, rows), rstd = nans(arena, rows);
-                        MemorySegment dx = nans(arena, rows * cols), dw = floats(arena, dw0), db = floats(arena, db0);
-                        MemorySegment out = nans(arena, rows * cols), gs = floats(arena, dout);
+                        MemorySegment xs = tensor(arena, dtype, x), ws = tensor(arena, dtype, w);
+                        MemorySegment mean = nans(arena, rows), rstd = nans(arena, rows);
+                        MemorySegment dx = nanTensor(arena, dtype, rows * cols), dw = floats(arena, dw0), db = floats(arena, db0);
+                        MemorySegment out = nanTensor(arena, dtype, rows * cols), gs = tensor(arena, dtype, dout);
                         if (centred) {
-                            assertOk(LIB.pmoe_layernorm_forward(rows, cols, eps, xs, ws, floats(arena, b), out, mean, rstd, NULL), "forward");
-                            assertOk(LIB.pmoe_layernorm_backward(rows, cols, xs, ws, mean, rstd, gs, dx, dw, db, NULL),
+                            assertOk(LIB.pmoe_layernorm_forward(dtype, rows, cols, eps, xs, ws, tensor(arena, dtype, b), out,
+                                    mean, rstd, NULL), "forward");
+                            assertOk(LIB.pmoe_layernorm_backward(dtype, rows, cols, xs, ws, mean, rstd, gs, dx, dw, db, NULL),
                                     "pmoe_layernorm_backward");
                         } else {
-                            assertOk(LIB.pmoe_rmsnorm_forward(rows, cols, eps, xs, ws, out, rstd, NULL), "forward");
-                            assertOk(LIB.pmoe_rmsnorm_backward(rows, cols, xs, ws, rstd, gs, dx, dw, NULL),
+                            assertOk(LIB.pmoe_rmsnorm_forward(dtype, rows, cols, eps, xs, ws, out, rstd, NULL), "forward");
+                            assertOk(LIB.pmoe_rmsnorm_backward(dtype, rows, cols, xs, ws, rstd, gs, dx, dw, NULL),
                                     "pmoe_rmsnorm_backward");
                         }
-                        String what = (centred ? "layernorm" : "rmsnorm") + " rows=" + rows + " cols=" + cols + " eps=" + eps;
-                        // dx: a few roundings of terms ~ rstd * |g| <~ 600 in the one-column case, ~5 otherwise.
+                        String what = (centred ? "layernorm" : "rmsnorm") + " dtype=" + dtype + " rows=" + rows
+                                + " cols=" + cols + " eps=" + eps;
+                        // dx: a few roundings of terms ~ rstd * |g| <~ 600 in the one-column case, ~5 otherwise,
+                        // plus dx's rounding to bf16; dweight and dbias are f32 for both dtypes.
                         double scale = cols == 1 && eps < 0.1 ? 1e3 : 10;
-                        assertClose(what + " dx", numX, read(dx), 1e-5, 1e-6 * scale);
+                        assertClose(what + " dx", numX, readTensor(dx, dtype), 1e-5 + rounding(dtype), 1e-6 * scale);
                         // Column sums in double of rows f32 products dout * xhat, each within a few ulps.
                         assertClose(what + " dweight", numW, read(dw), 1e-5, 1e-6 * rows);
                         if (centred) assertClose(what + " dbias", numB, read(db), 1e-6, 1e-7);
@@ -141,46 +162,55 @@ class NormKernelTest {
 
     @Test
     void emptyRowsReadNothing() {
-        assertOk(LIB.pmoe_layernorm_forward(0, 4, 1e-5f, NULL, NULL, NULL, NULL, NULL, NULL, NULL), "layernorm forward");
-        assertOk(LIB.pmoe_layernorm_backward(0, 4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL), "layernorm backward");
-        assertOk(LIB.pmoe_rmsnorm_forward(0, 4, 1e-5f, NULL, NULL, NULL, NULL, NULL), "rmsnorm forward");
-        assertOk(LIB.pmoe_rmsnorm_backward(0, 4, NULL, NULL, NULL, NULL, NULL, NULL, NULL), "rmsnorm backward");
+        assertOk(LIB.pmoe_layernorm_forward(F32, 0, 4, 1e-5f, NULL, NULL, NULL, NULL, NULL, NULL, NULL), "layernorm forward");
+        assertOk(LIB.pmoe_layernorm_backward(F32, 0, 4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL), "layernorm backward");
+        assertOk(LIB.pmoe_rmsnorm_forward(F32, 0, 4, 1e-5f, NULL, NULL, NULL, NULL, NULL), "rmsnorm forward");
+        assertOk(LIB.pmoe_rmsnorm_backward(F32, 0, 4, NULL, NULL, NULL, NULL, NULL, NULL, NULL), "rmsnorm backward");
     }
 
     @Test
     void deterministicAcrossThreadCounts() {
         Random rnd = new Random(6);
         int rows = 37, cols = 200;
-        float[] x = input(rnd, rows * cols), w = uniform(rnd, cols, -2, 2), b = uniform(rnd, cols, -1, 1);
-        float[] dout = uniform(rnd, rows * cols, -1, 1);
-        assertDeterministic("layernorm", arena -> {
-            MemorySegment xs = floats(arena, x), ws = floats(arena, w), mean = nans(arena, rows), rstd = nans(arena, rows);
-            MemorySegment out = nans(arena, rows * cols), dx = nans(arena, rows * cols);
-            MemorySegment dw = floats(arena, new float[cols]), db = floats(arena, new float[cols]);
-            assertOk(LIB.pmoe_layernorm_forward(rows, cols, 1e-5f, xs, ws, floats(arena, b), out, mean, rstd, NULL), "forward");
-            assertOk(LIB.pmoe_layernorm_backward(rows, cols, xs, ws, mean, rstd, floats(arena, dout), dx, dw, db, NULL), "backward");
-            return bytes(out, mean, rstd, dx, dw, db);
-        });
-        assertDeterministic("rmsnorm", arena -> {
-            MemorySegment xs = floats(arena, x), ws = floats(arena, w), rstd = nans(arena, rows);
-            MemorySegment out = nans(arena, rows * cols), dx = nans(arena, rows * cols), dw = floats(arena, new float[cols]);
-            assertOk(LIB.pmoe_rmsnorm_forward(rows, cols, 1e-5f, xs, ws, out, rstd, NULL), "forward");
-            assertOk(LIB.pmoe_rmsnorm_backward(rows, cols, xs, ws, rstd, floats(arena, dout), dx, dw, NULL), "backward");
-            return bytes(out, rstd, dx, dw);
-        });
+        for (int dtype : DTYPES) {
+            float[] x = input(rnd, rows * cols), w = uniform(rnd, cols, -2, 2), b = uniform(rnd, cols, -1, 1);
+            float[] dout = uniform(rnd, rows * cols, -1, 1);
+            assertDeterministic("layernorm dtype=" + dtype, arena -> {
+                MemorySegment xs = tensor(arena, dtype, x), ws = tensor(arena, dtype, w);
+                MemorySegment mean = nans(arena, rows), rstd = nans(arena, rows);
+                MemorySegment out = nanTensor(arena, dtype, rows * cols), dx = nanTensor(arena, dtype, rows * cols);
+                MemorySegment dw = floats(arena, new float[cols]), db = floats(arena, new float[cols]);
+                assertOk(LIB.pmoe_layernorm_forward(dtype, rows, cols, 1e-5f, xs, ws, tensor(arena, dtype, b), out, mean,
+                        rstd, NULL), "forward");
+                assertOk(LIB.pmoe_layernorm_backward(dtype, rows, cols, xs, ws, mean, rstd, tensor(arena, dtype, dout), dx,
+                        dw, db, NULL), "backward");
+                return bytes(out, mean, rstd, dx, dw, db);
+            });
+            assertDeterministic("rmsnorm dtype=" + dtype, arena -> {
+                MemorySegment xs = tensor(arena, dtype, x), ws = tensor(arena, dtype, w), rstd = nans(arena, rows);
+                MemorySegment out = nanTensor(arena, dtype, rows * cols), dx = nanTensor(arena, dtype, rows * cols);
+                MemorySegment dw = floats(arena, new float[cols]);
+                assertOk(LIB.pmoe_rmsnorm_forward(dtype, rows, cols, 1e-5f, xs, ws, out, rstd, NULL), "forward");
+                assertOk(LIB.pmoe_rmsnorm_backward(dtype, rows, cols, xs, ws, rstd, tensor(arena, dtype, dout), dx, dw,
+                        NULL), "backward");
+                return bytes(out, rstd, dx, dw);
+            });
+        }
     }
 
     @Test
     void rejectsBadArguments() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment x = floats(arena, new float[6]), w = floats(arena, new float[3]), r = floats(arena, new float[2]);
-            assertInvalid(LIB.pmoe_layernorm_forward(2, 3, 0f, x, w, w, x, r, r, NULL), "eps", "0");
-            assertInvalid(LIB.pmoe_rmsnorm_forward(2, 3, Float.NaN, x, w, x, r, NULL), "eps", "nan");
-            assertInvalid(LIB.pmoe_layernorm_forward(2, 0, 1e-5f, x, w, w, x, r, r, NULL), "cols", "0");
-            assertInvalid(LIB.pmoe_rmsnorm_forward(-3, 3, 1e-5f, x, w, x, r, NULL), "rows", "-3");
-            assertInvalid(LIB.pmoe_layernorm_forward(2, 3, 1e-5f, x, w, NULL, x, r, r, NULL), "bias", "NULL");
-            assertInvalid(LIB.pmoe_layernorm_backward(2, 3, x, w, r, r, x, x, w, NULL, NULL), "dbias", "NULL");
-            assertInvalid(LIB.pmoe_rmsnorm_backward(2, 3, x, w, NULL, x, x, w, NULL), "rstd", "NULL");
+            assertInvalid(LIB.pmoe_layernorm_forward(F32, 2, 3, 0f, x, w, w, x, r, r, NULL), "eps", "0");
+            assertInvalid(LIB.pmoe_rmsnorm_forward(F32, 2, 3, Float.NaN, x, w, x, r, NULL), "eps", "nan");
+            assertInvalid(LIB.pmoe_layernorm_forward(F32, 2, 0, 1e-5f, x, w, w, x, r, r, NULL), "cols", "0");
+            assertInvalid(LIB.pmoe_rmsnorm_forward(F32, -3, 3, 1e-5f, x, w, x, r, NULL), "rows", "-3");
+            assertInvalid(LIB.pmoe_layernorm_forward(F32, 2, 3, 1e-5f, x, w, NULL, x, r, r, NULL), "bias", "NULL");
+            assertInvalid(LIB.pmoe_layernorm_backward(F32, 2, 3, x, w, r, r, x, x, w, NULL, NULL), "dbias", "NULL");
+            assertInvalid(LIB.pmoe_rmsnorm_backward(F32, 2, 3, x, w, NULL, x, x, w, NULL), "rstd", "NULL");
+            assertInvalid(LIB.pmoe_layernorm_forward(2, 2, 3, 1e-5f, x, w, w, x, r, r, NULL), "dtype", "2");
+            assertInvalid(LIB.pmoe_rmsnorm_backward(-1, 2, 3, x, w, r, x, x, w, NULL), "dtype", "-1");
         }
     }
 }

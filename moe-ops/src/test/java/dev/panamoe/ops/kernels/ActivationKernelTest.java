@@ -1,5 +1,7 @@
 package dev.panamoe.ops.kernels;
 
+import static dev.panamoe.ops.kernels.KernelTestSupport.BF16;
+import static dev.panamoe.ops.kernels.KernelTestSupport.BF16_EPS;
 import static dev.panamoe.ops.kernels.KernelTestSupport.F32;
 import static dev.panamoe.ops.kernels.KernelTestSupport.LIB;
 import static dev.panamoe.ops.kernels.KernelTestSupport.NO_STREAM;
@@ -13,6 +15,9 @@ import static dev.panamoe.ops.kernels.KernelTestSupport.floats;
 import static dev.panamoe.ops.kernels.KernelTestSupport.gaussian;
 import static dev.panamoe.ops.kernels.KernelTestSupport.maxAbs;
 import static dev.panamoe.ops.kernels.KernelTestSupport.nanTensor;
+import static dev.panamoe.ops.kernels.KernelTestSupport.readTensor;
+import static dev.panamoe.ops.kernels.KernelTestSupport.representable;
+import static dev.panamoe.ops.kernels.KernelTestSupport.tensor;
 import static dev.panamoe.ops.kernels.KernelTestSupport.row;
 import static dev.panamoe.ops.kernels.KernelTestSupport.rowwiseNumericGradient;
 import static dev.panamoe.ops.kernels.KernelTestSupport.toDouble;
@@ -20,6 +25,7 @@ import static dev.panamoe.ops.kernels.KernelTestSupport.toFloats;
 import static dev.panamoe.ops.kernels.ReferenceKernels.GELU;
 import static dev.panamoe.ops.kernels.ReferenceKernels.SILU;
 import static dev.panamoe.ops.kernels.ReferenceKernels.SWIGLU;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -52,19 +58,29 @@ class ActivationKernelTest {
     }
 
     static float[] nativeForward(int act, int rows, int cols, float[] in) {
+        return nativeForward(F32, act, rows, cols, in);
+    }
+
+    /** The kernel on `dtype` storage; in must be representable in it. Returns the output widened to f32. */
+    static float[] nativeForward(int dtype, int act, int rows, int cols, float[] in) {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment out = nanTensor(arena, F32, rows * cols);
-            assertOk(LIB.pmoe_activation_forward(act, rows, cols, floats(arena, in), out, NO_STREAM), "pmoe_activation_forward " + name(act));
-            return toFloats(out);
+            MemorySegment out = nanTensor(arena, dtype, rows * cols);
+            assertOk(LIB.pmoe_activation_forward(dtype, act, rows, cols, tensor(arena, dtype, in), out, NO_STREAM),
+                    "pmoe_activation_forward " + name(act));
+            return readTensor(out, dtype);
         }
     }
 
     static float[] nativeBackward(int act, int rows, int cols, float[] in, float[] gradOut) {
+        return nativeBackward(F32, act, rows, cols, in, gradOut);
+    }
+
+    static float[] nativeBackward(int dtype, int act, int rows, int cols, float[] in, float[] gradOut) {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment gradIn = nanTensor(arena, F32, in.length);
-            assertOk(LIB.pmoe_activation_backward(act, rows, cols, floats(arena, in), floats(arena, gradOut), gradIn, NO_STREAM),
-                    "pmoe_activation_backward " + name(act));
-            return toFloats(gradIn);
+            MemorySegment gradIn = nanTensor(arena, dtype, in.length);
+            assertOk(LIB.pmoe_activation_backward(dtype, act, rows, cols, tensor(arena, dtype, in),
+                    tensor(arena, dtype, gradOut), gradIn, NO_STREAM), "pmoe_activation_backward " + name(act));
+            return readTensor(gradIn, dtype);
         }
     }
 
@@ -114,6 +130,39 @@ class ActivationKernelTest {
         }
     }
 
+    /**
+     * bf16 storage, against the same double references on bf16-exact inputs: the kernel computes
+     * in f32 and rounds each output once, so the f32 tolerances above plus one bf16 rounding
+     * (BF16_EPS = 2^-8 relative) bound it. Each result must also be exactly the f32 kernel's
+     * result on the same inputs rounded to bf16 (the same f32 math, one rounding).
+     */
+    @Test
+    void bf16MatchesReferenceOnRoundedInputs() {
+        Random rnd = new Random(74);
+        for (int act : ACTS) {
+            for (int[] shape : SHAPES) {
+                int rows = shape[0], cols = shape[1], width = inputWidth(act, cols);
+                float[] in = representable(BF16, inputs(rnd, act, rows, cols));
+                float[] gradOut = representable(BF16, gaussian(rnd, rows * cols, 1));
+                String what = name(act) + " bf16 " + rows + "x" + cols;
+                double[] expected = ReferenceKernels.activation(act, rows, cols, toDouble(in));
+                float[] out = nativeForward(BF16, act, rows, cols, in);
+                assertClose(what + " forward", expected, out, i -> (1e-5 + BF16_EPS) * Math.abs(expected[i])
+                        + 1e-6 * errorScale(act, cols, in, i / cols, i % cols));
+                assertArrayEquals(representable(BF16, nativeForward(act, rows, cols, in)), out, what + " forward");
+                double[] g = toDouble(gradOut);
+                double[] expectedGrad = rowwiseNumericGradient(toDouble(in), width,
+                        (r, x) -> dot(row(g, r, cols), ReferenceKernels.activation(act, 1, cols, x)));
+                float[] gradIn = nativeBackward(BF16, act, rows, cols, in, gradOut);
+                double gradScale = maxAbs(g);
+                assertClose(what + " backward", expectedGrad, gradIn, i -> (1e-5 + BF16_EPS) * Math.abs(expectedGrad[i])
+                        + 1e-6 * gradScale * errorScale(act, cols, in, i / width, i % width % cols));
+                assertArrayEquals(representable(BF16, nativeBackward(act, rows, cols, in, gradOut)), gradIn,
+                        what + " backward");
+            }
+        }
+    }
+
     @Test
     void deterministicAcrossRunsAndThreadCounts() {
         Random rnd = new Random(73);
@@ -123,6 +172,10 @@ class ActivationKernelTest {
             float[] gradOut = gaussian(rnd, rows * cols, 1);
             assertDeterministic(name(act) + " forward", arena -> bytes(floats(arena, nativeForward(act, rows, cols, in))));
             assertDeterministic(name(act) + " backward", arena -> bytes(floats(arena, nativeBackward(act, rows, cols, in, gradOut))));
+            assertDeterministic(name(act) + " bf16 forward",
+                    arena -> bytes(floats(arena, nativeForward(BF16, act, rows, cols, representable(BF16, in)))));
+            assertDeterministic(name(act) + " bf16 backward", arena -> bytes(floats(arena,
+                    nativeBackward(BF16, act, rows, cols, representable(BF16, in), representable(BF16, gradOut)))));
         }
     }
 
@@ -130,15 +183,17 @@ class ActivationKernelTest {
     void rejectsBadArguments() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment in = floats(arena, new float[32]), out = floats(arena, new float[32]), grad = floats(arena, new float[32]);
-            assertInvalid(LIB.pmoe_activation_forward(3, 2, 4, in, out, NO_STREAM), "act", "3");
-            assertInvalid(LIB.pmoe_activation_backward(-1, 2, 4, in, grad, out, NO_STREAM), "act", "-1");
-            assertInvalid(LIB.pmoe_activation_forward(GELU, -2, 4, in, out, NO_STREAM), "rows", "-2");
-            assertInvalid(LIB.pmoe_activation_forward(SWIGLU, 2, -4, in, out, NO_STREAM), "cols", "-4");
-            assertInvalid(LIB.pmoe_activation_forward(SILU, 2, 4, MemorySegment.NULL, out, NO_STREAM), "in", null);
-            assertInvalid(LIB.pmoe_activation_forward(SILU, 2, 4, in, MemorySegment.NULL, NO_STREAM), "out", null);
-            assertInvalid(LIB.pmoe_activation_backward(GELU, 2, 4, in, MemorySegment.NULL, out, NO_STREAM), "grad_out", null);
-            assertInvalid(LIB.pmoe_activation_backward(GELU, 2, 4, in, grad, MemorySegment.NULL, NO_STREAM), "grad_in", null);
-            assertInvalid(LIB.pmoe_activation_backward(SWIGLU, 2, 4, MemorySegment.NULL, grad, out, NO_STREAM), "in", null);
+            assertInvalid(LIB.pmoe_activation_forward(F32, 3, 2, 4, in, out, NO_STREAM), "act", "3");
+            assertInvalid(LIB.pmoe_activation_backward(F32, -1, 2, 4, in, grad, out, NO_STREAM), "act", "-1");
+            assertInvalid(LIB.pmoe_activation_forward(F32, GELU, -2, 4, in, out, NO_STREAM), "rows", "-2");
+            assertInvalid(LIB.pmoe_activation_forward(F32, SWIGLU, 2, -4, in, out, NO_STREAM), "cols", "-4");
+            assertInvalid(LIB.pmoe_activation_forward(F32, SILU, 2, 4, MemorySegment.NULL, out, NO_STREAM), "in", null);
+            assertInvalid(LIB.pmoe_activation_forward(F32, SILU, 2, 4, in, MemorySegment.NULL, NO_STREAM), "out", null);
+            assertInvalid(LIB.pmoe_activation_backward(F32, GELU, 2, 4, in, MemorySegment.NULL, out, NO_STREAM), "grad_out", null);
+            assertInvalid(LIB.pmoe_activation_backward(F32, GELU, 2, 4, in, grad, MemorySegment.NULL, NO_STREAM), "grad_in", null);
+            assertInvalid(LIB.pmoe_activation_backward(F32, SWIGLU, 2, 4, MemorySegment.NULL, grad, out, NO_STREAM), "in", null);
+            assertInvalid(LIB.pmoe_activation_forward(2, GELU, 2, 4, in, out, NO_STREAM), "dtype", "2");
+            assertInvalid(LIB.pmoe_activation_backward(-1, SILU, 2, 4, in, grad, out, NO_STREAM), "dtype", "-1");
         }
     }
 }

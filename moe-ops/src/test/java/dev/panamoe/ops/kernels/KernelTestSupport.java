@@ -27,21 +27,21 @@ import java.util.regex.Pattern;
  * tolerance comparisons, bf16 rounding, central finite differences and the determinism check.
  * Kernels are called through the raw bindings so that these tests see exactly the C ABI.
  */
-final class KernelTestSupport {
+public final class KernelTestSupport {
     private KernelTestSupport() {}
 
     static final panamoe_h LIB = panamoe_h.cpu();
     static final MemorySegment NO_STREAM = MemorySegment.NULL;
-    static final int F32 = panamoe_h.PMOE_DTYPE_F32(), BF16 = panamoe_h.PMOE_DTYPE_BF16();
+    public static final int F32 = panamoe_h.PMOE_DTYPE_F32(), BF16 = panamoe_h.PMOE_DTYPE_BF16();
 
     /** f32 unit roundoff (2^-24); tolerances below are stated as multiples of it or above it. */
     static final double F32_EPS = 0x1p-24;
     /** Relative error of one round-to-nearest-even conversion to bf16 (8 significant bits). */
-    static final double BF16_EPS = 0x1p-8;
+    public static final double BF16_EPS = 0x1p-8;
 
     // ---- native buffers (size-0 arrays still get a non-NULL address: zero sizes are legal) ----
 
-    static MemorySegment floats(Arena arena, float... values) {
+    public static MemorySegment floats(Arena arena, float... values) {
         MemorySegment s = arena.allocate(JAVA_FLOAT, Math.max(1, values.length)).asSlice(0, 4L * values.length);
         MemorySegment.copy(values, 0, s, JAVA_FLOAT, 0, values.length);
         return s;
@@ -54,7 +54,7 @@ final class KernelTestSupport {
     }
 
     /** bf16 buffer holding `values` rounded to nearest even (callers pass values already rounded). */
-    static MemorySegment bf16(Arena arena, float... values) {
+    public static MemorySegment bf16(Arena arena, float... values) {
         short[] bits = new short[values.length];
         for (int i = 0; i < values.length; i++) bits[i] = bf16Bits(values[i]);
         MemorySegment s = arena.allocate(JAVA_SHORT, Math.max(1, bits.length)).asSlice(0, 2L * bits.length);
@@ -63,12 +63,12 @@ final class KernelTestSupport {
     }
 
     /** A buffer of `dtype` (PMOE_DTYPE_F32 or _BF16) holding `values`. */
-    static MemorySegment tensor(Arena arena, int dtype, float... values) {
+    public static MemorySegment tensor(Arena arena, int dtype, float... values) {
         return dtype == BF16 ? bf16(arena, values) : floats(arena, values);
     }
 
     /** `n` elements of `dtype` filled with NaN: outputs must overwrite every element they own. */
-    static MemorySegment nanTensor(Arena arena, int dtype, int n) {
+    public static MemorySegment nanTensor(Arena arena, int dtype, int n) {
         float[] v = new float[n];
         Arrays.fill(v, Float.NaN);
         return tensor(arena, dtype, v);
@@ -87,7 +87,7 @@ final class KernelTestSupport {
         return s;
     }
 
-    static float[] toFloats(MemorySegment s) {
+    public static float[] toFloats(MemorySegment s) {
         return s.toArray(JAVA_FLOAT);
     }
 
@@ -96,7 +96,7 @@ final class KernelTestSupport {
     }
 
     /** The values of a buffer of `dtype`, widened to f32. */
-    static float[] readTensor(MemorySegment s, int dtype) {
+    public static float[] readTensor(MemorySegment s, int dtype) {
         if (dtype != BF16) return toFloats(s);
         short[] bits = s.toArray(JAVA_SHORT);
         float[] v = new float[bits.length];
@@ -113,19 +113,19 @@ final class KernelTestSupport {
 
     // ---- bf16 (round to nearest even, as native common.hpp) ----
 
-    static short bf16Bits(float f) {
+    public static short bf16Bits(float f) {
         int bits = Float.floatToRawIntBits(f);
         if ((bits & 0x7fffffff) > 0x7f800000) return (short) ((bits >>> 16) | 0x40);
         bits += 0x7fff + ((bits >>> 16) & 1);
         return (short) (bits >>> 16);
     }
 
-    static float roundToBf16(float f) {
+    public static float roundToBf16(float f) {
         return Float.intBitsToFloat((bf16Bits(f) & 0xffff) << 16);
     }
 
     /** Values as the kernel sees them for `dtype`: unchanged for f32, rounded for bf16. */
-    static float[] representable(int dtype, float[] values) {
+    public static float[] representable(int dtype, float[] values) {
         if (dtype != BF16) return values;
         float[] r = new float[values.length];
         for (int i = 0; i < r.length; i++) r[i] = roundToBf16(values[i]);

@@ -1,5 +1,7 @@
 package dev.panamoe.ops.kernels;
 
+import static dev.panamoe.ops.kernels.KernelTestSupport.BF16;
+import static dev.panamoe.ops.kernels.KernelTestSupport.F32;
 import static dev.panamoe.ops.kernels.KernelTestSupport.LIB;
 import static dev.panamoe.ops.kernels.KernelTestSupport.NO_STREAM;
 import static dev.panamoe.ops.kernels.KernelTestSupport.assertInvalid;
@@ -7,6 +9,7 @@ import static dev.panamoe.ops.kernels.KernelTestSupport.assertOk;
 import static dev.panamoe.ops.kernels.KernelTestSupport.floats;
 import static dev.panamoe.ops.kernels.KernelTestSupport.gaussian;
 import static dev.panamoe.ops.kernels.KernelTestSupport.setThreads;
+import static dev.panamoe.ops.kernels.KernelTestSupport.tensor;
 import static dev.panamoe.ops.kernels.KernelTestSupport.threads;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -19,11 +22,13 @@ import org.junit.jupiter.api.Test;
 /** The library-level kernels: pmoe_find_nonfinite and the thread-count setting the determinism checks rely on. */
 class LibraryKernelTest {
 
-    static long nativeFindNonfinite(float[] x) {
+    /** Scans x stored as dtype (bf16 keeps NaN and inf, and x's finite values here stay finite). */
+    static long nativeFindNonfinite(int dtype, float[] x) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment first = arena.allocate(JAVA_LONG);
             first.set(JAVA_LONG, 0, 12345);
-            assertOk(LIB.pmoe_find_nonfinite(x.length, floats(arena, x), first, NO_STREAM), "pmoe_find_nonfinite");
+            assertOk(LIB.pmoe_find_nonfinite(dtype, x.length, tensor(arena, dtype, x), first, NO_STREAM),
+                    "pmoe_find_nonfinite");
             return first.get(JAVA_LONG, 0);
         }
     }
@@ -38,17 +43,19 @@ class LibraryKernelTest {
     void findNonfiniteGivesTheFirstNaNOrInf() {
         Random rnd = new Random(81);
         float[] specials = {Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, Float.intBitsToFloat(0xffc00001)};
+        for (int dtype : new int[] {F32, BF16})
         for (int n : new int[] {0, 1, 7, 64, 1000, 100_003}) {
             float[] x = gaussian(rnd, n, 1e30); // large but finite values must not be reported
-            assertEquals(-1, nativeFindNonfinite(x), "all finite, n=" + n);
+            assertEquals(-1, nativeFindNonfinite(dtype, x), "all finite, n=" + n);
             for (int trial = 0; trial < 3 && n > 0; trial++) {
                 int at = rnd.nextInt(n);
                 x[at] = specials[rnd.nextInt(specials.length)];
                 if (rnd.nextBoolean() && at + 1 < n) x[at + 1 + rnd.nextInt(n - at - 1)] = Float.NaN; // a later one is ignored
-                assertEquals(firstNonfinite(x), nativeFindNonfinite(x), "n=" + n + " trial " + trial);
+                assertEquals(firstNonfinite(x), nativeFindNonfinite(dtype, x), "dtype " + dtype + " n=" + n + " trial " + trial);
             }
         }
-        assertEquals(-1, nativeFindNonfinite(new float[] {Float.MAX_VALUE, -Float.MAX_VALUE, Float.MIN_VALUE}));
+        assertEquals(-1, nativeFindNonfinite(F32, new float[] {Float.MAX_VALUE, -Float.MAX_VALUE, Float.MIN_VALUE}));
+        assertEquals(-1, nativeFindNonfinite(BF16, new float[] {0x1.fep127f, -0x1.fep127f, Float.MIN_VALUE}));
     }
 
     @Test
@@ -69,9 +76,10 @@ class LibraryKernelTest {
     void rejectsBadArguments() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment x = floats(arena, 1, 2, 3), first = arena.allocate(JAVA_LONG);
-            assertInvalid(LIB.pmoe_find_nonfinite(-1, x, first, NO_STREAM), "n", "-1");
-            assertInvalid(LIB.pmoe_find_nonfinite(3, MemorySegment.NULL, first, NO_STREAM), "x", null);
-            assertInvalid(LIB.pmoe_find_nonfinite(3, x, MemorySegment.NULL, NO_STREAM), "first_index", null);
+            assertInvalid(LIB.pmoe_find_nonfinite(F32, -1, x, first, NO_STREAM), "n", "-1");
+            assertInvalid(LIB.pmoe_find_nonfinite(F32, 3, MemorySegment.NULL, first, NO_STREAM), "x", null);
+            assertInvalid(LIB.pmoe_find_nonfinite(F32, 3, x, MemorySegment.NULL, NO_STREAM), "first_index", null);
+            assertInvalid(LIB.pmoe_find_nonfinite(2, 3, x, first, NO_STREAM), "dtype", "2");
             assertInvalid(LIB.pmoe_set_num_threads(0), "n", "0");
             assertInvalid(LIB.pmoe_get_num_threads(MemorySegment.NULL), "n", null);
         }
