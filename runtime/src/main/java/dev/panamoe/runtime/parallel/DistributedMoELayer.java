@@ -148,6 +148,8 @@ public final class DistributedMoELayer implements AutoCloseable {
         this.tpIndex = tensorGroup.rank();
         this.ep = expertGroup.size();
         this.epIndex = expertGroup.rank();
+        require(config.dtype() == DType.F32, "config.dtype: a rank of a parallel plan runs in f32 only, got "
+                + config.dtype() + " (bf16 is the single-device MoELayer's until issue 10 merges the two)");
         require(config.ffn() % tp == 0, "config.ffn: " + config.ffn() + " is not divisible by tp " + tp);
         checkPlacement(placement);
         this.localFfn = config.ffn() / tp;
