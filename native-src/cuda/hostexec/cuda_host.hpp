@@ -202,10 +202,11 @@ inline Thread &self() {
     return *current;
 }
 
-// A kernel's static __shared__ arrays: where they are, and their total size.
+// A kernel's static __shared__ memory: the ranges that hold it (span: their total size), and
+// the size of the kernel's own arrays (bytes), which the limits check.
 struct StaticShared {
     std::vector<std::pair<char *, size_t>> ranges;
-    size_t bytes = 0;
+    size_t span = 0, bytes = 0;
 };
 
 // The launch in progress (launches are serialised): its static and dynamic shared memory.
@@ -242,7 +243,7 @@ inline void poison_shared() {
 // Blocks in flight keep their shared memory here while another block runs.
 inline void save_shared(std::vector<unsigned char> &to) {
     auto &s = launch_state();
-    to.resize(s.fixed->bytes + s.dynamic_bytes);
+    to.resize(s.fixed->span + s.dynamic_bytes);
     unsigned char *w = to.data();
     for (const auto &r : s.fixed->ranges) w = static_cast<unsigned char *>(std::memcpy(w, r.first, r.second)) + r.second;
     if (s.dynamic_bytes) std::memcpy(w, dynamic_shared(), s.dynamic_bytes);
@@ -397,11 +398,12 @@ inline std::atomic<int> &deadlock_seconds() {
 
 // ---- static shared memory per kernel, from the library's symbol table ----
 // A function-local `static` is mangled "_ZZ" <the function's encoding> "E" <name>, so a
-// kernel's __shared__ arrays are the writable objects with its name as prefix. They are not
-// all in section pmoe_shared: GCC drops the section attribute of statics in templates (they
-// land in .bss). __shared__ arrays of __device__ helpers are not found: the project declares
-// them in kernels and passes them down. Without a symbol table (a stripped library), every
-// kernel gets the whole pmoe_shared section and its size is not checked.
+// kernel's own __shared__ arrays are the writable objects with its name as prefix: their sizes
+// are what the limits check. They are not all in section pmoe_shared: GCC drops the section
+// attribute of statics in templates (they land in .bss). A kernel's shared memory (poisoned
+// per block, kept per block in flight, valid for ldmatrix and cp.async) is the section, for
+// the arrays of __device__ helpers such as gemm_tile, plus its own arrays outside it. Without
+// a symbol table (a stripped library) a kernel gets the section and its size is not checked.
 class SharedSymbols {
   public:
     const StaticShared &of(const void *kernel) {
@@ -409,20 +411,24 @@ class SharedSymbols {
         auto hit = cache_.find(kernel);
         if (hit != cache_.end()) return hit->second;
         StaticShared &out = cache_[kernel];
+        char *const start = __start_pmoe_shared, *const stop = __stop_pmoe_shared;
+        if (start && stop) out.ranges.emplace_back(start, size_t(stop - start));
+        out.span = start && stop ? size_t(stop - start) : 0;
         Dl_info info{};
-        if (dladdr(kernel, &info) && info.dli_fname) load(info.dli_fname);
+        if (!dladdr(kernel, &info) || !info.dli_fname) return out;
+        load(info.dli_fname);
         auto fn = functions_.find(uint64_t(reinterpret_cast<uintptr_t>(kernel) - reinterpret_cast<uintptr_t>(info.dli_fbase)));
-        if (fn == functions_.end()) {
-            if (__start_pmoe_shared && __stop_pmoe_shared)
-                out.ranges.emplace_back(__start_pmoe_shared, size_t(__stop_pmoe_shared - __start_pmoe_shared));
-            return out;
-        }
+        if (fn == functions_.end()) return out;
         const std::string prefix = "_ZZ" + fn->second.substr(2) + "E";
-        for (const Object &o : objects_)
-            if (o.name.compare(0, prefix.size(), prefix) == 0 && o.size) {
-                out.ranges.emplace_back(static_cast<char *>(info.dli_fbase) + o.address, o.size);
-                out.bytes += o.size;
+        for (const Object &o : objects_) {
+            if (o.name.compare(0, prefix.size(), prefix) != 0 || !o.size) continue;
+            char *p = static_cast<char *>(info.dli_fbase) + o.address;
+            if (!(start && p >= start && p < stop)) {
+                out.ranges.emplace_back(p, o.size);
+                out.span += o.size;
             }
+            out.bytes += o.size;
+        }
         return out;
     }
 

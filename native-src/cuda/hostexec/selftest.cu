@@ -352,7 +352,7 @@ void check_addresses(Report &r, bool threads) {
         std::initializer_list<const char *> needles;
     };
     const Case cases[] = {
-        {1, "misaligned cp.async source", {"cp.async at selftest.cu", "source of lane 0", "not 16-byte aligned"}},
+        {1, "misaligned cp.async source", {"cp.async at selftest.cu", "source of lane", "not 16-byte aligned"}},
         {2, "cp.async into global memory", {"cp.async at selftest.cu", "destination", "not in shared memory"}},
         {3, "misaligned ldmatrix row", {"ldmatrix.x4 at selftest.cu", "row address of lane", "not 16-byte aligned"}},
         {4, "ldmatrix on global memory", {"ldmatrix.x4 at selftest.cu", "not in shared memory"}},
