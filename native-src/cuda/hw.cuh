@@ -1,10 +1,18 @@
 // Hardware instructions used by the kernels, behind small wrappers: inline PTX on the device,
 // and in the host-execution harness an exact implementation of the per-lane semantics that the
 // PTX ISA documents. The harness can only show that kernels and this emulation agree; the GPU
-// suite confirms the layouts on hardware.
+// suite confirms the layouts on hardware. In the harness each wrapper also takes its caller's
+// file and line (PMOE_SITE_PARAMS), so faults name the kernel's line.
 #pragma once
 
 #include "common.cuh"
+
+#ifndef PMOE_HOST_EXEC
+#define PMOE_SITE_PARAMS
+#define PMOE_SITE_ARG
+#else
+#define PMOE_SITE_ARG , PMOE_SITE_PARAMS
+#endif
 
 namespace pmoe {
 namespace cuda {
@@ -16,7 +24,7 @@ namespace cuda {
 //   b[0..3]: B[2t + (i % 2) + 8 * (i / 2)][g]
 //   c[0..3], d[0..3]: C[g + 8 * (i / 2)][2t + (i % 2)]
 __device__ __forceinline__ void mma_bf16_16816(float d[4], const uint32_t a[4], const uint32_t b[2],
-                                               const float c[4]) {
+                                               const float c[4] PMOE_SITE_ARG) {
 #ifdef PMOE_HOST_EXEC
     struct Fragments {
         uint32_t a[4], b[2];
@@ -26,7 +34,7 @@ __device__ __forceinline__ void mma_bf16_16816(float d[4], const uint32_t a[4], 
     std::memcpy(mine.b, b, sizeof mine.b);
     std::memcpy(mine.c, c, sizeof mine.c);
     const int lane = pmoe_host::self().lane, g = lane / 4, t = lane % 4;
-    pmoe_host::warp_collective(kFullMask, &mine, sizeof mine,
+    pmoe_host::warp_collective(kFullMask, &mine, sizeof mine, {"mma.m16n8k16", pmoe_file, pmoe_line},
                                [&](const unsigned char(&slots)[32][pmoe_host::kSlotBytes]) {
         auto half = [](uint32_t reg, int which) {
             const uint32_t bits = (which ? reg >> 16 : reg & 0xffffu) << 16;
@@ -65,12 +73,15 @@ __device__ __forceinline__ void mma_bf16_16816(float d[4], const uint32_t a[4], 
 
 // ---- ldmatrix.sync.aligned.m8n8.x4[.trans].shared.b16: four 8 x 8 b16 matrices ----
 // Lanes 8i .. 8i + 7 give the addresses of rows 0..7 of matrix i (16 bytes each, in shared
-// memory). Lane l receives in r[i] the pair at row l / 4, columns 2 (l % 4) and 2 (l % 4) + 1;
+// memory, 16-byte aligned: the harness checks both). Lane l receives in r[i] the pair at row l / 4, columns 2 (l % 4) and 2 (l % 4) + 1;
 // with trans, the pair at rows 2 (l % 4) and 2 (l % 4) + 1 of column l / 4.
-template <bool kTrans> __device__ __forceinline__ void ldmatrix_x4(uint32_t r[4], const void *row) {
+template <bool kTrans>
+__device__ __forceinline__ void ldmatrix_x4(uint32_t r[4], const void *row PMOE_SITE_ARG) {
 #ifdef PMOE_HOST_EXEC
     const int lane = pmoe_host::self().lane;
-    pmoe_host::warp_collective(kFullMask, &row, sizeof row,
+    const pmoe_host::Site site{kTrans ? "ldmatrix.x4.trans" : "ldmatrix.x4", pmoe_file, pmoe_line};
+    pmoe_host::check_address(site, "row address", lane, row, true);
+    pmoe_host::warp_collective(kFullMask, &row, sizeof row, site,
                                [&](const unsigned char(&slots)[32][pmoe_host::kSlotBytes]) {
         auto row_of = [&](int l) {
             const unsigned char *p;
@@ -103,11 +114,13 @@ template <bool kTrans> __device__ __forceinline__ void ldmatrix_x4(uint32_t r[4]
 }
 
 // ---- cp.async.cg.shared.global (16 bytes), commit_group, wait_group ----
-// The copy is complete only after a wait_group that covers its group; in the harness it happens
-// there, so reading the destination earlier reads the poison.
-__device__ __forceinline__ void cp_async_16(void *shared_dst, const void *global_src) {
+// The copy is complete only after a wait_group that covers its group. The harness reads the
+// source at issue and poisons the destination until that wait, so a read of the destination
+// before it (another warp's too: a missing barrier) reads the poison. Both addresses must be
+// 16-byte aligned, the destination in shared memory, the source in global memory.
+__device__ __forceinline__ void cp_async_16(void *shared_dst, const void *global_src PMOE_SITE_ARG) {
 #ifdef PMOE_HOST_EXEC
-    pmoe_host::self().cp_async_open.push_back({shared_dst, global_src});
+    pmoe_host::cp_async_issue(shared_dst, global_src, {"cp.async", pmoe_file, pmoe_line});
 #else
     const unsigned address = unsigned(__cvta_generic_to_shared(shared_dst));
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(address), "l"(global_src));
@@ -116,9 +129,7 @@ __device__ __forceinline__ void cp_async_16(void *shared_dst, const void *global
 
 __device__ __forceinline__ void cp_async_commit() {
 #ifdef PMOE_HOST_EXEC
-    auto &t = pmoe_host::self();
-    t.cp_async_committed.push_back(std::move(t.cp_async_open));
-    t.cp_async_open.clear();
+    pmoe_host::cp_async_commit();
 #else
     asm volatile("cp.async.commit_group;\n" ::);
 #endif
@@ -127,11 +138,7 @@ __device__ __forceinline__ void cp_async_commit() {
 // Waits until at most `kPending` committed groups are still in flight.
 template <int kPending> __device__ __forceinline__ void cp_async_wait() {
 #ifdef PMOE_HOST_EXEC
-    auto &groups = pmoe_host::self().cp_async_committed;
-    while (groups.size() > size_t(kPending)) {
-        for (const auto &c : groups.front()) std::memcpy(c.dst, c.src, 16);
-        groups.erase(groups.begin());
-    }
+    pmoe_host::cp_async_wait(kPending);
 #else
     asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
 #endif

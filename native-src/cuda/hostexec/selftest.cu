@@ -3,12 +3,16 @@
 // sequential sums, the warp collectives' documented edge cases, the execution-model guarantees
 // the kernels rely on (early return leaves barriers, shared memory is poisoned per block,
 // deadlocks and misuse are reported, not hung), and the hardware wrappers of hw.cuh composed
-// into a bf16 tensor-core tile product checked against exact integer arithmetic.
+// into a bf16 tensor-core tile product checked against exact integer arithmetic; and, for each
+// detector of the harness, a deliberately broken kernel that it must catch (naming the
+// problem) next to the correct variant, which must pass.
 //
 //   int pmoe_hostexec_selftest(int32_t thread_mode, char *report, int64_t capacity)
 // runs every check with fibers (thread_mode 0) or OS threads (1), writes one line per check
 // ("ok name" / "FAIL name: why") and returns the number of failures.
+#include <algorithm>
 #include <cstdio>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -259,6 +263,239 @@ void check_mma(Report &r) {
     }
 }
 
+// ---- detectors: each broken kernel is caught, its correct variant passes ----
+
+bool fails_with(int status, std::initializer_list<const char *> needles) {
+    if (status == PMOE_OK) return false;
+    for (const char *n : needles)
+        if (pmoe_host::last_error().find(n) == std::string::npos) return false;
+    return true;
+}
+
+std::string outcome(int status) { return status == PMOE_OK ? std::string("it passed") : pmoe_host::last_error(); }
+
+// A 2-stage cp.async pipeline, each thread staging one 16-byte chunk per step and then reading
+// chunks of other warps. Without the trailing barrier a warp that finishes a step issues the
+// copy into the stage the other warps still read, which the harness poisons at issue.
+constexpr int kPipeThreads = 128, kPipeSteps = 4, kPipeInts = 4 * kPipeThreads;
+
+template <bool kTrailingBarrier> __global__ void pipeline_kernel(const int32_t *in, uint32_t *out) {
+    __shared__ __align__(16) int32_t stage[2][kPipeInts];
+    const int t = threadIdx.x;
+    uint32_t sum = 0;
+    cp_async_16(&stage[0][4 * t], in + 4 * t);
+    cp_async_commit();
+    for (int s = 0; s < kPipeSteps; s++) {
+        if (s + 1 < kPipeSteps) {
+            cp_async_16(&stage[(s + 1) & 1][4 * t], in + (s + 1) * kPipeInts + 4 * t);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        for (int j = 0; j < 8; j++) sum += uint32_t(stage[s & 1][(4 * t + 68 * j + 1) % kPipeInts]);
+        if (kTrailingBarrier) __syncthreads();
+    }
+    out[t] = sum;
+}
+
+void check_pipeline(Report &r) {
+    std::vector<int32_t> in(kPipeSteps * kPipeInts);
+    for (size_t i = 0; i < in.size(); i++) in[i] = int32_t(i % 1000);
+    std::vector<uint32_t> expected(kPipeThreads, 0), out(kPipeThreads);
+    for (int t = 0; t < kPipeThreads; t++)
+        for (int s = 0; s < kPipeSteps; s++)
+            for (int j = 0; j < 8; j++) expected[t] += uint32_t(in[s * kPipeInts + (4 * t + 68 * j + 1) % kPipeInts]);
+    for (int schedule : {int(pmoe_host::Schedule::kInOrder), int(pmoe_host::Schedule::kRandom)}) {
+        pmoe_host::schedule_override() = schedule;
+        const char *which = schedule == int(pmoe_host::Schedule::kInOrder) ? " (in-order)" : " (random)";
+        int status = launch("pipeline", pipeline_kernel<true>, 1, kPipeThreads, 0, nullptr, in.data(), out.data());
+        r.check((std::string("a cp.async pipeline with its trailing __syncthreads") + which).c_str(),
+                status == PMOE_OK && out == expected, outcome(status));
+        status = launch("pipeline_no_trailing_barrier", pipeline_kernel<false>, 1, kPipeThreads, 0, nullptr, in.data(),
+                        out.data());
+        r.check((std::string("missing pipeline barrier: a warp reads a stage that another warp's cp.async "
+                             "has poisoned") + which).c_str(),
+                status == PMOE_OK && out != expected, status == PMOE_OK ? "the result was right" : outcome(status));
+    }
+    pmoe_host::schedule_override() = int(pmoe_host::Schedule::kInOrder);
+}
+
+// Address checks. which: 0 all correct, 1 cp.async from a source 8 bytes off, 2 cp.async into
+// global memory, 3 ldmatrix on a row 8 bytes off, 4 ldmatrix on global memory, 5 a misaligned
+// 16-byte pack (uint4) load.
+__global__ void address_kernel(int which, const int32_t *in, int32_t *out) {
+    __shared__ __align__(16) int32_t tile[4 * 32 + 4];
+    const int t = threadIdx.x;
+    cp_async_16(which == 2 ? out + 4 * t : &tile[4 * t], in + 4 * t + (which == 1 ? 2 : 0));
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncwarp();
+    uint32_t rows[4];
+    ldmatrix_x4<false>(rows, which == 4 ? in + 4 * t : &tile[4 * t + (which == 3 ? 2 : 0)]);
+    const uint4 pack = reinterpret_cast<const uint4 *>(in + (which == 5 ? 1 : 0))[t];
+    out[t] = int32_t(pack.x) + int32_t(rows[0] & 0u);
+}
+
+void check_addresses(Report &r, bool threads) {
+    alignas(16) int32_t in[4 * 32 + 4];
+    alignas(16) int32_t out[4 * 32];
+    for (int i = 0; i < 4 * 32 + 4; i++) in[i] = 3 * i;
+    int status = launch("address", address_kernel, 1, 32, 0, nullptr, 0, in, out);
+    bool ok = status == PMOE_OK;
+    for (int t = 0; t < 32 && ok; t++) ok = out[t] == in[4 * t];
+    r.check("aligned cp.async, ldmatrix and 16-byte packs pass", ok, outcome(status));
+    struct Case {
+        int which;
+        const char *name;
+        std::initializer_list<const char *> needles;
+    };
+    const Case cases[] = {
+        {1, "misaligned cp.async source", {"cp.async at selftest.cu", "source of lane", "not 16-byte aligned"}},
+        {2, "cp.async into global memory", {"cp.async at selftest.cu", "destination", "not in shared memory"}},
+        {3, "misaligned ldmatrix row", {"ldmatrix.x4 at selftest.cu", "row address of lane", "not 16-byte aligned"}},
+        {4, "ldmatrix on global memory", {"ldmatrix.x4 at selftest.cu", "not in shared memory"}},
+        {5, "misaligned 16-byte pack", {"misaligned", "selftest.cu", "uint4", "needs 16-byte alignment"}},
+    };
+    for (const Case &c : cases) {
+        if (threads && c.which == 5) continue; // a sanitizer stop cannot be recovered from in thread mode
+        status = launch("address", address_kernel, 1, 32, 0, nullptr, c.which, in, out);
+        r.check((std::string(c.name) + " is reported").c_str(), fails_with(status, c.needles), outcome(status));
+    }
+}
+
+// Warp collectives. which: 0 one call site (correct), 1 two call sites, 2 a shuffle meeting a
+// __syncwarp, 3 lane 31 exits before a full-mask shuffle, 4 lane 31 exits and is left out of
+// the mask (correct).
+__global__ void collective_kernel(int which, int32_t *out) {
+    const int lane = threadIdx.x;
+    int32_t v = lane;
+    if ((which == 3 || which == 4) && lane == 31) return;
+    if (which == 1 && lane < 16)
+        v = __shfl_xor_sync(kFullMask, v, 16);
+    else if (which == 2 && lane == 0)
+        __syncwarp();
+    else if (which >= 3)
+        v = __shfl_sync(which == 3 ? kFullMask : 0x7fffffffu, v, 0) + lane;
+    else
+        v = __shfl_xor_sync(kFullMask, v, 16);
+    out[lane] = v;
+}
+
+void check_collectives(Report &r) {
+    int32_t out[32];
+    int status = launch("collective", collective_kernel, 1, 32, 0, nullptr, 0, out);
+    bool ok = status == PMOE_OK;
+    for (int l = 0; l < 32 && ok; l++) ok = out[l] == (l ^ 16);
+    r.check("a shuffle from one call site passes", ok, outcome(status));
+    status = launch("collective", collective_kernel, 1, 32, 0, nullptr, 4, out);
+    ok = status == PMOE_OK;
+    for (int l = 0; l < 31 && ok; l++) ok = out[l] == l;
+    r.check("a mask that leaves out an exited lane passes", ok, outcome(status));
+    status = launch("collective", collective_kernel, 1, 32, 0, nullptr, 1, out);
+    r.check("a shuffle pairing with another call site's shuffle is reported",
+            fails_with(status, {"__shfl_xor_sync at selftest.cu", "must meet at one call"}), outcome(status));
+    status = launch("collective", collective_kernel, 1, 32, 0, nullptr, 2, out);
+    r.check("a shuffle pairing with a __syncwarp is reported",
+            fails_with(status, {"__syncwarp at selftest.cu", "__shfl_xor_sync at selftest.cu"}), outcome(status));
+    status = launch("collective", collective_kernel, 1, 32, 0, nullptr, 3, out);
+    r.check("a mask naming an exited lane is reported", fails_with(status, {"__shfl_sync at selftest.cu", "31", "exited"}),
+            outcome(status));
+}
+
+// Thread t reads what thread t - 1 wrote: a lower thread writes, a higher one reads. In order
+// the writer always runs first; the random schedule shows the missing barrier.
+template <bool kBarrier> __global__ void neighbour_kernel(int32_t *out) {
+    __shared__ int32_t slot[64];
+    const int t = threadIdx.x;
+    slot[t] = t + 1;
+    if (kBarrier) __syncthreads();
+    out[t] = t > 0 ? slot[t - 1] : 0;
+}
+
+// Block b reads what block b - 1 wrote (kChained), or writes its own cell only.
+template <bool kChained> __global__ void chain_kernel(int32_t *cells) {
+    if (threadIdx.x == 0) cells[blockIdx.x + 1] = kChained ? cells[blockIdx.x] + 1 : int32_t(blockIdx.x) + 1;
+}
+
+// Each block adds one to a counter: read, barrier, write (lost updates when blocks overlap), or
+// atomically.
+template <bool kAtomic> __global__ void counter_kernel(int32_t *count) {
+    __shared__ int32_t seen;
+    if (threadIdx.x == 0 && !kAtomic) seen = *count;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        if (kAtomic)
+            atomicAdd(count, 1);
+        else
+            *count = seen + 1;
+    }
+}
+
+void check_schedules(Report &r) {
+    pmoe_host::schedule_override() = int(pmoe_host::Schedule::kRandom);
+    std::vector<int32_t> out(64), expected(64);
+    for (int t = 0; t < 64; t++) expected[t] = t;
+    int status = launch("neighbour", neighbour_kernel<true>, 1, 64, 0, nullptr, out.data());
+    r.check("random schedule: a write, barrier, then a higher thread's read passes", status == PMOE_OK && out == expected,
+            outcome(status));
+    status = launch("neighbour_no_barrier", neighbour_kernel<false>, 1, 64, 0, nullptr, out.data());
+    bool poisoned = false;
+    for (int v : out) poisoned |= v == kPoisonInt;
+    r.check("random schedule: a write then a higher thread's read without a barrier reads the poison",
+            status == PMOE_OK && poisoned, outcome(status));
+
+    constexpr int kBlocks = 16;
+    std::vector<int32_t> cells(kBlocks + 1), chain(kBlocks + 1);
+    for (int b = 0; b <= kBlocks; b++) chain[b] = b;
+    for (bool chained : {false, true}) {
+        std::fill(cells.begin(), cells.end(), -1);
+        cells[0] = 0;
+        status = chained ? launch("chain", chain_kernel<true>, kBlocks, 32, 0, nullptr, cells.data())
+                         : launch("own_cell", chain_kernel<false>, kBlocks, 32, 0, nullptr, cells.data());
+        r.check(chained ? "random block order: a block reading another block's output is seen"
+                        : "random block order: blocks writing their own cells pass",
+                status == PMOE_OK && (cells == chain) != chained, outcome(status));
+    }
+    for (bool atomic : {true, false}) {
+        int32_t count = 0;
+        status = atomic ? launch("counter_atomic", counter_kernel<true>, kBlocks, 64, 0, nullptr, &count)
+                        : launch("counter_racy", counter_kernel<false>, kBlocks, 64, 0, nullptr, &count);
+        r.check(atomic ? "blocks in flight: an atomic counter counts every block"
+                       : "blocks in flight: a read, barrier, write counter loses updates",
+                status == PMOE_OK && (count == kBlocks) == atomic, "count " + std::to_string(count));
+    }
+    pmoe_host::schedule_override() = int(pmoe_host::Schedule::kInOrder);
+}
+
+// 4 KiB of static shared memory next to the dynamic shared memory of the launch.
+__global__ void shared_limit_kernel(int32_t *out) {
+    __shared__ int32_t fixed[1024];
+    PMOE_DYNAMIC_SHARED(int32_t, dynamic);
+    fixed[threadIdx.x] = 1;
+    dynamic[threadIdx.x] = 2;
+    __syncthreads();
+    out[threadIdx.x] = fixed[(threadIdx.x + 1) % 32] + dynamic[(threadIdx.x + 1) % 32];
+}
+
+void check_shared_limits(Report &r) {
+    int32_t out[32];
+    const size_t fixed = 1024 * sizeof(int32_t);
+    for (const pmoe_host::Arch &arch : pmoe_host::kArchs) {
+        pmoe_host::arch_override() = arch.sm;
+        const std::string sm = "sm_" + std::to_string(arch.sm);
+        int status = launch("shared_limit", shared_limit_kernel, 1, 32, arch.block_bytes - fixed, nullptr, out);
+        r.check((sm + ": static + dynamic shared memory at the limit passes").c_str(),
+                status == PMOE_OK && out[0] == 3, outcome(status));
+        status = launch("shared_limit", shared_limit_kernel, 1, 32, arch.block_bytes - fixed + 16, nullptr, out);
+        const std::string total = std::to_string(arch.block_bytes + 16) + " bytes of shared memory (4096 static";
+        r.check((sm + ": an oversized shared buffer is reported").c_str(),
+                fails_with(status, {"shared_limit: ", total.c_str(), ("exceed " + sm).c_str()}), outcome(status));
+    }
+    pmoe_host::arch_override() = -1;
+}
+
 } // namespace
 } // namespace cuda
 } // namespace pmoe
@@ -267,6 +504,8 @@ using namespace pmoe::cuda;
 
 extern "C" PMOE_API int pmoe_hostexec_selftest(int32_t thread_mode, char *report, int64_t capacity) {
     pmoe_host::thread_mode_override() = thread_mode ? 1 : 0;
+    // In order unless a check asks for the random schedule.
+    pmoe_host::schedule_override() = int(pmoe_host::Schedule::kInOrder);
     Report r;
     check_scan_reduce(r);
     check_warp(r);
@@ -279,6 +518,14 @@ extern "C" PMOE_API int pmoe_hostexec_selftest(int32_t thread_mode, char *report
     check_shared(r, thread_mode != 0);
     check_atomics(r);
     check_mma(r);
+    check_addresses(r, thread_mode != 0);
+    check_collectives(r);
+    check_shared_limits(r);
+    if (!thread_mode) { // the fiber schedules; in thread mode these kernels are data races
+        check_pipeline(r);
+        check_schedules(r);
+    }
+    pmoe_host::schedule_override() = -1;
     pmoe_host::thread_mode_override() = -1;
     if (report && capacity > 0) std::snprintf(report, size_t(capacity), "%s", r.text.c_str());
     return r.failures;

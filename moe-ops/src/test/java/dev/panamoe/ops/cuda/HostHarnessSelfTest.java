@@ -18,6 +18,11 @@ import org.junit.jupiter.api.Test;
  * the block/warp scan and reduce primitives, warp collectives at their edges, early return,
  * poisoned shared memory, deadlock and misuse reports, atomics, and the cp.async / ldmatrix /
  * mma.m16n8k16 wrappers composed into an exact tile product - with fibers and with OS threads.
+ * Each detector is proven on a deliberately broken kernel that must be caught with a message
+ * naming the problem, next to its correct variant: a cp.async pipeline without its trailing
+ * barrier, misaligned or wrong-space cp.async / ldmatrix / 16-byte packs, collectives across
+ * call sites or naming an exited lane, write-then-read races within and between blocks (random
+ * schedule; fibers only), and shared memory over sm_80's and sm_90's per-block limits.
  */
 class HostHarnessSelfTest {
     @SuppressWarnings("restricted")
@@ -29,24 +34,28 @@ class HostHarnessSelfTest {
         return (int) h.invokeExact(threadMode, report, report.byteSize());
     }
 
-    private static void run(int threadMode, String mode) throws Throwable {
+    private static void run(int threadMode, String mode, int checks) throws Throwable {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment report = arena.allocate(1 << 16);
             int failures = selfTest(threadMode, report);
             String text = report.getString(0);
             System.out.print("host-execution harness self-test (" + mode + "):\n" + text);
             assertEquals(0, failures, () -> mode + ": " + text);
-            assertTrue(text.lines().filter(l -> l.startsWith("ok ")).count() >= 12, () -> "too few checks ran: " + text);
+            assertTrue(text.lines().filter(l -> l.startsWith("ok ")).count() >= checks, () -> "too few checks ran: " + text);
+            for (String detector : new String[] {"misaligned cp.async source is reported",
+                    "a shuffle pairing with another call site's shuffle is reported", "a mask naming an exited lane is reported",
+                    "sm_80: an oversized shared buffer is reported"})
+                assertTrue(text.contains("ok " + detector), () -> mode + ": detector check missing: " + detector);
         }
     }
 
     @Test
     void withFibers() throws Throwable {
-        run(0, "fibers");
+        run(0, "fibers", 39);
     }
 
     @Test
     void withOsThreads() throws Throwable {
-        run(1, "OS threads");
+        run(1, "OS threads", 27);
     }
 }
