@@ -33,11 +33,18 @@ template <typename T> struct View {
 // The 64 x 64 tile at (m0, n0) of C = alpha * A[M, K] * B[K, N] + beta * C (beta == 0: C is not
 // read), with A and B of T and C of O. Loads follow the contiguous dimension of each operand so
 // that they coalesce.
+// The staging tiles are the calling kernel's __shared__ (a template helper's own statics lose
+// their shared section in the host-execution harness, which could then not keep them per block).
+struct TileStage {
+    float As[BK][BM + 4];
+    float Bs[BK][BN + 4];
+};
+
 template <typename T, typename O>
-__device__ void gemm_tile(View<T> a, View<T> b, O *c, int64_t ldc, int M, int N, int K, int m0,
-                          int n0, float alpha, float beta) {
-    __shared__ float As[BK][BM + 4];
-    __shared__ float Bs[BK][BN + 4];
+__device__ void gemm_tile(TileStage &stage, View<T> a, View<T> b, O *c, int64_t ldc, int M, int N,
+                          int K, int m0, int n0, float alpha, float beta) {
+    float (&As)[BK][BM + 4] = stage.As;
+    float (&Bs)[BK][BN + 4] = stage.Bs;
     const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
     float acc[4][4] = {};
     for (int k0 = 0; k0 < K; k0 += BK) {
@@ -75,7 +82,8 @@ __device__ void gemm_tile(View<T> a, View<T> b, O *c, int64_t ldc, int M, int N,
 template <typename T, typename O>
 __global__ void __launch_bounds__(kThreads)
 gemm_kernel(View<T> a, View<T> b, O *c, int64_t ldc, int M, int N, int K, float alpha, float beta) {
-    gemm_tile(a, b, c, ldc, M, N, K, blockIdx.y * BM, blockIdx.x * BN, alpha, beta);
+    __shared__ TileStage stage;
+    gemm_tile(stage, a, b, c, ldc, M, N, K, blockIdx.y * BM, blockIdx.x * BN, alpha, beta);
 }
 
 __device__ __forceinline__ int tiles(int64_t n, int t) { return n <= 0 ? 0 : int((n + t - 1) / t); }
@@ -140,6 +148,7 @@ __global__ void __launch_bounds__(kThreads)
 grouped_gemm_kernel(int mode, int groups, const int32_t *offsets, const int32_t *tile_start,
                     int k, int n, const T *a, const T *b, const void *const *matrices, O *c,
                     float beta) {
+    __shared__ TileStage stage;
     const int total = tile_start[groups], tiles_n = tiles(n, BN);
     for (int tile = blockIdx.x; tile < total; tile += gridDim.x) {
         const GroupTile t = find_tile(tile, groups, tile_start, tiles_n);
@@ -148,11 +157,11 @@ grouped_gemm_kernel(int mode, int groups, const int32_t *offsets, const int32_t 
         const void *m = matrices[t.g];
         if (!m) continue; // reported by group_tiles_kernel
         if (mode == kModeTN) {
-            gemm_tile(View<T>{a + r0 * k, 1, k}, View<T>{b + r0 * n, n, 1},
+            gemm_tile(stage, View<T>{a + r0 * k, 1, k}, View<T>{b + r0 * n, n, 1},
                       static_cast<O *>(const_cast<void *>(m)), n, k, n, rows, t.m0, t.n0, 1.0f, beta);
         } else {
             const T *w = static_cast<const T *>(m);
-            gemm_tile(View<T>{a + r0 * k, k, 1},
+            gemm_tile(stage, View<T>{a + r0 * k, k, 1},
                       mode == kModeNN ? View<T>{w, n, 1} : View<T>{w, 1, k}, c + r0 * n, n, rows,
                       n, k, t.m0, t.n0, 1.0f, 0.0f);
         }
