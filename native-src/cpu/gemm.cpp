@@ -232,16 +232,34 @@ std::vector<Item> make_items(const Engine &e, const std::vector<Problem> &proble
 
 alignas(64) const float zero_row[MAX_KC_STEPS * 2] = {}; // stands in for lanes past the end
 
-// f32, lanes contiguous: element (l, p) at src[l + p * ld]. Each depth row is copied W at a time.
-void pack_f32_lanes_contiguous(int W, const float *src, int64_t ld, int lanes, int kc, float *dst) {
+// The packing loops below read f32 words, or bf16 elements that they widen to f32 (exact: the
+// bf16 bits are the high half of the f32).
+inline __m256 load8(const float *s) { return _mm256_loadu_ps(s); }
+inline __m256 load8(const uint16_t *s) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+inline float to_f32(float x) { return x; }
+inline float to_f32(uint16_t x) { return bf16_to_f32(x); }
+template <class T> inline void copy_words(const T *s, float *d, int n) {
+    int l = 0;
+    for (; l + 8 <= n; l += 8) _mm256_storeu_ps(d + l, load8(s + l));
+    for (; l < n; l++) d[l] = to_f32(s[l]);
+}
+
+// Lanes contiguous: element (l, p) at src[l + p * ld]. Each depth row is copied W at a time.
+template <class T>
+void pack_lanes_contiguous(int W, const T *src, int64_t ld, int lanes, int kc, float *dst) {
     const int full = lanes / W * W, rest = lanes - full;
     const int64_t panel = int64_t(kc) * W;
     for (int p = 0; p < kc; p++) {
-        const float *s = src + p * ld;
+        const T *s = src + p * ld;
         float *d = dst + p * W;
-        for (int q = 0; q < full; q += W, d += panel) std::memcpy(d, s + q, W * sizeof(float));
-        if (rest)
-            for (int l = 0; l < W; l++) d[l] = l < rest ? s[full + l] : 0.0f;
+        for (int q = 0; q < full; q += W, d += panel) copy_words(s + q, d, W);
+        if (rest) {
+            copy_words(s + full, d, rest);
+            std::memset(d + rest, 0, (W - rest) * sizeof(float));
+        }
     }
 }
 
@@ -264,20 +282,20 @@ inline void transpose8(__m256 r[8]) {
     }
 }
 
-// 32-bit words, depth contiguous: word (l, s) at src[l * ld + s] (ld in words). Groups of 8
-// lanes are read 8 deep and transposed in registers. Serves f32 data and bf16 pairs alike.
-void pack_words_depth_contiguous(int W, const float *src, int64_t ld, int lanes, int steps,
-                                 float *dst) {
+// Depth contiguous: word (l, s) at src[l * ld + s] (ld in elements). Groups of 8 lanes are read
+// 8 deep and transposed in registers. Serves f32 data, bf16 pairs (as words) and widened bf16.
+template <class T>
+void pack_depth_contiguous(int W, const T *src, int64_t ld, int lanes, int steps, float *dst) {
     for (int q = 0; q < lanes; q += W, dst += int64_t(steps) * W) {
         for (int g = 0; g < W; g += 8) {
             const int width = std::min(8, W - g); // lanes of this group that belong to the panel
-            const float *row[8];
+            const T *row[8];
             for (int r = 0; r < 8; r++)
-                row[r] = r < width && q + g + r < lanes ? src + (q + g + r) * ld : zero_row;
+                row[r] = r < width && q + g + r < lanes ? src + (q + g + r) * ld : reinterpret_cast<const T *>(zero_row);
             int p = 0;
             for (; p + 8 <= steps; p += 8) {
                 __m256 v[8];
-                for (int r = 0; r < 8; r++) v[r] = _mm256_loadu_ps(row[r] + p);
+                for (int r = 0; r < 8; r++) v[r] = load8(row[r] + p);
                 transpose8(v);
                 for (int i = 0; i < 8; i++) {
                     float *d = dst + (p + i) * W + g;
@@ -291,25 +309,7 @@ void pack_words_depth_contiguous(int W, const float *src, int64_t ld, int lanes,
                 }
             }
             for (; p < steps; p++)
-                for (int r = 0; r < width; r++) dst[p * W + g + r] = row[r][p];
-        }
-    }
-}
-
-// bf16 widened to f32 words: element (l, p) at src[l * lane + p * depth].
-void pack_bf16_widened(int W, const uint16_t *src, int64_t lane, int64_t depth, int lanes,
-                       int kc, float *dst) {
-    const int panels = int(ceil_div(lanes, W));
-    for (int q = 0; q < panels; q++) {
-        float *d = dst + int64_t(q) * kc * W;
-        for (int l = 0; l < W; l++) {
-            const int64_t x = int64_t(q) * W + l;
-            if (x >= lanes) {
-                for (int p = 0; p < kc; p++) d[p * W + l] = 0.0f;
-                continue;
-            }
-            const uint16_t *s = src + x * lane;
-            for (int p = 0; p < kc; p++) d[p * W + l] = bf16_to_f32(s[p * depth]);
+                for (int r = 0; r < width; r++) dst[p * W + g + r] = to_f32(row[r][p]);
         }
     }
 }
@@ -357,16 +357,19 @@ void pack_block(const Engine &e, int W, bool bf16, const void *src, int64_t lane
                 int lanes, int kc, float *dst) {
     if (!bf16) {
         const float *s = static_cast<const float *>(src);
-        if (lane == 1) return pack_f32_lanes_contiguous(W, s, depth, lanes, kc, dst);
-        return pack_words_depth_contiguous(W, s, lane, lanes, kc, dst);
+        if (lane == 1) return pack_lanes_contiguous(W, s, depth, lanes, kc, dst);
+        return pack_depth_contiguous(W, s, lane, lanes, kc, dst);
     }
     const uint16_t *s = static_cast<const uint16_t *>(src);
-    if (e.u.depth_per_step == 1) return pack_bf16_widened(W, s, lane, depth, lanes, kc, dst);
+    if (e.u.depth_per_step == 1) {
+        if (lane == 1) return pack_lanes_contiguous(W, s, depth, lanes, kc, dst);
+        return pack_depth_contiguous(W, s, lane, lanes, kc, dst);
+    }
     if (lane == 1)
         return pack_bf16_pairs_lanes_contiguous(W, s, depth, lanes, kc,
                                                 reinterpret_cast<uint16_t *>(dst));
     if (kc % 2 == 0 && lane % 2 == 0) // pairs are whole 32-bit words of each lane's run
-        return pack_words_depth_contiguous(W, reinterpret_cast<const float *>(s), lane / 2, lanes,
+        return pack_depth_contiguous(W, reinterpret_cast<const float *>(s), lane / 2, lanes,
                                            kc / 2, dst);
     // An odd tail (the last pair of each lane is (element, 0)) or odd row stride: rare.
     const int steps = int(ceil_div(kc, 2));
