@@ -289,6 +289,8 @@ void pack_depth_contiguous(int W, const T *src, int64_t ld, int lanes, int steps
     for (int q = 0; q < lanes; q += W, dst += int64_t(steps) * W) {
         for (int g = 0; g < W; g += 8) {
             const int width = std::min(8, W - g); // lanes of this group that belong to the panel
+            const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(width),
+                                                    _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
             const T *row[8];
             for (int r = 0; r < 8; r++)
                 row[r] = r < width && q + g + r < lanes ? src + (q + g + r) * ld : reinterpret_cast<const T *>(zero_row);
@@ -299,13 +301,10 @@ void pack_depth_contiguous(int W, const T *src, int64_t ld, int lanes, int steps
                 transpose8(v);
                 for (int i = 0; i < 8; i++) {
                     float *d = dst + (p + i) * W + g;
-                    if (width == 8) {
+                    if (width == 8)
                         _mm256_storeu_ps(d, v[i]);
-                    } else {
-                        alignas(32) float tmp[8];
-                        _mm256_store_ps(tmp, v[i]);
-                        std::memcpy(d, tmp, width * sizeof(float));
-                    }
+                    else
+                        _mm256_maskstore_ps(d, mask, v[i]);
                 }
             }
             for (; p < steps; p++)
