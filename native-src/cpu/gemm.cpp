@@ -247,6 +247,11 @@ template <class T> inline void copy_words(const T *s, float *d, int n) {
     for (; l < n; l++) d[l] = to_f32(s[l]);
 }
 
+// The mask of the first n of 8 32-bit lanes, for masked stores of partial groups.
+inline __m256i first_lanes(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
 // Lanes contiguous: element (l, p) at src[l + p * ld]. Each depth row is copied W at a time.
 template <class T>
 void pack_lanes_contiguous(int W, const T *src, int64_t ld, int lanes, int kc, float *dst) {
@@ -289,8 +294,7 @@ void pack_depth_contiguous(int W, const T *src, int64_t ld, int lanes, int steps
     for (int q = 0; q < lanes; q += W, dst += int64_t(steps) * W) {
         for (int g = 0; g < W; g += 8) {
             const int width = std::min(8, W - g); // lanes of this group that belong to the panel
-            const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(width),
-                                                    _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+            const __m256i mask = first_lanes(width);
             const T *row[8];
             for (int r = 0; r < 8; r++)
                 row[r] = r < width && q + g + r < lanes ? src + (q + g + r) * ld : reinterpret_cast<const T *>(zero_row);
@@ -327,19 +331,19 @@ void pack_bf16_pairs_lanes_contiguous(int W, const uint16_t *src, int64_t ld, in
             const int n = std::min(W, lanes - q * W);
             const uint16_t *s0 = r0 + q * W, *s1 = r1 ? r1 + q * W : nullptr;
             int l = 0;
-            // 16 (then 8) lanes at a time: interleave within 128-bit halves, then order the halves.
-            for (; s1 && l + 16 <= n; l += 16) {
-                const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s0 + l));
-                const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s1 + l));
-                const __m256i lo = _mm256_unpacklo_epi16(x, y), hi = _mm256_unpackhi_epi16(x, y);
-                _mm256_storeu_si256(reinterpret_cast<__m256i *>(d + 2 * l), _mm256_permute2x128_si256(lo, hi, 0x20));
-                _mm256_storeu_si256(reinterpret_cast<__m256i *>(d + 2 * l + 16), _mm256_permute2x128_si256(lo, hi, 0x31));
-            }
-            for (; s1 && l + 8 <= n; l += 8) {
+            // 8 lanes at a time, while 8 can be read (the source row goes on past the panel):
+            // the last group of a panel may be partial (a 14-lane A panel is 8 + 6 lanes).
+            for (; l < n && q * W + l + 8 <= lanes; l += 8) {
                 const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s0 + l));
-                const __m128i y = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s1 + l));
-                _mm_storeu_si128(reinterpret_cast<__m128i *>(d + 2 * l), _mm_unpacklo_epi16(x, y));
-                _mm_storeu_si128(reinterpret_cast<__m128i *>(d + 2 * l + 8), _mm_unpackhi_epi16(x, y));
+                const __m128i y = s1 ? _mm_loadu_si128(reinterpret_cast<const __m128i *>(s1 + l))
+                                     : _mm_setzero_si128();
+                const __m256i pairs =
+                    _mm256_set_m128i(_mm_unpackhi_epi16(x, y), _mm_unpacklo_epi16(x, y));
+                __m256i *out = reinterpret_cast<__m256i *>(d + 2 * l);
+                if (l + 8 <= n)
+                    _mm256_storeu_si256(out, pairs);
+                else
+                    _mm256_maskstore_epi32(reinterpret_cast<int *>(out), first_lanes(n - l), pairs);
             }
             for (; l < n; l++) {
                 d[2 * l] = s0[l];
