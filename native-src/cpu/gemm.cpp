@@ -7,9 +7,11 @@
 // the items of all problems to the threads, so many small groups still keep every core busy.
 // Inside an item:
 //
-//   for each depth block (at most KC deep):     pack op(B)[depth, item cols] into NR-wide panels
-//     for each MC rows of the item:             pack op(A)[rows, depth] into MR-tall panels
-//       for each NR column panel, MR row panel: micro-kernel, C += alpha * A*B
+//   for each depth block (at most KC deep):
+//     for each NC columns of the item:            pack op(B)[depth, cols] into NR-wide panels
+//       for each MC rows of the item:             pack op(A)[rows, depth] into MR-tall panels
+//                                                 (first column block only: kept for the others)
+//         for each NR column panel, MR row panel: micro-kernel, C += alpha * A*B
 //
 // Transposes and the bf16 -> f32 widening are absorbed by the packing routines, so each level
 // has one micro-kernel per panel format: AVX2 (6 x 16, here), AVX-512 (14 x 32, f32 FMA) and
@@ -41,8 +43,8 @@ namespace pmoe {
 namespace {
 
 constexpr int ITEMS_PER_THREAD = 4; // enough items for the dynamic schedule to balance
-constexpr int MIN_ITEM_ROWS = 96;   // rows are not split below this: B packing must amortize
-constexpr int NC = 2048;            // max columns of an item: its packed B lives in L3
+constexpr int MIN_ITEM_SIDE = 96;   // rows (columns) are not split below this: packing must amortize
+constexpr int NC = 2048;            // max columns of a packed B block: it lives in L3
 constexpr int MAX_KC_STEPS = 512;   // bounds zero_row and the depth of a block
 
 // C = alpha * op(A) * op(B) + beta * C, row-major. Element (i, p) of op(A) is
@@ -194,25 +196,34 @@ int64_t depth_block(const Engine &e, int64_t k) {
     return round_up(ceil_div(k, ceil_div(k, e.kc())), e.u.depth_per_step);
 }
 
-// Cuts the problems into items. An item spans all rows of a column block (up to 4 * MC rows for
-// a bf16 C, which bounds its f32 copy), so every element of B is packed (read from memory) once
-// per call, unless that leaves fewer than ITEMS_PER_THREAD items per thread: then rows are split
-// too (down to MIN_ITEM_ROWS). Blocks are balanced so that no edge block is a sliver.
+// Cuts the problems into items. An item of rows x cols packs its rows of A and its columns of
+// B once per depth block, so a problem cut into R x C items packs k * (C * m + R * n) elements.
+// Each problem gets its share of ITEMS_PER_THREAD items per thread (at least one item) and the
+// R x C grid of that many items that packs the least; sides are not cut below MIN_ITEM_SIDE
+// unless the problem is smaller. A bf16 C item is at most 4 * MC rows x NC columns, which
+// bounds its f32 copy. Blocks are balanced so that no edge block is a sliver.
 std::vector<Item> make_items(const Engine &e, const std::vector<Problem> &problems, int threads) {
     const int nr = e.u.nr, mr = e.u.mr;
-    int64_t col_blocks = 0;
-    for (const Problem &p : problems)
-        if (p.m > 0) col_blocks += ceil_div(p.n, NC);
-    if (col_blocks == 0) return {};
-    const int64_t row_split = std::max<int64_t>(1, ceil_div(ITEMS_PER_THREAD * threads, col_blocks));
+    int64_t busy = 0;
+    for (const Problem &p : problems) busy += p.m > 0 && p.n > 0;
+    if (busy == 0) return {};
+    const int64_t share = ceil_div(ITEMS_PER_THREAD * threads, busy);
     std::vector<Item> items;
     for (size_t i = 0; i < problems.size(); i++) {
         const Problem &p = problems[i];
         if (p.m == 0 || p.n == 0) continue;
-        const int64_t row_blocks = std::max(p.bf16_out ? ceil_div(p.m, 4 * e.mc) : 1,
-                                            std::min(row_split, ceil_div(p.m, MIN_ITEM_ROWS)));
-        const int64_t rows = round_up(ceil_div(p.m, row_blocks), mr);
-        const int64_t cols = round_up(ceil_div(p.n, ceil_div(p.n, NC)), nr);
+        const int64_t min_r = p.bf16_out ? ceil_div(p.m, 4 * e.mc) : 1;
+        const int64_t min_c = p.bf16_out ? ceil_div(p.n, NC) : 1;
+        const int64_t max_r = std::max(min_r, ceil_div(p.m, MIN_ITEM_SIDE));
+        const int64_t max_c = std::max(min_c, ceil_div(p.n, MIN_ITEM_SIDE));
+        int64_t best_r = min_r, best_c = max_c, best_cost = INT64_MAX;
+        for (int64_t r = min_r; r <= std::min(max_r, std::max(min_r, share)); r++) {
+            const int64_t c = std::clamp(ceil_div(share, r), min_c, max_c);
+            const int64_t cost = c * p.m + r * p.n;
+            if (cost < best_cost) best_r = r, best_c = c, best_cost = cost;
+        }
+        const int64_t rows = round_up(ceil_div(p.m, best_r), mr);
+        const int64_t cols = round_up(ceil_div(p.n, best_c), nr);
         for (int64_t r = 0; r < p.m; r += rows)
             for (int64_t c = 0; c < p.n; c += cols)
                 items.push_back({int32_t(i), int32_t(r), int32_t(std::min(rows, p.m - r)), int32_t(c),
@@ -442,24 +453,32 @@ void run_item(const Engine &e, const Problem &p, const Item &it, Buffers &buf) {
             for (int i = 0; i < it.rows; i++)
                 for (int j = 0; j < it.cols; j++) c[i * ldc + j] = bf16_to_f32(c16[i * p.ldc + j]);
     }
+    // A's rows are packed once per depth block, MC rows at a time just before their first use
+    // (while B's first column block is in L3), and reused for the item's other column blocks.
     const int64_t kb = depth_block(e, p.k);
     for (int64_t p0 = 0; p0 < p.k; p0 += kb) {
         const int kc = int(std::min<int64_t>(kb, p.k - p0));
         const int steps = int(ceil_div(kc, dps));
-        pack_block(e, nr, p.bf16_in, element(p.b, p.bf16_in, p0 * p.b_row + it.col0 * p.b_col),
-                   p.b_col, p.b_row, it.cols, kc, buf.b);
-        for (int i0 = 0; i0 < it.rows; i0 += e.mc) {
-            const int mc = std::min(e.mc, it.rows - i0);
-            pack_block(e, mr, p.bf16_in,
-                       element(p.a, p.bf16_in, (it.row0 + i0) * p.a_row + p0 * p.a_col), p.a_row,
-                       p.a_col, mc, kc, buf.a);
-            for (int j = 0; j < it.cols; j += nr) {
-                const float *bj = buf.b + int64_t(j) * steps;
-                float *cj = c + i0 * ldc + j;
-                for (int i = 0; i < mc; i += mr)
-                    e.u.run(steps, buf.a + int64_t(i) * steps, bj, cj + i * ldc, ldc,
-                            std::min(mr, mc - i), std::min(nr, it.cols - j), p.alpha, p.beta,
-                            p0 == 0);
+        for (int j0 = 0; j0 < it.cols; j0 += NC) {
+            const int nc = std::min(NC, it.cols - j0);
+            pack_block(e, nr, p.bf16_in,
+                       element(p.b, p.bf16_in, p0 * p.b_row + (it.col0 + j0) * p.b_col), p.b_col,
+                       p.b_row, nc, kc, buf.b);
+            for (int i0 = 0; i0 < it.rows; i0 += e.mc) {
+                const int mc = std::min(e.mc, it.rows - i0);
+                float *ai = buf.a + int64_t(i0) * steps;
+                if (j0 == 0)
+                    pack_block(e, mr, p.bf16_in,
+                               element(p.a, p.bf16_in, (it.row0 + i0) * p.a_row + p0 * p.a_col),
+                               p.a_row, p.a_col, mc, kc, ai);
+                for (int j = 0; j < nc; j += nr) {
+                    const float *bj = buf.b + int64_t(j) * steps;
+                    float *cj = c + i0 * ldc + j0 + j;
+                    for (int i = 0; i < mc; i += mr)
+                        e.u.run(steps, ai + int64_t(i) * steps, bj, cj + i * ldc, ldc,
+                                std::min(mr, mc - i), std::min(nr, nc - j), p.alpha, p.beta,
+                                p0 == 0);
+                }
             }
         }
     }
@@ -478,15 +497,15 @@ int run_problems(const std::vector<Problem> &problems) {
     const std::vector<Item> items = make_items(e, problems, threads);
     size_t a_need = 0, b_need = 0, c_need = 0;
     double flops = 0;
-    for (const Problem &p : problems) {
-        if (p.m == 0 || p.n == 0 || p.k == 0) continue;
+    for (const Problem &p : problems) flops += 2.0 * p.m * p.n * p.k;
+    for (const Item &it : items) {
+        const Problem &p = problems[it.problem];
+        if (p.k == 0) continue; // scaled only: nothing is packed
         const int64_t steps = ceil_div(depth_block(e, p.k), e.u.depth_per_step);
-        a_need = std::max<size_t>(a_need, steps * round_up(std::min<int64_t>(p.m, e.mc), e.u.mr));
-        b_need = std::max<size_t>(b_need, steps * round_up(std::min<int64_t>(p.n, NC), e.u.nr));
-        flops += 2.0 * p.m * p.n * p.k;
+        a_need = std::max<size_t>(a_need, steps * round_up(it.rows, e.u.mr));
+        b_need = std::max<size_t>(b_need, steps * round_up(std::min(it.cols, NC), e.u.nr));
+        if (p.bf16_out) c_need = std::max<size_t>(c_need, size_t(it.rows) * it.cols);
     }
-    for (const Item &it : items)
-        if (problems[it.problem].bf16_out) c_need = std::max<size_t>(c_need, size_t(it.rows) * it.cols);
     if (items.empty()) return PMOE_OK;
 
     const int64_t count = int64_t(items.size());
