@@ -7,9 +7,11 @@
 // the items of all problems to the threads, so many small groups still keep every core busy.
 // Inside an item:
 //
-//   for each depth block (at most KC deep):     pack op(B)[depth, item cols] into NR-wide panels
-//     for each MC rows of the item:             pack op(A)[rows, depth] into MR-tall panels
-//       for each NR column panel, MR row panel: micro-kernel, C += alpha * A*B
+//   for each depth block (at most KC deep):
+//     for each NC columns of the item:            pack op(B)[depth, cols] into NR-wide panels
+//       for each MC rows of the item:             pack op(A)[rows, depth] into MR-tall panels
+//                                                 (first column block only: kept for the others)
+//         for each NR column panel, MR row panel: micro-kernel, C += alpha * A*B
 //
 // Transposes and the bf16 -> f32 widening are absorbed by the packing routines, so each level
 // has one micro-kernel per panel format: AVX2 (6 x 16, here), AVX-512 (14 x 32, f32 FMA) and
@@ -41,8 +43,8 @@ namespace pmoe {
 namespace {
 
 constexpr int ITEMS_PER_THREAD = 4; // enough items for the dynamic schedule to balance
-constexpr int MIN_ITEM_ROWS = 96;   // rows are not split below this: B packing must amortize
-constexpr int NC = 2048;            // max columns of an item: its packed B lives in L3
+constexpr int MIN_ITEM_SIDE = 96;   // rows (columns) are not split below this: packing must amortize
+constexpr int NC = 2048;            // max columns of a packed B block: it lives in L3
 constexpr int MAX_KC_STEPS = 512;   // bounds zero_row and the depth of a block
 
 // C = alpha * op(A) * op(B) + beta * C, row-major. Element (i, p) of op(A) is
@@ -194,25 +196,34 @@ int64_t depth_block(const Engine &e, int64_t k) {
     return round_up(ceil_div(k, ceil_div(k, e.kc())), e.u.depth_per_step);
 }
 
-// Cuts the problems into items. An item spans all rows of a column block (up to 4 * MC rows for
-// a bf16 C, which bounds its f32 copy), so every element of B is packed (read from memory) once
-// per call, unless that leaves fewer than ITEMS_PER_THREAD items per thread: then rows are split
-// too (down to MIN_ITEM_ROWS). Blocks are balanced so that no edge block is a sliver.
+// Cuts the problems into items. An item of rows x cols packs its rows of A and its columns of
+// B once per depth block, so a problem cut into R x C items packs k * (C * m + R * n) elements.
+// Each problem gets its share of ITEMS_PER_THREAD items per thread (at least one item) and the
+// R x C grid of that many items that packs the least; sides are not cut below MIN_ITEM_SIDE
+// unless the problem is smaller. A bf16 C item is at most 4 * MC rows x NC columns, which
+// bounds its f32 copy. Blocks are balanced so that no edge block is a sliver.
 std::vector<Item> make_items(const Engine &e, const std::vector<Problem> &problems, int threads) {
     const int nr = e.u.nr, mr = e.u.mr;
-    int64_t col_blocks = 0;
-    for (const Problem &p : problems)
-        if (p.m > 0) col_blocks += ceil_div(p.n, NC);
-    if (col_blocks == 0) return {};
-    const int64_t row_split = std::max<int64_t>(1, ceil_div(ITEMS_PER_THREAD * threads, col_blocks));
+    int64_t busy = 0;
+    for (const Problem &p : problems) busy += p.m > 0 && p.n > 0;
+    if (busy == 0) return {};
+    const int64_t share = ceil_div(ITEMS_PER_THREAD * threads, busy);
     std::vector<Item> items;
     for (size_t i = 0; i < problems.size(); i++) {
         const Problem &p = problems[i];
         if (p.m == 0 || p.n == 0) continue;
-        const int64_t row_blocks = std::max(p.bf16_out ? ceil_div(p.m, 4 * e.mc) : 1,
-                                            std::min(row_split, ceil_div(p.m, MIN_ITEM_ROWS)));
-        const int64_t rows = round_up(ceil_div(p.m, row_blocks), mr);
-        const int64_t cols = round_up(ceil_div(p.n, ceil_div(p.n, NC)), nr);
+        const int64_t min_r = p.bf16_out ? ceil_div(p.m, 4 * e.mc) : 1;
+        const int64_t min_c = p.bf16_out ? ceil_div(p.n, NC) : 1;
+        const int64_t max_r = std::max(min_r, ceil_div(p.m, MIN_ITEM_SIDE));
+        const int64_t max_c = std::max(min_c, ceil_div(p.n, MIN_ITEM_SIDE));
+        int64_t best_r = min_r, best_c = max_c, best_cost = INT64_MAX;
+        for (int64_t r = min_r; r <= std::min(max_r, std::max(min_r, share)); r++) {
+            const int64_t c = std::clamp(ceil_div(share, r), min_c, max_c);
+            const int64_t cost = c * p.m + r * p.n;
+            if (cost < best_cost) best_r = r, best_c = c, best_cost = cost;
+        }
+        const int64_t rows = round_up(ceil_div(p.m, best_r), mr);
+        const int64_t cols = round_up(ceil_div(p.n, best_c), nr);
         for (int64_t r = 0; r < p.m; r += rows)
             for (int64_t c = 0; c < p.n; c += cols)
                 items.push_back({int32_t(i), int32_t(r), int32_t(std::min(rows, p.m - r)), int32_t(c),
@@ -232,16 +243,39 @@ std::vector<Item> make_items(const Engine &e, const std::vector<Problem> &proble
 
 alignas(64) const float zero_row[MAX_KC_STEPS * 2] = {}; // stands in for lanes past the end
 
-// f32, lanes contiguous: element (l, p) at src[l + p * ld]. Each depth row is copied W at a time.
-void pack_f32_lanes_contiguous(int W, const float *src, int64_t ld, int lanes, int kc, float *dst) {
+// The packing loops below read f32 words, or bf16 elements that they widen to f32 (exact: the
+// bf16 bits are the high half of the f32).
+inline __m256 load8(const float *s) { return _mm256_loadu_ps(s); }
+inline __m256 load8(const uint16_t *s) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+inline float to_f32(float x) { return x; }
+inline float to_f32(uint16_t x) { return bf16_to_f32(x); }
+template <class T> inline void copy_words(const T *s, float *d, int n) {
+    int l = 0;
+    for (; l + 8 <= n; l += 8) _mm256_storeu_ps(d + l, load8(s + l));
+    for (; l < n; l++) d[l] = to_f32(s[l]);
+}
+
+// The mask of the first n of 8 32-bit lanes, for masked stores of partial groups.
+inline __m256i first_lanes(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// Lanes contiguous: element (l, p) at src[l + p * ld]. Each depth row is copied W at a time.
+template <class T>
+void pack_lanes_contiguous(int W, const T *src, int64_t ld, int lanes, int kc, float *dst) {
     const int full = lanes / W * W, rest = lanes - full;
     const int64_t panel = int64_t(kc) * W;
     for (int p = 0; p < kc; p++) {
-        const float *s = src + p * ld;
+        const T *s = src + p * ld;
         float *d = dst + p * W;
-        for (int q = 0; q < full; q += W, d += panel) std::memcpy(d, s + q, W * sizeof(float));
-        if (rest)
-            for (int l = 0; l < W; l++) d[l] = l < rest ? s[full + l] : 0.0f;
+        for (int q = 0; q < full; q += W, d += panel) copy_words(s + q, d, W);
+        if (rest) {
+            copy_words(s + full, d, rest);
+            std::memset(d + rest, 0, (W - rest) * sizeof(float));
+        }
     }
 }
 
@@ -264,52 +298,32 @@ inline void transpose8(__m256 r[8]) {
     }
 }
 
-// 32-bit words, depth contiguous: word (l, s) at src[l * ld + s] (ld in words). Groups of 8
-// lanes are read 8 deep and transposed in registers. Serves f32 data and bf16 pairs alike.
-void pack_words_depth_contiguous(int W, const float *src, int64_t ld, int lanes, int steps,
-                                 float *dst) {
+// Depth contiguous: word (l, s) at src[l * ld + s] (ld in elements). Groups of 8 lanes are read
+// 8 deep and transposed in registers. Serves f32 data, bf16 pairs (as words) and widened bf16.
+template <class T>
+void pack_depth_contiguous(int W, const T *src, int64_t ld, int lanes, int steps, float *dst) {
     for (int q = 0; q < lanes; q += W, dst += int64_t(steps) * W) {
         for (int g = 0; g < W; g += 8) {
             const int width = std::min(8, W - g); // lanes of this group that belong to the panel
-            const float *row[8];
+            const __m256i mask = first_lanes(width);
+            const T *row[8];
             for (int r = 0; r < 8; r++)
-                row[r] = r < width && q + g + r < lanes ? src + (q + g + r) * ld : zero_row;
+                row[r] = r < width && q + g + r < lanes ? src + (q + g + r) * ld : reinterpret_cast<const T *>(zero_row);
             int p = 0;
             for (; p + 8 <= steps; p += 8) {
                 __m256 v[8];
-                for (int r = 0; r < 8; r++) v[r] = _mm256_loadu_ps(row[r] + p);
+                for (int r = 0; r < 8; r++) v[r] = load8(row[r] + p);
                 transpose8(v);
                 for (int i = 0; i < 8; i++) {
                     float *d = dst + (p + i) * W + g;
-                    if (width == 8) {
+                    if (width == 8)
                         _mm256_storeu_ps(d, v[i]);
-                    } else {
-                        alignas(32) float tmp[8];
-                        _mm256_store_ps(tmp, v[i]);
-                        std::memcpy(d, tmp, width * sizeof(float));
-                    }
+                    else
+                        _mm256_maskstore_ps(d, mask, v[i]);
                 }
             }
             for (; p < steps; p++)
-                for (int r = 0; r < width; r++) dst[p * W + g + r] = row[r][p];
-        }
-    }
-}
-
-// bf16 widened to f32 words: element (l, p) at src[l * lane + p * depth].
-void pack_bf16_widened(int W, const uint16_t *src, int64_t lane, int64_t depth, int lanes,
-                       int kc, float *dst) {
-    const int panels = int(ceil_div(lanes, W));
-    for (int q = 0; q < panels; q++) {
-        float *d = dst + int64_t(q) * kc * W;
-        for (int l = 0; l < W; l++) {
-            const int64_t x = int64_t(q) * W + l;
-            if (x >= lanes) {
-                for (int p = 0; p < kc; p++) d[p * W + l] = 0.0f;
-                continue;
-            }
-            const uint16_t *s = src + x * lane;
-            for (int p = 0; p < kc; p++) d[p * W + l] = bf16_to_f32(s[p * depth]);
+                for (int r = 0; r < width; r++) dst[p * W + g + r] = to_f32(row[r][p]);
         }
     }
 }
@@ -328,19 +342,19 @@ void pack_bf16_pairs_lanes_contiguous(int W, const uint16_t *src, int64_t ld, in
             const int n = std::min(W, lanes - q * W);
             const uint16_t *s0 = r0 + q * W, *s1 = r1 ? r1 + q * W : nullptr;
             int l = 0;
-            // 16 (then 8) lanes at a time: interleave within 128-bit halves, then order the halves.
-            for (; s1 && l + 16 <= n; l += 16) {
-                const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s0 + l));
-                const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s1 + l));
-                const __m256i lo = _mm256_unpacklo_epi16(x, y), hi = _mm256_unpackhi_epi16(x, y);
-                _mm256_storeu_si256(reinterpret_cast<__m256i *>(d + 2 * l), _mm256_permute2x128_si256(lo, hi, 0x20));
-                _mm256_storeu_si256(reinterpret_cast<__m256i *>(d + 2 * l + 16), _mm256_permute2x128_si256(lo, hi, 0x31));
-            }
-            for (; s1 && l + 8 <= n; l += 8) {
+            // 8 lanes at a time, while 8 can be read (the source row goes on past the panel):
+            // the last group of a panel may be partial (a 14-lane A panel is 8 + 6 lanes).
+            for (; l < n && q * W + l + 8 <= lanes; l += 8) {
                 const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s0 + l));
-                const __m128i y = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s1 + l));
-                _mm_storeu_si128(reinterpret_cast<__m128i *>(d + 2 * l), _mm_unpacklo_epi16(x, y));
-                _mm_storeu_si128(reinterpret_cast<__m128i *>(d + 2 * l + 8), _mm_unpackhi_epi16(x, y));
+                const __m128i y = s1 ? _mm_loadu_si128(reinterpret_cast<const __m128i *>(s1 + l))
+                                     : _mm_setzero_si128();
+                const __m256i pairs =
+                    _mm256_set_m128i(_mm_unpackhi_epi16(x, y), _mm_unpacklo_epi16(x, y));
+                __m256i *out = reinterpret_cast<__m256i *>(d + 2 * l);
+                if (l + 8 <= n)
+                    _mm256_storeu_si256(out, pairs);
+                else
+                    _mm256_maskstore_epi32(reinterpret_cast<int *>(out), first_lanes(n - l), pairs);
             }
             for (; l < n; l++) {
                 d[2 * l] = s0[l];
@@ -357,16 +371,19 @@ void pack_block(const Engine &e, int W, bool bf16, const void *src, int64_t lane
                 int lanes, int kc, float *dst) {
     if (!bf16) {
         const float *s = static_cast<const float *>(src);
-        if (lane == 1) return pack_f32_lanes_contiguous(W, s, depth, lanes, kc, dst);
-        return pack_words_depth_contiguous(W, s, lane, lanes, kc, dst);
+        if (lane == 1) return pack_lanes_contiguous(W, s, depth, lanes, kc, dst);
+        return pack_depth_contiguous(W, s, lane, lanes, kc, dst);
     }
     const uint16_t *s = static_cast<const uint16_t *>(src);
-    if (e.u.depth_per_step == 1) return pack_bf16_widened(W, s, lane, depth, lanes, kc, dst);
+    if (e.u.depth_per_step == 1) {
+        if (lane == 1) return pack_lanes_contiguous(W, s, depth, lanes, kc, dst);
+        return pack_depth_contiguous(W, s, lane, lanes, kc, dst);
+    }
     if (lane == 1)
         return pack_bf16_pairs_lanes_contiguous(W, s, depth, lanes, kc,
                                                 reinterpret_cast<uint16_t *>(dst));
     if (kc % 2 == 0 && lane % 2 == 0) // pairs are whole 32-bit words of each lane's run
-        return pack_words_depth_contiguous(W, reinterpret_cast<const float *>(s), lane / 2, lanes,
+        return pack_depth_contiguous(W, reinterpret_cast<const float *>(s), lane / 2, lanes,
                                            kc / 2, dst);
     // An odd tail (the last pair of each lane is (element, 0)) or odd row stride: rare.
     const int steps = int(ceil_div(kc, 2));
@@ -436,24 +453,32 @@ void run_item(const Engine &e, const Problem &p, const Item &it, Buffers &buf) {
             for (int i = 0; i < it.rows; i++)
                 for (int j = 0; j < it.cols; j++) c[i * ldc + j] = bf16_to_f32(c16[i * p.ldc + j]);
     }
+    // A's rows are packed once per depth block, MC rows at a time just before their first use
+    // (while B's first column block is in L3), and reused for the item's other column blocks.
     const int64_t kb = depth_block(e, p.k);
     for (int64_t p0 = 0; p0 < p.k; p0 += kb) {
         const int kc = int(std::min<int64_t>(kb, p.k - p0));
         const int steps = int(ceil_div(kc, dps));
-        pack_block(e, nr, p.bf16_in, element(p.b, p.bf16_in, p0 * p.b_row + it.col0 * p.b_col),
-                   p.b_col, p.b_row, it.cols, kc, buf.b);
-        for (int i0 = 0; i0 < it.rows; i0 += e.mc) {
-            const int mc = std::min(e.mc, it.rows - i0);
-            pack_block(e, mr, p.bf16_in,
-                       element(p.a, p.bf16_in, (it.row0 + i0) * p.a_row + p0 * p.a_col), p.a_row,
-                       p.a_col, mc, kc, buf.a);
-            for (int j = 0; j < it.cols; j += nr) {
-                const float *bj = buf.b + int64_t(j) * steps;
-                float *cj = c + i0 * ldc + j;
-                for (int i = 0; i < mc; i += mr)
-                    e.u.run(steps, buf.a + int64_t(i) * steps, bj, cj + i * ldc, ldc,
-                            std::min(mr, mc - i), std::min(nr, it.cols - j), p.alpha, p.beta,
-                            p0 == 0);
+        for (int j0 = 0; j0 < it.cols; j0 += NC) {
+            const int nc = std::min(NC, it.cols - j0);
+            pack_block(e, nr, p.bf16_in,
+                       element(p.b, p.bf16_in, p0 * p.b_row + (it.col0 + j0) * p.b_col), p.b_col,
+                       p.b_row, nc, kc, buf.b);
+            for (int i0 = 0; i0 < it.rows; i0 += e.mc) {
+                const int mc = std::min(e.mc, it.rows - i0);
+                float *ai = buf.a + int64_t(i0) * steps;
+                if (j0 == 0)
+                    pack_block(e, mr, p.bf16_in,
+                               element(p.a, p.bf16_in, (it.row0 + i0) * p.a_row + p0 * p.a_col),
+                               p.a_row, p.a_col, mc, kc, ai);
+                for (int j = 0; j < nc; j += nr) {
+                    const float *bj = buf.b + int64_t(j) * steps;
+                    float *cj = c + i0 * ldc + j0 + j;
+                    for (int i = 0; i < mc; i += mr)
+                        e.u.run(steps, ai + int64_t(i) * steps, bj, cj + i * ldc, ldc,
+                                std::min(mr, mc - i), std::min(nr, nc - j), p.alpha, p.beta,
+                                p0 == 0);
+                }
             }
         }
     }
@@ -472,15 +497,15 @@ int run_problems(const std::vector<Problem> &problems) {
     const std::vector<Item> items = make_items(e, problems, threads);
     size_t a_need = 0, b_need = 0, c_need = 0;
     double flops = 0;
-    for (const Problem &p : problems) {
-        if (p.m == 0 || p.n == 0 || p.k == 0) continue;
+    for (const Problem &p : problems) flops += 2.0 * p.m * p.n * p.k;
+    for (const Item &it : items) {
+        const Problem &p = problems[it.problem];
+        if (p.k == 0) continue; // scaled only: nothing is packed
         const int64_t steps = ceil_div(depth_block(e, p.k), e.u.depth_per_step);
-        a_need = std::max<size_t>(a_need, steps * round_up(std::min<int64_t>(p.m, e.mc), e.u.mr));
-        b_need = std::max<size_t>(b_need, steps * round_up(std::min<int64_t>(p.n, NC), e.u.nr));
-        flops += 2.0 * p.m * p.n * p.k;
+        a_need = std::max<size_t>(a_need, steps * round_up(it.rows, e.u.mr));
+        b_need = std::max<size_t>(b_need, steps * round_up(std::min(it.cols, NC), e.u.nr));
+        if (p.bf16_out) c_need = std::max<size_t>(c_need, size_t(it.rows) * it.cols);
     }
-    for (const Item &it : items)
-        if (problems[it.problem].bf16_out) c_need = std::max<size_t>(c_need, size_t(it.rows) * it.cols);
     if (items.empty()) return PMOE_OK;
 
     const int64_t count = int64_t(items.size());
