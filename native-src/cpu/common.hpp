@@ -160,7 +160,8 @@ inline uint16_t f32_to_bf16(float f) {
     uint32_t bits;
     std::memcpy(&bits, &f, sizeof bits);
     const uint32_t rounded = (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
-    const uint32_t nan = 0u - uint32_t((bits & 0x7fffffffu) > 0x7f800000u);
+    // A signed compare (the masked bits are below 2^31): AVX2 has no unsigned one.
+    const uint32_t nan = 0u - uint32_t(int32_t(bits & 0x7fffffffu) > int32_t(0x7f800000));
     return uint16_t((((bits >> 16) | 0x40u) & nan) | (rounded & ~nan));
 }
 

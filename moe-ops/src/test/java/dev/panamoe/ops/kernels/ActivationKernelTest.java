@@ -36,8 +36,11 @@ import org.junit.jupiter.api.Test;
 class ActivationKernelTest {
 
     static final int[] ACTS = {GELU, SILU, SWIGLU};
-    /** {rows, cols}: including an empty expert (0 rows), a single element and a vector-tail width. */
-    static final int[][] SHAPES = {{0, 5}, {1, 1}, {3, 17}, {64, 96}, {5, 130}};
+    /**
+     * {rows, cols}: including an empty expert (0 rows), a single element, a vector-tail width and
+     * rows of two full bf16 chunks (256 columns, activation.cpp) plus a tail.
+     */
+    static final int[][] SHAPES = {{0, 5}, {1, 1}, {3, 17}, {64, 96}, {5, 130}, {3, 600}};
     /** Saturated and overflow-prone inputs (exp(100) overflows f32), spliced into every case. */
     static final float[] EXTREMES = {0, 1e-3f, -1e-3f, 5, -5, 10, -10, 30, -30, 100, -100};
 
