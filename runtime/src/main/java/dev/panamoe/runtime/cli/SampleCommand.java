@@ -39,33 +39,25 @@ public final class SampleCommand implements Callable<Integer> {
     @Option(names = "--prompt", paramLabel = "TEXT",
             description = "Text to continue (default: a newline; for the synthetic corpus, token 0).")
     String prompt;
-    @Option(names = "--tokens", paramLabel = "N", description = "Tokens to generate (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--tokens", paramLabel = "N", converter = OptionErrors.AtLeastOne.class, description = "Tokens to generate (default: ${DEFAULT-VALUE}).")
     int tokens = 200;
-    @Option(names = "--temperature", paramLabel = "T",
+    @Option(names = "--temperature", paramLabel = "T", converter = OptionErrors.NonNegative.class,
             description = "Softmax temperature; 0 takes the most likely token (default: ${DEFAULT-VALUE}).")
     double temperature = 1.0;
-    @Option(names = "--top-k", paramLabel = "K",
+    @Option(names = "--top-k", paramLabel = "K", converter = OptionErrors.AtLeastOne.class,
             description = "Draw among the K most likely tokens; 1 is greedy (default: all).")
     Integer topK;
     @Option(names = "--seed", paramLabel = "S", description = "Seed of the draws (default: ${DEFAULT-VALUE}).")
     long seed = 1;
     @Option(names = "--device", paramLabel = "cpu|cuda[:N]", description = "Where the model runs (default: ${DEFAULT-VALUE}).")
     String device = "cpu";
-    @Option(names = "--threads", description = "CPU threads of the kernels (default: the library's).")
+    @Option(names = "--threads", converter = OptionErrors.AtLeastOne.class, description = "CPU threads of the kernels (default: the library's).")
     Integer threads;
 
     @Override
     public Integer call() {
-        atLeast("--tokens", tokens, 1);
-        if (topK != null) {
-            atLeast("--top-k", topK, 1);
-        }
-        if (!(temperature >= 0) || Double.isInfinite(temperature)) {
-            throw invalid("--temperature", "must be finite and >= 0, got " + temperature);
-        }
         Backend backend = backend();
         if (threads != null) {
-            atLeast("--threads", threads, 1);
             backend.setNumThreads(threads);
         }
         TrainedModel trained;
@@ -132,12 +124,6 @@ public final class SampleCommand implements Callable<Integer> {
             return Backend.forDevice(Device.parse(device));
         } catch (IllegalArgumentException | BackendUnavailableException e) {
             throw invalid("--device", e.getMessage());
-        }
-    }
-
-    private void atLeast(String option, int value, int min) {
-        if (value < min) {
-            throw invalid(option, "must be >= " + min + ", got " + value);
         }
     }
 

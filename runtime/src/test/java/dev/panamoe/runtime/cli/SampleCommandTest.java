@@ -119,7 +119,7 @@ class SampleCommandTest {
         assertTrue(train.out().contains("vocab 256"), "bytes is the default tokenizer: " + train.out());
         String c = ck.toString();
         assertUsageError("'--tokens': must be >= 1, got 0", "sample", "--checkpoint", c, "--tokens", "0");
-        assertUsageError("'--temperature': must be finite and >= 0, got -1.0", "sample", "--checkpoint", c,
+        assertUsageError("'--temperature': must be a finite number >= 0, got -1", "sample", "--checkpoint", c,
                 "--temperature", "-1");
         assertUsageError("'--top-k': must be >= 1, got 0", "sample", "--checkpoint", c, "--top-k", "0");
         assertUsageError("'--prompt': must hold at least one token", "sample", "--checkpoint", c, "--prompt", "");
