@@ -128,6 +128,55 @@ class MoELayerApiTest {
         }
     }
 
+    /**
+     * On one device too, a placement change moves the experts' state through the loader: with
+     * the experts permuted among the slots and their values moved along, the layer computes the
+     * same outputs and gradients, and its parameters are named after the experts they hold.
+     */
+    @Test
+    void placementChangeWithMovedStateComputesTheSame() {
+        try (MoELayer layer = new MoELayer(CPU, CONFIG, 5); TensorScope scope = TensorScope.confined(CPU)) {
+            Tensor x = TestData.tensor(scope, "x", TestData.input(11, 16, 1));
+            Tensor g = TestData.tensor(scope, "g", TestData.input(11, 16, 2));
+            float[] y = layer.forward(x).toFloatArray();
+            float[] dx = layer.backward(g).toFloatArray();
+            java.util.Map<String, float[]> values = new java.util.HashMap<>();
+            java.util.Map<String, float[]> grads = new java.util.HashMap<>();
+            for (Parameter p : layer.parameters()) {
+                values.put(p.name(), p.value().toFloatArray());
+                grads.put(p.name(), p.grad().toFloatArray());
+            }
+            int[] table = {2, 0, 3, 1}; // slot -> expert
+            ExpertSlots next = new ExpertSlots() {
+                public int experts() { return 4; }
+                public int devices() { return 1; }
+                public int slotsPerDevice() { return 4; }
+                public int expertAt(int slot) { return table[slot]; }
+                public int[] slotsOf(int e) { return new int[] {new int[] {1, 3, 0, 2}[e]}; }
+            };
+            assertArrayEquals(new int[] {0, 1, 2, 3}, layer.changedSlots(next));
+            var refused = org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class,
+                    () -> layer.setPlacement(next));
+            assertTrue(refused.getMessage().contains("applyPlacement"), refused.getMessage());
+            layer.applyPlacement(next, (slot, e, w1, w2) -> {
+                w1.value().copyFrom(values.get(w1.name()));
+                w2.value().copyFrom(values.get(w2.name()));
+            });
+            assertArrayEquals(table, layer.localExperts());
+            assertEquals("experts.2.w1", layer.parameters().get(1).name(), "slot 0 holds expert 2");
+            layer.zeroGrad();
+            assertArrayEquals(y, layer.forward(x).toFloatArray());
+            assertArrayEquals(dx, layer.backward(g).toFloatArray());
+            for (Parameter p : layer.parameters()) {
+                assertArrayEquals(grads.get(p.name()), p.grad().toFloatArray(), p.name());
+            }
+            var remap = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                    () -> layer.setRemap(TestData.identity(4)));
+            assertTrue(remap.getMessage().startsWith("setRemap: only for a one-device layer with expert e in slot e"),
+                    remap.getMessage());
+        }
+    }
+
     @Test
     void configDefaultsAndCapacity() {
         MoELayer.Config c = MoELayer.Config.builder().hidden(8).ffn(4).experts(4).topK(2).build();

@@ -2,6 +2,7 @@ package dev.panamoe.runtime.parallel;
 
 import dev.panamoe.ops.Backend;
 import dev.panamoe.ops.DType;
+import dev.panamoe.ops.ExpertSlots;
 import dev.panamoe.ops.MoELayer;
 import dev.panamoe.ops.Parameter;
 import dev.panamoe.ops.Tensor;
@@ -27,7 +28,7 @@ import java.util.Map;
  *   exchange  one all-to-allv in the EXPERT group (to itself too) into a staging buffer; no slot, moment
  *             or dispatch table is touched yet
  *   agree     every rank checks what it staged (finite) and the world sums the failures
- *   commit    only when no rank failed: the dispatch tables switched ({@link DistributedMoELayer#applyPlacement};
+ *   commit    only when no rank failed: the dispatch tables switched ({@link MoELayer#applyPlacement};
  *             a slot left empty is zeroed), staged state into the new slots
  * </pre>
  * A failure before the commit — a bad staged value on any rank, or a rank that dies (the
@@ -70,7 +71,7 @@ public final class ExpertMigration {
      * stages are theirs). Throws MigrationException, with every rank on its old placement, when
      * any rank fails before the commit.
      */
-    public int apply(List<DistributedMoELayer> layers, List<ExpertPlacement> next) {
+    public int apply(List<MoELayer> layers, List<ExpertPlacement> next) {
         if (next.size() != layers.size()) {
             throw new IllegalArgumentException("next: expected " + layers.size() + " placements (one per MoE layer of "
                     + "this stage), got " + next.size());
@@ -96,12 +97,12 @@ public final class ExpertMigration {
      * the first slot (owner) of an expert it held as a copy; by layer then slot, the same list on
      * every EP rank. The state comes from the expert's current first slot.
      */
-    private static List<Move> moves(List<DistributedMoELayer> layers, List<ExpertPlacement> next) {
+    private static List<Move> moves(List<MoELayer> layers, List<ExpertPlacement> next) {
         List<Move> moves = new ArrayList<>();
         for (int l = 0; l < layers.size(); l++) {
-            ExpertPlacement now = layers.get(l).placement();
+            ExpertSlots now = layers.get(l).placement();
             ExpertPlacement to = next.get(l);
-            layers.get(l).changedSlots(to); // checks the shape
+            layers.get(l).changedSlots(MoELayers.slots(to)); // checks the shape
             for (int p = 0; p < to.physicalSlots(); p++) {
                 int e = to.expertAt(p);
                 if (e == ExpertPlacement.FREE) {
@@ -121,7 +122,7 @@ public final class ExpertMigration {
      * Packs the outgoing states by destination rank (moves keep their order within one), exchanges
      * them and returns the staging buffer: the incoming states by source rank, in move order.
      */
-    private Tensor exchange(TensorScope scope, List<DistributedMoELayer> layers, List<Move> moves) {
+    private Tensor exchange(TensorScope scope, List<MoELayer> layers, List<Move> moves) {
         int ep = expert.size();
         int me = expert.rank();
         int[] sendCounts = new int[ep];
@@ -187,16 +188,16 @@ public final class ExpertMigration {
      * Switches every layer to its next placement (dispatch tables; a slot left empty is zeroed),
      * then copies the staged states (by source rank, in move order) into their slots.
      */
-    private void commit(List<DistributedMoELayer> layers, List<ExpertPlacement> next, List<Move> moves, Tensor staged) {
+    private void commit(List<MoELayer> layers, List<ExpertPlacement> next, List<Move> moves, Tensor staged) {
         for (int l = 0; l < layers.size(); l++) {
-            layers.get(l).applyPlacement(next.get(l), (slot, e, w1, w2) -> { }); // filled below
+            layers.get(l).applyPlacement(MoELayers.slots(next.get(l)), (slot, e, w1, w2) -> { }); // filled below
         }
         int me = expert.rank();
         int offset = 0;
         for (int q = 0; q < expert.size(); q++) {
             for (Move m : moves) {
                 if (m.to() == me && m.from() == q) {
-                    DistributedMoELayer layer = layers.get(m.layer());
+                    MoELayer layer = layers.get(m.layer());
                     List<Parameter> slot = layer.slotParameters(m.slot() - me * layer.placement().slotsPerDevice());
                     offset = copyState(state(slot.get(0), slot.get(1)), staged, offset, false);
                 }
@@ -221,15 +222,15 @@ public final class ExpertMigration {
     }
 
     /** The state of the slot that holds expert now (its first, when it has copies): on this rank. */
-    private List<Tensor> stateOf(DistributedMoELayer layer, int expertId) {
-        ExpertPlacement now = layer.placement();
+    private List<Tensor> stateOf(MoELayer layer, int expertId) {
+        ExpertSlots now = layer.placement();
         int local = now.slotsOf(expertId)[0] - expert.rank() * now.slotsPerDevice();
         List<Parameter> slot = layer.slotParameters(local);
         return state(slot.get(0), slot.get(1));
     }
 
     /** Elements of one expert's state on this rank: 4 x (w1 shard [hidden, inputWidth(ffn / tp)] + w2 shard [ffn / tp, hidden]). */
-    private int stateSize(DistributedMoELayer layer) {
+    private int stateSize(MoELayer layer) {
         MoELayer.Config c = layer.config();
         int localFfn = c.ffn() / tp;
         return Math.toIntExact(4L * c.hidden() * (c.activation().inputWidth(localFfn) + localFfn));

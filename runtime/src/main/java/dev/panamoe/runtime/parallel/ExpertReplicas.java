@@ -2,11 +2,12 @@ package dev.panamoe.runtime.parallel;
 
 import dev.panamoe.ops.Backend;
 import dev.panamoe.ops.DType;
+import dev.panamoe.ops.ExpertSlots;
+import dev.panamoe.ops.MoELayer;
 import dev.panamoe.ops.Parameter;
 import dev.panamoe.ops.Tensor;
 import dev.panamoe.ops.TensorScope;
 import dev.panamoe.runtime.comm.Communicator;
-import dev.panamoe.strategy.placement.ExpertPlacement;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Function;
@@ -34,7 +35,7 @@ final class ExpertReplicas {
     }
 
     /** owner.grad += each copy's grad (in source rank, then layer and slot order); copies' grads zeroed. */
-    void reduceGradients(List<DistributedMoELayer> layers) {
+    void reduceGradients(List<MoELayer> layers) {
         List<Copy> copies = copies(layers);
         if (copies.isEmpty()) {
             return;
@@ -48,7 +49,7 @@ final class ExpertReplicas {
     }
 
     /** Every copy's weights = its owner's. */
-    void copyWeights(List<DistributedMoELayer> layers) {
+    void copyWeights(List<MoELayer> layers) {
         List<Copy> copies = copies(layers);
         if (!copies.isEmpty()) {
             transfer(layers, copies, false, Parameter::value);
@@ -56,10 +57,10 @@ final class ExpertReplicas {
     }
 
     /** The copies of every layer's replicated experts (slots after the first), by layer then slot. */
-    private static List<Copy> copies(List<DistributedMoELayer> layers) {
+    private static List<Copy> copies(List<MoELayer> layers) {
         List<Copy> copies = new ArrayList<>();
         for (int l = 0; l < layers.size(); l++) {
-            ExpertPlacement p = layers.get(l).placement();
+            ExpertSlots p = layers.get(l).placement();
             for (int e = 0; e < p.experts(); e++) {
                 int[] slots = p.slotsOf(e);
                 for (int i = 1; i < slots.length; i++) {
@@ -74,14 +75,14 @@ final class ExpertReplicas {
      * Gradients (toOwner): each copy's tensor goes to its owner's rank and is added there; weights:
      * each owner's tensor goes to the copy's rank and replaces the copy's.
      */
-    private void transfer(List<DistributedMoELayer> layers, List<Copy> copies, boolean toOwner,
+    private void transfer(List<MoELayer> layers, List<Copy> copies, boolean toOwner,
             Function<Parameter, Tensor> tensor) {
         int ep = expert.size();
         int me = expert.rank();
         int[] sendCounts = new int[ep];
         int[] recvCounts = new int[ep];
         for (Copy c : copies) {
-            ExpertPlacement p = layers.get(c.layer()).placement();
+            ExpertSlots p = layers.get(c.layer()).placement();
             int from = p.deviceOf(toOwner ? c.slot() : c.owner());
             int to = p.deviceOf(toOwner ? c.owner() : c.slot());
             int n = size(layers.get(c.layer()), tensor);
@@ -94,7 +95,7 @@ final class ExpertReplicas {
             int offset = 0;
             for (int q = 0; q < ep; q++) {
                 for (Copy c : copies) {
-                    ExpertPlacement p = layers.get(c.layer()).placement();
+                    ExpertSlots p = layers.get(c.layer()).placement();
                     int source = toOwner ? c.slot() : c.owner();
                     if (p.deviceOf(source) == me && p.deviceOf(toOwner ? c.owner() : c.slot()) == q) {
                         for (Parameter w : slot(layers.get(c.layer()), source)) {
@@ -109,7 +110,7 @@ final class ExpertReplicas {
             offset = 0;
             for (int q = 0; q < ep; q++) {
                 for (Copy c : copies) {
-                    ExpertPlacement p = layers.get(c.layer()).placement();
+                    ExpertSlots p = layers.get(c.layer()).placement();
                     int target = toOwner ? c.owner() : c.slot();
                     if (p.deviceOf(target) == me && p.deviceOf(toOwner ? c.slot() : c.owner()) == q) {
                         for (Parameter w : slot(layers.get(c.layer()), target)) {
@@ -128,17 +129,17 @@ final class ExpertReplicas {
         }
     }
 
-    private boolean holds(DistributedMoELayer layer, int physicalSlot) {
+    private boolean holds(MoELayer layer, int physicalSlot) {
         return layer.placement().deviceOf(physicalSlot) == expert.rank();
     }
 
     /** w1 and w2 of a physical slot of this rank. */
-    private List<Parameter> slot(DistributedMoELayer layer, int physicalSlot) {
+    private List<Parameter> slot(MoELayer layer, int physicalSlot) {
         return layer.slotParameters(physicalSlot - expert.rank() * layer.placement().slotsPerDevice());
     }
 
     /** Elements of w1 + w2 of one slot: the same for every slot of the layer on every EP rank. */
-    private static int size(DistributedMoELayer layer, Function<Parameter, Tensor> tensor) {
+    private static int size(MoELayer layer, Function<Parameter, Tensor> tensor) {
         List<Parameter> mine = layer.slotParameters(0);
         return Math.toIntExact(tensor.apply(mine.get(0)).numel() + tensor.apply(mine.get(1)).numel());
     }

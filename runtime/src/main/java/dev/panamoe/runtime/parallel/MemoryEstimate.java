@@ -277,9 +277,9 @@ public final class MemoryEstimate {
         }
 
         /**
-         * One MoE layer's workspace for one micro-batch: MoELayer.Workspace for one rank (every row
-         * buffer sized for all T * K slots), DistributedMoELayer.Workspace otherwise (token-sized
-         * buffers, plus received-row buffers at their worst case).
+         * One MoE layer's workspace for one micro-batch: on one rank every row buffer is sized for
+         * all T * K slots (the rows stay); otherwise token-sized buffers, plus the exchange's and
+         * the experts' received-row buffers at their worst case.
          */
         private long moeWorkspaceElements() {
             long e = m.experts();
@@ -288,7 +288,7 @@ public final class MemoryEstimate {
             if (plan.world() == 1) {
                 long hWidth = m.expertActivation().inputWidth(m.expertFfn());
                 long rows = mul(n, k);
-                return add(router, mul(4, rows, c), mul(2, rows, hWidth), mul(2, rows, m.expertFfn()), mul(2, n, c),
+                return add(router, mul(3, rows, c), mul(2, rows, hWidth), mul(2, rows, m.expertFfn()), mul(2, n, c),
                         mul(2, rows));
             }
             long localFfn = m.expertFfn() / tp;

@@ -53,7 +53,7 @@ public final class PlacementController {
                     + " MoE layers, the model has " + layers);
         }
         for (int l = 0; l < model.moeLayerCount(); l++) {
-            model.moeLayers().get(l).setPlacement(initial.get(model.firstMoeLayer() + l)); // build the model with them
+            model.moeLayers().get(l).setPlacement(MoELayers.slots(initial.get(model.firstMoeLayer() + l))); // build the model with them
         }
         this.current = initial;
     }
@@ -143,7 +143,7 @@ public final class PlacementController {
         }
         List<ExpertPlacement> stage = stageLayers(current);
         for (int l = 0; l < stage.size(); l++) {
-            model.moeLayers().get(l).applyPlacement(stage.get(l), (slot, expert, w1, w2) -> { });
+            model.moeLayers().get(l).applyPlacement(MoELayers.slots(stage.get(l)), (slot, expert, w1, w2) -> { });
         }
     }
 

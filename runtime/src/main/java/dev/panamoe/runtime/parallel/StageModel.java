@@ -33,7 +33,7 @@ import java.util.List;
  *   attention:  qkv column-parallel (this rank's heads of q, k and v) -> attention over those heads
  *               -> proj row-parallel -> all-reduce (g) -> + bias
  *   dense FFN:  fc column-parallel -> GeLU -> proj row-parallel -> all-reduce (g) -> + bias
- *   MoE FFN:    {@link DistributedMoELayer}: experts over EXPERT, replicated over EXPERT_DATA, expert
+ *   MoE FFN:    {@link MoELayer} (built by {@link MoELayers}): experts over EXPERT, replicated over EXPERT_DATA, expert
  *               TP over TENSOR; router statistics over DATA (the aux loss of the global micro-batch)
  * </pre>
  * The residual stream, the norms, the embeddings and the head are replicated over the TENSOR
@@ -82,8 +82,8 @@ public final class StageModel implements AutoCloseable {
     private final List<ShardedParameter> parameters = new ArrayList<>();
     private final Parameter wte;
     private final Parameter wpe;
-    private final Block<DistributedMoELayer>[] blocks;
-    private final List<DistributedMoELayer> moeLayers = new ArrayList<>();
+    private final Block<MoELayer>[] blocks;
+    private final List<MoELayer> moeLayers = new ArrayList<>();
     private final NormWeights lnf;
     private final Parameter head;
     private final BlockOps ops;
@@ -129,7 +129,7 @@ public final class StageModel implements AutoCloseable {
         this.wpe = isFirst() ? parameter("wpe", TensorSlice.WHOLE, true, config.maxSeq(), c) : null;
         int perStage = config.layers() / stages;
         @SuppressWarnings("unchecked")
-        Block<DistributedMoELayer>[] blocks = new Block[perStage];
+        Block<MoELayer>[] blocks = new Block[perStage];
         this.blocks = blocks;
         for (int i = 0; i < perStage; i++) {
             int l = stage * perStage + i;
@@ -142,7 +142,7 @@ public final class StageModel implements AutoCloseable {
                 ExpertPlacement placement = placements == null
                         ? ExpertPlacement.identity(config.experts(), groups.plan().ep(), 0)
                         : placements.get(firstMoeLayer() + moeLayers.size());
-                DistributedMoELayer moe = moeLayer(p + "moe.", groups, t, placement);
+                MoELayer moe = moeLayer(p + "moe.", groups, t, placement);
                 moeLayers.add(moe);
                 blocks[i] = new Block<>(ln1, qkv, attnProj, ln2, null, null, moe);
             } else {
@@ -193,7 +193,7 @@ public final class StageModel implements AutoCloseable {
     }
 
     /** This stage's MoE layers, in model order (the placement controller migrates their experts). */
-    public List<DistributedMoELayer> moeLayers() {
+    public List<MoELayer> moeLayers() {
         return Collections.unmodifiableList(moeLayers);
     }
 
@@ -213,12 +213,12 @@ public final class StageModel implements AutoCloseable {
      * replicated like a dense weight, each expert's W1 is cut by columns and W2 by rows over the
      * TENSOR group (as {@link ExpertShards} does) and summed over the EXPERT_DATA group only.
      */
-    private DistributedMoELayer moeLayer(String prefix, ProcessGroups groups, int t, ExpertPlacement placement) {
+    private MoELayer moeLayer(String prefix, ProcessGroups groups, int t, ExpertPlacement placement) {
         MoELayer.Config moeConfig = config.moeConfig();
-        DistributedMoELayer moe = new DistributedMoELayer(backend, moeConfig, groups, placement,
+        MoELayer moe = MoELayers.create(backend, moeConfig, groups, placement,
                 (name, shape) -> ParameterInit.values(config, seed, prefix + name, shape[0] * shape[1]));
-        Parameter gate = moe.gate();
-        parameters.add(new ShardedParameter(new Parameter(prefix + DistributedMoELayer.GATE, gate.value(), gate.grad()),
+        Parameter gate = moe.router().weight();
+        parameters.add(new ShardedParameter(new Parameter(prefix + MoELayers.GATE, gate.value(), gate.grad()),
                 gate.value().shape(), TensorSlice.WHOLE, data.size() > 1 ? data : null,
                 firstDataReplica && firstTensorRank));
         int ep = groups.expert().rank();
@@ -329,8 +329,8 @@ public final class StageModel implements AutoCloseable {
         }
         Tensor x = s.input;
         for (int i = 0; i < blocks.length; i++) {
-            DistributedMoELayer moe = blocks[i].moe();
-            DistributedMoELayer.Workspace ws = moe == null ? null : s.moe[moeIndex(moe)];
+            MoELayer moe = blocks[i].moe();
+            MoELayer.Workspace ws = moe == null ? null : s.moe[moeIndex(moe)];
             x = ops.blockForward(blocks[i], s.layers[i], x, moe == null ? null : in -> moe.forward(in, ws));
         }
         if (!isLast()) {
@@ -352,7 +352,7 @@ public final class StageModel implements AutoCloseable {
      */
     public float auxLoss(int slot) {
         float sum = 0;
-        for (DistributedMoELayer.Workspace ws : slots[slot].moe) {
+        for (MoELayer.Workspace ws : slots[slot].moe) {
             sum += ws.auxLoss() + ws.zLoss();
         }
         return sum;
@@ -360,7 +360,7 @@ public final class StageModel implements AutoCloseable {
 
     /** [stage's MoE layer][expert]: the (token, k) slots of the global micro-batch routed in slot's last forward. */
     public int[][] expertCounts(int slot) {
-        DistributedMoELayer.Workspace[] ws = slots[slot].moe;
+        MoELayer.Workspace[] ws = slots[slot].moe;
         int[][] counts = new int[ws.length][];
         for (int i = 0; i < ws.length; i++) {
             counts[i] = ws[i].globalRoutedCounts();
@@ -387,8 +387,8 @@ public final class StageModel implements AutoCloseable {
         }
         for (int i = blocks.length - 1; i >= 0; i--) {
             Tensor residual = i == 0 ? s.input : s.layers[i - 1].out();
-            DistributedMoELayer moe = blocks[i].moe();
-            DistributedMoELayer.Workspace ws = moe == null ? null : s.moe[moeIndex(moe)];
+            MoELayer moe = blocks[i].moe();
+            MoELayer.Workspace ws = moe == null ? null : s.moe[moeIndex(moe)];
             ops.blockBackward(blocks[i], s.layers[i], residual, grads,
                     moe == null ? null : d -> moe.backward(d, gradScale, ws));
         }
@@ -397,7 +397,7 @@ public final class StageModel implements AutoCloseable {
         }
     }
 
-    private int moeIndex(DistributedMoELayer moe) {
+    private int moeIndex(MoELayer moe) {
         return moeLayers.indexOf(moe);
     }
 
@@ -419,7 +419,7 @@ public final class StageModel implements AutoCloseable {
     @Override
     public void close() {
         closeActivations();
-        moeLayers.forEach(DistributedMoELayer::close);
+        moeLayers.forEach(MoELayer::close);
         params.close();
     }
 
@@ -432,7 +432,7 @@ public final class StageModel implements AutoCloseable {
         /** The embedding's output on the first stage, the previous stage's output on the others. */
         final Tensor input;
         final BlockActivations[] layers;
-        final DistributedMoELayer.Workspace[] moe;
+        final MoELayer.Workspace[] moe;
         /** Last stage only. */
         final HeadActivations head;
 
@@ -448,7 +448,7 @@ public final class StageModel implements AutoCloseable {
             for (int i = 0; i < layers.length; i++) {
                 layers[i] = new BlockActivations(scope, config, "", batch, seq, tp, blocks[i].moe() != null);
             }
-            moe = new DistributedMoELayer.Workspace[moeLayers.size()];
+            moe = new MoELayer.Workspace[moeLayers.size()];
             for (int i = 0; i < moe.length; i++) {
                 moe[i] = moeLayers.get(i).newWorkspace();
             }
@@ -457,7 +457,7 @@ public final class StageModel implements AutoCloseable {
 
         @Override
         public void close() {
-            for (DistributedMoELayer.Workspace ws : moe) {
+            for (MoELayer.Workspace ws : moe) {
                 ws.close();
             }
             scope.close();

@@ -136,8 +136,7 @@ class CostModelValidationTest {
         return InJvmWorld.run(c.world(), TIMEOUT, world -> {
             CountingCommunicator counting = new CountingCommunicator(world);
             try (ProcessGroups groups = new ProcessGroups(layout, counting);
-                    DistributedMoELayer layer = new DistributedMoELayer(CPU, cfg, groups, c.placement(),
-                            CostModelValidationTest::parameter);
+                    MoELayer layer = MoELayers.create(CPU, cfg, groups, c.placement(), CostModelValidationTest::parameter);
                     TensorScope s = TensorScope.shared(CPU)) {
                 int d = layout.dataIndex(world.rank());
                 Tensor x = s.ofFloats("x", input(d), TOKENS, HIDDEN);
@@ -151,7 +150,7 @@ class CostModelValidationTest {
                     layer.backward(gradY);
                     long cpu = threads.getCurrentThreadCpuTime() - start;
                     leastCpu = pass > 0 ? Math.min(leastCpu, cpu) : leastCpu;
-                    DistributedMoELayer.Workspace ws = layer.workspace();
+                    MoELayer.Workspace ws = layer.workspace();
                     last = new RankCounters(ws.routedCounts(), ws.receivedRows(), counting.sent(),
                             counting.received(), leastCpu);
                 }
@@ -257,7 +256,7 @@ class CostModelValidationTest {
     /** Full parameters: the gate's row 0 is the bias, its other rows small; experts Gaussian / sqrt(fan-in). */
     private static float[] parameter(String name, int[] shape) {
         int n = Arrays.stream(shape).reduce(1, (p, q) -> p * q);
-        if (name.equals(DistributedMoELayer.GATE)) {
+        if (name.equals(MoELayers.GATE)) {
             float[] gate = gaussian(n, 7, 0.1);
             System.arraycopy(LOGIT_BIAS, 0, gate, 0, EXPERTS);
             return gate;

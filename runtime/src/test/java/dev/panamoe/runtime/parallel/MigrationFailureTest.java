@@ -114,7 +114,7 @@ class MigrationFailureTest {
 
     private static List<ExpertPlacement> placements(StageModel model) {
         List<ExpertPlacement> all = new ArrayList<>();
-        model.moeLayers().forEach(l -> all.add(l.placement()));
+        model.moeLayers().forEach(l -> all.add(MoELayers.placement(l)));
         return Collections.unmodifiableList(all);
     }
 

@@ -46,11 +46,11 @@ class ReplicatedExpertTest {
         RankLayout layout = new RankLayout(plan);
         ExpertPlacement plain = ExpertPlacement.identity(EXPERTS, 2, 2); // slots 4, 5 and 10, 11 free
         ExpertPlacement replicated = plain.withSlot(10, 0).withSlot(11, 0).withSlot(4, 1).withSlot(5, 6);
-        DistributedMoELayer.FullParameters init = (name, shape) -> random(shape[0] * shape[1], name.hashCode(), 0.5f);
+        MoELayers.FullParameters init = (name, shape) -> random(shape[0] * shape[1], name.hashCode(), 0.5f);
         List<Pass[]> passes = InJvmWorld.run(world, Duration.ofSeconds(60), comm -> {
             try (ProcessGroups groups = new ProcessGroups(layout, comm);
-                    DistributedMoELayer a = new DistributedMoELayer(CpuBackend.get(), cfg, groups, plain, init);
-                    DistributedMoELayer b = new DistributedMoELayer(CpuBackend.get(), cfg, groups, replicated, init);
+                    MoELayer a = MoELayers.create(CpuBackend.get(), cfg, groups, plain, init);
+                    MoELayer b = MoELayers.create(CpuBackend.get(), cfg, groups, replicated, init);
                     TensorScope s = TensorScope.shared(CpuBackend.get())) {
                 int d = layout.dataIndex(comm.rank());
                 int tokens = 9 + 2 * d;
@@ -82,7 +82,7 @@ class ReplicatedExpertTest {
     }
 
     /** Forward, backward, the copies' gradients to their owners (as the trainer does), the reduction. */
-    private static Pass pass(DistributedMoELayer layer, ExpertReplicas replicas, TensorScope s, float[] x, float[] gy,
+    private static Pass pass(MoELayer layer, ExpertReplicas replicas, TensorScope s, float[] x, float[] gy,
             int tokens, int epRank, int tp, boolean counts) {
         float[] y = layer.forward(s.ofFloats("x", x, tokens, HIDDEN)).toFloatArray();
         float[] gradX = layer.backward(s.ofFloats("gy", gy, tokens, HIDDEN), 0.7f, layer.workspace()).toFloatArray();
@@ -102,16 +102,16 @@ class ReplicatedExpertTest {
                 }
             }
         }
-        return new Pass(y, gradX, layer.gate().grad().toFloatArray(), grads, copyGrad);
+        return new Pass(y, gradX, layer.router().weight().grad().toFloatArray(), grads, copyGrad);
     }
 
     /**
      * Sets each owner's weights to values made from its expert and TENSOR rank, clears every copy,
      * copies the weights; then each copy of this rank holds what its owner was given.
      */
-    private static void assertCopiesGetTheirOwnersWeights(DistributedMoELayer layer, ExpertReplicas replicas,
+    private static void assertCopiesGetTheirOwnersWeights(MoELayer layer, ExpertReplicas replicas,
             int epRank, int tp) {
-        ExpertPlacement p = layer.placement();
+        ExpertPlacement p = MoELayers.placement(layer);
         int first = epRank * p.slotsPerDevice();
         for (int l = 0; l < p.slotsPerDevice(); l++) {
             int e = p.expertAt(first + l);

@@ -31,11 +31,13 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 /**
- * DistributedMoELayer on in-JVM ranks against one MoELayer on the concatenated tokens: outputs,
- * input gradients, aux and z losses, and (after reduceGradients, shards gathered back) the gate
- * and expert gradients, within 1e-5 of each tensor's largest magnitude.
+ * The MoE layer on the in-JVM ranks of a plan ({@link MoELayers#create}) against the same layer
+ * on one device on the concatenated tokens: outputs, input gradients, aux and z losses, and
+ * (after reduceGradients, shards gathered back) the gate and expert gradients, within 1e-5 of
+ * each tensor's largest magnitude. The checks of the layer's arguments, workspaces and remap are
+ * the single device's (BadInputTest, MoELayerApiTest): one code path serves both.
  */
-class DistributedMoELayerTest {
+class MoELayerParallelTest {
     private static final Backend CPU = CpuBackend.get();
     private static final Duration TIMEOUT = Duration.ofSeconds(60);
     private static final int HIDDEN = 8;
@@ -71,7 +73,7 @@ class DistributedMoELayerTest {
             return Arrays.copyOfRange(all, offsets[dataIndex] * HIDDEN, offsets[dataIndex + 1] * HIDDEN);
         }
 
-        DistributedMoELayer.FullParameters full() {
+        MoELayers.FullParameters full() {
             return (name, shape) -> values.get(name).clone();
         }
     }
@@ -124,11 +126,11 @@ class DistributedMoELayerTest {
         RankLayout layout = new RankLayout(plan);
         List<float[][]> perRank = InJvmWorld.run(plan.world(), TIMEOUT, comm -> {
             try (ProcessGroups groups = new ProcessGroups(layout, comm);
-                    DistributedMoELayer layer = new DistributedMoELayer(CPU, cfg, groups, ref.full());
-                    DistributedMoELayer.Workspace second = layer.newWorkspace();
+                    MoELayer layer = MoELayers.create(CPU, cfg, groups, ref.full());
+                    MoELayer.Workspace second = layer.newWorkspace();
                     TensorScope s = TensorScope.shared(CPU)) {
                 int d = layout.dataIndex(comm.rank());
-                DistributedMoELayer.Workspace[] ws = {layer.workspace(), second};
+                MoELayer.Workspace[] ws = {layer.workspace(), second};
                 float[][] out = new float[4][];
                 for (int m = 0; m < 2; m++) {
                     int n = TOKENS[d + m * dp];
@@ -140,7 +142,7 @@ class DistributedMoELayerTest {
                             LOSS_SCALE, ws[m]).toFloatArray();
                 }
                 layer.reduceGradients();
-                assertClose("gate grad", grads.get("gate"), layer.gate().grad().toFloatArray());
+                assertClose("gate grad", grads.get("gate"), layer.router().weight().grad().toFloatArray());
                 return out;
             }
         });
@@ -157,32 +159,25 @@ class DistributedMoELayerTest {
         }
     }
 
+    /** What only a rank of a plan has: full values of the wrong size, and bf16 (its exchange and optimizer are f32). */
     @Test
-    void badInputFailsWithTheArgumentsName() {
+    void badParametersAndDtypeFailWithTheArgumentsName() {
         MoELayer.Config cfg = config(Activation.GELU, MoELayer.Config.DROPLESS, 0.01f, 0.001f);
         Reference ref = reference(cfg, 1);
         InJvmWorld.run(1, TIMEOUT, comm -> {
             try (ProcessGroups groups = new ProcessGroups(new RankLayout(ParallelPlan.SINGLE), comm);
-                    DistributedMoELayer layer = new DistributedMoELayer(CPU, cfg, groups, ref.full());
-                    TensorScope s = TensorScope.shared(CPU)) {
-                var noPass = assertThrows(IllegalStateException.class,
-                        () -> layer.backward(s.allocate("gy", DType.F32, 2, HIDDEN)));
-                assertTrue(noPass.getMessage().contains("no completed forward"), noPass.getMessage());
-                var shape = assertThrows(IllegalArgumentException.class,
-                        () -> layer.forward(s.allocate("x", DType.F32, 2, HIDDEN + 1)));
-                assertTrue(shape.getMessage().startsWith("x: expected f32 [T >= 1, 8]"), shape.getMessage());
-                Tensor x = s.allocate("x", DType.F32, 2, HIDDEN);
-                x.setFloat(3, Float.NaN);
-                var nan = assertThrows(IllegalArgumentException.class, () -> layer.forward(x));
-                assertTrue(nan.getMessage().contains("x: non-finite value NaN at [0, 3]"), nan.getMessage());
-                x.setFloat(3, 0f);
-                layer.forward(x);
-                var gradShape = assertThrows(IllegalArgumentException.class,
-                        () -> layer.backward(s.allocate("gy", DType.F32, 3, HIDDEN)));
-                assertTrue(gradShape.getMessage().startsWith("gradY: expected f32 [2, 8]"), gradShape.getMessage());
+                    MoELayer layer = MoELayers.create(CPU, cfg, groups, ref.full())) {
                 var full = assertThrows(IllegalArgumentException.class,
-                        () -> layer.loadParameters((name, sh) -> new float[1]));
+                        () -> MoELayers.loadParameters(layer, (name, sh) -> new float[1]));
                 assertTrue(full.getMessage().startsWith("full.gate: expected 64 values"), full.getMessage());
+                var bf16 = assertThrows(IllegalArgumentException.class, () -> MoELayers.create(CPU,
+                        cfg.toBuilder().dtype(DType.BF16).build(), groups, ref.full()));
+                assertTrue(bf16.getMessage().startsWith("config.dtype: a rank of a parallel plan runs in f32 only"),
+                        bf16.getMessage());
+            }
+            try (MoELayer one = new MoELayer(CPU, cfg, 1)) {
+                var single = assertThrows(IllegalArgumentException.class, () -> MoELayers.placement(one));
+                assertTrue(single.getMessage().startsWith("layer: not a layer of a plan"), single.getMessage());
             }
             return null;
         });
@@ -200,9 +195,9 @@ class DistributedMoELayerTest {
         assertTrue(start.changedSlots(permuted) >= 6, "the permutation moves most experts: " + permuted);
 
         List<RankResult> results = runRanks(new ParallelPlan(1, tp, ep, edp), cfg, ref, start, (groups, layer) -> {
-            assertThrows(IllegalStateException.class, () -> layer.setPlacement(permuted));
+            assertThrows(IllegalStateException.class, () -> layer.setPlacement(MoELayers.slots(permuted)));
             int tpIndex = groups.tensor().rank();
-            layer.applyPlacement(permuted, (slot, expert, w1, w2) -> {
+            layer.applyPlacement(MoELayers.slots(permuted), (slot, expert, w1, w2) -> {
                 w1.value().copyFrom(ExpertShards.shardW1(ref.values().get("experts." + expert + ".w1"), HIDDEN, FFN,
                         cfg.activation(), tpIndex, tp));
                 w2.value().copyFrom(ExpertShards.shardW2(ref.values().get("experts." + expert + ".w2"), FFN, HIDDEN,
@@ -210,7 +205,7 @@ class DistributedMoELayerTest {
                 w1.zeroGrad();
                 w2.zeroGrad();
             });
-            assertEquals(permuted, layer.placement());
+            assertEquals(permuted, MoELayers.placement(layer));
             int[] expected = Arrays.copyOfRange(permuted.slotTable(), groups.expert().rank() * 3,
                     groups.expert().rank() * 3 + 3);
             assertArrayEquals(expected, layer.localExperts());
@@ -235,7 +230,7 @@ class DistributedMoELayerTest {
         Map<String, float[][]> published = new java.util.concurrent.ConcurrentHashMap<>(); // "edp/tp/name" -> value, grad
         List<RankResult> results = InJvmWorld.run(plan.world(), TIMEOUT, comm -> {
             try (ProcessGroups groups = new ProcessGroups(layout, comm);
-                    DistributedMoELayer layer = new DistributedMoELayer(CPU, cfg, groups, start, ref.full());
+                    MoELayer layer = MoELayers.create(CPU, cfg, groups, start, ref.full());
                     TensorScope s = TensorScope.shared(CPU)) {
                 int d = layout.dataIndex(comm.rank());
                 int n = TOKENS[d];
@@ -248,7 +243,7 @@ class DistributedMoELayerTest {
                     published.put(replica + p.name(), new float[][] {p.value().toFloatArray(), p.grad().toFloatArray()});
                 }
                 comm.barrier();
-                layer.applyPlacement(moved, (slot, expert, w1, w2) -> {
+                layer.applyPlacement(MoELayers.slots(moved), (slot, expert, w1, w2) -> {
                     for (Parameter p : List.of(w1, w2)) {
                         float[][] state = published.get(replica + p.name());
                         p.value().copyFrom(state[0]);
@@ -281,14 +276,14 @@ class DistributedMoELayerTest {
         table[4] = 0; // experts 0 and 4 swap devices
         ExpertPlacement swapped = ExpertPlacement.of(EXPERTS, 2, 4, table);
         runRanks(new ParallelPlan(1, 1, 2, 1), cfg, ref, identity, (groups, layer) -> {
-            layer.setPlacement(ExpertPlacement.identity(EXPERTS, 2, 0)); // the same placement is accepted
-            assertArrayEquals(new int[] {0, 4}, layer.changedSlots(swapped));
-            var refused = assertThrows(IllegalStateException.class, () -> layer.setPlacement(swapped));
+            layer.setPlacement(MoELayers.slots(ExpertPlacement.identity(EXPERTS, 2, 0))); // the same placement is accepted
+            assertArrayEquals(new int[] {0, 4}, layer.changedSlots(MoELayers.slots(swapped)));
+            var refused = assertThrows(IllegalStateException.class, () -> layer.setPlacement(MoELayers.slots(swapped)));
             assertTrue(refused.getMessage().contains("[0, 4]") && refused.getMessage().contains("applyPlacement"),
                     refused.getMessage());
-            assertEquals(identity, layer.placement());
+            assertEquals(identity, MoELayers.placement(layer));
             var replica = ExpertPlacement.identity(EXPERTS, 2, 1).withSlot(4, 7);
-            var bigger = assertThrows(IllegalArgumentException.class, () -> layer.applyPlacement(replica, (s, e, a, b) -> {
+            var bigger = assertThrows(IllegalArgumentException.class, () -> layer.applyPlacement(MoELayers.slots(replica), (s, e, a, b) -> {
             }));
             assertTrue(bigger.getMessage().contains("slots per device"), bigger.getMessage());
         });
@@ -373,7 +368,7 @@ class DistributedMoELayerTest {
     }
 
     /** One forward and backward of data replica d's tokens, gradients reduced: what the rank computed. */
-    private static RankResult pass(DistributedMoELayer layer, ProcessGroups groups, int d, Tensor x, Tensor gradY) {
+    private static RankResult pass(MoELayer layer, ProcessGroups groups, int d, Tensor x, Tensor gradY) {
         float[] y = layer.forward(x).toFloatArray();
         float[] gradX = layer.backward(gradY, LOSS_SCALE, layer.workspace()).toFloatArray();
         layer.reduceGradients();
@@ -382,17 +377,17 @@ class DistributedMoELayerTest {
             expertGrads.put(p.name(), p.grad().toFloatArray());
         }
         return new RankResult(d, groups.coordinates(), y, gradX, layer.workspace().auxLoss(),
-                layer.workspace().zLoss(), layer.gate().grad().toFloatArray(), expertGrads,
+                layer.workspace().zLoss(), layer.router().weight().grad().toFloatArray(), expertGrads,
                 layer.workspace().receivedRows());
     }
 
     /** Runs the layer on every rank of plan: forward, optional setup before it, backward, reduceGradients. */
     private static List<RankResult> runRanks(ParallelPlan plan, MoELayer.Config cfg, Reference ref,
-            ExpertPlacement placement, BiConsumer<ProcessGroups, DistributedMoELayer> setup) {
+            ExpertPlacement placement, BiConsumer<ProcessGroups, MoELayer> setup) {
         RankLayout layout = new RankLayout(plan);
         return InJvmWorld.run(plan.world(), TIMEOUT, comm -> {
             try (ProcessGroups groups = new ProcessGroups(layout, comm);
-                    DistributedMoELayer layer = new DistributedMoELayer(CPU, cfg, groups, placement, ref.full());
+                    MoELayer layer = MoELayers.create(CPU, cfg, groups, placement, ref.full());
                     TensorScope s = TensorScope.shared(CPU)) {
                 if (setup != null) {
                     setup.accept(groups, layer);
@@ -459,7 +454,7 @@ class DistributedMoELayerTest {
     }
 
     private static String name(MoELayer layer, Parameter p) {
-        return p == layer.router().weight() ? DistributedMoELayer.GATE : p.name();
+        return p == layer.router().weight() ? MoELayers.GATE : p.name();
     }
 
     private static void load(MoELayer layer, Map<String, float[]> values) {
