@@ -78,10 +78,7 @@ final class AllToAllExchange implements TokenExchange {
         @Override
         public Tensor dispatch(DispatchPlan plan, Tensor xs) {
             exchangeCounts(plan);
-            expert.allToAllV(xs, sendElements, received, recvElements);
-            if (received.dim(0) > 0) {
-                backend.permute(received, toLocalOrder, 1, xLocal);
-            }
+            deliverRows(xs, xLocal);
             return xLocal;
         }
 
@@ -102,10 +99,7 @@ final class AllToAllExchange implements TokenExchange {
 
         @Override
         public Tensor dispatchGradient(Tensor gradExpertOut) {
-            expert.allToAllV(gradExpertOut, sendElements, received, recvElements);
-            if (received.dim(0) > 0) {
-                backend.permute(received, toLocalOrder, 1, outLocal); // the outputs' rows hold their gradient now
-            }
+            deliverRows(gradExpertOut, outLocal); // the outputs' rows hold their gradient now
             return outLocal;
         }
 
@@ -117,6 +111,14 @@ final class AllToAllExchange implements TokenExchange {
         @Override
         public void combineGradient(Tensor inputGradients, Tensor gradXs) {
             returnRows(inputGradients, gradXs);
+        }
+
+        /** Slot-ordered rows to the ranks that hold the slots, there regrouped by local slot into local. */
+        private void deliverRows(Tensor rows, Tensor local) {
+            expert.allToAllV(rows, sendElements, received, recvElements);
+            if (received.dim(0) > 0) {
+                backend.permute(received, toLocalOrder, 1, local);
+            }
         }
 
         /** Rows by local slot back into received order, then to their source ranks' slot-ordered buffer. */
