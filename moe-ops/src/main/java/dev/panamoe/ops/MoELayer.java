@@ -217,6 +217,7 @@ public final class MoELayer implements AutoCloseable {
         this(backend, config, groups, placement, null);
     }
 
+    /** seeded: the one device's generator; null for a rank of a plan (placeholder experts, batch statistics). */
     private MoELayer(Backend backend, Config config, Groups groups, ExpertSlots placement, SplittableRandom seeded) {
         this.backend = Checks.notNull("backend", backend);
         this.config = Checks.notNull("config", config);
