@@ -191,6 +191,24 @@ final class Harness {
         assertClose(what, c, h, i -> relative * Math.abs(c[i]) + absolute);
     }
 
+    /** One unit in the last place of v stored as dtype (bf16 keeps 8 of f32's 24 significant bits). */
+    static double ulp(int dtype, float v) {
+        return dtype == BF16 ? 0x1p16 * Math.ulp(v) : Math.ulp(v);
+    }
+
+    /**
+     * Outputs that both libraries compute in f32, agreeing within relative * |cpu| + absolute,
+     * then round once to dtype: two f32 values that close may round to neighbouring values, so
+     * one unit in the last place of dtype (of the larger of the two) is allowed on top. For bf16
+     * that is one bf16 ulp beyond the f32 tolerance.
+     */
+    static void assertCloseRounded(String what, MemorySegment cpu, MemorySegment host, int dtype, double relative,
+            double absolute) {
+        float[] c = read(cpu, dtype), h = read(host, dtype);
+        assertClose(what, c, h,
+                i -> ulp(dtype, Math.max(Math.abs(c[i]), Math.abs(h[i]))) + relative * Math.abs(c[i]) + absolute);
+    }
+
     // ---- what the harness covers ----
 
     /** The functions of panamoe.h, from the bindings' typed wrappers. */
