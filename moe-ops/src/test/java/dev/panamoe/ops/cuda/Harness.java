@@ -40,6 +40,8 @@ final class Harness {
 
     /** Entry points that ran through the harness and matched the CPU library. */
     static final Set<String> RAN = new ConcurrentSkipListSet<>();
+    /** Those of them that ran on bf16 data (a dtype argument of BF16, or a _bf16 entry point). */
+    static final Set<String> RAN_BF16 = new ConcurrentSkipListSet<>();
 
     /** One call of an entry point on `lib`, writing into `outs`; returns its status. */
     @FunctionalInterface
@@ -74,7 +76,15 @@ final class Harness {
         assertOk(CPU, call.run(CPU, cpu), kernel + " (cpu)");
         assertOk(HOST, call.run(HOST, host), kernel + " (harness)");
         RAN.add(kernel);
+        if (kernel.endsWith("_bf16")) RAN_BF16.add(kernel);
         return new Pair(cpu, host);
+    }
+
+    /** {@link #both} for a call whose storage is dtype (recorded as a bf16 run when it is BF16). */
+    static Pair both(Arena arena, int dtype, String kernel, List<Out> outs, Call call) {
+        Pair p = both(arena, kernel, outs, call);
+        if (dtype == BF16) RAN_BF16.add(kernel);
+        return p;
     }
 
     /** Both libraries reject the call with the same status and the same message. */
