@@ -446,7 +446,7 @@ int check_cross_entropy_backward(int32_t dtype, int32_t rows, int32_t vocab, con
 
 int check_adamw_step(int64_t n, const float *params, const float *grads, const float *m,
                      const float *v, float lr, float beta1, float beta2, float eps,
-                     float weight_decay, int32_t step) {
+                     float weight_decay, int32_t step, int32_t working_dtype) {
     PMOE_CHECK(require_non_negative("n", n));
     PMOE_CHECK(require_float_in("lr", lr, 0, INFINITY));
     PMOE_CHECK(require_float_in("beta1", beta1, 0, 1));
@@ -454,6 +454,7 @@ int check_adamw_step(int64_t n, const float *params, const float *grads, const f
     PMOE_CHECK(require_positive_float("eps", eps));
     PMOE_CHECK(require_float_in("weight_decay", weight_decay, 0, INFINITY));
     PMOE_CHECK(require_positive("step", step));
+    PMOE_CHECK(require_dtype("working_dtype", working_dtype));
     return n == 0 ? PMOE_OK
                   : require_all({{"params", params}, {"grads", grads}, {"m", m}, {"v", v}});
 }

@@ -116,7 +116,7 @@ int check_cross_entropy_backward(int32_t dtype, int32_t rows, int32_t vocab, con
                                  const int32_t *targets, float grad_scale, const void *dlogits);
 int check_adamw_step(int64_t n, const float *params, const float *grads, const float *m,
                      const float *v, float lr, float beta1, float beta2, float eps,
-                     float weight_decay, int32_t step);
+                     float weight_decay, int32_t step, int32_t working_dtype);
 int check_sum_squares(int64_t n, const float *x, const double *sum_squares);
 
 } // namespace pmoe

@@ -1,5 +1,6 @@
-// Optimizer kernels over flat f32 buffers: the AdamW update and the sum of squares behind
-// global gradient-norm clipping (the scaling itself is pmoe_scale).
+// Optimizer kernels over flat f32 buffers: the AdamW update (optionally writing the f32 or bf16
+// working copy of the updated masters) and the sum of squares behind global gradient-norm
+// clipping (the scaling itself is pmoe_scale).
 #include <vector>
 
 #include "checks.hpp"
@@ -11,25 +12,32 @@ extern "C" {
 
 PMOE_API int pmoe_adamw_step(int64_t n, float *params, const float *grads, float *m, float *v,
                              float lr, float beta1, float beta2, float eps, float weight_decay,
-                             int32_t step, void *stream) {
+                             int32_t step, int32_t working_dtype, void *working, void *stream) {
     return guarded("pmoe_adamw_step", [&] {
         PMOE_CHECK(check_adamw_step(n, params, grads, m, v, lr, beta1, beta2, eps, weight_decay,
-                                    step));
+                                    step, working_dtype));
         if (n == 0) return PMOE_OK;
         // Bias corrections of the zero-initialised moments, computed once in double.
         const float correction1 = float(1.0 - std::pow(double(beta1), step));
         const float correction2 = float(1.0 - std::pow(double(beta2), step));
+        return with_dtype(working_dtype, [&](auto t) {
+            using W = decltype(t);
+            W *copy = static_cast<W *>(working);
 #pragma omp parallel for num_threads(threads_for(n)) schedule(static)
-        for (int64_t i = 0; i < n; i++) {
-            const float g = grads[i], p = params[i];
-            const float mi = beta1 * m[i] + (1.0f - beta1) * g;
-            const float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
-            m[i] = mi;
-            v[i] = vi;
-            params[i] = p - lr * ((mi / correction1) / (std::sqrt(vi / correction2) + eps) +
-                                  weight_decay * p);
-        }
-        return PMOE_OK;
+            for (int64_t i = 0; i < n; i++) {
+                const float g = grads[i], p = params[i];
+                const float mi = beta1 * m[i] + (1.0f - beta1) * g;
+                const float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
+                m[i] = mi;
+                v[i] = vi;
+                const float updated =
+                    p - lr * ((mi / correction1) / (std::sqrt(vi / correction2) + eps) +
+                              weight_decay * p);
+                params[i] = updated;
+                if (copy) copy[i] = store<W>(updated);
+            }
+            return PMOE_OK;
+        });
     });
 }
 

@@ -1,6 +1,7 @@
 // Optimizer kernels over flat f32 buffers (as cpu/optimizer.cpp): the AdamW update, one thread
-// per parameter, and the sum of squares behind gradient-norm clipping, by a fixed tree: blocks
-// of a fixed number of elements reduce in double, then one block adds the block sums.
+// per parameter (writing the f32 or bf16 working copy of the updated masters when asked), and
+// the sum of squares behind gradient-norm clipping, by a fixed tree: blocks of a fixed number
+// of elements reduce in double, then one block adds the block sums.
 #include "dense.cuh"
 
 namespace pmoe {
@@ -10,10 +11,12 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int64_t kSquaresPerBlock = 1 << 16;
 
-// The bias corrections are computed once on the host, in double, as on the CPU.
+// The bias corrections are computed once on the host, in double, as on the CPU. working may be
+// NULL (no copy; W is then float).
+template <typename W>
 __global__ void adamw_kernel(int64_t n, float *params, const float *grads, float *m, float *v,
                              float lr, float beta1, float beta2, float eps, float weight_decay,
-                             float correction1, float correction2) {
+                             float correction1, float correction2, W *working) {
     const int64_t stride = int64_t(gridDim.x) * blockDim.x;
     for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
         const float g = grads[i], p = params[i];
@@ -21,8 +24,10 @@ __global__ void adamw_kernel(int64_t n, float *params, const float *grads, float
         const float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
         m[i] = mi;
         v[i] = vi;
-        params[i] =
+        const float updated =
             p - lr * ((mi / correction1) / (sqrtf(vi / correction2) + eps) + weight_decay * p);
+        params[i] = updated;
+        if (working) working[i] = from_float<W>(updated);
     }
 }
 
@@ -59,16 +64,19 @@ extern "C" {
 
 PMOE_API int pmoe_adamw_step(int64_t n, float *params, const float *grads, float *m, float *v,
                              float lr, float beta1, float beta2, float eps, float weight_decay,
-                             int32_t step, void *stream) {
+                             int32_t step, int32_t working_dtype, void *working, void *stream) {
     return guarded("pmoe_adamw_step", [&] {
         PMOE_CHECK(check_adamw_step(n, params, grads, m, v, lr, beta1, beta2, eps, weight_decay,
-                                    step));
+                                    step, working_dtype));
         if (n == 0) return PMOE_OK;
         const float correction1 = float(1.0 - std::pow(double(beta1), step));
         const float correction2 = float(1.0 - std::pow(double(beta2), step));
-        return launch("adamw", adamw_kernel, grid_for(n, kThreads), kThreads, 0, stream, n,
-                      params, grads, m, v, lr, beta1, beta2, eps, weight_decay, correction1,
-                      correction2);
+        return with_device_dtype(working_dtype, [&](auto t) {
+            using W = decltype(t);
+            return launch("adamw", adamw_kernel<W>, grid_for(n, kThreads), kThreads, 0, stream,
+                          n, params, grads, m, v, lr, beta1, beta2, eps, weight_decay,
+                          correction1, correction2, static_cast<W *>(working));
+        });
     });
 }
 

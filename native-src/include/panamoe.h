@@ -376,10 +376,14 @@ PMOE_API int pmoe_cross_entropy_backward(int32_t dtype, int32_t rows, int32_t vo
  *   m = beta1 * m + (1 - beta1) * g;   v = beta2 * v + (1 - beta2) * g^2;
  *   p -= lr * ((m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps) + weight_decay * p)
  * (decoupled weight decay, applied with p before the update). params, m, v are updated in
- * place; 0 <= beta1, beta2 < 1; eps > 0; lr >= 0; weight_decay >= 0. */
+ * place; 0 <= beta1, beta2 < 1; eps > 0; lr >= 0; weight_decay >= 0.
+ * working (may be NULL: not written) receives the updated params stored as working_dtype
+ * (PMOE_DTYPE_F32 or _BF16, checked even when working is NULL; bf16 rounds to nearest even):
+ * mixed precision's working copy of f32 master weights, refreshed in the same pass. It must
+ * not overlap params, grads, m or v. */
 PMOE_API int pmoe_adamw_step(int64_t n, float *params, const float *grads, float *m, float *v,
                              float lr, float beta1, float beta2, float eps, float weight_decay,
-                             int32_t step, void *stream);
+                             int32_t step, int32_t working_dtype, void *working, void *stream);
 /* Global gradient norm: *sum_squares = sum_i x[i]^2 over n elements, in double, in a
  * fixed blocking of i; the caller adds the results of several buffers and takes the sqrt. */
 PMOE_API int pmoe_sum_squares(int64_t n, const float *x, double *sum_squares, void *stream);

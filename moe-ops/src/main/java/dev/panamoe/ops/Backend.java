@@ -174,6 +174,15 @@ public interface Backend {
     void adamwStep(Tensor params, Tensor grads, Tensor m, Tensor v, float lr, float beta1, float beta2, float eps,
             float weightDecay, int step);
 
+    /**
+     * The AdamW update above on f32 master weights, writing the updated params into working as
+     * well, converted to its dtype (f32 or bf16, rounded to nearest even) in the same pass: the
+     * working copy that mixed precision's forward and backward read. working has params'
+     * element count (any shape) and does not overlap params, grads, m or v.
+     */
+    void adamwStep(Tensor params, Tensor grads, Tensor m, Tensor v, Tensor working, float lr, float beta1,
+            float beta2, float eps, float weightDecay, int step);
+
     /** Sum of squares of the elements of an f32 tensor, in double (for the global gradient norm). */
     double sumSquares(Tensor x);
 }

@@ -92,6 +92,12 @@ class DenseBackendTest {
             CPU.adamwStep(p, g, m, v, 0.1f, 0.9f, 0.99f, 1e-8f, 0f, 1);
             // first step, bias-corrected: m_hat / sqrt(v_hat) = sign(g)
             assertArrayEquals(new float[] {0.9f, -0.9f}, p.toFloatArray(), 1e-6f);
+            // the same gradient again moves each master by another lr; the bf16 working copy (any
+            // shape) holds them rounded: 0.8 -> 0.80078125, -0.8 -> -0.80078125
+            Tensor working = s.allocate("working", DType.BF16, 1, 2);
+            CPU.adamwStep(p, g, m, v, working, 0.1f, 0.9f, 0.99f, 1e-8f, 0f, 2);
+            assertArrayEquals(new float[] {0.8f, -0.8f}, p.toFloatArray(), 1e-6f);
+            assertArrayEquals(new float[] {0.80078125f, -0.80078125f}, working.toFloatArray());
         }
     }
 
@@ -216,7 +222,17 @@ class DenseBackendTest {
                     new Bad("weightDecay: must be finite and >= 0, got NaN", IllegalArgumentException.class,
                             () -> CPU.adamwStep(w, w, w, w, 0.1f, 0.9f, 0.99f, 1e-8f, Float.NaN, 1)),
                     new Bad("step: must be >= 1 (1 on the first update), got 0", IllegalArgumentException.class,
-                            () -> CPU.adamwStep(w, w, w, w, 0.1f, 0.9f, 0.99f, 1e-8f, 0f, 0)));
+                            () -> CPU.adamwStep(w, w, w, w, 0.1f, 0.9f, 0.99f, 1e-8f, 0f, 0)),
+                    new Bad("working: expected 4 elements like params, got shape [5]", IllegalArgumentException.class,
+                            () -> CPU.adamwStep(w, w, w, w, five, 0.1f, 0.9f, 0.99f, 1e-8f, 0f, 1)),
+                    new Bad("working: must not overlap 'w'", IllegalArgumentException.class,
+                            () -> CPU.adamwStep(w, five.slice(0, 4), five.slice(0, 4), five.slice(0, 4), w, 0.1f, 0.9f,
+                                    0.99f, 1e-8f, 0f, 1)),
+                    new Bad("working: expected dtype f32 or bf16", IllegalArgumentException.class,
+                            () -> CPU.adamwStep(w, w, w, w, s.allocate("i", DType.I32, 4), 0.1f, 0.9f, 0.99f, 1e-8f,
+                                    0f, 1)),
+                    new Bad("working: must not be null", IllegalArgumentException.class,
+                            () -> CPU.adamwStep(w, w, w, w, null, 0.1f, 0.9f, 0.99f, 1e-8f, 0f, 1)));
             for (Bad bad : cases) {
                 RuntimeException e = assertThrows(bad.type(), bad.call(), bad.fragment());
                 assertTrue(e.getMessage().contains(bad.fragment()),

@@ -40,6 +40,8 @@ final class Harness {
 
     /** Entry points that ran through the harness and matched the CPU library. */
     static final Set<String> RAN = new ConcurrentSkipListSet<>();
+    /** Those of them that ran on bf16 data (a dtype argument of BF16, or a _bf16 entry point). */
+    static final Set<String> RAN_BF16 = new ConcurrentSkipListSet<>();
 
     /** One call of an entry point on `lib`, writing into `outs`; returns its status. */
     @FunctionalInterface
@@ -74,7 +76,15 @@ final class Harness {
         assertOk(CPU, call.run(CPU, cpu), kernel + " (cpu)");
         assertOk(HOST, call.run(HOST, host), kernel + " (harness)");
         RAN.add(kernel);
+        if (kernel.endsWith("_bf16")) RAN_BF16.add(kernel);
         return new Pair(cpu, host);
+    }
+
+    /** {@link #both} for a call whose storage is dtype (recorded as a bf16 run when it is BF16). */
+    static Pair both(Arena arena, int dtype, String kernel, List<Out> outs, Call call) {
+        Pair p = both(arena, kernel, outs, call);
+        if (dtype == BF16) RAN_BF16.add(kernel);
+        return p;
     }
 
     /** Both libraries reject the call with the same status and the same message. */
@@ -189,6 +199,24 @@ final class Harness {
             double absolute) {
         float[] c = read(cpu, dtype), h = read(host, dtype);
         assertClose(what, c, h, i -> relative * Math.abs(c[i]) + absolute);
+    }
+
+    /** One unit in the last place of v stored as dtype (bf16 keeps 8 of f32's 24 significant bits). */
+    static double ulp(int dtype, float v) {
+        return dtype == BF16 ? 0x1p16 * Math.ulp(v) : Math.ulp(v);
+    }
+
+    /**
+     * Outputs that both libraries compute in f32, agreeing within relative * |cpu| + absolute,
+     * then round once to dtype: two f32 values that close may round to neighbouring values, so
+     * one unit in the last place of dtype (of the larger of the two) is allowed on top. For bf16
+     * that is one bf16 ulp beyond the f32 tolerance.
+     */
+    static void assertCloseRounded(String what, MemorySegment cpu, MemorySegment host, int dtype, double relative,
+            double absolute) {
+        float[] c = read(cpu, dtype), h = read(host, dtype);
+        assertClose(what, c, h,
+                i -> ulp(dtype, Math.max(Math.abs(c[i]), Math.abs(h[i]))) + relative * Math.abs(c[i]) + absolute);
     }
 
     // ---- what the harness covers ----

@@ -8,6 +8,7 @@ import static dev.panamoe.ops.cuda.Harness.F32_EPS;
 import static dev.panamoe.ops.cuda.Harness.HOST;
 import static dev.panamoe.ops.cuda.Harness.NO_STREAM;
 import static dev.panamoe.ops.cuda.Harness.assertClose;
+import static dev.panamoe.ops.cuda.Harness.assertCloseRounded;
 import static dev.panamoe.ops.cuda.Harness.assertOk;
 import static dev.panamoe.ops.cuda.Harness.assertSameInts;
 import static dev.panamoe.ops.cuda.Harness.both;
@@ -67,6 +68,8 @@ class HostHarnessKernelTest {
         missing.removeAll(cuda);
         System.out.println("host-execution harness: ran " + Harness.RAN.size() + " CUDA kernels against the CPU library: "
                 + Harness.list(Harness.RAN));
+        System.out.println("host-execution harness: of these, " + Harness.RAN_BF16.size()
+                + " ran on bf16 data against the CPU's bf16 path: " + Harness.list(Harness.RAN_BF16));
         System.out.println("host-execution harness: CUDA kernels that cannot run in the harness: "
                 + Harness.list(notRun));
         System.out.println("host-execution harness: CPU entry points with no CUDA kernel yet: " + Harness.list(missing));
@@ -344,7 +347,7 @@ class HostHarnessKernelTest {
         Random rnd = new Random(8);
         // tokens, top_k, experts, capacity, hidden: hidden 8 / 64 take the 16-byte path, 3 and 13 the scalar one
         int[][] cases = {{1, 1, 1, DROPLESS, 1}, {23, 2, 4, DROPLESS, 8}, {40, 3, 5, 9, 13}, {64, 4, 8, 20, 64},
-                {17, 2, 3, 4, 3}};
+                {17, 2, 3, 4, 3}, {6, 2, 3, 0, 8}}; // the last drops every slot: rows == 0
         for (int[] c : cases) {
             int tokens = c[0], topK = c[1], experts = c[2], capacity = c[3], hidden = c[4];
             int slots = tokens * topK;
@@ -358,31 +361,31 @@ class HostHarnessKernelTest {
                     Pair plan = plan(arena, what, cfg, slots, experts, ids, weights, MemorySegment.NULL);
                     int rows = plan.cpu()[1].getAtIndex(JAVA_INT, experts);
                     MemorySegment position = plan.cpu()[2], sorted = plan.cpu()[3];
-                    double eps = dtype == BF16 ? BF16_EPS : 8 * F32_EPS;
+                    double eps = 8 * F32_EPS; // sums of top_k terms in f32
 
                     MemorySegment x = tensor(arena, dtype, gaussian(rnd, tokens * hidden, 1));
-                    Pair out = both(arena, "pmoe_permute", List.of(Out.of(dtype, (long) rows * hidden)),
+                    Pair out = both(arena, dtype, "pmoe_permute", List.of(Out.of(dtype, (long) rows * hidden)),
                             (lib, o) -> lib.pmoe_permute(dtype, tokens, topK, rows, hidden, x, sorted, o[0], NO_STREAM));
                     assertClose(what + " out", out.cpu()[0], out.host()[0], dtype, 0, 0); // a copy: exact
 
                     MemorySegment gradOut = tensor(arena, dtype, gaussian(rnd, rows * hidden, 1));
-                    Pair gx = both(arena, "pmoe_permute_backward", List.of(Out.of(dtype, (long) tokens * hidden)),
+                    Pair gx = both(arena, dtype, "pmoe_permute_backward", List.of(Out.of(dtype, (long) tokens * hidden)),
                             (lib, o) -> lib.pmoe_permute_backward(dtype, tokens, topK, rows, hidden, gradOut, position,
                                     o[0], NO_STREAM));
-                    assertClose(what + " grad_x", gx.cpu()[0], gx.host()[0], dtype, eps, 1e-6);
+                    assertCloseRounded(what + " grad_x", gx.cpu()[0], gx.host()[0], dtype, eps, 1e-6);
 
                     MemorySegment expertOut = tensor(arena, dtype, gaussian(rnd, rows * hidden, 1));
-                    Pair y = both(arena, "pmoe_combine", List.of(Out.of(dtype, (long) tokens * hidden)),
+                    Pair y = both(arena, dtype, "pmoe_combine", List.of(Out.of(dtype, (long) tokens * hidden)),
                             (lib, o) -> lib.pmoe_combine(dtype, tokens, topK, rows, hidden, expertOut, weights, position,
                                     o[0], NO_STREAM));
-                    assertClose(what + " y", y.cpu()[0], y.host()[0], dtype, eps, 1e-6);
+                    assertCloseRounded(what + " y", y.cpu()[0], y.host()[0], dtype, eps, 1e-6);
 
                     MemorySegment gradY = tensor(arena, dtype, gaussian(rnd, tokens * hidden, 1));
-                    Pair cb = both(arena, "pmoe_combine_backward",
+                    Pair cb = both(arena, dtype, "pmoe_combine_backward",
                             List.of(Out.of(dtype, (long) rows * hidden), Out.floats(slots)),
                             (lib, o) -> lib.pmoe_combine_backward(dtype, tokens, topK, rows, hidden, gradY, expertOut,
                                     weights, position, o[0], o[1], NO_STREAM));
-                    assertClose(what + " grad_expert_out", cb.cpu()[0], cb.host()[0], dtype, eps, 1e-6);
+                    assertCloseRounded(what + " grad_expert_out", cb.cpu()[0], cb.host()[0], dtype, eps, 1e-6);
                     // a dot product over the row, in another order: error grows with the row length
                     assertClose(what + " grad_weights", cb.cpu()[1], cb.host()[1], F32, 0, 1e-5 * hidden);
                 }
@@ -396,10 +399,13 @@ class HostHarnessKernelTest {
             int tokens = 6, topK = 1, hidden = 8, rows = 6;
             MemorySegment sorted = ints(arena, 5, 4, 3, 2, 1, 0);
             float[] v = gaussian(new Random(9), tokens * hidden + 1, 1);
-            MemorySegment x = floats(arena, v).asSlice(4); // 4 bytes off a 16-byte boundary
-            Pair out = both(arena, "pmoe_permute", List.of(Out.floats(rows * hidden)),
-                    (lib, o) -> lib.pmoe_permute(F32, tokens, topK, rows, hidden, x, sorted, o[0], NO_STREAM));
-            assertClose("permute unaligned", out.cpu()[0], out.host()[0], F32, 0, 0);
+            for (int dtype : new int[] {F32, BF16}) {
+                // one element (4 or 2 bytes) off a 16-byte boundary: rows of 8 elements, no 16-byte packs
+                MemorySegment x = tensor(arena, dtype, v).asSlice(dtype == F32 ? 4 : 2);
+                Pair out = both(arena, dtype, "pmoe_permute", List.of(Out.of(dtype, rows * hidden)),
+                        (lib, o) -> lib.pmoe_permute(dtype, tokens, topK, rows, hidden, x, sorted, o[0], NO_STREAM));
+                assertClose("permute unaligned, dtype " + dtype, out.cpu()[0], out.host()[0], dtype, 0, 0);
+            }
         }
     }
 
@@ -444,14 +450,13 @@ class HostHarnessKernelTest {
                 String what = String.format("activation %d dtype=%d rows=%d cols=%d", act, dtype, rows, cols);
                 try (Arena arena = Arena.ofConfined()) {
                     MemorySegment in = tensor(arena, dtype, gaussian(rnd, rows * inCols, 3));
-                    Pair fwd = both(arena, "pmoe_activation_forward", List.of(Out.of(dtype, (long) rows * cols)),
+                    Pair fwd = both(arena, dtype, "pmoe_activation_forward", List.of(Out.of(dtype, (long) rows * cols)),
                             (lib, o) -> lib.pmoe_activation_forward(dtype, act, rows, cols, in, o[0], NO_STREAM));
-                    assertClose(what + " out", fwd.cpu()[0], fwd.host()[0], dtype, relative(dtype, 32 * F32_EPS), 1e-7);
+                    assertCloseRounded(what + " out", fwd.cpu()[0], fwd.host()[0], dtype, 32 * F32_EPS, 1e-7);
                     MemorySegment gradOut = tensor(arena, dtype, gaussian(rnd, rows * cols, 1));
-                    Pair bwd = both(arena, "pmoe_activation_backward", List.of(Out.of(dtype, (long) rows * inCols)),
+                    Pair bwd = both(arena, dtype, "pmoe_activation_backward", List.of(Out.of(dtype, (long) rows * inCols)),
                             (lib, o) -> lib.pmoe_activation_backward(dtype, act, rows, cols, in, gradOut, o[0], NO_STREAM));
-                    assertClose(what + " grad_in", bwd.cpu()[0], bwd.host()[0], dtype, relative(dtype, 64 * F32_EPS),
-                            1e-7);
+                    assertCloseRounded(what + " grad_in", bwd.cpu()[0], bwd.host()[0], dtype, 64 * F32_EPS, 1e-7);
                 }
             }
         }
@@ -744,14 +749,6 @@ class HostHarnessKernelTest {
         MemorySegment.copy(tensor(Arena.ofAuto(), dtype, init), 0, out, 0, out.byteSize());
     }
 
-    /**
-     * Tolerance of a CPU vs harness comparison for dtype: the f32 one, plus for bf16 one unit of
-     * bf16 rounding (the two f32 results may straddle a rounding boundary).
-     */
-    private static double relative(int dtype, double f32) {
-        return dtype == BF16 ? f32 + BF16_EPS : f32;
-    }
-
     private static int[] randomInts(Random rnd, int n, int lo, int hi) {
         int[] v = new int[n];
         for (int i = 0; i < n; i++) v[i] = lo + rnd.nextInt(hi - lo);
@@ -771,13 +768,13 @@ class HostHarnessKernelTest {
                 MemorySegment ids = ints(arena, randomInts(rnd, batch * seq, 0, vocab));
                 MemorySegment wte = tensor(arena, dtype, gaussian(rnd, vocab * channels, 1));
                 MemorySegment wpe = tensor(arena, dtype, gaussian(rnd, maxSeq * channels, 1));
-                Pair fwd = both(arena, "pmoe_embedding_forward", List.of(Out.of(dtype, (long) batch * seq * channels)),
+                Pair fwd = both(arena, dtype, "pmoe_embedding_forward", List.of(Out.of(dtype, (long) batch * seq * channels)),
                         (lib, o) -> lib.pmoe_embedding_forward(dtype, batch, seq, channels, vocab, maxSeq, ids, wte, wpe,
                                 o[0], NO_STREAM));
                 assertClose(what + " out", fwd.cpu()[0], fwd.host()[0], dtype, 0, 0);
                 MemorySegment dout = tensor(arena, dtype, gaussian(rnd, batch * seq * channels, 1));
                 float[] dwte = gaussian(rnd, vocab * channels, 1), dwpe = gaussian(rnd, maxSeq * channels, 1);
-                Pair bwd = both(arena, "pmoe_embedding_backward",
+                Pair bwd = both(arena, dtype, "pmoe_embedding_backward",
                         List.of(Out.floats(dwte.length), Out.floats(dwpe.length)), (lib, o) -> {
                             set(o[0], dwte);
                             set(o[1], dwpe);
@@ -807,37 +804,37 @@ class HostHarnessKernelTest {
                 MemorySegment dout = tensor(arena, dtype, gaussian(rnd, rows * cols, 1));
                 float[] dweight = gaussian(rnd, cols, 1), dbias = gaussian(rnd, cols, 1);
 
-                Pair ln = both(arena, "pmoe_layernorm_forward",
+                Pair ln = both(arena, dtype, "pmoe_layernorm_forward",
                         List.of(Out.of(dtype, (long) rows * cols), Out.floats(rows), Out.floats(rows)),
                         (lib, o) -> lib.pmoe_layernorm_forward(dtype, rows, cols, eps, x, weight, bias, o[0], o[1], o[2],
                                 NO_STREAM));
-                assertClose(what + " layernorm out", ln.cpu()[0], ln.host()[0], dtype, relative(dtype, 64 * F32_EPS), 1e-5);
+                assertCloseRounded(what + " layernorm out", ln.cpu()[0], ln.host()[0], dtype, 64 * F32_EPS, 1e-5);
                 assertClose(what + " layernorm mean", ln.cpu()[1], ln.host()[1], F32, 64 * F32_EPS, 1e-6);
                 assertClose(what + " layernorm rstd", ln.cpu()[2], ln.host()[2], F32, 64 * F32_EPS, 0);
                 MemorySegment mean = ln.cpu()[1], rstd = ln.cpu()[2];
-                Pair lnb = both(arena, "pmoe_layernorm_backward",
+                Pair lnb = both(arena, dtype, "pmoe_layernorm_backward",
                         List.of(Out.of(dtype, (long) rows * cols), Out.floats(cols), Out.floats(cols)), (lib, o) -> {
                             set(o[1], dweight);
                             set(o[2], dbias);
                             return lib.pmoe_layernorm_backward(dtype, rows, cols, x, weight, mean, rstd, dout, o[0], o[1],
                                     o[2], NO_STREAM);
                         });
-                assertClose(what + " layernorm dx", lnb.cpu()[0], lnb.host()[0], dtype, relative(dtype, 256 * F32_EPS), 1e-4);
+                assertCloseRounded(what + " layernorm dx", lnb.cpu()[0], lnb.host()[0], dtype, 256 * F32_EPS, 1e-4);
                 assertClose(what + " layernorm dweight", lnb.cpu()[1], lnb.host()[1], F32, 16 * F32_EPS, 1e-5);
                 assertClose(what + " layernorm dbias", lnb.cpu()[2], lnb.host()[2], F32, 16 * F32_EPS, 1e-6);
 
-                Pair rms = both(arena, "pmoe_rmsnorm_forward", List.of(Out.of(dtype, (long) rows * cols), Out.floats(rows)),
+                Pair rms = both(arena, dtype, "pmoe_rmsnorm_forward", List.of(Out.of(dtype, (long) rows * cols), Out.floats(rows)),
                         (lib, o) -> lib.pmoe_rmsnorm_forward(dtype, rows, cols, eps, x, weight, o[0], o[1], NO_STREAM));
-                assertClose(what + " rmsnorm out", rms.cpu()[0], rms.host()[0], dtype, relative(dtype, 64 * F32_EPS), 1e-6);
+                assertCloseRounded(what + " rmsnorm out", rms.cpu()[0], rms.host()[0], dtype, 64 * F32_EPS, 1e-6);
                 assertClose(what + " rmsnorm rstd", rms.cpu()[1], rms.host()[1], F32, 64 * F32_EPS, 0);
                 MemorySegment rmsRstd = rms.cpu()[1];
-                Pair rmsb = both(arena, "pmoe_rmsnorm_backward", List.of(Out.of(dtype, (long) rows * cols), Out.floats(cols)),
+                Pair rmsb = both(arena, dtype, "pmoe_rmsnorm_backward", List.of(Out.of(dtype, (long) rows * cols), Out.floats(cols)),
                         (lib, o) -> {
                             set(o[1], dweight);
                             return lib.pmoe_rmsnorm_backward(dtype, rows, cols, x, weight, rmsRstd, dout, o[0], o[1],
                                     NO_STREAM);
                         });
-                assertClose(what + " rmsnorm dx", rmsb.cpu()[0], rmsb.host()[0], dtype, relative(dtype, 256 * F32_EPS), 1e-4);
+                assertCloseRounded(what + " rmsnorm dx", rmsb.cpu()[0], rmsb.host()[0], dtype, 256 * F32_EPS, 1e-4);
                 assertClose(what + " rmsnorm dweight", rmsb.cpu()[1], rmsb.host()[1], F32, 16 * F32_EPS, 1e-5);
             }
         }
@@ -857,33 +854,33 @@ class HostHarnessKernelTest {
                 MemorySegment a = tensor(arena, dtype, av);
                 float[] x = gaussian(rnd, n, 1), dbias = gaussian(rnd, cols, 1);
                 // One f32 operation rounded once to dtype: both libraries agree exactly.
-                Pair add = both(arena, "pmoe_bias_add", List.of(Out.of(dtype, n)), (lib, o) -> {
+                Pair add = both(arena, dtype, "pmoe_bias_add", List.of(Out.of(dtype, n)), (lib, o) -> {
                     set(o[0], dtype, x);
                     return lib.pmoe_bias_add(dtype, rows, cols, bias, o[0], NO_STREAM);
                 });
                 assertClose(what + " bias_add", add.cpu()[0], add.host()[0], dtype, 0, 0);
-                Pair bwd = both(arena, "pmoe_bias_backward", List.of(Out.floats(cols)), (lib, o) -> {
+                Pair bwd = both(arena, dtype, "pmoe_bias_backward", List.of(Out.floats(cols)), (lib, o) -> {
                     set(o[0], dbias);
                     return lib.pmoe_bias_backward(dtype, rows, cols, a, o[0], NO_STREAM);
                 });
                 assertClose(what + " bias_backward", bwd.cpu()[0], bwd.host()[0], F32, 2 * F32_EPS, 1e-6);
                 MemorySegment b = tensor(arena, dtype, x);
-                Pair sum = both(arena, "pmoe_add", List.of(Out.of(dtype, n)),
+                Pair sum = both(arena, dtype, "pmoe_add", List.of(Out.of(dtype, n)),
                         (lib, o) -> lib.pmoe_add(dtype, n, a, b, o[0], NO_STREAM));
                 assertClose(what + " add", sum.cpu()[0], sum.host()[0], dtype, 0, 0);
-                Pair acc = both(arena, "pmoe_accumulate", List.of(Out.of(dtype, n)), (lib, o) -> {
+                Pair acc = both(arena, dtype, "pmoe_accumulate", List.of(Out.of(dtype, n)), (lib, o) -> {
                     set(o[0], dtype, x);
                     return lib.pmoe_accumulate(dtype, n, a, o[0], NO_STREAM);
                 });
                 assertClose(what + " accumulate", acc.cpu()[0], acc.host()[0], dtype, 0, 0);
-                Pair scaled = both(arena, "pmoe_scale", List.of(Out.of(dtype, n)), (lib, o) -> {
+                Pair scaled = both(arena, dtype, "pmoe_scale", List.of(Out.of(dtype, n)), (lib, o) -> {
                     set(o[0], dtype, x);
                     return lib.pmoe_scale(dtype, n, -0.37f, o[0], NO_STREAM);
                 });
                 assertClose(what + " scale", scaled.cpu()[0], scaled.host()[0], dtype, 0, 0);
                 int other = dtype == F32 ? BF16 : F32;
                 MemorySegment src = tensor(arena, other, av);
-                Pair converted = both(arena, "pmoe_convert", List.of(Out.of(dtype, n)),
+                Pair converted = both(arena, BF16, "pmoe_convert", List.of(Out.of(dtype, n)),
                         (lib, o) -> lib.pmoe_convert(n, other, src, dtype, o[0], NO_STREAM));
                 assertClose(what + " convert", converted.cpu()[0], converted.host()[0], dtype, 0, 0);
             }
@@ -901,17 +898,17 @@ class HostHarnessKernelTest {
             String what = String.format("attention dtype=%d B=%d T=%d C=%d H=%d", dtype, batch, seq, channels, heads);
             try (Arena arena = Arena.ofConfined()) {
                 MemorySegment qkv = tensor(arena, dtype, gaussian(rnd, batch * seq * 3 * channels, 1));
-                Pair fwd = both(arena, "pmoe_attention_forward",
+                Pair fwd = both(arena, dtype, "pmoe_attention_forward",
                         List.of(Out.floats((long) batch * heads * seq * seq), Out.of(dtype, (long) batch * seq * channels)),
                         (lib, o) -> lib.pmoe_attention_forward(dtype, batch, seq, channels, heads, qkv, o[0], o[1],
                                 NO_STREAM));
                 assertClose(what + " att", fwd.cpu()[0], fwd.host()[0], F32, 64 * F32_EPS, 1e-6);
-                assertClose(what + " out", fwd.cpu()[1], fwd.host()[1], dtype, relative(dtype, 64 * F32_EPS), 1e-5);
+                assertCloseRounded(what + " out", fwd.cpu()[1], fwd.host()[1], dtype, 64 * F32_EPS, 1e-5);
                 MemorySegment att = fwd.cpu()[0], dout = tensor(arena, dtype, gaussian(rnd, batch * seq * channels, 1));
-                Pair bwd = both(arena, "pmoe_attention_backward", List.of(Out.of(dtype, (long) batch * seq * 3 * channels)),
+                Pair bwd = both(arena, dtype, "pmoe_attention_backward", List.of(Out.of(dtype, (long) batch * seq * 3 * channels)),
                         (lib, o) -> lib.pmoe_attention_backward(dtype, batch, seq, channels, heads, qkv, att, dout, o[0],
                                 NO_STREAM));
-                assertClose(what + " dqkv", bwd.cpu()[0], bwd.host()[0], dtype, relative(dtype, 256 * F32_EPS), 1e-5);
+                assertCloseRounded(what + " dqkv", bwd.cpu()[0], bwd.host()[0], dtype, 256 * F32_EPS, 1e-5);
             }
         }
     }
@@ -929,32 +926,34 @@ class HostHarnessKernelTest {
                 int[] targets = randomInts(rnd, rows, -1, vocab); // -1: ignored row
                 if (rows > 1) targets[0] = -1;
                 MemorySegment x = tensor(arena, dtype, logits), t = ints(arena, targets);
-                Pair fwd = both(arena, "pmoe_cross_entropy_forward",
+                Pair fwd = both(arena, dtype, "pmoe_cross_entropy_forward",
                         List.of(Out.floats(rows), Out.floats(1), Out.ints(1)),
                         (lib, o) -> lib.pmoe_cross_entropy_forward(dtype, rows, vocab, x, t, o[0], o[1], o[2], NO_STREAM));
                 assertClose(what + " losses", fwd.cpu()[0], fwd.host()[0], F32, 16 * F32_EPS, 1e-6);
                 assertClose(what + " mean", fwd.cpu()[1], fwd.host()[1], F32, 16 * F32_EPS, 1e-6);
                 assertSameInts(what + " kept", fwd.cpu()[2], fwd.host()[2]);
                 float scale = 1.0f / Math.max(1, fwd.cpu()[2].get(JAVA_INT, 0));
-                Pair bwd = both(arena, "pmoe_cross_entropy_backward", List.of(Out.of(dtype, (long) rows * vocab)),
+                Pair bwd = both(arena, dtype, "pmoe_cross_entropy_backward", List.of(Out.of(dtype, (long) rows * vocab)),
                         (lib, o) -> lib.pmoe_cross_entropy_backward(dtype, rows, vocab, x, t, scale, o[0], NO_STREAM));
-                double rel = relative(dtype, 16 * F32_EPS);
-                assertClose(what + " dlogits", bwd.cpu()[0], bwd.host()[0], dtype, rel, 1e-7);
+                double rel = 16 * F32_EPS;
+                assertCloseRounded(what + " dlogits", bwd.cpu()[0], bwd.host()[0], dtype, rel, 1e-7);
                 // In place: dlogits aliases logits.
-                Pair inPlace = both(arena, "pmoe_cross_entropy_backward", List.of(Out.of(dtype, (long) rows * vocab)),
+                Pair inPlace = both(arena, dtype, "pmoe_cross_entropy_backward", List.of(Out.of(dtype, (long) rows * vocab)),
                         (lib, o) -> {
                             set(o[0], dtype, logits);
                             return lib.pmoe_cross_entropy_backward(dtype, rows, vocab, o[0], t, scale, o[0], NO_STREAM);
                         });
-                assertClose(what + " dlogits in place", bwd.cpu()[0], inPlace.host()[0], dtype, rel, 1e-7);
+                assertCloseRounded(what + " dlogits in place", bwd.cpu()[0], inPlace.host()[0], dtype, rel, 1e-7);
             }
         }
-        try (Arena arena = Arena.ofConfined()) { // every row ignored: mean 0, kept 0
-            MemorySegment x = floats(arena, gaussian(rnd, 12, 1)), t = ints(arena, -1, -1, -1);
-            Pair none = both(arena, "pmoe_cross_entropy_forward", List.of(Out.floats(3), Out.floats(1), Out.ints(1)),
-                    (lib, o) -> lib.pmoe_cross_entropy_forward(F32, 3, 4, x, t, o[0], o[1], o[2], NO_STREAM));
-            assertEquals(0f, none.host()[1].get(JAVA_FLOAT, 0));
-            assertEquals(0, none.host()[2].get(JAVA_INT, 0));
+        for (int dtype : new int[] {F32, BF16}) {
+            try (Arena arena = Arena.ofConfined()) { // every row ignored: mean 0, kept 0
+                MemorySegment x = tensor(arena, dtype, gaussian(rnd, 12, 1)), t = ints(arena, -1, -1, -1);
+                Pair none = both(arena, dtype, "pmoe_cross_entropy_forward", List.of(Out.floats(3), Out.floats(1), Out.ints(1)),
+                        (lib, o) -> lib.pmoe_cross_entropy_forward(dtype, 3, 4, x, t, o[0], o[1], o[2], NO_STREAM));
+                assertEquals(0f, none.host()[1].get(JAVA_FLOAT, 0), "dtype " + dtype);
+                assertEquals(0, none.host()[2].get(JAVA_INT, 0), "dtype " + dtype);
+            }
         }
     }
 
@@ -966,19 +965,31 @@ class HostHarnessKernelTest {
                 MemorySegment grads = floats(arena, gaussian(rnd, n, 1));
                 float[] params = gaussian(rnd, n, 1), m = gaussian(rnd, n, 0.1), v = uniform(rnd, n, 0, 0.01);
                 for (int step : new int[] {1, 7}) {
-                    Pair p = both(arena, "pmoe_adamw_step", List.of(Out.floats(n), Out.floats(n), Out.floats(n)),
-                            (lib, o) -> {
-                                set(o[0], params);
-                                set(o[1], m);
-                                set(o[2], v);
-                                return lib.pmoe_adamw_step(n, o[0], grads, o[1], o[2], 3e-3f, 0.9f, 0.95f, 1e-8f, 0.1f,
-                                        step, NO_STREAM);
-                            });
-                    // nvcc may fuse a * b + c into one rounding where g++ rounds twice: a few ulps of
-                    // the terms (about 0.1 for m, 1 for params), not of a result that cancels
-                    for (int i = 0; i < 3; i++)
-                        assertClose("adamw n=" + n + " step " + step + " buffer " + i, p.cpu()[i], p.host()[i], F32,
-                                8 * F32_EPS, 4e-8);
+                    // no working copy, then an f32 and a bf16 one (mixed precision's)
+                    for (int working : new int[] {-1, F32, BF16}) {
+                        String what = "adamw n=" + n + " step " + step + " working dtype " + working;
+                        List<Out> outs = working < 0 ? List.of(Out.floats(n), Out.floats(n), Out.floats(n))
+                                : List.of(Out.floats(n), Out.floats(n), Out.floats(n), Out.of(working, n));
+                        Pair p = both(arena, working, "pmoe_adamw_step", outs, (lib, o) -> {
+                            set(o[0], params);
+                            set(o[1], m);
+                            set(o[2], v);
+                            return lib.pmoe_adamw_step(n, o[0], grads, o[1], o[2], 3e-3f, 0.9f, 0.95f, 1e-8f, 0.1f,
+                                    step, working < 0 ? F32 : working, working < 0 ? MemorySegment.NULL : o[3],
+                                    NO_STREAM);
+                        });
+                        // nvcc may fuse a * b + c into one rounding where g++ rounds twice: a few ulps of
+                        // the terms (about 0.1 for m, 1 for params), not of a result that cancels
+                        for (int i = 0; i < 3; i++)
+                            assertClose(what + " buffer " + i, p.cpu()[i], p.host()[i], F32, 8 * F32_EPS, 4e-8);
+                        if (working < 0) continue;
+                        // the copy is the kernel's own updated masters rounded once: bit for bit ...
+                        MemorySegment rounded = tensor(arena, working, Harness.read(p.host()[0], F32));
+                        assertEquals(-1L, rounded.mismatch(p.host()[3]),
+                                what + ": the harness's copy is not its masters rounded to the working dtype");
+                        // ... so against the CPU's: the masters' tolerance plus one unit of the working dtype
+                        assertCloseRounded(what + " working copy", p.cpu()[3], p.host()[3], working, 8 * F32_EPS, 4e-8);
+                    }
                 }
                 Pair sq = both(arena, "pmoe_sum_squares", List.of(new Out(8, (byte) 0xff)),
                         (lib, o) -> lib.pmoe_sum_squares(n, grads, o[0], NO_STREAM));
@@ -1049,11 +1060,14 @@ class HostHarnessKernelTest {
             }
 
             List<Out> optOut = List.of(Out.floats(12), Out.floats(12), Out.floats(12), new Out(8, (byte) 0));
-            m = bothReject(arena, "pmoe_adamw_step", optOut,
-                    (lib, o) -> lib.pmoe_adamw_step(12, o[0], x, o[1], o[2], 1e-3f, 1f, 0.9f, 1e-8f, 0f, 1, NO_STREAM));
+            m = bothReject(arena, "pmoe_adamw_step", optOut, (lib, o) -> lib.pmoe_adamw_step(12, o[0], x, o[1], o[2],
+                    1e-3f, 1f, 0.9f, 1e-8f, 0f, 1, F32, MemorySegment.NULL, NO_STREAM));
             assertTrue(m.contains("beta1 = 1"), m);
-            bothReject(arena, "pmoe_adamw_step", optOut,
-                    (lib, o) -> lib.pmoe_adamw_step(12, o[0], x, o[1], o[2], 1e-3f, 0.9f, 0.9f, 1e-8f, 0f, 0, NO_STREAM));
+            bothReject(arena, "pmoe_adamw_step", optOut, (lib, o) -> lib.pmoe_adamw_step(12, o[0], x, o[1], o[2], 1e-3f,
+                    0.9f, 0.9f, 1e-8f, 0f, 0, F32, MemorySegment.NULL, NO_STREAM));
+            m = bothReject(arena, "pmoe_adamw_step", optOut, (lib, o) -> lib.pmoe_adamw_step(12, o[0], x, o[1], o[2],
+                    1e-3f, 0.9f, 0.9f, 1e-8f, 0f, 1, 7, o[3], NO_STREAM));
+            assertTrue(m.contains("working_dtype"), m);
             bothReject(arena, "pmoe_sum_squares", optOut,
                     (lib, o) -> lib.pmoe_sum_squares(12, x, MemorySegment.NULL, NO_STREAM));
         }
@@ -1070,16 +1084,18 @@ class HostHarnessKernelTest {
                 for (int i = 0; i < bad.length; i++) x[bad[i]] = i % 2 == 0 ? Float.NaN : Float.NEGATIVE_INFINITY;
                 for (int dtype : new int[] {F32, BF16}) {
                     MemorySegment sx = tensor(arena, dtype, x);
-                    Pair p = both(arena, "pmoe_find_nonfinite", List.of(new Out(8, (byte) 0x11)),
+                    Pair p = both(arena, dtype, "pmoe_find_nonfinite", List.of(new Out(8, (byte) 0x11)),
                             (lib, o) -> lib.pmoe_find_nonfinite(dtype, x.length, sx, o[0], NO_STREAM));
                     long expected = bad.length == 0 ? -1 : bad[0];
                     assertEquals(expected, p.cpu()[0].get(JAVA_LONG, 0), "dtype " + dtype);
                     assertEquals(expected, p.host()[0].get(JAVA_LONG, 0), "harness first_index, dtype " + dtype);
                 }
             }
-            Pair empty = both(arena, "pmoe_find_nonfinite", List.of(new Out(8, (byte) 0x11)),
-                    (lib, o) -> lib.pmoe_find_nonfinite(F32, 0, MemorySegment.NULL, o[0], NO_STREAM));
-            assertEquals(-1L, empty.host()[0].get(JAVA_LONG, 0));
+            for (int dtype : new int[] {F32, BF16}) {
+                Pair empty = both(arena, dtype, "pmoe_find_nonfinite", List.of(new Out(8, (byte) 0x11)),
+                        (lib, o) -> lib.pmoe_find_nonfinite(dtype, 0, MemorySegment.NULL, o[0], NO_STREAM));
+                assertEquals(-1L, empty.host()[0].get(JAVA_LONG, 0), "dtype " + dtype);
+            }
         }
     }
 

@@ -1,5 +1,7 @@
 package dev.panamoe.ops.dense;
 
+import static dev.panamoe.ops.dense.DenseTestSupport.BF16;
+import static dev.panamoe.ops.dense.DenseTestSupport.F32;
 import static dev.panamoe.ops.dense.DenseTestSupport.LIB;
 import static dev.panamoe.ops.dense.DenseTestSupport.NULL;
 import static dev.panamoe.ops.dense.DenseTestSupport.assertClose;
@@ -12,7 +14,11 @@ import static dev.panamoe.ops.dense.DenseTestSupport.read;
 import static dev.panamoe.ops.dense.DenseTestSupport.readDouble;
 import static dev.panamoe.ops.dense.DenseTestSupport.toDouble;
 import static dev.panamoe.ops.dense.DenseTestSupport.uniform;
+import static dev.panamoe.ops.kernels.KernelTestSupport.bf16Bits;
 import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import java.lang.foreign.Arena;
@@ -20,7 +26,7 @@ import java.lang.foreign.MemorySegment;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 
-/** pmoe_adamw_step and pmoe_sum_squares against double references. */
+/** pmoe_adamw_step (with and without a working copy) and pmoe_sum_squares against double references. */
 class OptimizerKernelTest {
 
     /** One AdamW step in double, in place on p, m, v (the header's formula). */
@@ -50,8 +56,8 @@ class OptimizerKernelTest {
                     for (int step = 1; step <= 3; step++) {
                         float[] g = uniform(rnd, n, -1, 1);
                         if (n > 1) g[0] = 0; // no gradient: only the moments' history and the decay move it
-                        assertOk(LIB.pmoe_adamw_step(n, ps, floats(arena, g), ms, vs, h[0], h[1], h[2], h[3], h[4], step, NULL),
-                                "pmoe_adamw_step");
+                        assertOk(LIB.pmoe_adamw_step(n, ps, floats(arena, g), ms, vs, h[0], h[1], h[2], h[3], h[4], step,
+                                F32, NULL, NULL), "pmoe_adamw_step");
                         adamw(p, toDouble(g), m, v, h[0], h[1], h[2], h[3], h[4], step);
                         String what = "adamw n=" + n + " lr=" + h[0] + " wd=" + h[4] + " step=" + step;
                         // The kernel rounds m, v and the update to f32 every step: ~1e-7 relative each;
@@ -59,6 +65,42 @@ class OptimizerKernelTest {
                         assertClose(what + " m", m, read(ms), 1e-5, 1e-7);
                         assertClose(what + " v", v, read(vs), 1e-5, 1e-9);
                         assertClose(what + " params", p, read(ps), 1e-6, 1e-5 * h[0]);
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * With a working copy, the masters and moments are updated bit for bit as without one, and
+     * the copy is the updated masters rounded once to its dtype (f32: the same bits), on the
+     * serial and the parallel path.
+     */
+    @Test
+    void adamwWritesTheWorkingCopyOfTheUpdatedMasters() {
+        Random rnd = new Random(21);
+        for (int n : new int[] {1, 7, 1000, 70001}) {
+            float[] p = uniform(rnd, n, -3, 3), g = uniform(rnd, n, -1, 1), m = uniform(rnd, n, -0.1, 0.1);
+            float[] v = uniform(rnd, n, 0, 0.01);
+            for (int dtype : new int[] {F32, BF16}) {
+                String what = "adamw n=" + n + " working " + DenseTestSupport.name(dtype);
+                try (Arena arena = Arena.ofConfined()) {
+                    MemorySegment gs = floats(arena, g);
+                    MemorySegment ps = floats(arena, p), ms = floats(arena, m), vs = floats(arena, v);
+                    assertOk(LIB.pmoe_adamw_step(n, ps, gs, ms, vs, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 3, F32, NULL, NULL),
+                            what + " without a copy");
+                    MemorySegment pc = floats(arena, p), mc = floats(arena, m), vc = floats(arena, v);
+                    MemorySegment working = arena.allocate((dtype == BF16 ? 2L : 4L) * n, 4).fill((byte) 0xff);
+                    assertOk(LIB.pmoe_adamw_step(n, pc, gs, mc, vc, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 3, dtype, working,
+                            NULL), what);
+                    assertArrayEquals(bytes(ps, ms, vs), bytes(pc, mc, vc), what + ": masters and moments");
+                    float[] updated = read(pc);
+                    if (dtype == F32) {
+                        assertArrayEquals(updated, working.toArray(JAVA_FLOAT), what + ": copy");
+                    } else {
+                        short[] expected = new short[n];
+                        for (int i = 0; i < n; i++) expected[i] = bf16Bits(updated[i]);
+                        assertArrayEquals(expected, working.toArray(JAVA_SHORT), what + ": copy");
                     }
                 }
             }
@@ -85,7 +127,7 @@ class OptimizerKernelTest {
 
     @Test
     void emptyBuffersReadNothing() {
-        assertOk(LIB.pmoe_adamw_step(0, NULL, NULL, NULL, NULL, 1e-3f, 0.9f, 0.999f, 1e-8f, 0f, 1, NULL), "adamw, n 0");
+        assertOk(LIB.pmoe_adamw_step(0, NULL, NULL, NULL, NULL, 1e-3f, 0.9f, 0.999f, 1e-8f, 0f, 1, F32, NULL, NULL), "adamw, n 0");
     }
 
     @Test
@@ -97,8 +139,10 @@ class OptimizerKernelTest {
             MemorySegment ps = floats(arena, p), ms = floats(arena, m), vs = floats(arena, v), gs = floats(arena, g);
             MemorySegment sum = arena.allocate(JAVA_DOUBLE);
             assertOk(LIB.pmoe_sum_squares(n, gs, sum, NULL), "sum_squares");
-            assertOk(LIB.pmoe_adamw_step(n, ps, gs, ms, vs, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.1f, 7, NULL), "adamw");
-            return bytes(sum, ps, ms, vs);
+            MemorySegment working = arena.allocate(2L * n, 2);
+            assertOk(LIB.pmoe_adamw_step(n, ps, gs, ms, vs, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.1f, 7, BF16, working, NULL),
+                    "adamw");
+            return bytes(sum, ps, ms, vs, working);
         });
     }
 
@@ -106,15 +150,17 @@ class OptimizerKernelTest {
     void rejectsBadArguments() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment b = floats(arena, new float[4]), out = arena.allocate(JAVA_DOUBLE);
-            assertInvalid(LIB.pmoe_adamw_step(4, b, b, b, b, 1e-3f, 1f, 0.999f, 1e-8f, 0f, 1, NULL), "beta1", "1");
-            assertInvalid(LIB.pmoe_adamw_step(4, b, b, b, b, 1e-3f, 0.9f, -0.5f, 1e-8f, 0f, 1, NULL), "beta2", "-0.5");
-            assertInvalid(LIB.pmoe_adamw_step(4, b, b, b, b, -1f, 0.9f, 0.999f, 1e-8f, 0f, 1, NULL), "lr", "-1");
-            assertInvalid(LIB.pmoe_adamw_step(4, b, b, b, b, 1e-3f, 0.9f, 0.999f, 0f, 0f, 1, NULL), "eps", "0");
-            assertInvalid(LIB.pmoe_adamw_step(4, b, b, b, b, 1e-3f, 0.9f, 0.999f, 1e-8f, Float.NaN, 1, NULL),
+            assertInvalid(LIB.pmoe_adamw_step(4, b, b, b, b, 1e-3f, 1f, 0.999f, 1e-8f, 0f, 1, F32, NULL, NULL), "beta1", "1");
+            assertInvalid(LIB.pmoe_adamw_step(4, b, b, b, b, 1e-3f, 0.9f, -0.5f, 1e-8f, 0f, 1, F32, NULL, NULL), "beta2", "-0.5");
+            assertInvalid(LIB.pmoe_adamw_step(4, b, b, b, b, -1f, 0.9f, 0.999f, 1e-8f, 0f, 1, F32, NULL, NULL), "lr", "-1");
+            assertInvalid(LIB.pmoe_adamw_step(4, b, b, b, b, 1e-3f, 0.9f, 0.999f, 0f, 0f, 1, F32, NULL, NULL), "eps", "0");
+            assertInvalid(LIB.pmoe_adamw_step(4, b, b, b, b, 1e-3f, 0.9f, 0.999f, 1e-8f, Float.NaN, 1, F32, NULL, NULL),
                     "weight_decay", "nan");
-            assertInvalid(LIB.pmoe_adamw_step(4, b, b, b, b, 1e-3f, 0.9f, 0.999f, 1e-8f, 0f, 0, NULL), "step", "0");
-            assertInvalid(LIB.pmoe_adamw_step(-4, b, b, b, b, 1e-3f, 0.9f, 0.999f, 1e-8f, 0f, 1, NULL), "n", "-4");
-            assertInvalid(LIB.pmoe_adamw_step(4, b, b, NULL, b, 1e-3f, 0.9f, 0.999f, 1e-8f, 0f, 1, NULL), "m", "NULL");
+            assertInvalid(LIB.pmoe_adamw_step(4, b, b, b, b, 1e-3f, 0.9f, 0.999f, 1e-8f, 0f, 0, F32, NULL, NULL), "step", "0");
+            assertInvalid(LIB.pmoe_adamw_step(-4, b, b, b, b, 1e-3f, 0.9f, 0.999f, 1e-8f, 0f, 1, F32, NULL, NULL), "n", "-4");
+            assertInvalid(LIB.pmoe_adamw_step(4, b, b, NULL, b, 1e-3f, 0.9f, 0.999f, 1e-8f, 0f, 1, F32, NULL, NULL), "m", "NULL");
+            assertInvalid(LIB.pmoe_adamw_step(4, b, b, b, b, 1e-3f, 0.9f, 0.999f, 1e-8f, 0f, 1, 2, NULL, NULL),
+                    "working_dtype", "2");
             assertInvalid(LIB.pmoe_sum_squares(4, b, NULL, NULL), "sum_squares", "NULL");
             assertInvalid(LIB.pmoe_sum_squares(4, NULL, out, NULL), "x", "NULL");
             assertInvalid(LIB.pmoe_sum_squares(-1, b, out, NULL), "n", "-1");
