@@ -180,8 +180,8 @@ grouped_gemm_kernel(int mode, int groups, const int32_t *offsets, const int32_t 
 // by cp.async, kStages deep, with one barrier per step: the barrier that publishes step s also
 // tells every warp that step s - 1's buffer is free, which is the buffer step s + kStages - 1 is
 // loaded into. Operands are staged as they lie in global memory, either "k-major" (a row of the
-// tile is 32 consecutive k values: a and W in nn/nt, W^T's rows in nt) or "mn-major" (a row is
-// 128 consecutive m or n values at one k: W in nn, both operands of tn); ldmatrix (.trans for
+// tile is 32 consecutive k values: a in nn and nt, W in nt) or "mn-major" (a row is 128
+// consecutive m or n values at one k: W in nn, both operands of tn); ldmatrix (.trans for
 // mn-major) turns either into mma fragments. Rows are XOR-swizzled by 16-byte chunk so that
 // the 8 row addresses of every ldmatrix fall in 8 different bank groups.
 // Tiles are handed out by a counter (atomicAdd) to a grid sized by occupancy, so blocks that
