@@ -1,15 +1,18 @@
-// GEMMs: pmoe_gemm and the grouped expert GEMMs (nn, nt, tn), f32 and bf16 (pmoe_gemm_bf16,
-// the grouped _bf16 forms), all through one tiled shared-memory product on f32 values (bf16
-// operands are widened as they are staged; a bf16 output is rounded once). The grouped GEMMs are one launch for all groups: a prologue lays the
+// GEMMs: pmoe_gemm and the grouped expert GEMMs (nn, nt, tn), f32 and bf16.
+// pmoe_gemm, pmoe_gemm_bf16 and the f32 grouped forms run one tiled shared-memory product on f32
+// values (bf16 operands are widened as they are staged; a bf16 output is rounded once); the bf16
+// grouped forms (nn, nt, tn) run on tensor cores (mma.sync m16n8k16, bf16 in, f32 accumulation;
+// the tc namespace below). The grouped GEMMs are one launch for all groups: a prologue lays the
 // groups' output tiles end to end (tile_start, a block scan), and a persistent grid walks that
 // list, finding each tile's group by binary search - no per-expert launches, no padding.
-// Every output element is owned by one thread and accumulated over k in order, so results are
-// deterministic. The f32 path is for parity with the CPU; pmoe_grouped_gemm_nn_bf16 runs the
-// same tile list on tensor cores (mma.sync m16n8k16, bf16 in, f32 accumulation).
+// Every output element is computed by one block, accumulated over k in a fixed order, so results
+// are deterministic (no split-k). The f32 path is for parity with the CPU.
 // On the device, offsets and the weights / out pointer arrays are device memory too (an array of
 // device pointers), as every array argument of the ABI is.
 #include "common.cuh"
 #include "hw.cuh"
+
+#include <type_traits>
 
 namespace pmoe {
 namespace cuda {
@@ -88,13 +91,14 @@ gemm_kernel(View<T> a, View<T> b, O *c, int64_t ldc, int M, int N, int K, float 
 
 __device__ __forceinline__ int tiles(int64_t n, int t) { return n <= 0 ? 0 : int((n + t - 1) / t); }
 
-// One block: tile_start[g] = output tiles of the groups before g, tile_start[groups] = all; also
-// checks offsets and pointers (16-byte aligned matrices if `aligned`). tn tiles cover out[g]
-// even for an empty group (beta * out[g]).
+// One block: tile_start[g] = output tiles (tile_m x tile_n) of the groups before g,
+// tile_start[groups] = all, tile_start[groups + 1] = 0 (the tensor-core kernel's tile counter);
+// also checks offsets and pointers (16-byte aligned matrices if `aligned`). tn tiles cover
+// out[g] even for an empty group (beta * out[g]).
 __global__ void __launch_bounds__(kThreads)
 group_tiles_kernel(int mode, bool aligned, int groups, const int32_t *offsets, int k, int n,
-                   const void *const *matrices, const void *a, const void *data,
-                   int32_t *tile_start, unsigned long long *checks) {
+                   int tile_m, int tile_n, const void *const *matrices, const void *a,
+                   const void *data, int32_t *tile_start, unsigned long long *checks) {
     __shared__ int32_t scratch[32];
     if (threadIdx.x == 0) {
         if (offsets[0] != 0) record_bad(checks, kCheckFirstOffset, 0);
@@ -113,31 +117,32 @@ group_tiles_kernel(int mode, bool aligned, int groups, const int32_t *offsets, i
             if (needed && !matrices[g]) record_bad(checks, kCheckNullMatrix, g);
             if (needed && aligned && reinterpret_cast<uintptr_t>(matrices[g]) % 16 != 0)
                 record_bad(checks, kCheckMisaligned, g);
-            count = mode == kModeTN ? tiles(k, BM) * tiles(n, BN) : tiles(rows, BM) * tiles(n, BN);
+            count = (mode == kModeTN ? tiles(k, tile_m) : tiles(rows, tile_m)) * tiles(n, tile_n);
         }
         int32_t total = 0;
         const int32_t before = block_exclusive_scan(count, scratch, &total);
         if (g < groups) tile_start[g] = carry + before;
         carry += total;
     }
-    if (threadIdx.x == 0) tile_start[groups] = carry;
+    if (threadIdx.x == 0) {
+        tile_start[groups] = carry;
+        tile_start[groups + 1] = 0;
+    }
 }
 
 struct GroupTile {
-    int g, m0, n0; // group, and the tile's first row (within the group) and column
+    int g, local; // group, and the tile's index among the group's tiles
 };
 
 // Tile `tile` of the list: the last group whose tiles start at or before it (empty groups share
 // their start with the next one).
-__device__ __forceinline__ GroupTile find_tile(int tile, int groups, const int32_t *tile_start,
-                                               int tiles_n) {
+__device__ __forceinline__ GroupTile find_tile(int tile, int groups, const int32_t *tile_start) {
     int lo = 0, hi = groups - 1;
     while (lo < hi) {
         const int mid = (lo + hi + 1) / 2;
         if (tile_start[mid] <= tile) lo = mid; else hi = mid - 1;
     }
-    const int local = tile - tile_start[lo];
-    return GroupTile{lo, (local / tiles_n) * BM, (local % tiles_n) * BN};
+    return GroupTile{lo, tile - tile_start[lo]};
 }
 
 // Persistent grid over the tile list. nn: c[rows_g] = a[rows_g] * W_g; nt: ... * W_g^T;
@@ -151,101 +156,246 @@ grouped_gemm_kernel(int mode, int groups, const int32_t *offsets, const int32_t 
     __shared__ TileStage stage;
     const int total = tile_start[groups], tiles_n = tiles(n, BN);
     for (int tile = blockIdx.x; tile < total; tile += gridDim.x) {
-        const GroupTile t = find_tile(tile, groups, tile_start, tiles_n);
+        const GroupTile t = find_tile(tile, groups, tile_start);
+        const int m0 = t.local / tiles_n * BM, n0 = t.local % tiles_n * BN;
         const int64_t r0 = offsets[t.g];
         const int rows = offsets[t.g + 1] - offsets[t.g];
         const void *m = matrices[t.g];
         if (!m) continue; // reported by group_tiles_kernel
         if (mode == kModeTN) {
             gemm_tile(stage, View<T>{a + r0 * k, 1, k}, View<T>{b + r0 * n, n, 1},
-                      static_cast<O *>(const_cast<void *>(m)), n, k, n, rows, t.m0, t.n0, 1.0f, beta);
+                      static_cast<O *>(const_cast<void *>(m)), n, k, n, rows, m0, n0, 1.0f, beta);
         } else {
             const T *w = static_cast<const T *>(m);
             gemm_tile(stage, View<T>{a + r0 * k, k, 1},
                       mode == kModeNN ? View<T>{w, n, 1} : View<T>{w, 1, k}, c + r0 * n, n, rows,
-                      n, k, t.m0, t.n0, 1.0f, 0.0f);
+                      n, k, m0, n0, 1.0f, 0.0f);
         }
     }
 }
 
-// ---- tensor cores: c[rows_g, n] = a[rows_g, k] * W_g[k, n], bf16 storage ----
-// A block (4 warps, each a 32 x 32 quarter) computes a 64 x 64 tile of the same list as the f32
-// path. Depth steps of 32 are staged in shared memory by cp.async, two stages deep; A fragments
-// come from ldmatrix, B fragments from ldmatrix.trans on the row-major W. k and n are multiples
-// of 8, so every 16-byte chunk is either inside the matrices or outside (then zero-filled).
-constexpr int kTcThreads = 128, TBK = 32, kPad = 8; // padding staggers ldmatrix's rows over banks
+// ---- tensor cores: the bf16 grouped GEMMs (nn, nt, tn), f32 accumulation ----
+// A block of 4 warps computes a 128 x 128 output tile, each warp a 64 x 64 quarter of it with
+// mma.sync m16n8k16 (4 x 8 accumulators of 16 x 8). Depth steps of 32 are staged in shared memory
+// by cp.async, kStages deep, with one barrier per step: the barrier that publishes step s also
+// tells every warp that step s - 1's buffer is free, which is the buffer step s + kStages - 1 is
+// loaded into. Operands are staged as they lie in global memory, either "k-major" (a row of the
+// tile is 32 consecutive k values: a in nn and nt, W in nt) or "mn-major" (a row is 128
+// consecutive m or n values at one k: W in nn, both operands of tn); ldmatrix (.trans for
+// mn-major) turns either into mma fragments. Rows are XOR-swizzled by 16-byte chunk so that
+// the 8 row addresses of every ldmatrix fall in 8 different bank groups.
+// Tiles are handed out by a counter (atomicAdd) to a grid sized by occupancy, so blocks that
+// draw cheap tiles (tn tiles of small groups, tails) draw more; each tile is computed by one
+// block, in a fixed k order, so results do not depend on the schedule. Within a group the m
+// tiles of one n column are consecutive: a group's rows are usually fewer than its weight's
+// columns, so blocks running together share the weight's column tile in L2.
+// Chunks that are not 16 bytes of aligned, in-bounds memory (tails of k or n not multiple of
+// 8, a misaligned matrix) are copied element by element (zeros outside), so every shape and
+// alignment runs here; only the epilogue's 16-byte stores and the cp.async copies need both.
+#ifdef PMOE_HOST_EXEC
+#define PMOE_UNROLL
+#else
+#define PMOE_UNROLL _Pragma("unroll") // register arrays indexed by these loops stay in registers
+#endif
+namespace tc {
+constexpr int kBM = 128, kBN = 128, kBK = 32, kWM = 64, kWN = 64, kStages = 4;
+constexpr int kThreads = 32 * (kBM / kWM) * (kBN / kWN), kMI = kWM / 16, kNJ = kWN / 8;
+constexpr size_t kStageElements = size_t(kBM) * kBK + size_t(kBK) * kBN;
+constexpr size_t kSharedBytes = kStages * kStageElements * sizeof(Bf16); // 64 KiB: fits sm_80's 163
+constexpr int kEpiloguePitch = kWN + 8; // f32 staging rows, padded against bank conflicts
+static_assert(kThreads / 32 * 16 * kEpiloguePitch * sizeof(float) <= kSharedBytes,
+              "the epilogue's staging fits in the pipeline's buffers");
 
-__device__ void load_stage(Bf16 (*As)[TBK + kPad], Bf16 (*Bs)[BN + kPad], const Bf16 *a,
-                           const Bf16 *w, int rows, int K, int N, int m0, int n0, int k0) {
-    for (int c = threadIdx.x; c < BM * TBK / 8; c += kTcThreads) {
-        const int r = c / (TBK / 8), kc = c % (TBK / 8) * 8;
-        if (m0 + r < rows && k0 + kc < K)
-            cp_async_16(&As[r][kc], a + int64_t(m0 + r) * K + k0 + kc);
-        else
-            *reinterpret_cast<uint4 *>(&As[r][kc]) = make_uint4(0, 0, 0, 0);
+// A shared-memory tile of `chunks` 16-byte chunks per row: chunk c of row r is stored at chunk
+// c ^ f(r), f(r) = (r / rows per 128 bytes) mod min(chunks, 8). 8 consecutive rows at one
+// chunk then cover all 8 bank groups of a 128-byte line (k-major: 4 chunks, rows 2 to a line;
+// mn-major: 16 chunks, a row per line).
+struct SmemTile {
+    Bf16 *p;
+    int chunks;
+    __device__ __forceinline__ Bf16 *at(int r, int col) const { // col: a multiple of 8
+        const int per_line = chunks >= 8 ? 1 : 8 / chunks, span = chunks >= 8 ? 8 : chunks;
+        return p + (int64_t(r) * chunks + ((col / 8) ^ (r / per_line % span))) * 8;
     }
-    for (int c = threadIdx.x; c < TBK * BN / 8; c += kTcThreads) {
-        const int kr = c / (BN / 8), nc = c % (BN / 8) * 8;
-        if (k0 + kr < K && n0 + nc < N)
-            cp_async_16(&Bs[kr][nc], w + int64_t(k0 + kr) * N + n0 + nc);
-        else
-            *reinterpret_cast<uint4 *>(&Bs[kr][nc]) = make_uint4(0, 0, 0, 0);
+};
+
+// A row-major matrix p[i * ld + j], i < rows, j < cols; vec: 16-byte aligned rows (ld % 8 == 0).
+struct Source {
+    const Bf16 *p;
+    int64_t ld;
+    int rows, cols;
+    __device__ __forceinline__ bool vec() const {
+        return reinterpret_cast<uintptr_t>(p) % 16 == 0 && ld % 8 == 0;
     }
-    cp_async_commit();
+};
+
+// Stages source rows [i0, i0 + R) x columns [j0, j0 + C) into `tile` (R rows of C / 8 chunks).
+template <int R, int C>
+__device__ __forceinline__ void load_tile(const SmemTile &tile, const Source &s, bool vec, int i0, int j0) {
+    constexpr int kRowChunks = C / 8;
+    static_assert(R * kRowChunks % kThreads == 0, "every thread copies the same number of chunks");
+    PMOE_UNROLL
+    for (int q = 0; q < R * kRowChunks / kThreads; q++) {
+        const int c = threadIdx.x + q * kThreads;
+        const int r = c / kRowChunks, col = c % kRowChunks * 8, i = i0 + r, j = j0 + col;
+        Bf16 *dst = tile.at(r, col);
+        if (vec && i < s.rows && j + 8 <= s.cols) {
+            cp_async_16(dst, s.p + int64_t(i) * s.ld + j);
+        } else {
+            uint32_t w[4] = {0, 0, 0, 0};
+            PMOE_UNROLL
+            for (int e = 0; e < 8; e++)
+                if (i < s.rows && j + e < s.cols)
+                    w[e / 2] |= uint32_t(__bfloat16_as_ushort(s.p[int64_t(i) * s.ld + j + e])) << (16 * (e % 2));
+            *reinterpret_cast<uint4 *>(dst) = make_uint4(w[0], w[1], w[2], w[3]);
+        }
+    }
 }
 
-__global__ void __launch_bounds__(kTcThreads)
-grouped_gemm_bf16_nn_kernel(int groups, const int32_t *offsets, const int32_t *tile_start, int k,
-                            int n, const Bf16 *a, const Bf16 *const *weights, Bf16 *c) {
-    __shared__ __align__(16) Bf16 As[2][BM][TBK + kPad];
-    __shared__ __align__(16) Bf16 Bs[2][TBK][BN + kPad];
+// The four 8 x 8 matrices of the 16 (m or n) x 16 (k) operand block at (mn0, k0) of `tile`,
+// stored k-major (rows are mn) or mn-major (rows are k, read with .trans). kAOrder: in the order
+// of an A fragment (mn half fastest); else of two B fragments (k half fastest, then n + 8).
+template <bool kKMajor, bool kAOrder>
+__device__ __forceinline__ void load_fragments(uint32_t r[4], const SmemTile &tile, int mn0, int k0,
+                                               int lane) {
+    const int i = lane / 8, j = lane % 8;
+    const int mn = mn0 + 8 * (kAOrder ? i % 2 : i / 2), k = k0 + 8 * (kAOrder ? i / 2 : i % 2);
+    ldmatrix_x4<!kKMajor>(r, kKMajor ? tile.at(mn + j, k) : tile.at(k + j, mn));
+}
+
+// 16 bytes of O at dst from kPer floats v, plus beta * dst (beta != 0), or fewer elements.
+template <typename O, int kPer>
+__device__ __forceinline__ void store_chunk(O *dst, const float *v, int count, bool vec, float beta) {
+    if (vec && count == kPer) {
+        alignas(16) O out[kPer];
+        if (beta != 0.0f) *reinterpret_cast<uint4 *>(out) = *reinterpret_cast<const uint4 *>(dst);
+        PMOE_UNROLL
+        for (int e = 0; e < kPer; e++)
+            out[e] = from_float<O>(beta == 0.0f ? v[e] : v[e] + beta * to_float(out[e]));
+        *reinterpret_cast<uint4 *>(dst) = *reinterpret_cast<const uint4 *>(out);
+    } else {
+        for (int e = 0; e < count; e++)
+            dst[e] = from_float<O>(beta == 0.0f ? v[e] : v[e] + beta * to_float(dst[e]));
+    }
+}
+
+// kMode: nn c[rows_g, n] = a[rows_g, k] * W_g[k, n]; nt ... * W_g[n, k]^T; tn out[g][k, n] =
+// beta * out[g] + a[rows_g, k]^T * b[rows_g, n]. matrices: W_g (nn, nt) or out[g] (tn, of O).
+template <int kMode, typename O>
+__global__ void __launch_bounds__(kThreads)
+grouped_gemm_tc_kernel(int groups, const int32_t *offsets, int32_t *tile_start, int k, int n,
+                       const Bf16 *a, const Bf16 *b, const void *const *matrices, Bf16 *c, float beta) {
+    constexpr bool kAKMajor = kMode != kModeTN, kBKMajor = kMode == kModeNT;
+    PMOE_DYNAMIC_SHARED(Bf16, smem);
+    // Two slots: thread 0 writes slot (round % 2) again only two rounds later, after a barrier
+    // that every thread reaches once it has read the slot (a skipped tile has no other barrier).
+    __shared__ int next_tile[2];
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const int wm = 32 * (warp / 2), wn = 32 * (warp % 2);
-    const int total = tile_start[groups], tiles_n = tiles(n, BN), steps = tiles(k, TBK);
-    for (int tile = blockIdx.x; tile < total; tile += gridDim.x) {
-        const GroupTile t = find_tile(tile, groups, tile_start, tiles_n);
+    const int wm = kWM * (warp / (kBN / kWN)), wn = kWN * (warp % (kBN / kWN));
+    const int total = tile_start[groups];
+    int32_t *counter = tile_start + groups + 1;
+    for (int round = 0;; round++) {
+        if (threadIdx.x == 0) next_tile[round % 2] = atomicAdd(counter, 1);
+        __syncthreads(); // also: the previous tile's epilogue is done with the shared memory
+        const int tile = next_tile[round % 2];
+        if (tile >= total) break;
+        const GroupTile t = find_tile(tile, groups, tile_start);
         const int64_t r0 = offsets[t.g];
         const int rows = offsets[t.g + 1] - offsets[t.g];
-        const Bf16 *ag = a + r0 * k, *w = weights[t.g];
-        if (!w || reinterpret_cast<uintptr_t>(w) % 16 != 0) continue; // reported
-        float acc[2][4][4] = {};
-        if (steps > 0) load_stage(As[0], Bs[0], ag, w, rows, k, n, t.m0, t.n0, 0);
-        for (int s = 0; s < steps; s++) {
-            if (s + 1 < steps) {
-                load_stage(As[(s + 1) & 1], Bs[(s + 1) & 1], ag, w, rows, k, n, t.m0, t.n0, (s + 1) * TBK);
-                cp_async_wait<1>();
-            } else {
-                cp_async_wait<0>();
-            }
-            __syncthreads();
-            const int st = s & 1;
-            for (int kk = 0; kk < TBK; kk += 16) {
-                uint32_t af[2][4], bf[4][2];
-                for (int mi = 0; mi < 2; mi++)
-                    ldmatrix_x4<false>(af[mi], &As[st][wm + 16 * mi + lane % 16][kk + 8 * (lane / 16)]);
-                for (int nj = 0; nj < 4; nj += 2) {
-                    uint32_t r[4];
-                    ldmatrix_x4<true>(r, &Bs[st][kk + lane % 16][wn + 8 * nj + 8 * (lane / 16)]);
-                    bf[nj][0] = r[0];
-                    bf[nj][1] = r[1];
-                    bf[nj + 1][0] = r[2];
-                    bf[nj + 1][1] = r[3];
-                }
-                for (int mi = 0; mi < 2; mi++)
-                    for (int nj = 0; nj < 4; nj++) mma_bf16_16816(acc[mi][nj], af[mi], bf[nj], acc[mi][nj]);
-            }
-            __syncthreads();
+        const void *matrix = matrices[t.g];
+        // m: output rows (rows, or k for tn); depth: the summed dimension (k, or rows for tn)
+        const int m = kMode == kModeTN ? k : rows, depth = kMode == kModeTN ? rows : k;
+        const int steps = tiles(depth, kBK), tiles_m = tiles(m, kBM);
+        if (!matrix && (kMode == kModeTN || steps > 0)) continue; // reported by group_tiles_kernel
+        const int m0 = t.local % tiles_m * kBM, n0 = t.local / tiles_m * kBN;
+        const Bf16 *w = static_cast<const Bf16 *>(matrix);
+        const Source sa{a + r0 * k, k, rows, k};
+        const Source sb = kMode == kModeNN   ? Source{w, n, k, n}
+                          : kMode == kModeNT ? Source{w, k, n, k}
+                                             : Source{b + r0 * n, n, rows, n};
+        const bool vec_a = sa.vec(), vec_b = sb.vec();
+        auto stage_a = [&](int s) { return SmemTile{smem + s * kStageElements, kAKMajor ? kBK / 8 : kBM / 8}; };
+        auto stage_b = [&](int s) {
+            return SmemTile{smem + s * kStageElements + kBM * kBK, kBKMajor ? kBK / 8 : kBN / 8};
+        };
+        auto load = [&](int step) {
+            const int s = step % kStages, d0 = step * kBK;
+            if (kAKMajor) load_tile<kBM, kBK>(stage_a(s), sa, vec_a, m0, d0);
+            else load_tile<kBK, kBM>(stage_a(s), sa, vec_a, d0, m0);
+            if (kBKMajor) load_tile<kBN, kBK>(stage_b(s), sb, vec_b, n0, d0);
+            else load_tile<kBK, kBN>(stage_b(s), sb, vec_b, d0, n0);
+        };
+        // Warp-uniform: 16-row and 8-column slices wholly past the matrix's edge are skipped.
+        auto live_m = [&](int mi) { return m0 + wm + 16 * mi < m; };
+        auto live_n = [&](int nj) { return n0 + wn + 8 * nj < n; };
+        float acc[kMI][kNJ][4] = {};
+        for (int s = 0; s < kStages - 1; s++) {
+            if (s < steps) load(s);
+            cp_async_commit();
         }
+        for (int s = 0; s < steps; s++) {
+            cp_async_wait<kStages - 2>(); // this thread's copies of step s have landed
+            __syncthreads();              // everyone's have, and step s - 1's buffer is free
+            if (s + kStages - 1 < steps) load(s + kStages - 1);
+            cp_async_commit();
+            const SmemTile ta = stage_a(s % kStages), tb = stage_b(s % kStages);
+            PMOE_UNROLL
+            for (int kk = 0; kk < kBK; kk += 16) {
+                uint32_t af[kMI][4] = {}, bf[kNJ][2] = {};
+                PMOE_UNROLL
+                for (int mi = 0; mi < kMI; mi++)
+                    if (live_m(mi)) load_fragments<kAKMajor, true>(af[mi], ta, wm + 16 * mi, kk, lane);
+                PMOE_UNROLL
+                for (int nj = 0; nj < kNJ; nj += 2)
+                    if (live_n(nj)) {
+                        uint32_t r[4];
+                        load_fragments<kBKMajor, false>(r, tb, wn + 8 * nj, kk, lane);
+                        bf[nj][0] = r[0];
+                        bf[nj][1] = r[1];
+                        bf[nj + 1][0] = r[2];
+                        bf[nj + 1][1] = r[3];
+                    }
+                PMOE_UNROLL
+                for (int mi = 0; mi < kMI; mi++)
+                    PMOE_UNROLL
+                    for (int nj = 0; nj < kNJ; nj++)
+                        if (live_m(mi) && live_n(nj))
+                            mma_bf16_16816(acc[mi][nj], af[mi], bf[nj], acc[mi][nj]);
+            }
+        }
+        cp_async_wait<0>(); // only empty groups remain; no copy may land in the staging below
+        __syncthreads();    // every warp is done reading the pipeline's buffers
+        // Epilogue: each warp stages 16 rows of its quarter at a time as f32 in shared memory,
+        // then writes them as 16-byte chunks (rounded once, with beta * out added for tn).
+        using Out = std::conditional_t<kMode == kModeTN, O, Bf16>;
+        constexpr int kPer = 16 / sizeof(Out), kRowChunks = kWN / kPer;
+        Out *out = kMode == kModeTN ? static_cast<Out *>(const_cast<void *>(matrix))
+                                    : reinterpret_cast<Out *>(c + r0 * n);
+        const bool vec_out = reinterpret_cast<uintptr_t>(out) % 16 == 0 && n % kPer == 0;
+        float *staging = reinterpret_cast<float *>(smem) + warp * 16 * kEpiloguePitch;
         const int g4 = lane / 4, t4 = lane % 4;
-        for (int mi = 0; mi < 2; mi++)
-            for (int nj = 0; nj < 4; nj++)
-                for (int i = 0; i < 4; i++) {
-                    const int row = t.m0 + wm + 16 * mi + g4 + 8 * (i / 2);
-                    const int col = t.n0 + wn + 8 * nj + 2 * t4 + i % 2;
-                    if (row < rows && col < n) c[(r0 + row) * n + col] = __float2bfloat16_rn(acc[mi][nj][i]);
-                }
+        PMOE_UNROLL
+        for (int mi = 0; mi < kMI; mi++) {
+            if (!live_m(mi)) continue;
+            PMOE_UNROLL
+            for (int nj = 0; nj < kNJ; nj++)
+                PMOE_UNROLL
+                for (int i = 0; i < 4; i++)
+                    staging[(g4 + 8 * (i / 2)) * kEpiloguePitch + 8 * nj + 2 * t4 + i % 2] = acc[mi][nj][i];
+            __syncwarp();
+            for (int q = lane; q < 16 * kRowChunks; q += 32) {
+                const int row = q / kRowChunks, col = q % kRowChunks * kPer;
+                const int i = m0 + wm + 16 * mi + row, j = n0 + wn + col;
+                if (i < m && j < n)
+                    store_chunk<Out, kPer>(out + int64_t(i) * n + j, staging + row * kEpiloguePitch + col,
+                                           n - j < kPer ? n - j : kPer, vec_out,
+                                           kMode == kModeTN ? beta : 0.0f);
+            }
+            __syncwarp();
+        }
     }
 }
+} // namespace tc
 
 // Words the errors that group_tiles_kernel recorded.
 int grouped_errors(const InputChecks &checks, int mode, const int32_t *offsets, const char *data_name) {
@@ -264,30 +414,70 @@ int grouped_errors(const InputChecks &checks, int mode, const int32_t *offsets, 
     return PMOE_OK;
 }
 
-// The grouped GEMMs on the SIMT tiles: matrices are the weights (nn, nt) or the outputs (tn);
-// data is c or b. Operands of T, c or out[g] of O.
+// One grouped GEMM: checks, the tile list (tile_m x tile_n tiles), then run(tile_start) launches
+// the product; matrices are the weights (nn, nt) or the outputs (tn), data is c or b.
+template <typename Run>
+int grouped_launch(int mode, bool aligned, int tile_m, int tile_n, int32_t groups,
+                   const int32_t *offsets, int32_t k, int32_t n, const void *a, const void *data,
+                   const void *const *matrices, void *stream, Run &&run) {
+    PMOE_CHECK(check_grouped_sizes(groups, offsets, k, n));
+    if (mode == kModeTN && int64_t(k) * n == 0) return PMOE_OK; // every out[g] is empty
+    if (groups > 0) PMOE_CHECK(require_non_null(mode == kModeTN ? "out" : "weights", matrices));
+    DeviceBuffer tile_start;
+    PMOE_CHECK(tile_start.allocate(sizeof(int32_t) * (size_t(groups) + 2), stream, "group tiles"));
+    InputChecks checks;
+    PMOE_CHECK(checks.begin(stream));
+    PMOE_CHECK(launch("grouped_gemm_tiles", group_tiles_kernel, 1, kThreads, 0, stream, mode, aligned,
+                      groups, offsets, k, n, tile_m, tile_n, matrices, a, data,
+                      tile_start.as<int32_t>(), checks.device()));
+    if (groups > 0) PMOE_CHECK(run(tile_start.as<int32_t>()));
+    PMOE_CHECK(checks.finish(stream));
+    return grouped_errors(checks, mode, offsets, mode == kModeTN ? "b" : "c");
+}
+
+// The grouped GEMMs on the SIMT tiles, operands of T, c or out[g] of O.
 template <typename T, typename O>
 int grouped(int mode, int32_t groups, const int32_t *offsets, int32_t k, int32_t n, const T *a,
             const T *b, const void *const *matrices, O *c, float beta, void *stream) {
-    PMOE_CHECK(check_grouped_sizes(groups, offsets, k, n));
-    const char *matrices_name = mode == kModeTN ? "out" : "weights";
-    const char *data_name = mode == kModeTN ? "b" : "c";
-    if (mode == kModeTN && int64_t(k) * n == 0) return PMOE_OK; // every out[g] is empty
-    if (groups > 0) PMOE_CHECK(require_non_null(matrices_name, matrices));
-    DeviceBuffer tile_start;
-    PMOE_CHECK(tile_start.allocate(sizeof(int32_t) * (size_t(groups) + 1), stream, "group tiles"));
-    InputChecks checks;
-    PMOE_CHECK(checks.begin(stream));
     const void *data = mode == kModeTN ? static_cast<const void *>(b) : c;
-    PMOE_CHECK(launch("grouped_gemm_tiles", group_tiles_kernel, 1, kThreads, 0, stream, mode, false,
-                      groups, offsets, k, n, matrices, static_cast<const void *>(a), data,
-                      tile_start.as<int32_t>(), checks.device()));
-    if (groups > 0)
-        PMOE_CHECK(launch("grouped_gemm", grouped_gemm_kernel<T, O>, unsigned(2 * multiprocessors()),
-                          kThreads, 0, stream, mode, groups, offsets,
-                          tile_start.as<const int32_t>(), k, n, a, b, matrices, c, beta));
-    PMOE_CHECK(checks.finish(stream));
-    return grouped_errors(checks, mode, offsets, data_name);
+    return grouped_launch(mode, false, BM, BN, groups, offsets, k, n, a, data, matrices, stream,
+                          [&](const int32_t *tile_start) {
+        return launch("grouped_gemm", grouped_gemm_kernel<T, O>, unsigned(2 * multiprocessors()),
+                      kThreads, 0, stream, mode, groups, offsets, tile_start, k, n, a, b, matrices, c, beta);
+    });
+}
+
+// Blocks of `kernel` that fit on one multiprocessor with `smem` bytes of dynamic shared memory
+// (the harness: 2, so that its few "multiprocessors" still run several blocks over the tiles).
+template <typename... P> int resident_blocks(void (*kernel)(P...), int threads, size_t smem) {
+#ifdef PMOE_HOST_EXEC
+    (void)kernel, (void)threads, (void)smem;
+    return 2;
+#else
+    int blocks = 0;
+    if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, threads, smem) != cudaSuccess)
+        return 1; // the launch reports what is wrong
+    return blocks < 1 ? 1 : blocks;
+#endif
+}
+
+// The bf16 grouped GEMMs on tensor cores (tc::grouped_gemm_tc_kernel), c or out[g] of O;
+// `aligned`: weights[g] must be 16-byte aligned (nn's contract).
+template <int kMode, typename O>
+int grouped_tc(int32_t groups, const int32_t *offsets, int32_t k, int32_t n, const void *a,
+               const void *b, const void *const *matrices, void *c, float beta, bool aligned,
+               void *stream) {
+    const auto kernel = tc::grouped_gemm_tc_kernel<kMode, O>;
+    const char *name = kMode == kModeNN ? "grouped_gemm_nn_bf16"
+                       : kMode == kModeNT ? "grouped_gemm_nt_bf16" : "grouped_gemm_tn_bf16";
+    return grouped_launch(kMode, aligned, tc::kBM, tc::kBN, groups, offsets, k, n, a,
+                          kMode == kModeTN ? b : c, matrices, stream, [&](int32_t *tile_start) {
+        const int blocks = resident_blocks(kernel, tc::kThreads, tc::kSharedBytes) * multiprocessors();
+        return launch(name, kernel, unsigned(blocks), tc::kThreads, tc::kSharedBytes, stream, groups,
+                      offsets, tile_start, k, n, static_cast<const Bf16 *>(a), static_cast<const Bf16 *>(b),
+                      matrices, static_cast<Bf16 *>(c), beta);
+    });
 }
 
 // C = alpha * op(A) * op(B) + beta * C on the SIMT tiles, operands of T, C of O (checked).
@@ -367,21 +557,8 @@ PMOE_API int pmoe_grouped_gemm_nn_bf16(int32_t groups, const int32_t *offsets, i
         for (const auto &[name, p] : {std::pair<const char *, const void *>{"a", a}, {"c", c}})
             if (reinterpret_cast<uintptr_t>(p) % 16 != 0)
                 return fail(PMOE_ERR_INVALID_ARGUMENT, "%s must be 16-byte aligned", name);
-        if (groups > 0) PMOE_CHECK(require_non_null("weights", weights));
-        DeviceBuffer tile_start;
-        PMOE_CHECK(tile_start.allocate(sizeof(int32_t) * (size_t(groups) + 1), stream, "group tiles"));
-        InputChecks checks;
-        PMOE_CHECK(checks.begin(stream));
-        PMOE_CHECK(launch("grouped_gemm_tiles", group_tiles_kernel, 1, kThreads, 0, stream, kModeNN,
-                          true, groups, offsets, k, n, weights, a, static_cast<const void *>(c),
-                          tile_start.as<int32_t>(), checks.device()));
-        if (groups > 0)
-            PMOE_CHECK(launch("grouped_gemm_bf16_nn", grouped_gemm_bf16_nn_kernel,
-                              unsigned(2 * multiprocessors()), kTcThreads, 0, stream, groups, offsets,
-                              tile_start.as<const int32_t>(), k, n, static_cast<const Bf16 *>(a),
-                              reinterpret_cast<const Bf16 *const *>(weights), static_cast<Bf16 *>(c)));
-        PMOE_CHECK(checks.finish(stream));
-        return grouped_errors(checks, kModeNN, offsets, "c");
+        return grouped_tc<kModeNN, Bf16>(groups, offsets, k, n, a, nullptr, weights, c, 0.0f, true,
+                                         stream);
     });
 }
 
@@ -395,14 +572,14 @@ PMOE_API int pmoe_grouped_gemm_tn(int32_t groups, const int32_t *offsets, int32_
     });
 }
 
-// The bf16 nt and tn forms run the SIMT tiles (correct, not tuned; the tensor-core path is nn).
+// The bf16 nt and tn forms on tensor cores too, with no size or alignment requirement: chunks
+// that are not aligned or not whole are staged element by element.
 PMOE_API int pmoe_grouped_gemm_nt_bf16(int32_t groups, const int32_t *offsets, int32_t k,
                                        int32_t n, const void *a, const void *const *weights,
                                        void *c, void *stream) {
     return guarded("pmoe_grouped_gemm_nt_bf16", [&] {
-        return grouped(kModeNT, groups, offsets, k, n, static_cast<const Bf16 *>(a),
-                       static_cast<const Bf16 *>(nullptr), weights, static_cast<Bf16 *>(c), 0.0f,
-                       stream);
+        return grouped_tc<kModeNT, Bf16>(groups, offsets, k, n, a, nullptr, weights, c, 0.0f, false,
+                                         stream);
     });
 }
 
@@ -411,13 +588,12 @@ PMOE_API int pmoe_grouped_gemm_tn_bf16(int32_t groups, const int32_t *offsets, i
                                        int32_t out_dtype, void *const *out, void *stream) {
     return guarded("pmoe_grouped_gemm_tn_bf16", [&] {
         PMOE_CHECK(require_dtype("out_dtype", out_dtype));
-        const Bf16 *a16 = static_cast<const Bf16 *>(a), *b16 = static_cast<const Bf16 *>(b);
         const void *const *matrices = const_cast<const void *const *>(out);
         if (out_dtype == PMOE_DTYPE_BF16)
-            return grouped(kModeTN, groups, offsets, k, n, a16, b16, matrices,
-                           static_cast<Bf16 *>(nullptr), beta, stream);
-        return grouped(kModeTN, groups, offsets, k, n, a16, b16, matrices,
-                       static_cast<float *>(nullptr), beta, stream);
+            return grouped_tc<kModeTN, Bf16>(groups, offsets, k, n, a, b, matrices, nullptr, beta,
+                                             false, stream);
+        return grouped_tc<kModeTN, float>(groups, offsets, k, n, a, b, matrices, nullptr, beta,
+                                          false, stream);
     });
 }
 

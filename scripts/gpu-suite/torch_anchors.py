@@ -33,6 +33,8 @@ MODELS = {  # name: (hidden, ffn, experts, top_k)
     "qwen3": (2048, 768, 128, 8),
 }
 SMOKE = ("smoke", (256, 136, 16, 4), 300)
+# The grouped GEMMs at issue 15's shape (16 experts, K 5120, N 8192, 8192 rows), as pmoe_gpu_bench's "grouped16".
+GEMM_SHAPE = ("grouped16", (5120, 4096, 16, 1), 8192)
 ZIPF_EXPONENT = 1.2
 MASK64 = (1 << 64) - 1
 
@@ -389,6 +391,8 @@ def main(argv=None):
         cases = [(m, MODELS[m], int(t), r) for m in args.models.split(",")
                  for t in args.tokens.split(",") for r in args.routing.split(",")]
     done = [run_case(an, *c) for c in cases]
+    if not args.smoke:  # its routing, permute and router anchors come along unpaired
+        run_case(an, *GEMM_SHAPE, "uniform")
     if not args.no_layer:
         done.sort(key=lambda c: c["base"]["tokens"] * c["shape"][3] * c["shape"][0] * c["shape"][1])
         for c in done:

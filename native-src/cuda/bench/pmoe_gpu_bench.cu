@@ -1,8 +1,9 @@
 // pmoe_gpu_bench: CUDA-event benchmarks of libpanamoe_cuda.so through the C ABI (panamoe.h), for
 // the GPU suite (scripts/gpu-suite/run.sh). For each MoE shape, token count and routing it times
 // the fused router, router + dispatch plan, bf16 permute and combine, the bf16 tensor-core grouped
-// GEMM (the expert FFN's two projections), and the whole SwiGLU MoE layer forward and
-// forward + backward (f32: the dtype in which the ABI offers every step of it).
+// GEMMs (the expert FFN's two projections, forward nn and backward nt / tn), and the whole SwiGLU
+// MoE layer forward and forward + backward (f32: the dtype in which the ABI offers every step of
+// it); then the grouped GEMMs alone at issue 15's shape (model "grouped16").
 //
 // Method: warm-up calls, then many calls each timed between two CUDA events; the median is
 // reported. Inputs and outputs rotate over several buffer sets when one set would fit in L2, so
@@ -62,6 +63,10 @@ const std::vector<Shape> kModels = {
     {"deepseek", 7168, 2048, 256, 8}, // DeepSeek-V3
     {"qwen3", 2048, 768, 128, 8},     // Qwen3-30B-A3B
 };
+// The grouped GEMMs alone at the shape torch._grouped_mm is quoted at (issue 15: 16 experts,
+// K 5120, N 8192, 8192 rows): the up projection of this shape at 8192 tokens, top-1, uniform.
+const Shape kGemmShape = {"grouped16", 5120, 4096, 16, 1};
+constexpr int kGemmTokens = 8192;
 // Small and ragged, for compute-sanitizer: every code path once, in seconds.
 const Shape kSmoke = {"smoke", 256, 136, 16, 4};
 
@@ -616,36 +621,55 @@ struct Case {
                                              std::to_string(w.distinct);
     }
 
-    // c[rows, n] = a[rows, k] * W_e[k, n] on tensor cores, for the FFN's up (gate|up) and down
-    // projections.
+    // The bf16 grouped GEMMs on tensor cores, for the FFN's up (gate|up) and down projections
+    // (k -> n): the forward c[rows, n] = a[rows, k] * W_e[k, n] (nn), and the backward's
+    // gradients da[rows, k] = dc[rows, n] * W_e^T (nt) and dW_e[k, n] += a^T * dc (tn, into
+    // f32 with beta 1, as the bf16 training path accumulates its master gradients).
     void gemm_ops() {
         const int rows = r.rows();
         Buffer offsets = upload(r.offsets);
         struct Projection {
-            const char *op;
+            const char *name;
             int k, n;
         };
-        for (const Projection p : {Projection{"grouped_gemm_up_bf16", s.hidden, 2 * s.ffn},
-                                   Projection{"grouped_gemm_down_bf16", s.ffn, s.hidden}}) {
-            b.measure(record(p.op), [&](Record &rec) {
-                const double set_bytes = 2.0 * rows * (double(p.k) + p.n);
-                const int rot = b.rotation(set_bytes);
-                const double budget = 0.8 * double(free_memory()) - rot * set_bytes;
-                Weights w = weights(size_t(p.k) * p.n, true, budget, 100, 1.0f / std::sqrt(float(p.k)));
-                std::vector<Buffer> a, c;
-                for (int i = 0; i < rot; i++) {
-                    a.push_back(random_buffer(size_t(rows) * p.k, true, 30 + i, 1));
-                    c.emplace_back(size_t(rows) * p.n * 2);
-                }
-                rec.flop = 2.0 * rows * p.k * p.n;
-                rec.note = "k " + std::to_string(p.k) + ", n " + std::to_string(p.n) + "; " +
-                           groups_note() + sharing_note(w);
-                b.time(rec, rot, [&](int i) {
-                    abi_ok(pmoe_grouped_gemm_nn_bf16(s.experts, offsets.as<int32_t>(), p.k, p.n, a[i].p,
-                                                     w.pointers.as<const void *const>(), c[i].p, nullptr),
-                           "pmoe_grouped_gemm_nn_bf16");
+        for (const Projection p : {Projection{"up", s.hidden, 2 * s.ffn}, Projection{"down", s.ffn, s.hidden}}) {
+            for (const char *form : {"nn", "nt", "tn"}) {
+                const std::string op = std::string("grouped_gemm_") + p.name + "_bf16" +
+                                       (form == std::string("nn") ? "" : std::string("_") + form);
+                const bool tn = form == std::string("tn"), nt = form == std::string("nt");
+                b.measure(record(op), [&](Record &rec) {
+                    const double set_bytes = 2.0 * rows * (double(p.k) + p.n);
+                    const int rot = b.rotation(set_bytes);
+                    const double budget = 0.8 * double(free_memory()) - rot * set_bytes;
+                    // tn: the f32 gradients take the place of the weights
+                    Weights w = weights(size_t(p.k) * p.n, !tn, budget, 100, tn ? 0.0f : 1.0f / std::sqrt(float(p.k)));
+                    std::vector<Buffer> in, out;
+                    for (int i = 0; i < rot; i++) {
+                        in.push_back(random_buffer(size_t(rows) * (nt ? p.n : p.k), true, 30 + i, 1));
+                        out.push_back(tn ? random_buffer(size_t(rows) * p.n, true, 50 + i, 1)
+                                         : Buffer(size_t(rows) * (nt ? p.k : p.n) * 2));
+                    }
+                    rec.flop = 2.0 * rows * p.k * p.n;
+                    rec.note = std::string(form) + ", k " + std::to_string(p.k) + ", n " + std::to_string(p.n) +
+                               "; " + groups_note() + sharing_note(w);
+                    const void *const *wp = w.pointers.as<const void *const>();
+                    b.time(rec, rot, [&](int i) {
+                        if (tn)
+                            abi_ok(pmoe_grouped_gemm_tn_bf16(s.experts, offsets.as<int32_t>(), p.k, p.n, in[i].p,
+                                                             out[i].p, 1.0f, PMOE_DTYPE_F32,
+                                                             const_cast<void *const *>(wp), nullptr),
+                                   "pmoe_grouped_gemm_tn_bf16");
+                        else if (nt)
+                            abi_ok(pmoe_grouped_gemm_nt_bf16(s.experts, offsets.as<int32_t>(), p.n, p.k, in[i].p,
+                                                             wp, out[i].p, nullptr),
+                                   "pmoe_grouped_gemm_nt_bf16");
+                        else
+                            abi_ok(pmoe_grouped_gemm_nn_bf16(s.experts, offsets.as<int32_t>(), p.k, p.n, in[i].p,
+                                                             wp, out[i].p, nullptr),
+                                   "pmoe_grouped_gemm_nn_bf16");
+                    });
                 });
-            });
+            }
         }
     }
 
@@ -762,6 +786,7 @@ int run(const Options &opt) {
             c.permute_ops();
             c.gemm_ops();
         }
+        if (!opt.smoke) Case(b, kGemmShape, kGemmTokens, "uniform").gemm_ops();
         if (opt.layer) {
             std::vector<Case *> order;
             for (Case &c : cases) order.push_back(&c);

@@ -211,4 +211,62 @@ class CudaDeviceKernelTest {
                     i -> Harness.BF16_EPS * Math.abs(want[i]) + accumulation);
         }
     }
+
+    /**
+     * nt and tn on hardware (k-major B fragments, .trans A fragments, the f32 epilogue with beta), on a shape with
+     * k and n not multiples of 8 (element-wise staging and stores) and one that is, against the CPU's f32 GEMMs of
+     * the same bf16 values.
+     */
+    @Test
+    void tensorCoreGroupedGemmNtAndTnMatchTheCpu() throws Throwable {
+        int[] sizes = {0, 300, 17, 1000, 64};
+        int groups = sizes.length;
+        int[] offsets = new int[groups + 1];
+        for (int g = 0; g < groups; g++) offsets[g + 1] = offsets[g] + sizes[g];
+        int rows = offsets[groups];
+        Random rnd = new Random(23);
+        for (int[] kn : new int[][] {{256, 136}, {203, 77}}) {
+            int k = kn[0], n = kn[1];
+            try (Arena arena = Arena.ofConfined()) {
+                float[] a = Harness.bf16Values(gaussian(rnd, rows * k, 1)), b = Harness.bf16Values(gaussian(rnd, rows * n, 1));
+                MemorySegment off = ints(arena, offsets), dOff = device(off, true);
+                MemorySegment dA = device(Harness.tensor(arena, Harness.BF16, a), true);
+                // nt: c[rows, n] = a[rows, k] * W_g^T, W_g stored [n, k]
+                MemorySegment[] wf = new MemorySegment[groups], wd = new MemorySegment[groups];
+                for (int g = 0; g < groups; g++) {
+                    float[] w = Harness.bf16Values(gaussian(rnd, n * k, 1));
+                    wf[g] = floats(arena, w);
+                    wd[g] = device(Harness.tensor(arena, Harness.BF16, w), true);
+                }
+                MemorySegment expected = floats(arena, new float[rows * n]);
+                assertOk(CPU, CPU.pmoe_grouped_gemm_nt(groups, off, k, n, floats(arena, a), Harness.pointers(arena, wf),
+                        expected, Harness.NO_STREAM), "cpu grouped gemm nt");
+                MemorySegment c = device(Harness.tensor(arena, Harness.BF16, new float[rows * n]), false);
+                assertOk(cuda, cuda.pmoe_grouped_gemm_nt_bf16(groups, dOff, k, n, dA, device(Harness.pointers(arena, wd), true),
+                        c, MemorySegment.NULL), "pmoe_grouped_gemm_nt_bf16");
+                float[] want = expected.toArray(java.lang.foreign.ValueLayout.JAVA_FLOAT);
+                float[] got = Harness.read(toHost(arena, c), Harness.BF16);
+                double accumulation = 2 * (k + 2) * F32_EPS * 4 * k;
+                Harness.assertClose("tensor-core grouped gemm nt k=" + k + " n=" + n, want, got,
+                        i -> Harness.BF16_EPS * Math.abs(want[i]) + accumulation);
+                // tn: out[g][k, n] = out[g] + a_g^T * b_g into f32
+                MemorySegment[] outCpu = new MemorySegment[groups], outDev = new MemorySegment[groups];
+                for (int g = 0; g < groups; g++) {
+                    MemorySegment init = floats(arena, gaussian(rnd, k * n, 1));
+                    outDev[g] = device(init, true);
+                    outCpu[g] = init;
+                }
+                assertOk(CPU, CPU.pmoe_grouped_gemm_tn(groups, off, k, n, floats(arena, a), floats(arena, b), 1f,
+                        Harness.pointers(arena, outCpu), Harness.NO_STREAM), "cpu grouped gemm tn");
+                assertOk(cuda, cuda.pmoe_grouped_gemm_tn_bf16(groups, dOff, k, n, dA,
+                        device(Harness.tensor(arena, Harness.BF16, b), true), 1f, F32, device(Harness.pointers(arena, outDev), true),
+                        MemorySegment.NULL), "pmoe_grouped_gemm_tn_bf16");
+                for (int g = 0; g < groups; g++) {
+                    double acc = 2 * (sizes[g] + 2) * F32_EPS * 4 * Math.max(1, sizes[g]) + 1e-6;
+                    assertClose("tensor-core grouped gemm tn k=" + k + " n=" + n + " group " + g, outCpu[g],
+                            toHost(arena, outDev[g]), F32, 0, acc);
+                }
+            }
+        }
+    }
 }

@@ -615,8 +615,8 @@ class HostHarnessKernelTest {
     }
 
     /**
-     * The bf16 GEMMs on the SIMT tiles (dense, grouped nt and tn, f32 and bf16 outputs) against the
-     * CPU library (tested against double references in GemmIsaLevelTest): the f32 accumulation-order
+     * The bf16 GEMMs (dense on the SIMT tiles, grouped nt and tn on tensor cores; f32 and bf16 outputs) against
+     * the CPU library (tested against double references in GemmIsaLevelTest): the f32 accumulation-order
      * difference, plus one bf16 rounding of each side for a bf16 output.
      */
     @Test
