@@ -410,10 +410,10 @@ abstract class NativeBackend implements Backend {
 
     @Override
     public double sumSquares(Tensor x) {
-        return sumSquares(List.of(Checks.notNull("x", x)));
+        long[] n = {DenseArgs.floats("x", x, device())};
+        return sumSquares(List.of(x), n);
     }
 
-    /** One kernel per tensor, each into its own slot of one device buffer, so the host reads once. */
     @Override
     public double sumSquares(List<Tensor> xs) {
         Checks.notNull("xs", xs);
@@ -421,6 +421,11 @@ abstract class NativeBackend implements Backend {
         for (int i = 0; i < n.length; i++) {
             n[i] = DenseArgs.floats("xs[" + i + "]", xs.get(i), device());
         }
+        return sumSquares(xs, n);
+    }
+
+    /** One kernel per tensor (of n[i] elements), each into its own slot of one buffer, so the host reads once. */
+    private double sumSquares(List<Tensor> xs, long[] n) {
         if (n.length == 0) {
             return 0;
         }

@@ -200,7 +200,7 @@ public final class NcclCommunicator implements Communicator {
     @Override
     public void allReduce(Tensor data) {
         checkTensor("data", data);
-        begin(data);
+        begin();
         call(nccl_h.ncclAllReduce(data.data(), data.data(), data.numel(), type(data), nccl_h.ncclSum, comm, stream), "ncclAllReduce");
         end("allReduce");
     }
@@ -211,7 +211,7 @@ public final class NcclCommunicator implements Communicator {
         checkTensor("out", out);
         CommArgs.checkSameDtype("out", out, in);
         CommArgs.checkBlocks("in", in, out, size);
-        begin(in);
+        begin();
         call(nccl_h.ncclReduceScatter(in.data(), out.data(), out.numel(), type(in), nccl_h.ncclSum, comm, stream),
                 "ncclReduceScatter");
         end("reduceScatter");
@@ -223,7 +223,7 @@ public final class NcclCommunicator implements Communicator {
         checkTensor("out", out);
         CommArgs.checkSameDtype("out", out, in);
         CommArgs.checkBlocks("out", out, in, size);
-        begin(in);
+        begin();
         call(nccl_h.ncclAllGather(in.data(), out.data(), in.numel(), type(in), comm, stream), "ncclAllGather");
         end("allGather");
     }
@@ -235,7 +235,7 @@ public final class NcclCommunicator implements Communicator {
         CommArgs.checkSameDtype("recv", recv, send);
         CommArgs.checkCounts("sendCounts", sendCounts, size, send);
         CommArgs.checkCounts("recvCounts", recvCounts, size, recv);
-        begin(send);
+        begin();
         long[] sendAt = CommArgs.offsets(sendCounts);
         long[] recvAt = CommArgs.offsets(recvCounts);
         long elementSize = send.dtype().byteSize();
@@ -252,7 +252,7 @@ public final class NcclCommunicator implements Communicator {
     public void broadcast(Tensor data, int root) {
         checkTensor("data", data);
         CommArgs.checkRank("root", root, size);
-        begin(data);
+        begin();
         call(nccl_h.ncclBroadcast(data.data(), data.data(), data.numel(), type(data), root, comm, stream), "ncclBroadcast");
         end("broadcast");
     }
@@ -261,7 +261,7 @@ public final class NcclCommunicator implements Communicator {
     public void send(Tensor data, int peer) {
         checkTensor("data", data);
         CommArgs.checkRank("peer", peer, size);
-        begin(data);
+        begin();
         call(nccl_h.ncclSend(data.data(), data.numel(), type(data), peer, comm, stream), "ncclSend");
         end("send to rank " + peer);
     }
@@ -270,7 +270,7 @@ public final class NcclCommunicator implements Communicator {
     public void recv(Tensor data, int peer) {
         checkTensor("data", data);
         CommArgs.checkRank("peer", peer, size);
-        begin(data);
+        begin();
         call(nccl_h.ncclRecv(data.data(), data.numel(), type(data), peer, comm, stream), "ncclRecv");
         end("recv from rank " + peer);
     }
@@ -349,9 +349,9 @@ public final class NcclCommunicator implements Communicator {
 
     /**
      * Checks the handle, makes the device current, and makes this communicator's stream wait,
-     * on the device, for the work queued so far on the tensor's backend stream.
+     * on the device, for the work queued so far on this device's backend stream.
      */
-    private void begin(Tensor t) {
+    private void begin() {
         if (closed) {
             throw new IllegalStateException("communicator: " + this + " is closed");
         }
@@ -361,7 +361,7 @@ public final class NcclCommunicator implements Communicator {
         CudaRuntime.setDevice(device.index());
         MemorySegment ready = CudaRuntime.eventCreateForOrdering();
         try {
-            CudaRuntime.eventRecord(ready, ((CudaBackend) t.scope().backend()).stream());
+            CudaRuntime.eventRecord(ready, backend.stream());
             CudaRuntime.streamWaitEvent(stream, ready);
         } finally {
             CudaRuntime.eventDestroy(ready); // released once the device has passed it
