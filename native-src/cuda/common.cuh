@@ -29,8 +29,19 @@ constexpr unsigned kFullMask = 0xffffffffu;
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// kernel<<<grid, block, smem, stream>>>(args...), or its run through the harness; a launch
-// error becomes PMOE_ERR_RUNTIME naming the kernel.
+#ifndef PMOE_HOST_EXEC
+// The debug mode (PMOE_CUDA_CHECK_INPUTS=1): contents checks of the entry points, and a stream
+// synchronisation after each launch so that a fault while the kernel runs names it.
+bool debug_mode();
+#endif
+
+// kernel<<<grid, block, smem, stream>>>(args...), or its run through the harness. An error that
+// an earlier runtime call left behind (cudaGetLastError keeps the last one of the thread until
+// read) is not this launch's: it is read and dropped first, so that the check after the launch
+// reports this launch's own configuration error, naming the kernel. A sticky error, which no
+// read clears (an earlier kernel faulted; the context is lost), is reported as such instead of
+// as this kernel's failure. Faults while a kernel runs surface at the next synchronisation, and
+// name the kernel only in the debug mode.
 template <typename... P, typename... A>
 int launch(const char *name, void (*kernel)(P...), dim3 grid, dim3 block, size_t smem,
            void *stream, A &&...args) {
@@ -40,6 +51,14 @@ int launch(const char *name, void (*kernel)(P...), dim3 grid, dim3 block, size_t
         return fail(PMOE_ERR_RUNTIME, "%s", pmoe_host::last_error().c_str());
     return PMOE_OK;
 #else
+    if (cudaGetLastError() != cudaSuccess) {
+        const cudaError_t sticky = cudaPeekAtLastError();
+        if (sticky != cudaSuccess)
+            return fail(PMOE_ERR_RUNTIME,
+                        "%s: not launched: the device failed before it (%s: %s); run with "
+                        "PMOE_CUDA_CHECK_INPUTS=1 to name the kernel that did",
+                        name, cudaGetErrorName(sticky), cudaGetErrorString(sticky));
+    }
     if (smem > 48 * 1024) {
         cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                              int(smem));
@@ -48,7 +67,8 @@ int launch(const char *name, void (*kernel)(P...), dim3 grid, dim3 block, size_t
                         cudaGetErrorString(e));
     }
     kernel<<<grid, block, smem, static_cast<cudaStream_t>(stream)>>>(std::forward<A>(args)...);
-    const cudaError_t e = cudaGetLastError();
+    cudaError_t e = cudaGetLastError();
+    if (e == cudaSuccess && debug_mode()) e = cudaStreamSynchronize(static_cast<cudaStream_t>(stream));
     return e == cudaSuccess
                ? PMOE_OK
                : fail(PMOE_ERR_RUNTIME, "%s: launch failed: %s", name, cudaGetErrorString(e));

@@ -53,14 +53,15 @@ int cuda_status(cudaError_t e, const char *what) {
                             : fail(PMOE_ERR_RUNTIME, "%s: %s", what, cudaGetErrorString(e));
 }
 
-bool checks_enabled() {
+} // namespace
+
+bool debug_mode() {
     static const bool on = [] {
         const char *v = std::getenv("PMOE_CUDA_CHECK_INPUTS");
         return v && *v && std::strcmp(v, "0") != 0;
     }();
     return on;
 }
-} // namespace
 
 int memset_async(void *p, int byte, size_t bytes, void *stream) {
     if (!bytes) return PMOE_OK;
@@ -90,7 +91,7 @@ int DeviceBuffer::allocate(size_t bytes, void *stream, const char *what) {
 }
 
 int InputChecks::begin(void *stream) {
-    if (!checks_enabled()) return PMOE_OK;
+    if (!debug_mode()) return PMOE_OK;
     PMOE_CHECK(buffer_.allocate(sizeof host_, stream, "input checks"));
     device_ = buffer_.as<unsigned long long>();
     return memset_async(device_, 0xff, sizeof host_, stream);

@@ -214,6 +214,78 @@ public final class CudaRuntime {
         check(cudart_h.cudaEventDestroy(event), "cudaEventDestroy");
     }
 
+    /** Page-locked host memory of bytes (cudaMallocHost): copies from it to a device are asynchronous. */
+    public static MemorySegment mallocHost(long bytes) {
+        NativeLibraries.cudart();
+        return readPointer(p -> cudart_h.cudaMallocHost(p, bytes), "cudaMallocHost(" + bytes + " bytes)")
+                .reinterpret(bytes);
+    }
+
+    public static void freeHost(MemorySegment hostPointer) {
+        NativeLibraries.cudart();
+        check(cudart_h.cudaFreeHost(hostPointer), "cudaFreeHost");
+    }
+
+    /** An event without timing data (cudaEventDisableTiming): the cheap kind, for ordering and polling. */
+    public static MemorySegment eventCreateForOrdering() {
+        NativeLibraries.cudart();
+        return readPointer(e -> cudart_h.cudaEventCreateWithFlags(e, cudart_h.cudaEventDisableTiming),
+                "cudaEventCreateWithFlags(cudaEventDisableTiming)");
+    }
+
+    /** Whether the work before the event's last record is done (true for an event never recorded); never blocks. */
+    public static boolean eventDone(MemorySegment event) {
+        NativeLibraries.cudart();
+        int status = cudart_h.cudaEventQuery(event);
+        if (status == cudart_h.cudaErrorNotReady) {
+            return false;
+        }
+        check(status, "cudaEventQuery");
+        return true;
+    }
+
+    /** Work queued on stream after this call waits, on the device, for the event's work; the host does not wait. */
+    public static void streamWaitEvent(MemorySegment stream, MemorySegment event) {
+        NativeLibraries.cudart();
+        check(cudart_h.cudaStreamWaitEvent(stream, event, 0), "cudaStreamWaitEvent");
+    }
+
+    /** The device's default memory pool, which cudaMallocAsync allocates from. */
+    public static MemorySegment defaultMemPool(int device) {
+        NativeLibraries.cudart();
+        return readPointer(p -> cudart_h.cudaDeviceGetDefaultMemPool(p, device),
+                "cudaDeviceGetDefaultMemPool(" + device + ")");
+    }
+
+    /**
+     * cudaMemPoolAttrReleaseThreshold: the pool keeps up to bytes of freed memory cached across
+     * synchronisations instead of returning it to the OS at each (the default, 0).
+     */
+    public static void setMemPoolReleaseThreshold(MemorySegment pool, long bytes) {
+        NativeLibraries.cudart();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment value = arena.allocateFrom(ValueLayout.JAVA_LONG, bytes);
+            check(cudart_h.cudaMemPoolSetAttribute(pool, cudart_h.cudaMemPoolAttrReleaseThreshold, value),
+                    "cudaMemPoolSetAttribute(cudaMemPoolAttrReleaseThreshold, " + Long.toUnsignedString(bytes) + ")");
+        }
+    }
+
+    public static long memPoolReleaseThreshold(MemorySegment pool) {
+        NativeLibraries.cudart();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment value = arena.allocate(ValueLayout.JAVA_LONG);
+            check(cudart_h.cudaMemPoolGetAttribute(pool, cudart_h.cudaMemPoolAttrReleaseThreshold, value),
+                    "cudaMemPoolGetAttribute(cudaMemPoolAttrReleaseThreshold)");
+            return value.get(ValueLayout.JAVA_LONG, 0);
+        }
+    }
+
+    /** Returns the pool's unused memory beyond keepBytes to the OS. */
+    public static void memPoolTrimTo(MemorySegment pool, long keepBytes) {
+        NativeLibraries.cudart();
+        check(cudart_h.cudaMemPoolTrimTo(pool, keepBytes), "cudaMemPoolTrimTo(" + keepBytes + ")");
+    }
+
     public static void deviceSynchronize() {
         NativeLibraries.cudart();
         check(cudart_h.cudaDeviceSynchronize(), "cudaDeviceSynchronize");

@@ -36,6 +36,10 @@ public final class cudart_h {
     public static final int cudaMemcpyDeviceToDevice = 3;
     public static final int cudaMemcpyDefault = 4;
 
+    // event flags, enum cudaMemPoolAttr
+    public static final int cudaEventDisableTiming = 0x02;
+    public static final int cudaMemPoolAttrReleaseThreshold = 0x4;
+
     // enum cudaDeviceAttr
     public static final int cudaDevAttrMultiProcessorCount = 16;
     public static final int cudaDevAttrComputeCapabilityMajor = 75;
@@ -718,6 +722,249 @@ public final class cudart_h {
     public static int cudaDriverGetVersion(MemorySegment driverVersion) {
         try {
             return (int) cudaDriverGetVersion.HANDLE.invokeExact(driverVersion);
+        } catch (Throwable e) {
+            throw SystemDowncalls.rethrow(e);
+        }
+    }
+
+    private static final class cudaMallocHost {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(C_INT, C_POINTER, C_LONG);
+        static final MemorySegment ADDR = SystemDowncalls.address(NativeLibraries.cudart(), "cudaMallocHost");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor cudaMallocHost$descriptor() {
+        return cudaMallocHost.DESC;
+    }
+
+    public static MethodHandle cudaMallocHost$handle() {
+        return cudaMallocHost.HANDLE;
+    }
+
+    public static MemorySegment cudaMallocHost$address() {
+        return cudaMallocHost.ADDR;
+    }
+
+    /** {@code cudaError_t cudaMallocHost(void **ptr, size_t size)}: page-locked host memory */
+    public static int cudaMallocHost(MemorySegment ptr, long size) {
+        try {
+            return (int) cudaMallocHost.HANDLE.invokeExact(ptr, size);
+        } catch (Throwable e) {
+            throw SystemDowncalls.rethrow(e);
+        }
+    }
+
+    private static final class cudaFreeHost {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(C_INT, C_POINTER);
+        static final MemorySegment ADDR = SystemDowncalls.address(NativeLibraries.cudart(), "cudaFreeHost");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor cudaFreeHost$descriptor() {
+        return cudaFreeHost.DESC;
+    }
+
+    public static MethodHandle cudaFreeHost$handle() {
+        return cudaFreeHost.HANDLE;
+    }
+
+    public static MemorySegment cudaFreeHost$address() {
+        return cudaFreeHost.ADDR;
+    }
+
+    /** {@code cudaError_t cudaFreeHost(void *ptr)} */
+    public static int cudaFreeHost(MemorySegment ptr) {
+        try {
+            return (int) cudaFreeHost.HANDLE.invokeExact(ptr);
+        } catch (Throwable e) {
+            throw SystemDowncalls.rethrow(e);
+        }
+    }
+
+    private static final class cudaEventCreateWithFlags {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(C_INT, C_POINTER, C_INT);
+        static final MemorySegment ADDR = SystemDowncalls.address(NativeLibraries.cudart(), "cudaEventCreateWithFlags");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor cudaEventCreateWithFlags$descriptor() {
+        return cudaEventCreateWithFlags.DESC;
+    }
+
+    public static MethodHandle cudaEventCreateWithFlags$handle() {
+        return cudaEventCreateWithFlags.HANDLE;
+    }
+
+    public static MemorySegment cudaEventCreateWithFlags$address() {
+        return cudaEventCreateWithFlags.ADDR;
+    }
+
+    /** {@code cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned int flags)} */
+    public static int cudaEventCreateWithFlags(MemorySegment event, int flags) {
+        try {
+            return (int) cudaEventCreateWithFlags.HANDLE.invokeExact(event, flags);
+        } catch (Throwable e) {
+            throw SystemDowncalls.rethrow(e);
+        }
+    }
+
+    private static final class cudaEventQuery {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(C_INT, C_POINTER);
+        static final MemorySegment ADDR = SystemDowncalls.address(NativeLibraries.cudart(), "cudaEventQuery");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor cudaEventQuery$descriptor() {
+        return cudaEventQuery.DESC;
+    }
+
+    public static MethodHandle cudaEventQuery$handle() {
+        return cudaEventQuery.HANDLE;
+    }
+
+    public static MemorySegment cudaEventQuery$address() {
+        return cudaEventQuery.ADDR;
+    }
+
+    /** {@code cudaError_t cudaEventQuery(cudaEvent_t event)}: cudaSuccess once the work before the record is done (or never recorded), cudaErrorNotReady before; never blocks */
+    public static int cudaEventQuery(MemorySegment event) {
+        try {
+            return (int) cudaEventQuery.HANDLE.invokeExact(event);
+        } catch (Throwable e) {
+            throw SystemDowncalls.rethrow(e);
+        }
+    }
+
+    private static final class cudaStreamWaitEvent {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(C_INT, C_POINTER, C_POINTER, C_INT);
+        static final MemorySegment ADDR = SystemDowncalls.address(NativeLibraries.cudart(), "cudaStreamWaitEvent");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor cudaStreamWaitEvent$descriptor() {
+        return cudaStreamWaitEvent.DESC;
+    }
+
+    public static MethodHandle cudaStreamWaitEvent$handle() {
+        return cudaStreamWaitEvent.HANDLE;
+    }
+
+    public static MemorySegment cudaStreamWaitEvent$address() {
+        return cudaStreamWaitEvent.ADDR;
+    }
+
+    /** {@code cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned int flags)}: work queued on stream later waits for the event's work, on the device */
+    public static int cudaStreamWaitEvent(MemorySegment stream, MemorySegment event, int flags) {
+        try {
+            return (int) cudaStreamWaitEvent.HANDLE.invokeExact(stream, event, flags);
+        } catch (Throwable e) {
+            throw SystemDowncalls.rethrow(e);
+        }
+    }
+
+    private static final class cudaDeviceGetDefaultMemPool {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(C_INT, C_POINTER, C_INT);
+        static final MemorySegment ADDR = SystemDowncalls.address(NativeLibraries.cudart(), "cudaDeviceGetDefaultMemPool");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor cudaDeviceGetDefaultMemPool$descriptor() {
+        return cudaDeviceGetDefaultMemPool.DESC;
+    }
+
+    public static MethodHandle cudaDeviceGetDefaultMemPool$handle() {
+        return cudaDeviceGetDefaultMemPool.HANDLE;
+    }
+
+    public static MemorySegment cudaDeviceGetDefaultMemPool$address() {
+        return cudaDeviceGetDefaultMemPool.ADDR;
+    }
+
+    /** {@code cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t *memPool, int device)} */
+    public static int cudaDeviceGetDefaultMemPool(MemorySegment memPool, int device) {
+        try {
+            return (int) cudaDeviceGetDefaultMemPool.HANDLE.invokeExact(memPool, device);
+        } catch (Throwable e) {
+            throw SystemDowncalls.rethrow(e);
+        }
+    }
+
+    private static final class cudaMemPoolSetAttribute {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(C_INT, C_POINTER, C_INT, C_POINTER);
+        static final MemorySegment ADDR = SystemDowncalls.address(NativeLibraries.cudart(), "cudaMemPoolSetAttribute");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor cudaMemPoolSetAttribute$descriptor() {
+        return cudaMemPoolSetAttribute.DESC;
+    }
+
+    public static MethodHandle cudaMemPoolSetAttribute$handle() {
+        return cudaMemPoolSetAttribute.HANDLE;
+    }
+
+    public static MemorySegment cudaMemPoolSetAttribute$address() {
+        return cudaMemPoolSetAttribute.ADDR;
+    }
+
+    /** {@code cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t memPool, enum cudaMemPoolAttr attr, void *value)} */
+    public static int cudaMemPoolSetAttribute(MemorySegment memPool, int attr, MemorySegment value) {
+        try {
+            return (int) cudaMemPoolSetAttribute.HANDLE.invokeExact(memPool, attr, value);
+        } catch (Throwable e) {
+            throw SystemDowncalls.rethrow(e);
+        }
+    }
+
+    private static final class cudaMemPoolGetAttribute {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(C_INT, C_POINTER, C_INT, C_POINTER);
+        static final MemorySegment ADDR = SystemDowncalls.address(NativeLibraries.cudart(), "cudaMemPoolGetAttribute");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor cudaMemPoolGetAttribute$descriptor() {
+        return cudaMemPoolGetAttribute.DESC;
+    }
+
+    public static MethodHandle cudaMemPoolGetAttribute$handle() {
+        return cudaMemPoolGetAttribute.HANDLE;
+    }
+
+    public static MemorySegment cudaMemPoolGetAttribute$address() {
+        return cudaMemPoolGetAttribute.ADDR;
+    }
+
+    /** {@code cudaError_t cudaMemPoolGetAttribute(cudaMemPool_t memPool, enum cudaMemPoolAttr attr, void *value)} */
+    public static int cudaMemPoolGetAttribute(MemorySegment memPool, int attr, MemorySegment value) {
+        try {
+            return (int) cudaMemPoolGetAttribute.HANDLE.invokeExact(memPool, attr, value);
+        } catch (Throwable e) {
+            throw SystemDowncalls.rethrow(e);
+        }
+    }
+
+    private static final class cudaMemPoolTrimTo {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(C_INT, C_POINTER, C_LONG);
+        static final MemorySegment ADDR = SystemDowncalls.address(NativeLibraries.cudart(), "cudaMemPoolTrimTo");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor cudaMemPoolTrimTo$descriptor() {
+        return cudaMemPoolTrimTo.DESC;
+    }
+
+    public static MethodHandle cudaMemPoolTrimTo$handle() {
+        return cudaMemPoolTrimTo.HANDLE;
+    }
+
+    public static MemorySegment cudaMemPoolTrimTo$address() {
+        return cudaMemPoolTrimTo.ADDR;
+    }
+
+    /** {@code cudaError_t cudaMemPoolTrimTo(cudaMemPool_t memPool, size_t minBytesToKeep)} */
+    public static int cudaMemPoolTrimTo(MemorySegment memPool, long minBytesToKeep) {
+        try {
+            return (int) cudaMemPoolTrimTo.HANDLE.invokeExact(memPool, minBytesToKeep);
         } catch (Throwable e) {
             throw SystemDowncalls.rethrow(e);
         }

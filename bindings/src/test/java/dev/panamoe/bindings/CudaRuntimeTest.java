@@ -155,4 +155,45 @@ class CudaRuntimeTest {
         assertTrue(oom.isOutOfMemory(), oom.getMessage());
         assertEquals(cudart_h.cudaErrorMemoryAllocation, CudaRuntime.lastError(), "the failed malloc is the last error");
     }
+
+    /** What the device backend and NCCL build on to avoid host waits: pinned staging, ordering events, the pool threshold. */
+    @Tag("gpu")
+    @Test
+    void pinnedCopiesEventOrderingAndThePoolThreshold() {
+        assumeGpu();
+        int n = 1 << 12;
+        MemorySegment first = CudaRuntime.streamCreate();
+        MemorySegment second = CudaRuntime.streamCreate();
+        MemorySegment pinned = CudaRuntime.mallocHost(4L * n);
+        MemorySegment a = CudaRuntime.malloc(4L * n);
+        MemorySegment b = CudaRuntime.malloc(4L * n);
+        MemorySegment event = CudaRuntime.eventCreateForOrdering();
+        try (Arena arena = Arena.ofConfined()) {
+            assertTrue(CudaRuntime.eventDone(event), "an event never recorded counts as done");
+            for (int i = 0; i < n; i++) pinned.setAtIndex(ValueLayout.JAVA_INT, i, 3 * i + 1);
+            CudaRuntime.memcpyAsync(a, pinned, 4L * n, CudaRuntime.CopyKind.HOST_TO_DEVICE, first);
+            CudaRuntime.eventRecord(event, first);
+            CudaRuntime.streamWaitEvent(second, event);
+            CudaRuntime.memcpyAsync(b, a, 4L * n, CudaRuntime.CopyKind.DEVICE_TO_DEVICE, second);
+            MemorySegment back = arena.allocate(4L * n);
+            CudaRuntime.memcpyAsync(back, b, 4L * n, CudaRuntime.CopyKind.DEVICE_TO_HOST, second);
+            CudaRuntime.streamSynchronize(second);
+            assertTrue(CudaRuntime.eventDone(event));
+            assertEquals(3 * (n - 1) + 1, back.getAtIndex(ValueLayout.JAVA_INT, n - 1));
+
+            MemorySegment pool = CudaRuntime.defaultMemPool(0);
+            long before = CudaRuntime.memPoolReleaseThreshold(pool);
+            CudaRuntime.setMemPoolReleaseThreshold(pool, -1L);
+            assertEquals(-1L, CudaRuntime.memPoolReleaseThreshold(pool), "UINT64_MAX");
+            CudaRuntime.memPoolTrimTo(pool, 0);
+            CudaRuntime.setMemPoolReleaseThreshold(pool, before);
+        } finally {
+            CudaRuntime.eventDestroy(event);
+            CudaRuntime.free(a);
+            CudaRuntime.free(b);
+            CudaRuntime.freeHost(pinned);
+            CudaRuntime.streamDestroy(first);
+            CudaRuntime.streamDestroy(second);
+        }
+    }
 }

@@ -1,5 +1,7 @@
 package dev.panamoe.ops;
 
+import java.util.List;
+
 /**
  * One implementation of the panamoe.h ABI plus its memory management, as typed calls on
  * tensors: one method per kernel, sizes taken from the tensors' shapes. Implementations
@@ -31,6 +33,21 @@ public interface Backend {
 
     /** Opens the memory a {@link TensorScope} allocates from (shared: usable from any thread); closing it frees it. */
     TensorMemory openMemory(boolean shared);
+
+    /**
+     * Whether the calls check the values of index tensors on the host before the kernels
+     * (expert ids and remap entries in range, grouped GEMM offsets within the rows) and the MoE
+     * layer its inputs for NaN/Inf. Always on the CPU, where reading them is free; on a device
+     * only in the debug mode ({@code PMOE_CUDA_CHECK_INPUTS=1}, which also turns on the CUDA
+     * library's own checks of array contents and a synchronisation after each kernel, or
+     * {@code -Dpanamoe.cuda.checkInputs=true} for the Java checks alone), since each check is a
+     * host synchronisation. Outside it the CUDA
+     * kernels skip out-of-range ids without touching memory they do not own, and trust the
+     * offsets (a dispatch plan's end within the rows its buffers have).
+     */
+    default boolean checksValuesOnHost() {
+        return true;
+    }
 
     /** Threads used by parallel kernels (a process-wide setting of the library). */
     void setNumThreads(int n);
@@ -185,4 +202,17 @@ public interface Backend {
 
     /** Sum of squares of the elements of an f32 tensor, in double (for the global gradient norm). */
     double sumSquares(Tensor x);
+
+    /**
+     * The sum over xs, in order, of {@link #sumSquares(Tensor)} of each: bitwise the loop over
+     * them, but a device backend reads the partial sums back in one copy (one host
+     * synchronisation instead of one per tensor).
+     */
+    default double sumSquares(List<Tensor> xs) {
+        double total = 0;
+        for (Tensor x : xs) {
+            total += sumSquares(x);
+        }
+        return total;
+    }
 }

@@ -14,7 +14,7 @@ public final class CpuBackend extends NativeBackend {
     private static volatile CpuBackend instance;
 
     public CpuBackend(panamoe_h lib) {
-        super(lib);
+        super(lib, true);
     }
 
     /** The backend of libpanamoe_cpu.so (loaded on first use). */

@@ -12,8 +12,10 @@ import java.util.concurrent.ConcurrentHashMap;
 /**
  * The backend of one CUDA device: libpanamoe_cuda.so's kernels on one stream of the device,
  * tensors in blocks of a {@link CachingAllocator}. The calls and their Java-side checks are
- * {@link NativeBackend}'s, as on the CPU; the value checks of index tensors copy them to the host
- * (a synchronisation of the stream).
+ * {@link NativeBackend}'s, as on the CPU; the value checks of index tensors, which would copy
+ * them to the host, run only in the debug mode ({@link Backend#checksValuesOnHost()}). The host
+ * waits for the device only where it reads device memory or calls {@link #synchronize()}, each
+ * counted in {@link #hostSyncs()}.
  *
  * <p>One instance per device for the life of the JVM ({@link #get}); it may be used from any
  * thread, each call making the device current on the calling thread first. Kernels are ordered
@@ -28,10 +30,10 @@ public final class CudaBackend extends NativeBackend {
     private final CachingAllocator allocator;
 
     private CudaBackend(panamoe_h lib, Device device, MemorySegment stream) {
-        super(lib);
+        super(lib, deviceDebugChecks());
         this.device = device;
         this.stream = stream;
-        this.raw = new CudaRawMemory(device);
+        this.raw = new CudaRawMemory(device, hostSyncs());
         this.allocator = new CachingAllocator(raw);
     }
 
@@ -58,6 +60,11 @@ public final class CudaBackend extends NativeBackend {
         try {
             panamoe_h lib = panamoe_h.open(NativeLibraries.panamoeCuda());
             CudaRuntime.setDevice(index);
+            // The library's scratch (cudaMallocAsync) is freed at the end of each call; with the
+            // default threshold 0 the pool hands it back to the OS at every synchronisation, so the
+            // next step maps it again. Keep it all cached, as PyTorch's cudaMallocAsync backend does;
+            // CudaRawMemory trims the pool when cudaMalloc runs out.
+            CudaRuntime.setMemPoolReleaseThreshold(CudaRuntime.defaultMemPool(index), -1L);
             return new CudaBackend(lib, Device.cuda(index), CudaRuntime.streamCreate());
         } catch (NativeLibraryUnavailableException | CudaException e) {
             throw new BackendUnavailableException("cuda:" + index + " unusable: " + e.getMessage(), e);
@@ -76,11 +83,15 @@ public final class CudaBackend extends NativeBackend {
 
     @Override
     public TensorMemory openMemory(boolean shared) {
-        return new DeviceMemory(allocator, raw, stream.address());
+        return new DeviceMemory(allocator, raw, stream.address(), hostSyncs());
     }
 
+    /**
+     * The stream this backend's kernels and copies run on, with the device made current on the
+     * calling thread: other streams (a communicator's) order themselves against it with events.
+     */
     @Override
-    MemorySegment stream() {
+    public MemorySegment stream() {
         CudaRuntime.setDevice(device.index());
         return stream;
     }
@@ -93,6 +104,7 @@ public final class CudaBackend extends NativeBackend {
     /** Waits for every kernel and copy queued on this backend's stream; reports their errors. */
     public void synchronize() {
         CudaRuntime.streamSynchronize(stream());
+        hostSyncs().blocked("stream synchronize");
     }
 
     public CudaRuntime.DeviceProperties properties() {

@@ -9,12 +9,22 @@ package dev.panamoe.ops;
 public final class DispatchPlan {
     private final int tokens;
     private final int topK;
+    private final boolean dropless;
     private final Tensor expertCounts;
     private final Tensor expertOffsets;
     private final Tensor slotPosition;
     private final Tensor sortedSlot;
 
     public DispatchPlan(TensorScope scope, int tokens, int topK, int physicalExperts) {
+        this(scope, tokens, topK, physicalExperts, false);
+    }
+
+    /**
+     * A dropless plan keeps every slot, so its {@link #rows()} is tokens * topK, known without
+     * reading expertOffsets back from a device (a host synchronisation per call).
+     */
+    public DispatchPlan(TensorScope scope, int tokens, int topK, int physicalExperts, boolean dropless) {
+        this.dropless = dropless;
         this.tokens = Checks.atLeast("tokens", tokens, 0);
         this.topK = Checks.atLeast("topK", topK, 1);
         Checks.atLeast("physicalExperts", physicalExperts, 1);
@@ -36,9 +46,9 @@ public final class DispatchPlan {
         return expertCounts.dim(0);
     }
 
-    /** Rows of the expert-sorted buffer: the slots kept after capacity. */
+    /** Rows of the expert-sorted buffer: the slots kept after capacity (read from expertOffsets unless dropless). */
     public int rows() {
-        return expertOffsets.getInt(physicalExperts());
+        return dropless ? tokens * topK : expertOffsets.getInt(physicalExperts());
     }
 
     /** Slots dropped by the capacity limit. */

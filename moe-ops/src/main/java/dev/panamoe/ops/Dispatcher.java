@@ -94,7 +94,7 @@ public final class Dispatcher {
     }
 
     public DispatchPlan newPlan(TensorScope scope, int tokens) {
-        return new DispatchPlan(scope, tokens, topK, physicalExperts);
+        return new DispatchPlan(scope, tokens, topK, physicalExperts, capacityFactor == DROPLESS);
     }
 
     /** Fills plan from the router's topkIds [T, K] and topkWeights [T, K]. */

@@ -26,6 +26,15 @@ public interface TensorMemory extends AutoCloseable {
     /** bytes of zero-filled memory, {@link #ALIGNMENT}-aligned. */
     MemorySegment allocate(long bytes);
 
+    /**
+     * bytes of memory whose contents are undefined until written (zeros on the host, where
+     * allocation zeroes anyway; on a device whatever the cached block held), for outputs a
+     * kernel overwrites whole: a device saves the memset.
+     */
+    default MemorySegment allocateUninitialized(long bytes) {
+        return allocate(bytes);
+    }
+
     boolean isOpen();
 
     /** Whether host code may read and write the segments of {@link #allocate} directly. */

@@ -41,6 +41,19 @@ public final class TensorScope implements AutoCloseable {
 
     /** A zero-filled tensor. */
     public Tensor allocate(String name, DType dtype, int... shape) {
+        return allocate(name, dtype, shape, true);
+    }
+
+    /**
+     * A tensor whose elements are undefined until written (zeros on the CPU; on a device
+     * whatever its cached block held), for an output a kernel overwrites whole: on a device it
+     * saves the memset of {@link #allocate}.
+     */
+    public Tensor allocateUninitialized(String name, DType dtype, int... shape) {
+        return allocate(name, dtype, shape, false);
+    }
+
+    private Tensor allocate(String name, DType dtype, int[] shape, boolean zero) {
         if (name == null || dtype == null) {
             throw new IllegalArgumentException("name, dtype: must not be null, got " + name + ", " + dtype);
         }
@@ -49,17 +62,17 @@ public final class TensorScope implements AutoCloseable {
             throw new IllegalStateException("tensor scope of " + device() + " is closed; cannot allocate '" + name + "'");
         }
         long bytes = Tensor.numel(shape) * dtype.byteSize();
-        return new Tensor(this, name, dtype, shape, memory.allocate(bytes));
+        return new Tensor(this, name, dtype, shape, zero ? memory.allocate(bytes) : memory.allocateUninitialized(bytes));
     }
 
     public Tensor ofFloats(String name, float[] values, int... shape) {
-        Tensor t = allocate(name, DType.F32, shape);
+        Tensor t = allocateUninitialized(name, DType.F32, shape);
         t.copyFrom(values);
         return t;
     }
 
     public Tensor ofInts(String name, int[] values, int... shape) {
-        Tensor t = allocate(name, DType.I32, shape);
+        Tensor t = allocateUninitialized(name, DType.I32, shape);
         t.copyFrom(values);
         return t;
     }

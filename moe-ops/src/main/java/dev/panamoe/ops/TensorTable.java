@@ -25,7 +25,7 @@ public final class TensorTable {
         this.name = name;
         this.scope = scope;
         this.tensors = entries.toArray(new Tensor[0]);
-        this.addresses = scope.memory().allocate(ValueLayout.ADDRESS.byteSize() * tensors.length);
+        this.addresses = scope.memory().allocateUninitialized(ValueLayout.ADDRESS.byteSize() * tensors.length);
         for (int i = 0; i < tensors.length; i++) {
             set(i, tensors[i]);
         }

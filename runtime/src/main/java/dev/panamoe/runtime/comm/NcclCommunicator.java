@@ -5,7 +5,6 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
 import dev.panamoe.bindings.CudaRuntime;
 import dev.panamoe.bindings.NativeLibraries;
 import dev.panamoe.bindings.NativeLibraryUnavailableException;
-import dev.panamoe.bindings.cudart_h;
 import dev.panamoe.bindings.nccl_h;
 import dev.panamoe.bindings.ncclUniqueId;
 import dev.panamoe.bindings.panamoe_h;
@@ -24,22 +23,39 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.locks.LockSupport;
 import java.util.stream.Stream;
 
 /**
  * A communicator over NCCL (libnccl.so.2, bound through FFM) for tensors on one CUDA device per
  * rank. The unique id is made by rank 0 and broadcast over a bootstrap communicator (MPI across
- * processes, as nccl-tests does). Each call waits for the tensor's backend stream, enqueues the
- * NCCL operation on this communicator's stream and polls it (cudaStreamQuery) together with
- * ncclCommGetAsyncError; an asynchronous error or the deadline aborts the NCCL communicator
- * (ncclCommAbort) and throws. All-to-allv is one ncclGroupStart/End of ncclSend/ncclRecv pairs.
+ * processes, as nccl-tests does). All-to-allv is one ncclGroupStart/End of ncclSend/ncclRecv
+ * pairs.
+ *
+ * <p>Ordering without the host. Each call records an event on the tensor's backend stream and
+ * makes this communicator's stream wait for it (cudaStreamWaitEvent), enqueues the NCCL
+ * operation there, records a second event after it and makes the backend stream wait for that:
+ * the operation runs after the kernels that produced its input and before those that read its
+ * output, while the call returns at once. The host never waits for a collective except in
+ * {@link #barrier()} (whose point is that every rank has arrived) and {@link #close()}; what
+ * the caller reads next it reads through the backend, which waits for its stream.
+ *
+ * <p>Errors and the timeout. A watchdog thread polls each pending operation's event
+ * (cudaEventQuery, which never blocks) together with ncclCommGetAsyncError; an asynchronous
+ * error, or an operation still running {@link #timeout()} after it was queued, aborts the NCCL
+ * communicator (ncclCommAbort, which also ends its kernels, so a stream waiting on them runs
+ * on), and the next call on this communicator throws the reason.
  *
  * <p>Not checked across ranks (NCCL cannot tell): that sendCounts match the peers' recvCounts, and
  * that send and recv sizes agree. Sums are NCCL's (identical on every rank of one call).
  */
 public final class NcclCommunicator implements Communicator {
-    private static final long MAX_PAUSE_NANOS = 200_000;
+    private static final long WATCH_PAUSE_NANOS = 200_000;
+
+    /** A queued operation: the event recorded after it on this communicator's stream, and its deadline. */
+    private record Pending(String op, MemorySegment done, long deadline) {
+    }
 
     private final MemorySegment comm;
     private final Device device;
@@ -53,8 +69,10 @@ public final class NcclCommunicator implements Communicator {
     private final Tensor token;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment asyncError = arena.allocate(JAVA_INT);
+    private final ConcurrentLinkedQueue<Pending> pending = new ConcurrentLinkedQueue<>();
+    private final Thread watchdog;
     private volatile String brokenBy;
-    private boolean closed;
+    private volatile boolean closed;
 
     private NcclCommunicator(MemorySegment comm, CudaBackend backend, int rank, int size, Duration timeout) {
         this.comm = comm;
@@ -67,6 +85,8 @@ public final class NcclCommunicator implements Communicator {
         this.stream = CudaRuntime.streamCreate();
         this.scope = TensorScope.shared(backend);
         this.token = scope.allocate("nccl barrier", DType.I32, 1);
+        this.watchdog = Thread.ofPlatform().daemon().name("nccl watchdog, rank " + rank + " of " + size)
+                .start(this::watch);
     }
 
     // ---- the library ----
@@ -180,9 +200,9 @@ public final class NcclCommunicator implements Communicator {
     @Override
     public void allReduce(Tensor data) {
         checkTensor("data", data);
-        long deadline = begin(data);
+        begin();
         call(nccl_h.ncclAllReduce(data.data(), data.data(), data.numel(), type(data), nccl_h.ncclSum, comm, stream), "ncclAllReduce");
-        await("allReduce", deadline);
+        end("allReduce");
     }
 
     @Override
@@ -191,10 +211,10 @@ public final class NcclCommunicator implements Communicator {
         checkTensor("out", out);
         CommArgs.checkSameDtype("out", out, in);
         CommArgs.checkBlocks("in", in, out, size);
-        long deadline = begin(in);
+        begin();
         call(nccl_h.ncclReduceScatter(in.data(), out.data(), out.numel(), type(in), nccl_h.ncclSum, comm, stream),
                 "ncclReduceScatter");
-        await("reduceScatter", deadline);
+        end("reduceScatter");
     }
 
     @Override
@@ -203,9 +223,9 @@ public final class NcclCommunicator implements Communicator {
         checkTensor("out", out);
         CommArgs.checkSameDtype("out", out, in);
         CommArgs.checkBlocks("out", out, in, size);
-        long deadline = begin(in);
+        begin();
         call(nccl_h.ncclAllGather(in.data(), out.data(), in.numel(), type(in), comm, stream), "ncclAllGather");
-        await("allGather", deadline);
+        end("allGather");
     }
 
     @Override
@@ -215,7 +235,7 @@ public final class NcclCommunicator implements Communicator {
         CommArgs.checkSameDtype("recv", recv, send);
         CommArgs.checkCounts("sendCounts", sendCounts, size, send);
         CommArgs.checkCounts("recvCounts", recvCounts, size, recv);
-        long deadline = begin(send);
+        begin();
         long[] sendAt = CommArgs.offsets(sendCounts);
         long[] recvAt = CommArgs.offsets(recvCounts);
         long elementSize = send.dtype().byteSize();
@@ -225,39 +245,41 @@ public final class NcclCommunicator implements Communicator {
             call(nccl_h.ncclRecv(at(recv, recvAt[p] * elementSize), recvCounts[p], type(recv), p, comm, stream), "ncclRecv");
         }
         call(nccl_h.ncclGroupEnd(), "ncclGroupEnd");
-        await("allToAllV", deadline);
+        end("allToAllV");
     }
 
     @Override
     public void broadcast(Tensor data, int root) {
         checkTensor("data", data);
         CommArgs.checkRank("root", root, size);
-        long deadline = begin(data);
+        begin();
         call(nccl_h.ncclBroadcast(data.data(), data.data(), data.numel(), type(data), root, comm, stream), "ncclBroadcast");
-        await("broadcast", deadline);
+        end("broadcast");
     }
 
     @Override
     public void send(Tensor data, int peer) {
         checkTensor("data", data);
         CommArgs.checkRank("peer", peer, size);
-        long deadline = begin(data);
+        begin();
         call(nccl_h.ncclSend(data.data(), data.numel(), type(data), peer, comm, stream), "ncclSend");
-        await("send to rank " + peer, deadline);
+        end("send to rank " + peer);
     }
 
     @Override
     public void recv(Tensor data, int peer) {
         checkTensor("data", data);
         CommArgs.checkRank("peer", peer, size);
-        long deadline = begin(data);
+        begin();
         call(nccl_h.ncclRecv(data.data(), data.numel(), type(data), peer, comm, stream), "ncclRecv");
-        await("recv from rank " + peer, deadline);
+        end("recv from rank " + peer);
     }
 
+    /** An all-reduce of a token that the host waits for: every rank has arrived when it returns. */
     @Override
     public void barrier() {
         allReduce(token);
+        awaitAll("barrier");
     }
 
     /** ncclCommSplit is blocking: a barrier with the timeout first, so that it cannot hang. */
@@ -283,10 +305,7 @@ public final class NcclCommunicator implements Communicator {
     /** ncclCommAbort: this rank's pending and later calls fail; the other ranks' NCCL calls then fail or time out. */
     @Override
     public void abort(Throwable cause) {
-        if (brokenBy == null) {
-            brokenBy = "rank " + rank + " aborted: " + cause;
-            nccl_h.ncclCommAbort(comm);
-        }
+        breakWith("rank " + rank + " aborted: " + cause);
     }
 
     @Override
@@ -294,9 +313,20 @@ public final class NcclCommunicator implements Communicator {
         if (closed) {
             return;
         }
-        closed = true;
+        try {
+            if (brokenBy == null) {
+                awaitAll("close");
+            }
+        } finally {
+            closed = true;
+            watchdog.interrupt();
+            joinWatchdog();
+        }
         if (brokenBy == null) {
             call(nccl_h.ncclCommDestroy(comm), "ncclCommDestroy");
+        }
+        for (Pending p; (p = pending.poll()) != null; ) {
+            CudaRuntime.eventDestroy(p.done());
         }
         CudaRuntime.streamDestroy(stream);
         scope.close();
@@ -317,49 +347,106 @@ public final class NcclCommunicator implements Communicator {
         }
     }
 
-    /** Checks the handle, makes the device current, and orders the call after the work queued on the tensor's stream. */
-    private long begin(Tensor t) {
+    /**
+     * Checks the handle, makes the device current, and makes this communicator's stream wait,
+     * on the device, for the work queued so far on this device's backend stream.
+     */
+    private void begin() {
         if (closed) {
             throw new IllegalStateException("communicator: " + this + " is closed");
         }
         if (brokenBy != null) {
             throw new CommunicatorException("communicator " + this + " is unusable: " + brokenBy);
         }
-        if (t.scope().backend() instanceof CudaBackend cuda) {
-            cuda.synchronize();
-        }
         CudaRuntime.setDevice(device.index());
-        return System.nanoTime() + timeout.toNanos();
+        MemorySegment ready = CudaRuntime.eventCreateForOrdering();
+        try {
+            CudaRuntime.eventRecord(ready, backend.stream());
+            CudaRuntime.streamWaitEvent(stream, ready);
+        } finally {
+            CudaRuntime.eventDestroy(ready); // released once the device has passed it
+        }
     }
 
-    /** Polls the stream and NCCL's asynchronous error until the work is done; aborts on error or at the deadline. */
-    private void await(String op, long deadline) {
-        long pause = 1_000;
-        while (true) {
-            int status = cudart_h.cudaStreamQuery(stream);
-            if (status == cudart_h.cudaSuccess) {
+    /** Makes the backend stream wait for the operation just queued, and hands it to the watchdog. */
+    private void end(String op) {
+        MemorySegment done = CudaRuntime.eventCreateForOrdering();
+        CudaRuntime.eventRecord(done, stream);
+        CudaRuntime.streamWaitEvent(backend.stream(), done);
+        backend.hostSyncs().enqueued();
+        pending.add(new Pending(op, done, System.nanoTime() + timeout.toNanos()));
+        LockSupport.unpark(watchdog);
+    }
+
+    /** The watchdog's loop: retires finished operations, and aborts on an asynchronous error or a deadline. */
+    private void watch() {
+        while (!closed) {
+            Pending head = pending.peek();
+            if (head == null) {
+                LockSupport.park(this);
+                continue;
+            }
+            try {
+                if (CudaRuntime.eventDone(head.done())) {
+                    pending.remove(head);
+                    CudaRuntime.eventDestroy(head.done());
+                    continue;
+                }
+                String problem = asyncProblem(head);
+                if (problem != null) {
+                    breakWith(problem);
+                    return;
+                }
+            } catch (RuntimeException e) {
+                breakWith(head.op() + ": the watchdog failed: " + e.getMessage());
                 return;
             }
-            if (status != cudart_h.cudaErrorNotReady) {
-                fail(op + ": cudaStreamQuery: " + CudaRuntime.errorString(status));
-            }
-            call(nccl_h.ncclCommGetAsyncError(comm, asyncError), "ncclCommGetAsyncError");
-            int error = asyncError.get(JAVA_INT, 0);
-            if (error != nccl_h.ncclSuccess && error != nccl_h.ncclInProgress) {
-                fail(op + ": " + describe(error, comm));
-            }
-            if (System.nanoTime() >= deadline) {
-                fail(op + " on NCCL rank " + rank + " timed out after " + timeout.toMillis() + " ms: another rank did not arrive or has died");
-            }
-            LockSupport.parkNanos(pause);
-            pause = Math.min(2 * pause, MAX_PAUSE_NANOS);
+            LockSupport.parkNanos(this, WATCH_PAUSE_NANOS);
         }
     }
 
-    private void fail(String why) {
-        brokenBy = why;
-        nccl_h.ncclCommAbort(comm);
-        throw new CommunicatorException(why + " (NCCL communicator aborted)");
+    /** NCCL's asynchronous error, or the deadline passed; null while all is well. */
+    private String asyncProblem(Pending p) {
+        call(nccl_h.ncclCommGetAsyncError(comm, asyncError), "ncclCommGetAsyncError");
+        int error = asyncError.get(JAVA_INT, 0);
+        if (error != nccl_h.ncclSuccess && error != nccl_h.ncclInProgress) {
+            return p.op() + ": " + describe(error, comm);
+        }
+        if (System.nanoTime() >= p.deadline()) {
+            return p.op() + " on NCCL rank " + rank + " timed out after " + timeout.toMillis()
+                    + " ms: another rank did not arrive or has died";
+        }
+        return null;
+    }
+
+    /**
+     * The host waits for every queued operation (a host synchronisation, counted by the backend):
+     * until the watchdog has retired them, or has aborted the communicator, whose reason it throws.
+     */
+    private void awaitAll(String why) {
+        while (!pending.isEmpty() && brokenBy == null) {
+            LockSupport.parkNanos(WATCH_PAUSE_NANOS);
+        }
+        backend.hostSyncs().blocked("nccl " + why);
+        if (brokenBy != null) {
+            throw new CommunicatorException(brokenBy + " (NCCL communicator aborted)");
+        }
+    }
+
+    private void joinWatchdog() {
+        try {
+            watchdog.join();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /** The first reason wins; ncclCommAbort runs once. */
+    private synchronized void breakWith(String why) {
+        if (brokenBy == null) {
+            brokenBy = why;
+            nccl_h.ncclCommAbort(comm);
+        }
     }
 
     private void call(int result, String function) {

@@ -428,12 +428,8 @@ public final class ParallelTrainer implements AutoCloseable {
 
     /** Scales the gradients down to a global L2 norm of clipNorm when above; returns the norm before. */
     private double clipGradients() {
-        double sumSquares = 0;
-        for (ShardedParameter p : model.parameters()) {
-            if (p.countsInNorm()) {
-                sumSquares += backend.sumSquares(p.parameter().grad());
-            }
-        }
+        double sumSquares = backend.sumSquares(model.parameters().stream().filter(ShardedParameter::countsInNorm)
+                .map(p -> p.parameter().grad()).toList());
         double norm = Math.sqrt(worldSums(new double[] {sumSquares})[0]);
         if (config.clipNorm() > 0 && norm > config.clipNorm()) {
             float scale = (float) (config.clipNorm() / norm);

@@ -178,11 +178,7 @@ public final class Trainer implements AutoCloseable {
     /** Scales the gradients down to a global L2 norm of clipNorm when above; returns the norm before. */
     private double clipGradients() {
         try (var t = timer.start("clip")) {
-            double sumSquares = 0;
-            for (Parameter p : parameters) {
-                sumSquares += backend.sumSquares(p.grad());
-            }
-            double norm = Math.sqrt(sumSquares);
+            double norm = Math.sqrt(backend.sumSquares(parameters.stream().map(Parameter::grad).toList()));
             if (config.clipNorm() > 0 && norm > config.clipNorm()) {
                 float scale = (float) (config.clipNorm() / norm);
                 for (Parameter p : parameters) {

@@ -81,14 +81,18 @@ class NcclCommunicatorTest {
                  TensorScope scope = TensorScope.shared(CudaBackend.get(0))) {
                 float[] values = {1.5f, -2f, 3.25f};
                 Tensor t = scope.ofFloats("t", values, 3);
+                Tensor out = scope.allocate("out", DType.F32, 3);
+                Tensor back = scope.allocate("back", DType.F32, 3);
+                CudaBackend.get(0).hostSyncs().reset();
                 nccl.allReduce(t);
                 nccl.broadcast(t, 0);
-                Tensor out = scope.allocate("out", DType.F32, 3);
                 nccl.allGather(t, out);
                 nccl.reduceScatter(out, t);
-                Tensor back = scope.allocate("back", DType.F32, 3);
                 nccl.allToAllV(t, new int[] {3}, back, new int[] {3});
+                // ordered on the device with events: the host has not waited for any of them
+                assertEquals(0, CudaBackend.get(0).hostSyncs().count(), CudaBackend.get(0).hostSyncs().toString());
                 nccl.barrier();
+                assertEquals(1, CudaBackend.get(0).hostSyncs().count(), CudaBackend.get(0).hostSyncs().toString());
                 assertArrayEquals(values, back.toFloatArray());
                 try (Communicator self = nccl.split(0, 0)) {
                     assertEquals(1, self.size());

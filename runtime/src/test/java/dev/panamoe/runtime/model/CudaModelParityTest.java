@@ -51,10 +51,13 @@ class CudaModelParityTest {
                 m.zeroGrad();
             }
             float cpuLoss = cpuModel.forward(inputs, targets, batch, seq);
+            CudaBackend.get(0).hostSyncs().reset();
             float gpuLoss = gpuModel.forward(inputs, targets, batch, seq);
             assertEquals(cpuLoss, gpuLoss, 1e-4 * Math.abs(cpuLoss), "loss");
             cpuModel.backward(1f);
             gpuModel.backward(1f);
+            assertEquals(java.util.Map.of("copy to host at BlockOps.headForward", 1L),
+                    CudaBackend.get(0).hostSyncs().bySite(), "forward + backward on cuda:0 waits only to read the loss");
             for (int i = 0; i < expected.size(); i++) {
                 float[] e = ModelTestData.grads(expected.get(i));
                 float[] a = ModelTestData.grads(actual.get(i));
