@@ -3,8 +3,8 @@
 // (checks.hpp), returns PMOE_OK when the call has no work, and only then calls the function of
 // the same name here, so a backend sees valid sizes and pointers and never words an argument
 // error of its own (array contents excepted: the CPU checks them on the host, CUDA on the
-// device, with the messages of checks.hpp). A namespace outside pmoe, so that names in the
-// bodies resolve as they did at file scope (pmoe, and pmoe::cuda through using-directives).
+// device, with the messages of checks.hpp). A namespace of its own, outside pmoe: each library
+// brings its names into it (cpu/common.hpp, cuda/common.cuh).
 #pragma once
 
 #include "panamoe.h"

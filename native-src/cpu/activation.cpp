@@ -119,8 +119,6 @@ void backward_row(int32_t act, int32_t cols, const uint16_t *in, const uint16_t 
 } // namespace
 } // namespace pmoe
 
-using namespace pmoe;
-
 namespace pmoe_impl {
 
 int activation_forward(int32_t dtype, int32_t act, int32_t rows, int32_t cols, const void *in,

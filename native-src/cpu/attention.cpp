@@ -101,8 +101,6 @@ void attend_backward(const Head<T> &hd, const float *att, const T *dout, int64_t
 } // namespace
 } // namespace pmoe
 
-using namespace pmoe;
-
 namespace pmoe_impl {
 
 int attention_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channels, int32_t heads,

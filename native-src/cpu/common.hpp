@@ -125,3 +125,8 @@ template <typename F> int with_dtype(int32_t dtype, F &&body) {
 }
 
 } // namespace pmoe
+
+// The CPU library's implementations of panamoe.h (impl.hpp) are written with pmoe's names.
+namespace pmoe_impl {
+using namespace pmoe;
+} // namespace pmoe_impl

@@ -26,8 +26,6 @@ template <typename T> Softmax softmax_of(const T *x, int64_t vocab) {
 } // namespace
 } // namespace pmoe
 
-using namespace pmoe;
-
 namespace pmoe_impl {
 
 int cross_entropy_forward(int32_t dtype, int32_t rows, int32_t vocab, const void *logits,

@@ -22,8 +22,6 @@ void keep_heaviest(int32_t *seg, int32_t n, int32_t keep, const float *weights) 
 } // namespace
 } // namespace pmoe
 
-using namespace pmoe;
-
 namespace pmoe_impl {
 
 int dispatch_plan(const pmoe_dispatch_config *cfg, const int32_t *topk_ids,

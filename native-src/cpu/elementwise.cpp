@@ -17,8 +17,6 @@ template <typename T, typename F> void for_each_element(int64_t n, T *out, F f) 
 } // namespace
 } // namespace pmoe
 
-using namespace pmoe;
-
 namespace pmoe_impl {
 
 int bias_add(int32_t dtype, int32_t rows, int32_t cols, const void *bias, void *x, void *) {

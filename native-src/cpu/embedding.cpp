@@ -40,8 +40,6 @@ void add_embedding_gradient(int64_t batch, int64_t seq, int64_t C, const int32_t
 } // namespace
 } // namespace pmoe
 
-using namespace pmoe;
-
 namespace pmoe_impl {
 
 int embedding_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channels, int32_t vocab,

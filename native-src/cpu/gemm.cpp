@@ -603,8 +603,6 @@ int grouped_tn(bool bf16_in, bool bf16_out, int32_t groups, const int32_t *offse
 } // namespace
 } // namespace pmoe
 
-using namespace pmoe;
-
 namespace pmoe_impl {
 
 int gemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k, float alpha,

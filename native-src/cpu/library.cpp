@@ -29,8 +29,6 @@ int threads_for(int64_t work) { return work < min_parallel_work() ? 1 : num_thre
 
 } // namespace pmoe
 
-using namespace pmoe;
-
 extern "C" PMOE_API const char *pmoe_backend_name(void) { return "cpu"; }
 
 int pmoe_impl::find_nonfinite(int32_t dtype, int64_t n, const void *x, int64_t *first_index,

@@ -31,8 +31,6 @@ double logsumexp(const float *x, int32_t n) {
 } // namespace
 } // namespace pmoe
 
-using namespace pmoe;
-
 namespace pmoe_impl {
 
 // loss = coeff * E / (T * K * T) * sum_t sum_e counts[e] * scores[t, e], which is

@@ -68,8 +68,6 @@ void norm_backward(bool centred, int64_t rows, int64_t cols, const T *x, const T
 } // namespace
 } // namespace pmoe
 
-using namespace pmoe;
-
 namespace pmoe_impl {
 
 int layernorm_forward(int32_t dtype, int32_t rows, int32_t cols, float eps, const void *x,

@@ -5,8 +5,6 @@
 #include "common.hpp"
 #include "dense.hpp"
 
-using namespace pmoe;
-
 namespace pmoe_impl {
 
 int adamw_step(int64_t n, float *params, const float *grads, float *m, float *v, float lr,

@@ -89,8 +89,6 @@ void combine_backward(int32_t tokens, int32_t top_k, int32_t rows, int32_t hidde
 } // namespace
 } // namespace pmoe
 
-using namespace pmoe;
-
 namespace pmoe_impl {
 
 // A pure copy, so one byte-level path serves both dtypes.

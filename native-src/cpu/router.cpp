@@ -84,8 +84,6 @@ void backprop_token(const pmoe_router_config &cfg, const float *scores, const in
 } // namespace
 } // namespace pmoe
 
-using namespace pmoe;
-
 namespace pmoe_impl {
 
 int router_forward(const pmoe_router_config *cfg, const float *logits, float *scores,

@@ -69,9 +69,6 @@ __global__ void activation_backward_kernel(int act, int64_t rows, int64_t cols, 
 } // namespace cuda
 } // namespace pmoe
 
-using namespace pmoe;
-using namespace pmoe::cuda;
-
 namespace pmoe_impl {
 
 int activation_forward(int32_t dtype, int32_t act, int32_t rows, int32_t cols, const void *in,

@@ -147,9 +147,6 @@ int require_grid_rows(int64_t rows) {
 } // namespace cuda
 } // namespace pmoe
 
-using namespace pmoe;
-using namespace pmoe::cuda;
-
 namespace pmoe_impl {
 
 int attention_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channels, int32_t heads,

@@ -214,3 +214,9 @@ template <typename T> __device__ T block_exclusive_scan(T v, T *scratch, T *tota
 
 } // namespace cuda
 } // namespace pmoe
+
+// The CUDA library's implementations of panamoe.h (impl.hpp) are written with its names.
+namespace pmoe_impl {
+using namespace pmoe;
+using namespace pmoe::cuda;
+} // namespace pmoe_impl

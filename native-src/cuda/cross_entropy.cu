@@ -107,9 +107,6 @@ cross_entropy_backward_kernel(int64_t rows, int64_t vocab, const T *logits,
 } // namespace cuda
 } // namespace pmoe
 
-using namespace pmoe;
-using namespace pmoe::cuda;
-
 namespace pmoe_impl {
 
 // mean_loss and kept_rows, like losses, are device memory.

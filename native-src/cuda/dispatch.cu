@@ -195,9 +195,6 @@ keep_heaviest_kernel(int physical, int capacity, const int32_t *all_offsets,
 } // namespace cuda
 } // namespace pmoe
 
-using namespace pmoe;
-using namespace pmoe::cuda;
-
 namespace pmoe_impl {
 
 int dispatch_plan(const pmoe_dispatch_config *cfg, const int32_t *topk_ids,

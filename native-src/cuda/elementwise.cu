@@ -45,9 +45,6 @@ template <typename S, typename D> __global__ void convert_kernel(int64_t n, cons
 } // namespace cuda
 } // namespace pmoe
 
-using namespace pmoe;
-using namespace pmoe::cuda;
-
 namespace pmoe_impl {
 
 int bias_add(int32_t dtype, int32_t rows, int32_t cols, const void *bias, void *x, void *stream) {

@@ -68,9 +68,6 @@ __global__ void embedding_backward_wpe_kernel(int64_t batch, int64_t seq, int64_
 } // namespace cuda
 } // namespace pmoe
 
-using namespace pmoe;
-using namespace pmoe::cuda;
-
 namespace pmoe_impl {
 
 int embedding_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channels, int32_t vocab,

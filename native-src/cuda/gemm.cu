@@ -307,9 +307,6 @@ int dense(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k, flo
 } // namespace cuda
 } // namespace pmoe
 
-using namespace pmoe;
-using namespace pmoe::cuda;
-
 namespace pmoe_impl {
 
 int gemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k, float alpha,

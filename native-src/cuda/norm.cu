@@ -125,9 +125,6 @@ template int add_column_sums<__nv_bfloat16>(int64_t, int64_t, const __nv_bfloat1
 } // namespace cuda
 } // namespace pmoe
 
-using namespace pmoe;
-using namespace pmoe::cuda;
-
 namespace pmoe_impl {
 
 int layernorm_forward(int32_t dtype, int32_t rows, int32_t cols, float eps, const void *x,

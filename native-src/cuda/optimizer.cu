@@ -52,9 +52,6 @@ sum_doubles_kernel(int64_t n, const double *values, double *total) {
 } // namespace cuda
 } // namespace pmoe
 
-using namespace pmoe;
-using namespace pmoe::cuda;
-
 namespace pmoe_impl {
 
 int adamw_step(int64_t n, float *params, const float *grads, float *m, float *v, float lr,

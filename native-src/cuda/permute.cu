@@ -177,9 +177,6 @@ int with_layout(int32_t dtype, int64_t hidden, std::initializer_list<const void 
 } // namespace cuda
 } // namespace pmoe
 
-using namespace pmoe;
-using namespace pmoe::cuda;
-
 namespace pmoe_impl {
 
 int permute(int32_t dtype, int32_t tokens, int32_t top_k, int32_t rows, int32_t hidden,

@@ -242,9 +242,6 @@ unsigned warps_grid(int tokens) { return unsigned(ceil_div(tokens, kWarpsPerBloc
 } // namespace cuda
 } // namespace pmoe
 
-using namespace pmoe;
-using namespace pmoe::cuda;
-
 namespace pmoe_impl {
 
 // cfg is host memory (a small struct); the arrays are device memory.
