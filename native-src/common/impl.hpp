@@ -1,10 +1,11 @@
 // The implementation each library gives of the entry points of panamoe.h. The entry points
 // themselves are common/api.cpp, compiled into every library: it checks the arguments
 // (checks.hpp), returns PMOE_OK when the call has no work, and only then calls the function of
-// the same name here, so a backend sees valid sizes and pointers and never words an argument
-// error of its own (array contents excepted: the CPU checks them on the host, CUDA on the
-// device, with the messages of checks.hpp). A namespace of its own, outside pmoe: each library
-// brings its names into it (cpu/common.hpp, cuda/common.cuh).
+// the same name here. A library starts from valid sizes and pointers and checks only what is
+// its own: array contents, where the data lives (the CPU on the host, CUDA on the device, worded
+// by checks.hpp), and its own limits (e.g. the alignment of CUDA's tensor-core GEMM). A namespace
+// of its own, outside pmoe: each library brings its names into it (cpu/common.hpp,
+// cuda/common.cuh).
 #pragma once
 
 #include "panamoe.h"
