@@ -5,7 +5,7 @@
 // runs it.
 #include <algorithm>
 
-#include "checks.hpp"
+#include "common.hpp"
 
 namespace pmoe {
 namespace {
@@ -119,15 +119,11 @@ void backward_row(int32_t act, int32_t cols, const uint16_t *in, const uint16_t 
 } // namespace
 } // namespace pmoe
 
-using namespace pmoe;
+namespace pmoe_impl {
 
-extern "C" {
-
-PMOE_API int pmoe_activation_forward(int32_t dtype, int32_t act, int32_t rows, int32_t cols,
-                                     const void *in, void *out, void *stream) {
+int activation_forward(int32_t dtype, int32_t act, int32_t rows, int32_t cols, const void *in,
+                       void *out, void *) {
     return guarded("pmoe_activation_forward", [&] {
-        PMOE_CHECK(check_activation_forward(dtype, act, rows, cols, in, out));
-        if (rows == 0) return PMOE_OK;
         const int64_t in_cols = act == PMOE_ACT_SWIGLU ? 2 * int64_t(cols) : cols;
         return with_dtype(dtype, [&](auto t) {
             using T = decltype(t);
@@ -141,12 +137,9 @@ PMOE_API int pmoe_activation_forward(int32_t dtype, int32_t act, int32_t rows, i
     });
 }
 
-PMOE_API int pmoe_activation_backward(int32_t dtype, int32_t act, int32_t rows, int32_t cols,
-                                      const void *in, const void *grad_out, void *grad_in,
-                                      void *stream) {
+int activation_backward(int32_t dtype, int32_t act, int32_t rows, int32_t cols, const void *in,
+                        const void *grad_out, void *grad_in, void *) {
     return guarded("pmoe_activation_backward", [&] {
-        PMOE_CHECK(check_activation_backward(dtype, act, rows, cols, in, grad_out, grad_in));
-        if (rows == 0) return PMOE_OK;
         const int64_t in_cols = act == PMOE_ACT_SWIGLU ? 2 * int64_t(cols) : cols;
         return with_dtype(dtype, [&](auto t) {
             using T = decltype(t);
@@ -160,4 +153,4 @@ PMOE_API int pmoe_activation_backward(int32_t dtype, int32_t act, int32_t rows, 
     });
 }
 
-} // extern "C"
+} // namespace pmoe_impl

@@ -1,4 +1,5 @@
-// Shared plumbing of the CPU kernels: error reporting, argument checks, thread count, bf16.
+// Shared plumbing of the CPU kernels: checks of array contents, thread count, bf16 (error
+// reporting and argument checks: common/).
 #pragma once
 
 #include <cmath>
@@ -7,16 +8,11 @@
 #include <cstring>
 #include <string>
 
-#include "panamoe.h"
+#include "../common/checks.hpp"
+#include "../common/impl.hpp"
 
 namespace pmoe {
 
-// Records a message for pmoe_last_error() on this thread and returns `status`.
-int fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void clear_error();
-
-// Team size for OpenMP regions (set by pmoe_set_num_threads; default: omp_get_max_threads()).
-int num_threads();
 // Team size for a region touching about `work` elements (or FLOPs): 1 below a fixed threshold,
 // where waking a team costs more than the loop itself, else num_threads(). The kernels give
 // bitwise-identical results for any team size, so this changes speed only.
@@ -24,33 +20,13 @@ int threads_for(int64_t work);
 // The PMOE_ISA_* level the kernels use (cpu_isa.cpp).
 int cpu_isa_level();
 
-// Argument checks: each returns a non-zero status (with the message set) on failure, so
-// kernels read `PMOE_CHECK(require_positive("tokens", tokens));`.
-int require_non_null(const char *name, const void *p);
-int require_positive(const char *name, int64_t v);     // v >= 1
-int require_non_negative(const char *name, int64_t v); // v >= 0
-int require_dtype(const char *name, int32_t dtype);    // F32 or BF16
-// A pointer must be non-NULL when it covers any element (elements > 0).
-int require_data(const char *name, const void *p, int64_t elements);
-// lo <= v < hi for a float argument; NaN fails: "beta1 = 1 is out of range [0, 1)".
-int require_float_in(const char *name, float v, double lo, double hi);
-// A finite v > 0 (epsilons): "eps = 0 must be finite and > 0".
-int require_positive_float(const char *name, float v);
-
-#define PMOE_CHECK(expr)                                                                      \
-    do {                                                                                      \
-        int pmoe_status_ = (expr);                                                            \
-        if (pmoe_status_ != PMOE_OK) return pmoe_status_;                                     \
-    } while (0)
-
 // v[i] in [lo, hi) for every i < n; names the first offender:
 // "topk_ids[17] = 9 is out of range [0, 8)".
 inline int require_ids_in_range(const char *name, const int32_t *v, int64_t n, int64_t lo,
                                 int64_t hi) {
     for (int64_t i = 0; i < n; i++)
         if (v[i] < lo || v[i] >= hi)
-            return fail(PMOE_ERR_INVALID_ARGUMENT, "%s[%lld] = %d is out of range [%lld, %lld)",
-                        name, (long long)i, v[i], (long long)lo, (long long)hi);
+            return fail_out_of_range(name, i, v[i], lo, hi);
     return PMOE_OK;
 }
 
@@ -67,39 +43,9 @@ inline int require_finite(const char *name, const float *x, int64_t rows, int64_
         if (!bad) continue;
         for (int64_t i = b;; i++)
             if (!std::isfinite(x[i]))
-                return fail(PMOE_ERR_NON_FINITE,
-                            "%s[%lld, %lld] = %g is not finite (%s %lld, %s %lld)", name,
-                            (long long)(i / cols), (long long)(i % cols), (double)x[i], row_name,
-                            (long long)(i / cols), col_name, (long long)(i % cols));
+                return fail_not_finite(name, i / cols, i % cols, x[i], row_name, col_name);
     }
     return PMOE_OK;
-}
-
-// tokens >= 1 and 1 <= top_k <= experts, with tokens * top_k slots indexable by int32.
-inline int require_routing_shape(int32_t tokens, const char *experts_name, int32_t experts,
-                                 int32_t top_k) {
-    PMOE_CHECK(require_positive("tokens", tokens));
-    PMOE_CHECK(require_positive(experts_name, experts));
-    if (top_k < 1 || top_k > experts)
-        return fail(PMOE_ERR_INVALID_ARGUMENT, "top_k = %d is out of range [1, %s = %d]", top_k,
-                    experts_name, experts);
-    if (int64_t(tokens) * top_k > INT32_MAX)
-        return fail(PMOE_ERR_INVALID_ARGUMENT, "tokens * top_k = %d * %d exceeds INT32_MAX slots",
-                    tokens, top_k);
-    return PMOE_OK;
-}
-
-// Runs a kernel body, turning a C++ exception (e.g. std::bad_alloc) into a status, so nothing
-// escapes across the C ABI.
-template <typename F> int guarded(const char *kernel, F &&body) {
-    try {
-        clear_error();
-        return body();
-    } catch (const std::exception &e) {
-        return fail(PMOE_ERR_RUNTIME, "%s: %s", kernel, e.what());
-    } catch (...) {
-        return fail(PMOE_ERR_RUNTIME, "%s: unknown C++ exception", kernel);
-    }
 }
 
 // exp(x) for loops that must vectorise (std::exp stays a libm call without -ffast-math), by
@@ -179,3 +125,8 @@ template <typename F> int with_dtype(int32_t dtype, F &&body) {
 }
 
 } // namespace pmoe
+
+// The CPU library's implementations of panamoe.h (impl.hpp) are written with pmoe's names.
+namespace pmoe_impl {
+using namespace pmoe;
+} // namespace pmoe_impl

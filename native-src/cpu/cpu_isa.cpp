@@ -10,7 +10,7 @@
 #include <cstring>
 #include <string>
 
-#include "checks.hpp"
+#include "common.hpp"
 
 namespace pmoe {
 namespace {

@@ -2,7 +2,7 @@
 // from its logits, without materialising the probabilities. Logits and dlogits are f32 or bf16;
 // the softmax, the losses and their mean are computed in f32/double whatever the storage. One
 // thread per row; the mean loss is summed in row order afterwards.
-#include "checks.hpp"
+#include "common.hpp"
 #include "dense.hpp"
 
 namespace pmoe {
@@ -26,16 +26,12 @@ template <typename T> Softmax softmax_of(const T *x, int64_t vocab) {
 } // namespace
 } // namespace pmoe
 
-using namespace pmoe;
+namespace pmoe_impl {
 
-extern "C" {
-
-PMOE_API int pmoe_cross_entropy_forward(int32_t dtype, int32_t rows, int32_t vocab,
-                                        const void *logits, const int32_t *targets,
-                                        float *losses, float *mean_loss, int32_t *kept_rows,
-                                        void *stream) {
+int cross_entropy_forward(int32_t dtype, int32_t rows, int32_t vocab, const void *logits,
+                          const int32_t *targets, float *losses, float *mean_loss,
+                          int32_t *kept_rows, void *) {
     return guarded("pmoe_cross_entropy_forward", [&] {
-        PMOE_CHECK(check_cross_entropy_forward(dtype, rows, vocab, logits, targets, losses));
         PMOE_CHECK(require_ids_in_range("targets", targets, rows, -1, vocab));
         with_dtype(dtype, [&](auto tag) {
             using T = decltype(tag);
@@ -62,12 +58,9 @@ PMOE_API int pmoe_cross_entropy_forward(int32_t dtype, int32_t rows, int32_t voc
     });
 }
 
-PMOE_API int pmoe_cross_entropy_backward(int32_t dtype, int32_t rows, int32_t vocab,
-                                         const void *logits, const int32_t *targets,
-                                         float grad_scale, void *dlogits, void *stream) {
+int cross_entropy_backward(int32_t dtype, int32_t rows, int32_t vocab, const void *logits,
+                           const int32_t *targets, float grad_scale, void *dlogits, void *) {
     return guarded("pmoe_cross_entropy_backward", [&] {
-        PMOE_CHECK(check_cross_entropy_backward(dtype, rows, vocab, logits, targets, grad_scale,
-                                                dlogits));
         PMOE_CHECK(require_ids_in_range("targets", targets, rows, -1, vocab));
         return with_dtype(dtype, [&](auto tag) {
             using T = decltype(tag);
@@ -93,4 +86,4 @@ PMOE_API int pmoe_cross_entropy_backward(int32_t dtype, int32_t rows, int32_t vo
     });
 }
 
-} // extern "C"
+} // namespace pmoe_impl

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "checks.hpp"
+#include "common.hpp"
 
 namespace pmoe {
 namespace {
@@ -22,17 +22,12 @@ void keep_heaviest(int32_t *seg, int32_t n, int32_t keep, const float *weights) 
 } // namespace
 } // namespace pmoe
 
-using namespace pmoe;
+namespace pmoe_impl {
 
-extern "C" {
-
-PMOE_API int pmoe_dispatch_plan(const pmoe_dispatch_config *cfg, const int32_t *topk_ids,
-                                const float *topk_weights, const int32_t *remap,
-                                int32_t *expert_counts, int32_t *expert_offsets,
-                                int32_t *slot_position, int32_t *sorted_slot, void *stream) {
+int dispatch_plan(const pmoe_dispatch_config *cfg, const int32_t *topk_ids,
+                  const float *topk_weights, const int32_t *remap, int32_t *expert_counts,
+                  int32_t *expert_offsets, int32_t *slot_position, int32_t *sorted_slot, void *) {
     return guarded("pmoe_dispatch_plan", [&] {
-        PMOE_CHECK(check_dispatch_plan(cfg, topk_ids, topk_weights, remap, expert_counts,
-                                       expert_offsets, slot_position, sorted_slot));
         const pmoe_dispatch_config c = *cfg;
         const int32_t slots = c.tokens * c.top_k, experts = c.physical_experts;
         const bool dropless = c.capacity == PMOE_CAPACITY_DROPLESS;
@@ -76,4 +71,4 @@ PMOE_API int pmoe_dispatch_plan(const pmoe_dispatch_config *cfg, const int32_t *
     });
 }
 
-} // extern "C"
+} // namespace pmoe_impl

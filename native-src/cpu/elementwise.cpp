@@ -2,7 +2,7 @@
 // and its gradient (a column sum in row order, into f32), residual add, gradient accumulation,
 // scaling, and dtype conversion. Each output element is computed by one thread, so the thread
 // count cannot change a result.
-#include "checks.hpp"
+#include "common.hpp"
 #include "dense.hpp"
 
 namespace pmoe {
@@ -17,15 +17,10 @@ template <typename T, typename F> void for_each_element(int64_t n, T *out, F f) 
 } // namespace
 } // namespace pmoe
 
-using namespace pmoe;
+namespace pmoe_impl {
 
-extern "C" {
-
-PMOE_API int pmoe_bias_add(int32_t dtype, int32_t rows, int32_t cols, const void *bias, void *x,
-                           void *stream) {
+int bias_add(int32_t dtype, int32_t rows, int32_t cols, const void *bias, void *x, void *) {
     return guarded("pmoe_bias_add", [&] {
-        PMOE_CHECK(check_bias_add(dtype, rows, cols, bias, x));
-        if (rows == 0) return PMOE_OK;
         return with_dtype(dtype, [&](auto t) {
             using T = decltype(t);
             const T *b = static_cast<const T *>(bias);
@@ -37,11 +32,9 @@ PMOE_API int pmoe_bias_add(int32_t dtype, int32_t rows, int32_t cols, const void
     });
 }
 
-PMOE_API int pmoe_bias_backward(int32_t dtype, int32_t rows, int32_t cols, const void *dout,
-                                float *dbias, void *stream) {
+int bias_backward(int32_t dtype, int32_t rows, int32_t cols, const void *dout, float *dbias,
+                  void *) {
     return guarded("pmoe_bias_backward", [&] {
-        PMOE_CHECK(check_bias_backward(dtype, rows, cols, dout, dbias));
-        if (rows == 0) return PMOE_OK;
         return with_dtype(dtype, [&](auto t) {
             add_bias_gradient(rows, cols, static_cast<const decltype(t) *>(dout), dbias);
             return PMOE_OK;
@@ -49,11 +42,8 @@ PMOE_API int pmoe_bias_backward(int32_t dtype, int32_t rows, int32_t cols, const
     });
 }
 
-PMOE_API int pmoe_add(int32_t dtype, int64_t n, const void *a, const void *b, void *out,
-                      void *stream) {
+int add(int32_t dtype, int64_t n, const void *a, const void *b, void *out, void *) {
     return guarded("pmoe_add", [&] {
-        PMOE_CHECK(check_add(dtype, n, a, b, out));
-        if (n == 0) return PMOE_OK;
         return with_dtype(dtype, [&](auto t) {
             using T = decltype(t);
             const T *x = static_cast<const T *>(a), *y = static_cast<const T *>(b);
@@ -64,10 +54,8 @@ PMOE_API int pmoe_add(int32_t dtype, int64_t n, const void *a, const void *b, vo
     });
 }
 
-PMOE_API int pmoe_accumulate(int32_t dtype, int64_t n, const void *x, void *y, void *stream) {
+int accumulate(int32_t dtype, int64_t n, const void *x, void *y, void *) {
     return guarded("pmoe_accumulate", [&] {
-        PMOE_CHECK(check_accumulate(dtype, n, x, y));
-        if (n == 0) return PMOE_OK;
         return with_dtype(dtype, [&](auto t) {
             using T = decltype(t);
             const T *src = static_cast<const T *>(x);
@@ -78,10 +66,8 @@ PMOE_API int pmoe_accumulate(int32_t dtype, int64_t n, const void *x, void *y, v
     });
 }
 
-PMOE_API int pmoe_scale(int32_t dtype, int64_t n, float alpha, void *x, void *stream) {
+int scale(int32_t dtype, int64_t n, float alpha, void *x, void *) {
     return guarded("pmoe_scale", [&] {
-        PMOE_CHECK(check_scale(dtype, n, alpha, x));
-        if (n == 0) return PMOE_OK;
         return with_dtype(dtype, [&](auto t) {
             using T = decltype(t);
             T *v = static_cast<T *>(x);
@@ -92,11 +78,8 @@ PMOE_API int pmoe_scale(int32_t dtype, int64_t n, float alpha, void *x, void *st
 }
 
 // Converts between storage types; the same dtype is a plain copy.
-PMOE_API int pmoe_convert(int64_t n, int32_t src_dtype, const void *src, int32_t dst_dtype,
-                          void *dst, void *stream) {
+int convert(int64_t n, int32_t src_dtype, const void *src, int32_t dst_dtype, void *dst, void *) {
     return guarded("pmoe_convert", [&] {
-        PMOE_CHECK(check_convert(n, src_dtype, src, dst_dtype, dst));
-        if (n == 0) return PMOE_OK;
         return with_dtype(src_dtype, [&](auto s) {
             return with_dtype(dst_dtype, [&](auto d) {
                 using S = decltype(s);
@@ -109,4 +92,4 @@ PMOE_API int pmoe_convert(int64_t n, int32_t src_dtype, const void *src, int32_t
     });
 }
 
-} // extern "C"
+} // namespace pmoe_impl

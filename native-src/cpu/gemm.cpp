@@ -36,7 +36,7 @@
 #include <cstring>
 #include <vector>
 
-#include "checks.hpp"
+#include "common.hpp"
 #include "gemm.hpp"
 
 namespace pmoe {
@@ -536,7 +536,6 @@ int run_problems(const std::vector<Problem> &problems) {
 
 // Sizes, then offsets[0 .. groups] starting at 0 and not decreasing.
 int require_offsets(int32_t groups, const int32_t *offsets, int32_t k, int32_t n) {
-    PMOE_CHECK(check_grouped_sizes(groups, offsets, k, n));
     if (offsets[0] != 0) return fail_offsets_start(offsets[0]);
     for (int32_t g = 0; g < groups; g++)
         if (offsets[g + 1] < offsets[g])
@@ -604,79 +603,69 @@ int grouped_tn(bool bf16_in, bool bf16_out, int32_t groups, const int32_t *offse
 } // namespace
 } // namespace pmoe
 
-using namespace pmoe;
+namespace pmoe_impl {
 
-extern "C" {
-
-PMOE_API int pmoe_gemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k,
-                       float alpha, const float *a, int32_t lda, const float *b, int32_t ldb,
-                       float beta, float *c, int32_t ldc, void *stream) {
+int gemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k, float alpha,
+         const float *a, int32_t lda, const float *b, int32_t ldb, float beta, float *c,
+         int32_t ldc, void *) {
     return guarded("pmoe_gemm", [&] {
-        PMOE_CHECK(check_gemm(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc));
         return run_problems({make_problem(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)});
     });
 }
 
-PMOE_API int pmoe_gemm_bf16(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k,
-                            float alpha, const void *a, int32_t lda, const void *b, int32_t ldb,
-                            float beta, int32_t c_dtype, void *c, int32_t ldc, void *stream) {
+int gemm_bf16(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k, float alpha,
+              const void *a, int32_t lda, const void *b, int32_t ldb, float beta, int32_t c_dtype,
+              void *c, int32_t ldc, void *) {
     return guarded("pmoe_gemm_bf16", [&] {
-        PMOE_CHECK(check_gemm_bf16(trans_a, trans_b, m, n, k, a, lda, b, ldb, c_dtype, c, ldc));
         return run_problems({make_problem(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
                                           ldc, true, c_dtype == PMOE_DTYPE_BF16)});
     });
 }
 
-PMOE_API int pmoe_grouped_gemm_nn(int32_t groups, const int32_t *offsets, int32_t k, int32_t n,
-                                  const float *a, const float *const *weights, float *c,
-                                  void *stream) {
+int grouped_gemm_nn(int32_t groups, const int32_t *offsets, int32_t k, int32_t n, const float *a,
+                    const float *const *weights, float *c, void *) {
     return guarded("pmoe_grouped_gemm_nn", [&] {
         return grouped_forward(false, false, groups, offsets, k, n, a,
                                reinterpret_cast<const void *const *>(weights), c);
     });
 }
 
-PMOE_API int pmoe_grouped_gemm_nt(int32_t groups, const int32_t *offsets, int32_t k, int32_t n,
-                                  const float *a, const float *const *weights, float *c,
-                                  void *stream) {
+int grouped_gemm_nt(int32_t groups, const int32_t *offsets, int32_t k, int32_t n, const float *a,
+                    const float *const *weights, float *c, void *) {
     return guarded("pmoe_grouped_gemm_nt", [&] {
         return grouped_forward(true, false, groups, offsets, k, n, a,
                                reinterpret_cast<const void *const *>(weights), c);
     });
 }
 
-PMOE_API int pmoe_grouped_gemm_nn_bf16(int32_t groups, const int32_t *offsets, int32_t k,
-                                       int32_t n, const void *a, const void *const *weights,
-                                       void *c, void *stream) {
+int grouped_gemm_nn_bf16(int32_t groups, const int32_t *offsets, int32_t k, int32_t n,
+                         const void *a, const void *const *weights, void *c, void *) {
     return guarded("pmoe_grouped_gemm_nn_bf16", [&] {
         return grouped_forward(false, true, groups, offsets, k, n, a, weights, c);
     });
 }
 
-PMOE_API int pmoe_grouped_gemm_nt_bf16(int32_t groups, const int32_t *offsets, int32_t k,
-                                       int32_t n, const void *a, const void *const *weights,
-                                       void *c, void *stream) {
+int grouped_gemm_nt_bf16(int32_t groups, const int32_t *offsets, int32_t k, int32_t n,
+                         const void *a, const void *const *weights, void *c, void *) {
     return guarded("pmoe_grouped_gemm_nt_bf16", [&] {
         return grouped_forward(true, true, groups, offsets, k, n, a, weights, c);
     });
 }
 
-PMOE_API int pmoe_grouped_gemm_tn(int32_t groups, const int32_t *offsets, int32_t k, int32_t n,
-                                  const float *a, const float *b, float beta, float *const *out,
-                                  void *stream) {
+int grouped_gemm_tn(int32_t groups, const int32_t *offsets, int32_t k, int32_t n, const float *a,
+                    const float *b, float beta, float *const *out, void *) {
     return guarded("pmoe_grouped_gemm_tn", [&] {
         return grouped_tn(false, false, groups, offsets, k, n, a, b, beta,
                           reinterpret_cast<void *const *>(out));
     });
 }
 
-PMOE_API int pmoe_grouped_gemm_tn_bf16(int32_t groups, const int32_t *offsets, int32_t k,
-                                       int32_t n, const void *a, const void *b, float beta,
-                                       int32_t out_dtype, void *const *out, void *stream) {
+int grouped_gemm_tn_bf16(int32_t groups, const int32_t *offsets, int32_t k, int32_t n,
+                         const void *a, const void *b, float beta, int32_t out_dtype,
+                         void *const *out, void *) {
     return guarded("pmoe_grouped_gemm_tn_bf16", [&] {
-        PMOE_CHECK(require_dtype("out_dtype", out_dtype));
         return grouped_tn(true, out_dtype == PMOE_DTYPE_BF16, groups, offsets, k, n, a, b, beta, out);
     });
 }
 
-} // extern "C"
+} // namespace pmoe_impl

@@ -3,7 +3,7 @@
 // loss does not depend on the thread count.
 #include <vector>
 
-#include "checks.hpp"
+#include "common.hpp"
 
 namespace pmoe {
 namespace {
@@ -31,18 +31,14 @@ double logsumexp(const float *x, int32_t n) {
 } // namespace
 } // namespace pmoe
 
-using namespace pmoe;
-
-extern "C" {
+namespace pmoe_impl {
 
 // loss = coeff * E / (T * K * T) * sum_t sum_e counts[e] * scores[t, e], which is
 // coeff * E * sum_e f_e * P_e with f_e = counts[e] / (T * K) and P_e = mean_t scores[t, e].
-PMOE_API int pmoe_aux_loss_forward(int32_t tokens, int32_t experts, int32_t top_k,
-                                   const float *scores, const int32_t *topk_ids, float coeff,
-                                   float *loss, int32_t *expert_counts, void *stream) {
+int aux_loss_forward(int32_t tokens, int32_t experts, int32_t top_k, const float *scores,
+                     const int32_t *topk_ids, float coeff, float *loss, int32_t *expert_counts,
+                     void *) {
     return guarded("pmoe_aux_loss_forward", [&] {
-        PMOE_CHECK(check_aux_loss_forward(tokens, experts, top_k, scores, topk_ids, loss,
-                                          expert_counts));
         const int64_t slots = int64_t(tokens) * top_k;
         PMOE_CHECK(require_ids_in_range("topk_ids", topk_ids, slots, 0, experts));
         std::vector<int32_t> counts(experts, 0);
@@ -60,11 +56,9 @@ PMOE_API int pmoe_aux_loss_forward(int32_t tokens, int32_t experts, int32_t top_
 }
 
 // d loss / d scores[t, e] = coeff * E * counts[e] / (T * K * T), the same for every token.
-PMOE_API int pmoe_aux_loss_backward(int32_t tokens, int32_t experts, int32_t top_k,
-                                    const int32_t *expert_counts, float coeff, float grad_loss,
-                                    float *grad_scores, void *stream) {
+int aux_loss_backward(int32_t tokens, int32_t experts, int32_t top_k, const int32_t *expert_counts,
+                      float coeff, float grad_loss, float *grad_scores, void *) {
     return guarded("pmoe_aux_loss_backward", [&] {
-        PMOE_CHECK(check_aux_loss_backward(tokens, experts, top_k, expert_counts, grad_scores));
         const int64_t slots = int64_t(tokens) * top_k;
         PMOE_CHECK(require_ids_in_range("expert_counts", expert_counts, experts, 0, slots + 1));
         std::vector<float> grad(experts);
@@ -78,10 +72,9 @@ PMOE_API int pmoe_aux_loss_backward(int32_t tokens, int32_t experts, int32_t top
     });
 }
 
-PMOE_API int pmoe_z_loss_forward(int32_t tokens, int32_t experts, const float *logits,
-                                 float coeff, float *loss, void *stream) {
+int z_loss_forward(int32_t tokens, int32_t experts, const float *logits, float coeff, float *loss,
+                   void *) {
     return guarded("pmoe_z_loss_forward", [&] {
-        PMOE_CHECK(check_z_loss(tokens, experts, logits, "loss", loss));
         PMOE_CHECK(require_finite("logits", logits, tokens, experts, "token", "expert"));
         const double total = sum_over_tokens(tokens, int64_t(tokens) * experts, [&](int32_t t) {
             const double lse = logsumexp(logits + int64_t(t) * experts, experts);
@@ -93,11 +86,9 @@ PMOE_API int pmoe_z_loss_forward(int32_t tokens, int32_t experts, const float *l
 }
 
 // d loss / d logits[t, e] = coeff * 2 * lse_t / T * softmax(logits_t)[e].
-PMOE_API int pmoe_z_loss_backward(int32_t tokens, int32_t experts, const float *logits,
-                                  float coeff, float grad_loss, float *grad_logits,
-                                  void *stream) {
+int z_loss_backward(int32_t tokens, int32_t experts, const float *logits, float coeff,
+                    float grad_loss, float *grad_logits, void *) {
     return guarded("pmoe_z_loss_backward", [&] {
-        PMOE_CHECK(check_z_loss(tokens, experts, logits, "grad_logits", grad_logits));
         PMOE_CHECK(require_finite("logits", logits, tokens, experts, "token", "expert"));
 #pragma omp parallel for num_threads(threads_for(int64_t(tokens) * experts)) schedule(static)
         for (int32_t t = 0; t < tokens; t++) {
@@ -112,4 +103,4 @@ PMOE_API int pmoe_z_loss_backward(int32_t tokens, int32_t experts, const float *
     });
 }
 
-} // extern "C"
+} // namespace pmoe_impl

@@ -2,7 +2,7 @@
 // implementation serves both: RMSNorm is LayerNorm with the mean fixed at 0 and no bias.
 // Row statistics are lane sums in double; weight/bias gradients are column sums in row order,
 // into f32 whatever the storage of x, weight and out (f32 or bf16).
-#include "checks.hpp"
+#include "common.hpp"
 #include "dense.hpp"
 
 namespace pmoe {
@@ -68,17 +68,12 @@ void norm_backward(bool centred, int64_t rows, int64_t cols, const T *x, const T
 } // namespace
 } // namespace pmoe
 
-using namespace pmoe;
+namespace pmoe_impl {
 
-extern "C" {
-
-PMOE_API int pmoe_layernorm_forward(int32_t dtype, int32_t rows, int32_t cols, float eps,
-                                    const void *x, const void *weight, const void *bias,
-                                    void *out, float *mean, float *rstd, void *stream) {
+int layernorm_forward(int32_t dtype, int32_t rows, int32_t cols, float eps, const void *x,
+                      const void *weight, const void *bias, void *out, float *mean, float *rstd,
+                      void *) {
     return guarded("pmoe_layernorm_forward", [&] {
-        PMOE_CHECK(
-            check_layernorm_forward(dtype, rows, cols, eps, x, weight, bias, out, mean, rstd));
-        if (rows == 0) return PMOE_OK;
         return with_dtype(dtype, [&](auto t) {
             using T = decltype(t);
             norm_forward(true, rows, cols, eps, static_cast<const T *>(x),
@@ -89,14 +84,10 @@ PMOE_API int pmoe_layernorm_forward(int32_t dtype, int32_t rows, int32_t cols, f
     });
 }
 
-PMOE_API int pmoe_layernorm_backward(int32_t dtype, int32_t rows, int32_t cols, const void *x,
-                                     const void *weight, const float *mean, const float *rstd,
-                                     const void *dout, void *dx, float *dweight, float *dbias,
-                                     void *stream) {
+int layernorm_backward(int32_t dtype, int32_t rows, int32_t cols, const void *x, const void *weight,
+                       const float *mean, const float *rstd, const void *dout, void *dx,
+                       float *dweight, float *dbias, void *) {
     return guarded("pmoe_layernorm_backward", [&] {
-        PMOE_CHECK(check_layernorm_backward(dtype, rows, cols, x, weight, mean, rstd, dout, dx,
-                                            dweight, dbias));
-        if (rows == 0) return PMOE_OK;
         return with_dtype(dtype, [&](auto t) {
             using T = decltype(t);
             const T *d = static_cast<const T *>(dout);
@@ -109,12 +100,9 @@ PMOE_API int pmoe_layernorm_backward(int32_t dtype, int32_t rows, int32_t cols, 
     });
 }
 
-PMOE_API int pmoe_rmsnorm_forward(int32_t dtype, int32_t rows, int32_t cols, float eps,
-                                  const void *x, const void *weight, void *out, float *rstd,
-                                  void *stream) {
+int rmsnorm_forward(int32_t dtype, int32_t rows, int32_t cols, float eps, const void *x,
+                    const void *weight, void *out, float *rstd, void *) {
     return guarded("pmoe_rmsnorm_forward", [&] {
-        PMOE_CHECK(check_rmsnorm_forward(dtype, rows, cols, eps, x, weight, out, rstd));
-        if (rows == 0) return PMOE_OK;
         return with_dtype(dtype, [&](auto t) {
             using T = decltype(t);
             norm_forward<T>(false, rows, cols, eps, static_cast<const T *>(x),
@@ -125,13 +113,9 @@ PMOE_API int pmoe_rmsnorm_forward(int32_t dtype, int32_t rows, int32_t cols, flo
     });
 }
 
-PMOE_API int pmoe_rmsnorm_backward(int32_t dtype, int32_t rows, int32_t cols, const void *x,
-                                   const void *weight, const float *rstd, const void *dout,
-                                   void *dx, float *dweight, void *stream) {
+int rmsnorm_backward(int32_t dtype, int32_t rows, int32_t cols, const void *x, const void *weight,
+                     const float *rstd, const void *dout, void *dx, float *dweight, void *) {
     return guarded("pmoe_rmsnorm_backward", [&] {
-        PMOE_CHECK(
-            check_rmsnorm_backward(dtype, rows, cols, x, weight, rstd, dout, dx, dweight));
-        if (rows == 0) return PMOE_OK;
         return with_dtype(dtype, [&](auto t) {
             using T = decltype(t);
             norm_backward(false, rows, cols, static_cast<const T *>(x),
@@ -142,4 +126,4 @@ PMOE_API int pmoe_rmsnorm_backward(int32_t dtype, int32_t rows, int32_t cols, co
     });
 }
 
-} // extern "C"
+} // namespace pmoe_impl

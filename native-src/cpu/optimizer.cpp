@@ -3,20 +3,15 @@
 // clipping (the scaling itself is pmoe_scale).
 #include <vector>
 
-#include "checks.hpp"
+#include "common.hpp"
 #include "dense.hpp"
 
-using namespace pmoe;
+namespace pmoe_impl {
 
-extern "C" {
-
-PMOE_API int pmoe_adamw_step(int64_t n, float *params, const float *grads, float *m, float *v,
-                             float lr, float beta1, float beta2, float eps, float weight_decay,
-                             int32_t step, int32_t working_dtype, void *working, void *stream) {
+int adamw_step(int64_t n, float *params, const float *grads, float *m, float *v, float lr,
+               float beta1, float beta2, float eps, float weight_decay, int32_t step,
+               int32_t working_dtype, void *working, void *) {
     return guarded("pmoe_adamw_step", [&] {
-        PMOE_CHECK(check_adamw_step(n, params, grads, m, v, lr, beta1, beta2, eps, weight_decay,
-                                    step, working_dtype));
-        if (n == 0) return PMOE_OK;
         // Bias corrections of the zero-initialised moments, computed once in double.
         const float correction1 = float(1.0 - std::pow(double(beta1), step));
         const float correction2 = float(1.0 - std::pow(double(beta2), step));
@@ -41,9 +36,8 @@ PMOE_API int pmoe_adamw_step(int64_t n, float *params, const float *grads, float
     });
 }
 
-PMOE_API int pmoe_sum_squares(int64_t n, const float *x, double *sum_squares, void *stream) {
+int sum_squares(int64_t n, const float *x, double *sum_squares, void *) {
     return guarded("pmoe_sum_squares", [&] {
-        PMOE_CHECK(check_sum_squares(n, x, sum_squares));
         // Fixed blocks of 64 Ki elements, each a lane sum, then the blocks in order: the
         // blocking depends on n only, never on the thread count.
         constexpr int64_t block = 1 << 16;
@@ -62,4 +56,4 @@ PMOE_API int pmoe_sum_squares(int64_t n, const float *x, double *sum_squares, vo
     });
 }
 
-} // extern "C"
+} // namespace pmoe_impl

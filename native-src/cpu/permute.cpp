@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "checks.hpp"
+#include "common.hpp"
 
 namespace pmoe {
 namespace {
@@ -89,16 +89,12 @@ void combine_backward(int32_t tokens, int32_t top_k, int32_t rows, int32_t hidde
 } // namespace
 } // namespace pmoe
 
-using namespace pmoe;
-
-extern "C" {
+namespace pmoe_impl {
 
 // A pure copy, so one byte-level path serves both dtypes.
-PMOE_API int pmoe_permute(int32_t dtype, int32_t tokens, int32_t top_k, int32_t rows,
-                          int32_t hidden, const void *x, const int32_t *sorted_slot, void *out,
-                          void *stream) {
+int permute(int32_t dtype, int32_t tokens, int32_t top_k, int32_t rows, int32_t hidden,
+            const void *x, const int32_t *sorted_slot, void *out, void *) {
     return guarded("pmoe_permute", [&] {
-        PMOE_CHECK(check_permute(dtype, tokens, top_k, rows, hidden, x, sorted_slot, out));
         PMOE_CHECK(require_ids_in_range("sorted_slot", sorted_slot, rows, -1,
                                         int64_t(tokens) * top_k));
         const size_t row_bytes = element_size(dtype) * hidden;
@@ -116,12 +112,9 @@ PMOE_API int pmoe_permute(int32_t dtype, int32_t tokens, int32_t top_k, int32_t 
     });
 }
 
-PMOE_API int pmoe_permute_backward(int32_t dtype, int32_t tokens, int32_t top_k, int32_t rows,
-                                   int32_t hidden, const void *grad_out,
-                                   const int32_t *slot_position, void *grad_x, void *stream) {
+int permute_backward(int32_t dtype, int32_t tokens, int32_t top_k, int32_t rows, int32_t hidden,
+                     const void *grad_out, const int32_t *slot_position, void *grad_x, void *) {
     return guarded("pmoe_permute_backward", [&] {
-        PMOE_CHECK(check_permute_backward(dtype, tokens, top_k, rows, hidden, grad_out,
-                                          slot_position, grad_x));
         PMOE_CHECK(require_ids_in_range("slot_position", slot_position, int64_t(tokens) * top_k,
                                         -1, rows));
         if (dtype == PMOE_DTYPE_F32)
@@ -134,12 +127,10 @@ PMOE_API int pmoe_permute_backward(int32_t dtype, int32_t tokens, int32_t top_k,
     });
 }
 
-PMOE_API int pmoe_combine(int32_t dtype, int32_t tokens, int32_t top_k, int32_t rows,
-                          int32_t hidden, const void *expert_out, const float *topk_weights,
-                          const int32_t *slot_position, void *y, void *stream) {
+int combine(int32_t dtype, int32_t tokens, int32_t top_k, int32_t rows, int32_t hidden,
+            const void *expert_out, const float *topk_weights, const int32_t *slot_position,
+            void *y, void *) {
     return guarded("pmoe_combine", [&] {
-        PMOE_CHECK(check_combine(dtype, tokens, top_k, rows, hidden, expert_out, topk_weights,
-                                 slot_position, y));
         PMOE_CHECK(require_ids_in_range("slot_position", slot_position, int64_t(tokens) * top_k,
                                         -1, rows));
         if (dtype == PMOE_DTYPE_F32)
@@ -152,14 +143,11 @@ PMOE_API int pmoe_combine(int32_t dtype, int32_t tokens, int32_t top_k, int32_t 
     });
 }
 
-PMOE_API int pmoe_combine_backward(int32_t dtype, int32_t tokens, int32_t top_k, int32_t rows,
-                                   int32_t hidden, const void *grad_y, const void *expert_out,
-                                   const float *topk_weights, const int32_t *slot_position,
-                                   void *grad_expert_out, float *grad_weights, void *stream) {
+int combine_backward(int32_t dtype, int32_t tokens, int32_t top_k, int32_t rows, int32_t hidden,
+                     const void *grad_y, const void *expert_out, const float *topk_weights,
+                     const int32_t *slot_position, void *grad_expert_out, float *grad_weights,
+                     void *) {
     return guarded("pmoe_combine_backward", [&] {
-        PMOE_CHECK(check_combine_backward(dtype, tokens, top_k, rows, hidden, grad_y, expert_out,
-                                          topk_weights, slot_position, grad_expert_out,
-                                          grad_weights));
         const int64_t slots = int64_t(tokens) * top_k;
         PMOE_CHECK(require_ids_in_range("slot_position", slot_position, slots, -1, rows));
         // Two slots writing one row would race; a plan never does that, so reject it.
@@ -171,16 +159,19 @@ PMOE_API int pmoe_combine_backward(int32_t dtype, int32_t tokens, int32_t top_k,
             owner[row] = int32_t(s);
         }
         if (dtype == PMOE_DTYPE_F32)
-            combine_backward(tokens, top_k, rows, hidden, static_cast<const float *>(grad_y),
-                             static_cast<const float *>(expert_out), topk_weights, slot_position,
-                             owner, static_cast<float *>(grad_expert_out), grad_weights);
+            pmoe::combine_backward(tokens, top_k, rows, hidden,
+                                   static_cast<const float *>(grad_y),
+                                   static_cast<const float *>(expert_out), topk_weights,
+                                   slot_position, owner, static_cast<float *>(grad_expert_out),
+                                   grad_weights);
         else
-            combine_backward(tokens, top_k, rows, hidden, static_cast<const uint16_t *>(grad_y),
-                             static_cast<const uint16_t *>(expert_out), topk_weights,
-                             slot_position, owner, static_cast<uint16_t *>(grad_expert_out),
-                             grad_weights);
+            pmoe::combine_backward(tokens, top_k, rows, hidden,
+                                   static_cast<const uint16_t *>(grad_y),
+                                   static_cast<const uint16_t *>(expert_out), topk_weights,
+                                   slot_position, owner, static_cast<uint16_t *>(grad_expert_out),
+                                   grad_weights);
         return PMOE_OK;
     });
 }
 
-} // extern "C"
+} // namespace pmoe_impl

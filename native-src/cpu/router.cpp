@@ -1,6 +1,6 @@
 // Router: per-token scores (softmax or sigmoid) and top-k selection, and their backward.
 // One thread handles a token from start to finish, so results do not depend on the thread count.
-#include "checks.hpp"
+#include "common.hpp"
 
 namespace pmoe {
 namespace {
@@ -84,15 +84,11 @@ void backprop_token(const pmoe_router_config &cfg, const float *scores, const in
 } // namespace
 } // namespace pmoe
 
-using namespace pmoe;
+namespace pmoe_impl {
 
-extern "C" {
-
-PMOE_API int pmoe_router_forward(const pmoe_router_config *cfg, const float *logits,
-                                 float *scores, float *topk_weights, int32_t *topk_ids,
-                                 void *stream) {
+int router_forward(const pmoe_router_config *cfg, const float *logits, float *scores,
+                   float *topk_weights, int32_t *topk_ids, void *) {
     return guarded("pmoe_router_forward", [&] {
-        PMOE_CHECK(check_router_forward(cfg, logits, scores, topk_weights, topk_ids));
         const pmoe_router_config c = *cfg;
         PMOE_CHECK(require_finite("logits", logits, c.tokens, c.experts, "token", "expert"));
 #pragma omp parallel for num_threads(threads_for(int64_t(c.tokens) * c.experts)) schedule(static)
@@ -103,11 +99,10 @@ PMOE_API int pmoe_router_forward(const pmoe_router_config *cfg, const float *log
     });
 }
 
-PMOE_API int pmoe_router_backward(const pmoe_router_config *cfg, const float *scores,
-                                  const int32_t *topk_ids, const float *grad_topk_weights,
-                                  const float *grad_scores, float *grad_logits, void *stream) {
+int router_backward(const pmoe_router_config *cfg, const float *scores, const int32_t *topk_ids,
+                    const float *grad_topk_weights, const float *grad_scores, float *grad_logits,
+                    void *) {
     return guarded("pmoe_router_backward", [&] {
-        PMOE_CHECK(check_router_backward(cfg, scores, topk_ids, grad_topk_weights, grad_logits));
         const pmoe_router_config c = *cfg;
         PMOE_CHECK(require_ids_in_range("topk_ids", topk_ids, int64_t(c.tokens) * c.top_k, 0,
                                         c.experts));
@@ -121,4 +116,4 @@ PMOE_API int pmoe_router_backward(const pmoe_router_config *cfg, const float *sc
     });
 }
 
-} // extern "C"
+} // namespace pmoe_impl

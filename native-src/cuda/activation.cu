@@ -69,16 +69,11 @@ __global__ void activation_backward_kernel(int act, int64_t rows, int64_t cols, 
 } // namespace cuda
 } // namespace pmoe
 
-using namespace pmoe;
-using namespace pmoe::cuda;
+namespace pmoe_impl {
 
-extern "C" {
-
-PMOE_API int pmoe_activation_forward(int32_t dtype, int32_t act, int32_t rows, int32_t cols,
-                                     const void *in, void *out, void *stream) {
+int activation_forward(int32_t dtype, int32_t act, int32_t rows, int32_t cols, const void *in,
+                       void *out, void *stream) {
     return guarded("pmoe_activation_forward", [&] {
-        PMOE_CHECK(check_activation_forward(dtype, act, rows, cols, in, out));
-        if (rows == 0) return PMOE_OK;
         const int64_t n = int64_t(rows) * cols;
         return with_device_dtype(dtype, [&](auto t) {
             using T = decltype(t);
@@ -89,12 +84,9 @@ PMOE_API int pmoe_activation_forward(int32_t dtype, int32_t act, int32_t rows, i
     });
 }
 
-PMOE_API int pmoe_activation_backward(int32_t dtype, int32_t act, int32_t rows, int32_t cols,
-                                      const void *in, const void *grad_out, void *grad_in,
-                                      void *stream) {
+int activation_backward(int32_t dtype, int32_t act, int32_t rows, int32_t cols, const void *in,
+                        const void *grad_out, void *grad_in, void *stream) {
     return guarded("pmoe_activation_backward", [&] {
-        PMOE_CHECK(check_activation_backward(dtype, act, rows, cols, in, grad_out, grad_in));
-        if (rows == 0) return PMOE_OK;
         const int64_t n = int64_t(rows) * cols;
         return with_device_dtype(dtype, [&](auto t) {
             using T = decltype(t);
@@ -106,4 +98,4 @@ PMOE_API int pmoe_activation_backward(int32_t dtype, int32_t act, int32_t rows, 
     });
 }
 
-} // extern "C"
+} // namespace pmoe_impl

@@ -147,17 +147,11 @@ int require_grid_rows(int64_t rows) {
 } // namespace cuda
 } // namespace pmoe
 
-using namespace pmoe;
-using namespace pmoe::cuda;
+namespace pmoe_impl {
 
-extern "C" {
-
-PMOE_API int pmoe_attention_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channels,
-                                    int32_t heads, const void *qkv, float *att, void *out,
-                                    void *stream) {
+int attention_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channels, int32_t heads,
+                      const void *qkv, float *att, void *out, void *stream) {
     return guarded("pmoe_attention_forward", [&] {
-        PMOE_CHECK(check_attention_forward(dtype, batch, seq, channels, heads, qkv, att, out));
-        if (batch == 0) return PMOE_OK;
         const int64_t rows = int64_t(batch) * heads * seq;
         PMOE_CHECK(require_grid_rows(rows));
         return with_device_dtype(dtype, [&](auto t) {
@@ -169,14 +163,10 @@ PMOE_API int pmoe_attention_forward(int32_t dtype, int32_t batch, int32_t seq, i
     });
 }
 
-PMOE_API int pmoe_attention_backward(int32_t dtype, int32_t batch, int32_t seq,
-                                     int32_t channels, int32_t heads, const void *qkv,
-                                     const float *att, const void *dout, void *dqkv,
-                                     void *stream) {
+int attention_backward(int32_t dtype, int32_t batch, int32_t seq, int32_t channels, int32_t heads,
+                       const void *qkv, const float *att, const void *dout, void *dqkv,
+                       void *stream) {
     return guarded("pmoe_attention_backward", [&] {
-        PMOE_CHECK(
-            check_attention_backward(dtype, batch, seq, channels, heads, qkv, att, dout, dqkv));
-        if (batch == 0) return PMOE_OK;
         const int64_t rows = int64_t(batch) * heads * seq;
         PMOE_CHECK(require_grid_rows(rows));
         DeviceBuffer dpre;
@@ -196,4 +186,4 @@ PMOE_API int pmoe_attention_backward(int32_t dtype, int32_t batch, int32_t seq,
     });
 }
 
-} // extern "C"
+} // namespace pmoe_impl

@@ -2,7 +2,7 @@
 // PMOE_HOST_EXEC), launches, device buffers, checks of device-array contents, and the warp and
 // block reduce/scan primitives that every kernel uses (CUB does not compile in the harness).
 //
-// Error reporting and argument checks are the CPU library's (cpu/errors.cpp, cpu/checks.cpp,
+// Entry points, argument checks and error reporting are common/ (api.cpp, checks.cpp, errors.cpp,
 // compiled into this library too), so both backends word their messages identically.
 #pragma once
 
@@ -20,7 +20,8 @@
 #include <cstring>
 #include <utility>
 
-#include "../cpu/checks.hpp"
+#include "../common/checks.hpp"
+#include "../common/impl.hpp"
 
 namespace pmoe {
 namespace cuda {
@@ -233,3 +234,9 @@ template <typename T> __device__ T block_exclusive_scan(T v, T *scratch, T *tota
 
 } // namespace cuda
 } // namespace pmoe
+
+// The CUDA library's implementations of panamoe.h (impl.hpp) are written with its names.
+namespace pmoe_impl {
+using namespace pmoe;
+using namespace pmoe::cuda;
+} // namespace pmoe_impl

@@ -195,18 +195,13 @@ keep_heaviest_kernel(int physical, int capacity, const int32_t *all_offsets,
 } // namespace cuda
 } // namespace pmoe
 
-using namespace pmoe;
-using namespace pmoe::cuda;
+namespace pmoe_impl {
 
-extern "C" {
-
-PMOE_API int pmoe_dispatch_plan(const pmoe_dispatch_config *cfg, const int32_t *topk_ids,
-                                const float *topk_weights, const int32_t *remap,
-                                int32_t *expert_counts, int32_t *expert_offsets,
-                                int32_t *slot_position, int32_t *sorted_slot, void *stream) {
+int dispatch_plan(const pmoe_dispatch_config *cfg, const int32_t *topk_ids,
+                  const float *topk_weights, const int32_t *remap, int32_t *expert_counts,
+                  int32_t *expert_offsets, int32_t *slot_position, int32_t *sorted_slot,
+                  void *stream) {
     return guarded("pmoe_dispatch_plan", [&] {
-        PMOE_CHECK(check_dispatch_plan(cfg, topk_ids, topk_weights, remap, expert_counts,
-                                       expert_offsets, slot_position, sorted_slot));
         const pmoe_dispatch_config c = *cfg;
         const int64_t slots = int64_t(c.tokens) * c.top_k;
         const int P = c.physical_experts;
@@ -273,4 +268,4 @@ PMOE_API int pmoe_dispatch_plan(const pmoe_dispatch_config *cfg, const int32_t *
     });
 }
 
-} // extern "C"
+} // namespace pmoe_impl

@@ -45,16 +45,10 @@ template <typename S, typename D> __global__ void convert_kernel(int64_t n, cons
 } // namespace cuda
 } // namespace pmoe
 
-using namespace pmoe;
-using namespace pmoe::cuda;
+namespace pmoe_impl {
 
-extern "C" {
-
-PMOE_API int pmoe_bias_add(int32_t dtype, int32_t rows, int32_t cols, const void *bias, void *x,
-                           void *stream) {
+int bias_add(int32_t dtype, int32_t rows, int32_t cols, const void *bias, void *x, void *stream) {
     return guarded("pmoe_bias_add", [&] {
-        PMOE_CHECK(check_bias_add(dtype, rows, cols, bias, x));
-        if (rows == 0) return PMOE_OK;
         const int64_t n = int64_t(rows) * cols;
         return with_device_dtype(dtype, [&](auto t) {
             using T = decltype(t);
@@ -65,11 +59,9 @@ PMOE_API int pmoe_bias_add(int32_t dtype, int32_t rows, int32_t cols, const void
     });
 }
 
-PMOE_API int pmoe_bias_backward(int32_t dtype, int32_t rows, int32_t cols, const void *dout,
-                                float *dbias, void *stream) {
+int bias_backward(int32_t dtype, int32_t rows, int32_t cols, const void *dout, float *dbias,
+                  void *stream) {
     return guarded("pmoe_bias_backward", [&] {
-        PMOE_CHECK(check_bias_backward(dtype, rows, cols, dout, dbias));
-        if (rows == 0) return PMOE_OK;
         return with_device_dtype(dtype, [&](auto t) {
             using T = decltype(t);
             return add_column_sums<T>(rows, cols, static_cast<const T *>(dout), nullptr, nullptr,
@@ -78,11 +70,8 @@ PMOE_API int pmoe_bias_backward(int32_t dtype, int32_t rows, int32_t cols, const
     });
 }
 
-PMOE_API int pmoe_add(int32_t dtype, int64_t n, const void *a, const void *b, void *out,
-                      void *stream) {
+int add(int32_t dtype, int64_t n, const void *a, const void *b, void *out, void *stream) {
     return guarded("pmoe_add", [&] {
-        PMOE_CHECK(check_add(dtype, n, a, b, out));
-        if (n == 0) return PMOE_OK;
         return with_device_dtype(dtype, [&](auto t) {
             using T = decltype(t);
             return launch("add", add_kernel<T>, grid_for(n, kThreads), kThreads, 0, stream, n,
@@ -92,10 +81,8 @@ PMOE_API int pmoe_add(int32_t dtype, int64_t n, const void *a, const void *b, vo
     });
 }
 
-PMOE_API int pmoe_accumulate(int32_t dtype, int64_t n, const void *x, void *y, void *stream) {
+int accumulate(int32_t dtype, int64_t n, const void *x, void *y, void *stream) {
     return guarded("pmoe_accumulate", [&] {
-        PMOE_CHECK(check_accumulate(dtype, n, x, y));
-        if (n == 0) return PMOE_OK;
         return with_device_dtype(dtype, [&](auto t) {
             using T = decltype(t);
             return launch("accumulate", accumulate_kernel<T>, grid_for(n, kThreads), kThreads, 0,
@@ -104,10 +91,8 @@ PMOE_API int pmoe_accumulate(int32_t dtype, int64_t n, const void *x, void *y, v
     });
 }
 
-PMOE_API int pmoe_scale(int32_t dtype, int64_t n, float alpha, void *x, void *stream) {
+int scale(int32_t dtype, int64_t n, float alpha, void *x, void *stream) {
     return guarded("pmoe_scale", [&] {
-        PMOE_CHECK(check_scale(dtype, n, alpha, x));
-        if (n == 0) return PMOE_OK;
         return with_device_dtype(dtype, [&](auto t) {
             using T = decltype(t);
             return launch("scale", scale_kernel<T>, grid_for(n, kThreads), kThreads, 0, stream, n,
@@ -116,11 +101,9 @@ PMOE_API int pmoe_scale(int32_t dtype, int64_t n, float alpha, void *x, void *st
     });
 }
 
-PMOE_API int pmoe_convert(int64_t n, int32_t src_dtype, const void *src, int32_t dst_dtype,
-                          void *dst, void *stream) {
+int convert(int64_t n, int32_t src_dtype, const void *src, int32_t dst_dtype, void *dst,
+            void *stream) {
     return guarded("pmoe_convert", [&] {
-        PMOE_CHECK(check_convert(n, src_dtype, src, dst_dtype, dst));
-        if (n == 0) return PMOE_OK;
         return with_device_dtype(src_dtype, [&](auto s) {
             return with_device_dtype(dst_dtype, [&](auto d) {
                 using S = decltype(s);
@@ -132,4 +115,4 @@ PMOE_API int pmoe_convert(int64_t n, int32_t src_dtype, const void *src, int32_t
     });
 }
 
-} // extern "C"
+} // namespace pmoe_impl

@@ -68,18 +68,12 @@ __global__ void embedding_backward_wpe_kernel(int64_t batch, int64_t seq, int64_
 } // namespace cuda
 } // namespace pmoe
 
-using namespace pmoe;
-using namespace pmoe::cuda;
+namespace pmoe_impl {
 
-extern "C" {
-
-PMOE_API int pmoe_embedding_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channels,
-                                    int32_t vocab, int32_t max_seq, const int32_t *ids,
-                                    const void *wte, const void *wpe, void *out, void *stream) {
+int embedding_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channels, int32_t vocab,
+                      int32_t max_seq, const int32_t *ids, const void *wte, const void *wpe,
+                      void *out, void *stream) {
     return guarded("pmoe_embedding_forward", [&] {
-        PMOE_CHECK(check_embedding_forward(dtype, batch, seq, channels, vocab, max_seq, ids, wte,
-                                           wpe, out));
-        if (batch == 0) return PMOE_OK;
         const int64_t tokens = int64_t(batch) * seq;
         InputChecks checks;
         PMOE_CHECK(checks.begin(stream));
@@ -95,14 +89,10 @@ PMOE_API int pmoe_embedding_forward(int32_t dtype, int32_t batch, int32_t seq, i
     });
 }
 
-PMOE_API int pmoe_embedding_backward(int32_t dtype, int32_t batch, int32_t seq,
-                                     int32_t channels, int32_t vocab, int32_t max_seq,
-                                     const int32_t *ids, const void *dout, float *dwte,
-                                     float *dwpe, void *stream) {
+int embedding_backward(int32_t dtype, int32_t batch, int32_t seq, int32_t channels, int32_t vocab,
+                       int32_t max_seq, const int32_t *ids, const void *dout, float *dwte,
+                       float *dwpe, void *stream) {
     return guarded("pmoe_embedding_backward", [&] {
-        PMOE_CHECK(check_embedding_backward(dtype, batch, seq, channels, vocab, max_seq, ids, dout,
-                                            dwte, dwpe));
-        if (batch == 0) return PMOE_OK;
         const int64_t tokens = int64_t(batch) * seq;
         // Enough id subsets for about 32 Ki threads, at most one per id.
         const int parts = int(std::min<int64_t>(vocab, std::max<int64_t>(1, 32768 / channels)));
@@ -124,4 +114,4 @@ PMOE_API int pmoe_embedding_backward(int32_t dtype, int32_t batch, int32_t seq,
     });
 }
 
-} // extern "C"
+} // namespace pmoe_impl

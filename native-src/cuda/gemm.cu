@@ -420,7 +420,6 @@ template <typename Run>
 int grouped_launch(int mode, bool aligned, int tile_m, int tile_n, int32_t groups,
                    const int32_t *offsets, int32_t k, int32_t n, const void *a, const void *data,
                    const void *const *matrices, void *stream, Run &&run) {
-    PMOE_CHECK(check_grouped_sizes(groups, offsets, k, n));
     if (mode == kModeTN && int64_t(k) * n == 0) return PMOE_OK; // every out[g] is empty
     if (groups > 0) PMOE_CHECK(require_non_null(mode == kModeTN ? "out" : "weights", matrices));
     DeviceBuffer tile_start;
@@ -498,25 +497,20 @@ int dense(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k, flo
 } // namespace cuda
 } // namespace pmoe
 
-using namespace pmoe;
-using namespace pmoe::cuda;
+namespace pmoe_impl {
 
-extern "C" {
-
-PMOE_API int pmoe_gemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k,
-                       float alpha, const float *a, int32_t lda, const float *b, int32_t ldb,
-                       float beta, float *c, int32_t ldc, void *stream) {
+int gemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k, float alpha,
+         const float *a, int32_t lda, const float *b, int32_t ldb, float beta, float *c,
+         int32_t ldc, void *stream) {
     return guarded("pmoe_gemm", [&] {
-        PMOE_CHECK(check_gemm(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc));
         return dense(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, stream);
     });
 }
 
-PMOE_API int pmoe_gemm_bf16(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k,
-                            float alpha, const void *a, int32_t lda, const void *b, int32_t ldb,
-                            float beta, int32_t c_dtype, void *c, int32_t ldc, void *stream) {
+int gemm_bf16(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k, float alpha,
+              const void *a, int32_t lda, const void *b, int32_t ldb, float beta, int32_t c_dtype,
+              void *c, int32_t ldc, void *stream) {
     return guarded("pmoe_gemm_bf16", [&] {
-        PMOE_CHECK(check_gemm_bf16(trans_a, trans_b, m, n, k, a, lda, b, ldb, c_dtype, c, ldc));
         const Bf16 *a16 = static_cast<const Bf16 *>(a), *b16 = static_cast<const Bf16 *>(b);
         if (c_dtype == PMOE_DTYPE_BF16)
             return dense(trans_a, trans_b, m, n, k, alpha, a16, lda, b16, ldb, beta,
@@ -526,18 +520,16 @@ PMOE_API int pmoe_gemm_bf16(int32_t trans_a, int32_t trans_b, int32_t m, int32_t
     });
 }
 
-PMOE_API int pmoe_grouped_gemm_nn(int32_t groups, const int32_t *offsets, int32_t k, int32_t n,
-                                  const float *a, const float *const *weights, float *c,
-                                  void *stream) {
+int grouped_gemm_nn(int32_t groups, const int32_t *offsets, int32_t k, int32_t n, const float *a,
+                    const float *const *weights, float *c, void *stream) {
     return guarded("pmoe_grouped_gemm_nn", [&] {
         return grouped(kModeNN, groups, offsets, k, n, a, static_cast<const float *>(nullptr),
                        reinterpret_cast<const void *const *>(weights), c, 0.0f, stream);
     });
 }
 
-PMOE_API int pmoe_grouped_gemm_nt(int32_t groups, const int32_t *offsets, int32_t k, int32_t n,
-                                  const float *a, const float *const *weights, float *c,
-                                  void *stream) {
+int grouped_gemm_nt(int32_t groups, const int32_t *offsets, int32_t k, int32_t n, const float *a,
+                    const float *const *weights, float *c, void *stream) {
     return guarded("pmoe_grouped_gemm_nt", [&] {
         return grouped(kModeNT, groups, offsets, k, n, a, static_cast<const float *>(nullptr),
                        reinterpret_cast<const void *const *>(weights), c, 0.0f, stream);
@@ -546,11 +538,9 @@ PMOE_API int pmoe_grouped_gemm_nt(int32_t groups, const int32_t *offsets, int32_
 
 // bf16 a, weights and c, f32 accumulation on tensor cores; k and n multiples of 8, a, c and
 // every weights[g] 16-byte aligned (panamoe.h).
-PMOE_API int pmoe_grouped_gemm_nn_bf16(int32_t groups, const int32_t *offsets, int32_t k,
-                                       int32_t n, const void *a, const void *const *weights,
-                                       void *c, void *stream) {
+int grouped_gemm_nn_bf16(int32_t groups, const int32_t *offsets, int32_t k, int32_t n,
+                         const void *a, const void *const *weights, void *c, void *stream) {
     return guarded("pmoe_grouped_gemm_nn_bf16", [&] {
-        PMOE_CHECK(check_grouped_sizes(groups, offsets, k, n));
         if (k % 8 != 0 || n % 8 != 0)
             return fail(PMOE_ERR_UNSUPPORTED,
                         "k = %d, n = %d: the tensor-core path needs multiples of 8", k, n);
@@ -562,9 +552,8 @@ PMOE_API int pmoe_grouped_gemm_nn_bf16(int32_t groups, const int32_t *offsets, i
     });
 }
 
-PMOE_API int pmoe_grouped_gemm_tn(int32_t groups, const int32_t *offsets, int32_t k, int32_t n,
-                                  const float *a, const float *b, float beta, float *const *out,
-                                  void *stream) {
+int grouped_gemm_tn(int32_t groups, const int32_t *offsets, int32_t k, int32_t n, const float *a,
+                    const float *b, float beta, float *const *out, void *stream) {
     return guarded("pmoe_grouped_gemm_tn", [&] {
         return grouped(kModeTN, groups, offsets, k, n, a, b,
                        reinterpret_cast<const void *const *>(out), static_cast<float *>(nullptr),
@@ -574,20 +563,18 @@ PMOE_API int pmoe_grouped_gemm_tn(int32_t groups, const int32_t *offsets, int32_
 
 // The bf16 nt and tn forms on tensor cores too, with no size or alignment requirement: chunks
 // that are not aligned or not whole are staged element by element.
-PMOE_API int pmoe_grouped_gemm_nt_bf16(int32_t groups, const int32_t *offsets, int32_t k,
-                                       int32_t n, const void *a, const void *const *weights,
-                                       void *c, void *stream) {
+int grouped_gemm_nt_bf16(int32_t groups, const int32_t *offsets, int32_t k, int32_t n,
+                         const void *a, const void *const *weights, void *c, void *stream) {
     return guarded("pmoe_grouped_gemm_nt_bf16", [&] {
         return grouped_tc<kModeNT, Bf16>(groups, offsets, k, n, a, nullptr, weights, c, 0.0f, false,
                                          stream);
     });
 }
 
-PMOE_API int pmoe_grouped_gemm_tn_bf16(int32_t groups, const int32_t *offsets, int32_t k,
-                                       int32_t n, const void *a, const void *b, float beta,
-                                       int32_t out_dtype, void *const *out, void *stream) {
+int grouped_gemm_tn_bf16(int32_t groups, const int32_t *offsets, int32_t k, int32_t n,
+                         const void *a, const void *b, float beta, int32_t out_dtype,
+                         void *const *out, void *stream) {
     return guarded("pmoe_grouped_gemm_tn_bf16", [&] {
-        PMOE_CHECK(require_dtype("out_dtype", out_dtype));
         const void *const *matrices = const_cast<const void *const *>(out);
         if (out_dtype == PMOE_DTYPE_BF16)
             return grouped_tc<kModeTN, Bf16>(groups, offsets, k, n, a, b, matrices, nullptr, beta,
@@ -597,4 +584,4 @@ PMOE_API int pmoe_grouped_gemm_tn_bf16(int32_t groups, const int32_t *offsets, i
     });
 }
 
-} // extern "C"
+} // namespace pmoe_impl

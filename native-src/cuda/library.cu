@@ -1,7 +1,6 @@
-// Library-level entry points of the CUDA implementation of panamoe.h, and the plumbing declared
-// in common.cuh: device buffers and input checks (error reporting and scalar checks come from
-// cpu/errors.cpp, shared with the CPU library).
-#include <atomic>
+// Library-level parts of the CUDA implementation of panamoe.h, and the plumbing declared in
+// common.cuh: device buffers and input checks (the entry points and their argument checks are
+// common/api.cpp, error reporting common/errors.cpp, shared with the CPU library).
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -11,12 +10,11 @@
 
 namespace pmoe {
 
-namespace {
-std::atomic<int> team_size{1};
-} // namespace
-
 // The device decides its own parallelism; the value is kept so that the call round-trips.
-int num_threads() { return team_size.load(std::memory_order_relaxed); }
+int num_threads() {
+    const int n = requested_threads();
+    return n > 0 ? n : 1;
+}
 
 namespace cuda {
 
@@ -111,17 +109,14 @@ int ids_error(const InputChecks &checks, int slot, const char *name, const int32
               int64_t lo, int64_t hi) {
     const int64_t i = checks.first_bad(slot);
     if (i < 0) return PMOE_OK;
-    return fail(PMOE_ERR_INVALID_ARGUMENT, "%s[%lld] = %d is out of range [%lld, %lld)", name,
-                (long long)i, read_element(ids, i), (long long)lo, (long long)hi);
+    return fail_out_of_range(name, i, read_element(ids, i), lo, hi);
 }
 
 int finite_error(const InputChecks &checks, int slot, const char *name, const float *x,
                  int64_t cols, const char *row_name, const char *col_name) {
     const int64_t i = checks.first_bad(slot);
     if (i < 0) return PMOE_OK;
-    const long long r = i / cols, c = i % cols;
-    return fail(PMOE_ERR_NON_FINITE, "%s[%lld, %lld] = %g is not finite (%s %lld, %s %lld)", name,
-                r, c, (double)read_element(x, i), row_name, r, col_name, c);
+    return fail_not_finite(name, i / cols, i % cols, read_element(x, i), row_name, col_name);
 }
 
 namespace {
@@ -152,34 +147,7 @@ using namespace pmoe::cuda;
 
 extern "C" {
 
-PMOE_API int pmoe_version(int32_t *major, int32_t *minor, int32_t *patch) {
-    clear_error();
-    PMOE_CHECK(require_non_null("major", major));
-    PMOE_CHECK(require_non_null("minor", minor));
-    PMOE_CHECK(require_non_null("patch", patch));
-    *major = 0;
-    *minor = 1;
-    *patch = 0;
-    return PMOE_OK;
-}
-
 PMOE_API const char *pmoe_backend_name(void) { return "cuda"; }
-
-PMOE_API int pmoe_noop(void) { return PMOE_OK; }
-
-PMOE_API int pmoe_set_num_threads(int32_t n) {
-    clear_error();
-    PMOE_CHECK(require_positive("n", n));
-    team_size.store(n, std::memory_order_relaxed);
-    return PMOE_OK;
-}
-
-PMOE_API int pmoe_get_num_threads(int32_t *n) {
-    clear_error();
-    PMOE_CHECK(require_non_null("n", n));
-    *n = num_threads();
-    return PMOE_OK;
-}
 
 // The CUDA library has no CPU kernels to choose an instruction set for (panamoe.h).
 PMOE_API int pmoe_cpu_isa(int32_t *level_in_use, uint32_t *features_found) {
@@ -192,12 +160,14 @@ PMOE_API int pmoe_set_cpu_isa(int32_t level) {
     return fail(PMOE_ERR_UNSUPPORTED, "pmoe_set_cpu_isa: the CUDA library has no CPU kernels");
 }
 
+} // extern "C"
+
+namespace pmoe_impl {
+
 // first_index is device memory, like x; the scan always runs (it is the check itself), so it
 // uses a device-side record of its own rather than InputChecks.
-PMOE_API int pmoe_find_nonfinite(int32_t dtype, int64_t n, const void *x, int64_t *first_index,
-                                 void *stream) {
+int find_nonfinite(int32_t dtype, int64_t n, const void *x, int64_t *first_index, void *stream) {
     return guarded("pmoe_find_nonfinite", [&] {
-        PMOE_CHECK(check_find_nonfinite(dtype, n, x, first_index));
         DeviceBuffer record;
         PMOE_CHECK(record.allocate(sizeof(unsigned long long), stream, "the scan record"));
         PMOE_CHECK(memset_async(record.as<void>(), 0xff, sizeof(unsigned long long), stream));
@@ -213,4 +183,4 @@ PMOE_API int pmoe_find_nonfinite(int32_t dtype, int64_t n, const void *x, int64_
     });
 }
 
-} // extern "C"
+} // namespace pmoe_impl

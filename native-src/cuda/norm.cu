@@ -125,18 +125,12 @@ template int add_column_sums<__nv_bfloat16>(int64_t, int64_t, const __nv_bfloat1
 } // namespace cuda
 } // namespace pmoe
 
-using namespace pmoe;
-using namespace pmoe::cuda;
+namespace pmoe_impl {
 
-extern "C" {
-
-PMOE_API int pmoe_layernorm_forward(int32_t dtype, int32_t rows, int32_t cols, float eps,
-                                    const void *x, const void *weight, const void *bias,
-                                    void *out, float *mean, float *rstd, void *stream) {
+int layernorm_forward(int32_t dtype, int32_t rows, int32_t cols, float eps, const void *x,
+                      const void *weight, const void *bias, void *out, float *mean, float *rstd,
+                      void *stream) {
     return guarded("pmoe_layernorm_forward", [&] {
-        PMOE_CHECK(
-            check_layernorm_forward(dtype, rows, cols, eps, x, weight, bias, out, mean, rstd));
-        if (rows == 0) return PMOE_OK;
         return with_device_dtype(dtype, [&](auto t) {
             using T = decltype(t);
             return launch("layernorm_forward", norm_forward_kernel<T>, row_blocks(rows), kThreads,
@@ -147,14 +141,10 @@ PMOE_API int pmoe_layernorm_forward(int32_t dtype, int32_t rows, int32_t cols, f
     });
 }
 
-PMOE_API int pmoe_layernorm_backward(int32_t dtype, int32_t rows, int32_t cols, const void *x,
-                                     const void *weight, const float *mean, const float *rstd,
-                                     const void *dout, void *dx, float *dweight, float *dbias,
-                                     void *stream) {
+int layernorm_backward(int32_t dtype, int32_t rows, int32_t cols, const void *x, const void *weight,
+                       const float *mean, const float *rstd, const void *dout, void *dx,
+                       float *dweight, float *dbias, void *stream) {
     return guarded("pmoe_layernorm_backward", [&] {
-        PMOE_CHECK(check_layernorm_backward(dtype, rows, cols, x, weight, mean, rstd, dout, dx,
-                                            dweight, dbias));
-        if (rows == 0) return PMOE_OK;
         return with_device_dtype(dtype, [&](auto t) {
             using T = decltype(t);
             const T *xs = static_cast<const T *>(x), *d = static_cast<const T *>(dout);
@@ -168,12 +158,9 @@ PMOE_API int pmoe_layernorm_backward(int32_t dtype, int32_t rows, int32_t cols, 
     });
 }
 
-PMOE_API int pmoe_rmsnorm_forward(int32_t dtype, int32_t rows, int32_t cols, float eps,
-                                  const void *x, const void *weight, void *out, float *rstd,
-                                  void *stream) {
+int rmsnorm_forward(int32_t dtype, int32_t rows, int32_t cols, float eps, const void *x,
+                    const void *weight, void *out, float *rstd, void *stream) {
     return guarded("pmoe_rmsnorm_forward", [&] {
-        PMOE_CHECK(check_rmsnorm_forward(dtype, rows, cols, eps, x, weight, out, rstd));
-        if (rows == 0) return PMOE_OK;
         return with_device_dtype(dtype, [&](auto t) {
             using T = decltype(t);
             return launch("rmsnorm_forward", norm_forward_kernel<T>, row_blocks(rows), kThreads, 0,
@@ -184,13 +171,9 @@ PMOE_API int pmoe_rmsnorm_forward(int32_t dtype, int32_t rows, int32_t cols, flo
     });
 }
 
-PMOE_API int pmoe_rmsnorm_backward(int32_t dtype, int32_t rows, int32_t cols, const void *x,
-                                   const void *weight, const float *rstd, const void *dout,
-                                   void *dx, float *dweight, void *stream) {
+int rmsnorm_backward(int32_t dtype, int32_t rows, int32_t cols, const void *x, const void *weight,
+                     const float *rstd, const void *dout, void *dx, float *dweight, void *stream) {
     return guarded("pmoe_rmsnorm_backward", [&] {
-        PMOE_CHECK(
-            check_rmsnorm_backward(dtype, rows, cols, x, weight, rstd, dout, dx, dweight));
-        if (rows == 0) return PMOE_OK;
         return with_device_dtype(dtype, [&](auto t) {
             using T = decltype(t);
             const T *xs = static_cast<const T *>(x), *d = static_cast<const T *>(dout);
@@ -204,4 +187,4 @@ PMOE_API int pmoe_rmsnorm_backward(int32_t dtype, int32_t rows, int32_t cols, co
     });
 }
 
-} // extern "C"
+} // namespace pmoe_impl

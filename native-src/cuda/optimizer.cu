@@ -57,18 +57,12 @@ sum_doubles_kernel(int64_t n, const double *values, double *total) {
 } // namespace cuda
 } // namespace pmoe
 
-using namespace pmoe;
-using namespace pmoe::cuda;
+namespace pmoe_impl {
 
-extern "C" {
-
-PMOE_API int pmoe_adamw_step(int64_t n, float *params, const float *grads, float *m, float *v,
-                             float lr, float beta1, float beta2, float eps, float weight_decay,
-                             int32_t step, int32_t working_dtype, void *working, void *stream) {
+int adamw_step(int64_t n, float *params, const float *grads, float *m, float *v, float lr,
+               float beta1, float beta2, float eps, float weight_decay, int32_t step,
+               int32_t working_dtype, void *working, void *stream) {
     return guarded("pmoe_adamw_step", [&] {
-        PMOE_CHECK(check_adamw_step(n, params, grads, m, v, lr, beta1, beta2, eps, weight_decay,
-                                    step, working_dtype));
-        if (n == 0) return PMOE_OK;
         const float correction1 = float(1.0 - std::pow(double(beta1), step));
         const float correction2 = float(1.0 - std::pow(double(beta2), step));
         return with_device_dtype(working_dtype, [&](auto t) {
@@ -81,9 +75,8 @@ PMOE_API int pmoe_adamw_step(int64_t n, float *params, const float *grads, float
 }
 
 // sum_squares is device memory, like x.
-PMOE_API int pmoe_sum_squares(int64_t n, const float *x, double *sum_squares, void *stream) {
+int sum_squares(int64_t n, const float *x, double *sum_squares, void *stream) {
     return guarded("pmoe_sum_squares", [&] {
-        PMOE_CHECK(check_sum_squares(n, x, sum_squares));
         const int64_t blocks = ceil_div(n, kSquaresPerBlock);
         DeviceBuffer partial;
         PMOE_CHECK(partial.allocate(sizeof(double) * (blocks > 0 ? blocks : 1), stream,
@@ -96,4 +89,4 @@ PMOE_API int pmoe_sum_squares(int64_t n, const float *x, double *sum_squares, vo
     });
 }
 
-} // extern "C"
+} // namespace pmoe_impl

@@ -177,17 +177,11 @@ int with_layout(int32_t dtype, int64_t hidden, std::initializer_list<const void 
 } // namespace cuda
 } // namespace pmoe
 
-using namespace pmoe;
-using namespace pmoe::cuda;
+namespace pmoe_impl {
 
-extern "C" {
-
-PMOE_API int pmoe_permute(int32_t dtype, int32_t tokens, int32_t top_k, int32_t rows,
-                          int32_t hidden, const void *x, const int32_t *sorted_slot, void *out,
-                          void *stream) {
+int permute(int32_t dtype, int32_t tokens, int32_t top_k, int32_t rows, int32_t hidden,
+            const void *x, const int32_t *sorted_slot, void *out, void *stream) {
     return guarded("pmoe_permute", [&] {
-        PMOE_CHECK(check_permute(dtype, tokens, top_k, rows, hidden, x, sorted_slot, out));
-        if (rows == 0) return PMOE_OK;
         const int64_t slots = int64_t(tokens) * top_k;
         InputChecks checks;
         PMOE_CHECK(checks.begin(stream));
@@ -220,36 +214,29 @@ int gather_sum(int32_t dtype, int32_t tokens, int32_t top_k, int32_t rows, int32
 }
 } // namespace
 
-PMOE_API int pmoe_permute_backward(int32_t dtype, int32_t tokens, int32_t top_k, int32_t rows,
-                                   int32_t hidden, const void *grad_out,
-                                   const int32_t *slot_position, void *grad_x, void *stream) {
+int permute_backward(int32_t dtype, int32_t tokens, int32_t top_k, int32_t rows, int32_t hidden,
+                     const void *grad_out, const int32_t *slot_position, void *grad_x,
+                     void *stream) {
     return guarded("pmoe_permute_backward", [&] {
-        PMOE_CHECK(check_permute_backward(dtype, tokens, top_k, rows, hidden, grad_out,
-                                          slot_position, grad_x));
         return gather_sum(dtype, tokens, top_k, rows, hidden, grad_out, nullptr, slot_position,
                           grad_x, stream);
     });
 }
 
-PMOE_API int pmoe_combine(int32_t dtype, int32_t tokens, int32_t top_k, int32_t rows,
-                          int32_t hidden, const void *expert_out, const float *topk_weights,
-                          const int32_t *slot_position, void *y, void *stream) {
+int combine(int32_t dtype, int32_t tokens, int32_t top_k, int32_t rows, int32_t hidden,
+            const void *expert_out, const float *topk_weights, const int32_t *slot_position,
+            void *y, void *stream) {
     return guarded("pmoe_combine", [&] {
-        PMOE_CHECK(check_combine(dtype, tokens, top_k, rows, hidden, expert_out, topk_weights,
-                                 slot_position, y));
         return gather_sum(dtype, tokens, top_k, rows, hidden, expert_out, topk_weights,
                           slot_position, y, stream);
     });
 }
 
-PMOE_API int pmoe_combine_backward(int32_t dtype, int32_t tokens, int32_t top_k, int32_t rows,
-                                   int32_t hidden, const void *grad_y, const void *expert_out,
-                                   const float *topk_weights, const int32_t *slot_position,
-                                   void *grad_expert_out, float *grad_weights, void *stream) {
+int combine_backward(int32_t dtype, int32_t tokens, int32_t top_k, int32_t rows, int32_t hidden,
+                     const void *grad_y, const void *expert_out, const float *topk_weights,
+                     const int32_t *slot_position, void *grad_expert_out, float *grad_weights,
+                     void *stream) {
     return guarded("pmoe_combine_backward", [&] {
-        PMOE_CHECK(check_combine_backward(dtype, tokens, top_k, rows, hidden, grad_y, expert_out,
-                                          topk_weights, slot_position, grad_expert_out,
-                                          grad_weights));
         const int64_t slots = int64_t(tokens) * top_k;
         InputChecks checks;
         PMOE_CHECK(checks.begin(stream));
@@ -279,4 +266,4 @@ PMOE_API int pmoe_combine_backward(int32_t dtype, int32_t tokens, int32_t top_k,
     });
 }
 
-} // extern "C"
+} // namespace pmoe_impl

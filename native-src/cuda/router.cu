@@ -242,17 +242,12 @@ unsigned warps_grid(int tokens) { return unsigned(ceil_div(tokens, kWarpsPerBloc
 } // namespace cuda
 } // namespace pmoe
 
-using namespace pmoe;
-using namespace pmoe::cuda;
-
-extern "C" {
+namespace pmoe_impl {
 
 // cfg is host memory (a small struct); the arrays are device memory.
-PMOE_API int pmoe_router_forward(const pmoe_router_config *cfg, const float *logits,
-                                 float *scores, float *topk_weights, int32_t *topk_ids,
-                                 void *stream) {
+int router_forward(const pmoe_router_config *cfg, const float *logits, float *scores,
+                   float *topk_weights, int32_t *topk_ids, void *stream) {
     return guarded("pmoe_router_forward", [&] {
-        PMOE_CHECK(check_router_forward(cfg, logits, scores, topk_weights, topk_ids));
         const pmoe_router_config c = *cfg;
         InputChecks checks;
         PMOE_CHECK(checks.begin(stream));
@@ -263,11 +258,10 @@ PMOE_API int pmoe_router_forward(const pmoe_router_config *cfg, const float *log
     });
 }
 
-PMOE_API int pmoe_router_backward(const pmoe_router_config *cfg, const float *scores,
-                                  const int32_t *topk_ids, const float *grad_topk_weights,
-                                  const float *grad_scores, float *grad_logits, void *stream) {
+int router_backward(const pmoe_router_config *cfg, const float *scores, const int32_t *topk_ids,
+                    const float *grad_topk_weights, const float *grad_scores, float *grad_logits,
+                    void *stream) {
     return guarded("pmoe_router_backward", [&] {
-        PMOE_CHECK(check_router_backward(cfg, scores, topk_ids, grad_topk_weights, grad_logits));
         const pmoe_router_config c = *cfg;
         InputChecks checks;
         PMOE_CHECK(checks.begin(stream));
@@ -279,12 +273,10 @@ PMOE_API int pmoe_router_backward(const pmoe_router_config *cfg, const float *sc
     });
 }
 
-PMOE_API int pmoe_aux_loss_forward(int32_t tokens, int32_t experts, int32_t top_k,
-                                   const float *scores, const int32_t *topk_ids, float coeff,
-                                   float *loss, int32_t *expert_counts, void *stream) {
+int aux_loss_forward(int32_t tokens, int32_t experts, int32_t top_k, const float *scores,
+                     const int32_t *topk_ids, float coeff, float *loss, int32_t *expert_counts,
+                     void *stream) {
     return guarded("pmoe_aux_loss_forward", [&] {
-        PMOE_CHECK(check_aux_loss_forward(tokens, experts, top_k, scores, topk_ids, loss,
-                                          expert_counts));
         const int64_t slots = int64_t(tokens) * top_k;
         const int chunks = int(ceil_div(tokens, kTokensPerChunk));
         InputChecks checks;
@@ -305,11 +297,9 @@ PMOE_API int pmoe_aux_loss_forward(int32_t tokens, int32_t experts, int32_t top_
     });
 }
 
-PMOE_API int pmoe_aux_loss_backward(int32_t tokens, int32_t experts, int32_t top_k,
-                                    const int32_t *expert_counts, float coeff, float grad_loss,
-                                    float *grad_scores, void *stream) {
+int aux_loss_backward(int32_t tokens, int32_t experts, int32_t top_k, const int32_t *expert_counts,
+                      float coeff, float grad_loss, float *grad_scores, void *stream) {
     return guarded("pmoe_aux_loss_backward", [&] {
-        PMOE_CHECK(check_aux_loss_backward(tokens, experts, top_k, expert_counts, grad_scores));
         const int64_t slots = int64_t(tokens) * top_k;
         const double scale = double(grad_loss) * coeff * experts / (double(slots) * tokens);
         InputChecks checks;
@@ -322,10 +312,9 @@ PMOE_API int pmoe_aux_loss_backward(int32_t tokens, int32_t experts, int32_t top
     });
 }
 
-PMOE_API int pmoe_z_loss_forward(int32_t tokens, int32_t experts, const float *logits,
-                                 float coeff, float *loss, void *stream) {
+int z_loss_forward(int32_t tokens, int32_t experts, const float *logits, float coeff, float *loss,
+                   void *stream) {
     return guarded("pmoe_z_loss_forward", [&] {
-        PMOE_CHECK(check_z_loss(tokens, experts, logits, "loss", loss));
         InputChecks checks;
         PMOE_CHECK(checks.begin(stream));
         DeviceBuffer terms;
@@ -339,11 +328,9 @@ PMOE_API int pmoe_z_loss_forward(int32_t tokens, int32_t experts, const float *l
     });
 }
 
-PMOE_API int pmoe_z_loss_backward(int32_t tokens, int32_t experts, const float *logits,
-                                  float coeff, float grad_loss, float *grad_logits,
-                                  void *stream) {
+int z_loss_backward(int32_t tokens, int32_t experts, const float *logits, float coeff,
+                    float grad_loss, float *grad_logits, void *stream) {
     return guarded("pmoe_z_loss_backward", [&] {
-        PMOE_CHECK(check_z_loss(tokens, experts, logits, "grad_logits", grad_logits));
         InputChecks checks;
         PMOE_CHECK(checks.begin(stream));
         const float scale = float(double(grad_loss) * coeff * 2.0 / tokens);
@@ -354,4 +341,4 @@ PMOE_API int pmoe_z_loss_backward(int32_t tokens, int32_t experts, const float *
     });
 }
 
-} // extern "C"
+} // namespace pmoe_impl

@@ -8,6 +8,7 @@ import static dev.panamoe.ops.kernels.KernelTestSupport.assertInvalid;
 import static dev.panamoe.ops.kernels.KernelTestSupport.assertOk;
 import static dev.panamoe.ops.kernels.KernelTestSupport.floats;
 import static dev.panamoe.ops.kernels.KernelTestSupport.gaussian;
+import static dev.panamoe.ops.kernels.KernelTestSupport.lastError;
 import static dev.panamoe.ops.kernels.KernelTestSupport.setThreads;
 import static dev.panamoe.ops.kernels.KernelTestSupport.tensor;
 import static dev.panamoe.ops.kernels.KernelTestSupport.threads;
@@ -82,6 +83,28 @@ class LibraryKernelTest {
             assertInvalid(LIB.pmoe_find_nonfinite(2, 3, x, first, NO_STREAM), "dtype", "2");
             assertInvalid(LIB.pmoe_set_num_threads(0), "n", "0");
             assertInvalid(LIB.pmoe_get_num_threads(MemorySegment.NULL), "n", null);
+        }
+    }
+
+    /**
+     * The frame every entry point shares (native-src/common/api.cpp): a call that succeeds clears
+     * the message of an earlier failure, whether it ran (find_nonfinite of nothing still writes -1)
+     * or had no work (an add of 0 elements, whose pointers may then be NULL).
+     */
+    @Test
+    void aSuccessfulCallClearsTheMessageOfAFailedOne() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment first = arena.allocate(JAVA_LONG);
+            assertInvalid(LIB.pmoe_add(F32, -1, MemorySegment.NULL, MemorySegment.NULL, MemorySegment.NULL,
+                    NO_STREAM), "n", "-1");
+            assertOk(LIB.pmoe_add(F32, 0, MemorySegment.NULL, MemorySegment.NULL, MemorySegment.NULL, NO_STREAM),
+                    "pmoe_add of no elements");
+            assertEquals("", lastError());
+            assertInvalid(LIB.pmoe_find_nonfinite(F32, -1, MemorySegment.NULL, first, NO_STREAM), "n", "-1");
+            first.set(JAVA_LONG, 0, 12345);
+            assertOk(LIB.pmoe_find_nonfinite(F32, 0, MemorySegment.NULL, first, NO_STREAM), "pmoe_find_nonfinite of nothing");
+            assertEquals(-1, first.get(JAVA_LONG, 0));
+            assertEquals("", lastError());
         }
     }
 }

@@ -1,18 +1,41 @@
-// Argument checks of the entry points of panamoe.h, one function per entry point, compiled into
-// the CPU library and into the CUDA library (and its host-harness build), so that the same bad
-// argument gets the same status and message from every implementation.
+// Argument checks of the entry points of panamoe.h, one function per entry point, called by
+// api.cpp before it runs a library's implementation; both compiled into the CPU library and into
+// the CUDA library (and its host-harness build), so that the same bad argument gets the same
+// status and message from every implementation.
 //
 // They check what the host sees without reading array contents: sizes, scalars and pointers
 // (NULL only where the call has elements to read or write). When a call has no work (rows == 0,
-// batch == 0, ...) they return PMOE_OK before the pointer checks, and the caller returns too.
+// batch == 0, ...) they return kNoWork before the pointer checks, and api.cpp returns PMOE_OK
+// (a call that still writes an output, such as pmoe_sum_squares's 0, has work).
 // Array contents (ids in range, finite values) are checked where the data lives: the CPU with
 // require_ids_in_range / require_finite, CUDA on the device (common.cuh's InputChecks), both
-// worded by the functions below or in common.hpp.
+// worded by the fail_* functions below.
 #pragma once
 
-#include "common.hpp"
+#include "errors.hpp"
 
 namespace pmoe {
+
+// A check's verdict on a call that has nothing to do: valid, and not to be run. Not a status of
+// panamoe.h: only PMOE_CHECK_ARGS reads it.
+constexpr int kNoWork = -1;
+
+// The first statement of an entry point: clears the thread's message, runs the argument check
+// `expr`, and returns its status if it failed, or PMOE_OK if the call has no work.
+#define PMOE_CHECK_ARGS(expr)                                                                 \
+    do {                                                                                      \
+        clear_error();                                                                        \
+        const int pmoe_checked_ = (expr);                                                     \
+        if (pmoe_checked_ == kNoWork) return PMOE_OK;                                         \
+        if (pmoe_checked_ != PMOE_OK) return pmoe_checked_;                                   \
+    } while (0)
+
+// ---- errors in array contents ----
+// "topk_ids[17] = 9 is out of range [0, 8)".
+int fail_out_of_range(const char *name, int64_t i, int32_t value, int64_t lo, int64_t hi);
+// "logits[3, 5] = nan is not finite (token 3, expert 5)": element (row, col) of a matrix.
+int fail_not_finite(const char *name, int64_t row, int64_t col, float value, const char *row_name,
+                    const char *col_name);
 
 // ---- library ----
 int check_find_nonfinite(int32_t dtype, int64_t n, const void *x, const int64_t *first_index);

@@ -1,27 +1,29 @@
-// Error reporting and argument checks shared by every implementation of panamoe.h: the
+// Error reporting and scalar argument checks shared by every implementation of panamoe.h: the
 // CPU library compiles this file, and so do the CUDA library and its host-harness build, so
 // the same bad argument gets the same message from each.
+#include <cmath>
+#include <cstdarg>
 #include <cstdio>
 
-#include "common.hpp"
+#include "errors.hpp"
 
 namespace pmoe {
 
 namespace {
-thread_local std::string last_error;
+// A fixed buffer rather than a std::string: fail() allocates nothing, so the argument checks,
+// which run outside guarded(), cannot throw.
+thread_local char last_error[1024];
 } // namespace
 
 int fail(int status, const char *fmt, ...) {
-    char buf[1024];
     va_list ap;
     va_start(ap, fmt);
-    std::vsnprintf(buf, sizeof buf, fmt, ap);
+    std::vsnprintf(last_error, sizeof last_error, fmt, ap);
     va_end(ap);
-    last_error = buf;
     return status;
 }
 
-void clear_error() { last_error.clear(); }
+void clear_error() { last_error[0] = '\0'; }
 
 int require_non_null(const char *name, const void *p) {
     return p ? PMOE_OK : fail(PMOE_ERR_INVALID_ARGUMENT, "%s must not be NULL", name);
@@ -57,4 +59,4 @@ int require_positive_float(const char *name, float v) {
 
 } // namespace pmoe
 
-extern "C" PMOE_API const char *pmoe_last_error(void) { return pmoe::last_error.c_str(); }
+extern "C" PMOE_API const char *pmoe_last_error(void) { return pmoe::last_error; }

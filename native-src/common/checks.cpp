@@ -1,11 +1,26 @@
 // Argument checks of the entry points (checks.hpp), shared by the CPU and CUDA libraries.
 #include "checks.hpp"
 
+#include <cmath>
 #include <initializer_list>
 
 namespace pmoe {
 
 namespace {
+
+// tokens >= 1 and 1 <= top_k <= experts, with tokens * top_k slots indexable by int32.
+int require_routing_shape(int32_t tokens, const char *experts_name, int32_t experts,
+                          int32_t top_k) {
+    PMOE_CHECK(require_positive("tokens", tokens));
+    PMOE_CHECK(require_positive(experts_name, experts));
+    if (top_k < 1 || top_k > experts)
+        return fail(PMOE_ERR_INVALID_ARGUMENT, "top_k = %d is out of range [1, %s = %d]", top_k,
+                    experts_name, experts);
+    if (int64_t(tokens) * top_k > INT32_MAX)
+        return fail(PMOE_ERR_INVALID_ARGUMENT, "tokens * top_k = %d * %d exceeds INT32_MAX slots",
+                    tokens, top_k);
+    return PMOE_OK;
+}
 
 int require_flag(const char *name, int32_t v) {
     return v == 0 || v == 1 ? PMOE_OK
@@ -104,6 +119,20 @@ int require_activation(int32_t dtype, int32_t act, int32_t rows, int32_t cols) {
 }
 
 } // namespace
+
+// ---- errors in array contents ----
+
+int fail_out_of_range(const char *name, int64_t i, int32_t value, int64_t lo, int64_t hi) {
+    return fail(PMOE_ERR_INVALID_ARGUMENT, "%s[%lld] = %d is out of range [%lld, %lld)", name,
+                (long long)i, value, (long long)lo, (long long)hi);
+}
+
+int fail_not_finite(const char *name, int64_t row, int64_t col, float value, const char *row_name,
+                    const char *col_name) {
+    return fail(PMOE_ERR_NON_FINITE, "%s[%lld, %lld] = %g is not finite (%s %lld, %s %lld)", name,
+                (long long)row, (long long)col, (double)value, row_name, (long long)row, col_name,
+                (long long)col);
+}
 
 // ---- library ----
 
@@ -266,7 +295,7 @@ int check_permute(int32_t dtype, int32_t tokens, int32_t top_k, int32_t rows, in
                   const void *x, const int32_t *sorted_slot, const void *out) {
     PMOE_CHECK(require_permute_shape(dtype, tokens, top_k, rows, hidden));
     PMOE_CHECK(require_all({{"x", x}, {"sorted_slot", sorted_slot}}));
-    return require_rows("out", out, rows);
+    return rows == 0 ? kNoWork : require_non_null("out", out);
 }
 
 int check_permute_backward(int32_t dtype, int32_t tokens, int32_t top_k, int32_t rows,
@@ -308,13 +337,13 @@ int fail_repeated_row(int64_t slot, int32_t row, int64_t owner) {
 int check_activation_forward(int32_t dtype, int32_t act, int32_t rows, int32_t cols,
                              const void *in, const void *out) {
     PMOE_CHECK(require_activation(dtype, act, rows, cols));
-    return rows == 0 ? PMOE_OK : require_all({{"in", in}, {"out", out}});
+    return rows == 0 ? kNoWork : require_all({{"in", in}, {"out", out}});
 }
 
 int check_activation_backward(int32_t dtype, int32_t act, int32_t rows, int32_t cols,
                               const void *in, const void *grad_out, const void *grad_in) {
     PMOE_CHECK(require_activation(dtype, act, rows, cols));
-    return rows == 0 ? PMOE_OK
+    return rows == 0 ? kNoWork
                      : require_all({{"in", in}, {"grad_out", grad_out}, {"grad_in", grad_in}});
 }
 
@@ -323,7 +352,7 @@ int check_convert(int64_t n, int32_t src_dtype, const void *src, int32_t dst_dty
     PMOE_CHECK(require_non_negative("n", n));
     PMOE_CHECK(require_dtype("src_dtype", src_dtype));
     PMOE_CHECK(require_dtype("dst_dtype", dst_dtype));
-    return n == 0 ? PMOE_OK : require_all({{"src", src}, {"dst", dst}});
+    return n == 0 ? kNoWork : require_all({{"src", src}, {"dst", dst}});
 }
 
 // ---- dense transformer operators ----
@@ -332,7 +361,7 @@ int check_embedding_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t c
                             int32_t vocab, int32_t max_seq, const int32_t *ids, const void *wte,
                             const void *wpe, const void *out) {
     PMOE_CHECK(require_embedding_shape(dtype, batch, seq, channels, vocab, max_seq));
-    return batch == 0 ? PMOE_OK
+    return batch == 0 ? kNoWork
                       : require_all({{"ids", ids}, {"wte", wte}, {"wpe", wpe}, {"out", out}});
 }
 
@@ -340,7 +369,7 @@ int check_embedding_backward(int32_t dtype, int32_t batch, int32_t seq, int32_t 
                              int32_t vocab, int32_t max_seq, const int32_t *ids, const void *dout,
                              const float *dwte, const float *dwpe) {
     PMOE_CHECK(require_embedding_shape(dtype, batch, seq, channels, vocab, max_seq));
-    return batch == 0 ? PMOE_OK
+    return batch == 0 ? kNoWork
                       : require_all({{"ids", ids}, {"dout", dout}, {"dwte", dwte}, {"dwpe", dwpe}});
 }
 
@@ -349,7 +378,7 @@ int check_layernorm_forward(int32_t dtype, int32_t rows, int32_t cols, float eps
                             const float *mean, const float *rstd) {
     PMOE_CHECK(require_rows_cols(dtype, rows, cols));
     PMOE_CHECK(require_positive_float("eps", eps));
-    return rows == 0 ? PMOE_OK
+    return rows == 0 ? kNoWork
                      : require_all({{"x", x},
                                     {"weight", weight},
                                     {"bias", bias},
@@ -363,7 +392,7 @@ int check_layernorm_backward(int32_t dtype, int32_t rows, int32_t cols, const vo
                              const void *dout, const void *dx, const float *dweight,
                              const float *dbias) {
     PMOE_CHECK(require_rows_cols(dtype, rows, cols));
-    if (rows == 0) return PMOE_OK;
+    if (rows == 0) return kNoWork;
     PMOE_CHECK(require_all({{"x", x}, {"weight", weight}, {"mean", mean}, {"rstd", rstd}}));
     return require_all({{"dout", dout}, {"dx", dx}, {"dweight", dweight}, {"dbias", dbias}});
 }
@@ -373,7 +402,7 @@ int check_rmsnorm_forward(int32_t dtype, int32_t rows, int32_t cols, float eps, 
     PMOE_CHECK(require_rows_cols(dtype, rows, cols));
     PMOE_CHECK(require_positive_float("eps", eps));
     return rows == 0
-               ? PMOE_OK
+               ? kNoWork
                : require_all({{"x", x}, {"weight", weight}, {"out", out}, {"rstd", rstd}});
 }
 
@@ -381,45 +410,45 @@ int check_rmsnorm_backward(int32_t dtype, int32_t rows, int32_t cols, const void
                            const void *weight, const float *rstd, const void *dout,
                            const void *dx, const float *dweight) {
     PMOE_CHECK(require_rows_cols(dtype, rows, cols));
-    if (rows == 0) return PMOE_OK;
+    if (rows == 0) return kNoWork;
     PMOE_CHECK(require_all({{"x", x}, {"weight", weight}, {"rstd", rstd}}));
     return require_all({{"dout", dout}, {"dx", dx}, {"dweight", dweight}});
 }
 
 int check_bias_add(int32_t dtype, int32_t rows, int32_t cols, const void *bias, const void *x) {
     PMOE_CHECK(require_rows_cols(dtype, rows, cols));
-    return rows == 0 ? PMOE_OK : require_all({{"bias", bias}, {"x", x}});
+    return rows == 0 ? kNoWork : require_all({{"bias", bias}, {"x", x}});
 }
 
 int check_bias_backward(int32_t dtype, int32_t rows, int32_t cols, const void *dout,
                         const float *dbias) {
     PMOE_CHECK(require_rows_cols(dtype, rows, cols));
-    return rows == 0 ? PMOE_OK : require_all({{"dout", dout}, {"dbias", dbias}});
+    return rows == 0 ? kNoWork : require_all({{"dout", dout}, {"dbias", dbias}});
 }
 
 int check_add(int32_t dtype, int64_t n, const void *a, const void *b, const void *out) {
     PMOE_CHECK(require_dtype("dtype", dtype));
     PMOE_CHECK(require_non_negative("n", n));
-    return n == 0 ? PMOE_OK : require_all({{"a", a}, {"b", b}, {"out", out}});
+    return n == 0 ? kNoWork : require_all({{"a", a}, {"b", b}, {"out", out}});
 }
 
 int check_accumulate(int32_t dtype, int64_t n, const void *x, const void *y) {
     PMOE_CHECK(require_dtype("dtype", dtype));
     PMOE_CHECK(require_non_negative("n", n));
-    return n == 0 ? PMOE_OK : require_all({{"x", x}, {"y", y}});
+    return n == 0 ? kNoWork : require_all({{"x", x}, {"y", y}});
 }
 
 int check_scale(int32_t dtype, int64_t n, float alpha, const void *x) {
     PMOE_CHECK(require_dtype("dtype", dtype));
     PMOE_CHECK(require_non_negative("n", n));
     PMOE_CHECK(require_float_in("alpha", alpha, -INFINITY, INFINITY));
-    return n == 0 ? PMOE_OK : require_non_null("x", x);
+    return n == 0 ? kNoWork : require_non_null("x", x);
 }
 
 int check_attention_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channels,
                             int32_t heads, const void *qkv, const float *att, const void *out) {
     PMOE_CHECK(require_attention_shape(dtype, batch, seq, channels, heads));
-    return batch == 0 ? PMOE_OK : require_all({{"qkv", qkv}, {"att", att}, {"out", out}});
+    return batch == 0 ? kNoWork : require_all({{"qkv", qkv}, {"att", att}, {"out", out}});
 }
 
 int check_attention_backward(int32_t dtype, int32_t batch, int32_t seq, int32_t channels,
@@ -427,7 +456,7 @@ int check_attention_backward(int32_t dtype, int32_t batch, int32_t seq, int32_t 
                              const void *dqkv) {
     PMOE_CHECK(require_attention_shape(dtype, batch, seq, channels, heads));
     return batch == 0
-               ? PMOE_OK
+               ? kNoWork
                : require_all({{"qkv", qkv}, {"att", att}, {"dout", dout}, {"dqkv", dqkv}});
 }
 
@@ -441,7 +470,7 @@ int check_cross_entropy_backward(int32_t dtype, int32_t rows, int32_t vocab, con
                                  const int32_t *targets, float grad_scale, const void *dlogits) {
     PMOE_CHECK(require_cross_entropy_shape(dtype, rows, vocab, logits, targets));
     PMOE_CHECK(require_float_in("grad_scale", grad_scale, -INFINITY, INFINITY));
-    return rows == 0 ? PMOE_OK : require_non_null("dlogits", dlogits);
+    return rows == 0 ? kNoWork : require_non_null("dlogits", dlogits);
 }
 
 int check_adamw_step(int64_t n, const float *params, const float *grads, const float *m,
@@ -455,7 +484,7 @@ int check_adamw_step(int64_t n, const float *params, const float *grads, const f
     PMOE_CHECK(require_float_in("weight_decay", weight_decay, 0, INFINITY));
     PMOE_CHECK(require_positive("step", step));
     PMOE_CHECK(require_dtype("working_dtype", working_dtype));
-    return n == 0 ? PMOE_OK
+    return n == 0 ? kNoWork
                   : require_all({{"params", params}, {"grads", grads}, {"m", m}, {"v", v}});
 }
 
