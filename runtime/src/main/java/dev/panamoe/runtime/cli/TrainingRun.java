@@ -10,10 +10,8 @@ import dev.panamoe.runtime.data.Tokenizer;
 import dev.panamoe.runtime.model.Generator;
 import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.model.GptMoeModel;
-import dev.panamoe.runtime.parallel.ParallelTrainer;
 import dev.panamoe.runtime.parallel.PlacementController;
 import dev.panamoe.runtime.parallel.ProcessGroups;
-import dev.panamoe.runtime.parallel.StageModel;
 import dev.panamoe.runtime.report.MetricsWriter;
 import dev.panamoe.runtime.report.OperatorTimer;
 import dev.panamoe.runtime.report.Plural;
@@ -107,8 +105,8 @@ final class TrainingRun {
 
     /**
      * Trains on a world of plan.world() ranks: threads of this JVM, or this process's rank when
-     * started by mpirun ({@link Worlds}). Each rank holds its {@link StageModel} and runs a
-     * {@link ParallelTrainer}; rank 0 alone prints, shows progress and writes the metrics and the
+     * started by mpirun ({@link Worlds}). Each rank holds its part of the {@link GptMoeModel} and runs
+     * a {@link Trainer}; rank 0 alone prints, shows progress and writes the metrics and the
      * report; each rank writes (and on {@code resume} reads) its own checkpoint file. A rank that
      * fails stops every rank within timeout and the run fails with its error.
      */
@@ -129,8 +127,8 @@ final class TrainingRun {
             }
             PlacementPolicy policy = PlacementController.policy(placement, modelConfig, plan, config);
             try (ProcessGroups groups = new ProcessGroups(layout, comm);
-                    StageModel model = new StageModel(backend, modelConfig, config.seed(), groups, policy.initial());
-                    ParallelTrainer trainer = new ParallelTrainer(model, groups, corpus, config)) {
+                    GptMoeModel model = new GptMoeModel(backend, modelConfig, config.seed(), groups, policy.initial());
+                    Trainer trainer = new Trainer(model, corpus, config)) {
                 PlacementController placer = trainer.usePlacement(policy);
                 if (config.checkpointDir() != null) {
                     trainer.checkpoints().settings(settings);

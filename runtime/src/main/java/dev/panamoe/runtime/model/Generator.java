@@ -1,7 +1,6 @@
 package dev.panamoe.runtime.model;
 
 import dev.panamoe.ops.DType;
-import dev.panamoe.ops.MoELayer;
 import dev.panamoe.ops.Tensor;
 import dev.panamoe.ops.TensorScope;
 import dev.panamoe.runtime.model.BlockOps.BlockActivations;
@@ -11,7 +10,7 @@ import java.util.SplittableRandom;
 import java.util.function.IntConsumer;
 
 /**
- * Text generation from a {@link GptMoeModel} by incremental decoding: each block keeps the keys
+ * Text generation from the {@link GptMoeModel} of a single device by incremental decoding: each block keeps the keys
  * and values of the positions seen so far (a KV cache), so a new token costs one token's pass
  * through the model plus attention over the cache, not a forward over the whole prefix. The
  * logits of {@link #append} are those a full forward over the same prefix gives at its last
@@ -63,7 +62,7 @@ public final class Generator implements AutoCloseable {
     private final Tensor encoded;
     private final BlockActivations[] acts;
     private final HeadActivations head;
-    private final MoELayer.Workspace[] workspaces;
+    private final MoeFfn.Pass[] passes;
     /** [layer][position * C + head * headDim + d]: the keys (values) of each position, as qkv holds them. */
     private final float[][] keys;
     private final float[][] values;
@@ -72,6 +71,7 @@ public final class Generator implements AutoCloseable {
     public Generator(GptMoeModel model) {
         GptMoeConfig c = model.config();
         this.model = model;
+        this.passes = model.newPasses(); // first: a rank of a plan is refused before anything is allocated
         this.layers = c.layers();
         this.heads = c.heads();
         this.headDim = c.hidden() / c.heads();
@@ -83,10 +83,6 @@ public final class Generator implements AutoCloseable {
             acts[l] = new BlockActivations(scope, c, "decode.blocks." + l + ".", 1, 1, 1, c.isMoeBlock(l));
         }
         this.head = new HeadActivations(scope, c, 1);
-        this.workspaces = new MoELayer.Workspace[layers];
-        for (int l = 0, moe = 0; l < layers; l++) {
-            workspaces[l] = c.isMoeBlock(l) ? model.moeLayer(moe++).newWorkspace() : null;
-        }
         long cache = (long) capacity * c.hidden();
         if (cache > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("maxSeq: " + capacity + " x hidden " + c.hidden()
@@ -117,7 +113,7 @@ public final class Generator implements AutoCloseable {
             throw new IllegalStateException("position: the cache holds all " + capacity + " positions; reset() first");
         }
         int at = position;
-        Tensor logits = model.decodeStep(token, at, encoded, acts, workspaces, head,
+        Tensor logits = model.decodeStep(token, at, encoded, acts, passes, head,
                 l -> (qkv, att, out) -> attend(l, at, qkv, out));
         position++;
         return logits.toFloatArray();
@@ -269,7 +265,7 @@ public final class Generator implements AutoCloseable {
     /** Frees the decoding buffers; the model stays open (it is the caller's). */
     @Override
     public void close() {
-        for (MoELayer.Workspace ws : workspaces) {
+        for (MoeFfn.Pass ws : passes) {
             if (ws != null) {
                 ws.close();
             }

@@ -1,5 +1,7 @@
 package dev.panamoe.runtime.parallel;
 
+import dev.panamoe.runtime.train.Trainer;
+import dev.panamoe.runtime.model.GptMoeModel;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
@@ -15,7 +17,7 @@ class ParallelPlanRejectionTest {
 
     private static String rejection(String plan, int world, GptMoeConfig model, TrainingConfig config) {
         return assertThrows(IllegalArgumentException.class, () -> {
-            ParallelTrainer.validate(ParallelPlan.parse(plan, world), model, config);
+            Trainer.validate(ParallelPlan.parse(plan, world), model, config);
         }).getMessage();
     }
 
