@@ -9,6 +9,7 @@ import dev.panamoe.ops.CpuBackend;
 import dev.panamoe.ops.Parameter;
 import dev.panamoe.runtime.comm.Communicator;
 import dev.panamoe.runtime.comm.InJvmWorld;
+import dev.panamoe.runtime.golden.Golden;
 import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.model.GptMoeModel.ShardedParameter;
 import dev.panamoe.runtime.train.TrainingConfig;
@@ -34,7 +35,8 @@ import org.junit.jupiter.params.provider.CsvSource;
  * Exact live migration: training with the experts permuted among the slots of every EP rank every
  * other step (seeded random permutations, moving values, gradients and AdamW moments; with replica
  * slots, random replications too) gives the same losses and final parameters — gathered per
- * logical expert — as the same plan without moves.
+ * logical expert — as the same plan without moves; both runs also equal their {@link Golden}
+ * records bit for bit.
  */
 class MigrationEquivalenceTest {
     static final double TOLERANCE = 1e-5;
@@ -164,8 +166,19 @@ class MigrationEquivalenceTest {
                 new ForcedPlacements(model.moeLayerCount(), model.experts(), ep, replicaSlots, 2, 17));
         assertEquals(3 * model.moeLayerCount(), moved.changes(), "layer placement changes (iterations 2, 4, 6)");
         double worst = compare(still, moved);
+        golden("migration-" + plan + "-replicas" + replicaSlots + "-still", still);
+        golden("migration-" + plan + "-replicas" + replicaSlots + "-moved", moved);
         System.out.printf(Locale.ROOT, "migration %-10s replicas %d: max relative difference %.2e in %.1f s%n", plan,
                 replicaSlots, worst, (System.nanoTime() - start) / 1e9);
+    }
+
+    /** Checks a run's losses and values against its {@link Golden} record, bit for bit. */
+    static void golden(String name, Run run) {
+        Golden golden = Golden.named(name);
+        for (int i = 0; i < run.losses().size(); i++) {
+            golden.scalar("loss " + (i + 1), run.losses().get(i));
+        }
+        golden.values("value", run.values()).scalar("changes", run.changes()).check();
     }
 
     /** Asserts every loss and value of actual within TOLERANCE of expected (per tensor, relative to its max); returns the worst. */

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.panamoe.runtime.golden.Golden;
 import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.parallel.ParallelTraining.Result;
 import dev.panamoe.runtime.report.StepMetrics;
@@ -23,7 +24,8 @@ import org.junit.jupiter.params.provider.ValueSource;
  * loss, gradient norm, aux loss and expert counts, the final validation loss, and every rank's
  * parameter shard (every parameter held by some rank) match the single-device
  * {@link dev.panamoe.runtime.train.Trainer}'s within 1e-5 relative (per tensor: the largest
- * difference over the largest magnitude).
+ * difference over the largest magnitude). Each run (one device, and every rank of each plan) also
+ * equals its {@link Golden} record bit for bit.
  */
 class ParallelEqualityTest {
     static final double TOLERANCE = 1e-5;
@@ -35,6 +37,7 @@ class ParallelEqualityTest {
     @BeforeAll
     static void trainOnOneDevice() {
         single = ParallelTraining.single(MODEL, CONFIG);
+        Golden.named("plans-single").steps("single", single.steps()).values("single", single.values()).check();
     }
 
     @ParameterizedTest
@@ -44,6 +47,11 @@ class ParallelEqualityTest {
         long start = System.nanoTime();
         List<Result> ranks = ParallelTraining.parallel(plan, 8, MODEL, CONFIG);
         double worst = compare(plan, ranks);
+        Golden golden = Golden.named("plan-" + plan);
+        for (int r = 0; r < ranks.size(); r++) {
+            golden.steps("rank" + r, ranks.get(r).steps()).values("rank" + r, ranks.get(r).values());
+        }
+        golden.check();
         System.out.printf(Locale.ROOT, "plan %-14s max relative difference %.2e in %.1f s%n", plan, worst,
                 (System.nanoTime() - start) / 1e9);
     }
