@@ -44,15 +44,20 @@ public final class OneRankCommunicator implements Communicator {
 
     @Override
     public void reduceScatter(Tensor in, Tensor out) {
-        allGather(out, in);
+        copy(in, out, "in", in);
     }
 
     @Override
     public void allGather(Tensor in, Tensor out) {
+        copy(in, out, "out", out);
+    }
+
+    /** out = in, both of one rank's block; whole names the argument that holds the blocks of all ranks. */
+    private static void copy(Tensor in, Tensor out, String wholeArg, Tensor whole) {
         CommArgs.checkTensor("in", in, false);
         CommArgs.checkTensor("out", out, false);
         CommArgs.checkSameDtype("out", out, in);
-        CommArgs.checkBlocks("out", out, in, 1);
+        CommArgs.checkBlocks(wholeArg, whole, whole == in ? out : in, 1);
         flat(out, in.numel()).copyFrom(flat(in, in.numel()));
     }
 

@@ -457,7 +457,7 @@ public final class GptMoeModel implements AutoCloseable {
         Tensor x = s.input;
         for (int i = 0; i < blocks.length; i++) {
             MoeFfn.Pass pass = s.moe[i];
-            x = ops.blockForward(blocks[i], s.layers[i], x, pass == null ? null : pass::forward);
+            x = ops.blockForward(blocks[i], s.layers[i], x, pass == null ? null : pass.forward());
         }
         float loss = Float.NaN;
         if (isLast()) {
@@ -500,7 +500,7 @@ public final class GptMoeModel implements AutoCloseable {
         Tensor x = encoded;
         for (int l = 0; l < blocks.length; l++) {
             MoeFfn.Pass pass = passes[l];
-            x = ops.blockForward(blocks[l], layers[l], x, pass == null ? null : pass::forward, attention.apply(l));
+            x = ops.blockForward(blocks[l], layers[l], x, pass == null ? null : pass.forward(), attention.apply(l));
         }
         return ops.headLogits(lnf, head, x, headActs);
     }
@@ -532,7 +532,7 @@ public final class GptMoeModel implements AutoCloseable {
         float sum = 0;
         for (MoeFfn.Pass pass : slots[slot].moe) {
             if (pass != null) {
-                sum += pass.auxLoss();
+                sum += pass.auxLoss().get();
             }
         }
         return sum;
@@ -550,7 +550,7 @@ public final class GptMoeModel implements AutoCloseable {
         int i = 0;
         for (MoeFfn.Pass pass : slots[slot].moe) {
             if (pass != null) {
-                counts[i++] = pass.routedCounts();
+                counts[i++] = pass.routedCounts().get();
             }
         }
         return counts;
@@ -561,16 +561,16 @@ public final class GptMoeModel implements AutoCloseable {
      * (single device).
      */
     public int[] routedExperts(int i) {
-        return oneDevicePass("routedExperts", i).workspace().topkIds().toIntArray();
+        return oneDeviceWorkspace("routedExperts", i).topkIds().toIntArray();
     }
 
     /** The single-device layer's workspace of slot 0's last forward in MoE layer i. */
-    MoeFfn.OneDevicePass oneDevicePass(String what, int i) {
+    MoELayer.Workspace oneDeviceWorkspace(String what, int i) {
         moeLayer(i);
         Slot s = completed(what);
         for (MoeFfn.Pass pass : s.moe) {
             if (pass != null && i-- == 0) {
-                return (MoeFfn.OneDevicePass) pass;
+                return (MoELayer.Workspace) pass.workspace();
             }
         }
         throw new IllegalStateException(what + ": no MoE layer");
@@ -610,7 +610,7 @@ public final class GptMoeModel implements AutoCloseable {
             Tensor residual = i == 0 ? s.input : s.layers[i - 1].out();
             MoeFfn.Pass pass = s.moe[i];
             ops.blockBackward(blocks[i], s.layers[i], residual, grads,
-                    pass == null ? null : d -> pass.backward(d, gradScale));
+                    pass == null ? null : d -> pass.backward().apply(d, gradScale));
         }
         if (isFirst()) {
             try (var t = ops.time("embedding.backward")) {

@@ -4,8 +4,10 @@ import dev.panamoe.ops.MoELayer;
 import dev.panamoe.ops.Parameter;
 import dev.panamoe.ops.Tensor;
 import dev.panamoe.runtime.parallel.DistributedMoELayer;
-import dev.panamoe.strategy.placement.ExpertPlacement;
 import java.util.List;
+import java.util.function.BiFunction;
+import java.util.function.Supplier;
+import java.util.function.UnaryOperator;
 
 /**
  * Transitional (issue 10), until the one MoE layer replaces both of today's layer classes: the MoE
@@ -17,30 +19,24 @@ import java.util.List;
  */
 sealed interface MoeFfn extends AutoCloseable {
 
-    /** The buffers of one micro-batch in flight through the layer. */
-    interface Pass extends AutoCloseable {
-        Tensor forward(Tensor x);
-
-        /** d loss / d x; lossScale is d(total loss) / d(aux + z loss). */
-        Tensor backward(Tensor gradY, float lossScale);
-
-        /** Aux plus z loss of the last forward (scaled by their coefficients), of the whole micro-batch. */
-        float auxLoss();
-
-        /** Routed (token, k) slots per logical expert in the last forward, of the whole micro-batch. */
-        int[] routedCounts();
-
+    /**
+     * The buffers of one micro-batch in flight through the layer (its workspace) and the layer's
+     * calls on them: forward(x), backward(gradY, lossScale) with lossScale d(total loss) / d(aux +
+     * z loss), the aux plus z loss of the last forward (scaled by their coefficients) and the
+     * routed (token, k) slots per logical expert, both of the whole micro-batch.
+     */
+    record Pass(Object workspace, UnaryOperator<Tensor> forward, BiFunction<Tensor, Float, Tensor> backward,
+            Supplier<Float> auxLoss, Supplier<int[]> routedCounts, Runnable release) implements AutoCloseable {
         @Override
-        void close();
+        public void close() {
+            release.run();
+        }
     }
 
     Pass newPass();
 
     /** The replicated gate [hidden, experts]. */
     Parameter gate();
-
-    /** The layer's placement over the EXPERT group. */
-    ExpertPlacement placement();
 
     /** w1 and w2 of a local slot, named after the expert it holds ("experts.5.w1"). */
     List<Parameter> slotParameters(int localSlot);
@@ -52,17 +48,14 @@ sealed interface MoeFfn extends AutoCloseable {
     record OneDevice(MoELayer layer) implements MoeFfn {
         @Override
         public Pass newPass() {
-            return new OneDevicePass(layer, layer.newWorkspace());
+            MoELayer.Workspace ws = layer.newWorkspace();
+            return new Pass(ws, x -> layer.forward(x, ws), (gradY, scale) -> layer.backward(gradY, scale, ws),
+                    () -> ws.auxLoss() + ws.zLoss(), ws::routedCounts, ws::close);
         }
 
         @Override
         public Parameter gate() {
             return layer.router().weight();
-        }
-
-        @Override
-        public ExpertPlacement placement() {
-            return ExpertPlacement.identity(layer.config().experts(), 1, 0);
         }
 
         @Override
@@ -81,75 +74,18 @@ sealed interface MoeFfn extends AutoCloseable {
         }
     }
 
-    /** A pass of the single-device layer: its workspace. */
-    record OneDevicePass(MoELayer layer, MoELayer.Workspace workspace) implements Pass {
-        @Override
-        public Tensor forward(Tensor x) {
-            return layer.forward(x, workspace);
-        }
-
-        @Override
-        public Tensor backward(Tensor gradY, float lossScale) {
-            return layer.backward(gradY, lossScale, workspace);
-        }
-
-        @Override
-        public float auxLoss() {
-            return workspace.auxLoss() + workspace.zLoss();
-        }
-
-        @Override
-        public int[] routedCounts() {
-            return workspace.routedCounts();
-        }
-
-        @Override
-        public void close() {
-            workspace.close();
-        }
-    }
-
     /** The layer of a rank of a plan. */
     record Distributed(DistributedMoELayer layer) implements MoeFfn {
         @Override
         public Pass newPass() {
             DistributedMoELayer.Workspace ws = layer.newWorkspace();
-            return new Pass() {
-                @Override
-                public Tensor forward(Tensor x) {
-                    return layer.forward(x, ws);
-                }
-
-                @Override
-                public Tensor backward(Tensor gradY, float lossScale) {
-                    return layer.backward(gradY, lossScale, ws);
-                }
-
-                @Override
-                public float auxLoss() {
-                    return ws.auxLoss() + ws.zLoss();
-                }
-
-                @Override
-                public int[] routedCounts() {
-                    return ws.globalRoutedCounts();
-                }
-
-                @Override
-                public void close() {
-                    ws.close();
-                }
-            };
+            return new Pass(ws, x -> layer.forward(x, ws), (gradY, scale) -> layer.backward(gradY, scale, ws),
+                    () -> ws.auxLoss() + ws.zLoss(), ws::globalRoutedCounts, ws::close);
         }
 
         @Override
         public Parameter gate() {
             return layer.gate();
-        }
-
-        @Override
-        public ExpertPlacement placement() {
-            return layer.placement();
         }
 
         @Override
