@@ -1,7 +1,5 @@
 package dev.panamoe.runtime.parallel;
 
-import dev.panamoe.runtime.train.Trainer;
-import dev.panamoe.runtime.model.GptMoeModel;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -12,6 +10,8 @@ import dev.panamoe.runtime.comm.InJvmWorld;
 import dev.panamoe.runtime.golden.Golden;
 import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.model.GptMoeModel.ShardedParameter;
+import dev.panamoe.runtime.model.GptMoeModel;
+import dev.panamoe.runtime.train.Trainer;
 import dev.panamoe.runtime.train.TrainingConfig;
 import dev.panamoe.strategy.placement.ExpertPlacement;
 import dev.panamoe.strategy.plan.ParallelPlan;

@@ -1,7 +1,5 @@
 package dev.panamoe.runtime.parallel;
 
-import dev.panamoe.runtime.train.Trainer;
-import dev.panamoe.runtime.model.GptMoeModel;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -10,8 +8,10 @@ import dev.panamoe.ops.CpuBackend;
 import dev.panamoe.runtime.comm.CommunicatorException;
 import dev.panamoe.runtime.comm.InJvmWorld;
 import dev.panamoe.runtime.model.GptMoeConfig;
+import dev.panamoe.runtime.model.GptMoeModel;
 import dev.panamoe.runtime.parallel.ExpertMigration.MigrationException;
 import dev.panamoe.runtime.train.AdamW;
+import dev.panamoe.runtime.train.Trainer;
 import dev.panamoe.runtime.train.TrainingConfig;
 import dev.panamoe.strategy.placement.ExpertPlacement;
 import dev.panamoe.strategy.plan.ParallelPlan;

@@ -1,11 +1,10 @@
 package dev.panamoe.runtime.parallel;
 
-import dev.panamoe.runtime.train.Trainer;
-import dev.panamoe.runtime.model.GptMoeModel;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import dev.panamoe.runtime.model.GptMoeConfig;
+import dev.panamoe.runtime.train.Trainer;
 import dev.panamoe.runtime.train.TrainingConfig;
 import dev.panamoe.strategy.plan.ParallelPlan;
 import org.junit.jupiter.api.Test;

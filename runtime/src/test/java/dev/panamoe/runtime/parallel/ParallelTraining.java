@@ -6,8 +6,8 @@ import dev.panamoe.runtime.comm.Communicator;
 import dev.panamoe.runtime.comm.InJvmWorld;
 import dev.panamoe.runtime.data.SyntheticCorpus;
 import dev.panamoe.runtime.model.GptMoeConfig;
-import dev.panamoe.runtime.model.GptMoeModel;
 import dev.panamoe.runtime.model.GptMoeModel.ShardedParameter;
+import dev.panamoe.runtime.model.GptMoeModel;
 import dev.panamoe.runtime.report.StepMetrics;
 import dev.panamoe.runtime.train.Trainer;
 import dev.panamoe.runtime.train.TrainingConfig;
@@ -21,8 +21,8 @@ import java.util.function.UnaryOperator;
 
 /**
  * The runs the parallel tests compare: the tiny preset with 4 blocks (so pp = 4 divides it), a
- * few optimizer steps of a small batch, on one device ({@link Trainer}) and on a world of in-JVM
- * ranks ({@link Trainer}).
+ * few optimizer steps of a small batch, by the {@link Trainer} on one device and on a world of
+ * in-JVM ranks.
  */
 final class ParallelTraining {
     static final int SEQ = 16;
