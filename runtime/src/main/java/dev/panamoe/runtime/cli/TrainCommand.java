@@ -226,11 +226,7 @@ public final class TrainCommand implements Callable<Integer> {
                 .settings(settings());
         checkOutputs();
         try (DirectoryLock lock = lockCheckpointDirectory()) {
-            if (single) {
-                run.execute(backend, resume, threads);
-            } else {
-                run.executeParallel(backend, parsed, collectiveTimeout, resume, threads, placement);
-            }
+            run.execute(backend, single ? null : parsed, collectiveTimeout, resume, threads, placement);
         }
         return 0;
     }
