@@ -12,10 +12,10 @@ import dev.panamoe.runtime.data.TextCorpus;
 import dev.panamoe.runtime.data.Tokenizer;
 import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.parallel.MemoryEstimate;
-import dev.panamoe.runtime.parallel.ParallelTrainer;
 import dev.panamoe.runtime.parallel.PlacementController;
 import dev.panamoe.runtime.train.CheckpointStore;
 import dev.panamoe.runtime.train.DirectoryLock;
+import dev.panamoe.runtime.train.Trainer;
 import dev.panamoe.runtime.train.TrainingConfig;
 import dev.panamoe.strategy.placement.ExpertPlacement;
 import dev.panamoe.strategy.plan.ParallelPlan;
@@ -204,7 +204,7 @@ public final class TrainCommand implements Callable<Integer> {
         ParallelPlan parsed = single ? ParallelPlan.SINGLE
                 : validated(() -> ParallelPlan.parse(plan == null ? "dp=" + ranks : plan, ranks));
         int slotsPerDevice = single ? model.experts() : validated(() -> {
-            ParallelTrainer.validate(parsed, model, config);
+            Trainer.validate(parsed, model, config);
             return PlacementController.policy(placement, model, parsed, config).initial().stream()
                     .mapToInt(ExpertPlacement::slotsPerDevice).max().orElse(0);
         });
@@ -226,11 +226,7 @@ public final class TrainCommand implements Callable<Integer> {
                 .settings(settings());
         checkOutputs();
         try (DirectoryLock lock = lockCheckpointDirectory()) {
-            if (single) {
-                run.execute(backend, resume, threads);
-            } else {
-                run.executeParallel(backend, parsed, collectiveTimeout, resume, threads, placement);
-            }
+            run.execute(backend, single ? null : parsed, collectiveTimeout, resume, threads, placement);
         }
         return 0;
     }
@@ -456,7 +452,7 @@ public final class TrainCommand implements Callable<Integer> {
             microBatches = ownMicroBatches ? given : e.microBatches();
             try {
                 TrainingConfig c = trainingConfig();
-                ParallelTrainer.validate(e.parallelPlan(), modelConfig(GptMoeConfig.preset(preset).vocab(), c.seq()), c);
+                Trainer.validate(e.parallelPlan(), modelConfig(GptMoeConfig.preset(preset).vocab(), c.seq()), c);
                 return null;
             } catch (IllegalArgumentException ex) {
                 return ex.getMessage();

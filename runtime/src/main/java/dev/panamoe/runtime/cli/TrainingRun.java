@@ -1,6 +1,7 @@
 package dev.panamoe.runtime.cli;
 
 import dev.panamoe.ops.Backend;
+import dev.panamoe.runtime.comm.Communicator;
 import dev.panamoe.runtime.comm.Worlds;
 import dev.panamoe.runtime.data.Corpus;
 import dev.panamoe.runtime.data.LossFloor;
@@ -10,10 +11,8 @@ import dev.panamoe.runtime.data.Tokenizer;
 import dev.panamoe.runtime.model.Generator;
 import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.model.GptMoeModel;
-import dev.panamoe.runtime.parallel.ParallelTrainer;
 import dev.panamoe.runtime.parallel.PlacementController;
 import dev.panamoe.runtime.parallel.ProcessGroups;
-import dev.panamoe.runtime.parallel.StageModel;
 import dev.panamoe.runtime.report.MetricsWriter;
 import dev.panamoe.runtime.report.OperatorTimer;
 import dev.panamoe.runtime.report.Plural;
@@ -71,100 +70,92 @@ final class TrainingRun {
     }
 
     /**
-     * Trains on the backend (from the checkpoint when {@code resume}); {@code threads} sets the
-     * CPU kernels' threads (null: the library's default).
+     * Trains on a single device on the backend (from the checkpoint when {@code resume});
+     * {@code threads} sets the CPU kernels' threads (null: the library's default).
      */
     void execute(Backend backend, boolean resume, Integer threads) {
+        execute(backend, null, null, resume, threads, null);
+    }
+
+    /**
+     * Trains on a single device when plan is null, else on a world of plan.world() ranks: threads
+     * of this JVM, or this process's rank when started by mpirun ({@link Worlds}), under the
+     * {@code --placement} policy. Each rank holds its part of the {@link GptMoeModel} and runs a
+     * {@link Trainer}; rank 0 alone prints, shows progress and writes the metrics and the report;
+     * each rank writes (and on {@code resume} reads) its own checkpoint file. A rank that fails
+     * stops every rank within timeout and the run fails with its error.
+     */
+    void execute(Backend backend, ParallelPlan plan, Duration timeout, boolean resume, Integer threads,
+            String placement) {
         if (threads != null) {
             backend.setNumThreads(threads);
         }
-        header(backend);
         Baselines baselines = Baselines.of(corpus);
         long start = System.nanoTime();
-        try (GptMoeModel model = new GptMoeModel(backend, modelConfig, config.seed());
+        Finished done = plan == null ? trainRank(backend, null, null, null, null, resume)
+                : Worlds.run(plan.world(), timeout, comm -> trainRank(backend, plan, timeout, comm, placement, resume))
+                        .getFirst();
+        if (done == null) {
+            return; // a rank other than 0 of an mpirun job
+        }
+        double seconds = (System.nanoTime() - start) / 1e9;
+        List<StepMetrics> steps = allSteps(done.ran());
+        report(steps, baselines, done.expertSourceCounts(), done.operatorTimes());
+        summary(done.ran(), done.step(), steps, seconds, baselines);
+    }
+
+    /** What rank 0 reports of its run: the steps it ran, its step at the end, its evaluation's sources and its operator times. */
+    private record Finished(List<StepMetrics> ran, int step, long[][][] expertSourceCounts,
+            List<OperatorTimer.Entry> operatorTimes) {
+    }
+
+    /** One rank's run (comm null: the single device); returns what it finished with on rank 0, null elsewhere. */
+    private Finished trainRank(Backend backend, ParallelPlan plan, Duration timeout, Communicator comm, String placement,
+            boolean resume) {
+        boolean single = comm == null;
+        boolean lead = single || comm.rank() == 0;
+        if (lead) {
+            header(backend);
+            if (!single) {
+                out.printf(Locale.ROOT, "parallel: %s (%s), plan %s, collective timeout %s s%n",
+                        Plural.of(plan.world(), "rank"), comm.backendName(), plan, timeout.toMillis() / 1000.0);
+            }
+        }
+        PlacementPolicy policy = single ? null : PlacementController.policy(placement, modelConfig, plan, config);
+        try (ProcessGroups groups = single ? null : new ProcessGroups(new RankLayout(plan), comm);
+                GptMoeModel model = single ? new GptMoeModel(backend, modelConfig, config.seed())
+                        : new GptMoeModel(backend, modelConfig, config.seed(), groups, policy.initial());
                 Trainer trainer = new Trainer(model, corpus, config)) {
+            PlacementController placer = single ? null : trainer.usePlacement(policy);
             if (config.checkpointDir() != null) {
                 trainer.checkpoints().settings(settings);
             }
             if (resume) {
                 trainer.resume();
-                out.println("resumed from " + config.checkpointDir() + " at step " + trainer.step());
+                if (lead) {
+                    out.println("resumed from " + config.checkpointDir() + " at step " + trainer.step()
+                            + (single ? "" : " (every rank's file of that step)"));
+                }
             }
-            try (ProgressDisplay progress = ProgressDisplay.open(config.steps(), trainer.step())) {
-                trainer.run(m -> {
+            if (lead && placer != null) {
+                out.println("placement: " + placer.policy().name() + "; "
+                        + PlacementController.costModelDescription(plan));
+            }
+            try (ProgressDisplay progress = lead ? ProgressDisplay.open(config.steps(), trainer.step()) : null) {
+                trainer.run(!lead ? m -> { } : m -> {
                     progress.update(m);
-                    if (m.evaluated() && corpus instanceof TextCorpus text) {
+                    if (single && m.evaluated() && corpus instanceof TextCorpus text) {
                         out.println(sample(model, text.tokenizer(), m.step()));
                     }
                 });
             }
-            double seconds = (System.nanoTime() - start) / 1e9;
-            List<StepMetrics> steps = allSteps(trainer.history());
-            report(steps, baselines, trainer.expertSourceCounts(), trainer.timer().entries());
-            summary(trainer.history(), trainer.step(), steps, seconds, baselines);
-        }
-    }
-
-    /**
-     * Trains on a world of plan.world() ranks: threads of this JVM, or this process's rank when
-     * started by mpirun ({@link Worlds}). Each rank holds its {@link StageModel} and runs a
-     * {@link ParallelTrainer}; rank 0 alone prints, shows progress and writes the metrics and the
-     * report; each rank writes (and on {@code resume} reads) its own checkpoint file. A rank that
-     * fails stops every rank within timeout and the run fails with its error.
-     */
-    void executeParallel(Backend backend, ParallelPlan plan, Duration timeout, boolean resume, Integer threads,
-            String placement) {
-        if (threads != null) {
-            backend.setNumThreads(threads);
-        }
-        RankLayout layout = new RankLayout(plan);
-        Baselines baselines = Baselines.of(corpus);
-        long start = System.nanoTime();
-        List<List<StepMetrics>> results = Worlds.run(plan.world(), timeout, comm -> {
-            boolean lead = comm.rank() == 0;
-            if (lead) {
-                header(backend);
-                out.printf(Locale.ROOT, "parallel: %s (%s), plan %s, collective timeout %s s%n",
-                        Plural.of(plan.world(), "rank"), comm.backendName(), plan, timeout.toMillis() / 1000.0);
+            if (lead && placer != null) {
+                out.println("placement: " + Plural.of(placer.changes(), "layer placement change") + ", "
+                        + Plural.of(placer.movedSlots(), "slot") + " moved (" + placer.policy().name() + ")");
             }
-            PlacementPolicy policy = PlacementController.policy(placement, modelConfig, plan, config);
-            try (ProcessGroups groups = new ProcessGroups(layout, comm);
-                    StageModel model = new StageModel(backend, modelConfig, config.seed(), groups, policy.initial());
-                    ParallelTrainer trainer = new ParallelTrainer(model, groups, corpus, config)) {
-                PlacementController placer = trainer.usePlacement(policy);
-                if (config.checkpointDir() != null) {
-                    trainer.checkpoints().settings(settings);
-                }
-                if (resume) {
-                    trainer.resume();
-                    if (lead) {
-                        out.println("resumed from " + config.checkpointDir() + " at step " + trainer.step() + " (every "
-                                + "rank's file of that step)");
-                    }
-                }
-                if (lead) {
-                    out.println("placement: " + placer.policy().name() + "; "
-                            + PlacementController.costModelDescription(plan));
-                }
-                try (ProgressDisplay progress = lead ? ProgressDisplay.open(config.steps(), trainer.step()) : null) {
-                    trainer.run(lead ? progress::update : m -> { });
-                }
-                if (lead) {
-                    out.println("placement: " + Plural.of(placer.changes(), "layer placement change") + ", "
-                            + Plural.of(placer.movedSlots(), "slot") + " moved (" + placer.policy().name() + ")");
-                }
-                return lead ? trainer.history() : null;
-            }
-        });
-        List<StepMetrics> ran = results.getFirst();
-        if (ran == null) {
-            return; // a rank other than 0 of an mpirun job
+            return lead ? new Finished(trainer.history(), trainer.step(), trainer.expertSourceCounts(),
+                    trainer.timer().entries()) : null;
         }
-        double seconds = (System.nanoTime() - start) / 1e9;
-        List<StepMetrics> steps = allSteps(ran);
-        report(steps, baselines, null, List.of());
-        int step = steps.isEmpty() ? 0 : (int) steps.getLast().step();
-        summary(ran, step, steps, seconds, baselines);
     }
 
     /** Tokens in the sample printed at each evaluation of a text run, as llm.c and nanoGPT print one. */

@@ -11,7 +11,7 @@ import java.util.SplittableRandom;
 import java.util.function.IntConsumer;
 
 /**
- * Text generation from a {@link GptMoeModel} by incremental decoding: each block keeps the keys
+ * Text generation from the {@link GptMoeModel} of a single device by incremental decoding: each block keeps the keys
  * and values of the positions seen so far (a KV cache), so a new token costs one token's pass
  * through the model plus attention over the cache, not a forward over the whole prefix. The
  * logits of {@link #append} are those a full forward over the same prefix gives at its last
@@ -72,6 +72,7 @@ public final class Generator implements AutoCloseable {
     public Generator(GptMoeModel model) {
         GptMoeConfig c = model.config();
         this.model = model;
+        this.workspaces = model.newMoeWorkspaces(); // first: a rank of a plan is refused before anything is allocated
         this.layers = c.layers();
         this.heads = c.heads();
         this.headDim = c.hidden() / c.heads();
@@ -83,10 +84,6 @@ public final class Generator implements AutoCloseable {
             acts[l] = new BlockActivations(scope, c, "decode.blocks." + l + ".", 1, 1, 1, c.isMoeBlock(l));
         }
         this.head = new HeadActivations(scope, c, 1);
-        this.workspaces = new MoELayer.Workspace[layers];
-        for (int l = 0, moe = 0; l < layers; l++) {
-            workspaces[l] = c.isMoeBlock(l) ? model.moeLayer(moe++).newWorkspace() : null;
-        }
         long cache = (long) capacity * c.hidden();
         if (cache > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("maxSeq: " + capacity + " x hidden " + c.hidden()

@@ -6,20 +6,30 @@ import dev.panamoe.ops.MoELayer;
 import dev.panamoe.ops.Parameter;
 import dev.panamoe.ops.Tensor;
 import dev.panamoe.ops.TensorScope;
+import dev.panamoe.runtime.comm.Communicator;
 import dev.panamoe.runtime.model.BlockOps.Block;
 import dev.panamoe.runtime.model.BlockOps.BlockActivations;
 import dev.panamoe.runtime.model.BlockOps.BlockGradients;
 import dev.panamoe.runtime.model.BlockOps.HeadActivations;
 import dev.panamoe.runtime.model.BlockOps.Linear;
 import dev.panamoe.runtime.model.BlockOps.NormWeights;
+import dev.panamoe.runtime.parallel.MoELayers;
+import dev.panamoe.runtime.parallel.ProcessGroups;
+import dev.panamoe.runtime.parallel.TensorSlice;
 import dev.panamoe.runtime.report.OperatorTimer;
+import dev.panamoe.strategy.placement.ExpertPlacement;
+import dev.panamoe.strategy.plan.RankLayout;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
 import java.util.List;
 import java.util.function.IntFunction;
 
 /**
  * A GPT-2 style language model whose FFNs are, every {@link GptMoeConfig#moeEvery()}-th block, a
- * Mixture of Experts ({@link MoELayer}). With N = batch * seq tokens and C = hidden:
+ * Mixture of Experts — the part of it that one rank of a parallel plan holds and computes; a
+ * single device is a world of one rank ({@link ProcessGroups#single()}) holding all of it. With
+ * N = batch * seq tokens and C = hidden:
  * <pre>
  *   x = wte[ids] + wpe[positions]                                 [N, C]
  *   per block:  x = x + proj(attention(qkv(norm1(x))))            causal multi-head attention
@@ -27,72 +37,167 @@ import java.util.function.IntFunction;
  *   logits = normf(x) · head^T                                    [N, vocab]; head = wte when tied
  *   loss = mean cross-entropy over the targets that are not -1
  * </pre>
- * Written in the style of llm.c: the activations of one (batch, seq) are named buffers
- * allocated once and reused while the shape stays the same; forward is the sequence of backend
- * calls above and backward runs it in reverse, with one set of gradient buffers shared by all
- * blocks. Linear weights are [in, out] (as the MoE gate's), the head is [vocab, C] like wte.
+ * A rank holds the blocks of its pipeline stage ({@code [stage * L / pp, (stage + 1) * L / pp)}),
+ * the embedding on the first stage, the final norm, LM head and loss on the last, every block's
+ * weights sharded over the TENSOR group as in Megatron-LM:
+ * <pre>
+ *   attention:  qkv column-parallel (this rank's heads of q, k and v) -> attention over those heads
+ *               -> proj row-parallel -> all-reduce (g) -> + bias
+ *   dense FFN:  fc column-parallel -> GeLU -> proj row-parallel -> all-reduce (g) -> + bias
+ *   MoE FFN:    experts over EXPERT, replicated over EXPERT_DATA, expert TP over TENSOR; router
+ *               statistics over DATA (the aux loss of the global micro-batch)
+ * </pre>
+ * The residual stream, the norms, the embeddings and the head are replicated over the TENSOR
+ * group; the input of each column-parallel layer is the same on every rank in forward and its
+ * gradient is all-reduced in backward (Megatron's f), so the gradients of the replicated
+ * parameters need no reduction over TENSOR. Tied embeddings with pp > 1: the first and the last
+ * stage both hold "wte" (initialised alike); the trainer sums their gradients before the optimizer
+ * step ({@link #tiedEmbedding()}), as Megatron does.
  *
- * <p>Parameters are initialised as GPT-2's by {@link ParameterInit}, each from a generator
- * seeded by the model seed and the parameter's name: a parameter's initial value does not depend
- * on which other parameters exist, so an expert, or a shard of a parallel run, can be initialised
- * on its own. Everything is deterministic: the same seed and inputs
- * give bitwise the same losses and gradients, for any thread count.
+ * <p>Written in the style of llm.c: the activations of a (batch, seq) are named buffers allocated
+ * once and reused while the shape stays the same, one set per micro-batch in flight (a slot, as
+ * 1F1B needs); forward is the sequence of backend calls above ({@link BlockOps}) and backward runs
+ * it in reverse, with one set of gradient buffers shared by all blocks. Linear weights are [in,
+ * out] (as the MoE gate's), the head is [vocab, C] like wte.
+ *
+ * <p>Parameters are initialised as GPT-2's by {@link ParameterInit}, each from a generator seeded
+ * by the model seed and the parameter's single-device name, then cut to this rank's shard
+ * ({@link ShardedParameter#slice()}): a parameter's initial value does not depend on which other
+ * parameters exist, so a parallel run starts from exactly the single-device values. Everything is
+ * deterministic: the same seed and inputs give bitwise the same losses and gradients, for any
+ * thread count.
  *
  * <p>Not thread-safe; one model per training thread.
  */
 public final class GptMoeModel implements AutoCloseable {
+
+    /**
+     * A parameter of this rank: the slice it holds of the full tensor of the same name, the group
+     * over which its gradient is summed (its replicas holding other data; null when alone), and
+     * whether this rank counts it in the global gradient norm (one replica of each value does).
+     */
+    public record ShardedParameter(Parameter parameter, int[] fullShape, TensorSlice slice, Communicator gradientGroup,
+            boolean countsInNorm) {
+        public String name() {
+            return parameter.name();
+        }
+    }
+
     private final Backend backend;
     private final GptMoeConfig config;
     private final long seed;
+    private final ProcessGroups groups;
+    /** Built by the single-device constructor: owns its groups of one rank. */
+    private final boolean singleDevice;
+    private final Communicator tensor;
+    private final Communicator data;
+    private final Communicator expertData;
+    private final int tp;
+    private final int stage;
+    private final int stages;
+    /** The one replica of the data-parallel (and, for replicated values, tensor-parallel) copies that counts in the norm. */
+    private final boolean firstDataReplica;
+    private final boolean firstTensorRank;
+    private final boolean firstExpertReplica;
     private final TensorScope params;
+    private final List<ShardedParameter> parameters = new ArrayList<>();
     private final Parameter wte;
     private final Parameter wpe;
     private final Block<MoELayer>[] blocks;
-    private final NormWeights lnf;
-    /** The LM head [vocab, C]: wte itself when the embeddings are tied. */
-    private final Parameter head;
     private final List<MoELayer> moeLayers = new ArrayList<>();
+    private final NormWeights lnf;
+    private final Parameter head;
     private final BlockOps ops;
 
-    private Activations acts;
-    private boolean forwardDone;
+    private Slot[] slots;
+    private TensorScope gradScope;
+    private BlockGradients grads;
 
+    /** The whole model on a single device: a world of one rank. */
     public GptMoeModel(Backend backend, GptMoeConfig config, long seed) {
+        this(backend, config, seed, ProcessGroups.single(), null, true);
+    }
+
+    /** This rank's stage of the model with the given seed; the plan must fit the model (checked). */
+    public GptMoeModel(Backend backend, GptMoeConfig config, long seed, ProcessGroups groups) {
+        this(backend, config, seed, groups, null);
+    }
+
+    /**
+     * The same with the experts of MoE layer i (model-wide) under placements.get(i) — e.g. a
+     * placement policy's initial ones, with free slots for replicas — or the identity when null.
+     * Every slot is a parameter (a free one holds zeros); a slot not holding its expert's first
+     * copy is named "experts.slotP.w1" (P its physical slot).
+     */
+    public GptMoeModel(Backend backend, GptMoeConfig config, long seed, ProcessGroups groups,
+            List<ExpertPlacement> placements) {
+        this(backend, config, seed, requireGroups(groups), placements, false);
+    }
+
+    private GptMoeModel(Backend backend, GptMoeConfig config, long seed, ProcessGroups groups,
+            List<ExpertPlacement> placements, boolean singleDevice) {
         if (backend == null || config == null) {
             throw new IllegalArgumentException("backend, config: must not be null, got " + backend + ", " + config);
         }
+        this.singleDevice = singleDevice;
+        this.groups = groups;
+        this.groups.plan().validate(config.shape());
         this.backend = backend;
         this.config = config;
         this.seed = seed;
+        this.tensor = this.groups.tensor();
+        this.data = this.groups.data();
+        this.expertData = this.groups.expertData();
+        this.tp = this.groups.plan().tp();
+        RankLayout.Coordinates at = this.groups.coordinates();
+        this.stage = at.stage();
+        this.stages = this.groups.plan().pp();
+        this.firstDataReplica = at.ep() == 0 && at.edp() == 0;
+        this.firstExpertReplica = at.edp() == 0;
+        this.firstTensorRank = at.tp() == 0;
         this.params = TensorScope.shared(backend);
-        this.ops = new BlockOps(backend, config.heads(), t -> { });
+        this.ops = new BlockOps(backend, config.heads() / tp, this::tensorAllReduce);
         int c = config.hidden();
-        this.wte = parameter("wte", config.vocab(), c);
-        this.wpe = parameter("wpe", config.maxSeq(), c);
+        int t = at.tp();
+        boolean holdsWte = isFirst() || isLast() && config.tiedEmbeddings();
+        // the last stage's copy of a tied wte is a replica of the first stage's: it does not count twice
+        this.wte = holdsWte ? parameter("wte", TensorSlice.WHOLE, isFirst(), config.vocab(), c) : null;
+        this.wpe = isFirst() ? parameter("wpe", TensorSlice.WHOLE, true, config.maxSeq(), c) : null;
+        int perStage = config.layers() / stages;
         @SuppressWarnings("unchecked")
-        Block<MoELayer>[] blocks = new Block[config.layers()];
+        Block<MoELayer>[] blocks = new Block[perStage];
         this.blocks = blocks;
-        for (int l = 0; l < blocks.length; l++) {
+        for (int i = 0; i < perStage; i++) {
+            int l = stage * perStage + i;
             String p = "blocks." + l + ".";
             NormWeights ln1 = norm(p + "ln1");
-            Linear qkv = linear(p + "attn.qkv", c, 3 * c);
-            Linear attnProj = linear(p + "attn.proj", c, c);
+            Linear qkv = linear(p + "attn.qkv", TensorSlice.qkvColumns(t, tp), c, 3 * c);
+            Linear attnProj = linear(p + "attn.proj", TensorSlice.rows(t, tp), c, c);
             NormWeights ln2 = norm(p + "ln2");
             if (config.isMoeBlock(l)) {
-                MoELayer moe = new MoELayer(backend, config.moeConfig(), seed);
-                for (Parameter param : moeParameters(l, moe)) {
-                    initialise(param);
-                }
+                ExpertPlacement placement = placements == null
+                        ? ExpertPlacement.identity(config.experts(), this.groups.plan().ep(), 0)
+                        : placements.get(firstMoeLayer() + moeLayers.size());
+                MoELayer moe = moeLayer(p + "moe.", t, placement);
                 moeLayers.add(moe);
-                blocks[l] = new Block<>(ln1, qkv, attnProj, ln2, null, null, moe);
+                blocks[i] = new Block<>(ln1, qkv, attnProj, ln2, null, null, moe);
             } else {
-                Linear fc = linear(p + "mlp.fc", c, config.denseFfn());
-                Linear fcProj = linear(p + "mlp.proj", config.denseFfn(), c);
-                blocks[l] = new Block<>(ln1, qkv, attnProj, ln2, fc, fcProj, null);
+                Linear fc = linear(p + "mlp.fc", TensorSlice.columns(t, tp), c, config.denseFfn());
+                Linear fcProj = linear(p + "mlp.proj", TensorSlice.rows(t, tp), config.denseFfn(), c);
+                blocks[i] = new Block<>(ln1, qkv, attnProj, ln2, fc, fcProj, null);
             }
         }
-        this.lnf = norm("lnf");
-        this.head = config.tiedEmbeddings() ? wte : parameter("head.weight", config.vocab(), c);
+        this.lnf = isLast() ? norm("lnf") : null;
+        this.head = !isLast() ? null
+                : config.tiedEmbeddings() ? wte : parameter("head.weight", TensorSlice.WHOLE, true, config.vocab(), c);
+    }
+
+    private static ProcessGroups requireGroups(ProcessGroups groups) {
+        if (groups == null) {
+            throw new IllegalArgumentException("groups: must not be null (a single device is GptMoeModel(backend, "
+                    + "config, seed))");
+        }
+        return groups;
     }
 
     public GptMoeConfig config() {
@@ -103,16 +208,27 @@ public final class GptMoeModel implements AutoCloseable {
         return backend;
     }
 
-    public int moeLayerCount() {
-        return moeLayers.size();
+    /** The process groups of this rank (a single device's: one rank in every group). */
+    public ProcessGroups groups() {
+        return groups;
     }
 
-    /** MoE layer i (0-based, in block order), e.g. to set its expert placement. */
-    public MoELayer moeLayer(int i) {
-        if (i < 0 || i >= moeLayers.size()) {
-            throw new IllegalArgumentException("i: MoE layer " + i + " is outside [0, " + moeLayers.size() + ")");
-        }
-        return moeLayers.get(i);
+    /**
+     * Whether this is the model of a single device (built without groups) rather than a rank of a
+     * plan, possibly of one rank. The two compute the same function; a single device keeps the
+     * summation order it always had (its MoE layer's aux loss, the trainer's sums in double), so
+     * its results stay bit for bit what they were, and a plan's stay those of its ranks.
+     */
+    public boolean isSingleDevice() {
+        return singleDevice;
+    }
+
+    public boolean isFirst() {
+        return stage == 0;
+    }
+
+    public boolean isLast() {
+        return stage == stages - 1;
     }
 
     /** Times each operator of forward and backward under its kind ("attention", "moe.backward", ...); null = off. */
@@ -123,122 +239,243 @@ public final class GptMoeModel implements AutoCloseable {
     // ---- parameters ----
 
     /**
-     * Every parameter in a fixed order: wte, wpe, then per block ln1, attn.qkv, attn.proj, ln2
-     * and either mlp.fc, mlp.proj or moe.gate, moe.experts.0.w1, moe.experts.0.w2, ...; then lnf
-     * and head.weight unless tied. Names are unique ("blocks.3.attn.qkv.weight",
-     * "blocks.1.moe.experts.5.w1"); each expert's tensors are its own.
+     * This rank's parameters in a fixed order: wte, wpe (first stage), then per block ln1,
+     * attn.qkv, attn.proj, ln2 and either mlp.fc, mlp.proj or moe.gate, moe.experts.0.w1,
+     * moe.experts.0.w2, ...; then lnf and head.weight unless tied (last stage). Names are unique
+     * and the single-device model's ("blocks.3.attn.qkv.weight", "blocks.1.moe.experts.5.w1");
+     * each expert's tensors are its own.
      */
     public List<Parameter> parameters() {
-        List<Parameter> all = new ArrayList<>();
-        all.add(wte);
-        all.add(wpe);
-        for (int l = 0; l < blocks.length; l++) {
-            Block<MoELayer> b = blocks[l];
-            addNorm(all, b.ln1());
-            addLinear(all, b.qkv());
-            addLinear(all, b.attnProj());
-            addNorm(all, b.ln2());
-            if (b.moe() != null) {
-                all.addAll(moeParameters(l, b.moe()));
-            } else {
-                addLinear(all, b.fc());
-                addLinear(all, b.fcProj());
-            }
-        }
-        addNorm(all, lnf);
-        if (head != wte) {
-            all.add(head);
-        }
-        return all;
+        return parameters.stream().map(ShardedParameter::parameter).toList();
+    }
+
+    /** The same with what each is a shard of and where its gradient is summed. */
+    public List<ShardedParameter> shardedParameters() {
+        return Collections.unmodifiableList(parameters);
+    }
+
+    /** The copy of a tied wte that another stage also holds (pp > 1), whose gradients must be summed; else null. */
+    public Parameter tiedEmbedding() {
+        return config.tiedEmbeddings() && stages > 1 && wte != null ? wte : null;
     }
 
     public void zeroGrad() {
-        for (Parameter p : parameters()) {
-            p.zeroGrad();
+        for (ShardedParameter p : parameters) {
+            p.parameter().zeroGrad();
         }
     }
 
-    /** The MoE layer's parameters under the model's names: "blocks.l.moe.gate", "blocks.l.moe.experts.e.w1". */
-    private static List<Parameter> moeParameters(int layer, MoELayer moe) {
-        String prefix = "blocks." + layer + ".moe.";
+    /** This rank's MoE layers. */
+    public int moeLayerCount() {
+        return moeLayers.size();
+    }
+
+    /** This stage's MoE layer i (0-based, in block order). */
+    public MoELayer moeLayer(int i) {
+        if (i < 0 || i >= moeLayers.size()) {
+            throw new IllegalArgumentException("i: MoE layer " + i + " is outside [0, " + moeLayers.size() + ")");
+        }
+        return moeLayers.get(i);
+    }
+
+    /** This stage's MoE layers, in model order (the placement controller migrates their experts). */
+    public List<MoELayer> moeLayers() {
+        return Collections.unmodifiableList(moeLayers);
+    }
+
+    /** The model-wide index of this stage's first MoE layer (the MoE layers of the earlier stages come before). */
+    public int firstMoeLayer() {
+        int before = 0;
+        for (int l = 0; l < stage * blocks.length; l++) {
+            before += config.isMoeBlock(l) ? 1 : 0;
+        }
+        return before;
+    }
+
+    /**
+     * The MoE FFN of a block, initialised from the full single-device values; its gate is replicated
+     * like a dense weight, each expert's W1 is cut by columns and W2 by rows over the TENSOR group
+     * (as {@link dev.panamoe.runtime.parallel.ExpertShards} does) and summed over the EXPERT_DATA
+     * group only.
+     */
+    private MoELayer moeLayer(String prefix, int t, ExpertPlacement placement) {
+        MoELayer.Config moeConfig = config.moeConfig();
+        MoELayer moe;
+        if (singleDevice) {
+            // the one-device layer: its aux loss is the fused loss kernel's, bit for bit what a single
+            // device always computed (a rank's comes from the DATA-summed statistics)
+            moe = new MoELayer(backend, moeConfig, seed);
+            initialise(prefix + MoELayers.GATE, moe.router().weight());
+            for (int e = 0; e < config.experts(); e++) {
+                for (Parameter p : moe.slotParameters(e)) {
+                    initialise(prefix + p.name(), p);
+                }
+            }
+        } else {
+            moe = MoELayers.create(backend, moeConfig, groups, placement,
+                    (name, shape) -> ParameterInit.values(config, seed, prefix + name, shape[0] * shape[1]));
+        }
         Parameter gate = moe.router().weight();
-        List<Parameter> renamed = new ArrayList<>();
-        for (Parameter p : moe.parameters()) {
-            renamed.add(new Parameter(prefix + (p == gate ? "gate" : p.name()), p.value(), p.grad()));
+        parameters.add(new ShardedParameter(new Parameter(prefix + MoELayers.GATE, gate.value(), gate.grad()),
+                gate.value().shape(), TensorSlice.WHOLE, data.size() > 1 ? data : null,
+                firstDataReplica && firstTensorRank));
+        int ep = groups.expert().rank();
+        for (int l = 0; l < placement.slotsPerDevice(); l++) {
+            int slot = ep * placement.slotsPerDevice() + l;
+            int e = placement.expertAt(slot);
+            boolean owner = e != ExpertPlacement.FREE && placement.slotsOf(e)[0] == slot;
+            for (Parameter expert : moe.slotParameters(l)) {
+                String weight = expert.name().substring(expert.name().lastIndexOf('.')); // ".w1" or ".w2"
+                addExpert(prefix + (owner ? expert.name() : "experts.slot" + slot + weight), expert, moeConfig, t);
+            }
         }
-        return renamed;
+        return moe;
     }
 
-    private static void addLinear(List<Parameter> all, Linear linear) {
-        all.add(linear.weight());
-        all.add(linear.bias());
+    /** A slot's w1 or w2 under name: W1 cut by columns, W2 by rows over TENSOR, summed over EXPERT_DATA. */
+    private void addExpert(String name, Parameter expert, MoELayer.Config moeConfig, int t) {
+        int ffn = moeConfig.ffn();
+        int halves = moeConfig.activation().inputWidth(ffn) / ffn;
+        boolean w1 = expert.name().endsWith(".w1");
+        int[] full = w1 ? new int[] {config.hidden(), moeConfig.activation().inputWidth(ffn)}
+                : new int[] {ffn, config.hidden()};
+        TensorSlice slice = w1 ? new TensorSlice(TensorSlice.Kind.COLUMNS, halves, t, tp) : TensorSlice.rows(t, tp);
+        parameters.add(new ShardedParameter(new Parameter(name, expert.value(), expert.grad()), full, slice,
+                expertData.size() > 1 ? expertData : null, firstExpertReplica));
     }
 
-    private static void addNorm(List<Parameter> all, NormWeights norm) {
-        all.add(norm.weight());
-        if (norm.bias() != null) {
-            all.add(norm.bias());
-        }
-    }
-
-    private Linear linear(String name, int in, int out) {
-        return new Linear(parameter(name + ".weight", in, out), parameter(name + ".bias", out));
+    private Linear linear(String name, TensorSlice weightSlice, int in, int out) {
+        // a column-parallel bias is cut like the weight's columns; a row-parallel one is added after the all-reduce
+        TensorSlice biasSlice = weightSlice.kind() == TensorSlice.Kind.COLUMNS ? weightSlice : TensorSlice.WHOLE;
+        return new Linear(parameter(name + ".weight", weightSlice, true, in, out),
+                parameter(name + ".bias", biasSlice, true, out));
     }
 
     private NormWeights norm(String name) {
-        Parameter weight = parameter(name + ".weight", config.hidden());
-        Parameter bias = config.norm() == Norm.LAYER ? parameter(name + ".bias", config.hidden()) : null;
+        Parameter weight = parameter(name + ".weight", TensorSlice.WHOLE, true, config.hidden());
+        Parameter bias = config.norm() == Norm.LAYER
+                ? parameter(name + ".bias", TensorSlice.WHOLE, true, config.hidden()) : null;
         return new NormWeights(weight, bias);
     }
 
-    private Parameter parameter(String name, int... shape) {
-        Parameter p = Parameter.allocate(params, name, shape);
-        initialise(p);
+    /** Allocates this rank's slice of the parameter and initialises it from the full tensor's initial values. */
+    private Parameter parameter(String name, TensorSlice slice, boolean counts, int... fullShape) {
+        Parameter p = Parameter.allocate(params, name, slice.shape(fullShape));
+        int numel = Math.toIntExact(Arrays.stream(fullShape).asLongStream().reduce(1, (a, b) -> a * b));
+        p.value().copyFrom(slice.of(ParameterInit.values(config, seed, name, numel), fullShape));
+        boolean replicatedOverTensor = slice.kind() == TensorSlice.Kind.WHOLE;
+        boolean countsInNorm = counts && firstDataReplica && (firstTensorRank || !replicatedOverTensor);
+        parameters.add(new ShardedParameter(p, fullShape, slice, data.size() > 1 ? data : null, countsInNorm));
         return p;
     }
 
-    /** The value {@link ParameterInit} gives the parameter's name under the model seed. */
-    private void initialise(Parameter p) {
-        p.value().copyFrom(ParameterInit.values(config, seed, p.name(), Math.toIntExact(p.value().numel())));
+    /** The value {@link ParameterInit} gives name under the model seed (a whole, unsharded parameter). */
+    private void initialise(String name, Parameter p) {
+        p.value().copyFrom(ParameterInit.values(config, seed, name, Math.toIntExact(p.value().numel())));
+    }
+
+    // ---- activations ----
+
+    /**
+     * Sizes the activations for micro-batches of batch x seq tokens, slotCount of them in flight;
+     * keeps the buffers while they are of that size and at least that many.
+     */
+    public void prepare(int batch, int seq, int slotCount) {
+        if (slots != null && slots.length >= slotCount && slots[0].batch == batch && slots[0].seq == seq) {
+            return;
+        }
+        closeActivations();
+        slots = new Slot[slotCount];
+        for (int i = 0; i < slotCount; i++) {
+            slots[i] = new Slot(batch, seq);
+        }
+        gradScope = TensorScope.shared(backend);
+        grads = new BlockGradients(gradScope, config, batch * seq, tp, isLast());
+    }
+
+    /** Where a stage after the first receives slot's input (the previous stage's output) [batch * seq, C]. */
+    public Tensor input(int slot) {
+        return slots[slot].input;
+    }
+
+    /** The stage's output of slot's last forward [batch * seq, C], to send to the next stage. */
+    public Tensor output(int slot) {
+        Slot s = slots[slot];
+        return s.layers[blocks.length - 1].out();
+    }
+
+    /**
+     * The gradient of the residual stream [batch * seq, C]: before {@link #backward(int, float)} on
+     * a stage before the last, d loss / d (this stage's output), received from the next stage;
+     * after it, d loss / d (this stage's input), to send to the previous stage.
+     */
+    public Tensor residualGradient() {
+        return grads.dResidual();
     }
 
     // ---- forward ----
 
     /**
-     * Mean cross-entropy of the next-token predictions over the targets that are not -1.
-     * inputs and targets are [batch, seq] row-major; inputs in [0, vocab), targets in [0, vocab)
-     * or -1; {@code 1 <= seq <= maxSeq}. Keeps the activations for {@link #backward}.
+     * Mean cross-entropy of the next-token predictions over the targets that are not -1, for a
+     * model that holds every block (one stage): one micro-batch in slot 0. inputs and targets are
+     * [batch, seq] row-major; inputs in [0, vocab), targets in [0, vocab) or -1;
+     * {@code 1 <= seq <= maxSeq}. Keeps the activations for {@link #backward(float)}.
      */
     public float forward(int[] inputs, int[] targets, int batch, int seq) {
+        if (stages > 1) {
+            throw new IllegalStateException("forward: a stage of a pipeline (pp=" + stages + ") runs forward(slot, "
+                    + "inputs, targets) under its schedule");
+        }
         checkBatch(inputs, targets, batch, seq);
-        forwardDone = false;
-        Activations a = activations(batch, seq);
-        a.ids.copyFrom(inputs);
-        a.head.setTargets(targets);
-        try (var t = ops.time("embedding")) {
-            backend.embeddingForward(a.ids, wte.value(), wpe.value(), a.encoded);
+        prepare(batch, seq, 1);
+        return forward(0, inputs, targets);
+    }
+
+    /**
+     * Forward of one micro-batch in slot: from inputs ([batch, seq] ids) on the first stage, from
+     * {@link #input(int)} on the others. Returns the mean cross-entropy over the targets that are
+     * not -1 on the last stage, NaN on the others.
+     */
+    public float forward(int slot, int[] inputs, int[] targets) {
+        Slot s = slots[slot];
+        s.forwardDone = false;
+        if (isFirst()) {
+            s.ids.copyFrom(inputs);
+            try (var t = ops.time("embedding")) {
+                backend.embeddingForward(s.ids, wte.value(), wpe.value(), s.input);
+            }
         }
-        Tensor x = a.encoded;
-        for (int l = 0; l < blocks.length; l++) {
-            MoELayer moe = blocks[l].moe();
-            x = ops.blockForward(blocks[l], a.layers[l], x, moe == null ? null : moe::forward);
+        Tensor x = s.input;
+        for (int i = 0; i < blocks.length; i++) {
+            MoELayer moe = blocks[i].moe();
+            MoELayer.Workspace ws = s.moe[i];
+            x = ops.blockForward(blocks[i], s.layers[i], x, moe == null ? null : in -> moe.forward(in, ws));
         }
-        float loss = ops.headForward(lnf, head, x, a.head);
-        forwardDone = true;
+        float loss = Float.NaN;
+        if (isLast()) {
+            s.head.setTargets(targets);
+            loss = ops.headForward(lnf, head, x, s.head);
+        }
+        s.forwardDone = true;
         return loss;
     }
 
-    /** The logits [batch * seq, vocab] of the last forward, row t of a sequence predicting its token t + 1. */
+    private void tensorAllReduce(Tensor t) {
+        if (tp > 1) {
+            tensor.allReduce(t);
+        }
+    }
+
+    /** The logits [batch * seq, vocab] of the last forward in slot 0, row t of a sequence predicting its token t + 1. */
     public Tensor logits() {
-        requireForward("logits");
-        return acts.head.logits;
+        return completed("logits").head.logits;
     }
 
     /**
      * The logits [1, vocab] after the token at position (0-based) of one sequence whose earlier
      * positions' keys and values attention(l) holds for block l: the last row of a forward over
-     * the whole prefix, for one token's work. The buffers are the caller's, for one token, and so
-     * are the MoE blocks' workspaces (null for a dense block): the model's own keep the last forward.
+     * the whole prefix, for one token's work. The buffers and the MoE blocks' workspaces (null for
+     * a dense block) are the caller's: the model's own keep the last forward. A single device only.
      */
     Tensor decodeStep(int token, int position, Tensor encoded, BlockActivations[] layers, MoELayer.Workspace[] workspaces,
             HeadActivations headActs, IntFunction<BlockOps.Attention> attention) {
@@ -262,59 +499,129 @@ public final class GptMoeModel implements AutoCloseable {
         return ops.headLogits(lnf, head, x, headActs);
     }
 
-    /** Sum over the MoE layers of their aux and z losses in the last forward (already scaled by their coefficients). */
+    /** A workspace of each block's MoE layer (null for a dense block), for {@link #decodeStep}; the caller closes them. */
+    MoELayer.Workspace[] newMoeWorkspaces() {
+        if (!singleDevice) {
+            throw new IllegalStateException("decoding: needs the model of a single device, got a rank of plan "
+                    + groups.plan());
+        }
+        MoELayer.Workspace[] workspaces = new MoELayer.Workspace[blocks.length];
+        for (int l = 0; l < blocks.length; l++) {
+            workspaces[l] = blocks[l].moe() == null ? null : blocks[l].moe().newWorkspace();
+        }
+        return workspaces;
+    }
+
+    /** Sum over the MoE layers of their aux and z losses in the last forward of slot 0 (already scaled by their coefficients). */
     public float auxLoss() {
-        requireForward("auxLoss");
+        completed("auxLoss");
+        return auxLoss(0);
+    }
+
+    /**
+     * Aux and z losses of slot's last forward, summed over this stage's MoE layers (already
+     * scaled): those of the global micro-batch, the same on every rank of the stage.
+     */
+    public float auxLoss(int slot) {
         float sum = 0;
-        for (MoELayer moe : moeLayers) {
-            sum += moe.workspace().auxLoss() + moe.workspace().zLoss();
+        for (MoELayer.Workspace ws : slots[slot].moe) {
+            if (ws != null) {
+                sum += ws.auxLoss() + ws.zLoss();
+            }
         }
         return sum;
     }
 
-    /** [moeLayer][expert]: the (token, k) slots the router sent to each expert in the last forward. */
+    /** [moeLayer][expert]: the (token, k) slots the router sent to each expert in the last forward of slot 0. */
     public int[][] expertCounts() {
-        requireForward("expertCounts");
+        completed("expertCounts");
+        return expertCounts(0);
+    }
+
+    /** [stage's MoE layer][expert]: the (token, k) slots of the global micro-batch routed in slot's last forward. */
+    public int[][] expertCounts(int slot) {
         int[][] counts = new int[moeLayers.size()][];
-        for (int i = 0; i < counts.length; i++) {
-            counts[i] = moeLayers.get(i).workspace().routedCounts();
+        int i = 0;
+        for (MoELayer.Workspace ws : slots[slot].moe) {
+            if (ws != null) {
+                counts[i++] = ws.globalRoutedCounts();
+            }
         }
         return counts;
+    }
+
+    /**
+     * [token * topK + j]: the expert each token of slot 0's last forward chose j-th, in MoE layer i
+     * (single device).
+     */
+    public int[] routedExperts(int i) {
+        return oneDeviceWorkspace("routedExperts", i).topkIds().toIntArray();
+    }
+
+    /** The single-device layer's workspace of slot 0's last forward in MoE layer i. */
+    MoELayer.Workspace oneDeviceWorkspace(String what, int i) {
+        moeLayer(i);
+        Slot s = completed(what);
+        for (MoELayer.Workspace ws : s.moe) {
+            if (ws != null && i-- == 0) {
+                return ws;
+            }
+        }
+        throw new IllegalStateException(what + ": no MoE layer");
     }
 
     // ---- backward ----
 
     /**
-     * Adds d(gradScale * (loss + auxLoss())) / d(parameter) of the last forward into every
-     * parameter's gradient (call {@link #zeroGrad} to start a step; accumulate micro-batches
+     * Adds d(gradScale * (loss + auxLoss())) / d(parameter) of the last forward in slot 0 into
+     * every parameter's gradient (call {@link #zeroGrad} to start a step; accumulate micro-batches
      * with gradScale = 1 / their number).
      */
     public void backward(float gradScale) {
-        requireForward("backward");
+        completed("backward");
         if (!Float.isFinite(gradScale)) {
             throw new IllegalArgumentException("gradScale: must be finite, got " + gradScale);
         }
-        Activations a = acts;
-        int kept = a.head.keptTargets();
-        float meanScale = kept == 0 ? 0f : gradScale / kept;
-        ops.headBackward(lnf, head, a.layers[blocks.length - 1].out(), a.head, meanScale, a.grads);
-        for (int l = blocks.length - 1; l >= 0; l--) {
-            Tensor residual = l == 0 ? a.encoded : a.layers[l - 1].out();
-            MoELayer moe = blocks[l].moe();
-            ops.blockBackward(blocks[l], a.layers[l], residual, a.grads,
-                    moe == null ? null : d -> moe.backward(d, gradScale, moe.workspace()));
+        backward(0, gradScale);
+    }
+
+    /**
+     * Backward of slot's forward, accumulating this rank's part of d(gradScale * (loss + aux
+     * losses)) / d(parameters) into the gradients, where loss is the mean over the global
+     * micro-batch — this rank's mean over its share weighs 1 / dp — and the aux losses are the
+     * global micro-batch's: summed over the DATA group, the gradients are those of one device.
+     * Starts from the loss on the last stage, from {@link #residualGradient()} (the next
+     * stage's) on the others; leaves d / d(stage input) in residualGradient().
+     */
+    public void backward(int slot, float gradScale) {
+        Slot s = slots[slot];
+        if (isLast()) {
+            int kept = s.head.keptTargets();
+            float meanScale = kept == 0 ? 0f : gradScale / ((float) kept * data.size());
+            ops.headBackward(lnf, head, output(slot), s.head, meanScale, grads);
         }
-        try (var t = ops.time("embedding.backward")) {
-            backend.embeddingBackward(a.ids, a.grads.dResidual(), wte.grad(), wpe.grad());
+        for (int i = blocks.length - 1; i >= 0; i--) {
+            Tensor residual = i == 0 ? s.input : s.layers[i - 1].out();
+            MoELayer moe = blocks[i].moe();
+            MoELayer.Workspace ws = s.moe[i];
+            ops.blockBackward(blocks[i], s.layers[i], residual, grads,
+                    moe == null ? null : d -> moe.backward(d, gradScale, ws));
+        }
+        if (isFirst()) {
+            try (var t = ops.time("embedding.backward")) {
+                backend.embeddingBackward(s.ids, grads.dResidual(), wte.grad(), wpe.grad());
+            }
         }
     }
 
     // ---- plumbing ----
 
-    private void requireForward(String what) {
-        if (!forwardDone) {
+    /** Slot 0 after a completed forward. */
+    private Slot completed(String what) {
+        if (slots == null || !slots[0].forwardDone) {
             throw new IllegalStateException(what + ": no completed forward pass; call forward first");
         }
+        return slots[0];
     }
 
     private void checkBatch(int[] inputs, int[] targets, int batch, int seq) {
@@ -346,58 +653,69 @@ public final class GptMoeModel implements AutoCloseable {
         }
     }
 
-    private Activations activations(int batch, int seq) {
-        if (acts == null || acts.batch != batch || acts.seq != seq) {
-            if (acts != null) {
-                acts.close();
+    private void closeActivations() {
+        if (slots != null) {
+            for (Slot s : slots) {
+                s.close();
             }
-            acts = new Activations(batch, seq);
+            gradScope.close();
         }
-        return acts;
+        slots = null;
+        gradScope = null;
+        grads = null;
     }
 
     /** Frees the parameters, the MoE layers and the activations; the model is unusable afterwards. */
     @Override
     public void close() {
-        if (acts != null) {
-            acts.close();
-        }
-        for (MoELayer moe : moeLayers) {
-            moe.close();
-        }
+        closeActivations();
+        moeLayers.forEach(MoELayer::close);
         params.close();
-        forwardDone = false;
+        if (singleDevice) {
+            groups.close();
+        }
     }
 
-    /** The buffers of one (batch, seq): every block's activations, the head's, and the gradients shared by all blocks. */
-    private final class Activations implements AutoCloseable {
+    /** The activations of one micro-batch in flight. */
+    private final class Slot implements AutoCloseable {
         final int batch;
         final int seq;
         final TensorScope scope;
         final Tensor ids;
-        final Tensor encoded;
+        /** The embedding's output on the first stage, the previous stage's output on the others. */
+        final Tensor input;
         final BlockActivations[] layers;
+        /** Per block: its MoE layer's workspace, null for a dense block. */
+        final MoELayer.Workspace[] moe;
+        /** Last stage only. */
         final HeadActivations head;
-        final BlockGradients grads;
+        boolean forwardDone;
 
-        Activations(int batch, int seq) {
+        Slot(int batch, int seq) {
             this.batch = batch;
             this.seq = seq;
             this.scope = TensorScope.shared(backend);
             int n = batch * seq;
-            ids = scope.allocate("ids", DType.I32, batch, seq);
-            encoded = scope.allocate("encoded", DType.F32, n, config.hidden());
+            int c = config.hidden();
+            ids = isFirst() ? scope.allocate("ids", DType.I32, batch, seq) : null;
+            input = scope.allocate("input", DType.F32, n, c);
             layers = new BlockActivations[blocks.length];
-            for (int l = 0; l < layers.length; l++) {
-                layers[l] = new BlockActivations(scope, config, "blocks." + l + ".", batch, seq, 1,
-                        blocks[l].moe() != null);
+            moe = new MoELayer.Workspace[blocks.length];
+            for (int i = 0; i < layers.length; i++) {
+                layers[i] = new BlockActivations(scope, config, "blocks." + (stage * blocks.length + i) + ".", batch,
+                        seq, tp, blocks[i].moe() != null);
+                moe[i] = blocks[i].moe() == null ? null : blocks[i].moe().newWorkspace();
             }
-            head = new HeadActivations(scope, config, n);
-            grads = new BlockGradients(scope, config, n, 1, true);
+            head = isLast() ? new HeadActivations(scope, config, n) : null;
         }
 
         @Override
         public void close() {
+            for (MoELayer.Workspace ws : moe) {
+                if (ws != null) {
+                    ws.close();
+                }
+            }
             scope.close();
         }
     }

@@ -5,7 +5,7 @@ import dev.panamoe.ops.DType;
 import dev.panamoe.ops.Tensor;
 import dev.panamoe.ops.TensorScope;
 import dev.panamoe.runtime.comm.Communicator;
-import dev.panamoe.runtime.parallel.StageModel.ShardedParameter;
+import dev.panamoe.runtime.model.GptMoeModel.ShardedParameter;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -19,6 +19,8 @@ import java.util.Map;
  * own. Every rank of a group holds the same parameters in the same order, so the calls match.
  */
 public final class GradientSync implements AutoCloseable {
+    /** Gradient values per all-reduce call, as the trainer buckets them. */
+    public static final int BUCKET_ELEMENTS = 1 << 20;
 
     /** Tensors reduced by one all-reduce of buffer[0, size). */
     private record Bucket(Communicator group, List<Tensor> grads, int size) {

@@ -12,9 +12,8 @@ import java.util.Locale;
 /**
  * The memory one rank of a training run will hold, computed from the shapes before anything is
  * allocated, so that a run that cannot fit is refused in a second instead of growing until the
- * kernel's OOM killer ends it. It counts the buffers {@link StageModel} (or, for one rank,
- * {@link dev.panamoe.runtime.model.GptMoeModel}), the MoE layers, AdamW and the gradient sync
- * allocate:
+ * kernel's OOM killer ends it. It counts the buffers {@link dev.panamoe.runtime.model.GptMoeModel},
+ * the MoE layers, AdamW and the gradient sync allocate:
  * <ul>
  * <li>parameters, their gradients and AdamW's fp32 first and second moments (4 copies of the
  * rank's shard, free replica slots included);
@@ -223,7 +222,7 @@ public final class MemoryEstimate {
             this.normParams = model.norm() == Norm.LAYER ? 2 * c : c;
         }
 
-        /** StageModel's parameter shards: embeddings, blocks, final norm and head. */
+        /** The model's parameter shards on this rank: embeddings, blocks, final norm and head. */
         long parameterElements() {
             long vc = mul(m.vocab(), c);
             long embeddings = add(first ? vc : 0, first ? mul(m.maxSeq(), c) : 0,
@@ -253,7 +252,7 @@ public final class MemoryEstimate {
                     + " worst case)", mul(slots, moeBlocks, moeWorkspaceElements(), F32)));
             parts.add(new Part("gradients shared by the blocks", mul(gradientBufferElements(), F32)));
             if (plan.world() > 1) {
-                long bucket = Math.min(params, Math.max(ParallelTrainer.BUCKET_ELEMENTS, largestTensor()));
+                long bucket = Math.min(params, Math.max(GradientSync.BUCKET_ELEMENTS, largestTensor()));
                 parts.add(new Part("gradient all-reduce bucket", mul(bucket, F32)));
             }
             // ParameterInit fills a float[] of the full tensor, and a shard is cut from it as another one
@@ -265,7 +264,7 @@ public final class MemoryEstimate {
         }
 
         /**
-         * One micro-batch's StageModel.Slot but the attention scores: its input, BlockActivations
+         * One micro-batch's activation slot of the model but the attention scores: its input, BlockActivations
          * per block, HeadActivations on the last stage.
          */
         private long activationElements() {

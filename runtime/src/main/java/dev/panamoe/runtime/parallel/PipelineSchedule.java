@@ -1,6 +1,7 @@
 package dev.panamoe.runtime.parallel;
 
 import dev.panamoe.runtime.comm.Communicator;
+import dev.panamoe.runtime.model.GptMoeModel;
 import java.util.Arrays;
 
 /**
@@ -34,12 +35,12 @@ public final class PipelineSchedule {
         void accept(int i, int slot);
     }
 
-    private final StageModel model;
+    private final GptMoeModel model;
     private final Communicator pipeline;
     private final int stage;
     private final int stages;
 
-    public PipelineSchedule(StageModel model, Communicator pipeline) {
+    public PipelineSchedule(GptMoeModel model, Communicator pipeline) {
         this.model = model;
         this.pipeline = pipeline;
         this.stage = pipeline.rank();
@@ -53,7 +54,7 @@ public final class PipelineSchedule {
 
     /**
      * Forward and backward of micro micro-batches of batch x seq tokens, gradients accumulated
-     * with gradScale ({@link StageModel#backward}); returns each micro-batch's loss on the last
+     * with gradScale ({@link GptMoeModel#backward(int, float)}); returns each micro-batch's loss on the last
      * stage (NaN on the others).
      */
     public float[] train(int micro, int batch, int seq, MicroBatches data, float gradScale, AfterForward after) {
@@ -90,14 +91,17 @@ public final class PipelineSchedule {
         return losses;
     }
 
-    /** Forward only (evaluation): returns each micro-batch's loss on the last stage, NaN on the others. */
-    public float[] evaluate(int micro, int batch, int seq, MicroBatches data) {
+    /**
+     * Forward only (evaluation), each micro-batch in slot 0 followed by after: returns each
+     * micro-batch's loss on the last stage, NaN on the others.
+     */
+    public float[] evaluate(int micro, int batch, int seq, MicroBatches data, AfterForward after) {
         model.prepare(batch, seq, slots(stage, stages, 1));
         float[] losses = new float[micro];
         Arrays.fill(losses, Float.NaN);
         for (int i = 0; i < micro; i++) {
             receiveActivation(0);
-            forward(i, 0, data, losses, (m, slot) -> { });
+            forward(i, 0, data, losses, after);
             sendActivation(0);
         }
         return losses;

@@ -1,6 +1,7 @@
 package dev.panamoe.runtime.parallel;
 
 import dev.panamoe.runtime.model.GptMoeConfig;
+import dev.panamoe.runtime.model.GptMoeModel;
 import dev.panamoe.runtime.train.AdamW;
 import dev.panamoe.runtime.train.TrainingConfig;
 import dev.panamoe.strategy.cost.Calibration;
@@ -30,7 +31,7 @@ public final class PlacementController {
     public static final int WINDOW = 100;
 
     private final PlacementPolicy policy;
-    private final StageModel model;
+    private final GptMoeModel model;
     private final ExpertMigration migration;
     private final ExpertReplicas replicas;
     private final LoadTracker tracker;
@@ -40,7 +41,7 @@ public final class PlacementController {
     private int changes;
     private int movedSlots;
 
-    public PlacementController(PlacementPolicy policy, StageModel model, ProcessGroups groups, AdamW optimizer) {
+    public PlacementController(PlacementPolicy policy, GptMoeModel model, ProcessGroups groups, AdamW optimizer) {
         this.policy = policy;
         this.model = model;
         this.migration = new ExpertMigration(model.backend(), groups, optimizer);
@@ -92,7 +93,7 @@ public final class PlacementController {
 
     /** What one step changed: MoE layers whose placement changed, and physical slots that got another expert. */
     public record Change(int layers, int slots) {
-        static final Change NONE = new Change(0, 0);
+        public static final Change NONE = new Change(0, 0);
     }
 
     /**

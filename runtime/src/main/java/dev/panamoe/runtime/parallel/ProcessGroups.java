@@ -1,6 +1,7 @@
 package dev.panamoe.runtime.parallel;
 
 import dev.panamoe.runtime.comm.Communicator;
+import dev.panamoe.runtime.comm.OneRankCommunicator;
 import dev.panamoe.strategy.plan.ParallelPlan;
 import dev.panamoe.strategy.plan.RankLayout;
 import dev.panamoe.strategy.plan.RankLayout.Group;
@@ -48,6 +49,14 @@ public final class ProcessGroups implements AutoCloseable {
             }
             groups.put(group, comm);
         }
+    }
+
+    /**
+     * The groups of a single device: a world of one rank ({@link OneRankCommunicator}, whose
+     * collectives have nothing to exchange), alone in every group.
+     */
+    public static ProcessGroups single() {
+        return new ProcessGroups(new RankLayout(ParallelPlan.SINGLE), new OneRankCommunicator());
     }
 
     public RankLayout layout() {

@@ -123,8 +123,8 @@ class GptMoeGradientTest {
     private static int[][] routing(GptMoeModel model) {
         int[][] r = new int[2 * model.moeLayerCount()][];
         for (int m = 0; m < model.moeLayerCount(); m++) {
-            r[2 * m] = model.moeLayer(m).workspace().topkIds().toIntArray();
-            r[2 * m + 1] = model.moeLayer(m).workspace().plan().slotPosition().toIntArray();
+            r[2 * m] = model.oneDeviceWorkspace("routing", m).topkIds().toIntArray();
+            r[2 * m + 1] = model.oneDeviceWorkspace("routing", m).plan().slotPosition().toIntArray();
         }
         return r;
     }

@@ -4,12 +4,18 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.panamoe.ops.Backend;
 import dev.panamoe.ops.CpuBackend;
 import dev.panamoe.ops.Parameter;
+import dev.panamoe.runtime.comm.InJvmWorld;
+import dev.panamoe.runtime.parallel.ProcessGroups;
 import dev.panamoe.runtime.report.OperatorTimer;
+import dev.panamoe.strategy.plan.ParallelPlan;
+import dev.panamoe.strategy.plan.RankLayout;
+import java.time.Duration;
 import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
@@ -333,6 +339,41 @@ class GptMoeModelTest {
                     () -> model.backward(Float.NaN));
         }
         assertMessage(IllegalArgumentException.class, "backend, config", () -> new GptMoeModel(null, c, 1));
+    }
+
+    /**
+     * The single-device constructor builds the model on a world of one rank, and a rank of a plan
+     * of one rank starts from the same parameters, in the same order; only the single device
+     * decodes, and each holds its own MoE layer class (transitional, issue 10).
+     */
+    @Test
+    void aSingleDeviceIsAWorldOfOneRankAndStartsAsARankOfAPlanOfOne() {
+        GptMoeConfig c = ModelTestData.small().build();
+        try (GptMoeModel one = new GptMoeModel(CPU, c, 3)) {
+            assertTrue(one.isSingleDevice());
+            assertEquals(ParallelPlan.SINGLE, one.groups().plan());
+            assertEquals(1, one.groups().world().size());
+            assertTrue(one.isFirst() && one.isLast());
+            assertEquals(c.moeLayerCount(), one.moeLayers().size());
+            assertSame(one.moeLayers().get(0), one.moeLayer(0));
+            InJvmWorld.run(1, Duration.ofSeconds(30), comm -> {
+                try (ProcessGroups groups = new ProcessGroups(new RankLayout(ParallelPlan.SINGLE), comm);
+                        GptMoeModel rank = new GptMoeModel(CPU, c, 3, groups)) {
+                    assertTrue(!rank.isSingleDevice());
+                    assertEquals(one.parameters().stream().map(Parameter::name).toList(),
+                            rank.parameters().stream().map(Parameter::name).toList());
+                    for (int i = 0; i < one.parameters().size(); i++) {
+                        assertArrayEquals(one.parameters().get(i).value().toFloatArray(),
+                                rank.parameters().get(i).value().toFloatArray(), one.parameters().get(i).name());
+                    }
+                    assertEquals(c.moeLayerCount(), rank.moeLayers().size());
+                    assertMessage(IllegalStateException.class, "a single device", () -> new Generator(rank));
+                }
+                return null;
+            });
+        }
+        assertMessage(IllegalArgumentException.class, "groups: must not be null",
+                () -> new GptMoeModel(CPU, c, 3, null));
     }
 
     private static void assertMessage(Class<? extends RuntimeException> type, String fragment,

@@ -119,8 +119,8 @@ class MemoryEstimateTest {
             RankLayout layout = new RankLayout(plan);
             InJvmWorld.run(plan.world(), Duration.ofMinutes(5), comm -> {
                 try (ProcessGroups groups = new ProcessGroups(layout, comm);
-                        StageModel m = new StageModel(backend, model, 1, groups);
-                        ParallelTrainer t = new ParallelTrainer(m, groups, corpus, config)) {
+                        GptMoeModel m = new GptMoeModel(backend, model, 1, groups);
+                        Trainer t = new Trainer(m, corpus, config)) {
                     t.trainStep();
                     t.trainStep();
                     comm.barrier();

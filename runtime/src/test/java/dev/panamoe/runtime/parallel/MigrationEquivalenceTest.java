@@ -9,7 +9,9 @@ import dev.panamoe.runtime.comm.Communicator;
 import dev.panamoe.runtime.comm.InJvmWorld;
 import dev.panamoe.runtime.golden.Golden;
 import dev.panamoe.runtime.model.GptMoeConfig;
-import dev.panamoe.runtime.parallel.StageModel.ShardedParameter;
+import dev.panamoe.runtime.model.GptMoeModel.ShardedParameter;
+import dev.panamoe.runtime.model.GptMoeModel;
+import dev.panamoe.runtime.train.Trainer;
 import dev.panamoe.runtime.train.TrainingConfig;
 import dev.panamoe.strategy.placement.ExpertPlacement;
 import dev.panamoe.strategy.plan.ParallelPlan;
@@ -121,9 +123,9 @@ class MigrationEquivalenceTest {
     static Run trainRank(Communicator comm, RankLayout layout, GptMoeConfig modelConfig, PlacementPolicy policyOrNull) {
         TrainingConfig config = config();
         try (ProcessGroups groups = new ProcessGroups(layout, comm);
-                StageModel model = new StageModel(CpuBackend.get(), modelConfig, config.seed(), groups,
+                GptMoeModel model = new GptMoeModel(CpuBackend.get(), modelConfig, config.seed(), groups,
                         policyOrNull == null ? null : policyOrNull.initial());
-                ParallelTrainer trainer = new ParallelTrainer(model, groups, ParallelTraining.corpus(), config)) {
+                Trainer trainer = new Trainer(model, ParallelTraining.corpus(), config)) {
             PlacementController controller = policyOrNull == null ? null : trainer.usePlacement(policyOrNull);
             List<Double> losses = trainer.run(m -> { }).stream().map(m -> m.loss()).toList();
             return new Run(losses, values(model), controller == null ? 0 : controller.changes());
@@ -138,9 +140,9 @@ class MigrationEquivalenceTest {
     }
 
     /** Dense parameters by name; expert shards by the logical expert their slot holds now. */
-    static Map<String, float[]> values(StageModel model) {
+    static Map<String, float[]> values(GptMoeModel model) {
         Map<String, float[]> values = new TreeMap<>();
-        for (ShardedParameter p : model.parameters()) {
+        for (ShardedParameter p : model.shardedParameters()) {
             if (!p.name().contains(".moe.experts.")) {
                 values.put(p.name(), p.parameter().value().toFloatArray());
             }

@@ -8,8 +8,10 @@ import dev.panamoe.ops.CpuBackend;
 import dev.panamoe.runtime.comm.CommunicatorException;
 import dev.panamoe.runtime.comm.InJvmWorld;
 import dev.panamoe.runtime.model.GptMoeConfig;
+import dev.panamoe.runtime.model.GptMoeModel;
 import dev.panamoe.runtime.parallel.ExpertMigration.MigrationException;
 import dev.panamoe.runtime.train.AdamW;
+import dev.panamoe.runtime.train.Trainer;
 import dev.panamoe.runtime.train.TrainingConfig;
 import dev.panamoe.strategy.placement.ExpertPlacement;
 import dev.panamoe.strategy.plan.ParallelPlan;
@@ -91,14 +93,14 @@ class MigrationFailureTest {
      * Trains one step on ep=4 in-JVM ranks, runs beforeMigration (rank given), snapshots the state,
      * then migrates to the swapped placement, which must throw, and records the outcome per rank.
      */
-    private static void run(BiFunction<ParallelTrainer, Integer, Void> beforeMigration, Map<Integer, Outcome> outcomes) {
+    private static void run(BiFunction<Trainer, Integer, Void> beforeMigration, Map<Integer, Outcome> outcomes) {
         GptMoeConfig modelConfig = ParallelTraining.model();
         TrainingConfig config = MigrationEquivalenceTest.config();
         RankLayout layout = new RankLayout(ParallelPlan.parse("ep=4", RANKS));
         InJvmWorld.run(RANKS, TIMEOUT, comm -> {
             try (ProcessGroups groups = new ProcessGroups(layout, comm);
-                    StageModel model = new StageModel(CpuBackend.get(), modelConfig, config.seed(), groups);
-                    ParallelTrainer trainer = new ParallelTrainer(model, groups, ParallelTraining.corpus(), config)) {
+                    GptMoeModel model = new GptMoeModel(CpuBackend.get(), modelConfig, config.seed(), groups);
+                    Trainer trainer = new Trainer(model, ParallelTraining.corpus(), config)) {
                 trainer.trainStep();
                 beforeMigration.apply(trainer, comm.rank());
                 List<ExpertPlacement> before = placements(model);
@@ -112,14 +114,14 @@ class MigrationFailureTest {
         });
     }
 
-    private static List<ExpertPlacement> placements(StageModel model) {
+    private static List<ExpertPlacement> placements(GptMoeModel model) {
         List<ExpertPlacement> all = new ArrayList<>();
         model.moeLayers().forEach(l -> all.add(MoELayers.placement(l)));
         return Collections.unmodifiableList(all);
     }
 
     /** Every parameter's value, gradient, m and v. */
-    private static Map<String, float[]> state(ParallelTrainer trainer) {
+    private static Map<String, float[]> state(Trainer trainer) {
         Map<String, float[]> all = new LinkedHashMap<>();
         for (AdamW.State s : trainer.optimizer().states()) {
             all.put(s.parameter().name() + ".value", s.parameter().value().toFloatArray());

@@ -15,6 +15,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -54,6 +55,16 @@ class ParallelEqualityTest {
         golden.check();
         System.out.printf(Locale.ROOT, "plan %-14s max relative difference %.2e in %.1f s%n", plan, worst,
                 (System.nanoTime() - start) / 1e9);
+    }
+
+    /**
+     * A plan of one rank (what {@code train --world 1} runs with a plan or a placement policy) is
+     * the same model and trainer as the single device, on a world of one in-JVM rank with the
+     * distributed MoE layer and the world's sums: its results agree with the single device's.
+     */
+    @Test
+    void aPlanOfOneRankTrainsLikeOneDevice() {
+        compare("dp1", ParallelTraining.parallel("dp1", 1, MODEL, CONFIG));
     }
 
     /** The largest relative difference of any loss or parameter; asserts each is within the tolerance. */

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import dev.panamoe.runtime.model.GptMoeConfig;
+import dev.panamoe.runtime.train.Trainer;
 import dev.panamoe.runtime.train.TrainingConfig;
 import dev.panamoe.strategy.plan.ParallelPlan;
 import org.junit.jupiter.api.Test;
@@ -15,7 +16,7 @@ class ParallelPlanRejectionTest {
 
     private static String rejection(String plan, int world, GptMoeConfig model, TrainingConfig config) {
         return assertThrows(IllegalArgumentException.class, () -> {
-            ParallelTrainer.validate(ParallelPlan.parse(plan, world), model, config);
+            Trainer.validate(ParallelPlan.parse(plan, world), model, config);
         }).getMessage();
     }
 

@@ -6,8 +6,8 @@ import dev.panamoe.runtime.comm.Communicator;
 import dev.panamoe.runtime.comm.InJvmWorld;
 import dev.panamoe.runtime.data.SyntheticCorpus;
 import dev.panamoe.runtime.model.GptMoeConfig;
+import dev.panamoe.runtime.model.GptMoeModel.ShardedParameter;
 import dev.panamoe.runtime.model.GptMoeModel;
-import dev.panamoe.runtime.parallel.StageModel.ShardedParameter;
 import dev.panamoe.runtime.report.StepMetrics;
 import dev.panamoe.runtime.train.Trainer;
 import dev.panamoe.runtime.train.TrainingConfig;
@@ -21,8 +21,8 @@ import java.util.function.UnaryOperator;
 
 /**
  * The runs the parallel tests compare: the tiny preset with 4 blocks (so pp = 4 divides it), a
- * few optimizer steps of a small batch, on one device ({@link Trainer}) and on a world of in-JVM
- * ranks ({@link ParallelTrainer}).
+ * few optimizer steps of a small batch, by the {@link Trainer} on one device and on a world of
+ * in-JVM ranks.
  */
 final class ParallelTraining {
     static final int SEQ = 16;
@@ -80,17 +80,17 @@ final class ParallelTraining {
     static List<Result> parallel(String plan, int world, GptMoeConfig modelConfig, TrainingConfig config,
             Duration timeout, UnaryOperator<Communicator> wrap) {
         ParallelPlan parsed = ParallelPlan.parse(plan, world);
-        ParallelTrainer.validate(parsed, modelConfig, config);
+        Trainer.validate(parsed, modelConfig, config);
         RankLayout layout = new RankLayout(parsed);
         return InJvmWorld.run(world, timeout, comm -> {
             try (ProcessGroups groups = new ProcessGroups(layout, wrap.apply(comm));
-                    StageModel model = new StageModel(CpuBackend.get(), modelConfig, config.seed(), groups);
-                    ParallelTrainer trainer = new ParallelTrainer(model, groups, corpus(), config)) {
+                    GptMoeModel model = new GptMoeModel(CpuBackend.get(), modelConfig, config.seed(), groups);
+                    Trainer trainer = new Trainer(model, corpus(), config)) {
                 trainer.run(m -> { });
                 Map<String, float[]> values = new LinkedHashMap<>();
                 Map<String, TensorSlice> slices = new LinkedHashMap<>();
                 Map<String, int[]> shapes = new LinkedHashMap<>();
-                for (ShardedParameter p : model.parameters()) {
+                for (ShardedParameter p : model.shardedParameters()) {
                     values.put(p.name(), p.parameter().value().toFloatArray());
                     slices.put(p.name(), p.slice());
                     shapes.put(p.name(), p.fullShape());

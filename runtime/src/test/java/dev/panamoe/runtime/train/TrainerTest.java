@@ -14,7 +14,10 @@ import dev.panamoe.runtime.data.Batch;
 import dev.panamoe.runtime.data.Split;
 import dev.panamoe.runtime.data.SyntheticCorpus;
 import dev.panamoe.runtime.model.GptMoeModel;
+import dev.panamoe.runtime.parallel.PlacementController;
 import dev.panamoe.runtime.report.StepMetrics;
+import dev.panamoe.strategy.plan.ParallelPlan;
+import dev.panamoe.strategy.policy.PlacementPolicy;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -152,6 +155,18 @@ class TrainerTest {
                     new SyntheticCorpus(TinyRun.corpus().config().withSeqLen(16)), TinyRun.config().seq(16).build()))
                     .getMessage();
             assertEquals("seq: 16 exceeds the model's maxSeq 8", tooLong);
+        }
+    }
+
+    /** A single device's MoE layer has no slots to move experts between (transitional, issue 10). */
+    @Test
+    void aSingleDeviceRefusesAPlacementPolicy() {
+        try (GptMoeModel model = TinyRun.newModel(5);
+                Trainer trainer = new Trainer(model, TinyRun.corpus(), TinyRun.config().build())) {
+            PlacementPolicy policy = PlacementController.policy("greedy", model.config(), ParallelPlan.SINGLE,
+                    trainer.config());
+            String message = assertThrows(IllegalStateException.class, () -> trainer.usePlacement(policy)).getMessage();
+            assertTrue(message.startsWith("usePlacement: the model of a single device"), message);
         }
     }
 
