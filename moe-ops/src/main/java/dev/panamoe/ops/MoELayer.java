@@ -385,8 +385,9 @@ public final class MoELayer implements AutoCloseable {
     /**
      * Changes the placement between steps (not between a forward and its backward): every local
      * slot that receives a different expert is filled by loader (value, gradient — and, by the
-     * caller, optimizer state); a slot that becomes free is zeroed. Every rank of the stage
-     * applies the same placement at the same step.
+     * caller, optimizer state); a slot that becomes free is zeroed, and a bf16 layer's working
+     * copies are rounded from the masters the loader wrote. Every rank of the stage applies the
+     * same placement at the same step.
      */
     public void applyPlacement(ExpertSlots next, SlotLoader loader) {
         Checks.notNull("loader", loader);
@@ -413,6 +414,7 @@ public final class MoELayer implements AutoCloseable {
         }
         placement = next;
         dispatcher.setRemap(remap(next));
+        experts.refreshWorkingCopies();
     }
 
     /** Same experts, one device per EXPERT rank, the layer's slots per device (once it has a placement); replicas only dropless. */
@@ -696,7 +698,7 @@ public final class MoELayer implements AutoCloseable {
         private Tensor gradX;
 
         private Workspace() {
-            this.exchange = groups.expert().newPass(backend, config.hidden(), localSlots());
+            this.exchange = groups.expert().newPass(backend, config.dtype(), config.hidden(), localSlots());
         }
 
         private MoELayer layer() {
