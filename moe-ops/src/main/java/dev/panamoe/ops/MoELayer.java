@@ -49,11 +49,12 @@ import java.util.stream.IntStream;
  * DATA rank r to copy (r + t) mod copies; each copy accumulates the gradient of its own rows.
  *
  * <p>Precision: with {@link Config#dtype()} bf16 (a building block of mixed-precision
- * training) x, y, the expert rows and the gradients of x and of the rows are bf16; the
- * parameters stay f32 masters with f32 gradients, and the gate and expert GEMMs read bf16
- * working copies of them, which {@link #refreshWorkingCopies} rounds from the masters (call it
- * after every optimizer step, or after writing the masters). The router's logits, scores, top-k
- * and the losses stay f32.
+ * training, on one device and on a rank of any plan: the exchange moves bf16 rows and the
+ * TENSOR sums get bf16 partials) x, y, the expert rows and the gradients of x and of the rows
+ * are bf16; the parameters stay f32 masters with f32 gradients, and the gate and expert GEMMs
+ * read bf16 working copies of them, which {@link #refreshWorkingCopies} rounds from the masters
+ * (call it after every optimizer step, or after writing the masters). The router's logits,
+ * scores, top-k and the losses stay f32.
  *
  * <p>A workspace keeps its buffers across calls with the same token count and reallocates them
  * only when it changes (the rows the local experts receive: when a pass receives more).
