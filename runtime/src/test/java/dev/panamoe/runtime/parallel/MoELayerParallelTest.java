@@ -248,16 +248,10 @@ class MoELayerParallelTest {
      */
     @Test
     void bf16PlacementChangeIsExact() {
-        MoELayer.Config cfg = config(Activation.SWIGLU, MoELayer.Config.DROPLESS, 0.01f, 0.001f).toBuilder()
-                .dtype(DType.BF16).build();
-        ParallelPlan plan = new ParallelPlan(1, 2, 2, 1);
-        Reference ref = reference(cfg, plan.dataParallel());
-        ExpertPlacement start = ExpertPlacement.identity(EXPERTS, plan.ep(), 1);
-        ExpertPlacement moved = shuffledPlacement(start, new SplittableRandom(11));
-        assertTrue(start.changedSlots(moved) >= 6, "the permutation moves most experts: " + moved);
-        List<RankResult> unmoved = runRanks(plan, cfg, ref, start, null);
-        List<RankResult> after = runRanks(plan, cfg, ref, start,
-                (groups, layer) -> layer.applyPlacement(MoELayers.slots(moved), shardsOf(ref, groups, cfg)));
+        Bf16Move m = Bf16Move.of(Activation.SWIGLU, 11);
+        List<RankResult> unmoved = runRanks(m.plan(), m.cfg(), m.ref(), m.start(), null);
+        List<RankResult> after = runRanks(m.plan(), m.cfg(), m.ref(), m.start(),
+                (groups, layer) -> layer.applyPlacement(MoELayers.slots(m.moved()), shardsOf(m.ref(), groups, m.cfg())));
         assertSameBits(unmoved, after);
     }
 
@@ -268,32 +262,26 @@ class MoELayerParallelTest {
      */
     @Test
     void bf16ExpertMigrationAfterAStepIsExact() {
-        MoELayer.Config cfg = config(Activation.GELU, MoELayer.Config.DROPLESS, 0.01f, 0.001f).toBuilder()
-                .dtype(DType.BF16).build();
-        ParallelPlan plan = new ParallelPlan(1, 2, 2, 1);
-        Reference ref = reference(cfg, plan.dataParallel());
-        ExpertPlacement start = ExpertPlacement.identity(EXPERTS, plan.ep(), 1);
-        ExpertPlacement moved = shuffledPlacement(start, new SplittableRandom(3));
-        assertTrue(start.changedSlots(moved) >= 6, "the permutation moves most experts: " + moved);
+        Bf16Move m = Bf16Move.of(Activation.GELU, 3);
         Map<Boolean, List<RankResult>> passes = new HashMap<>();
         Map<Boolean, Map<String, float[]>> masters = new HashMap<>();
         for (boolean migrate : new boolean[] {false, true}) {
             Map<String, float[]> values = new java.util.concurrent.ConcurrentHashMap<>(); // "tp/name" -> master after step 2
-            RankLayout layout = new RankLayout(plan);
-            passes.put(migrate, InJvmWorld.run(plan.world(), TIMEOUT, comm -> {
+            RankLayout layout = new RankLayout(m.plan());
+            passes.put(migrate, InJvmWorld.run(m.plan().world(), TIMEOUT, comm -> {
                 try (ProcessGroups groups = new ProcessGroups(layout, comm);
-                        MoELayer layer = MoELayers.create(CPU, cfg, groups, start, ref.full());
+                        MoELayer layer = MoELayers.create(CPU, m.cfg(), groups, m.start(), m.ref().full());
                         AdamW adamw = new AdamW(CPU, slotParameters(layer), 0.1f, 0.9f, 0.999f, 1e-8f);
                         TensorScope s = TensorScope.shared(CPU)) {
                     int d = layout.dataIndex(comm.rank());
-                    Tensor x = rows(s, cfg, "x", ref.rows(ref.x(), d), TOKENS[d]);
-                    Tensor gradY = rows(s, cfg, "gy", ref.rows(ref.gradY(), d), TOKENS[d]);
+                    Tensor x = rows(s, m.cfg(), "x", m.ref().rows(m.ref().x(), d), TOKENS[d]);
+                    Tensor gradY = rows(s, m.cfg(), "gy", m.ref().rows(m.ref().gradY(), d), TOKENS[d]);
                     pass(layer, groups, d, x, gradY);
                     adamw.step(1e-2f, 1);
                     layer.refreshWorkingCopies();
                     layer.zeroGrad();
                     if (migrate) {
-                        new ExpertMigration(CPU, groups, adamw).apply(List.of(layer), List.of(moved));
+                        new ExpertMigration(CPU, groups, adamw).apply(List.of(layer), List.of(m.moved()));
                     }
                     RankResult second = pass(layer, groups, d, x, gradY);
                     adamw.step(1e-2f, 2);
@@ -577,7 +565,21 @@ class MoELayerParallelTest {
         };
     }
 
-        private static ExpertPlacement shuffledPlacement(ExpertPlacement shape, SplittableRandom rng) {
+        /** A bf16 layer on tp=2 x ep=2 with one spare slot per rank, and a placement that moves most of its experts. */
+    private record Bf16Move(MoELayer.Config cfg, ParallelPlan plan, Reference ref, ExpertPlacement start,
+            ExpertPlacement moved) {
+        static Bf16Move of(Activation act, long seed) {
+            MoELayer.Config cfg = config(act, MoELayer.Config.DROPLESS, 0.01f, 0.001f).toBuilder().dtype(DType.BF16)
+                    .build();
+            ParallelPlan plan = new ParallelPlan(1, 2, 2, 1);
+            ExpertPlacement start = ExpertPlacement.identity(EXPERTS, plan.ep(), 1);
+            ExpertPlacement moved = shuffledPlacement(start, new SplittableRandom(seed));
+            assertTrue(start.changedSlots(moved) >= 6, "the permutation moves most experts: " + moved);
+            return new Bf16Move(cfg, plan, reference(cfg, plan.dataParallel()), start, moved);
+        }
+    }
+
+    private static ExpertPlacement shuffledPlacement(ExpertPlacement shape, SplittableRandom rng) {
         int[] table = shape.slotTable();
         for (int i = table.length - 1; i > 0; i--) {
             int j = rng.nextInt(i + 1);
