@@ -124,6 +124,15 @@ public final class mpi_h {
         return ompi_mpi_int.SEGMENT;
     }
 
+    private static final class ompi_mpi_uint16_t {
+        static final MemorySegment SEGMENT = global("ompi_mpi_uint16_t");
+    }
+
+    /** {@code #define MPI_UINT16_T OMPI_PREDEFINED_GLOBAL(MPI_Datatype, ompi_mpi_uint16_t)} */
+    public static MemorySegment MPI_UINT16_T() {
+        return ompi_mpi_uint16_t.SEGMENT;
+    }
+
     private static final class ompi_mpi_op_sum {
         static final MemorySegment SEGMENT = global("ompi_mpi_op_sum");
     }

@@ -30,6 +30,7 @@ public final class nccl_h {
     // ncclDataType_t
     public static final int ncclInt32 = 2;
     public static final int ncclFloat32 = 7;
+    public static final int ncclBfloat16 = 9;
     // ncclRedOp_t
     public static final int ncclSum = 0;
     /** NCCL_UNIQUE_ID_BYTES */

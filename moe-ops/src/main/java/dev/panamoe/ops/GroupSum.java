@@ -36,6 +36,10 @@ public interface GroupSum {
     /** This rank's index in the group. */
     int rank();
 
-    /** Replaces t with the element-wise sum of every rank's t (collective: every rank of the group calls it). */
+    /**
+     * Replaces t with the element-wise sum of every rank's t (collective: every rank of the group
+     * calls it). t is f32 or i32, or bf16 for a bf16 layer's partial expert outputs and input
+     * gradients over TENSOR, which are added in f32 and rounded once.
+     */
     void sum(Tensor t);
 }

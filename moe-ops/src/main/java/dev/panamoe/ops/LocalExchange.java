@@ -22,7 +22,7 @@ final class LocalExchange implements TokenExchange {
     }
 
     @Override
-    public Pass newPass(Backend backend, int hidden, int localSlots) {
+    public Pass newPass(Backend backend, DType rows, int hidden, int localSlots) {
         return new LocalPass();
     }
 

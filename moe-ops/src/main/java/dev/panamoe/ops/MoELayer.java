@@ -49,11 +49,12 @@ import java.util.stream.IntStream;
  * DATA rank r to copy (r + t) mod copies; each copy accumulates the gradient of its own rows.
  *
  * <p>Precision: with {@link Config#dtype()} bf16 (a building block of mixed-precision
- * training) x, y, the expert rows and the gradients of x and of the rows are bf16; the
- * parameters stay f32 masters with f32 gradients, and the gate and expert GEMMs read bf16
- * working copies of them, which {@link #refreshWorkingCopies} rounds from the masters (call it
- * after every optimizer step, or after writing the masters). The router's logits, scores, top-k
- * and the losses stay f32.
+ * training, on one device and on a rank of any plan: the exchange moves bf16 rows and the
+ * TENSOR sums get bf16 partials) x, y, the expert rows and the gradients of x and of the rows
+ * are bf16; the parameters stay f32 masters with f32 gradients, and the gate and expert GEMMs
+ * read bf16 working copies of them, which {@link #refreshWorkingCopies} rounds from the masters
+ * (call it after every optimizer step, or after writing the masters). The router's logits,
+ * scores, top-k and the losses stay f32.
  *
  * <p>A workspace keeps its buffers across calls with the same token count and reallocates them
  * only when it changes (the rows the local experts receive: when a pass receives more).
@@ -385,8 +386,9 @@ public final class MoELayer implements AutoCloseable {
     /**
      * Changes the placement between steps (not between a forward and its backward): every local
      * slot that receives a different expert is filled by loader (value, gradient — and, by the
-     * caller, optimizer state); a slot that becomes free is zeroed. Every rank of the stage
-     * applies the same placement at the same step.
+     * caller, optimizer state); a slot that becomes free is zeroed, and a bf16 layer's working
+     * copies are rounded from the masters the loader wrote. Every rank of the stage applies the
+     * same placement at the same step.
      */
     public void applyPlacement(ExpertSlots next, SlotLoader loader) {
         Checks.notNull("loader", loader);
@@ -413,6 +415,7 @@ public final class MoELayer implements AutoCloseable {
         }
         placement = next;
         dispatcher.setRemap(remap(next));
+        experts.refreshWorkingCopies();
     }
 
     /** Same experts, one device per EXPERT rank, the layer's slots per device (once it has a placement); replicas only dropless. */
@@ -699,7 +702,7 @@ public final class MoELayer implements AutoCloseable {
         private Tensor gradX;
 
         private Workspace() {
-            this.exchange = groups.expert().newPass(backend, config.hidden(), localSlots());
+            this.exchange = groups.expert().newPass(backend, config.dtype(), config.hidden(), localSlots());
         }
 
         private MoELayer layer() {

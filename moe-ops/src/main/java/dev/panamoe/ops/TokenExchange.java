@@ -18,8 +18,8 @@ public interface TokenExchange {
     /** This rank's index in the group. */
     int rank();
 
-    /** The exchange's state in one workspace (hidden: row width; localSlots: this rank's slots). */
-    Pass newPass(Backend backend, int hidden, int localSlots);
+    /** The exchange's state in one workspace (rows: the rows' dtype, f32 or bf16; hidden: row width; localSlots: this rank's slots). */
+    Pass newPass(Backend backend, DType rows, int hidden, int localSlots);
 
     /**
      * What one workspace's pass sent and received, kept from a forward to its backward. The

@@ -10,9 +10,11 @@ import dev.panamoe.bindings.NativeStatus;
 import dev.panamoe.bindings.cudart_h;
 import dev.panamoe.bindings.mpi_h;
 import dev.panamoe.bindings.panamoe_h;
+import dev.panamoe.ops.Device;
 import dev.panamoe.runtime.comm.CommunicatorException;
 import dev.panamoe.runtime.comm.NcclCommunicator;
 import dev.panamoe.runtime.report.Plural;
+import dev.panamoe.runtime.train.Precision;
 import java.io.PrintStream;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -22,7 +24,8 @@ import picocli.CommandLine.Command;
 
 /** Prints what this machine offers PanaMoE: JDK, native libraries, CUDA devices, NCCL, MPI. */
 @Command(name = "doctor", mixinStandardHelpOptions = true,
-        description = "Print the JDK, the native libraries loaded, CUDA devices, NCCL and MPI versions (or why not).")
+        description = "Print the JDK, the native libraries loaded, CUDA devices, what auto precision picks, NCCL and MPI "
+                + "versions (or why not).")
 public final class DoctorCommand implements Callable<Integer> {
 
     @Override
@@ -44,6 +47,7 @@ public final class DoctorCommand implements Callable<Integer> {
         out.println("CPU backend: " + cpuBackend());
         out.println("CPU ISA:     " + cpuIsa());
         out.println("CUDA:        " + cuda());
+        out.println("precision:   " + autoPrecision());
         out.println("NCCL:        " + nccl);
         out.println("MPI:         " + mpi());
         return 0;
@@ -72,6 +76,20 @@ public final class DoctorCommand implements Callable<Integer> {
         } catch (NativeLibraryUnavailableException | NativeCallException | IllegalArgumentException e) {
             return "unavailable: " + e.getMessage();
         }
+    }
+
+    /** What {@code auto} precision picks on the CPU and on each CUDA device, and why. */
+    private static String autoPrecision() {
+        StringBuilder s = new StringBuilder("auto picks " + Precision.AUTO.resolve(Device.CPU) + " on the CPU");
+        try {
+            CudaRuntime.Devices devices = CudaRuntime.probe();
+            for (int i = 0; i < devices.count(); i++) {
+                s.append("; ").append(Precision.AUTO.resolve(Device.cuda(i))).append(" on cuda:").append(i);
+            }
+        } catch (NativeLibraryUnavailableException e) {
+            // no CUDA runtime: the CUDA line says why
+        }
+        return s.toString();
     }
 
     /** Runtime and driver versions, then each device's properties, or cudart's reason for none. */

@@ -11,16 +11,27 @@ import java.util.Arrays;
 final class CommArgs {
     private CommArgs() {}
 
-    /** A tensor every backend can exchange: F32 or I32 (and on the CPU where the backend needs host memory). */
+    /** A tensor every backend can exchange: F32, I32 or BF16 (and on the CPU where the backend needs host memory). */
     static void checkTensor(String arg, Tensor t, boolean needsCpu) {
         if (t == null) {
             throw new IllegalArgumentException(arg + ": must not be null");
         }
-        if (t.dtype() != DType.F32 && t.dtype() != DType.I32) {
-            throw new IllegalArgumentException(arg + ": dtype must be f32 or i32, got " + t.describe());
+        if (t.dtype() != DType.F32 && t.dtype() != DType.I32 && t.dtype() != DType.BF16) {
+            throw new IllegalArgumentException(arg + ": dtype must be f32, i32 or bf16, got " + t.describe());
         }
         if (needsCpu && !t.device().isCpu()) {
             throw new IllegalArgumentException(arg + ": this backend needs a CPU tensor, got " + t.describe());
+        }
+    }
+
+    /**
+     * A tensor a sum may take (after {@link #checkTensor}): bf16 is moved, never summed — mixed
+     * precision sums gradients in f32, and a bf16 sum would round each partial sum.
+     */
+    static void checkSummable(String arg, Tensor t) {
+        if (t.dtype() == DType.BF16) {
+            throw new IllegalArgumentException(arg + ": bf16 tensors are exchanged but not summed (sum them in f32), got "
+                    + t.describe());
         }
     }
 

@@ -12,7 +12,8 @@ import java.time.Duration;
  * <ul>
  *   <li>Collectives are called by every rank of the group in the same order (as in MPI).
  *   <li>Counts and offsets are in elements of the tensor's dtype; F32 and I32 tensors are
- *       supported everywhere, sums are element-wise.
+ *       supported everywhere, sums are element-wise; BF16 tensors (mixed precision's activation
+ *       rows) are moved by every call but summed by none (allReduce and reduceScatter refuse them).
  *   <li>Reductions are deterministic: every rank gets bitwise the same result, and the
  *       in-JVM backend adds the contributions in rank order 0..size-1.
  *   <li>Every call waits at most {@link #timeout()}; a call that cannot complete, or a group in

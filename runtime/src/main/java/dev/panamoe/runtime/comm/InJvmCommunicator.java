@@ -77,6 +77,7 @@ final class InJvmCommunicator implements Communicator {
     public void allReduce(Tensor data) {
         String op = "allReduce";
         CommArgs.checkTensor("data", data, true);
+        CommArgs.checkSummable("data", data);
         long deadline = begin();
         Buffer[] inputs = buffers(exchange(op, buffer(data), deadline));
         checkSameShape("data", inputs);
@@ -101,6 +102,7 @@ final class InJvmCommunicator implements Communicator {
     public void reduceScatter(Tensor in, Tensor out) {
         String op = "reduceScatter";
         CommArgs.checkTensor("in", in, true);
+        CommArgs.checkSummable("in", in);
         CommArgs.checkTensor("out", out, true);
         CommArgs.checkSameDtype("out", out, in);
         CommArgs.checkBlocks("in", in, out, size());

@@ -126,6 +126,7 @@ public final class MpiCommunicator implements Communicator {
     @Override
     public void allReduce(Tensor data) {
         CommArgs.checkTensor("data", data, true);
+        CommArgs.checkSummable("data", data);
         long deadline = begin();
         call(mpi_h.MPI_Iallreduce(mpi_h.MPI_IN_PLACE(), data.data(), count("data", data), type(data), mpi_h.MPI_SUM(), comm,
                 request), "MPI_Iallreduce");
@@ -135,6 +136,7 @@ public final class MpiCommunicator implements Communicator {
     @Override
     public void reduceScatter(Tensor in, Tensor out) {
         CommArgs.checkTensor("in", in, true);
+        CommArgs.checkSummable("in", in);
         CommArgs.checkTensor("out", out, true);
         CommArgs.checkSameDtype("out", out, in);
         CommArgs.checkBlocks("in", in, out, size);
@@ -446,7 +448,11 @@ public final class MpiCommunicator implements Communicator {
     }
 
     private static MemorySegment type(Tensor t) {
-        return t.dtype() == DType.F32 ? mpi_h.MPI_FLOAT() : mpi_h.MPI_INT();
+        return switch (t.dtype()) {
+            case F32 -> mpi_h.MPI_FLOAT();
+            case BF16 -> mpi_h.MPI_UINT16_T(); // moved as its bits, never summed
+            default -> mpi_h.MPI_INT();
+        };
     }
 
     /** MPI counts are ints. */

@@ -200,6 +200,7 @@ public final class NcclCommunicator implements Communicator {
     @Override
     public void allReduce(Tensor data) {
         checkTensor("data", data);
+        CommArgs.checkSummable("data", data);
         begin();
         call(nccl_h.ncclAllReduce(data.data(), data.data(), data.numel(), type(data), nccl_h.ncclSum, comm, stream), "ncclAllReduce");
         end("allReduce");
@@ -208,6 +209,7 @@ public final class NcclCommunicator implements Communicator {
     @Override
     public void reduceScatter(Tensor in, Tensor out) {
         checkTensor("in", in);
+        CommArgs.checkSummable("in", in);
         checkTensor("out", out);
         CommArgs.checkSameDtype("out", out, in);
         CommArgs.checkBlocks("in", in, out, size);
@@ -468,7 +470,11 @@ public final class NcclCommunicator implements Communicator {
     }
 
     private static int type(Tensor t) {
-        return t.dtype() == DType.F32 ? nccl_h.ncclFloat32 : nccl_h.ncclInt32;
+        return switch (t.dtype()) {
+            case F32 -> nccl_h.ncclFloat32;
+            case BF16 -> nccl_h.ncclBfloat16;
+            default -> nccl_h.ncclInt32;
+        };
     }
 
     /** The device address byteOffset bytes into t (device memory cannot be sliced as host memory). */

@@ -10,7 +10,8 @@ import dev.panamoe.runtime.comm.Communicator;
 import java.util.Arrays;
 
 /**
- * The MoE layer's exchange over the EXPERT group (f32 rows): the per-slot row counts go
+ * The MoE layer's exchange over the EXPERT group (rows of the layer's dtype: f32, or bf16 moved
+ * as they are): the per-slot row counts go
  * all-to-all, then the rows all-to-allv to the ranks that hold their slots, where they are
  * regrouped from (source rank, slot) into (local slot, source rank) order for the experts; the
  * way back undoes both. Backward moves the gradients the same way.
@@ -33,8 +34,8 @@ final class AllToAllExchange implements TokenExchange {
     }
 
     @Override
-    public Pass newPass(Backend backend, int hidden, int localSlots) {
-        return new RowsPass(backend, hidden, localSlots);
+    public Pass newPass(Backend backend, DType rows, int hidden, int localSlots) {
+        return new RowsPass(backend, rows, hidden, localSlots);
     }
 
     @Override
@@ -45,6 +46,7 @@ final class AllToAllExchange implements TokenExchange {
     /** One workspace's counts, regrouping and received rows (grown when a pass receives more). */
     private final class RowsPass implements Pass {
         private final Backend backend;
+        private final DType dtype;
         private final int hidden;
         private final int localSlots;
         private final int ep = expert.size();
@@ -69,8 +71,9 @@ final class AllToAllExchange implements TokenExchange {
         private Tensor toLocalOrder;
         private Tensor toReceivedOrder;
 
-        RowsPass(Backend backend, int hidden, int localSlots) {
+        RowsPass(Backend backend, DType dtype, int hidden, int localSlots) {
             this.backend = backend;
+            this.dtype = dtype;
             this.hidden = hidden;
             this.localSlots = localSlots;
         }
@@ -184,10 +187,10 @@ final class AllToAllExchange implements TokenExchange {
                 }
                 rowScope = TensorScope.shared(backend);
                 rowCapacity = Math.max(rows, 1);
-                receivedBuffer = rowScope.allocate("received", DType.F32, rowCapacity, hidden);
-                xLocalBuffer = rowScope.allocate("xLocal", DType.F32, rowCapacity, hidden);
-                outLocalBuffer = rowScope.allocate("outLocal", DType.F32, rowCapacity, hidden);
-                gradXLocalBuffer = rowScope.allocate("gradXLocal", DType.F32, rowCapacity, hidden);
+                receivedBuffer = rowScope.allocate("received", dtype, rowCapacity, hidden);
+                xLocalBuffer = rowScope.allocate("xLocal", dtype, rowCapacity, hidden);
+                outLocalBuffer = rowScope.allocate("outLocal", dtype, rowCapacity, hidden);
+                gradXLocalBuffer = rowScope.allocate("gradXLocal", dtype, rowCapacity, hidden);
                 toLocalBuffer = rowScope.allocate("toLocalOrder", DType.I32, rowCapacity);
                 toReceivedBuffer = rowScope.allocate("toReceivedOrder", DType.I32, rowCapacity);
             }

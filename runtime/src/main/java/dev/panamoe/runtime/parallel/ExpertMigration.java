@@ -19,7 +19,8 @@ import java.util.Map;
 /**
  * Exact live migration: applies new expert placements to this rank's MoE layers between
  * optimizer steps, moving each moved expert's whole training state with it — w1 and w2's values,
- * gradients and AdamW moments m and v (training is in f32: there is no master copy) — so the run
+ * gradients and AdamW moments m and v (the f32 masters; a bf16 layer's working copies are rounded
+ * from the moved masters) — so the run
  * continues exactly as it would have without the move. Every rank of the world calls
  * {@link #apply} with the same placements at the same step:
  * <pre>
@@ -203,6 +204,7 @@ public final class ExpertMigration {
                 }
             }
         }
+        layers.forEach(MoELayer::refreshWorkingCopies);
     }
 
     /** The tensors that make up an expert's state, in transfer order. */

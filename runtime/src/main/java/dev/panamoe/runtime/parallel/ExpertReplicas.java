@@ -48,11 +48,12 @@ final class ExpertReplicas {
         }
     }
 
-    /** Every copy's weights = its owner's. */
+    /** Every copy's weights = its owner's (the f32 masters; a bf16 layer's working copies are rounded from them). */
     void copyWeights(List<MoELayer> layers) {
         List<Copy> copies = copies(layers);
         if (!copies.isEmpty()) {
             transfer(layers, copies, false, Parameter::value);
+            layers.forEach(MoELayer::refreshWorkingCopies);
         }
     }
 

@@ -6,6 +6,7 @@ import dev.panamoe.ops.ExpertSlots;
 import dev.panamoe.ops.GroupSum;
 import dev.panamoe.ops.MoELayer;
 import dev.panamoe.ops.Tensor;
+import dev.panamoe.ops.TensorScope;
 import dev.panamoe.runtime.comm.Communicator;
 import dev.panamoe.strategy.placement.ExpertPlacement;
 import java.util.Arrays;
@@ -55,10 +56,8 @@ public final class MoELayers {
     public static MoELayer create(Backend backend, MoELayer.Config config, ProcessGroups groups,
             ExpertPlacement placement, FullParameters init) {
         require(config != null && groups != null && init != null, "config, groups, init: must not be null");
-        require(config.dtype() == DType.F32, "config.dtype: a rank of a parallel plan runs in f32 only (its "
-                + "communication and optimizer are f32), got " + config.dtype());
-        MoELayer.Groups sums = new MoELayer.Groups(new Sum(groups.data()), new Sum(groups.tensor()),
-                new Sum(groups.expertData()), new AllToAllExchange(groups.expert()));
+        MoELayer.Groups sums = new MoELayer.Groups(new Sum(backend, groups.data()), new Sum(backend, groups.tensor()),
+                new Sum(backend, groups.expertData()), new AllToAllExchange(groups.expert()));
         MoELayer layer = new MoELayer(backend, config, sums, slots(placement));
         try {
             loadParameters(layer, init);
@@ -85,7 +84,8 @@ public final class MoELayers {
 
     /**
      * Sets the gate and this rank's TP shards of its experts from the full values (gradients are
-     * left as they are). GptMoeModel-style initialisation: pass the model's by-name values.
+     * left as they are), and a bf16 layer's working copies from them. GptMoeModel-style
+     * initialisation: pass the model's by-name values.
      */
     public static void loadParameters(MoELayer layer, FullParameters full) {
         require(full != null, "full: must not be null");
@@ -105,6 +105,7 @@ public final class MoELayers {
                 layer.experts().w2(l).value().copyFrom(ExpertShards.shardW2(w2, ffn, hidden, t, tp));
             }
         }
+        layer.refreshWorkingCopies();
     }
 
     private static float[] fullValue(FullParameters full, String name, int... shape) {
@@ -127,8 +128,12 @@ public final class MoELayers {
         }
     }
 
-    /** A sum over a communicator's ranks; one rank sums nothing. */
-    private record Sum(Communicator group) implements GroupSum {
+    /**
+     * A sum over a communicator's ranks; one rank sums nothing. bf16 tensors (a bf16 layer's
+     * partial expert outputs and input gradients over TENSOR) are added in f32 and rounded once,
+     * as communication never sums bf16; everything else the layer sums is f32 or i32.
+     */
+    private record Sum(Backend backend, Communicator group) implements GroupSum {
         @Override
         public int size() {
             return group.size();
@@ -141,8 +146,18 @@ public final class MoELayers {
 
         @Override
         public void sum(Tensor t) {
-            if (group.size() > 1) {
+            if (group.size() == 1) {
+                return;
+            }
+            if (t.dtype() != DType.BF16) {
                 group.allReduce(t);
+                return;
+            }
+            try (TensorScope scope = TensorScope.confined(backend)) {
+                Tensor wide = scope.allocate("bf16 sum", DType.F32, t.shape());
+                backend.convert(t, wide);
+                group.allReduce(wide);
+                backend.convert(wide, t);
             }
         }
     }

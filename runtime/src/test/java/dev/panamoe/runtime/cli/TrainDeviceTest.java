@@ -64,6 +64,18 @@ class TrainDeviceTest {
         assertTrue(line.contains("features " + isa.featureNames() + "; kernels use " + isa.levelName()), line);
     }
 
+    /** doctor says what auto precision picks on the CPU: bf16 exactly when the CPU kernels run at avx512_bf16. */
+    @Test
+    void doctorSaysWhatAutoPrecisionPicks() {
+        TrainCommandTest.Result r = TrainCommandTest.run("doctor");
+        assertEquals(0, r.code(), r.err());
+        boolean bf16 = CpuIsa.query(panamoe_h.cpu()).level() >= panamoe_h.PMOE_ISA_AVX512_BF16();
+        String line = r.lines().stream().filter(l -> l.startsWith("precision:")).findFirst().orElseThrow();
+        assertTrue(line.startsWith("precision:   auto picks " + (bf16 ? "bf16 (auto: the CPU kernels use avx512_bf16)"
+                : "fp32 (auto: the CPU kernels use ")), line);
+        assertTrue(line.contains(") on the CPU"), line);
+    }
+
     /** doctor finds NCCL as the NCCL communicator does and says why not without repeating "libnccl.so.2 unavailable". */
     @Test
     void doctorFindsNcclLikeTheCommunicator() {

@@ -53,6 +53,11 @@ final class CollectiveChecks {
             checked += broadcast(DType.I32, 4, comm.size() - 1, 11);
             checked += sendRecvRing(DType.F32, 33, 12);
             checked += sendRecvRing(DType.I32, 0, 13);
+            checked += allToAllV(DType.BF16, 6, 16); // bf16 is moved as it is, and never summed
+            checked += allGather(DType.BF16, 3, 17);
+            checked += broadcast(DType.BF16, 5, comm.size() - 1, 18);
+            checked += sendRecvRing(DType.BF16, 7, 19);
+            checked += refusesBf16Sums(20);
             comm.barrier();
             checked += split(true, 14);
             checked += split(false, 15);
@@ -107,6 +112,23 @@ final class CollectiveChecks {
             at += recvCounts[q];
         }
         return recvTotal;
+    }
+
+    /** allReduce and reduceScatter refuse bf16 on every rank before any communication, naming the argument. */
+    private long refusesBf16Sums(int salt) {
+        Tensor data = input(DType.BF16, comm.size(), comm.rank(), salt);
+        Tensor out = scope.allocate("out", DType.BF16, 1);
+        for (Runnable sum : new Runnable[] {() -> comm.allReduce(data), () -> comm.reduceScatter(data, out)}) {
+            try {
+                sum.run();
+                throw new AssertionError("a bf16 sum was accepted on rank " + comm.rank());
+            } catch (IllegalArgumentException e) {
+                if (!e.getMessage().matches("(data|in): bf16 tensors are exchanged but not summed.*")) {
+                    throw new AssertionError("unexpected message: " + e.getMessage(), e);
+                }
+            }
+        }
+        return 2;
     }
 
     private long broadcast(DType dtype, int n, int root, int salt) {
@@ -178,12 +200,16 @@ final class CollectiveChecks {
 
     // ---- inputs and references ----
 
-    /** Rank q's input of a check: random, small integers for I32 (so sums are exact and need no tolerance). */
+    /** Rank q's input of a check: random, small integers for I32 (so sums are exact and need no tolerance), bf16 values for BF16. */
     private double[] values(DType dtype, int n, int q, int salt) {
         SplittableRandom random = new SplittableRandom((seed * 1_000_003L + salt) * 4099 + q);
         double[] v = new double[n];
         for (int i = 0; i < n; i++) {
-            v[i] = dtype == DType.I32 ? random.nextInt(-1000, 1000) : (float) random.nextDouble(-1, 1);
+            v[i] = switch (dtype) {
+                case I32 -> random.nextInt(-1000, 1000);
+                case BF16 -> Float.intBitsToFloat(Float.floatToRawIntBits((float) random.nextDouble(-1, 1)) & 0xffff0000);
+                default -> (float) random.nextDouble(-1, 1);
+            };
         }
         return v;
     }
