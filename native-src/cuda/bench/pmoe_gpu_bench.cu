@@ -2,7 +2,9 @@
 // the GPU suite (scripts/gpu-suite/run.sh). For each MoE shape, token count and routing it times
 // the fused router, router + dispatch plan, bf16 permute and combine, the bf16 tensor-core grouped
 // GEMM (the expert FFN's two projections), and the whole SwiGLU MoE layer forward and
-// forward + backward (f32: the dtype in which the ABI offers every step of it).
+// forward + backward (f32: the dtype in which the ABI offers every step of it). First of all it
+// times the grouped GEMM at the issue's reference shape (16 experts of 512 rows, K 5120,
+// N 8192), which torch_anchors.py times through torch._grouped_mm.
 //
 // Method: warm-up calls, then many calls each timed between two CUDA events; the median is
 // reported. Inputs and outputs rotate over several buffer sets when one set would fit in L2, so
@@ -64,6 +66,10 @@ const std::vector<Shape> kModels = {
 };
 // Small and ragged, for compute-sanitizer: every code path once, in seconds.
 const Shape kSmoke = {"smoke", 256, 136, 16, 4};
+// The grouped GEMM's reference shape: its up projection is K 5120 (hidden), N 8192 (2 x ffn),
+// over 16 experts of 512 rows each ("balanced" routing, top-1, 8192 tokens).
+const Shape kGemmAnchor = {"e16-k5120-n8192", 5120, 4096, 16, 1};
+constexpr int kGemmAnchorTokens = 8192;
 
 struct Options {
     std::string out = "pmoe_gpu_bench.json";
@@ -74,6 +80,7 @@ struct Options {
     double target_ms = 150;   // time spent in the timed calls of one measurement
     int min_reps = 5, max_reps = 200, warmup = 3;
     bool layer = true;
+    bool anchor = true; // the grouped GEMM at kGemmAnchor first
     bool smoke = false;
 };
 
@@ -92,7 +99,8 @@ std::vector<std::string> split(const std::string &s) {
 const char *kUsage =
     "usage: pmoe_gpu_bench [--out FILE] [--models mixtral,deepseek,qwen3] [--tokens 4096,16384]\n"
     "                      [--routing uniform,zipf] [--budget-s S] [--target-ms MS] [--no-layer]\n"
-    "                      [--smoke]\n"
+    "                      [--no-anchor] [--smoke]\n"
+    "  --no-anchor: leave out the grouped GEMM at 16 experts x 512 rows, K 5120, N 8192\n"
     "  --smoke: one small ragged shape, one call of everything (for compute-sanitizer)\n";
 
 Options parse(int argc, char **argv) {
@@ -107,6 +115,7 @@ Options parse(int argc, char **argv) {
         else if (a == "--budget-s") o.budget_s = std::stod(value());
         else if (a == "--target-ms") o.target_ms = std::stod(value());
         else if (a == "--no-layer") o.layer = false;
+        else if (a == "--no-anchor") o.anchor = false;
         else if (a == "--smoke") o.smoke = true;
         else if (a == "--routing") o.routings = split(value());
         else if (a == "--tokens") {
@@ -132,6 +141,7 @@ Options parse(int argc, char **argv) {
     if (o.smoke) {
         o.models = {kSmoke};
         o.tokens = {300};
+        o.anchor = false;
         o.warmup = 0;
         o.min_reps = o.max_reps = 1;
     }
@@ -154,6 +164,7 @@ double log_popularity(bool zipf, int e) { return zipf ? -kZipfExponent * std::lo
 
 // logits[t, e] = log popularity(e) + Gumbel noise, so top-k samples experts without replacement
 // in proportion to their popularity; softmax + top-k + renormalisation gives the weights.
+// "balanced" (top-1 only): token t goes to expert t mod experts, logit 1 there and 0 elsewhere.
 struct Routing {
     int tokens, experts, top_k;
     std::vector<float> logits, weights;
@@ -161,12 +172,17 @@ struct Routing {
     int rows() const { return tokens * top_k; }
 };
 
-Routing make_routing(int tokens, int experts, int top_k, bool zipf, uint64_t seed) {
+Routing make_routing(int tokens, int experts, int top_k, const std::string &kind, uint64_t seed) {
     Routing r{tokens, experts, top_k, {}, {}, {}, {}, {}, {}, {}};
     r.logits.resize(size_t(tokens) * experts);
     for (size_t i = 0; i < r.logits.size(); i++) {
+        const int e = int(i % experts);
+        if (kind == "balanced") {
+            r.logits[i] = e == int(i / experts) % experts ? 1.0f : 0.0f;
+            continue;
+        }
         const double u = (double(splitmix64((seed << 32) + i) >> 11) + 0.5) * 0x1p-53;
-        r.logits[i] = float(log_popularity(zipf, int(i % experts)) - std::log(-std::log(u)));
+        r.logits[i] = float(log_popularity(kind == "zipf", e) - std::log(-std::log(u)));
     }
     r.ids.resize(size_t(tokens) * top_k);
     r.weights.resize(r.ids.size());
@@ -476,7 +492,7 @@ struct Case {
 
     Case(Bench &bench, const Shape &shape, int t, const std::string &routing_name)
         : b(bench), s(shape), tokens(t), routing(routing_name),
-          r(make_routing(t, shape.experts, shape.top_k, routing_name == "zipf", 1)) {}
+          r(make_routing(t, shape.experts, shape.top_k, routing_name, 1)) {}
 
     Record record(const std::string &op) const {
         Record rec;
@@ -616,17 +632,19 @@ struct Case {
                                              std::to_string(w.distinct);
     }
 
-    // c[rows, n] = a[rows, k] * W_e[k, n] on tensor cores, for the FFN's up (gate|up) and down
-    // projections.
-    void gemm_ops() {
+    // c[rows, n] = a[rows, k] * W_e[k, n] on tensor cores, for the FFN's up (gate|up) and, unless
+    // `up_only`, down projections.
+    void gemm_ops(bool up_only = false) {
         const int rows = r.rows();
         Buffer offsets = upload(r.offsets);
         struct Projection {
             const char *op;
             int k, n;
+            bool up;
         };
-        for (const Projection p : {Projection{"grouped_gemm_up_bf16", s.hidden, 2 * s.ffn},
-                                   Projection{"grouped_gemm_down_bf16", s.ffn, s.hidden}}) {
+        for (const Projection p : {Projection{"grouped_gemm_up_bf16", s.hidden, 2 * s.ffn, true},
+                                   Projection{"grouped_gemm_down_bf16", s.ffn, s.hidden, false}}) {
+            if (up_only && !p.up) continue;
             b.measure(record(p.op), [&](Record &rec) {
                 const double set_bytes = 2.0 * rows * (double(p.k) + p.n);
                 const int rot = b.rotation(set_bytes);
@@ -756,6 +774,7 @@ int run(const Options &opt) {
         for (int t : opt.tokens)
             for (const std::string &routing : opt.routings) cases.emplace_back(b, s, t, routing);
     try {
+        if (opt.anchor) Case(b, kGemmAnchor, kGemmAnchorTokens, "balanced").gemm_ops(true);
         // Kernels first (seconds for all cases), then the layers, smallest first.
         for (Case &c : cases) {
             c.routing_ops();
