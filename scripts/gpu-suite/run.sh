@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU suite, on a GPU machine, in under 9 minutes: run from the repository root with the
-# bundle that scripts/gpu-suite/bundle.sh made on a build machine in .gpu-bundle/ (no JDK or Maven
-# is needed here). Phases, each under its own time limit (LIMIT below); a failing phase does not
+# bundle that scripts/gpu-suite/bundle.sh made on a build machine, .gpu-bundle/bundle.tar.gz,
+# which it unpacks into a temporary folder (no JDK or Maven is needed here). Phases, each under its own time limit (LIMIT below); a failing phase does not
 # stop the next:
 #   device     nvidia-smi
 #   parity     the GPU parity tests (JUnit tag "gpu") through the bundled JVM and the JUnit console
@@ -28,11 +28,10 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-B=$ROOT/.gpu-bundle
-RESULTS=${OUT:-$B/out}
+RESULTS=${OUT:-$ROOT/.gpu-bundle/out}
 PHASES=${SUITE_PHASES:-device parity memcheck racecheck synccheck initcheck bench torch timeline merge}
 SANITIZERS="memcheck racecheck synccheck initcheck"
-# Seconds per phase, enforced by `timeout`: 505 in all, so that the suite ends within 9 minutes
+# Seconds per phase, enforced by `timeout`: 510 in all, so that the suite ends within 9 minutes
 # (SUITE_LIMIT; the device tool allows 600 s per command). A phase never gets more than what is
 # left of SUITE_LIMIT less WRAP_UP (the summary and the archive); one left with under 5 s fails.
 declare -A LIMIT=([device]=10 [parity]=75
@@ -41,7 +40,15 @@ declare -A LIMIT=([device]=10 [parity]=75
                   [bench]=80 [torch]=70 [timeline]=40 [merge]=10)
 SUITE_LIMIT=540 WRAP_UP=15
 
-[ -x "$B/jre/bin/java" ] || { echo "run: no bundle at $B: run scripts/gpu-suite/bundle.sh on a build machine and carry .gpu-bundle"; exit 2; }
+# The unpacked bundle; the phases (this script again, below) inherit it.
+if [ -z "${PMOE_GPU_BUNDLE:-}" ]; then
+  archive=$ROOT/.gpu-bundle/bundle.tar.gz
+  [ -f "$archive" ] || { echo "run: no bundle at $archive: run scripts/gpu-suite/bundle.sh on a build machine and carry .gpu-bundle"; exit 2; }
+  PMOE_GPU_BUNDLE=$(mktemp -d)
+  tar xzf "$archive" -C "$PMOE_GPU_BUNDLE" || { echo "run: cannot unpack $archive"; exit 2; }
+  export PMOE_GPU_BUNDLE
+fi
+B=$PMOE_GPU_BUNDLE
 JAVA=$B/jre/bin/java
 export LD_LIBRARY_PATH=$B/native${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export OMP_WAIT_POLICY=PASSIVE PMOE_PARALLEL_MIN_WORK=0 PYTHONUNBUFFERED=1
@@ -216,7 +223,7 @@ echo
 echo "==== summary"
 printf '%s\n' "${SUMMARY[@]}"
 echo "results in $RESULTS: $(cd "$RESULTS" && ls | paste -sd' ' -)"
-rm -rf "$WORK"
+rm -rf "$WORK" "$B"
 exec >&- 2>&-
 wait "$TEE" # the log's last lines are written before the call returns
 exit $FAILED

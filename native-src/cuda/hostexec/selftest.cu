@@ -529,14 +529,18 @@ extern "C" PMOE_API int pmoe_hostexec_selftest(int32_t thread_mode, char *report
     pmoe_host::schedule_override() = int(pmoe_host::Schedule::kInOrder);
     Report r;
     if (thread_mode) run_deliberate_race(r);
+    // The deliberate deadlocks wait 2 s; the other checks keep the full timeout (30 s, or
+    // PMOE_HOSTEXEC_DEADLOCK_S: scripts/hostexec-tsan gives minutes), which a 1024-thread block
+    // of OS threads needs under ThreadSanitizer on a loaded machine.
+    const char *timeout = std::getenv("PMOE_HOSTEXEC_DEADLOCK_S");
+    const int deadlock_seconds = timeout && std::atoi(timeout) > 0 ? std::atoi(timeout) : 30;
+    pmoe_host::deadlock_seconds() = deadlock_seconds;
     check_scan_reduce(r);
     check_warp(r);
     check_early_return(r);
-    // The deliberate deadlocks wait 2 s, not 30; the other checks keep the full timeout, which a
-    // 1024-thread block of OS threads needs under ThreadSanitizer on a loaded machine.
     pmoe_host::deadlock_seconds() = 2;
     check_faults(r);
-    pmoe_host::deadlock_seconds() = 30;
+    pmoe_host::deadlock_seconds() = deadlock_seconds;
     check_shared(r, thread_mode != 0);
     check_atomics(r);
     check_mma(r);

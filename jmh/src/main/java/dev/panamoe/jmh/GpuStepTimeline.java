@@ -5,6 +5,7 @@ import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import dev.panamoe.bindings.CudaRuntime;
 import dev.panamoe.ops.Backend;
+import dev.panamoe.ops.BackendUnavailableException;
 import dev.panamoe.ops.CudaBackend;
 import dev.panamoe.ops.EmulatedCudaBackend;
 import dev.panamoe.runtime.data.SyntheticCorpus;
@@ -203,7 +204,12 @@ public final class GpuStepTimeline {
             System.exit(2);
             return;
         }
-        run(options);
+        try {
+            run(options);
+        } catch (BackendUnavailableException e) {
+            System.err.println("GpuStepTimeline: " + e.getMessage());
+            System.exit(3);
+        }
         System.out.println("GpuStepTimeline: wrote " + options.out());
     }
 }
