@@ -87,9 +87,11 @@ public final class GpuStepTimeline {
 
     /**
      * The backend's count of host synchronisations so far, or empty while the CUDA backend has no
-     * such counter. HOOK (issue 15, part 2: the host-synchronisation counter of the CUDA backend):
-     * return the counter's value here once the backend has it; each step's record then shows how
-     * many times the step waited for the device.
+     * such counter. HOOK (issue 15, part 2: the host-synchronisation counter of the CUDA backend,
+     * {@code hostSyncs().count()} of CudaBackend and EmulatedCudaBackend on branch syncs): return
+     * {@code OptionalLong.of(c.hostSyncs().count())} for {@code backend instanceof CudaBackend c}
+     * (and likewise for EmulatedCudaBackend) once the backends have it; each step's record then
+     * shows how many times the step waited for the device.
      */
     static OptionalLong hostSyncs(Backend backend) {
         return OptionalLong.empty();
