@@ -1,29 +1,54 @@
 #!/usr/bin/env bash
 # The GPU suite, on a GPU machine, in under 9 minutes: run from the repository root with the
-# bundle that scripts/gpu-suite/bundle.sh made on a build machine in .gpu-bundle/ (no JDK or Maven
-# is needed here). Phases, each under its own time limit; a failing phase does not stop the next:
-#   device    nvidia-smi
-#   parity    the GPU parity tests (JUnit tag "gpu") through the bundled JVM and the JUnit console
-#             launcher
-#   memcheck  compute-sanitizer --tool memcheck over the same tests, then over pmoe_gpu_bench --smoke
-#   bench     pmoe_gpu_bench: CUDA-event benchmarks of our kernels and layer (bench.json)
-#   torch     scripts/gpu-suite/torch_anchors.py: the same shapes through PyTorch (torch.json)
-#   merge     dev.panamoe.jmh.GpuSuiteReport: gpu-<card>-<date>.json and .md side by side
+# bundle that scripts/gpu-suite/bundle.sh made on a build machine, .gpu-bundle/bundle.tar.gz,
+# which it unpacks into a temporary folder (no JDK or Maven is needed here). Phases, each under its own time limit (LIMIT below); a failing phase does not
+# stop the next:
+#   device     nvidia-smi
+#   parity     the GPU parity tests (JUnit tag "gpu") through the bundled JVM and the JUnit console
+#              launcher
+#   memcheck   compute-sanitizer --tool memcheck over the kernel-level GPU tests (bindings, moe-ops),
+#   racecheck  then over pmoe_gpu_bench --smoke (one small ragged shape, every kernel once); the
+#   synccheck  same for racecheck (shared-memory hazards), synccheck (barrier misuse) and initcheck
+#   initcheck  (reads of uninitialised global memory): phases <tool>-tests and <tool>-bench
+#   bench      pmoe_gpu_bench: CUDA-event benchmarks of our kernels and layer, the grouped GEMM at
+#              16 experts x 512 rows, K 5120, N 8192 first (bench.json)
+#   torch      scripts/gpu-suite/torch_anchors.py: the same shapes through PyTorch, torch._grouped_mm
+#              included (torch.json)
+#   timeline   dev.panamoe.jmh.GpuStepTimeline: training steps of the small preset on the GPU, host
+#              and CUDA-event times and host syncs per step, operators' host time (timeline.json);
+#              under Nsight Systems when nsys is here, with per-stream busy time, overlap, idle gaps
+#              and the synchronising CUDA calls (scripts/gpu-suite/nsys_summary.py)
+#   merge      dev.panamoe.jmh.GpuSuiteReport: gpu-<card>-<date>.json and .md side by side
 # Results go to $OUT (the device tool's folder that comes back) or else .gpu-bundle/out/: run.log,
-# bench.json, torch.json, parity-reports.tar.gz, gpu-<card>-<date>.{json,md}. Commit the last two
-# to jmh/results/. SUITE_PHASES="bench merge" (say) runs some phases only.
-# Exit status: 0 when every phase that ran passed.
+# bench.json, torch.json, timeline.json, reports.tar.gz (JUnit reports, smoke outputs, nsys
+# tables), gpu-<card>-<date>.{json,md}. Commit the last two to jmh/results/. SUITE_PHASES="bench
+# merge" (say) runs some phases only.
+# Without a GPU (no nvidia-smi, or it lists none) every GPU phase says so in one line and does
+# nothing; merge still runs. Exit status: 0 when no phase that ran failed.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-B=$ROOT/.gpu-bundle
-RESULTS=${OUT:-$B/out}
-PHASES=${SUITE_PHASES:-device parity memcheck bench torch merge}
-# Seconds per phase (sum 530: the device tool allows 600 per command, the issue 540).
-LIMIT_DEVICE=20 LIMIT_PARITY=90 LIMIT_MEMCHECK_TESTS=75 LIMIT_MEMCHECK_BENCH=35 LIMIT_BENCH=160
-LIMIT_TORCH=130 LIMIT_MERGE=20
+RESULTS=${OUT:-$ROOT/.gpu-bundle/out}
+PHASES=${SUITE_PHASES:-device parity memcheck racecheck synccheck initcheck bench torch timeline merge}
+SANITIZERS="memcheck racecheck synccheck initcheck"
+# Seconds per phase, enforced by `timeout`: 510 in all, so that the suite ends within 9 minutes
+# (SUITE_LIMIT; the device tool allows 600 s per command). A phase never gets more than what is
+# left of SUITE_LIMIT less WRAP_UP (the summary and the archive); one left with under 5 s fails.
+declare -A LIMIT=([device]=10 [parity]=75
+                  [memcheck-tests]=50 [memcheck-bench]=15 [racecheck-tests]=50 [racecheck-bench]=20
+                  [synccheck-tests]=35 [synccheck-bench]=10 [initcheck-tests]=35 [initcheck-bench]=10
+                  [bench]=80 [torch]=70 [timeline]=40 [merge]=10)
+SUITE_LIMIT=540 WRAP_UP=15
 
-[ -x "$B/jre/bin/java" ] || { echo "run: no bundle at $B: run scripts/gpu-suite/bundle.sh on a build machine and carry .gpu-bundle"; exit 2; }
+# The unpacked bundle; the phases (this script again, below) inherit it.
+if [ -z "${PMOE_GPU_BUNDLE:-}" ]; then
+  archive=$ROOT/.gpu-bundle/bundle.tar.gz
+  [ -f "$archive" ] || { echo "run: no bundle at $archive: run scripts/gpu-suite/bundle.sh on a build machine and carry .gpu-bundle"; exit 2; }
+  PMOE_GPU_BUNDLE=$(mktemp -d)
+  tar xzf "$archive" -C "$PMOE_GPU_BUNDLE" || { echo "run: cannot unpack $archive"; exit 2; }
+  export PMOE_GPU_BUNDLE
+fi
+B=$PMOE_GPU_BUNDLE
 JAVA=$B/jre/bin/java
 export LD_LIBRARY_PATH=$B/native${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export OMP_WAIT_POLICY=PASSIVE PMOE_PARALLEL_MIN_WORK=0 PYTHONUNBUFFERED=1
@@ -34,17 +59,37 @@ CLASSPATH_ALL=$B/lib/panamoe.jar:$TEST_JARS
 
 wanted() { [[ " $PHASES " == *" $1 "* ]]; }
 
-# phase NAME LIMIT COMMAND...: runs COMMAND (a program or a function above) under
-# `timeout LIMIT`, and records its outcome.
+# Why this machine has no GPU to test, or nothing when it has one.
+no_gpu_reason() {
+  command -v nvidia-smi >/dev/null || { echo "no nvidia-smi on PATH"; return; }
+  local list
+  list=$(nvidia-smi -L 2>&1) || { echo "nvidia-smi -L failed: $(head -1 <<<"$list")"; return; }
+  grep -q '^GPU ' <<<"$list" || echo "nvidia-smi -L lists no GPU"
+}
+
+# phase NAME COMMAND...: runs COMMAND (a program or a function above) under `timeout`, with the
+# phase's LIMIT, and records its outcome. Without a GPU it only says why it has nothing.
 phase() {
-  local name=$1 limit=$2 start rc
-  shift 2
+  local name=$1 limit=${LIMIT[$1]} start rc verdict=ok
+  shift
   echo
+  if [ -n "$NO_GPU" ] && [ "$name" != merge ]; then
+    echo "==== $name: nothing to do: no GPU here ($NO_GPU)"
+    SUMMARY+=("$(printf '%-16s %-18s %4d s' "$name" "nothing (no GPU)" 0)")
+    return 0
+  fi
+  local left=$((SUITE_LIMIT - WRAP_UP - SECONDS))
+  [ "$left" -lt "$limit" ] && limit=$left
+  if [ "$limit" -lt 5 ]; then
+    echo "==== $name: not run: the suite's $SUITE_LIMIT s are used up"
+    SUMMARY+=("$(printf '%-16s %-18s %4d s' "$name" "NOT RUN (no time)" 0)")
+    FAILED=1
+    return 0
+  fi
   echo "==== $name (limit ${limit} s): $*"
   start=$SECONDS
-  timeout --kill-after=10 "$limit" bash "$0" --in-phase "$@"
+  timeout --kill-after=5 "$limit" bash "$0" --in-phase "$@"
   rc=$?
-  local verdict="ok"
   [ $rc -eq 124 ] || [ $rc -eq 137 ] && verdict="TIMED OUT"
   [ $rc -ne 0 ] && [ "$verdict" = ok ] && verdict="FAILED (exit $rc)"
   [ "$verdict" = ok ] || FAILED=1
@@ -80,24 +125,50 @@ sanitizer() {
   done
 }
 
-# memcheck_tests / memcheck_bench: compute-sanitizer fails (exit 9) on any memory error.
-memcheck_tests() {
-  local s
+# sanitize TOOL tests|bench: compute-sanitizer's TOOL (memcheck, racecheck, synccheck, initcheck)
+# over the kernel-level GPU tests (bindings, moe-ops; the runtime's model and training runs would
+# take minutes under a sanitizer) or over pmoe_gpu_bench --smoke; it fails (exit 9) on any error
+# the tool reports.
+sanitize() {
+  local tool=$1 what=$2 s
   s=$(sanitizer) || true
-  [ -n "$s" ] || { echo "memcheck: compute-sanitizer not found"; return 3; }
-  # The kernel-level tests (bindings, moe-ops); the runtime's model and training runs would take
-  # minutes under the sanitizer.
-  junit "$WORK/memcheck-reports" "$(ls "$B"/tests/panamoe-{bindings,moe-ops}-tests.jar | paste -sd: -)" \
-        "$s" --tool memcheck --error-exitcode 9 --target-processes all \
-        --print-limit 20
+  [ -n "$s" ] || { echo "$tool: compute-sanitizer not found (PATH, /usr/local/cuda)"; return 3; }
+  local options=(--tool "$tool" --error-exitcode 9 --print-limit 20)
+  if [ "$what" = tests ]; then
+    junit "$WORK/$tool-reports" "$(ls "$B"/tests/panamoe-{bindings,moe-ops}-tests.jar | paste -sd: -)" \
+          "$s" "${options[@]}" --target-processes all
+  else
+    "$s" "${options[@]}" "$B/native/pmoe_gpu_bench" --smoke --out "$WORK/bench-smoke-$tool.json"
+  fi
 }
 
-memcheck_bench() {
-  local s
-  s=$(sanitizer) || true
-  [ -n "$s" ] || { echo "memcheck: compute-sanitizer not found"; return 3; }
-  "$s" --tool memcheck --error-exitcode 9 --print-limit 20 "$B/native/pmoe_gpu_bench" --smoke \
-       --out "$WORK/bench-smoke.json"
+# Nsight Systems' CLI, if this machine has one that works.
+nsys_path() {
+  local n
+  for n in "$(command -v nsys)" /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys; do
+    [ -n "$n" ] && [ -x "$n" ] && { echo "$n"; return; }
+  done
+}
+
+# timeline: GpuStepTimeline on cuda:0, under nsys when there is one that makes a report (then
+# nsys_summary.py reads its kernel trace and CUDA API table); else with CUDA events alone.
+timeline() {
+  local run=("$JAVA" "${JVM_OPTS[@]}" -cp "$B/lib/panamoe.jar:$B/lib/panamoe-jmh.jar" dev.panamoe.jmh.GpuStepTimeline
+             --device cuda --preset small --warmup 2 --steps 10 --out "$RESULTS/timeline.json")
+  local n report=$WORK/nsys/timeline
+  n=$(nsys_path)
+  if [ -z "$n" ]; then
+    echo "timeline: no nsys (PATH, /usr/local/cuda/bin, /opt/nvidia/nsight-systems): CUDA events per step, no kernel-level timeline"
+  elif "$n" profile --trace=cuda,nvtx --sample=none --cpuctxsw=none --force-overwrite=true --output "$report" \
+         "${run[@]}" && [ -f "$report.nsys-rep" ]; then
+    "$n" stats --report cuda_gpu_trace --report cuda_api_sum --format csv --force-export=true \
+         --output "$report" "$report.nsys-rep" >/dev/null || return
+    python3 "$ROOT/scripts/gpu-suite/nsys_summary.py" "${report}_cuda_gpu_trace.csv" "${report}_cuda_api_sum.csv"
+    return
+  else
+    echo "timeline: $n made no report: again without it, CUDA events per step only"
+  fi
+  "${run[@]}"
 }
 
 device() {
@@ -109,7 +180,7 @@ device() {
 
 merge() {
   "$JAVA" -cp "$B/lib/panamoe.jar:$B/lib/panamoe-jmh.jar" dev.panamoe.jmh.GpuSuiteReport \
-          "$RESULTS/bench.json" "$RESULTS/torch.json" "$RESULTS" || return $?
+          "$RESULTS/bench.json" "$RESULTS/torch.json" "$RESULTS/timeline.json" "$RESULTS" || return $?
   cat "$RESULTS"/gpu-*.md
 }
 
@@ -125,27 +196,34 @@ LOG=$RESULTS/run.log
 exec > >(tee -a "$LOG") 2>&1
 TEE=$!
 WORK=$(mktemp -d)
+mkdir -p "$WORK/nsys"
 export WORK
 SUMMARY=()
 FAILED=0
+NO_GPU=$(no_gpu_reason)
 
-echo "GPU suite: $(date -u +%Y-%m-%dT%H:%M:%SZ), phases: $PHASES"
-wanted device && phase device $LIMIT_DEVICE device
-wanted parity && phase parity $LIMIT_PARITY junit "$WORK/parity-reports" "$TEST_JARS"
-wanted memcheck && phase memcheck-tests $LIMIT_MEMCHECK_TESTS memcheck_tests
-wanted memcheck && phase memcheck-bench $LIMIT_MEMCHECK_BENCH memcheck_bench
-wanted bench && phase bench $LIMIT_BENCH "$B/native/pmoe_gpu_bench" --out "$RESULTS/bench.json" \
-                                        --budget-s $((LIMIT_BENCH - 30))
-wanted torch && phase torch $LIMIT_TORCH python3 "$ROOT/scripts/gpu-suite/torch_anchors.py" \
-                                        --out "$RESULTS/torch.json" --budget-s $((LIMIT_TORCH - 35))
-wanted merge && phase merge $LIMIT_MERGE merge
+total=0
+for name in "${!LIMIT[@]}"; do total=$((total + LIMIT[$name])); done
+echo "GPU suite: $(date -u +%Y-%m-%dT%H:%M:%SZ), phases: $PHASES (limits ${total} s in all, suite ${SUITE_LIMIT} s)"
+wanted device && phase device device
+wanted parity && phase parity junit "$WORK/parity-reports" "$TEST_JARS"
+for tool in $SANITIZERS; do
+  wanted "$tool" || continue
+  phase "$tool-tests" sanitize "$tool" tests
+  phase "$tool-bench" sanitize "$tool" bench
+done
+wanted bench && phase bench "$B/native/pmoe_gpu_bench" --out "$RESULTS/bench.json" --budget-s $((LIMIT[bench] - 25))
+wanted torch && phase torch python3 "$ROOT/scripts/gpu-suite/torch_anchors.py" \
+                                   --out "$RESULTS/torch.json" --budget-s $((LIMIT[torch] - 30))
+wanted timeline && phase timeline timeline
+wanted merge && phase merge merge
 
-(cd "$WORK" && tar czf "$RESULTS/parity-reports.tar.gz" --ignore-failed-read ./*-reports bench-smoke.json 2>/dev/null)
+(cd "$WORK" && tar czf "$RESULTS/reports.tar.gz" --ignore-failed-read ./*-reports ./bench-smoke-*.json nsys 2>/dev/null)
 echo
 echo "==== summary"
 printf '%s\n' "${SUMMARY[@]}"
 echo "results in $RESULTS: $(cd "$RESULTS" && ls | paste -sd' ' -)"
-rm -rf "$WORK"
+rm -rf "$WORK" "$B"
 exec >&- 2>&-
 wait "$TEE" # the log's last lines are written before the call returns
 exit $FAILED

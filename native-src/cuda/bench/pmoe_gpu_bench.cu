@@ -3,7 +3,8 @@
 // the fused router, router + dispatch plan, bf16 permute and combine, the bf16 tensor-core grouped
 // GEMMs (the expert FFN's two projections, forward nn and backward nt / tn), and the whole SwiGLU
 // MoE layer forward and forward + backward (f32: the dtype in which the ABI offers every step of
-// it); then the grouped GEMMs alone at issue 15's shape (model "grouped16").
+// it). First of all the grouped GEMMs alone at issue 15's shape (model "grouped16": 16 experts of
+// 512 rows, K 5120, N 8192), which torch_anchors.py times through torch._grouped_mm.
 //
 // Method: warm-up calls, then many calls each timed between two CUDA events; the median is
 // reported. Inputs and outputs rotate over several buffer sets when one set would fit in L2, so
@@ -79,6 +80,7 @@ struct Options {
     double target_ms = 150;   // time spent in the timed calls of one measurement
     int min_reps = 5, max_reps = 200, warmup = 3;
     bool layer = true;
+    bool anchor = true; // the grouped GEMMs at kGemmShape first
     bool smoke = false;
 };
 
@@ -97,7 +99,8 @@ std::vector<std::string> split(const std::string &s) {
 const char *kUsage =
     "usage: pmoe_gpu_bench [--out FILE] [--models mixtral,deepseek,qwen3] [--tokens 4096,16384]\n"
     "                      [--routing uniform,zipf] [--budget-s S] [--target-ms MS] [--no-layer]\n"
-    "                      [--smoke]\n"
+    "                      [--no-anchor] [--smoke]\n"
+    "  --no-anchor: leave out the grouped GEMM at 16 experts x 512 rows, K 5120, N 8192\n"
     "  --smoke: one small ragged shape, one call of everything (for compute-sanitizer)\n";
 
 Options parse(int argc, char **argv) {
@@ -112,6 +115,7 @@ Options parse(int argc, char **argv) {
         else if (a == "--budget-s") o.budget_s = std::stod(value());
         else if (a == "--target-ms") o.target_ms = std::stod(value());
         else if (a == "--no-layer") o.layer = false;
+        else if (a == "--no-anchor") o.anchor = false;
         else if (a == "--smoke") o.smoke = true;
         else if (a == "--routing") o.routings = split(value());
         else if (a == "--tokens") {
@@ -137,6 +141,7 @@ Options parse(int argc, char **argv) {
     if (o.smoke) {
         o.models = {kSmoke};
         o.tokens = {300};
+        o.anchor = false;
         o.warmup = 0;
         o.min_reps = o.max_reps = 1;
     }
@@ -159,6 +164,7 @@ double log_popularity(bool zipf, int e) { return zipf ? -kZipfExponent * std::lo
 
 // logits[t, e] = log popularity(e) + Gumbel noise, so top-k samples experts without replacement
 // in proportion to their popularity; softmax + top-k + renormalisation gives the weights.
+// "balanced" (top-1 only): token t goes to expert t mod experts, logit 1 there and 0 elsewhere.
 struct Routing {
     int tokens, experts, top_k;
     std::vector<float> logits, weights;
@@ -166,12 +172,17 @@ struct Routing {
     int rows() const { return tokens * top_k; }
 };
 
-Routing make_routing(int tokens, int experts, int top_k, bool zipf, uint64_t seed) {
+Routing make_routing(int tokens, int experts, int top_k, const std::string &kind, uint64_t seed) {
     Routing r{tokens, experts, top_k, {}, {}, {}, {}, {}, {}, {}};
     r.logits.resize(size_t(tokens) * experts);
     for (size_t i = 0; i < r.logits.size(); i++) {
+        const int e = int(i % experts);
+        if (kind == "balanced") {
+            r.logits[i] = e == int(i / experts) % experts ? 1.0f : 0.0f;
+            continue;
+        }
         const double u = (double(splitmix64((seed << 32) + i) >> 11) + 0.5) * 0x1p-53;
-        r.logits[i] = float(log_popularity(zipf, int(i % experts)) - std::log(-std::log(u)));
+        r.logits[i] = float(log_popularity(kind == "zipf", e) - std::log(-std::log(u)));
     }
     r.ids.resize(size_t(tokens) * top_k);
     r.weights.resize(r.ids.size());
@@ -481,7 +492,7 @@ struct Case {
 
     Case(Bench &bench, const Shape &shape, int t, const std::string &routing_name)
         : b(bench), s(shape), tokens(t), routing(routing_name),
-          r(make_routing(t, shape.experts, shape.top_k, routing_name == "zipf", 1)) {}
+          r(make_routing(t, shape.experts, shape.top_k, routing_name, 1)) {}
 
     Record record(const std::string &op) const {
         Record rec;
@@ -631,6 +642,7 @@ struct Case {
         struct Projection {
             const char *name;
             int k, n;
+            bool up;
         };
         for (const Projection p : {Projection{"up", s.hidden, 2 * s.ffn}, Projection{"down", s.ffn, s.hidden}}) {
             for (const char *form : {"nn", "nt", "tn"}) {
@@ -780,13 +792,13 @@ int run(const Options &opt) {
         for (int t : opt.tokens)
             for (const std::string &routing : opt.routings) cases.emplace_back(b, s, t, routing);
     try {
+        if (opt.anchor && !opt.smoke) Case(b, kGemmShape, kGemmTokens, "balanced").gemm_ops();
         // Kernels first (seconds for all cases), then the layers, smallest first.
         for (Case &c : cases) {
             c.routing_ops();
             c.permute_ops();
             c.gemm_ops();
         }
-        if (!opt.smoke) Case(b, kGemmShape, kGemmTokens, "uniform").gemm_ops();
         if (opt.layer) {
             std::vector<Case *> order;
             for (Case &c : cases) order.push_back(&c);

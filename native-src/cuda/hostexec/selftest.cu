@@ -9,9 +9,12 @@
 //
 //   int pmoe_hostexec_selftest(int32_t thread_mode, char *report, int64_t capacity)
 // runs every check with fibers (thread_mode 0) or OS threads (1), writes one line per check
-// ("ok name" / "FAIL name: why") and returns the number of failures.
+// ("ok name" / "FAIL name: why") and returns the number of failures. With OS threads and
+// PMOE_HOSTEXEC_SELFTEST_RACE=1 it first runs a kernel with a data race, which the
+// ThreadSanitizer build must report (scripts/hostexec-tsan --ci proves that it does).
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <initializer_list>
 #include <string>
 #include <vector>
@@ -189,6 +192,24 @@ void check_shared(Report &r, bool threads) {
     launch("missing_barrier", missing_barrier_kernel, 1, 32, 0, nullptr, out.data());
     r.check("a read before the writer's barrier sees the poison", out[0] == kPoisonInt && out[31] == 0,
             "thread 0 read " + std::to_string(out[0]));
+}
+
+// Warp 0 reads what warp 1 writes, with no barrier: with OS threads, a data race between two
+// real threads, which ThreadSanitizer reports and nothing else in the harness sees.
+__global__ void cross_warp_race_kernel(int32_t *out) {
+    __shared__ int32_t slot[64];
+    slot[threadIdx.x] = int32_t(threadIdx.x);
+    out[threadIdx.x] = slot[(threadIdx.x + 32) % 64];
+}
+
+// Only on request (PMOE_HOSTEXEC_SELFTEST_RACE=1): the race's outcome is undefined, so it is no
+// check; under ThreadSanitizer (halt_on_error) the process stops here with the report.
+void run_deliberate_race(Report &r) {
+    const char *v = std::getenv("PMOE_HOSTEXEC_SELFTEST_RACE");
+    if (!v || std::string(v) != "1") return;
+    std::vector<int32_t> out(64, 0);
+    const int status = launch("cross_warp_race", cross_warp_race_kernel, 1, 64, 0, nullptr, out.data());
+    r.check("the deliberate race (PMOE_HOSTEXEC_SELFTEST_RACE=1) ran", status == PMOE_OK, pmoe_host::last_error());
 }
 
 __global__ void atomics_kernel(int32_t *count, float *sum, unsigned long long *min) {
@@ -507,14 +528,19 @@ extern "C" PMOE_API int pmoe_hostexec_selftest(int32_t thread_mode, char *report
     // In order unless a check asks for the random schedule.
     pmoe_host::schedule_override() = int(pmoe_host::Schedule::kInOrder);
     Report r;
+    if (thread_mode) run_deliberate_race(r);
+    // The deliberate deadlocks wait 2 s; the other checks keep the full timeout (30 s, or
+    // PMOE_HOSTEXEC_DEADLOCK_S: scripts/hostexec-tsan gives minutes), which a 1024-thread block
+    // of OS threads needs under ThreadSanitizer on a loaded machine.
+    const char *timeout = std::getenv("PMOE_HOSTEXEC_DEADLOCK_S");
+    const int deadlock_seconds = timeout && std::atoi(timeout) > 0 ? std::atoi(timeout) : 30;
+    pmoe_host::deadlock_seconds() = deadlock_seconds;
     check_scan_reduce(r);
     check_warp(r);
     check_early_return(r);
-    // The deliberate deadlocks wait 2 s, not 30; the other checks keep the full timeout, which a
-    // 1024-thread block of OS threads needs under ThreadSanitizer on a loaded machine.
     pmoe_host::deadlock_seconds() = 2;
     check_faults(r);
-    pmoe_host::deadlock_seconds() = 30;
+    pmoe_host::deadlock_seconds() = deadlock_seconds;
     check_shared(r, thread_mode != 0);
     check_atomics(r);
     check_mma(r);

@@ -17,13 +17,15 @@ import java.util.Locale;
 import java.util.Map;
 
 /**
- * Merges the GPU suite's two result files, pmoe_gpu_bench's (ours) and torch_anchors.py's
- * (PyTorch on the same machine, same shapes, same routing), into {@code gpu-<card>-<date>.json} and
+ * Merges the GPU suite's result files, pmoe_gpu_bench's (ours) and torch_anchors.py's (PyTorch on
+ * the same machine, same shapes, same routing), into {@code gpu-<card>-<date>.json} and
  * {@code gpu-<card>-<date>.md}: one row per measurement of ours, with the matching PyTorch numbers
- * side by side, their ratio, and the issue's target for that row.
+ * side by side, their ratio, and the issue's target for that row; then the training step of
+ * {@link GpuStepTimeline}'s file.
  *
  * <p>Usage: {@code java -cp panamoe.jar:panamoe-jmh.jar dev.panamoe.jmh.GpuSuiteReport
- * <bench.json> <torch.json> <out-dir>}. A missing or unreadable file counts as "not measured".
+ * <bench.json> <torch.json> <timeline.json> <out-dir>}. A missing or unreadable file counts as
+ * "not measured".
  */
 public final class GpuSuiteReport {
     private GpuSuiteReport() {}
@@ -149,7 +151,7 @@ public final class GpuSuiteReport {
         return r.has(name) && !r.get(name).isJsonNull();
     }
 
-    static String markdown(JsonObject bench, JsonObject torch, List<Row> rows, String date) {
+    static String markdown(JsonObject bench, JsonObject torch, JsonObject timeline, List<Row> rows, String date) {
         StringBuilder md = new StringBuilder();
         JsonObject device = device(bench).has("name") ? device(bench) : device(torch);
         md.append("# GPU suite: ").append(string(device, "name").isEmpty() ? "no GPU" : string(device, "name"))
@@ -185,15 +187,47 @@ public final class GpuSuiteReport {
                     ref + ": " + cell(row.torch().get(ref)),
                     speedup == null ? "" : String.format(Locale.ROOT, "%.2fx", speedup), others, row.target()));
         }
-        return md.toString();
+        return md.append(trainingStep(timeline)).toString();
     }
 
-    static JsonObject merged(JsonObject bench, JsonObject torch, List<Row> rows, String date, String card) {
+    /** The markdown section on GpuStepTimeline's run: median step times, host syncs, costliest operators. */
+    static String trainingStep(JsonObject t) {
+        StringBuilder md = new StringBuilder("\n## Training step\n\n");
+        if (!t.has("steps")) return md.append("Not measured: ").append(string(t, "reason")).append("\n").toString();
+        int after = 0;
+        List<Double> syncs = new ArrayList<>();
+        for (JsonElement e : t.getAsJsonArray("steps")) {
+            JsonObject s = e.getAsJsonObject();
+            if (s.get("warmup").getAsBoolean()) continue;
+            after++;
+            if (s.has("host_syncs")) syncs.add(s.get("host_syncs").getAsDouble());
+        }
+        JsonObject median = t.getAsJsonObject("median_after_warmup");
+        md.append(String.format(Locale.ROOT, "Preset %s, batch %d x seq %d, on %s; medians of %d steps after %d warm-up: "
+                        + "host %.2f ms per step", string(t, "preset"), t.get("batch").getAsInt(), t.get("seq").getAsInt(),
+                string(t, "device"), after, t.get("warmup_steps").getAsInt(), median.get("host_ms").getAsDouble()));
+        md.append(median.has("gpu_ms") ? String.format(Locale.ROOT, ", GPU %.2f ms (CUDA events)", median.get("gpu_ms").getAsDouble())
+                : "; GPU " + string(t, "gpu_ms"));
+        md.append(". Host syncs per step: ").append(syncs.isEmpty() ? string(t, "host_syncs")
+                : String.format(Locale.ROOT, "%.0f (median)", syncs.stream().sorted().toList().get(syncs.size() / 2)));
+        md.append(". Most host time per step:");
+        JsonArray ops = t.getAsJsonArray("operators");
+        for (int i = 0; i < Math.min(5, ops.size()); i++) {
+            JsonObject op = ops.get(i).getAsJsonObject();
+            md.append(String.format(Locale.ROOT, "%s %s %.2f ms", i == 0 ? "" : ",", string(op, "name"),
+                    op.get("host_ms_per_step").getAsDouble()));
+        }
+        return md.append(".\n").toString();
+    }
+
+    static JsonObject merged(JsonObject bench, JsonObject torch, JsonObject timeline, List<Row> rows, String date,
+            String card) {
         JsonObject doc = new JsonObject();
         doc.addProperty("date", date);
         doc.addProperty("card", card);
         doc.add("bench", bench);
         doc.add("torch", torch);
+        doc.add("timeline", timeline);
         JsonArray table = new JsonArray();
         for (Row row : rows) {
             JsonObject o = new JsonObject();
@@ -209,24 +243,26 @@ public final class GpuSuiteReport {
     }
 
     /** Writes gpu-<card>-<date>.json and .md into outDir; returns the two paths. */
-    static List<Path> write(Path benchFile, Path torchFile, Path outDir, String date) throws IOException {
-        JsonObject bench = read(benchFile), torch = read(torchFile);
+    static List<Path> write(Path benchFile, Path torchFile, Path timelineFile, Path outDir, String date)
+            throws IOException {
+        JsonObject bench = read(benchFile), torch = read(torchFile), timeline = read(timelineFile);
         List<Row> rows = rows(bench, torch);
         String base = "gpu-" + card(bench, torch) + "-" + date;
         Files.createDirectories(outDir);
         Path json = outDir.resolve(base + ".json"), md = outDir.resolve(base + ".md");
         Files.writeString(json, new GsonBuilder().setPrettyPrinting().serializeSpecialFloatingPointValues().create()
-                .toJson(merged(bench, torch, rows, date, card(bench, torch))) + "\n");
-        Files.writeString(md, markdown(bench, torch, rows, date));
+                .toJson(merged(bench, torch, timeline, rows, date, card(bench, torch))) + "\n");
+        Files.writeString(md, markdown(bench, torch, timeline, rows, date));
         return List.of(json, md);
     }
 
     public static void main(String[] args) throws IOException {
-        if (args.length != 3) {
-            System.err.println("usage: GpuSuiteReport <bench.json> <torch.json> <out-dir>");
+        if (args.length != 4) {
+            System.err.println("usage: GpuSuiteReport <bench.json> <torch.json> <timeline.json> <out-dir>");
             System.exit(2);
         }
-        for (Path p : write(Path.of(args[0]), Path.of(args[1]), Path.of(args[2]), LocalDate.now(ZoneOffset.UTC).toString()))
+        for (Path p : write(Path.of(args[0]), Path.of(args[1]), Path.of(args[2]), Path.of(args[3]),
+                LocalDate.now(ZoneOffset.UTC).toString()))
             System.out.println("GpuSuiteReport: wrote " + p);
     }
 }

@@ -45,6 +45,17 @@ class GpuSuiteReportTest {
                "impl": "torch_loop", "status": "ok", "median_us": 50000, "tflops": 100.0}
             ]}""".formatted(DEVICE);
 
+    private static final String TIMELINE = """
+            {"tool": "gpu_step_timeline", "device": "NVIDIA H100 80GB HBM3", "preset": "small", "batch": 16, "seq": 128,
+             "warmup_steps": 1, "steps": [
+              {"step": 1, "warmup": true, "loss": 5.6, "host_ms": 900.0, "gpu_ms": 850.0, "host_syncs": 40},
+              {"step": 2, "warmup": false, "loss": 5.5, "host_ms": 30.0, "gpu_ms": 25.0, "host_syncs": 7},
+              {"step": 3, "warmup": false, "loss": 5.4, "host_ms": 32.0, "gpu_ms": 26.0, "host_syncs": 7},
+              {"step": 4, "warmup": false, "loss": 5.3, "host_ms": 31.0, "gpu_ms": 27.0, "host_syncs": 9}],
+             "median_after_warmup": {"host_ms": 31.0, "gpu_ms": 26.0},
+             "operators": [{"name": "moe.experts", "host_ms_per_step": 12.5, "calls_per_step": 6, "share": 0.5},
+                           {"name": "adamw", "host_ms_per_step": 3.25, "calls_per_step": 1, "share": 0.13}]}""";
+
     private static Path file(Path dir, String name, String text) throws IOException {
         return Files.writeString(dir.resolve(name), text);
     }
@@ -52,7 +63,7 @@ class GpuSuiteReportTest {
     @Test
     void mergesOursAndPyTorchSideBySide(@TempDir Path dir) throws IOException {
         List<Path> out = GpuSuiteReport.write(file(dir, "bench.json", BENCH), file(dir, "torch.json", TORCH),
-                dir.resolve("results"), "2026-11-25");
+                file(dir, "timeline.json", TIMELINE), dir.resolve("results"), "2026-11-25");
         assertEquals(dir.resolve("results/gpu-h100-80gb-hbm3-2026-11-25.json"), out.get(0));
         assertEquals(dir.resolve("results/gpu-h100-80gb-hbm3-2026-11-25.md"), out.get(1));
 
@@ -72,6 +83,10 @@ class GpuSuiteReportTest {
                 + " |  |  | faster than the PyTorch loop: not measured |"), md);
         // A PyTorch-only op (the bf16 layer) still gets its row.
         assertTrue(md.contains("| deepseek | 4096 | zipf | layer_fwd_bf16 | not measured | torch_loop: 100.0 TFLOP/s (50.00 ms) |"), md);
+        // The training step: medians after warm-up, the middle host-sync count, the costliest operators.
+        assertTrue(md.endsWith("\n## Training step\n\nPreset small, batch 16 x seq 128, on NVIDIA H100 80GB HBM3; medians of 3 "
+                + "steps after 1 warm-up: host 31.00 ms per step, GPU 26.00 ms (CUDA events). Host syncs per step: 7 (median). "
+                + "Most host time per step: moe.experts 12.50 ms, adamw 3.25 ms.\n"), md);
 
         JsonObject merged = JsonParser.parseString(Files.readString(out.get(0))).getAsJsonObject();
         assertEquals("h100-80gb-hbm3", merged.get("card").getAsString());
@@ -79,6 +94,7 @@ class GpuSuiteReportTest {
         assertEquals("mixtral/4096/uniform/grouped_gemm_up_bf16", first.get("key").getAsString());
         assertEquals(1.5, first.get("speedup_vs_reference").getAsDouble(), 1e-12);
         assertEquals(4, merged.getAsJsonObject("bench").getAsJsonArray("results").size());
+        assertEquals(4, merged.getAsJsonObject("timeline").getAsJsonArray("steps").size());
     }
 
     @Test
@@ -86,13 +102,15 @@ class GpuSuiteReportTest {
         String unavailable = """
                 {"tool": "torch_anchors", "status": "unavailable", "reason": "PyTorch or numpy is not installed here", "results": []}""";
         List<Path> out = GpuSuiteReport.write(dir.resolve("absent.json"), file(dir, "torch.json", unavailable),
-                dir, "2026-11-25");
+                dir.resolve("no-timeline.json"), dir, "2026-11-25");
         assertEquals(dir.resolve("gpu-unknown-2026-11-25.md"), out.get(1));
         String md = Files.readString(out.get(1));
         assertTrue(md.startsWith("# GPU suite: no GPU, 2026-11-25"), md);
         assertTrue(md.contains("no results: cannot read " + dir.resolve("absent.json")), md);
         assertTrue(md.contains("torch_anchors: PyTorch or numpy is not installed here"), md);
-        assertTrue(md.endsWith("|---|---:|---|---|---:|---:|---:|---|---|\n"), md); // no rows
+        assertTrue(md.endsWith("|---|---:|---|---|---:|---:|---:|---|---|\n\n## Training step\n\nNot measured: no results: "
+                + "cannot read " + dir.resolve("no-timeline.json") + " (java.nio.file.NoSuchFileException: "
+                + dir.resolve("no-timeline.json") + ")\n"), md); // no rows
     }
 
     @Test

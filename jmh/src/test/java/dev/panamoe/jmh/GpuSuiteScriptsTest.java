@@ -61,6 +61,36 @@ class GpuSuiteScriptsTest {
         }
     }
 
+    /** The timeline phase's reading of Nsight Systems' tables, on a trace of two streams. */
+    @Test
+    void nsysSummaryMeasuresOverlapIdleTimeAndWaits(@TempDir Path dir) throws Exception {
+        Path trace = Files.writeString(dir.resolve("trace.csv"), """
+                "Start (ns)","Duration (ns)","CorrId","GrdX","Strm","Name"
+                10000000,5000000,1,1,"13","gemm"
+                16000000,4000000,2,1,"13","norm"
+                17000000,6000000,3,1,"21","ncclAllToAll"
+                30000000,1000000,4,1,"13","adamw"
+                """);
+        Path api = Files.writeString(dir.resolve("api.csv"), """
+                "Time (%)","Total Time (ns)","Num Calls","Avg (ns)","Name"
+                50.0,1000,12,83,"cudaStreamSynchronize"
+                20.0,400,3,133,"cudaMemcpy_v3020"
+                10.0,400,300,1,"cudaLaunchKernel"
+                5.0,400,2,1,"cudaMemcpyAsync"
+                """);
+        Path log = dir.resolve("summary.log");
+        assertEquals(0, run(log, "python3", SCRIPTS.resolve("nsys_summary.py").toString(), trace.toString(),
+                api.toString()), () -> read(log));
+        String out = read(log);
+        // Stream 13 is busy 10 ms, stream 21 6 ms; they overlap from 17 to 20 ms; the union is 13 of 21 ms.
+        for (String line : new String[] {"nsys: 4 GPU operations on 2 stream(s) over 21.000 ms",
+                "  stream 13: 3 operations, busy 10.000 ms, 3 distinct kernels/copies",
+                "  stream 21: 1 operations, busy 6.000 ms, 1 distinct kernels/copies",
+                "  two or more streams at once: 3.000 ms; device idle inside the span: 8.000 ms (38.1%)",
+                "nsys: calls that make the host wait: cudaStreamSynchronize 12, cudaMemcpy 3"})
+            assertTrue(out.contains(line + "\n"), () -> "missing: " + line + "\n" + out);
+    }
+
     private static String read(Path log) {
         try {
             return Files.readString(log, StandardCharsets.UTF_8);

@@ -32,6 +32,11 @@ final class Harness {
 
     /** The harness build to test: system property panamoe.harness.library (e.g. the ThreadSanitizer build). */
     static final String HOST_LIBRARY = System.getProperty("panamoe.harness.library", "libpanamoe_cuda_host.so");
+    /**
+     * Whether the harness is the ThreadSanitizer build (scripts/hostexec-tsan), where every GPU
+     * thread is an OS thread: tests run there pick a few small ragged shapes.
+     */
+    static final boolean THREAD_SANITIZER = HOST_LIBRARY.contains("tsan");
     static final panamoe_h CPU = panamoe_h.cpu();
     static final panamoe_h HOST = panamoe_h.open(NativeLibraries.panamoe(HOST_LIBRARY));
     static final MemorySegment NO_STREAM = MemorySegment.NULL;

@@ -791,7 +791,9 @@ class HostHarnessKernelTest {
     @Test
     void layerNormAndRmsNorm() {
         Random rnd = new Random(21);
-        int[][] shapes = {{1, 1}, {1, 37}, {5, 64}, {33, 130}, {70, 7}, {0, 5}};
+        // Under TSan (OS threads): rows shorter and longer than a block (128 threads), and none.
+        int[][] shapes = Harness.THREAD_SANITIZER ? new int[][] {{2, 37}, {1, 130}, {0, 5}}
+                : new int[][] {{1, 1}, {1, 37}, {5, 64}, {33, 130}, {70, 7}, {0, 5}};
         float eps = 1e-5f;
         for (int dtype : new int[] {F32, BF16})
         for (int[] s : shapes) {
