@@ -10,6 +10,7 @@ import dev.panamoe.runtime.data.Tokenizer;
 import dev.panamoe.runtime.model.Generator;
 import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.model.GptMoeModel;
+import dev.panamoe.runtime.parallel.CheckpointShards;
 import dev.panamoe.runtime.parallel.ParallelTrainer;
 import dev.panamoe.runtime.parallel.PlacementController;
 import dev.panamoe.runtime.parallel.ProcessGroups;
@@ -21,6 +22,7 @@ import dev.panamoe.runtime.report.ProgressDisplay;
 import dev.panamoe.runtime.report.ReportData;
 import dev.panamoe.runtime.report.StepMetrics;
 import dev.panamoe.runtime.report.TrainingReport;
+import dev.panamoe.runtime.train.InitialWeights;
 import dev.panamoe.runtime.train.Trainer;
 import dev.panamoe.runtime.train.TrainingConfig;
 import dev.panamoe.strategy.plan.ParallelPlan;
@@ -55,6 +57,8 @@ final class TrainingRun {
     private final TrainingConfig config;
     /** What each checkpoint records of how the run was started (the command's settings). */
     private Map<String, String> settings = Map.of();
+    /** A safetensors file of global tensors to start from, or null. */
+    private Path initFrom;
 
     TrainingRun(PrintStream out, String title, GptMoeConfig modelConfig, Corpus corpus, TrainingConfig config) {
         this.out = out;
@@ -67,6 +71,12 @@ final class TrainingRun {
     /** Records settings in every checkpoint's manifest, for a later --resume. */
     TrainingRun settings(Map<String, String> runSettings) {
         this.settings = runSettings;
+        return this;
+    }
+
+    /** Starts from the weights of a safetensors file (of 'checkpoint export') instead of the seed's. */
+    TrainingRun initFrom(Path file) {
+        this.initFrom = file;
         return this;
     }
 
@@ -85,6 +95,10 @@ final class TrainingRun {
                 Trainer trainer = new Trainer(model, corpus, config)) {
             if (config.checkpointDir() != null) {
                 trainer.checkpoints().settings(settings);
+            }
+            if (initFrom != null) {
+                InitialWeights.load(initFrom, model.parameters());
+                out.println("initialised from " + initFrom);
             }
             if (resume) {
                 trainer.resume();
@@ -132,6 +146,13 @@ final class TrainingRun {
                     StageModel model = new StageModel(backend, modelConfig, config.seed(), groups, policy.initial());
                     ParallelTrainer trainer = new ParallelTrainer(model, groups, corpus, config)) {
                 PlacementController placer = trainer.usePlacement(policy);
+                if (initFrom != null) {
+                    InitialWeights.load(initFrom, model.parameters().stream().map(StageModel.ShardedParameter::parameter)
+                            .toList(), CheckpointShards.of(model, groups), false);
+                    if (lead) {
+                        out.println("initialised from " + initFrom + " (each rank its slices)");
+                    }
+                }
                 if (config.checkpointDir() != null) {
                     trainer.checkpoints().settings(settings);
                 }

@@ -225,7 +225,8 @@ public final class ParallelTrainer implements AutoCloseable {
             }
             shard.put(LOADS, encodeLoads(placement.loads()));
         }
-        return new Checkpoint.Snapshot(step, dataPosition, shard, config.toMap(), corpus.describe(), optimizer.states());
+        return new Checkpoint.Snapshot(step, dataPosition, shard, config.toMap(), corpus.describe(), optimizer.states(),
+                CheckpointShards.of(model, groups));
     }
 
     /** Per-step world expert counts in a checkpoint: steps ';', layers '|', experts ','. */

@@ -6,10 +6,7 @@ import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.model.GptMoeModel;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.Map;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 /**
  * A trained model read back from a checkpoint for inference (e.g. by a
@@ -28,8 +25,6 @@ import java.util.regex.Pattern;
  */
 public record TrainedModel(GptMoeModel model, Tokenizer tokenizer, int step, Path file) implements AutoCloseable {
 
-    private static final Pattern RECORD_FIELD = Pattern.compile("(\\w+)=([^,\\]]*)");
-
     /**
      * Reads the newest committed checkpoint in the directory dir onto the backend.
      *
@@ -47,7 +42,10 @@ public record TrainedModel(GptMoeModel model, Tokenizer tokenizer, int step, Pat
                         + ", whose ranks each hold part of the model; sampling from it needs resharding, which is not "
                         + "supported yet (a pure data-parallel plan, pp=tp=ep=1, or a single device can be sampled)");
             }
-            modelFields = recordFields(file, modelFields.get("model"));
+            modelFields = RecordFields.fromToString(modelFields.get("model"));
+            if (modelFields == null) {
+                throw new CheckpointException("checkpoint " + file + " has no model configuration");
+            }
         }
         GptMoeConfig config;
         TrainingConfig training;
@@ -89,19 +87,6 @@ public record TrainedModel(GptMoeModel model, Tokenizer tokenizer, int step, Pat
                     + " step-*.manifest.json)");
         }
         return new CheckpointStore(dir, 0, newest.world(), null);
-    }
-
-    /** The fields of a record's toString ("GptMoeConfig[vocab=64, maxSeq=64, ...]"), as a parallel run saves its model. */
-    private static Map<String, String> recordFields(Path file, String text) {
-        if (text == null) {
-            throw new CheckpointException("checkpoint " + file + " has no model configuration");
-        }
-        Map<String, String> fields = new LinkedHashMap<>();
-        Matcher m = RECORD_FIELD.matcher(text.substring(text.indexOf('[') + 1));
-        while (m.find()) {
-            fields.put(m.group(1), m.group(2));
-        }
-        return fields;
     }
 
     @Override
