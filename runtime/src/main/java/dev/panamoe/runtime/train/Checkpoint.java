@@ -96,6 +96,10 @@ public final class Checkpoint {
      * moments are unused). A free expert slot belongs to no tensor: {@code tensor} null.
      */
     public record Shard(String tensor, int[] fullShape, TensorSlice slice, boolean copy) {
+        public Shard {
+            slice = slice.parts() == 1 ? TensorSlice.WHOLE : slice; // one part of one: the whole tensor
+        }
+
         public static Shard whole(Parameter p) {
             return new Shard(p.name(), p.value().shape(), TensorSlice.WHOLE, false);
         }

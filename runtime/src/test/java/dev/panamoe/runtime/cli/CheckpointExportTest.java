@@ -47,7 +47,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * {@code checkpoint info}, {@code checkpoint export} and {@code train --init-from}: a single-device
- * and an 8-rank world checkpoint (pp=2, dp=2, ep=2, smart placement with replica slots) exported
+ * and an 8-rank world checkpoint (pp=2, dp=2, ep=2, experts moved and replicated) exported
  * to safetensors and read back by an independent reader (scripts/safetensors-check.py, Python's
  * standard library), against global tensors put together here from the rank files' headers; the
  * 8-rank export against the single-device run; --init-from reproducing the exported weights
@@ -57,8 +57,9 @@ class CheckpointExportTest {
     private static final List<String> MODEL = List.of("--layers", "4", "--hidden", "16", "--heads", "2", "--experts",
             "4", "--capacity-factor", "dropless", "--seq", "8", "--batch", "8", "--micro-batches", "2", "--warmup", "1",
             "--eval-every", "0");
+    /** replica:2 replicates and moves experts within the first steps of this run (smart:2 waits for more evidence). */
     private static final List<String> PARALLEL = List.of("--world", "8", "--plan", "pp=2,dp=2,ep=2", "--placement",
-            "smart:2");
+            "replica:2");
     private static final Path CHECKER = Path.of("..", "scripts", "safetensors-check.py");
 
     @TempDir
@@ -100,7 +101,7 @@ class CheckpointExportTest {
         assertTrue(r.out().contains("checkpoint: " + world + ", step 4 (step-00000004.manifest.json)"), r.out());
         assertTrue(r.out().contains("plan:       pp=2,tp=1,ep=2,edp=2 on 8 ranks"), r.out());
         assertTrue(r.out().contains("precision:  f32: value, m, v"), r.out());
-        assertTrue(r.out().contains("placement:  smart:2"), r.out());
+        assertTrue(r.out().contains("placement:  replica:2"), r.out());
         assertTrue(r.out().contains("files:      8 rank files, "), r.out());
         assertTrue(r.out().contains("every one present, its length and crc32c as the manifest records them"), r.out());
         assertTrue(r.out().contains("  blocks.3.moe.experts.3.w1 [16, "), r.out());
@@ -121,6 +122,13 @@ class CheckpointExportTest {
         }
         long copies = m.index().tensors().stream().flatMap(t -> t.parts().stream()).filter(p -> p.copy()).count();
         assertTrue(copies > 0, "data-parallel replicas are copies");
+        // rank = ep + 2 * (dp + 2 * stage): an expert on both EP ranks of a stage is a placement replica
+        assertTrue(m.index().tensors().stream().anyMatch(t -> t.name().contains(".moe.experts.")
+                && t.parts().stream().map(p -> p.rank() % 2).distinct().count() == 2), "an expert is replicated");
+        for (var t : m.index().tensors()) {
+            assertEquals(t.parts().stream().map(p -> p.slice()).distinct().count(), t.owners().size(),
+                    t.name() + ": one owner per slice");
+        }
     }
 
     private static GptMoeConfig modelConfig() {
@@ -369,7 +377,7 @@ class CheckpointExportTest {
         args.set(args.indexOf("--experts") + 1, "8");
         Result r = run(list(args, "--steps", "1", "--init-from", file.toString()).toArray(String[]::new));
         assertEquals(1, r.code(), r.out() + r.err());
-        assertTrue(r.err().contains("--init-from " + file + " does not fit this model: tensor 'blocks.1.moe.gate' has "
+        assertTrue(r.err().contains("--init-from " + file + " does not fit this model: tensor 'blocks.0.moe.gate' has "
                 + "shape [16, 4] there, [16, 8] here"), r.err());
         r = run("train", "--checkpoint", single.toString(), "--resume", "--init-from", file.toString());
         assertEquals(2, r.code(), r.out() + r.err());
