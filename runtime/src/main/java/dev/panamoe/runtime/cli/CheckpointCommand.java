@@ -58,8 +58,8 @@ public final class CheckpointCommand implements Runnable {
                 CheckpointIndex index = c.index();
                 out.println("checkpoint: " + dir + ", step " + m.step() + " (" + m.file().getFileName() + ")");
                 out.println("plan:       " + index.plan() + " on " + Plural.of(m.world(), "rank"));
-                out.println("precision:  " + index.precision() + ": " + String.join(", ", index.roles())
-                        + " (parameter values, AdamW moments m and v)");
+                out.println("precision:  " + index.precision() + "; roles " + String.join(", ", index.roles())
+                        + " (the parameters and their AdamW moments)");
                 out.println("model:      " + c.modelConfig().describe());
                 out.println("data:       " + index.data() + "; next training sequence at " + index.dataPosition());
                 if (index.placementPolicy() != null) {

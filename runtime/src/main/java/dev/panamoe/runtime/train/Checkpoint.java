@@ -43,8 +43,8 @@ import java.util.zip.CRC32C;
  * </pre>
  * The header lists each tensor's parameter name, role ("value", "m", "v"), shape and the CRC-32C of
  * its bytes, and where it belongs in the logical model ({@link Shard}: "tensor", "full" shape,
- * "slice", "copy"). A file is written to a temporary file in the same directory, fsynced, renamed over the
- * previous checkpoint and the directory fsynced: a crash at any point leaves either the old or the
+ * "slice", "copy"). A file is written to a temporary file in the same directory, fsynced, renamed
+ * over the previous checkpoint and the directory fsynced: a crash at any point leaves either the old or the
  * new checkpoint, whole. ({@link CheckpointStore} commits the files of all ranks of a step as one
  * checkpoint.) Reading checks everything — preamble, header checksum, file length, every
  * tensor's checksum, then the model, run, data and tensor shapes against the current run — into
@@ -307,7 +307,7 @@ public final class Checkpoint {
         }
     }
 
-    private static void writeFully(FileChannel channel, ByteBuffer b) throws IOException {
+    static void writeFully(FileChannel channel, ByteBuffer b) throws IOException {
         while (b.hasRemaining()) {
             channel.write(b);
         }
@@ -321,16 +321,6 @@ public final class Checkpoint {
      */
     public record Header(Path file, int step, long dataPosition, Map<String, String> model,
             Map<String, String> training, String data, List<Entry> entries) {
-
-        /** The entry of parameter {@code name}'s tensor of {@code role}, or null. */
-        public Entry entry(String name, String role) {
-            for (Entry e : entries) {
-                if (e.name().equals(name) && e.role().equals(role)) {
-                    return e;
-                }
-            }
-            return null;
-        }
 
         /**
          * Reads one tensor's values from this file (open as {@code channel}), checked against its checksum.
@@ -557,7 +547,7 @@ public final class Checkpoint {
         return values;
     }
 
-    private static ByteBuffer readAt(FileChannel channel, long offset, int length) throws IOException {
+    static ByteBuffer readAt(FileChannel channel, long offset, int length) throws IOException {
         ByteBuffer b = ByteBuffer.allocate(length).order(ByteOrder.LITTLE_ENDIAN);
         while (b.hasRemaining()) {
             if (channel.read(b, offset + b.position()) < 0) {
@@ -605,11 +595,20 @@ public final class Checkpoint {
 
     private static int[] shapeField(Path file, JsonObject t, String name) {
         JsonArray shapeJson = array(file, t, name);
-        int[] shape = new int[shapeJson.size()];
+        int[] shape = dims(shapeJson);
+        if (shape == null) {
+            throw problem(file, "has a tensor of negative dimension: " + shapeJson);
+        }
+        return shape;
+    }
+
+    /** A JSON array of dimensions; null when one is negative. */
+    static int[] dims(JsonArray a) {
+        int[] shape = new int[a.size()];
         for (int i = 0; i < shape.length; i++) {
-            shape[i] = shapeJson.get(i).getAsInt();
+            shape[i] = a.get(i).getAsInt();
             if (shape[i] < 0) {
-                throw problem(file, "has a tensor of negative dimension: " + shapeJson);
+                return null;
             }
         }
         return shape;

@@ -173,7 +173,10 @@ public record CheckpointIndex(String plan, String precision, long dataPosition, 
         for (JsonElement e : m.getAsJsonArray("tensors")) {
             JsonObject o = e.getAsJsonObject();
             String name = o.get("name").getAsString();
-            int[] shape = shape(o.getAsJsonArray("shape"));
+            int[] shape = Checkpoint.dims(o.getAsJsonArray("shape"));
+            if (shape == null) {
+                throw new IllegalArgumentException("tensor '" + name + "' has a negative dimension");
+            }
             List<Part> parts = new ArrayList<>();
             for (JsonElement pe : o.getAsJsonArray("parts")) {
                 JsonObject p = pe.getAsJsonObject();
@@ -200,17 +203,6 @@ public record CheckpointIndex(String plan, String precision, long dataPosition, 
                 stringMap(m.getAsJsonObject("training")), m.get("data").getAsString(),
                 placement == null ? null : placement.get("policy").getAsString(), List.copyOf(placements),
                 List.copyOf(roles), List.copyOf(tensors));
-    }
-
-    private static int[] shape(JsonArray a) {
-        int[] shape = new int[a.size()];
-        for (int i = 0; i < shape.length; i++) {
-            shape[i] = a.get(i).getAsInt();
-            if (shape[i] < 0) {
-                throw new IllegalArgumentException("negative dimension in " + a);
-            }
-        }
-        return shape;
     }
 
     private static Map<String, String> stringMap(JsonObject o) {

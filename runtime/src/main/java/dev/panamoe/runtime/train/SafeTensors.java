@@ -87,7 +87,7 @@ public final class SafeTensors {
             head.put((byte) ' ');
         }
         Checkpoint.writeAtomically(file, "safetensors file", channel -> {
-            writeFully(channel, head.flip());
+            Checkpoint.writeFully(channel, head.flip());
             for (int i = 0; i < tensors.size(); i++) {
                 Spec t = tensors.get(i);
                 float[] v = values.of(i);
@@ -95,7 +95,7 @@ public final class SafeTensors {
                     throw new IllegalArgumentException("values: " + v.length + " for tensor '" + t.name() + "' of shape "
                             + Arrays.toString(t.shape()));
                 }
-                writeFully(channel, encode(v, t.dtype()));
+                Checkpoint.writeFully(channel, encode(v, t.dtype()));
             }
         });
     }
@@ -110,12 +110,6 @@ public final class SafeTensors {
             }
         }
         return b.rewind();
-    }
-
-    private static void writeFully(FileChannel channel, ByteBuffer b) throws IOException {
-        while (b.hasRemaining()) {
-            channel.write(b);
-        }
     }
 
     private static int width(DType dtype) {
@@ -159,7 +153,7 @@ public final class SafeTensors {
                 if (size < 8) {
                     throw problem("is not a safetensors file: " + size + " bytes, less than its 8-byte header length");
                 }
-                long n = read(0, 8).getLong();
+                long n = Checkpoint.readAt(channel, 0, 8).getLong();
                 if (n < 2 || n > MAX_HEADER || n > size - 8) {
                     throw problem("is not a safetensors file: its header length " + n + " does not fit in its " + size
                             + " bytes");
@@ -167,7 +161,7 @@ public final class SafeTensors {
                 this.dataStart = 8 + n;
                 JsonObject header;
                 try {
-                    header = JsonParser.parseString(StandardCharsets.UTF_8.decode(read(8, (int) n)).toString())
+                    header = JsonParser.parseString(StandardCharsets.UTF_8.decode(Checkpoint.readAt(channel, 8, (int) n)).toString())
                             .getAsJsonObject();
                 } catch (RuntimeException e) { // Gson's unchecked types for a malformed document
                     throw problem("is not a safetensors file: its header is not a JSON object");
@@ -218,12 +212,9 @@ public final class SafeTensors {
                 default -> throw problem("has tensor '" + name + "' of dtype " + dtypeName + "; F32 and BF16 are read");
             };
             JsonArray shapeJson = o.getAsJsonArray("shape");
-            int[] shape = new int[shapeJson.size()];
-            for (int i = 0; i < shape.length; i++) {
-                shape[i] = shapeJson.get(i).getAsInt();
-                if (shape[i] < 0) {
-                    throw problem("has tensor '" + name + "' of negative dimension: " + shapeJson);
-                }
+            int[] shape = Checkpoint.dims(shapeJson);
+            if (shape == null) {
+                throw problem("has tensor '" + name + "' of negative dimension: " + shapeJson);
             }
             JsonArray offsets = o.getAsJsonArray("data_offsets");
             long begin = offsets.get(0).getAsLong();
@@ -261,7 +252,7 @@ public final class SafeTensors {
                 throw problem("has no tensor '" + name + "'");
             }
             try {
-                ByteBuffer b = read(dataStart + t.begin(), Math.toIntExact(t.end() - t.begin()));
+                ByteBuffer b = Checkpoint.readAt(channel, dataStart + t.begin(), Math.toIntExact(t.end() - t.begin()));
                 float[] v = new float[Math.toIntExact(t.numel())];
                 if (t.dtype() == DType.F32) {
                     b.asFloatBuffer().get(v);
@@ -274,16 +265,6 @@ public final class SafeTensors {
             } catch (IOException e) {
                 throw new UncheckedIOException("cannot read " + file + ": " + e.getMessage(), e);
             }
-        }
-
-        private ByteBuffer read(long offset, int length) throws IOException {
-            ByteBuffer b = ByteBuffer.allocate(length).order(ByteOrder.LITTLE_ENDIAN);
-            while (b.hasRemaining()) {
-                if (channel.read(b, offset + b.position()) < 0) {
-                    throw new IOException("unexpected end of file at byte " + (offset + b.position()));
-                }
-            }
-            return b.flip();
         }
 
         private CheckpointException problem(String what) {

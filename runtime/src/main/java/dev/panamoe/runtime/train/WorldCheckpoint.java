@@ -13,6 +13,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -29,13 +30,21 @@ public final class WorldCheckpoint implements AutoCloseable {
     private final Path dir;
     private final CheckpointStore.Manifest manifest;
     private final List<Checkpoint.Header> headers;
+    /** Each rank file's entries by {@link #key}. */
+    private final List<Map<String, Checkpoint.Entry>> entries;
     private final FileChannel[] channels;
 
-    private WorldCheckpoint(Path dir, CheckpointStore.Manifest manifest, List<Checkpoint.Header> headers) {
+    private WorldCheckpoint(Path dir, CheckpointStore.Manifest manifest, List<Checkpoint.Header> headers,
+            List<Map<String, Checkpoint.Entry>> entries) {
         this.dir = dir;
         this.manifest = manifest;
         this.headers = headers;
+        this.entries = entries;
         this.channels = new FileChannel[headers.size()];
+    }
+
+    private static String key(String name, String role) {
+        return name + "\0" + role;
     }
 
     /**
@@ -72,17 +81,24 @@ public final class WorldCheckpoint implements AutoCloseable {
             }
             headers.add(h);
         }
-        for (LogicalTensor t : m.index().tensors()) {
-            checkParts(m, headers, t);
+        List<Map<String, Checkpoint.Entry>> entries = new ArrayList<>();
+        for (Checkpoint.Header h : headers) {
+            Map<String, Checkpoint.Entry> byKey = new HashMap<>();
+            h.entries().forEach(e -> byKey.put(key(e.name(), e.role()), e));
+            entries.add(byKey);
         }
-        return new WorldCheckpoint(dir, m, List.copyOf(headers));
+        for (LogicalTensor t : m.index().tensors()) {
+            checkParts(m, entries, t);
+        }
+        return new WorldCheckpoint(dir, m, List.copyOf(headers), List.copyOf(entries));
     }
 
     /** Every part is in its file with the slice's shape, and the owners' slices cover the tensor once. */
-    private static void checkParts(CheckpointStore.Manifest m, List<Checkpoint.Header> headers, LogicalTensor t) {
+    private static void checkParts(CheckpointStore.Manifest m, List<Map<String, Checkpoint.Entry>> entries,
+            LogicalTensor t) {
         for (Part p : t.parts()) {
             for (String role : m.index().roles()) {
-                Checkpoint.Entry e = headers.get(p.rank()).entry(p.key(), role);
+                Checkpoint.Entry e = entries.get(p.rank()).get(key(p.key(), role));
                 int[] expected = p.slice().shape(t.shape());
                 if (e == null || !Arrays.equals(e.shape(), expected)) {
                     throw new CheckpointException("checkpoint manifest " + m.file() + " lists " + Checkpoint.key(p.key(),
@@ -147,13 +163,41 @@ public final class WorldCheckpoint implements AutoCloseable {
         for (Part p : t.owners()) {
             Checkpoint.Header h = headers.get(p.rank());
             try {
-                float[] slice = h.read(channel(p.rank()), h.entry(p.key(), role));
+                float[] slice = h.read(channel(p.rank()), entries.get(p.rank()).get(key(p.key(), role)));
                 p.slice().place(slice, full, t.shape());
             } catch (IOException e) {
                 throw new UncheckedIOException("cannot read checkpoint " + h.file() + ": " + e.getMessage(), e);
             }
         }
         return full;
+    }
+
+    /** The global tensors' values, by name. */
+    public InitialWeights.Source values() {
+        Map<String, LogicalTensor> byName = new LinkedHashMap<>();
+        index().tensors().forEach(t -> byName.put(t.name(), t));
+        return new InitialWeights.Source() {
+            @Override
+            public String describe() {
+                return "checkpoint " + manifest.file();
+            }
+
+            @Override
+            public List<String> names() {
+                return List.copyOf(byName.keySet());
+            }
+
+            @Override
+            public int[] shape(String name) {
+                LogicalTensor t = byName.get(name);
+                return t == null ? null : t.shape();
+            }
+
+            @Override
+            public float[] read(String name) {
+                return WorldCheckpoint.this.read(byName.get(name), "value");
+            }
+        };
     }
 
     private FileChannel channel(int rank) throws IOException {
