@@ -67,6 +67,8 @@ class CheckpointExportTest {
     static Path dir;
     static Path single;
     static Path world;
+    /** The same plan under greedy:1, which permutes experts between slots (no replicas). */
+    static Path moved;
 
     private static Result train(List<String> extra) {
         List<String> args = new ArrayList<>(List.of("train"));
@@ -89,6 +91,10 @@ class CheckpointExportTest {
         world = dir.resolve("world");
         train(List.of("--steps", "4", "--checkpoint", single.toString()));
         train(list(PARALLEL, "--steps", "4", "--checkpoint", world.toString()));
+        moved = dir.resolve("moved");
+        List<String> greedy = new ArrayList<>(PARALLEL);
+        greedy.set(greedy.indexOf("--placement") + 1, "greedy:1");
+        train(list(greedy, "--steps", "4", "--checkpoint", moved.toString()));
     }
 
     private static Result run(String... args) {
@@ -230,14 +236,22 @@ class CheckpointExportTest {
     }
 
     /**
-     * The 8-rank run's global tensors and AdamW moments, put together from its owners' slices,
+     * The 8-rank runs' global tensors and AdamW moments, put together from their owners' slices,
      * are the single device's (within the plan-equivalence tolerance): expert tensors are named
      * after the expert their slot holds after the moves, and a replica's unused moments are not
      * taken for its expert's.
      */
     @Test
-    void theEightRankCheckpointHoldsTheSingleDeviceModelAndItsMoments() {
-        try (WorldCheckpoint one = WorldCheckpoint.open(single); WorldCheckpoint eight = WorldCheckpoint.open(world)) {
+    void theEightRankCheckpointsHoldTheSingleDeviceModelAndItsMoments() {
+        assertTrue(CheckpointStore.newest(moved).index().placements().stream()
+                .anyMatch(p -> !p.endsWith("[0, 1, 2, 3]")), "greedy:1 moved experts");
+        for (Path ck : List.of(world, moved)) {
+            assertSameModel(ck);
+        }
+    }
+
+    private static void assertSameModel(Path ck) {
+        try (WorldCheckpoint one = WorldCheckpoint.open(single); WorldCheckpoint eight = WorldCheckpoint.open(ck)) {
             List<CheckpointIndex.LogicalTensor> a = one.index().tensors();
             List<CheckpointIndex.LogicalTensor> b = eight.index().tensors();
             assertEquals(a.stream().map(CheckpointIndex.LogicalTensor::name).toList(),
@@ -253,8 +267,8 @@ class CheckpointExportTest {
                         norm += x[i] * (double) x[i];
                     }
                     // another expert's tensors differ by about their own norm: a mislabelled one fails by far
-                    assertTrue(Math.sqrt(diff) <= 1e-3 * Math.sqrt(norm) + 1e-12, a.get(t).name() + " " + role
-                            + ": relative difference " + Math.sqrt(diff / norm));
+                    assertTrue(Math.sqrt(diff) <= 1e-3 * Math.sqrt(norm) + 1e-12, ck.getFileName() + " "
+                            + a.get(t).name() + " " + role + ": relative difference " + Math.sqrt(diff / norm));
                 }
             }
         }
