@@ -69,6 +69,8 @@ class CheckpointExportTest {
     static Path world;
     /** The same plan under greedy:1, which permutes experts between slots (no replicas). */
     static Path moved;
+    /** Tensor-parallel: every attention, FFN and expert weight cut by columns or rows. */
+    static Path tensor;
 
     private static Result train(List<String> extra) {
         List<String> args = new ArrayList<>(List.of("train"));
@@ -95,6 +97,8 @@ class CheckpointExportTest {
         List<String> greedy = new ArrayList<>(PARALLEL);
         greedy.set(greedy.indexOf("--placement") + 1, "greedy:1");
         train(list(greedy, "--steps", "4", "--checkpoint", moved.toString()));
+        tensor = dir.resolve("tensor");
+        train(List.of("--world", "4", "--plan", "tp=2,ep=2", "--steps", "4", "--checkpoint", tensor.toString()));
     }
 
     private static Result run(String... args) {
@@ -245,7 +249,7 @@ class CheckpointExportTest {
     void theEightRankCheckpointsHoldTheSingleDeviceModelAndItsMoments() {
         assertTrue(CheckpointStore.newest(moved).index().placements().stream()
                 .anyMatch(p -> !p.endsWith("[0, 1, 2, 3]")), "greedy:1 moved experts");
-        for (Path ck : List.of(world, moved)) {
+        for (Path ck : List.of(world, moved, tensor)) {
             assertSameModel(ck);
         }
     }
