@@ -287,12 +287,12 @@ public final class Tensor {
         }
     }
 
-    static float bf16ToFloat(short bits) {
+    public static float bf16ToFloat(short bits) {
         return Float.intBitsToFloat((bits & 0xffff) << 16);
     }
 
     /** Round to nearest even, as the kernels do; NaN stays a quiet NaN. */
-    static short floatToBf16(float v) {
+    public static short floatToBf16(float v) {
         int bits = Float.floatToRawIntBits(v);
         if ((bits & 0x7fffffff) > 0x7f800000) {
             return (short) ((bits >>> 16) | 0x40);

@@ -10,7 +10,7 @@ import picocli.CommandLine.ParameterException;
         mixinStandardHelpOptions = true,
         versionProvider = Main.Version.class,
         description = "Mixture-of-Experts training runtime on CPUs and NVIDIA GPUs.",
-        subcommands = {DemoCommand.class, TrainCommand.class, SampleCommand.class,
+        subcommands = {DemoCommand.class, TrainCommand.class, SampleCommand.class, CheckpointCommand.class,
             ShellCommand.class, DoctorCommand.class, PlanCommand.class,
             TraceCommand.class, SimulateCommand.class, LauncherCommands.Test.class, LauncherCommands.Bench.class,
             CommandLine.HelpCommand.class})

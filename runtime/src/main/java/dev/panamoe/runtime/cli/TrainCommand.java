@@ -13,8 +13,10 @@ import dev.panamoe.runtime.data.Tokenizer;
 import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.parallel.MemoryEstimate;
 import dev.panamoe.runtime.parallel.PlacementController;
+import dev.panamoe.runtime.train.CheckpointException;
 import dev.panamoe.runtime.train.CheckpointStore;
 import dev.panamoe.runtime.train.DirectoryLock;
+import dev.panamoe.runtime.train.SafeTensors;
 import dev.panamoe.runtime.train.Trainer;
 import dev.panamoe.runtime.train.TrainingConfig;
 import dev.panamoe.strategy.placement.ExpertPlacement;
@@ -131,6 +133,10 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--resume", description = "Continue the run saved in --checkpoint DIR, with the options it was "
             + "started with (options given now must agree, bar outputs and evaluation).")
     boolean resume;
+    @Option(names = "--init-from", paramLabel = "FILE",
+            description = "Start from the weights of a safetensors file of global tensors (as 'checkpoint export' "
+                    + "writes it) instead of the seed's initialisation; AdamW starts afresh.")
+    Path initFrom;
     @Option(names = "--stop-at", paramLabel = "STEP",
             description = "End after STEP with a checkpoint, keeping the LR schedule of --steps (resume later).")
     Integer stopAt;
@@ -168,8 +174,20 @@ public final class TrainCommand implements Callable<Integer> {
         if (resume && checkpointDir == null) {
             throw new ParameterException(spec.commandLine(), "--resume needs --checkpoint DIR");
         }
+        if (resume && initFrom != null) {
+            throw new ParameterException(spec.commandLine(), "--init-from starts a run from weights and --resume "
+                    + "continues one from its checkpoint: give one of them");
+        }
         if (resume) {
             takeResumedSettings();
+        }
+        if (initFrom != null) {
+            try {
+                SafeTensors.open(initFrom).close(); // checks the header: a bad file is refused before any step
+            } catch (CheckpointException e) {
+                throw new ParameterException(spec.commandLine(), "Invalid value for option '--init-from': "
+                        + e.getMessage());
+            }
         }
         if (stopAt != null && checkpointDir == null) {
             throw new ParameterException(spec.commandLine(),
@@ -223,7 +241,7 @@ public final class TrainCommand implements Callable<Integer> {
         requireMemory(estimate, dev, single || !Worlds.underMpirun(), localRanks());
         TrainingRun run = new TrainingRun(System.out, preset + " on "
                 + (data == null ? "the synthetic corpus" : data.getFileName()), model, corpus, config)
-                .settings(settings());
+                .settings(settings()).initFrom(initFrom);
         checkOutputs();
         try (DirectoryLock lock = lockCheckpointDirectory()) {
             run.execute(backend, single ? null : parsed, collectiveTimeout, resume, threads, placement);

@@ -11,6 +11,7 @@ import dev.panamoe.runtime.data.Tokenizer;
 import dev.panamoe.runtime.model.Generator;
 import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.model.GptMoeModel;
+import dev.panamoe.runtime.parallel.CheckpointShards;
 import dev.panamoe.runtime.parallel.PlacementController;
 import dev.panamoe.runtime.parallel.ProcessGroups;
 import dev.panamoe.runtime.report.MetricsWriter;
@@ -20,6 +21,7 @@ import dev.panamoe.runtime.report.ProgressDisplay;
 import dev.panamoe.runtime.report.ReportData;
 import dev.panamoe.runtime.report.StepMetrics;
 import dev.panamoe.runtime.report.TrainingReport;
+import dev.panamoe.runtime.train.InitialWeights;
 import dev.panamoe.runtime.train.Trainer;
 import dev.panamoe.runtime.train.TrainingConfig;
 import dev.panamoe.strategy.plan.ParallelPlan;
@@ -54,6 +56,8 @@ final class TrainingRun {
     private final TrainingConfig config;
     /** What each checkpoint records of how the run was started (the command's settings). */
     private Map<String, String> settings = Map.of();
+    /** A safetensors file of global tensors to start from, or null. */
+    private Path initFrom;
 
     TrainingRun(PrintStream out, String title, GptMoeConfig modelConfig, Corpus corpus, TrainingConfig config) {
         this.out = out;
@@ -66,6 +70,12 @@ final class TrainingRun {
     /** Records settings in every checkpoint's manifest, for a later --resume. */
     TrainingRun settings(Map<String, String> runSettings) {
         this.settings = runSettings;
+        return this;
+    }
+
+    /** Starts from the weights of a safetensors file (of 'checkpoint export') instead of the seed's. */
+    TrainingRun initFrom(Path file) {
+        this.initFrom = file;
         return this;
     }
 
@@ -129,6 +139,13 @@ final class TrainingRun {
             PlacementController placer = single ? null : trainer.usePlacement(policy);
             if (config.checkpointDir() != null) {
                 trainer.checkpoints().settings(settings);
+            }
+            if (initFrom != null) {
+                // each rank its slices; a single device holds the whole model, so a tensor it lacks is refused too
+                InitialWeights.load(initFrom, model.parameters(), CheckpointShards.of(model), single);
+                if (lead) {
+                    out.println("initialised from " + initFrom + (single ? "" : " (each rank its slices)"));
+                }
             }
             if (resume) {
                 trainer.resume();

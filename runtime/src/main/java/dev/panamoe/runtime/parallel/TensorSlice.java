@@ -51,31 +51,53 @@ public record TensorSlice(Kind kind, int groups, int part, int parts) {
 
     /** This slice's values, row-major, from the full tensor's (row-major, of fullShape). */
     public float[] of(float[] full, int[] fullShape) {
-        int cols = fullShape[fullShape.length - 1];
-        if (full.length != Arrays.stream(fullShape).asLongStream().reduce(1, (a, b) -> a * b)) {
+        float[] slice = new float[Math.toIntExact(numel(shape(fullShape)))];
+        copy(full, fullShape, slice, true);
+        return slice;
+    }
+
+    /** Writes this slice's values (row-major, as {@link #of} gives them) into their place in the full tensor. */
+    public void place(float[] slice, float[] full, int[] fullShape) {
+        long expected = numel(shape(fullShape));
+        if (slice.length != expected) {
+            throw new IllegalArgumentException("slice: " + slice.length + " values, expected " + expected + " for "
+                    + this + " of " + Arrays.toString(fullShape));
+        }
+        copy(full, fullShape, slice, false);
+    }
+
+    /**
+     * Copies between the slice and its place in the full tensor: rows [firstRow, firstRow + rows),
+     * in each of them one run of width values per column group.
+     */
+    private void copy(float[] full, int[] fullShape, float[] slice, boolean toSlice) {
+        if (full.length != numel(fullShape)) {
             throw new IllegalArgumentException("full: " + full.length + " values for shape " + Arrays.toString(fullShape));
         }
         int[] shape = shape(fullShape);
-        return switch (kind) {
-            case WHOLE -> full.clone();
-            case ROWS -> Arrays.copyOfRange(full, part * shape[0] * cols, (part + 1) * shape[0] * cols);
-            case COLUMNS -> columnsOf(full, full.length / cols, cols);
-        };
-    }
-
-    private float[] columnsOf(float[] full, int rows, int cols) {
+        int cols = fullShape[fullShape.length - 1];
+        int rows = full.length / Math.max(1, cols);
+        int firstRow = kind == Kind.ROWS ? part * (rows / parts) : 0;
+        int sliceRows = kind == Kind.ROWS ? rows / parts : rows;
         int block = cols / groups;
-        int width = block / parts;
-        float[] out = new float[rows * groups * width];
-        int o = 0;
-        for (int r = 0; r < rows; r++) {
+        int width = shape[shape.length - 1] / groups;
+        int offset = kind == Kind.COLUMNS ? part * width : 0;
+        int s = 0;
+        for (int r = firstRow; r < firstRow + sliceRows; r++) {
             for (int g = 0; g < groups; g++) {
-                int from = r * cols + g * block + part * width;
-                System.arraycopy(full, from, out, o, width);
-                o += width;
+                int f = r * cols + g * block + offset;
+                if (toSlice) {
+                    System.arraycopy(full, f, slice, s, width);
+                } else {
+                    System.arraycopy(slice, s, full, f, width);
+                }
+                s += width;
             }
         }
-        return out;
+    }
+
+    private static long numel(int[] shape) {
+        return Arrays.stream(shape).asLongStream().reduce(1, (a, b) -> a * b);
     }
 
     private int divide(int size, int by, String what) {

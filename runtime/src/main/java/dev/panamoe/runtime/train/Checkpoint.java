@@ -5,7 +5,9 @@ import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import com.google.gson.JsonPrimitive;
+import dev.panamoe.ops.Parameter;
 import dev.panamoe.ops.Tensor;
+import dev.panamoe.runtime.parallel.TensorSlice;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
@@ -24,6 +26,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.zip.CRC32C;
 
 /**
@@ -38,8 +42,9 @@ import java.util.zip.CRC32C;
  *   tensor data: for each tensor of the header, in order, numel f32 values
  * </pre>
  * The header lists each tensor's parameter name, role ("value", "m", "v"), shape and the CRC-32C of
- * its bytes. A file is written to a temporary file in the same directory, fsynced, renamed over the
- * previous checkpoint and the directory fsynced: a crash at any point leaves either the old or the
+ * its bytes, and where it belongs in the logical model ({@link Shard}: "tensor", "full" shape,
+ * "slice", "copy"). A file is written to a temporary file in the same directory, fsynced, renamed
+ * over the previous checkpoint and the directory fsynced: a crash at any point leaves either the old or the
  * new checkpoint, whole. ({@link CheckpointStore} commits the files of all ranks of a step as one
  * checkpoint.) Reading checks everything — preamble, header checksum, file length, every
  * tensor's checksum, then the model, run, data and tensor shapes against the current run — into
@@ -47,12 +52,12 @@ import java.util.zip.CRC32C;
  */
 public final class Checkpoint {
 
-    static final int VERSION = 1;
+    static final int VERSION = 2;
     private static final byte[] MAGIC = "PMOECKPT".getBytes(StandardCharsets.US_ASCII);
     /** Magic, version and header length. */
     private static final int PREAMBLE = MAGIC.length + 8;
     private static final int CRC_BYTES = 4;
-    private static final List<String> ROLES = List.of("value", "m", "v");
+    static final List<String> ROLES = List.of("value", "m", "v");
 
     private Checkpoint() {
     }
@@ -66,13 +71,45 @@ public final class Checkpoint {
      * @param training     the training configuration's fields
      * @param data         the corpus description
      * @param states       the parameters and their moments, in the model's order
+     * @param shards       where each state's tensors belong in the logical model, in the same order
      */
     public record Snapshot(int step, long dataPosition, Map<String, String> model, Map<String, String> training,
-            String data, List<AdamW.State> states) {
+            String data, List<AdamW.State> states, List<Shard> shards) {
+        public Snapshot {
+            if (shards.size() != states.size()) {
+                throw new IllegalArgumentException("shards: " + shards.size() + " for " + states.size() + " states");
+            }
+        }
+
+        /** A snapshot of a model held whole: every parameter is its own global tensor. */
+        public Snapshot(int step, long dataPosition, Map<String, String> model, Map<String, String> training,
+                String data, List<AdamW.State> states) {
+            this(step, dataPosition, model, training, data, states,
+                    states.stream().map(s -> Shard.whole(s.parameter())).toList());
+        }
     }
 
-    /** One tensor of the file: its parameter, role, shape and checksum. */
-    private record Entry(String name, String role, int[] shape, int crc) {
+    /**
+     * Where a tensor of a rank file belongs in the logical model: the slice it holds of the global
+     * tensor named {@code tensor} (of {@code fullShape}), and whether it is a copy whose training
+     * state is another slot's (a placement replica of an expert: its values equal the expert's, its
+     * moments are unused). A free expert slot belongs to no tensor: {@code tensor} null.
+     */
+    public record Shard(String tensor, int[] fullShape, TensorSlice slice, boolean copy) {
+        public Shard {
+            slice = slice.parts() == 1 ? TensorSlice.WHOLE : slice; // one part of one: the whole tensor
+        }
+
+        public static Shard whole(Parameter p) {
+            return new Shard(p.name(), p.value().shape(), TensorSlice.WHOLE, false);
+        }
+    }
+
+    /**
+     * One tensor of a file: its parameter, role, shape, checksum, place in the logical model, and
+     * the offset of its data in the file.
+     */
+    public record Entry(String name, String role, int[] shape, int crc, Shard shard, long offset) {
         long bytes() {
             long n = Float.BYTES;
             for (int d : shape) {
@@ -82,8 +119,12 @@ public final class Checkpoint {
         }
 
         String label() {
-            return Loaded.key(name, role);
+            return key(name, role);
         }
+    }
+
+    static String key(String name, String role) {
+        return "'" + name + "' (" + role + ")";
     }
 
     /** What was written: the file's length and the CRC-32C of all its bytes. */
@@ -96,12 +137,13 @@ public final class Checkpoint {
     public static Written write(Path file, Snapshot snapshot) {
         List<Entry> entries = new ArrayList<>();
         List<ByteBuffer> data = new ArrayList<>();
-        for (AdamW.State s : snapshot.states()) {
+        for (int i = 0; i < snapshot.states().size(); i++) {
+            AdamW.State s = snapshot.states().get(i);
             String name = s.parameter().name();
             Tensor[] tensors = tensorsOf(s);
             for (int r = 0; r < ROLES.size(); r++) {
                 ByteBuffer bytes = littleEndianBytes(tensors[r]);
-                entries.add(new Entry(name, ROLES.get(r), tensors[r].shape(), crc(bytes)));
+                entries.add(new Entry(name, ROLES.get(r), tensors[r].shape(), crc(bytes), snapshot.shards().get(i), 0));
                 data.add(bytes);
             }
         }
@@ -117,7 +159,7 @@ public final class Checkpoint {
             whole.update(b.duplicate());
             bytes += b.remaining();
         }
-        writeAtomically(file, channel -> {
+        writeAtomically(file, "checkpoint", channel -> {
             writeFully(channel, preamble);
             for (ByteBuffer b : data) {
                 writeFully(channel, b);
@@ -143,19 +185,61 @@ public final class Checkpoint {
             JsonObject t = new JsonObject();
             t.addProperty("name", e.name());
             t.addProperty("role", e.role());
-            JsonArray shape = new JsonArray();
-            for (int d : e.shape()) {
-                shape.add(d);
-            }
-            t.add("shape", shape);
+            t.add("shape", shape(e.shape()));
             t.addProperty("crc32c", Integer.toUnsignedLong(e.crc()));
+            if (e.shard().tensor() != null) {
+                t.addProperty("tensor", e.shard().tensor());
+            }
+            t.add("full", shape(e.shard().fullShape()));
+            t.addProperty("slice", sliceSpec(e.shard().slice()));
+            t.addProperty("copy", e.shard().copy());
             tensors.add(t);
         }
         h.add("tensors", tensors);
         return h;
     }
 
-    private static JsonObject strings(Map<String, String> map) {
+    static JsonArray shape(int[] shape) {
+        JsonArray a = new JsonArray();
+        for (int d : shape) {
+            a.add(d);
+        }
+        return a;
+    }
+
+    /** "whole", "rows P/N", "columns P/N", or "columns P/N of G groups" (the heads of q, k and v: G = 3). */
+    public static String sliceSpec(TensorSlice slice) {
+        return switch (slice.kind()) {
+            case WHOLE -> "whole";
+            case ROWS -> "rows " + slice.part() + "/" + slice.parts();
+            case COLUMNS -> "columns " + slice.part() + "/" + slice.parts()
+                    + (slice.groups() == 1 ? "" : " of " + slice.groups() + " groups");
+        };
+    }
+
+    private static final Pattern SLICE = Pattern.compile("(rows|columns) (\\d+)/(\\d+)(?: of (\\d+) groups)?");
+
+    /** The slice {@link #sliceSpec} wrote; null when the text is not one. */
+    static TensorSlice parseSlice(String spec) {
+        if (spec.equals("whole")) {
+            return TensorSlice.WHOLE;
+        }
+        Matcher m = SLICE.matcher(spec);
+        if (!m.matches() || m.group(2).length() > 9 || m.group(3).length() > 9
+                || m.group(4) != null && m.group(4).length() > 9) {
+            return null;
+        }
+        int part = Integer.parseInt(m.group(2));
+        int parts = Integer.parseInt(m.group(3));
+        int groups = m.group(4) == null ? 1 : Integer.parseInt(m.group(4));
+        if (groups < 1 || parts < 1 || part >= parts || m.group(1).equals("rows") && groups != 1) {
+            return null;
+        }
+        return new TensorSlice(m.group(1).equals("rows") ? TensorSlice.Kind.ROWS : TensorSlice.Kind.COLUMNS, groups,
+                part, parts);
+    }
+
+    static JsonObject strings(Map<String, String> map) {
         JsonObject o = new JsonObject();
         map.forEach(o::addProperty);
         return o;
@@ -185,7 +269,7 @@ public final class Checkpoint {
      * {@code file}, fsync the directory. Temporary files left by a writer that crashed are removed
      * first; a failure removes this writer's temporary file and leaves {@code file} as it was.
      */
-    static void writeAtomically(Path file, Body body) {
+    static void writeAtomically(Path file, String what, Body body) {
         Path dir = file.toAbsolutePath().getParent();
         String prefix = "." + file.getFileName() + ".";
         Path tmp = null;
@@ -203,7 +287,7 @@ public final class Checkpoint {
                 d.force(true); // makes the rename itself durable
             }
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot write checkpoint " + file + ": " + e.getMessage(), e);
+            throw new UncheckedIOException("cannot write " + what + " " + file + ": " + e.getMessage(), e);
         } finally {
             if (tmp != null) {
                 try {
@@ -223,7 +307,7 @@ public final class Checkpoint {
         }
     }
 
-    private static void writeFully(FileChannel channel, ByteBuffer b) throws IOException {
+    static void writeFully(FileChannel channel, ByteBuffer b) throws IOException {
         while (b.hasRemaining()) {
             channel.write(b);
         }
@@ -232,53 +316,57 @@ public final class Checkpoint {
     // ---- reading ----
 
     /**
+     * The header of a rank file whose format and header checksum were checked: what the file holds
+     * and where each tensor's data is, without the data.
+     */
+    public record Header(Path file, int step, long dataPosition, Map<String, String> model,
+            Map<String, String> training, String data, List<Entry> entries) {
+
+        /**
+         * Reads one tensor's values from this file (open as {@code channel}), checked against its checksum.
+         *
+         * @throws CheckpointException naming the file and tensor when the bytes fail it
+         */
+        public float[] read(FileChannel channel, Entry e) throws IOException {
+            return readTensor(file, channel, e);
+        }
+    }
+
+    /**
      * A checkpoint read from a file whose integrity was checked (format, checksums, length); its
      * tensors are held in memory until {@link #restore} copies them into a run.
      */
     public static final class Loaded {
-        private final Path file;
-        private final int step;
-        private final long dataPosition;
-        private final Map<String, String> model;
-        private final Map<String, String> training;
-        private final String data;
-        private final List<Entry> entries;
+        private final Header header;
         private final List<float[]> values;
 
-        private Loaded(Path file, int step, long dataPosition, Map<String, String> model, Map<String, String> training,
-                String data, List<Entry> entries, List<float[]> values) {
-            this.file = file;
-            this.step = step;
-            this.dataPosition = dataPosition;
-            this.model = model;
-            this.training = training;
-            this.data = data;
-            this.entries = entries;
+        private Loaded(Header header, List<float[]> values) {
+            this.header = header;
             this.values = values;
         }
 
         public Path file() {
-            return file;
+            return header.file();
         }
 
         public int step() {
-            return step;
+            return header.step();
         }
 
         public long dataPosition() {
-            return dataPosition;
+            return header.dataPosition();
         }
 
         public Map<String, String> model() {
-            return model;
+            return header.model();
         }
 
         public Map<String, String> training() {
-            return training;
+            return header.training();
         }
 
         public String data() {
-            return data;
+            return header.data();
         }
 
         /**
@@ -291,14 +379,14 @@ public final class Checkpoint {
          */
         public void restore(Snapshot current) {
             List<String> problems = new ArrayList<>();
-            compare("model", model, current.model(), current.model().keySet(), problems);
-            compare("training", training, current.training(), TrainingConfig.TRAJECTORY_FIELDS, problems);
-            if (!data.equals(current.data())) {
-                problems.add("data '" + data + "' in the checkpoint, '" + current.data() + "' here");
+            compare("model", model(), current.model(), current.model().keySet(), problems);
+            compare("training", training(), current.training(), TrainingConfig.TRAJECTORY_FIELDS, problems);
+            if (!data().equals(current.data())) {
+                problems.add("data '" + data() + "' in the checkpoint, '" + current.data() + "' here");
             }
             List<Tensor> targets = compareTensors(current.states(), problems);
             if (!problems.isEmpty()) {
-                throw new CheckpointException("checkpoint " + file + " does not match this run: "
+                throw new CheckpointException("checkpoint " + file() + " does not match this run: "
                         + String.join("; ", problems));
             }
             for (int i = 0; i < targets.size(); i++) {
@@ -337,7 +425,7 @@ public final class Checkpoint {
             List<Tensor> targets = new ArrayList<>();
             Map<String, String> structure = new LinkedHashMap<>();
             Map<String, String> shapes = new LinkedHashMap<>();
-            for (Entry e : entries) {
+            for (Entry e : header.entries()) {
                 Tensor t = expected.remove(e.label());
                 if (t == null) {
                     structure.putIfAbsent(e.name(), "tensor " + e.label() + " is in the checkpoint but not in this model");
@@ -359,10 +447,6 @@ public final class Checkpoint {
             }
             return targets;
         }
-
-        private static String key(String name, String role) {
-            return "'" + name + "' (" + role + ")";
-        }
     }
 
     /**
@@ -371,6 +455,25 @@ public final class Checkpoint {
      * @throws CheckpointException naming the file and what is wrong with it
      */
     public static Loaded read(Path file) {
+        Header header = readHeader(file);
+        try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
+            List<float[]> values = new ArrayList<>(header.entries().size());
+            for (Entry e : header.entries()) {
+                values.add(readTensor(file, channel, e));
+            }
+            return new Loaded(header, values);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read checkpoint " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Reads and verifies {@code file}'s header: format, header checksum, and a length that fits
+     * the tensors it lists (whose data is not read).
+     *
+     * @throws CheckpointException naming the file and what is wrong with it
+     */
+    public static Header readHeader(Path file) {
         if (!Files.isRegularFile(file)) {
             throw new CheckpointException("checkpoint " + file + " does not exist or is not a regular file");
         }
@@ -405,17 +508,11 @@ public final class Checkpoint {
                 throw problem(file, "has format version " + version + "; this build reads version " + VERSION);
             }
             JsonObject h = parseHeader(file, new String(header.array(), 0, headerLength, StandardCharsets.UTF_8));
-            List<Entry> entries = entries(file, h);
-            long offset = PREAMBLE + headerLength + CRC_BYTES;
-            checkLength(file, size, offset, entries);
-            List<float[]> values = new ArrayList<>(entries.size());
-            for (Entry e : entries) {
-                values.add(readTensor(file, channel, offset, e));
-                offset += e.bytes();
-            }
-            return new Loaded(file, intField(file, h, "step"), longField(file, h, "dataPosition"),
-                    stringMap(file, h, "model"), stringMap(file, h, "training"), stringField(file, h, "data"), entries,
-                    values);
+            List<Entry> entries = entries(file, h, PREAMBLE + headerLength + CRC_BYTES);
+            checkLength(file, size, PREAMBLE + headerLength + CRC_BYTES, entries);
+            return new Header(file, intField(file, h, "step"), longField(file, h, "dataPosition"),
+                    stringMap(file, h, "model"), stringMap(file, h, "training"), stringField(file, h, "data"),
+                    List.copyOf(entries));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read checkpoint " + file + ": " + e.getMessage(), e);
         }
@@ -438,8 +535,8 @@ public final class Checkpoint {
         }
     }
 
-    private static float[] readTensor(Path file, FileChannel channel, long offset, Entry e) throws IOException {
-        ByteBuffer bytes = readAt(channel, offset, Math.toIntExact(e.bytes()));
+    private static float[] readTensor(Path file, FileChannel channel, Entry e) throws IOException {
+        ByteBuffer bytes = readAt(channel, e.offset(), Math.toIntExact(e.bytes()));
         int computed = crc(bytes);
         if (computed != e.crc()) {
             throw problem(file, String.format("is corrupted: tensor %s fails its checksum (stored crc32c %08x, "
@@ -450,7 +547,7 @@ public final class Checkpoint {
         return values;
     }
 
-    private static ByteBuffer readAt(FileChannel channel, long offset, int length) throws IOException {
+    static ByteBuffer readAt(FileChannel channel, long offset, int length) throws IOException {
         ByteBuffer b = ByteBuffer.allocate(length).order(ByteOrder.LITTLE_ENDIAN);
         while (b.hasRemaining()) {
             if (channel.read(b, offset + b.position()) < 0) {
@@ -468,25 +565,65 @@ public final class Checkpoint {
         }
     }
 
-    private static List<Entry> entries(Path file, JsonObject h) {
+    /** The header's tensors, their data laid out in order from dataStart. */
+    private static List<Entry> entries(Path file, JsonObject h, long dataStart) {
         List<Entry> entries = new ArrayList<>();
+        long offset = dataStart;
         for (JsonElement element : array(file, h, "tensors")) {
             JsonObject t = element.getAsJsonObject();
-            JsonArray shapeJson = array(file, t, "shape");
-            int[] shape = new int[shapeJson.size()];
-            for (int i = 0; i < shape.length; i++) {
-                shape[i] = shapeJson.get(i).getAsInt();
-                if (shape[i] < 0) {
-                    throw problem(file, "has a tensor of negative dimension: " + shapeJson);
-                }
-            }
+            String name = stringField(file, t, "name");
             String role = stringField(file, t, "role");
             if (!ROLES.contains(role)) {
                 throw problem(file, "has a tensor of unknown role '" + role + "'");
             }
-            entries.add(new Entry(stringField(file, t, "name"), role, shape, (int) longField(file, t, "crc32c")));
+            int[] shape = shapeField(file, t, "shape");
+            int[] full = shapeField(file, t, "full");
+            TensorSlice slice = parseSlice(stringField(file, t, "slice"));
+            JsonElement tensor = t.get("tensor");
+            if (slice == null || !Arrays.equals(sliceShape(slice, full), shape)) {
+                throw problem(file, "has tensor " + key(name, role) + " of shape " + Arrays.toString(shape)
+                        + " that is not slice '" + stringField(file, t, "slice") + "' of " + Arrays.toString(full));
+            }
+            Shard shard = new Shard(tensor == null ? null : tensor.getAsString(), full, slice,
+                    field(file, t, "copy").getAsBoolean());
+            Entry e = new Entry(name, role, shape, (int) longField(file, t, "crc32c"), shard, offset);
+            entries.add(e);
+            offset += e.bytes();
         }
         return entries;
+    }
+
+    private static int[] shapeField(Path file, JsonObject t, String name) {
+        JsonArray shapeJson = array(file, t, name);
+        int[] shape = dims(shapeJson);
+        if (shape == null) {
+            throw problem(file, "has a tensor of negative dimension: " + shapeJson);
+        }
+        return shape;
+    }
+
+    /** A JSON array of dimensions; null when one is negative. */
+    static int[] dims(JsonArray a) {
+        int[] shape = new int[a.size()];
+        for (int i = 0; i < shape.length; i++) {
+            shape[i] = a.get(i).getAsInt();
+            if (shape[i] < 0) {
+                return null;
+            }
+        }
+        return shape;
+    }
+
+    /** The slice's shape, or null when it does not divide the full shape. */
+    private static int[] sliceShape(TensorSlice slice, int[] full) {
+        if (full.length == 0 && slice.kind() != TensorSlice.Kind.WHOLE) {
+            return null;
+        }
+        try {
+            return slice.shape(full);
+        } catch (IllegalArgumentException e) {
+            return null;
+        }
     }
 
     private static JsonElement field(Path file, JsonObject o, String name) {

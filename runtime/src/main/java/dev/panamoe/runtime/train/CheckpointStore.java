@@ -27,11 +27,12 @@ import java.util.zip.CRC32C;
  * by a world of W ranks is W rank files and a manifest,
  * <pre>
  *   step-0000000S.rank-00000-of-0000W.pmoe ... step-0000000S.rank-(W-1)-of-0000W.pmoe   ({@link Checkpoint}'s format)
- *   step-0000000S.manifest.json    {"format", "version", "step", "world", "files": [{"name", "bytes", "crc32c"}], "settings"}
+ *   step-0000000S.manifest.json    {"format", "version", "step", "world", "files": [{"name", "bytes", "crc32c"}], "settings",
+ *                                   and the logical model: {@link CheckpointIndex}'s fields}
  * </pre>
  * Saving: every rank writes its file atomically and durably ({@link Checkpoint#write}); the ranks
- * exchange each file's length and CRC-32C ({@link Confirm}, a collective); rank 0 then writes the
- * manifest atomically and durably, and only after that deletes every file of earlier steps. A step
+ * exchange each file's length and CRC-32C ({@link Confirm}, a collective); rank 0 then reads every
+ * file's header, indexes the logical model they hold, writes the manifest atomically and durably, and only after that deletes every file of earlier steps. A step
  * counts once its manifest exists, and a manifest exists only once every file it names is durable,
  * so a crash at any moment leaves the previous complete step, or the new one, intact. A single
  * device is a world of one rank: the same protocol.
@@ -42,7 +43,7 @@ import java.util.zip.CRC32C;
  * a shared file system), as rank 0 writes the manifest over all ranks' files.
  */
 public final class CheckpointStore {
-    static final int MANIFEST_VERSION = 1;
+    static final int MANIFEST_VERSION = 2;
     private static final String FORMAT = "panamoe-checkpoint";
     /** Any file of a step: its rank files, its manifest and their temporary files. */
     private static final Pattern STEP_FILE = Pattern.compile("\\.?step-(\\d+)\\..*");
@@ -62,7 +63,8 @@ public final class CheckpointStore {
     }
 
     /** A committed step: its manifest's content. */
-    public record Manifest(Path file, int step, int world, List<FileEntry> files, Map<String, String> settings) {
+    public record Manifest(Path file, int step, int world, List<FileEntry> files, Map<String, String> settings,
+            CheckpointIndex index) {
     }
 
     private final Path dir;
@@ -131,11 +133,14 @@ public final class CheckpointStore {
             files.add(f);
         }
         m.add("files", files);
-        JsonObject s = new JsonObject();
-        settings.forEach(s::addProperty);
-        m.add("settings", s);
+        m.add("settings", Checkpoint.strings(settings));
+        List<Checkpoint.Header> headers = new ArrayList<>();
+        for (int r = 0; r < world; r++) {
+            headers.add(Checkpoint.readHeader(rankFile(step, r)));
+        }
+        CheckpointIndex.of(headers).addTo(m);
         ByteBuffer text = ByteBuffer.wrap((m + "\n").getBytes(StandardCharsets.UTF_8));
-        Checkpoint.writeAtomically(manifestFile(dir, step), channel -> {
+        Checkpoint.writeAtomically(manifestFile(dir, step), "checkpoint", channel -> {
             while (text.hasRemaining()) {
                 channel.write(text);
             }
@@ -216,7 +221,7 @@ public final class CheckpointStore {
                 throw new CheckpointException("checkpoint manifest " + file + " is inconsistent: step " + step
                         + " and " + files.size() + " files for " + world + " ranks");
             }
-            return new Manifest(file, step, world, List.copyOf(files), settings);
+            return new Manifest(file, step, world, List.copyOf(files), settings, CheckpointIndex.from(m, world));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read checkpoint manifest " + file + ": " + e.getMessage(), e);
         } catch (CheckpointException e) {
@@ -253,13 +258,22 @@ public final class CheckpointStore {
             throw new CheckpointException("checkpoint " + file + " holds step " + c.step() + ", but its manifest "
                     + m.file().getFileName() + " step " + m.step());
         }
+        checkListed(m, entry, file);
+        return c;
+    }
+
+    /**
+     * Throws unless {@code file} has the length and CRC-32C that manifest {@code m} lists for it.
+     *
+     * @throws CheckpointException naming the file, what it holds and what the manifest says
+     */
+    static void checkListed(Manifest m, FileEntry entry, Path file) {
         long[] actual = lengthAndCrc(file);
         if (actual[0] != entry.bytes() || (int) actual[1] != entry.crc32c()) {
             throw new CheckpointException(String.format(Locale.ROOT, "checkpoint %s is not the file its manifest %s "
                     + "lists: %d bytes with crc32c %08x, the manifest says %d bytes with crc32c %08x", file,
                     m.file().getFileName(), actual[0], (int) actual[1], entry.bytes(), entry.crc32c()));
         }
-        return c;
     }
 
     private static long[] lengthAndCrc(Path file) {

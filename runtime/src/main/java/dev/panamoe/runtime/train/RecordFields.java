@@ -6,6 +6,8 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /** A record's components as text, for checkpoint headers and reports, and back. */
 final class RecordFields {
@@ -25,6 +27,21 @@ final class RecordFields {
         }
         return map;
     }
+
+    /** The fields of a record's toString ("GptMoeConfig[vocab=64, maxSeq=64, ...]"), null for null. */
+    static Map<String, String> fromToString(String text) {
+        if (text == null) {
+            return null;
+        }
+        Map<String, String> fields = new LinkedHashMap<>();
+        Matcher m = RECORD_FIELD.matcher(text.substring(text.indexOf('[') + 1));
+        while (m.find()) {
+            fields.put(m.group(1), m.group(2));
+        }
+        return fields;
+    }
+
+    private static final Pattern RECORD_FIELD = Pattern.compile("(\\w+)=([^,\\]]*)");
 
     /**
      * The record {@link #of} wrote as fields: each component from its text (numbers, booleans,

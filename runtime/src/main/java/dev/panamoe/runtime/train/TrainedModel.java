@@ -4,104 +4,57 @@ import dev.panamoe.ops.Backend;
 import dev.panamoe.runtime.data.Tokenizer;
 import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.model.GptMoeModel;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
-import java.util.Map;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 /**
  * A trained model read back from a checkpoint for inference (e.g. by a
  * {@link dev.panamoe.runtime.model.Generator}): the model with the checkpoint's parameters, the
  * tokenizer it was trained with, and the step it was saved at.
  *
- * <p>The newest committed step of a checkpoint directory opens: a single device's always; a
- * parallel run's (one rank file per rank) when every rank holds the whole model (a pure
- * data-parallel plan: pp = tp = ep = 1), from rank 0's file; a plan that shards the model is
- * refused, since putting the shards back together is not supported yet.
+ * <p>The newest committed step of a checkpoint directory opens, of a single device or of any
+ * parallel plan: the model is the logical one its manifest indexes, on one device.
  *
  * @param model     the model, on the backend given to {@link #open}; the caller closes it
  * @param tokenizer the run's tokenizer, or null when its data was not text (the synthetic corpus)
  * @param step      optimizer steps the checkpoint was saved after
- * @param file      the file read
+ * @param file      the manifest of that step
  */
 public record TrainedModel(GptMoeModel model, Tokenizer tokenizer, int step, Path file) implements AutoCloseable {
 
-    private static final Pattern RECORD_FIELD = Pattern.compile("(\\w+)=([^,\\]]*)");
-
     /**
-     * Reads the newest committed checkpoint in the directory dir onto the backend.
+     * Reads the newest committed checkpoint in the directory dir onto the backend, whatever plan
+     * wrote it: each global tensor is put together from the rank files' slices
+     * ({@link WorldCheckpoint}).
      *
-     * @throws CheckpointException when there is none, it is damaged, or it shards the model
+     * @throws CheckpointException when there is none, a rank file is missing or damaged, or its
+     *         configuration cannot be read
      */
     public static TrainedModel open(Backend backend, Path dir) {
-        CheckpointStore store = rankZero(dir);
-        Checkpoint.Loaded c = store.load();
-        Path file = store.rankFile(c.step(), 0);
-        Map<String, String> modelFields = c.model();
-        String plan = modelFields.get("plan");
-        if (plan != null) {
-            if (!plan.matches("pp=1,tp=1,ep=1,edp=\\d+")) {
-                throw new CheckpointException("checkpoint " + dir + " was saved by a parallel run under plan " + plan
-                        + ", whose ranks each hold part of the model; sampling from it needs resharding, which is not "
-                        + "supported yet (a pure data-parallel plan, pp=tp=ep=1, or a single device can be sampled)");
+        try (WorldCheckpoint c = WorldCheckpoint.open(dir)) {
+            Path file = c.manifest().file();
+            GptMoeConfig config = c.modelConfig();
+            TrainingConfig training;
+            try {
+                training = RecordFields.parse(TrainingConfig.class, c.index().training());
+            } catch (IllegalArgumentException e) {
+                throw new CheckpointException("checkpoint " + file + " has a configuration this build cannot read: "
+                        + e.getMessage());
             }
-            modelFields = recordFields(file, modelFields.get("model"));
+            Tokenizer tokenizer = training.tokenizer() == null ? null : Tokenizer.of(training.tokenizer());
+            if (tokenizer != null && tokenizer.vocabSize() != config.vocab()) {
+                throw new CheckpointException("checkpoint " + file + " has a model of vocab " + config.vocab()
+                        + " but tokenizer " + tokenizer.name() + " of " + tokenizer.vocabSize() + " ids");
+            }
+            GptMoeModel model = new GptMoeModel(backend, config, training.seed());
+            try {
+                InitialWeights.load(c.values(), model.parameters(),
+                        model.parameters().stream().map(Checkpoint.Shard::whole).toList(), true);
+            } catch (RuntimeException e) {
+                model.close();
+                throw e;
+            }
+            return new TrainedModel(model, tokenizer, c.manifest().step(), file);
         }
-        GptMoeConfig config;
-        TrainingConfig training;
-        try {
-            config = RecordFields.parse(GptMoeConfig.class, modelFields);
-            training = RecordFields.parse(TrainingConfig.class, c.training());
-        } catch (IllegalArgumentException e) {
-            throw new CheckpointException("checkpoint " + file + " has a configuration this build cannot read: "
-                    + e.getMessage());
-        }
-        Tokenizer tokenizer = training.tokenizer() == null ? null : Tokenizer.of(training.tokenizer());
-        if (tokenizer != null && tokenizer.vocabSize() != config.vocab()) {
-            throw new CheckpointException("checkpoint " + file + " has a model of vocab " + config.vocab()
-                    + " but tokenizer " + tokenizer.name() + " of " + tokenizer.vocabSize() + " ids");
-        }
-        GptMoeModel model = new GptMoeModel(backend, config, training.seed());
-        try (AdamW optimizer = AdamW.of(backend, model.parameters(), training)) {
-            // The moments are read along with the values; they are dropped with the optimizer.
-            c.restore(new Checkpoint.Snapshot(c.step(), c.dataPosition(), c.model(), c.training(), c.data(),
-                    optimizer.states()));
-        } catch (RuntimeException e) {
-            model.close();
-            throw e;
-        }
-        return new TrainedModel(model, tokenizer, c.step(), file);
-    }
-
-    /**
-     * Rank 0's view of dir's newest committed step (a single device's only file), whose load
-     * checks the file against its manifest as a resume does.
-     */
-    private static CheckpointStore rankZero(Path dir) {
-        if (!Files.isDirectory(dir)) {
-            throw new CheckpointException("checkpoint directory " + dir + " does not exist");
-        }
-        CheckpointStore.Manifest newest = CheckpointStore.newest(dir);
-        if (newest == null) {
-            throw new CheckpointException("checkpoint directory " + dir + " holds no checkpoint: no step was committed (no"
-                    + " step-*.manifest.json)");
-        }
-        return new CheckpointStore(dir, 0, newest.world(), null);
-    }
-
-    /** The fields of a record's toString ("GptMoeConfig[vocab=64, maxSeq=64, ...]"), as a parallel run saves its model. */
-    private static Map<String, String> recordFields(Path file, String text) {
-        if (text == null) {
-            throw new CheckpointException("checkpoint " + file + " has no model configuration");
-        }
-        Map<String, String> fields = new LinkedHashMap<>();
-        Matcher m = RECORD_FIELD.matcher(text.substring(text.indexOf('[') + 1));
-        while (m.find()) {
-            fields.put(m.group(1), m.group(2));
-        }
-        return fields;
     }
 
     @Override

@@ -12,6 +12,7 @@ import dev.panamoe.runtime.data.Split;
 import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.model.GptMoeModel;
 import dev.panamoe.runtime.model.GptMoeModel.ShardedParameter;
+import dev.panamoe.runtime.parallel.CheckpointShards;
 import dev.panamoe.runtime.parallel.GradientSync;
 import dev.panamoe.runtime.parallel.PipelineSchedule;
 import dev.panamoe.runtime.parallel.PlacementController;
@@ -532,7 +533,8 @@ public final class Trainer implements AutoCloseable {
                 shard.put(LOADS, encodeLoads(placement.loads()));
             }
         }
-        return new Checkpoint.Snapshot(step, dataPosition, shard, config.toMap(), corpus.describe(), optimizer.states());
+        return new Checkpoint.Snapshot(step, dataPosition, shard, config.toMap(), corpus.describe(), optimizer.states(),
+                CheckpointShards.of(model));
     }
 
     /** Per-step world expert counts in a checkpoint: steps ';', layers '|', experts ','. */

@@ -4,6 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.util.Arrays;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 
 class TensorSliceTest {
@@ -23,6 +25,26 @@ class TensorSliceTest {
         assertArrayEquals(new float[] {0, 2, 4}, TensorSlice.qkvColumns(0, 2).of(new float[] {0, 1, 2, 3, 4, 5},
                 new int[] {6}));
         assertArrayEquals(FULL, TensorSlice.WHOLE.of(FULL, SHAPE));
+    }
+
+    @Test
+    void placePutsEverySliceBackWhereOfTookIt() {
+        List<List<TensorSlice>> partitions = List.of(List.of(TensorSlice.WHOLE),
+                List.of(TensorSlice.columns(0, 2), TensorSlice.columns(1, 2)),
+                List.of(TensorSlice.columns(0, 3), TensorSlice.columns(1, 3), TensorSlice.columns(2, 3)),
+                List.of(TensorSlice.qkvColumns(0, 2), TensorSlice.qkvColumns(1, 2)),
+                List.of(TensorSlice.rows(0, 2), TensorSlice.rows(1, 2)));
+        for (List<TensorSlice> partition : partitions) {
+            float[] full = new float[FULL.length];
+            Arrays.fill(full, Float.NaN);
+            for (TensorSlice s : partition) {
+                s.place(s.of(FULL, SHAPE), full, SHAPE);
+            }
+            assertArrayEquals(FULL, full, partition.toString());
+        }
+        String m = assertThrows(IllegalArgumentException.class,
+                () -> TensorSlice.rows(1, 2).place(new float[5], new float[12], SHAPE)).getMessage();
+        assertTrue(m.startsWith("slice: 5 values, expected 6"), m);
     }
 
     @Test

@@ -245,7 +245,7 @@ class CheckpointTest {
     @Test
     void aWriteThatDiesHalfWayLeavesThePreviousCheckpointWhole() throws IOException {
         IOException crash = new IOException("simulated crash");
-        UncheckedIOException e = assertThrows(UncheckedIOException.class, () -> Checkpoint.writeAtomically(file, channel -> {
+        UncheckedIOException e = assertThrows(UncheckedIOException.class, () -> Checkpoint.writeAtomically(file, "checkpoint", channel -> {
             channel.write(ByteBuffer.wrap(bytes, 0, bytes.length / 2));
             throw crash;
         }));
