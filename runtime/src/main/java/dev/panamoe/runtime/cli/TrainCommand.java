@@ -131,7 +131,8 @@ public final class TrainCommand implements Callable<Integer> {
             description = "Checkpoint every N steps, besides the end (default: ${DEFAULT-VALUE}, only the end).")
     int checkpointEvery;
     @Option(names = "--resume", description = "Continue the run saved in --checkpoint DIR, with the options it was "
-            + "started with (options given now must agree, bar outputs and evaluation).")
+            + "started with (options given now must agree, bar outputs and evaluation; another --world, --plan or "
+            + "--placement moves the run there).")
     boolean resume;
     @Option(names = "--init-from", paramLabel = "FILE",
             description = "Start from the weights of a safetensors file of global tensors (as 'checkpoint export' "
@@ -254,20 +255,24 @@ public final class TrainCommand implements Callable<Integer> {
     /**
      * The options a checkpoint records, by how a --resume treats them: DEFINING ones must agree
      * with the checkpoint when given; ADJUSTABLE ones (outputs, evaluation) may change. Either
-     * kind, when not given, is taken from the checkpoint. --threads and --device describe the
+     * kind, when not given, is taken from the checkpoint. LAYOUT ones say where the run trains:
+     * all taken from the checkpoint when none is given (and mpirun started as many processes as
+     * it had ranks), else the run moves to the layout given (the others at their defaults) and
+     * the checkpoint is read through its manifest's index. --threads and --device describe the
      * machine, not the run: not recorded.
      */
     private static final List<String> DEFINING = List.of("--preset", "--layers", "--hidden", "--heads", "--experts",
             "--top-k", "--moe-every", "--capacity-factor", "--data", "--tokenizer", "--seq", "--steps", "--batch",
-            "--micro-batches", "--lr", "--min-lr", "--warmup", "--weight-decay", "--clip-norm", "--seed", "--world", "--plan",
-            "--placement");
+            "--micro-batches", "--lr", "--min-lr", "--warmup", "--weight-decay", "--clip-norm", "--seed");
+    private static final List<String> LAYOUT = List.of("--world", "--plan", "--placement");
     private static final List<String> ADJUSTABLE = List.of("--eval-every", "--eval-batches", "--metrics", "--report",
             "--checkpoint-every");
+    private static final List<String> RECORDED = concat(concat(DEFINING, LAYOUT), ADJUSTABLE);
 
     /** The recorded options' values (paths absolute), for the checkpoints' manifests. */
     private Map<String, String> settings() {
         Map<String, String> settings = new LinkedHashMap<>();
-        for (String name : concat(DEFINING, ADJUSTABLE)) {
+        for (String name : RECORDED) {
             Object value = spec.findOption(name).getValue();
             if (value != null) {
                 settings.put(name, text(value));
@@ -297,13 +302,16 @@ public final class TrainCommand implements Callable<Integer> {
                     + "step-*.manifest.json there)");
         }
         List<String> differences = new ArrayList<>();
-        for (String name : concat(DEFINING, ADJUSTABLE)) {
+        boolean relayout = LAYOUT.stream().anyMatch(name -> given(spec.findOption(name))
+                && !sameValue(name, text(spec.findOption(name).getValue()), m.settings().get(name)))
+                || Worlds.underMpirun() && Worlds.worldSize(1) != m.world();
+        for (String name : RECORDED) {
             OptionSpec option = spec.findOption(name);
             String stored = m.settings().get(name);
-            if (name.equals("--plan") && planPool != null) {
-                continue; // the pool chooses the plan again, as it did for the run
+            if (name.equals("--plan") && planPool != null || LAYOUT.contains(name) && relayout) {
+                continue; // the pool chooses the plan again, as it did for the run; or the run moves to another layout
             }
-            if (spec.commandLine().getParseResult().hasMatchedOption(option)) {
+            if (given(option)) {
                 String given = text(option.getValue());
                 // An option the run left at its default is not recorded: the checkpoint's own
                 // configuration check refuses a given value whose effect differs from it.
@@ -322,11 +330,16 @@ public final class TrainCommand implements Callable<Integer> {
         }
     }
 
+    private boolean given(OptionSpec option) {
+        return spec.commandLine().getParseResult().hasMatchedOption(option);
+    }
+
     private static final Pattern PLAN_DEGREE = Pattern.compile("([a-z]+)=?(\\d+)");
 
     /** Plans compare by their degrees, whatever the spelling (dp=2,ep=2 is ep2*dp2). */
     private static boolean sameValue(String name, String given, String stored) {
-        return name.equals("--plan") ? planDegrees(given).equals(planDegrees(stored)) : given.equals(stored);
+        return stored != null && (name.equals("--plan") ? planDegrees(given).equals(planDegrees(stored))
+                : given.equals(stored));
     }
 
     private static Map<String, String> planDegrees(String plan) {

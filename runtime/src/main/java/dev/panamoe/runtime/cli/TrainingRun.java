@@ -148,10 +148,10 @@ final class TrainingRun {
                 }
             }
             if (resume) {
-                trainer.resume();
+                String changed = trainer.resume();
                 if (lead) {
                     out.println("resumed from " + config.checkpointDir() + " at step " + trainer.step()
-                            + (single ? "" : " (every rank's file of that step)"));
+                            + (!changed.isEmpty() ? ": " + changed : single ? "" : " (every rank's file of that step)"));
                 }
             }
             if (lead && placer != null) {

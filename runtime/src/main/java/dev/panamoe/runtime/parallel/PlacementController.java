@@ -133,14 +133,15 @@ public final class PlacementController {
      * own state and the placements are those of the uninterrupted run at that step, and gives the
      * model's layers those placements without moving anything — the checkpoint's tensors, saved
      * under the same placements, fill every slot next. Collective over nothing; every rank replays
-     * the same counts.
+     * the same counts. The counts are those of the steps after {@code firstStep - 1}: a run resumed
+     * under another plan from a checkpoint without a policy started counting there.
      */
-    public void replay(List<int[][]> steps) {
+    public void replay(int firstStep, List<int[][]> steps) {
         if (!loads.isEmpty()) {
             throw new IllegalStateException("replay: the controller has already run " + loads.size() + " steps");
         }
         for (int s = 0; s < steps.size(); s++) {
-            decide(s + 1, steps.get(s)).ifPresent(this::commit);
+            decide(firstStep + s, steps.get(s)).ifPresent(this::commit);
         }
         List<ExpertPlacement> stage = stageLayers(current);
         for (int l = 0; l < stage.size(); l++) {

@@ -394,7 +394,7 @@ public final class Checkpoint {
             }
         }
 
-        private static void compare(String what, Map<String, String> stored, Map<String, String> here,
+        static void compare(String what, Map<String, String> stored, Map<String, String> here,
                 Iterable<String> keys, List<String> problems) {
             for (String key : keys) {
                 String s = stored.get(key);

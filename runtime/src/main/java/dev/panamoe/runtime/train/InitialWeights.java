@@ -80,6 +80,22 @@ public final class InitialWeights {
      */
     public static void load(Source source, List<Parameter> parameters, List<Checkpoint.Shard> shards,
             boolean wholeModel) {
+        check(source, shards, wholeModel);
+        for (int i = 0; i < parameters.size(); i++) {
+            Checkpoint.Shard s = shards.get(i);
+            if (s.tensor() != null) {
+                parameters.get(i).value().copyFrom(s.slice().of(source.read(s.tensor()), s.fullShape()));
+            }
+        }
+    }
+
+    /**
+     * Checks that the source holds every tensor the shards take, of its full shape (and, with
+     * {@code wholeModel}, no other).
+     *
+     * @throws CheckpointException naming the source and the first few tensors that differ
+     */
+    static void check(Source source, List<Checkpoint.Shard> shards, boolean wholeModel) {
         List<String> problems = new ArrayList<>();
         Set<String> used = new HashSet<>();
         for (Checkpoint.Shard s : shards) {
@@ -103,12 +119,6 @@ public final class InitialWeights {
             throw new CheckpointException(source.describe() + " does not fit this model: "
                     + String.join("; ", problems.subList(0, shown))
                     + (problems.size() > shown ? "; and " + (problems.size() - shown) + " more" : ""));
-        }
-        for (int i = 0; i < parameters.size(); i++) {
-            Checkpoint.Shard s = shards.get(i);
-            if (s.tensor() != null) {
-                parameters.get(i).value().copyFrom(s.slice().of(source.read(s.tensor()), s.fullShape()));
-            }
         }
     }
 }

@@ -33,13 +33,7 @@ public record TrainedModel(GptMoeModel model, Tokenizer tokenizer, int step, Pat
         try (WorldCheckpoint c = WorldCheckpoint.open(dir)) {
             Path file = c.manifest().file();
             GptMoeConfig config = c.modelConfig();
-            TrainingConfig training;
-            try {
-                training = RecordFields.parse(TrainingConfig.class, c.index().training());
-            } catch (IllegalArgumentException e) {
-                throw new CheckpointException("checkpoint " + file + " has a configuration this build cannot read: "
-                        + e.getMessage());
-            }
+            TrainingConfig training = c.trainingConfig();
             Tokenizer tokenizer = training.tokenizer() == null ? null : Tokenizer.of(training.tokenizer());
             if (tokenizer != null && tokenizer.vocabSize() != config.vocab()) {
                 throw new CheckpointException("checkpoint " + file + " has a model of vocab " + config.vocab()

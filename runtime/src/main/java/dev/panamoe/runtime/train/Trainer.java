@@ -30,6 +30,7 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.StringJoiner;
 import java.util.function.Consumer;
 
@@ -471,30 +472,149 @@ public final class Trainer implements AutoCloseable {
     }
 
     /**
-     * Continues the run from the newest committed checkpoint: each rank reads its own file of that
-     * step, checks it belongs to this model, plan, rank, training configuration and data, then
-     * restores the shards, moments, step and data position. The ranks then check that they all
-     * resumed the same step. Under a placement policy ({@link #usePlacement} first), the policy is
+     * Continues the run from the newest committed checkpoint. Written by this plan under this
+     * placement policy: each rank reads its own file of that step, checks it belongs to this
+     * model, plan, rank, training configuration and data, then restores the shards, moments, step
+     * and data position; under a placement policy ({@link #usePlacement} first) the policy is
      * replayed on the saved per-step expert counts, which restores its tracker, its own state and
-     * the placements exactly; the placements it reaches must equal the saved ones (same policy,
-     * same slots), or the checkpoint is refused. Collective.
+     * the placements exactly (the placements it reaches must equal the saved ones). The run then
+     * continues bitwise. Written by another plan, world or policy: {@link #resumeResharded}.
+     * Collective.
      *
+     * @return what changed: empty under the same plan, else "plan OLD (W ranks) -> NEW (W' ranks)"
+     *         and what became of the placement
      * @throws CheckpointException when there is none, or it is truncated, corrupted or from another
      *         run; the model and optimizer are then untouched
      */
-    public void resume() {
+    public String resume() {
+        CheckpointStore.Manifest m = CheckpointStore.newest(checkpoints().dir());
+        String policy = placement == null ? null : placement.policy().name();
+        if (m != null && (m.world() != groups.plan().world() || !m.index().plan().equals(planName())
+                || !Objects.equals(m.index().placementPolicy(), policy))) {
+            return resumeResharded(m);
+        }
         Checkpoint.Loaded c = checkpoints().load();
         CheckpointStore.checkSameStep(gatherOverWorld(c.step()));
-        if (c.step() < 0 || c.step() > config.steps()) {
-            throw new CheckpointException("checkpoint " + c.file() + " is at step " + c.step()
-                    + ", outside this run's [0, " + config.steps() + "]");
-        }
+        checkStep(c.file(), c.step());
         if (placement != null) {
-            placement.replay(savedLoads(c));
+            List<int[][]> loads = savedLoads(c.file(), c.model(), c.step());
+            placement.replay(c.step() - loads.size() + 1, loads);
         }
         c.restore(snapshot());
         step = c.step();
         dataPosition = c.dataPosition();
+        return "";
+    }
+
+    private String planName() {
+        return model.isSingleDevice() ? CheckpointIndex.SINGLE_DEVICE : groups.plan().toString();
+    }
+
+    private void checkStep(Path file, int saved) {
+        if (saved < 0 || saved > config.steps()) {
+            throw new CheckpointException("checkpoint " + file + " is at step " + saved + ", outside this run's [0, "
+                    + config.steps() + "]");
+        }
+    }
+
+    /**
+     * Resumes from a checkpoint of another plan, world size or placement policy, through its
+     * manifest's logical-model index ({@link WorldCheckpoint}): every rank checks the model,
+     * trajectory, data and step, replays this run's placement policy on the saved per-step expert
+     * counts (its placements for this plan; without saved counts it starts from its initial
+     * placement), then reads the slice of each of its parameters and of their AdamW moments from
+     * whichever rank files hold it, one tensor at a time, into host buffers. Only when every rank
+     * read all of its slices are they copied into the model and optimizer: a refusal on any rank
+     * leaves every rank's tensors untouched. A placement replica's slot takes its expert's state;
+     * a free slot keeps its values.
+     */
+    private String resumeResharded(CheckpointStore.Manifest manifest) {
+        List<AdamW.State> states = optimizer.states();
+        float[][][] read = new float[states.size()][][];
+        String failure = null;
+        int saved = -1;
+        String replay = "";
+        try (WorldCheckpoint c = WorldCheckpoint.open(checkpoints().dir())) {
+            Path file = c.manifest().file();
+            saved = c.manifest().step();
+            checkStep(file, saved);
+            checkSameRun(c);
+            Map<String, String> first = c.header(0).model();
+            if (placement != null) {
+                List<int[][]> loads = first.containsKey(LOADS) ? savedLoads(file, first, saved) : List.of();
+                placement.replay(saved - loads.size() + 1, loads);
+                replay = "; placement " + placement.policy().name() + (loads.isEmpty()
+                        ? " starts from its initial placement (the checkpoint recorded no expert counts)"
+                        : " replayed on the saved expert counts for this plan");
+            }
+            readShards(c, CheckpointShards.of(model), model.isSingleDevice(), read);
+        } catch (CheckpointException e) {
+            failure = e.getMessage();
+        }
+        int[] outcome = gatherOverWorld(failure == null ? 1 : 0, saved);
+        if (failure != null) {
+            throw new CheckpointException(failure);
+        }
+        for (int r = 0; r < outcome.length / 2; r++) {
+            if (outcome[2 * r] == 0) {
+                throw new CheckpointException("rank " + r + " could not read its slices of the checkpoint in "
+                        + checkpoints().dir() + " (see its error); nothing was loaded");
+            }
+        }
+        int[] steps = new int[outcome.length / 2];
+        Arrays.setAll(steps, r -> outcome[2 * r + 1]);
+        CheckpointStore.checkSameStep(steps);
+        for (int i = 0; i < states.size(); i++) {
+            if (read[i] != null) {
+                Tensor[] targets = {states.get(i).parameter().value(), states.get(i).m(), states.get(i).v()};
+                for (int r = 0; r < targets.length; r++) {
+                    targets[r].copyFrom(read[i][r]);
+                }
+            }
+        }
+        step = saved;
+        dataPosition = manifest.index().dataPosition();
+        return "plan " + layout(manifest.index().plan(), manifest.world()) + " -> "
+                + layout(planName(), groups.plan().world()) + ", each rank reading its slices through the manifest"
+                + replay;
+    }
+
+    private static String layout(String plan, int world) {
+        return plan + " (" + world + (world == 1 ? " rank)" : " ranks)");
+    }
+
+    /** The checkpoint's model, trajectory and data are this run's; refuses it naming every difference. */
+    private void checkSameRun(WorldCheckpoint c) {
+        List<String> problems = new ArrayList<>();
+        if (!c.modelConfig().equals(model.config())) {
+            problems.add("model " + c.modelConfig() + " in the checkpoint, " + model.config() + " here");
+        }
+        Checkpoint.Loaded.compare("training", c.index().training(), config.toMap(), TrainingConfig.TRAJECTORY_FIELDS,
+                problems);
+        if (!c.index().data().equals(corpus.describe())) {
+            problems.add("data '" + c.index().data() + "' in the checkpoint, '" + corpus.describe() + "' here");
+        }
+        if (!problems.isEmpty()) {
+            throw new CheckpointException("checkpoint " + c.manifest().file() + " does not match this run: "
+                    + String.join("; ", problems));
+        }
+    }
+
+    /**
+     * Reads into {@code read[i]} the value, m and v of shard i's slice (null for a free slot),
+     * after checking that the checkpoint holds every tensor needed, of its full shape (and, for a
+     * model held whole, no other).
+     */
+    private static void readShards(WorldCheckpoint c, List<Checkpoint.Shard> shards, boolean wholeModel,
+            float[][][] read) {
+        InitialWeights.check(c.values(), shards, wholeModel);
+        for (int i = 0; i < shards.size(); i++) {
+            Checkpoint.Shard s = shards.get(i);
+            if (s.tensor() != null) {
+                CheckpointIndex.LogicalTensor t = c.tensor(s.tensor());
+                read[i] = Checkpoint.ROLES.stream().map(role -> c.read(t, role, s.slice())).toArray(float[][]::new);
+            }
+        }
     }
 
     /** Every rank's values, concatenated in rank order (each rank passes as many). Collective. */
@@ -556,11 +676,14 @@ public final class Trainer implements AutoCloseable {
         return steps.toString();
     }
 
-    /** The saved run's per-step counts: one entry per step done, each of this model's shape. */
-    private List<int[][]> savedLoads(Checkpoint.Loaded c) {
-        String text = c.model().get(LOADS);
+    /**
+     * The saved run's per-step counts, each of this model's shape: one entry per step since its
+     * policy started counting (the first step, or the step it was resumed at under another plan).
+     */
+    private List<int[][]> savedLoads(Path file, Map<String, String> saved, int savedStep) {
+        String text = saved.get(LOADS);
         if (text == null) {
-            throw new CheckpointException("checkpoint " + c.file() + " was saved without a placement policy; "
+            throw new CheckpointException("checkpoint " + file + " was saved without a placement policy; "
                     + "this run uses --placement " + placement.policy().name());
         }
         int layers = model.config().moeLayerCount();
@@ -571,13 +694,13 @@ public final class Trainer implements AutoCloseable {
                     .map(row -> Arrays.stream(row.split(",", -1)).mapToInt(Integer::parseInt).toArray())
                     .toArray(int[][]::new);
             if (counts.length != layers || Arrays.stream(counts).anyMatch(row -> row.length != experts)) {
-                throw new CheckpointException("checkpoint " + c.file() + " has expert counts of step "
+                throw new CheckpointException("checkpoint " + file + " has expert counts of step "
                         + (loads.size() + 1) + " that are not " + layers + " MoE layers of " + experts + " experts");
             }
             loads.add(counts);
         }
-        if (loads.size() != c.step()) {
-            throw new CheckpointException("checkpoint " + c.file() + " is at step " + c.step() + " but holds "
+        if (loads.size() > savedStep) {
+            throw new CheckpointException("checkpoint " + file + " is at step " + savedStep + " but holds "
                     + "expert counts of " + loads.size() + " steps");
         }
         return loads;

@@ -33,6 +33,7 @@ public final class WorldCheckpoint implements AutoCloseable {
     /** Each rank file's entries by {@link #key}. */
     private final List<Map<String, Checkpoint.Entry>> entries;
     private final FileChannel[] channels;
+    private final Map<String, LogicalTensor> byName = new LinkedHashMap<>();
 
     private WorldCheckpoint(Path dir, CheckpointStore.Manifest manifest, List<Checkpoint.Header> headers,
             List<Map<String, Checkpoint.Entry>> entries) {
@@ -41,6 +42,7 @@ public final class WorldCheckpoint implements AutoCloseable {
         this.headers = headers;
         this.entries = entries;
         this.channels = new FileChannel[headers.size()];
+        manifest.index().tensors().forEach(t -> byName.put(t.name(), t));
     }
 
     private static String key(String name, String role) {
@@ -152,6 +154,16 @@ public final class WorldCheckpoint implements AutoCloseable {
         }
     }
 
+    /** The run's training configuration, as the manifest records it. */
+    public TrainingConfig trainingConfig() {
+        try {
+            return RecordFields.parse(TrainingConfig.class, index().training());
+        } catch (IllegalArgumentException e) {
+            throw new CheckpointException("checkpoint " + manifest.file() + " has a configuration this build cannot read: "
+                    + e.getMessage());
+        }
+    }
+
     /** Rank r's file header. */
     public Checkpoint.Header header(int rank) {
         return headers.get(rank);
@@ -161,21 +173,41 @@ public final class WorldCheckpoint implements AutoCloseable {
     public float[] read(LogicalTensor t, String role) {
         float[] full = new float[Math.toIntExact(t.numel())];
         for (Part p : t.owners()) {
-            Checkpoint.Header h = headers.get(p.rank());
-            try {
-                float[] slice = h.read(channel(p.rank()), entries.get(p.rank()).get(key(p.key(), role)));
-                p.slice().place(slice, full, t.shape());
-            } catch (IOException e) {
-                throw new UncheckedIOException("cannot read checkpoint " + h.file() + ": " + e.getMessage(), e);
-            }
+            p.slice().place(readPart(p, role), full, t.shape());
         }
         return full;
     }
 
+    /**
+     * The values of {@code slice} of global tensor t's {@code role}: one owner's part when it holds
+     * exactly that slice (a rank of the same cut reads only its own), else cut from the tensor
+     * assembled from its owners.
+     */
+    public float[] read(LogicalTensor t, String role, TensorSlice slice) {
+        for (Part p : t.owners()) {
+            if (p.slice().equals(slice)) {
+                return readPart(p, role);
+            }
+        }
+        return slice.of(read(t, role), t.shape());
+    }
+
+    /** The global tensor of that name, or null when the checkpoint holds none. */
+    public LogicalTensor tensor(String name) {
+        return byName.get(name);
+    }
+
+    private float[] readPart(Part p, String role) {
+        Checkpoint.Header h = headers.get(p.rank());
+        try {
+            return h.read(channel(p.rank()), entries.get(p.rank()).get(key(p.key(), role)));
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read checkpoint " + h.file() + ": " + e.getMessage(), e);
+        }
+    }
+
     /** The global tensors' values, by name. */
     public InitialWeights.Source values() {
-        Map<String, LogicalTensor> byName = new LinkedHashMap<>();
-        index().tensors().forEach(t -> byName.put(t.name(), t));
         return new InitialWeights.Source() {
             @Override
             public String describe() {
