@@ -285,6 +285,29 @@ class ReshardResumeTest {
         }
     }
 
+    /**
+     * A single device's checkpoint records no expert counts: the policy of the plan it moves to
+     * starts from its initial placement there and counts from that step, and that run's own
+     * checkpoints then resume on their plan by the exact path (the counts replayed from that step).
+     */
+    @Test
+    void aPolicyStartedAtAResumedStepReplaysFromThere() {
+        Path ck = dir.resolve("from-one");
+        Result r = train(List.of("--stop-at", "2", "--checkpoint", ck.toString()));
+        assertEquals(0, r.code(), r.out() + r.err());
+        r = train(List.of("--world", "2", "--plan", "ep=2", "--placement", "greedy:1", "--stop-at", "4", "--checkpoint",
+                ck.toString(), "--resume"));
+        assertEquals(0, r.code(), r.out() + r.err());
+        assertTrue(r.out().contains("at step 2: plan single device (1 rank) -> pp=1,tp=1,ep=2,edp=1 (2 ranks), each "
+                + "rank reading its slices through the manifest; placement greedy:1 starts from its initial placement"),
+                r.out());
+        Path metrics = dir.resolve("from-one.jsonl");
+        r = train(List.of("--checkpoint", ck.toString(), "--resume", "--metrics", metrics.toString()));
+        assertEquals(0, r.code(), r.out() + r.err());
+        assertTrue(r.out().contains("resumed from " + ck + " at step 4 (every rank's file of that step)"), r.out());
+        assertEquals(4, MetricsWriter.read(metrics).size(), "steps 5 to 8 on the same plan");
+    }
+
     @Test
     void sampleOpensTheEightRankCheckpointOnOneDevice() {
         Result r = TrainCommandTest.run("sample", "--checkpoint", base.toString(), "--tokens", "5", "--prompt", "3 1 4");
