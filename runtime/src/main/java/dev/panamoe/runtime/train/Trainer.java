@@ -481,7 +481,7 @@ public final class Trainer implements AutoCloseable {
      * continues bitwise. Written by another plan, world or policy: {@link #resumeResharded}.
      * Collective.
      *
-     * @return what changed: empty under the same plan, else "plan OLD (W ranks) -> NEW (W' ranks)"
+     * @return what changed: empty under the same plan, else {@code "plan OLD (W ranks) -> NEW (W' ranks)"}
      *         and what became of the placement
      * @throws CheckpointException when there is none, or it is truncated, corrupted or from another
      *         run; the model and optimizer are then untouched
