@@ -13,8 +13,12 @@ import java.util.ArrayDeque;
  * Arguments are checked as by the other backends.
  */
 public final class OneRankCommunicator implements Communicator {
-    /** Sent to itself and not yet received: copies of the tensors' values (float[] or int[]). */
-    private final ArrayDeque<Object> pending = new ArrayDeque<>();
+    /** A message rank 0 sent itself: its dtype, element count and values (floats, or ints for i32). */
+    private record Message(DType dtype, long length, Object values) {
+    }
+
+    /** Sent to itself and not yet received, in order. */
+    private final ArrayDeque<Message> pending = new ArrayDeque<>();
 
     @Override
     public int rank() {
@@ -40,10 +44,12 @@ public final class OneRankCommunicator implements Communicator {
     @Override
     public void allReduce(Tensor data) {
         CommArgs.checkTensor("data", data, false);
+        CommArgs.checkSummable("data", data);
     }
 
     @Override
     public void reduceScatter(Tensor in, Tensor out) {
+        CommArgs.checkSummable("in", in);
         copy(in, out, "in", in);
     }
 
@@ -86,26 +92,27 @@ public final class OneRankCommunicator implements Communicator {
     public void send(Tensor data, int peer) {
         CommArgs.checkTensor("data", data, false);
         CommArgs.checkRank("peer", peer, 1);
-        pending.add(data.dtype() == DType.F32 ? data.toFloatArray() : data.toIntArray());
+        pending.add(new Message(data.dtype(), data.numel(),
+                data.dtype() == DType.I32 ? data.toIntArray() : data.toFloatArray()));
     }
 
     @Override
     public void recv(Tensor data, int peer) {
         CommArgs.checkTensor("data", data, false);
         CommArgs.checkRank("peer", peer, 1);
-        Object message = pending.poll();
+        Message message = pending.poll();
         if (message == null) {
             throw new IllegalStateException("recv: rank 0 waits for a message from itself that it has not sent");
         }
-        int length = message instanceof float[] f ? f.length : ((int[]) message).length;
-        if (length != data.numel() || message instanceof float[] != (data.dtype() == DType.F32)) {
-            throw new IllegalArgumentException("data: the message rank 0 sent itself holds " + length + " "
-                    + (message instanceof float[] ? "f32" : "i32") + " elements, got " + data.describe());
+        if (message.length() != data.numel() || message.dtype() != data.dtype()) {
+            throw new IllegalArgumentException("data: the message rank 0 sent itself holds " + message.length() + " "
+                    + message.dtype() + " elements, got " + data.describe());
         }
-        if (message instanceof float[] f) {
+        // bf16 travels as its floats: each is a bf16 value, so copyFrom's rounding gives it back exactly
+        if (message.values() instanceof float[] f) {
             data.copyFrom(f);
         } else {
-            data.copyFrom((int[]) message);
+            data.copyFrom((int[]) message.values());
         }
     }
 
