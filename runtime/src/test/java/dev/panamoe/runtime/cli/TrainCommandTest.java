@@ -7,6 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import dev.panamoe.ops.CpuBackend;
+import dev.panamoe.ops.Device;
+import dev.panamoe.runtime.train.Precision;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -162,6 +164,17 @@ class TrainCommandTest {
         assertSummaryEnding(third.lines());
         String html = Files.readString(dir.resolve("report").resolve("index.html"));
         assertTrue(html.contains("<th>precision</th><td>fp32 (requested)</td>"), html);
+    }
+
+    /** auto says what it resolved to on this machine, and why. */
+    @Test
+    void autoSaysWhatItPicked() {
+        Result r = run("train", "--layers", "2", "--hidden", "16", "--heads", "2", "--experts", "4", "--seq", "16",
+                "--steps", "2", "--batch", "4", "--eval-every", "0", "--eval-batches", "1", "--precision", "auto");
+        assertEquals(0, r.code(), r.err());
+        Precision.Resolved picked = Precision.AUTO.resolve(Device.CPU);
+        assertTrue(picked.reason().startsWith("auto: "), picked.reason());
+        assertTrue(r.out().contains("precision: " + picked), r.out());
     }
 
     /** The last four lines, exactly as the demo's contract says. */
