@@ -10,6 +10,7 @@ import dev.panamoe.ops.DType;
 import dev.panamoe.ops.Parameter;
 import dev.panamoe.runtime.data.Batch;
 import dev.panamoe.runtime.data.Split;
+import dev.panamoe.runtime.model.Generator;
 import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.model.GptMoeModel;
 import dev.panamoe.runtime.parallel.ParallelTraining.Result;
@@ -184,6 +185,30 @@ class MixedPrecisionTrainingTest {
         }
         System.out.printf(Locale.ROOT, "bf16 vs fp32, same weights: loss %.2e, gradients %.2e%n", lossError, worst);
         assertTrue(lossError > 0 && lossError < 1e-4, "loss fp32 " + losses[0] + ", bf16 " + losses[1]);
+    }
+
+    /**
+     * Decoding a bf16 model (a text run's samples) rounds at the MoE layers as its forward does:
+     * fp32's logits within 2e-2 (measured on 2026-12-05: 1.1e-3).
+     */
+    @Test
+    void aBf16ModelDecodesLikeFp32WithinBf16Rounding() {
+        List<float[]> logits = new ArrayList<>();
+        for (DType dtype : new DType[] {DType.F32, DType.BF16}) {
+            try (GptMoeModel model = new GptMoeModel(CpuBackend.get(), MODEL, 7, dtype);
+                    Generator generator = new Generator(model)) {
+                for (int token : new int[] {3, 1, 4, 1, 5}) {
+                    logits.add(generator.append(token));
+                }
+            }
+        }
+        double worst = 0;
+        for (int i = 0; i < 5; i++) {
+            worst = Math.max(worst, TensorAsserts.assertClose("logits at position " + i, logits.get(i),
+                    logits.get(5 + i), 2e-2));
+        }
+        System.out.printf(Locale.ROOT, "bf16 vs fp32 decoding: logits %.2e%n", worst);
+        assertTrue(worst > 0, "the bf16 model's MoE layers round");
     }
 
     @Test
