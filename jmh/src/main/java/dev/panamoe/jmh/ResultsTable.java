@@ -33,7 +33,8 @@ public final class ResultsTable {
             JsonObject params = run.has("params") ? run.getAsJsonObject("params") : new JsonObject();
             String shape = params.has("shape") ? params.get("shape").getAsString()
                     : params.has("size") ? params.get("size").getAsString()
-                    : params.has("preset") ? params.get("preset").getAsString() : "";
+                    : params.has("preset") ? params.get("preset").getAsString()
+                            + (params.has("precision") ? " " + params.get("precision").getAsString() : "") : "";
             JsonObject metric = run.getAsJsonObject("primaryMetric");
             double seconds = toSeconds(metric.get("score").getAsDouble(), metric.get("scoreUnit").getAsString());
             double error = toSeconds(metric.get("scoreError").getAsDouble(), metric.get("scoreUnit").getAsString());
@@ -70,7 +71,9 @@ public final class ResultsTable {
     static String rate(String benchmark, String shape, double seconds) {
         if (benchmark.startsWith("DenseGemmBenchmark")) return gflops(gemmFlops(shape), seconds);
         if (benchmark.equals("TrainingStepBenchmark.step")) {
-            return String.format(Locale.ROOT, "%.0f tokens/s", TrainingStepBenchmark.tokensPerStep(shape) / seconds);
+            // the shape is the preset, then the precision
+            return String.format(Locale.ROOT, "%.0f tokens/s", TrainingStepBenchmark.tokensPerStep(shape.split(" ")[0])
+                    / seconds);
         }
         if (shape.isEmpty()) return "";
         MoeShape s = MoeShape.named(shape);

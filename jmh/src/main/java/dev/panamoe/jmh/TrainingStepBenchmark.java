@@ -1,10 +1,12 @@
 package dev.panamoe.jmh;
 
 import dev.panamoe.ops.CpuBackend;
+import dev.panamoe.ops.Device;
 import dev.panamoe.runtime.data.SyntheticCorpus;
 import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.model.GptMoeModel;
 import dev.panamoe.runtime.report.StepMetrics;
+import dev.panamoe.runtime.train.Precision;
 import dev.panamoe.runtime.train.Trainer;
 import dev.panamoe.runtime.train.TrainingConfig;
 import java.util.concurrent.TimeUnit;
@@ -24,7 +26,8 @@ import org.openjdk.jmh.annotations.Warmup;
 
 /**
  * One optimizer step of the GPT-MoE trainer (forward, backward, clipping, AdamW) on the synthetic
- * corpus, for the {@code tiny} and {@code small} presets. Tokens per step: {@link #tokensPerStep};
+ * corpus, for the {@code tiny} and {@code small} presets, in fp32 and in bf16 ({@code train
+ * --precision}: the MoE layers in bf16, the dense blocks in f32). Tokens per step: {@link #tokensPerStep};
  * tokens/s = tokens per step / time (jmh/README.md). At the end of the trial the trainer's
  * per-operator timer is printed, so the table can show where the time goes.
  */
@@ -52,6 +55,9 @@ public class TrainingStepBenchmark {
     @Param({"tiny", "small"})
     public String preset;
 
+    @Param({"fp32", "bf16"})
+    public String precision;
+
     private GptMoeModel model;
     private Trainer trainer;
 
@@ -59,15 +65,16 @@ public class TrainingStepBenchmark {
     public void setup() {
         GptMoeConfig config = GptMoeConfig.preset(preset);
         SyntheticCorpus.Config data = SyntheticCorpus.Config.tinyDefaults().withSeqLen(config.maxSeq());
-        model = new GptMoeModel(CpuBackend.get(), config, 1);
-        trainer = new Trainer(model, new SyntheticCorpus(data), TrainingConfig.builder()
-                .steps(Integer.MAX_VALUE).batch(batchOf(preset)).seq(config.maxSeq()).evalEvery(0).build());
+        TrainingConfig training = TrainingConfig.builder().steps(Integer.MAX_VALUE).batch(batchOf(preset))
+                .seq(config.maxSeq()).evalEvery(0).precision(Precision.parse("precision", precision)).build();
+        model = new GptMoeModel(CpuBackend.get(), config, 1, training.precision().resolve(Device.CPU).dtype());
+        trainer = new Trainer(model, new SyntheticCorpus(data), training);
     }
 
     @TearDown(Level.Trial)
     public void tearDown() {
         System.out.println();
-        System.out.println("operator time shares, " + preset + ":");
+        System.out.println("operator time shares, " + preset + " in " + precision + ":");
         System.out.println(trainer.timer().table());
         model.close();
     }

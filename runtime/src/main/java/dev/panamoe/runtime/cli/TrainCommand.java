@@ -16,6 +16,7 @@ import dev.panamoe.runtime.parallel.PlacementController;
 import dev.panamoe.runtime.train.CheckpointException;
 import dev.panamoe.runtime.train.CheckpointStore;
 import dev.panamoe.runtime.train.DirectoryLock;
+import dev.panamoe.runtime.train.Precision;
 import dev.panamoe.runtime.train.SafeTensors;
 import dev.panamoe.runtime.train.Trainer;
 import dev.panamoe.runtime.train.TrainingConfig;
@@ -115,6 +116,12 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--threads", converter = OptionErrors.AtLeastOne.class,
             description = "CPU threads of the kernels (default: the library's).")
     Integer threads;
+    @Option(names = "--precision", paramLabel = "fp32|bf16|auto", defaultValue = "fp32",
+            description = "fp32, bf16 (f32 master weights and AdamW moments; the MoE layers' activations, rows "
+                    + "and working weights in bf16, their router in f32; dense blocks in f32) or auto (bf16 where the "
+                    + "device computes it natively: AVX512_BF16, or CUDA compute capability 8.0+; 'doctor' says "
+                    + "which) (default: ${DEFAULT-VALUE}).")
+    String precision;
     @Option(names = "--device", paramLabel = "cpu|cuda[:N]", defaultValue = "cpu",
             description = "Where the model lives and the kernels run (default: ${DEFAULT-VALUE}).")
     String device;
@@ -266,7 +273,7 @@ public final class TrainCommand implements Callable<Integer> {
             "--micro-batches", "--lr", "--min-lr", "--warmup", "--weight-decay", "--clip-norm", "--seed");
     private static final List<String> LAYOUT = List.of("--world", "--plan", "--placement");
     private static final List<String> ADJUSTABLE = List.of("--eval-every", "--eval-batches", "--metrics", "--report",
-            "--checkpoint-every");
+            "--checkpoint-every", "--precision");
     private static final List<String> RECORDED = concat(concat(DEFINING, LAYOUT), ADJUSTABLE);
 
     /** The recorded options' values (paths absolute), for the checkpoints' manifests. */
@@ -318,6 +325,10 @@ public final class TrainCommand implements Callable<Integer> {
                 if (DEFINING.contains(name) && stored != null && !sameValue(name, given, stored)) {
                     differences.add(name + " " + given + " here, " + (stored == null ? "not given" : stored)
                             + " in the checkpoint");
+                }
+                if (name.equals("--precision") && stored != null && !given.equalsIgnoreCase(stored)) {
+                    System.out.println("--resume: the checkpoint trained in " + stored + ", this run continues in "
+                            + given + " (the f32 masters and moments carry over)");
                 }
             } else if (stored != null) {
                 option.setValue(parse(option, stored));
@@ -521,7 +532,8 @@ public final class TrainCommand implements Callable<Integer> {
                 .seq(seqLen).lr(lr).minLr(minLr).weightDecay(weightDecay).clipNorm(clipNorm).seed(seed)
                 .evalEvery(evalEvery).evalBatches(evalBatches).checkpointDir(checkpointDir)
                 .checkpointEvery(checkpointEvery).metrics(metrics).report(report)
-                .tokenizer(data == null ? null : tokenizer == null ? "bytes" : tokenizer);
+                .tokenizer(data == null ? null : tokenizer == null ? "bytes" : tokenizer)
+                .precision(Precision.parse("precision", precision));
         if (warmup != null) {
             b.warmup(warmup);
         }

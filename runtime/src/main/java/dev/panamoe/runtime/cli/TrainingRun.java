@@ -22,6 +22,7 @@ import dev.panamoe.runtime.report.ReportData;
 import dev.panamoe.runtime.report.StepMetrics;
 import dev.panamoe.runtime.report.TrainingReport;
 import dev.panamoe.runtime.train.InitialWeights;
+import dev.panamoe.runtime.train.Precision;
 import dev.panamoe.runtime.train.Trainer;
 import dev.panamoe.runtime.train.TrainingConfig;
 import dev.panamoe.strategy.plan.ParallelPlan;
@@ -58,6 +59,8 @@ final class TrainingRun {
     private Map<String, String> settings = Map.of();
     /** A safetensors file of global tensors to start from, or null. */
     private Path initFrom;
+    /** What the run trains in, auto resolved on the backend's device; set by execute. */
+    private Precision.Resolved precision;
 
     TrainingRun(PrintStream out, String title, GptMoeConfig modelConfig, Corpus corpus, TrainingConfig config) {
         this.out = out;
@@ -101,6 +104,7 @@ final class TrainingRun {
             backend.setNumThreads(threads);
         }
         Baselines baselines = Baselines.of(corpus);
+        precision = config.precision().resolve(backend.device());
         long start = System.nanoTime();
         Finished done = plan == null ? trainRank(backend, null, null, null, null, resume)
                 : Worlds.run(plan.world(), timeout, comm -> trainRank(backend, plan, timeout, comm, placement, resume))
@@ -133,8 +137,9 @@ final class TrainingRun {
         }
         PlacementPolicy policy = single ? null : PlacementController.policy(placement, modelConfig, plan, config);
         try (ProcessGroups groups = single ? null : new ProcessGroups(new RankLayout(plan), comm);
-                GptMoeModel model = single ? new GptMoeModel(backend, modelConfig, config.seed())
-                        : new GptMoeModel(backend, modelConfig, config.seed(), groups, policy.initial());
+                GptMoeModel model = single ? new GptMoeModel(backend, modelConfig, config.seed(), precision.dtype())
+                        : new GptMoeModel(backend, modelConfig, config.seed(), groups, policy.initial(),
+                                precision.dtype());
                 Trainer trainer = new Trainer(model, corpus, config)) {
             PlacementController placer = single ? null : trainer.usePlacement(policy);
             if (config.checkpointDir() != null) {
@@ -143,6 +148,7 @@ final class TrainingRun {
             if (initFrom != null) {
                 // each rank its slices; a single device holds the whole model, so a tensor it lacks is refused too
                 InitialWeights.load(initFrom, model.parameters(), CheckpointShards.of(model), single);
+                model.refreshWorkingCopies();
                 if (lead) {
                     out.println("initialised from " + initFrom + (single ? "" : " (each rank its slices)"));
                 }
@@ -198,6 +204,8 @@ final class TrainingRun {
                 Plural.of(config.microBatches(), "micro-batch"), config.lr(), config.minLr(),
                 Plural.of(config.warmup(), "warm-up step"), config.weightDecay(), config.clipNorm(), config.seed(),
                 backend.device().isCpu() ? Plural.of(backend.numThreads(), "thread") : "on " + backend.device());
+        out.println("precision: " + precision + (precision.precision() == Precision.BF16
+                ? "; bf16 in the MoE layers (f32 masters, moments and router), dense blocks in f32" : ""));
         if (config.metrics() != null) {
             createParent(config.metrics());
         }
@@ -238,6 +246,7 @@ final class TrainingRun {
         Map<String, String> c = new LinkedHashMap<>();
         c.put("model", modelConfig.describe());
         c.put("data", corpus.describe());
+        c.put("precision", precision.toString());
         config.toMap().forEach((k, v) -> {
             if (!v.isEmpty()) {
                 // Named as the user gives them (--micro-batches), fields that are no option as they are (beta1).

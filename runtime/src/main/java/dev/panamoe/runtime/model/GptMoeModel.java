@@ -24,6 +24,7 @@ import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
 import java.util.function.IntFunction;
+import java.util.function.UnaryOperator;
 
 /**
  * A GPT-2 style language model whose FFNs are, every {@link GptMoeConfig#moeEvery()}-th block, a
@@ -67,6 +68,13 @@ import java.util.function.IntFunction;
  * deterministic: the same seed and inputs give bitwise the same losses and gradients, for any
  * thread count.
  *
+ * <p>Precision: a model built in {@link DType#BF16} (mixed-precision training) builds its MoE
+ * layers in bf16 — f32 master weights and gradients, bf16 working copies ({@link
+ * #refreshWorkingCopies()} after every write of the masters), bf16 rows and exchange, the router
+ * in f32 — and rounds each MoE layer's input to bf16 and widens its output (and the gradients the
+ * other way) at the layer's boundary: the dense blocks, norms, attention, embeddings and head stay
+ * f32. An f32 model is unchanged by this.
+ *
  * <p>Not thread-safe; one model per training thread.
  */
 public final class GptMoeModel implements AutoCloseable {
@@ -86,6 +94,8 @@ public final class GptMoeModel implements AutoCloseable {
     private final Backend backend;
     private final GptMoeConfig config;
     private final long seed;
+    /** The MoE layers' activations and working weights: F32, or BF16 (mixed precision). */
+    private final DType dtype;
     private final ProcessGroups groups;
     /** Built by the single-device constructor: owns its groups of one rank. */
     private final boolean singleDevice;
@@ -112,10 +122,18 @@ public final class GptMoeModel implements AutoCloseable {
     private Slot[] slots;
     private TensorScope gradScope;
     private BlockGradients grads;
+    /** A bf16 model's MoE gradients at the layer boundary [N, C], shared by the blocks: the output's (bf16), the input's (f32). */
+    private Tensor moeGradOut;
+    private Tensor moeGradIn;
 
     /** The whole model on a single device: a world of one rank. */
     public GptMoeModel(Backend backend, GptMoeConfig config, long seed) {
-        this(backend, config, seed, ProcessGroups.single(), null, true);
+        this(backend, config, seed, DType.F32);
+    }
+
+    /** The whole model on a single device, its MoE layers in dtype (F32, or BF16 for mixed precision). */
+    public GptMoeModel(Backend backend, GptMoeConfig config, long seed, DType dtype) {
+        this(backend, config, seed, ProcessGroups.single(), null, dtype, true);
     }
 
     /** This rank's stage of the model with the given seed; the plan must fit the model (checked). */
@@ -131,14 +149,24 @@ public final class GptMoeModel implements AutoCloseable {
      */
     public GptMoeModel(Backend backend, GptMoeConfig config, long seed, ProcessGroups groups,
             List<ExpertPlacement> placements) {
-        this(backend, config, seed, requireGroups(groups), placements, false);
+        this(backend, config, seed, groups, placements, DType.F32);
+    }
+
+    /** The same with the MoE layers in dtype (F32, or BF16 for mixed precision). */
+    public GptMoeModel(Backend backend, GptMoeConfig config, long seed, ProcessGroups groups,
+            List<ExpertPlacement> placements, DType dtype) {
+        this(backend, config, seed, requireGroups(groups), placements, dtype, false);
     }
 
     private GptMoeModel(Backend backend, GptMoeConfig config, long seed, ProcessGroups groups,
-            List<ExpertPlacement> placements, boolean singleDevice) {
+            List<ExpertPlacement> placements, DType dtype, boolean singleDevice) {
         if (backend == null || config == null) {
             throw new IllegalArgumentException("backend, config: must not be null, got " + backend + ", " + config);
         }
+        if (dtype != DType.F32 && dtype != DType.BF16) {
+            throw new IllegalArgumentException("dtype: must be f32 or bf16, got " + dtype);
+        }
+        this.dtype = dtype;
         this.singleDevice = singleDevice;
         this.groups = groups;
         this.groups.plan().validate(config.shape());
@@ -206,6 +234,20 @@ public final class GptMoeModel implements AutoCloseable {
 
     public Backend backend() {
         return backend;
+    }
+
+    /** The dtype of the MoE layers' activations and working weights: F32, or BF16 (mixed precision). */
+    public DType dtype() {
+        return dtype;
+    }
+
+    /**
+     * Rounds every MoE layer's f32 masters into its bf16 working copies (a no-op in f32): after
+     * each optimizer step and after the masters are written (a checkpoint restored, weights
+     * loaded), before the next forward.
+     */
+    public void refreshWorkingCopies() {
+        moeLayers.forEach(MoELayer::refreshWorkingCopies);
     }
 
     /** The process groups of this rank (a single device's: one rank in every group). */
@@ -299,7 +341,7 @@ public final class GptMoeModel implements AutoCloseable {
      * group only.
      */
     private MoELayer moeLayer(String prefix, int t, ExpertPlacement placement) {
-        MoELayer.Config moeConfig = config.moeConfig();
+        MoELayer.Config moeConfig = config.moeConfig().toBuilder().dtype(dtype).build();
         MoELayer moe;
         if (singleDevice) {
             // the one-device layer: its aux loss is the fused loss kernel's, bit for bit what a single
@@ -311,6 +353,7 @@ public final class GptMoeModel implements AutoCloseable {
                     initialise(prefix + p.name(), p);
                 }
             }
+            moe.refreshWorkingCopies();
         } else {
             moe = MoELayers.create(backend, moeConfig, groups, placement,
                     (name, shape) -> ParameterInit.values(config, seed, prefix + name, shape[0] * shape[1]));
@@ -391,6 +434,9 @@ public final class GptMoeModel implements AutoCloseable {
         }
         gradScope = TensorScope.shared(backend);
         grads = new BlockGradients(gradScope, config, batch * seq, tp, isLast());
+        boolean narrow = dtype != DType.F32 && !moeLayers.isEmpty();
+        moeGradOut = narrow ? gradScope.allocate("moe.gradOut", dtype, batch * seq, config.hidden()) : null;
+        moeGradIn = narrow ? gradScope.allocate("moe.gradIn", DType.F32, batch * seq, config.hidden()) : null;
     }
 
     /** Where a stage after the first receives slot's input (the previous stage's output) [batch * seq, C]. */
@@ -449,7 +495,10 @@ public final class GptMoeModel implements AutoCloseable {
         for (int i = 0; i < blocks.length; i++) {
             MoELayer moe = blocks[i].moe();
             MoELayer.Workspace ws = s.moe[i];
-            x = ops.blockForward(blocks[i], s.layers[i], x, moe == null ? null : in -> moe.forward(in, ws));
+            Tensor narrow = s.moeIn[i];
+            Tensor wide = s.moeOut[i];
+            x = ops.blockForward(blocks[i], s.layers[i], x,
+                    moe == null ? null : in -> inMoeDtype(in, narrow, wide, m -> moe.forward(m, ws)));
         }
         float loss = Float.NaN;
         if (isLast()) {
@@ -458,6 +507,22 @@ public final class GptMoeModel implements AutoCloseable {
         }
         s.forwardDone = true;
         return loss;
+    }
+
+    /**
+     * f applied to in, in the MoE layers' dtype: an f32 model applies it to in itself; a bf16 one
+     * rounds in into narrow (bf16), applies f and widens its result into wide (f32), which it
+     * returns. Serves the layer's forward (the block's norm output in, the MoE output back) and
+     * its backward (the output's gradient in, the input's back).
+     */
+    private Tensor inMoeDtype(Tensor in, Tensor narrow, Tensor wide, UnaryOperator<Tensor> f) {
+        if (dtype == DType.F32) {
+            return f.apply(in);
+        }
+        // timed with the layer, inside the block's "moe" span
+        backend.convert(in, narrow);
+        backend.convert(f.apply(narrow), wide);
+        return wide;
     }
 
     private void tensorAllReduce(Tensor t) {
@@ -490,13 +555,19 @@ public final class GptMoeModel implements AutoCloseable {
             backend.add(wte.value().slice(token, token + 1), wpe.value().slice(position, position + 1), encoded);
         }
         Tensor x = encoded;
-        for (int l = 0; l < blocks.length; l++) {
-            MoELayer moe = blocks[l].moe();
-            MoELayer.Workspace ws = workspaces[l];
-            x = ops.blockForward(blocks[l], layers[l], x, moe == null ? null : in -> moe.forward(in, ws),
-                    attention.apply(l));
+        // one row's conversion buffers, for a bf16 model's MoE layers (decoding runs no backward to keep them for)
+        try (TensorScope row = TensorScope.confined(backend)) {
+            Tensor narrow = dtype == DType.F32 ? null : row.allocate("moe.in", dtype, 1, config.hidden());
+            Tensor wide = dtype == DType.F32 ? null : row.allocate("moe.out", DType.F32, 1, config.hidden());
+            for (int l = 0; l < blocks.length; l++) {
+                MoELayer moe = blocks[l].moe();
+                MoELayer.Workspace ws = workspaces[l];
+                x = ops.blockForward(blocks[l], layers[l], x,
+                        moe == null ? null : in -> inMoeDtype(in, narrow, wide, m -> moe.forward(m, ws)),
+                        attention.apply(l));
+            }
+            return ops.headLogits(lnf, head, x, headActs);
         }
-        return ops.headLogits(lnf, head, x, headActs);
     }
 
     /** A workspace of each block's MoE layer (null for a dense block), for {@link #decodeStep}; the caller closes them. */
@@ -604,8 +675,8 @@ public final class GptMoeModel implements AutoCloseable {
             Tensor residual = i == 0 ? s.input : s.layers[i - 1].out();
             MoELayer moe = blocks[i].moe();
             MoELayer.Workspace ws = s.moe[i];
-            ops.blockBackward(blocks[i], s.layers[i], residual, grads,
-                    moe == null ? null : d -> moe.backward(d, gradScale, ws));
+            ops.blockBackward(blocks[i], s.layers[i], residual, grads, moe == null ? null
+                    : d -> inMoeDtype(d, moeGradOut, moeGradIn, m -> moe.backward(m, gradScale, ws)));
         }
         if (isFirst()) {
             try (var t = ops.time("embedding.backward")) {
@@ -663,6 +734,8 @@ public final class GptMoeModel implements AutoCloseable {
         slots = null;
         gradScope = null;
         grads = null;
+        moeGradOut = null;
+        moeGradIn = null;
     }
 
     /** Frees the parameters, the MoE layers and the activations; the model is unusable afterwards. */
@@ -687,6 +760,9 @@ public final class GptMoeModel implements AutoCloseable {
         final BlockActivations[] layers;
         /** Per block: its MoE layer's workspace, null for a dense block. */
         final MoELayer.Workspace[] moe;
+        /** Per MoE block of a bf16 model: the layer's input rounded to bf16, its output widened to f32; else null. */
+        final Tensor[] moeIn;
+        final Tensor[] moeOut;
         /** Last stage only. */
         final HeadActivations head;
         boolean forwardDone;
@@ -701,10 +777,17 @@ public final class GptMoeModel implements AutoCloseable {
             input = scope.allocate("input", DType.F32, n, c);
             layers = new BlockActivations[blocks.length];
             moe = new MoELayer.Workspace[blocks.length];
+            moeIn = new Tensor[blocks.length];
+            moeOut = new Tensor[blocks.length];
             for (int i = 0; i < layers.length; i++) {
                 layers[i] = new BlockActivations(scope, config, "blocks." + (stage * blocks.length + i) + ".", batch,
                         seq, tp, blocks[i].moe() != null);
                 moe[i] = blocks[i].moe() == null ? null : blocks[i].moe().newWorkspace();
+                if (blocks[i].moe() != null && dtype != DType.F32) {
+                    String p = "blocks." + (stage * blocks.length + i) + ".moe.";
+                    moeIn[i] = scope.allocate(p + "in", dtype, n, c);
+                    moeOut[i] = scope.allocate(p + "out", DType.F32, n, c);
+                }
             }
             head = isLast() ? new HeadActivations(scope, config, n) : null;
         }

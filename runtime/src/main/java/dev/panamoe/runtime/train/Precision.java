@@ -46,6 +46,12 @@ public enum Precision {
         return name().toLowerCase(Locale.ROOT);
     }
 
+    /** The label: what a checkpoint records and {@code --resume} reads back as the option's value. */
+    @Override
+    public String toString() {
+        return label();
+    }
+
     /** The precision named fp32, bf16 or auto (any case); IllegalArgumentException naming {@code what} otherwise. */
     public static Precision parse(String what, String name) {
         for (Precision p : values()) {

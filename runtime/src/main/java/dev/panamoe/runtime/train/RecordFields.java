@@ -45,7 +45,7 @@ final class RecordFields {
 
     /**
      * The record {@link #of} wrote as fields: each component from its text (numbers, booleans,
-     * enum names, strings and paths; "" is null for a string or path, and so is a missing one,
+     * enum names, strings and paths; "" is null for a string, path or enum, and so is a missing one,
      * which a field added after the text was written is).
      *
      * @throws IllegalArgumentException naming the field whose text does not parse, or the record's
@@ -96,7 +96,7 @@ final class RecordFields {
             }
             return Boolean.parseBoolean(text);
         } else if (type.isEnum()) {
-            return enumValue(type.asSubclass(Enum.class), text);
+            return text.isEmpty() ? null : enumValue(type.asSubclass(Enum.class), text);
         }
         throw new IllegalArgumentException("no reader for " + type.getName());
     }

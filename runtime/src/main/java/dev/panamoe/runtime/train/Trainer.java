@@ -72,6 +72,7 @@ public final class Trainer implements AutoCloseable {
     private final int dp;
     private final int dataIndex;
     private final boolean firstTensorRank;
+    private final Precision.Resolved precision;
     private final OperatorTimer timer = new OperatorTimer();
     private final List<StepMetrics> history = new ArrayList<>();
     private PlacementController placement;
@@ -96,6 +97,11 @@ public final class Trainer implements AutoCloseable {
         }
         this.groups = model.groups();
         validate(groups.plan(), model.config(), config);
+        this.precision = config.precision().resolve(model.backend().device());
+        if (precision.dtype() != model.dtype()) {
+            throw new IllegalArgumentException("precision: " + precision + " trains a model built in "
+                    + precision.dtype() + ", got one built in " + model.dtype());
+        }
         this.model = model;
         this.corpus = corpus;
         this.config = config;
@@ -131,6 +137,11 @@ public final class Trainer implements AutoCloseable {
 
     public TrainingConfig config() {
         return config;
+    }
+
+    /** What the run trains in (fp32 or bf16, auto resolved on the model's device) and why. */
+    public Precision.Resolved precision() {
+        return precision;
     }
 
     public AdamW optimizer() {
@@ -243,6 +254,7 @@ public final class Trainer implements AutoCloseable {
         float lr = schedule.at(next);
         try (var t = timer.start("adamw")) {
             optimizer.step(lr, next);
+            model.refreshWorkingCopies();
         }
         step = next;
         PlacementController.Change change = placement == null ? PlacementController.Change.NONE
@@ -501,6 +513,7 @@ public final class Trainer implements AutoCloseable {
             placement.replay(c.step() - loads.size() + 1, loads);
         }
         c.restore(snapshot());
+        model.refreshWorkingCopies();
         step = c.step();
         dataPosition = c.dataPosition();
         return "";

@@ -36,10 +36,17 @@ import java.util.Set;
  * @param tokenizer       the {@link Tokenizer} of a text corpus ("bytes", "gpt2", "cl100k"), or null for
  *                        data that is not text (the synthetic corpus); kept so that sampling reads the
  *                        checkpoint's ids as the run did
+ * @param precision       {@link Precision#FP32}, {@link Precision#BF16} (f32 masters and moments, bf16
+ *                        working copies and activations of the MoE layers) or {@link Precision#AUTO}
+ *                        (bf16 where the device computes it natively); the model must be built in the
+ *                        dtype it resolves to. Not a trajectory field: a run may resume under the other
+ *                        precision (the checkpoint holds the f32 masters); null is fp32, the
+ *                        precision of the runs that did not record one
  */
 public record TrainingConfig(int steps, int batch, int microBatches, int seq, float lr, float minLr, int warmup,
         float weightDecay, float beta1, float beta2, float eps, float clipNorm, int evalEvery, int evalBatches,
-        long seed, Path checkpointDir, int checkpointEvery, int stopAt, Path metrics, Path report, String tokenizer) {
+        long seed, Path checkpointDir, int checkpointEvery, int stopAt, Path metrics, Path report, String tokenizer,
+        Precision precision) {
 
     /**
      * The fields that decide the sequence of parameter values: a checkpoint resumes only a run that
@@ -68,6 +75,8 @@ public record TrainingConfig(int steps, int batch, int microBatches, int seq, fl
         check(stopAt >= 1 && stopAt <= steps, "stopAt: must be in [1, steps=" + steps + "], got " + stopAt);
         check(tokenizer == null || Tokenizer.NAMES.contains(tokenizer), "tokenizer: unknown name '" + tokenizer
                 + "'; known: " + String.join(", ", Tokenizer.NAMES));
+        // a checkpoint written before runs recorded their precision trained in fp32
+        precision = precision == null ? Precision.FP32 : precision;
     }
 
     /** Sequences per forward/backward pass. */
@@ -103,7 +112,7 @@ public record TrainingConfig(int steps, int batch, int microBatches, int seq, fl
         Builder b = new Builder().steps(steps).batch(batch).microBatches(microBatches).seq(seq).lr(lr).minLr(minLr)
                 .weightDecay(weightDecay).beta1(beta1).beta2(beta2).eps(eps).clipNorm(clipNorm).evalEvery(evalEvery)
                 .evalBatches(evalBatches).seed(seed).checkpointDir(checkpointDir).checkpointEvery(checkpointEvery)
-                .metrics(metrics).report(report).tokenizer(tokenizer);
+                .metrics(metrics).report(report).tokenizer(tokenizer).precision(precision);
         if (warmup != Builder.defaultWarmup(steps)) {
             b.warmup(warmup);
         }
@@ -117,7 +126,7 @@ public record TrainingConfig(int steps, int batch, int microBatches, int seq, fl
      * Defaults: 200 steps of 16 sequences of 64 tokens in one micro-batch; lr 3e-3 decaying to 3e-4
      * after a warm-up of a tenth of the steps; weight decay 0.1, betas (0.9, 0.95), eps 1e-8, clip at
      * 1.0; evaluation every 50 steps on 4 micro-batches; seed 1; no checkpoints or output files;
-     * stopAt = steps.
+     * stopAt = steps; fp32.
      */
     public static final class Builder {
         private int steps = 200;
@@ -143,6 +152,7 @@ public record TrainingConfig(int steps, int batch, int microBatches, int seq, fl
         private Path metrics;
         private Path report;
         private String tokenizer;
+        private Precision precision = Precision.FP32;
 
         private Builder() {
         }
@@ -172,12 +182,13 @@ public record TrainingConfig(int steps, int batch, int microBatches, int seq, fl
         public Builder metrics(Path v) { metrics = v; return this; }
         public Builder report(Path v) { report = v; return this; }
         public Builder tokenizer(String v) { tokenizer = v; return this; }
+        public Builder precision(Precision v) { precision = v; return this; }
 
         public TrainingConfig build() {
             return new TrainingConfig(steps, batch, microBatches, seq, lr, minLr,
                     warmup == DERIVED ? defaultWarmup(steps) : warmup, weightDecay, beta1, beta2,
                     eps, clipNorm, evalEvery, evalBatches, seed, checkpointDir, checkpointEvery,
-                    stopAt == DERIVED ? steps : stopAt, metrics, report, tokenizer);
+                    stopAt == DERIVED ? steps : stopAt, metrics, report, tokenizer, precision);
         }
     }
 

@@ -7,6 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import dev.panamoe.ops.CpuBackend;
+import dev.panamoe.ops.Device;
+import dev.panamoe.runtime.train.Precision;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -72,6 +74,8 @@ class TrainCommandTest {
         assertUsageError("Invalid value for option '--preset': unknown name 'huge'", "train", "--preset", "huge");
         assertUsageError("'--capacity-factor'", "train", "--capacity-factor", "-1");
         assertUsageError("Invalid value for option '--threads': must be >= 1, got 0", "train", "--threads", "0");
+        assertUsageError("Invalid value for option '--precision': expected fp32, bf16 or auto, got \"fp16\"", "train",
+                "--precision", "fp16");
         assertUsageError("--resume needs --checkpoint DIR", "train", "--resume");
         assertUsageError("--stop-at needs --checkpoint DIR", "train", "--stop-at", "3");
         assertUsageError("Invalid value for option '--stop-at': must be in [1, steps=10], got 11", "train", "--steps", "10",
@@ -137,6 +141,40 @@ class TrainCommandTest {
         assertTrue(html.contains("<th>gap closed</th><td>" + gap + "</td>"), gap);
         // the report's settings are named as the options are given
         assertTrue(html.contains("<th>--micro-batches</th><td>2</td>") && !html.contains("microBatches"), html);
+    }
+
+    /**
+     * A bf16 run says so in its header and report; resumed without --precision it stays bf16, and
+     * resumed with --precision fp32 it says that it switches (the checkpoint holds the f32 masters).
+     */
+    @Test
+    void aBf16RunSaysItsPrecisionAndResumesUnderEither() throws IOException {
+        Result first = run(tinyRun("--stop-at", "1", "--precision", "bf16"));
+        assertEquals(0, first.code(), first.err());
+        assertTrue(first.out().contains("precision: bf16 (requested); bf16 in the MoE layers (f32 masters, moments "
+                + "and router), dense blocks in f32\n"), first.out());
+        Result second = run("train", "--checkpoint", dir.resolve("ck").toString(), "--resume", "--stop-at", "2");
+        assertEquals(0, second.code(), second.err());
+        assertTrue(second.out().contains("precision: bf16 (requested)"), second.out());
+        Result third = run("train", "--checkpoint", dir.resolve("ck").toString(), "--resume", "--precision", "fp32");
+        assertEquals(0, third.code(), third.err());
+        assertTrue(third.out().contains("--resume: the checkpoint trained in bf16, this run continues in fp32 (the f32 "
+                + "masters and moments carry over)\n"), third.out());
+        assertTrue(third.out().contains("precision: fp32 (requested)\n"), third.out());
+        assertSummaryEnding(third.lines());
+        String html = Files.readString(dir.resolve("report").resolve("index.html"));
+        assertTrue(html.contains("<th>precision</th><td>fp32 (requested)</td>"), html);
+    }
+
+    /** auto says what it resolved to on this machine, and why. */
+    @Test
+    void autoSaysWhatItPicked() {
+        Result r = run("train", "--layers", "2", "--hidden", "16", "--heads", "2", "--experts", "4", "--seq", "16",
+                "--steps", "2", "--batch", "4", "--eval-every", "0", "--eval-batches", "1", "--precision", "auto");
+        assertEquals(0, r.code(), r.err());
+        Precision.Resolved picked = Precision.AUTO.resolve(Device.CPU);
+        assertTrue(picked.reason().startsWith("auto: "), picked.reason());
+        assertTrue(r.out().contains("precision: " + picked), r.out());
     }
 
     /** The last four lines, exactly as the demo's contract says. */

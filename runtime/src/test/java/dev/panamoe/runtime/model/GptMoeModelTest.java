@@ -373,7 +373,7 @@ class GptMoeModelTest {
             });
         }
         assertMessage(IllegalArgumentException.class, "groups: must not be null",
-                () -> new GptMoeModel(CPU, c, 3, null));
+                () -> new GptMoeModel(CPU, c, 3, (ProcessGroups) null));
     }
 
     private static void assertMessage(Class<? extends RuntimeException> type, String fragment,

@@ -1,6 +1,8 @@
 package dev.panamoe.runtime.parallel;
 
 import dev.panamoe.ops.CpuBackend;
+import dev.panamoe.ops.DType;
+import dev.panamoe.ops.Device;
 import dev.panamoe.ops.Parameter;
 import dev.panamoe.runtime.comm.Communicator;
 import dev.panamoe.runtime.comm.InJvmWorld;
@@ -60,7 +62,7 @@ final class ParallelTraining {
     }
 
     static Result single(GptMoeConfig modelConfig, TrainingConfig config) {
-        try (GptMoeModel model = new GptMoeModel(CpuBackend.get(), modelConfig, config.seed());
+        try (GptMoeModel model = new GptMoeModel(CpuBackend.get(), modelConfig, config.seed(), dtype(config));
                 Trainer trainer = new Trainer(model, corpus(), config)) {
             trainer.run(m -> { });
             Map<String, float[]> values = new LinkedHashMap<>();
@@ -69,6 +71,11 @@ final class ParallelTraining {
             }
             return new Result(trainer.history(), values, Map.of(), Map.of());
         }
+    }
+
+    /** The dtype config's precision trains the model in on the CPU. */
+    static DType dtype(TrainingConfig config) {
+        return config.precision().resolve(Device.CPU).dtype();
     }
 
     /** Every rank's result, in world rank order. */
@@ -84,7 +91,8 @@ final class ParallelTraining {
         RankLayout layout = new RankLayout(parsed);
         return InJvmWorld.run(world, timeout, comm -> {
             try (ProcessGroups groups = new ProcessGroups(layout, wrap.apply(comm));
-                    GptMoeModel model = new GptMoeModel(CpuBackend.get(), modelConfig, config.seed(), groups);
+                    GptMoeModel model = new GptMoeModel(CpuBackend.get(), modelConfig, config.seed(), groups, null,
+                            dtype(config));
                     Trainer trainer = new Trainer(model, corpus(), config)) {
                 trainer.run(m -> { });
                 Map<String, float[]> values = new LinkedHashMap<>();

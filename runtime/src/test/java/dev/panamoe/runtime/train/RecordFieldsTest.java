@@ -26,7 +26,7 @@ class RecordFieldsTest {
         GptMoeConfig dropless = GptMoeConfig.preset("tiny");
         assertEquals(dropless, RecordFields.parse(GptMoeConfig.class, RecordFields.of(dropless)));
         TrainingConfig training = TrainingConfig.builder().steps(30).lr(1e-3f).seed(-5).checkpointDir(Path.of("ck"))
-                .tokenizer("gpt2").build();
+                .tokenizer("gpt2").precision(Precision.AUTO).build();
         assertEquals(training, RecordFields.parse(TrainingConfig.class, training.toMap()));
     }
 
@@ -34,7 +34,9 @@ class RecordFieldsTest {
     void aFieldMissingFromOlderTextIsNullAndBadTextNamesTheField() {
         Map<String, String> fields = new LinkedHashMap<>(TrainingConfig.builder().build().toMap());
         fields.remove("tokenizer");
+        fields.remove("precision");
         assertNull(RecordFields.parse(TrainingConfig.class, fields).tokenizer());
+        assertEquals(Precision.FP32, RecordFields.parse(TrainingConfig.class, fields).precision());
         fields.put("steps", "many");
         var e = assertThrows(IllegalArgumentException.class, () -> RecordFields.parse(TrainingConfig.class, fields));
         assertEquals("steps: cannot read 'many' as int", e.getMessage());
