@@ -70,13 +70,7 @@ class PlacementTrainCommandTest {
             Result r = run("--metrics", file.toString(), "--placement", policy);
             assertEquals(0, r.code(), r.err());
             assertTrue(r.out().matches("(?s).*slots? moved \\(" + policy + ".*"), r.out());
-            List<StepMetrics> expected = MetricsWriter.read(still);
-            List<StepMetrics> got = MetricsWriter.read(file);
-            for (int i = 0; i < expected.size(); i++) {
-                double rel = Math.abs(got.get(i).loss() - expected.get(i).loss()) / expected.get(i).loss();
-                assertTrue(rel < 1e-5, policy + " step " + (i + 1) + ": " + got.get(i).loss() + " vs "
-                        + expected.get(i).loss());
-            }
+            assertLossesWithin1e5(policy, still, file);
         }
     }
 
@@ -97,13 +91,19 @@ class PlacementTrainCommandTest {
             assertEquals(0, r.code(), r.err());
             assertTrue(r.out().contains("precision: bf16 (requested)"), r.out());
             assertTrue(changes(r.out()) > 0 || policy.equals("replica"), policy + " changes placement: " + r.out());
-            List<StepMetrics> expected = MetricsWriter.read(still);
-            List<StepMetrics> got = MetricsWriter.read(file);
-            for (int i = 0; i < expected.size(); i++) {
-                double rel = Math.abs(got.get(i).loss() - expected.get(i).loss()) / expected.get(i).loss();
-                assertTrue(rel < 1e-5, policy + " step " + (i + 1) + ": " + got.get(i).loss() + " vs "
-                        + expected.get(i).loss());
-            }
+            assertLossesWithin1e5(policy, still, file);
+        }
+    }
+
+    /** Every step's loss in file within 1e-5 relative of the one in still (metrics files of the same run length). */
+    private static void assertLossesWithin1e5(String policy, Path still, Path file) {
+        List<StepMetrics> expected = MetricsWriter.read(still);
+        List<StepMetrics> got = MetricsWriter.read(file);
+        assertEquals(expected.size(), got.size(), policy + ": steps");
+        for (int i = 0; i < expected.size(); i++) {
+            double rel = Math.abs(got.get(i).loss() - expected.get(i).loss()) / expected.get(i).loss();
+            assertTrue(rel < 1e-5, policy + " step " + (i + 1) + ": " + got.get(i).loss() + " vs "
+                    + expected.get(i).loss());
         }
     }
 
