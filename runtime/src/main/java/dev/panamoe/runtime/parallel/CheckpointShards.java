@@ -1,12 +1,12 @@
 package dev.panamoe.runtime.parallel;
 
+import dev.panamoe.ops.ExpertSlots;
 import dev.panamoe.ops.MoELayer;
 import dev.panamoe.ops.Parameter;
 import dev.panamoe.ops.Tensor;
 import dev.panamoe.runtime.model.GptMoeModel;
 import dev.panamoe.runtime.model.GptMoeModel.ShardedParameter;
 import dev.panamoe.runtime.train.Checkpoint;
-import dev.panamoe.strategy.placement.ExpertPlacement;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.List;
@@ -29,13 +29,12 @@ public final class CheckpointShards {
         }
         Map<Tensor, Slot> slots = new IdentityHashMap<>();
         int epIndex = model.groups().expert().rank();
-        // a single device's experts stay in their own slots: every tensor is the one its name says
-        for (MoELayer moe : model.isSingleDevice() ? List.<MoELayer>of() : model.moeLayers()) {
-            ExpertPlacement placement = MoELayers.placement(moe);
+        for (MoELayer moe : model.moeLayers()) {
+            ExpertSlots placement = moe.placement();
             for (int l = 0; l < placement.slotsPerDevice(); l++) {
                 int physical = epIndex * placement.slotsPerDevice() + l;
                 int e = placement.expertAt(physical);
-                Slot slot = new Slot(e, e != ExpertPlacement.FREE && placement.slotsOf(e)[0] != physical);
+                Slot slot = new Slot(e, e != ExpertSlots.FREE && placement.slotsOf(e)[0] != physical);
                 for (Parameter p : moe.slotParameters(l)) {
                     slots.put(p.value(), slot);
                 }
@@ -47,7 +46,7 @@ public final class CheckpointShards {
             String name = sp.name();
             if (slot == null) {
                 shards.add(new Checkpoint.Shard(name, sp.fullShape(), sp.slice(), false));
-            } else if (slot.expert() == ExpertPlacement.FREE) {
+            } else if (slot.expert() == ExpertSlots.FREE) {
                 shards.add(new Checkpoint.Shard(null, sp.fullShape(), sp.slice(), false));
             } else {
                 // "blocks.L.moe.experts.<built as>.w1" -> "blocks.L.moe.experts.<held now>.w1"
