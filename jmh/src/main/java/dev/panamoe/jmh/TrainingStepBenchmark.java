@@ -27,7 +27,7 @@ import org.openjdk.jmh.annotations.Warmup;
 /**
  * One optimizer step of the GPT-MoE trainer (forward, backward, clipping, AdamW) on the synthetic
  * corpus, for the {@code tiny} and {@code small} presets, in fp32 and in bf16 ({@code train
- * --precision}: the MoE layers in bf16, the dense blocks in f32). Tokens per step: {@link #tokensPerStep};
+ * --precision}: bf16 activations and working weights, f32 masters). Tokens per step: {@link #tokensPerStep};
  * tokens/s = tokens per step / time (jmh/README.md). At the end of the trial the trainer's
  * per-operator timer is printed, so the table can show where the time goes.
  */

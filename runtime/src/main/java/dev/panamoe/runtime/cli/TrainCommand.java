@@ -117,8 +117,9 @@ public final class TrainCommand implements Callable<Integer> {
             description = "CPU threads of the kernels (default: the library's).")
     Integer threads;
     @Option(names = "--precision", paramLabel = "fp32|bf16|auto", defaultValue = "fp32",
-            description = "fp32, bf16 (f32 master weights and AdamW moments; the MoE layers' activations, rows "
-                    + "and working weights in bf16, their router in f32; dense blocks in f32) or auto (bf16 where the "
+            description = "fp32, bf16 (f32 master weights, gradients and AdamW moments; activations and the "
+                    + "weights the passes read in bf16; router, norm statistics, softmax and loss in f32) or auto "
+                    + "(bf16 where the "
                     + "device computes it natively: AVX512_BF16, or CUDA compute capability 8.0+; 'doctor' says "
                     + "which) (default: ${DEFAULT-VALUE}).")
     String precision;

@@ -7,15 +7,14 @@ import dev.panamoe.ops.Parameter;
 import dev.panamoe.ops.Tensor;
 import dev.panamoe.ops.TensorScope;
 import dev.panamoe.runtime.report.OperatorTimer;
-import java.util.function.Consumer;
 import java.util.function.UnaryOperator;
 
 /**
  * The forward and backward of a pre-norm GPT block and of the final norm, LM head and loss, as
  * one sequence of backend calls for the single-device {@link GptMoeModel} and for a pipeline
- * stage of a parallel run. A tensor-parallel caller holds heads / tp heads and passes its TENSOR
- * all-reduce: it sums a row-parallel layer's output before the bias (Megatron's g) and a
- * column-parallel layer's input gradient (f's backward); the single device passes a no-op, and
+ * stage of a parallel run. A tensor-parallel caller holds heads / tp heads and passes a GEMM
+ * summed over its TENSOR group: it gives a row-parallel layer's output before the bias (Megatron's
+ * g) and a column-parallel layer's input gradient (f's backward); alone it is a plain GEMM, and
  * the sequence is then exactly llm.c's. The FFN of an MoE block is the caller's (its layer and
  * workspace differ); a dense one is fc -> GeLU -> proj.
  */
@@ -37,15 +36,26 @@ public final class BlockOps {
     }
 
     private final Backend backend;
+    private final WorkingWeights weights;
     private final int heads;
-    private final Consumer<Tensor> tensorAllReduce;
+    private final SummedGemm tensorSummedGemm;
     private OperatorTimer timer;
 
-    /** heads: the attention heads this rank computes; tensorAllReduce: the sum over the TENSOR group (no-op alone). */
-    public BlockOps(Backend backend, int heads, Consumer<Tensor> tensorAllReduce) {
+    /** c = a · op(b), summed over the TENSOR group (a GEMM alone). */
+    @FunctionalInterface
+    interface SummedGemm {
+        void gemm(Tensor a, boolean transB, Tensor b, Tensor c);
+    }
+
+    /**
+     * weights: what the passes read for each parameter (its master, or its bf16 working copy);
+     * heads: the attention heads this rank computes.
+     */
+    BlockOps(Backend backend, WorkingWeights weights, int heads, SummedGemm tensorSummedGemm) {
         this.backend = backend;
+        this.weights = weights;
         this.heads = heads;
-        this.tensorAllReduce = tensorAllReduce;
+        this.tensorSummedGemm = tensorSummedGemm;
     }
 
     /** Times each operator under its kind ("attention", "moe.backward", ...); null = off. */
@@ -114,7 +124,7 @@ public final class BlockOps {
     public Tensor headLogits(NormWeights lnf, Parameter head, Tensor x, HeadActivations h) {
         norm(lnf, x, h.lnf, h.lnfMean, h.lnfRstd);
         try (var t = time("lm_head")) {
-            backend.gemm(false, true, 1f, h.lnf, head.value(), 0f, h.logits);
+            backend.gemm(false, true, 1f, h.lnf, weights.of(head), 0f, h.logits);
         }
         return h.logits;
     }
@@ -122,26 +132,25 @@ public final class BlockOps {
     /** out = x · W[:, this rank's columns] + b[those columns]; x is the same on every TENSOR rank. */
     private void columnParallel(Linear l, Tensor x, Tensor out) {
         try (var t = time("linear")) {
-            backend.gemm(false, false, 1f, x, l.weight().value(), 0f, out);
-            backend.biasAdd(l.bias().value(), out);
+            backend.gemm(false, false, 1f, x, weights.of(l.weight()), 0f, out);
+            backend.biasAdd(weights.of(l.bias()), out);
         }
     }
 
     /** out = sum over the TENSOR group of x_r · W[rows of r] (all-reduce), + b. */
     private void rowParallel(Linear l, Tensor x, Tensor out) {
         try (var t = time("linear")) {
-            backend.gemm(false, false, 1f, x, l.weight().value(), 0f, out);
-            tensorAllReduce.accept(out);
-            backend.biasAdd(l.bias().value(), out);
+            tensorSummedGemm.gemm(x, false, weights.of(l.weight()), out);
+            backend.biasAdd(weights.of(l.bias()), out);
         }
     }
 
     private void norm(NormWeights n, Tensor x, Tensor out, Tensor mean, Tensor rstd) {
         try (var t = time("norm")) {
             if (n.bias() != null) {
-                backend.layerNormForward(x, n.weight().value(), n.bias().value(), NORM_EPS, out, mean, rstd);
+                backend.layerNormForward(x, weights.of(n.weight()), weights.of(n.bias()), NORM_EPS, out, mean, rstd);
             } else {
-                backend.rmsNormForward(x, n.weight().value(), NORM_EPS, out, rstd);
+                backend.rmsNormForward(x, weights.of(n.weight()), NORM_EPS, out, rstd);
             }
         }
     }
@@ -165,7 +174,7 @@ public final class BlockOps {
         }
         try (var t = time("lm_head.backward")) {
             backend.gemm(true, false, 1f, g.dLogits, h.lnf, 1f, head.grad());
-            backend.gemm(false, false, 1f, g.dLogits, head.value(), 0f, g.dNormOut);
+            backend.gemm(false, false, 1f, g.dLogits, weights.of(head), 0f, g.dNormOut);
         }
         normBackward(lnf, x, h.lnfMean, h.lnfRstd, g.dNormOut, g.dResidual);
     }
@@ -182,39 +191,38 @@ public final class BlockOps {
                 dLn2 = moeBackward.apply(g.dResidual);
             }
         } else {
-            linearBackward(b.fcProj(), x.fcAct, g.dResidual, g.dFcAct);
+            linearBackward(b.fcProj(), x.fcAct, g.dResidual, g.dFcAct, false);
             try (var t = time("gelu.backward")) {
                 backend.activationBackward(Activation.GELU, x.fcPre, g.dFcAct, g.dFcPre);
             }
-            columnParallelBackward(b.fc(), x.ln2, g.dFcPre, g.dNormOut);
+            linearBackward(b.fc(), x.ln2, g.dFcPre, g.dNormOut, true);
             dLn2 = g.dNormOut;
         }
         normBackward(b.ln2(), x.resAtt, x.ln2Mean, x.ln2Rstd, dLn2, g.dNormIn);
         residualBackward(g.dNormIn, g.dResidual);
-        linearBackward(b.attnProj(), x.attOut, g.dResidual, g.dAttOut);
+        linearBackward(b.attnProj(), x.attOut, g.dResidual, g.dAttOut, false);
         try (var t = time("attention.backward")) {
             backend.attentionBackward(heads, x.qkv, x.att, g.dAttOut, g.dQkv);
         }
-        columnParallelBackward(b.qkv(), x.ln1, g.dQkv, g.dNormOut);
+        linearBackward(b.qkv(), x.ln1, g.dQkv, g.dNormOut, true);
         normBackward(b.ln1(), residual, x.ln1Mean, x.ln1Rstd, g.dNormOut, g.dNormIn);
         residualBackward(g.dNormIn, g.dResidual);
     }
 
-    /** Column-parallel: dx gets the sum over the TENSOR group of every rank's columns' part (f's backward). */
-    private void columnParallelBackward(Linear l, Tensor x, Tensor dOut, Tensor dx) {
-        linearBackward(l, x, dOut, dx);
-        tensorAllReduce.accept(dx);
-    }
-
     /**
-     * weight.grad += x^T · dOut, bias.grad += column sums of dOut, dx = dOut · weight^T. Row-parallel
-     * layers need nothing more: dOut is the same on every TENSOR rank and dx is this rank's rows' part.
+     * weight.grad += x^T · dOut, bias.grad += column sums of dOut, dx = dOut · weight^T. A
+     * column-parallel layer's dx is summed over the TENSOR group (f's backward); a row-parallel
+     * layer needs no sum: dOut is the same on every TENSOR rank and dx is this rank's rows' part.
      */
-    private void linearBackward(Linear l, Tensor x, Tensor dOut, Tensor dx) {
+    private void linearBackward(Linear l, Tensor x, Tensor dOut, Tensor dx, boolean columnParallel) {
         try (var t = time("linear.backward")) {
             backend.gemm(true, false, 1f, x, dOut, 1f, l.weight().grad());
             backend.biasBackward(dOut, l.bias().grad());
-            backend.gemm(false, true, 1f, dOut, l.weight().value(), 0f, dx);
+            if (columnParallel) {
+                tensorSummedGemm.gemm(dOut, true, weights.of(l.weight()), dx);
+            } else {
+                backend.gemm(false, true, 1f, dOut, weights.of(l.weight()), 0f, dx);
+            }
         }
     }
 
@@ -222,10 +230,10 @@ public final class BlockOps {
     private void normBackward(NormWeights n, Tensor x, Tensor mean, Tensor rstd, Tensor dOut, Tensor dx) {
         try (var t = time("norm.backward")) {
             if (n.bias() != null) {
-                backend.layerNormBackward(x, n.weight().value(), mean, rstd, dOut, dx, n.weight().grad(),
+                backend.layerNormBackward(x, weights.of(n.weight()), mean, rstd, dOut, dx, n.weight().grad(),
                         n.bias().grad());
             } else {
-                backend.rmsNormBackward(x, n.weight().value(), rstd, dOut, dx, n.weight().grad());
+                backend.rmsNormBackward(x, weights.of(n.weight()), rstd, dOut, dx, n.weight().grad());
             }
         }
     }
@@ -245,8 +253,10 @@ public final class BlockOps {
     }
 
     /**
-     * One block's activations of one (micro-)batch, kept from forward for backward; statistics
-     * are per token. Widths are this rank's shards over tp TENSOR ranks: 3C/tp, C/tp, denseFfn/tp.
+     * One block's activations of one (micro-)batch, kept from forward for backward, in the
+     * model's dtype (f32, or bf16 in mixed precision); the norms' statistics (per token) and the
+     * attention probabilities are f32. Widths are this rank's shards over tp TENSOR ranks: 3C/tp,
+     * C/tp, denseFfn/tp.
      */
     public static final class BlockActivations {
         final Tensor ln1;
@@ -266,27 +276,27 @@ public final class BlockOps {
         final Tensor ffnOut;
         final Tensor out;
 
-        public BlockActivations(TensorScope s, GptMoeConfig config, String prefix, int batch, int seq, int tp,
-                boolean moe) {
+        public BlockActivations(TensorScope s, GptMoeConfig config, DType dtype, String prefix, int batch, int seq,
+                int tp, boolean moe) {
             int n = batch * seq;
             int c = config.hidden();
             int f = config.denseFfn() / tp;
             String p = prefix;
-            ln1 = s.allocate(p + "ln1", DType.F32, n, c);
+            ln1 = s.allocate(p + "ln1", dtype, n, c);
             ln1Mean = mean(s, config, p + "ln1.mean", n);
             ln1Rstd = s.allocate(p + "ln1.rstd", DType.F32, n);
-            qkv = s.allocate(p + "qkv", DType.F32, n, 3 * c / tp);
+            qkv = s.allocate(p + "qkv", dtype, n, 3 * c / tp);
             att = s.allocate(p + "att", DType.F32, batch, config.heads() / tp, seq, seq);
-            attOut = s.allocate(p + "attOut", DType.F32, n, c / tp);
-            attProj = s.allocate(p + "attProj", DType.F32, n, c);
-            resAtt = s.allocate(p + "resAtt", DType.F32, n, c);
-            ln2 = s.allocate(p + "ln2", DType.F32, n, c);
+            attOut = s.allocate(p + "attOut", dtype, n, c / tp);
+            attProj = s.allocate(p + "attProj", dtype, n, c);
+            resAtt = s.allocate(p + "resAtt", dtype, n, c);
+            ln2 = s.allocate(p + "ln2", dtype, n, c);
             ln2Mean = mean(s, config, p + "ln2.mean", n);
             ln2Rstd = s.allocate(p + "ln2.rstd", DType.F32, n);
-            fcPre = moe ? null : s.allocate(p + "fcPre", DType.F32, n, f);
-            fcAct = moe ? null : s.allocate(p + "fcAct", DType.F32, n, f);
-            ffnOut = moe ? null : s.allocate(p + "ffnOut", DType.F32, n, c);
-            out = s.allocate(p + "out", DType.F32, n, c);
+            fcPre = moe ? null : s.allocate(p + "fcPre", dtype, n, f);
+            fcAct = moe ? null : s.allocate(p + "fcAct", dtype, n, f);
+            ffnOut = moe ? null : s.allocate(p + "ffnOut", dtype, n, c);
+            out = s.allocate(p + "out", dtype, n, c);
         }
 
         /** The block's output [N, C]. */
@@ -295,7 +305,7 @@ public final class BlockOps {
         }
     }
 
-    /** The final norm's, head's and loss's buffers of one (micro-)batch of n tokens and its targets. */
+    /** The final norm's, head's and loss's buffers of one (micro-)batch of n tokens and its targets; losses are f32. */
     public static final class HeadActivations {
         final Tensor targets;
         final Tensor lnf;
@@ -305,12 +315,12 @@ public final class BlockOps {
         final Tensor losses;
         private int keptTargets;
 
-        public HeadActivations(TensorScope s, GptMoeConfig config, int n) {
+        public HeadActivations(TensorScope s, GptMoeConfig config, DType dtype, int n) {
             targets = s.allocate("targets", DType.I32, n);
-            lnf = s.allocate("lnf", DType.F32, n, config.hidden());
+            lnf = s.allocate("lnf", dtype, n, config.hidden());
             lnfMean = mean(s, config, "lnf.mean", n);
             lnfRstd = s.allocate("lnf.rstd", DType.F32, n);
-            logits = s.allocate("logits", DType.F32, n, config.vocab());
+            logits = s.allocate("logits", dtype, n, config.vocab());
             losses = s.allocate("losses", DType.F32, n);
         }
 
@@ -329,7 +339,7 @@ public final class BlockOps {
         }
     }
 
-    /** Gradient buffers of n tokens shared by all blocks (one backward runs at a time); widths as BlockActivations'. */
+    /** Gradient buffers of n tokens shared by all blocks (one backward runs at a time); dtype and widths as BlockActivations'. */
     public static final class BlockGradients {
         final Tensor dLogits;
         final Tensor dResidual;
@@ -341,18 +351,18 @@ public final class BlockOps {
         final Tensor dFcPre;
 
         /** withHead: for {@link #headBackward} too; dFcAct and dFcPre only when some block is dense. */
-        public BlockGradients(TensorScope s, GptMoeConfig config, int n, int tp, boolean withHead) {
+        public BlockGradients(TensorScope s, GptMoeConfig config, DType dtype, int n, int tp, boolean withHead) {
             int c = config.hidden();
             int f = config.denseFfn() / tp;
             boolean anyDense = config.moeEvery() > 1;
-            dLogits = withHead ? s.allocate("dLogits", DType.F32, n, config.vocab()) : null;
-            dResidual = s.allocate("dResidual", DType.F32, n, c);
-            dNormOut = s.allocate("dNormOut", DType.F32, n, c);
-            dNormIn = s.allocate("dNormIn", DType.F32, n, c);
-            dAttOut = s.allocate("dAttOut", DType.F32, n, c / tp);
-            dQkv = s.allocate("dQkv", DType.F32, n, 3 * c / tp);
-            dFcAct = anyDense ? s.allocate("dFcAct", DType.F32, n, f) : null;
-            dFcPre = anyDense ? s.allocate("dFcPre", DType.F32, n, f) : null;
+            dLogits = withHead ? s.allocate("dLogits", dtype, n, config.vocab()) : null;
+            dResidual = s.allocate("dResidual", dtype, n, c);
+            dNormOut = s.allocate("dNormOut", dtype, n, c);
+            dNormIn = s.allocate("dNormIn", dtype, n, c);
+            dAttOut = s.allocate("dAttOut", dtype, n, c / tp);
+            dQkv = s.allocate("dQkv", dtype, n, 3 * c / tp);
+            dFcAct = anyDense ? s.allocate("dFcAct", dtype, n, f) : null;
+            dFcPre = anyDense ? s.allocate("dFcPre", dtype, n, f) : null;
         }
 
         /** d loss / d (residual stream) at the point backward has reached. */

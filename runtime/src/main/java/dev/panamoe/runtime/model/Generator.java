@@ -1,6 +1,5 @@
 package dev.panamoe.runtime.model;
 
-import dev.panamoe.ops.DType;
 import dev.panamoe.ops.MoELayer;
 import dev.panamoe.ops.Tensor;
 import dev.panamoe.ops.TensorScope;
@@ -78,12 +77,13 @@ public final class Generator implements AutoCloseable {
         this.headDim = c.hidden() / c.heads();
         this.capacity = c.maxSeq();
         this.scope = TensorScope.shared(model.backend());
-        this.encoded = scope.allocate("decode.encoded", DType.F32, 1, c.hidden());
+        this.encoded = scope.allocate("decode.encoded", model.dtype(), 1, c.hidden());
         this.acts = new BlockActivations[layers];
         for (int l = 0; l < layers; l++) {
-            acts[l] = new BlockActivations(scope, c, "decode.blocks." + l + ".", 1, 1, 1, c.isMoeBlock(l));
+            acts[l] = new BlockActivations(scope, c, model.dtype(), "decode.blocks." + l + ".", 1, 1, 1,
+                    c.isMoeBlock(l));
         }
-        this.head = new HeadActivations(scope, c, 1);
+        this.head = new HeadActivations(scope, c, model.dtype(), 1);
         long cache = (long) capacity * c.hidden();
         if (cache > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("maxSeq: " + capacity + " x hidden " + c.hidden()

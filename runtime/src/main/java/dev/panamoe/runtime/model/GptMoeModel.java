@@ -24,7 +24,6 @@ import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
 import java.util.function.IntFunction;
-import java.util.function.UnaryOperator;
 
 /**
  * A GPT-2 style language model whose FFNs are, every {@link GptMoeConfig#moeEvery()}-th block, a
@@ -68,12 +67,15 @@ import java.util.function.UnaryOperator;
  * deterministic: the same seed and inputs give bitwise the same losses and gradients, for any
  * thread count.
  *
- * <p>Precision: a model built in {@link DType#BF16} (mixed-precision training) builds its MoE
- * layers in bf16 — f32 master weights and gradients, bf16 working copies ({@link
- * #refreshWorkingCopies()} after every write of the masters), bf16 rows and exchange, the router
- * in f32 — and rounds each MoE layer's input to bf16 and widens its output (and the gradients the
- * other way) at the layer's boundary: the dense blocks, norms, attention, embeddings and head stay
- * f32. An f32 model is unchanged by this.
+ * <p>Precision: a model built in {@link DType#BF16} trains in mixed precision as Megatron-Core's
+ * bf16 does: every parameter keeps an f32 master, f32 gradient (accumulated across micro-batches)
+ * and f32 moments, and the passes read a bf16 working copy of it ({@link #refreshWorkingCopies()}
+ * after every write of the masters); every activation and activation gradient is bf16, including
+ * the residual stream, the logits and what crosses stage and expert boundaries. What bf16 would
+ * spoil stays f32: the router (logits, softmax, top-k, aux and z losses), the norms' statistics,
+ * the attention probabilities and the cross-entropy, computed in f32 inside the kernels from bf16
+ * inputs, and every sum over a TENSOR group (widened, summed, rounded once). An f32 model is
+ * unchanged by this.
  *
  * <p>Not thread-safe; one model per training thread.
  */
@@ -110,6 +112,8 @@ public final class GptMoeModel implements AutoCloseable {
     private final boolean firstTensorRank;
     private final boolean firstExpertReplica;
     private final TensorScope params;
+    /** What the passes read for the dense parameters: the masters, or their bf16 working copies. */
+    private final WorkingWeights weights;
     private final List<ShardedParameter> parameters = new ArrayList<>();
     private final Parameter wte;
     private final Parameter wpe;
@@ -122,9 +126,8 @@ public final class GptMoeModel implements AutoCloseable {
     private Slot[] slots;
     private TensorScope gradScope;
     private BlockGradients grads;
-    /** A bf16 model's MoE gradients at the layer boundary [N, C], shared by the blocks: the output's (bf16), the input's (f32). */
-    private Tensor moeGradOut;
-    private Tensor moeGradIn;
+    /** A bf16 model's partial products [N, C] in f32, summed over the TENSOR group (tp > 1); else null. */
+    private Tensor tensorSum;
 
     /** The whole model on a single device: a world of one rank. */
     public GptMoeModel(Backend backend, GptMoeConfig config, long seed) {
@@ -184,7 +187,8 @@ public final class GptMoeModel implements AutoCloseable {
         this.firstExpertReplica = at.edp() == 0;
         this.firstTensorRank = at.tp() == 0;
         this.params = TensorScope.shared(backend);
-        this.ops = new BlockOps(backend, config.heads() / tp, this::tensorAllReduce);
+        this.weights = new WorkingWeights(backend, dtype);
+        this.ops = new BlockOps(backend, weights, config.heads() / tp, this::tensorSummedGemm);
         int c = config.hidden();
         int t = at.tp();
         boolean holdsWte = isFirst() || isLast() && config.tiedEmbeddings();
@@ -218,6 +222,7 @@ public final class GptMoeModel implements AutoCloseable {
         this.lnf = isLast() ? norm("lnf") : null;
         this.head = !isLast() ? null
                 : config.tiedEmbeddings() ? wte : parameter("head.weight", TensorSlice.WHOLE, true, config.vocab(), c);
+        weights.refresh();
     }
 
     private static ProcessGroups requireGroups(ProcessGroups groups) {
@@ -236,17 +241,18 @@ public final class GptMoeModel implements AutoCloseable {
         return backend;
     }
 
-    /** The dtype of the MoE layers' activations and working weights: F32, or BF16 (mixed precision). */
+    /** The dtype of the activations and of the weights the passes read: F32, or BF16 (mixed precision). */
     public DType dtype() {
         return dtype;
     }
 
     /**
-     * Rounds every MoE layer's f32 masters into its bf16 working copies (a no-op in f32): after
-     * each optimizer step and after the masters are written (a checkpoint restored, weights
-     * loaded), before the next forward.
+     * Rounds every f32 master into its bf16 working copy (a no-op in f32): after each optimizer
+     * step and after the masters are written (a checkpoint restored, weights loaded), before the
+     * next forward.
      */
     public void refreshWorkingCopies() {
+        weights.refresh();
         moeLayers.forEach(MoELayer::refreshWorkingCopies);
     }
 
@@ -403,7 +409,7 @@ public final class GptMoeModel implements AutoCloseable {
 
     /** Allocates this rank's slice of the parameter and initialises it from the full tensor's initial values. */
     private Parameter parameter(String name, TensorSlice slice, boolean counts, int... fullShape) {
-        Parameter p = Parameter.allocate(params, name, slice.shape(fullShape));
+        Parameter p = weights.add(Parameter.allocate(params, name, slice.shape(fullShape)));
         int numel = Math.toIntExact(Arrays.stream(fullShape).asLongStream().reduce(1, (a, b) -> a * b));
         p.value().copyFrom(slice.of(ParameterInit.values(config, seed, name, numel), fullShape));
         boolean replicatedOverTensor = slice.kind() == TensorSlice.Kind.WHOLE;
@@ -433,10 +439,9 @@ public final class GptMoeModel implements AutoCloseable {
             slots[i] = new Slot(batch, seq);
         }
         gradScope = TensorScope.shared(backend);
-        grads = new BlockGradients(gradScope, config, batch * seq, tp, isLast());
-        boolean narrow = dtype != DType.F32 && !moeLayers.isEmpty();
-        moeGradOut = narrow ? gradScope.allocate("moe.gradOut", dtype, batch * seq, config.hidden()) : null;
-        moeGradIn = narrow ? gradScope.allocate("moe.gradIn", DType.F32, batch * seq, config.hidden()) : null;
+        grads = new BlockGradients(gradScope, config, dtype, batch * seq, tp, isLast());
+        tensorSum = tp > 1 && dtype != DType.F32
+                ? gradScope.allocate("tensor.sum", DType.F32, batch * seq, config.hidden()) : null;
     }
 
     /** Where a stage after the first receives slot's input (the previous stage's output) [batch * seq, C]. */
@@ -488,17 +493,14 @@ public final class GptMoeModel implements AutoCloseable {
         if (isFirst()) {
             s.ids.copyFrom(inputs);
             try (var t = ops.time("embedding")) {
-                backend.embeddingForward(s.ids, wte.value(), wpe.value(), s.input);
+                backend.embeddingForward(s.ids, weights.of(wte), weights.of(wpe), s.input);
             }
         }
         Tensor x = s.input;
         for (int i = 0; i < blocks.length; i++) {
             MoELayer moe = blocks[i].moe();
             MoELayer.Workspace ws = s.moe[i];
-            Tensor narrow = s.moeIn[i];
-            Tensor wide = s.moeOut[i];
-            x = ops.blockForward(blocks[i], s.layers[i], x,
-                    moe == null ? null : in -> inMoeDtype(in, narrow, wide, m -> moe.forward(m, ws)));
+            x = ops.blockForward(blocks[i], s.layers[i], x, moe == null ? null : in -> moe.forward(in, ws));
         }
         float loss = Float.NaN;
         if (isLast()) {
@@ -510,24 +512,17 @@ public final class GptMoeModel implements AutoCloseable {
     }
 
     /**
-     * f applied to in, in the MoE layers' dtype: an f32 model applies it to in itself; a bf16 one
-     * rounds in into narrow (bf16), applies f and widens its result into wide (f32), which it
-     * returns. Serves the layer's forward (the block's norm output in, the MoE output back) and
-     * its backward (the output's gradient in, the input's back).
+     * c = a · op(b) summed over the TENSOR group. Each rank's partial product stays f32 until the
+     * sum is done, then a bf16 c is rounded once, as one device rounds the whole product.
      */
-    private Tensor inMoeDtype(Tensor in, Tensor narrow, Tensor wide, UnaryOperator<Tensor> f) {
-        if (dtype == DType.F32) {
-            return f.apply(in);
-        }
-        // timed with the layer, inside the block's "moe" span
-        backend.convert(in, narrow);
-        backend.convert(f.apply(narrow), wide);
-        return wide;
-    }
-
-    private void tensorAllReduce(Tensor t) {
+    private void tensorSummedGemm(Tensor a, boolean transB, Tensor b, Tensor c) {
+        Tensor partial = tp == 1 || c.dtype() == DType.F32 ? c : tensorSum;
+        backend.gemm(false, transB, 1f, a, b, 0f, partial);
         if (tp > 1) {
-            tensor.allReduce(t);
+            tensor.allReduce(partial);
+        }
+        if (partial != c) {
+            backend.convert(partial, c);
         }
     }
 
@@ -552,22 +547,17 @@ public final class GptMoeModel implements AutoCloseable {
                     + position);
         }
         try (var t = ops.time("embedding")) {
-            backend.add(wte.value().slice(token, token + 1), wpe.value().slice(position, position + 1), encoded);
+            backend.add(weights.of(wte).slice(token, token + 1), weights.of(wpe).slice(position, position + 1),
+                    encoded);
         }
         Tensor x = encoded;
-        // one row's conversion buffers, for a bf16 model's MoE layers (decoding runs no backward to keep them for)
-        try (TensorScope row = TensorScope.confined(backend)) {
-            Tensor narrow = dtype == DType.F32 ? null : row.allocate("moe.in", dtype, 1, config.hidden());
-            Tensor wide = dtype == DType.F32 ? null : row.allocate("moe.out", DType.F32, 1, config.hidden());
-            for (int l = 0; l < blocks.length; l++) {
-                MoELayer moe = blocks[l].moe();
-                MoELayer.Workspace ws = workspaces[l];
-                x = ops.blockForward(blocks[l], layers[l], x,
-                        moe == null ? null : in -> inMoeDtype(in, narrow, wide, m -> moe.forward(m, ws)),
-                        attention.apply(l));
-            }
-            return ops.headLogits(lnf, head, x, headActs);
+        for (int l = 0; l < blocks.length; l++) {
+            MoELayer moe = blocks[l].moe();
+            MoELayer.Workspace ws = workspaces[l];
+            x = ops.blockForward(blocks[l], layers[l], x, moe == null ? null : in -> moe.forward(in, ws),
+                    attention.apply(l));
         }
+        return ops.headLogits(lnf, head, x, headActs);
     }
 
     /** A workspace of each block's MoE layer (null for a dense block), for {@link #decodeStep}; the caller closes them. */
@@ -675,8 +665,8 @@ public final class GptMoeModel implements AutoCloseable {
             Tensor residual = i == 0 ? s.input : s.layers[i - 1].out();
             MoELayer moe = blocks[i].moe();
             MoELayer.Workspace ws = s.moe[i];
-            ops.blockBackward(blocks[i], s.layers[i], residual, grads, moe == null ? null
-                    : d -> inMoeDtype(d, moeGradOut, moeGradIn, m -> moe.backward(m, gradScale, ws)));
+            ops.blockBackward(blocks[i], s.layers[i], residual, grads,
+                    moe == null ? null : d -> moe.backward(d, gradScale, ws));
         }
         if (isFirst()) {
             try (var t = ops.time("embedding.backward")) {
@@ -734,8 +724,7 @@ public final class GptMoeModel implements AutoCloseable {
         slots = null;
         gradScope = null;
         grads = null;
-        moeGradOut = null;
-        moeGradIn = null;
+        tensorSum = null;
     }
 
     /** Frees the parameters, the MoE layers and the activations; the model is unusable afterwards. */
@@ -743,6 +732,7 @@ public final class GptMoeModel implements AutoCloseable {
     public void close() {
         closeActivations();
         moeLayers.forEach(MoELayer::close);
+        weights.close();
         params.close();
         if (singleDevice) {
             groups.close();
@@ -760,9 +750,6 @@ public final class GptMoeModel implements AutoCloseable {
         final BlockActivations[] layers;
         /** Per block: its MoE layer's workspace, null for a dense block. */
         final MoELayer.Workspace[] moe;
-        /** Per MoE block of a bf16 model: the layer's input rounded to bf16, its output widened to f32; else null. */
-        final Tensor[] moeIn;
-        final Tensor[] moeOut;
         /** Last stage only. */
         final HeadActivations head;
         boolean forwardDone;
@@ -774,22 +761,15 @@ public final class GptMoeModel implements AutoCloseable {
             int n = batch * seq;
             int c = config.hidden();
             ids = isFirst() ? scope.allocate("ids", DType.I32, batch, seq) : null;
-            input = scope.allocate("input", DType.F32, n, c);
+            input = scope.allocate("input", dtype, n, c);
             layers = new BlockActivations[blocks.length];
             moe = new MoELayer.Workspace[blocks.length];
-            moeIn = new Tensor[blocks.length];
-            moeOut = new Tensor[blocks.length];
             for (int i = 0; i < layers.length; i++) {
-                layers[i] = new BlockActivations(scope, config, "blocks." + (stage * blocks.length + i) + ".", batch,
-                        seq, tp, blocks[i].moe() != null);
+                layers[i] = new BlockActivations(scope, config, dtype, "blocks." + (stage * blocks.length + i) + ".",
+                        batch, seq, tp, blocks[i].moe() != null);
                 moe[i] = blocks[i].moe() == null ? null : blocks[i].moe().newWorkspace();
-                if (blocks[i].moe() != null && dtype != DType.F32) {
-                    String p = "blocks." + (stage * blocks.length + i) + ".moe.";
-                    moeIn[i] = scope.allocate(p + "in", dtype, n, c);
-                    moeOut[i] = scope.allocate(p + "out", DType.F32, n, c);
-                }
             }
-            head = isLast() ? new HeadActivations(scope, config, n) : null;
+            head = isLast() ? new HeadActivations(scope, config, dtype, n) : null;
         }
 
         @Override

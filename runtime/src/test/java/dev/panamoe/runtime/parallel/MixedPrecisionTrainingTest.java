@@ -20,6 +20,7 @@ import dev.panamoe.runtime.train.Trainer;
 import dev.panamoe.runtime.train.TrainingConfig;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -37,18 +38,24 @@ import org.junit.jupiter.params.provider.ValueSource;
 class MixedPrecisionTrainingTest {
     /**
      * A plan against one device, both in bf16: relative difference of each step's loss, gradient
-     * norm and aux loss and of every parameter. The f32 sums of a plan are ordered differently
-     * (~1e-7 relative); a value near a bf16 rounding boundary may then round the other way (one
-     * bf16 ulp, 2^-8 relative) and AdamW carries that into the parameters. Measured on 2026-12-05
-     * over ep4, dp2*ep2 and pp2*ep2: at most 3.0e-4 (f32 plans: 1e-5, {@link ParallelEqualityTest}).
+     * norm and aux loss, and of every parameter (per tensor, its largest difference over its
+     * largest magnitude). A plan that does not split layers over a TENSOR group computes every
+     * value the passes round from the same f32 sums as one device: as close as the f32 plans
+     * ({@link ParallelEqualityTest}; measured on 2026-12-05: at most 6.4e-8, parameters 1.4e-7).
      */
-    static final double PLAN_TOLERANCE = 1e-3;
+    static final double PLAN_TOLERANCE = 1e-5;
     /**
-     * The same for every parameter (per tensor, its largest difference over its largest
-     * magnitude): measured at most 9.0e-3, in the biases, whose near-zero gradients AdamW
-     * normalises to full-size updates.
+     * With a TENSOR group, a row-parallel layer's output and a column-parallel layer's input
+     * gradient are sums of the ranks' f32 partial products, ordered differently from one
+     * device's (~1e-7 relative); one near a bf16 rounding boundary rounds the other way (one ulp,
+     * 2^-8 = 3.9e-3 relative) and later steps carry that on. Losses and norms within 1e-2
+     * (measured on 2026-12-05 over tp2*ep2 and pp2*tp2: 2.9e-3), weight matrices within 1e-1
+     * (measured 6e-2, AdamW normalising the few gradient elements near zero to full-size steps);
+     * vectors (biases, norm weights) start at constants and take three such steps, so a flipped
+     * sign is a difference of the order of the value itself: they are not compared.
      */
-    static final double PARAMETER_TOLERANCE = 3e-2;
+    static final double TENSOR_PLAN_TOLERANCE = 1e-2;
+    static final double TENSOR_PLAN_MATRIX_TOLERANCE = 1e-1;
 
     private static final GptMoeConfig MODEL = ParallelTraining.model();
     private static final TrainingConfig BF16 = ParallelTraining.config().toBuilder().precision(Precision.BF16).build();
@@ -81,16 +88,18 @@ class MixedPrecisionTrainingTest {
                 + "(%.3f%% apart)%n", first, valFp32, valBf16, 100 * gap);
         assertTrue(valBf16 < first - 0.5, "bf16 learns: first loss " + first + ", final validation loss " + valBf16);
         assertTrue(gap < 0.015, "final validation loss fp32 " + valFp32 + ", bf16 " + valBf16);
-        // the runs really differ: bf16 rounds the MoE layers' activations and weights
+        // the runs really differ: bf16 rounds the activations and weights
         double firstFp32 = full.steps().getFirst().loss();
         assertTrue(first != firstFp32 && Math.abs(first - firstFp32) / firstFp32 < 1e-2,
                 "first loss fp32 " + firstFp32 + ", bf16 " + first);
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"ep4", "dp2*ep2", "pp2*ep2"})
+    @ValueSource(strings = {"ep4", "dp2*ep2", "pp2*ep2", "tp2*ep2", "edp2*ep2", "pp4", "pp2*tp2"})
     void planTrainsLikeOneDeviceInBf16(String plan) {
         List<Result> ranks = ParallelTraining.parallel(plan, 4, MODEL, BF16);
+        boolean tensorSplit = plan.contains("tp");
+        double tolerance = tensorSplit ? TENSOR_PLAN_TOLERANCE : PLAN_TOLERANCE;
         double worst = 0;
         double worstParameter = 0;
         List<StepMetrics> expected = single.steps();
@@ -98,20 +107,25 @@ class MixedPrecisionTrainingTest {
             List<StepMetrics> got = ranks.get(r).steps();
             assertEquals(expected.size(), got.size(), plan + " rank " + r + ": steps");
             String at = plan + " rank " + r;
-            worst = Math.max(worst, close(at + " validation loss", expected.getLast().valLoss(), got.getLast().valLoss()));
+            worst = Math.max(worst, close(at + " validation loss", expected.getLast().valLoss(), got.getLast().valLoss(),
+                    tolerance));
             for (int s = 0; s < expected.size(); s++) {
-                worst = Math.max(worst, close(at + " step " + (s + 1) + " loss", expected.get(s).loss(), got.get(s).loss()));
+                worst = Math.max(worst, close(at + " step " + (s + 1) + " loss", expected.get(s).loss(), got.get(s).loss(),
+                        tolerance));
                 worst = Math.max(worst, close(at + " step " + (s + 1) + " gradient norm", expected.get(s).gradNorm(),
-                        got.get(s).gradNorm()));
+                        got.get(s).gradNorm(), tolerance));
                 worst = Math.max(worst, close(at + " step " + (s + 1) + " aux loss", expected.get(s).auxLoss(),
-                        got.get(s).auxLoss()));
+                        got.get(s).auxLoss(), tolerance));
             }
             Result rank = ranks.get(r);
             for (Map.Entry<String, float[]> e : rank.values().entrySet()) {
-                float[] want = rank.slices().get(e.getKey()).of(single.values().get(e.getKey()),
-                        rank.fullShapes().get(e.getKey()));
+                int[] shape = rank.fullShapes().get(e.getKey());
+                if (tensorSplit && shape.length < 2) {
+                    continue;
+                }
+                float[] want = rank.slices().get(e.getKey()).of(single.values().get(e.getKey()), shape);
                 worstParameter = Math.max(worstParameter, TensorAsserts.assertClose(at + " " + e.getKey(), want,
-                        e.getValue(), PARAMETER_TOLERANCE));
+                        e.getValue(), tensorSplit ? TENSOR_PLAN_MATRIX_TOLERANCE : PLAN_TOLERANCE));
             }
         }
         System.out.printf(Locale.ROOT, "bf16 plan %-8s max relative difference from one device in bf16: losses and "
@@ -151,22 +165,26 @@ class MixedPrecisionTrainingTest {
     }
 
     /**
-     * One forward and backward of the same weights and batch in bf16 and in fp32: the loss and
-     * every parameter's gradient (per tensor, the largest difference over the largest magnitude)
-     * agree within five bf16 roundings (2^-8 = 3.9e-3 relative each: the MoE input, its rows, the
-     * working weights, the output and the output's gradient), 2e-2; the loss, where the MoE
-     * branch is a small part of the residual stream at initialisation, within 1e-4 (measured on
-     * 2026-12-05: loss 1.7e-6, gradients at most 7.1e-3).
+     * One forward and backward of the same weights and batch in bf16 and in fp32, every expert
+     * chosen (top-k = all experts: a top-2 choice between near-equal scores is discrete, and
+     * rounding may flip it, see below): the loss and every parameter's gradient (per tensor, the
+     * largest difference over the largest magnitude) agree within eight bf16 roundings (2^-8 =
+     * 3.9e-3 relative each), 3e-2. Each value the passes round (a working weight, an activation,
+     * an activation gradient) is within half of that of its f32 counterpart; a gradient of block
+     * 0 is reached through the roundings of the four blocks above it, and the errors of
+     * independent roundings mostly cancel. Measured on 2026-12-05 (Zen 5, avx512_bf16): loss
+     * 6.5e-5, gradients at most 1.04e-2 (an expert's w2 in the last block).
      */
     @Test
     void bf16GradientsAreFp32sWithinBf16Rounding() {
         Batch batch = ParallelTraining.corpus().batch(Split.TRAIN, 0, 8);
+        GptMoeConfig everyExpert = MODEL.toBuilder().topK(MODEL.experts()).build();
         List<float[]> grads = new ArrayList<>();
         List<String> names = new ArrayList<>();
         float[] losses = new float[2];
         int run = 0;
         for (DType dtype : new DType[] {DType.F32, DType.BF16}) {
-            try (GptMoeModel model = new GptMoeModel(CpuBackend.get(), MODEL, 7, dtype)) {
+            try (GptMoeModel model = new GptMoeModel(CpuBackend.get(), everyExpert, 7, dtype)) {
                 model.zeroGrad();
                 losses[run++] = model.forward(batch.inputs(), batch.targets(), 8, ParallelTraining.SEQ);
                 model.backward(1f);
@@ -181,15 +199,50 @@ class MixedPrecisionTrainingTest {
         double worst = 0;
         for (int i = 0; i < n; i++) {
             worst = Math.max(worst, TensorAsserts.assertClose("gradient of " + names.get(i), grads.get(i),
-                    grads.get(n + i), 2e-2));
+                    grads.get(n + i), 3e-2));
         }
         System.out.printf(Locale.ROOT, "bf16 vs fp32, same weights: loss %.2e, gradients %.2e%n", lossError, worst);
-        assertTrue(lossError > 0 && lossError < 1e-4, "loss fp32 " + losses[0] + ", bf16 " + losses[1]);
+        assertTrue(lossError > 0 && lossError < 1e-3, "loss fp32 " + losses[0] + ", bf16 " + losses[1]);
     }
 
     /**
-     * Decoding a bf16 model (a text run's samples) rounds at the MoE layers as its forward does:
-     * fp32's logits within 2e-2 (measured on 2026-12-05: 1.1e-3).
+     * With top-2 routing, bf16 and fp32 choose the same experts for all but a few tokens whose
+     * two best scores are within the rounding of the router's input (the router itself is f32):
+     * at most 2% of the tokens of each MoE layer choose another set (measured on 2026-12-05: one
+     * token of 128 in one layer of four; a second layer only swapped the order of a token's two).
+     */
+    @Test
+    void bf16RoutesLikeFp32ButForNearTies() {
+        Batch batch = ParallelTraining.corpus().batch(Split.TRAIN, 0, 8);
+        int tokens = 8 * ParallelTraining.SEQ;
+        int k = MODEL.topK();
+        List<int[]> routes = new ArrayList<>();
+        for (DType dtype : new DType[] {DType.F32, DType.BF16}) {
+            try (GptMoeModel model = new GptMoeModel(CpuBackend.get(), MODEL, 7, dtype)) {
+                model.forward(batch.inputs(), batch.targets(), 8, ParallelTraining.SEQ);
+                for (int l = 0; l < model.moeLayerCount(); l++) {
+                    routes.add(model.routedExperts(l));
+                }
+            }
+        }
+        int layers = routes.size() / 2;
+        for (int l = 0; l < layers; l++) {
+            int moved = 0;
+            for (int t = 0; t < tokens; t++) {
+                int[] f32 = Arrays.copyOfRange(routes.get(l), t * k, (t + 1) * k);
+                int[] bf16 = Arrays.copyOfRange(routes.get(layers + l), t * k, (t + 1) * k);
+                Arrays.sort(f32);
+                Arrays.sort(bf16);
+                moved += Arrays.equals(f32, bf16) ? 0 : 1;
+            }
+            assertTrue(moved <= 0.02 * tokens, "MoE layer " + l + ": " + moved + " of " + tokens
+                    + " tokens chose other experts in bf16");
+        }
+    }
+
+    /**
+     * Decoding a bf16 model (a text run's samples) rounds as its forward does: fp32's logits
+     * within 2e-2 (measured on 2026-12-05: 5.3e-3).
      */
     @Test
     void aBf16ModelDecodesLikeFp32WithinBf16Rounding() {
@@ -208,7 +261,7 @@ class MixedPrecisionTrainingTest {
                     logits.get(5 + i), 2e-2));
         }
         System.out.printf(Locale.ROOT, "bf16 vs fp32 decoding: logits %.2e%n", worst);
-        assertTrue(worst > 0, "the bf16 model's MoE layers round");
+        assertTrue(worst > 0, "the bf16 model rounds");
     }
 
     @Test
@@ -233,9 +286,9 @@ class MixedPrecisionTrainingTest {
         return new GptMoeModel(CpuBackend.get(), MODEL, seed, DType.BF16);
     }
 
-    private static double close(String what, double expected, double actual) {
+    private static double close(String what, double expected, double actual, double tolerance) {
         double rel = Math.abs(actual - expected) / Math.max(Math.abs(expected), 1e-30);
-        assertTrue(rel <= PLAN_TOLERANCE, what + ": expected " + expected + ", got " + actual + " (relative " + rel + ")");
+        assertTrue(rel <= tolerance, what + ": expected " + expected + ", got " + actual + " (relative " + rel + ")");
         return rel;
     }
 }
