@@ -23,9 +23,9 @@ import org.openjdk.jmh.annotations.Warmup;
 
 /**
  * The whole MoE layer on the CPU backend (SwiGLU experts, top-k softmax router, dropless):
- * forward, and forward + backward, f32 or bf16 (bf16 activations and working copies of the
- * weights, f32 masters and weight gradients), with the CPU kernels at a chosen ISA level (a
- * level the CPU lacks fails its setup, naming the missing feature). GFLOP/s = {@link MoeShape}
+ * forward, forward + backward, and a training step's share of it, f32 or bf16 (bf16 activations
+ * and working copies of the weights, f32 masters and weight gradients), with the CPU kernels at
+ * a chosen ISA level (a level the CPU lacks fails its setup, naming the missing feature). GFLOP/s = {@link MoeShape}
  * FLOPs / time (see jmh/README.md).
  */
 @State(Scope.Benchmark)
@@ -81,5 +81,20 @@ public class MoELayerBenchmark {
     public Tensor forwardBackward() {
         layer.forward(x);
         return layer.backward(gradY);
+    }
+
+    /**
+     * The layer's share of a training step: forward + backward with the weight gradients zeroed
+     * first (they accumulate in f32) and, in bf16, the working copies rounded from the f32
+     * masters after it (what the trainer does after each optimizer step) — the costs mixed
+     * precision adds to the layer inside training; the optimizer itself is not included.
+     */
+    @Benchmark
+    public Tensor trainingStep() {
+        layer.zeroGrad();
+        layer.forward(x);
+        Tensor gradX = layer.backward(gradY);
+        layer.refreshWorkingCopies();
+        return gradX;
     }
 }

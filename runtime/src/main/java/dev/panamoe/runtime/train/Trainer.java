@@ -585,6 +585,7 @@ public final class Trainer implements AutoCloseable {
                 }
             }
         }
+        model.refreshWorkingCopies();
         step = saved;
         dataPosition = manifest.index().dataPosition();
         return "plan " + layout(manifest.index().plan(), manifest.world()) + " -> "

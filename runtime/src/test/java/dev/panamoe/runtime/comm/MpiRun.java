@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.File;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -20,12 +21,20 @@ public final class MpiRun {
     private MpiRun() {
     }
 
-    /** mpirun's path, or null when it is not on PATH (the MPI tests are then skipped). */
+    /**
+     * mpirun's real path, or null when it is not on PATH (the MPI tests are then skipped). Real:
+     * Open MPI takes its prefix from the directory it was started from, and /bin/mpirun (a
+     * merged-/usr system's /bin links to /usr/bin) would give it "/", which it refuses.
+     */
     public static String mpirun() {
         for (String d : System.getenv().getOrDefault("PATH", "").split(File.pathSeparator)) {
             Path candidate = Path.of(d, "mpirun");
             if (Files.isExecutable(candidate)) {
-                return candidate.toString();
+                try {
+                    return candidate.toRealPath().toString();
+                } catch (IOException e) {
+                    throw new UncheckedIOException("mpirun: cannot resolve " + candidate, e);
+                }
             }
         }
         return null;
