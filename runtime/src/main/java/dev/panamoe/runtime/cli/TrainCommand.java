@@ -234,7 +234,7 @@ public final class TrainCommand implements Callable<Integer> {
             return PlacementController.policy(placement, model, parsed, config).initial().stream()
                     .mapToInt(ExpertPlacement::slotsPerDevice).max().orElse(0);
         });
-        MemoryEstimate estimate = validated(() -> MemoryEstimate.of(model, config, parsed, slotsPerDevice, !dev.isCpu()));
+        MemoryEstimate estimate = validated(() -> MemoryEstimate.of(model, config, parsed, slotsPerDevice, dev));
         if (dryRun) {
             if (Worlds.processRank() != 0) {
                 return 0; // under mpirun the first process alone prints
