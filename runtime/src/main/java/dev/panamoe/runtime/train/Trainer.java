@@ -585,6 +585,8 @@ public final class Trainer implements AutoCloseable {
                 }
             }
         }
+        // a bf16 model's forward reads the working copies: round them from the masters just read
+        model.refreshWorkingCopies();
         step = saved;
         dataPosition = manifest.index().dataPosition();
         return "plan " + layout(manifest.index().plan(), manifest.world()) + " -> "
