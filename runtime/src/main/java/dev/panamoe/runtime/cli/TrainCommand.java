@@ -117,10 +117,10 @@ public final class TrainCommand implements Callable<Integer> {
             description = "CPU threads of the kernels (default: the library's).")
     Integer threads;
     @Option(names = "--precision", paramLabel = "fp32|bf16|auto", defaultValue = "fp32",
-            description = "fp32, bf16 (f32 master weights and AdamW moments; the MoE layers' activations, rows "
-                    + "and working weights in bf16, their router in f32; dense blocks in f32) or auto (bf16 where the "
-                    + "device computes it natively: AVX512_BF16, or CUDA compute capability 8.0+; 'doctor' says "
-                    + "which) (default: ${DEFAULT-VALUE}).")
+            description = "fp32, bf16 (mixed precision: f32 master weights, gradients and AdamW moments; bf16 "
+                    + "working weights, activations and activation gradients; the router, softmaxes, norm statistics "
+                    + "and cross-entropy in f32) or auto (bf16 where the device computes it natively: AVX512_BF16, or "
+                    + "CUDA compute capability 8.0+; 'doctor' says which) (default: ${DEFAULT-VALUE}).")
     String precision;
     @Option(names = "--device", paramLabel = "cpu|cuda[:N]", defaultValue = "cpu",
             description = "Where the model lives and the kernels run (default: ${DEFAULT-VALUE}).")

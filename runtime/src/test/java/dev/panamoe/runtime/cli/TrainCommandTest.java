@@ -151,8 +151,8 @@ class TrainCommandTest {
     void aBf16RunSaysItsPrecisionAndResumesUnderEither() throws IOException {
         Result first = run(tinyRun("--stop-at", "1", "--precision", "bf16"));
         assertEquals(0, first.code(), first.err());
-        assertTrue(first.out().contains("precision: bf16 (requested); bf16 in the MoE layers (f32 masters, moments "
-                + "and router), dense blocks in f32\n"), first.out());
+        assertTrue(first.out().contains("precision: bf16 (requested); bf16 weights and activations (f32 masters, "
+                + "gradients and moments; router, softmaxes, norm statistics and loss in f32)\n"), first.out());
         Result second = run("train", "--checkpoint", dir.resolve("ck").toString(), "--resume", "--stop-at", "2");
         assertEquals(0, second.code(), second.err());
         assertTrue(second.out().contains("precision: bf16 (requested)"), second.out());
