@@ -117,11 +117,10 @@ public final class TrainCommand implements Callable<Integer> {
             description = "CPU threads of the kernels (default: the library's).")
     Integer threads;
     @Option(names = "--precision", paramLabel = "fp32|bf16|auto", defaultValue = "fp32",
-            description = "fp32, bf16 (f32 master weights, gradients and AdamW moments; activations and the "
-                    + "weights the passes read in bf16; router, norm statistics, softmax and loss in f32) or auto "
-                    + "(bf16 where the "
-                    + "device computes it natively: AVX512_BF16, or CUDA compute capability 8.0+; 'doctor' says "
-                    + "which) (default: ${DEFAULT-VALUE}).")
+            description = "fp32, bf16 (mixed precision: f32 master weights, gradients and AdamW moments; bf16 "
+                    + "working weights, activations and activation gradients; the router, softmaxes, norm statistics "
+                    + "and cross-entropy in f32) or auto (bf16 where the device computes it natively: AVX512_BF16, or "
+                    + "CUDA compute capability 8.0+; 'doctor' says which) (default: ${DEFAULT-VALUE}).")
     String precision;
     @Option(names = "--device", paramLabel = "cpu|cuda[:N]", defaultValue = "cpu",
             description = "Where the model lives and the kernels run (default: ${DEFAULT-VALUE}).")
@@ -235,7 +234,7 @@ public final class TrainCommand implements Callable<Integer> {
             return PlacementController.policy(placement, model, parsed, config).initial().stream()
                     .mapToInt(ExpertPlacement::slotsPerDevice).max().orElse(0);
         });
-        MemoryEstimate estimate = validated(() -> MemoryEstimate.of(model, config, parsed, slotsPerDevice, !dev.isCpu()));
+        MemoryEstimate estimate = validated(() -> MemoryEstimate.of(model, config, parsed, slotsPerDevice, dev));
         if (dryRun) {
             if (Worlds.processRank() != 0) {
                 return 0; // under mpirun the first process alone prints

@@ -205,7 +205,8 @@ final class TrainingRun {
                 Plural.of(config.warmup(), "warm-up step"), config.weightDecay(), config.clipNorm(), config.seed(),
                 backend.device().isCpu() ? Plural.of(backend.numThreads(), "thread") : "on " + backend.device());
         out.println("precision: " + precision + (precision.precision() == Precision.BF16
-                ? "; bf16 weights and activations (f32 masters, gradients, moments, router, norm statistics, softmax and loss)" : ""));
+                ? "; bf16 weights and activations (f32 masters, gradients and moments; router, softmaxes, norm "
+                        + "statistics and loss in f32)" : ""));
         if (config.metrics() != null) {
             createParent(config.metrics());
         }

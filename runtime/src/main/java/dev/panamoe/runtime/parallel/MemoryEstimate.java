@@ -1,8 +1,11 @@
 package dev.panamoe.runtime.parallel;
 
+import dev.panamoe.ops.DType;
+import dev.panamoe.ops.Device;
 import dev.panamoe.ops.MoELayer;
 import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.model.Norm;
+import dev.panamoe.runtime.train.Precision;
 import dev.panamoe.runtime.train.TrainingConfig;
 import dev.panamoe.strategy.plan.ParallelPlan;
 import java.util.ArrayList;
@@ -16,7 +19,7 @@ import java.util.Locale;
  * the MoE layers, AdamW and the gradient sync allocate:
  * <ul>
  * <li>parameters, their gradients and AdamW's fp32 first and second moments (4 copies of the
- * rank's shard, free replica slots included);
+ * rank's shard, free replica slots included); in bf16 a fifth, the bf16 working copy;
  * <li>activations of every micro-batch in flight (1F1B keeps {@link PipelineSchedule#slots} of
  * them on a stage), with the attention scores [batch, heads, seq, seq] and the logits;
  * <li>each MoE layer's workspace per micro-batch in flight, its received-row buffers at their
@@ -25,6 +28,9 @@ import java.util.Locale;
  * parameter is initialised from;
  * <li>on CUDA, the caching allocator's rounding and cached free blocks (a quarter on top).
  * </ul>
+ * In bf16 (mixed precision) the activations, their gradients and the MoE layers' rows take 2
+ * bytes an element; the parameters' masters, gradients and moments, the attention scores, the
+ * norms' statistics, the losses, the router's buffers and every id or count keep 4.
  * Ranks differ by pipeline stage (the first holds the embeddings and the most micro-batches, the
  * last the head); {@link #rankBytes} is the heaviest stage's. Every size is a long; a configuration
  * whose size overflows one is refused.
@@ -39,6 +45,8 @@ public final class MemoryEstimate {
     }
 
     private static final long F32 = Float.BYTES;
+    /** Ids, counts and offsets (i32) take as much as an f32. */
+    private static final long WORD = F32;
     private static final long CUDA_SLACK_DIVISOR = 4;
 
     private final List<Part> parts;
@@ -48,9 +56,10 @@ public final class MemoryEstimate {
     private final long parameters;
     private final int heaviestStage;
     private final ParallelPlan plan;
+    private final Precision.Resolved precision;
 
     private MemoryEstimate(List<Part> parts, long rankBytes, long processBytes, long rankParameters, long parameters,
-            int heaviestStage, ParallelPlan plan) {
+            int heaviestStage, ParallelPlan plan, Precision.Resolved precision) {
         this.parts = List.copyOf(parts);
         this.rankBytes = rankBytes;
         this.processBytes = processBytes;
@@ -58,16 +67,20 @@ public final class MemoryEstimate {
         this.parameters = parameters;
         this.heaviestStage = heaviestStage;
         this.plan = plan;
+        this.precision = precision;
     }
 
     /**
      * The estimate for training model with config under plan ({@link ParallelPlan#SINGLE} for one
      * rank), with slotsPerDevice expert slots per EP rank in each MoE layer (experts / ep, more
-     * with replica slots), on a CUDA device or the CPU. Throws IllegalArgumentException when a
-     * size overflows a long.
+     * with replica slots), on device (a CUDA device, or the CPU), in the config's precision as it
+     * resolves there (auto: as the run will). Throws IllegalArgumentException when a size
+     * overflows a long.
      */
     public static MemoryEstimate of(GptMoeConfig model, TrainingConfig config, ParallelPlan plan, int slotsPerDevice,
-            boolean cuda) {
+            Device device) {
+        Precision.Resolved precision = config.precision().resolve(device);
+        boolean cuda = !device.isCpu();
         try {
             List<Part> heaviest = null;
             long heaviestBytes = -1;
@@ -75,7 +88,7 @@ public final class MemoryEstimate {
             int heaviestStage = 0;
             long rankParameters = 0;
             for (int stage = 0; stage < plan.pp(); stage++) {
-                Stage s = new Stage(model, config, plan, slotsPerDevice, stage);
+                Stage s = new Stage(model, config, plan, slotsPerDevice, stage, precision);
                 List<Part> p = s.parts(cuda);
                 long bytes = sum(p);
                 process = Math.addExact(process, Math.multiplyExact(bytes, (long) plan.stageSize()));
@@ -87,7 +100,7 @@ public final class MemoryEstimate {
                 }
             }
             return new MemoryEstimate(heaviest, heaviestBytes, process, rankParameters, model.parameterCount(),
-                    heaviestStage, plan);
+                    heaviestStage, plan, precision);
         } catch (ArithmeticException e) {
             throw new IllegalArgumentException("model: the memory of " + model.layers() + " blocks of hidden "
                     + model.hidden() + " with " + model.experts() + " experts, " + config.microBatchSize() + " x "
@@ -115,6 +128,11 @@ public final class MemoryEstimate {
         return rankParameters;
     }
 
+    /** The precision the estimate is for (auto resolved on its device). */
+    public Precision.Resolved precision() {
+        return precision;
+    }
+
     /** The part of {@link #rankBytes} on the Java heap. */
     public long javaHeapBytes() {
         return parts.stream().filter(Part::javaHeap).mapToLong(Part::bytes).sum();
@@ -130,8 +148,8 @@ public final class MemoryEstimate {
         StringBuilder s = new StringBuilder();
         String who = plan.world() == 1 ? "the one rank" : "the heaviest rank (stage " + heaviestStage + " of "
                 + plan.pp() + ")";
-        s.append(String.format(Locale.ROOT, "memory estimate of %s, %d parameters on it:%n", who,
-                rankParameters));
+        s.append(String.format(Locale.ROOT, "memory estimate of %s, %d parameters on it, in %s:%n", who,
+                rankParameters, precision));
         for (Part p : parts) {
             s.append(String.format(Locale.ROOT, "  %-52s %12s%n", p.name(), bytes(p.bytes())));
         }
@@ -184,11 +202,32 @@ public final class MemoryEstimate {
         return total;
     }
 
+    /**
+     * Buffer elements of the run's dtype (narrow: f32, or bf16 in mixed precision) and of four
+     * bytes whatever the precision (f32 statistics and losses, i32 ids, counts and offsets).
+     */
+    private record Elements(long narrow, long wide) {
+        Elements plus(Elements o) {
+            return new Elements(add(narrow, o.narrow), add(wide, o.wide));
+        }
+
+        Elements times(long factor) {
+            return new Elements(mul(narrow, factor), mul(wide, factor));
+        }
+
+        long bytes(DType dtype) {
+            return add(mul(narrow, dtype.byteSize()), mul(wide, WORD));
+        }
+    }
+
     /** The buffers of one rank of one pipeline stage, mirroring the allocations of the classes named. */
     private static final class Stage {
         final GptMoeConfig m;
         final ParallelPlan plan;
         final int slotsPerDevice;
+        /** The activations' and working copies' dtype, and its name as the command line spells it. */
+        final DType dtype;
+        final String label;
         final boolean first;
         final boolean last;
         final int blocks;
@@ -200,11 +239,16 @@ public final class MemoryEstimate {
         final long c;
         final long tp;
         final long normParams;
+        /** Per token: LayerNorm's mean and rstd, RMSNorm's rstd (f32 in either precision). */
+        final long stats;
 
-        Stage(GptMoeConfig model, TrainingConfig config, ParallelPlan plan, int slotsPerDevice, int stage) {
+        Stage(GptMoeConfig model, TrainingConfig config, ParallelPlan plan, int slotsPerDevice, int stage,
+                Precision.Resolved precision) {
             this.m = model;
             this.plan = plan;
             this.slotsPerDevice = slotsPerDevice;
+            this.dtype = precision.dtype();
+            this.label = precision.precision().label();
             this.first = stage == 0;
             this.last = stage == plan.pp() - 1;
             this.blocks = model.layers() / plan.pp();
@@ -220,6 +264,7 @@ public final class MemoryEstimate {
             this.c = model.hidden();
             this.tp = plan.tp();
             this.normParams = model.norm() == Norm.LAYER ? 2 * c : c;
+            this.stats = model.norm() == Norm.LAYER ? 2 : 1;
         }
 
         /** The model's parameter shards on this rank: embeddings, blocks, final norm and head. */
@@ -240,20 +285,29 @@ public final class MemoryEstimate {
         List<Part> parts(boolean cuda) {
             List<Part> parts = new ArrayList<>();
             long params = parameterElements();
-            parts.add(new Part("parameters (fp32)", mul(params, F32)));
+            boolean mixed = dtype != DType.F32;
+            parts.add(new Part(mixed ? "parameters (fp32 masters)" : "parameters (fp32)", mul(params, F32)));
             parts.add(new Part("gradients (fp32)", mul(params, F32)));
             parts.add(new Part("AdamW moments m and v (fp32)", mul(2, params, F32)));
+            if (mixed) {
+                // what the forward and backward GEMMs read, rounded from the masters after every step
+                parts.add(new Part("working copies of the parameters (" + label + ")", mul(params, dtype.byteSize())));
+            }
             String inFlight = slots + " micro-batch" + (slots == 1 ? "" : "es") + " of " + batch + " x " + seq
                     + " tokens";
-            parts.add(new Part("attention scores, " + inFlight, mul(slots, blocks, batch, m.heads() / tp, seq, seq, F32)));
-            parts.add(new Part("other activations, " + inFlight, mul(slots, activationElements(), F32)));
+            parts.add(new Part("attention scores (fp32), " + inFlight,
+                    mul(slots, blocks, batch, m.heads() / tp, seq, seq, F32)));
+            Elements activations = activationElements().times(slots);
+            parts.add(new Part("activations (" + label + "), " + inFlight, mul(activations.narrow(), dtype.byteSize())));
+            parts.add(new Part("norm statistics, ids and losses (4 bytes), " + inFlight, mul(activations.wide(), WORD)));
             parts.add(new Part("MoE workspaces (" + moeBlocks + " layer" + (moeBlocks == 1 ? "" : "s") + " x " + slots
                     + ", " + (m.capacityFactor() == MoELayer.Config.DROPLESS ? "dropless" : "capacity")
-                    + " worst case)", mul(slots, moeBlocks, moeWorkspaceElements(), F32)));
-            parts.add(new Part("gradients shared by the blocks", mul(gradientBufferElements(), F32)));
+                    + " worst case)", moeWorkspaceElements().times(mul(slots, moeBlocks)).bytes(dtype)));
+            parts.add(new Part("gradients shared by the blocks (" + label + ")",
+                    mul(gradientBufferElements(), dtype.byteSize())));
             if (plan.world() > 1) {
                 long bucket = Math.min(params, Math.max(GradientSync.BUCKET_ELEMENTS, largestTensor()));
-                parts.add(new Part("gradient all-reduce bucket", mul(bucket, F32)));
+                parts.add(new Part("gradient all-reduce bucket (fp32)", mul(bucket, F32)));
             }
             // ParameterInit fills a float[] of the full tensor, and a shard is cut from it as another one
             parts.add(new Part("initialisation arrays (Java heap, transient)", mul(2, largestTensor(), F32), true));
@@ -264,31 +318,36 @@ public final class MemoryEstimate {
         }
 
         /**
-         * One micro-batch's activation slot of the model but the attention scores: its input, BlockActivations
-         * per block, HeadActivations on the last stage.
+         * One micro-batch's activation slot of the model but the attention scores: its input (and
+         * ids), BlockActivations per block, HeadActivations (targets, logits, losses) on the last
+         * stage. The norms' statistics, the losses and the ids are the wide part.
          */
-        private long activationElements() {
-            long stats = m.norm() == Norm.LAYER ? 2 : 1;
-            long perBlock = add(mul(n, c), mul(stats, n), mul(n, 3 * c / tp), mul(n, c / tp), mul(3, n, c), mul(stats, n), mul(n, c));
+        private Elements activationElements() {
+            long perBlock = add(mul(n, c), mul(n, 3 * c / tp), mul(n, c / tp), mul(3, n, c), mul(n, c));
             long denseExtra = add(mul(2, n, m.denseFfn() / tp), mul(n, c));
-            long head = last ? add(n, mul(n, c), mul(stats, n), mul(n, m.vocab()), n) : 0;
-            return add(first ? n : 0, mul(n, c), mul(blocks, perBlock), mul(blocks - moeBlocks, denseExtra), head);
+            long narrow = add(mul(n, c), mul(blocks, perBlock), mul(blocks - moeBlocks, denseExtra),
+                    last ? add(mul(n, c), mul(n, m.vocab())) : 0);
+            long wide = add(first ? n : 0, mul(blocks, 2 * stats, n), last ? add(n, mul(stats, n), n) : 0);
+            return new Elements(narrow, wide);
         }
 
         /**
          * One MoE layer's workspace for one micro-batch: on one rank every row buffer is sized for
          * all T * K slots (the rows stay); otherwise token-sized buffers, plus the exchange's and
-         * the experts' received-row buffers at their worst case.
+         * the experts' received-row buffers at their worst case. The rows and the layer's input
+         * and output gradients are of the run's dtype; the router's buffers stay f32, and a bf16
+         * layer keeps a bf16 copy of the router's logit gradient for its GEMMs.
          */
-        private long moeWorkspaceElements() {
+        private Elements moeWorkspaceElements() {
             long e = m.experts();
             long k = m.topK();
-            long router = add(mul(4, n, e), mul(5, n, k), mul(4, e), 4);
+            Elements router = new Elements(dtype == DType.F32 ? 0 : mul(n, e), add(mul(4, n, e), mul(5, n, k),
+                    mul(4, e), 4));
             if (plan.world() == 1) {
                 long hWidth = m.expertActivation().inputWidth(m.expertFfn());
                 long rows = mul(n, k);
-                return add(router, mul(3, rows, c), mul(2, rows, hWidth), mul(2, rows, m.expertFfn()), mul(2, n, c),
-                        mul(2, rows));
+                return router.plus(new Elements(add(mul(3, rows, c), mul(2, rows, hWidth), mul(2, rows, m.expertFfn()),
+                        mul(2, n, c)), mul(2, rows)));
             }
             long localFfn = m.expertFfn() / tp;
             long hWidth = m.expertActivation().inputWidth(Math.toIntExact(localFfn));
@@ -298,13 +357,14 @@ public final class MemoryEstimate {
                 fromEachSource = Math.min(fromEachSource, mul(slotsPerDevice, capacity));
             }
             long received = mul(plan.ep(), fromEachSource);
-            long tokenBuffers = add(router, mul(3, n, k, c), mul(2, n, c), n, mul(2, plan.ep(), slotsPerDevice));
-            long rowBuffers = add(mul(4, received, c), mul(2, received, hWidth), mul(2, received, localFfn),
-                    mul(2, received));
-            return add(tokenBuffers, rowBuffers);
+            Elements tokenBuffers = new Elements(add(mul(3, n, k, c), mul(2, n, c)),
+                    add(n, mul(2, plan.ep(), slotsPerDevice)));
+            Elements rowBuffers = new Elements(add(mul(4, received, c), mul(2, received, hWidth),
+                    mul(2, received, localFfn)), mul(2, received));
+            return router.plus(tokenBuffers).plus(rowBuffers);
         }
 
-        /** BlockGradients: shared by every block of the stage (one backward at a time). */
+        /** BlockGradients: shared by every block of the stage (one backward at a time), all of the run's dtype. */
         private long gradientBufferElements() {
             long dense = m.moeEvery() > 1 ? mul(2, n, m.denseFfn() / tp) : 0;
             return add(last ? mul(n, m.vocab()) : 0, mul(3, n, c), mul(n, c / tp), mul(n, 3 * c / tp), dense);

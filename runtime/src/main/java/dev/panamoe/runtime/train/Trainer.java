@@ -585,6 +585,7 @@ public final class Trainer implements AutoCloseable {
                 }
             }
         }
+        // a bf16 model's forward reads the working copies: round them from the masters just read
         model.refreshWorkingCopies();
         step = saved;
         dataPosition = manifest.index().dataPosition();

@@ -36,8 +36,8 @@ import java.util.Set;
  * @param tokenizer       the {@link Tokenizer} of a text corpus ("bytes", "gpt2", "cl100k"), or null for
  *                        data that is not text (the synthetic corpus); kept so that sampling reads the
  *                        checkpoint's ids as the run did
- * @param precision       {@link Precision#FP32}, {@link Precision#BF16} (f32 masters and moments, bf16
- *                        working copies and activations of the MoE layers) or {@link Precision#AUTO}
+ * @param precision       {@link Precision#FP32}, {@link Precision#BF16} (f32 masters, gradients and
+ *                        moments; bf16 working copies, activations and activation gradients) or {@link Precision#AUTO}
  *                        (bf16 where the device computes it natively); the model must be built in the
  *                        dtype it resolves to. Not a trajectory field: a run may resume under the other
  *                        precision (the checkpoint holds the f32 masters); null is fp32, the

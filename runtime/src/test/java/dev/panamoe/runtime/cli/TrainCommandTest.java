@@ -152,7 +152,7 @@ class TrainCommandTest {
         Result first = run(tinyRun("--stop-at", "1", "--precision", "bf16"));
         assertEquals(0, first.code(), first.err());
         assertTrue(first.out().contains("precision: bf16 (requested); bf16 weights and activations (f32 masters, "
-                + "gradients, moments, router, norm statistics, softmax and loss)\n"), first.out());
+                + "gradients and moments; router, softmaxes, norm statistics and loss in f32)\n"), first.out());
         Result second = run("train", "--checkpoint", dir.resolve("ck").toString(), "--resume", "--stop-at", "2");
         assertEquals(0, second.code(), second.err());
         assertTrue(second.out().contains("precision: bf16 (requested)"), second.out());

@@ -8,6 +8,7 @@ import dev.panamoe.ops.CpuBackend;
 import dev.panamoe.runtime.cli.TrainCommandTest.Result;
 import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.model.GptMoeModel;
+import dev.panamoe.runtime.parallel.MemoryEstimate;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -74,10 +75,11 @@ class TrainMemoryTest {
         }
         List<String> lines = r.lines();
         assertTrue(lines.contains("parameters: " + parameters + " (108672 active per token)"), r.out());
-        assertTrue(lines.contains("memory estimate of the one rank, " + parameters + " parameters on it:"), r.out());
+        assertTrue(lines.contains("memory estimate of the one rank, " + parameters + " parameters on it, in fp32 "
+                + "(requested):"), r.out());
         for (String part : List.of("parameters (fp32)", "gradients (fp32)", "AdamW moments m and v (fp32)",
-                "attention scores, 1 micro-batch of 16 x 64 tokens", "MoE workspaces (2 layers x 1, dropless worst case)",
-                "total per rank")) {
+                "attention scores (fp32), 1 micro-batch of 16 x 64 tokens", "activations (fp32), 1 micro-batch",
+                "MoE workspaces (2 layers x 1, dropless worst case)", "total per rank")) {
             assertTrue(lines.stream().anyMatch(l -> l.startsWith("  " + part) && l.matches(".* [0-9.]+ [KMG]iB")),
                     part + " missing in:\n" + r.out());
         }
@@ -85,6 +87,39 @@ class TrainMemoryTest {
         assertTrue(params.endsWith(String.format(java.util.Locale.ROOT, "%.1f MiB", parameters * 4 / 1048576.0)), params);
         assertFalse(r.out().contains("training:"), r.out());
         assertFalse(Files.exists(metrics), "a dry run writes nothing");
+    }
+
+    /** bf16: f32 masters plus bf16 working copies, activations at 2 bytes, a smaller total than fp32's. */
+    @Test
+    void aBf16DryRunCountsTheWorkingCopiesAndNarrowActivations() {
+        Result fp32 = TrainCommandTest.run("train", "--dry-run");
+        Result bf16 = TrainCommandTest.run("train", "--dry-run", "--precision", "bf16");
+        assertEquals(0, bf16.code(), bf16.err());
+        assertTrue(bf16.out().contains("parameters on it, in bf16 (requested):"), bf16.out());
+        String masters = bytesOf(bf16, "parameters (fp32 masters)");
+        assertEquals(bytesOf(fp32, "parameters (fp32)"), masters);
+        String copies = bytesOf(bf16, "working copies of the parameters (bf16)");
+        // the printed sizes have three or four digits: 5% covers their rounding, not a missing halving
+        assertEquals(value(masters) / 2, value(copies), 0.05 * value(copies), masters + " vs " + copies);
+        String activations = bytesOf(bf16, "activations (bf16)");
+        assertEquals(value(bytesOf(fp32, "activations (fp32)")) / 2, value(activations), 0.05 * value(activations),
+                activations);
+        assertTrue(value(bytesOf(bf16, "total per rank")) < value(bytesOf(fp32, "total per rank")), bf16.out());
+    }
+
+    /** The size on the line of the breakdown that starts with part, e.g. "1.2 MiB". */
+    private static String bytesOf(Result r, String part) {
+        String line = r.lines().stream().filter(l -> l.startsWith("  " + part)).findFirst()
+                .orElseThrow(() -> new AssertionError(part + " missing in:\n" + r.out()));
+        return line.substring(line.lastIndexOf(' ', line.length() - 5) + 1);
+    }
+
+    /** The bytes of a printed size ("1.5 KiB" is 1536), as {@link MemoryEstimate#bytes} writes them. */
+    private static double value(String size) {
+        String[] f = size.split(" ");
+        int shift = List.of("B", "KiB", "MiB", "GiB", "TiB").indexOf(f[1]);
+        assertTrue(f.length == 2 && shift >= 0, size);
+        return Double.parseDouble(f[0]) * (1L << (10 * shift));
     }
 
     @Test

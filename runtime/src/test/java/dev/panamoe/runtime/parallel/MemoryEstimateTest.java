@@ -6,10 +6,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.panamoe.ops.Backend;
 import dev.panamoe.ops.CpuBackend;
+import dev.panamoe.ops.DType;
+import dev.panamoe.ops.Device;
+import dev.panamoe.ops.EmulatedCudaBackend;
 import dev.panamoe.runtime.comm.InJvmWorld;
 import dev.panamoe.runtime.data.SyntheticCorpus;
 import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.model.GptMoeModel;
+import dev.panamoe.runtime.train.Precision;
 import dev.panamoe.runtime.train.Trainer;
 import dev.panamoe.runtime.train.TrainingConfig;
 import dev.panamoe.strategy.plan.ParallelPlan;
@@ -37,12 +41,19 @@ import org.junit.jupiter.params.provider.ValueSource;
 class MemoryEstimateTest {
     private static final double LOWER = 0.8;
     private static final double UPPER = 1.2;
+    private static final double EXACT = 0.02;
     private static final String RESULT = "resident growth bytes: ";
 
-    /** "layers,hidden,experts,moeEvery,batch,microBatches,seq,capacity(0 = dropless),plan,world". */
+    /**
+     * "layers,hidden,experts,moeEvery,batch,microBatches,seq,capacity(0 = dropless),plan,world,precision".
+     * The bf16 cases hold the estimate of a model that runs everything in bf16 (every activation
+     * and activation gradient, the MoE rows; f32 masters, gradients, moments, attention scores
+     * and norm statistics) to what such a model really allocates.
+     */
     @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {"4,128,16,1,16,1,64,0,single,1", "6,256,8,2,8,2,64,0,single,1",
-        "4,128,8,1,16,4,64,1.25,'pp=2,ep=2',4", "2,128,8,1,16,2,32,0,'tp=2,dp=2',4"})
+    @ValueSource(strings = {"4,128,16,1,16,1,64,0,single,1,fp32", "6,256,8,2,8,2,64,0,single,1,fp32",
+        "4,128,8,1,16,4,64,1.25,'pp=2,ep=2',4,fp32", "2,128,8,1,16,2,32,0,'tp=2,dp=2',4,fp32",
+        "6,256,8,2,8,2,64,0,single,1,bf16", "4,128,8,1,16,4,64,1.25,'pp=2,ep=2',4,bf16"})
     void theEstimateBoundsTheResidentGrowthOfTraining(String spec) throws IOException, InterruptedException {
         Run run = Run.parse(spec);
         long growth = child(spec);
@@ -55,6 +66,64 @@ class MemoryEstimateTest {
                 UPPER, run.estimate().describe()));
     }
 
+    /**
+     * Exact where the resident set is approximate: on an emulated CUDA device every tensor goes
+     * through the caching allocator, which counts the bytes asked for. After two steps on one
+     * device the live tensors — parameters, gradients, moments, working copies, the micro-batch's
+     * activations, the MoE workspaces (on one device sized for all T * K rows, as estimated) and
+     * the shared gradients — must be the estimate's native part within {@value #EXACT}.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"4,128,16,1,16,1,64,0,single,1,fp32", "6,256,8,2,8,2,64,0,single,1,fp32",
+        "4,128,16,1,16,1,64,0,single,1,bf16", "6,256,8,2,8,2,64,0,single,1,bf16"})
+    void theEstimateIsWhatAnEmulatedDeviceHoldsAfterTwoSteps(String spec) {
+        Run run = Run.parse(spec);
+        MemoryEstimate estimate = run.estimate();
+        long expected = estimate.rankBytes() - estimate.javaHeapBytes();
+        EmulatedCudaBackend device = new EmulatedCudaBackend(1L << 30);
+        long[] held = new long[1];
+        run.train(device, () -> held[0] = device.allocator().stats().requestedBytes());
+        double ratio = held[0] / (double) expected;
+        System.out.printf("%s: the device holds %.3f MiB, estimate %.3f MiB, ratio %.4f%n", spec, held[0] / 1048576.0,
+                expected / 1048576.0, ratio);
+        assertTrue(Math.abs(ratio - 1) <= EXACT, String.format("%s: the device holds %d bytes, the estimate says %d "
+                + "(ratio %.4f)%n%s", spec, held[0], expected, ratio, estimate.describe()));
+    }
+
+    @Test
+    void bf16HalvesTheActivationsAndAddsTheWorkingCopies() {
+        Run fp32 = Run.parse("6,256,8,2,8,2,64,1.25,'pp=2,ep=2',4,fp32");
+        Run bf16 = Run.parse("6,256,8,2,8,2,64,1.25,'pp=2,ep=2',4,bf16");
+        MemoryEstimate wide = fp32.estimate();
+        MemoryEstimate narrow = bf16.estimate();
+        assertEquals("fp32 (requested)", wide.precision().toString());
+        assertTrue(narrow.describe().contains(", in bf16 (requested):"), narrow.describe());
+        assertEquals(wide.rankParameters(), narrow.rankParameters());
+        long parameters = narrow.rankParameters();
+        assertEquals(4 * parameters, part(narrow, "parameters (fp32 masters)"), narrow.describe());
+        assertEquals(2 * parameters, part(narrow, "working copies of the parameters (bf16)"), narrow.describe());
+        assertTrue(wide.parts().stream().noneMatch(p -> p.name().startsWith("working copies")), wide.describe());
+        assertEquals(part(wide, "activations (fp32)") / 2, part(narrow, "activations (bf16)"));
+        assertEquals(part(wide, "gradients shared by the blocks (fp32)") / 2,
+                part(narrow, "gradients shared by the blocks (bf16)"));
+        for (String f32 : List.of("gradients (fp32)", "AdamW moments", "attention scores (fp32)", "norm statistics",
+                "gradient all-reduce bucket (fp32)")) {
+            assertEquals(part(wide, f32), part(narrow, f32), f32);
+        }
+        // the rows halve; the router's f32 buffers stay, with a bf16 copy of its logits' gradient
+        long moeWide = part(wide, "MoE workspaces");
+        long moeNarrow = part(narrow, "MoE workspaces");
+        assertTrue(moeNarrow > moeWide / 2 && moeNarrow < moeWide * 0.6, moeWide + " vs " + moeNarrow);
+        assertTrue(narrow.rankBytes() < wide.rankBytes(), wide.describe() + narrow.describe());
+    }
+
+    /** The bytes of the one part whose name starts with prefix. */
+    private static long part(MemoryEstimate estimate, String prefix) {
+        List<MemoryEstimate.Part> matching = estimate.parts().stream().filter(p -> p.name().startsWith(prefix)).toList();
+        assertEquals(1, matching.size(), prefix + " in\n" + estimate.describe());
+        return matching.getFirst().bytes();
+    }
+
     @Test
     void sizesThatOverflowALongAreRefusedNotWrapped() {
         GptMoeConfig.Builder wide = GptMoeConfig.preset("tiny").toBuilder().hidden(1 << 20).heads(1);
@@ -65,7 +134,7 @@ class MemoryEstimateTest {
         GptMoeConfig huge = wide.experts(1 << 18).build(); // 2^61 parameters: their bytes overflow
         TrainingConfig config = TrainingConfig.builder().batch(8).seq(64).build();
         IllegalArgumentException bytes = assertThrows(IllegalArgumentException.class,
-                () -> MemoryEstimate.of(huge, config, ParallelPlan.SINGLE, huge.experts(), false));
+                () -> MemoryEstimate.of(huge, config, ParallelPlan.SINGLE, huge.experts(), Device.CPU));
         assertTrue(bytes.getMessage().contains("overflows a 64-bit byte count"), bytes.getMessage());
     }
 
@@ -74,11 +143,12 @@ class MemoryEstimateTest {
         GptMoeConfig model = GptMoeConfig.preset("tiny").toBuilder().layers(4).build();
         TrainingConfig config = TrainingConfig.builder().batch(16).microBatches(4).seq(64).build();
         ParallelPlan plan = ParallelPlan.parse("pp=4", 4);
-        MemoryEstimate estimate = MemoryEstimate.of(model, config, plan, model.experts(), false);
+        MemoryEstimate estimate = MemoryEstimate.of(model, config, plan, model.experts(), Device.CPU);
         assertTrue(estimate.describe().contains("stage 0 of 4"), estimate.describe());
         assertTrue(estimate.worldBytes() > estimate.rankBytes() && estimate.worldBytes() < 4 * estimate.rankBytes(),
                 estimate.describe());
-        MemoryEstimate cuda = MemoryEstimate.of(model, config, plan, model.experts(), true);
+        // AUTO would query the device: the run's precision is given
+        MemoryEstimate cuda = MemoryEstimate.of(model, config, plan, model.experts(), Device.cuda(0));
         assertEquals(estimate.rankBytes() + estimate.rankBytes() / 4, cuda.rankBytes(), cuda.describe());
     }
 
@@ -96,36 +166,42 @@ class MemoryEstimateTest {
                 b.capacityFactor(capacity);
             }
             TrainingConfig config = TrainingConfig.builder().steps(2).batch(Integer.parseInt(f[4]))
-                    .microBatches(Integer.parseInt(f[5])).seq(Integer.parseInt(f[6])).evalEvery(0).build();
+                    .microBatches(Integer.parseInt(f[5])).seq(Integer.parseInt(f[6])).evalEvery(0)
+                    .precision(Precision.parse("precision", f[10])).build();
             ParallelPlan plan = planSpec.equals("single") ? ParallelPlan.SINGLE : ParallelPlan.parse(planSpec, world);
             return new Run(b.build(), config, plan);
         }
 
         MemoryEstimate estimate() {
-            return MemoryEstimate.of(model, config, plan, model.experts() / plan.ep(), false);
+            return MemoryEstimate.of(model, config, plan, model.experts() / plan.ep(), Device.CPU);
         }
 
-        /** Builds and trains two steps: one model, or every rank of an in-JVM world; prints the growth when measured. */
-        void train(Backend backend, boolean measured) {
+        DType dtype() {
+            return config.precision().resolve(Device.CPU).dtype();
+        }
+
+        /** Builds and trains two steps: one model, or every rank of an in-JVM world; runs trained before closing them. */
+        void train(Backend backend, Runnable trained) {
             SyntheticCorpus corpus = new SyntheticCorpus(SyntheticCorpus.Config.tinyDefaults().withSeqLen(config.seq()));
             if (plan.world() == 1) {
-                try (GptMoeModel m = new GptMoeModel(backend, model, 1); Trainer t = new Trainer(m, corpus, config)) {
+                try (GptMoeModel m = new GptMoeModel(backend, model, 1, dtype());
+                        Trainer t = new Trainer(m, corpus, config)) {
                     t.trainStep();
                     t.trainStep();
-                    report(measured);
+                    trained.run();
                 }
                 return;
             }
             RankLayout layout = new RankLayout(plan);
             InJvmWorld.run(plan.world(), Duration.ofMinutes(5), comm -> {
                 try (ProcessGroups groups = new ProcessGroups(layout, comm);
-                        GptMoeModel m = new GptMoeModel(backend, model, 1, groups);
+                        GptMoeModel m = new GptMoeModel(backend, model, 1, groups, null, dtype());
                         Trainer t = new Trainer(m, corpus, config)) {
                     t.trainStep();
                     t.trainStep();
                     comm.barrier();
                     if (comm.rank() == 0) {
-                        report(measured);
+                        trained.run();
                     }
                     comm.barrier();
                 }
@@ -134,13 +210,6 @@ class MemoryEstimateTest {
         }
     }
 
-    private static long measuredBefore;
-
-    private static void report(boolean measured) {
-        if (measured) {
-            System.out.println(RESULT + (residentBytes() - measuredBefore));
-        }
-    }
 
     private static long child(String spec) throws IOException, InterruptedException {
         List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
@@ -177,9 +246,9 @@ class MemoryEstimateTest {
         Run run = Run.parse(args[0]);
         Run warmUp = new Run(run.model().toBuilder().hidden(16).experts(run.plan().ep() * 2).build(),
                 run.config(), run.plan());
-        warmUp.train(cpu, false);
-        measuredBefore = residentBytes();
-        run.train(cpu, true);
+        warmUp.train(cpu, () -> { });
+        long before = residentBytes();
+        run.train(cpu, () -> System.out.println(RESULT + (residentBytes() - before)));
     }
 
     private static long residentBytes() {
