@@ -13,7 +13,7 @@
 #   initcheck  (reads of uninitialised global memory): phases <tool>-tests and <tool>-bench
 #   bench      pmoe_gpu_bench: CUDA-event benchmarks of our kernels and the MoE layer in bf16 and f32;
 #              first the grouped GEMM at 16 experts x 512 rows, K 5120, N 8192, then the layer at
-#              mixtral/4 and deepseek/4 (issue 11's bf16 comparison) (bench.json)
+#              mixtral/4 and deepseek/4 (issue 11's bf16 comparison; bench.json)
 #   torch      scripts/gpu-suite/torch_anchors.py: the same shapes through PyTorch, torch._grouped_mm
 #              included, the layer in bf16 and f32 (torch.json)
 #   timeline   dev.panamoe.jmh.GpuStepTimeline: training steps of the small preset on the GPU, host
@@ -23,9 +23,9 @@
 #              then in bf16 with CUDA events alone (timeline-bf16.json)
 #   merge      dev.panamoe.jmh.GpuSuiteReport: gpu-<card>-<date>.json and .md side by side
 # Results go to $OUT (the device tool's folder that comes back) or else .gpu-bundle/out/: run.log,
-# bench.json, torch.json, timeline.json, timeline-bf16.json, reports.tar.gz (JUnit reports, smoke outputs, nsys
-# tables), gpu-<card>-<date>.{json,md}. Commit the last two to jmh/results/. SUITE_PHASES="bench
-# merge" (say) runs some phases only.
+# bench.json, torch.json, timeline.json, timeline-bf16.json, reports.tar.gz (JUnit reports, smoke
+# outputs, nsys tables), gpu-<card>-<date>.{json,md}. Commit the last two to jmh/results/.
+# SUITE_PHASES="bench merge" (say) runs some phases only.
 # Without a GPU (no nvidia-smi, or it lists none) every GPU phase says so in one line and does
 # nothing; merge still runs. Exit status: 0 when no phase that ran failed.
 set -uo pipefail
