@@ -5,9 +5,10 @@ First the grouped GEMM's reference shape, 16 experts of 512 rows (8192 rows), K 
 (model "grouped16", routing "balanced", op grouped_gemm_up_bf16), as pmoe_gpu_bench times
 ours; then the MoE layer (layer_*, below) at the CPU benchmark's shapes, "mixtral/4" and
 "deepseek/4" (the models at a quarter of their width, 4096 tokens, uniform routing), where issue
-11 compares our bf16 layer with PyTorch's. Then for each MoE shape (Mixtral 8x7B, DeepSeek-V3, Qwen3-30B-A3B), token count (4096,
-16384) and routing (uniform, zipf) it times, with CUDA events after warm-up (median of many
-calls, inputs rotated over several buffers when one set would fit in L2):
+11 compares our bf16 layer with PyTorch's. Then for each MoE shape (Mixtral 8x7B, DeepSeek-V3,
+Qwen3-30B-A3B), token count (4096, 16384) and routing (uniform, zipf) it times, with CUDA events
+after warm-up (median of many calls, inputs rotated over several buffers when one set would fit
+in L2):
   router           softmax, top-k, renormalisation (impl "torch")
   router_dispatch  the router, then the stable sort into expert order and the per-expert counts
   permute_bf16     x[token_of_row] gathered into expert order (index_select)
