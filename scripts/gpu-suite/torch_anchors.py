@@ -3,9 +3,12 @@
 
 First the grouped GEMM's reference shape, 16 experts of 512 rows (8192 rows), K 5120, N 8192
 (model "grouped16", routing "balanced", op grouped_gemm_up_bf16), as pmoe_gpu_bench times
-ours. Then for each MoE shape (Mixtral 8x7B, DeepSeek-V3, Qwen3-30B-A3B), token count (4096,
-16384) and routing (uniform, zipf) it times, with CUDA events after warm-up (median of many
-calls, inputs rotated over several buffers when one set would fit in L2):
+ours; then the MoE layer (layer_*, below) at the CPU benchmark's shapes, "mixtral/4" and
+"deepseek/4" (the models at a quarter of their width, 4096 tokens, uniform routing), where issue
+11 compares our bf16 layer with PyTorch's. Then for each MoE shape (Mixtral 8x7B, DeepSeek-V3,
+Qwen3-30B-A3B), token count (4096, 16384) and routing (uniform, zipf) it times, with CUDA events
+after warm-up (median of many calls, inputs rotated over several buffers when one set would fit
+in L2):
   router           softmax, top-k, renormalisation (impl "torch")
   router_dispatch  the router, then the stable sort into expert order and the per-expert counts
   permute_bf16     x[token_of_row] gathered into expert order (index_select)
@@ -13,8 +16,9 @@ calls, inputs rotated over several buffers when one set would fit in L2):
   grouped_gemm_*   the two expert projections: torch._grouped_mm where present ("torch_grouped_mm"),
                    a loop of per-expert matmuls ("torch_loop"), and one dense matmul of the same
                    work ("torch_matmul", the ceiling)
-  layer_*          the SwiGLU MoE layer, per-expert loop, forward and forward + backward, in f32
-                   (as pmoe_gpu_bench runs ours) and bf16
+  layer_*          the SwiGLU MoE layer, per-expert loop, forward and forward + backward, in bf16
+                   (weights, activations and gradients bf16, the router in f32) and f32, as
+                   pmoe_gpu_bench runs ours
 The routing is the benchmark's, number for number: splitmix64 -> Gumbel noise on log popularity
 -> top-k, so both sides see the same expert group sizes. Rates count real rows only.
 
@@ -37,6 +41,9 @@ MODELS = {  # name: (hidden, ffn, experts, top_k)
 SMOKE = ("smoke", (256, 136, 16, 4), 300)
 # The grouped GEMMs at issue 15's shape (16 experts, K 5120, N 8192, 8192 rows), as pmoe_gpu_bench's "grouped16".
 GEMM_SHAPE = ("grouped16", (5120, 4096, 16, 1), 8192)
+# The layer at jmh MoeShape's mixtral/4 and deepseek/4, as pmoe_gpu_bench's kLayerShapes.
+LAYER_SHAPES = {"mixtral/4": (1024, 3584, 8, 2), "deepseek/4": (1792, 512, 64, 8)}
+LAYER_TOKENS = 4096
 ZIPF_EXPONENT = 1.2
 MASK64 = (1 << 64) - 1
 
@@ -163,14 +170,21 @@ class Anchors:
         self.add(rec)
 
 
+def make_case(an, model, shape, tokens, routing):
+    """One case and its router logits on the device, as pmoe_gpu_bench generates them."""
+    import torch
+
+    logits = torch.from_numpy(routing_logits(tokens, shape[2], routing)).to(an.args.device)
+    return {"base": {"model": model, "tokens": tokens, "routing": routing}, "logits": logits, "shape": shape}
+
+
 def run_case(an, model, shape, tokens, routing, gemm_up_only=False):
     import torch
 
     d, f, E, K = shape
     dev = an.args.device
-    base = {"model": model, "tokens": tokens, "routing": routing}
-    logits_host = routing_logits(tokens, E, routing)
-    logits = torch.from_numpy(logits_host).to(dev)
+    case = make_case(an, model, shape, tokens, routing)
+    base, logits = case["base"], case["logits"]
     weights, ids = torch.topk(torch.softmax(logits, -1), K, dim=-1)
     weights = weights / weights.sum(-1, keepdim=True)
     flat = ids.flatten()
@@ -279,7 +293,13 @@ def run_case(an, model, shape, tokens, routing, gemm_up_only=False):
         an.measure(base, op, "torch_grouped_mm", grouped_mm)
         an.measure(base, op, "torch_loop", loop)
         an.measure(base, op, "torch_matmul", dense)
-    return {"base": base, "logits": logits, "shape": shape, "counts": counts, "order": order}
+    return case
+
+
+def run_layers(an, case):
+    """The layer in bf16 (issue 11's comparison), then in f32, in pmoe_gpu_bench's order."""
+    for dtype_name in ("bf16", "f32"):
+        run_layer(an, case, dtype_name)
 
 
 def run_layer(an, case, dtype_name):
@@ -365,7 +385,8 @@ def main(argv=None):
     p.add_argument("--target-ms", type=float, default=150)
     p.add_argument("--no-layer", action="store_true")
     p.add_argument("--no-anchor", action="store_true",
-                   help="leave out the grouped GEMM at 16 experts x 512 rows, K 5120, N 8192")
+                   help="leave out what is measured first: the grouped GEMM at 16 experts x 512 rows, K 5120, "
+                        "N 8192, and the layer at mixtral/4 and deepseek/4")
     p.add_argument("--smoke", action="store_true", help="one small ragged shape, one call of everything")
     p.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
                    help="cpu: wall-clock timing on the CPU, to check this script without a GPU")
@@ -403,12 +424,13 @@ def main(argv=None):
                  for t in args.tokens.split(",") for r in args.routing.split(",")]
     if not (args.smoke or args.no_anchor):
         run_case(an, *GEMM_SHAPE, "balanced", gemm_up_only=True)
+        for model, shape in LAYER_SHAPES.items():
+            run_layers(an, make_case(an, model, shape, LAYER_TOKENS, "uniform"))
     done = [run_case(an, *c) for c in cases]
     if not args.no_layer:
         done.sort(key=lambda c: c["base"]["tokens"] * c["shape"][3] * c["shape"][0] * c["shape"][1])
         for c in done:
-            for dtype_name in ("f32", "bf16"):
-                run_layer(an, c, dtype_name)
+            run_layers(an, c)
     failed = sum(r["status"] == "error" for r in an.doc["results"])
     print(f"torch_anchors: {len(an.doc['results'])} measurements, {failed} failed; wrote {args.out}")
     return 0

@@ -2,9 +2,11 @@
 // the GPU suite (scripts/gpu-suite/run.sh). For each MoE shape, token count and routing it times
 // the fused router, router + dispatch plan, bf16 permute and combine, the bf16 tensor-core grouped
 // GEMMs (the expert FFN's two projections, forward nn and backward nt / tn), and the whole SwiGLU
-// MoE layer forward and forward + backward (f32: the dtype in which the ABI offers every step of
-// it). First of all the grouped GEMMs alone at issue 15's shape (model "grouped16": 16 experts of
-// 512 rows, K 5120, N 8192), which torch_anchors.py times through torch._grouped_mm.
+// MoE layer forward and forward + backward, in bf16 (mixed precision, as ops.MoELayer runs it
+// with dtype bf16) and in f32. First of all the grouped GEMMs alone at issue 15's shape (model
+// "grouped16": 16 experts of 512 rows, K 5120, N 8192), which torch_anchors.py times through
+// torch._grouped_mm, then the layer at the CPU benchmark's shapes ("mixtral/4", "deepseek/4",
+// 4096 tokens), where issue 11 compares our bf16 layer with PyTorch's.
 //
 // Method: warm-up calls, then many calls each timed between two CUDA events; the median is
 // reported. Inputs and outputs rotate over several buffer sets when one set would fit in L2, so
@@ -68,6 +70,14 @@ const std::vector<Shape> kModels = {
 // K 5120, N 8192, 8192 rows): the up projection of this shape at 8192 tokens, top-1, uniform.
 const Shape kGemmShape = {"grouped16", 5120, 4096, 16, 1};
 constexpr int kGemmTokens = 8192;
+// The MoE layer alone at the shapes of the CPU's MoELayerBenchmark (jmh MoeShape: the models at a
+// quarter of their width), 4096 tokens, uniform routing: issue 11 compares the bf16 layer with
+// PyTorch's bf16 there.
+const std::vector<Shape> kLayerShapes = {
+    {"mixtral/4", 1024, 3584, 8, 2},
+    {"deepseek/4", 1792, 512, 64, 8},
+};
+constexpr int kLayerTokens = 4096;
 // Small and ragged, for compute-sanitizer: every code path once, in seconds.
 const Shape kSmoke = {"smoke", 256, 136, 16, 4};
 
@@ -80,7 +90,7 @@ struct Options {
     double target_ms = 150;   // time spent in the timed calls of one measurement
     int min_reps = 5, max_reps = 200, warmup = 3;
     bool layer = true;
-    bool anchor = true; // the grouped GEMMs at kGemmShape first
+    bool anchor = true; // the grouped GEMMs at kGemmShape, then the layers at kLayerShapes, first
     bool smoke = false;
 };
 
@@ -100,7 +110,8 @@ const char *kUsage =
     "usage: pmoe_gpu_bench [--out FILE] [--models mixtral,deepseek,qwen3] [--tokens 4096,16384]\n"
     "                      [--routing uniform,zipf] [--budget-s S] [--target-ms MS] [--no-layer]\n"
     "                      [--no-anchor] [--smoke]\n"
-    "  --no-anchor: leave out the grouped GEMM at 16 experts x 512 rows, K 5120, N 8192\n"
+    "  --no-anchor: leave out what is measured first: the grouped GEMM at 16 experts x 512 rows,\n"
+    "               K 5120, N 8192, and the layer at mixtral/4 and deepseek/4 (4096 tokens)\n"
     "  --smoke: one small ragged shape, one call of everything (for compute-sanitizer)\n";
 
 Options parse(int argc, char **argv) {
@@ -685,71 +696,99 @@ struct Case {
         }
     }
 
-    // The SwiGLU MoE layer through the ABI, f32, from router logits to the combined output, and
-    // back to the logits' and input's gradients (weight gradients included).
-    void layer_ops() {
+    // The SwiGLU MoE layer through the ABI, from router logits to the combined output, and back
+    // to the logits' and input's gradients, in the order ops.MoELayer runs it: in f32, or in bf16
+    // (mixed precision: bf16 rows, activations and working weights, the expert GEMMs on tensor
+    // cores; router and gate weights f32). In both the weight gradients are f32 and accumulated
+    // (tn with beta 1), as the layer accumulates them over micro-batches.
+    void layer_ops(bool bf16) {
         const int T = tokens, K = s.top_k, E = s.experts, d = s.hidden, f = s.ffn, R = r.rows();
+        const int dtype = bf16 ? PMOE_DTYPE_BF16 : PMOE_DTYPE_F32;
+        const size_t size = bf16 ? 2 : 4; // of a row element and a working weight
+        const std::string suffix = bf16 ? "_bf16" : "_f32";
         const double fwd_flop = 2.0 * R * 3.0 * d * f;
-        b.measure(record("layer_fwd_f32"), [&](Record &fwd) {
+        b.measure(record("layer_fwd" + suffix), [&](Record &fwd) {
             const pmoe_router_config rc = router_config();
             const pmoe_dispatch_config dc = dispatch_config();
             auto f32 = [](size_t n) { return Buffer(n * 4); };
-            Buffer logits = upload(r.logits), x = random_buffer(size_t(T) * d, false, 40, 1),
+            auto rows = [&](size_t n) { return Buffer(n * size); };
+            Buffer logits = upload(r.logits), x = random_buffer(size_t(T) * d, bf16, 40, 1),
                    scores = f32(size_t(T) * E), w = f32(size_t(T) * K), ids = f32(size_t(T) * K),
                    counts = f32(E), offsets = f32(E + 1), pos = f32(size_t(T) * K),
-                   sorted = f32(size_t(T) * K), xp = f32(size_t(R) * d), h = f32(size_t(R) * 2 * f),
-                   act = f32(size_t(R) * f), o = f32(size_t(R) * d), y = f32(size_t(T) * d),
-                   gy = random_buffer(size_t(T) * d, false, 41, 1), go = f32(size_t(R) * d),
-                   gw = f32(size_t(T) * K), gact = f32(size_t(R) * f), gh = f32(size_t(R) * 2 * f),
-                   gxp = f32(size_t(R) * d), gx = f32(size_t(T) * d), glogits = f32(size_t(T) * E);
-            const double budget = 0.8 * double(free_memory()) / 2; // weights and their gradients
-            Weights w1 = weights(size_t(d) * 2 * f, false, budget * 2 / 3, 200, 1.0f / std::sqrt(float(d)));
-            Weights w2 = weights(size_t(f) * d, false, budget / 3, 300, 1.0f / std::sqrt(float(f)));
-            Weights g1 = weights(size_t(d) * 2 * f, false, budget * 2 / 3, 400, 0);
-            Weights g2 = weights(size_t(f) * d, false, budget / 3, 500, 0);
+                   sorted = f32(size_t(T) * K), xp = rows(size_t(R) * d), h = rows(size_t(R) * 2 * f),
+                   act = rows(size_t(R) * f), o = rows(size_t(R) * d), y = rows(size_t(T) * d),
+                   gy = random_buffer(size_t(T) * d, bf16, 41, 1), go = rows(size_t(R) * d),
+                   gw = f32(size_t(T) * K), gact = rows(size_t(R) * f), gh = rows(size_t(R) * 2 * f),
+                   gxp = rows(size_t(R) * d), gx = rows(size_t(T) * d), glogits = f32(size_t(T) * E);
+            // Weights and their f32 gradients share the memory in proportion, so that both hold
+            // the same number of distinct matrices.
+            const double weight_share = 0.8 * double(free_memory()) * double(size) / double(size + 4);
+            const double grad_share = 0.8 * double(free_memory()) * 4.0 / double(size + 4);
+            Weights w1 = weights(size_t(d) * 2 * f, bf16, weight_share * 2 / 3, 200, 1.0f / std::sqrt(float(d)));
+            Weights w2 = weights(size_t(f) * d, bf16, weight_share / 3, 300, 1.0f / std::sqrt(float(f)));
+            Weights g1 = weights(size_t(d) * 2 * f, false, grad_share * 2 / 3, 400, 0);
+            Weights g2 = weights(size_t(f) * d, false, grad_share / 3, 500, 0);
             const int32_t *off = offsets.as<int32_t>();
+            // The expert GEMMs of the dtype: c = a * W (nn), c = a * W^T (nt), grad += a^T * b (tn).
+            auto nn = [&](int k, int n, const Buffer &a, const Weights &wt, Buffer &c, const char *what) {
+                abi_ok(bf16 ? pmoe_grouped_gemm_nn_bf16(E, off, k, n, a.p, wt.pointers.as<const void *const>(), c.p,
+                                                        nullptr)
+                            : pmoe_grouped_gemm_nn(E, off, k, n, a.as<float>(), wt.pointers.as<const float *const>(),
+                                                   c.as<float>(), nullptr),
+                       what);
+            };
+            auto nt = [&](int k, int n, const Buffer &a, const Weights &wt, Buffer &c, const char *what) {
+                abi_ok(bf16 ? pmoe_grouped_gemm_nt_bf16(E, off, k, n, a.p, wt.pointers.as<const void *const>(), c.p,
+                                                        nullptr)
+                            : pmoe_grouped_gemm_nt(E, off, k, n, a.as<float>(), wt.pointers.as<const float *const>(),
+                                                   c.as<float>(), nullptr),
+                       what);
+            };
+            auto tn = [&](int k, int n, const Buffer &a, const Buffer &g, const Weights &grad, const char *what) {
+                abi_ok(bf16 ? pmoe_grouped_gemm_tn_bf16(E, off, k, n, a.p, g.p, 1.0f, PMOE_DTYPE_F32,
+                                                        grad.pointers.as<void *const>(), nullptr)
+                            : pmoe_grouped_gemm_tn(E, off, k, n, a.as<float>(), g.as<float>(), 1.0f,
+                                                   grad.pointers.as<float *const>(), nullptr),
+                       what);
+            };
             auto forward = [&](int) {
                 abi_ok(pmoe_router_forward(&rc, logits.as<float>(), scores.as<float>(), w.as<float>(),
                                            ids.as<int32_t>(), nullptr), "pmoe_router_forward");
                 abi_ok(pmoe_dispatch_plan(&dc, ids.as<int32_t>(), w.as<float>(), nullptr, counts.as<int32_t>(),
                                           offsets.as<int32_t>(), pos.as<int32_t>(), sorted.as<int32_t>(),
                                           nullptr), "pmoe_dispatch_plan");
-                abi_ok(pmoe_permute(PMOE_DTYPE_F32, T, K, R, d, x.p, sorted.as<int32_t>(), xp.p, nullptr),
-                       "pmoe_permute");
-                abi_ok(pmoe_grouped_gemm_nn(E, off, d, 2 * f, xp.as<float>(), w1.pointers.as<const float *const>(),
-                                            h.as<float>(), nullptr), "pmoe_grouped_gemm_nn (up)");
-                abi_ok(pmoe_activation_forward(PMOE_DTYPE_F32, PMOE_ACT_SWIGLU, R, f, h.as<float>(),
-                                               act.as<float>(), nullptr), "pmoe_activation_forward");
-                abi_ok(pmoe_grouped_gemm_nn(E, off, f, d, act.as<float>(), w2.pointers.as<const float *const>(),
-                                            o.as<float>(), nullptr), "pmoe_grouped_gemm_nn (down)");
-                abi_ok(pmoe_combine(PMOE_DTYPE_F32, T, K, R, d, o.p, w.as<float>(), pos.as<int32_t>(), y.p,
-                                    nullptr), "pmoe_combine");
+                abi_ok(pmoe_permute(dtype, T, K, R, d, x.p, sorted.as<int32_t>(), xp.p, nullptr), "pmoe_permute");
+                nn(d, 2 * f, xp, w1, h, "grouped_gemm_nn (up)");
+                abi_ok(pmoe_activation_forward(dtype, PMOE_ACT_SWIGLU, R, f, h.p, act.p, nullptr),
+                       "pmoe_activation_forward");
+                nn(f, d, act, w2, o, "grouped_gemm_nn (down)");
+                abi_ok(pmoe_combine(dtype, T, K, R, d, o.p, w.as<float>(), pos.as<int32_t>(), y.p, nullptr),
+                       "pmoe_combine");
             };
             auto backward = [&] {
-                abi_ok(pmoe_combine_backward(PMOE_DTYPE_F32, T, K, R, d, gy.p, o.p, w.as<float>(),
-                                             pos.as<int32_t>(), go.p, gw.as<float>(), nullptr),
+                abi_ok(pmoe_combine_backward(dtype, T, K, R, d, gy.p, o.p, w.as<float>(), pos.as<int32_t>(), go.p,
+                                             gw.as<float>(), nullptr),
                        "pmoe_combine_backward");
-                abi_ok(pmoe_grouped_gemm_nt(E, off, d, f, go.as<float>(), w2.pointers.as<const float *const>(),
-                                            gact.as<float>(), nullptr), "pmoe_grouped_gemm_nt (down)");
-                abi_ok(pmoe_grouped_gemm_tn(E, off, f, d, act.as<float>(), go.as<float>(), 0.0f,
-                                            g2.pointers.as<float *const>(), nullptr), "pmoe_grouped_gemm_tn (down)");
-                abi_ok(pmoe_activation_backward(PMOE_DTYPE_F32, PMOE_ACT_SWIGLU, R, f, h.as<float>(), gact.as<float>(),
-                                                gh.as<float>(), nullptr), "pmoe_activation_backward");
-                abi_ok(pmoe_grouped_gemm_nt(E, off, 2 * f, d, gh.as<float>(), w1.pointers.as<const float *const>(),
-                                            gxp.as<float>(), nullptr), "pmoe_grouped_gemm_nt (up)");
-                abi_ok(pmoe_grouped_gemm_tn(E, off, d, 2 * f, xp.as<float>(), gh.as<float>(), 0.0f,
-                                            g1.pointers.as<float *const>(), nullptr), "pmoe_grouped_gemm_tn (up)");
-                abi_ok(pmoe_permute_backward(PMOE_DTYPE_F32, T, K, R, d, gxp.p, pos.as<int32_t>(), gx.p, nullptr),
+                tn(f, d, act, go, g2, "grouped_gemm_tn (down)");
+                nt(d, f, go, w2, gact, "grouped_gemm_nt (down)");
+                abi_ok(pmoe_activation_backward(dtype, PMOE_ACT_SWIGLU, R, f, h.p, gact.p, gh.p, nullptr),
+                       "pmoe_activation_backward");
+                tn(d, 2 * f, xp, gh, g1, "grouped_gemm_tn (up)");
+                nt(2 * f, d, gh, w1, gxp, "grouped_gemm_nt (up)");
+                abi_ok(pmoe_permute_backward(dtype, T, K, R, d, gxp.p, pos.as<int32_t>(), gx.p, nullptr),
                        "pmoe_permute_backward");
                 abi_ok(pmoe_router_backward(&rc, scores.as<float>(), ids.as<int32_t>(), gw.as<float>(), nullptr,
                                             glogits.as<float>(), nullptr), "pmoe_router_backward");
             };
-            const std::string note = "router logits given (the router projection is left out on both "
-                                     "sides); " + groups_note() + sharing_note(w1);
+            const std::string note = std::string(bf16 ? "bf16 rows and working weights, f32 router and weight "
+                                                        "gradients; "
+                                                      : "") +
+                                     "router logits given (the router projection is left out on both sides); " +
+                                     groups_note() + sharing_note(w1);
             fwd.flop = fwd_flop;
             fwd.note = note;
             b.time(fwd, 1, forward);
-            b.measure(record("layer_fwd_bwd_f32"), [&](Record &both) {
+            b.measure(record("layer_fwd_bwd" + suffix), [&](Record &both) {
                 both.flop = 3 * fwd_flop;
                 both.note = note;
                 b.time(both, 1, [&](int i) {
@@ -758,6 +797,12 @@ struct Case {
                 });
             });
         });
+    }
+
+    // The layer in bf16 (mixed precision, the issue's comparison), then in f32.
+    void layers() {
+        layer_ops(true);
+        layer_ops(false);
     }
 };
 
@@ -792,7 +837,10 @@ int run(const Options &opt) {
         for (int t : opt.tokens)
             for (const std::string &routing : opt.routings) cases.emplace_back(b, s, t, routing);
     try {
-        if (opt.anchor && !opt.smoke) Case(b, kGemmShape, kGemmTokens, "balanced").gemm_ops();
+        if (opt.anchor && !opt.smoke) {
+            Case(b, kGemmShape, kGemmTokens, "balanced").gemm_ops();
+            for (const Shape &s : kLayerShapes) Case(b, s, kLayerTokens, "uniform").layers();
+        }
         // Kernels first (seconds for all cases), then the layers, smallest first.
         for (Case &c : cases) {
             c.routing_ops();
@@ -805,7 +853,7 @@ int run(const Options &opt) {
             std::stable_sort(order.begin(), order.end(), [](const Case *a, const Case *c) {
                 return double(a->r.rows()) * a->s.hidden * a->s.ffn < double(c->r.rows()) * c->s.hidden * c->s.ffn;
             });
-            for (Case *c : order) c->layer_ops();
+            for (Case *c : order) c->layers();
         }
     } catch (const BenchError &e) {
         std::fprintf(stderr, "pmoe_gpu_bench: %s\n", e.what());

@@ -13,6 +13,7 @@ import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.model.GptMoeModel;
 import dev.panamoe.runtime.report.OperatorTimer;
 import dev.panamoe.runtime.report.StepMetrics;
+import dev.panamoe.runtime.train.Precision;
 import dev.panamoe.runtime.train.Trainer;
 import dev.panamoe.runtime.train.TrainingConfig;
 import java.io.IOException;
@@ -35,17 +36,20 @@ import java.util.OptionalLong;
  * (created blocking, by {@code cudaStreamCreate}), so they bracket all of the step's device work.
  * Under Nsight Systems the same run gives the kernel-level timeline (scripts/gpu-suite/run.sh).
  *
- * <p>Usage: {@code GpuStepTimeline [--device cuda|emulated] [--preset small] [--batch 16] [--seq 128]
- * [--warmup 2] [--steps 10] --out FILE}. {@code emulated} runs on {@link EmulatedCudaBackend} (no
- * GPU: checks this program, times nothing of a GPU).
+ * <p>Usage: {@code GpuStepTimeline [--device cuda|emulated] [--preset small] [--precision fp32|bf16|auto]
+ * [--batch 16] [--seq 128] [--warmup 2] [--steps 10] --out FILE}. {@code emulated} runs on
+ * {@link EmulatedCudaBackend} (no GPU: checks this program, times nothing of a GPU). The precision is
+ * {@code train --precision}'s (bf16: f32 masters and moments, bf16 working copies and activations).
  */
 public final class GpuStepTimeline {
     private GpuStepTimeline() {}
 
     /** The run's settings, from the command line. */
-    record Options(String device, String preset, int batch, int seq, int warmup, int steps, Path out) {
+    record Options(String device, String preset, Precision precision, int batch, int seq, int warmup, int steps,
+            Path out) {
         static Options parse(String[] args) {
             String device = "cuda", preset = "small";
+            Precision precision = Precision.FP32;
             int batch = 16, seq = 128, warmup = 2, steps = 10;
             Path out = null;
             for (int i = 0; i < args.length; i++) {
@@ -55,6 +59,7 @@ public final class GpuStepTimeline {
                 switch (a) {
                     case "--device" -> device = v;
                     case "--preset" -> preset = v;
+                    case "--precision" -> precision = Precision.parse(a, v);
                     case "--batch" -> batch = positive(a, v);
                     case "--seq" -> seq = positive(a, v);
                     case "--warmup" -> warmup = integer(a, v);
@@ -67,7 +72,7 @@ public final class GpuStepTimeline {
                 throw new IllegalArgumentException("--device must be cuda or emulated, got " + device);
             if (warmup < 0) throw new IllegalArgumentException("--warmup must be >= 0, got " + warmup);
             if (out == null) throw new IllegalArgumentException("--out FILE is required");
-            return new Options(device, preset, batch, seq, warmup, steps, out);
+            return new Options(device, preset, precision, batch, seq, warmup, steps, out);
         }
 
         private static int positive(String name, String value) {
@@ -101,12 +106,14 @@ public final class GpuStepTimeline {
                 .build();
         int timed = o.warmup() + o.steps();
         // One step more than is run: the last step of a schedule evaluates, which is not a training step.
+        Precision.Resolved precision = o.precision().resolve(backend.device());
         TrainingConfig config = TrainingConfig.builder().steps(timed + 1).batch(o.batch()).seq(o.seq()).evalEvery(0)
-                .build();
+                .precision(precision.precision()).build();
         JsonObject doc = new JsonObject();
         doc.addProperty("tool", "gpu_step_timeline");
         doc.addProperty("device", cuda ? CudaRuntime.properties(0).name() : backend.name() + " (no GPU: nothing of a GPU is timed)");
         doc.addProperty("preset", o.preset());
+        doc.addProperty("precision", precision.precision().label());
         doc.addProperty("batch", o.batch());
         doc.addProperty("seq", o.seq());
         doc.addProperty("warmup_steps", o.warmup());
@@ -117,7 +124,7 @@ public final class GpuStepTimeline {
         JsonArray steps = new JsonArray();
         List<Double> hostMs = new ArrayList<>(), gpuMs = new ArrayList<>();
         MemorySegment start = cuda ? CudaRuntime.eventCreate() : null, end = cuda ? CudaRuntime.eventCreate() : null;
-        try (GptMoeModel m = new GptMoeModel(backend, model, 1); Trainer trainer = new Trainer(m, corpus, config)) {
+        try (GptMoeModel m = new GptMoeModel(backend, model, 1, precision.dtype()); Trainer trainer = new Trainer(m, corpus, config)) {
             for (int s = 1; s <= timed; s++) {
                 if (s == o.warmup() + 1) trainer.timer().reset();
                 OptionalLong syncsBefore = hostSyncs(backend);
@@ -176,8 +183,9 @@ public final class GpuStepTimeline {
     }
 
     private static void print(JsonObject doc, String operatorTable, String syncsReason) {
-        System.out.printf(Locale.ROOT, "timeline: %s, preset %s, batch %d x seq %d%n", doc.get("device").getAsString(),
-                doc.get("preset").getAsString(), doc.get("batch").getAsInt(), doc.get("seq").getAsInt());
+        System.out.printf(Locale.ROOT, "timeline: %s, preset %s in %s, batch %d x seq %d%n",
+                doc.get("device").getAsString(), doc.get("preset").getAsString(), doc.get("precision").getAsString(),
+                doc.get("batch").getAsInt(), doc.get("seq").getAsInt());
         System.out.println(" step  warmup    host ms     gpu ms  host syncs");
         for (var e : doc.getAsJsonArray("steps")) {
             JsonObject s = e.getAsJsonObject();
@@ -196,8 +204,8 @@ public final class GpuStepTimeline {
             options = Options.parse(args);
         } catch (IllegalArgumentException e) {
             System.err.println("GpuStepTimeline: " + e.getMessage());
-            System.err.println("usage: GpuStepTimeline [--device cuda|emulated] [--preset P] [--batch B] [--seq S] "
-                    + "[--warmup W] [--steps N] --out FILE");
+            System.err.println("usage: GpuStepTimeline [--device cuda|emulated] [--preset P] [--precision fp32|bf16|auto] "
+                    + "[--batch B] [--seq S] [--warmup W] [--steps N] --out FILE");
             System.exit(2);
             return;
         }

@@ -11,6 +11,7 @@ import java.nio.file.Path;
 import java.time.LocalDate;
 import java.time.ZoneOffset;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -20,11 +21,11 @@ import java.util.Map;
  * Merges the GPU suite's result files, pmoe_gpu_bench's (ours) and torch_anchors.py's (PyTorch on
  * the same machine, same shapes, same routing), into {@code gpu-<card>-<date>.json} and
  * {@code gpu-<card>-<date>.md}: one row per measurement of ours, with the matching PyTorch numbers
- * side by side, their ratio, and the issue's target for that row; then the training step of
- * {@link GpuStepTimeline}'s file.
+ * side by side, their ratio, and the issue's target for that row; then the training steps of
+ * {@link GpuStepTimeline}'s files (one per precision).
  *
  * <p>Usage: {@code java -cp panamoe.jar:panamoe-jmh.jar dev.panamoe.jmh.GpuSuiteReport
- * <bench.json> <torch.json> <timeline.json> <out-dir>}. A missing or unreadable file counts as
+ * <bench.json> <torch.json> <timeline.json>... <out-dir>}. A missing or unreadable file counts as
  * "not measured".
  */
 public final class GpuSuiteReport {
@@ -32,6 +33,8 @@ public final class GpuSuiteReport {
 
     /** PyTorch implementations, in the order of the table's columns. */
     static final List<String> TORCH_IMPLS = List.of("torch", "torch_grouped_mm", "torch_loop", "torch_matmul");
+    /** The layer shapes where issue 11 asks the bf16 layer to be 1.1x PyTorch's bf16 (jmh MoeShape's). */
+    static final List<String> ISSUE_11_SHAPES = List.of(MoeShape.MIXTRAL_4.name(), MoeShape.DEEPSEEK_4.name());
 
     /** One row of the table: our measurement and PyTorch's of the same case and op. */
     record Row(String model, int tokens, String routing, String op, JsonObject ours, Map<String, JsonObject> torch) {
@@ -65,6 +68,8 @@ public final class GpuSuiteReport {
                 return verdict(">= 2400 GB/s", ok(ours) ? ours.get("gbps").getAsDouble() >= 2400 : null);
             if (op.equals("router") && tokens == 4096 && model.equals("deepseek"))
                 return verdict("< 20 us", ok(ours) ? ours.get("median_us").getAsDouble() < 20 : null);
+            if (op.equals("layer_fwd_bwd_bf16") && ISSUE_11_SHAPES.contains(model))
+                return verdict(">= 1.1x PyTorch's bf16 loop", speedup == null ? null : speedup >= 1.1);
             if (op.startsWith("layer_fwd_bwd"))
                 return verdict("faster than the PyTorch loop", speedup == null ? null : speedup > 1);
             return "";
@@ -151,7 +156,8 @@ public final class GpuSuiteReport {
         return r.has(name) && !r.get(name).isJsonNull();
     }
 
-    static String markdown(JsonObject bench, JsonObject torch, JsonObject timeline, List<Row> rows, String date) {
+    static String markdown(JsonObject bench, JsonObject torch, List<JsonObject> timelines, List<Row> rows,
+            String date) {
         StringBuilder md = new StringBuilder();
         JsonObject device = device(bench).has("name") ? device(bench) : device(torch);
         md.append("# GPU suite: ").append(string(device, "name").isEmpty() ? "no GPU" : string(device, "name"))
@@ -170,7 +176,9 @@ public final class GpuSuiteReport {
                 would fit in L2. TFLOP/s count real rows (tokens x top-k, no padding); GB/s count each \
                 tensor read or written once. Both sides use the same routing (same group sizes). Ratio: \
                 PyTorch's reference time over ours (grouped GEMMs: torch._grouped_mm; layers: the \
-                per-expert loop; others: the plain PyTorch code), above 1 = ours faster.
+                per-expert loop; others: the plain PyTorch code), above 1 = ours faster. The bf16 layers: \
+                ours as MoELayer runs it in mixed precision (bf16 rows and working weights, f32 router, \
+                weight gradients accumulated in f32), PyTorch's with bf16 weights and gradients.
 
                 | model | tokens | routing | op | PanaMoE | PyTorch reference | ratio | other PyTorch | target |
                 |---|---:|---|---|---:|---:|---:|---|---|
@@ -187,12 +195,14 @@ public final class GpuSuiteReport {
                     ref + ": " + cell(row.torch().get(ref)),
                     speedup == null ? "" : String.format(Locale.ROOT, "%.2fx", speedup), others, row.target()));
         }
-        return md.append(trainingStep(timeline)).toString();
+        md.append("\n## Training step\n");
+        for (JsonObject t : timelines) md.append("\n").append(trainingStep(t));
+        return md.toString();
     }
 
-    /** The markdown section on GpuStepTimeline's run: median step times, host syncs, costliest operators. */
+    /** A paragraph on one GpuStepTimeline run: median step times, host syncs, costliest operators. */
     static String trainingStep(JsonObject t) {
-        StringBuilder md = new StringBuilder("\n## Training step\n\n");
+        StringBuilder md = new StringBuilder();
         if (!t.has("steps")) return md.append("Not measured: ").append(string(t, "reason")).append("\n").toString();
         int after = 0;
         List<Double> syncs = new ArrayList<>();
@@ -203,8 +213,11 @@ public final class GpuSuiteReport {
             if (s.has("host_syncs")) syncs.add(s.get("host_syncs").getAsDouble());
         }
         JsonObject median = t.getAsJsonObject("median_after_warmup");
-        md.append(String.format(Locale.ROOT, "Preset %s, batch %d x seq %d, on %s; medians of %d steps after %d warm-up: "
-                        + "host %.2f ms per step", string(t, "preset"), t.get("batch").getAsInt(), t.get("seq").getAsInt(),
+        // a file written before the timeline recorded its precision trained in fp32
+        String precision = t.has("precision") ? string(t, "precision") : "fp32";
+        md.append(String.format(Locale.ROOT, "Preset %s in %s, batch %d x seq %d, on %s; medians of %d steps after %d "
+                        + "warm-up: host %.2f ms per step", string(t, "preset"), precision, t.get("batch").getAsInt(),
+                t.get("seq").getAsInt(),
                 string(t, "device"), after, t.get("warmup_steps").getAsInt(), median.get("host_ms").getAsDouble()));
         md.append(median.has("gpu_ms") ? String.format(Locale.ROOT, ", GPU %.2f ms (CUDA events)", median.get("gpu_ms").getAsDouble())
                 : "; GPU " + string(t, "gpu_ms"));
@@ -220,14 +233,16 @@ public final class GpuSuiteReport {
         return md.append(".\n").toString();
     }
 
-    static JsonObject merged(JsonObject bench, JsonObject torch, JsonObject timeline, List<Row> rows, String date,
-            String card) {
+    static JsonObject merged(JsonObject bench, JsonObject torch, List<JsonObject> timelines, List<Row> rows,
+            String date, String card) {
         JsonObject doc = new JsonObject();
         doc.addProperty("date", date);
         doc.addProperty("card", card);
         doc.add("bench", bench);
         doc.add("torch", torch);
-        doc.add("timeline", timeline);
+        JsonArray runs = new JsonArray();
+        timelines.forEach(runs::add);
+        doc.add("timelines", runs);
         JsonArray table = new JsonArray();
         for (Row row : rows) {
             JsonObject o = new JsonObject();
@@ -243,25 +258,27 @@ public final class GpuSuiteReport {
     }
 
     /** Writes gpu-<card>-<date>.json and .md into outDir; returns the two paths. */
-    static List<Path> write(Path benchFile, Path torchFile, Path timelineFile, Path outDir, String date)
+    static List<Path> write(Path benchFile, Path torchFile, List<Path> timelineFiles, Path outDir, String date)
             throws IOException {
-        JsonObject bench = read(benchFile), torch = read(torchFile), timeline = read(timelineFile);
+        JsonObject bench = read(benchFile), torch = read(torchFile);
+        List<JsonObject> timelines = timelineFiles.stream().map(GpuSuiteReport::read).toList();
         List<Row> rows = rows(bench, torch);
         String base = "gpu-" + card(bench, torch) + "-" + date;
         Files.createDirectories(outDir);
         Path json = outDir.resolve(base + ".json"), md = outDir.resolve(base + ".md");
         Files.writeString(json, new GsonBuilder().setPrettyPrinting().serializeSpecialFloatingPointValues().create()
-                .toJson(merged(bench, torch, timeline, rows, date, card(bench, torch))) + "\n");
-        Files.writeString(md, markdown(bench, torch, timeline, rows, date));
+                .toJson(merged(bench, torch, timelines, rows, date, card(bench, torch))) + "\n");
+        Files.writeString(md, markdown(bench, torch, timelines, rows, date));
         return List.of(json, md);
     }
 
     public static void main(String[] args) throws IOException {
-        if (args.length != 4) {
-            System.err.println("usage: GpuSuiteReport <bench.json> <torch.json> <timeline.json> <out-dir>");
+        if (args.length < 4) {
+            System.err.println("usage: GpuSuiteReport <bench.json> <torch.json> <timeline.json>... <out-dir>");
             System.exit(2);
         }
-        for (Path p : write(Path.of(args[0]), Path.of(args[1]), Path.of(args[2]), Path.of(args[3]),
+        List<Path> timelines = Arrays.stream(args, 2, args.length - 1).map(Path::of).toList();
+        for (Path p : write(Path.of(args[0]), Path.of(args[1]), timelines, Path.of(args[args.length - 1]),
                 LocalDate.now(ZoneOffset.UTC).toString()))
             System.out.println("GpuSuiteReport: wrote " + p);
     }

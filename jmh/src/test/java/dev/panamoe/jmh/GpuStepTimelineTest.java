@@ -13,6 +13,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * The GPU suite's step timeline on the emulated CUDA device (the same backend code paths, no GPU):
@@ -20,13 +22,15 @@ import org.junit.jupiter.api.io.TempDir;
  * the machine cannot measure (GPU time) is said, not filled in; host syncs are counted per step.
  */
 class GpuStepTimelineTest {
-    @Test
-    void recordsEveryStepAndTheOperatorsOnTheEmulatedDevice(@TempDir Path dir) throws Exception {
+    @ParameterizedTest
+    @ValueSource(strings = {"fp32", "bf16"})
+    void recordsEveryStepAndTheOperatorsOnTheEmulatedDevice(String precision, @TempDir Path dir) throws Exception {
         Path out = dir.resolve("timeline.json");
         JsonObject doc = GpuStepTimeline.run(GpuStepTimeline.Options.parse(new String[] {"--device", "emulated",
-                "--preset", "tiny", "--batch", "4", "--seq", "16", "--warmup", "1", "--steps", "2", "--out",
-                out.toString()}));
+                "--preset", "tiny", "--precision", precision, "--batch", "4", "--seq", "16", "--warmup", "1", "--steps",
+                "2", "--out", out.toString()}));
         assertEquals(doc, JsonParser.parseString(Files.readString(out)));
+        assertEquals(precision, doc.get("precision").getAsString());
         JsonArray steps = doc.getAsJsonArray("steps");
         assertEquals(3, steps.size());
         for (int i = 0; i < 3; i++) {
@@ -55,14 +59,16 @@ class GpuStepTimelineTest {
         // The suite's report says what was not measured instead of printing numbers for it.
         String md = GpuSuiteReport.trainingStep(doc);
         assertTrue(md.contains("; GPU not timed: no CUDA events on the emulated device."), md);
+        assertTrue(md.startsWith("Preset tiny in " + precision + ", batch 4 x seq 16"), md);
         assertFalse(md.contains("Host syncs per step: not counted"), md);
     }
 
     @Test
     void badOptionsAreRefusedNamingThem() {
         String[][] bad = {{"--device", "tpu", "--out", "x"}, {"--steps", "0", "--out", "x"}, {"--batch", "two", "--out", "x"},
-            {"--warmup", "-1", "--out", "x"}, {"--device", "emulated"}, {"--steps"}, {"--speed", "1", "--out", "x"}};
-        String[] named = {"--device", "--steps", "--batch", "--warmup", "--out", "--steps", "--speed"};
+            {"--warmup", "-1", "--out", "x"}, {"--device", "emulated"}, {"--steps"}, {"--speed", "1", "--out", "x"},
+            {"--precision", "fp16", "--out", "x"}};
+        String[] named = {"--device", "--steps", "--batch", "--warmup", "--out", "--steps", "--speed", "--precision"};
         for (int i = 0; i < bad.length; i++) {
             String[] args = bad[i];
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,

@@ -30,7 +30,13 @@ class GpuSuiteReportTest {
                "status": "ok", "median_us": 25, "p10_us": 24, "p90_us": 26, "reps": 200, "rotation": 8,
                "flop": null, "bytes": 8.0e6, "tflops": null, "gbps": 320.0},
               {"impl": "panamoe", "model": "deepseek", "tokens": 16384, "routing": "zipf", "op": "layer_fwd_bwd_f32",
-               "status": "error", "reason": "pmoe_grouped_gemm_tn returned 4: out of memory | oops"}
+               "status": "error", "reason": "pmoe_grouped_gemm_tn returned 4: out of memory | oops"},
+              {"impl": "panamoe", "model": "mixtral/4", "tokens": 4096, "routing": "uniform", "op": "layer_fwd_bwd_bf16",
+               "status": "ok", "median_us": 2000, "p10_us": 1990, "p90_us": 2010, "reps": 75, "rotation": 1,
+               "flop": 5.4e11, "bytes": null, "tflops": 270.0, "gbps": null},
+              {"impl": "panamoe", "model": "deepseek/4", "tokens": 4096, "routing": "uniform", "op": "layer_fwd_bwd_bf16",
+               "status": "ok", "median_us": 2000, "p10_us": 1990, "p90_us": 2010, "reps": 75, "rotation": 1,
+               "flop": 5.4e11, "bytes": null, "tflops": 270.0, "gbps": null}
             ]}""".formatted(DEVICE);
 
     private static final String TORCH = """
@@ -42,7 +48,11 @@ class GpuSuiteReportTest {
               {"model": "mixtral", "tokens": 4096, "routing": "uniform", "op": "permute_bf16",
                "impl": "torch", "status": "ok", "median_us": 80, "gbps": 1250.0},
               {"model": "deepseek", "tokens": 4096, "routing": "zipf", "op": "layer_fwd_bf16",
-               "impl": "torch_loop", "status": "ok", "median_us": 50000, "tflops": 100.0}
+               "impl": "torch_loop", "status": "ok", "median_us": 50000, "tflops": 100.0},
+              {"model": "mixtral/4", "tokens": 4096, "routing": "uniform", "op": "layer_fwd_bwd_bf16",
+               "impl": "torch_loop", "status": "ok", "median_us": 2400, "tflops": 225.0},
+              {"model": "deepseek/4", "tokens": 4096, "routing": "uniform", "op": "layer_fwd_bwd_bf16",
+               "impl": "torch_loop", "status": "ok", "median_us": 2100, "tflops": 257.1}
             ]}""".formatted(DEVICE);
 
     private static final String TIMELINE = """
@@ -56,6 +66,15 @@ class GpuSuiteReportTest {
              "operators": [{"name": "moe.experts", "host_ms_per_step": 12.5, "calls_per_step": 6, "share": 0.5},
                            {"name": "adamw", "host_ms_per_step": 3.25, "calls_per_step": 1, "share": 0.13}]}""";
 
+    /** GpuStepTimeline's file of the run in bf16 (one step after warm-up). */
+    private static final String TIMELINE_BF16 = """
+            {"tool": "gpu_step_timeline", "device": "NVIDIA H100 80GB HBM3", "preset": "small", "precision": "bf16",
+             "batch": 16, "seq": 128, "warmup_steps": 1, "steps": [
+              {"step": 1, "warmup": true, "loss": 5.6, "host_ms": 800.0, "gpu_ms": 700.0, "host_syncs": 40},
+              {"step": 2, "warmup": false, "loss": 5.5, "host_ms": 20.0, "gpu_ms": 12.5, "host_syncs": 7}],
+             "median_after_warmup": {"host_ms": 20.0, "gpu_ms": 12.5},
+             "operators": [{"name": "moe.experts", "host_ms_per_step": 8.0, "calls_per_step": 6, "share": 0.4}]}""";
+
     private static Path file(Path dir, String name, String text) throws IOException {
         return Files.writeString(dir.resolve(name), text);
     }
@@ -63,7 +82,8 @@ class GpuSuiteReportTest {
     @Test
     void mergesOursAndPyTorchSideBySide(@TempDir Path dir) throws IOException {
         List<Path> out = GpuSuiteReport.write(file(dir, "bench.json", BENCH), file(dir, "torch.json", TORCH),
-                file(dir, "timeline.json", TIMELINE), dir.resolve("results"), "2026-11-25");
+                List.of(file(dir, "timeline.json", TIMELINE), file(dir, "timeline-bf16.json", TIMELINE_BF16)),
+                dir.resolve("results"), "2026-11-25");
         assertEquals(dir.resolve("results/gpu-h100-80gb-hbm3-2026-11-25.json"), out.get(0));
         assertEquals(dir.resolve("results/gpu-h100-80gb-hbm3-2026-11-25.md"), out.get(1));
 
@@ -83,18 +103,28 @@ class GpuSuiteReportTest {
                 + " |  |  | faster than the PyTorch loop: not measured |"), md);
         // A PyTorch-only op (the bf16 layer) still gets its row.
         assertTrue(md.contains("| deepseek | 4096 | zipf | layer_fwd_bf16 | not measured | torch_loop: 100.0 TFLOP/s (50.00 ms) |"), md);
-        // The training step: medians after warm-up, the middle host-sync count, the costliest operators.
-        assertTrue(md.endsWith("\n## Training step\n\nPreset small, batch 16 x seq 128, on NVIDIA H100 80GB HBM3; medians of 3 "
-                + "steps after 1 warm-up: host 31.00 ms per step, GPU 26.00 ms (CUDA events). Host syncs per step: 7 (median). "
-                + "Most host time per step: moe.experts 12.50 ms, adamw 3.25 ms.\n"), md);
+        // Issue 11's bf16 layer target at the CPU benchmark's shapes: 1.2x met, 1.05x missed.
+        assertTrue(md.contains("| mixtral/4 | 4096 | uniform | layer_fwd_bwd_bf16 | 270.0 TFLOP/s (2.00 ms) | torch_loop: "
+                + "225.0 TFLOP/s (2.40 ms) | 1.20x |  | >= 1.1x PyTorch's bf16 loop: met |"), md);
+        assertTrue(md.contains("| deepseek/4 | 4096 | uniform | layer_fwd_bwd_bf16 | 270.0 TFLOP/s (2.00 ms) | torch_loop: "
+                + "257.1 TFLOP/s (2.10 ms) | 1.05x |  | >= 1.1x PyTorch's bf16 loop: missed |"), md);
+        // The training steps, fp32 (a file without a precision) then bf16: medians after warm-up, the
+        // middle host-sync count, the costliest operators.
+        assertTrue(md.endsWith("\n## Training step\n\nPreset small in fp32, batch 16 x seq 128, on NVIDIA H100 80GB HBM3; "
+                + "medians of 3 steps after 1 warm-up: host 31.00 ms per step, GPU 26.00 ms (CUDA events). Host syncs per "
+                + "step: 7 (median). Most host time per step: moe.experts 12.50 ms, adamw 3.25 ms.\n"
+                + "\nPreset small in bf16, batch 16 x seq 128, on NVIDIA H100 80GB HBM3; medians of 1 steps after 1 warm-up: "
+                + "host 20.00 ms per step, GPU 12.50 ms (CUDA events). Host syncs per step: 7 (median). Most host time "
+                + "per step: moe.experts 8.00 ms.\n"), md);
 
         JsonObject merged = JsonParser.parseString(Files.readString(out.get(0))).getAsJsonObject();
         assertEquals("h100-80gb-hbm3", merged.get("card").getAsString());
         JsonObject first = merged.getAsJsonArray("comparison").get(0).getAsJsonObject();
         assertEquals("mixtral/4096/uniform/grouped_gemm_up_bf16", first.get("key").getAsString());
         assertEquals(1.5, first.get("speedup_vs_reference").getAsDouble(), 1e-12);
-        assertEquals(4, merged.getAsJsonObject("bench").getAsJsonArray("results").size());
-        assertEquals(4, merged.getAsJsonObject("timeline").getAsJsonArray("steps").size());
+        assertEquals(6, merged.getAsJsonObject("bench").getAsJsonArray("results").size());
+        assertEquals(4, merged.getAsJsonArray("timelines").get(0).getAsJsonObject().getAsJsonArray("steps").size());
+        assertEquals("bf16", merged.getAsJsonArray("timelines").get(1).getAsJsonObject().get("precision").getAsString());
     }
 
     @Test
@@ -102,7 +132,7 @@ class GpuSuiteReportTest {
         String unavailable = """
                 {"tool": "torch_anchors", "status": "unavailable", "reason": "PyTorch or numpy is not installed here", "results": []}""";
         List<Path> out = GpuSuiteReport.write(dir.resolve("absent.json"), file(dir, "torch.json", unavailable),
-                dir.resolve("no-timeline.json"), dir, "2026-11-25");
+                List.of(dir.resolve("no-timeline.json")), dir, "2026-11-25");
         assertEquals(dir.resolve("gpu-unknown-2026-11-25.md"), out.get(1));
         String md = Files.readString(out.get(1));
         assertTrue(md.startsWith("# GPU suite: no GPU, 2026-11-25"), md);

@@ -5,14 +5,18 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * A device backend against the CPU reference, op by op on random inputs of several shapes
  * (including empty groups and zero rows), then a whole MoE layer forward and backward. Every
  * op runs once per backend on the same inputs, uploaded with the tensors' host accessors; ints
- * must match exactly, floats within {@link #tolerance()} relative to the CPU (0: bitwise).
+ * must match exactly, floats within {@link #tolerance()} relative to the CPU (0: bitwise). Then
+ * the MoE layer in bf16, within a bound derived from bf16 rounding (below).
  */
 abstract class BackendParityTest {
     static final Backend CPU = CpuBackend.get();
@@ -232,5 +236,68 @@ abstract class BackendParityTest {
                 return out;
             }
         });
+    }
+
+    /** One output of the bf16 layer; bf16Bound is NaN where it is compared as f32 (ints, losses). */
+    record Output(String name, float[] values, double bf16Bound) {
+    }
+
+    /**
+     * The MoE layer in bf16 (f32 masters and gradients, bf16 working copies, rows and their
+     * gradients) forward and backward on both backends, from the same seed and the same bf16
+     * input, on {@link MoELayerBf16Test}'s cases. The bound: each backend's bf16 layer is within
+     * that test's bound B of an f32 layer on the same (rounded) weights, whatever the order of
+     * its f32 sums (B counts the bf16 roundings along the longest chain, 8 to 16 units of 2^-9),
+     * and the two backends' f32 layers are within {@link #tolerance()} of each other; so the two
+     * bf16 layers are within 2B + tolerance() in relative error (Frobenius norm) per tensor. That
+     * catches a device kernel gone wrong (errors of order 1) on the GPU; each bf16 kernel's
+     * rounding is checked finer, element by element (f32 tolerance + one bf16 ulp), by the
+     * host-execution harness. The top-k ids and expert counts (the f32 router on the same bf16
+     * products) must match exactly, the aux and z losses within tolerance(); with tolerance() 0
+     * every output is compared bitwise. The bound is a worst case: the CPU at its avx2 and
+     * avx512_bf16 levels (other f32 roundings) differs on these cases by at most 1e-7 (2026-12-05);
+     * the test prints the largest error, for the first GPU run to compare.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("dev.panamoe.ops.MoELayerBf16Test#cases")
+    void moeLayerInBf16ForwardAndBackward(MoELayerBf16Test.Case c) {
+        MoELayer.Config config = c.cfg().dtype(DType.BF16).build();
+        List<Output> expected, actual;
+        try (TensorScope s = TensorScope.confined(CPU)) {
+            expected = bf16Layer(CPU, s, config, c.tokens());
+        }
+        try (TensorScope s = TensorScope.confined(backend())) {
+            actual = bf16Layer(backend(), s, config, c.tokens());
+        }
+        assertEquals(expected.size(), actual.size(), "outputs");
+        double worst = 0;
+        for (int i = 0; i < expected.size(); i++) {
+            Output e = expected.get(i);
+            float[] a = actual.get(i).values();
+            if (tolerance() == 0 || Double.isNaN(e.bf16Bound())) assertClose(c + ", " + e.name(), e.values(), a);
+            else worst = Math.max(worst, MoELayerBf16Test.assertRelativeError(c + ", " + e.name(), e.values(), a,
+                    2 * e.bf16Bound() + tolerance()));
+        }
+        System.out.printf(Locale.ROOT, "bf16 MoE layer (%s) on %s: %s%n", c, backend().name(), tolerance() == 0
+                ? "bitwise the CPU's" : String.format(Locale.ROOT, "largest relative error %.2e", worst));
+    }
+
+    private static List<Output> bf16Layer(Backend b, TensorScope s, MoELayer.Config config, int tokens) {
+        try (MoELayer layer = new MoELayer(b, config, 42)) {
+            Tensor x = TestData.tensor(s, "x", TestData.input(tokens, config.hidden(), 15), DType.BF16);
+            Tensor gradY = TestData.tensor(s, "gradY", TestData.input(tokens, config.hidden(), 16), DType.BF16);
+            layer.zeroGrad();
+            List<Output> out = new ArrayList<>();
+            out.add(new Output("y", layer.forward(x).toFloatArray(), MoELayerBf16Test.Y_BOUND));
+            out.add(new Output("top-k ids", asFloats(layer.workspace().topkIds().toIntArray()), Double.NaN));
+            out.add(new Output("routed counts", asFloats(layer.workspace().routedCounts()), Double.NaN));
+            out.add(new Output("aux and z losses", new float[] {layer.workspace().auxLoss(), layer.workspace().zLoss()},
+                    Double.NaN));
+            out.add(new Output("gradX", layer.backward(gradY).toFloatArray(), MoELayerBf16Test.GRAD_X_BOUND));
+            for (Parameter p : layer.parameters()) {
+                out.add(new Output(p.name() + ".grad", p.grad().toFloatArray(), MoELayerBf16Test.gradBound(p)));
+            }
+            return out;
+        }
     }
 }

@@ -39,6 +39,13 @@ import org.junit.jupiter.params.provider.MethodSource;
 class MoELayerBf16Test {
     private static final Backend CPU = CpuBackend.get();
     private static final double U = 0x1p-9;
+    /** The bounds derived above: y; the expert weights' gradients; gradX and the router's gradient. */
+    static final double Y_BOUND = 8 * U, EXPERT_GRAD_BOUND = 12 * U, GRAD_X_BOUND = 16 * U;
+
+    /** The bound above for a parameter's gradient (the router's, or an expert's). */
+    static double gradBound(Parameter p) {
+        return p.name().startsWith("router") ? GRAD_X_BOUND : EXPERT_GRAD_BOUND;
+    }
 
     record Case(String name, MoELayer.Config.Builder cfg, int tokens) {
         @Override
@@ -88,14 +95,13 @@ class MoELayerBf16Test {
             Tensor gradX = half.backward(TestData.tensor(scope, "gh", g, DType.BF16));
             assertEquals(DType.BF16, gradX.dtype());
 
-            assertRelativeError("y", yRef, yHalf, 8 * U);
-            assertRelativeError("gradX", gradXRef, gradX.toFloatArray(), 16 * U);
+            assertRelativeError("y", yRef, yHalf, Y_BOUND);
+            assertRelativeError("gradX", gradXRef, gradX.toFloatArray(), GRAD_X_BOUND);
             for (int i = 0; i < refParams.size(); i++) {
                 Parameter p = halfParams.get(i);
                 assertEquals(DType.F32, p.grad().dtype(), p.name() + " gradient dtype");
-                double bound = p.name().startsWith("router") ? 16 * U : 12 * U;
                 assertRelativeError(p.name() + ".grad", refParams.get(i).grad().toFloatArray(), p.grad().toFloatArray(),
-                        bound);
+                        gradBound(p));
             }
             assertEquals(ref.workspace().auxLoss(), half.workspace().auxLoss(), 1e-5 * ref.workspace().auxLoss(), "aux");
             assertEquals(ref.workspace().zLoss(), half.workspace().zLoss(), 1e-5 * ref.workspace().zLoss(), "z");
@@ -144,8 +150,8 @@ class MoELayerBf16Test {
         assertTrue(e.getMessage().contains("dtype: must be f32 or bf16, got i32"), e.getMessage());
     }
 
-    /** |actual - expected| / |expected| in the Frobenius norm must be <= bound. */
-    private static void assertRelativeError(String what, float[] expected, float[] actual, double bound) {
+    /** |actual - expected| / |expected| in the Frobenius norm must be <= bound; returns it. */
+    static double assertRelativeError(String what, float[] expected, float[] actual, double bound) {
         assertEquals(expected.length, actual.length, what + ": length");
         double diff = 0, norm = 0;
         for (int i = 0; i < expected.length; i++) {
@@ -156,6 +162,7 @@ class MoELayerBf16Test {
         double rel = Math.sqrt(diff / norm);
         assertTrue(norm > 0, what + ": all zero");
         assertTrue(rel <= bound, String.format("%s: relative error %.3e exceeds %.3e", what, rel, bound));
+        return rel;
     }
 
     private static float[] roundedToBf16(float[] v) {
