@@ -10,6 +10,7 @@ import dev.panamoe.ops.DType;
 import dev.panamoe.ops.Parameter;
 import dev.panamoe.runtime.data.Batch;
 import dev.panamoe.runtime.data.Split;
+import dev.panamoe.runtime.data.SyntheticCorpus;
 import dev.panamoe.runtime.model.Generator;
 import dev.panamoe.runtime.model.GptMoeConfig;
 import dev.panamoe.runtime.model.GptMoeModel;
@@ -92,6 +93,36 @@ class MixedPrecisionTrainingTest {
         double firstFp32 = full.steps().getFirst().loss();
         assertTrue(first != firstFp32 && Math.abs(first - firstFp32) / firstFp32 < 1e-2,
                 "first loss fp32 " + firstFp32 + ", bf16 " + first);
+    }
+
+    /**
+     * The quality check at a size that matters: the small preset (6 blocks, hidden 256, 9.5M
+     * parameters) trained for 400 steps of 8 x 64 tokens on the synthetic corpus (95% of the
+     * unigram-to-floor gap closed), in fp32 and in bf16 from the same seed: the final validation
+     * losses agree within 1% (measured on 2026-12-05, Zen 5: fp32 1.0047, bf16 1.0069, 0.21%
+     * apart). Shorter runs are not yet converged and their final losses scatter by about 1% from
+     * seed to seed in either precision (300 steps of 4 x 128 tokens, seeds 5-7: fp32 1.190, 1.198, 1.181; bf16 1.192,
+     * 1.199, 1.164), which would make the comparison one of noise.
+     */
+    @Test
+    void theSmallModelLearnsAsWellInBf16AsInFp32() {
+        int seq = 64;
+        GptMoeConfig small = GptMoeConfig.preset("small").toBuilder().maxSeq(seq).build();
+        SyntheticCorpus corpus = new SyntheticCorpus(SyntheticCorpus.Config.tinyDefaults().withSeqLen(seq));
+        TrainingConfig fp32 = TrainingConfig.builder().steps(400).batch(8).seq(seq).lr(3e-3f).minLr(3e-4f)
+                .evalEvery(0).evalBatches(16).seed(5).build();
+        double[] val = new double[2];
+        int run = 0;
+        for (TrainingConfig config : List.of(fp32, fp32.toBuilder().precision(Precision.BF16).build())) {
+            try (GptMoeModel model = new GptMoeModel(CpuBackend.get(), small, config.seed(),
+                    ParallelTraining.dtype(config)); Trainer trainer = new Trainer(model, corpus, config)) {
+                val[run++] = trainer.run(m -> { }).getLast().valLoss();
+            }
+        }
+        double gap = Math.abs(val[1] - val[0]) / val[0];
+        System.out.printf(Locale.ROOT, "small, 400 steps: final validation loss fp32 %.4f, bf16 %.4f (%.3f%% apart)%n",
+                val[0], val[1], 100 * gap);
+        assertTrue(val[0] < 1.1 && gap < 0.01, "final validation loss fp32 " + val[0] + ", bf16 " + val[1]);
     }
 
     @ParameterizedTest
