@@ -34,6 +34,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "common.hpp"
@@ -237,15 +238,24 @@ inline __m256 load8(const uint16_t *s) {
 }
 inline float to_f32(float x) { return x; }
 inline float to_f32(uint16_t x) { return bf16_to_f32(x); }
-template <class T> inline void copy_words(const T *s, float *d, int n) {
-    int l = 0;
-    for (; l + 8 <= n; l += 8) _mm256_storeu_ps(d + l, load8(s + l));
-    for (; l < n; l++) d[l] = to_f32(s[l]);
-}
 
 // The mask of the first n of 8 32-bit lanes, for masked stores of partial groups.
 inline __m256i first_lanes(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// An f32 tail is one masked move (the AVX-512 kernel's 14-row panels end in 6 of 8).
+template <class T> inline void copy_words(const T *s, float *d, int n) {
+    int l = 0;
+    for (; l + 8 <= n; l += 8) _mm256_storeu_ps(d + l, load8(s + l));
+    if constexpr (std::is_same_v<T, float>) {
+        if (l < n) {
+            const __m256i m = first_lanes(n - l);
+            _mm256_maskstore_ps(d + l, m, _mm256_maskload_ps(s + l, m));
+        }
+    } else {
+        for (; l < n; l++) d[l] = to_f32(s[l]);
+    }
 }
 
 // Lanes contiguous: element (l, p) at src[l + p * ld]. Each depth row is copied W at a time.
