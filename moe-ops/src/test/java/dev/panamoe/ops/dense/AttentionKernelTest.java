@@ -23,6 +23,7 @@ import static dev.panamoe.ops.kernels.KernelTestSupport.nanTensor;
 import static dev.panamoe.ops.kernels.KernelTestSupport.readTensor;
 import static dev.panamoe.ops.kernels.KernelTestSupport.representable;
 import static dev.panamoe.ops.kernels.KernelTestSupport.tensor;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import dev.panamoe.ops.kernels.KernelTestSupport;
 import java.lang.foreign.Arena;
@@ -218,6 +219,43 @@ class AttentionKernelTest {
                 }
             }
         });
+    }
+
+    /**
+     * A NaN key makes every row that sees it NaN (probabilities up to the diagonal and out), as
+     * the reference's exp and sum do; the rows before it and the other head stay exact.
+     */
+    @Test
+    void nanKeyPoisonsTheRowsThatSeeIt() {
+        Random rnd = new Random(14);
+        int batch = 1, seq = 50, channels = 8, heads = 2, poisoned = 45;
+        for (int dtype : DTYPES) {
+            float[] qkv = representable(dtype, uniform(rnd, batch * seq * 3 * channels, -2, 2));
+            qkv[poisoned * 3 * channels + channels + 1] = Float.NaN; // key 45, head 0
+            double[] att = new double[batch * heads * seq * seq];
+            double[] out = reference(batch, seq, channels, heads, toDouble(qkv), att);
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment attSeg = nans(arena, att.length), outSeg = nanTensor(arena, dtype, out.length);
+                assertOk(LIB.pmoe_attention_forward(dtype, batch, seq, channels, heads, tensor(arena, dtype, qkv), attSeg,
+                        outSeg, NULL), "pmoe_attention_forward");
+                float[] gotAtt = read(attSeg), gotOut = readTensor(outSeg, dtype);
+                for (int t = 0; t < seq; t++) {
+                    for (int s = 0; s < seq; s++) {
+                        boolean nan = t >= poisoned && s <= t;
+                        assertEquals(nan, Double.isNaN(att[t * seq + s]), "reference att[0, 0, " + t + ", " + s + "]");
+                        assertEquals(nan, Float.isNaN(gotAtt[t * seq + s]), "att[0, 0, " + t + ", " + s + "]");
+                        if (nan) att[t * seq + s] = gotAtt[t * seq + s] = 0;
+                    }
+                    for (int i = 0; i < channels; i++) {
+                        boolean nan = t >= poisoned && i < channels / heads;
+                        assertEquals(nan, Float.isNaN(gotOut[t * channels + i]), "out[0, " + t + ", " + i + "]");
+                        if (nan) out[t * channels + i] = gotOut[t * channels + i] = 0;
+                    }
+                }
+                assertClose("attention with a NaN key " + name(dtype) + " att", att, gotAtt, 1e-5, 1e-7);
+                assertClose("attention with a NaN key " + name(dtype) + " out", out, gotOut, 1e-5 + rounding(dtype), 1e-5);
+            }
+        }
     }
 
     /** dqkv (overwritten, NaN before) from d<dout, out>/d qkv by central differences. */
