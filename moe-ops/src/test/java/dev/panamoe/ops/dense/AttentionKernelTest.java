@@ -150,11 +150,12 @@ class AttentionKernelTest {
 
     /**
      * {batch, seq, channels, heads} past the kernel's blocks of 42 query rows: T = 1, T one past
-     * a block, odd T over three blocks, whole blocks; head sizes 20, 9 (not multiples of 8 or 16),
-     * 32 and 5; one head and one batch.
+     * a block, odd T over three blocks, whole blocks, and T = 301, deeper than the AVX-512 f32 engine's
+     * depth block (at most 288 steps where L1d is 48 KiB or less: the sums over keys are chained); head sizes 20, 9 (not multiples of 8 or 16),
+     * 32, 5 and 8; one head and one batch.
      */
     static final int[][] BLOCKED_SHAPES = {{1, 1, 8, 1}, {2, 43, 40, 2}, {1, 97, 9, 1}, {2, 84, 96, 3},
-            {1, 130, 10, 2}};
+            {1, 130, 10, 2}, {1, 301, 16, 2}};
 
     /**
      * Forward and backward, f32 and bf16, at every instruction-set level the CPU has (AVX2 6x16,
