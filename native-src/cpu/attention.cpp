@@ -44,14 +44,14 @@ struct Rows {
     }
 };
 
-// c[m, n] = alpha * op(a) * op(b) (op(x) = x, or x^T when trans), a and b of one type; c f32
-// or (c_bf16) bf16, rounded once.
+// c[m, n] = alpha * op(a) * op(b) (op(x) = x, or x^T when trans), a and b of one type; a bf16
+// c is rounded once.
 bool product(int64_t m, int64_t n, int64_t k, float alpha, Rows a, bool trans_a, Rows b,
-             bool trans_b, Rows c, bool c_bf16) {
+             bool trans_b, Rows c) {
     const GemmProblem p{m, n, k, alpha, 0.0f,
                         a.p, trans_a ? 1 : a.ld, trans_a ? a.ld : 1,
                         b.p, trans_b ? 1 : b.ld, trans_b ? b.ld : 1,
-                        const_cast<void *>(c.p), c.ld, a.bf16, c_bf16};
+                        const_cast<void *>(c.p), c.ld, a.bf16, c.bf16};
     return gemm_on_this_thread(p);
 }
 
@@ -112,11 +112,11 @@ bool attend(const Pair &p, Rows out, int64_t T, int64_t D, int64_t t0, int64_t t
             float *v_f32) {
     const float scale = 1.0f / std::sqrt(float(D));
     const Rows att{p.att, T, false};
-    if (!product(t1 - t0, t1, D, scale, p.q.from(t0), false, p.k, true, att.from(t0), false))
+    if (!product(t1 - t0, t1, D, scale, p.q.from(t0), false, p.k, true, att.from(t0)))
         return false;
     for (int64_t t = t0; t < t1; t++) softmax_row(p.att + t * T, t, T);
     return product(t1 - t0, D, t1, 1.0f, att.from(t0), false, widened(p.v, t1, D, v_f32), false,
-                   out.from(t0), out.bf16);
+                   out.from(t0));
 }
 
 // With dS = att * (datt - rowsum(att * datt)) * scale and datt = dout v^T: dq = dS k,
@@ -132,7 +132,7 @@ bool attend_backward(const Pair &p, Rows dout, Rows dqkv, int64_t T, int64_t C, 
     const Rows dq = dqkv, dk = dqkv.from(0, C), dv = dqkv.from(0, 2 * C);
     for (int64_t t0 = 0; t0 < T; t0 += ROWS) {
         const int64_t t1 = std::min(T, t0 + ROWS);
-        if (!product(t1 - t0, t1, D, 1.0f, dout.from(t0), false, p.v, true, ds_rows.from(t0), false))
+        if (!product(t1 - t0, t1, D, 1.0f, dout.from(t0), false, p.v, true, ds_rows.from(t0)))
             return false;
         for (int64_t t = t0; t < t1; t++) {
             const float *a = p.att + t * T;
@@ -141,15 +141,15 @@ bool attend_backward(const Pair &p, Rows dout, Rows dqkv, int64_t T, int64_t C, 
             for (int64_t s = 0; s <= t; s++) d[s] = a[s] * (d[s] - mean) * scale;
             for (int64_t s = t + 1; s < t1; s++) d[s] = 0.0f;
         }
-        if (!product(t1 - t0, D, t1, 1.0f, ds_rows.from(t0), false, k, false, dq.from(t0), dq.bf16))
+        if (!product(t1 - t0, D, t1, 1.0f, ds_rows.from(t0), false, k, false, dq.from(t0)))
             return false;
     }
     for (int64_t s0 = 0; s0 < T; s0 += ROWS) {
         const int64_t s1 = std::min(T, s0 + ROWS);
         if (!product(s1 - s0, D, T - s0, 1.0f, ds_rows.from(s0, s0), true, q.from(s0), false,
-                     dk.from(s0), dk.bf16) ||
+                     dk.from(s0)) ||
             !product(s1 - s0, D, T - s0, 1.0f, att.from(s0, s0), true, g.from(s0), false,
-                     dv.from(s0), dv.bf16))
+                     dv.from(s0)))
             return false;
     }
     return true;
