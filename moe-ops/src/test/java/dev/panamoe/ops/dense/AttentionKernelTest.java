@@ -136,9 +136,8 @@ class AttentionKernelTest {
             double[] att = new double[batch * heads * seq * seq];
             double[] expected = reference(batch, seq, channels, heads, toDouble(qkv), att);
             try (Arena arena = Arena.ofConfined()) {
-                MemorySegment attSeg = nans(arena, att.length), out = nanTensor(arena, dtype, expected.length);
-                assertOk(LIB.pmoe_attention_forward(dtype, batch, seq, channels, heads, tensor(arena, dtype, qkv), attSeg,
-                        out, NULL), "pmoe_attention_forward");
+                MemorySegment[] got = forward(arena, dtype, batch, seq, channels, heads, tensor(arena, dtype, qkv));
+                MemorySegment attSeg = got[0], out = got[1];
                 // Probabilities (f32 for both dtypes) and convex combinations of |v| <= 2 after f32 dot
                 // products of length <= 4; a bf16 out is rounded once more.
                 String what = "attention " + name(dtype) + " " + Arrays.toString(s);
@@ -236,10 +235,8 @@ class AttentionKernelTest {
             double[] att = new double[batch * heads * seq * seq];
             double[] out = reference(batch, seq, channels, heads, toDouble(qkv), att);
             try (Arena arena = Arena.ofConfined()) {
-                MemorySegment attSeg = nans(arena, att.length), outSeg = nanTensor(arena, dtype, out.length);
-                assertOk(LIB.pmoe_attention_forward(dtype, batch, seq, channels, heads, tensor(arena, dtype, qkv), attSeg,
-                        outSeg, NULL), "pmoe_attention_forward");
-                float[] gotAtt = read(attSeg), gotOut = readTensor(outSeg, dtype);
+                MemorySegment[] got = forward(arena, dtype, batch, seq, channels, heads, tensor(arena, dtype, qkv));
+                float[] gotAtt = read(got[0]), gotOut = readTensor(got[1], dtype);
                 for (int t = 0; t < seq; t++) {
                     for (int s = 0; s < seq; s++) {
                         boolean nan = t >= poisoned && s <= t;
@@ -280,16 +277,23 @@ class AttentionKernelTest {
         }
     }
 
+    /** The forward on dtype storage (outputs NaN before): {att, out}. */
+    static MemorySegment[] forward(Arena arena, int dtype, int batch, int seq, int channels, int heads,
+            MemorySegment qkv) {
+        MemorySegment att = nans(arena, batch * heads * seq * seq), out = nanTensor(arena, dtype, batch * seq * channels);
+        assertOk(LIB.pmoe_attention_forward(dtype, batch, seq, channels, heads, qkv, att, out, NULL),
+                "pmoe_attention_forward");
+        return new MemorySegment[] {att, out};
+    }
+
     /** Forward then backward on dtype storage (outputs NaN before): {att, out, dqkv}. */
     static MemorySegment[] forwardBackward(Arena arena, int dtype, int batch, int seq, int channels, int heads,
             float[] qkv, float[] dout) {
-        MemorySegment qkvSeg = tensor(arena, dtype, qkv), att = nans(arena, batch * heads * seq * seq);
-        MemorySegment out = nanTensor(arena, dtype, batch * seq * channels);
-        MemorySegment dqkv = nanTensor(arena, dtype, qkv.length);
-        assertOk(LIB.pmoe_attention_forward(dtype, batch, seq, channels, heads, qkvSeg, att, out, NULL), "forward");
-        assertOk(LIB.pmoe_attention_backward(dtype, batch, seq, channels, heads, qkvSeg, att, tensor(arena, dtype, dout),
-                dqkv, NULL), "pmoe_attention_backward");
-        return new MemorySegment[] {att, out, dqkv};
+        MemorySegment qkvSeg = tensor(arena, dtype, qkv), dqkv = nanTensor(arena, dtype, qkv.length);
+        MemorySegment[] fwd = forward(arena, dtype, batch, seq, channels, heads, qkvSeg);
+        assertOk(LIB.pmoe_attention_backward(dtype, batch, seq, channels, heads, qkvSeg, fwd[0],
+                tensor(arena, dtype, dout), dqkv, NULL), "pmoe_attention_backward");
+        return new MemorySegment[] {fwd[0], fwd[1], dqkv};
     }
 
     @Test
