@@ -1,101 +1,162 @@
-// Causal multi-head self-attention on a fused qkv buffer, the straightforward way: the
-// probabilities [B, H, T, T] are materialised (in f32) and kept for the backward. qkv, out and
-// their gradients are f32 or bf16; scores, softmax and every sum run in f32 (the softmax's sum
-// in double), in per-thread f32 rows that are rounded once into the output. One thread computes
-// a whole (batch, head) pair, whose rows and columns of out/dqkv no other pair touches, so the
-// result does not depend on the thread count.
+// Causal multi-head self-attention on a fused qkv buffer, with the probabilities [B, H, T, T]
+// materialised (in f32) and kept for the backward. qkv, out and their gradients are f32 or
+// bf16; scores, softmax and every sum run in f32 (the softmax's sums in double).
+//
+// The products are GEMMs of the GEMM engine (gemm_on_this_thread), q, k, v and dout addressed
+// in place (row stride 3C or C, head h at column h * D). A GEMM's operands share one type, and
+// the probabilities stay f32 (they are the saved att, as on CUDA), so a bf16 operand multiplied
+// by them or by the score gradients is first widened (exactly) into an f32 copy; q k^T and
+// dout v^T run on bf16 directly. A bf16 out or dqkv is accumulated in f32 and rounded once.
+//
+// Causality: query rows are cut into blocks of ROWS; block [t0, t1) needs keys and values
+// 0 .. t1 only, so tiles right of the block's diagonal are never computed. A key block's dk,
+// dv likewise sum over query rows t >= its first key only (att and the score gradients are 0
+// above the diagonal, so these are the same sums).
+//
+// Determinism: every element of out and dqkv is computed by one GEMM whose shape depends only
+// on (T, D), by the engine's fixed chain; every softmax row by a fixed-order loop. Threads only
+// decide who computes what, so the result does not depend on the thread count.
+#include <immintrin.h>
 #include <omp.h>
 
+#include <atomic>
 #include <vector>
 
 #include "common.hpp"
 #include "dense.hpp"
+#include "gemm.hpp"
 
 namespace pmoe {
 namespace {
 
-// Where one (batch, head) pair lives: row t of q is q + t * stride (k, v likewise), D wide.
-template <typename T> struct Head {
-    int64_t seq, D, stride;
-    const T *q, *k, *v;
+// Query rows per block: a multiple of both micro-kernel heights (AVX2 6, AVX-512 14), so only
+// a sequence's last block has a partial row tile; small enough that the causal blocks skip
+// most of the upper triangle.
+constexpr int64_t ROWS = 42;
+
+// A row-major matrix in f32 or bf16: element (r, c) at p[r * ld + c].
+struct Rows {
+    const void *p;
+    int64_t ld;
+    bool bf16;
+    Rows from(int64_t row, int64_t col = 0) const {
+        return {static_cast<const char *>(p) + (row * ld + col) * (bf16 ? 2 : 4), ld, bf16};
+    }
 };
 
-template <typename T>
-Head<T> head_of(const T *qkv, int64_t b, int64_t h, int64_t seq, int64_t C, int64_t H) {
-    const T *base = qkv + b * seq * 3 * C + h * (C / H);
-    return {seq, C / H, 3 * C, base, base + C, base + 2 * C};
+// c[m, n] = alpha * op(a) * op(b) (op(x) = x, or x^T when trans), a and b of one type; a bf16
+// c is rounded once.
+bool product(int64_t m, int64_t n, int64_t k, float alpha, Rows a, bool trans_a, Rows b,
+             bool trans_b, Rows c) {
+    const GemmProblem p{m, n, k, alpha, 0.0f,
+                        a.p, trans_a ? 1 : a.ld, trans_a ? a.ld : 1,
+                        b.p, trans_b ? 1 : b.ld, trans_b ? b.ld : 1,
+                        const_cast<void *>(c.p), c.ld, a.bf16, c.bf16};
+    return gemm_on_this_thread(p);
 }
 
-template <typename T> float dot(int64_t n, const T *a, const T *b) {
-    return lane_sum<float>(n, [&](int64_t i) { return load(a[i]) * load(b[i]); });
+// rows x D of x, widened to f32 in dst (row stride D); an f32 x is used in place.
+Rows widened(Rows x, int64_t rows, int64_t D, float *dst) {
+    if (!x.bf16) return x;
+    const uint16_t *s = static_cast<const uint16_t *>(x.p);
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t d = 0; d < D; d++) dst[r * D + d] = bf16_to_f32(s[r * x.ld + d]);
+    return {dst, D, false};
 }
 
-// att[t, s] = softmax_{s <= t}(q_t . k_s * scale), 0 above the diagonal; out_t = sum_s att * v_s,
-// summed in `o` (D floats of scratch).
-template <typename T>
-void attend(const Head<T> &hd, float *att, T *out, int64_t out_stride, float *o) {
-    const float scale = 1.0f / std::sqrt(float(hd.D));
-    for (int64_t t = 0; t < hd.seq; t++) {
-        float *a = att + t * hd.seq;
-        const T *q = hd.q + t * hd.stride;
-        float max = -INFINITY;
-        for (int64_t s = 0; s <= t; s++) {
-            a[s] = dot(hd.D, q, hd.k + s * hd.stride) * scale;
-            max = std::max(max, a[s]);
-        }
-        double sum = 0;
-        for (int64_t s = 0; s <= t; s++) {
-            a[s] = std::exp(a[s] - max);
-            sum += a[s];
-        }
-        const float inv = float(1.0 / sum);
-        for (int64_t s = 0; s <= t; s++) a[s] *= inv;
-        for (int64_t s = t + 1; s < hd.seq; s++) a[s] = 0.0f;
-        for (int64_t d = 0; d < hd.D; d++) o[d] = 0.0f;
-        for (int64_t s = 0; s <= t; s++) {
-            const T *v = hd.v + s * hd.stride;
-            for (int64_t d = 0; d < hd.D; d++) o[d] += a[s] * load(v[d]);
-        }
-        T *ot = out + t * out_stride;
-        for (int64_t d = 0; d < hd.D; d++) ot[d] = store<T>(o[d]);
+// Row t of att, holding the scaled scores of keys 0 .. t: becomes softmax over them, 0 for
+// keys t < s < width. A NaN or +inf score, or no finite one, makes the row NaN (as exp and
+// its sum would), which exp_approx alone would not.
+void softmax_row(float *a, int64_t t, int64_t width) {
+    const int64_t n = t + 1;
+    __m256 max8 = _mm256_set1_ps(-INFINITY), nan8 = _mm256_setzero_ps();
+    int64_t s = 0;
+    for (; s + 8 <= n; s += 8) {
+        const __m256 x = _mm256_loadu_ps(a + s);
+        max8 = _mm256_max_ps(max8, x);
+        nan8 = _mm256_or_ps(nan8, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
     }
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, max8);
+    float max = -INFINITY;
+    bool nan = _mm256_movemask_ps(nan8) != 0;
+    for (float v : lanes) max = std::max(max, v);
+    for (; s < n; s++) {
+        max = std::max(max, a[s]);
+        nan |= std::isnan(a[s]);
+    }
+    if (nan || !std::isfinite(max)) {
+        for (s = 0; s < n; s++) a[s] = NAN;
+    } else {
+        for (s = 0; s < n; s++) a[s] = exp_approx(a[s] - max);
+        const float inv = float(1.0 / lane_sum<double>(n, [&](int64_t i) { return a[i]; }));
+        for (s = 0; s < n; s++) a[s] *= inv;
+    }
+    for (s = n; s < width; s++) a[s] = 0.0f;
 }
 
-// For query t, with datt_s = dout_t . v_s: dv_s += att_ts * dout_t; the softmax gives
-// dpre_s = att_ts * (datt_s - sum_s' att_ts' * datt_s'); then dq_t += dpre_s * scale * k_s and
-// dk_s += dpre_s * scale * q_t. `scratch` holds T floats (datt) then the pair's dq/dk/dv rows
-// in f32 (T rows of 3 * D, laid out like qkv's), which are rounded into dqkv at the end.
-template <typename T>
-void attend_backward(const Head<T> &hd, const float *att, const T *dout, int64_t dout_stride,
-                     T *dqkv, float *scratch) {
-    const float scale = 1.0f / std::sqrt(float(hd.D));
-    const int64_t D = hd.D, row = 3 * D;
-    float *datt = scratch, *dq = scratch + hd.seq, *dk = dq + D, *dv = dq + 2 * D;
-    for (int64_t i = 0; i < hd.seq * row; i++) dq[i] = 0.0f;
-    for (int64_t t = 0; t < hd.seq; t++) {
-        const float *a = att + t * hd.seq;
-        const T *g = dout + t * dout_stride, *q = hd.q + t * hd.stride;
-        for (int64_t s = 0; s <= t; s++) {
-            datt[s] = dot(D, g, hd.v + s * hd.stride);
-            float *dvs = dv + s * row;
-            for (int64_t d = 0; d < D; d++) dvs[d] += a[s] * load(g[d]);
+// One (batch, head) pair: q, k, v (T x D each) and its att (T x T).
+struct Pair {
+    Rows q, k, v;
+    float *att;
+};
+
+Pair pair_of(bool bf16, const void *qkv, const float *att, int64_t b, int64_t h, int64_t T,
+             int64_t C, int64_t H) {
+    const Rows x = Rows{qkv, 3 * C, bf16}.from(b * T, h * (C / H));
+    return {x, x.from(0, C), x.from(0, 2 * C), const_cast<float *>(att) + (b * H + h) * T * T};
+}
+
+// Query rows [t0, t1) of a pair: scores, softmax, out (T x D). v_f32 holds t1 x D floats.
+bool attend(const Pair &p, Rows out, int64_t T, int64_t D, int64_t t0, int64_t t1,
+            float *v_f32) {
+    const float scale = 1.0f / std::sqrt(float(D));
+    const Rows att{p.att, T, false};
+    if (!product(t1 - t0, t1, D, scale, p.q.from(t0), false, p.k, true, att.from(t0)))
+        return false;
+    for (int64_t t = t0; t < t1; t++) softmax_row(p.att + t * T, t, T);
+    return product(t1 - t0, D, t1, 1.0f, att.from(t0), false, widened(p.v, t1, D, v_f32), false,
+                   out.from(t0));
+}
+
+// With dS = att * (datt - rowsum(att * datt)) * scale and datt = dout v^T: dq = dS k,
+// dk = dS^T q, dv = att^T dout. dS (T x T) and the f32 copies of a bf16 q, k, dout
+// (T x D each) live in `scratch`.
+bool attend_backward(const Pair &p, Rows dout, Rows dqkv, int64_t T, int64_t C, int64_t D,
+                     float *scratch) {
+    const float scale = 1.0f / std::sqrt(float(D));
+    float *ds = scratch;
+    const Rows ds_rows{ds, T, false}, att{p.att, T, false};
+    const Rows q = widened(p.q, T, D, ds + T * T), k = widened(p.k, T, D, ds + T * T + T * D);
+    const Rows g = widened(dout, T, D, ds + T * T + 2 * T * D);
+    const Rows dq = dqkv, dk = dqkv.from(0, C), dv = dqkv.from(0, 2 * C);
+    for (int64_t t0 = 0; t0 < T; t0 += ROWS) {
+        const int64_t t1 = std::min(T, t0 + ROWS);
+        if (!product(t1 - t0, t1, D, 1.0f, dout.from(t0), false, p.v, true, ds_rows.from(t0)))
+            return false;
+        for (int64_t t = t0; t < t1; t++) {
+            const float *a = p.att + t * T;
+            float *d = ds + t * T;
+            const float mean = float(lane_sum<double>(t + 1, [&](int64_t s) { return a[s] * d[s]; }));
+            for (int64_t s = 0; s <= t; s++) d[s] = a[s] * (d[s] - mean) * scale;
+            for (int64_t s = t + 1; s < t1; s++) d[s] = 0.0f;
         }
-        const float mean =
-            float(lane_sum<double>(t + 1, [&](int64_t s) { return a[s] * datt[s]; }));
-        float *dqt = dq + t * row;
-        for (int64_t s = 0; s <= t; s++) {
-            const float dpre = a[s] * (datt[s] - mean) * scale;
-            const T *ks = hd.k + s * hd.stride;
-            float *dks = dk + s * row;
-            for (int64_t d = 0; d < D; d++) dqt[d] += dpre * load(ks[d]);
-            for (int64_t d = 0; d < D; d++) dks[d] += dpre * load(q[d]);
-        }
+        if (!product(t1 - t0, D, t1, 1.0f, ds_rows.from(t0), false, k, false, dq.from(t0)))
+            return false;
     }
-    const int64_t C = hd.stride / 3;
-    for (int64_t t = 0; t < hd.seq; t++)
-        for (int64_t part = 0; part < 3; part++)
-            for (int64_t d = 0; d < D; d++)
-                dqkv[t * hd.stride + part * C + d] = store<T>(dq[t * row + part * D + d]);
+    for (int64_t s0 = 0; s0 < T; s0 += ROWS) {
+        const int64_t s1 = std::min(T, s0 + ROWS);
+        if (!product(s1 - s0, D, T - s0, 1.0f, ds_rows.from(s0, s0), true, q.from(s0), false,
+                     dk.from(s0)) ||
+            !product(s1 - s0, D, T - s0, 1.0f, att.from(s0, s0), true, g.from(s0), false,
+                     dv.from(s0)))
+            return false;
+    }
+    return true;
+}
+
+int out_of_memory(const char *kernel) {
+    return fail(PMOE_ERR_RUNTIME, "%s: out of memory for the GEMM buffers", kernel);
 }
 
 } // namespace
@@ -107,20 +168,24 @@ int attention_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channel
                       const void *qkv, float *att, void *out, void *) {
     return guarded("pmoe_attention_forward", [&] {
         const int64_t B = batch, T = seq, C = channels, H = heads, D = C / H;
+        const bool bf16 = dtype == PMOE_DTYPE_BF16;
         const int threads = threads_for(B * T * T * C);
-        // Scratch row per thread, allocated here: nothing may throw inside the parallel region.
-        std::vector<float> scratch(size_t(threads) * D);
-        return with_dtype(dtype, [&](auto tag) {
-            using E = decltype(tag);
-            const E *x = static_cast<const E *>(qkv);
-            E *y = static_cast<E *>(out);
-#pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
-            for (int64_t b = 0; b < B; b++)
-                for (int64_t h = 0; h < H; h++)
-                    attend(head_of(x, b, h, T, C, H), att + (b * H + h) * T * T,
-                           y + b * T * C + h * D, C, scratch.data() + omp_get_thread_num() * D);
-            return PMOE_OK;
-        });
+        const int64_t blocks = (T + ROWS - 1) / ROWS, units = B * H * blocks;
+        // Scratch per thread, allocated here: nothing may throw inside the parallel region.
+        const int64_t per_thread = bf16 ? T * D : 0;
+        std::vector<float> scratch(size_t(threads) * per_thread);
+        std::atomic<bool> failed{false};
+        // Units run longest first (the last row blocks read the most keys) for the balance.
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+        for (int64_t u = 0; u < units; u++) {
+            const int64_t pair = u % (B * H), t0 = (blocks - 1 - u / (B * H)) * ROWS;
+            const int64_t b = pair / H, h = pair % H;
+            const Rows y = Rows{out, C, bf16}.from(b * T, h * D);
+            if (!attend(pair_of(bf16, qkv, att, b, h, T, C, H), y, T, D, t0, std::min(T, t0 + ROWS),
+                        scratch.data() + omp_get_thread_num() * per_thread))
+                failed = true;
+        }
+        return failed ? out_of_memory("pmoe_attention_forward") : PMOE_OK;
     });
 }
 
@@ -128,21 +193,21 @@ int attention_backward(int32_t dtype, int32_t batch, int32_t seq, int32_t channe
                        const void *qkv, const float *att, const void *dout, void *dqkv, void *) {
     return guarded("pmoe_attention_backward", [&] {
         const int64_t B = batch, T = seq, C = channels, H = heads, D = C / H;
+        const bool bf16 = dtype == PMOE_DTYPE_BF16;
         const int threads = threads_for(B * T * T * C);
-        const int64_t per_thread = T + T * 3 * D;
+        const int64_t per_thread = T * T + (bf16 ? 3 * T * D : 0);
         std::vector<float> scratch(size_t(threads) * per_thread);
-        return with_dtype(dtype, [&](auto tag) {
-            using E = decltype(tag);
-            const E *x = static_cast<const E *>(qkv), *g = static_cast<const E *>(dout);
-            E *dx = static_cast<E *>(dqkv);
-#pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
-            for (int64_t b = 0; b < B; b++)
-                for (int64_t h = 0; h < H; h++)
-                    attend_backward(head_of(x, b, h, T, C, H), att + (b * H + h) * T * T,
-                                    g + b * T * C + h * D, C, dx + b * T * 3 * C + h * D,
-                                    scratch.data() + omp_get_thread_num() * per_thread);
-            return PMOE_OK;
-        });
+        std::atomic<bool> failed{false};
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+        for (int64_t pair = 0; pair < B * H; pair++) {
+            const int64_t b = pair / H, h = pair % H;
+            const Rows g = Rows{dout, C, bf16}.from(b * T, h * D);
+            const Rows dx = Rows{dqkv, 3 * C, bf16}.from(b * T, h * D);
+            if (!attend_backward(pair_of(bf16, qkv, att, b, h, T, C, H), g, dx, T, C, D,
+                                 scratch.data() + omp_get_thread_num() * per_thread))
+                failed = true;
+        }
+        return failed ? out_of_memory("pmoe_attention_backward") : PMOE_OK;
     });
 }
 

@@ -34,6 +34,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "common.hpp"
@@ -47,25 +48,10 @@ constexpr int MIN_ITEM_SIDE = 96;   // rows (columns) are not split below this: 
 constexpr int NC = 2048;            // max columns of a packed B block: it lives in L3
 constexpr int MAX_KC_STEPS = 512;   // bounds zero_row and the depth of a block
 
-// C = alpha * op(A) * op(B) + beta * C, row-major. Element (i, p) of op(A) is
-// a[i * a_row + p * a_col]; element (p, j) of op(B) is b[p * b_row + j * b_col]. A and B are
-// f32 or (bf16_in) bf16; C is f32 or (bf16_out) bf16.
-struct Problem {
-    int64_t m, n, k;
-    float alpha, beta;
-    const void *a;
-    int64_t a_row, a_col;
-    const void *b;
-    int64_t b_row, b_col;
-    void *c;
-    int64_t ldc;
-    bool bf16_in, bf16_out;
-};
-
-Problem make_problem(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+GemmProblem make_problem(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                      const void *a, int64_t lda, const void *b, int64_t ldb, float beta, void *c,
                      int64_t ldc, bool bf16_in = false, bool bf16_out = false) {
-    Problem p{m, n, k, alpha, beta, a, 0, 0, b, 0, 0, c, ldc, bf16_in, bf16_out};
+    GemmProblem p{m, n, k, alpha, beta, a, 0, 0, b, 0, 0, c, ldc, bf16_in, bf16_out};
     p.a_row = trans_a ? 1 : lda;
     p.a_col = trans_a ? lda : 1;
     p.b_row = trans_b ? 1 : ldb;
@@ -202,15 +188,15 @@ int64_t depth_block(const Engine &e, int64_t k) {
 // R x C grid of that many items that packs the least; sides are not cut below MIN_ITEM_SIDE
 // unless the problem is smaller. A bf16 C item is at most 4 * MC rows x NC columns, which
 // bounds its f32 copy. Blocks are balanced so that no edge block is a sliver.
-std::vector<Item> make_items(const Engine &e, const std::vector<Problem> &problems, int threads) {
+std::vector<Item> make_items(const Engine &e, const std::vector<GemmProblem> &problems, int threads) {
     const int nr = e.u.nr, mr = e.u.mr;
     int64_t busy = 0;
-    for (const Problem &p : problems) busy += p.m > 0 && p.n > 0;
+    for (const GemmProblem &p : problems) busy += p.m > 0 && p.n > 0;
     if (busy == 0) return {};
     const int64_t share = ceil_div(ITEMS_PER_THREAD * threads, busy);
     std::vector<Item> items;
     for (size_t i = 0; i < problems.size(); i++) {
-        const Problem &p = problems[i];
+        const GemmProblem &p = problems[i];
         if (p.m == 0 || p.n == 0) continue;
         const int64_t min_r = p.bf16_out ? ceil_div(p.m, 4 * e.mc) : 1;
         const int64_t min_c = p.bf16_out ? ceil_div(p.n, NC) : 1;
@@ -252,15 +238,24 @@ inline __m256 load8(const uint16_t *s) {
 }
 inline float to_f32(float x) { return x; }
 inline float to_f32(uint16_t x) { return bf16_to_f32(x); }
-template <class T> inline void copy_words(const T *s, float *d, int n) {
-    int l = 0;
-    for (; l + 8 <= n; l += 8) _mm256_storeu_ps(d + l, load8(s + l));
-    for (; l < n; l++) d[l] = to_f32(s[l]);
-}
 
 // The mask of the first n of 8 32-bit lanes, for masked stores of partial groups.
 inline __m256i first_lanes(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// An f32 tail is one masked move (the AVX-512 kernel's 14-row panels end in 6 of 8).
+template <class T> inline void copy_words(const T *s, float *d, int n) {
+    int l = 0;
+    for (; l + 8 <= n; l += 8) _mm256_storeu_ps(d + l, load8(s + l));
+    if constexpr (std::is_same_v<T, float>) {
+        if (l < n) {
+            const __m256i m = first_lanes(n - l);
+            _mm256_maskstore_ps(d + l, m, _mm256_maskload_ps(s + l, m));
+        }
+    } else {
+        for (; l < n; l++) d[l] = to_f32(s[l]);
+    }
 }
 
 // Lanes contiguous: element (l, p) at src[l + p * ld]. Each depth row is copied W at a time.
@@ -420,7 +415,7 @@ struct Buffers {
 thread_local Buffers buffers;
 
 // c[rows, cols] = beta * c (0 when beta == 0): the whole update when there is no product.
-void scale_item(const Problem &p, const Item &it) {
+void scale_item(const GemmProblem &p, const Item &it) {
     for (int64_t i = it.row0; i < it.row0 + it.rows; i++) {
         for (int64_t j = it.col0; j < it.col0 + it.cols; j++) {
             if (p.bf16_out) {
@@ -438,7 +433,7 @@ const void *element(const void *base, bool bf16, int64_t offset) {
     return static_cast<const char *>(base) + offset * (bf16 ? 2 : 4);
 }
 
-void run_item(const Engine &e, const Problem &p, const Item &it, Buffers &buf) {
+void run_item(const Engine &e, const GemmProblem &p, const Item &it, Buffers &buf) {
     // alpha == 0 follows BLAS: op(A) * op(B) is not formed, so A and B are not read.
     if (p.k == 0 || p.alpha == 0.0f) return scale_item(p, it);
     const int mr = e.u.mr, nr = e.u.nr, dps = e.u.depth_per_step;
@@ -487,25 +482,28 @@ void run_item(const Engine &e, const Problem &p, const Item &it, Buffers &buf) {
             for (int j = 0; j < it.cols; j++) c16[i * p.ldc + j] = f32_to_bf16(c[i * ldc + j]);
 }
 
+// Raises a_need, b_need and c_need (floats) to what run_item needs for `it`.
+void buffer_needs(const Engine &e, const GemmProblem &p, const Item &it, size_t &a_need,
+                  size_t &b_need, size_t &c_need) {
+    if (p.k == 0) return; // scaled only: nothing is packed
+    const int64_t steps = ceil_div(depth_block(e, p.k), e.u.depth_per_step);
+    a_need = std::max<size_t>(a_need, steps * round_up(it.rows, e.u.mr));
+    b_need = std::max<size_t>(b_need, steps * round_up(std::min(it.cols, NC), e.u.nr));
+    if (p.bf16_out) c_need = std::max<size_t>(c_need, size_t(it.rows) * it.cols);
+}
+
 // Runs every problem (all with the same operand type): items of all problems are scheduled
 // dynamically across the team. The split and the schedule only decide which thread computes
 // an element, never how.
-int run_problems(const std::vector<Problem> &problems) {
+int run_problems(const std::vector<GemmProblem> &problems) {
     if (problems.empty()) return PMOE_OK;
     const Engine &e = engine_for(problems[0].bf16_in);
     const int threads = num_threads();
     const std::vector<Item> items = make_items(e, problems, threads);
     size_t a_need = 0, b_need = 0, c_need = 0;
     double flops = 0;
-    for (const Problem &p : problems) flops += 2.0 * p.m * p.n * p.k;
-    for (const Item &it : items) {
-        const Problem &p = problems[it.problem];
-        if (p.k == 0) continue; // scaled only: nothing is packed
-        const int64_t steps = ceil_div(depth_block(e, p.k), e.u.depth_per_step);
-        a_need = std::max<size_t>(a_need, steps * round_up(it.rows, e.u.mr));
-        b_need = std::max<size_t>(b_need, steps * round_up(std::min(it.cols, NC), e.u.nr));
-        if (p.bf16_out) c_need = std::max<size_t>(c_need, size_t(it.rows) * it.cols);
-    }
+    for (const GemmProblem &p : problems) flops += 2.0 * p.m * p.n * p.k;
+    for (const Item &it : items) buffer_needs(e, problems[it.problem], it, a_need, b_need, c_need);
     if (items.empty()) return PMOE_OK;
 
     const int64_t count = int64_t(items.size());
@@ -531,6 +529,24 @@ int run_problems(const std::vector<Problem> &problems) {
                     c_need);
     return PMOE_OK;
 }
+
+} // namespace
+
+bool gemm_on_this_thread(const GemmProblem &p) {
+    if (p.m == 0 || p.n == 0) return true;
+    const Engine &e = engine_for(p.bf16_in);
+    const Item it{0, 0, int32_t(p.m), 0, int32_t(p.n)};
+    size_t a_need = 0, b_need = 0, c_need = 0;
+    buffer_needs(e, p, it, a_need, b_need, c_need);
+    Buffers &buf = buffers;
+    if (!Buffers::grow(buf.a, buf.a_size, a_need) || !Buffers::grow(buf.b, buf.b_size, b_need) ||
+        !Buffers::grow(buf.c, buf.c_size, c_need))
+        return false;
+    run_item(e, p, it, buf);
+    return true;
+}
+
+namespace {
 
 // ---- validation (messages shared with the CUDA library: checks.cpp) ----
 
@@ -569,7 +585,7 @@ int grouped_forward(bool trans_b, bool bf16, int32_t groups, const int32_t *offs
                     int32_t n, const void *a, const void *const *weights, void *c) {
     PMOE_CHECK(require_grouped(groups, offsets, k, n, a, "c", c, n));
     PMOE_CHECK(require_weights(groups, offsets, k, n, weights));
-    std::vector<Problem> problems;
+    std::vector<GemmProblem> problems;
     for (int32_t g = 0; g < groups; g++) {
         const int64_t r0 = offsets[g], rows = offsets[g + 1] - r0;
         if (rows == 0 || n == 0) continue;
@@ -590,7 +606,7 @@ int grouped_tn(bool bf16_in, bool bf16_out, int32_t groups, const int32_t *offse
     for (int32_t g = 0; g < groups; g++)
         if (!out[g]) return fail_null_out(g);
     // An empty group still gets out[g] = beta * out[g]: the engine scales when depth is 0.
-    std::vector<Problem> problems;
+    std::vector<GemmProblem> problems;
     for (int32_t g = 0; g < groups; g++) {
         const int64_t r0 = offsets[g], rows = offsets[g + 1] - r0;
         problems.push_back(make_problem(true, false, k, n, rows, 1.0f, element(a, bf16_in, r0 * k),

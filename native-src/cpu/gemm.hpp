@@ -1,11 +1,33 @@
-// The micro-kernels of the GEMM engine (gemm.cpp), one per instruction-set level. The AVX2
-// kernel is compiled with the library's baseline flags (gemm.cpp); the AVX-512 ones in
-// gemm_avx512.cpp, inside target regions, so nothing else in the library uses AVX-512.
+// The GEMM engine's (gemm.cpp) interface to other kernels, and its micro-kernels, one per
+// instruction-set level. The AVX2 kernel is compiled with the library's baseline flags
+// (gemm.cpp); the AVX-512 ones in gemm_avx512.cpp, inside target regions, so nothing else in
+// the library uses AVX-512.
 #pragma once
 
 #include <cstdint>
 
 namespace pmoe {
+
+// C = alpha * op(A) * op(B) + beta * C, row-major. Element (i, p) of op(A) is
+// a[i * a_row + p * a_col]; element (p, j) of op(B) is b[p * b_row + j * b_col]. A and B are
+// f32 or (bf16_in) bf16; C is f32 or (bf16_out) bf16, accumulated in f32 and rounded once.
+struct GemmProblem {
+    int64_t m, n, k;
+    float alpha, beta;
+    const void *a;
+    int64_t a_row, a_col;
+    const void *b;
+    int64_t b_row, b_col;
+    void *c;
+    int64_t ldc;
+    bool bf16_in, bf16_out;
+};
+
+// Runs one problem on the calling thread, for kernels that run it inside their own parallel
+// region: the same chain per element of C as pmoe_gemm (gemm.cpp's header), at the level in
+// use. Returns false, with C untouched, when the thread's packing buffers cannot be grown;
+// never throws.
+bool gemm_on_this_thread(const GemmProblem &p);
 
 // acc = A panel (MR x steps) * B panel (steps x NR); then for the mr x nr corner of the tile at
 // c: c = fma(alpha, acc, prev) with prev = c, or, on the first depth block, beta * c (0 if

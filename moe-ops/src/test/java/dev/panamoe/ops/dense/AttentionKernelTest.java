@@ -18,16 +18,21 @@ import static dev.panamoe.ops.dense.DenseTestSupport.toDouble;
 import static dev.panamoe.ops.dense.DenseTestSupport.name;
 import static dev.panamoe.ops.dense.DenseTestSupport.rounding;
 import static dev.panamoe.ops.dense.DenseTestSupport.uniform;
+import static dev.panamoe.ops.kernels.KernelTestSupport.atLevel;
 import static dev.panamoe.ops.kernels.KernelTestSupport.nanTensor;
 import static dev.panamoe.ops.kernels.KernelTestSupport.readTensor;
 import static dev.panamoe.ops.kernels.KernelTestSupport.representable;
 import static dev.panamoe.ops.kernels.KernelTestSupport.tensor;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import dev.panamoe.ops.kernels.KernelTestSupport;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** pmoe_attention_forward/backward against a double reference and its finite differences. */
 class AttentionKernelTest {
@@ -70,6 +75,53 @@ class AttentionKernelTest {
         return out;
     }
 
+    /**
+     * The gradient of {@code <dout, out>} with respect to qkv, analytically in double: with
+     * dP_ts = dout_t . v_s and dS = p * (dP - sum_s p dP) * scale, dq = dS k, dk = dS^T q and
+     * dv = p^T dout. With {@code magnitude} the same sums of absolute values (p from the signed
+     * inputs; the mean is added, not subtracted): the scale of the terms each f32 sum rounds.
+     */
+    static double[] referenceBackward(int batch, int seq, int channels, int heads, double[] qkv, double[] dout,
+            boolean magnitude) {
+        int d = channels / heads, row = 3 * channels;
+        double scale = 1 / Math.sqrt(d);
+        double[] att = new double[batch * heads * seq * seq];
+        reference(batch, seq, channels, heads, qkv, att);
+        double[] x = magnitude ? abs(qkv) : qkv, g = magnitude ? abs(dout) : dout;
+        double[] dqkv = new double[qkv.length], ds = new double[seq];
+        for (int b = 0; b < batch; b++) {
+            for (int h = 0; h < heads; h++) {
+                for (int t = 0; t < seq; t++) {
+                    int at = ((b * heads + h) * seq + t) * seq, gt = (b * seq + t) * channels + h * d;
+                    int qt = (b * seq + t) * row + h * d;
+                    double mean = 0;
+                    for (int s = 0; s <= t; s++) {
+                        int vs = (b * seq + s) * row + 2 * channels + h * d;
+                        ds[s] = 0;
+                        for (int i = 0; i < d; i++) ds[s] += g[gt + i] * x[vs + i];
+                        mean += att[at + s] * ds[s];
+                    }
+                    for (int s = 0; s <= t; s++) {
+                        double dpre = att[at + s] * (magnitude ? ds[s] + mean : ds[s] - mean) * scale;
+                        int ks = (b * seq + s) * row + channels + h * d;
+                        for (int i = 0; i < d; i++) {
+                            dqkv[qt + i] += dpre * x[ks + i];
+                            dqkv[ks + i] += dpre * x[qt + i];
+                            dqkv[ks + channels + i] += att[at + s] * g[gt + i];
+                        }
+                    }
+                }
+            }
+        }
+        return dqkv;
+    }
+
+    static double[] abs(double[] v) {
+        double[] a = new double[v.length];
+        for (int i = 0; i < v.length; i++) a[i] = Math.abs(v[i]);
+        return a;
+    }
+
     /** {batch, seq, channels, heads}: T = 1, one head, head size 1 and 2, several heads and batches. */
     static final int[][] SHAPES = {{2, 5, 8, 2}, {1, 1, 4, 1}, {2, 1, 6, 3}, {1, 4, 3, 1}, {2, 3, 6, 3},
             {1, 6, 4, 4}, {1, 9, 16, 4}};
@@ -84,14 +136,122 @@ class AttentionKernelTest {
             double[] att = new double[batch * heads * seq * seq];
             double[] expected = reference(batch, seq, channels, heads, toDouble(qkv), att);
             try (Arena arena = Arena.ofConfined()) {
-                MemorySegment attSeg = nans(arena, att.length), out = nanTensor(arena, dtype, expected.length);
-                assertOk(LIB.pmoe_attention_forward(dtype, batch, seq, channels, heads, tensor(arena, dtype, qkv), attSeg,
-                        out, NULL), "pmoe_attention_forward");
+                MemorySegment[] got = forward(arena, dtype, batch, seq, channels, heads, tensor(arena, dtype, qkv));
+                MemorySegment attSeg = got[0], out = got[1];
                 // Probabilities (f32 for both dtypes) and convex combinations of |v| <= 2 after f32 dot
                 // products of length <= 4; a bf16 out is rounded once more.
                 String what = "attention " + name(dtype) + " " + Arrays.toString(s);
                 assertClose(what + " att", att, read(attSeg), 1e-5, 1e-7);
                 assertClose(what + " out", expected, readTensor(out, dtype), 1e-5 + rounding(dtype), 1e-6);
+            }
+        }
+    }
+
+    /**
+     * {batch, seq, channels, heads} past the kernel's blocks of 42 query rows: T = 1, T one past
+     * a block, odd T over three blocks, whole blocks, and T = 301, deeper than the AVX-512 f32 engine's
+     * depth block (at most 288 steps where L1d is 48 KiB or less: the sums over keys are chained); head sizes 20, 9 (not multiples of 8 or 16),
+     * 32, 5 and 8; one head and one batch.
+     */
+    static final int[][] BLOCKED_SHAPES = {{1, 1, 8, 1}, {2, 43, 40, 2}, {1, 97, 9, 1}, {2, 84, 96, 3},
+            {1, 130, 10, 2}, {1, 301, 16, 2}};
+
+    /**
+     * Forward and backward, f32 and bf16, at every instruction-set level the CPU has (AVX2 6x16,
+     * AVX-512 14x32 and vdpbf16ps GEMM kernels), against the double references. Bounds, with u =
+     * 2^-24: a score, an f32 dot product of length D scaled once, is off by at most (D + 2) u
+     * scale sum|q_i k_i|; a probability then by p * e_row, e_row = 2 max_s (score error) + 8 u
+     * (the shift by the row max, exp to a few u, the sum, its inverse and the product); out_t by
+     * (e_row + (t + 2) u) sum_s p_s |v_s| (t + 1 products summed). The backward chains four such
+     * stages (datt, its mean, the score gradient, the final sum over at most T rows) on those
+     * probabilities: 4 (T + D + e/u) u times the magnitude (referenceBackward's sums of absolute
+     * values), e the largest e_row. bf16 outputs add one rounding of the value.
+     */
+    @ParameterizedTest(name = "level {0}")
+    @ValueSource(ints = {1, 2, 3})
+    void everyIsaLevelMatchesReferenceOnBlockedShapes(int level) {
+        atLevel(level, () -> {
+            Random rnd = new Random(20 + level);
+            double u = 0x1p-24;
+            for (int dtype : DTYPES)
+            for (int[] s : BLOCKED_SHAPES) {
+                int batch = s[0], seq = s[1], channels = s[2], heads = s[3], d = channels / heads, row = 3 * channels;
+                double scale = 1 / Math.sqrt(d);
+                float[] qkv = representable(dtype, uniform(rnd, batch * seq * row, -1, 1));
+                float[] dout = representable(dtype, uniform(rnd, batch * seq * channels, -1, 1));
+                double[] x = toDouble(qkv), att = new double[batch * heads * seq * seq];
+                double[] out = reference(batch, seq, channels, heads, x, att);
+                double[] attTol = new double[att.length], outTol = new double[out.length];
+                double worstRow = 0;
+                for (int b = 0; b < batch; b++) {
+                    for (int h = 0; h < heads; h++) {
+                        for (int t = 0; t < seq; t++) {
+                            int at = ((b * heads + h) * seq + t) * seq, q = (b * seq + t) * row + h * d;
+                            double scoreErr = 0;
+                            for (int j = 0; j <= t; j++) {
+                                int k = (b * seq + j) * row + channels + h * d;
+                                double mag = 0;
+                                for (int i = 0; i < d; i++) mag += Math.abs(x[q + i] * x[k + i]);
+                                scoreErr = Math.max(scoreErr, (d + 2) * u * scale * mag);
+                            }
+                            double rowErr = 2 * scoreErr + 8 * u;
+                            worstRow = Math.max(worstRow, rowErr);
+                            for (int j = 0; j <= t; j++) attTol[at + j] = att[at + j] * rowErr;
+                            for (int i = 0; i < d; i++) {
+                                double mag = 0;
+                                for (int j = 0; j <= t; j++) mag += att[at + j] * Math.abs(x[(b * seq + j) * row + 2 * channels + h * d + i]);
+                                int o = (b * seq + t) * channels + h * d + i;
+                                outTol[o] = (rowErr + (t + 2) * u) * mag + rounding(dtype) * Math.abs(out[o]);
+                            }
+                        }
+                    }
+                }
+                double[] dqkv = referenceBackward(batch, seq, channels, heads, x, toDouble(dout), false);
+                double[] magnitude = referenceBackward(batch, seq, channels, heads, x, toDouble(dout), true);
+                double stages = 4 * (seq + d + worstRow / u) * u;
+                try (Arena arena = Arena.ofConfined()) {
+                    MemorySegment[] got = forwardBackward(arena, dtype, batch, seq, channels, heads, qkv, dout);
+                    String what = "attention level " + level + " " + name(dtype) + " " + Arrays.toString(s);
+                    KernelTestSupport.assertClose(what + " att", att, read(got[0]), i -> attTol[i]);
+                    KernelTestSupport.assertClose(what + " out", out, readTensor(got[1], dtype), i -> outTol[i]);
+                    KernelTestSupport.assertClose(what + " dqkv", dqkv, readTensor(got[2], dtype),
+                            i -> stages * magnitude[i] + rounding(dtype) * Math.abs(dqkv[i]));
+                }
+            }
+        });
+    }
+
+    /**
+     * A NaN key makes every row that sees it NaN (probabilities up to the diagonal and out), as
+     * the reference's exp and sum do; the rows before it and the other head stay exact.
+     */
+    @Test
+    void nanKeyPoisonsTheRowsThatSeeIt() {
+        Random rnd = new Random(14);
+        int batch = 1, seq = 50, channels = 8, heads = 2, poisoned = 45;
+        for (int dtype : DTYPES) {
+            float[] qkv = representable(dtype, uniform(rnd, batch * seq * 3 * channels, -2, 2));
+            qkv[poisoned * 3 * channels + channels + 1] = Float.NaN; // key 45, head 0
+            double[] att = new double[batch * heads * seq * seq];
+            double[] out = reference(batch, seq, channels, heads, toDouble(qkv), att);
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment[] got = forward(arena, dtype, batch, seq, channels, heads, tensor(arena, dtype, qkv));
+                float[] gotAtt = read(got[0]), gotOut = readTensor(got[1], dtype);
+                for (int t = 0; t < seq; t++) {
+                    for (int s = 0; s < seq; s++) {
+                        boolean nan = t >= poisoned && s <= t;
+                        assertEquals(nan, Double.isNaN(att[t * seq + s]), "reference att[0, 0, " + t + ", " + s + "]");
+                        assertEquals(nan, Float.isNaN(gotAtt[t * seq + s]), "att[0, 0, " + t + ", " + s + "]");
+                        if (nan) att[t * seq + s] = gotAtt[t * seq + s] = 0;
+                    }
+                    for (int i = 0; i < channels; i++) {
+                        boolean nan = t >= poisoned && i < channels / heads;
+                        assertEquals(nan, Float.isNaN(gotOut[t * channels + i]), "out[0, " + t + ", " + i + "]");
+                        if (nan) out[t * channels + i] = gotOut[t * channels + i] = 0;
+                    }
+                }
+                assertClose("attention with a NaN key " + name(dtype) + " att", att, gotAtt, 1e-5, 1e-7);
+                assertClose("attention with a NaN key " + name(dtype) + " out", out, gotOut, 1e-5 + rounding(dtype), 1e-5);
             }
         }
     }
@@ -117,16 +277,23 @@ class AttentionKernelTest {
         }
     }
 
+    /** The forward on dtype storage (outputs NaN before): {att, out}. */
+    static MemorySegment[] forward(Arena arena, int dtype, int batch, int seq, int channels, int heads,
+            MemorySegment qkv) {
+        MemorySegment att = nans(arena, batch * heads * seq * seq), out = nanTensor(arena, dtype, batch * seq * channels);
+        assertOk(LIB.pmoe_attention_forward(dtype, batch, seq, channels, heads, qkv, att, out, NULL),
+                "pmoe_attention_forward");
+        return new MemorySegment[] {att, out};
+    }
+
     /** Forward then backward on dtype storage (outputs NaN before): {att, out, dqkv}. */
     static MemorySegment[] forwardBackward(Arena arena, int dtype, int batch, int seq, int channels, int heads,
             float[] qkv, float[] dout) {
-        MemorySegment qkvSeg = tensor(arena, dtype, qkv), att = nans(arena, batch * heads * seq * seq);
-        MemorySegment out = nanTensor(arena, dtype, batch * seq * channels);
-        MemorySegment dqkv = nanTensor(arena, dtype, qkv.length);
-        assertOk(LIB.pmoe_attention_forward(dtype, batch, seq, channels, heads, qkvSeg, att, out, NULL), "forward");
-        assertOk(LIB.pmoe_attention_backward(dtype, batch, seq, channels, heads, qkvSeg, att, tensor(arena, dtype, dout),
-                dqkv, NULL), "pmoe_attention_backward");
-        return new MemorySegment[] {att, out, dqkv};
+        MemorySegment qkvSeg = tensor(arena, dtype, qkv), dqkv = nanTensor(arena, dtype, qkv.length);
+        MemorySegment[] fwd = forward(arena, dtype, batch, seq, channels, heads, qkvSeg);
+        assertOk(LIB.pmoe_attention_backward(dtype, batch, seq, channels, heads, qkvSeg, fwd[0],
+                tensor(arena, dtype, dout), dqkv, NULL), "pmoe_attention_backward");
+        return new MemorySegment[] {fwd[0], fwd[1], dqkv};
     }
 
     @Test
@@ -138,7 +305,7 @@ class AttentionKernelTest {
     @Test
     void deterministicAcrossThreadCounts() {
         Random rnd = new Random(13);
-        int batch = 3, seq = 40, channels = 32, heads = 4;
+        int batch = 3, seq = 100, channels = 36, heads = 4; // three blocks of query rows, head size 9
         float[] qkv = uniform(rnd, batch * seq * 3 * channels, -2, 2), dout = uniform(rnd, batch * seq * channels, -1, 1);
         for (int dtype : DTYPES) {
             assertDeterministic("attention " + name(dtype),

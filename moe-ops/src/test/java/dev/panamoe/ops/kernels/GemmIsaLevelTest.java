@@ -16,8 +16,8 @@ import static dev.panamoe.ops.kernels.KernelTestSupport.assertClose;
 import static dev.panamoe.ops.kernels.KernelTestSupport.assertDeterministic;
 import static dev.panamoe.ops.kernels.KernelTestSupport.assertOk;
 import static dev.panamoe.ops.kernels.KernelTestSupport.assertRejected;
+import static dev.panamoe.ops.kernels.KernelTestSupport.atLevel;
 import static dev.panamoe.ops.kernels.KernelTestSupport.bytes;
-import static dev.panamoe.ops.kernels.KernelTestSupport.lastError;
 import static dev.panamoe.ops.kernels.KernelTestSupport.representable;
 import static dev.panamoe.ops.kernels.KernelTestSupport.tensor;
 import static dev.panamoe.ops.kernels.KernelTestSupport.toDouble;
@@ -37,7 +37,6 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -49,25 +48,6 @@ import org.junit.jupiter.params.provider.ValueSource;
  * machine that has it; a level the CPU lacks is skipped with the library's reason.
  */
 class GemmIsaLevelTest {
-
-    /**
-     * Runs body at `level`, then restores the level in use before. Aborts (skips) the test with
-     * the library's reason ("CPU lacks avx512_bf16") when the CPU lacks the level.
-     */
-    static void atLevel(int level, Runnable body) {
-        int before = CpuIsa.query(LIB).level();
-        int status = LIB.pmoe_set_cpu_isa(level);
-        if (status == panamoe_h.PMOE_ERR_UNSUPPORTED()) {
-            Assumptions.abort(lastError());
-        }
-        assertOk(status, "pmoe_set_cpu_isa(" + level + ")");
-        try {
-            assertEquals(level, CpuIsa.query(LIB).level(), "level in use");
-            body.run();
-        } finally {
-            CpuIsa.set(LIB, before);
-        }
-    }
 
     private static final int[] SIZES = {0, 1, 13, 33, 130};
 

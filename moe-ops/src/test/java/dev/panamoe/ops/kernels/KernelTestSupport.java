@@ -10,6 +10,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
+import dev.panamoe.bindings.CpuIsa;
 import dev.panamoe.bindings.NativeStatus;
 import dev.panamoe.bindings.panamoe_h;
 import java.io.ByteArrayOutputStream;
@@ -21,6 +22,7 @@ import java.util.function.Function;
 import java.util.function.IntToDoubleFunction;
 import java.util.function.ToDoubleFunction;
 import java.util.regex.Pattern;
+import org.junit.jupiter.api.Assumptions;
 
 /**
  * Plumbing shared by the kernel tests: native buffers in a caller's arena, status checks,
@@ -38,6 +40,26 @@ public final class KernelTestSupport {
     static final double F32_EPS = 0x1p-24;
     /** Relative error of one round-to-nearest-even conversion to bf16 (8 significant bits). */
     public static final double BF16_EPS = 0x1p-8;
+
+    /**
+     * Runs body at instruction-set `level` (PMOE_ISA_*), then restores the level in use before.
+     * Aborts (skips) the test with the library's reason ("CPU lacks avx512_bf16") when the CPU
+     * lacks the level.
+     */
+    public static void atLevel(int level, Runnable body) {
+        int before = CpuIsa.query(LIB).level();
+        int status = LIB.pmoe_set_cpu_isa(level);
+        if (status == panamoe_h.PMOE_ERR_UNSUPPORTED()) {
+            Assumptions.abort(lastError());
+        }
+        assertOk(status, "pmoe_set_cpu_isa(" + level + ")");
+        try {
+            assertEquals(level, CpuIsa.query(LIB).level(), "level in use");
+            body.run();
+        } finally {
+            CpuIsa.set(LIB, before);
+        }
+    }
 
     // ---- native buffers (size-0 arrays still get a non-NULL address: zero sizes are legal) ----
 
@@ -196,7 +218,7 @@ public final class KernelTestSupport {
     // ---- comparisons ----
 
     /** |actual[i] - expected[i]| <= tolerance(i) for every i (NaN never passes). */
-    static void assertClose(String what, double[] expected, float[] actual, IntToDoubleFunction tolerance) {
+    public static void assertClose(String what, double[] expected, float[] actual, IntToDoubleFunction tolerance) {
         assertEquals(expected.length, actual.length, what + ": length");
         for (int i = 0; i < expected.length; i++) {
             double err = Math.abs(actual[i] - expected[i]);

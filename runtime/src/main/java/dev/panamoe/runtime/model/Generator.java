@@ -122,7 +122,8 @@ public final class Generator implements AutoCloseable {
 
     /**
      * Causal attention of the new position over the cache: its key and value join the cache, then
-     * per head out = sum_s softmax_s(q . k_s / sqrt(D)) v_s, with the rounding of the CPU kernel.
+     * per head out = sum_s softmax_s(q . k_s / sqrt(D)) v_s, in f32 like the CPU kernel (whose
+     * sums run in another order and whose exp is a polynomial: a few f32 ulps apart).
      */
     private void attend(int layer, int at, Tensor qkvTensor, Tensor outTensor) {
         float[] qkv = qkvTensor.toFloatArray();
