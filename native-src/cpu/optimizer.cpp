@@ -15,21 +15,30 @@ int adamw_step(int64_t n, float *params, const float *grads, float *m, float *v,
         // Bias corrections of the zero-initialised moments, computed once in double.
         const float correction1 = float(1.0 - std::pow(double(beta1), step));
         const float correction2 = float(1.0 - std::pow(double(beta2), step));
+        const int threads = threads_for(n);
+        // Updates element i in place and returns the new value.
+        auto update = [&](int64_t i) {
+            const float g = grads[i], p = params[i];
+            const float mi = beta1 * m[i] + (1.0f - beta1) * g;
+            const float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
+            m[i] = mi;
+            v[i] = vi;
+            const float updated = p - lr * ((mi / correction1) / (std::sqrt(vi / correction2) + eps) +
+                                            weight_decay * p);
+            params[i] = updated;
+            return updated;
+        };
         return with_dtype(working_dtype, [&](auto t) {
             using W = decltype(t);
             W *copy = static_cast<W *>(working);
-#pragma omp parallel for num_threads(threads_for(n)) schedule(static)
-            for (int64_t i = 0; i < n; i++) {
-                const float g = grads[i], p = params[i];
-                const float mi = beta1 * m[i] + (1.0f - beta1) * g;
-                const float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
-                m[i] = mi;
-                v[i] = vi;
-                const float updated =
-                    p - lr * ((mi / correction1) / (std::sqrt(vi / correction2) + eps) +
-                              weight_decay * p);
-                params[i] = updated;
-                if (copy) copy[i] = store<W>(updated);
+            // Two loops rather than a test per element (a branch in the loop keeps it scalar);
+            // simd: the buffers do not overlap (the ABI's contract), which GCC cannot prove.
+            if (copy) {
+#pragma omp parallel for simd num_threads(threads) schedule(static)
+                for (int64_t i = 0; i < n; i++) copy[i] = store<W>(update(i));
+            } else {
+#pragma omp parallel for simd num_threads(threads) schedule(static)
+                for (int64_t i = 0; i < n; i++) update(i);
             }
             return PMOE_OK;
         });
