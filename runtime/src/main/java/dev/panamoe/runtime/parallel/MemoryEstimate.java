@@ -150,13 +150,14 @@ public final class MemoryEstimate {
                 + plan.pp() + ")";
         s.append(String.format(Locale.ROOT, "memory estimate of %s, %d parameters on it, in %s:%n", who,
                 rankParameters, precision));
+        int width = Math.max(52, parts.stream().mapToInt(p -> p.name().length()).max().orElse(0));
+        String line = "  %-" + width + "s %12s%n";
         for (Part p : parts) {
-            s.append(String.format(Locale.ROOT, "  %-52s %12s%n", p.name(), bytes(p.bytes())));
+            s.append(String.format(Locale.ROOT, line, p.name(), bytes(p.bytes())));
         }
-        s.append(String.format(Locale.ROOT, "  %-52s %12s%n", "total per rank", bytes(rankBytes)));
+        s.append(String.format(Locale.ROOT, line, "total per rank", bytes(rankBytes)));
         if (plan.world() > 1) {
-            s.append(String.format(Locale.ROOT, "  %-52s %12s%n", "total of the " + plan.world() + " ranks",
-                    bytes(processBytes)));
+            s.append(String.format(Locale.ROOT, line, "total of the " + plan.world() + " ranks", bytes(processBytes)));
         }
         return s.toString();
     }
