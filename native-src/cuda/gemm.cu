@@ -1,8 +1,10 @@
 // GEMMs: pmoe_gemm and the grouped expert GEMMs (nn, nt, tn), f32 and bf16.
-// pmoe_gemm, pmoe_gemm_bf16 and the f32 grouped forms run one tiled shared-memory product on f32
-// values (bf16 operands are widened as they are staged; a bf16 output is rounded once); the bf16
-// grouped forms (nn, nt, tn) run on tensor cores (mma.sync m16n8k16, bf16 in, f32 accumulation;
-// the tc namespace below). The grouped GEMMs are one launch for all groups: a prologue lays the
+// pmoe_gemm and the f32 grouped forms run one tiled shared-memory product on f32 values (the
+// SIMT tiles); the bf16 grouped forms (nn, nt, tn) run on tensor cores (mma.sync m16n8k16, bf16
+// in, f32 accumulation; the tc namespace below), and so does pmoe_gemm_bf16 as a grouped GEMM of
+// one group wherever its operands lie as one (A B, A B^T or A^T B without padded rows: every
+// linear layer's forward and gradients); its other forms widen bf16 operands onto the SIMT tiles.
+// A bf16 output is rounded once. The grouped GEMMs are one launch for all groups: a prologue lays the
 // groups' output tiles end to end (tile_start, a block scan), and a persistent grid walks that
 // list, finding each tile's group by binary search - no per-expert launches, no padding.
 // Every output element is computed by one block, accumulated over k in a fixed order, so results
@@ -11,8 +13,6 @@
 // device pointers), as every array argument of the ABI is.
 #include "common.cuh"
 #include "hw.cuh"
-
-#include <type_traits>
 
 namespace pmoe {
 namespace cuda {
@@ -89,7 +89,14 @@ gemm_kernel(View<T> a, View<T> b, O *c, int64_t ldc, int M, int N, int K, float 
     gemm_tile(stage, a, b, c, ldc, M, N, K, blockIdx.y * BM, blockIdx.x * BN, alpha, beta);
 }
 
-__device__ __forceinline__ int tiles(int64_t n, int t) { return n <= 0 ? 0 : int((n + t - 1) / t); }
+__host__ __device__ __forceinline__ int tiles(int64_t n, int t) { return n <= 0 ? 0 : int((n + t - 1) / t); }
+
+// Output tiles (tile_m x tile_n) of a group of `rows` rows: of c[rows, n] (nn, nt) or of out[k, n]
+// (tn, whatever the rows).
+__host__ __device__ __forceinline__ int group_tile_count(int mode, int64_t rows, int k, int n, int tile_m,
+                                                         int tile_n) {
+    return (mode == kModeTN ? tiles(k, tile_m) : tiles(rows, tile_m)) * tiles(n, tile_n);
+}
 
 // One block: tile_start[g] = output tiles (tile_m x tile_n) of the groups before g,
 // tile_start[groups] = all, tile_start[groups + 1] = 0 (the tensor-core kernel's tile counter);
@@ -117,7 +124,7 @@ group_tiles_kernel(int mode, bool aligned, int groups, const int32_t *offsets, i
             if (needed && !matrices[g]) record_bad(checks, kCheckNullMatrix, g);
             if (needed && aligned && reinterpret_cast<uintptr_t>(matrices[g]) % 16 != 0)
                 record_bad(checks, kCheckMisaligned, g);
-            count = (mode == kModeTN ? tiles(k, tile_m) : tiles(rows, tile_m)) * tiles(n, tile_n);
+            count = group_tile_count(mode, rows, k, n, tile_m, tile_n);
         }
         int32_t total = 0;
         const int32_t before = block_exclusive_scan(count, scratch, &total);
@@ -279,12 +286,15 @@ __device__ __forceinline__ void store_chunk(O *dst, const float *v, int count, b
     }
 }
 
-// kMode: nn c[rows_g, n] = a[rows_g, k] * W_g[k, n]; nt ... * W_g[n, k]^T; tn out[g][k, n] =
-// beta * out[g] + a[rows_g, k]^T * b[rows_g, n]. matrices: W_g (nn, nt) or out[g] (tn, of O).
+// kMode: nn c[rows_g, n] = alpha * a[rows_g, k] * W_g[k, n] + beta * c; nt ... * W_g[n, k]^T ...;
+// tn out[g][k, n] = alpha * a[rows_g, k]^T * b[rows_g, n] + beta * out[g]. matrices: W_g (nn, nt)
+// or out[g] (tn); c and out[g] of O. The grouped entry points pass alpha 1 (and beta 0 for nn, nt);
+// pmoe_gemm_bf16 runs here as one group (dense_tc).
 template <int kMode, typename O>
 __global__ void __launch_bounds__(kThreads)
 grouped_gemm_tc_kernel(int groups, const int32_t *offsets, int32_t *tile_start, int k, int n,
-                       const Bf16 *a, const Bf16 *b, const void *const *matrices, Bf16 *c, float beta) {
+                       const Bf16 *a, const Bf16 *b, const void *const *matrices, O *c, float alpha,
+                       float beta) {
     constexpr bool kAKMajor = kMode != kModeTN, kBKMajor = kMode == kModeNT;
     PMOE_DYNAMIC_SHARED(Bf16, smem);
     // Two slots: thread 0 writes slot (round % 2) again only two rounds later, after a barrier
@@ -366,11 +376,9 @@ grouped_gemm_tc_kernel(int groups, const int32_t *offsets, int32_t *tile_start, 
         cp_async_wait<0>(); // only empty groups remain; no copy may land in the staging below
         __syncthreads();    // every warp is done reading the pipeline's buffers
         // Epilogue: each warp stages 16 rows of its quarter at a time as f32 in shared memory,
-        // then writes them as 16-byte chunks (rounded once, with beta * out added for tn).
-        using Out = std::conditional_t<kMode == kModeTN, O, Bf16>;
-        constexpr int kPer = 16 / sizeof(Out), kRowChunks = kWN / kPer;
-        Out *out = kMode == kModeTN ? static_cast<Out *>(const_cast<void *>(matrix))
-                                    : reinterpret_cast<Out *>(c + r0 * n);
+        // then writes them as 16-byte chunks (rounded once, with beta * out added).
+        constexpr int kPer = 16 / sizeof(O), kRowChunks = kWN / kPer;
+        O *out = kMode == kModeTN ? static_cast<O *>(const_cast<void *>(matrix)) : c + r0 * n;
         const bool vec_out = reinterpret_cast<uintptr_t>(out) % 16 == 0 && n % kPer == 0;
         float *staging = reinterpret_cast<float *>(smem) + warp * 16 * kEpiloguePitch;
         const int g4 = lane / 4, t4 = lane % 4;
@@ -381,15 +389,14 @@ grouped_gemm_tc_kernel(int groups, const int32_t *offsets, int32_t *tile_start, 
             for (int nj = 0; nj < kNJ; nj++)
                 PMOE_UNROLL
                 for (int i = 0; i < 4; i++)
-                    staging[(g4 + 8 * (i / 2)) * kEpiloguePitch + 8 * nj + 2 * t4 + i % 2] = acc[mi][nj][i];
+                    staging[(g4 + 8 * (i / 2)) * kEpiloguePitch + 8 * nj + 2 * t4 + i % 2] = alpha * acc[mi][nj][i];
             __syncwarp();
             for (int q = lane; q < 16 * kRowChunks; q += 32) {
                 const int row = q / kRowChunks, col = q % kRowChunks * kPer;
                 const int i = m0 + wm + 16 * mi + row, j = n0 + wn + col;
                 if (i < m && j < n)
-                    store_chunk<Out, kPer>(out + int64_t(i) * n + j, staging + row * kEpiloguePitch + col,
-                                           n - j < kPer ? n - j : kPer, vec_out,
-                                           kMode == kModeTN ? beta : 0.0f);
+                    store_chunk<O, kPer>(out + int64_t(i) * n + j, staging + row * kEpiloguePitch + col,
+                                         n - j < kPer ? n - j : kPer, vec_out, beta);
             }
             __syncwarp();
         }
@@ -461,22 +468,61 @@ template <typename... P> int resident_blocks(void (*kernel)(P...), int threads, 
 #endif
 }
 
-// The bf16 grouped GEMMs on tensor cores (tc::grouped_gemm_tc_kernel), c or out[g] of O;
-// `aligned`: weights[g] must be 16-byte aligned (nn's contract).
+// tc::grouped_gemm_tc_kernel over a tile list in device memory, c or out[g] of O, launched as
+// "grouped_gemm_<mode>_bf16" for the grouped entry points and "gemm_<mode>_bf16" for
+// pmoe_gemm_bf16 (the names the harness counts launches by). The persistent grid is capped at
+// max_tiles, where the host knows the tile count.
+template <int kMode, typename O>
+int launch_tc(bool grouped, int32_t groups, const int32_t *offsets, int32_t *tile_start,
+              int32_t k, int32_t n, const void *a, const void *b, const void *const *matrices, void *c,
+              float alpha, float beta, int64_t max_tiles, void *stream) {
+    static const char *const kNames[2][3] = {{"gemm_nn_bf16", "gemm_nt_bf16", "gemm_tn_bf16"},
+                                             {"grouped_gemm_nn_bf16", "grouped_gemm_nt_bf16", "grouped_gemm_tn_bf16"}};
+    const char *name = kNames[grouped][kMode];
+    const auto kernel = tc::grouped_gemm_tc_kernel<kMode, O>;
+    const int64_t blocks = resident_blocks(kernel, tc::kThreads, tc::kSharedBytes) * int64_t(multiprocessors());
+    return launch(name, kernel, unsigned(blocks < max_tiles ? blocks : max_tiles), tc::kThreads,
+                  tc::kSharedBytes, stream, groups, offsets, tile_start, k, n, static_cast<const Bf16 *>(a),
+                  static_cast<const Bf16 *>(b), matrices, static_cast<O *>(c), alpha, beta);
+}
+
+// The bf16 grouped GEMMs on tensor cores, c or out[g] of O; `aligned`: weights[g] must be
+// 16-byte aligned (nn's contract).
 template <int kMode, typename O>
 int grouped_tc(int32_t groups, const int32_t *offsets, int32_t k, int32_t n, const void *a,
                const void *b, const void *const *matrices, void *c, float beta, bool aligned,
                void *stream) {
-    const auto kernel = tc::grouped_gemm_tc_kernel<kMode, O>;
-    const char *name = kMode == kModeNN ? "grouped_gemm_nn_bf16"
-                       : kMode == kModeNT ? "grouped_gemm_nt_bf16" : "grouped_gemm_tn_bf16";
     return grouped_launch(kMode, aligned, tc::kBM, tc::kBN, groups, offsets, k, n, a,
                           kMode == kModeTN ? b : c, matrices, stream, [&](int32_t *tile_start) {
-        const int blocks = resident_blocks(kernel, tc::kThreads, tc::kSharedBytes) * multiprocessors();
-        return launch(name, kernel, unsigned(blocks), tc::kThreads, tc::kSharedBytes, stream, groups,
-                      offsets, tile_start, k, n, static_cast<const Bf16 *>(a), static_cast<const Bf16 *>(b),
-                      matrices, static_cast<Bf16 *>(c), beta);
+        return launch_tc<kMode, O>(true, groups, offsets, tile_start, k, n, a, b, matrices, c,
+                                   1.0f, beta, INT64_MAX, stream);
     });
+}
+
+// The tile list of a GEMM run as one group: the kernel reads offsets, the matrix pointer and the
+// list from device memory, and a kernel parameter puts them there without a host copy or wait.
+struct OneGroup {
+    const void *matrix;
+    int32_t offsets[2];    // 0, rows
+    int32_t tile_start[3]; // 0, tiles, the kernel's tile counter (0)
+};
+
+__global__ void store_one_group_kernel(OneGroup group, OneGroup *out) { *out = group; }
+
+// A dense bf16 GEMM as the one group of rows [0, rows) of tc::grouped_gemm_tc_kernel: matrix is
+// the weight (nn, nt) or the output (tn). Its tiles are the grouped form's, so it is as
+// deterministic.
+template <int kMode, typename O>
+int dense_tc(int32_t rows, int32_t k, int32_t n, float alpha, const void *a, const void *b,
+             const void *matrix, float beta, void *c, void *stream) {
+    const int tiles = group_tile_count(kMode, rows, k, n, tc::kBM, tc::kBN);
+    DeviceBuffer list;
+    PMOE_CHECK(list.allocate(sizeof(OneGroup), stream, "the GEMM's tile list"));
+    OneGroup *group = list.as<OneGroup>();
+    PMOE_CHECK(launch("gemm_tile_list", store_one_group_kernel, 1, 1, 0, stream,
+                      OneGroup{matrix, {0, rows}, {0, tiles, 0}}, group));
+    return launch_tc<kMode, O>(false, 1, group->offsets, group->tile_start, k, n, a, b, &group->matrix, c,
+                               alpha, beta, tiles, stream);
 }
 
 // C = alpha * op(A) * op(B) + beta * C on the SIMT tiles, operands of T, C of O (checked).
@@ -491,6 +537,23 @@ int dense(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k, flo
     const View<T> vb = trans_b ? View<T>{b, 1, ldb} : View<T>{b, ldb, 1};
     return launch("gemm", gemm_kernel<T, O>, dim3(unsigned(ceil_div(n, BN)), unsigned(ceil_div(m, BM))),
                   kThreads, 0, stream, va, vb, c, int64_t(ldc), m, n, k, alpha, beta);
+}
+
+// pmoe_gemm_bf16, C of O: on tensor cores where the operands lie as one group's of the grouped
+// kernel (no row padding; op(A) op(B) = A B, A B^T or A^T B: every linear layer's forward, input
+// and weight gradients), else (A^T B^T, padded rows) on the SIMT tiles.
+template <typename O>
+int dense_bf16(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k, float alpha,
+               const void *a, int32_t lda, const void *b, int32_t ldb, float beta, O *c, int32_t ldc,
+               void *stream) {
+    if (int64_t(m) * n == 0) return PMOE_OK;
+    if (ldc == n && !trans_a && lda == k && ldb == (trans_b ? k : n))
+        return trans_b ? dense_tc<kModeNT, O>(m, k, n, alpha, a, nullptr, b, beta, c, stream)
+                       : dense_tc<kModeNN, O>(m, k, n, alpha, a, nullptr, b, beta, c, stream);
+    if (ldc == n && trans_a && !trans_b && lda == m && ldb == n) // C[m, n] = tn's out over k rows
+        return dense_tc<kModeTN, O>(k, m, n, alpha, a, b, c, beta, nullptr, stream);
+    return dense(trans_a, trans_b, m, n, k, alpha, static_cast<const Bf16 *>(a), lda,
+                 static_cast<const Bf16 *>(b), ldb, beta, c, ldc, stream);
 }
 
 } // namespace
@@ -511,12 +574,11 @@ int gemm_bf16(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k,
               const void *a, int32_t lda, const void *b, int32_t ldb, float beta, int32_t c_dtype,
               void *c, int32_t ldc, void *stream) {
     return guarded("pmoe_gemm_bf16", [&] {
-        const Bf16 *a16 = static_cast<const Bf16 *>(a), *b16 = static_cast<const Bf16 *>(b);
-        if (c_dtype == PMOE_DTYPE_BF16)
-            return dense(trans_a, trans_b, m, n, k, alpha, a16, lda, b16, ldb, beta,
-                         static_cast<Bf16 *>(c), ldc, stream);
-        return dense(trans_a, trans_b, m, n, k, alpha, a16, lda, b16, ldb, beta,
-                     static_cast<float *>(c), ldc, stream);
+        return with_device_dtype(c_dtype, [&](auto t) {
+            using O = decltype(t);
+            return dense_bf16(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta,
+                              static_cast<O *>(c), ldc, stream);
+        });
     });
 }
 

@@ -556,3 +556,12 @@ extern "C" PMOE_API int pmoe_hostexec_selftest(int32_t thread_mode, char *report
     if (report && capacity > 0) std::snprintf(report, size_t(capacity), "%s", r.text.c_str());
     return r.failures;
 }
+
+// Launches so far of kernels launched as `name`: lets a test check which kernel ran an entry point
+// (pmoe_gemm_bf16's tensor-core or SIMT route).
+extern "C" PMOE_API int64_t pmoe_hostexec_launches(const char *name) {
+    auto &s = pmoe_host::launch_state();
+    std::lock_guard<std::mutex> lock(s.mu);
+    const auto it = s.launches.find(name);
+    return it == s.launches.end() ? 0 : int64_t(it->second);
+}

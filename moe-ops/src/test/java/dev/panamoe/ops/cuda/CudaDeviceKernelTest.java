@@ -269,4 +269,38 @@ class CudaDeviceKernelTest {
             }
         }
     }
+
+    /**
+     * pmoe_gemm_bf16 on hardware where it runs on the tensor-core kernel as one group (nn, nt and tn: the tile list
+     * stored by a kernel parameter, alpha, an f32 output accumulated with beta = 1 or a bf16 one), on a shape with
+     * aligned rows and one without, against the CPU library's pmoe_gemm_bf16 on the same values.
+     */
+    @Test
+    void tensorCoreDenseGemmMatchesTheCpu() throws Throwable {
+        Random rnd = new Random(24);
+        for (int[] mnk : new int[][] {{300, 136, 256}, {77, 203, 45}}) {
+            int m = mnk[0], n = mnk[1], k = mnk[2];
+            for (int t = 0; t < 3; t++) {
+                int ta = t == 2 ? 1 : 0, tb = t == 1 ? 1 : 0, lda = ta == 1 ? m : k, ldb = tb == 1 ? k : n;
+                for (int cDtype : new int[] {F32, Harness.BF16}) {
+                    float beta = cDtype == F32 ? 1f : 0f;
+                    String what = "pmoe_gemm_bf16 m=" + m + " n=" + n + " k=" + k + " ta=" + ta + " tb=" + tb + " c_dtype=" + cDtype;
+                    try (Arena arena = Arena.ofConfined()) {
+                        MemorySegment a = Harness.tensor(arena, Harness.BF16, gaussian(rnd, m * k, 1));
+                        MemorySegment b = Harness.tensor(arena, Harness.BF16, gaussian(rnd, k * n, 1));
+                        MemorySegment c0 = Harness.tensor(arena, cDtype, gaussian(rnd, m * n, 1));
+                        MemorySegment expected = arena.allocate(c0.byteSize(), 16).copyFrom(c0);
+                        assertOk(CPU, CPU.pmoe_gemm_bf16(ta, tb, m, n, k, 0.7f, a, lda, b, ldb, beta, cDtype, expected, n,
+                                Harness.NO_STREAM), what + " (cpu)");
+                        MemorySegment c = device(c0, true);
+                        assertOk(cuda, cuda.pmoe_gemm_bf16(ta, tb, m, n, k, 0.7f, device(a, true), lda, device(b, true), ldb,
+                                beta, cDtype, c, n, MemorySegment.NULL), what);
+                        float[] want = Harness.read(expected, cDtype), got = Harness.read(toHost(arena, c), cDtype);
+                        double accumulation = 2 * (k + 2) * F32_EPS * 4 * k, rounding = cDtype == F32 ? 0 : 2 * Harness.BF16_EPS;
+                        Harness.assertClose(what, want, got, i -> rounding * Math.abs(want[i]) + accumulation);
+                    }
+                }
+            }
+        }
+    }
 }

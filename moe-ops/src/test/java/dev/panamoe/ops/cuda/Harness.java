@@ -3,6 +3,7 @@ package dev.panamoe.ops.cuda;
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -12,7 +13,10 @@ import dev.panamoe.bindings.NativeLibraries;
 import dev.panamoe.bindings.NativeStatus;
 import dev.panamoe.bindings.panamoe_h;
 import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandle;
 import java.lang.reflect.Method;
 import java.lang.reflect.Modifier;
 import java.util.List;
@@ -246,5 +250,25 @@ final class Harness {
 
     static String list(Set<String> names) {
         return names.isEmpty() ? "none" : String.join(", ", names);
+    }
+
+    /**
+     * Launches so far, through the harness, of kernels launched as {@code kernel} (the name a
+     * .cu file gives launch(); hostexec's pmoe_hostexec_launches): which kernel ran an entry point.
+     */
+    static long launches(String kernel) {
+        try (Arena arena = Arena.ofConfined()) {
+            return (long) Launches.HANDLE.invokeExact(arena.allocateFrom(kernel));
+        } catch (Throwable e) {
+            throw new AssertionError("pmoe_hostexec_launches(" + kernel + ")", e);
+        }
+    }
+
+    private static final class Launches {
+        @SuppressWarnings("restricted")
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                HOST.library().lookup().find("pmoe_hostexec_launches").orElseThrow(
+                        () -> new AssertionError("pmoe_hostexec_launches is missing from " + HOST_LIBRARY)),
+                FunctionDescriptor.of(JAVA_LONG, ADDRESS));
     }
 }

@@ -614,34 +614,62 @@ class HostHarnessKernelTest {
         }
     }
 
+    /** The kernels pmoe_gemm_bf16 may launch: the SIMT tiles, and the tensor-core kernel as nn, nt or tn. */
+    private static final String[] DENSE_BF16_KERNELS = {"gemm", "gemm_nn_bf16", "gemm_nt_bf16", "gemm_tn_bf16"};
+
     /**
-     * The bf16 GEMMs (dense on the SIMT tiles, grouped nt and tn on tensor cores; f32 and bf16 outputs) against
-     * the CPU library (tested against double references in GemmIsaLevelTest): the f32 accumulation-order
-     * difference, plus one bf16 rounding of each side for a bf16 output.
+     * The bf16 GEMMs (dense and grouped nt and tn; f32 and bf16 outputs) against the CPU library (tested against
+     * double references in GemmIsaLevelTest): the f32 accumulation-order difference, plus one bf16 rounding of each
+     * side for a bf16 output. The dense GEMM runs on tensor cores when its operands are unpadded A B, A B^T or A^T B
+     * (any size: ragged tails are staged element by element), else on the SIMT tiles; the harness's launch counts
+     * show which kernel ran each call.
      */
     @Test
     void bf16GemmsDenseNtAndTn() {
         Random rnd = new Random(15);
-        for (int[] s : new int[][] {{1, 1, 1}, {37, 29, 53}, {65, 130, 70}, {0, 5, 3}, {5, 6, 0}}) {
+        for (int[] s : new int[][] {{1, 1, 1}, {37, 29, 53}, {65, 130, 70}, {130, 72, 40}, {0, 5, 3}, {5, 6, 0}}) {
             int m = s[0], n = s[1], k = s[2];
             for (int t = 0; t < 4; t++) {
                 int ta = t & 1, tb = t >> 1;
-                for (int cDtype : new int[] {F32, BF16}) {
-                    int lda = (ta == 1 ? m : k) + 1, ldb = (tb == 1 ? k : n) + 2, ldc = n + 1;
-                    float[] c0 = gaussian(rnd, Math.max(1, m * ldc), 1);
-                    String what = String.format("gemm_bf16 m=%d n=%d k=%d ta=%d tb=%d c_dtype=%d", m, n, k, ta, tb, cDtype);
-                    try (Arena arena = Arena.ofConfined()) {
-                        MemorySegment sa = tensor(arena, BF16, gaussian(rnd, Math.max(1, (ta == 1 ? k : m) * lda), 1));
-                        MemorySegment sb = tensor(arena, BF16, gaussian(rnd, Math.max(1, (tb == 1 ? n : k) * ldb), 1));
-                        Pair p = both(arena, "pmoe_gemm_bf16", List.of(Out.of(cDtype, c0.length)), (lib, o) -> {
-                            MemorySegment.copy(tensor(arena, cDtype, c0), 0, o[0], 0, o[0].byteSize());
-                            return lib.pmoe_gemm_bf16(ta, tb, m, n, k, 0.7f, sa, lda, sb, ldb, 0.5f, cDtype, o[0], ldc,
-                                    NO_STREAM);
-                        });
-                        float[] expected = Harness.read(p.cpu()[0], cDtype), actual = Harness.read(p.host()[0], cDtype);
-                        double accumulation = 2 * (k + 2) * F32_EPS * 4 * Math.max(1, k);
-                        double rounding = cDtype == BF16 ? 2 * BF16_EPS : 0;
-                        assertClose(what, expected, actual, i -> rounding * Math.abs(expected[i]) + accumulation);
+                for (int pad = 0; pad <= 1; pad++) {
+                    int lda = (ta == 1 ? m : k) + pad, ldb = (tb == 1 ? k : n) + 2 * pad, ldc = n + pad;
+                    int route = m * n == 0 ? -1 : pad == 1 || t == 3 ? 0 : ta == 1 ? 3 : tb == 1 ? 2 : 1;
+                    for (int cDtype : new int[] {F32, BF16}) {
+                        for (float beta : new float[] {0f, 1f}) {
+                            float[] c0 = gaussian(rnd, Math.max(1, m * ldc), 1);
+                            if (beta == 0) java.util.Arrays.fill(c0, Float.NaN); // beta == 0: C is not read
+                            String what = String.format("gemm_bf16 m=%d n=%d k=%d ta=%d tb=%d pad=%d c_dtype=%d beta=%s",
+                                    m, n, k, ta, tb, pad, cDtype, beta);
+                            try (Arena arena = Arena.ofConfined()) {
+                                MemorySegment sa = tensor(arena, BF16, gaussian(rnd, Math.max(1, (ta == 1 ? k : m) * lda), 1));
+                                MemorySegment sb = tensor(arena, BF16, gaussian(rnd, Math.max(1, (tb == 1 ? n : k) * ldb), 1));
+                                MemorySegment init = tensor(arena, cDtype, c0);
+                                long[] before = new long[DENSE_BF16_KERNELS.length];
+                                for (int i = 0; i < before.length; i++) before[i] = Harness.launches(DENSE_BF16_KERNELS[i]);
+                                Pair p = both(arena, "pmoe_gemm_bf16", List.of(Out.of(cDtype, c0.length)), (lib, o) -> {
+                                    MemorySegment.copy(init, 0, o[0], 0, o[0].byteSize());
+                                    return lib.pmoe_gemm_bf16(ta, tb, m, n, k, 0.7f, sa, lda, sb, ldb, beta, cDtype, o[0],
+                                            ldc, NO_STREAM);
+                                });
+                                for (int i = 0; i < before.length; i++)
+                                    assertEquals(before[i] + (i == route ? 1 : 0), Harness.launches(DENSE_BF16_KERNELS[i]),
+                                            what + ": launches of " + DENSE_BF16_KERNELS[i]);
+                                float[] untouched = Harness.read(init, cDtype);
+                                float[] expected = Harness.read(p.cpu()[0], cDtype), actual = Harness.read(p.host()[0], cDtype);
+                                double accumulation = 2 * (k + 2) * F32_EPS * 4 * Math.max(1, k);
+                                double rounding = cDtype == BF16 ? 2 * BF16_EPS : 0;
+                                for (int i = 0; i < expected.length; i++) {
+                                    if (i >= m * ldc || i % ldc >= n) { // padding (or nothing to compute): untouched
+                                        assertEquals(Float.floatToRawIntBits(untouched[i]), Float.floatToRawIntBits(actual[i]),
+                                                what + " wrote the padding at " + i);
+                                        continue;
+                                    }
+                                    double err = Math.abs((double) actual[i] - expected[i]);
+                                    assertTrue(err <= rounding * Math.abs(expected[i]) + accumulation,
+                                            what + " element " + i + ": cpu " + expected[i] + ", harness " + actual[i]);
+                                }
+                            }
+                        }
                     }
                 }
             }
