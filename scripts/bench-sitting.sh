@@ -6,11 +6,13 @@
 #   3. the PyTorch / OpenBLAS anchors first (scripts/anchors/run-anchors.sh, 2 threads);
 #   4. JMH: PeakRateBenchmark, DenseGemmBenchmark (4096^3 and mixtral/4's expert GEMM) and
 #      MoELayerBenchmark.forwardBackward (mixtral/4, deepseek/4), f32 and bf16, at every ISA
-#      level the CPU has (SittingReport plan), the kernels on 2 threads (OMP_NUM_THREADS=2);
-#   5. SittingReport table: DIR/table.md, the Markdown table with same-sitting ratios.
+#      level the CPU has; then, at the CPU's own level, MoELayerBenchmark.trainingStep in bf16
+#      and TrainingStepBenchmark (small) in fp32 and bf16 (SittingReport plan), the kernels on 2
+#      threads (OMP_NUM_THREADS=2);
+#   5. SittingReport table: DIR/table.md, the Markdown tables with same-sitting ratios.
 # Everything goes to DIR (default jmh/results/<date>-<time>-cpu-sitting-f<family>m<model>/): machine.txt,
 # levels.txt, plan.txt, anchors.json/.log, jmh-<run>.json/.log, table.md.
-# About 10 minutes on 2 idle cores (AVX-512 BF16 host) after the build; --quick (tiny sizes, one short
+# About 13 minutes on 2 idle cores (AVX-512 BF16 host) after the build; --quick (tiny sizes, one short
 # iteration, results in a temporary folder) checks the scripts in about 2 minutes and measures nothing.
 # Usage: scripts/bench-sitting.sh [--quick] [--out DIR] [--wait SECONDS (default 300)] [--force]
 #   --force: go on when the machine does not become quiet (the table then says "not quiet").

@@ -21,9 +21,10 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * The bench sitting (scripts/bench-sitting.sh): the JMH runs it makes, and the Markdown table
+ * The bench sitting (scripts/bench-sitting.sh): the JMH runs it makes, and the Markdown tables
  * for jmh/README.md it writes from their results and the PyTorch anchors', with ratios taken
- * within the sitting only (ours vs the machine's peak, vs OpenBLAS, vs torch).
+ * within the sitting only (ours vs the machine's peak, vs OpenBLAS, vs torch; a bf16 training
+ * step vs an fp32 one).
  *
  * <p>{@code SittingReport plan [--quick]} prints one JMH run per line: a name, the benchmark
  * regex, {@code -p} lists and iteration options, at the ISA levels this CPU has (f32 kernels at
@@ -89,6 +90,7 @@ public final class SittingReport {
         String peak = quick ? "-f 1 -wi 0 -i 1 -r 100ms" : "-f 1 -wi 1 -w 1s -i 3 -r 1s";
         String gemm = quick ? "-f 1 -wi 0 -i 1 -r 100ms" : "-f 1 -wi 1 -w 2s -i 4 -r 2s";
         String moe = quick ? "-f 1 -wi 0 -i 1 -r 100ms" : "-f 1 -wi 1 -w 4s -i 4 -r 4s";
+        String step = quick ? "-f 1 -wi 0 -i 1 -r 100ms" : "-f 1 -wi 1 -w 3s -i 5 -r 3s";
         List<String> sizes = quick ? List.of("256x256x256") : List.of("4096x4096x4096", "8192x1024x3584");
         List<String> shapes = quick ? List.of(MoeShape.TINY.name()) : List.of(MoeShape.MIXTRAL_4.name(), MoeShape.DEEPSEEK_4.name());
         List<Run> runs = new ArrayList<>();
@@ -105,6 +107,15 @@ public final class SittingReport {
                                 params("size", sizes, "dtype", List.of(dtype), "isa", isas), gemm));
             }
         }
+        // Mixed precision inside training (issue 11), at the CPU's own level: the layer's share of
+        // a step (gradients zeroed, working copies refreshed) and whole steps in fp32 and bf16.
+        String top = levels.getLast();
+        runs.add(new Run("moe-train-bf16", "MoELayerBenchmark.trainingStep",
+                params("shape", shapes, "dtype", List.of("bf16"), "isa", List.of(top)), moe));
+        Map<String, List<String>> steps = new LinkedHashMap<>();
+        steps.put("preset", List.of(quick ? "tiny" : "small"));
+        steps.put("precision", List.of("fp32", "bf16"));
+        runs.add(new Run("step", "TrainingStepBenchmark.step", steps, step));
         return runs;
     }
 
@@ -214,13 +225,16 @@ public final class SittingReport {
             boolean gemm = run.benchmark().startsWith("DenseGemmBenchmark");
             if (gemm || run.benchmark().startsWith("MoELayerBenchmark")) {
                 oursRows(md, s, run, gemm, !run.benchmark().equals(previous));
+            } else if (run.benchmark().startsWith("TrainingStepBenchmark")) {
+                stepRows(md, s, run);
             }
             previous = run.benchmark();
         }
         md.append("\nRatios are of medians over the measured iterations (JMH) or calls (anchors), all from this sitting. ")
                 .append("vs peak: the 2-thread peak of the instruction the kernels use (f32, and bf16 widened to f32: ")
                 .append("that level's FMA; bf16 at avx512_bf16: vdpbf16ps). GEMMs are compared with the anchors' ")
-                .append(anchorGemmShape(s)).append(" GEMMs. Targets are issue 13's, at the levels they are set for.\n");
+                .append(anchorGemmShape(s)).append(" GEMMs. Targets are issue 13's (kernels, layer) and issue 11's ")
+                .append("(the layer inside training, bf16 training steps), at the levels they are set for.\n");
         return md.toString();
     }
 
@@ -356,11 +370,13 @@ public final class SittingReport {
     /** The rows of one run; the table's header first when the run starts a table. */
     private static void oursRows(StringBuilder md, Sitting s, Run run, boolean gemm, boolean header) {
         String shapeKey = gemm ? "size" : "shape";
+        String benchmark = run.benchmark();
+        String layerWhat = benchmark.endsWith("trainingStep")
+                ? "MoELayer training step (fwd+bwd, f32 gradients zeroed, working copies refreshed)" : "MoELayer fwd+bwd";
         if (header) md.append(gemm ? "\n| PanaMoE dense GEMM | dtype | isa | median time | GFLOP/s | vs peak | vs OpenBLAS fp32 | vs torch | target |\n"
                         + "|---|---|---|---:|---:|---:|---:|---:|---|\n"
-                        : "\n| PanaMoE MoELayer fwd+bwd | dtype | isa | median time | GFLOP/s | vs peak | vs torch loop | target |\n"
+                        : "\n| PanaMoE " + layerWhat + " | dtype | isa | median time | GFLOP/s | vs peak | vs torch loop | target |\n"
                         + "|---|---|---|---:|---:|---:|---:|---|\n");
-        String benchmark = gemm ? "DenseGemmBenchmark.gemm" : "MoELayerBenchmark.forwardBackward";
         for (Map<String, String> params : run.grid()) {
             String shape = params.get(shapeKey), dtype = params.get("dtype"), isa = params.get("isa");
             md.append("| ").append(shape).append(" | ").append(dtype).append(" | ").append(isa).append(" | ");
@@ -382,6 +398,29 @@ public final class SittingReport {
                     .append(ratio(vsPeak)).append(" | ");
             if (gemm) md.append(dtype.equals("f32") ? ratio(vsBlas) : "").append(" | ");
             md.append(ratio(vsTorch)).append(" | ").append(target(gemm, dtype, isa, vsPeak, vsBlas, vsTorch)).append(" |\n");
+        }
+    }
+
+    /**
+     * The training step in fp32 and in bf16 (TrainingStepBenchmark: forward, backward, clipping,
+     * AdamW and, in bf16, the working copies), tokens/s and the bf16 speed-up, against issue 11's
+     * 2x on a host with AVX512_BF16.
+     */
+    private static void stepRows(StringBuilder md, Sitting s, Run run) {
+        md.append("\n| training step | fp32 time | bf16 time | fp32 tokens/s | bf16 tokens/s | bf16 / fp32 | target |\n")
+                .append("|---|---:|---:|---:|---:|---:|---|\n");
+        for (String preset : run.params().get("preset")) {
+            Double fp32 = s.median(run.benchmark(), Map.of("preset", preset, "precision", "fp32"));
+            Double bf16 = s.median(run.benchmark(), Map.of("preset", preset, "precision", "bf16"));
+            if (fp32 == null || bf16 == null) {
+                md.append("| ").append(preset).append(" | ").append(noResult(null, run.name())).append(" | | | | | |\n");
+                continue;
+            }
+            double tokens = TrainingStepBenchmark.tokensPerStep(preset);
+            double speedup = fp32 / bf16;
+            md.append(String.format(Locale.ROOT, "| %s (%d tokens) | %s | %s | %.0f | %.0f | %s | %s |%n", preset,
+                    (int) tokens, ResultsTable.time(fp32), ResultsTable.time(bf16), tokens / fp32, tokens / bf16,
+                    ratio(speedup), "ok".equals(s.levels().get("avx512_bf16")) ? goal(speedup, 2.0, "fp32") : ""));
         }
     }
 

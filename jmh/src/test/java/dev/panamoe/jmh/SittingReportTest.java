@@ -96,6 +96,10 @@ class SittingReportTest {
                 java.lang.UnsupportedOperationException: dtype bf16 skipped: not yet
                 \tat dev.panamoe.jmh.MoELayerBenchmark.setup(MoELayerBenchmark.java:60)
                 """);
+        // small: 8 x 256 = 2048 tokens a step.
+        Files.writeString(dir.resolve("jmh-step.json"), array(
+                result("TrainingStepBenchmark.step", Map.of("preset", "small", "precision", "fp32"), "ms/op", 500),
+                result("TrainingStepBenchmark.step", Map.of("preset", "small", "precision", "bf16"), "ms/op", 320)));
         return dir;
     }
 
@@ -135,6 +139,14 @@ class SittingReportTest {
         assertFalse(md.contains("not quiet"), md);
         assertEquals(1, md.lines().filter(l -> l.startsWith("| PanaMoE dense GEMM |")).count(), "one GEMM table for f32 and bf16");
         assertEquals(1, md.lines().filter(l -> l.startsWith("| PanaMoE MoELayer fwd+bwd |")).count(), md);
+
+        // issue 11's rows: the layer inside training (no result here) and the steps, without the 2x
+        // target on a host without AVX512_BF16
+        assertTrue(md.contains("| PanaMoE MoELayer training step (fwd+bwd, f32 gradients zeroed, working copies refreshed) |"),
+                md);
+        assertEquals("| mixtral/4 | bf16 | avx512 | no result (see jmh-moe-train-bf16.log) | | | | |",
+                md.lines().filter(l -> l.startsWith("| mixtral/4 | bf16 |")).skip(1).findFirst().orElseThrow());
+        assertEquals("| small (2048 tokens) | 500.00 ms | 320.00 ms | 4096 | 6400 | 1.56x |  |", row(md, "| small"));
     }
 
     @Test
@@ -160,7 +172,12 @@ class SittingReportTest {
     @Test
     void planRunsEachLevelTheCpuHasAndF32BelowAvx512Bf16Only() {
         List<SittingReport.Run> all = SittingReport.plan(false, List.of("avx2", "avx512", "avx512_bf16"));
-        assertEquals(List.of("peak", "gemm-f32", "gemm-bf16", "moe-f32", "moe-bf16"), all.stream().map(SittingReport.Run::name).toList());
+        assertEquals(List.of("peak", "gemm-f32", "gemm-bf16", "moe-f32", "moe-bf16", "moe-train-bf16", "step"),
+                all.stream().map(SittingReport.Run::name).toList());
+        assertEquals("moe-train-bf16 MoELayerBenchmark.trainingStep -p shape=mixtral/4,deepseek/4 -p dtype=bf16 "
+                + "-p isa=avx512_bf16 -f 1 -wi 1 -w 4s -i 4 -r 4s", all.get(5).line());
+        assertEquals("step TrainingStepBenchmark.step -p preset=small -p precision=fp32,bf16 -f 1 -wi 1 -w 3s -i 5 -r 3s",
+                all.get(6).line());
         assertEquals("gemm-f32 DenseGemmBenchmark.gemm -p size=4096x4096x4096,8192x1024x3584 -p dtype=f32 -p isa=avx2,avx512 "
                 + "-f 1 -wi 1 -w 2s -i 4 -r 2s", all.get(1).line());
         assertEquals(List.of("avx2", "avx512", "avx512_bf16"), all.get(4).params().get("isa"));
@@ -171,7 +188,9 @@ class SittingReportTest {
         assertEquals(Map.of("dtype", "bf16", "isa", "avx2", "size", "4096x4096x4096"), all.get(2).grid().get(0));
 
         List<SittingReport.Run> avx2 = SittingReport.plan(true, List.of("avx2"));
-        assertTrue(avx2.stream().allMatch(r -> r.params().get("isa").equals(List.of("avx2"))));
+        assertTrue(avx2.stream().filter(r -> r.params().containsKey("isa"))
+                .allMatch(r -> r.params().get("isa").equals(List.of("avx2"))));
+        assertEquals(List.of("tiny"), avx2.getLast().params().get("preset"));
         assertEquals(List.of("tiny"), avx2.get(3).params().get("shape"));
         assertTrue(SittingReport.plan(false, List.of()).isEmpty());
         assertThrows(IllegalArgumentException.class, () -> SittingReport.Run.parse("lonely"));
