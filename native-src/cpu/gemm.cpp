@@ -18,7 +18,7 @@
 // AVX512_BF16 (14 x 32, vdpbf16ps on bf16 pairs: gemm_avx512.cpp). Below AVX512_BF16, bf16
 // operands are widened to f32 panels (exact) and run the level's f32 kernel. KC and MC follow
 // the host's L1d and L2 sizes. A bf16 C is accumulated in an f32 copy of the item and rounded
-// once at the end.
+// once, each column panel right after its last depth block.
 //
 // Determinism: every element of C is owned by one item (one thread) and is computed as a fixed
 // chain: acc_j = sum over the steps of the j-th depth block (in order, from 0), then
