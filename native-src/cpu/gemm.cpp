@@ -18,7 +18,7 @@
 // AVX512_BF16 (14 x 32, vdpbf16ps on bf16 pairs: gemm_avx512.cpp). Below AVX512_BF16, bf16
 // operands are widened to f32 panels (exact) and run the level's f32 kernel. KC and MC follow
 // the host's L1d and L2 sizes. A bf16 C is accumulated in an f32 copy of the item and rounded
-// once at the end.
+// once, each column panel right after its last depth block.
 //
 // Determinism: every element of C is owned by one item (one thread) and is computed as a fixed
 // chain: acc_j = sum over the steps of the j-th depth block (in order, from 0), then
@@ -32,6 +32,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <type_traits>
@@ -43,7 +44,8 @@
 namespace pmoe {
 namespace {
 
-constexpr int ITEMS_PER_THREAD = 4; // enough items for the dynamic schedule to balance
+constexpr int ITEMS_PER_THREAD = 4; // the most items per thread a problem is cut into
+constexpr double TAIL_ITEMS = 0.5;  // the expected imbalance of the dynamic schedule, in items
 constexpr int MIN_ITEM_SIDE = 96;   // rows (columns) are not split below this: packing must amortize
 constexpr int NC = 2048;            // max columns of a packed B block: it lives in L3
 constexpr int MAX_KC_STEPS = 512;   // bounds zero_row and the depth of a block
@@ -183,37 +185,57 @@ int64_t depth_block(const Engine &e, int64_t k) {
 }
 
 // Cuts the problems into items. An item of rows x cols packs its rows of A and its columns of
-// B once per depth block, so a problem cut into R x C items packs k * (C * m + R * n) elements.
-// Each problem gets its share of ITEMS_PER_THREAD items per thread (at least one item) and the
-// R x C grid of that many items that packs the least; sides are not cut below MIN_ITEM_SIDE
-// unless the problem is smaller. A bf16 C item is at most 4 * MC rows x NC columns, which
-// bounds its f32 copy. Blocks are balanced so that no edge block is a sliver.
+// B once per depth block: k * (rows + cols) words for 2 * rows * cols * k flops, so small items
+// of a shallow product spend much of their time packing. Each problem is cut into the R x C
+// grid of at most its share of ITEMS_PER_THREAD items per thread (at least one item) whose
+// estimated time is least: the rounds of items a thread runs (3 equal items on 2 threads take
+// 2 rounds), plus TAIL_ITEMS of an item for the imbalance that the dynamic schedule leaves when
+// a thread is held up, times an item's compute and packing. Sides are not cut below
+// MIN_ITEM_SIDE unless the problem is smaller. A bf16 C item is at most 4 * MC rows x NC
+// columns, which bounds its f32 copy. The micro-panels of a side are dealt out evenly, so
+// blocks differ by at most one panel.
 std::vector<Item> make_items(const Engine &e, const std::vector<GemmProblem> &problems, int threads) {
     const int nr = e.u.nr, mr = e.u.mr;
     int64_t busy = 0;
     for (const GemmProblem &p : problems) busy += p.m > 0 && p.n > 0;
     if (busy == 0) return {};
     const int64_t share = ceil_div(ITEMS_PER_THREAD * threads, busy);
+    // The kernels do 1 to 2 multiply-adds of 16 lanes a cycle per depth step of 1 or 2; a
+    // packed word takes about a cycle: ~64 flops of f32 work, ~128 of bf16-pair work.
+    const double pack_flops = 64.0 * e.u.depth_per_step;
     std::vector<Item> items;
     for (size_t i = 0; i < problems.size(); i++) {
         const GemmProblem &p = problems[i];
         if (p.m == 0 || p.n == 0) continue;
+        const int64_t panels_r = ceil_div(p.m, mr), panels_c = ceil_div(p.n, nr);
         const int64_t min_r = p.bf16_out ? ceil_div(p.m, 4 * e.mc) : 1;
         const int64_t min_c = p.bf16_out ? ceil_div(p.n, NC) : 1;
-        const int64_t max_r = std::max(min_r, ceil_div(p.m, MIN_ITEM_SIDE));
-        const int64_t max_c = std::max(min_c, ceil_div(p.n, MIN_ITEM_SIDE));
-        int64_t best_r = min_r, best_c = max_c, best_cost = INT64_MAX;
-        for (int64_t r = min_r; r <= std::min(max_r, std::max(min_r, share)); r++) {
-            const int64_t c = std::clamp(ceil_div(share, r), min_c, max_c);
-            const int64_t cost = c * p.m + r * p.n;
-            if (cost < best_cost) best_r = r, best_c = c, best_cost = cost;
+        const int64_t max_r = std::min(panels_r, std::max(min_r, ceil_div(p.m, MIN_ITEM_SIDE)));
+        const int64_t max_c = std::min(panels_c, std::max(min_c, ceil_div(p.n, MIN_ITEM_SIDE)));
+        const int64_t most = std::max(share, min_r * min_c);
+        int64_t best_r = min_r, best_c = min_c;
+        double best_time = INFINITY;
+        for (int64_t r = min_r; r <= max_r; r++) {
+            for (int64_t c = min_c; c <= max_c && r * c <= most; c++) {
+                const double item = 2.0 * double(p.m) * double(p.n) / double(r * c) +
+                                    pack_flops * (double(p.m) / double(r) + double(p.n) / double(c));
+                const double time = (double(ceil_div(r * c, threads)) + TAIL_ITEMS) * item;
+                if (time < best_time) best_r = r, best_c = c, best_time = time;
+            }
         }
-        const int64_t rows = round_up(ceil_div(p.m, best_r), mr);
-        const int64_t cols = round_up(ceil_div(p.n, best_c), nr);
-        for (int64_t r = 0; r < p.m; r += rows)
-            for (int64_t c = 0; c < p.n; c += cols)
-                items.push_back({int32_t(i), int32_t(r), int32_t(std::min(rows, p.m - r)), int32_t(c),
-                                 int32_t(std::min(cols, p.n - c))});
+        // Block b of n blocks starts at panel b * panels / n.
+        auto start = [](int64_t b, int64_t n, int64_t panels, int w, int64_t size) {
+            return std::min(size, b * panels / n * w);
+        };
+        for (int64_t r = 0; r < best_r; r++) {
+            const int64_t r0 = start(r, best_r, panels_r, mr, p.m);
+            const int64_t r1 = start(r + 1, best_r, panels_r, mr, p.m);
+            for (int64_t c = 0; c < best_c; c++) {
+                const int64_t c0 = start(c, best_c, panels_c, nr, p.n);
+                const int64_t c1 = start(c + 1, best_c, panels_c, nr, p.n);
+                items.push_back({int32_t(i), int32_t(r0), int32_t(r1 - r0), int32_t(c0), int32_t(c1 - c0)});
+            }
+        }
     }
     return items;
 }
@@ -244,7 +266,15 @@ inline __m256i first_lanes(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-// An f32 tail is one masked move (the AVX-512 kernel's 14-row panels end in 6 of 8).
+// Stores the first n (at most 8) 32-bit words of v (the AVX-512 kernel's 14-row panels end in
+// 6 of 8).
+inline void store_words(void *dst, __m256i v, int n) {
+    if (n == 8) return _mm256_storeu_si256(static_cast<__m256i *>(dst), v);
+    _mm256_maskstore_epi32(static_cast<int *>(dst), first_lanes(n), v);
+}
+inline void store_words(float *d, __m256 v, int n) { store_words(d, _mm256_castps_si256(v), n); }
+
+// An f32 tail is one masked move.
 template <class T> inline void copy_words(const T *s, float *d, int n) {
     int l = 0;
     for (; l + 8 <= n; l += 8) _mm256_storeu_ps(d + l, load8(s + l));
@@ -300,7 +330,6 @@ void pack_depth_contiguous(int W, const T *src, int64_t ld, int lanes, int steps
     for (int q = 0; q < lanes; q += W, dst += int64_t(steps) * W) {
         for (int g = 0; g < W; g += 8) {
             const int width = std::min(8, W - g); // lanes of this group that belong to the panel
-            const __m256i mask = first_lanes(width);
             const T *row[8];
             for (int r = 0; r < 8; r++)
                 row[r] = r < width && q + g + r < lanes ? src + (q + g + r) * ld : reinterpret_cast<const T *>(zero_row);
@@ -310,11 +339,7 @@ void pack_depth_contiguous(int W, const T *src, int64_t ld, int lanes, int steps
                 for (int r = 0; r < 8; r++) v[r] = load8(row[r] + p);
                 transpose8(v);
                 for (int i = 0; i < 8; i++) {
-                    float *d = dst + (p + i) * W + g;
-                    if (width == 8)
-                        _mm256_storeu_ps(d, v[i]);
-                    else
-                        _mm256_maskstore_ps(d, mask, v[i]);
+                    store_words(dst + (p + i) * W + g, v[i], width);
                 }
             }
             for (; p < steps; p++)
@@ -337,25 +362,34 @@ void pack_bf16_pairs_lanes_contiguous(int W, const uint16_t *src, int64_t ld, in
             const int n = std::min(W, lanes - q * W);
             const uint16_t *s0 = r0 + q * W, *s1 = r1 ? r1 + q * W : nullptr;
             int l = 0;
-            // 8 lanes at a time, while 8 can be read (the source row goes on past the panel):
-            // the last group of a panel may be partial (a 14-lane A panel is 8 + 6 lanes).
+            // 16 lanes at a time, then 8, while they can be read (the source row goes on past
+            // the panel): the last group of a panel may be partial (a 14-lane A panel is 14 of
+            // 16 lanes).
+            for (; l < n && q * W + l + 16 <= lanes; l += 16) {
+                const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s0 + l));
+                const __m256i y = s1 ? _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s1 + l))
+                                     : _mm256_setzero_si256();
+                // The unpacks work within 128-bit halves: lo holds lanes 0-3 and 8-11, hi 4-7
+                // and 12-15.
+                const __m256i lo = _mm256_unpacklo_epi16(x, y), hi = _mm256_unpackhi_epi16(x, y);
+                store_words(d + 2 * l, _mm256_permute2x128_si256(lo, hi, 0x20), std::min(8, n - l));
+                if (n - l > 8)
+                    store_words(d + 2 * l + 16, _mm256_permute2x128_si256(lo, hi, 0x31),
+                                std::min(8, n - l - 8));
+            }
             for (; l < n && q * W + l + 8 <= lanes; l += 8) {
                 const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s0 + l));
                 const __m128i y = s1 ? _mm_loadu_si128(reinterpret_cast<const __m128i *>(s1 + l))
                                      : _mm_setzero_si128();
-                const __m256i pairs =
-                    _mm256_set_m128i(_mm_unpackhi_epi16(x, y), _mm_unpacklo_epi16(x, y));
-                __m256i *out = reinterpret_cast<__m256i *>(d + 2 * l);
-                if (l + 8 <= n)
-                    _mm256_storeu_si256(out, pairs);
-                else
-                    _mm256_maskstore_epi32(reinterpret_cast<int *>(out), first_lanes(n - l), pairs);
+                store_words(d + 2 * l,
+                            _mm256_set_m128i(_mm_unpackhi_epi16(x, y), _mm_unpacklo_epi16(x, y)),
+                            std::min(8, n - l));
             }
             for (; l < n; l++) {
                 d[2 * l] = s0[l];
                 d[2 * l + 1] = s1 ? s1[l] : 0;
             }
-            std::memset(d + 2 * n, 0, (W - n) * 2 * sizeof(uint16_t));
+            if (n < W) std::memset(d + 2 * n, 0, (W - n) * 2 * sizeof(uint16_t));
         }
     }
 }
@@ -429,6 +463,12 @@ void scale_item(const GemmProblem &p, const Item &it) {
     }
 }
 
+// c16[rows, cols] = c[rows, cols] rounded to bf16.
+void round_to_bf16(const float *c, int64_t ldc, uint16_t *c16, int64_t ldc16, int rows, int cols) {
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j++) c16[i * ldc16 + j] = f32_to_bf16(c[i * ldc + j]);
+}
+
 const void *element(const void *base, bool bf16, int64_t offset) {
     return static_cast<const char *>(base) + offset * (bf16 ? 2 : 4);
 }
@@ -473,13 +513,15 @@ void run_item(const Engine &e, const GemmProblem &p, const Item &it, Buffers &bu
                         e.u.run(steps, ai + int64_t(i) * steps, bj, cj + i * ldc, ldc,
                                 std::min(mr, mc - i), std::min(nr, nc - j), p.alpha, p.beta,
                                 p0 == 0);
+                    // A finished bf16 column panel is rounded while it is still in L1/L2,
+                    // rather than in a pass over the whole item afterwards.
+                    if (p.bf16_out && p0 + kb >= p.k)
+                        round_to_bf16(cj, ldc, c16 + (i0 * p.ldc + j0 + j), p.ldc, mc,
+                                      std::min(nr, nc - j));
                 }
             }
         }
     }
-    if (p.bf16_out)
-        for (int i = 0; i < it.rows; i++)
-            for (int j = 0; j < it.cols; j++) c16[i * p.ldc + j] = f32_to_bf16(c[i * ldc + j]);
 }
 
 // Raises a_need, b_need and c_need (floats) to what run_item needs for `it`.

@@ -24,6 +24,15 @@ import org.openjdk.jmh.annotations.Warmup;
  * CPU kernels at a chosen ISA level (a level the CPU lacks fails its setup, naming the missing
  * feature): 4096^3, and the work of the MoE layers' expert projections, [tokens * k, hidden] x
  * [hidden, ffn]. GFLOP/s = 2 * m * n * k / time (ResultsTable).
+ *
+ * <p>{@code form} picks how the model calls it (BlockOps): {@code nn} c[m, n] = a[m, k] b[k, n]
+ * (forward), {@code nt} c[m, n] = a[m, k] b[n, k]^T (input gradient) or {@code tn}
+ * c[m, n] += a[k, m]^T b[k, n] (weight gradient: beta 1, c f32 also when a and b are bf16). The
+ * dense layers of one training step of the {@code small} preset (2048 token rows, hidden 256,
+ * FFN 1024, vocabulary 256; issue #11), as {@code -p form=F -p size=...}:
+ * nn 2048x256x768, 2048x256x256, 2048x256x1024, 2048x1024x256;
+ * nt 2048x768x256, 2048x256x256, 2048x1024x256, 2048x256x1024;
+ * tn 256x2048x768, 256x2048x256, 256x2048x1024, 1024x2048x256.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -37,6 +46,10 @@ public class DenseGemmBenchmark {
     @Param({"4096x4096x4096", "8192x1024x3584", "32768x1792x512", "2048x2048x2048"})
     public String size;
 
+    /** nn, nt or tn (above). */
+    @Param({"nn"})
+    public String form;
+
     @Param({"f32", "bf16"})
     public String dtype;
 
@@ -47,6 +60,9 @@ public class DenseGemmBenchmark {
     private Tensor a;
     private Tensor b;
     private Tensor c;
+    private boolean transA;
+    private boolean transB;
+    private float beta;
 
     @Setup(Level.Trial)
     public void setup() {
@@ -55,11 +71,20 @@ public class DenseGemmBenchmark {
         DType type = BenchmarkData.floatType(dtype);
         CpuLevel.named(isa).selectForKernels();
         scope = TensorScope.shared(CpuBackend.get());
-        a = scope.allocate("a", type, m, k);
-        b = scope.allocate("b", type, k, n);
-        c = scope.allocate("c", type, m, n);
+        transA = form.equals("tn");
+        transB = form.equals("nt");
+        if (!transA && !transB && !form.equals("nn")) {
+            throw new IllegalArgumentException("form must be nn, nt or tn: " + form);
+        }
+        beta = transA ? 1f : 0f;
+        a = transA ? scope.allocate("a", type, k, m) : scope.allocate("a", type, m, k);
+        b = transB ? scope.allocate("b", type, n, k) : scope.allocate("b", type, k, n);
+        c = scope.allocate("c", transA ? DType.F32 : type, m, n);
         BenchmarkData.fillUniform(a, 1, 1f);
         BenchmarkData.fillUniform(b, 2, 1f);
+        if (transA) {
+            BenchmarkData.fillUniform(c, 3, 1f);
+        }
     }
 
     @TearDown(Level.Trial)
@@ -69,7 +94,7 @@ public class DenseGemmBenchmark {
 
     @Benchmark
     public Tensor gemm() {
-        CpuBackend.get().gemm(false, false, 1f, a, b, 0f, c);
+        CpuBackend.get().gemm(transA, transB, 1f, a, b, beta, c);
         return c;
     }
 }
