@@ -103,8 +103,8 @@ public final class SittingReport {
                 runs.add(layer
                         ? new Run("moe-" + dtype, "MoELayerBenchmark.forwardBackward",
                                 params("shape", shapes, "dtype", List.of(dtype), "isa", isas), moe)
-                        : new Run("gemm-" + dtype, "DenseGemmBenchmark.gemm",
-                                params("size", sizes, "dtype", List.of(dtype), "isa", isas), gemm));
+                        : new Run("gemm-" + dtype, "DenseGemmBenchmark.gemm", withForm(
+                                params("size", sizes, "dtype", List.of(dtype), "isa", isas)), gemm));
             }
         }
         // Mixed precision inside training (issue 11), at the CPU's own level: the layer's share of
@@ -117,6 +117,12 @@ public final class SittingReport {
         steps.put("precision", List.of("fp32", "bf16"));
         runs.add(new Run("step", "TrainingStepBenchmark.step", steps, step));
         return runs;
+    }
+
+    /** The plain product (nn): the table's rows name the GEMM's parameters, JMH's results all of them. */
+    private static Map<String, List<String>> withForm(Map<String, List<String>> params) {
+        params.put("form", List.of("nn"));
+        return params;
     }
 
     private static Map<String, List<String>> params(String k1, List<String> v1, String k2, List<String> v2,

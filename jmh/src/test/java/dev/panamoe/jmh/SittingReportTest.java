@@ -75,10 +75,10 @@ class SittingReportTest {
                 result("PeakRateBenchmark.twoThreads", Map.of("isa", "avx512"), "ops/ms", 500)));
         // 4096^3 = 137.44 GFLOP: 0.5 s -> 274.9 GFLOP/s.
         Files.writeString(dir.resolve("jmh-gemm-f32.json"), array(
-                result("DenseGemmBenchmark.gemm", Map.of("size", "4096x4096x4096", "dtype", "f32", "isa", "avx512"), "ms/op", 500),
-                result("DenseGemmBenchmark.gemm", Map.of("size", "4096x4096x4096", "dtype", "f32", "isa", "avx2"), "ms/op", 1000),
-                result("DenseGemmBenchmark.gemm", Map.of("size", "8192x1024x3584", "dtype", "f32", "isa", "avx2"), "s/op", 1),
-                result("DenseGemmBenchmark.gemm", Map.of("size", "8192x1024x3584", "dtype", "f32", "isa", "avx512"), "ms/op", 200)));
+                result("DenseGemmBenchmark.gemm", Map.of("size", "4096x4096x4096", "dtype", "f32", "form", "nn", "isa", "avx512"), "ms/op", 500),
+                result("DenseGemmBenchmark.gemm", Map.of("size", "4096x4096x4096", "dtype", "f32", "form", "nn", "isa", "avx2"), "ms/op", 1000),
+                result("DenseGemmBenchmark.gemm", Map.of("size", "8192x1024x3584", "dtype", "f32", "form", "nn", "isa", "avx2"), "s/op", 1),
+                result("DenseGemmBenchmark.gemm", Map.of("size", "8192x1024x3584", "dtype", "f32", "form", "nn", "isa", "avx512"), "ms/op", 200)));
         // gemm-bf16 wrote nothing and its log is gone: rows say where to look.
         // mixtral/4 fwd+bwd = 3 * 2 * 4096 * 2 * 3 * 1024 * 3584 = 541.1 GFLOP: 2 s -> 270.6 GFLOP/s.
         Files.writeString(dir.resolve("jmh-moe-f32.json"), array(
@@ -179,13 +179,13 @@ class SittingReportTest {
         assertEquals("step TrainingStepBenchmark.step -p preset=small -p precision=fp32,bf16 -f 1 -wi 1 -w 3s -i 5 -r 3s",
                 all.get(6).line());
         assertEquals("gemm-f32 DenseGemmBenchmark.gemm -p size=4096x4096x4096,8192x1024x3584 -p dtype=f32 -p isa=avx2,avx512 "
-                + "-f 1 -wi 1 -w 2s -i 4 -r 2s", all.get(1).line());
+                + "-p form=nn -f 1 -wi 1 -w 2s -i 4 -r 2s", all.get(1).line());
         assertEquals(List.of("avx2", "avx512", "avx512_bf16"), all.get(4).params().get("isa"));
         for (SittingReport.Run run : all) {
             assertEquals(run, SittingReport.Run.parse(run.line()));
         }
         assertEquals(6, all.get(2).grid().size());
-        assertEquals(Map.of("dtype", "bf16", "isa", "avx2", "size", "4096x4096x4096"), all.get(2).grid().get(0));
+        assertEquals(Map.of("dtype", "bf16", "form", "nn", "isa", "avx2", "size", "4096x4096x4096"), all.get(2).grid().get(0));
 
         List<SittingReport.Run> avx2 = SittingReport.plan(true, List.of("avx2"));
         assertTrue(avx2.stream().filter(r -> r.params().containsKey("isa"))
