@@ -25,8 +25,8 @@ public final class DemoCommand implements Callable<Integer> {
      * The tuned run: 600 steps of 16 x 64 tokens at lr 3e-3 (a tenth of them warm-up), cosine-decayed
      * to 3e-4. It closes 97% of the gap (final validation loss 0.92 against a floor of 0.845 and a
      * unigram loss of 4.095); 400 steps would close about 95%. In auto precision: bf16 where the
-     * CPU has AVX512_BF16 (measured on 2026-12-05: final validation loss 0.9200 in bf16, 0.9202 in
-     * fp32, both closing 97.7% of the gap), fp32 elsewhere.
+     * CPU has AVX512_BF16 (measured on 2026-12-05: final validation loss 0.9233 in bf16, 0.9204 in
+     * fp32 (PMOE_CPU_ISA=avx512), closing 97.6% and 97.7% of the gap), fp32 elsewhere.
      */
     static TrainingConfig.Builder demoConfig(int steps, long seed) {
         return TrainingConfig.builder().steps(steps).batch(16).seq(64).lr(3e-3f).minLr(3e-4f).weightDecay(0.1f)
