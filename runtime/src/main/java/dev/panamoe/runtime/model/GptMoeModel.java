@@ -74,8 +74,8 @@ import java.util.function.IntFunction;
  * the residual stream, the logits and what crosses stage and expert boundaries. What bf16 would
  * spoil stays f32: the router (logits, softmax, top-k, aux and z losses), the norms' statistics,
  * the attention probabilities and the cross-entropy, computed in f32 inside the kernels from bf16
- * inputs, and every sum over a TENSOR group (widened, summed, rounded once). An f32 model is
- * unchanged by this.
+ * inputs, and every sum over a TENSOR group (the ranks' partial products kept in f32, summed,
+ * rounded once). An f32 model is unchanged by this.
  *
  * <p>Not thread-safe; one model per training thread.
  */
