@@ -5,13 +5,15 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
 /**
- * The reference backend: host memory from {@link Arena}, kernels from an implementation of
- * panamoe.h that works on host pointers — libpanamoe_cpu.so by default, or any other such
- * library (e.g. the CUDA sources built for host execution) via {@link #CpuBackend(panamoe_h)}.
+ * The reference backend: host memory from a {@link CachingAllocator} (bounded by its peak),
+ * kernels from an implementation of panamoe.h that works on host pointers — libpanamoe_cpu.so
+ * by default, or any other such library (e.g. the CUDA sources built for host execution) via
+ * {@link #CpuBackend(panamoe_h)}.
  * The calls and their checks are {@link NativeBackend}'s.
  */
 public final class CpuBackend extends NativeBackend {
     private static volatile CpuBackend instance;
+    private final CachingAllocator allocator = CachingAllocator.boundedByPeak(new HostBlocks());
 
     public CpuBackend(panamoe_h lib) {
         super(lib, true);
@@ -44,7 +46,12 @@ public final class CpuBackend extends NativeBackend {
 
     @Override
     public TensorMemory openMemory(boolean shared) {
-        return TensorMemory.host(shared ? Arena.ofShared() : Arena.ofConfined());
+        return TensorMemory.host(allocator, shared ? Arena.ofShared() : Arena.ofConfined());
+    }
+
+    /** The cache of host memory behind this backend's tensor scopes. */
+    public CachingAllocator allocator() {
+        return allocator;
     }
 
     @Override

@@ -8,13 +8,7 @@ import java.lang.foreign.MemorySegment;
  * over host memory in the tests. Addresses are device addresses as longs; a stream is an opaque
  * handle as a long (0: the default stream).
  */
-public interface RawDeviceMemory {
-    Device device();
-
-    /** Allocates bytes; throws {@link DeviceOutOfMemoryException} when the device has no room. */
-    long malloc(long bytes);
-
-    void free(long address);
+public interface RawDeviceMemory extends BlockSource {
 
     /** Sets bytes at address to value, ordered on the stream. */
     void memset(long address, int value, long bytes, long stream);

@@ -5,8 +5,8 @@ import java.lang.foreign.MemorySegment;
 
 /**
  * The memory one {@link TensorScope} allocates its tensors from, and the copies between it and
- * the host: host memory from an {@link Arena} on the CPU, blocks of a {@link CachingAllocator}
- * on a CUDA device. Closing it frees (or, on a device, returns to the cache) everything it
+ * the host: blocks of a {@link CachingAllocator}, of host memory on the CPU, of device memory on
+ * a CUDA device. Closing it frees (or, on a device, returns to the cache) everything it
  * allocated.
  *
  * <p>A device segment is a zero-length segment at the device address: it can be handed to a
@@ -18,18 +18,20 @@ public interface TensorMemory extends AutoCloseable {
     /** Allocation alignment: a cache line, and what the vector kernels like. */
     long ALIGNMENT = 64;
 
-    /** Host memory of an arena; closing the memory closes the arena. */
-    static TensorMemory host(Arena arena) {
-        return new HostMemory(arena);
+    /**
+     * Host memory: blocks of allocator, seen through segments of arena; closing the memory
+     * closes the arena and returns the blocks to the allocator's cache.
+     */
+    static TensorMemory host(CachingAllocator allocator, Arena arena) {
+        return new HostMemory(allocator, arena);
     }
 
     /** bytes of zero-filled memory, {@link #ALIGNMENT}-aligned. */
     MemorySegment allocate(long bytes);
 
     /**
-     * bytes of memory whose contents are undefined until written (zeros on the host, where
-     * allocation zeroes anyway; on a device whatever the cached block held), for outputs a
-     * kernel overwrites whole: a device saves the memset.
+     * bytes of memory whose contents are undefined until written (whatever the cached block
+     * held), for outputs a kernel overwrites whole: saves the memset of {@link #allocate}.
      */
     default MemorySegment allocateUninitialized(long bytes) {
         return allocate(bytes);

@@ -7,8 +7,8 @@ import java.util.List;
  * Owns the memory of the tensors allocated in it, on one backend's device; closing the scope
  * frees them all at once, and any later use of them fails with IllegalStateException.
  * A shared scope may be used from any thread; a confined one on the CPU only from the thread
- * that opened it. On a device the memory comes from the backend's caching allocator and goes
- * back to its cache on close.
+ * that opened it. The memory comes from the backend's caching allocator and goes back to its
+ * cache on close.
  */
 public final class TensorScope implements AutoCloseable {
     private final Backend backend;
@@ -45,9 +45,8 @@ public final class TensorScope implements AutoCloseable {
     }
 
     /**
-     * A tensor whose elements are undefined until written (zeros on the CPU; on a device
-     * whatever its cached block held), for an output a kernel overwrites whole: on a device it
-     * saves the memset of {@link #allocate}.
+     * A tensor whose elements are undefined until written (whatever its cached block held), for
+     * an output a kernel overwrites whole: it saves the memset of {@link #allocate}.
      */
     public Tensor allocateUninitialized(String name, DType dtype, int... shape) {
         return allocate(name, dtype, shape, false);

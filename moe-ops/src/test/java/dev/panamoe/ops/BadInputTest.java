@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.panamoe.bindings.NativeCallException;
-import java.lang.foreign.Arena;
 import java.lang.reflect.Proxy;
 import java.util.Arrays;
 import java.util.List;
@@ -34,7 +33,7 @@ class BadInputTest {
     private static final Backend FAKE_GPU = (Backend) Proxy.newProxyInstance(Backend.class.getClassLoader(),
             new Class<?>[] {Backend.class}, (proxy, method, args) -> switch (method.getName()) {
                 case "device" -> Device.cuda(0);
-                case "openMemory" -> TensorMemory.host(Arena.ofAuto());
+                case "openMemory" -> CpuBackend.get().openMemory(true);
                 case "name" -> "fake-gpu";
                 default -> throw new UnsupportedOperationException(method.getName());
             });

@@ -109,6 +109,27 @@ class CachingAllocatorTest {
     }
 
     @Test
+    void aCacheBoundedByThePeakReleasesItsOldestBlocksFirst() {
+        CachingAllocator bounded = CachingAllocator.boundedByPeak(device);
+        // Peak allocated: 3 MiB (one 3 MiB block), so at most 3 MiB stay cached.
+        CachingAllocator.Block big = bounded.allocate(3 * MIB, STREAM);
+        bounded.free(big);
+        assertEquals(3 * MIB, bounded.stats().cachedBytes());
+        CachingAllocator.Block one = bounded.allocate(MIB, STREAM);
+        CachingAllocator.Block two = bounded.allocate(2 * MIB, STREAM);
+        assertEquals(3, device.mallocs(), "no class of 1 or 2 MiB is cached yet");
+        bounded.free(one); // 4 MiB cached: the oldest, big, goes back
+        assertEquals(1, device.frees());
+        assertEquals(MIB, bounded.stats().cachedBytes());
+        bounded.free(two); // 3 MiB cached: within the bound
+        assertEquals(1, device.frees());
+        assertEquals(3 * MIB, bounded.stats().cachedBytes());
+        assertEquals(one.address(), bounded.allocate(MIB, STREAM).address(), "the kept blocks still serve their class");
+        assertEquals(two.address(), bounded.allocate(2 * MIB, STREAM).address());
+        assertEquals(3, device.mallocs());
+    }
+
+    @Test
     void outOfMemoryReleasesTheCacheAndRetriesOnce() {
         CachingAllocator.Block big = allocator.allocate(40 * MIB, STREAM);
         allocator.free(big);

@@ -96,7 +96,7 @@ class HostSyncTest {
     }
 
     @Test
-    void freshDeviceTensorsAreZeroedOnlyWhenAsked() {
+    void freshTensorsAreZeroedOnlyWhenAsked() {
         EmulatedCudaBackend device = new EmulatedCudaBackend(1L << 24, false);
         try (TensorScope scope = TensorScope.shared(device)) {
             Tensor raw = scope.allocateUninitialized("raw", DType.I32, 8);
@@ -105,8 +105,21 @@ class HostSyncTest {
                     raw.toIntArray(), "no memset of a fresh block: it still holds the emulation's poison");
             assertArrayEquals(new int[8], scope.allocate("zeroed", DType.I32, 8).toIntArray());
         }
+        // On the CPU a closed scope's block goes back to the host cache and serves the next
+        // request of its size class as it is; only allocate zeroes it.
+        float[] last = {1.5f, -2f, 3.25f};
         try (TensorScope scope = TensorScope.shared(CpuBackend.get())) {
-            assertArrayEquals(new float[3], scope.allocateUninitialized("host", DType.F32, 3).toFloatArray());
+            scope.allocate("previous", DType.F32, 3).copyFrom(last);
+        }
+        try (TensorScope scope = TensorScope.shared(CpuBackend.get())) {
+            assertArrayEquals(last, scope.allocateUninitialized("host", DType.F32, 3).toFloatArray(),
+                    "no memset of a cached block: it still holds its last owner's values");
+        }
+        try (TensorScope scope = TensorScope.shared(CpuBackend.get())) {
+            scope.allocate("previous", DType.F32, 3).copyFrom(last);
+        }
+        try (TensorScope scope = TensorScope.shared(CpuBackend.get())) {
+            assertArrayEquals(new float[3], scope.allocate("host", DType.F32, 3).toFloatArray());
         }
     }
 
