@@ -18,7 +18,8 @@
 // AVX512_BF16 (14 x 32, vdpbf16ps on bf16 pairs: gemm_avx512.cpp). Below AVX512_BF16, bf16
 // operands are widened to f32 panels (exact) and run the level's f32 kernel. KC and MC follow
 // the host's L1d and L2 sizes. A bf16 C is accumulated in an f32 copy of the item and rounded
-// once, each column panel right after its last depth block.
+// once, each column panel right after its last depth block; when the whole depth is one block,
+// the AVX-512 kernels round in registers and store the bf16 C themselves (the same values).
 //
 // Determinism: every element of C is owned by one item (one thread) and is computed as a fixed
 // chain: acc_j = sum over the steps of the j-th depth block (in order, from 0), then
@@ -138,7 +139,7 @@ void avx2_kernel(int kc, const float *a, const float *b, float *c, int64_t ldc, 
     }
 }
 
-const MicroKernel micro_avx2_f32 = {AVX2_MR, AVX2_NR, 1, &avx2_kernel};
+const MicroKernel micro_avx2_f32 = {AVX2_MR, AVX2_NR, 1, &avx2_kernel, nullptr};
 
 // ---- blocking ----
 
@@ -473,15 +474,22 @@ const void *element(const void *base, bool bf16, int64_t offset) {
     return static_cast<const char *>(base) + offset * (bf16 ? 2 : 4);
 }
 
+// Whether the micro-kernel writes p's bf16 C itself: a product done in one depth block, at a
+// level whose kernel rounds in registers. Otherwise a bf16 C goes through an f32 copy.
+bool writes_bf16_directly(const Engine &e, const GemmProblem &p) {
+    return p.bf16_out && e.u.run_bf16_c != nullptr && depth_block(e, p.k) >= p.k;
+}
+
 void run_item(const Engine &e, const GemmProblem &p, const Item &it, Buffers &buf) {
     // alpha == 0 follows BLAS: op(A) * op(B) is not formed, so A and B are not read.
     if (p.k == 0 || p.alpha == 0.0f) return scale_item(p, it);
     const int mr = e.u.mr, nr = e.u.nr, dps = e.u.depth_per_step;
-    // A bf16 C is accumulated in f32 (the item's block, row stride cols) and rounded once.
+    const bool direct = writes_bf16_directly(e, p);
+    // Otherwise a bf16 C is accumulated in f32 (the item's block, row stride cols) and rounded once.
     float *c = static_cast<float *>(p.c) + it.row0 * p.ldc + it.col0;
     int64_t ldc = p.ldc;
     uint16_t *c16 = static_cast<uint16_t *>(p.c) + it.row0 * p.ldc + it.col0;
-    if (p.bf16_out) {
+    if (p.bf16_out && !direct) {
         c = buf.c;
         ldc = it.cols;
         if (p.beta != 0.0f)
@@ -508,6 +516,13 @@ void run_item(const Engine &e, const GemmProblem &p, const Item &it, Buffers &bu
                                p.a_row, p.a_col, mc, kc, ai);
                 for (int j = 0; j < nc; j += nr) {
                     const float *bj = buf.b + int64_t(j) * steps;
+                    if (direct) {
+                        uint16_t *cj = c16 + i0 * p.ldc + j0 + j;
+                        for (int i = 0; i < mc; i += mr)
+                            e.u.run_bf16_c(steps, ai + int64_t(i) * steps, bj, cj + i * p.ldc, p.ldc,
+                                           std::min(mr, mc - i), std::min(nr, nc - j), p.alpha, p.beta);
+                        continue;
+                    }
                     float *cj = c + i0 * ldc + j0 + j;
                     for (int i = 0; i < mc; i += mr)
                         e.u.run(steps, ai + int64_t(i) * steps, bj, cj + i * ldc, ldc,
@@ -531,7 +546,7 @@ void buffer_needs(const Engine &e, const GemmProblem &p, const Item &it, size_t 
     const int64_t steps = ceil_div(depth_block(e, p.k), e.u.depth_per_step);
     a_need = std::max<size_t>(a_need, steps * round_up(it.rows, e.u.mr));
     b_need = std::max<size_t>(b_need, steps * round_up(std::min(it.cols, NC), e.u.nr));
-    if (p.bf16_out) c_need = std::max<size_t>(c_need, size_t(it.rows) * it.cols);
+    if (p.bf16_out && !writes_bf16_directly(e, p)) c_need = std::max<size_t>(c_need, size_t(it.rows) * it.cols);
 }
 
 // Runs every problem (all with the same operand type): items of all problems are scheduled

@@ -37,10 +37,17 @@ bool gemm_on_this_thread(const GemmProblem &p);
 using MicroKernelFn = void (*)(int steps, const float *a, const float *b, float *c, int64_t ldc,
                                int mr, int nr, float alpha, float beta, bool first);
 
+// The same tile for a product done in one depth block whose C is bf16: c (bf16, row stride ldc)
+// = round(fma(alpha, acc, beta * c)), beta * c read only if beta != 0, rounded as f32_to_bf16
+// rounds: the value the f32 path stores and then rounds, without the f32 copy of C.
+using MicroKernelBf16CFn = void (*)(int steps, const float *a, const float *b, uint16_t *c,
+                                    int64_t ldc, int mr, int nr, float alpha, float beta);
+
 struct MicroKernel {
     int mr, nr;
     int depth_per_step; // 1: f32 panels; 2: bf16-pair panels
     MicroKernelFn run;
+    MicroKernelBf16CFn run_bf16_c; // null: bf16 C goes through an f32 copy
 };
 
 // The f32 kernel on 512-bit registers, and the vdpbf16ps kernel on bf16 pairs.

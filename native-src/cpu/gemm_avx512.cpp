@@ -29,6 +29,8 @@ namespace pmoe::avx512_bf16 {
 #pragma GCC pop_options
 
 namespace pmoe {
-const MicroKernel micro_avx512_f32 = {avx512_f32::MR, avx512_f32::NR, 1, &avx512_f32::kernel};
-const MicroKernel micro_avx512_bf16 = {avx512_bf16::MR, avx512_bf16::NR, 2, &avx512_bf16::kernel};
+const MicroKernel micro_avx512_f32 = {avx512_f32::MR, avx512_f32::NR, 1, &avx512_f32::kernel,
+                                      &avx512_f32::kernel_bf16_c};
+const MicroKernel micro_avx512_bf16 = {avx512_bf16::MR, avx512_bf16::NR, 2, &avx512_bf16::kernel,
+                                       &avx512_bf16::kernel_bf16_c};
 } // namespace pmoe

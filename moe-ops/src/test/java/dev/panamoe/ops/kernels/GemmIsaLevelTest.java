@@ -94,6 +94,54 @@ class GemmIsaLevelTest {
         });
     }
 
+    /**
+     * A bf16 C is rounded to nearest even from the exact f32 result, NaN and infinities kept,
+     * whether the kernel stores it itself (the whole depth in one block) or through the f32 copy
+     * (many blocks): small-integer operands make every sum exact, so the expected bits are known.
+     * Row 1 of C holds the ties 257 (-> 256), 259 (-> 260) and -257 (-> -256) plus beta * C.
+     */
+    @ParameterizedTest(name = "level {0}")
+    @ValueSource(ints = {1, 2, 3})
+    void bf16OutputIsRoundedToNearestEvenOnEveryPath(int level) {
+        atLevel(level, () -> {
+            int m = 3, n = 40;
+            for (int k : new int[] {4, 1301}) {
+                for (float beta : new float[] {0, 1}) {
+                    float[] a = new float[m * k], b = new float[k * n], c = new float[m * n];
+                    a[0] = 1;                   // row 0: b's row 0
+                    a[k] = a[k + 1] = 1;        // row 1: b's rows 0 + 1
+                    a[2 * k] = 2;               // row 2: twice b's row 0
+                    for (int j = 0; j < n; j++) {
+                        b[j] = (j % 2 == 0 ? 256 : -256) + (j % 5) * 2;
+                        b[n + j] = (j % 2 == 0 ? 1 : -1) * (1 + j % 3); // ties at +-1 and +-3
+                        for (int i = 0; i < m; i++) c[i * n + j] = beta == 0 ? Float.NaN : (j % 7) - 3;
+                    }
+                    b[5] = Float.POSITIVE_INFINITY;
+                    b[n + 6] = Float.NaN;
+                    float[] got;
+                    try (Arena arena = Arena.ofConfined()) {
+                        MemorySegment cs = tensor(arena, BF16, c);
+                        assertOk(LIB.pmoe_gemm_bf16(0, 0, m, n, k, 1f, tensor(arena, BF16, a), k, tensor(arena, BF16, b), n,
+                                beta, BF16, cs, n, NO_STREAM), "pmoe_gemm_bf16");
+                        got = KernelTestSupport.readTensor(cs, BF16);
+                    }
+                    for (int i = 0; i < m; i++) {
+                        for (int j = 0; j < n; j++) {
+                            double exact = beta == 0 ? 0 : beta * c[i * n + j];
+                            for (int p = 0; p < 2; p++) exact += (double) a[i * k + p] * b[p * n + j];
+                            String at = "level " + level + " k=" + k + " beta=" + beta + " C[" + i + "][" + j + "]";
+                            if (Double.isNaN(exact)) {
+                                assertTrue(Float.isNaN(got[i * n + j]), at + ": NaN expected, got " + got[i * n + j]);
+                            } else {
+                                assertEquals(KernelTestSupport.roundToBf16((float) exact), got[i * n + j], at);
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    }
+
     @ParameterizedTest(name = "level {0}")
     @ValueSource(ints = {1, 2, 3})
     void groupedNnNtTnEveryDtypeOnRaggedGroups(int level) {
