@@ -18,8 +18,9 @@
 // AVX512_BF16 (14 x 32, vdpbf16ps on bf16 pairs: gemm_avx512.cpp). Below AVX512_BF16, bf16
 // operands are widened to f32 panels (exact) and run the level's f32 kernel. KC and MC follow
 // the host's L1d and L2 sizes. A bf16 C is accumulated in an f32 copy of the item and rounded
-// once, each column panel right after its last depth block; when the whole depth is one block,
-// the AVX-512 kernels round in registers and store the bf16 C themselves (the same values).
+// once, each column panel right after its last depth block (the AVX-512 kernels round in
+// registers on that block and store the bf16 C themselves; when the whole depth is one block
+// they need no f32 copy at all: the same values).
 //
 // Determinism: every element of C is owned by one item (one thread) and is computed as a fixed
 // chain: acc_j = sum over the steps of the j-th depth block (in order, from 0), then
@@ -474,22 +475,23 @@ const void *element(const void *base, bool bf16, int64_t offset) {
     return static_cast<const char *>(base) + offset * (bf16 ? 2 : 4);
 }
 
-// Whether the micro-kernel writes p's bf16 C itself: a product done in one depth block, at a
-// level whose kernel rounds in registers. Otherwise a bf16 C goes through an f32 copy.
-bool writes_bf16_directly(const Engine &e, const GemmProblem &p) {
-    return p.bf16_out && e.u.run_bf16_c != nullptr && depth_block(e, p.k) >= p.k;
+// Whether a bf16 C needs an f32 copy: its depth spans several blocks (the partial sums are
+// kept in f32 between them), or the level's kernel cannot round and store bf16 itself.
+bool needs_f32_copy(const Engine &e, const GemmProblem &p) {
+    return p.bf16_out && (e.u.run_to_bf16 == nullptr || depth_block(e, p.k) < p.k);
 }
 
 void run_item(const Engine &e, const GemmProblem &p, const Item &it, Buffers &buf) {
     // alpha == 0 follows BLAS: op(A) * op(B) is not formed, so A and B are not read.
     if (p.k == 0 || p.alpha == 0.0f) return scale_item(p, it);
     const int mr = e.u.mr, nr = e.u.nr, dps = e.u.depth_per_step;
-    const bool direct = writes_bf16_directly(e, p);
-    // Otherwise a bf16 C is accumulated in f32 (the item's block, row stride cols) and rounded once.
+    // A bf16 C is accumulated in f32 (an f32 C in place; else the item's block in buf.c, row
+    // stride cols, when needs_f32_copy) and rounded once, on its last depth block.
     float *c = static_cast<float *>(p.c) + it.row0 * p.ldc + it.col0;
     int64_t ldc = p.ldc;
     uint16_t *c16 = static_cast<uint16_t *>(p.c) + it.row0 * p.ldc + it.col0;
-    if (p.bf16_out && !direct) {
+    const bool copy = needs_f32_copy(e, p);
+    if (copy) {
         c = buf.c;
         ldc = it.cols;
         if (p.beta != 0.0f)
@@ -502,6 +504,7 @@ void run_item(const Engine &e, const GemmProblem &p, const Item &it, Buffers &bu
     for (int64_t p0 = 0; p0 < p.k; p0 += kb) {
         const int kc = int(std::min<int64_t>(kb, p.k - p0));
         const int steps = int(ceil_div(kc, dps));
+        const bool last = p0 + kb >= p.k;
         for (int j0 = 0; j0 < it.cols; j0 += NC) {
             const int nc = std::min(NC, it.cols - j0);
             pack_block(e, nr, p.bf16_in,
@@ -516,23 +519,22 @@ void run_item(const Engine &e, const GemmProblem &p, const Item &it, Buffers &bu
                                p.a_row, p.a_col, mc, kc, ai);
                 for (int j = 0; j < nc; j += nr) {
                     const float *bj = buf.b + int64_t(j) * steps;
-                    if (direct) {
-                        uint16_t *cj = c16 + i0 * p.ldc + j0 + j;
+                    float *cj = c + i0 * ldc + j0 + j;
+                    uint16_t *c16j = c16 + i0 * p.ldc + j0 + j;
+                    const int tile_cols = std::min(nr, nc - j);
+                    if (p.bf16_out && last && e.u.run_to_bf16) {
                         for (int i = 0; i < mc; i += mr)
-                            e.u.run_bf16_c(steps, ai + int64_t(i) * steps, bj, cj + i * p.ldc, p.ldc,
-                                           std::min(mr, mc - i), std::min(nr, nc - j), p.alpha, p.beta);
+                            e.u.run_to_bf16(steps, ai + int64_t(i) * steps, bj, copy ? cj + i * ldc : nullptr,
+                                            ldc, c16j + i * p.ldc, p.ldc, std::min(mr, mc - i), tile_cols,
+                                            p.alpha, p.beta);
                         continue;
                     }
-                    float *cj = c + i0 * ldc + j0 + j;
                     for (int i = 0; i < mc; i += mr)
                         e.u.run(steps, ai + int64_t(i) * steps, bj, cj + i * ldc, ldc,
-                                std::min(mr, mc - i), std::min(nr, nc - j), p.alpha, p.beta,
-                                p0 == 0);
+                                std::min(mr, mc - i), tile_cols, p.alpha, p.beta, p0 == 0);
                     // A finished bf16 column panel is rounded while it is still in L1/L2,
                     // rather than in a pass over the whole item afterwards.
-                    if (p.bf16_out && p0 + kb >= p.k)
-                        round_to_bf16(cj, ldc, c16 + (i0 * p.ldc + j0 + j), p.ldc, mc,
-                                      std::min(nr, nc - j));
+                    if (p.bf16_out && last) round_to_bf16(cj, ldc, c16j, p.ldc, mc, tile_cols);
                 }
             }
         }
@@ -546,7 +548,7 @@ void buffer_needs(const Engine &e, const GemmProblem &p, const Item &it, size_t 
     const int64_t steps = ceil_div(depth_block(e, p.k), e.u.depth_per_step);
     a_need = std::max<size_t>(a_need, steps * round_up(it.rows, e.u.mr));
     b_need = std::max<size_t>(b_need, steps * round_up(std::min(it.cols, NC), e.u.nr));
-    if (p.bf16_out && !writes_bf16_directly(e, p)) c_need = std::max<size_t>(c_need, size_t(it.rows) * it.cols);
+    if (needs_f32_copy(e, p)) c_need = std::max<size_t>(c_need, size_t(it.rows) * it.cols);
 }
 
 // Runs every problem (all with the same operand type): items of all problems are scheduled

@@ -37,17 +37,19 @@ bool gemm_on_this_thread(const GemmProblem &p);
 using MicroKernelFn = void (*)(int steps, const float *a, const float *b, float *c, int64_t ldc,
                                int mr, int nr, float alpha, float beta, bool first);
 
-// The same tile for a product done in one depth block whose C is bf16: c (bf16, row stride ldc)
-// = round(fma(alpha, acc, beta * c)), beta * c read only if beta != 0, rounded as f32_to_bf16
-// rounds: the value the f32 path stores and then rounds, without the f32 copy of C.
-using MicroKernelBf16CFn = void (*)(int steps, const float *a, const float *b, uint16_t *c,
-                                    int64_t ldc, int mr, int nr, float alpha, float beta);
+// The same tile when C is bf16, on the product's last depth block: c (bf16, row stride ldc) =
+// round(fma(alpha, acc, prev)), prev the f32 partial sum of the earlier blocks, or, when the
+// whole depth is this one block (partial == null), beta * c (not read if beta == 0); rounded as
+// f32_to_bf16 rounds. The values the f32 path stores and then rounds, without that extra pass.
+using MicroKernelToBf16Fn = void (*)(int steps, const float *a, const float *b,
+                                     const float *partial, int64_t ld_partial, uint16_t *c,
+                                     int64_t ldc, int mr, int nr, float alpha, float beta);
 
 struct MicroKernel {
     int mr, nr;
     int depth_per_step; // 1: f32 panels; 2: bf16-pair panels
     MicroKernelFn run;
-    MicroKernelBf16CFn run_bf16_c; // null: bf16 C goes through an f32 copy
+    MicroKernelToBf16Fn run_to_bf16; // null: a bf16 C is rounded from the f32 copy in a pass
 };
 
 // The f32 kernel on 512-bit registers, and the vdpbf16ps kernel on bf16 pairs.

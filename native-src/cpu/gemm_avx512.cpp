@@ -30,7 +30,7 @@ namespace pmoe::avx512_bf16 {
 
 namespace pmoe {
 const MicroKernel micro_avx512_f32 = {avx512_f32::MR, avx512_f32::NR, 1, &avx512_f32::kernel,
-                                      &avx512_f32::kernel_bf16_c};
+                                      &avx512_f32::kernel_to_bf16};
 const MicroKernel micro_avx512_bf16 = {avx512_bf16::MR, avx512_bf16::NR, 2, &avx512_bf16::kernel,
-                                       &avx512_bf16::kernel_bf16_c};
+                                       &avx512_bf16::kernel_to_bf16};
 } // namespace pmoe
