@@ -1,68 +1,31 @@
 // Activations: GeLU (tanh approximation), SiLU and SwiGLU, forward and backward, with f32 or
 // bf16 storage and f32 math.
-// All go through sigmoid_approx (common.hpp), which vectorises, so the loops over a row run
-// 8 lanes wide. Parallel over rows; every element is computed the same way whatever thread
-// runs it.
+// The math on a span (activation_spans.inc) goes through sigmoid_approx (common.hpp), which
+// vectorises: 8 lanes wide here, 16 in activation_avx512.cpp, by the level in use at each call
+// (the same bits either way). Parallel over rows; every element is computed the same way
+// whatever thread runs it.
 #include <algorithm>
 
+#include "activation.hpp"
 #include "common.hpp"
 
 namespace pmoe {
+namespace act_avx2 {
+#include "activation_spans.inc"
+} // namespace act_avx2
+
 namespace {
 
-// GeLU(x) = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3), written as x * sigmoid(2u)
-// (the same function), which has no cancellation for negative x.
-constexpr float kGeluScale = 2.0f * 0.7978845608028654f; // 2 sqrt(2/pi)
-constexpr float kGeluCubic = 0.044715f;
+// The span functions of the level in use.
+struct Spans {
+    decltype(&act_avx2::forward_span) forward;
+    decltype(&act_avx2::backward_span) backward;
+};
 
-inline float gelu(float x) { return x * sigmoid_approx(kGeluScale * (x + kGeluCubic * x * x * x)); }
-
-inline float gelu_grad(float x) {
-    const float s = sigmoid_approx(kGeluScale * (x + kGeluCubic * x * x * x));
-    return s + x * s * (1.0f - s) * kGeluScale * (1.0f + 3.0f * kGeluCubic * x * x);
-}
-
-inline float silu(float x) { return x * sigmoid_approx(x); }
-
-inline float silu_grad(float x) {
-    const float s = sigmoid_approx(x);
-    return s * (1.0f + x * (1.0f - s));
-}
-
-// Math on f32 spans: x[n] (the gate for SwiGLU, whose up half is up[n]) -> out[n]. The spans
-// never overlap; without __restrict the SwiGLU backward's alias checks cost it ~25%.
-void forward_span(int32_t act, int64_t n, const float *__restrict x, const float *__restrict up,
-                  float *__restrict out) {
-    switch (act) {
-    case PMOE_ACT_GELU:
-        for (int64_t c = 0; c < n; c++) out[c] = gelu(x[c]);
-        break;
-    case PMOE_ACT_SILU:
-        for (int64_t c = 0; c < n; c++) out[c] = silu(x[c]);
-        break;
-    default: // PMOE_ACT_SWIGLU
-        for (int64_t c = 0; c < n; c++) out[c] = silu(x[c]) * up[c];
-        break;
-    }
-}
-
-// Gradients into gx[n] (and, for SwiGLU, gup[n] for the up half).
-void backward_span(int32_t act, int64_t n, const float *__restrict x, const float *__restrict up,
-                   const float *__restrict g, float *__restrict gx, float *__restrict gup) {
-    switch (act) {
-    case PMOE_ACT_GELU:
-        for (int64_t c = 0; c < n; c++) gx[c] = g[c] * gelu_grad(x[c]);
-        break;
-    case PMOE_ACT_SILU:
-        for (int64_t c = 0; c < n; c++) gx[c] = g[c] * silu_grad(x[c]);
-        break;
-    default: // PMOE_ACT_SWIGLU: out = silu(gate) * up
-        for (int64_t c = 0; c < n; c++) {
-            gx[c] = g[c] * up[c] * silu_grad(x[c]);
-            gup[c] = g[c] * silu(x[c]);
-        }
-        break;
-    }
+const Spans &spans_in_use() {
+    static const Spans avx2{&act_avx2::forward_span, &act_avx2::backward_span};
+    static const Spans avx512{&act_avx512::forward_span, &act_avx512::backward_span};
+    return cpu_isa_level() >= PMOE_ISA_AVX512 ? avx512 : avx2;
 }
 
 // bf16 rows go through f32 chunks on the stack (small enough to stay in L1): widening, the f32
@@ -80,28 +43,28 @@ void narrow(int64_t n, const float *src, uint16_t *dst) {
 }
 
 // in row: [cols] or, for SwiGLU, [gate(cols) | up(cols)]; out row: [cols].
-void forward_row(int32_t act, int32_t cols, const float *in, float *out) {
-    forward_span(act, cols, in, in + cols, out);
+void forward_row(const Spans &spans, int32_t act, int32_t cols, const float *in, float *out) {
+    spans.forward(act, cols, in, in + cols, out);
 }
 
-void forward_row(int32_t act, int32_t cols, const uint16_t *in, uint16_t *out) {
+void forward_row(const Spans &spans, int32_t act, int32_t cols, const uint16_t *in, uint16_t *out) {
     const bool glu = act == PMOE_ACT_SWIGLU;
     float x[kChunk], up[kChunk], y[kChunk];
     for (int64_t c0 = 0; c0 < cols; c0 += kChunk) {
         const int64_t n = std::min<int64_t>(kChunk, cols - c0);
         widen(n, in + c0, x);
         if (glu) widen(n, in + cols + c0, up);
-        forward_span(act, n, x, up, y);
+        spans.forward(act, n, x, up, y);
         narrow(n, y, out + c0);
     }
 }
 
-void backward_row(int32_t act, int32_t cols, const float *in, const float *grad_out,
+void backward_row(const Spans &spans, int32_t act, int32_t cols, const float *in, const float *grad_out,
                   float *grad_in) {
-    backward_span(act, cols, in, in + cols, grad_out, grad_in, grad_in + cols);
+    spans.backward(act, cols, in, in + cols, grad_out, grad_in, grad_in + cols);
 }
 
-void backward_row(int32_t act, int32_t cols, const uint16_t *in, const uint16_t *grad_out,
+void backward_row(const Spans &spans, int32_t act, int32_t cols, const uint16_t *in, const uint16_t *grad_out,
                   uint16_t *grad_in) {
     const bool glu = act == PMOE_ACT_SWIGLU;
     float x[kChunk], up[kChunk], g[kChunk], gx[kChunk], gup[kChunk];
@@ -110,7 +73,7 @@ void backward_row(int32_t act, int32_t cols, const uint16_t *in, const uint16_t 
         widen(n, in + c0, x);
         if (glu) widen(n, in + cols + c0, up);
         widen(n, grad_out + c0, g);
-        backward_span(act, n, x, up, g, gx, gup);
+        spans.backward(act, n, x, up, g, gx, gup);
         narrow(n, gx, grad_in + c0);
         if (glu) narrow(n, gup, grad_in + cols + c0);
     }
@@ -125,13 +88,14 @@ int activation_forward(int32_t dtype, int32_t act, int32_t rows, int32_t cols, c
                        void *out, void *) {
     return guarded("pmoe_activation_forward", [&] {
         const int64_t in_cols = act == PMOE_ACT_SWIGLU ? 2 * int64_t(cols) : cols;
+        const Spans &s = spans_in_use();
         return with_dtype(dtype, [&](auto t) {
             using T = decltype(t);
             const T *src = static_cast<const T *>(in);
             T *dst = static_cast<T *>(out);
 #pragma omp parallel for num_threads(threads_for(rows * in_cols)) schedule(static)
             for (int32_t r = 0; r < rows; r++)
-                forward_row(act, cols, src + r * in_cols, dst + int64_t(r) * cols);
+                forward_row(s, act, cols, src + r * in_cols, dst + int64_t(r) * cols);
             return PMOE_OK;
         });
     });
@@ -141,13 +105,14 @@ int activation_backward(int32_t dtype, int32_t act, int32_t rows, int32_t cols, 
                         const void *grad_out, void *grad_in, void *) {
     return guarded("pmoe_activation_backward", [&] {
         const int64_t in_cols = act == PMOE_ACT_SWIGLU ? 2 * int64_t(cols) : cols;
+        const Spans &s = spans_in_use();
         return with_dtype(dtype, [&](auto t) {
             using T = decltype(t);
             const T *x = static_cast<const T *>(in), *g = static_cast<const T *>(grad_out);
             T *gx = static_cast<T *>(grad_in);
 #pragma omp parallel for num_threads(threads_for(rows * in_cols)) schedule(static)
             for (int32_t r = 0; r < rows; r++)
-                backward_row(act, cols, x + r * in_cols, g + int64_t(r) * cols, gx + r * in_cols);
+                backward_row(s, act, cols, x + r * in_cols, g + int64_t(r) * cols, gx + r * in_cols);
             return PMOE_OK;
         });
     });

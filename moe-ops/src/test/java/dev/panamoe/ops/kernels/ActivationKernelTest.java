@@ -27,10 +27,13 @@ import static dev.panamoe.ops.kernels.ReferenceKernels.SILU;
 import static dev.panamoe.ops.kernels.ReferenceKernels.SWIGLU;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 
+import dev.panamoe.bindings.panamoe_h;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** GeLU (tanh), SiLU and SwiGLU forward against {@link ReferenceKernels#activation}, backward against finite differences. */
 class ActivationKernelTest {
@@ -180,6 +183,49 @@ class ActivationKernelTest {
             assertDeterministic(name(act) + " bf16 backward", arena -> bytes(floats(arena,
                     nativeBackward(BF16, act, rows, cols, representable(BF16, in), representable(BF16, gradOut)))));
         }
+    }
+
+    /**
+     * The AVX-512 spans (activation_avx512.cpp) compute what the baseline's do, bit for bit, on
+     * every activation, f32 and bf16, forward and backward, tails, extremes, NaN and infinities:
+     * results must not depend on the host's instruction set beyond the GEMMs'.
+     */
+    @ParameterizedTest(name = "level {0}")
+    @ValueSource(ints = {2, 3})
+    void everyLevelGivesTheBaselinesBits(int level) {
+        Random rnd = new Random(79);
+        for (int act : ACTS) {
+            for (int[] shape : SHAPES) {
+                int rows = shape[0], cols = shape[1];
+                float[] in = inputs(rnd, act, rows, cols);
+                if (in.length > 3) {
+                    in[1] = Float.NaN;
+                    in[2] = Float.POSITIVE_INFINITY;
+                    in[3] = Float.NEGATIVE_INFINITY;
+                }
+                float[] gradOut = gaussian(rnd, rows * cols, 1);
+                for (int dtype : new int[] {F32, BF16}) {
+                    float[] x = representable(dtype, in), g = representable(dtype, gradOut);
+                    float[][] baseline = new float[2][];
+                    KernelTestSupport.atLevel(panamoe_h.PMOE_ISA_AVX2(), () -> {
+                        baseline[0] = nativeForward(dtype, act, rows, cols, x);
+                        baseline[1] = nativeBackward(dtype, act, rows, cols, x, g);
+                    });
+                    KernelTestSupport.atLevel(level, () -> {
+                        String what = name(act) + " " + rows + "x" + cols + " dtype=" + dtype + " at level " + level;
+                        assertArrayEquals(bits(baseline[0]), bits(nativeForward(dtype, act, rows, cols, x)), what + " forward");
+                        assertArrayEquals(bits(baseline[1]), bits(nativeBackward(dtype, act, rows, cols, x, g)),
+                                what + " backward");
+                    });
+                }
+            }
+        }
+    }
+
+    private static int[] bits(float[] v) {
+        int[] b = new int[v.length];
+        for (int i = 0; i < v.length; i++) b[i] = Float.floatToRawIntBits(v[i]);
+        return b;
     }
 
     @Test
