@@ -144,7 +144,7 @@ bool attend_backward(const Pair &p, Rows dout, Rows dqkv, int64_t T, int64_t C, 
             for (int64_t s = 0; s <= t; s++) d[s] = a[s] * (d[s] - mean) * scale;
             for (int64_t s = t + 1; s < t1; s++) d[s] = 0.0f;
         }
-        // Up to column t1: all of these rows that dq here, and dk and dv below, read.
+        // Columns 0 .. t1 of these rows: all that dq reads here, and dk and dv below.
         to_operand(ds_rows.from(t0), ds_op.from(t0), t1 - t0, t1);
         to_operand(att.from(t0), att_op.from(t0), t1 - t0, t1);
         if (!product(t1 - t0, D, t1, 1.0f, ds_op.from(t0), false, p.k, false, dq.from(t0)))
