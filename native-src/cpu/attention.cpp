@@ -3,10 +3,11 @@
 // bf16; scores, softmax and every sum run in f32 (the softmax's sums in double).
 //
 // The products are GEMMs of the GEMM engine (gemm_on_this_thread), q, k, v and dout addressed
-// in place (row stride 3C or C, head h at column h * D). A GEMM's operands share one type, and
-// the probabilities stay f32 (they are the saved att, as on CUDA), so a bf16 operand multiplied
-// by them or by the score gradients is first widened (exactly) into an f32 copy; q k^T and
-// dout v^T run on bf16 directly. A bf16 out or dqkv is accumulated in f32 and rounded once.
+// in place (row stride 3C or C, head h at column h * D). A GEMM's operands share one type: in
+// bf16, the probabilities and the score gradients, computed and kept in f32, are rounded to
+// bf16 (round to nearest even) into per-thread scratch where they meet v, dout, k or q, as
+// FlashAttention rounds P before P v; this keeps those four products on the bf16 kernel. A
+// bf16 out or dqkv is accumulated in f32 and rounded once.
 //
 // Causality: query rows are cut into blocks of ROWS; block [t0, t1) needs keys and values
 // 0 .. t1 only, so tiles right of the block's diagonal are never computed. A key block's dk,
@@ -55,13 +56,14 @@ bool product(int64_t m, int64_t n, int64_t k, float alpha, Rows a, bool trans_a,
     return gemm_on_this_thread(p);
 }
 
-// rows x D of x, widened to f32 in dst (row stride D); an f32 x is used in place.
-Rows widened(Rows x, int64_t rows, int64_t D, float *dst) {
-    if (!x.bf16) return x;
-    const uint16_t *s = static_cast<const uint16_t *>(x.p);
+// Rows x cols of the f32 matrix x into op, x's operand in a product with bf16 q, k, v or
+// dout: rounded to bf16. In f32, op is x itself and nothing is done.
+void to_operand(Rows x, Rows op, int64_t rows, int64_t cols) {
+    if (!op.bf16) return;
+    const float *s = static_cast<const float *>(x.p);
+    uint16_t *d = static_cast<uint16_t *>(const_cast<void *>(op.p));
     for (int64_t r = 0; r < rows; r++)
-        for (int64_t d = 0; d < D; d++) dst[r * D + d] = bf16_to_f32(s[r * x.ld + d]);
-    return {dst, D, false};
+        for (int64_t c = 0; c < cols; c++) d[r * op.ld + c] = f32_to_bf16(s[r * x.ld + c]);
 }
 
 // Row t of att, holding the scaled scores of keys 0 .. t: becomes softmax over them, 0 for
@@ -107,28 +109,29 @@ Pair pair_of(bool bf16, const void *qkv, const float *att, int64_t b, int64_t h,
     return {x, x.from(0, C), x.from(0, 2 * C), const_cast<float *>(att) + (b * H + h) * T * T};
 }
 
-// Query rows [t0, t1) of a pair: scores, softmax, out (T x D). v_f32 holds t1 x D floats.
+// Query rows [t0, t1) of a pair: scores, softmax, out (T x D). With a bf16 v, p16 holds
+// ROWS x T bf16 for the block's rounded probabilities (null otherwise).
 bool attend(const Pair &p, Rows out, int64_t T, int64_t D, int64_t t0, int64_t t1,
-            float *v_f32) {
+            uint16_t *p16) {
     const float scale = 1.0f / std::sqrt(float(D));
-    const Rows att{p.att, T, false};
+    const Rows att{p.att, T, false}, att_op = p16 ? Rows{p16, T, true} : att.from(t0);
     if (!product(t1 - t0, t1, D, scale, p.q.from(t0), false, p.k, true, att.from(t0)))
         return false;
     for (int64_t t = t0; t < t1; t++) softmax_row(p.att + t * T, t, T);
-    return product(t1 - t0, D, t1, 1.0f, att.from(t0), false, widened(p.v, t1, D, v_f32), false,
-                   out.from(t0));
+    to_operand(att.from(t0), att_op, t1 - t0, t1);
+    return product(t1 - t0, D, t1, 1.0f, att_op, false, p.v, false, out.from(t0));
 }
 
 // With dS = att * (datt - rowsum(att * datt)) * scale and datt = dout v^T: dq = dS k,
-// dk = dS^T q, dv = att^T dout. dS (T x T) and the f32 copies of a bf16 q, k, dout
-// (T x D each) live in `scratch`.
+// dk = dS^T q, dv = att^T dout. dS (T x T, f32) lives in `scratch`; with bf16 q, k, v,
+// `scratch16` holds dS and att rounded to bf16 (T x T each; null otherwise).
 bool attend_backward(const Pair &p, Rows dout, Rows dqkv, int64_t T, int64_t C, int64_t D,
-                     float *scratch) {
+                     float *scratch, uint16_t *scratch16) {
     const float scale = 1.0f / std::sqrt(float(D));
     float *ds = scratch;
     const Rows ds_rows{ds, T, false}, att{p.att, T, false};
-    const Rows q = widened(p.q, T, D, ds + T * T), k = widened(p.k, T, D, ds + T * T + T * D);
-    const Rows g = widened(dout, T, D, ds + T * T + 2 * T * D);
+    const Rows ds_op = scratch16 ? Rows{scratch16, T, true} : ds_rows;
+    const Rows att_op = scratch16 ? Rows{scratch16 + T * T, T, true} : att;
     const Rows dq = dqkv, dk = dqkv.from(0, C), dv = dqkv.from(0, 2 * C);
     for (int64_t t0 = 0; t0 < T; t0 += ROWS) {
         const int64_t t1 = std::min(T, t0 + ROWS);
@@ -141,14 +144,17 @@ bool attend_backward(const Pair &p, Rows dout, Rows dqkv, int64_t T, int64_t C, 
             for (int64_t s = 0; s <= t; s++) d[s] = a[s] * (d[s] - mean) * scale;
             for (int64_t s = t + 1; s < t1; s++) d[s] = 0.0f;
         }
-        if (!product(t1 - t0, D, t1, 1.0f, ds_rows.from(t0), false, k, false, dq.from(t0)))
+        // Columns 0 .. t1 of these rows: all that dq reads here, and dk and dv below.
+        to_operand(ds_rows.from(t0), ds_op.from(t0), t1 - t0, t1);
+        to_operand(att.from(t0), att_op.from(t0), t1 - t0, t1);
+        if (!product(t1 - t0, D, t1, 1.0f, ds_op.from(t0), false, p.k, false, dq.from(t0)))
             return false;
     }
     for (int64_t s0 = 0; s0 < T; s0 += ROWS) {
         const int64_t s1 = std::min(T, s0 + ROWS);
-        if (!product(s1 - s0, D, T - s0, 1.0f, ds_rows.from(s0, s0), true, q.from(s0), false,
+        if (!product(s1 - s0, D, T - s0, 1.0f, ds_op.from(s0, s0), true, p.q.from(s0), false,
                      dk.from(s0)) ||
-            !product(s1 - s0, D, T - s0, 1.0f, att.from(s0, s0), true, g.from(s0), false,
+            !product(s1 - s0, D, T - s0, 1.0f, att_op.from(s0, s0), true, dout.from(s0), false,
                      dv.from(s0)))
             return false;
     }
@@ -172,8 +178,8 @@ int attention_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channel
         const int threads = threads_for(B * T * T * C);
         const int64_t blocks = (T + ROWS - 1) / ROWS, units = B * H * blocks;
         // Scratch per thread, allocated here: nothing may throw inside the parallel region.
-        const int64_t per_thread = bf16 ? T * D : 0;
-        std::vector<float> scratch(size_t(threads) * per_thread);
+        const int64_t per_thread = bf16 ? ROWS * T : 0;
+        std::vector<uint16_t> scratch(size_t(threads) * per_thread);
         std::atomic<bool> failed{false};
         // Units run longest first (the last row blocks read the most keys) for the balance.
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
@@ -182,7 +188,7 @@ int attention_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channel
             const int64_t b = pair / H, h = pair % H;
             const Rows y = Rows{out, C, bf16}.from(b * T, h * D);
             if (!attend(pair_of(bf16, qkv, att, b, h, T, C, H), y, T, D, t0, std::min(T, t0 + ROWS),
-                        scratch.data() + omp_get_thread_num() * per_thread))
+                        bf16 ? scratch.data() + omp_get_thread_num() * per_thread : nullptr))
                 failed = true;
         }
         return failed ? out_of_memory("pmoe_attention_forward") : PMOE_OK;
@@ -195,16 +201,19 @@ int attention_backward(int32_t dtype, int32_t batch, int32_t seq, int32_t channe
         const int64_t B = batch, T = seq, C = channels, H = heads, D = C / H;
         const bool bf16 = dtype == PMOE_DTYPE_BF16;
         const int threads = threads_for(B * T * T * C);
-        const int64_t per_thread = T * T + (bf16 ? 3 * T * D : 0);
+        const int64_t per_thread = T * T, per_thread16 = bf16 ? 2 * T * T : 0;
         std::vector<float> scratch(size_t(threads) * per_thread);
+        std::vector<uint16_t> scratch16(size_t(threads) * per_thread16);
         std::atomic<bool> failed{false};
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
         for (int64_t pair = 0; pair < B * H; pair++) {
             const int64_t b = pair / H, h = pair % H;
             const Rows g = Rows{dout, C, bf16}.from(b * T, h * D);
             const Rows dx = Rows{dqkv, 3 * C, bf16}.from(b * T, h * D);
+            const int thread = omp_get_thread_num();
             if (!attend_backward(pair_of(bf16, qkv, att, b, h, T, C, H), g, dx, T, C, D,
-                                 scratch.data() + omp_get_thread_num() * per_thread))
+                                 scratch.data() + thread * per_thread,
+                                 bf16 ? scratch16.data() + thread * per_thread16 : nullptr))
                 failed = true;
         }
         return failed ? out_of_memory("pmoe_attention_backward") : PMOE_OK;

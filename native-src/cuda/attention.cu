@@ -1,6 +1,8 @@
 // Causal multi-head self-attention on a fused qkv buffer (f32 or bf16 qkv/out and gradients;
 // scores, softmax and sums in f32), as cpu/attention.cpp: the probabilities att [B, H, T, T]
-// (f32) are materialised and kept for the backward.
+// (f32) are materialised and kept for the backward. In bf16, the probabilities and score
+// gradients are rounded to bf16 where they multiply v, dout, k or q (accumulation stays f32),
+// as the CPU's bf16 GEMMs take them.
 //
 // How this differs from a fused flash-style kernel: here a block handles one query row (b, h, t)
 // with its T scores in shared memory, reads q, k, v from global memory once per row (no tiling
@@ -34,6 +36,9 @@ __device__ Head<E> head_of(const E *qkv, int64_t b, int64_t h, int64_t T, int64_
     return {T, C / H, 3 * C, base, base + C, base + 2 * C};
 }
 
+// A probability or score gradient as the operand of a product with E values: rounded to E.
+template <typename E> __device__ float operand(float p) { return to_float(from_float<E>(p)); }
+
 template <typename E> __device__ float dot(int64_t n, const E *a, const E *b) {
     float acc = 0.0f;
     for (int64_t i = 0; i < n; i++) acc += to_float(a[i]) * to_float(b[i]);
@@ -66,7 +71,7 @@ attention_forward_kernel(int64_t T, int64_t C, int64_t H, const E *qkv, float *a
     float *a = att + row * T;
     for (int64_t s = threadIdx.x; s < T; s += blockDim.x) {
         const float p = s <= t ? score[s] * inv : 0.0f;
-        if (s <= t) score[s] = p;
+        if (s <= t) score[s] = operand<E>(p);
         a[s] = p;
     }
     __syncthreads();
@@ -80,7 +85,7 @@ attention_forward_kernel(int64_t T, int64_t C, int64_t H, const E *qkv, float *a
 
 // Block (b, h, t), query side: with datt_s = dout_t . v_s, the softmax gradient
 // dpre[t, s] = att_ts * (datt_s - sum_s' att_ts' datt_s') / sqrt(D) (kept in `dpre`
-// [B, H, T, T] for kernel 2) and dq_t = sum_{s <= t} dpre[t, s] * k_s.
+// [B, H, T, T] for kernel 2, rounded as an operand) and dq_t = sum_{s <= t} dpre[t, s] * k_s.
 template <typename E>
 __global__ void __launch_bounds__(kThreads)
 attention_backward_query_kernel(int64_t T, int64_t C, int64_t H, const E *qkv, const float *att,
@@ -100,7 +105,7 @@ attention_backward_query_kernel(int64_t T, int64_t C, int64_t H, const E *qkv, c
     const float mean = block_reduce(weighted, Sum(), scratch);
     float *dp = dpre + row * T;
     for (int64_t s = threadIdx.x; s <= t; s += blockDim.x) {
-        grad[s] = a[s] * (grad[s] - mean) * scale;
+        grad[s] = operand<E>(a[s] * (grad[s] - mean) * scale);
         dp[s] = grad[s];
     }
     __syncthreads();
@@ -127,7 +132,7 @@ attention_backward_key_kernel(int64_t T, int64_t C, int64_t H, const E *qkv, con
         float acc_k = 0.0f, acc_v = 0.0f;
         for (int64_t t = s; t < T; t++) {
             acc_k += dp[t * T + s] * to_float(hd.q[t * hd.stride + d]);
-            acc_v += a[t * T + s] * to_float(g[t * C + d]);
+            acc_v += operand<E>(a[t * T + s]) * to_float(g[t * C + d]);
         }
         dk[d] = from_float<E>(acc_k);
         dv[d] = from_float<E>(acc_v);

@@ -279,7 +279,8 @@ PMOE_API int pmoe_convert(int64_t n, int32_t src_dtype, const void *src, int32_t
  * gradients and the weights the forward reads (for mixed precision: the bf16 working copies);
  * buffers typed `float *` are f32 whatever the dtype: row statistics, attention probabilities,
  * losses and the weight gradients (accumulated into f32). All math is f32 (sums in double
- * where stated); a bf16 output element is rounded once (nearest even). */
+ * where stated; in bf16, attention rounds its f32 probabilities and score gradients as GEMM
+ * operands, see pmoe_attention_forward); a bf16 output element is rounded once (nearest even). */
 
 /* Token + position embedding: out[b, t, :] = wte[ids[b, t], :] + wpe[t, :].
  * ids [B, T], each in [0, vocab); wte [vocab, C]; wpe [max_seq, C] with seq <= max_seq;
@@ -344,7 +345,10 @@ PMOE_API int pmoe_scale(int32_t dtype, int64_t n, float alpha, void *x, void *st
  * qkv [B, T, 3C], each row = [q (C) | k (C) | v (C)], head h owns columns [h*D, (h+1)*D) of each;
  *   att[b, h, t, s] = softmax_{s <= t}(q[b, t, h] . k[b, s, h] / sqrt(D)), and 0 for s > t;
  *   out[b, t, h*D + d] = sum_{s <= t} att[b, h, t, s] * v[b, s, h*D + d].
- * att [B, H, T, T] holds the probabilities for the backward; out [B, T, C]. */
+ * att [B, H, T, T] holds the probabilities for the backward, in f32 whatever the dtype; out
+ * [B, T, C]. In bf16 the probabilities (here) and the score gradients (backward) are rounded to
+ * bf16 (nearest even) as operands of their products with v, dout, k and q, as FlashAttention
+ * rounds P before P V; these products accumulate in f32. */
 PMOE_API int pmoe_attention_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channels,
                                     int32_t heads, const void *qkv, float *att, void *out,
                                     void *stream);

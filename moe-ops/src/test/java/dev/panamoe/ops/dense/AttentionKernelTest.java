@@ -1,5 +1,6 @@
 package dev.panamoe.ops.dense;
 
+import static dev.panamoe.ops.dense.DenseTestSupport.BF16;
 import static dev.panamoe.ops.dense.DenseTestSupport.DTYPES;
 import static dev.panamoe.ops.dense.DenseTestSupport.F32;
 import static dev.panamoe.ops.dense.DenseTestSupport.LIB;
@@ -40,8 +41,10 @@ class AttentionKernelTest {
     /**
      * Causal attention on qkv [B, T, 3C] (row = q | k | v, head h at columns h*D..): returns out
      * [B, T, C]; att (if not null) [B, H, T, T] receives the probabilities, 0 above the diagonal.
+     * With dtype bf16 the probabilities meet v rounded to bf16, as in the kernel (att keeps them
+     * unrounded).
      */
-    static double[] reference(int batch, int seq, int channels, int heads, double[] qkv, double[] att) {
+    static double[] reference(int dtype, int batch, int seq, int channels, int heads, double[] qkv, double[] att) {
         int d = channels / heads, row = 3 * channels;
         double scale = 1 / Math.sqrt(d);
         double[] out = new double[batch * seq * channels];
@@ -62,7 +65,8 @@ class AttentionKernelTest {
                     for (int s = 0; s <= t; s++) {
                         p[s] /= sum;
                         int v = (b * seq + s) * row + 2 * channels + h * d;
-                        for (int i = 0; i < d; i++) out[(b * seq + t) * channels + h * d + i] += p[s] * qkv[v + i];
+                        double w = operand(dtype, p[s]);
+                        for (int i = 0; i < d; i++) out[(b * seq + t) * channels + h * d + i] += w * qkv[v + i];
                     }
                     if (att != null) {
                         int at = ((b * heads + h) * seq + t) * seq;
@@ -78,48 +82,81 @@ class AttentionKernelTest {
     /**
      * The gradient of {@code <dout, out>} with respect to qkv, analytically in double: with
      * dP_ts = dout_t . v_s and dS = p * (dP - sum_s p dP) * scale, dq = dS k, dk = dS^T q and
-     * dv = p^T dout. With {@code magnitude} the same sums of absolute values (p from the signed
-     * inputs; the mean is added, not subtracted): the scale of the terms each f32 sum rounds.
+     * dv = p^T dout, p and dS rounded to bf16 in these three products when dtype is bf16, as in
+     * the kernel. Returns {dqkv, magnitude, flips}. magnitude: the same sums of absolute values
+     * (p from the signed inputs; the mean is added, not subtracted), the scale of the terms each
+     * f32 sum rounds. flips (bf16 only): the most the kernel's roundings of its own p and dS,
+     * off in f32 by at most attErr * p and dsErr * (dS's magnitude), can add.
      */
-    static double[] referenceBackward(int batch, int seq, int channels, int heads, double[] qkv, double[] dout,
-            boolean magnitude) {
+    static double[][] referenceBackward(int dtype, int batch, int seq, int channels, int heads, double[] qkv,
+            double[] dout, double attErr, double dsErr) {
         int d = channels / heads, row = 3 * channels;
         double scale = 1 / Math.sqrt(d);
         double[] att = new double[batch * heads * seq * seq];
-        reference(batch, seq, channels, heads, qkv, att);
-        double[] x = magnitude ? abs(qkv) : qkv, g = magnitude ? abs(dout) : dout;
-        double[] dqkv = new double[qkv.length], ds = new double[seq];
+        reference(dtype, batch, seq, channels, heads, qkv, att);
+        double[] x = qkv, g = dout;
+        double[] dqkv = new double[qkv.length], magnitude = new double[qkv.length], flips = new double[qkv.length];
+        double[] ds = new double[seq], dsAbs = new double[seq];
         for (int b = 0; b < batch; b++) {
             for (int h = 0; h < heads; h++) {
                 for (int t = 0; t < seq; t++) {
                     int at = ((b * heads + h) * seq + t) * seq, gt = (b * seq + t) * channels + h * d;
                     int qt = (b * seq + t) * row + h * d;
-                    double mean = 0;
+                    double mean = 0, meanAbs = 0;
                     for (int s = 0; s <= t; s++) {
                         int vs = (b * seq + s) * row + 2 * channels + h * d;
-                        ds[s] = 0;
-                        for (int i = 0; i < d; i++) ds[s] += g[gt + i] * x[vs + i];
+                        ds[s] = dsAbs[s] = 0;
+                        for (int i = 0; i < d; i++) {
+                            ds[s] += g[gt + i] * x[vs + i];
+                            dsAbs[s] += Math.abs(g[gt + i] * x[vs + i]);
+                        }
                         mean += att[at + s] * ds[s];
+                        meanAbs += att[at + s] * dsAbs[s];
                     }
                     for (int s = 0; s <= t; s++) {
-                        double dpre = att[at + s] * (magnitude ? ds[s] + mean : ds[s] - mean) * scale;
+                        double p = att[at + s], dpre = p * (ds[s] - mean) * scale;
+                        double dpreAbs = p * (dsAbs[s] + meanAbs) * scale;
+                        double pFlip = dtype == BF16 ? bf16Flip(p, attErr * p) : 0;
+                        double dFlip = dtype == BF16 ? bf16Flip(dpre, dsErr * dpreAbs) : 0;
+                        double pOp = operand(dtype, p), dOp = operand(dtype, dpre);
                         int ks = (b * seq + s) * row + channels + h * d;
                         for (int i = 0; i < d; i++) {
-                            dqkv[qt + i] += dpre * x[ks + i];
-                            dqkv[ks + i] += dpre * x[qt + i];
-                            dqkv[ks + channels + i] += att[at + s] * g[gt + i];
+                            dqkv[qt + i] += dOp * x[ks + i];
+                            dqkv[ks + i] += dOp * x[qt + i];
+                            dqkv[ks + channels + i] += pOp * g[gt + i];
+                            magnitude[qt + i] += dpreAbs * Math.abs(x[ks + i]);
+                            magnitude[ks + i] += dpreAbs * Math.abs(x[qt + i]);
+                            magnitude[ks + channels + i] += p * Math.abs(g[gt + i]);
+                            flips[qt + i] += dFlip * Math.abs(x[ks + i]);
+                            flips[ks + i] += dFlip * Math.abs(x[qt + i]);
+                            flips[ks + channels + i] += pFlip * Math.abs(g[gt + i]);
                         }
                     }
                 }
             }
         }
-        return dqkv;
+        return new double[][] {dqkv, magnitude, flips};
     }
 
-    static double[] abs(double[] v) {
-        double[] a = new double[v.length];
-        for (int i = 0; i < v.length; i++) a[i] = Math.abs(v[i]);
-        return a;
+    /** A probability or score gradient as the kernel's products take it: rounded to bf16 when dtype is bf16. */
+    static double operand(int dtype, double x) {
+        return dtype == BF16 ? bf16(x) : x;
+    }
+
+    /** x rounded to bf16 (8 significant bits, to nearest even) straight from double. */
+    static double bf16(double x) {
+        if (x == 0 || !Double.isFinite(x)) return x;
+        int e = Math.getExponent(x) - 7;
+        return Math.scalb(Math.rint(Math.scalb(x, -e)), e);
+    }
+
+    /**
+     * The most by which the bf16 rounding of a value within e of x can differ from x's (rounding is
+     * monotone): 0 unless a rounding boundary lies within e of x, else one bf16 step.
+     */
+    static double bf16Flip(double x, double e) {
+        double r = bf16(x);
+        return Math.max(bf16(x + e) - r, r - bf16(x - e));
     }
 
     /** {batch, seq, channels, heads}: T = 1, one head, head size 1 and 2, several heads and batches. */
@@ -134,7 +171,7 @@ class AttentionKernelTest {
             int batch = s[0], seq = s[1], channels = s[2], heads = s[3];
             float[] qkv = representable(dtype, uniform(rnd, batch * seq * 3 * channels, -2, 2));
             double[] att = new double[batch * heads * seq * seq];
-            double[] expected = reference(batch, seq, channels, heads, toDouble(qkv), att);
+            double[] expected = reference(dtype, batch, seq, channels, heads, toDouble(qkv), att);
             try (Arena arena = Arena.ofConfined()) {
                 MemorySegment[] got = forward(arena, dtype, batch, seq, channels, heads, tensor(arena, dtype, qkv));
                 MemorySegment attSeg = got[0], out = got[1];
@@ -165,7 +202,10 @@ class AttentionKernelTest {
      * (e_row + (t + 2) u) sum_s p_s |v_s| (t + 1 products summed). The backward chains four such
      * stages (datt, its mean, the score gradient, the final sum over at most T rows) on those
      * probabilities: 4 (T + D + e/u) u times the magnitude (referenceBackward's sums of absolute
-     * values), e the largest e_row. bf16 outputs add one rounding of the value.
+     * values), e the largest e_row. bf16 outputs add one rounding of the value. In bf16 the
+     * reference rounds the probabilities and score gradients where they meet v, dout, k or q, as
+     * the kernel does; the kernel's rounding of its f32 value agrees except where a rounding
+     * boundary lies within that value's error bound, and there differs by one bf16 step (bf16Flip).
      */
     @ParameterizedTest(name = "level {0}")
     @ValueSource(ints = {1, 2, 3})
@@ -180,7 +220,7 @@ class AttentionKernelTest {
                 float[] qkv = representable(dtype, uniform(rnd, batch * seq * row, -1, 1));
                 float[] dout = representable(dtype, uniform(rnd, batch * seq * channels, -1, 1));
                 double[] x = toDouble(qkv), att = new double[batch * heads * seq * seq];
-                double[] out = reference(batch, seq, channels, heads, x, att);
+                double[] out = reference(dtype, batch, seq, channels, heads, x, att);
                 double[] attTol = new double[att.length], outTol = new double[out.length];
                 double worstRow = 0;
                 for (int b = 0; b < batch; b++) {
@@ -198,24 +238,27 @@ class AttentionKernelTest {
                             worstRow = Math.max(worstRow, rowErr);
                             for (int j = 0; j <= t; j++) attTol[at + j] = att[at + j] * rowErr;
                             for (int i = 0; i < d; i++) {
-                                double mag = 0;
-                                for (int j = 0; j <= t; j++) mag += att[at + j] * Math.abs(x[(b * seq + j) * row + 2 * channels + h * d + i]);
+                                double err = 0;
+                                for (int j = 0; j <= t; j++) {
+                                    double p = att[at + j], pErr = dtype == BF16 ? bf16Flip(p, p * rowErr) : p * rowErr;
+                                    err += (pErr + (t + 2) * u * p) * Math.abs(x[(b * seq + j) * row + 2 * channels + h * d + i]);
+                                }
                                 int o = (b * seq + t) * channels + h * d + i;
-                                outTol[o] = (rowErr + (t + 2) * u) * mag + rounding(dtype) * Math.abs(out[o]);
+                                outTol[o] = err + rounding(dtype) * Math.abs(out[o]);
                             }
                         }
                     }
                 }
-                double[] dqkv = referenceBackward(batch, seq, channels, heads, x, toDouble(dout), false);
-                double[] magnitude = referenceBackward(batch, seq, channels, heads, x, toDouble(dout), true);
                 double stages = 4 * (seq + d + worstRow / u) * u;
+                double[][] backward = referenceBackward(dtype, batch, seq, channels, heads, x, toDouble(dout), worstRow, stages);
+                double[] dqkv = backward[0], magnitude = backward[1], flips = backward[2];
                 try (Arena arena = Arena.ofConfined()) {
                     MemorySegment[] got = forwardBackward(arena, dtype, batch, seq, channels, heads, qkv, dout);
                     String what = "attention level " + level + " " + name(dtype) + " " + Arrays.toString(s);
                     KernelTestSupport.assertClose(what + " att", att, read(got[0]), i -> attTol[i]);
                     KernelTestSupport.assertClose(what + " out", out, readTensor(got[1], dtype), i -> outTol[i]);
                     KernelTestSupport.assertClose(what + " dqkv", dqkv, readTensor(got[2], dtype),
-                            i -> stages * magnitude[i] + rounding(dtype) * Math.abs(dqkv[i]));
+                            i -> stages * magnitude[i] + flips[i] + rounding(dtype) * Math.abs(dqkv[i]));
                 }
             }
         });
@@ -233,7 +276,7 @@ class AttentionKernelTest {
             float[] qkv = representable(dtype, uniform(rnd, batch * seq * 3 * channels, -2, 2));
             qkv[poisoned * 3 * channels + channels + 1] = Float.NaN; // key 45, head 0
             double[] att = new double[batch * heads * seq * seq];
-            double[] out = reference(batch, seq, channels, heads, toDouble(qkv), att);
+            double[] out = reference(dtype, batch, seq, channels, heads, toDouble(qkv), att);
             try (Arena arena = Arena.ofConfined()) {
                 MemorySegment[] got = forward(arena, dtype, batch, seq, channels, heads, tensor(arena, dtype, qkv));
                 float[] gotAtt = read(got[0]), gotOut = readTensor(got[1], dtype);
@@ -256,7 +299,11 @@ class AttentionKernelTest {
         }
     }
 
-    /** dqkv (overwritten, NaN before) from d<dout, out>/d qkv by central differences. */
+    /**
+     * dqkv (overwritten, NaN before) from d{@code <dout, out>}/d qkv by central differences. bf16
+     * also rounds each probability and score gradient in the products, each term by at most
+     * rounding(bf16) relative: the magnitude of the sums scales that.
+     */
     @Test
     void backwardMatchesFiniteDifferences() {
         Random rnd = new Random(12);
@@ -265,14 +312,16 @@ class AttentionKernelTest {
             int batch = s[0], seq = s[1], channels = s[2], heads = s[3];
             float[] qkv = representable(dtype, uniform(rnd, batch * seq * 3 * channels, -2, 2));
             float[] dout = representable(dtype, uniform(rnd, batch * seq * channels, -1, 1));
-            double[] g = toDouble(dout);
-            double[] expected = numericGradient(toDouble(qkv), x -> dot(g, reference(batch, seq, channels, heads, x, null)));
+            double[] x = toDouble(qkv), g = toDouble(dout);
+            double[] expected = numericGradient(x, y -> dot(g, reference(F32, batch, seq, channels, heads, y, null)));
+            double[] magnitude = referenceBackward(F32, batch, seq, channels, heads, x, g, 0, 0)[1];
             try (Arena arena = Arena.ofConfined()) {
                 MemorySegment dqkv = forwardBackward(arena, dtype, batch, seq, channels, heads, qkv, dout)[2];
                 // Gradients are O(1) sums of at most T f32 products through the softmax (plus one
                 // bf16 rounding of each dqkv element).
-                assertClose("attention dqkv " + name(dtype) + " " + Arrays.toString(s), expected, readTensor(dqkv, dtype),
-                        1e-4 + rounding(dtype), 1e-5);
+                KernelTestSupport.assertClose("attention dqkv " + name(dtype) + " " + Arrays.toString(s), expected,
+                        readTensor(dqkv, dtype),
+                        i -> (1e-4 + rounding(dtype)) * Math.abs(expected[i]) + 1e-5 + rounding(dtype) * magnitude[i]);
             }
         }
     }
