@@ -350,52 +350,6 @@ void pack_depth_contiguous(int W, const T *src, int64_t ld, int lanes, int steps
     }
 }
 
-// bf16 pairs along depth: word (l, s) = (element (l, 2s), element (l, 2s + 1)), lanes
-// contiguous (element (l, p) at src[l + p * ld]): two depth rows are interleaved.
-void pack_bf16_pairs_lanes_contiguous(int W, const uint16_t *src, int64_t ld, int lanes, int kc,
-                                      uint16_t *dst) {
-    const int steps = int(ceil_div(kc, 2)), panels = int(ceil_div(lanes, W));
-    const int64_t panel = int64_t(steps) * W * 2;
-    for (int s = 0; s < steps; s++) {
-        const uint16_t *r0 = src + int64_t(2 * s) * ld;
-        const uint16_t *r1 = 2 * s + 1 < kc ? r0 + ld : nullptr;
-        for (int q = 0; q < panels; q++) {
-            uint16_t *d = dst + q * panel + int64_t(s) * W * 2;
-            const int n = std::min(W, lanes - q * W);
-            const uint16_t *s0 = r0 + q * W, *s1 = r1 ? r1 + q * W : nullptr;
-            int l = 0;
-            // 16 lanes at a time, then 8, while they can be read (the source row goes on past
-            // the panel): the last group of a panel may be partial (a 14-lane A panel is 14 of
-            // 16 lanes).
-            for (; l < n && q * W + l + 16 <= lanes; l += 16) {
-                const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s0 + l));
-                const __m256i y = s1 ? _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s1 + l))
-                                     : _mm256_setzero_si256();
-                // The unpacks work within 128-bit halves: lo holds lanes 0-3 and 8-11, hi 4-7
-                // and 12-15.
-                const __m256i lo = _mm256_unpacklo_epi16(x, y), hi = _mm256_unpackhi_epi16(x, y);
-                store_words(d + 2 * l, _mm256_permute2x128_si256(lo, hi, 0x20), std::min(8, n - l));
-                if (n - l > 8)
-                    store_words(d + 2 * l + 16, _mm256_permute2x128_si256(lo, hi, 0x31),
-                                std::min(8, n - l - 8));
-            }
-            for (; l < n && q * W + l + 8 <= lanes; l += 8) {
-                const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s0 + l));
-                const __m128i y = s1 ? _mm_loadu_si128(reinterpret_cast<const __m128i *>(s1 + l))
-                                     : _mm_setzero_si128();
-                store_words(d + 2 * l,
-                            _mm256_set_m128i(_mm_unpackhi_epi16(x, y), _mm_unpacklo_epi16(x, y)),
-                            std::min(8, n - l));
-            }
-            for (; l < n; l++) {
-                d[2 * l] = s0[l];
-                d[2 * l + 1] = s1 ? s1[l] : 0;
-            }
-            if (n < W) std::memset(d + 2 * n, 0, (W - n) * 2 * sizeof(uint16_t));
-        }
-    }
-}
-
 // Element (l, p) of the block at src[l * lane + p * depth]; one of the strides is 1. Packs
 // kc depth elements (zero-padded to whole steps) in the panel format of engine e.
 void pack_block(const Engine &e, int W, bool bf16, const void *src, int64_t lane, int64_t depth,

@@ -52,6 +52,13 @@ struct MicroKernel {
     MicroKernelToBf16Fn run_to_bf16; // null: a bf16 C is rounded from the f32 copy in a pass
 };
 
+// Packs bf16 pairs along depth for the vdpbf16ps kernel, lanes contiguous (element (l, p) at
+// src[l + p * ld]): word (l, s) = (element (l, 2s), element (l, 2s + 1)), two depth rows
+// interleaved, in gemm.cpp's panel format (W-lane panels, zero past the lanes and past kc).
+// AVX-512 code (gemm_avx512.cpp): only the AVX512_BF16 level packs pairs.
+void pack_bf16_pairs_lanes_contiguous(int W, const uint16_t *src, int64_t ld, int lanes, int kc,
+                                      uint16_t *dst);
+
 // The f32 kernel on 512-bit registers, and the vdpbf16ps kernel on bf16 pairs.
 extern const MicroKernel micro_avx512_f32;
 extern const MicroKernel micro_avx512_bf16;
