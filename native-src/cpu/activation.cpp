@@ -10,21 +10,21 @@
 #include "common.hpp"
 
 namespace pmoe {
-namespace act_avx2 {
+namespace avx2_act {
 #include "activation_spans.inc"
-} // namespace act_avx2
+} // namespace avx2_act
 
 namespace {
 
 // The span functions of the level in use.
 struct Spans {
-    decltype(&act_avx2::forward_span) forward;
-    decltype(&act_avx2::backward_span) backward;
+    decltype(&avx2_act::forward_span) forward;
+    decltype(&avx2_act::backward_span) backward;
 };
 
 const Spans &spans_in_use() {
-    static const Spans avx2{&act_avx2::forward_span, &act_avx2::backward_span};
-    static const Spans avx512{&act_avx512::forward_span, &act_avx512::backward_span};
+    static const Spans avx2{&avx2_act::forward_span, &avx2_act::backward_span};
+    static const Spans avx512{&avx512_act::forward_span, &avx512_act::backward_span};
     return cpu_isa_level() >= PMOE_ISA_AVX512 ? avx512 : avx2;
 }
 

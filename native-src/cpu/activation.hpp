@@ -5,9 +5,9 @@
 #include <cstdint>
 
 namespace pmoe {
-namespace act_avx512 {
+namespace avx512_act {
 void forward_span(int32_t act, int64_t n, const float *x, const float *up, float *out);
 void backward_span(int32_t act, int64_t n, const float *x, const float *up, const float *g, float *gx,
                    float *gup);
-} // namespace act_avx512
+} // namespace avx512_act
 } // namespace pmoe

@@ -11,7 +11,7 @@
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,avx512f,avx512dq,avx512bw,avx512vl")
-namespace pmoe::act_avx512 {
+namespace pmoe::avx512_act {
 #include "activation_spans.inc"
-} // namespace pmoe::act_avx512
+} // namespace pmoe::avx512_act
 #pragma GCC pop_options

@@ -21,6 +21,7 @@
 #include <omp.h>
 
 #include <atomic>
+#include <memory>
 #include <vector>
 
 #include "common.hpp"
@@ -177,9 +178,10 @@ int attention_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channel
         const bool bf16 = dtype == PMOE_DTYPE_BF16;
         const int threads = threads_for(B * T * T * C);
         const int64_t blocks = (T + ROWS - 1) / ROWS, units = B * H * blocks;
-        // Scratch per thread, allocated here: nothing may throw inside the parallel region.
+        // Scratch per thread, allocated here (nothing may throw inside the parallel region) and
+        // not zeroed: every element is written before it is read.
         const int64_t per_thread = bf16 ? ROWS * T : 0;
-        std::vector<uint16_t> scratch(size_t(threads) * per_thread);
+        const std::unique_ptr<uint16_t[]> scratch(new uint16_t[size_t(threads) * per_thread]);
         std::atomic<bool> failed{false};
         // Units run longest first (the last row blocks read the most keys) for the balance.
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
@@ -188,7 +190,7 @@ int attention_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channel
             const int64_t b = pair / H, h = pair % H;
             const Rows y = Rows{out, C, bf16}.from(b * T, h * D);
             if (!attend(pair_of(bf16, qkv, att, b, h, T, C, H), y, T, D, t0, std::min(T, t0 + ROWS),
-                        bf16 ? scratch.data() + omp_get_thread_num() * per_thread : nullptr))
+                        bf16 ? scratch.get() + omp_get_thread_num() * per_thread : nullptr))
                 failed = true;
         }
         return failed ? out_of_memory("pmoe_attention_forward") : PMOE_OK;
@@ -202,8 +204,8 @@ int attention_backward(int32_t dtype, int32_t batch, int32_t seq, int32_t channe
         const bool bf16 = dtype == PMOE_DTYPE_BF16;
         const int threads = threads_for(B * T * T * C);
         const int64_t per_thread = T * T, per_thread16 = bf16 ? 2 * T * T : 0;
-        std::vector<float> scratch(size_t(threads) * per_thread);
-        std::vector<uint16_t> scratch16(size_t(threads) * per_thread16);
+        const std::unique_ptr<float[]> scratch(new float[size_t(threads) * per_thread]);
+        const std::unique_ptr<uint16_t[]> scratch16(new uint16_t[size_t(threads) * per_thread16]);
         std::atomic<bool> failed{false};
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
         for (int64_t pair = 0; pair < B * H; pair++) {
@@ -212,8 +214,8 @@ int attention_backward(int32_t dtype, int32_t batch, int32_t seq, int32_t channe
             const Rows dx = Rows{dqkv, 3 * C, bf16}.from(b * T, h * D);
             const int thread = omp_get_thread_num();
             if (!attend_backward(pair_of(bf16, qkv, att, b, h, T, C, H), g, dx, T, C, D,
-                                 scratch.data() + thread * per_thread,
-                                 bf16 ? scratch16.data() + thread * per_thread16 : nullptr))
+                                 scratch.get() + thread * per_thread,
+                                 bf16 ? scratch16.get() + thread * per_thread16 : nullptr))
                 failed = true;
         }
         return failed ? out_of_memory("pmoe_attention_backward") : PMOE_OK;

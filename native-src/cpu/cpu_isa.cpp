@@ -1,8 +1,9 @@
 // Run-time instruction-set dispatch: the CPU's features are read once at load (cpuid, and
 // XGETBV for the registers the OS saves on a context switch: a CPU may have AVX-512 that the
 // OS does not enable), the highest usable level is chosen, and PMOE_CPU_ISA may lower it.
-// Kernels read the level with cpu_isa_level(); only kernels compiled for a level (gemm_avx512.cpp)
-// use instructions beyond the library's AVX2 baseline, and only when that level is in use.
+// Kernels read the level with cpu_isa_level(); only code compiled for a level (gemm_avx512.cpp,
+// activation_avx512.cpp) uses instructions beyond the library's AVX2 baseline, and only when that
+// level is in use.
 #include <cpuid.h>
 
 #include <atomic>

@@ -186,6 +186,13 @@ int64_t depth_block(const Engine &e, int64_t k) {
     return round_up(ceil_div(k, ceil_div(k, e.kc())), e.u.depth_per_step);
 }
 
+// Whether a bf16 C needs an f32 copy: its depth spans several blocks (the partial sums are
+// kept in f32 between them), or the level's kernel cannot round and store bf16 itself.
+bool needs_f32_copy(const Engine &e, const GemmProblem &p) {
+    // k == 0 has no product: C is only scaled, in place.
+    return p.bf16_out && p.k > 0 && (e.u.run_to_bf16 == nullptr || depth_block(e, p.k) < p.k);
+}
+
 // Cuts the problems into items. An item of rows x cols packs its rows of A and its columns of
 // B once per depth block: k * (rows + cols) words for 2 * rows * cols * k flops, so small items
 // of a shallow product spend much of their time packing. Each problem is cut into the R x C
@@ -193,8 +200,8 @@ int64_t depth_block(const Engine &e, int64_t k) {
 // estimated time is least: the rounds of items a thread runs (3 equal items on 2 threads take
 // 2 rounds), plus TAIL_ITEMS of an item for the imbalance that the dynamic schedule leaves when
 // a thread is held up, times an item's compute and packing. Sides are not cut below
-// MIN_ITEM_SIDE unless the problem is smaller. A bf16 C item is at most 4 * MC rows x NC
-// columns, which bounds its f32 copy. The micro-panels of a side are dealt out evenly, so
+// MIN_ITEM_SIDE unless the problem is smaller. An item whose bf16 C needs an f32 copy
+// (needs_f32_copy) is at most 4 * MC rows x NC columns, which bounds the copy. The micro-panels of a side are dealt out evenly, so
 // blocks differ by at most one panel.
 std::vector<Item> make_items(const Engine &e, const std::vector<GemmProblem> &problems, int threads) {
     const int nr = e.u.nr, mr = e.u.mr;
@@ -210,8 +217,9 @@ std::vector<Item> make_items(const Engine &e, const std::vector<GemmProblem> &pr
         const GemmProblem &p = problems[i];
         if (p.m == 0 || p.n == 0) continue;
         const int64_t panels_r = ceil_div(p.m, mr), panels_c = ceil_div(p.n, nr);
-        const int64_t min_r = p.bf16_out ? ceil_div(p.m, 4 * e.mc) : 1;
-        const int64_t min_c = p.bf16_out ? ceil_div(p.n, NC) : 1;
+        const bool copy = needs_f32_copy(e, p);
+        const int64_t min_r = copy ? ceil_div(p.m, 4 * e.mc) : 1;
+        const int64_t min_c = copy ? ceil_div(p.n, NC) : 1;
         const int64_t max_r = std::min(panels_r, std::max(min_r, ceil_div(p.m, MIN_ITEM_SIDE)));
         const int64_t max_c = std::min(panels_c, std::max(min_c, ceil_div(p.n, MIN_ITEM_SIDE)));
         const int64_t most = std::max(share, min_r * min_c);
@@ -365,8 +373,8 @@ void pack_block(const Engine &e, int W, bool bf16, const void *src, int64_t lane
         return pack_depth_contiguous(W, s, lane, lanes, kc, dst);
     }
     if (lane == 1)
-        return pack_bf16_pairs_lanes_contiguous(W, s, depth, lanes, kc,
-                                                reinterpret_cast<uint16_t *>(dst));
+        return avx512_bf16::pack_pairs_lanes_contiguous(W, s, depth, lanes, kc,
+                                                        reinterpret_cast<uint16_t *>(dst));
     if (kc % 2 == 0 && lane % 2 == 0) // pairs are whole 32-bit words of each lane's run
         return pack_depth_contiguous(W, reinterpret_cast<const float *>(s), lane / 2, lanes,
                                            kc / 2, dst);
@@ -427,12 +435,6 @@ void round_to_bf16(const float *c, int64_t ldc, uint16_t *c16, int64_t ldc16, in
 
 const void *element(const void *base, bool bf16, int64_t offset) {
     return static_cast<const char *>(base) + offset * (bf16 ? 2 : 4);
-}
-
-// Whether a bf16 C needs an f32 copy: its depth spans several blocks (the partial sums are
-// kept in f32 between them), or the level's kernel cannot round and store bf16 itself.
-bool needs_f32_copy(const Engine &e, const GemmProblem &p) {
-    return p.bf16_out && (e.u.run_to_bf16 == nullptr || depth_block(e, p.k) < p.k);
 }
 
 void run_item(const Engine &e, const GemmProblem &p, const Item &it, Buffers &buf) {

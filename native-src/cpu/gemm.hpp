@@ -56,8 +56,9 @@ struct MicroKernel {
 // src[l + p * ld]): word (l, s) = (element (l, 2s), element (l, 2s + 1)), two depth rows
 // interleaved, in gemm.cpp's panel format (W-lane panels, zero past the lanes and past kc).
 // AVX-512 code (gemm_avx512.cpp): only the AVX512_BF16 level packs pairs.
-void pack_bf16_pairs_lanes_contiguous(int W, const uint16_t *src, int64_t ld, int lanes, int kc,
-                                      uint16_t *dst);
+namespace avx512_bf16 {
+void pack_pairs_lanes_contiguous(int W, const uint16_t *src, int64_t ld, int lanes, int kc, uint16_t *dst);
+} // namespace avx512_bf16
 
 // The f32 kernel on 512-bit registers, and the vdpbf16ps kernel on bf16 pairs.
 extern const MicroKernel micro_avx512_f32;

@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 
@@ -27,26 +28,20 @@ namespace pmoe::avx512_bf16 {
 #define PMOE_DPBF16 1
 #include "gemm_avx512_kernel.inc"
 #undef PMOE_DPBF16
-} // namespace pmoe::avx512_bf16
-#pragma GCC pop_options
 
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,avx512f,avx512dq,avx512bw,avx512vl")
-namespace pmoe {
-
-// W <= 32 (a panel is MR or NR lanes). Per depth step and panel: the panel's lanes of the two depth rows (masked loads: zero past
-// the lanes), interleaved into pair words by one two-source permute per 16 lanes, stored whole
-// (W words, so the padding lanes get their zeros).
-void pack_bf16_pairs_lanes_contiguous(int W, const uint16_t *src, int64_t ld, int lanes, int kc,
-                                      uint16_t *dst) {
+// W <= 32 (a panel is MR or NR lanes). Per depth step and panel: the panel's lanes of the two
+// depth rows (masked loads: zero past the lanes), interleaved into pair words by one two-source
+// permute per 16 lanes, stored whole (W words, so the padding lanes get their zeros).
+void pack_pairs_lanes_contiguous(int W, const uint16_t *src, int64_t ld, int lanes, int kc, uint16_t *dst) {
     // Word j of the low half pairs lane j of row 0 with lane j of row 1 (index 32 + j of the
     // two-source permute); the high half does lanes 16 + j.
-    alignas(64) uint16_t lo_index[32], hi_index[32];
-    for (int j = 0; j < 32; j++) {
-        lo_index[j] = uint16_t(j / 2 + (j % 2) * 32);
-        hi_index[j] = uint16_t(16 + j / 2 + (j % 2) * 32);
-    }
-    const __m512i lo_idx = _mm512_load_si512(lo_index), hi_idx = _mm512_load_si512(hi_index);
+    static constexpr auto index = [](int first_lane) {
+        std::array<uint16_t, 32> idx{};
+        for (int j = 0; j < 32; j++) idx[j] = uint16_t(first_lane + j / 2 + (j % 2) * 32);
+        return idx;
+    };
+    alignas(64) static constexpr std::array<uint16_t, 32> lo_index = index(0), hi_index = index(16);
+    const __m512i lo_idx = _mm512_load_si512(lo_index.data()), hi_idx = _mm512_load_si512(hi_index.data());
     const int steps = (kc + 1) / 2, panels = (lanes + W - 1) / W;
     const int64_t panel = int64_t(steps) * W * 2;
     const __mmask16 low_words = __mmask16(W >= 16 ? 0xffff : (1u << W) - 1);
@@ -66,7 +61,7 @@ void pack_bf16_pairs_lanes_contiguous(int W, const uint16_t *src, int64_t ld, in
     }
 }
 
-} // namespace pmoe
+} // namespace pmoe::avx512_bf16
 #pragma GCC pop_options
 
 namespace pmoe {

@@ -14,13 +14,16 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The CPU library runs on AVX2-only CPUs: AVX-512 instructions (zmm, opmask, xmm16-31 registers,
- * embedded broadcasts, bf16 dot products) appear only in the micro-kernels compiled for the
- * AVX-512 levels, which pmoe_cpu_isa's dispatch calls only on CPUs that have them. Read from the
- * disassembly with {@code objdump -d} (binutils, which the build needs anyway), so a baseline
- * flag or an inlined helper that lets the compiler emit AVX-512 elsewhere is caught on any host.
+ * embedded broadcasts, bf16 dot products) appear only in the code compiled for the AVX-512 levels,
+ * in namespaces pmoe::avx512_* (the GEMM kernels and the bf16 pair packing of gemm_avx512.cpp,
+ * the activation math of activation_avx512.cpp), which pmoe_cpu_isa's dispatch calls only on
+ * CPUs that have them. Read from the disassembly with {@code objdump -d} (binutils, which the
+ * build needs anyway), so a baseline flag or an inlined helper that lets the compiler emit
+ * AVX-512 elsewhere is caught on any host.
  */
 class Avx512ConfinementTest {
     private static final Pattern FUNCTION = Pattern.compile("^[0-9a-f]+ <(.+)>:$");
+    private static final Pattern IN_AVX512_NAMESPACE = Pattern.compile("_ZN4pmoe\\d+avx512_");
     private static final Pattern AVX512 = Pattern.compile(
             "%zmm|%k[0-7]\\b|\\{1to\\d+\\}|%[xy]mm(1[6-9]|2\\d|3[01])\\b|\\s(kmov|kand|kor|kxor|knot|kshift)\\w*\\s|vdpbf16ps|vcvtne2?ps2bf16");
 
@@ -42,12 +45,16 @@ class Avx512ConfinementTest {
                 using.add(function);
             }
         }
-        // pmoe::avx512_f32::(anon)::kernel and pmoe::avx512_bf16::(anon)::kernel (gemm_avx512.cpp)
-        Set<String> kernels = new TreeSet<>();
+        // Mangled pmoe::avx512_f32::..., pmoe::avx512_bf16::..., pmoe::avx512_act::...
+        Set<String> confined = new TreeSet<>();
         for (String name : using) {
-            if (name.startsWith("_ZN4pmoe10avx512_f32") || name.startsWith("_ZN4pmoe11avx512_bf16")) kernels.add(name);
+            if (IN_AVX512_NAMESPACE.matcher(name).lookingAt()) confined.add(name);
         }
-        assertEquals(kernels, using, "functions of " + library + " with AVX-512 instructions outside gemm_avx512.cpp");
-        assertEquals(2, kernels.size(), "the f32 and the bf16 AVX-512 kernels are found: " + using);
+        assertEquals(confined, using, "functions of " + library + " with AVX-512 instructions outside pmoe::avx512_*");
+        for (String namespace : new String[] {"avx512_f32", "avx512_bf16", "avx512_act"}) {
+            String mangled = "_ZN4pmoe" + namespace.length() + namespace;
+            assertTrue(using.stream().anyMatch(n -> n.startsWith(mangled)),
+                    "pmoe::" + namespace + " (AVX-512 code the dispatch calls) is found among " + using);
+        }
     }
 }

@@ -7,12 +7,13 @@ import java.util.Locale;
 import java.util.Map;
 
 /**
- * Device memory behind a cache, as PyTorch's CUDA caching allocator: a block freed by a tensor
+ * Memory blocks behind a cache, as PyTorch's CUDA caching allocator: a block freed by a tensor
  * scope is kept in a free list of its size class and handed to the next allocation of that class
- * on the same stream, instead of going back through cudaFree/cudaMalloc (both synchronise the
- * device, and cudaMalloc takes milliseconds at large sizes). The CPU's tensors use one too, over
- * host memory: a fresh host allocation is mapped in and zeroed page by page, which cost a {@code small}
- * bf16 training step 6% of its time (DESIGN.md).
+ * on the same stream, instead of going back to its {@link BlockSource}: cudaFree/cudaMalloc on a
+ * device (both synchronise it, and cudaMalloc takes milliseconds at large sizes); on the CPU,
+ * free/aligned_alloc, after which a fresh block is mapped in and zeroed page by page, which cost a
+ * {@code small} bf16 training step 6% of its time (DESIGN.md). The statistics' "device" mallocs
+ * and frees are the block source's.
  *
  * <p>Size classes: requests round up to a multiple of 512 bytes below 1 MiB, and to a quarter of
  * their power of two above (1, 1.25, 1.5, 1.75, 2, 2.5 MiB, ...), so a class wastes under 25%
@@ -25,7 +26,8 @@ import java.util.Map;
  *
  * <p>Retention: on a device the cache keeps every freed block (the device's memory is the bound,
  * and a failed allocation releases the cache). {@link #boundedByPeak} keeps at most the peak of
- * allocated bytes cached, releasing the oldest cached blocks first: for host memory, where a JVM
+ * allocated bytes cached (the most ever allocated at once, which {@link #resetPeaks} does not
+ * lower), releasing the oldest cached blocks first: for host memory, where a JVM
  * that runs many differently shaped models (a test suite) must not keep a block of every shape it
  * ever used, while a training loop, whose steps repeat their shapes, still finds them all.
  */
@@ -34,7 +36,7 @@ public final class CachingAllocator implements AutoCloseable {
     static final long LARGE = 1L << 20;
     static final int DIVISIONS_PER_POWER_OF_TWO = 4;
 
-    /** A device allocation of {@link #size()} bytes (its size class), handed out for {@link #requested()} bytes. */
+    /** An allocation of {@link #size()} bytes (its size class), handed out for {@link #requested()} bytes. */
     public static final class Block {
         private final CachingAllocator owner;
         private final long address;
@@ -74,7 +76,7 @@ public final class CachingAllocator implements AutoCloseable {
 
     /**
      * Counters, as torch.cuda.memory_stats: bytes in blocks handed out (by size class, and as
-     * requested), bytes held from the device (handed out + cached), their peaks since creation or
+     * requested), bytes held from the block source (handed out + cached), their peaks since creation or
      * {@link #resetPeaks()}, and how allocations were served.
      */
     public record Stats(long allocatedBytes, long requestedBytes, long reservedBytes, long peakAllocatedBytes,
@@ -109,6 +111,8 @@ public final class CachingAllocator implements AutoCloseable {
     private long requestedBytes;
     private long reservedBytes;
     private long peakAllocatedBytes;
+    /** The most ever allocated at once: the bound of {@link #boundedByPeak}, which resetPeaks leaves alone. */
+    private long highWaterBytes;
     private long peakReservedBytes;
     private long allocations;
     private long cacheHits;
@@ -174,6 +178,7 @@ public final class CachingAllocator implements AutoCloseable {
         allocatedBytes += size;
         requestedBytes += bytes;
         peakAllocatedBytes = Math.max(peakAllocatedBytes, allocatedBytes);
+        highWaterBytes = Math.max(highWaterBytes, allocatedBytes);
         return block;
     }
 
@@ -191,7 +196,7 @@ public final class CachingAllocator implements AutoCloseable {
         }
     }
 
-    /** Returns a block to its size class's free list (to the device once the allocator is closed). */
+    /** Returns a block to its size class's free list (to the block source once the allocator is closed). */
     public synchronized void free(Block block) {
         Checks.notNull("block", block);
         if (block.owner != this) {
@@ -209,14 +214,14 @@ public final class CachingAllocator implements AutoCloseable {
         }
         cache.computeIfAbsent(new SizeClass(block.stream, block.size), k -> new ArrayDeque<>()).push(block);
         cachedOldestFirst.add(block);
-        while (boundedByPeak && reservedBytes - allocatedBytes > peakAllocatedBytes) {
+        while (boundedByPeak && reservedBytes - allocatedBytes > highWaterBytes) {
             Block oldest = cachedOldestFirst.removeFirst();
             cache.get(new SizeClass(oldest.stream, oldest.size)).removeLast();
             release(oldest);
         }
     }
 
-    /** Gives every cached block back to the device (cudaFree); blocks in use stay. */
+    /** Gives every cached block back to the block source (cudaFree, free); blocks in use stay. */
     public synchronized void emptyCache() {
         for (ArrayDeque<Block> free : cache.values()) {
             while (!free.isEmpty()) {
@@ -244,7 +249,7 @@ public final class CachingAllocator implements AutoCloseable {
         peakReservedBytes = reservedBytes;
     }
 
-    /** Releases the cache and refuses new allocations; blocks still in use go to the device when freed. */
+    /** Releases the cache and refuses new allocations; blocks still in use go back to the source when freed. */
     @Override
     public synchronized void close() {
         emptyCache();

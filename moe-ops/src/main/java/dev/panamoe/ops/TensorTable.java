@@ -10,7 +10,9 @@ import java.util.List;
  * A native array of the addresses of n tensors of one dtype and shape — the `weights` / `out`
  * argument of the grouped GEMM kernels, where each expert's matrix has its own storage. Built
  * once per layer; {@link #set} swaps one entry (an expert replaced or migrated) in place. The
- * array lives in the scope's memory: on a device the kernels read it there.
+ * array lives in the scope's memory: on a device the kernels read it there. The kernels reach
+ * the entries through raw addresses, so no entry's scope may be closed while a call that reads
+ * the table runs (its block could already serve another scope's tensor).
  */
 public final class TensorTable {
     private final String name;

@@ -11,6 +11,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.function.Function;
+import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;
 
@@ -37,6 +38,13 @@ class BadInputTest {
                 case "name" -> "fake-gpu";
                 default -> throw new UnsupportedOperationException(method.getName());
             });
+    /** Where the "remote" tensors live: open for the whole test, as the calls run after their generator. */
+    private static final TensorScope FAKE_GPU_SCOPE = TensorScope.shared(FAKE_GPU);
+
+    @AfterAll
+    static void closeFakeGpuScope() {
+        FAKE_GPU_SCOPE.close();
+    }
 
     /** One malformed call: what it does wrong, the exception it must raise, a word its message must contain. */
     record Bad(String what, Class<? extends RuntimeException> type, String mentions, Executable call) {
@@ -314,7 +322,7 @@ class BadInputTest {
                                 env.floats("out", rows, cols)));
             },
             env -> {
-                Tensor elsewhere = TensorScope.confined(FAKE_GPU).allocate("remote", DType.F32, 2, 2);
+                Tensor elsewhere = FAKE_GPU_SCOPE.allocate("remote", DType.F32, 2, 2);
                 Tensor local = env.floats("local", 2, 2);
                 return iae("a tensor of another device", "expected a tensor on cpu",
                         () -> CPU.gemm(false, false, 1f, local, elsewhere, 0f, env.floats("c", 2, 2)));

@@ -111,22 +111,24 @@ class CachingAllocatorTest {
     @Test
     void aCacheBoundedByThePeakReleasesItsOldestBlocksFirst() {
         CachingAllocator bounded = CachingAllocator.boundedByPeak(device);
-        // Peak allocated: 3 MiB (one 3 MiB block), so at most 3 MiB stay cached.
+        // Peak 5 MiB: two blocks of the 1 MiB class and one of 3 MiB in use at once.
+        CachingAllocator.Block older = bounded.allocate(MIB, STREAM);
+        CachingAllocator.Block newer = bounded.allocate(MIB, STREAM);
         CachingAllocator.Block big = bounded.allocate(3 * MIB, STREAM);
-        bounded.free(big);
-        assertEquals(3 * MIB, bounded.stats().cachedBytes());
-        CachingAllocator.Block one = bounded.allocate(MIB, STREAM);
-        CachingAllocator.Block two = bounded.allocate(2 * MIB, STREAM);
-        assertEquals(3, device.mallocs(), "no class of 1 or 2 MiB is cached yet");
-        bounded.free(one); // 4 MiB cached: the oldest, big, goes back
+        bounded.free(older);
+        bounded.free(newer);
+        bounded.free(big); // 5 MiB cached: within the bound
+        assertEquals(0, device.frees());
+        bounded.resetPeaks(); // a statistic: it does not shrink the cache's bound
+        CachingAllocator.Block small = bounded.allocate(MIB / 2, STREAM);
+        bounded.free(small); // 5.5 MiB cached: the oldest block, older, goes back, and only it
         assertEquals(1, device.frees());
-        assertEquals(MIB, bounded.stats().cachedBytes());
-        bounded.free(two); // 3 MiB cached: within the bound
-        assertEquals(1, device.frees());
-        assertEquals(3 * MIB, bounded.stats().cachedBytes());
-        assertEquals(one.address(), bounded.allocate(MIB, STREAM).address(), "the kept blocks still serve their class");
-        assertEquals(two.address(), bounded.allocate(2 * MIB, STREAM).address());
-        assertEquals(3, device.mallocs());
+        assertEquals(4 * MIB + MIB / 2, bounded.stats().cachedBytes());
+        assertThrows(IllegalStateException.class, () -> device.region(older.address(), 1), "older went back");
+        device.region(big.address(), 1); // the largest block is not the oldest: kept
+        assertEquals(newer.address(), bounded.allocate(MIB, STREAM).address(), "its class still hands out newer");
+        assertEquals(big.address(), bounded.allocate(3 * MIB, STREAM).address());
+        assertEquals(4, device.mallocs());
     }
 
     @Test

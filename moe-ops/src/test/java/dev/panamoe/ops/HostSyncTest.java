@@ -106,7 +106,8 @@ class HostSyncTest {
             assertArrayEquals(new int[8], scope.allocate("zeroed", DType.I32, 8).toIntArray());
         }
         // On the CPU a closed scope's block goes back to the host cache and serves the next
-        // request of its size class as it is; only allocate zeroes it.
+        // request of its size class as it is; only allocate zeroes it. (The cache hands out its
+        // most recently freed block first: this relies on the tests of this JVM running one at a time.)
         float[] last = {1.5f, -2f, 3.25f};
         try (TensorScope scope = TensorScope.shared(CpuBackend.get())) {
             scope.allocate("previous", DType.F32, 3).copyFrom(last);
