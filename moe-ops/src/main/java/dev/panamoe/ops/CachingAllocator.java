@@ -11,9 +11,8 @@ import java.util.Map;
  * scope is kept in a free list of its size class and handed to the next allocation of that class
  * on the same stream, instead of going back to its {@link BlockSource}: cudaFree/cudaMalloc on a
  * device (both synchronise it, and cudaMalloc takes milliseconds at large sizes); on the CPU,
- * free/aligned_alloc, after which a fresh block is mapped in and zeroed page by page, which cost a
- * {@code small} bf16 training step 6% of its time (DESIGN.md). The statistics' "device" mallocs
- * and frees are the block source's.
+ * free/aligned_alloc, after which a fresh block is mapped in and zeroed page by page. The
+ * statistics' "device" mallocs and frees are the block source's.
  *
  * <p>Size classes: requests round up to a multiple of 512 bytes below 1 MiB, and to a quarter of
  * their power of two above (1, 1.25, 1.5, 1.75, 2, 2.5 MiB, ...), so a class wastes under 25%
@@ -25,11 +24,12 @@ import java.util.Map;
  * allocation retried once. Thread-safe.
  *
  * <p>Retention: on a device the cache keeps every freed block (the device's memory is the bound,
- * and a failed allocation releases the cache). {@link #boundedByPeak} keeps at most the peak of
- * allocated bytes cached (the most ever allocated at once, which {@link #resetPeaks} does not
- * lower), releasing the oldest cached blocks first: for host memory, where a JVM
- * that runs many differently shaped models (a test suite) must not keep a block of every shape it
- * ever used, while a training loop, whose steps repeat their shapes, still finds them all.
+ * and a failed allocation releases the cache). {@link #boundedByPeak} never holds more than the
+ * most bytes ever allocated at once (its high-water mark, which {@link #resetPeaks} does not
+ * lower): a new block first releases the oldest cached blocks that would take it past that. For
+ * host memory, where a JVM that runs many differently shaped models (a test suite) must not keep
+ * a block of every shape it ever used, while a training loop, whose steps repeat their shapes,
+ * finds them all in the cache and allocates nothing new.
  */
 public final class CachingAllocator implements AutoCloseable {
     static final long SMALL_ROUNDING = 512;
@@ -111,7 +111,7 @@ public final class CachingAllocator implements AutoCloseable {
     private long requestedBytes;
     private long reservedBytes;
     private long peakAllocatedBytes;
-    /** The most ever allocated at once: the bound of {@link #boundedByPeak}, which resetPeaks leaves alone. */
+    /** The most ever allocated at once (kept by {@link #boundedByPeak} only): its bound on reserved bytes. */
     private long highWaterBytes;
     private long peakReservedBytes;
     private long allocations;
@@ -167,6 +167,14 @@ public final class CachingAllocator implements AutoCloseable {
             cachedOldestFirst.remove(block);
             cacheHits++;
         } else {
+            if (boundedByPeak) {
+                highWaterBytes = Math.max(highWaterBytes, allocatedBytes + size);
+                while (reservedBytes + size > highWaterBytes && !cachedOldestFirst.isEmpty()) {
+                    Block oldest = cachedOldestFirst.removeFirst();
+                    cache.get(new SizeClass(oldest.stream, oldest.size)).removeLast();
+                    release(oldest);
+                }
+            }
             block = new Block(this, mallocReleasingCache(size), size, stream);
             deviceMallocs++;
             reservedBytes += size;
@@ -178,7 +186,6 @@ public final class CachingAllocator implements AutoCloseable {
         allocatedBytes += size;
         requestedBytes += bytes;
         peakAllocatedBytes = Math.max(peakAllocatedBytes, allocatedBytes);
-        highWaterBytes = Math.max(highWaterBytes, allocatedBytes);
         return block;
     }
 
@@ -214,11 +221,6 @@ public final class CachingAllocator implements AutoCloseable {
         }
         cache.computeIfAbsent(new SizeClass(block.stream, block.size), k -> new ArrayDeque<>()).push(block);
         cachedOldestFirst.add(block);
-        while (boundedByPeak && reservedBytes - allocatedBytes > highWaterBytes) {
-            Block oldest = cachedOldestFirst.removeFirst();
-            cache.get(new SizeClass(oldest.stream, oldest.size)).removeLast();
-            release(oldest);
-        }
     }
 
     /** Gives every cached block back to the block source (cudaFree, free); blocks in use stay. */

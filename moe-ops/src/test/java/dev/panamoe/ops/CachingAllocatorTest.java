@@ -111,24 +111,30 @@ class CachingAllocatorTest {
     @Test
     void aCacheBoundedByThePeakReleasesItsOldestBlocksFirst() {
         CachingAllocator bounded = CachingAllocator.boundedByPeak(device);
-        // Peak 5 MiB: two blocks of the 1 MiB class and one of 3 MiB in use at once.
+        // High-water mark 5 MiB: two blocks of the 1 MiB class and one of 3 MiB in use at once.
         CachingAllocator.Block older = bounded.allocate(MIB, STREAM);
         CachingAllocator.Block newer = bounded.allocate(MIB, STREAM);
         CachingAllocator.Block big = bounded.allocate(3 * MIB, STREAM);
         bounded.free(older);
         bounded.free(newer);
-        bounded.free(big); // 5 MiB cached: within the bound
+        bounded.free(big); // all 5 MiB cached
         assertEquals(0, device.frees());
-        bounded.resetPeaks(); // a statistic: it does not shrink the cache's bound
+        bounded.resetPeaks(); // a statistic: it does not lower the bound
+        // A new 512 KiB block would hold 5.5 MiB: the oldest cached block, older, goes back first, and only it.
         CachingAllocator.Block small = bounded.allocate(MIB / 2, STREAM);
-        bounded.free(small); // 5.5 MiB cached: the oldest block, older, goes back, and only it
         assertEquals(1, device.frees());
-        assertEquals(4 * MIB + MIB / 2, bounded.stats().cachedBytes());
+        assertEquals(4 * MIB + MIB / 2, bounded.stats().reservedBytes());
         assertThrows(IllegalStateException.class, () -> device.region(older.address(), 1), "older went back");
         device.region(big.address(), 1); // the largest block is not the oldest: kept
         assertEquals(newer.address(), bounded.allocate(MIB, STREAM).address(), "its class still hands out newer");
         assertEquals(big.address(), bounded.allocate(3 * MIB, STREAM).address());
+        bounded.free(small);
         assertEquals(4, device.mallocs());
+        // A block that raises the mark (4 + 4 MiB in use) leaves no room for anything cached: small goes back.
+        CachingAllocator.Block more = bounded.allocate(4 * MIB, STREAM);
+        assertEquals(2, device.frees());
+        assertEquals(8 * MIB, bounded.stats().reservedBytes());
+        bounded.free(more);
     }
 
     @Test
