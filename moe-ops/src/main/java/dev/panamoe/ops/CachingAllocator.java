@@ -129,7 +129,7 @@ public final class CachingAllocator implements AutoCloseable {
         this.boundedByPeak = boundedByPeak;
     }
 
-    /** A cache that keeps at most the peak of allocated bytes (host memory): see the class comment. */
+    /** A cache that never holds more than the most bytes ever allocated at once (host memory): see the class comment. */
     public static CachingAllocator boundedByPeak(BlockSource raw) {
         return new CachingAllocator(raw, true);
     }
