@@ -4,7 +4,6 @@
 // (sigmoid_approx) are inlined here as AVX-512 code without an AVX-512 copy that another
 // caller could pick up.
 #include <cstdint>
-#include <cstring>
 
 #include "activation.hpp"
 #include "common.hpp"

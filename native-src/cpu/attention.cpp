@@ -22,7 +22,6 @@
 
 #include <atomic>
 #include <memory>
-#include <vector>
 
 #include "common.hpp"
 #include "dense.hpp"

@@ -201,8 +201,8 @@ bool needs_f32_copy(const Engine &e, const GemmProblem &p) {
 // 2 rounds), plus TAIL_ITEMS of an item for the imbalance that the dynamic schedule leaves when
 // a thread is held up, times an item's compute and packing. Sides are not cut below
 // MIN_ITEM_SIDE unless the problem is smaller. An item whose bf16 C needs an f32 copy
-// (needs_f32_copy) is at most 4 * MC rows x NC columns, which bounds the copy. The micro-panels of a side are dealt out evenly, so
-// blocks differ by at most one panel.
+// (needs_f32_copy) is at most 4 * MC rows x NC columns, which bounds the copy. The
+// micro-panels of a side are dealt out evenly, so blocks differ by at most one panel.
 std::vector<Item> make_items(const Engine &e, const std::vector<GemmProblem> &problems, int threads) {
     const int nr = e.u.nr, mr = e.u.mr;
     int64_t busy = 0;

@@ -5,10 +5,10 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
 /**
- * The reference backend: host memory from a {@link CachingAllocator} (bounded by its peak),
- * kernels from an implementation of panamoe.h that works on host pointers — libpanamoe_cpu.so
- * by default, or any other such library (e.g. the CUDA sources built for host execution) via
- * {@link #CpuBackend(panamoe_h)}.
+ * The reference backend: host memory from a {@link CachingAllocator} (holding at most the most
+ * bytes ever in use at once), kernels from an implementation of panamoe.h that works on host
+ * pointers — libpanamoe_cpu.so by default, or any other such library (e.g. the CUDA sources
+ * built for host execution) via {@link #CpuBackend(panamoe_h)}.
  * The calls and their checks are {@link NativeBackend}'s.
  */
 public final class CpuBackend extends NativeBackend {

@@ -6,8 +6,7 @@ import java.lang.foreign.MemorySegment;
 /**
  * The memory one {@link TensorScope} allocates its tensors from, and the copies between it and
  * the host: blocks of a {@link CachingAllocator}, of host memory on the CPU, of device memory on
- * a CUDA device. Closing it frees (or, on a device, returns to the cache) everything it
- * allocated.
+ * a CUDA device. Closing it returns everything it allocated to the allocator's cache.
  *
  * <p>A device segment is a zero-length segment at the device address: it can be handed to a
  * kernel, and host code that tries to read it fails with IndexOutOfBoundsException instead of
@@ -59,7 +58,7 @@ public interface TensorMemory extends AutoCloseable {
     /** Sets bytes of dst to zero (in order with the kernels). */
     void zero(MemorySegment dst, long bytes);
 
-    /** Frees what this memory allocated; closing twice does nothing. */
+    /** Returns what this memory allocated to the allocator's cache; closing twice does nothing. */
     @Override
     void close();
 }
