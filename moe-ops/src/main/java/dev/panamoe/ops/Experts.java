@@ -5,6 +5,7 @@ import static dev.panamoe.ops.Checks.ANY;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.function.BiConsumer;
 import java.util.random.RandomGenerator;
 
 /**
@@ -123,6 +124,14 @@ public final class Experts {
     public void refreshWorkingCopies() {
         for (int e = 0; e < w1Work.length; e++) {
             refreshWorkingCopy(e);
+        }
+    }
+
+    /** Gives action each expert's w1 and w2 with its bf16 working copy; nothing in f32. */
+    public void forEachWorkingCopy(BiConsumer<Parameter, Tensor> action) {
+        for (int e = 0; e < w1Work.length; e++) {
+            action.accept(w1[e], w1Work[e]);
+            action.accept(w2[e], w2Work[e]);
         }
     }
 

@@ -6,6 +6,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
+import java.util.function.BiConsumer;
 import java.util.stream.IntStream;
 
 /**
@@ -339,6 +340,16 @@ public final class MoELayer implements AutoCloseable {
     public void refreshWorkingCopies() {
         router.refreshWorkingCopy();
         experts.refreshWorkingCopies();
+    }
+
+    /**
+     * Gives action each master parameter that has a bf16 working copy, with the copy (an
+     * optimizer that writes the copies itself: {@code AdamW.step} with working copies); nothing
+     * for an f32 layer.
+     */
+    public void forEachWorkingCopy(BiConsumer<Parameter, Tensor> action) {
+        router.forEachWorkingCopy(action);
+        experts.forEachWorkingCopy(action);
     }
 
     /**

@@ -2,6 +2,8 @@ package dev.panamoe.ops;
 
 import static dev.panamoe.ops.Checks.ANY;
 
+import java.util.function.BiConsumer;
+
 /**
  * The gate: logits = x · W_gate [hidden, experts] (pmoe_gemm), then scores and the top-k experts
  * of each token with their weights (pmoe_router_forward, fused). Backward is split in two so the
@@ -72,6 +74,13 @@ public final class Router {
     /** Storage of x and its gradient: f32, or bf16 with a bf16 working copy of the weight. */
     public DType dtype() {
         return working.dtype();
+    }
+
+    /** Gives action the weight and its bf16 working copy; nothing in f32. */
+    public void forEachWorkingCopy(BiConsumer<Parameter, Tensor> action) {
+        if (working != weight.value()) {
+            action.accept(weight, working);
+        }
     }
 
     /** Rounds the f32 master weight into the bf16 working copy (after each optimizer step); no-op in f32. */

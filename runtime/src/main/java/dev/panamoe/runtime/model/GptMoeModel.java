@@ -22,7 +22,10 @@ import dev.panamoe.strategy.plan.RankLayout;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.function.BiConsumer;
 import java.util.function.IntFunction;
 
 /**
@@ -254,6 +257,20 @@ public final class GptMoeModel implements AutoCloseable {
     public void refreshWorkingCopies() {
         weights.refresh();
         moeLayers.forEach(MoELayer::refreshWorkingCopies);
+    }
+
+    /**
+     * Every master of this rank that has a working copy (a parameter's value tensor, by
+     * identity), with the copy (empty in f32): what an optimizer step writes in the same pass as
+     * the masters, instead of a {@link #refreshWorkingCopies()} after it. Built on each call:
+     * expert migration replaces parameters.
+     */
+    public Map<Tensor, Tensor> workingCopies() {
+        Map<Tensor, Tensor> copies = new IdentityHashMap<>();
+        BiConsumer<Parameter, Tensor> add = (p, copy) -> copies.put(p.value(), copy);
+        weights.forEachWorkingCopy(add);
+        moeLayers.forEach(layer -> layer.forEachWorkingCopy(add));
+        return copies;
     }
 
     /** The process groups of this rank (a single device's: one rank in every group). */

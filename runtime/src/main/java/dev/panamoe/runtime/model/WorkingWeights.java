@@ -7,6 +7,7 @@ import dev.panamoe.ops.Tensor;
 import dev.panamoe.ops.TensorScope;
 import java.util.IdentityHashMap;
 import java.util.Map;
+import java.util.function.BiConsumer;
 
 /**
  * The tensors the forward and backward passes read for the dense parameters (embeddings, norms,
@@ -38,6 +39,11 @@ final class WorkingWeights implements AutoCloseable {
     /** What the passes read for p. */
     Tensor of(Parameter p) {
         return dtype == DType.F32 ? p.value() : copies.get(p);
+    }
+
+    /** Gives action each parameter with its working copy (nothing in f32). */
+    void forEachWorkingCopy(BiConsumer<Parameter, Tensor> action) {
+        copies.forEach(action);
     }
 
     /** Rounds every master into its working copy (nothing to do in f32). */

@@ -253,8 +253,7 @@ public final class Trainer implements AutoCloseable {
         }
         float lr = schedule.at(next);
         try (var t = timer.start("adamw")) {
-            optimizer.step(lr, next);
-            model.refreshWorkingCopies();
+            optimizer.step(lr, next, model.workingCopies());
         }
         step = next;
         PlacementController.Change change = placement == null ? PlacementController.Change.NONE

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.panamoe.ops.CpuBackend;
 import dev.panamoe.ops.DType;
 import dev.panamoe.ops.Parameter;
+import dev.panamoe.ops.Tensor;
 import dev.panamoe.runtime.data.Batch;
 import dev.panamoe.runtime.data.Split;
 import dev.panamoe.runtime.data.SyntheticCorpus;
@@ -293,6 +294,27 @@ class MixedPrecisionTrainingTest {
         }
         System.out.printf(Locale.ROOT, "bf16 vs fp32 decoding: logits %.2e%n", worst);
         assertTrue(worst > 0, "the bf16 model rounds");
+    }
+
+    /**
+     * The optimizer step writes the working copies itself (no refresh after it): after two
+     * steps, every parameter has one and it is its master rounded to nearest even, bit for bit.
+     */
+    @Test
+    void afterAStepEveryWorkingCopyIsItsMasterRounded() {
+        try (GptMoeModel model = bf16Model(5); Trainer trainer = new Trainer(model, ParallelTraining.corpus(),
+                BF16.toBuilder().steps(2).evalEvery(0).build())) {
+            trainer.run(m -> { });
+            Map<Tensor, Tensor> copies = model.workingCopies();
+            assertEquals(model.parameters().size(), copies.size(), "parameters with a working copy");
+            for (Parameter p : model.parameters()) {
+                float[] master = p.value().toFloatArray();
+                float[] copy = copies.get(p.value()).toFloatArray();
+                for (int i = 0; i < master.length; i++) {
+                    assertEquals(Tensor.floatToBf16(master[i]), Tensor.floatToBf16(copy[i]), p.name() + "[" + i + "]");
+                }
+            }
+        }
     }
 
     @Test
