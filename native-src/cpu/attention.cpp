@@ -14,20 +14,30 @@
 // dv likewise sum over query rows t >= its first key only (att and the score gradients are 0
 // above the diagonal, so these are the same sums).
 //
+// The row math (softmax, its gradient, the rounding to bf16: attention_rows.inc) runs 8 lanes
+// wide here and 16 in attention_avx512.cpp, by the level in use (the same bits either way).
+//
 // Determinism: every element of out and dqkv is computed by one GEMM whose shape depends only
 // on (T, D), by the engine's fixed chain; every softmax row by a fixed-order loop. Threads only
 // decide who computes what, so the result does not depend on the thread count.
 #include <immintrin.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <memory>
 
+#include "attention.hpp"
 #include "common.hpp"
 #include "dense.hpp"
 #include "gemm.hpp"
 
 namespace pmoe {
+namespace avx2_attn {
+#include "attention_rows.inc"
+} // namespace avx2_attn
+
 namespace {
 
 // Query rows per block: a multiple of both micro-kernel heights (AVX2 6, AVX-512 14), so only
@@ -56,45 +66,26 @@ bool product(int64_t m, int64_t n, int64_t k, float alpha, Rows a, bool trans_a,
     return gemm_on_this_thread(p);
 }
 
-// Rows x cols of the f32 matrix x into op, x's operand in a product with bf16 q, k, v or
-// dout: rounded to bf16. In f32, op is x itself and nothing is done.
-void to_operand(Rows x, Rows op, int64_t rows, int64_t cols) {
-    if (!op.bf16) return;
-    const float *s = static_cast<const float *>(x.p);
-    uint16_t *d = static_cast<uint16_t *>(const_cast<void *>(op.p));
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < cols; c++) d[r * op.ld + c] = f32_to_bf16(s[r * x.ld + c]);
+// The row functions of the level in use.
+struct RowMath {
+    decltype(&avx2_attn::softmax_row) softmax;
+    decltype(&avx2_attn::softmax_grad_row) softmax_grad;
+    decltype(&avx2_attn::round_rows) round;
+};
+
+const RowMath &row_math_in_use() {
+    static const RowMath avx2{&avx2_attn::softmax_row, &avx2_attn::softmax_grad_row, &avx2_attn::round_rows};
+    static const RowMath avx512{&avx512_attn::softmax_row, &avx512_attn::softmax_grad_row,
+                                &avx512_attn::round_rows};
+    return cpu_isa_level() >= PMOE_ISA_AVX512 ? avx512 : avx2;
 }
 
-// Row t of att, holding the scaled scores of keys 0 .. t: becomes softmax over them, 0 for
-// keys t < s < width. A NaN or +inf score, or no finite one, makes the row NaN (as exp and
-// its sum would), which exp_approx alone would not.
-void softmax_row(float *a, int64_t t, int64_t width) {
-    const int64_t n = t + 1;
-    __m256 max8 = _mm256_set1_ps(-INFINITY), nan8 = _mm256_setzero_ps();
-    int64_t s = 0;
-    for (; s + 8 <= n; s += 8) {
-        const __m256 x = _mm256_loadu_ps(a + s);
-        max8 = _mm256_max_ps(max8, x);
-        nan8 = _mm256_or_ps(nan8, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
-    }
-    alignas(32) float lanes[8];
-    _mm256_store_ps(lanes, max8);
-    float max = -INFINITY;
-    bool nan = _mm256_movemask_ps(nan8) != 0;
-    for (float v : lanes) max = std::max(max, v);
-    for (; s < n; s++) {
-        max = std::max(max, a[s]);
-        nan |= std::isnan(a[s]);
-    }
-    if (nan || !std::isfinite(max)) {
-        for (s = 0; s < n; s++) a[s] = NAN;
-    } else {
-        for (s = 0; s < n; s++) a[s] = exp_approx(a[s] - max);
-        const float inv = float(1.0 / lane_sum<double>(n, [&](int64_t i) { return a[i]; }));
-        for (s = 0; s < n; s++) a[s] *= inv;
-    }
-    for (s = n; s < width; s++) a[s] = 0.0f;
+// Rows x cols of the f32 matrix x into op, x's operand in a product with bf16 q, k, v or
+// dout: rounded to bf16. In f32, op is x itself and nothing is done.
+void to_operand(const RowMath &math, Rows x, Rows op, int64_t rows, int64_t cols) {
+    if (op.bf16)
+        math.round(static_cast<const float *>(x.p), x.ld,
+                   static_cast<uint16_t *>(const_cast<void *>(op.p)), op.ld, rows, cols);
 }
 
 // One (batch, head) pair: q, k, v (T x D each) and its att (T x T).
@@ -111,22 +102,22 @@ Pair pair_of(bool bf16, const void *qkv, const float *att, int64_t b, int64_t h,
 
 // Query rows [t0, t1) of a pair: scores, softmax, out (T x D). With a bf16 v, p16 holds
 // ROWS x T bf16 for the block's rounded probabilities (null otherwise).
-bool attend(const Pair &p, Rows out, int64_t T, int64_t D, int64_t t0, int64_t t1,
-            uint16_t *p16) {
+bool attend(const RowMath &math, const Pair &p, Rows out, int64_t T, int64_t D, int64_t t0,
+            int64_t t1, uint16_t *p16) {
     const float scale = 1.0f / std::sqrt(float(D));
     const Rows att{p.att, T, false}, att_op = p16 ? Rows{p16, T, true} : att.from(t0);
     if (!product(t1 - t0, t1, D, scale, p.q.from(t0), false, p.k, true, att.from(t0)))
         return false;
-    for (int64_t t = t0; t < t1; t++) softmax_row(p.att + t * T, t, T);
-    to_operand(att.from(t0), att_op, t1 - t0, t1);
+    for (int64_t t = t0; t < t1; t++) math.softmax(p.att + t * T, t, T);
+    to_operand(math, att.from(t0), att_op, t1 - t0, t1);
     return product(t1 - t0, D, t1, 1.0f, att_op, false, p.v, false, out.from(t0));
 }
 
 // With dS = att * (datt - rowsum(att * datt)) * scale and datt = dout v^T: dq = dS k,
 // dk = dS^T q, dv = att^T dout. dS (T x T, f32) lives in `scratch`; with bf16 q, k, v,
 // `scratch16` holds dS and att rounded to bf16 (T x T each; null otherwise).
-bool attend_backward(const Pair &p, Rows dout, Rows dqkv, int64_t T, int64_t C, int64_t D,
-                     float *scratch, uint16_t *scratch16) {
+bool attend_backward(const RowMath &math, const Pair &p, Rows dout, Rows dqkv, int64_t T,
+                     int64_t C, int64_t D, float *scratch, uint16_t *scratch16) {
     const float scale = 1.0f / std::sqrt(float(D));
     float *ds = scratch;
     const Rows ds_rows{ds, T, false}, att{p.att, T, false};
@@ -137,16 +128,10 @@ bool attend_backward(const Pair &p, Rows dout, Rows dqkv, int64_t T, int64_t C, 
         const int64_t t1 = std::min(T, t0 + ROWS);
         if (!product(t1 - t0, t1, D, 1.0f, dout.from(t0), false, p.v, true, ds_rows.from(t0)))
             return false;
-        for (int64_t t = t0; t < t1; t++) {
-            const float *a = p.att + t * T;
-            float *d = ds + t * T;
-            const float mean = float(lane_sum<double>(t + 1, [&](int64_t s) { return a[s] * d[s]; }));
-            for (int64_t s = 0; s <= t; s++) d[s] = a[s] * (d[s] - mean) * scale;
-            for (int64_t s = t + 1; s < t1; s++) d[s] = 0.0f;
-        }
+        for (int64_t t = t0; t < t1; t++) math.softmax_grad(p.att + t * T, ds + t * T, t, t1, scale);
         // Columns 0 .. t1 of these rows: all that dq reads here, and dk and dv below.
-        to_operand(ds_rows.from(t0), ds_op.from(t0), t1 - t0, t1);
-        to_operand(att.from(t0), att_op.from(t0), t1 - t0, t1);
+        to_operand(math, ds_rows.from(t0), ds_op.from(t0), t1 - t0, t1);
+        to_operand(math, att.from(t0), att_op.from(t0), t1 - t0, t1);
         if (!product(t1 - t0, D, t1, 1.0f, ds_op.from(t0), false, p.k, false, dq.from(t0)))
             return false;
     }
@@ -176,6 +161,7 @@ int attention_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channel
         const int64_t B = batch, T = seq, C = channels, H = heads, D = C / H;
         const bool bf16 = dtype == PMOE_DTYPE_BF16;
         const int threads = threads_for(B * T * T * C);
+        const RowMath &math = row_math_in_use();
         const int64_t blocks = (T + ROWS - 1) / ROWS, units = B * H * blocks;
         // Scratch per thread, allocated here (nothing may throw inside the parallel region) and
         // not zeroed: every element is written before it is read.
@@ -188,7 +174,7 @@ int attention_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channel
             const int64_t pair = u % (B * H), t0 = (blocks - 1 - u / (B * H)) * ROWS;
             const int64_t b = pair / H, h = pair % H;
             const Rows y = Rows{out, C, bf16}.from(b * T, h * D);
-            if (!attend(pair_of(bf16, qkv, att, b, h, T, C, H), y, T, D, t0, std::min(T, t0 + ROWS),
+            if (!attend(math, pair_of(bf16, qkv, att, b, h, T, C, H), y, T, D, t0, std::min(T, t0 + ROWS),
                         bf16 ? scratch.get() + omp_get_thread_num() * per_thread : nullptr))
                 failed = true;
         }
@@ -202,6 +188,7 @@ int attention_backward(int32_t dtype, int32_t batch, int32_t seq, int32_t channe
         const int64_t B = batch, T = seq, C = channels, H = heads, D = C / H;
         const bool bf16 = dtype == PMOE_DTYPE_BF16;
         const int threads = threads_for(B * T * T * C);
+        const RowMath &math = row_math_in_use();
         const int64_t per_thread = T * T, per_thread16 = bf16 ? 2 * T * T : 0;
         const std::unique_ptr<float[]> scratch(new float[size_t(threads) * per_thread]);
         const std::unique_ptr<uint16_t[]> scratch16(new uint16_t[size_t(threads) * per_thread16]);
@@ -212,7 +199,7 @@ int attention_backward(int32_t dtype, int32_t batch, int32_t seq, int32_t channe
             const Rows g = Rows{dout, C, bf16}.from(b * T, h * D);
             const Rows dx = Rows{dqkv, 3 * C, bf16}.from(b * T, h * D);
             const int thread = omp_get_thread_num();
-            if (!attend_backward(pair_of(bf16, qkv, att, b, h, T, C, H), g, dx, T, C, D,
+            if (!attend_backward(math, pair_of(bf16, qkv, att, b, h, T, C, H), g, dx, T, C, D,
                                  scratch.get() + thread * per_thread,
                                  bf16 ? scratch16.get() + thread * per_thread16 : nullptr))
                 failed = true;

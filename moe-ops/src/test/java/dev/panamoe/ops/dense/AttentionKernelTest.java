@@ -24,8 +24,10 @@ import static dev.panamoe.ops.kernels.KernelTestSupport.nanTensor;
 import static dev.panamoe.ops.kernels.KernelTestSupport.readTensor;
 import static dev.panamoe.ops.kernels.KernelTestSupport.representable;
 import static dev.panamoe.ops.kernels.KernelTestSupport.tensor;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import dev.panamoe.bindings.panamoe_h;
 import dev.panamoe.ops.kernels.KernelTestSupport;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -373,6 +375,41 @@ class AttentionKernelTest {
         assertOk(LIB.pmoe_attention_backward(dtype, batch, seq, channels, heads, qkvSeg, fwd[0],
                 tensor(arena, dtype, dout), dqkv, NULL), "pmoe_attention_backward");
         return new MemorySegment[] {fwd[0], fwd[1], dqkv};
+    }
+
+    /**
+     * The row math (softmax, its gradient, the rounding of the bf16 operands) runs 8 lanes wide
+     * at AVX2 and 16 at AVX-512 with the same bits. With every product one depth block deep at
+     * both levels (T and D at most 288), the two levels' f32 GEMM kernels compute each element by
+     * the same chain (a bf16 operand is widened exactly), so the whole kernel must agree bit for
+     * bit; a NaN and an infinite query element exercise the rows' NaN paths.
+     */
+    @Test
+    void theAvx512RowMathGivesTheAvx2Bits() {
+        Random rnd = new Random(31);
+        for (int[] s : new int[][] {{1, 1, 8, 1}, {2, 43, 40, 2}, {1, 97, 9, 1}, {2, 255, 64, 2}, {1, 17, 36, 4}}) {
+            int batch = s[0], seq = s[1], channels = s[2], heads = s[3];
+            float[] qkv = uniform(rnd, batch * seq * 3 * channels, -3, 3), dout = uniform(rnd, batch * seq * channels, -1, 1);
+            if (seq > 20) {
+                qkv[5 * 3 * channels] = Float.NaN;
+                qkv[9 * 3 * channels + 1] = Float.POSITIVE_INFINITY;
+            }
+            for (int dtype : DTYPES) {
+                float[] x = representable(dtype, qkv), g = representable(dtype, dout);
+                byte[][] avx2 = new byte[1][];
+                atLevel(panamoe_h.PMOE_ISA_AVX2(), () -> {
+                    try (Arena arena = Arena.ofConfined()) {
+                        avx2[0] = bytes(forwardBackward(arena, dtype, batch, seq, channels, heads, x, g));
+                    }
+                });
+                atLevel(panamoe_h.PMOE_ISA_AVX512(), () -> {
+                    try (Arena arena = Arena.ofConfined()) {
+                        assertArrayEquals(avx2[0], bytes(forwardBackward(arena, dtype, batch, seq, channels, heads, x, g)),
+                                "attention " + name(dtype) + " " + Arrays.toString(s) + ": AVX-512 row math vs AVX2's");
+                    }
+                });
+            }
+        }
     }
 
     @Test

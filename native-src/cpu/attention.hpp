@@ -1,0 +1,13 @@
+// The attention's row functions at each instruction-set level (attention_rows.inc): the
+// baseline's in attention.cpp, the AVX-512 ones in attention_avx512.cpp.
+#pragma once
+
+#include <cstdint>
+
+namespace pmoe {
+namespace avx512_attn {
+void softmax_row(float *a, int64_t t, int64_t width);
+void softmax_grad_row(const float *a, float *d, int64_t t, int64_t width, float scale);
+void round_rows(const float *x, int64_t ldx, uint16_t *d, int64_t ldd, int64_t rows, int64_t cols);
+} // namespace avx512_attn
+} // namespace pmoe
