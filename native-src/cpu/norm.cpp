@@ -1,65 +1,59 @@
 // Row normalisation: LayerNorm (centred, with bias) and RMSNorm (not centred, no bias). One
 // implementation serves both: RMSNorm is LayerNorm with the mean fixed at 0 and no bias.
 // Row statistics are lane sums in double; weight/bias gradients are column sums in row order,
-// into f32 whatever the storage of x, weight and out (f32 or bf16).
+// into f32 whatever the storage of x, weight and out (f32 or bf16). The per-row math
+// (norm_rows.inc) runs 8 lanes wide here and 16 in norm_avx512.cpp, by the level in use (the
+// same bits either way).
+#include <algorithm>
+#include <cmath>
+
 #include "common.hpp"
 #include "dense.hpp"
+#include "norm.hpp"
 
 namespace pmoe {
+namespace avx2_norm {
+#include "norm_rows.inc"
+} // namespace avx2_norm
+
 namespace {
+
+// The row functions of the level in use, for storage T.
+template <typename T> struct NormRows {
+    decltype(&avx2_norm::norm_forward_row<T>) forward;
+    decltype(&avx2_norm::norm_backward_row<T>) backward;
+};
+
+template <typename T> const NormRows<T> &norm_rows_in_use() {
+    static const NormRows<T> avx2{&avx2_norm::norm_forward_row<T>, &avx2_norm::norm_backward_row<T>};
+    static const NormRows<T> avx512{&avx512_norm::norm_forward_row<T>, &avx512_norm::norm_backward_row<T>};
+    return cpu_isa_level() >= PMOE_ISA_AVX512 ? avx512 : avx2;
+}
 
 // mean (centred only) and rstd of each row, then out = xhat * weight (+ bias).
 template <typename T>
 void norm_forward(bool centred, int64_t rows, int64_t cols, float eps, const T *x,
                   const T *weight, const T *bias, T *out, float *mean, float *rstd) {
+    const auto forward_row = norm_rows_in_use<T>().forward;
 #pragma omp parallel for num_threads(threads_for(rows * cols)) schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
-        const T *xr = x + r * cols;
-        const float mu =
-            centred ? float(lane_sum<double>(cols, [&](int64_t c) { return load(xr[c]); }) / cols)
-                    : 0.0f;
-        const double var = lane_sum<double>(cols, [&](int64_t c) {
-                               const float d = load(xr[c]) - mu;
-                               return d * d;
-                           }) / cols;
-        const float s = float(1.0 / std::sqrt(var + eps));
-        // The bias is added in a pass of its own over an f32 chunk, so the compiler cannot fuse
-        // it with the product into an FMA (f32 results stay those of the f32-only kernel) and
-        // a bf16 element is rounded once.
-        constexpr int64_t kChunk = 256;
-        float v[kChunk];
-        for (int64_t c0 = 0; c0 < cols; c0 += kChunk) {
-            const int64_t n = std::min(kChunk, cols - c0);
-            for (int64_t i = 0; i < n; i++)
-                v[i] = (load(xr[c0 + i]) - mu) * s * load(weight[c0 + i]);
-            if (bias)
-                for (int64_t i = 0; i < n; i++) v[i] += load(bias[c0 + i]);
-            for (int64_t i = 0; i < n; i++) out[r * cols + c0 + i] = store<T>(v[i]);
-        }
-        if (centred) mean[r] = mu;
-        rstd[r] = s;
-    }
+    for (int64_t r = 0; r < rows; r++)
+        forward_row(centred, cols, eps, x + r * cols, weight, bias, out + r * cols,
+                    centred ? mean + r : nullptr, rstd + r);
 }
 
-// With g = dout * weight: dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), where the mean(g)
-// term (the mean's gradient) exists only when centred. dweight += sum_r dout * xhat (f32).
+// dx (norm_backward_row) and dweight += sum_r dout * xhat (f32), the mean's gradient only
+// when centred.
 template <typename T>
 void norm_backward(bool centred, int64_t rows, int64_t cols, const T *x, const T *weight,
                    const float *mean, const float *rstd, const T *dout, T *dx, float *dweight) {
+    const auto backward_row = norm_rows_in_use<T>().backward;
+#pragma omp parallel for num_threads(threads_for(rows * cols)) schedule(static)
+    for (int64_t r = 0; r < rows; r++)
+        backward_row(centred, cols, x + r * cols, weight, centred ? mean[r] : 0.0f, rstd[r],
+                     dout + r * cols, dx + r * cols);
     auto xhat = [&](int64_t r, int64_t c) {
         return (load(x[r * cols + c]) - (centred ? mean[r] : 0.0f)) * rstd[r];
     };
-#pragma omp parallel for num_threads(threads_for(rows * cols)) schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
-        const T *d = dout + r * cols;
-        auto g = [&](int64_t c) { return load(d[c]) * load(weight[c]); };
-        const float mean_g = centred ? float(lane_sum<double>(cols, g) / cols) : 0.0f;
-        const float mean_gx =
-            float(lane_sum<double>(cols, [&](int64_t c) { return g(c) * xhat(r, c); }) / cols);
-        T *dxr = dx + r * cols;
-        for (int64_t c = 0; c < cols; c++)
-            dxr[c] = store<T>(rstd[r] * (g(c) - mean_g - xhat(r, c) * mean_gx));
-    }
     add_column_sums(
         rows, cols,
         [&](int64_t r, int64_t c) { return load(dout[r * cols + c]) * xhat(r, c); }, dweight);

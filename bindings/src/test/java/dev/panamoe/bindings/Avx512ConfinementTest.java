@@ -45,13 +45,13 @@ class Avx512ConfinementTest {
                 using.add(function);
             }
         }
-        // Mangled pmoe::avx512_f32::..., pmoe::avx512_bf16::..., pmoe::avx512_act::..., pmoe::avx512_attn::...
+        // Mangled pmoe::avx512_f32::..., pmoe::avx512_bf16::..., pmoe::avx512_act::..., pmoe::avx512_attn::..., pmoe::avx512_norm::...
         Set<String> confined = new TreeSet<>();
         for (String name : using) {
             if (IN_AVX512_NAMESPACE.matcher(name).lookingAt()) confined.add(name);
         }
         assertEquals(confined, using, "functions of " + library + " with AVX-512 instructions outside pmoe::avx512_*");
-        for (String namespace : new String[] {"avx512_f32", "avx512_bf16", "avx512_act", "avx512_attn"}) {
+        for (String namespace : new String[] {"avx512_f32", "avx512_bf16", "avx512_act", "avx512_attn", "avx512_norm"}) {
             String mangled = "_ZN4pmoe" + namespace.length() + namespace;
             assertTrue(using.stream().anyMatch(n -> n.startsWith(mangled)),
                     "pmoe::" + namespace + " (AVX-512 code the dispatch calls) is found among " + using);

@@ -17,11 +17,14 @@ import static dev.panamoe.ops.dense.DenseTestSupport.read;
 import static dev.panamoe.ops.dense.DenseTestSupport.toDouble;
 import static dev.panamoe.ops.dense.DenseTestSupport.rounding;
 import static dev.panamoe.ops.dense.DenseTestSupport.uniform;
+import static dev.panamoe.ops.kernels.KernelTestSupport.atLevel;
 import static dev.panamoe.ops.kernels.KernelTestSupport.nanTensor;
 import static dev.panamoe.ops.kernels.KernelTestSupport.readTensor;
 import static dev.panamoe.ops.kernels.KernelTestSupport.representable;
 import static dev.panamoe.ops.kernels.KernelTestSupport.tensor;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 
+import dev.panamoe.bindings.panamoe_h;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.Random;
@@ -175,27 +178,69 @@ class NormKernelTest {
         for (int dtype : DTYPES) {
             float[] x = input(rnd, rows * cols), w = uniform(rnd, cols, -2, 2), b = uniform(rnd, cols, -1, 1);
             float[] dout = uniform(rnd, rows * cols, -1, 1);
-            assertDeterministic("layernorm dtype=" + dtype, arena -> {
-                MemorySegment xs = tensor(arena, dtype, x), ws = tensor(arena, dtype, w);
-                MemorySegment mean = nans(arena, rows), rstd = nans(arena, rows);
-                MemorySegment out = nanTensor(arena, dtype, rows * cols), dx = nanTensor(arena, dtype, rows * cols);
-                MemorySegment dw = floats(arena, new float[cols]), db = floats(arena, new float[cols]);
-                assertOk(LIB.pmoe_layernorm_forward(dtype, rows, cols, 1e-5f, xs, ws, tensor(arena, dtype, b), out, mean,
-                        rstd, NULL), "forward");
-                assertOk(LIB.pmoe_layernorm_backward(dtype, rows, cols, xs, ws, mean, rstd, tensor(arena, dtype, dout), dx,
-                        dw, db, NULL), "backward");
-                return bytes(out, mean, rstd, dx, dw, db);
-            });
-            assertDeterministic("rmsnorm dtype=" + dtype, arena -> {
-                MemorySegment xs = tensor(arena, dtype, x), ws = tensor(arena, dtype, w), rstd = nans(arena, rows);
-                MemorySegment out = nanTensor(arena, dtype, rows * cols), dx = nanTensor(arena, dtype, rows * cols);
-                MemorySegment dw = floats(arena, new float[cols]);
-                assertOk(LIB.pmoe_rmsnorm_forward(dtype, rows, cols, 1e-5f, xs, ws, out, rstd, NULL), "forward");
-                assertOk(LIB.pmoe_rmsnorm_backward(dtype, rows, cols, xs, ws, rstd, tensor(arena, dtype, dout), dx, dw,
-                        NULL), "backward");
-                return bytes(out, rstd, dx, dw);
-            });
+            assertDeterministic("layernorm dtype=" + dtype, arena -> layerNormOutputs(arena, dtype, rows, cols, x, w, b, dout));
+            assertDeterministic("rmsnorm dtype=" + dtype, arena -> rmsNormOutputs(arena, dtype, rows, cols, x, w, dout));
         }
+    }
+
+    /**
+     * The per-row math runs 8 lanes wide at AVX2 and 16 at AVX-512 with the same bits: every
+     * output of both norms, forward and backward, f32 and bf16, on ragged widths (tails of every
+     * length) and with a NaN and an infinity in x, agrees bit for bit between the two levels.
+     */
+    @Test
+    void theAvx512RowMathGivesTheAvx2Bits() {
+        Random rnd = new Random(8);
+        for (int[] shape : new int[][] {{3, 1}, {5, 7}, {4, 17}, {9, 33}, {6, 256}, {3, 300}, {2, 1001}}) {
+            int rows = shape[0], cols = shape[1];
+            float[] x = input(rnd, rows * cols), w = uniform(rnd, cols, -2, 2), b = uniform(rnd, cols, -1, 1);
+            float[] dout = uniform(rnd, rows * cols, -1, 1);
+            if (rows * cols > 20) {
+                x[cols + 3] = Float.NaN;
+                x[rows * cols - 2] = Float.POSITIVE_INFINITY;
+            }
+            for (int dtype : DTYPES) {
+                byte[][] avx2 = new byte[2][];
+                atLevel(panamoe_h.PMOE_ISA_AVX2(), () -> {
+                    try (Arena arena = Arena.ofConfined()) {
+                        avx2[0] = layerNormOutputs(arena, dtype, rows, cols, x, w, b, dout);
+                        avx2[1] = rmsNormOutputs(arena, dtype, rows, cols, x, w, dout);
+                    }
+                });
+                atLevel(panamoe_h.PMOE_ISA_AVX512(), () -> {
+                    try (Arena arena = Arena.ofConfined()) {
+                        String what = rows + "x" + cols + " dtype=" + dtype + ": AVX-512 row math vs AVX2's";
+                        assertArrayEquals(avx2[0], layerNormOutputs(arena, dtype, rows, cols, x, w, b, dout), "layernorm " + what);
+                        assertArrayEquals(avx2[1], rmsNormOutputs(arena, dtype, rows, cols, x, w, dout), "rmsnorm " + what);
+                    }
+                });
+            }
+        }
+    }
+
+    /** LayerNorm forward then backward: out, mean, rstd, dx, dweight, dbias as bytes. */
+    private static byte[] layerNormOutputs(Arena arena, int dtype, int rows, int cols, float[] x, float[] w, float[] b,
+            float[] dout) {
+        MemorySegment xs = tensor(arena, dtype, x), ws = tensor(arena, dtype, w);
+        MemorySegment mean = nans(arena, rows), rstd = nans(arena, rows);
+        MemorySegment out = nanTensor(arena, dtype, rows * cols), dx = nanTensor(arena, dtype, rows * cols);
+        MemorySegment dw = floats(arena, new float[cols]), db = floats(arena, new float[cols]);
+        assertOk(LIB.pmoe_layernorm_forward(dtype, rows, cols, 1e-5f, xs, ws, tensor(arena, dtype, b), out, mean,
+                rstd, NULL), "forward");
+        assertOk(LIB.pmoe_layernorm_backward(dtype, rows, cols, xs, ws, mean, rstd, tensor(arena, dtype, dout), dx,
+                dw, db, NULL), "backward");
+        return bytes(out, mean, rstd, dx, dw, db);
+    }
+
+    /** RMSNorm forward then backward: out, rstd, dx, dweight as bytes. */
+    private static byte[] rmsNormOutputs(Arena arena, int dtype, int rows, int cols, float[] x, float[] w, float[] dout) {
+        MemorySegment xs = tensor(arena, dtype, x), ws = tensor(arena, dtype, w), rstd = nans(arena, rows);
+        MemorySegment out = nanTensor(arena, dtype, rows * cols), dx = nanTensor(arena, dtype, rows * cols);
+        MemorySegment dw = floats(arena, new float[cols]);
+        assertOk(LIB.pmoe_rmsnorm_forward(dtype, rows, cols, 1e-5f, xs, ws, out, rstd, NULL), "forward");
+        assertOk(LIB.pmoe_rmsnorm_backward(dtype, rows, cols, xs, ws, rstd, tensor(arena, dtype, dout), dx, dw, NULL),
+                "backward");
+        return bytes(out, rstd, dx, dw);
     }
 
     @Test

@@ -1,0 +1,16 @@
+// The row normalisations' per-row functions at each instruction-set level (norm_rows.inc): the
+// baseline's in norm.cpp, the AVX-512 ones in norm_avx512.cpp.
+#pragma once
+
+#include <cstdint>
+
+namespace pmoe {
+namespace avx512_norm {
+template <typename T>
+void norm_forward_row(bool centred, int64_t cols, float eps, const T *x, const T *weight,
+                      const T *bias, T *out, float *mean, float *rstd);
+template <typename T>
+void norm_backward_row(bool centred, int64_t cols, const T *x, const T *weight, float mean,
+                       float rstd, const T *dout, T *dx);
+} // namespace avx512_norm
+} // namespace pmoe
