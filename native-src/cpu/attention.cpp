@@ -45,6 +45,10 @@ namespace {
 // most of the upper triangle.
 constexpr int64_t ROWS = 42;
 
+// Row stride of the bf16 scratch for sequences of T: even, so that the GEMM engine packs its
+// rows as pairs of 32-bit words (an odd stride takes its element-by-element path).
+int64_t stride16(int64_t T) { return T + T % 2; }
+
 // A row-major matrix in f32 or bf16: element (r, c) at p[r * ld + c].
 struct Rows {
     const void *p;
@@ -101,11 +105,11 @@ Pair pair_of(bool bf16, const void *qkv, const float *att, int64_t b, int64_t h,
 }
 
 // Query rows [t0, t1) of a pair: scores, softmax, out (T x D). With a bf16 v, p16 holds
-// ROWS x T bf16 for the block's rounded probabilities (null otherwise).
+// ROWS rows of stride16(T) bf16 for the block's rounded probabilities (null otherwise).
 bool attend(const RowMath &math, const Pair &p, Rows out, int64_t T, int64_t D, int64_t t0,
             int64_t t1, uint16_t *p16) {
     const float scale = 1.0f / std::sqrt(float(D));
-    const Rows att{p.att, T, false}, att_op = p16 ? Rows{p16, T, true} : att.from(t0);
+    const Rows att{p.att, T, false}, att_op = p16 ? Rows{p16, stride16(T), true} : att.from(t0);
     if (!product(t1 - t0, t1, D, scale, p.q.from(t0), false, p.k, true, att.from(t0)))
         return false;
     for (int64_t t = t0; t < t1; t++) math.softmax(p.att + t * T, t, T);
@@ -115,14 +119,15 @@ bool attend(const RowMath &math, const Pair &p, Rows out, int64_t T, int64_t D, 
 
 // With dS = att * (datt - rowsum(att * datt)) * scale and datt = dout v^T: dq = dS k,
 // dk = dS^T q, dv = att^T dout. dS (T x T, f32) lives in `scratch`; with bf16 q, k, v,
-// `scratch16` holds dS and att rounded to bf16 (T x T each; null otherwise).
+// `scratch16` holds dS and att rounded to bf16 (T rows of stride16(T) each; null otherwise).
 bool attend_backward(const RowMath &math, const Pair &p, Rows dout, Rows dqkv, int64_t T,
                      int64_t C, int64_t D, float *scratch, uint16_t *scratch16) {
     const float scale = 1.0f / std::sqrt(float(D));
     float *ds = scratch;
     const Rows ds_rows{ds, T, false}, att{p.att, T, false};
-    const Rows ds_op = scratch16 ? Rows{scratch16, T, true} : ds_rows;
-    const Rows att_op = scratch16 ? Rows{scratch16 + T * T, T, true} : att;
+    const int64_t ld16 = stride16(T);
+    const Rows ds_op = scratch16 ? Rows{scratch16, ld16, true} : ds_rows;
+    const Rows att_op = scratch16 ? Rows{scratch16 + T * ld16, ld16, true} : att;
     const Rows dq = dqkv, dk = dqkv.from(0, C), dv = dqkv.from(0, 2 * C);
     for (int64_t t0 = 0; t0 < T; t0 += ROWS) {
         const int64_t t1 = std::min(T, t0 + ROWS);
@@ -165,7 +170,7 @@ int attention_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channel
         const int64_t blocks = (T + ROWS - 1) / ROWS, units = B * H * blocks;
         // Scratch per thread, allocated here (nothing may throw inside the parallel region) and
         // not zeroed: every element is written before it is read.
-        const int64_t per_thread = bf16 ? ROWS * T : 0;
+        const int64_t per_thread = bf16 ? ROWS * stride16(T) : 0;
         const std::unique_ptr<uint16_t[]> scratch(new uint16_t[size_t(threads) * per_thread]);
         std::atomic<bool> failed{false};
         // Units run longest first (the last row blocks read the most keys) for the balance.
@@ -189,7 +194,7 @@ int attention_backward(int32_t dtype, int32_t batch, int32_t seq, int32_t channe
         const bool bf16 = dtype == PMOE_DTYPE_BF16;
         const int threads = threads_for(B * T * T * C);
         const RowMath &math = row_math_in_use();
-        const int64_t per_thread = T * T, per_thread16 = bf16 ? 2 * T * T : 0;
+        const int64_t per_thread = T * T, per_thread16 = bf16 ? 2 * T * stride16(T) : 0;
         const std::unique_ptr<float[]> scratch(new float[size_t(threads) * per_thread]);
         const std::unique_ptr<uint16_t[]> scratch16(new uint16_t[size_t(threads) * per_thread16]);
         std::atomic<bool> failed{false};
