@@ -36,10 +36,19 @@ int pmoe_impl::find_nonfinite(int32_t dtype, int64_t n, const void *x, int64_t *
     *first_index = -1;
     return with_dtype(dtype, [&](auto t) {
         const auto *v = static_cast<const decltype(t) *>(x);
-        for (int64_t i = 0; i < n; i++) {
-            if (!std::isfinite(load(v[i]))) {
-                *first_index = i;
-                break;
+        // Blocks of a branch-free scan (an early exit per element keeps the loop scalar, and
+        // the layers check every input); only a block that has one is searched for the first.
+        constexpr int64_t block = 1024;
+        for (int64_t b0 = 0; b0 < n; b0 += block) {
+            const int64_t end = std::min(n, b0 + block);
+            int any = 0;
+            for (int64_t i = b0; i < end; i++) any |= !std::isfinite(load(v[i]));
+            if (!any) continue;
+            for (int64_t i = b0; i < end; i++) {
+                if (!std::isfinite(load(v[i]))) {
+                    *first_index = i;
+                    return PMOE_OK;
+                }
             }
         }
         return PMOE_OK;

@@ -17,6 +17,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 
@@ -54,6 +55,14 @@ class LibraryKernelTest {
                 if (rnd.nextBoolean() && at + 1 < n) x[at + 1 + rnd.nextInt(n - at - 1)] = Float.NaN; // a later one is ignored
                 assertEquals(firstNonfinite(x), nativeFindNonfinite(dtype, x), "dtype " + dtype + " n=" + n + " trial " + trial);
             }
+        }
+        // around the scan's 1024-element blocks: the first of two in neighbouring blocks, or in one block
+        for (int dtype : new int[] {F32, BF16})
+        for (int[] at : new int[][] {{1023, 1024}, {1024, 2047}, {2048, 2049}, {1500, 2500}, {2999, 0}}) {
+            float[] x = gaussian(rnd, 3000, 1);
+            x[at[0]] = Float.POSITIVE_INFINITY;
+            if (at[1] > 0) x[at[1]] = Float.NaN;
+            assertEquals(at[0], nativeFindNonfinite(dtype, x), "dtype " + dtype + " non-finite at " + Arrays.toString(at));
         }
         assertEquals(-1, nativeFindNonfinite(F32, new float[] {Float.MAX_VALUE, -Float.MAX_VALUE, Float.MIN_VALUE}));
         assertEquals(-1, nativeFindNonfinite(BF16, new float[] {0x1.fep127f, -0x1.fep127f, Float.MIN_VALUE}));
