@@ -1,6 +1,7 @@
 // Optimizer kernels over flat f32 buffers: the AdamW update (optionally writing the f32 or bf16
 // working copy of the updated masters) and the sum of squares behind global gradient-norm
 // clipping (the scaling itself is pmoe_scale).
+#include <algorithm>
 #include <vector>
 
 #include "common.hpp"
@@ -31,14 +32,22 @@ int adamw_step(int64_t n, float *params, const float *grads, float *m, float *v,
         return with_dtype(working_dtype, [&](auto t) {
             using W = decltype(t);
             W *copy = static_cast<W *>(working);
-            // Two loops rather than a test per element (a branch in the loop keeps it scalar);
             // simd: the buffers do not overlap (the ABI's contract), which GCC cannot prove.
-            if (copy) {
-#pragma omp parallel for simd num_threads(threads) schedule(static)
-                for (int64_t i = 0; i < n; i++) copy[i] = store<W>(update(i));
-            } else {
+            if (!copy) {
 #pragma omp parallel for simd num_threads(threads) schedule(static)
                 for (int64_t i = 0; i < n; i++) update(i);
+                return PMOE_OK;
+            }
+            // With a working copy: chunks small enough to stay in L1, updated by the f32 loop
+            // above and then stored into the copy by a loop of its own. One loop doing both
+            // mixes 4- and 2-byte lanes and ran slower than the update and a separate convert.
+            constexpr int64_t chunk = 2048;
+#pragma omp parallel for num_threads(threads) schedule(static)
+            for (int64_t c0 = 0; c0 < n; c0 += chunk) {
+                const int64_t c1 = std::min(n, c0 + chunk);
+#pragma omp simd
+                for (int64_t i = c0; i < c1; i++) update(i);
+                for (int64_t i = c0; i < c1; i++) copy[i] = store<W>(params[i]);
             }
             return PMOE_OK;
         });
