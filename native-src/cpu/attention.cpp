@@ -45,8 +45,8 @@ namespace {
 // most of the upper triangle.
 constexpr int64_t ROWS = 42;
 
-// Row stride of the bf16 scratch for sequences of T: even, so that the GEMM engine packs its
-// rows as pairs of 32-bit words (an odd stride takes its element-by-element path).
+// Row stride of the bf16 scratch for sequences of T: even, so that the vdpbf16ps engine packs
+// its rows as 32-bit words of pairs (with an odd stride it packs element by element).
 int64_t stride16(int64_t T) { return T + T % 2; }
 
 // A row-major matrix in f32 or bf16: element (r, c) at p[r * ld + c].

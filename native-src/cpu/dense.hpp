@@ -10,10 +10,10 @@
 namespace pmoe {
 
 // sum_{i < n} term(i) as 8 interleaved partial sums added left to right at the end. The
-// fixed-width inner loop vectorises (one AVX register of floats, two of doubles) without
-// -ffast-math, and its order is the same on every call. Always inlined, so that a term
-// written inside an AVX-512 target region (attention_rows.inc) is inlined with it there rather
-// than called per element.
+// fixed-width inner loop vectorises without -ffast-math (at AVX2 one register of floats, two of
+// doubles), and its order is the same on every call and at every level. Always inlined, so that
+// a term written inside an AVX-512 target region (attention_rows.inc, norm_rows.inc) is inlined
+// with it there rather than called per element.
 template <typename Acc, typename Term> [[gnu::always_inline]] inline Acc lane_sum(int64_t n, Term term) {
     constexpr int lanes = 8;
     Acc acc[lanes] = {};

@@ -38,9 +38,10 @@ int adamw_step(int64_t n, float *params, const float *grads, float *m, float *v,
                 for (int64_t i = 0; i < n; i++) update(i);
                 return PMOE_OK;
             }
-            // With a working copy: chunks small enough to stay in L1, updated by the f32 loop
-            // above and then stored into the copy by a loop of its own. One loop doing both
-            // mixes 4- and 2-byte lanes and ran slower than the update and a separate convert.
+            // With a working copy: per chunk, the same f32 update as the loop above, then a loop of
+            // its own rounding the chunk's updated masters (8 KiB, still in L1) into the copy.
+            // One loop doing both mixes 4- and 2-byte lanes and ran slower than the update
+            // followed by a separate convert.
             constexpr int64_t chunk = 2048;
 #pragma omp parallel for num_threads(threads) schedule(static)
             for (int64_t c0 = 0; c0 < n; c0 += chunk) {

@@ -86,8 +86,10 @@ public class MoELayerBenchmark {
     /**
      * The layer's share of a training step: forward + backward with the weight gradients zeroed
      * first (they accumulate in f32) and, in bf16, the working copies rounded from the f32
-     * masters after it (what the trainer does after each optimizer step) — the costs mixed
-     * precision adds to the layer inside training; the optimizer itself is not included.
+     * masters after it — the costs mixed precision adds to the layer inside training; the
+     * optimizer itself is not included. The trainer has its AdamW step write the copies in the
+     * update's pass instead, so this separate pass is what a layer used on its own pays, an upper
+     * bound of the trainer's cost (kept so that the numbers compare with earlier sittings).
      */
     @Benchmark
     public Tensor trainingStep() {

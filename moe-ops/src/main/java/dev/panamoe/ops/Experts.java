@@ -118,28 +118,30 @@ public final class Experts {
     }
 
     /**
-     * Rounds every expert's f32 master weights into its bf16 working copies (nearest even); call
-     * it after each optimizer step, and after writing the masters directly. A no-op in f32.
+     * Rounds every expert's f32 master weights into its bf16 working copies (nearest even): after
+     * writing the masters other than by an optimizer step that writes the copies itself
+     * ({@link #forEachWorkingCopy}). A no-op in f32.
      */
     public void refreshWorkingCopies() {
-        for (int e = 0; e < w1Work.length; e++) {
-            refreshWorkingCopy(e);
-        }
+        forEachWorkingCopy(this::refresh);
     }
 
     /** Gives action each expert's w1 and w2 with its bf16 working copy; nothing in f32. */
     public void forEachWorkingCopy(BiConsumer<Parameter, Tensor> action) {
-        for (int e = 0; e < w1Work.length; e++) {
-            action.accept(w1[e], w1Work[e]);
-            action.accept(w2[e], w2Work[e]);
+        for (int e = 0; e < count(); e++) {
+            forEachWorkingCopy(e, action);
         }
     }
 
-    private void refreshWorkingCopy(int expert) {
+    private void forEachWorkingCopy(int expert, BiConsumer<Parameter, Tensor> action) {
         if (dtype == DType.BF16) {
-            backend.convert(w1[expert].value(), w1Work[expert]);
-            backend.convert(w2[expert].value(), w2Work[expert]);
+            action.accept(w1[expert], w1Work[expert]);
+            action.accept(w2[expert], w2Work[expert]);
         }
+    }
+
+    private void refresh(Parameter master, Tensor working) {
+        backend.convert(master.value(), working);
     }
 
     public Parameter w1(int expert) {
@@ -169,7 +171,7 @@ public final class Experts {
         Checks.tensor("w2", newW2.value(), backend.device(), DType.F32, w2[expert].value().shape());
         w1[expert] = newW1;
         w2[expert] = newW2;
-        refreshWorkingCopy(expert);
+        forEachWorkingCopy(expert, this::refresh);
         for (int slot = 0; slot < count(); slot++) {
             if (expertOfSlot[slot] == expert) {
                 bindSlot(slot, expert);

@@ -83,11 +83,13 @@ public final class Router {
         }
     }
 
-    /** Rounds the f32 master weight into the bf16 working copy (after each optimizer step); no-op in f32. */
+    /**
+     * Rounds the f32 master weight into the bf16 working copy: after writing the master other
+     * than by an optimizer step that writes the copy itself ({@link #forEachWorkingCopy}); a
+     * no-op in f32.
+     */
     public void refreshWorkingCopy() {
-        if (working != weight.value()) {
-            backend.convert(weight.value(), working);
-        }
+        forEachWorkingCopy((master, copy) -> backend.convert(master.value(), copy));
     }
 
     /** x [T, hidden] -> logits [T, E], scores [T, E], topkWeights [T, K], topkIds [T, K]. */

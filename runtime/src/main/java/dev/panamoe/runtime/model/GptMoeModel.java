@@ -72,8 +72,9 @@ import java.util.function.IntFunction;
  *
  * <p>Precision: a model built in {@link DType#BF16} trains in mixed precision as Megatron-Core's
  * bf16 does: every parameter keeps an f32 master, f32 gradient (accumulated across micro-batches)
- * and f32 moments, and the passes read a bf16 working copy of it ({@link #refreshWorkingCopies()}
- * after every write of the masters); every activation and activation gradient is bf16, including
+ * and f32 moments, and the passes read a bf16 working copy of it, rounded after every write of the
+ * masters (by the optimizer step, which writes {@link #workingCopies()} in its own pass, or by
+ * {@link #refreshWorkingCopies()} after any other write); every activation and activation gradient is bf16, including
  * the residual stream, the logits and what crosses stage and expert boundaries. What bf16 would
  * spoil stays f32: the router (logits, softmax, top-k, aux and z losses), the norms' statistics,
  * the attention probabilities and the cross-entropy, computed in f32 inside the kernels from bf16
@@ -250,20 +251,19 @@ public final class GptMoeModel implements AutoCloseable {
     }
 
     /**
-     * Rounds every f32 master into its bf16 working copy (a no-op in f32): after each optimizer
-     * step and after the masters are written (a checkpoint restored, weights loaded), before the
-     * next forward.
+     * Rounds every f32 master into its bf16 working copy (a no-op in f32): after the masters are
+     * written other than by an optimizer step that writes the copies itself (a checkpoint
+     * restored, weights loaded), before the next forward.
      */
     public void refreshWorkingCopies() {
-        weights.refresh();
-        moeLayers.forEach(MoELayer::refreshWorkingCopies);
+        workingCopies().forEach((master, copy) -> backend.convert(master, copy));
     }
 
     /**
      * Every master of this rank that has a working copy (a parameter's value tensor, by
      * identity), with the copy (empty in f32): what an optimizer step writes in the same pass as
-     * the masters, instead of a {@link #refreshWorkingCopies()} after it. Built on each call:
-     * expert migration replaces parameters.
+     * the masters, instead of a {@link #refreshWorkingCopies()} after it. Built on each call from
+     * the layers' current parameters, so it never outlives a change of them.
      */
     public Map<Tensor, Tensor> workingCopies() {
         Map<Tensor, Tensor> copies = new IdentityHashMap<>();

@@ -12,9 +12,10 @@ import java.util.function.BiConsumer;
 /**
  * The tensors the forward and backward passes read for the dense parameters (embeddings, norms,
  * linears, head): in f32 the masters themselves; in mixed precision a bf16 working copy of each,
- * which {@link #refresh()} rounds from the f32 master after every write of the masters (an
- * optimizer step, a restored checkpoint), as Megatron-Core's bf16 does. The MoE layers keep
- * their own ({@link dev.panamoe.ops.MoELayer#refreshWorkingCopies()}).
+ * rounded from the f32 master after every write of the masters, as Megatron-Core's bf16 does: by
+ * the optimizer step itself (through {@link #forEachWorkingCopy}), or by {@link #refresh()} after
+ * any other write (a restored checkpoint, loaded weights). The MoE layers keep their own
+ * ({@link dev.panamoe.ops.MoELayer#forEachWorkingCopy}).
  */
 final class WorkingWeights implements AutoCloseable {
     private final Backend backend;
@@ -48,7 +49,7 @@ final class WorkingWeights implements AutoCloseable {
 
     /** Rounds every master into its working copy (nothing to do in f32). */
     void refresh() {
-        copies.forEach((p, working) -> backend.convert(p.value(), working));
+        forEachWorkingCopy((p, working) -> backend.convert(p.value(), working));
     }
 
     @Override

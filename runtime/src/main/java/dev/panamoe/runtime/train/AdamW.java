@@ -7,11 +7,9 @@ import dev.panamoe.ops.Tensor;
 import dev.panamoe.ops.TensorScope;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 
 /**
  * AdamW (Loshchilov and Hutter) with bias correction and decoupled weight decay, one
@@ -69,19 +67,11 @@ public final class AdamW implements AutoCloseable {
     /**
      * The same, also rounding each updated master into its working copy ({@code workingCopies}:
      * a parameter's value tensor -> the bf16 tensor the passes read, by identity) in the same
-     * pass over the parameter, rather than in a second one that reads every master again. Every
-     * master given must be a parameter's of this optimizer: a copy left unwritten would be read
-     * stale by the next forward.
+     * pass over the parameter, rather than in a second one that reads every master again. A
+     * parameter absent from the map is updated alone: the caller makes sure that every copy the
+     * passes read is in it ({@code Trainer} checks it on every step).
      */
     public void step(float lr, int step, Map<Tensor, Tensor> workingCopies) {
-        Set<Tensor> masters = Collections.newSetFromMap(new IdentityHashMap<>());
-        states.values().forEach(s -> masters.add(s.parameter().value()));
-        for (Tensor master : workingCopies.keySet()) {
-            if (!masters.contains(master)) {
-                throw new IllegalArgumentException("workingCopies: '" + master.name()
-                        + "' is no parameter's of this optimizer; its copy would be left stale");
-            }
-        }
         for (State s : states.values()) {
             Parameter p = s.parameter();
             Tensor working = workingCopies.get(p.value());

@@ -253,7 +253,7 @@ public final class Trainer implements AutoCloseable {
         }
         float lr = schedule.at(next);
         try (var t = timer.start("adamw")) {
-            optimizer.step(lr, next, model.workingCopies());
+            optimizer.step(lr, next, workingCopies());
         }
         step = next;
         PlacementController.Change change = placement == null ? PlacementController.Change.NONE
@@ -406,6 +406,24 @@ public final class Trainer implements AutoCloseable {
     }
 
     /** Scales the gradients down to a global L2 norm of clipNorm when above; returns the norm before. */
+    /**
+     * The model's working copies, for the optimizer step to write. In mixed precision every
+     * parameter has one, and one left out would go stale without any error (the passes would
+     * read it), so a parameter missing from them is refused.
+     */
+    private Map<Tensor, Tensor> workingCopies() {
+        Map<Tensor, Tensor> copies = model.workingCopies();
+        if (model.dtype() != DType.F32) {
+            for (AdamW.State s : optimizer.states()) {
+                if (!copies.containsKey(s.parameter().value())) {
+                    throw new IllegalStateException("parameter '" + s.parameter().name() + "' has no "
+                            + model.dtype() + " working copy; the optimizer step cannot keep one current");
+                }
+            }
+        }
+        return copies;
+    }
+
     private double clipGradients() {
         try (var t = timer.start("clip")) {
             double sumSquares = backend.sumSquares(model.shardedParameters().stream()
