@@ -74,12 +74,12 @@ import java.util.function.IntFunction;
  * bf16 does: every parameter keeps an f32 master, f32 gradient (accumulated across micro-batches)
  * and f32 moments, and the passes read a bf16 working copy of it, rounded after every write of the
  * masters (by the optimizer step, which writes {@link #workingCopies()} in its own pass, or by
- * {@link #refreshWorkingCopies()} after any other write); every activation and activation gradient is bf16, including
- * the residual stream, the logits and what crosses stage and expert boundaries. What bf16 would
- * spoil stays f32: the router (logits, softmax, top-k, aux and z losses), the norms' statistics,
- * the attention probabilities and the cross-entropy, computed in f32 inside the kernels from bf16
- * inputs, and every sum over a TENSOR group (the ranks' partial products kept in f32, summed,
- * rounded once). An f32 model is unchanged by this.
+ * {@link #refreshWorkingCopies()} after any other write); every activation and activation
+ * gradient is bf16, including the residual stream, the logits and what crosses stage and expert
+ * boundaries. What bf16 would spoil stays f32: the router (logits, softmax, top-k, aux and z
+ * losses), the norms' statistics, the attention probabilities and the cross-entropy, computed in
+ * f32 inside the kernels from bf16 inputs, and every sum over a TENSOR group (the ranks' partial
+ * products kept in f32, summed, rounded once). An f32 model is unchanged by this.
  *
  * <p>Not thread-safe; one model per training thread.
  */

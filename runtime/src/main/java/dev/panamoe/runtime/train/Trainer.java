@@ -405,7 +405,6 @@ public final class Trainer implements AutoCloseable {
         }
     }
 
-    /** Scales the gradients down to a global L2 norm of clipNorm when above; returns the norm before. */
     /**
      * The model's working copies, for the optimizer step to write. In mixed precision every
      * parameter has one, and one left out would go stale without any error (the passes would
@@ -424,6 +423,7 @@ public final class Trainer implements AutoCloseable {
         return copies;
     }
 
+    /** Scales the gradients down to a global L2 norm of clipNorm when above; returns the norm before. */
     private double clipGradients() {
         try (var t = timer.start("clip")) {
             double sumSquares = backend.sumSquares(model.shardedParameters().stream()
