@@ -1,4 +1,4 @@
-// The activations' span functions at each instruction-set level (activation_spans.inc): the
+// The activations' row functions at each instruction-set level (activation_spans.inc): the
 // baseline's in activation.cpp, the AVX-512 ones in activation_avx512.cpp.
 #pragma once
 
@@ -6,8 +6,8 @@
 
 namespace pmoe {
 namespace avx512_act {
-void forward_span(int32_t act, int64_t n, const float *x, const float *up, float *out);
-void backward_span(int32_t act, int64_t n, const float *x, const float *up, const float *g, float *gx,
-                   float *gup);
+template <typename T> void forward_row(int32_t act, int32_t cols, const T *in, T *out);
+template <typename T>
+void backward_row(int32_t act, int32_t cols, const T *in, const T *grad_out, T *grad_in);
 } // namespace avx512_act
 } // namespace pmoe

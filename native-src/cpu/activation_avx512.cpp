@@ -1,9 +1,11 @@
-// The activations' span math (activation_spans.inc) compiled for AVX-512, inside a `#pragma GCC
+// The activations' row math (activation_spans.inc) compiled for AVX-512, inside a `#pragma GCC
 // target` region so that only these functions use it; activation.cpp calls them only when
 // cpu_isa_level() allows. Headers are included before the region, so their inline functions
-// (sigmoid_approx) are inlined here as AVX-512 code without an AVX-512 copy that another
+// (sigmoid_approx, load, store) are inlined here as AVX-512 code without an AVX-512 copy that another
 // caller could pick up.
+#include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "activation.hpp"
 #include "common.hpp"

@@ -29,7 +29,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import dev.panamoe.bindings.panamoe_h;
+import dev.panamoe.ops.kernels.KernelTestSupport;
 import java.util.Random;
+import java.util.stream.IntStream;
 import org.junit.jupiter.api.Test;
 
 /** pmoe_bias_add/backward, pmoe_add, pmoe_accumulate and pmoe_scale against double references. */
@@ -180,6 +183,56 @@ class ElementwiseKernelTest {
                 return bytes(dbias, xs, out, ys, bf);
             });
         }
+    }
+
+    /**
+     * The spans run 8 lanes wide at AVX2 and 16 at AVX-512 with the same bits: bias add, add,
+     * accumulate, scale and every conversion, f32 and bf16, on every length from 1 to 40 (every
+     * tail of both widths), across a parallel block boundary (4096) and on a long run, with NaN,
+     * infinities and values that round up to infinity in bf16.
+     */
+    @Test
+    void theAvx512SpansGiveTheAvx2Bits() {
+        Random rnd = new Random(12);
+        int[] lengths = IntStream.concat(IntStream.rangeClosed(1, 40), IntStream.of(4095, 4097, 70001)).toArray();
+        for (int n : lengths) {
+            int cols = 1 + n % 37, rows = n / cols;
+            float[] x = uniform(rnd, n, -3, 3), y = uniform(rnd, n, -3, 3), bias = uniform(rnd, cols, -1, 1);
+            if (n > 20) {
+                x[n / 3] = Float.NaN;
+                x[n / 2] = Float.POSITIVE_INFINITY;
+                y[n - 2] = Float.NEGATIVE_INFINITY;
+                x[n - 3] = Float.MAX_VALUE; // rounds up to infinity in bf16
+            }
+            for (int dtype : DTYPES) {
+                byte[][] avx2 = new byte[1][];
+                KernelTestSupport.atLevel(panamoe_h.PMOE_ISA_AVX2(), () -> {
+                    try (Arena arena = Arena.ofConfined()) {
+                        avx2[0] = spanOutputs(arena, dtype, rows, cols, n, x, y, bias);
+                    }
+                });
+                KernelTestSupport.atLevel(panamoe_h.PMOE_ISA_AVX512(), () -> {
+                    try (Arena arena = Arena.ofConfined()) {
+                        assertArrayEquals(avx2[0], spanOutputs(arena, dtype, rows, cols, n, x, y, bias),
+                                "n=" + n + " " + name(dtype) + ": AVX-512 spans vs AVX2's");
+                    }
+                });
+            }
+        }
+    }
+
+    /** bias add (rows x cols of x), add, accumulate, scale, and x converted to each dtype, as bytes. */
+    private static byte[] spanOutputs(Arena arena, int dtype, int rows, int cols, int n, float[] x, float[] y,
+            float[] bias) {
+        MemorySegment xs = tensor(arena, dtype, x), ys = tensor(arena, dtype, y), sum = nanTensor(arena, dtype, n);
+        MemorySegment toF32 = nanTensor(arena, F32, n), toBf16 = nanTensor(arena, BF16, n);
+        assertOk(LIB.pmoe_add(dtype, n, xs, ys, sum, NULL), "add");
+        assertOk(LIB.pmoe_convert(n, dtype, xs, F32, toF32, NULL), "convert to f32");
+        assertOk(LIB.pmoe_convert(n, dtype, xs, BF16, toBf16, NULL), "convert to bf16");
+        assertOk(LIB.pmoe_accumulate(dtype, n, xs, ys, NULL), "accumulate");
+        assertOk(LIB.pmoe_scale(dtype, n, 0.3f, xs, NULL), "scale");
+        assertOk(LIB.pmoe_bias_add(dtype, rows, cols, tensor(arena, dtype, bias), xs, NULL), "bias_add");
+        return bytes(sum, toF32, toBf16, ys, xs);
     }
 
     @Test

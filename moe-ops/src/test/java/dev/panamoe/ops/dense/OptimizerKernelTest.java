@@ -21,6 +21,8 @@ import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import dev.panamoe.bindings.panamoe_h;
+import dev.panamoe.ops.kernels.KernelTestSupport;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.Random;
@@ -104,6 +106,41 @@ class OptimizerKernelTest {
                     }
                 }
             }
+        }
+    }
+
+    /**
+     * The update runs 8 lanes wide at AVX2 and 16 at AVX-512 with the same bits: masters,
+     * moments and working copy (f32, bf16, none), on lengths covering every tail of both widths,
+     * a chunk boundary (2048) and a parallel run, with a zero and a NaN gradient.
+     */
+    @Test
+    void theAvx512UpdateGivesTheAvx2Bits() {
+        Random rnd = new Random(22);
+        for (int n : new int[] {1, 7, 15, 16, 17, 31, 33, 2047, 2049, 70001}) {
+            float[] p = uniform(rnd, n, -3, 3), g = uniform(rnd, n, -1, 1), m = uniform(rnd, n, -0.1, 0.1);
+            float[] v = uniform(rnd, n, 0, 0.01);
+            if (n > 2) {
+                g[1] = 0;
+                g[n - 1] = Float.NaN;
+            }
+            for (int dtype : new int[] {-1, F32, BF16}) {
+                byte[][] avx2 = new byte[1][];
+                KernelTestSupport.atLevel(panamoe_h.PMOE_ISA_AVX2(), () -> avx2[0] = adamwOutputs(dtype, n, p, g, m, v));
+                KernelTestSupport.atLevel(panamoe_h.PMOE_ISA_AVX512(), () -> assertArrayEquals(avx2[0],
+                        adamwOutputs(dtype, n, p, g, m, v), "adamw n=" + n + " copy " + dtype + ": AVX-512 vs AVX2"));
+            }
+        }
+    }
+
+    /** One step (working copy of dtype, none when -1): masters, moments and the copy as bytes. */
+    private static byte[] adamwOutputs(int dtype, int n, float[] p, float[] g, float[] m, float[] v) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment ps = floats(arena, p), ms = floats(arena, m), vs = floats(arena, v);
+            MemorySegment working = dtype < 0 ? NULL : arena.allocate((dtype == BF16 ? 2L : 4L) * n, 4).fill((byte) 0xff);
+            assertOk(LIB.pmoe_adamw_step(n, ps, floats(arena, g), ms, vs, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 3,
+                    dtype < 0 ? F32 : dtype, working, NULL), "pmoe_adamw_step");
+            return dtype < 0 ? bytes(ps, ms, vs) : bytes(ps, ms, vs, working);
         }
     }
 
