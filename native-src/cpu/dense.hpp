@@ -26,29 +26,28 @@ template <typename Acc, typename Term> [[gnu::always_inline]] inline Acc lane_su
     return sum;
 }
 
-// out[c] += sum_{r < rows} term(r, c) for every c < cols (weight and bias gradients): each column
-// starts from out[c] and adds the rows in order in double, rounded once at the end. Threads own
-// blocks of 64 columns, so no column's order depends on the thread count; a block reads whole
-// cache lines of each row and its inner loop vectorises.
-template <typename Term> void add_column_sums(int64_t rows, int64_t cols, Term term, float *out) {
-    constexpr int64_t block = 64;
-    const int64_t blocks = (cols + block - 1) / block;
+// Weight and bias gradients are column sums: out[c] += sum_{r < rows} term(r, c), each column
+// starting from out[c] and adding the rows in order in double, rounded once at the end. Threads
+// own blocks of COLUMN_BLOCK columns (for_each_column_block), so no column's order depends on
+// the thread count; a block reads whole cache lines of each row and its inner loop vectorises.
+constexpr int64_t COLUMN_BLOCK = 64;
+
+// block(c0, width) for each block of COLUMN_BLOCK columns of [0, cols), in parallel.
+template <typename Block> void for_each_column_block(int64_t rows, int64_t cols, Block block) {
+    const int64_t blocks = (cols + COLUMN_BLOCK - 1) / COLUMN_BLOCK;
 #pragma omp parallel for num_threads(pmoe::threads_for(rows * cols)) schedule(static)
-    for (int64_t b = 0; b < blocks; b++) {
-        const int64_t c0 = b * block, width = std::min(block, cols - c0);
-        double acc[block];
-        for (int64_t j = 0; j < width; j++) acc[j] = out[c0 + j];
-        for (int64_t r = 0; r < rows; r++)
-            for (int64_t j = 0; j < width; j++) acc[j] += double(term(r, c0 + j));
-        for (int64_t j = 0; j < width; j++) out[c0 + j] = float(acc[j]);
-    }
+    for (int64_t b = 0; b < blocks; b++) block(b * COLUMN_BLOCK, std::min(COLUMN_BLOCK, cols - b * COLUMN_BLOCK));
 }
 
-// dbias[c] += sum_r dout[r, c]: the gradient of a bias added to every row.
-template <typename T>
-void add_bias_gradient(int64_t rows, int64_t cols, const T *dout, float *dbias) {
-    add_column_sums(
-        rows, cols, [&](int64_t r, int64_t c) { return load(dout[r * cols + c]); }, dbias);
+// The column sums of columns [c0, c0 + width) (width <= COLUMN_BLOCK). Always inlined, so that
+// a term written inside an AVX-512 target region is compiled there with it.
+template <typename Term>
+[[gnu::always_inline]] inline void add_column_block(int64_t rows, int64_t c0, int64_t width, Term term, float *out) {
+    double acc[COLUMN_BLOCK];
+    for (int64_t j = 0; j < width; j++) acc[j] = out[c0 + j];
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < width; j++) acc[j] += double(term(r, c0 + j));
+    for (int64_t j = 0; j < width; j++) out[c0 + j] = float(acc[j]);
 }
 
 } // namespace pmoe

@@ -54,7 +54,12 @@ int bias_backward(int32_t dtype, int32_t rows, int32_t cols, const void *dout, f
                   void *) {
     return guarded("pmoe_bias_backward", [&] {
         return with_dtype(dtype, [&](auto t) {
-            add_bias_gradient(rows, cols, static_cast<const decltype(t) *>(dout), dbias);
+            using T = decltype(t);
+            const auto block = span_in_use(&avx2::bias_gradient_block<T>, &avx512::bias_gradient_block<T>);
+            const T *d = static_cast<const T *>(dout);
+            pmoe::for_each_column_block(rows, cols, [&](int64_t c0, int64_t width) {
+                block(rows, cols, c0, width, d, dbias);
+            });
             return PMOE_OK;
         });
     });

@@ -16,6 +16,9 @@ struct AdamWStep {
 
 #define PMOE_ELEMENTWISE_SPANS                                                                      \
     template <typename T> void bias_add_span(int64_t n, const T *bias, T *row);                     \
+    template <typename T>                                                                           \
+    void bias_gradient_block(int64_t rows, int64_t cols, int64_t c0, int64_t width, const T *dout, \
+                             float *dbias);                                                         \
     template <typename T> void add_span(int64_t n, const T *a, const T *b, T *out);                 \
     template <typename T> void accumulate_span(int64_t n, const T *x, T *y);                        \
     template <typename T> void scale_span(int64_t n, float alpha, T *x);                            \

@@ -1,12 +1,13 @@
 // The elementwise kernels' spans (elementwise_spans.inc) compiled for AVX-512, inside a `#pragma
 // GCC target` region so that only these functions use it; elementwise.cpp and optimizer.cpp call
 // them only when cpu_isa_level() allows. Headers are included before the region, so their inline
-// functions (load, store) are inlined here as AVX-512 code without an AVX-512 copy that another
+// functions (load, store, add_column_block) are inlined here as AVX-512 code without an AVX-512 copy that another
 // caller could pick up.
 #include <cmath>
 #include <cstdint>
 
 #include "common.hpp"
+#include "dense.hpp"
 #include "elementwise.hpp"
 
 #pragma GCC push_options

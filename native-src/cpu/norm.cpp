@@ -22,11 +22,14 @@ namespace {
 template <typename T> struct NormRows {
     decltype(&avx2_norm::norm_forward_row<T>) forward;
     decltype(&avx2_norm::norm_backward_row<T>) backward;
+    decltype(&avx2_norm::norm_gradient_block<T>) gradients;
 };
 
 template <typename T> const NormRows<T> &norm_rows_in_use() {
-    static const NormRows<T> avx2{&avx2_norm::norm_forward_row<T>, &avx2_norm::norm_backward_row<T>};
-    static const NormRows<T> avx512{&avx512_norm::norm_forward_row<T>, &avx512_norm::norm_backward_row<T>};
+    static const NormRows<T> avx2{&avx2_norm::norm_forward_row<T>, &avx2_norm::norm_backward_row<T>,
+                                  &avx2_norm::norm_gradient_block<T>};
+    static const NormRows<T> avx512{&avx512_norm::norm_forward_row<T>, &avx512_norm::norm_backward_row<T>,
+                                    &avx512_norm::norm_gradient_block<T>};
     return cpu_isa_level() >= PMOE_ISA_AVX512 ? avx512 : avx2;
 }
 
@@ -41,22 +44,20 @@ void norm_forward(bool centred, int64_t rows, int64_t cols, float eps, const T *
                     centred ? mean + r : nullptr, rstd + r);
 }
 
-// dx (norm_backward_row) and dweight += sum_r dout * xhat (f32), the mean's gradient only
-// when centred.
+// dx (norm_backward_row), dweight += sum_r dout * xhat and, with dbias (LayerNorm), dbias +=
+// sum_r dout (f32; norm_gradient_block), the mean's gradient only when centred.
 template <typename T>
 void norm_backward(bool centred, int64_t rows, int64_t cols, const T *x, const T *weight,
-                   const float *mean, const float *rstd, const T *dout, T *dx, float *dweight) {
-    const auto backward_row = norm_rows_in_use<T>().backward;
+                   const float *mean, const float *rstd, const T *dout, T *dx, float *dweight,
+                   float *dbias) {
+    const NormRows<T> &f = norm_rows_in_use<T>();
 #pragma omp parallel for num_threads(threads_for(rows * cols)) schedule(static)
     for (int64_t r = 0; r < rows; r++)
-        backward_row(centred, cols, x + r * cols, weight, centred ? mean[r] : 0.0f, rstd[r],
-                     dout + r * cols, dx + r * cols);
-    auto xhat = [&](int64_t r, int64_t c) {
-        return (load(x[r * cols + c]) - (centred ? mean[r] : 0.0f)) * rstd[r];
-    };
-    add_column_sums(
-        rows, cols,
-        [&](int64_t r, int64_t c) { return load(dout[r * cols + c]) * xhat(r, c); }, dweight);
+        f.backward(centred, cols, x + r * cols, weight, centred ? mean[r] : 0.0f, rstd[r],
+                   dout + r * cols, dx + r * cols);
+    for_each_column_block(rows, cols, [&](int64_t c0, int64_t width) {
+        f.gradients(centred, rows, cols, c0, width, x, mean, rstd, dout, dweight, dbias);
+    });
 }
 
 } // namespace
@@ -84,11 +85,9 @@ int layernorm_backward(int32_t dtype, int32_t rows, int32_t cols, const void *x,
     return guarded("pmoe_layernorm_backward", [&] {
         return with_dtype(dtype, [&](auto t) {
             using T = decltype(t);
-            const T *d = static_cast<const T *>(dout);
             norm_backward(true, rows, cols, static_cast<const T *>(x),
-                          static_cast<const T *>(weight), mean, rstd, d, static_cast<T *>(dx),
-                          dweight);
-            add_bias_gradient(rows, cols, d, dbias);
+                          static_cast<const T *>(weight), mean, rstd, static_cast<const T *>(dout),
+                          static_cast<T *>(dx), dweight, dbias);
             return PMOE_OK;
         });
     });
@@ -114,7 +113,7 @@ int rmsnorm_backward(int32_t dtype, int32_t rows, int32_t cols, const void *x, c
             using T = decltype(t);
             norm_backward(false, rows, cols, static_cast<const T *>(x),
                           static_cast<const T *>(weight), nullptr, rstd,
-                          static_cast<const T *>(dout), static_cast<T *>(dx), dweight);
+                          static_cast<const T *>(dout), static_cast<T *>(dx), dweight, nullptr);
             return PMOE_OK;
         });
     });

@@ -12,5 +12,8 @@ void norm_forward_row(bool centred, int64_t cols, float eps, const T *x, const T
 template <typename T>
 void norm_backward_row(bool centred, int64_t cols, const T *x, const T *weight, float mean,
                        float rstd, const T *dout, T *dx);
+template <typename T>
+void norm_gradient_block(bool centred, int64_t rows, int64_t cols, int64_t c0, int64_t width, const T *x,
+                         const float *mean, const float *rstd, const T *dout, float *dweight, float *dbias);
 } // namespace avx512_norm
 } // namespace pmoe

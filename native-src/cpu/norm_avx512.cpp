@@ -1,8 +1,8 @@
 // The row normalisations' per-row math (norm_rows.inc) compiled for AVX-512, inside a `#pragma
 // GCC target` region so that only these functions use it; norm.cpp calls them only when
 // cpu_isa_level() allows. Headers are included before the region, so their inline functions
-// (lane_sum, load, store) are inlined here as AVX-512 code without an AVX-512 copy that another
-// caller could pick up.
+// (lane_sum, add_column_block, load, store) are inlined here as AVX-512 code without an AVX-512
+// copy that another caller could pick up.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>

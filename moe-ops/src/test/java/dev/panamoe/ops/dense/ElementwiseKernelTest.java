@@ -186,8 +186,8 @@ class ElementwiseKernelTest {
     }
 
     /**
-     * The spans run 8 lanes wide at AVX2 and 16 at AVX-512 with the same bits: bias add, add,
-     * accumulate, scale and every conversion, f32 and bf16, on every length from 1 to 40 (every
+     * The spans run 8 lanes wide at AVX2 and 16 at AVX-512 with the same bits: bias add and its
+     * gradient, add, accumulate, scale and every conversion, f32 and bf16, on every length from 1 to 40 (every
      * tail of both widths), across a parallel block boundary (4096) and on a long run, with NaN,
      * infinities and values that round up to infinity in bf16.
      */
@@ -221,18 +221,22 @@ class ElementwiseKernelTest {
         }
     }
 
-    /** bias add (rows x cols of x), add, accumulate, scale, and x converted to each dtype, as bytes. */
+    /**
+     * The bias gradient of y's first rows x cols, add, x converted to each dtype, accumulate,
+     * scale, bias add (rows x cols of x), as bytes.
+     */
     private static byte[] spanOutputs(Arena arena, int dtype, int rows, int cols, int n, float[] x, float[] y,
             float[] bias) {
         MemorySegment xs = tensor(arena, dtype, x), ys = tensor(arena, dtype, y), sum = nanTensor(arena, dtype, n);
-        MemorySegment toF32 = nanTensor(arena, F32, n), toBf16 = nanTensor(arena, BF16, n);
+        MemorySegment toF32 = nanTensor(arena, F32, n), toBf16 = nanTensor(arena, BF16, n), dbias = floats(arena, bias);
+        assertOk(LIB.pmoe_bias_backward(dtype, rows, cols, ys, dbias, NULL), "bias_backward");
         assertOk(LIB.pmoe_add(dtype, n, xs, ys, sum, NULL), "add");
         assertOk(LIB.pmoe_convert(n, dtype, xs, F32, toF32, NULL), "convert to f32");
         assertOk(LIB.pmoe_convert(n, dtype, xs, BF16, toBf16, NULL), "convert to bf16");
         assertOk(LIB.pmoe_accumulate(dtype, n, xs, ys, NULL), "accumulate");
         assertOk(LIB.pmoe_scale(dtype, n, 0.3f, xs, NULL), "scale");
         assertOk(LIB.pmoe_bias_add(dtype, rows, cols, tensor(arena, dtype, bias), xs, NULL), "bias_add");
-        return bytes(sum, toF32, toBf16, ys, xs);
+        return bytes(dbias, sum, toF32, toBf16, ys, xs);
     }
 
     @Test
