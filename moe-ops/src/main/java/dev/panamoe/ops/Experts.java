@@ -126,6 +126,12 @@ public final class Experts {
         forEachWorkingCopy(this::refresh);
     }
 
+    /** The same for one expert's (slot's) working copies only. */
+    public void refreshWorkingCopies(int expert) {
+        Checks.require(expert >= 0 && expert < count(), "expert: must be in [0, " + count() + "), got " + expert);
+        forEachWorkingCopy(expert, this::refresh);
+    }
+
     /** Gives action each expert's w1 and w2 with its bf16 working copy; nothing in f32. */
     public void forEachWorkingCopy(BiConsumer<Parameter, Tensor> action) {
         for (int e = 0; e < count(); e++) {

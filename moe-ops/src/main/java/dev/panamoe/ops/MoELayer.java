@@ -343,6 +343,16 @@ public final class MoELayer implements AutoCloseable {
     }
 
     /**
+     * The same for local slot l's expert weights only (after writing that slot's masters: a
+     * replica's, copied from its owner).
+     */
+    public void refreshSlotWorkingCopies(int localSlot) {
+        Checks.require(localSlot >= 0 && localSlot < localSlots(),
+                "localSlot: must be in [0, " + localSlots() + "), got " + localSlot);
+        experts.refreshWorkingCopies(localSlot);
+    }
+
+    /**
      * Gives action each master parameter that has a bf16 working copy, with the copy (an
      * optimizer that writes the copies itself: {@code AdamW.step} with working copies); nothing
      * for an f32 layer.

@@ -48,12 +48,21 @@ final class ExpertReplicas {
         }
     }
 
-    /** Every copy's weights = its owner's (the f32 masters; a bf16 layer's working copies are rounded from them). */
+    /**
+     * Every copy's weights = its owner's (the f32 masters; a bf16 layer's working copies of the
+     * copies this rank holds are rounded from them: the owners' were written by the optimizer).
+     */
     void copyWeights(List<MoELayer> layers) {
         List<Copy> copies = copies(layers);
-        if (!copies.isEmpty()) {
-            transfer(layers, copies, false, Parameter::value);
-            layers.forEach(MoELayer::refreshWorkingCopies);
+        if (copies.isEmpty()) {
+            return;
+        }
+        transfer(layers, copies, false, Parameter::value);
+        for (Copy c : copies) {
+            MoELayer layer = layers.get(c.layer());
+            if (holds(layer, c.slot())) {
+                layer.refreshSlotWorkingCopies(localSlot(layer, c.slot()));
+            }
         }
     }
 
@@ -136,7 +145,11 @@ final class ExpertReplicas {
 
     /** w1 and w2 of a physical slot of this rank. */
     private List<Parameter> slot(MoELayer layer, int physicalSlot) {
-        return layer.slotParameters(physicalSlot - expert.rank() * layer.placement().slotsPerDevice());
+        return layer.slotParameters(localSlot(layer, physicalSlot));
+    }
+
+    private int localSlot(MoELayer layer, int physicalSlot) {
+        return physicalSlot - expert.rank() * layer.placement().slotsPerDevice();
     }
 
     /** Elements of w1 + w2 of one slot: the same for every slot of the layer on every EP rank. */

@@ -5,18 +5,22 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 
 import dev.panamoe.ops.Activation;
 import dev.panamoe.ops.CpuBackend;
+import dev.panamoe.ops.DType;
 import dev.panamoe.ops.MoELayer;
 import dev.panamoe.ops.Parameter;
+import dev.panamoe.ops.Tensor;
 import dev.panamoe.ops.TensorScope;
 import dev.panamoe.runtime.comm.InJvmWorld;
 import dev.panamoe.strategy.placement.ExpertPlacement;
 import dev.panamoe.strategy.plan.ParallelPlan;
 import dev.panamoe.strategy.plan.RankLayout;
 import java.time.Duration;
+import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.TreeMap;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -25,7 +29,8 @@ import org.junit.jupiter.params.provider.CsvSource;
  * and 6 copied into free slots (expert 0 twice on the other device, 1 beside its owner, 6 on the
  * other device) gives the same outputs, input gradients and gate gradient; after
  * {@link ExpertReplicas#reduceGradients} the owner's gradient is the unreplicated expert's and the
- * copies' are zero, and {@link ExpertReplicas#copyWeights} gives every copy its owner's weights.
+ * copies' are zero, and {@link ExpertReplicas#copyWeights} gives every copy its owner's weights
+ * (in bf16 also the working copies rounded from them).
  */
 class ReplicatedExpertTest {
     private static final int HIDDEN = 8;
@@ -79,6 +84,55 @@ class ReplicatedExpertTest {
         assertEquals(plainGrads.keySet(), replicaGrads.keySet());
         assertEquals(2 * EXPERTS * plan.tp(), plainGrads.size());
         plainGrads.forEach((k, g) -> assertClose(k + " grad (copies summed)", g, replicaGrads.get(k)));
+    }
+
+    /**
+     * In bf16, copyWeights also gives each copy the working copies its passes read: after owners'
+     * masters are changed (their working copies refreshed, as the optimizer's step writes them),
+     * every copy's working copy is its new master rounded to bf16, bit for bit.
+     */
+    @Test
+    void bf16CopiesGetTheirOwnersWorkingCopies() {
+        MoELayer.Config cfg = MoELayer.Config.builder().hidden(HIDDEN).ffn(FFN).experts(EXPERTS).topK(2)
+                .dtype(DType.BF16).build();
+        RankLayout layout = new RankLayout(ParallelPlan.parse("ep=2", 2));
+        ExpertPlacement replicated = ExpertPlacement.identity(EXPERTS, 2, 2).withSlot(10, 0).withSlot(11, 0)
+                .withSlot(4, 1).withSlot(5, 6);
+        MoELayers.FullParameters init = (name, shape) -> random(shape[0] * shape[1], name.hashCode(), 0.5f);
+        InJvmWorld.run(2, Duration.ofSeconds(60), comm -> {
+            try (ProcessGroups groups = new ProcessGroups(layout, comm);
+                    MoELayer layer = MoELayers.create(CpuBackend.get(), cfg, groups, replicated, init)) {
+                ExpertReplicas replicas = new ExpertReplicas(CpuBackend.get(), groups.expert());
+                int first = groups.expert().rank() * replicated.slotsPerDevice();
+                for (int l = 0; l < replicated.slotsPerDevice(); l++) {
+                    int e = replicated.expertAt(first + l);
+                    if (e != ExpertPlacement.FREE && replicated.slotsOf(e)[0] == first + l) {
+                        for (Parameter w : layer.slotParameters(l)) {
+                            w.value().copyFrom(random((int) w.value().numel(), ownerSeed(w.name(), 0), 1f));
+                        }
+                        layer.refreshSlotWorkingCopies(l);
+                    }
+                }
+                replicas.copyWeights(List.of(layer));
+                Map<Tensor, Tensor> working = new IdentityHashMap<>();
+                layer.forEachWorkingCopy((master, copy) -> working.put(master.value(), copy));
+                int checked = 0;
+                for (int l = 0; l < replicated.slotsPerDevice(); l++) {
+                    int e = replicated.expertAt(first + l);
+                    for (Parameter w : e == ExpertPlacement.FREE ? List.<Parameter>of() : layer.slotParameters(l)) {
+                        float[] master = w.value().toFloatArray();
+                        float[] copy = working.get(w.value()).toFloatArray();
+                        for (int i = 0; i < master.length; i++) {
+                            assertEquals(Tensor.floatToBf16(master[i]), Tensor.floatToBf16(copy[i]),
+                                    "slot " + (first + l) + " " + w.name() + "[" + i + "]");
+                        }
+                        checked += replicated.slotsOf(e)[0] == first + l ? 0 : 1;
+                    }
+                }
+                assertEquals(groups.expert().rank() == 0 ? 2 : 6, checked, "copies' working copies checked");
+            }
+            return null;
+        });
     }
 
     /** Forward, backward, the copies' gradients to their owners (as the trainer does), the reduction. */
