@@ -2,6 +2,10 @@
 // from its logits, without materialising the probabilities. Logits and dlogits are f32 or bf16;
 // the softmax, the losses and their mean are computed in f32/double whatever the storage. One
 // thread per row; the mean loss is summed in row order afterwards.
+#include <omp.h>
+
+#include <memory>
+
 #include "common.hpp"
 #include "dense.hpp"
 
@@ -14,12 +18,16 @@ struct Softmax {
     double sum;
 };
 
-template <typename T> Softmax softmax_of(const T *x, int64_t vocab) {
+// With e (vocab floats), also keeps each exp(x - max) there for the caller.
+template <typename T> Softmax softmax_of(const T *x, int64_t vocab, float *e = nullptr) {
     float max = -INFINITY;
     for (int64_t v = 0; v < vocab; v++) max = std::max(max, load(x[v]));
     // A NaN is skipped by the max but reaches the sum, so the loss is NaN as it should be.
-    const double sum =
-        lane_sum<double>(vocab, [&](int64_t v) { return std::exp(load(x[v]) - max); });
+    const double sum = lane_sum<double>(vocab, [&](int64_t v) {
+        const float ev = std::exp(load(x[v]) - max);
+        if (e) e[v] = ev;
+        return ev;
+    });
     return {max, sum};
 }
 
@@ -62,9 +70,13 @@ int cross_entropy_backward(int32_t dtype, int32_t rows, int32_t vocab, const voi
                            const int32_t *targets, float grad_scale, void *dlogits, void *) {
     return guarded("pmoe_cross_entropy_backward", [&] {
         PMOE_CHECK(require_ids_in_range("targets", targets, rows, -1, vocab));
+        const int threads = threads_for(int64_t(rows) * vocab);
+        // Each thread's row of exp(x - max), computed once for the sum and the gradient;
+        // allocated here: nothing may throw inside the parallel region.
+        const std::unique_ptr<float[]> exps(new float[size_t(threads) * size_t(vocab)]);
         return with_dtype(dtype, [&](auto tag) {
             using T = decltype(tag);
-#pragma omp parallel for num_threads(threads_for(int64_t(rows) * vocab)) schedule(static)
+#pragma omp parallel for num_threads(threads) schedule(static)
             for (int64_t r = 0; r < rows; r++) {
                 // Reads x[v] before writing d[v], so dlogits may alias logits.
                 const T *x = static_cast<const T *>(logits) + r * vocab;
@@ -74,12 +86,10 @@ int cross_entropy_backward(int32_t dtype, int32_t rows, int32_t vocab, const voi
                     for (int64_t v = 0; v < vocab; v++) d[v] = store<T>(0.0f);
                     continue;
                 }
-                const Softmax sm = softmax_of(x, vocab);
-                const float inv = float(1.0 / sm.sum);
+                float *e = exps.get() + int64_t(omp_get_thread_num()) * vocab;
+                const float inv = float(1.0 / softmax_of(x, vocab, e).sum);
                 for (int64_t v = 0; v < vocab; v++)
-                    d[v] = store<T>((std::exp(load(x[v]) - sm.max) * inv -
-                                     (v == target ? 1.0f : 0.0f)) *
-                                    grad_scale);
+                    d[v] = store<T>((e[v] * inv - (v == target ? 1.0f : 0.0f)) * grad_scale);
             }
             return PMOE_OK;
         });
