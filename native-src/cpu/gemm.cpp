@@ -303,12 +303,6 @@ inline void prefetch_row(const void *row, int64_t bytes) {
     for (int64_t off = 0; off < bytes; off += 64) _mm_prefetch(static_cast<const char *>(row) + off, _MM_HINT_T0);
 }
 
-// How many depth rows ahead the lanes-contiguous packers prefetch the row they will read: the
-// loads of a row are the packers' cost (a weight gradient's operands come from L3 or memory,
-// row after row at the stride of the activations), and the hardware prefetcher does not run
-// far enough ahead on its own (weight-gradient GEMMs 3-10% faster with it, f32 and bf16).
-constexpr int PACK_PREFETCH_ROWS = 8;
-
 // Lanes contiguous: element (l, p) at src[l + p * ld]. Each depth row is copied W at a time.
 template <class T>
 void pack_lanes_contiguous(int W, const T *src, int64_t ld, int lanes, int kc, float *dst) {

@@ -52,6 +52,13 @@ struct MicroKernel {
     MicroKernelToBf16Fn run_to_bf16; // null: a bf16 C is rounded from the f32 copy in a pass
 };
 
+// How many depth rows ahead the lanes-contiguous packers (gemm.cpp, and the pair packer below)
+// prefetch the row they will read: the loads of a row are the packers' cost (a weight
+// gradient's operands come from L3 or memory, row after row at the stride of the activations),
+// and the hardware prefetcher does not run far enough ahead on its own (weight-gradient GEMMs
+// 3-9% faster with it, f32 and bf16).
+constexpr int PACK_PREFETCH_ROWS = 8;
+
 // Packs bf16 pairs along depth for the vdpbf16ps kernel, lanes contiguous (element (l, p) at
 // src[l + p * ld]): word (l, s) = (element (l, 2s), element (l, 2s + 1)), two depth rows
 // interleaved, in gemm.cpp's panel format (W-lane panels, zero past the lanes and past kc).

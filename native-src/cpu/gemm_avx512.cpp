@@ -46,16 +46,13 @@ void pack_pairs_lanes_contiguous(int W, const uint16_t *src, int64_t ld, int lan
     const int64_t panel = int64_t(steps) * W * 2;
     const __mmask16 low_words = __mmask16(W >= 16 ? 0xffff : (1u << W) - 1);
     const __mmask16 high_words = __mmask16(W >= 32 ? 0xffff : W <= 16 ? 0 : (1u << (W - 16)) - 1);
-    // The two rows PREFETCH_ROWS ahead are pulled into L1 (gemm.cpp's PACK_PREFETCH_ROWS: the
-    // row loads are this packer's cost; weight-gradient GEMMs 3-10% faster with it).
-    constexpr int PREFETCH_ROWS = 8;
     for (int s = 0; s < steps; s++) {
         const uint16_t *r0 = src + int64_t(2 * s) * ld;
         const uint16_t *r1 = 2 * s + 1 < kc ? r0 + ld : nullptr;
-        if (2 * s + PREFETCH_ROWS + 1 < kc)
+        if (2 * s + PACK_PREFETCH_ROWS + 1 < kc) // the two rows PACK_PREFETCH_ROWS ahead, into L1
             for (int64_t off = 0; off < int64_t(lanes) * 2; off += 64) {
-                _mm_prefetch(reinterpret_cast<const char *>(r0 + PREFETCH_ROWS * ld) + off, _MM_HINT_T0);
-                _mm_prefetch(reinterpret_cast<const char *>(r1 + PREFETCH_ROWS * ld) + off, _MM_HINT_T0);
+                _mm_prefetch(reinterpret_cast<const char *>(r0 + PACK_PREFETCH_ROWS * ld) + off, _MM_HINT_T0);
+                _mm_prefetch(reinterpret_cast<const char *>(r1 + PACK_PREFETCH_ROWS * ld) + off, _MM_HINT_T0);
             }
         for (int q = 0; q < panels; q++) {
             const int n = std::min(W, lanes - q * W);
