@@ -26,7 +26,7 @@ template <typename T> struct Rows {
 template <typename T> const Rows<T> &rows_in_use() {
     static const Rows<T> avx2{&avx2_act::forward_row<T>, &avx2_act::backward_row<T>};
     static const Rows<T> avx512{&avx512_act::forward_row<T>, &avx512_act::backward_row<T>};
-    return cpu_isa_level() >= PMOE_ISA_AVX512 ? avx512 : avx2;
+    return *at_level_in_use(&avx2, &avx512);
 }
 
 } // namespace

@@ -81,7 +81,7 @@ const RowMath &row_math_in_use() {
     static const RowMath avx2{&avx2_attn::softmax_row, &avx2_attn::softmax_grad_row, &avx2_attn::round_rows};
     static const RowMath avx512{&avx512_attn::softmax_row, &avx512_attn::softmax_grad_row,
                                 &avx512_attn::round_rows};
-    return cpu_isa_level() >= PMOE_ISA_AVX512 ? avx512 : avx2;
+    return *at_level_in_use(&avx2, &avx512);
 }
 
 // Rows x cols of the f32 matrix x into op, x's operand in a product with bf16 q, k, v or

@@ -19,6 +19,11 @@ namespace pmoe {
 int threads_for(int64_t work);
 // The PMOE_ISA_* level the kernels use (cpu_isa.cpp).
 int cpu_isa_level();
+// Of a function (or table of functions) built twice, at the AVX2 baseline and in an AVX-512
+// target region, the one the level in use runs.
+template <typename F> F at_level_in_use(F avx2, F avx512) {
+    return cpu_isa_level() >= PMOE_ISA_AVX512 ? avx512 : avx2;
+}
 
 // v[i] in [lo, hi) for every i < n; names the first offender:
 // "topk_ids[17] = 9 is out of range [0, 8)".

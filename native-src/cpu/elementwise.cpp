@@ -30,7 +30,7 @@ template <typename F> void for_each_span(int64_t total, F span) {
 namespace pmoe_impl {
 
 using pmoe::for_each_span;
-using pmoe::span_in_use;
+using pmoe::at_level_in_use;
 namespace avx2 = pmoe::avx2_elem;
 namespace avx512 = pmoe::avx512_elem;
 
@@ -38,7 +38,7 @@ int bias_add(int32_t dtype, int32_t rows, int32_t cols, const void *bias, void *
     return guarded("pmoe_bias_add", [&] {
         return with_dtype(dtype, [&](auto t) {
             using T = decltype(t);
-            const auto span = span_in_use(&avx2::bias_add_span<T>, &avx512::bias_add_span<T>);
+            const auto span = at_level_in_use(&avx2::bias_add_span<T>, &avx512::bias_add_span<T>);
             const T *b = static_cast<const T *>(bias);
             T *y = static_cast<T *>(x);
             // Row by row: an index modulo cols per element kept the loop from vectorising and
@@ -55,7 +55,7 @@ int bias_backward(int32_t dtype, int32_t rows, int32_t cols, const void *dout, f
     return guarded("pmoe_bias_backward", [&] {
         return with_dtype(dtype, [&](auto t) {
             using T = decltype(t);
-            const auto block = span_in_use(&avx2::bias_gradient_block<T>, &avx512::bias_gradient_block<T>);
+            const auto block = at_level_in_use(&avx2::bias_gradient_block<T>, &avx512::bias_gradient_block<T>);
             const T *d = static_cast<const T *>(dout);
             pmoe::for_each_column_block(rows, cols, [&](int64_t c0, int64_t width) {
                 block(rows, cols, c0, width, d, dbias);
@@ -69,7 +69,7 @@ int add(int32_t dtype, int64_t n, const void *a, const void *b, void *out, void 
     return guarded("pmoe_add", [&] {
         return with_dtype(dtype, [&](auto t) {
             using T = decltype(t);
-            const auto span = span_in_use(&avx2::add_span<T>, &avx512::add_span<T>);
+            const auto span = at_level_in_use(&avx2::add_span<T>, &avx512::add_span<T>);
             const T *x = static_cast<const T *>(a), *y = static_cast<const T *>(b);
             T *z = static_cast<T *>(out);
             for_each_span(n, [&](int64_t i, int64_t len) { span(len, x + i, y + i, z + i); });
@@ -82,7 +82,7 @@ int accumulate(int32_t dtype, int64_t n, const void *x, void *y, void *) {
     return guarded("pmoe_accumulate", [&] {
         return with_dtype(dtype, [&](auto t) {
             using T = decltype(t);
-            const auto span = span_in_use(&avx2::accumulate_span<T>, &avx512::accumulate_span<T>);
+            const auto span = at_level_in_use(&avx2::accumulate_span<T>, &avx512::accumulate_span<T>);
             const T *src = static_cast<const T *>(x);
             T *dst = static_cast<T *>(y);
             for_each_span(n, [&](int64_t i, int64_t len) { span(len, src + i, dst + i); });
@@ -95,7 +95,7 @@ int scale(int32_t dtype, int64_t n, float alpha, void *x, void *) {
     return guarded("pmoe_scale", [&] {
         return with_dtype(dtype, [&](auto t) {
             using T = decltype(t);
-            const auto span = span_in_use(&avx2::scale_span<T>, &avx512::scale_span<T>);
+            const auto span = at_level_in_use(&avx2::scale_span<T>, &avx512::scale_span<T>);
             T *v = static_cast<T *>(x);
             for_each_span(n, [&](int64_t i, int64_t len) { span(len, alpha, v + i); });
             return PMOE_OK;
@@ -110,7 +110,7 @@ int convert(int64_t n, int32_t src_dtype, const void *src, int32_t dst_dtype, vo
             return with_dtype(dst_dtype, [&](auto d) {
                 using S = decltype(s);
                 using D = decltype(d);
-                const auto span = span_in_use(&avx2::convert_span<S, D>, &avx512::convert_span<S, D>);
+                const auto span = at_level_in_use(&avx2::convert_span<S, D>, &avx512::convert_span<S, D>);
                 const S *from = static_cast<const S *>(src);
                 D *to = static_cast<D *>(dst);
                 for_each_span(n, [&](int64_t i, int64_t len) { span(len, from + i, to + i); });

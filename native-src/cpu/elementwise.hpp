@@ -1,6 +1,6 @@
 // The elementwise span functions (elementwise_spans.inc) at each instruction-set level: the
-// baseline's in elementwise.cpp, the AVX-512 ones in elementwise_avx512.cpp; span_in_use picks
-// the level's.
+// baseline's in elementwise.cpp, the AVX-512 ones in elementwise_avx512.cpp (at_level_in_use
+// picks the level's).
 #pragma once
 
 #include <cstdint>
@@ -34,10 +34,5 @@ namespace avx512_elem {
 PMOE_ELEMENTWISE_SPANS
 } // namespace avx512_elem
 #undef PMOE_ELEMENTWISE_SPANS
-
-// The span function of the level in use, of the two given (the same function at each level).
-template <typename F> F span_in_use(F avx2, F avx512) {
-    return cpu_isa_level() >= PMOE_ISA_AVX512 ? avx512 : avx2;
-}
 
 } // namespace pmoe

@@ -30,7 +30,7 @@ template <typename T> const NormRows<T> &norm_rows_in_use() {
                                   &avx2_norm::norm_gradient_block<T>};
     static const NormRows<T> avx512{&avx512_norm::norm_forward_row<T>, &avx512_norm::norm_backward_row<T>,
                                     &avx512_norm::norm_gradient_block<T>};
-    return cpu_isa_level() >= PMOE_ISA_AVX512 ? avx512 : avx2;
+    return *at_level_in_use(&avx2, &avx512);
 }
 
 // mean (centred only) and rstd of each row, then out = xhat * weight (+ bias).

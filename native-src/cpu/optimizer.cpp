@@ -21,7 +21,7 @@ int adamw_step(int64_t n, float *params, const float *grads, float *m, float *v,
                                 float(1.0 - std::pow(double(beta2), step))};
         return with_dtype(working_dtype, [&](auto t) {
             using W = decltype(t);
-            const auto span = pmoe::span_in_use(&pmoe::avx2_elem::adamw_span<W>, &pmoe::avx512_elem::adamw_span<W>);
+            const auto span = pmoe::at_level_in_use(&pmoe::avx2_elem::adamw_span<W>, &pmoe::avx512_elem::adamw_span<W>);
             W *copy = static_cast<W *>(working);
             // Chunks of 8 KiB of masters: a copy rounds them while they are still in L1.
             constexpr int64_t chunk = 2048;
