@@ -26,7 +26,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <memory>
 
 #include "attention.hpp"
 #include "common.hpp"
@@ -74,23 +73,16 @@ bool product(int64_t m, int64_t n, int64_t k, float alpha, Rows a, bool trans_a,
 struct RowMath {
     decltype(&avx2_attn::softmax_row) softmax;
     decltype(&avx2_attn::softmax_grad_row) softmax_grad;
-    decltype(&avx2_attn::round_rows) round;
 };
 
 const RowMath &row_math_in_use() {
-    static const RowMath avx2{&avx2_attn::softmax_row, &avx2_attn::softmax_grad_row, &avx2_attn::round_rows};
-    static const RowMath avx512{&avx512_attn::softmax_row, &avx512_attn::softmax_grad_row,
-                                &avx512_attn::round_rows};
+    static const RowMath avx2{&avx2_attn::softmax_row, &avx2_attn::softmax_grad_row};
+    static const RowMath avx512{&avx512_attn::softmax_row, &avx512_attn::softmax_grad_row};
     return *at_level_in_use(&avx2, &avx512);
 }
 
-// Rows x cols of the f32 matrix x into op, x's operand in a product with bf16 q, k, v or
-// dout: rounded to bf16. In f32, op is x itself and nothing is done.
-void to_operand(const RowMath &math, Rows x, Rows op, int64_t rows, int64_t cols) {
-    if (op.bf16)
-        math.round(static_cast<const float *>(x.p), x.ld,
-                   static_cast<uint16_t *>(const_cast<void *>(op.p)), op.ld, rows, cols);
-}
+// Each thread's scratch: the f32 score gradients and, in bf16, the rounded operands.
+thread_local ThreadBuffer scratch32, scratch16;
 
 // One (batch, head) pair: q, k, v (T x D each) and its att (T x T).
 struct Pair {
@@ -112,31 +104,32 @@ bool attend(const RowMath &math, const Pair &p, Rows out, int64_t T, int64_t D, 
     const Rows att{p.att, T, false}, att_op = p16 ? Rows{p16, stride16(T), true} : att.from(t0);
     if (!product(t1 - t0, t1, D, scale, p.q.from(t0), false, p.k, true, att.from(t0)))
         return false;
-    for (int64_t t = t0; t < t1; t++) math.softmax(p.att + t * T, t, T);
-    to_operand(math, att.from(t0), att_op, t1 - t0, t1);
+    for (int64_t t = t0; t < t1; t++)
+        math.softmax(p.att + t * T, t, T, p16 ? p16 + (t - t0) * stride16(T) : nullptr, t1);
     return product(t1 - t0, D, t1, 1.0f, att_op, false, p.v, false, out.from(t0));
 }
 
 // With dS = att * (datt - rowsum(att * datt)) * scale and datt = dout v^T: dq = dS k,
-// dk = dS^T q, dv = att^T dout. dS (T x T, f32) lives in `scratch`; with bf16 q, k, v,
-// `scratch16` holds dS and att rounded to bf16 (T rows of stride16(T) each; null otherwise).
+// dk = dS^T q, dv = att^T dout. In f32, dS (T x T) lives in ds. With bf16 q, k, v, the
+// products read dS and att rounded to bf16 from ds16 (T rows of stride16(T) each, then T more
+// for att), and ds holds only a block's datt (ROWS x T).
 bool attend_backward(const RowMath &math, const Pair &p, Rows dout, Rows dqkv, int64_t T,
-                     int64_t C, int64_t D, float *scratch, uint16_t *scratch16) {
+                     int64_t C, int64_t D, float *ds, uint16_t *ds16) {
     const float scale = 1.0f / std::sqrt(float(D));
-    float *ds = scratch;
-    const Rows ds_rows{ds, T, false}, att{p.att, T, false};
     const int64_t ld16 = stride16(T);
-    const Rows ds_op = scratch16 ? Rows{scratch16, ld16, true} : ds_rows;
-    const Rows att_op = scratch16 ? Rows{scratch16 + T * ld16, ld16, true} : att;
+    uint16_t *att16 = ds16 ? ds16 + T * ld16 : nullptr;
+    const Rows ds_op = ds16 ? Rows{ds16, ld16, true} : Rows{ds, T, false};
+    const Rows att_op = ds16 ? Rows{att16, ld16, true} : Rows{p.att, T, false};
     const Rows dq = dqkv, dk = dqkv.from(0, C), dv = dqkv.from(0, 2 * C);
     for (int64_t t0 = 0; t0 < T; t0 += ROWS) {
         const int64_t t1 = std::min(T, t0 + ROWS);
-        if (!product(t1 - t0, t1, D, 1.0f, dout.from(t0), false, p.v, true, ds_rows.from(t0)))
+        float *datt = ds16 ? ds : ds + t0 * T; // row t0 of the block's datt
+        if (!product(t1 - t0, t1, D, 1.0f, dout.from(t0), false, p.v, true, Rows{datt, T, false}))
             return false;
-        for (int64_t t = t0; t < t1; t++) math.softmax_grad(p.att + t * T, ds + t * T, t, t1, scale);
         // Columns 0 .. t1 of these rows: all that dq reads here, and dk and dv below.
-        to_operand(math, ds_rows.from(t0), ds_op.from(t0), t1 - t0, t1);
-        to_operand(math, att.from(t0), att_op.from(t0), t1 - t0, t1);
+        for (int64_t t = t0; t < t1; t++)
+            math.softmax_grad(p.att + t * T, datt + (t - t0) * T, t, t1, scale,
+                              ds16 ? ds16 + t * ld16 : nullptr, ds16 ? att16 + t * ld16 : nullptr);
         if (!product(t1 - t0, D, t1, 1.0f, ds_op.from(t0), false, p.k, false, dq.from(t0)))
             return false;
     }
@@ -152,7 +145,7 @@ bool attend_backward(const RowMath &math, const Pair &p, Rows dout, Rows dqkv, i
 }
 
 int out_of_memory(const char *kernel) {
-    return fail(PMOE_ERR_RUNTIME, "%s: out of memory for the GEMM buffers", kernel);
+    return fail(PMOE_ERR_RUNTIME, "%s: out of memory for its scratch or the GEMM buffers", kernel);
 }
 
 } // namespace
@@ -168,20 +161,22 @@ int attention_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channel
         const int threads = threads_for(B * T * T * C);
         const RowMath &math = row_math_in_use();
         const int64_t blocks = (T + ROWS - 1) / ROWS, units = B * H * blocks;
-        // Scratch per thread, allocated here (nothing may throw inside the parallel region) and
-        // not zeroed: every element is written before it is read.
-        const int64_t per_thread = bf16 ? ROWS * stride16(T) : 0;
-        const std::unique_ptr<uint16_t[]> scratch(new uint16_t[size_t(threads) * per_thread]);
         std::atomic<bool> failed{false};
-        // Units run longest first (the last row blocks read the most keys) for the balance.
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-        for (int64_t u = 0; u < units; u++) {
-            const int64_t pair = u % (B * H), t0 = (blocks - 1 - u / (B * H)) * ROWS;
-            const int64_t b = pair / H, h = pair % H;
-            const Rows y = Rows{out, C, bf16}.from(b * T, h * D);
-            if (!attend(math, pair_of(bf16, qkv, att, b, h, T, C, H), y, T, D, t0, std::min(T, t0 + ROWS),
-                        bf16 ? scratch.get() + omp_get_thread_num() * per_thread : nullptr))
-                failed = true;
+#pragma omp parallel num_threads(threads)
+        {
+            // Contents not zeroed: every element is written before it is read.
+            const bool ready = !bf16 || scratch16.grow(ROWS * stride16(T) * sizeof(uint16_t));
+            if (!ready) failed = true;
+            // Units run longest first (the last row blocks read the most keys) for the balance.
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t u = 0; u < units; u++) {
+                const int64_t pair = u % (B * H), t0 = (blocks - 1 - u / (B * H)) * ROWS;
+                const int64_t b = pair / H, h = pair % H;
+                const Rows y = Rows{out, C, bf16}.from(b * T, h * D);
+                if (ready && !attend(math, pair_of(bf16, qkv, att, b, h, T, C, H), y, T, D, t0,
+                                       std::min(T, t0 + ROWS), bf16 ? scratch16.as<uint16_t>() : nullptr))
+                    failed = true;
+            }
         }
         return failed ? out_of_memory("pmoe_attention_forward") : PMOE_OK;
     });
@@ -194,20 +189,21 @@ int attention_backward(int32_t dtype, int32_t batch, int32_t seq, int32_t channe
         const bool bf16 = dtype == PMOE_DTYPE_BF16;
         const int threads = threads_for(B * T * T * C);
         const RowMath &math = row_math_in_use();
-        const int64_t per_thread = T * T, per_thread16 = bf16 ? 2 * T * stride16(T) : 0;
-        const std::unique_ptr<float[]> scratch(new float[size_t(threads) * per_thread]);
-        const std::unique_ptr<uint16_t[]> scratch16(new uint16_t[size_t(threads) * per_thread16]);
         std::atomic<bool> failed{false};
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-        for (int64_t pair = 0; pair < B * H; pair++) {
-            const int64_t b = pair / H, h = pair % H;
-            const Rows g = Rows{dout, C, bf16}.from(b * T, h * D);
-            const Rows dx = Rows{dqkv, 3 * C, bf16}.from(b * T, h * D);
-            const int thread = omp_get_thread_num();
-            if (!attend_backward(math, pair_of(bf16, qkv, att, b, h, T, C, H), g, dx, T, C, D,
-                                 scratch.get() + thread * per_thread,
-                                 bf16 ? scratch16.get() + thread * per_thread16 : nullptr))
-                failed = true;
+#pragma omp parallel num_threads(threads)
+        {
+            const bool ready = scratch32.grow((bf16 ? ROWS : T) * T * sizeof(float)) &&
+                                 (!bf16 || scratch16.grow(2 * T * stride16(T) * sizeof(uint16_t)));
+            if (!ready) failed = true;
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t pair = 0; pair < B * H; pair++) {
+                const int64_t b = pair / H, h = pair % H;
+                const Rows g = Rows{dout, C, bf16}.from(b * T, h * D);
+                const Rows dx = Rows{dqkv, 3 * C, bf16}.from(b * T, h * D);
+                if (ready && !attend_backward(math, pair_of(bf16, qkv, att, b, h, T, C, H), g, dx, T, C, D,
+                                                scratch32.as<float>(), bf16 ? scratch16.as<uint16_t>() : nullptr))
+                    failed = true;
+            }
         }
         return failed ? out_of_memory("pmoe_attention_backward") : PMOE_OK;
     });

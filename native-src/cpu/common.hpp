@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdarg>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -24,6 +25,32 @@ int cpu_isa_level();
 template <typename F> F at_level_in_use(F avx2, F avx512) {
     return cpu_isa_level() >= PMOE_ISA_AVX512 ? avx512 : avx2;
 }
+
+// A thread's scratch buffer, declared thread_local and kept for the next call, grown (64-byte
+// aligned, contents not kept) when a call needs more: a buffer allocated afresh on every call
+// would fault its pages in every time. grow() returns false when out of memory, since nothing
+// may throw inside a parallel region.
+class ThreadBuffer {
+  public:
+    ThreadBuffer() = default;
+    ThreadBuffer(const ThreadBuffer &) = delete;
+    ThreadBuffer &operator=(const ThreadBuffer &) = delete;
+    ~ThreadBuffer() { std::free(data_); }
+    bool grow(size_t bytes) {
+        if (bytes <= bytes_) return true;
+        void *fresh = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+        if (!fresh) return false;
+        std::free(data_);
+        data_ = fresh;
+        bytes_ = bytes;
+        return true;
+    }
+    template <typename T> T *as() const { return static_cast<T *>(data_); }
+
+  private:
+    void *data_ = nullptr;
+    size_t bytes_ = 0;
+};
 
 // v[i] in [lo, hi) for every i < n; names the first offender:
 // "topk_ids[17] = 9 is out of range [0, 8)".

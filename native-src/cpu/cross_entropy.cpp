@@ -4,13 +4,15 @@
 // thread per row; the mean loss is summed in row order afterwards.
 #include <omp.h>
 
-#include <memory>
+#include <atomic>
 
 #include "common.hpp"
 #include "dense.hpp"
 
 namespace pmoe {
 namespace {
+
+thread_local ThreadBuffer exps;
 
 // The row's softmax is exp(x - max) / sum.
 struct Softmax {
@@ -71,28 +73,35 @@ int cross_entropy_backward(int32_t dtype, int32_t rows, int32_t vocab, const voi
     return guarded("pmoe_cross_entropy_backward", [&] {
         PMOE_CHECK(require_ids_in_range("targets", targets, rows, -1, vocab));
         const int threads = threads_for(int64_t(rows) * vocab);
-        // Each thread's row of exp(x - max), computed once for the sum and the gradient;
-        // allocated here: nothing may throw inside the parallel region.
-        const std::unique_ptr<float[]> exps(new float[size_t(threads) * size_t(vocab)]);
-        return with_dtype(dtype, [&](auto tag) {
+        std::atomic<bool> out_of_memory{false};
+        with_dtype(dtype, [&](auto tag) {
             using T = decltype(tag);
-#pragma omp parallel for num_threads(threads) schedule(static)
-            for (int64_t r = 0; r < rows; r++) {
-                // Reads x[v] before writing d[v], so dlogits may alias logits.
-                const T *x = static_cast<const T *>(logits) + r * vocab;
-                T *d = static_cast<T *>(dlogits) + r * vocab;
-                const int32_t target = targets[r];
-                if (target < 0) {
-                    for (int64_t v = 0; v < vocab; v++) d[v] = store<T>(0.0f);
-                    continue;
+#pragma omp parallel num_threads(threads)
+            {
+                // The thread's row of exp(x - max), computed once for the sum and the gradient.
+                float *e = exps.grow(size_t(vocab) * sizeof(float)) ? exps.as<float>() : nullptr;
+                if (!e) out_of_memory = true;
+#pragma omp for schedule(static)
+                for (int64_t r = 0; r < rows; r++) {
+                    if (!e) continue;
+                    // Reads x[v] before writing d[v], so dlogits may alias logits.
+                    const T *x = static_cast<const T *>(logits) + r * vocab;
+                    T *d = static_cast<T *>(dlogits) + r * vocab;
+                    const int32_t target = targets[r];
+                    if (target < 0) {
+                        for (int64_t v = 0; v < vocab; v++) d[v] = store<T>(0.0f);
+                        continue;
+                    }
+                    const float inv = float(1.0 / softmax_of(x, vocab, e).sum);
+                    for (int64_t v = 0; v < vocab; v++)
+                        d[v] = store<T>((e[v] * inv - (v == target ? 1.0f : 0.0f)) * grad_scale);
                 }
-                float *e = exps.get() + int64_t(omp_get_thread_num()) * vocab;
-                const float inv = float(1.0 / softmax_of(x, vocab, e).sum);
-                for (int64_t v = 0; v < vocab; v++)
-                    d[v] = store<T>((e[v] * inv - (v == target ? 1.0f : 0.0f)) * grad_scale);
             }
             return PMOE_OK;
         });
+        return out_of_memory ? fail(PMOE_ERR_RUNTIME,
+                                    "pmoe_cross_entropy_backward: out of memory for a row of %d floats", vocab)
+                             : PMOE_OK;
     });
 }
 

@@ -396,24 +396,12 @@ void pack_block(const Engine &e, int W, bool bf16, const void *src, int64_t lane
 
 // ---- items ----
 
-// Per-thread buffers, grown as needed and kept for the next call: packed A and B panels and
-// the f32 copy of a bf16 C item.
+// Each thread's buffers: packed A and B panels and the f32 copy of a bf16 C item.
 struct Buffers {
-    float *a = nullptr, *b = nullptr, *c = nullptr;
-    size_t a_size = 0, b_size = 0, c_size = 0;
-    ~Buffers() {
-        std::free(a);
-        std::free(b);
-        std::free(c);
-    }
-    static bool grow(float *&buf, size_t &size, size_t need) {
-        if (need <= size) return true;
-        float *fresh = static_cast<float *>(std::aligned_alloc(64, round_up(need * sizeof(float), 64)));
-        if (!fresh) return false;
-        std::free(buf);
-        buf = fresh;
-        size = need;
-        return true;
+    ThreadBuffer a, b, c;
+    bool grow(size_t a_floats, size_t b_floats, size_t c_floats) {
+        return a.grow(a_floats * sizeof(float)) && b.grow(b_floats * sizeof(float)) &&
+               c.grow(c_floats * sizeof(float));
     }
 };
 thread_local Buffers buffers;
@@ -454,7 +442,7 @@ void run_item(const Engine &e, const GemmProblem &p, const Item &it, Buffers &bu
     uint16_t *c16 = static_cast<uint16_t *>(p.c) + it.row0 * p.ldc + it.col0;
     const bool copy = needs_f32_copy(e, p);
     if (copy) {
-        c = buf.c;
+        c = buf.c.as<float>();
         ldc = it.cols;
         if (p.beta != 0.0f)
             for (int i = 0; i < it.rows; i++)
@@ -471,16 +459,16 @@ void run_item(const Engine &e, const GemmProblem &p, const Item &it, Buffers &bu
             const int nc = std::min(NC, it.cols - j0);
             pack_block(e, nr, p.bf16_in,
                        element(p.b, p.bf16_in, p0 * p.b_row + (it.col0 + j0) * p.b_col), p.b_col,
-                       p.b_row, nc, kc, buf.b);
+                       p.b_row, nc, kc, buf.b.as<float>());
             for (int i0 = 0; i0 < it.rows; i0 += e.mc) {
                 const int mc = std::min(e.mc, it.rows - i0);
-                float *ai = buf.a + int64_t(i0) * steps;
+                float *ai = buf.a.as<float>() + int64_t(i0) * steps;
                 if (j0 == 0)
                     pack_block(e, mr, p.bf16_in,
                                element(p.a, p.bf16_in, (it.row0 + i0) * p.a_row + p0 * p.a_col),
                                p.a_row, p.a_col, mc, kc, ai);
                 for (int j = 0; j < nc; j += nr) {
-                    const float *bj = buf.b + int64_t(j) * steps;
+                    const float *bj = buf.b.as<float>() + int64_t(j) * steps;
                     float *cj = c + i0 * ldc + j0 + j;
                     uint16_t *c16j = c16 + i0 * p.ldc + j0 + j;
                     const int tile_cols = std::min(nr, nc - j);
@@ -534,9 +522,7 @@ int run_problems(const std::vector<GemmProblem> &problems) {
 #pragma omp parallel num_threads(threads) if (count > 1 && threads_for(int64_t(flops / 32)) > 1)
     {
         Buffers &buf = buffers;
-        if (!Buffers::grow(buf.a, buf.a_size, a_need) || !Buffers::grow(buf.b, buf.b_size, b_need) ||
-            !Buffers::grow(buf.c, buf.c_size, c_need))
-            out_of_memory = true;
+        if (!buf.grow(a_need, b_need, c_need)) out_of_memory = true;
 #pragma omp barrier
         if (!out_of_memory) {
 #pragma omp for schedule(dynamic, 1)
@@ -560,9 +546,7 @@ bool gemm_on_this_thread(const GemmProblem &p) {
     size_t a_need = 0, b_need = 0, c_need = 0;
     buffer_needs(e, p, it, a_need, b_need, c_need);
     Buffers &buf = buffers;
-    if (!Buffers::grow(buf.a, buf.a_size, a_need) || !Buffers::grow(buf.b, buf.b_size, b_need) ||
-        !Buffers::grow(buf.c, buf.c_size, c_need))
-        return false;
+    if (!buf.grow(a_need, b_need, c_need)) return false;
     run_item(e, p, it, buf);
     return true;
 }
