@@ -122,6 +122,10 @@ public final class TrainCommand implements Callable<Integer> {
                     + "and cross-entropy in f32) or auto (bf16 where the device computes it natively: AVX512_BF16, or "
                     + "CUDA compute capability 8.0+; 'doctor' says which) (default: ${DEFAULT-VALUE}).")
     String precision;
+    @Option(names = "--grad-reduce", paramLabel = "fp32|bf16", defaultValue = "fp32",
+            description = "The precision gradients travel in when summed over data-parallel replicas: fp32, or bf16 "
+                    + "in a bf16 run (half the bytes; rounded to bf16, added in f32) (default: ${DEFAULT-VALUE}).")
+    String gradReduce;
     @Option(names = "--device", paramLabel = "cpu|cuda[:N]", defaultValue = "cpu",
             description = "Where the model lives and the kernels run (default: ${DEFAULT-VALUE}).")
     String device;
@@ -273,7 +277,7 @@ public final class TrainCommand implements Callable<Integer> {
             "--micro-batches", "--lr", "--min-lr", "--warmup", "--weight-decay", "--clip-norm", "--seed");
     private static final List<String> LAYOUT = List.of("--world", "--plan", "--placement");
     private static final List<String> ADJUSTABLE = List.of("--eval-every", "--eval-batches", "--metrics", "--report",
-            "--checkpoint-every", "--precision");
+            "--checkpoint-every", "--precision", "--grad-reduce");
     private static final List<String> RECORDED = concat(concat(DEFINING, LAYOUT), ADJUSTABLE);
 
     /** The recorded options' values (paths absolute), for the checkpoints' manifests. */
@@ -533,7 +537,8 @@ public final class TrainCommand implements Callable<Integer> {
                 .evalEvery(evalEvery).evalBatches(evalBatches).checkpointDir(checkpointDir)
                 .checkpointEvery(checkpointEvery).metrics(metrics).report(report)
                 .tokenizer(data == null ? null : tokenizer == null ? "bytes" : tokenizer)
-                .precision(Precision.parse("precision", precision));
+                .precision(Precision.parse("precision", precision))
+                .gradReduce(Precision.parse("gradReduce", gradReduce));
         if (warmup != null) {
             b.warmup(warmup);
         }

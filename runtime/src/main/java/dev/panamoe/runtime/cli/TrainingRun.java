@@ -207,6 +207,11 @@ final class TrainingRun {
         out.println("precision: " + precision + (precision.precision() == Precision.BF16
                 ? "; bf16 weights and activations (f32 masters, gradients and moments; router, softmaxes, norm "
                         + "statistics and loss in f32)" : ""));
+        if (config.gradReduce() == Precision.BF16) {
+            out.println("gradient reduce: " + (precision.precision() == Precision.BF16
+                    ? "bf16 (the sums over data-parallel replicas send bf16 gradients and add them in f32)"
+                    : "fp32 (bf16 was asked for, but this run trains in fp32)"));
+        }
         if (config.metrics() != null) {
             createParent(config.metrics());
         }

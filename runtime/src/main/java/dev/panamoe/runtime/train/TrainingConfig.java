@@ -42,11 +42,17 @@ import java.util.Set;
  *                        dtype it resolves to. Not a trajectory field: a run may resume under the other
  *                        precision (the checkpoint holds the f32 masters); null is fp32, the
  *                        precision of the runs that did not record one
+ * @param gradReduce      the precision the gradients travel in when they are summed over their replicas
+ *                        (data-parallel ranks): {@link Precision#FP32}, or {@link Precision#BF16} in a bf16
+ *                        run (rounded to bf16 for the exchange and summed in f32; half the bytes, as
+ *                        Megatron-Core's --grad-reduce-in-bf16). A run that resolves to fp32 sums in fp32
+ *                        whatever this says; fp32 precision with bf16 here is refused. Not a trajectory
+ *                        field, like precision; null is fp32
  */
 public record TrainingConfig(int steps, int batch, int microBatches, int seq, float lr, float minLr, int warmup,
         float weightDecay, float beta1, float beta2, float eps, float clipNorm, int evalEvery, int evalBatches,
         long seed, Path checkpointDir, int checkpointEvery, int stopAt, Path metrics, Path report, String tokenizer,
-        Precision precision) {
+        Precision precision, Precision gradReduce) {
 
     /**
      * The fields that decide the sequence of parameter values: a checkpoint resumes only a run that
@@ -77,6 +83,10 @@ public record TrainingConfig(int steps, int batch, int microBatches, int seq, fl
                 + "'; known: " + String.join(", ", Tokenizer.NAMES));
         // a checkpoint written before runs recorded their precision trained in fp32
         precision = precision == null ? Precision.FP32 : precision;
+        gradReduce = gradReduce == null ? Precision.FP32 : gradReduce;
+        check(gradReduce != Precision.AUTO, "gradReduce: must be fp32 or bf16, got auto");
+        check(gradReduce == Precision.FP32 || precision != Precision.FP32,
+                "gradReduce: bf16 sums the gradients of a bf16 run, but precision is fp32 (use precision bf16 or auto)");
     }
 
     /** Sequences per forward/backward pass. */
@@ -112,7 +122,7 @@ public record TrainingConfig(int steps, int batch, int microBatches, int seq, fl
         Builder b = new Builder().steps(steps).batch(batch).microBatches(microBatches).seq(seq).lr(lr).minLr(minLr)
                 .weightDecay(weightDecay).beta1(beta1).beta2(beta2).eps(eps).clipNorm(clipNorm).evalEvery(evalEvery)
                 .evalBatches(evalBatches).seed(seed).checkpointDir(checkpointDir).checkpointEvery(checkpointEvery)
-                .metrics(metrics).report(report).tokenizer(tokenizer).precision(precision);
+                .metrics(metrics).report(report).tokenizer(tokenizer).precision(precision).gradReduce(gradReduce);
         if (warmup != Builder.defaultWarmup(steps)) {
             b.warmup(warmup);
         }
@@ -126,7 +136,7 @@ public record TrainingConfig(int steps, int batch, int microBatches, int seq, fl
      * Defaults: 200 steps of 16 sequences of 64 tokens in one micro-batch; lr 3e-3 decaying to 3e-4
      * after a warm-up of a tenth of the steps; weight decay 0.1, betas (0.9, 0.95), eps 1e-8, clip at
      * 1.0; evaluation every 50 steps on 4 micro-batches; seed 1; no checkpoints or output files;
-     * stopAt = steps; fp32.
+     * stopAt = steps; fp32, gradients summed in fp32.
      */
     public static final class Builder {
         private int steps = 200;
@@ -153,6 +163,7 @@ public record TrainingConfig(int steps, int batch, int microBatches, int seq, fl
         private Path report;
         private String tokenizer;
         private Precision precision = Precision.FP32;
+        private Precision gradReduce = Precision.FP32;
 
         private Builder() {
         }
@@ -183,12 +194,13 @@ public record TrainingConfig(int steps, int batch, int microBatches, int seq, fl
         public Builder report(Path v) { report = v; return this; }
         public Builder tokenizer(String v) { tokenizer = v; return this; }
         public Builder precision(Precision v) { precision = v; return this; }
+        public Builder gradReduce(Precision v) { gradReduce = v; return this; }
 
         public TrainingConfig build() {
             return new TrainingConfig(steps, batch, microBatches, seq, lr, minLr,
                     warmup == DERIVED ? defaultWarmup(steps) : warmup, weightDecay, beta1, beta2,
                     eps, clipNorm, evalEvery, evalBatches, seed, checkpointDir, checkpointEvery,
-                    stopAt == DERIVED ? steps : stopAt, metrics, report, tokenizer, precision);
+                    stopAt == DERIVED ? steps : stopAt, metrics, report, tokenizer, precision, gradReduce);
         }
     }
 

@@ -67,25 +67,27 @@ class ParallelMpiTrainTest {
     }
 
     /**
-     * {@code --precision bf16} under mpirun: the header and the report say bf16, and the losses
-     * are those of the same plan's four in-JVM ranks in bf16 within {@value #BF16_TOLERANCE}
-     * (Open MPI may sum the DATA group's f32 gradients in another order than the in-JVM
-     * communicator, ~1e-7 relative, and a value near a bf16 rounding boundary then rounds the other
-     * way; MixedPrecisionTrainingTest bounds plans against one device in bf16 by the same 1e-3).
+     * {@code --precision bf16} under mpirun, the gradients summed in fp32 or (--grad-reduce bf16)
+     * sent as bf16: the header and the report say bf16, and the losses are those of the same
+     * plan's four in-JVM ranks in bf16 within {@value #BF16_TOLERANCE} (Open MPI may sum the DATA
+     * group's f32 gradients in another order than the in-JVM communicator, ~1e-7 relative, and a
+     * value near a bf16 rounding boundary then rounds the other way; MixedPrecisionTrainingTest
+     * bounds plans against one device in bf16 by the same 1e-3).
      */
-    @Test
-    void aBf16RunUnderMpirunTrainsLikeTheSamePlanInJvm() throws Exception {
+    @ParameterizedTest
+    @ValueSource(strings = {"fp32", "bf16"})
+    void aBf16RunUnderMpirunTrainsLikeTheSamePlanInJvm(String gradReduce) throws Exception {
         String plan = "dp=2,ep=2";
         List<String> args = new ArrayList<>(RUN);
-        args.addAll(List.of("--plan", plan, "--precision", "bf16"));
-        Path inJvmMetrics = dir.resolve("bf16-in-jvm.jsonl");
+        args.addAll(List.of("--plan", plan, "--precision", "bf16", "--grad-reduce", gradReduce));
+        Path inJvmMetrics = dir.resolve("bf16-in-jvm-" + gradReduce + ".jsonl");
         List<String> inJvm = new ArrayList<>(args);
         inJvm.addAll(List.of("--world", "4", "--metrics", inJvmMetrics.toString()));
         Result r = TrainCommandTest.run(inJvm.toArray(String[]::new));
         assertEquals(0, r.code(), r.err());
 
-        Path metrics = dir.resolve("bf16-mpi.jsonl");
-        Path report = dir.resolve("bf16-report");
+        Path metrics = dir.resolve("bf16-mpi-" + gradReduce + ".jsonl");
+        Path report = dir.resolve("bf16-report-" + gradReduce);
         args.addAll(List.of("--metrics", metrics.toString(), "--report", report.toString()));
         MpiRun.Job job = MpiRun.run(mpirun, 4, Main.class.getName(), args, LIMIT_MS);
         String output = job.output();
@@ -93,8 +95,11 @@ class ParallelMpiTrainTest {
         assertEquals(1, output.lines().filter(l -> l.startsWith("parallel: 4 ranks (mpi)")).count(),
                 output);
         assertEquals(1, output.lines().filter(l -> l.startsWith("precision: bf16 (requested)")).count(), output);
+        assertEquals(gradReduce.equals("bf16") ? 1 : 0, output.lines().filter(l -> l.startsWith("gradient reduce: bf16 "))
+                .count(), output);
         String html = Files.readString(report.resolve("index.html"));
         assertTrue(html.contains("<th>precision</th><td>bf16 (requested)</td>"), html);
+        assertTrue(html.contains("<th>--grad-reduce</th><td>" + gradReduce + "</td>"), html);
 
         List<StepMetrics> want = MetricsWriter.read(inJvmMetrics);
         List<StepMetrics> got = MetricsWriter.read(metrics);
@@ -106,8 +111,8 @@ class ParallelMpiTrainTest {
         }
         worst = Math.max(worst, assertClose("bf16 validation loss", want.getLast().valLoss(), got.getLast().valLoss(),
                 BF16_TOLERANCE));
-        System.out.printf(java.util.Locale.ROOT, "bf16 %s under mpirun vs in-JVM: largest relative loss difference "
-                + "%.2e%n", plan, worst);
+        System.out.printf(java.util.Locale.ROOT, "bf16 %s (gradients summed in %s) under mpirun vs in-JVM: largest "
+                + "relative loss difference %.2e%n", plan, gradReduce, worst);
     }
 
     private static void assertClose(String what, double expected, double actual) {

@@ -76,6 +76,10 @@ class TrainCommandTest {
         assertUsageError("Invalid value for option '--threads': must be >= 1, got 0", "train", "--threads", "0");
         assertUsageError("Invalid value for option '--precision': expected fp32, bf16 or auto, got \"fp16\"", "train",
                 "--precision", "fp16");
+        assertUsageError("Invalid value for option '--grad-reduce': bf16 sums the gradients of a bf16 run, but precision "
+                + "is fp32", "train", "--grad-reduce", "bf16");
+        assertUsageError("Invalid value for option '--grad-reduce': must be fp32 or bf16, got auto", "train",
+                "--precision", "bf16", "--grad-reduce", "auto");
         assertUsageError("--resume needs --checkpoint DIR", "train", "--resume");
         assertUsageError("--stop-at needs --checkpoint DIR", "train", "--stop-at", "3");
         assertUsageError("Invalid value for option '--stop-at': must be in [1, steps=10], got 11", "train", "--steps", "10",

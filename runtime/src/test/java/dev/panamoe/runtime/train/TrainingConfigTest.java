@@ -6,6 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import java.util.function.UnaryOperator;
 import org.junit.jupiter.api.Test;
 
@@ -34,6 +36,24 @@ class TrainingConfigTest {
         assertEquals("evalBatches: must be >= 1, got 0", error(b -> b.evalBatches(0)));
         assertEquals("checkpointEvery: must be >= 0, got -5", error(b -> b.checkpointEvery(-5)));
         assertEquals("stopAt: must be in [1, steps=200], got 300", error(b -> b.stopAt(300)));
+        assertEquals("gradReduce: must be fp32 or bf16, got auto", error(b -> b.gradReduce(Precision.AUTO)));
+        assertEquals("gradReduce: bf16 sums the gradients of a bf16 run, but precision is fp32 (use precision bf16 "
+                + "or auto)", error(b -> b.gradReduce(Precision.BF16)));
+    }
+
+    /**
+     * Gradients are summed in fp32 unless a bf16 (or auto) run asks for bf16; a checkpoint's
+     * training fields written before the option existed read back as fp32.
+     */
+    @Test
+    void gradientsAreSummedInFp32UnlessABf16RunAsks() {
+        assertEquals(Precision.FP32, TrainingConfig.builder().build().gradReduce());
+        TrainingConfig auto = TrainingConfig.builder().precision(Precision.AUTO).gradReduce(Precision.BF16).build();
+        assertEquals("bf16", auto.toMap().get("gradReduce"));
+        assertEquals(auto, RecordFields.parse(TrainingConfig.class, auto.toMap()));
+        Map<String, String> before = new LinkedHashMap<>(auto.toMap());
+        before.remove("gradReduce");
+        assertEquals(Precision.FP32, RecordFields.parse(TrainingConfig.class, before).gradReduce());
     }
 
     @Test
