@@ -242,6 +242,8 @@ public final class MemoryEstimate {
         final long normParams;
         /** Per token: LayerNorm's mean and rstd, RMSNorm's rstd (f32 in either precision). */
         final long stats;
+        /** The gradients cross ranks as bf16 (GradientSync's extra buffers). */
+        final boolean gradReduceBf16;
 
         Stage(GptMoeConfig model, TrainingConfig config, ParallelPlan plan, int slotsPerDevice, int stage,
                 Precision.Resolved precision) {
@@ -250,6 +252,7 @@ public final class MemoryEstimate {
             this.slotsPerDevice = slotsPerDevice;
             this.dtype = precision.dtype();
             this.label = precision.precision().label();
+            this.gradReduceBf16 = config.gradReduce() == Precision.BF16 && precision.precision() == Precision.BF16;
             this.first = stage == 0;
             this.last = stage == plan.pp() - 1;
             this.blocks = model.layers() / plan.pp();
@@ -309,6 +312,11 @@ public final class MemoryEstimate {
             if (plan.world() > 1) {
                 long bucket = Math.min(params, Math.max(GradientSync.BUCKET_ELEMENTS, largestTensor()));
                 parts.add(new Part("gradient all-reduce bucket (fp32)", mul(bucket, F32)));
+                if (gradReduceBf16) {
+                    // sent and received as bf16; a rank's share (at most half a bucket) summed in f32 and rounded
+                    parts.add(new Part("gradient bucket as bf16, sent and received, and a share's sums",
+                            mul(bucket, 2 * 2) + mul(Math.ceilDiv(bucket, 2), F32 + F32 + 2)));
+                }
             }
             // ParameterInit fills a float[] of the full tensor, and a shard is cut from it as another one
             parts.add(new Part("initialisation arrays (Java heap, transient)", mul(2, largestTensor(), F32), true));
