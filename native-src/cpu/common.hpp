@@ -18,6 +18,10 @@ namespace pmoe {
 // where waking a team costs more than the loop itself, else num_threads(). The kernels give
 // bitwise-identical results for any team size, so this changes speed only.
 int threads_for(int64_t work);
+// threads_for's unit is an element of a plain elementwise loop. An element whose math takes an
+// exponential (the router's softmax, the z-loss's logsumexp) costs about this many of them: such
+// loops pass their element count times it, so a router's T x E of a few thousand tokens is split.
+constexpr int64_t EXP_WORK = 16;
 // The PMOE_ISA_* level the kernels use (cpu_isa.cpp).
 int cpu_isa_level();
 // Of a function (or table of functions) built twice, at the AVX2 baseline and in an AVX-512

@@ -76,7 +76,7 @@ int z_loss_forward(int32_t tokens, int32_t experts, const float *logits, float c
                    void *) {
     return guarded("pmoe_z_loss_forward", [&] {
         PMOE_CHECK(require_finite("logits", logits, tokens, experts, "token", "expert"));
-        const double total = sum_over_tokens(tokens, int64_t(tokens) * experts, [&](int32_t t) {
+        const double total = sum_over_tokens(tokens, int64_t(tokens) * experts * EXP_WORK, [&](int32_t t) {
             const double lse = logsumexp(logits + int64_t(t) * experts, experts);
             return lse * lse;
         });
@@ -90,7 +90,7 @@ int z_loss_backward(int32_t tokens, int32_t experts, const float *logits, float 
                     float grad_loss, float *grad_logits, void *) {
     return guarded("pmoe_z_loss_backward", [&] {
         PMOE_CHECK(require_finite("logits", logits, tokens, experts, "token", "expert"));
-#pragma omp parallel for num_threads(threads_for(int64_t(tokens) * experts)) schedule(static)
+#pragma omp parallel for num_threads(threads_for(int64_t(tokens) * experts * EXP_WORK)) schedule(static)
         for (int32_t t = 0; t < tokens; t++) {
             const float *row = logits + int64_t(t) * experts;
             float *grad = grad_logits + int64_t(t) * experts;

@@ -91,7 +91,7 @@ int router_forward(const pmoe_router_config *cfg, const float *logits, float *sc
     return guarded("pmoe_router_forward", [&] {
         const pmoe_router_config c = *cfg;
         PMOE_CHECK(require_finite("logits", logits, c.tokens, c.experts, "token", "expert"));
-#pragma omp parallel for num_threads(threads_for(int64_t(c.tokens) * c.experts)) schedule(static)
+#pragma omp parallel for num_threads(threads_for(int64_t(c.tokens) * c.experts * EXP_WORK)) schedule(static)
         for (int32_t t = 0; t < c.tokens; t++)
             route_token(c, logits + int64_t(t) * c.experts, scores + int64_t(t) * c.experts,
                         topk_weights + int64_t(t) * c.top_k, topk_ids + int64_t(t) * c.top_k);
@@ -106,7 +106,7 @@ int router_backward(const pmoe_router_config *cfg, const float *scores, const in
         const pmoe_router_config c = *cfg;
         PMOE_CHECK(require_ids_in_range("topk_ids", topk_ids, int64_t(c.tokens) * c.top_k, 0,
                                         c.experts));
-#pragma omp parallel for num_threads(threads_for(int64_t(c.tokens) * c.experts)) schedule(static)
+#pragma omp parallel for num_threads(threads_for(int64_t(c.tokens) * c.experts * EXP_WORK)) schedule(static)
         for (int32_t t = 0; t < c.tokens; t++) {
             const int64_t row = int64_t(t) * c.experts, slots = int64_t(t) * c.top_k;
             backprop_token(c, scores + row, topk_ids + slots, grad_topk_weights + slots,
