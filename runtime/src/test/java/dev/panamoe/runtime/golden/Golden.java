@@ -30,8 +30,8 @@ import java.util.Map;
  * change that reorders a sum, however harmless, shows as the first line that differs.
  *
  * <p>Records are per instruction-set level of the CPU GEMM ({@code avx2}, {@code avx512}: the
- * micro-kernels sum in different orders; the other kernels are built for one fixed ISA and the
- * GEMM's result does not depend on the thread count). A level's record is checked on machines that
+ * micro-kernels sum in different orders; the other kernels give the same bits at every level,
+ * and no result depends on the thread count). A level's record is checked on machines that
  * run that level. To record after an intended numerical change, run the tests with
  * {@code -Dpanamoe.golden.record=true} once per level ({@code -Dpanamoe.cpu.isa=avx2} for the
  * AVX2 records) and commit the files with the reason.
