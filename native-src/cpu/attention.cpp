@@ -21,7 +21,6 @@
 // on (T, D), by the engine's fixed chain; every softmax row by a fixed-order loop. Threads only
 // decide who computes what, so the result does not depend on the thread count.
 #include <immintrin.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <atomic>
@@ -173,8 +172,9 @@ int attention_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channel
                 const int64_t pair = u % (B * H), t0 = (blocks - 1 - u / (B * H)) * ROWS;
                 const int64_t b = pair / H, h = pair % H;
                 const Rows y = Rows{out, C, bf16}.from(b * T, h * D);
+                uint16_t *p16 = bf16 ? scratch16.as<uint16_t>() : nullptr;
                 if (ready && !attend(math, pair_of(bf16, qkv, att, b, h, T, C, H), y, T, D, t0,
-                                       std::min(T, t0 + ROWS), bf16 ? scratch16.as<uint16_t>() : nullptr))
+                                     std::min(T, t0 + ROWS), p16))
                     failed = true;
             }
         }
@@ -193,15 +193,16 @@ int attention_backward(int32_t dtype, int32_t batch, int32_t seq, int32_t channe
 #pragma omp parallel num_threads(threads)
         {
             const bool ready = scratch32.grow((bf16 ? ROWS : T) * T * sizeof(float)) &&
-                                 (!bf16 || scratch16.grow(2 * T * stride16(T) * sizeof(uint16_t)));
+                               (!bf16 || scratch16.grow(2 * T * stride16(T) * sizeof(uint16_t)));
             if (!ready) failed = true;
 #pragma omp for schedule(dynamic, 1)
             for (int64_t pair = 0; pair < B * H; pair++) {
                 const int64_t b = pair / H, h = pair % H;
                 const Rows g = Rows{dout, C, bf16}.from(b * T, h * D);
                 const Rows dx = Rows{dqkv, 3 * C, bf16}.from(b * T, h * D);
+                uint16_t *ds16 = bf16 ? scratch16.as<uint16_t>() : nullptr;
                 if (ready && !attend_backward(math, pair_of(bf16, qkv, att, b, h, T, C, H), g, dx, T, C, D,
-                                                scratch32.as<float>(), bf16 ? scratch16.as<uint16_t>() : nullptr))
+                                              scratch32.as<float>(), ds16))
                     failed = true;
             }
         }

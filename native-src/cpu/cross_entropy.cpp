@@ -2,8 +2,6 @@
 // from its logits, without materialising the probabilities. Logits and dlogits are f32 or bf16;
 // the softmax, the losses and their mean are computed in f32/double whatever the storage. One
 // thread per row; the mean loss is summed in row order afterwards.
-#include <omp.h>
-
 #include <atomic>
 
 #include "common.hpp"
@@ -99,9 +97,10 @@ int cross_entropy_backward(int32_t dtype, int32_t rows, int32_t vocab, const voi
             }
             return PMOE_OK;
         });
-        return out_of_memory ? fail(PMOE_ERR_RUNTIME,
-                                    "pmoe_cross_entropy_backward: out of memory for a row of %d floats", vocab)
-                             : PMOE_OK;
+        if (out_of_memory)
+            return fail(PMOE_ERR_RUNTIME, "pmoe_cross_entropy_backward: out of memory for a row of %d floats",
+                        vocab);
+        return PMOE_OK;
     });
 }
 

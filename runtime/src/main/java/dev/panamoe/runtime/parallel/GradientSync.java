@@ -37,6 +37,7 @@ public final class GradientSync implements AutoCloseable {
     private final Backend backend;
     private final boolean bf16;
     private final TensorScope scope;
+    /** f32 only: the bucket. */
     private final Tensor buffer;
     /** bf16 only: the rounded bucket, every rank's copies of this rank's share, and the share's sum. */
     private final Tensor wire, received, share, term, share16;
@@ -84,7 +85,7 @@ public final class GradientSync implements AutoCloseable {
             wireSize = Math.max(wireSize, shareSize(b) * b.group().size());
         }
         this.scope = TensorScope.shared(backend);
-        this.buffer = scope.allocate("gradient bucket", DType.F32, largest);
+        this.buffer = bf16 ? null : scope.allocate("gradient bucket", DType.F32, largest);
         this.wire = bf16 ? scope.allocate("bf16 gradient bucket", DType.BF16, wireSize) : null;
         this.received = bf16 ? scope.allocate("bf16 gradient shares", DType.BF16, wireSize) : null;
         this.share = bf16 ? scope.allocate("gradient share sum", DType.F32, largestShare) : null;
@@ -105,7 +106,8 @@ public final class GradientSync implements AutoCloseable {
     /** Replaces every gradient by its sum over the parameter's group. */
     public void allReduce() {
         for (Bucket b : buckets) {
-            if (bf16 && b.group().size() == 1) {
+            if (bf16) {
+                sumInBf16(b);
                 continue;
             }
             Tensor flat = buffer.slice(0, b.size());
@@ -115,11 +117,7 @@ public final class GradientSync implements AutoCloseable {
                 flat.slice(offset, offset + n).copyFrom(g);
                 offset += n;
             }
-            if (bf16) {
-                sumInBf16(b.group(), flat);
-            } else {
-                b.group().allReduce(flat);
-            }
+            b.group().allReduce(flat);
             offset = 0;
             for (Tensor g : b.grads()) {
                 int n = Math.toIntExact(g.numel());
@@ -129,17 +127,25 @@ public final class GradientSync implements AutoCloseable {
         }
     }
 
-    /** flat's sum over group, sent as bf16 and added in f32 (the class comment). */
-    private void sumInBf16(Communicator group, Tensor flat) {
-        int size = Math.toIntExact(flat.numel()), ranks = group.size(), n = Math.ceilDiv(size, ranks);
+    /** The bucket's sum over its group, sent as bf16 and added in f32 (the class comment). */
+    private void sumInBf16(Bucket b) {
+        int ranks = b.group().size(), n = shareSize(b);
+        if (ranks == 1) {
+            return;
+        }
         Tensor out = wire.slice(0, n * ranks), in = received.slice(0, n * ranks);
-        backend.convert(flat, out.slice(0, size));
-        if (n * ranks > size) {
-            out.slice(size, n * ranks).fill(0f);
+        int offset = 0;
+        for (Tensor g : b.grads()) {
+            int size = Math.toIntExact(g.numel());
+            backend.convert(g, out.slice(offset, offset + size));
+            offset += size;
+        }
+        if (n * ranks > b.size()) {
+            out.slice(b.size(), n * ranks).fill(0f);
         }
         int[] counts = new int[ranks];
         Arrays.fill(counts, n);
-        group.allToAllV(out, counts, in, counts);
+        b.group().allToAllV(out, counts, in, counts);
         Tensor sum = share.slice(0, n), next = term.slice(0, n), sum16 = share16.slice(0, n);
         backend.convert(in.slice(0, n), sum);
         for (int q = 1; q < ranks; q++) {
@@ -147,8 +153,13 @@ public final class GradientSync implements AutoCloseable {
             backend.accumulate(next, sum);
         }
         backend.convert(sum, sum16);
-        group.allGather(sum16, in);
-        backend.convert(in.slice(0, size), flat);
+        b.group().allGather(sum16, in);
+        offset = 0;
+        for (Tensor g : b.grads()) {
+            int size = Math.toIntExact(g.numel());
+            backend.convert(in.slice(offset, offset + size), g);
+            offset += size;
+        }
     }
 
     @Override

@@ -311,11 +311,12 @@ public final class MemoryEstimate {
                     mul(gradientBufferElements(), dtype.byteSize())));
             if (plan.world() > 1) {
                 long bucket = Math.min(params, Math.max(GradientSync.BUCKET_ELEMENTS, largestTensor()));
-                parts.add(new Part("gradient all-reduce bucket (fp32)", mul(bucket, F32)));
                 if (gradReduceBf16) {
                     // sent and received as bf16; a rank's share (at most half a bucket) summed in f32 and rounded
-                    parts.add(new Part("gradient bucket as bf16, sent and received, and a share's sums",
+                    parts.add(new Part("gradient all-reduce bucket as bf16, sent and received, and a share's sums",
                             mul(bucket, 2 * 2) + mul(Math.ceilDiv(bucket, 2), F32 + F32 + 2)));
+                } else {
+                    parts.add(new Part("gradient all-reduce bucket (fp32)", mul(bucket, F32)));
                 }
             }
             // ParameterInit fills a float[] of the full tensor, and a shard is cut from it as another one

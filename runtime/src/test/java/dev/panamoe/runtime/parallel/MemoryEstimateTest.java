@@ -117,7 +117,10 @@ class MemoryEstimateTest {
         assertTrue(narrow.rankBytes() < wide.rankBytes(), wide.describe() + narrow.describe());
     }
 
-    /** --grad-reduce bf16 adds the bf16 copies of a bucket (sent and received) and one share's sums; nothing else changes. */
+    /**
+     * --grad-reduce bf16 replaces the f32 bucket by its bf16 copies (sent and received) and one
+     * share's sums; nothing else changes.
+     */
     @Test
     void gradientsSentAsBf16AddTheirBuffers() {
         GptMoeConfig model = GptMoeConfig.preset("tiny");
@@ -126,10 +129,10 @@ class MemoryEstimateTest {
         ParallelPlan plan = ParallelPlan.parse("dp2", 2);
         MemoryEstimate f32 = MemoryEstimate.of(model, f32Reduce, plan, model.experts(), Device.CPU);
         MemoryEstimate bf16 = MemoryEstimate.of(model, bf16Reduce, plan, model.experts(), Device.CPU);
-        long bucket = part(bf16, "gradient all-reduce bucket (fp32)") / 4;
-        long extra = part(bf16, "gradient bucket as bf16");
-        assertEquals(4 * bucket + 10 * Math.ceilDiv(bucket, 2), extra, bf16.describe());
-        assertEquals(f32.rankBytes() + extra, bf16.rankBytes(), f32.describe() + bf16.describe());
+        long bucket = part(f32, "gradient all-reduce bucket (fp32)") / 4;
+        long sent = part(bf16, "gradient all-reduce bucket as bf16");
+        assertEquals(4 * bucket + 10 * Math.ceilDiv(bucket, 2), sent, bf16.describe());
+        assertEquals(f32.rankBytes() - 4 * bucket + sent, bf16.rankBytes(), f32.describe() + bf16.describe());
     }
 
     /** The bytes of the one part whose name starts with prefix. */
