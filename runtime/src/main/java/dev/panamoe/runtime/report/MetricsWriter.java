@@ -30,7 +30,9 @@ public final class MetricsWriter implements Closeable {
     /** The keys of every line, in the order they are written. */
     public static final List<String> KEYS =
             List.of("step", "loss", "val_loss", "tokens_per_s", "aux_loss", "lr", "grad_norm", "expert_counts",
-                    "placement_changes", "moved_slots");
+                    "placement_changes", "moved_slots", "precision");
+    /** Written since runs record it; a line without it (an older file) trained in fp32. */
+    private static final String PRECISION = "precision";
 
     private final Path file;
     private final BufferedWriter out;
@@ -142,6 +144,7 @@ public final class MetricsWriter implements Closeable {
             json.endArray();
             json.name("placement_changes").value(m.placementChanges());
             json.name("moved_slots").value(m.movedSlots());
+            json.name(PRECISION).value(m.precision());
             json.endObject();
         } catch (IOException e) {
             throw new UncheckedIOException(e); // a StringWriter does not fail
@@ -159,7 +162,7 @@ public final class MetricsWriter implements Closeable {
     static StepMetrics fromJson(String line) {
         JsonObject json = JsonParser.parseString(line).getAsJsonObject();
         for (String key : KEYS)
-            if (!json.has(key))
+            if (!json.has(key) && !key.equals(PRECISION))
                 throw new IllegalArgumentException("missing key '" + key + "'");
         JsonArray layers = json.getAsJsonArray("expert_counts");
         int[][] counts = new int[layers.size()][];
@@ -172,7 +175,7 @@ public final class MetricsWriter implements Closeable {
         return new StepMetrics(json.get("step").getAsLong(), number(json, "loss"), number(json, "val_loss"),
                 number(json, "tokens_per_s"), number(json, "aux_loss"), number(json, "lr"),
                 number(json, "grad_norm"), counts, json.get("placement_changes").getAsInt(),
-                json.get("moved_slots").getAsInt());
+                json.get("moved_slots").getAsInt(), json.has(PRECISION) ? json.get(PRECISION).getAsString() : "fp32");
     }
 
     private static double number(JsonObject json, String key) {

@@ -20,9 +20,11 @@ import java.util.Objects;
  * @param placementChanges MoE layers whose expert placement changed after this step (0 without a
  *                        placement policy: single device, static placement)
  * @param movedSlots      physical expert slots that received another expert in those changes
+ * @param precision       what the step trained in, "fp32" or "bf16" (a resumed run may change it)
  */
 public record StepMetrics(long step, double loss, double valLoss, double tokensPerSecond, double auxLoss,
-                          double lr, double gradNorm, int[][] expertCounts, int placementChanges, int movedSlots) {
+                          double lr, double gradNorm, int[][] expertCounts, int placementChanges, int movedSlots,
+                          String precision) {
 
     public StepMetrics {
         if (step < 0)
@@ -30,6 +32,8 @@ public record StepMetrics(long step, double loss, double valLoss, double tokensP
         if (placementChanges < 0 || movedSlots < 0)
             throw new IllegalArgumentException("placementChanges and movedSlots must be >= 0, got "
                     + placementChanges + " and " + movedSlots);
+        if (!"fp32".equals(precision) && !"bf16".equals(precision))
+            throw new IllegalArgumentException("precision must be fp32 or bf16, got " + precision);
         Objects.requireNonNull(expertCounts, "expertCounts");
         int[][] copy = new int[expertCounts.length][];
         for (int layer = 0; layer < expertCounts.length; layer++) {
@@ -40,7 +44,14 @@ public record StepMetrics(long step, double loss, double valLoss, double tokensP
         expertCounts = copy;
     }
 
-    /** A step that changed no placement. */
+    /** A step trained in fp32. */
+    public StepMetrics(long step, double loss, double valLoss, double tokensPerSecond, double auxLoss, double lr,
+                       double gradNorm, int[][] expertCounts, int placementChanges, int movedSlots) {
+        this(step, loss, valLoss, tokensPerSecond, auxLoss, lr, gradNorm, expertCounts, placementChanges, movedSlots,
+                "fp32");
+    }
+
+    /** A step trained in fp32 that changed no placement. */
     public StepMetrics(long step, double loss, double valLoss, double tokensPerSecond, double auxLoss, double lr,
                        double gradNorm, int[][] expertCounts) {
         this(step, loss, valLoss, tokensPerSecond, auxLoss, lr, gradNorm, expertCounts, 0, 0);
@@ -69,13 +80,14 @@ public record StepMetrics(long step, double loss, double valLoss, double tokensP
                 && Double.compare(gradNorm, m.gradNorm) == 0
                 && Arrays.deepEquals(expertCounts, m.expertCounts)
                 && placementChanges == m.placementChanges
-                && movedSlots == m.movedSlots;
+                && movedSlots == m.movedSlots
+                && precision.equals(m.precision);
     }
 
     @Override
     public int hashCode() {
         return Objects.hash(step, loss, valLoss, tokensPerSecond, auxLoss, lr, gradNorm, Arrays.deepHashCode(expertCounts),
-                placementChanges, movedSlots);
+                placementChanges, movedSlots, precision);
     }
 
     @Override

@@ -267,7 +267,7 @@ public final class Trainer implements AutoCloseable {
         double seconds = (System.nanoTime() - start) / 1e9;
         double valLoss = config.evaluatesAt(step) ? evaluate() : Double.NaN;
         StepMetrics m = new StepMetrics(step, sums[0], valLoss, (double) config.batch() * config.seq() / seconds,
-                sums[1], lr, gradNorm, counts, change.layers(), change.slots());
+                sums[1], lr, gradNorm, counts, change.layers(), change.slots(), precision.precision().label());
         history.add(m);
         return m;
     }

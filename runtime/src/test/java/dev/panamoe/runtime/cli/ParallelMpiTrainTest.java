@@ -108,6 +108,7 @@ class ParallelMpiTrainTest {
         for (int s = 0; s < got.size(); s++) {
             worst = Math.max(worst, assertClose("bf16 step " + (s + 1) + " loss", want.get(s).loss(), got.get(s).loss(),
                     BF16_TOLERANCE));
+            assertEquals("bf16", got.get(s).precision(), "the metrics line of step " + (s + 1));
         }
         worst = Math.max(worst, assertClose("bf16 validation loss", want.getLast().valLoss(), got.getLast().valLoss(),
                 BF16_TOLERANCE));

@@ -20,9 +20,11 @@ class MetricsWriterTest {
     @TempDir
     Path dir;
 
+    /** Step s; odd steps in bf16 (a run resumed under the other precision changes it). */
     static StepMetrics step(long step, double valLoss) {
         return new StepMetrics(step, 4.5 - 0.01 * step, valLoss, 12345.678 + step, 0.0123, 3e-4, 1.25,
-                new int[][] {{(int) step, 2, 3}, {7, 0, 5}}, (int) step % 3, 2 * ((int) step % 3));
+                new int[][] {{(int) step, 2, 3}, {7, 0, 5}}, (int) step % 3, 2 * ((int) step % 3),
+                step % 2 == 1 ? "bf16" : "fp32");
     }
 
     static List<StepMetrics> steps(int n) {
@@ -54,6 +56,23 @@ class MetricsWriterTest {
         assertEquals("[[5,2,3],[7,0,5]]", fifth.get("expert_counts").toString());
         assertEquals(2, fifth.get("placement_changes").getAsInt());
         assertEquals(4, fifth.get("moved_slots").getAsInt());
+        assertEquals("bf16", fifth.get("precision").getAsString());
+        assertEquals("fp32", JsonParser.parseString(lines.get(5)).getAsJsonObject().get("precision").getAsString());
+    }
+
+    /** A line written before runs recorded their precision reads as fp32, what those runs trained in. */
+    @Test
+    void aLineWithoutPrecisionTrainedInFp32() throws IOException {
+        Path file = dir.resolve("old.jsonl");
+        JsonObject json = JsonParser.parseString(MetricsWriter.toJson(step(3, Double.NaN))).getAsJsonObject();
+        json.remove("precision");
+        Files.writeString(file, json + "\n");
+        StepMetrics read = MetricsWriter.read(file).getFirst();
+        assertEquals("fp32", read.precision());
+        assertEquals(step(3, Double.NaN).loss(), read.loss());
+        var e = assertThrows(IllegalArgumentException.class, () -> new StepMetrics(1, 1, 1, 1, 0, 1, 1, new int[0][], 0, 0,
+                "fp16"));
+        assertEquals("precision must be fp32 or bf16, got fp16", e.getMessage());
     }
 
     @Test
