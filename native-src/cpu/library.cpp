@@ -37,18 +37,22 @@ int pmoe_impl::find_nonfinite(int32_t dtype, int64_t n, const void *x, int64_t *
     return with_dtype(dtype, [&](auto t) {
         const auto *v = static_cast<const decltype(t) *>(x);
         // Blocks of a branch-free scan (an early exit per element keeps the loop scalar, and
-        // the layers check every input); only a block that has one is searched for the first.
+        // the layers check every input) on the team; only the first block that has one is
+        // searched for the first.
         constexpr int64_t block = 1024;
-        for (int64_t b0 = 0; b0 < n; b0 += block) {
-            const int64_t end = std::min(n, b0 + block);
+        const int64_t blocks = (n + block - 1) / block;
+        int64_t first_block = blocks;
+#pragma omp parallel for num_threads(threads_for(n)) schedule(static) reduction(min : first_block)
+        for (int64_t b = 0; b < blocks; b++) {
+            const int64_t b0 = b * block, end = std::min(n, b0 + block);
             int any = 0;
             for (int64_t i = b0; i < end; i++) any |= !std::isfinite(load(v[i]));
-            if (!any) continue;
-            for (int64_t i = b0; i < end; i++) {
-                if (!std::isfinite(load(v[i]))) {
-                    *first_index = i;
-                    return PMOE_OK;
-                }
+            if (any) first_block = std::min(first_block, b);
+        }
+        for (int64_t i = first_block * block; i < std::min(n, (first_block + 1) * block); i++) {
+            if (!std::isfinite(load(v[i]))) {
+                *first_index = i;
+                break;
             }
         }
         return PMOE_OK;

@@ -8,7 +8,7 @@
 #   2. ../2026-12-05-1905-cpu-ab-session6-f26m2/ce_ab.cpp: cross-entropy backward, vocab 256 and
 #      50257;
 #   3. small_ops.cpp: the MoE layer's per-token router and loss kernels (2048 tokens, 8 experts),
-#      each build on its own (best of 30 rounds of 10 calls).
+#      and the finiteness check of its input, each build on its own (best of 30 rounds of 10 calls).
 # Usage: run.sh BEFORE_NATIVE_DIR AFTER_NATIVE_DIR (each holding a libpanamoe_cpu.so)
 set -euo pipefail
 before=$1 after=$2

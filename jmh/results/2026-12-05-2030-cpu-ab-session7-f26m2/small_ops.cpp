@@ -1,4 +1,5 @@
-// Times the MoE layer's small per-token kernels at small's shape (2048 tokens, 8 experts, top-2).
+// Times the MoE layer's small per-token kernels at small's shape (2048 tokens, 8 experts, top-2),
+// and the finiteness check of its input (2048 x 256 bf16).
 #include <dlfcn.h>
 #include <chrono>
 #include <cstdio>
@@ -11,6 +12,7 @@ typedef int (*zf)(int, int, const float *, float, float *, void *);
 typedef int (*zb)(int, int, const float *, float, float, float *, void *);
 typedef int (*af)(int, int, int, const float *, const int32_t *, float, float *, int32_t *, void *);
 typedef int (*rf)(const cfg *, const float *, float *, float *, int32_t *, void *);
+typedef int (*nf)(int, int64_t, const void *, int64_t *, void *);
 template <class F> double time_us(F f) {
     double best = 1e9;
     for (int r = 0; r < 30; r++) {
@@ -37,4 +39,8 @@ int main(int argc, char **argv) {
     printf("aux loss forward %.1f us\n", time_us([&] { afw(T, E, K, scores.data(), ids.data(), 0.01f, &loss, counts.data(), nullptr); }));
     printf("z loss forward %.1f us\n", time_us([&] { zfw(T, E, logits.data(), 0.001f, &loss, nullptr); }));
     printf("z loss backward %.1f us\n", time_us([&] { zbw(T, E, logits.data(), 0.001f, 1.f, grad.data(), nullptr); }));
+    auto find = (nf)dlsym(l, "pmoe_find_nonfinite");
+    std::vector<uint16_t> x(size_t(T) * 256, 0x3f80);
+    int64_t first;
+    printf("find_nonfinite 2048 x 256 bf16 %.1f us\n", time_us([&] { find(1, int64_t(x.size()), x.data(), &first, nullptr); }));
 }
