@@ -10,25 +10,38 @@
 namespace pmoe {
 namespace {
 
-thread_local ThreadBuffer exps;
-
 // The row's softmax is exp(x - max) / sum.
 struct Softmax {
     float max;
     double sum;
 };
 
-// With e (vocab floats), also keeps each exp(x - max) there for the caller.
-template <typename T> Softmax softmax_of(const T *x, int64_t vocab, float *e = nullptr) {
+// Row x's max and sum of exp(x - max), each exp(x - max) kept in e (vocab floats) for the
+// caller. exp_approx, not libm's exp (a call per element), so that the loops vectorise: over
+// GPT-2's 50257 logits these rows are most of a step otherwise. exp_approx makes a number of a
+// NaN, so a row with a NaN, or whose max is not finite (+inf, or every logit -inf), is made NaN
+// throughout here, as exp's arithmetic would make it: NaN sum, loss and gradient.
+template <typename T> Softmax softmax_of(const T *x, int64_t vocab, float *e) {
     float max = -INFINITY;
-    for (int64_t v = 0; v < vocab; v++) max = std::max(max, load(x[v]));
-    // A NaN is skipped by the max but reaches the sum, so the loss is NaN as it should be.
-    const double sum = lane_sum<double>(vocab, [&](int64_t v) {
-        const float ev = std::exp(load(x[v]) - max);
-        if (e) e[v] = ev;
-        return ev;
-    });
-    return {max, sum};
+    int nan = 0;
+    for (int64_t v = 0; v < vocab; v++) {
+        const float xv = load(x[v]);
+        max = std::max(max, xv);
+        nan |= xv != xv;
+    }
+    if (nan || !std::isfinite(max)) {
+        for (int64_t v = 0; v < vocab; v++) e[v] = NAN;
+        return {max, NAN};
+    }
+    for (int64_t v = 0; v < vocab; v++) e[v] = exp_approx(load(x[v]) - max);
+    return {max, lane_sum<double>(vocab, [&](int64_t v) { return e[v]; })};
+}
+
+// Each thread's row of exp(x - max).
+thread_local ThreadBuffer exps;
+
+int out_of_memory_for_a_row(const char *kernel, int32_t vocab) {
+    return fail(PMOE_ERR_RUNTIME, "%s: out of memory for a row of %d floats", kernel, vocab);
 }
 
 } // namespace
@@ -41,18 +54,26 @@ int cross_entropy_forward(int32_t dtype, int32_t rows, int32_t vocab, const void
                           int32_t *kept_rows, void *) {
     return guarded("pmoe_cross_entropy_forward", [&] {
         PMOE_CHECK(require_ids_in_range("targets", targets, rows, -1, vocab));
+        std::atomic<bool> out_of_memory{false};
         with_dtype(dtype, [&](auto tag) {
             using T = decltype(tag);
-#pragma omp parallel for num_threads(threads_for(int64_t(rows) * vocab)) schedule(static)
-            for (int64_t r = 0; r < rows; r++) {
-                const T *x = static_cast<const T *>(logits) + r * vocab;
-                const Softmax sm = softmax_of(x, vocab);
-                losses[r] = targets[r] < 0
-                                ? 0.0f
-                                : float(std::log(sm.sum) + sm.max - load(x[targets[r]]));
+#pragma omp parallel num_threads(threads_for(int64_t(rows) * vocab))
+            {
+                float *e = exps.grow(size_t(vocab) * sizeof(float)) ? exps.as<float>() : nullptr;
+                if (!e) out_of_memory = true;
+#pragma omp for schedule(static)
+                for (int64_t r = 0; r < rows; r++) {
+                    if (!e) continue;
+                    const T *x = static_cast<const T *>(logits) + r * vocab;
+                    const Softmax sm = softmax_of(x, vocab, e);
+                    losses[r] = targets[r] < 0
+                                    ? 0.0f
+                                    : float(std::log(sm.sum) + sm.max - load(x[targets[r]]));
+                }
             }
             return PMOE_OK;
         });
+        if (out_of_memory) return out_of_memory_for_a_row("pmoe_cross_entropy_forward", vocab);
         double total = 0;
         int32_t kept = 0;
         for (int64_t r = 0; r < rows; r++)
@@ -76,7 +97,7 @@ int cross_entropy_backward(int32_t dtype, int32_t rows, int32_t vocab, const voi
             using T = decltype(tag);
 #pragma omp parallel num_threads(threads)
             {
-                // The thread's row of exp(x - max), computed once for the sum and the gradient.
+                // exp(x - max), computed once for the sum and the gradient.
                 float *e = exps.grow(size_t(vocab) * sizeof(float)) ? exps.as<float>() : nullptr;
                 if (!e) out_of_memory = true;
 #pragma omp for schedule(static)
@@ -97,9 +118,7 @@ int cross_entropy_backward(int32_t dtype, int32_t rows, int32_t vocab, const voi
             }
             return PMOE_OK;
         });
-        if (out_of_memory)
-            return fail(PMOE_ERR_RUNTIME, "pmoe_cross_entropy_backward: out of memory for a row of %d floats",
-                        vocab);
+        if (out_of_memory) return out_of_memory_for_a_row("pmoe_cross_entropy_backward", vocab);
         return PMOE_OK;
     });
 }

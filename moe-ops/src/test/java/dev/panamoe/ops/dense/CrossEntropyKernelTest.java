@@ -26,9 +26,11 @@ import static dev.panamoe.ops.kernels.KernelTestSupport.tensor;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 
@@ -136,6 +138,47 @@ class CrossEntropyKernelTest {
                 for (int r = 0; r < rows; r++)
                     if (targets[r] < 0)
                         for (int v = 0; v < vocab; v++) assertEquals(0f, got[r * vocab + v], what + " ignored row " + r);
+            }
+        }
+    }
+
+    /**
+     * A NaN logit, a +inf one, or a row of only -inf makes that row's loss, the mean and the row's
+     * gradient NaN, as exp's arithmetic does (the kernels' fast exp alone would make numbers of
+     * them); a -inf among finite logits is a probability of 0; the other rows are untouched. A wide
+     * row too (4099 logits: the loops' vector bodies and tails).
+     */
+    @Test
+    void aNonFiniteLogitMakesItsRowNaN() {
+        float inf = Float.POSITIVE_INFINITY;
+        for (int vocab : new int[] {3, 4099})
+        for (int dtype : DTYPES) {
+            int rows = 5;
+            float[] logits = representable(dtype, uniform(new Random(18), rows * vocab, -3, 3));
+            logits[vocab / 2] = Float.NaN;                                      // row 0
+            logits[vocab + vocab - 1] = inf;                                    // row 1
+            for (int v = 0; v < vocab; v++) logits[2 * vocab + v] = -inf;       // row 2
+            logits[3 * vocab + 1] = -inf;                                       // row 3: finite loss
+            int[] targets = {0, 0, 0, 0, 2};
+            String what = "cross-entropy " + name(dtype) + " vocab=" + vocab;
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment losses = nans(arena, rows), mean = floats(arena, 0), count = ints(arena, -7);
+                assertOk(LIB.pmoe_cross_entropy_forward(dtype, rows, vocab, tensor(arena, dtype, logits),
+                        ints(arena, targets), losses, mean, count, NULL), what);
+                float[] got = read(losses);
+                for (int r = 0; r < 3; r++) assertEquals(Float.NaN, got[r], what + " loss of row " + r);
+                double[] finite = reference(2, vocab, toDouble(Arrays.copyOfRange(logits, 3 * vocab, 5 * vocab)),
+                        new int[] {0, 2});
+                assertClose(what + " finite rows", finite, new float[] {got[3], got[4]}, 1e-6, 3e-6);
+                assertEquals(Float.NaN, mean.get(JAVA_FLOAT, 0), what + " mean");
+
+                MemorySegment dlogits = tensor(arena, dtype, new float[rows * vocab]);
+                assertOk(LIB.pmoe_cross_entropy_backward(dtype, rows, vocab, tensor(arena, dtype, logits),
+                        ints(arena, targets), 1f, dlogits, NULL), what + " backward");
+                float[] d = readTensor(dlogits, dtype);
+                for (int i = 0; i < 3 * vocab; i++) assertEquals(Float.NaN, d[i], what + " gradient " + i);
+                for (int i = 3 * vocab; i < 5 * vocab; i++) assertTrue(Float.isFinite(d[i]), what + " gradient " + i);
+                assertEquals(0f, d[3 * vocab + 1], what + ": a -inf logit's probability is 0");
             }
         }
     }
