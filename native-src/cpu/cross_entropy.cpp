@@ -40,8 +40,20 @@ template <typename T> Softmax softmax_of(const T *x, int64_t vocab, float *e) {
 // Each thread's row of exp(x - max).
 thread_local ThreadBuffer exps;
 
-int out_of_memory_for_a_row(const char *kernel, int32_t vocab) {
-    return fail(PMOE_ERR_RUNTIME, "%s: out of memory for a row of %d floats", kernel, vocab);
+// row(r, e) for each row r < rows, on the team, e the thread's row of vocab floats; else the
+// kernel's out-of-memory error (a thread whose row cannot be allocated runs no row).
+template <typename Row> int for_each_row(const char *kernel, int64_t rows, int32_t vocab, Row row) {
+    std::atomic<bool> out_of_memory{false};
+#pragma omp parallel num_threads(threads_for(rows * vocab))
+    {
+        float *e = exps.grow(size_t(vocab) * sizeof(float)) ? exps.as<float>() : nullptr;
+        if (!e) out_of_memory = true;
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < rows; r++)
+            if (e) row(r, e);
+    }
+    if (out_of_memory) return fail(PMOE_ERR_RUNTIME, "%s: out of memory for a row of %d floats", kernel, vocab);
+    return PMOE_OK;
 }
 
 } // namespace
@@ -54,26 +66,14 @@ int cross_entropy_forward(int32_t dtype, int32_t rows, int32_t vocab, const void
                           int32_t *kept_rows, void *) {
     return guarded("pmoe_cross_entropy_forward", [&] {
         PMOE_CHECK(require_ids_in_range("targets", targets, rows, -1, vocab));
-        std::atomic<bool> out_of_memory{false};
-        with_dtype(dtype, [&](auto tag) {
+        PMOE_CHECK(with_dtype(dtype, [&](auto tag) {
             using T = decltype(tag);
-#pragma omp parallel num_threads(threads_for(int64_t(rows) * vocab))
-            {
-                float *e = exps.grow(size_t(vocab) * sizeof(float)) ? exps.as<float>() : nullptr;
-                if (!e) out_of_memory = true;
-#pragma omp for schedule(static)
-                for (int64_t r = 0; r < rows; r++) {
-                    if (!e) continue;
-                    const T *x = static_cast<const T *>(logits) + r * vocab;
-                    const Softmax sm = softmax_of(x, vocab, e);
-                    losses[r] = targets[r] < 0
-                                    ? 0.0f
-                                    : float(std::log(sm.sum) + sm.max - load(x[targets[r]]));
-                }
-            }
-            return PMOE_OK;
-        });
-        if (out_of_memory) return out_of_memory_for_a_row("pmoe_cross_entropy_forward", vocab);
+            return for_each_row("pmoe_cross_entropy_forward", rows, vocab, [&](int64_t r, float *e) {
+                const T *x = static_cast<const T *>(logits) + r * vocab;
+                const Softmax sm = softmax_of(x, vocab, e);
+                losses[r] = targets[r] < 0 ? 0.0f : float(std::log(sm.sum) + sm.max - load(x[targets[r]]));
+            });
+        }));
         double total = 0;
         int32_t kept = 0;
         for (int64_t r = 0; r < rows; r++)
@@ -91,35 +91,23 @@ int cross_entropy_backward(int32_t dtype, int32_t rows, int32_t vocab, const voi
                            const int32_t *targets, float grad_scale, void *dlogits, void *) {
     return guarded("pmoe_cross_entropy_backward", [&] {
         PMOE_CHECK(require_ids_in_range("targets", targets, rows, -1, vocab));
-        const int threads = threads_for(int64_t(rows) * vocab);
-        std::atomic<bool> out_of_memory{false};
-        with_dtype(dtype, [&](auto tag) {
+        return with_dtype(dtype, [&](auto tag) {
             using T = decltype(tag);
-#pragma omp parallel num_threads(threads)
-            {
-                // exp(x - max), computed once for the sum and the gradient.
-                float *e = exps.grow(size_t(vocab) * sizeof(float)) ? exps.as<float>() : nullptr;
-                if (!e) out_of_memory = true;
-#pragma omp for schedule(static)
-                for (int64_t r = 0; r < rows; r++) {
-                    if (!e) continue;
-                    // Reads x[v] before writing d[v], so dlogits may alias logits.
-                    const T *x = static_cast<const T *>(logits) + r * vocab;
-                    T *d = static_cast<T *>(dlogits) + r * vocab;
-                    const int32_t target = targets[r];
-                    if (target < 0) {
-                        for (int64_t v = 0; v < vocab; v++) d[v] = store<T>(0.0f);
-                        continue;
-                    }
-                    const float inv = float(1.0 / softmax_of(x, vocab, e).sum);
-                    for (int64_t v = 0; v < vocab; v++)
-                        d[v] = store<T>((e[v] * inv - (v == target ? 1.0f : 0.0f)) * grad_scale);
+            // exp(x - max) is computed once, in e, for the sum and the gradient.
+            return for_each_row("pmoe_cross_entropy_backward", rows, vocab, [&](int64_t r, float *e) {
+                // Reads x[v] before writing d[v], so dlogits may alias logits.
+                const T *x = static_cast<const T *>(logits) + r * vocab;
+                T *d = static_cast<T *>(dlogits) + r * vocab;
+                const int32_t target = targets[r];
+                if (target < 0) {
+                    for (int64_t v = 0; v < vocab; v++) d[v] = store<T>(0.0f);
+                    return;
                 }
-            }
-            return PMOE_OK;
+                const float inv = float(1.0 / softmax_of(x, vocab, e).sum);
+                for (int64_t v = 0; v < vocab; v++)
+                    d[v] = store<T>((e[v] * inv - (v == target ? 1.0f : 0.0f)) * grad_scale);
+            });
         });
-        if (out_of_memory) return out_of_memory_for_a_row("pmoe_cross_entropy_backward", vocab);
-        return PMOE_OK;
     });
 }
 
