@@ -208,7 +208,7 @@ final class TrainingRun {
                 ? "; bf16 weights and activations (f32 masters, gradients and moments; router, softmaxes, norm "
                         + "statistics and loss in f32)" : ""));
         if (config.gradReduce() == Precision.BF16) {
-            out.println("gradient reduce: " + (precision.precision() == Precision.BF16
+            out.println("gradient reduce: " + (config.reducesGradientsInBf16(precision)
                     ? "bf16 (the sums over data-parallel replicas send bf16 gradients and add them in f32)"
                     : "fp32 (bf16 was asked for, but this run trains in fp32)"));
         }

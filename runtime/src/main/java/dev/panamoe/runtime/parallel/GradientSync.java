@@ -43,11 +43,6 @@ public final class GradientSync implements AutoCloseable {
     private final Tensor wire, received, share, term, share16;
     private final List<Bucket> buckets = new ArrayList<>();
 
-    /** Sums in f32. */
-    public GradientSync(Backend backend, List<ShardedParameter> parameters, int bucketElements) {
-        this(backend, parameters, bucketElements, false);
-    }
-
     /** Sums in f32, or, with bf16, sends the gradients as bf16 and sums them in f32. */
     public GradientSync(Backend backend, List<ShardedParameter> parameters, int bucketElements, boolean bf16) {
         if (bucketElements < 1) {

@@ -252,7 +252,7 @@ public final class MemoryEstimate {
             this.slotsPerDevice = slotsPerDevice;
             this.dtype = precision.dtype();
             this.label = precision.precision().label();
-            this.gradReduceBf16 = config.gradReduce() == Precision.BF16 && precision.precision() == Precision.BF16;
+            this.gradReduceBf16 = config.reducesGradientsInBf16(precision);
             this.first = stage == 0;
             this.last = stage == plan.pp() - 1;
             this.blocks = model.layers() / plan.pp();

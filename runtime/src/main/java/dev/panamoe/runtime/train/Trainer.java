@@ -111,7 +111,7 @@ public final class Trainer implements AutoCloseable {
         this.firstTensorRank = groups.coordinates().tp() == 0;
         this.pipeline = new PipelineSchedule(model, groups.pipeline());
         this.sync = new GradientSync(backend, model.shardedParameters(), GradientSync.BUCKET_ELEMENTS,
-                reducesInBf16());
+                config.reducesGradientsInBf16(precision));
         this.schedule = LrSchedule.of(config);
         this.optimizer = AdamW.of(backend, model.parameters(), config);
         model.setTimer(timer);
@@ -143,11 +143,6 @@ public final class Trainer implements AutoCloseable {
     /** What the run trains in (fp32 or bf16, auto resolved on the model's device) and why. */
     public Precision.Resolved precision() {
         return precision;
-    }
-
-    /** Whether the gradients are summed over their replicas as bf16 (config's gradReduce, in a run resolved to bf16). */
-    public boolean reducesInBf16() {
-        return config.gradReduce() == Precision.BF16 && precision.precision() == Precision.BF16;
     }
 
     public AdamW optimizer() {

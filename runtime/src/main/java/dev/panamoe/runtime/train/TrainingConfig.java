@@ -89,6 +89,11 @@ public record TrainingConfig(int steps, int batch, int microBatches, int seq, fl
                 "gradReduce: bf16 sums the gradients of a bf16 run, but precision is fp32 (use precision bf16 or auto)");
     }
 
+    /** Whether a run resolved to {@code run} sends its gradients as bf16 (gradReduce bf16, in a bf16 run). */
+    public boolean reducesGradientsInBf16(Precision.Resolved run) {
+        return gradReduce == Precision.BF16 && run.precision() == Precision.BF16;
+    }
+
     /** Sequences per forward/backward pass. */
     public int microBatchSize() {
         return batch / microBatches;
