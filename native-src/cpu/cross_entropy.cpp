@@ -17,10 +17,11 @@ struct Softmax {
 };
 
 // Row x's max and sum of exp(x - max), each exp(x - max) kept in e (vocab floats) for the
-// caller. exp_approx, not libm's exp (a call per element), so that the loops vectorise: over
-// GPT-2's 50257 logits these rows are most of a step otherwise. exp_approx makes a number of a
-// NaN, so a row with a NaN, or whose max is not finite (+inf, or every logit -inf), is made NaN
-// throughout here, as exp's arithmetic would make it: NaN sum, loss and gradient.
+// caller. exp_approx, not libm's exp (a call per element), so that the loops vectorise: with
+// expf, the backward over GPT-2's 50257 logits took as long as a whole step of `small`
+// (jmh/README.md, seventh session). exp_approx makes a number of a NaN, so a row with a NaN, or
+// whose max is not finite (+inf, or every logit -inf), is made NaN throughout here, as exp's
+// arithmetic would make it: NaN sum, loss and gradient.
 template <typename T> Softmax softmax_of(const T *x, int64_t vocab, float *e) {
     float max = -INFINITY;
     int nan = 0;
