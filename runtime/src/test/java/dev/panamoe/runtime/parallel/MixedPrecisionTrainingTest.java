@@ -100,7 +100,7 @@ class MixedPrecisionTrainingTest {
      * parameters) trained for 400 steps of 8 x 64 tokens on the synthetic corpus (95% of the
      * unigram-to-floor gap closed), in fp32 and in bf16 from the same seed: the final validation
      * losses agree within 1% (measured on 2026-12-05, Zen 5: fp32 1.0089, bf16 1.0120, 0.31%
-     * apart at avx512_bf16, with the cross-entropy's exp_approx; 0.57% before it, 0.37% at avx2). Shorter runs are not yet converged and their final losses scatter by about 1% from
+     * apart at avx512_bf16, with the cross-entropy's exp_approx; before it 0.57%, and 0.37% at avx2). Shorter runs are not yet converged and their final losses scatter by about 1% from
      * seed to seed in either precision (300 steps of 4 x 128 tokens, seeds 5-7: fp32 1.190, 1.198, 1.181; bf16 1.192,
      * 1.199, 1.164), which would make the comparison one of noise.
      */
