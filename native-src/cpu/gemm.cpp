@@ -13,6 +13,11 @@
 //                                                 (first column block only: kept for the others)
 //         for each NR column panel, MR row panel: micro-kernel, C += alpha * A*B
 //
+// A kernel that multiplies many problems by one op(B) (attention: every query block by the
+// same keys and values) packs it once with pack_b, whole depth to a panel, and the problems
+// read their depth blocks from there: packing is a copy, so the panels, and every result, are
+// the ones the per-block packing would give.
+//
 // Transposes and the bf16 -> f32 widening are absorbed by the packing routines, so each level
 // has one micro-kernel per panel format: AVX2 (6 x 16, here), AVX-512 (14 x 32, f32 FMA) and
 // AVX512_BF16 (14 x 32, vdpbf16ps on bf16 pairs: gemm_avx512.cpp). Below AVX512_BF16, bf16
@@ -431,6 +436,35 @@ const void *element(const void *base, bool bf16, int64_t offset) {
     return static_cast<const char *>(base) + offset * (bf16 ? 2 : 4);
 }
 
+// Whether p's op(B) is read from p.b_packed (the conditions of gemm.hpp's GemmProblem).
+bool reads_packed_b(const Engine &e, const GemmProblem &p) {
+    const PackedB *b = p.b_packed;
+    const int dps = e.u.depth_per_step;
+    const int64_t end = p.b_depth0 + p.k;
+    return b && b->panels && b->nr == e.u.nr && b->depth_per_step == dps && b->bf16 == p.bf16_in &&
+           p.n <= b->n && p.b_depth0 >= 0 && p.b_depth0 % dps == 0 && end <= b->k &&
+           (end % dps == 0 || end == b->k);
+}
+
+// Columns [j0, j0 + nc) x depth [p0, p0 + kc) of op(B) as NR-wide panels, panel q at
+// first + q * stride: in p's packing, or packed into buf.b now.
+struct BPanels {
+    const float *first;
+    int64_t stride;
+};
+
+BPanels b_panels(const Engine &e, const GemmProblem &p, int64_t j0, int64_t p0, int kc, int nc,
+                 Buffers &buf) {
+    const int nr = e.u.nr, dps = e.u.depth_per_step;
+    if (reads_packed_b(e, p)) {
+        const PackedB &b = *p.b_packed;
+        return {b.panels + j0 / nr * b.panel_stride + (p.b_depth0 + p0) / dps * nr, b.panel_stride};
+    }
+    pack_block(e, nr, p.bf16_in, element(p.b, p.bf16_in, p0 * p.b_row + j0 * p.b_col), p.b_col,
+               p.b_row, nc, kc, buf.b.as<float>());
+    return {buf.b.as<float>(), ceil_div(kc, dps) * nr};
+}
+
 void run_item(const Engine &e, const GemmProblem &p, const Item &it, Buffers &buf) {
     // alpha == 0 follows BLAS: op(A) * op(B) is not formed, so A and B are not read.
     if (p.k == 0 || p.alpha == 0.0f) return scale_item(p, it);
@@ -457,9 +491,7 @@ void run_item(const Engine &e, const GemmProblem &p, const Item &it, Buffers &bu
         const bool last = p0 + kb >= p.k;
         for (int j0 = 0; j0 < it.cols; j0 += NC) {
             const int nc = std::min(NC, it.cols - j0);
-            pack_block(e, nr, p.bf16_in,
-                       element(p.b, p.bf16_in, p0 * p.b_row + (it.col0 + j0) * p.b_col), p.b_col,
-                       p.b_row, nc, kc, buf.b.as<float>());
+            const BPanels b = b_panels(e, p, it.col0 + j0, p0, kc, nc, buf);
             for (int i0 = 0; i0 < it.rows; i0 += e.mc) {
                 const int mc = std::min(e.mc, it.rows - i0);
                 float *ai = buf.a.as<float>() + int64_t(i0) * steps;
@@ -468,7 +500,7 @@ void run_item(const Engine &e, const GemmProblem &p, const Item &it, Buffers &bu
                                element(p.a, p.bf16_in, (it.row0 + i0) * p.a_row + p0 * p.a_col),
                                p.a_row, p.a_col, mc, kc, ai);
                 for (int j = 0; j < nc; j += nr) {
-                    const float *bj = buf.b.as<float>() + int64_t(j) * steps;
+                    const float *bj = b.first + j / nr * b.stride;
                     float *cj = c + i0 * ldc + j0 + j;
                     uint16_t *c16j = c16 + i0 * p.ldc + j0 + j;
                     const int tile_cols = std::min(nr, nc - j);
@@ -497,7 +529,8 @@ void buffer_needs(const Engine &e, const GemmProblem &p, const Item &it, size_t 
     if (p.k == 0) return; // scaled only: nothing is packed
     const int64_t steps = ceil_div(depth_block(e, p.k), e.u.depth_per_step);
     a_need = std::max<size_t>(a_need, steps * round_up(it.rows, e.u.mr));
-    b_need = std::max<size_t>(b_need, steps * round_up(std::min(it.cols, NC), e.u.nr));
+    if (!reads_packed_b(e, p))
+        b_need = std::max<size_t>(b_need, steps * round_up(std::min(it.cols, NC), e.u.nr));
     if (needs_f32_copy(e, p)) c_need = std::max<size_t>(c_need, size_t(it.rows) * it.cols);
 }
 
@@ -538,6 +571,25 @@ int run_problems(const std::vector<GemmProblem> &problems) {
 }
 
 } // namespace
+
+bool pack_b(const void *b, int64_t b_row, int64_t b_col, bool bf16, int64_t k, int64_t n,
+            ThreadBuffer &into, PackedB &packed) {
+    const Engine &e = engine_for(bf16);
+    const int nr = e.u.nr, dps = e.u.depth_per_step;
+    const int64_t stride = ceil_div(k, dps) * nr;
+    if (!into.grow(ceil_div(n, nr) * stride * sizeof(float))) return false;
+    float *dst = into.as<float>();
+    // pack_block makes panels as deep as the depth it is given and reads at most a depth block
+    // deep (zero_row), so it packs one panel of one depth block at a time here; every block but
+    // the last is a whole number of steps, so each lands at its own steps of the panel.
+    for (int64_t p0 = 0; p0 < k; p0 += e.kc())
+        for (int64_t j0 = 0; j0 < n; j0 += nr)
+            pack_block(e, nr, bf16, element(b, bf16, p0 * b_row + j0 * b_col), b_col, b_row,
+                       int(std::min<int64_t>(nr, n - j0)), int(std::min<int64_t>(e.kc(), k - p0)),
+                       dst + j0 / nr * stride + p0 / dps * nr);
+    packed = {dst, k, n, stride, nr, dps, bf16};
+    return true;
+}
 
 bool gemm_on_this_thread(const GemmProblem &p) {
     if (p.m == 0 || p.n == 0) return true;

@@ -8,9 +8,28 @@
 
 namespace pmoe {
 
+class ThreadBuffer;
+
+// An op(B) packed once by pack_b, for the problems that read it again and again (attention's
+// keys and values, once per query block): the engine's NR-wide panels at the level in use,
+// each holding the whole depth (zero past the columns and past the depth).
+struct PackedB {
+    const float *panels;
+    int64_t k, n;         // the depth and columns packed
+    int64_t panel_stride; // floats from one panel to the next
+    int nr, depth_per_step; // the panel format: the micro-kernel's
+    bool bf16;
+};
+
 // C = alpha * op(A) * op(B) + beta * C, row-major. Element (i, p) of op(A) is
 // a[i * a_row + p * a_col]; element (p, j) of op(B) is b[p * b_row + j * b_col]. A and B are
 // f32 or (bf16_in) bf16; C is f32 or (bf16_out) bf16, accumulated in f32 and rounded once.
+//
+// With b_packed, op(B) is also columns [0, n) and depth [b_depth0, b_depth0 + k) of that
+// packing, and is read from there rather than packed again. The engine does so when the
+// packing is in its format, starts a whole step into its depth and, with pairs, ends on a
+// whole pair or where the packing ends (else the last pair would hold the next element where
+// the engine's own packing puts a zero); otherwise it packs from b as usual.
 struct GemmProblem {
     int64_t m, n, k;
     float alpha, beta;
@@ -21,7 +40,15 @@ struct GemmProblem {
     void *c;
     int64_t ldc;
     bool bf16_in, bf16_out;
+    const PackedB *b_packed = nullptr;
+    int64_t b_depth0 = 0;
 };
+
+// Packs op(B) of depth k and n columns (element (p, j) at b[p * b_row + j * b_col], f32 or
+// bf16) into `into`, grown as needed, for problems that name it in b_packed. Returns false
+// when the buffer cannot be grown; never throws.
+bool pack_b(const void *b, int64_t b_row, int64_t b_col, bool bf16, int64_t k, int64_t n,
+            ThreadBuffer &into, PackedB &packed);
 
 // Runs one problem on the calling thread, for kernels that run it inside their own parallel
 // region: the same chain per element of C as pmoe_gemm (gemm.cpp's header), at the level in
