@@ -141,13 +141,15 @@ bool attend(const RowMath &math, const Pair &p, const SharedB &keys, const Share
     return product(t1 - t0, D, t1, 1.0f, att_op, false, values, 0, out.from(t0));
 }
 
-// All query blocks of a pair (attend).
-bool attend_pair(const RowMath &math, const Pair &p, Rows out, int64_t T, int64_t D, uint16_t *p16) {
+// Query blocks [t0, t1) of a pair (attend), with k and v packed once up to t1, as far as
+// these blocks read them.
+bool attend_blocks(const RowMath &math, const Pair &p, Rows out, int64_t T, int64_t D, int64_t t0,
+                   int64_t t1, uint16_t *p16) {
     SharedB keys, values;
-    if (!share(p.k, true, D, T, packed_b[0], keys) || !share(p.v, false, T, D, packed_b[1], values))
+    if (!share(p.k, true, D, t1, packed_b[0], keys) || !share(p.v, false, t1, D, packed_b[1], values))
         return false;
-    for (int64_t t0 = 0; t0 < T; t0 += ROWS)
-        if (!attend(math, p, keys, values, out, T, D, t0, std::min(T, t0 + ROWS), p16))
+    for (int64_t b0 = t0; b0 < t1; b0 += ROWS)
+        if (!attend(math, p, keys, values, out, T, D, b0, std::min(t1, b0 + ROWS), p16))
             return false;
     return true;
 }
@@ -223,6 +225,12 @@ int attention_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channel
         const bool bf16 = dtype == PMOE_DTYPE_BF16;
         const int threads = threads_for(B * T * T * C);
         const RowMath &math = row_math_in_use();
+        // A thread takes a whole pair, packing its keys and values once, when there are pairs
+        // enough to keep the team busy; else (few sequences and heads, many cores) a block,
+        // packing what that block reads, as every unit did before whole pairs.
+        const int64_t blocks = (T + ROWS - 1) / ROWS;
+        const bool per_block = B * H < threads;
+        const int64_t units = per_block ? B * H * blocks : B * H;
         std::atomic<bool> failed{false};
 #pragma omp parallel num_threads(threads)
         {
@@ -230,11 +238,14 @@ int attention_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channel
             const bool ready = !bf16 || scratch16.grow(ROWS * stride16(T) * sizeof(uint16_t));
             if (!ready) failed = true;
 #pragma omp for schedule(dynamic, 1)
-            for (int64_t pair = 0; pair < B * H; pair++) {
-                const int64_t b = pair / H, h = pair % H;
+            for (int64_t u = 0; u < units; u++) {
+                const int64_t pair = u % (B * H), b = pair / H, h = pair % H;
+                // A whole pair, or one block, the last blocks (which read the most keys) first.
+                const int64_t t0 = per_block ? (blocks - 1 - u / (B * H)) * ROWS : 0;
+                const int64_t t1 = per_block ? std::min(T, t0 + ROWS) : T;
                 const Rows y = Rows{out, C, bf16}.from(b * T, h * D);
                 uint16_t *p16 = bf16 ? scratch16.as<uint16_t>() : nullptr;
-                if (ready && !attend_pair(math, pair_of(bf16, qkv, att, b, h, T, C, H), y, T, D, p16))
+                if (ready && !attend_blocks(math, pair_of(bf16, qkv, att, b, h, T, C, H), y, T, D, t0, t1, p16))
                     failed = true;
             }
         }

@@ -423,11 +423,15 @@ class AttentionKernelTest {
     @Test
     void deterministicAcrossThreadCounts() {
         Random rnd = new Random(13);
-        int batch = 3, seq = 100, channels = 36, heads = 4; // three blocks of query rows, head size 9
-        float[] qkv = uniform(rnd, batch * seq * 3 * channels, -2, 2), dout = uniform(rnd, batch * seq * channels, -1, 1);
-        for (int dtype : DTYPES) {
-            assertDeterministic("attention " + name(dtype),
-                    arena -> bytes(forwardBackward(arena, dtype, batch, seq, channels, heads, qkv, dout)));
+        // Three blocks of query rows, head size 9. With two (batch, head) pairs, 3 threads take
+        // the forward a block at a time where 1 and 2 take whole pairs.
+        for (int[] s : new int[][] {{3, 100, 36, 4}, {1, 100, 18, 2}}) {
+            int batch = s[0], seq = s[1], channels = s[2], heads = s[3];
+            float[] qkv = uniform(rnd, batch * seq * 3 * channels, -2, 2), dout = uniform(rnd, batch * seq * channels, -1, 1);
+            for (int dtype : DTYPES) {
+                assertDeterministic("attention " + name(dtype) + " " + Arrays.toString(s),
+                        arena -> bytes(forwardBackward(arena, dtype, batch, seq, channels, heads, qkv, dout)));
+            }
         }
     }
 
