@@ -154,6 +154,14 @@ bool attend_blocks(const RowMath &math, const Pair &p, Rows out, int64_t T, int6
     return true;
 }
 
+// Rows [t0, t1) of a pair's att (row stride T), keys 0 .. t each, into L2: the backward's
+// first read of them, while the block's datt product runs (att comes from memory: B H T T
+// floats a layer).
+void prefetch_rows(const float *att, int64_t T, int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; t++)
+        for (int64_t s = 0; s <= t; s += 16) _mm_prefetch(reinterpret_cast<const char *>(att + (t - t0) * T + s), _MM_HINT_T1);
+}
+
 // A pair's backward, with dS = att * (datt - rowsum(att * datt)) * scale and datt = dout v^T:
 // dq = dS k, dk = dS^T q, dv = att^T dout. In f32, dS (T x T) lives in ds. With bf16 q, k, v,
 // the products read dS and att rounded to bf16 from ds16 (T rows of stride16(T) each, then T
@@ -180,6 +188,7 @@ struct Backward {
         for (int64_t t0 = 0; t0 < T; t0 += ROWS) {
             const int64_t t1 = std::min(T, t0 + ROWS);
             float *datt = ds16 ? ds : ds + t0 * T; // row t0 of the block's datt
+            prefetch_rows(p.att + t0 * T, T, t0, t1);
             if (!product(t1 - t0, t1, D, 1.0f, dout.from(t0), false, values, 0, Rows{datt, T, false}))
                 return false;
             // Columns 0 .. t1 of these rows: all that dq reads here, and dk and dv below.
