@@ -19,7 +19,9 @@
 // once (pack_b) for all its blocks' products, which read their columns and depth from there.
 // Packed block by block they cost ~4.4x the packing at T 256; packed once, the forward is
 // 11-18% and the backward 3-10% faster at small's shape (B 8, T 256, C 256, H 8; 2 threads,
-// both levels). The products keep their shapes, so the results are the same bits.
+// both levels). The products keep their shapes, so the results are the same bits. With fewer
+// pairs than threads the forward's unit is one block again (packing what it reads), so that
+// a many-core host is not left idle; the backward's unit is always a pair.
 //
 // The row math (softmax, its gradient, the rounding to bf16: attention_rows.inc) runs 8 lanes
 // wide here and 16 in attention_avx512.cpp, by the level in use (the same bits either way).
