@@ -20,8 +20,8 @@
 // Packed block by block they cost ~4.4x the packing at T 256; packed once, the forward is
 // 11-18% and the backward 3-10% faster at small's shape (B 8, T 256, C 256, H 8; 2 threads,
 // both levels). The products keep their shapes, so the results are the same bits. With fewer
-// pairs than threads the forward's unit is one block again (packing what it reads), so that
-// a many-core host is not left idle; the backward's unit is always a pair.
+// than PAIRS_PER_THREAD pairs a thread the forward's unit is one block again (packing what it
+// reads), so that a many-core host is not left idle; the backward's unit is always a pair.
 //
 // The row math (softmax, its gradient, the rounding to bf16: attention_rows.inc) runs 8 lanes
 // wide here and 16 in attention_avx512.cpp, by the level in use (the same bits either way).
@@ -51,6 +51,10 @@ namespace {
 // a sequence's last block has a partial row tile; small enough that the causal blocks skip
 // most of the upper triangle.
 constexpr int64_t ROWS = 42;
+
+// The fewest (batch, head) pairs per thread for the forward to hand out whole pairs: with
+// fewer, the dynamic schedule's last pairs leave threads idle for a large share of the call.
+constexpr int64_t PAIRS_PER_THREAD = 4;
 
 // Row stride of the bf16 scratch for sequences of T: even, so that the vdpbf16ps engine packs
 // its rows as 32-bit words of pairs (with an odd stride it packs element by element).
@@ -237,10 +241,10 @@ int attention_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channel
         const int threads = threads_for(B * T * T * C);
         const RowMath &math = row_math_in_use();
         // A thread takes a whole pair, packing its keys and values once, when there are pairs
-        // enough to keep the team busy; else (few sequences and heads, many cores) a block,
-        // packing what that block reads, as every unit did before whole pairs.
+        // enough to keep the team busy to the end; else (few sequences and heads, many cores)
+        // a block, packing what that block reads, as every unit did before whole pairs.
         const int64_t blocks = (T + ROWS - 1) / ROWS;
-        const bool per_block = B * H < threads;
+        const bool per_block = B * H < PAIRS_PER_THREAD * threads;
         const int64_t units = per_block ? B * H * blocks : B * H;
         std::atomic<bool> failed{false};
 #pragma omp parallel num_threads(threads)
