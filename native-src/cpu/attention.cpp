@@ -93,7 +93,10 @@ bool share(Rows x, bool trans, int64_t k, int64_t n, ThreadBuffer &into, SharedB
 }
 
 // c[m, n] = alpha * op(a) * (columns 0 .. n, depth depth0 .. depth0 + k of b's op(x)), a and b
-// of one type; a bf16 c is rounded once.
+// of one type; a bf16 c is rounded once. The engine reads b's packing; the problem still names
+// op(x) itself, which the engine packs from where the packing does not fit the problem (with
+// bf16 pairs a depth ending on half a pair short of the packing's end; attention's depths all
+// start and end on multiples of ROWS, even, or on T, so only a future caller would).
 bool product(int64_t m, int64_t n, int64_t k, float alpha, Rows a, bool trans_a, const SharedB &b,
              int64_t depth0, Rows c) {
     const Rows bx = b.trans ? b.x.from(0, depth0) : b.x.from(depth0);
@@ -152,7 +155,8 @@ bool attend(const RowMath &math, const Pair &p, const SharedB &keys, const Share
 bool attend_blocks(const RowMath &math, const Pair &p, Rows out, int64_t T, int64_t D, int64_t t0,
                    int64_t t1, uint16_t *p16) {
     SharedB keys, values;
-    if (!share(p.k, true, D, t1, packed_b[0], keys) || !share(p.v, false, t1, D, packed_b[1], values))
+    if (!share(p.k, true, D, t1, packed_b[0], keys) ||
+        !share(p.v, false, t1, D, packed_b[1], values))
         return false;
     for (int64_t b0 = t0; b0 < t1; b0 += ROWS)
         if (!attend(math, p, keys, values, out, T, D, b0, std::min(t1, b0 + ROWS), p16))
@@ -160,12 +164,12 @@ bool attend_blocks(const RowMath &math, const Pair &p, Rows out, int64_t T, int6
     return true;
 }
 
-// Rows [t0, t1) of a pair's att (row stride T), keys 0 .. t each, into L2: the backward's
-// first read of them, while the block's datt product runs (att comes from memory: B H T T
-// floats a layer).
+// Rows [t0, t1) of a pair's att (T x T), keys 0 .. t each, into L2: the backward's first read
+// of them, while the block's datt product runs (att comes from memory: B H T T floats a layer).
 void prefetch_rows(const float *att, int64_t T, int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; t++)
-        for (int64_t s = 0; s <= t; s += 16) _mm_prefetch(reinterpret_cast<const char *>(att + (t - t0) * T + s), _MM_HINT_T1);
+        for (int64_t s = 0; s <= t; s += 16)
+            _mm_prefetch(reinterpret_cast<const char *>(att + t * T + s), _MM_HINT_T1);
 }
 
 // A pair's backward, with dS = att * (datt - rowsum(att * datt)) * scale and datt = dout v^T:
@@ -189,13 +193,15 @@ struct Backward {
         const float scale = 1.0f / std::sqrt(float(D));
         const int64_t ld16 = stride16(T);
         SharedB values, keys;
-        if (!share(p.v, true, D, T, packed_b[0], values) || !share(p.k, false, T, D, packed_b[1], keys))
+        if (!share(p.v, true, D, T, packed_b[0], values) ||
+            !share(p.k, false, T, D, packed_b[1], keys))
             return false;
         for (int64_t t0 = 0; t0 < T; t0 += ROWS) {
             const int64_t t1 = std::min(T, t0 + ROWS);
             float *datt = ds16 ? ds : ds + t0 * T; // row t0 of the block's datt
-            prefetch_rows(p.att + t0 * T, T, t0, t1);
-            if (!product(t1 - t0, t1, D, 1.0f, dout.from(t0), false, values, 0, Rows{datt, T, false}))
+            prefetch_rows(p.att, T, t0, t1);
+            const Rows datt_rows{datt, T, false};
+            if (!product(t1 - t0, t1, D, 1.0f, dout.from(t0), false, values, 0, datt_rows))
                 return false;
             // Columns 0 .. t1 of these rows: all that dq reads here, and dk and dv below.
             for (int64_t t = t0; t < t1; t++)
@@ -212,12 +218,14 @@ struct Backward {
     bool key_value_gradients() const {
         const Rows dk = dqkv.from(0, C), dv = dqkv.from(0, 2 * C);
         SharedB queries, grads;
-        if (!share(p.q, false, T, D, packed_b[0], queries) || !share(dout, false, T, D, packed_b[1], grads))
+        if (!share(p.q, false, T, D, packed_b[0], queries) ||
+            !share(dout, false, T, D, packed_b[1], grads))
             return false;
         for (int64_t s0 = 0; s0 < T; s0 += ROWS) {
             const int64_t s1 = std::min(T, s0 + ROWS);
-            if (!product(s1 - s0, D, T - s0, 1.0f, ds_op().from(s0, s0), true, queries, s0, dk.from(s0)) ||
-                !product(s1 - s0, D, T - s0, 1.0f, att_op().from(s0, s0), true, grads, s0, dv.from(s0)))
+            const int64_t rows = s1 - s0, depth = T - s0;
+            if (!product(rows, D, depth, 1.0f, ds_op().from(s0, s0), true, queries, s0, dk.from(s0)) ||
+                !product(rows, D, depth, 1.0f, att_op().from(s0, s0), true, grads, s0, dv.from(s0)))
                 return false;
         }
         return true;
@@ -242,7 +250,7 @@ int attention_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channel
         const RowMath &math = row_math_in_use();
         // A thread takes a whole pair, packing its keys and values once, when there are pairs
         // enough to keep the team busy to the end; else (few sequences and heads, many cores)
-        // a block, packing what that block reads, as every unit did before whole pairs.
+        // a block, packing what that block reads.
         const int64_t blocks = (T + ROWS - 1) / ROWS;
         const bool per_block = B * H < PAIRS_PER_THREAD * threads;
         const int64_t units = per_block ? B * H * blocks : B * H;
@@ -260,7 +268,8 @@ int attention_forward(int32_t dtype, int32_t batch, int32_t seq, int32_t channel
                 const int64_t t1 = per_block ? std::min(T, t0 + ROWS) : T;
                 const Rows y = Rows{out, C, bf16}.from(b * T, h * D);
                 uint16_t *p16 = bf16 ? scratch16.as<uint16_t>() : nullptr;
-                if (ready && !attend_blocks(math, pair_of(bf16, qkv, att, b, h, T, C, H), y, T, D, t0, t1, p16))
+                const Pair p = pair_of(bf16, qkv, att, b, h, T, C, H);
+                if (ready && !attend_blocks(math, p, y, T, D, t0, t1, p16))
                     failed = true;
             }
         }

@@ -15,8 +15,10 @@
 //
 // A kernel that multiplies many problems by one op(B) (attention: every query block by the
 // same keys and values) packs it once with pack_b, whole depth to a panel, and the problems
-// read their depth blocks from there: packing is a copy, so the panels, and every result, are
-// the ones the per-block packing would give.
+// read their depth blocks from there. Packing is a copy, so every result is the one the
+// per-block packing gives: the panels are the same but where a problem uses fewer columns than
+// were packed, and there the last panel's extra lanes hold real columns instead of zeros, which
+// only those lanes' accumulators see (the kernels' lanes are independent and stores masked).
 //
 // Transposes and the bf16 -> f32 widening are absorbed by the packing routines, so each level
 // has one micro-kernel per panel format: AVX2 (6 x 16, here), AVX-512 (14 x 32, f32 FMA) and
@@ -446,13 +448,14 @@ bool reads_packed_b(const Engine &e, const GemmProblem &p) {
            (end % dps == 0 || end == b->k);
 }
 
-// Columns [j0, j0 + nc) x depth [p0, p0 + kc) of op(B) as NR-wide panels, panel q at
-// first + q * stride: in p's packing, or packed into buf.b now.
+// NR-wide panels of op(B): panel q at first + q * stride.
 struct BPanels {
     const float *first;
     int64_t stride;
 };
 
+// Columns [j0, j0 + nc) x depth [p0, p0 + kc) of p's op(B): in p's packing, or packed into
+// buf.b now.
 BPanels b_panels(const Engine &e, const GemmProblem &p, int64_t j0, int64_t p0, int kc, int nc,
                  Buffers &buf) {
     const int nr = e.u.nr, dps = e.u.depth_per_step;

@@ -6,10 +6,10 @@
 // same bits either way).
 //
 // The row math reads f32. bf16 inputs are widened (exactly) into each thread's scratch first:
-// weight and bias once per call, x and dout once per row. The row math reads each element two
-// or three times, and with a conversion in each of its loops bf16 layernorm took 1.35x the f32
-// one's time at 2048 x 256, forward and backward; widened, about the same time as f32
-// (jmh/README.md, eighth session).
+// weight and bias once per thread and call, x and dout once per row. The row math reads each
+// element two or three times, with a conversion each time before: bf16 layernorm at 2048 x 256
+// took 1.35x (AVX-512) and 1.45-1.75x (AVX2) the f32 one's time, and widened 1.0x and
+// 1.2-1.3x (jmh/README.md, eighth session).
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -51,17 +51,17 @@ const float *as_f32(const uint16_t *x, int64_t n, float *scratch, int slot) {
     return to;
 }
 
-// rows(ready, scratch) on a team whose threads each hold three slots of `cols` floats of
-// scratch (bf16 storage only). rows() runs a work-sharing loop, which every thread must reach,
-// so a thread whose scratch could not grow runs it too, with ready false, doing nothing.
-// Returns false when one could not.
-template <typename T, typename Rows> bool on_team(int64_t rows_count, int64_t cols, Rows rows) {
+// loop(ready, scratch) on a team whose threads each hold three slots of `cols` floats of
+// scratch (bf16 storage only). loop() is a work-sharing loop over the rows, which every thread
+// must reach, so a thread whose scratch could not grow runs it too, with ready false, doing
+// nothing. Returns false when one could not.
+template <typename T, typename RowLoop> bool on_team(int64_t rows, int64_t cols, RowLoop loop) {
     std::atomic<bool> failed{false};
-#pragma omp parallel num_threads(threads_for(rows_count * cols))
+#pragma omp parallel num_threads(threads_for(rows * cols))
     {
         const bool ready = std::is_same_v<T, float> || widened.grow(3 * cols * sizeof(float));
         if (!ready) failed = true;
-        rows(ready, widened.as<float>());
+        loop(ready, widened.as<float>());
     }
     return !failed;
 }
@@ -95,8 +95,8 @@ bool norm_backward(bool centred, int64_t rows, int64_t cols, const T *x, const T
         for (int64_t r = 0; r < rows; r++)
             if (ready)
                 f.backward(centred, cols, as_f32(x + r * cols, cols, scratch, 1), w,
-                           centred ? mean[r] : 0.0f, rstd[r], as_f32(dout + r * cols, cols, scratch, 2),
-                           dx + r * cols);
+                           centred ? mean[r] : 0.0f, rstd[r],
+                           as_f32(dout + r * cols, cols, scratch, 2), dx + r * cols);
     });
     if (!ok) return false;
     for_each_column_block(rows, cols, [&](int64_t c0, int64_t width) {
