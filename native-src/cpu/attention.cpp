@@ -19,9 +19,9 @@
 // once (pack_b) for all its blocks' products, which read their columns and depth from there.
 // Packed block by block they cost ~4.4x the packing at T 256 (perf: packing was ~26% of the
 // bf16 forward and backward at small's shape, B 8, T 256, C 256, H 8). The products keep their
-// shapes, so the results are the same bits. With fewer
-// than PAIRS_PER_THREAD pairs a thread the forward's unit is one block again (packing what it
-// reads), so that a many-core host is not left idle; the backward's unit is always a pair.
+// shapes, so the results are the same bits. With fewer than PAIRS_PER_THREAD pairs a thread
+// the forward's unit is one block again (packing what it reads), so that a many-core host is
+// not left idle; the backward's unit is always a pair.
 //
 // The row math (softmax, its gradient, the rounding to bf16: attention_rows.inc) runs 8 lanes
 // wide here and 16 in attention_avx512.cpp, by the level in use (the same bits either way).
@@ -93,10 +93,10 @@ bool share(Rows x, bool trans, int64_t k, int64_t n, ThreadBuffer &into, SharedB
 }
 
 // c[m, n] = alpha * op(a) * (columns 0 .. n, depth depth0 .. depth0 + k of b's op(x)), a and b
-// of one type; a bf16 c is rounded once. The engine reads b's packing; the problem still names
-// op(x) itself, which the engine packs from where the packing does not fit the problem (with
-// bf16 pairs a depth ending on half a pair short of the packing's end; attention's depths all
-// start and end on multiples of ROWS, even, or on T, so only a future caller would).
+// of one type; a bf16 c is rounded once. The engine reads b's packing. The problem also names
+// op(x) itself, for the engine to pack from where the packing does not fit (a bf16 pair
+// product whose depth ends half a pair before the packing's end); attention's depths start and
+// end on multiples of ROWS (even) or on T, so here it always fits.
 bool product(int64_t m, int64_t n, int64_t k, float alpha, Rows a, bool trans_a, const SharedB &b,
              int64_t depth0, Rows c) {
     const Rows bx = b.trans ? b.x.from(0, depth0) : b.x.from(depth0);
