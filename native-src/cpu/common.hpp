@@ -2,6 +2,7 @@
 // reporting and argument checks: common/).
 #pragma once
 
+#include <atomic>
 #include <cmath>
 #include <cstdarg>
 #include <cstdint>
@@ -55,6 +56,24 @@ class ThreadBuffer {
     void *data_ = nullptr;
     size_t bytes_ = 0;
 };
+
+// Runs loop(ready, scratch) on a team of threads_for(work), each thread first growing its own
+// scratch, buffer() (a thread_local ThreadBuffer, reached through a function so that each
+// thread gets its own), to `bytes`, scratch being its data as floats. loop() holds a
+// work-sharing loop, which every thread of the team must reach: a thread whose scratch could
+// not grow runs it too, with ready false, and does nothing. Returns false when one could not.
+template <typename Buffer, typename Loop>
+bool on_team_with_scratch(int64_t work, Buffer buffer, size_t bytes, Loop loop) {
+    std::atomic<bool> failed{false};
+#pragma omp parallel num_threads(threads_for(work))
+    {
+        ThreadBuffer &scratch = buffer();
+        const bool ready = scratch.grow(bytes);
+        if (!ready) failed = true;
+        loop(ready, scratch.as<float>());
+    }
+    return !failed;
+}
 
 // v[i] in [lo, hi) for every i < n; names the first offender:
 // "topk_ids[17] = 9 is out of range [0, 8)".

@@ -2,8 +2,6 @@
 // from its logits, without materialising the probabilities. Logits and dlogits are f32 or bf16;
 // the softmax, the losses and their mean are computed in f32/double whatever the storage. One
 // thread per row; the mean loss is summed in row order afterwards.
-#include <atomic>
-
 #include "common.hpp"
 #include "dense.hpp"
 
@@ -44,17 +42,14 @@ thread_local ThreadBuffer exps;
 // row(r, e) for each row r < rows, on the team, e the thread's row of vocab floats; else the
 // kernel's out-of-memory error (a thread whose row cannot be allocated runs no row).
 template <typename Row> int for_each_row(const char *kernel, int64_t rows, int32_t vocab, Row row) {
-    std::atomic<bool> out_of_memory{false};
-#pragma omp parallel num_threads(threads_for(rows * vocab))
-    {
-        float *e = exps.grow(size_t(vocab) * sizeof(float)) ? exps.as<float>() : nullptr;
-        if (!e) out_of_memory = true;
+    const bool ok = on_team_with_scratch(
+        rows * vocab, []() -> ThreadBuffer & { return exps; }, size_t(vocab) * sizeof(float),
+        [&](bool ready, float *e) {
 #pragma omp for schedule(static)
-        for (int64_t r = 0; r < rows; r++)
-            if (e) row(r, e);
-    }
-    if (out_of_memory) return fail(PMOE_ERR_RUNTIME, "%s: out of memory for a row of %d floats", kernel, vocab);
-    return PMOE_OK;
+            for (int64_t r = 0; r < rows; r++)
+                if (ready) row(r, e);
+        });
+    return ok ? PMOE_OK : fail(PMOE_ERR_RUNTIME, "%s: out of memory for a row of %d floats", kernel, vocab);
 }
 
 } // namespace

@@ -11,7 +11,6 @@
 // took 1.35x (AVX-512) and 1.45-1.75x (AVX2) the f32 one's time, and widened 1.0x and
 // 1.2-1.3x (jmh/README.md, eighth session).
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <type_traits>
 
@@ -51,19 +50,11 @@ const float *as_f32(const uint16_t *x, int64_t n, float *scratch, int slot) {
     return to;
 }
 
-// loop(ready, scratch) on a team whose threads each hold three slots of `cols` floats of
-// scratch (bf16 storage only). loop() is a work-sharing loop over the rows, which every thread
-// must reach, so a thread whose scratch could not grow runs it too, with ready false, doing
-// nothing. Returns false when one could not.
+// loop(ready, scratch) on the team for rows x cols (on_team_with_scratch), with three slots of
+// `cols` floats of scratch a thread for bf16 storage (weight, then bias or x, then x or dout).
 template <typename T, typename RowLoop> bool on_team(int64_t rows, int64_t cols, RowLoop loop) {
-    std::atomic<bool> failed{false};
-#pragma omp parallel num_threads(threads_for(rows * cols))
-    {
-        const bool ready = std::is_same_v<T, float> || widened.grow(3 * cols * sizeof(float));
-        if (!ready) failed = true;
-        loop(ready, widened.as<float>());
-    }
-    return !failed;
+    const size_t bytes = std::is_same_v<T, float> ? 0 : 3 * cols * sizeof(float);
+    return on_team_with_scratch(rows * cols, []() -> ThreadBuffer & { return widened; }, bytes, loop);
 }
 
 // mean (centred only) and rstd of each row, then out = xhat * weight (+ bias).
