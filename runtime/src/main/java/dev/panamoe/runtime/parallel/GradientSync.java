@@ -11,6 +11,7 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.BiConsumer;
 
 /**
  * Sums each parameter's gradient over its {@link ShardedParameter#gradientGroup()} (the replicas
@@ -106,19 +107,19 @@ public final class GradientSync implements AutoCloseable {
                 continue;
             }
             Tensor flat = buffer.slice(0, b.size());
-            int offset = 0;
-            for (Tensor g : b.grads()) {
-                int n = Math.toIntExact(g.numel());
-                flat.slice(offset, offset + n).copyFrom(g);
-                offset += n;
-            }
+            forEachPlace(b, flat, (g, place) -> place.copyFrom(g));
             b.group().allReduce(flat);
-            offset = 0;
-            for (Tensor g : b.grads()) {
-                int n = Math.toIntExact(g.numel());
-                g.copyFrom(flat.slice(offset, offset + n));
-                offset += n;
-            }
+            forEachPlace(b, flat, (g, place) -> g.copyFrom(place));
+        }
+    }
+
+    /** action(gradient, its place) for each gradient of b and its slice of the flat bucket, in order. */
+    private static void forEachPlace(Bucket b, Tensor flat, BiConsumer<Tensor, Tensor> action) {
+        int offset = 0;
+        for (Tensor g : b.grads()) {
+            int n = Math.toIntExact(g.numel());
+            action.accept(g, flat.slice(offset, offset + n));
+            offset += n;
         }
     }
 
@@ -129,12 +130,7 @@ public final class GradientSync implements AutoCloseable {
             return;
         }
         Tensor out = wire.slice(0, n * ranks), in = received.slice(0, n * ranks);
-        int offset = 0;
-        for (Tensor g : b.grads()) {
-            int size = Math.toIntExact(g.numel());
-            backend.convert(g, out.slice(offset, offset + size));
-            offset += size;
-        }
+        forEachPlace(b, out, backend::convert);
         if (n * ranks > b.size()) {
             out.slice(b.size(), n * ranks).fill(0f);
         }
@@ -149,12 +145,7 @@ public final class GradientSync implements AutoCloseable {
         }
         backend.convert(sum, sum16);
         b.group().allGather(sum16, in);
-        offset = 0;
-        for (Tensor g : b.grads()) {
-            int size = Math.toIntExact(g.numel());
-            backend.convert(in.slice(offset, offset + size), g);
-            offset += size;
-        }
+        forEachPlace(b, in, (g, place) -> backend.convert(place, g));
     }
 
     @Override
