@@ -343,13 +343,14 @@ PMOE_API int pmoe_cross_entropy_backward(int32_t dtype, int32_t rows, int32_t vo
                                              dlogits, stream);
 }
 
-PMOE_API int pmoe_adamw_step(int64_t n, float *params, const float *grads, float *m, float *v,
-                             float lr, float beta1, float beta2, float eps, float weight_decay,
-                             int32_t step, int32_t working_dtype, void *working, void *stream) {
-    PMOE_CHECK_ARGS(check_adamw_step(n, params, grads, m, v, lr, beta1, beta2, eps, weight_decay,
-                                     step, working_dtype));
-    return pmoe_impl::adamw_step(n, params, grads, m, v, lr, beta1, beta2, eps, weight_decay, step,
-                                 working_dtype, working, stream);
+PMOE_API int pmoe_adamw_step(int64_t n, float *params, const float *grads, float grad_scale,
+                             float *m, float *v, float lr, float beta1, float beta2, float eps,
+                             float weight_decay, int32_t step, int32_t working_dtype,
+                             void *working, void *stream) {
+    PMOE_CHECK_ARGS(check_adamw_step(n, params, grads, grad_scale, m, v, lr, beta1, beta2, eps,
+                                     weight_decay, step, working_dtype));
+    return pmoe_impl::adamw_step(n, params, grads, grad_scale, m, v, lr, beta1, beta2, eps,
+                                 weight_decay, step, working_dtype, working, stream);
 }
 
 PMOE_API int pmoe_sum_squares(int64_t n, const float *x, double *sum_squares, void *stream) {

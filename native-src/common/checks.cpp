@@ -473,10 +473,11 @@ int check_cross_entropy_backward(int32_t dtype, int32_t rows, int32_t vocab, con
     return rows == 0 ? kNoWork : require_non_null("dlogits", dlogits);
 }
 
-int check_adamw_step(int64_t n, const float *params, const float *grads, const float *m,
-                     const float *v, float lr, float beta1, float beta2, float eps,
+int check_adamw_step(int64_t n, const float *params, const float *grads, float grad_scale,
+                     const float *m, const float *v, float lr, float beta1, float beta2, float eps,
                      float weight_decay, int32_t step, int32_t working_dtype) {
     PMOE_CHECK(require_non_negative("n", n));
+    PMOE_CHECK(require_float_in("grad_scale", grad_scale, 0, INFINITY));
     PMOE_CHECK(require_float_in("lr", lr, 0, INFINITY));
     PMOE_CHECK(require_float_in("beta1", beta1, 0, 1));
     PMOE_CHECK(require_float_in("beta2", beta2, 0, 1));

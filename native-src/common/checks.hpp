@@ -137,8 +137,8 @@ int check_cross_entropy_forward(int32_t dtype, int32_t rows, int32_t vocab, cons
                                 const int32_t *targets, const float *losses);
 int check_cross_entropy_backward(int32_t dtype, int32_t rows, int32_t vocab, const void *logits,
                                  const int32_t *targets, float grad_scale, const void *dlogits);
-int check_adamw_step(int64_t n, const float *params, const float *grads, const float *m,
-                     const float *v, float lr, float beta1, float beta2, float eps,
+int check_adamw_step(int64_t n, const float *params, const float *grads, float grad_scale,
+                     const float *m, const float *v, float lr, float beta1, float beta2, float eps,
                      float weight_decay, int32_t step, int32_t working_dtype);
 int check_sum_squares(int64_t n, const float *x, const double *sum_squares);
 

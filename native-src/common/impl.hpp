@@ -107,8 +107,8 @@ int cross_entropy_forward(int32_t dtype, int32_t rows, int32_t vocab, const void
                           int32_t *kept_rows, void *stream);
 int cross_entropy_backward(int32_t dtype, int32_t rows, int32_t vocab, const void *logits,
                            const int32_t *targets, float grad_scale, void *dlogits, void *stream);
-int adamw_step(int64_t n, float *params, const float *grads, float *m, float *v, float lr,
-               float beta1, float beta2, float eps, float weight_decay, int32_t step,
+int adamw_step(int64_t n, float *params, const float *grads, float grad_scale, float *m, float *v,
+               float lr, float beta1, float beta2, float eps, float weight_decay, int32_t step,
                int32_t working_dtype, void *working, void *stream);
 int sum_squares(int64_t n, const float *x, double *sum_squares, void *stream);
 

@@ -11,7 +11,7 @@ namespace pmoe {
 
 // One AdamW step's constants (pmoe_adamw_step's arguments and its bias corrections).
 struct AdamWStep {
-    float lr, beta1, beta2, eps, weight_decay, correction1, correction2;
+    float grad_scale, lr, beta1, beta2, eps, weight_decay, correction1, correction2;
 };
 
 #define PMOE_ELEMENTWISE_SPANS                                                                      \

@@ -1,7 +1,7 @@
-// Optimizer kernels over flat f32 buffers: the AdamW update (optionally writing the f32 or bf16
-// working copy of the updated masters; its loops are elementwise_spans.inc's, at the level in
-// use) and the sum of squares behind global gradient-norm clipping (the scaling itself is
-// pmoe_scale).
+// Optimizer kernels over flat f32 buffers: the AdamW update (on the gradients scaled by the
+// clipping factor as it reads them, optionally writing the f32 or bf16 working copy of the
+// updated masters; its loops are elementwise_spans.inc's, at the level in use) and the sum of
+// squares behind global gradient-norm clipping.
 #include <algorithm>
 #include <vector>
 
@@ -11,12 +11,12 @@
 
 namespace pmoe_impl {
 
-int adamw_step(int64_t n, float *params, const float *grads, float *m, float *v, float lr,
-               float beta1, float beta2, float eps, float weight_decay, int32_t step,
+int adamw_step(int64_t n, float *params, const float *grads, float grad_scale, float *m, float *v,
+               float lr, float beta1, float beta2, float eps, float weight_decay, int32_t step,
                int32_t working_dtype, void *working, void *) {
     return guarded("pmoe_adamw_step", [&] {
         // Bias corrections of the zero-initialised moments, computed once in double.
-        const pmoe::AdamWStep s{lr, beta1, beta2, eps, weight_decay,
+        const pmoe::AdamWStep s{grad_scale, lr, beta1, beta2, eps, weight_decay,
                                 float(1.0 - std::pow(double(beta1), step)),
                                 float(1.0 - std::pow(double(beta2), step))};
         return with_dtype(working_dtype, [&](auto t) {

@@ -14,12 +14,12 @@ constexpr int64_t kSquaresPerBlock = 1 << 16;
 // The bias corrections are computed once on the host, in double, as on the CPU. working may be
 // NULL (no copy; W is then float).
 template <typename W>
-__global__ void adamw_kernel(int64_t n, float *params, const float *grads, float *m, float *v,
-                             float lr, float beta1, float beta2, float eps, float weight_decay,
+__global__ void adamw_kernel(int64_t n, float *params, const float *grads, float grad_scale,
+                             float *m, float *v, float lr, float beta1, float beta2, float eps, float weight_decay,
                              float correction1, float correction2, W *working) {
     const int64_t stride = int64_t(gridDim.x) * blockDim.x;
     for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
-        const float g = grads[i], p = params[i];
+        const float g = grads[i] * grad_scale, p = params[i];
         const float mi = beta1 * m[i] + (1.0f - beta1) * g;
         const float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
         m[i] = mi;
@@ -59,8 +59,8 @@ sum_doubles_kernel(int64_t n, const double *values, double *total) {
 
 namespace pmoe_impl {
 
-int adamw_step(int64_t n, float *params, const float *grads, float *m, float *v, float lr,
-               float beta1, float beta2, float eps, float weight_decay, int32_t step,
+int adamw_step(int64_t n, float *params, const float *grads, float grad_scale, float *m, float *v,
+               float lr, float beta1, float beta2, float eps, float weight_decay, int32_t step,
                int32_t working_dtype, void *working, void *stream) {
     return guarded("pmoe_adamw_step", [&] {
         const float correction1 = float(1.0 - std::pow(double(beta1), step));
@@ -68,7 +68,7 @@ int adamw_step(int64_t n, float *params, const float *grads, float *m, float *v,
         return with_device_dtype(working_dtype, [&](auto t) {
             using W = decltype(t);
             return launch("adamw", adamw_kernel<W>, grid_for(n, kThreads), kThreads, 0, stream,
-                          n, params, grads, m, v, lr, beta1, beta2, eps, weight_decay,
+                          n, params, grads, grad_scale, m, v, lr, beta1, beta2, eps, weight_decay,
                           correction1, correction2, static_cast<W *>(working));
         });
     });

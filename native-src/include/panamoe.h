@@ -376,7 +376,9 @@ PMOE_API int pmoe_cross_entropy_backward(int32_t dtype, int32_t rows, int32_t vo
                                          const void *logits, const int32_t *targets,
                                          float grad_scale, void *dlogits, void *stream);
 
-/* AdamW over n parameters in flat buffers, step t >= 1 (1 on the first update):
+/* AdamW over n parameters in flat buffers, step t >= 1 (1 on the first update), on the
+ * gradients scaled by grad_scale >= 0 (gradient clipping's factor, 1 for none): g = grads[i] *
+ * grad_scale, the value pmoe_scale would leave in grads, which are only read here:
  *   m = beta1 * m + (1 - beta1) * g;   v = beta2 * v + (1 - beta2) * g^2;
  *   p -= lr * ((m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps) + weight_decay * p)
  * (decoupled weight decay, applied with p before the update). params, m, v are updated in
@@ -385,8 +387,8 @@ PMOE_API int pmoe_cross_entropy_backward(int32_t dtype, int32_t rows, int32_t vo
  * (PMOE_DTYPE_F32 or _BF16, checked even when working is NULL; bf16 rounds to nearest even):
  * mixed precision's working copy of f32 master weights, refreshed in the same pass. It must
  * not overlap params, grads, m or v. */
-PMOE_API int pmoe_adamw_step(int64_t n, float *params, const float *grads, float *m, float *v,
-                             float lr, float beta1, float beta2, float eps, float weight_decay,
+PMOE_API int pmoe_adamw_step(int64_t n, float *params, const float *grads, float grad_scale,
+                             float *m, float *v, float lr, float beta1, float beta2, float eps, float weight_decay,
                              int32_t step, int32_t working_dtype, void *working, void *stream);
 /* Global gradient norm: *sum_squares = sum_i x[i]^2 over n elements, in double, in a
  * fixed blocking of i; the caller adds the results of several buffers and takes the sqrt. */

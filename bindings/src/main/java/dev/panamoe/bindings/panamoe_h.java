@@ -1624,8 +1624,8 @@ public final class panamoe_h {
 
     private static final class pmoe_adamw_step {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(
-                C_INT, C_LONG, C_POINTER, C_POINTER, C_POINTER, C_POINTER, C_FLOAT, C_FLOAT, C_FLOAT,
-                C_FLOAT, C_FLOAT, C_INT, C_INT, C_POINTER, C_POINTER);
+                C_INT, C_LONG, C_POINTER, C_POINTER, C_FLOAT, C_POINTER, C_POINTER, C_FLOAT, C_FLOAT,
+                C_FLOAT, C_FLOAT, C_FLOAT, C_INT, C_INT, C_POINTER, C_POINTER);
     }
 
     private final Downcall pmoe_adamw_step$downcall = new Downcall("pmoe_adamw_step", pmoe_adamw_step.DESC);
@@ -1642,12 +1642,12 @@ public final class panamoe_h {
         return pmoe_adamw_step$downcall.address();
     }
 
-    /** {@code int pmoe_adamw_step(int64_t n, float *params, const float *grads, float *m, float *v, float lr, float beta1, float beta2, float eps, float weight_decay, int32_t step, int32_t working_dtype, void *working, void *stream)} */
-    public int pmoe_adamw_step(long n, MemorySegment params, MemorySegment grads, MemorySegment m,
-            MemorySegment v, float lr, float beta1, float beta2, float eps, float weight_decay, int step,
-            int working_dtype, MemorySegment working, MemorySegment stream) {
+    /** {@code int pmoe_adamw_step(int64_t n, float *params, const float *grads, float grad_scale, float *m, float *v, float lr, float beta1, float beta2, float eps, float weight_decay, int32_t step, int32_t working_dtype, void *working, void *stream)} */
+    public int pmoe_adamw_step(long n, MemorySegment params, MemorySegment grads, float grad_scale,
+            MemorySegment m, MemorySegment v, float lr, float beta1, float beta2, float eps, float weight_decay,
+            int step, int working_dtype, MemorySegment working, MemorySegment stream) {
         try {
-            return (int) pmoe_adamw_step$handle().invokeExact(n, params, grads, m, v, lr, beta1, beta2, eps, weight_decay, step, working_dtype, working, stream);
+            return (int) pmoe_adamw_step$handle().invokeExact(n, params, grads, grad_scale, m, v, lr, beta1, beta2, eps, weight_decay, step, working_dtype, working, stream);
         } catch (Error | RuntimeException e) {
             throw e;
         } catch (Throwable e) {

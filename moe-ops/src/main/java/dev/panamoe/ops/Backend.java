@@ -187,9 +187,13 @@ public interface Backend {
     /** gradLogits [R, V] = (softmax - onehot) * gradScale, 0 on ignored rows (overwritten; may be logits). */
     void crossEntropyBackward(Tensor logits, Tensor targets, float gradScale, Tensor gradLogits);
 
-    /** One AdamW update (bias-corrected, decoupled weight decay) of params, m, v in place; step >= 1. */
-    void adamwStep(Tensor params, Tensor grads, Tensor m, Tensor v, float lr, float beta1, float beta2, float eps,
-            float weightDecay, int step);
+    /**
+     * One AdamW update (bias-corrected, decoupled weight decay) of params, m, v in place; step >= 1.
+     * It reads the gradients scaled by gradScale >= 0 (gradient clipping's factor, 1 for none):
+     * the values {@link #scale} would leave in grads, which stay as they are.
+     */
+    void adamwStep(Tensor params, Tensor grads, float gradScale, Tensor m, Tensor v, float lr, float beta1,
+            float beta2, float eps, float weightDecay, int step);
 
     /**
      * The AdamW update above on f32 master weights, writing the updated params into working as
@@ -197,8 +201,8 @@ public interface Backend {
      * working copy that mixed precision's forward and backward read. working has params'
      * element count (any shape) and does not overlap params, grads, m or v.
      */
-    void adamwStep(Tensor params, Tensor grads, Tensor m, Tensor v, Tensor working, float lr, float beta1,
-            float beta2, float eps, float weightDecay, int step);
+    void adamwStep(Tensor params, Tensor grads, float gradScale, Tensor m, Tensor v, Tensor working, float lr,
+            float beta1, float beta2, float eps, float weightDecay, int step);
 
     /** Sum of squares of the elements of an f32 tensor, in double (for the global gradient norm). */
     double sumSquares(Tensor x);

@@ -166,8 +166,8 @@ final class DenseArgs {
     }
 
     /** working may be null (no working copy); otherwise f32 or bf16 with params' element count, apart from the rest. */
-    static void adamw(Device d, Tensor params, Tensor grads, Tensor m, Tensor v, Tensor working, float lr, float beta1,
-            float beta2, float eps, float weightDecay, int step) {
+    static void adamw(Device d, Tensor params, Tensor grads, float gradScale, Tensor m, Tensor v, Tensor working,
+            float lr, float beta1, float beta2, float eps, float weightDecay, int step) {
         floats("params", params, d);
         sameSize(d, "params", params, "grads", grads);
         sameSize(d, "params", params, "m", m);
@@ -180,6 +180,7 @@ final class DenseArgs {
                 require(working.numel() == 0 || working.data().asOverlappingSlice(other.data()).isEmpty(),
                         "working: must not overlap '" + other.name() + "'");
         }
+        require(gradScale >= 0 && Float.isFinite(gradScale), "gradScale: must be finite and >= 0, got " + gradScale);
         require(lr >= 0 && Float.isFinite(lr), "lr: must be finite and >= 0, got " + lr);
         require(beta1 >= 0 && beta1 < 1, "beta1: must be in [0, 1), got " + beta1);
         require(beta2 >= 0 && beta2 < 1, "beta2: must be in [0, 1), got " + beta2);

@@ -401,25 +401,25 @@ abstract class NativeBackend implements Backend {
     }
 
     @Override
-    public void adamwStep(Tensor params, Tensor grads, Tensor m, Tensor v, float lr, float beta1, float beta2,
-            float eps, float weightDecay, int step) {
-        adamw(params, grads, m, v, null, lr, beta1, beta2, eps, weightDecay, step);
+    public void adamwStep(Tensor params, Tensor grads, float gradScale, Tensor m, Tensor v, float lr, float beta1,
+            float beta2, float eps, float weightDecay, int step) {
+        adamw(params, grads, gradScale, m, v, null, lr, beta1, beta2, eps, weightDecay, step);
     }
 
     @Override
-    public void adamwStep(Tensor params, Tensor grads, Tensor m, Tensor v, Tensor working, float lr, float beta1,
-            float beta2, float eps, float weightDecay, int step) {
+    public void adamwStep(Tensor params, Tensor grads, float gradScale, Tensor m, Tensor v, Tensor working, float lr,
+            float beta1, float beta2, float eps, float weightDecay, int step) {
         Checks.notNull("working", working);
-        adamw(params, grads, m, v, working, lr, beta1, beta2, eps, weightDecay, step);
+        adamw(params, grads, gradScale, m, v, working, lr, beta1, beta2, eps, weightDecay, step);
     }
 
-    private void adamw(Tensor params, Tensor grads, Tensor m, Tensor v, Tensor working, float lr, float beta1,
-            float beta2, float eps, float weightDecay, int step) {
-        DenseArgs.adamw(device(), params, grads, m, v, working, lr, beta1, beta2, eps, weightDecay, step);
+    private void adamw(Tensor params, Tensor grads, float gradScale, Tensor m, Tensor v, Tensor working, float lr,
+            float beta1, float beta2, float eps, float weightDecay, int step) {
+        DenseArgs.adamw(device(), params, grads, gradScale, m, v, working, lr, beta1, beta2, eps, weightDecay, step);
         int workingDtype = working == null ? DType.F32.abiCode() : working.dtype().abiCode();
         MemorySegment workingData = working == null ? NULL : working.data();
-        check(lib.pmoe_adamw_step(params.numel(), params.data(), grads.data(), m.data(), v.data(), lr, beta1, beta2,
-                eps, weightDecay, step, workingDtype, workingData, queue()), "pmoe_adamw_step");
+        check(lib.pmoe_adamw_step(params.numel(), params.data(), grads.data(), gradScale, m.data(), v.data(), lr,
+                beta1, beta2, eps, weightDecay, step, workingDtype, workingData, queue()), "pmoe_adamw_step");
     }
 
     @Override

@@ -206,9 +206,9 @@ abstract class BackendParityTest {
             Tensor p = floats(s, "p", 13, 40);
             Tensor m = s.allocate("m", DType.F32, 40);
             Tensor v = s.allocate("v", DType.F32, 40);
-            b.adamwStep(p, floats(s, "g", 14, 40), m, v, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 1);
+            b.adamwStep(p, floats(s, "g", 14, 40), 1f, m, v, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 1);
             Tensor working = s.allocate("working", DType.BF16, 40);
-            b.adamwStep(p, floats(s, "g2", 15, 40), m, v, working, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 2);
+            b.adamwStep(p, floats(s, "g2", 15, 40), 0.5f, m, v, working, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 2);
             return List.of(ln.toFloatArray(), mean.toFloatArray(), rstd.toFloatArray(), att.toFloatArray(),
                     attOut.toFloatArray(), losses.toFloatArray(), gradLogits.toFloatArray(), p.toFloatArray(),
                     m.toFloatArray(), v.toFloatArray(), working.toFloatArray(),

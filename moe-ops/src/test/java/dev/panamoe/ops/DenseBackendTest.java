@@ -89,13 +89,13 @@ class DenseBackendTest {
             Tensor g = s.ofFloats("g", new float[] {3, -5}, 2);
             Tensor m = s.allocate("m", DType.F32, 2);
             Tensor v = s.allocate("v", DType.F32, 2);
-            CPU.adamwStep(p, g, m, v, 0.1f, 0.9f, 0.99f, 1e-8f, 0f, 1);
+            CPU.adamwStep(p, g, 1f, m, v, 0.1f, 0.9f, 0.99f, 1e-8f, 0f, 1);
             // first step, bias-corrected: m_hat / sqrt(v_hat) = sign(g)
             assertArrayEquals(new float[] {0.9f, -0.9f}, p.toFloatArray(), 1e-6f);
             // the same gradient again moves each master by another lr; the bf16 working copy (any
             // shape) holds them rounded: 0.8 -> 0.80078125, -0.8 -> -0.80078125
             Tensor working = s.allocate("working", DType.BF16, 1, 2);
-            CPU.adamwStep(p, g, m, v, working, 0.1f, 0.9f, 0.99f, 1e-8f, 0f, 2);
+            CPU.adamwStep(p, g, 1f, m, v, working, 0.1f, 0.9f, 0.99f, 1e-8f, 0f, 2);
             assertArrayEquals(new float[] {0.8f, -0.8f}, p.toFloatArray(), 1e-6f);
             assertArrayEquals(new float[] {0.80078125f, -0.80078125f}, working.toFloatArray());
         }
@@ -214,25 +214,27 @@ class DenseBackendTest {
                     new Bad("gradScale: must be finite, got Infinity", IllegalArgumentException.class,
                             () -> CPU.crossEntropyBackward(logits, targets, Float.POSITIVE_INFINITY, logits)),
                     new Bad("v: expected 4 elements like 'w' (params), got shape [5]", IllegalArgumentException.class,
-                            () -> CPU.adamwStep(w, w, w, five, 0.1f, 0.9f, 0.99f, 1e-8f, 0f, 1)),
+                            () -> CPU.adamwStep(w, w, 1f, w, five, 0.1f, 0.9f, 0.99f, 1e-8f, 0f, 1)),
+                    new Bad("gradScale: must be finite and >= 0, got -1.0", IllegalArgumentException.class,
+                            () -> CPU.adamwStep(w, w, -1f, w, w, 0.1f, 0.9f, 0.99f, 1e-8f, 0f, 1)),
                     new Bad("beta1: must be in [0, 1), got 1.0", IllegalArgumentException.class,
-                            () -> CPU.adamwStep(w, w, w, w, 0.1f, 1f, 0.99f, 1e-8f, 0f, 1)),
+                            () -> CPU.adamwStep(w, w, 1f, w, w, 0.1f, 1f, 0.99f, 1e-8f, 0f, 1)),
                     new Bad("lr: must be finite and >= 0, got -0.1", IllegalArgumentException.class,
-                            () -> CPU.adamwStep(w, w, w, w, -0.1f, 0.9f, 0.99f, 1e-8f, 0f, 1)),
+                            () -> CPU.adamwStep(w, w, 1f, w, w, -0.1f, 0.9f, 0.99f, 1e-8f, 0f, 1)),
                     new Bad("weightDecay: must be finite and >= 0, got NaN", IllegalArgumentException.class,
-                            () -> CPU.adamwStep(w, w, w, w, 0.1f, 0.9f, 0.99f, 1e-8f, Float.NaN, 1)),
+                            () -> CPU.adamwStep(w, w, 1f, w, w, 0.1f, 0.9f, 0.99f, 1e-8f, Float.NaN, 1)),
                     new Bad("step: must be >= 1 (1 on the first update), got 0", IllegalArgumentException.class,
-                            () -> CPU.adamwStep(w, w, w, w, 0.1f, 0.9f, 0.99f, 1e-8f, 0f, 0)),
+                            () -> CPU.adamwStep(w, w, 1f, w, w, 0.1f, 0.9f, 0.99f, 1e-8f, 0f, 0)),
                     new Bad("working: expected 4 elements like params, got shape [5]", IllegalArgumentException.class,
-                            () -> CPU.adamwStep(w, w, w, w, five, 0.1f, 0.9f, 0.99f, 1e-8f, 0f, 1)),
+                            () -> CPU.adamwStep(w, w, 1f, w, w, five, 0.1f, 0.9f, 0.99f, 1e-8f, 0f, 1)),
                     new Bad("working: must not overlap 'w'", IllegalArgumentException.class,
-                            () -> CPU.adamwStep(w, five.slice(0, 4), five.slice(0, 4), five.slice(0, 4), w, 0.1f, 0.9f,
+                            () -> CPU.adamwStep(w, five.slice(0, 4), 1f, five.slice(0, 4), five.slice(0, 4), w, 0.1f, 0.9f,
                                     0.99f, 1e-8f, 0f, 1)),
                     new Bad("working: expected dtype f32 or bf16", IllegalArgumentException.class,
-                            () -> CPU.adamwStep(w, w, w, w, s.allocate("i", DType.I32, 4), 0.1f, 0.9f, 0.99f, 1e-8f,
+                            () -> CPU.adamwStep(w, w, 1f, w, w, s.allocate("i", DType.I32, 4), 0.1f, 0.9f, 0.99f, 1e-8f,
                                     0f, 1)),
                     new Bad("working: must not be null", IllegalArgumentException.class,
-                            () -> CPU.adamwStep(w, w, w, w, null, 0.1f, 0.9f, 0.99f, 1e-8f, 0f, 1)));
+                            () -> CPU.adamwStep(w, w, 1f, w, w, null, 0.1f, 0.9f, 0.99f, 1e-8f, 0f, 1)));
             for (Bad bad : cases) {
                 RuntimeException e = assertThrows(bad.type(), bad.call(), bad.fragment());
                 assertTrue(e.getMessage().contains(bad.fragment()),

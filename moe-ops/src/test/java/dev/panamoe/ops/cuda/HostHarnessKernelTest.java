@@ -997,14 +997,17 @@ class HostHarnessKernelTest {
                 for (int step : new int[] {1, 7}) {
                     // no working copy, then an f32 and a bf16 one (mixed precision's)
                     for (int working : new int[] {-1, F32, BF16}) {
-                        String what = "adamw n=" + n + " step " + step + " working dtype " + working;
+                        // the later step with gradient clipping's factor, read with the gradients
+                        float scale = step == 1 ? 1f : 0.37f;
+                        String what = "adamw n=" + n + " step " + step + " grad_scale " + scale + " working dtype "
+                                + working;
                         List<Out> outs = working < 0 ? List.of(Out.floats(n), Out.floats(n), Out.floats(n))
                                 : List.of(Out.floats(n), Out.floats(n), Out.floats(n), Out.of(working, n));
                         Pair p = both(arena, working, "pmoe_adamw_step", outs, (lib, o) -> {
                             set(o[0], params);
                             set(o[1], m);
                             set(o[2], v);
-                            return lib.pmoe_adamw_step(n, o[0], grads, o[1], o[2], 3e-3f, 0.9f, 0.95f, 1e-8f, 0.1f,
+                            return lib.pmoe_adamw_step(n, o[0], grads, scale, o[1], o[2], 3e-3f, 0.9f, 0.95f, 1e-8f, 0.1f,
                                     step, working < 0 ? F32 : working, working < 0 ? MemorySegment.NULL : o[3],
                                     NO_STREAM);
                         });
@@ -1090,12 +1093,12 @@ class HostHarnessKernelTest {
             }
 
             List<Out> optOut = List.of(Out.floats(12), Out.floats(12), Out.floats(12), new Out(8, (byte) 0));
-            m = bothReject(arena, "pmoe_adamw_step", optOut, (lib, o) -> lib.pmoe_adamw_step(12, o[0], x, o[1], o[2],
+            m = bothReject(arena, "pmoe_adamw_step", optOut, (lib, o) -> lib.pmoe_adamw_step(12, o[0], x, 1f, o[1], o[2],
                     1e-3f, 1f, 0.9f, 1e-8f, 0f, 1, F32, MemorySegment.NULL, NO_STREAM));
             assertTrue(m.contains("beta1 = 1"), m);
-            bothReject(arena, "pmoe_adamw_step", optOut, (lib, o) -> lib.pmoe_adamw_step(12, o[0], x, o[1], o[2], 1e-3f,
+            bothReject(arena, "pmoe_adamw_step", optOut, (lib, o) -> lib.pmoe_adamw_step(12, o[0], x, 1f, o[1], o[2], 1e-3f,
                     0.9f, 0.9f, 1e-8f, 0f, 0, F32, MemorySegment.NULL, NO_STREAM));
-            m = bothReject(arena, "pmoe_adamw_step", optOut, (lib, o) -> lib.pmoe_adamw_step(12, o[0], x, o[1], o[2],
+            m = bothReject(arena, "pmoe_adamw_step", optOut, (lib, o) -> lib.pmoe_adamw_step(12, o[0], x, 1f, o[1], o[2],
                     1e-3f, 0.9f, 0.9f, 1e-8f, 0f, 1, 7, o[3], NO_STREAM));
             assertTrue(m.contains("working_dtype"), m);
             bothReject(arena, "pmoe_sum_squares", optOut,

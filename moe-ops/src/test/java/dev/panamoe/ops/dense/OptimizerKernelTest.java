@@ -20,6 +20,7 @@ import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 
 import dev.panamoe.bindings.panamoe_h;
 import dev.panamoe.ops.kernels.KernelTestSupport;
@@ -58,7 +59,7 @@ class OptimizerKernelTest {
                     for (int step = 1; step <= 3; step++) {
                         float[] g = uniform(rnd, n, -1, 1);
                         if (n > 1) g[0] = 0; // no gradient: only the moments' history and the decay move it
-                        assertOk(LIB.pmoe_adamw_step(n, ps, floats(arena, g), ms, vs, h[0], h[1], h[2], h[3], h[4], step,
+                        assertOk(LIB.pmoe_adamw_step(n, ps, floats(arena, g), 1f, ms, vs, h[0], h[1], h[2], h[3], h[4], step,
                                 F32, NULL, NULL), "pmoe_adamw_step");
                         adamw(p, toDouble(g), m, v, h[0], h[1], h[2], h[3], h[4], step);
                         String what = "adamw n=" + n + " lr=" + h[0] + " wd=" + h[4] + " step=" + step;
@@ -89,11 +90,11 @@ class OptimizerKernelTest {
                 try (Arena arena = Arena.ofConfined()) {
                     MemorySegment gs = floats(arena, g);
                     MemorySegment ps = floats(arena, p), ms = floats(arena, m), vs = floats(arena, v);
-                    assertOk(LIB.pmoe_adamw_step(n, ps, gs, ms, vs, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 3, F32, NULL, NULL),
+                    assertOk(LIB.pmoe_adamw_step(n, ps, gs, 1f, ms, vs, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 3, F32, NULL, NULL),
                             what + " without a copy");
                     MemorySegment pc = floats(arena, p), mc = floats(arena, m), vc = floats(arena, v);
                     MemorySegment working = arena.allocate((dtype == BF16 ? 2L : 4L) * n, 4).fill((byte) 0xff);
-                    assertOk(LIB.pmoe_adamw_step(n, pc, gs, mc, vc, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 3, dtype, working,
+                    assertOk(LIB.pmoe_adamw_step(n, pc, gs, 1f, mc, vc, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 3, dtype, working,
                             NULL), what);
                     assertArrayEquals(bytes(ps, ms, vs), bytes(pc, mc, vc), what + ": masters and moments");
                     float[] updated = read(pc);
@@ -104,6 +105,37 @@ class OptimizerKernelTest {
                         for (int i = 0; i < n; i++) expected[i] = bf16Bits(updated[i]);
                         assertArrayEquals(expected, working.toArray(JAVA_SHORT), what + ": copy");
                     }
+                }
+            }
+        }
+    }
+
+    /**
+     * grad_scale (gradient clipping's factor) gives bitwise the update on the gradients scaled
+     * beforehand, as pmoe_scale scales them (g * scale in f32), and leaves the gradients as they
+     * were; 0 is an update on zero gradients (only the moments' history and the decay move).
+     */
+    @Test
+    void adamwReadsTheGradientsScaled() {
+        Random rnd = new Random(23);
+        for (int n : new int[] {1, 7, 1000, 70001}) {
+            float[] p = uniform(rnd, n, -3, 3), g = uniform(rnd, n, -1, 1), m = uniform(rnd, n, -0.1, 0.1);
+            float[] v = uniform(rnd, n, 0, 0.01);
+            for (float scale : new float[] {0.37f, 1e-3f, 0f}) {
+                String what = "adamw n=" + n + " grad_scale " + scale;
+                float[] scaled = new float[n];
+                for (int i = 0; i < n; i++) scaled[i] = g[i] * scale;
+                try (Arena arena = Arena.ofConfined()) {
+                    MemorySegment gs = floats(arena, g), ws = arena.allocate(2L * n, 4), wc = arena.allocate(2L * n, 4);
+                    MemorySegment ps = floats(arena, p), ms = floats(arena, m), vs = floats(arena, v);
+                    assertOk(LIB.pmoe_adamw_step(n, ps, floats(arena, scaled), 1f, ms, vs, 1e-2f, 0.9f, 0.95f, 1e-8f,
+                            0.1f, 3, BF16, ws, NULL), what + ", scaled beforehand");
+                    MemorySegment pc = floats(arena, p), mc = floats(arena, m), vc = floats(arena, v);
+                    assertOk(LIB.pmoe_adamw_step(n, pc, gs, scale, mc, vc, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 3, BF16,
+                            wc, NULL), what);
+                    assertArrayEquals(bytes(ps, ms, vs, ws), bytes(pc, mc, vc, wc), what + ": masters, moments, copy");
+                    assertArrayEquals(g, read(gs), what + ": the gradients are only read");
+                    assertNotEquals(p[0], read(pc)[0], what + ": the update moved the first master");
                 }
             }
         }
@@ -138,7 +170,7 @@ class OptimizerKernelTest {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment ps = floats(arena, p), ms = floats(arena, m), vs = floats(arena, v);
             MemorySegment working = dtype < 0 ? NULL : arena.allocate((dtype == BF16 ? 2L : 4L) * n, 4).fill((byte) 0xff);
-            assertOk(LIB.pmoe_adamw_step(n, ps, floats(arena, g), ms, vs, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 3,
+            assertOk(LIB.pmoe_adamw_step(n, ps, floats(arena, g), 1f, ms, vs, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 3,
                     dtype < 0 ? F32 : dtype, working, NULL), "pmoe_adamw_step");
             return dtype < 0 ? bytes(ps, ms, vs) : bytes(ps, ms, vs, working);
         }
@@ -164,7 +196,7 @@ class OptimizerKernelTest {
 
     @Test
     void emptyBuffersReadNothing() {
-        assertOk(LIB.pmoe_adamw_step(0, NULL, NULL, NULL, NULL, 1e-3f, 0.9f, 0.999f, 1e-8f, 0f, 1, F32, NULL, NULL), "adamw, n 0");
+        assertOk(LIB.pmoe_adamw_step(0, NULL, NULL, 1f, NULL, NULL, 1e-3f, 0.9f, 0.999f, 1e-8f, 0f, 1, F32, NULL, NULL), "adamw, n 0");
     }
 
     @Test
@@ -177,7 +209,7 @@ class OptimizerKernelTest {
             MemorySegment sum = arena.allocate(JAVA_DOUBLE);
             assertOk(LIB.pmoe_sum_squares(n, gs, sum, NULL), "sum_squares");
             MemorySegment working = arena.allocate(2L * n, 2);
-            assertOk(LIB.pmoe_adamw_step(n, ps, gs, ms, vs, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.1f, 7, BF16, working, NULL),
+            assertOk(LIB.pmoe_adamw_step(n, ps, gs, 1f, ms, vs, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.1f, 7, BF16, working, NULL),
                     "adamw");
             return bytes(sum, ps, ms, vs, working);
         });
@@ -187,16 +219,20 @@ class OptimizerKernelTest {
     void rejectsBadArguments() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment b = floats(arena, new float[4]), out = arena.allocate(JAVA_DOUBLE);
-            assertInvalid(LIB.pmoe_adamw_step(4, b, b, b, b, 1e-3f, 1f, 0.999f, 1e-8f, 0f, 1, F32, NULL, NULL), "beta1", "1");
-            assertInvalid(LIB.pmoe_adamw_step(4, b, b, b, b, 1e-3f, 0.9f, -0.5f, 1e-8f, 0f, 1, F32, NULL, NULL), "beta2", "-0.5");
-            assertInvalid(LIB.pmoe_adamw_step(4, b, b, b, b, -1f, 0.9f, 0.999f, 1e-8f, 0f, 1, F32, NULL, NULL), "lr", "-1");
-            assertInvalid(LIB.pmoe_adamw_step(4, b, b, b, b, 1e-3f, 0.9f, 0.999f, 0f, 0f, 1, F32, NULL, NULL), "eps", "0");
-            assertInvalid(LIB.pmoe_adamw_step(4, b, b, b, b, 1e-3f, 0.9f, 0.999f, 1e-8f, Float.NaN, 1, F32, NULL, NULL),
+            assertInvalid(LIB.pmoe_adamw_step(4, b, b, -1f, b, b, 1e-3f, 0.9f, 0.999f, 1e-8f, 0f, 1, F32, NULL, NULL),
+                    "grad_scale", "-1");
+            assertInvalid(LIB.pmoe_adamw_step(4, b, b, Float.POSITIVE_INFINITY, b, b, 1e-3f, 0.9f, 0.999f, 1e-8f, 0f, 1,
+                    F32, NULL, NULL), "grad_scale", "inf");
+            assertInvalid(LIB.pmoe_adamw_step(4, b, b, 1f, b, b, 1e-3f, 1f, 0.999f, 1e-8f, 0f, 1, F32, NULL, NULL), "beta1", "1");
+            assertInvalid(LIB.pmoe_adamw_step(4, b, b, 1f, b, b, 1e-3f, 0.9f, -0.5f, 1e-8f, 0f, 1, F32, NULL, NULL), "beta2", "-0.5");
+            assertInvalid(LIB.pmoe_adamw_step(4, b, b, 1f, b, b, -1f, 0.9f, 0.999f, 1e-8f, 0f, 1, F32, NULL, NULL), "lr", "-1");
+            assertInvalid(LIB.pmoe_adamw_step(4, b, b, 1f, b, b, 1e-3f, 0.9f, 0.999f, 0f, 0f, 1, F32, NULL, NULL), "eps", "0");
+            assertInvalid(LIB.pmoe_adamw_step(4, b, b, 1f, b, b, 1e-3f, 0.9f, 0.999f, 1e-8f, Float.NaN, 1, F32, NULL, NULL),
                     "weight_decay", "nan");
-            assertInvalid(LIB.pmoe_adamw_step(4, b, b, b, b, 1e-3f, 0.9f, 0.999f, 1e-8f, 0f, 0, F32, NULL, NULL), "step", "0");
-            assertInvalid(LIB.pmoe_adamw_step(-4, b, b, b, b, 1e-3f, 0.9f, 0.999f, 1e-8f, 0f, 1, F32, NULL, NULL), "n", "-4");
-            assertInvalid(LIB.pmoe_adamw_step(4, b, b, NULL, b, 1e-3f, 0.9f, 0.999f, 1e-8f, 0f, 1, F32, NULL, NULL), "m", "NULL");
-            assertInvalid(LIB.pmoe_adamw_step(4, b, b, b, b, 1e-3f, 0.9f, 0.999f, 1e-8f, 0f, 1, 2, NULL, NULL),
+            assertInvalid(LIB.pmoe_adamw_step(4, b, b, 1f, b, b, 1e-3f, 0.9f, 0.999f, 1e-8f, 0f, 0, F32, NULL, NULL), "step", "0");
+            assertInvalid(LIB.pmoe_adamw_step(-4, b, b, 1f, b, b, 1e-3f, 0.9f, 0.999f, 1e-8f, 0f, 1, F32, NULL, NULL), "n", "-4");
+            assertInvalid(LIB.pmoe_adamw_step(4, b, b, 1f, NULL, b, 1e-3f, 0.9f, 0.999f, 1e-8f, 0f, 1, F32, NULL, NULL), "m", "NULL");
+            assertInvalid(LIB.pmoe_adamw_step(4, b, b, 1f, b, b, 1e-3f, 0.9f, 0.999f, 1e-8f, 0f, 1, 2, NULL, NULL),
                     "working_dtype", "2");
             assertInvalid(LIB.pmoe_sum_squares(4, b, NULL, NULL), "sum_squares", "NULL");
             assertInvalid(LIB.pmoe_sum_squares(4, NULL, out, NULL), "x", "NULL");

@@ -61,25 +61,28 @@ public final class AdamW implements AutoCloseable {
 
     /** Updates every parameter from its gradient: optimizer step {@code step} (from 1) at rate {@code lr}. */
     public void step(float lr, int step) {
-        step(lr, step, Map.of());
+        step(lr, step, 1f, Map.of());
     }
 
     /**
-     * The same, also rounding each updated master into its working copy ({@code workingCopies}:
-     * a parameter's value tensor -> the bf16 tensor the passes read, by identity) in the same
-     * pass over the parameter, rather than in a second one that reads every master again. A
-     * parameter absent from the map is updated alone: the caller makes sure that every copy the
-     * passes read is in it ({@code Trainer} checks it on every step).
+     * The same on the gradients scaled by {@code gradScale} (gradient clipping's factor, 1 for
+     * none) as they are read, rather than in a pass of their own, also rounding each updated
+     * master into its working copy ({@code workingCopies}: a parameter's value tensor -> the bf16
+     * tensor the passes read, by identity) in the same pass over the parameter, rather than in a
+     * second one that reads every master again. A parameter absent from the map is updated
+     * alone: the caller makes sure that every copy the passes read is in it ({@code Trainer}
+     * checks it on every step). The gradients are left as they were.
      */
-    public void step(float lr, int step, Map<Tensor, Tensor> workingCopies) {
+    public void step(float lr, int step, float gradScale, Map<Tensor, Tensor> workingCopies) {
         for (State s : states.values()) {
             Parameter p = s.parameter();
             Tensor working = workingCopies.get(p.value());
             if (working == null) {
-                backend.adamwStep(p.value(), p.grad(), s.m(), s.v(), lr, beta1, beta2, eps, s.weightDecay(), step);
+                backend.adamwStep(p.value(), p.grad(), gradScale, s.m(), s.v(), lr, beta1, beta2, eps,
+                        s.weightDecay(), step);
             } else {
-                backend.adamwStep(p.value(), p.grad(), s.m(), s.v(), working, lr, beta1, beta2, eps, s.weightDecay(),
-                        step);
+                backend.adamwStep(p.value(), p.grad(), gradScale, s.m(), s.v(), working, lr, beta1, beta2, eps,
+                        s.weightDecay(), step);
             }
         }
     }

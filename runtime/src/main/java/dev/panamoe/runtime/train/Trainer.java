@@ -46,7 +46,8 @@ import java.util.function.Consumer;
  *   gradients summed over their replicas (DATA for dense weights, EXPERT_DATA for expert shards;
  *     bucketed, {@link GradientSync}) and between the two copies of a tied wte
  *   norm = sqrt(sum of squares of all gradients, every value once);  if norm > clipNorm: gradients *= clipNorm / norm
- *   AdamW on this rank's shards at the scheduled learning rate
+ *   AdamW on this rank's shards at the scheduled learning rate (the clipping's factor applied as
+ *     AdamW reads the gradients, which saves a pass over them; the gradients keep their values)
  *   every evalEvery steps and at the last: mean loss over evalBatches held-out micro-batches
  * </pre>
  * A step of any plan equals one device's step on the same batch. The step's metrics are the same
@@ -245,7 +246,7 @@ public final class Trainer implements AutoCloseable {
         }
         sync.allReduce();
         sumTiedEmbedding();
-        double gradNorm = clipGradients();
+        double gradNorm = gradientNorm();
         double[] sums = worldSums(lossShare(losses), auxShare(aux));
         sumOverWorld(counts);
         if (!Double.isFinite(sums[0]) || !Double.isFinite(gradNorm)) {
@@ -254,7 +255,7 @@ public final class Trainer implements AutoCloseable {
         }
         float lr = schedule.at(next);
         try (var t = timer.start("adamw")) {
-            optimizer.step(lr, next, workingCopies());
+            optimizer.step(lr, next, clipScale(gradNorm), workingCopies());
         }
         step = next;
         PlacementController.Change change = placement == null ? PlacementController.Change.NONE
@@ -424,20 +425,18 @@ public final class Trainer implements AutoCloseable {
         return copies;
     }
 
-    /** Scales the gradients down to a global L2 norm of clipNorm when above; returns the norm before. */
-    private double clipGradients() {
-        try (var t = timer.start("clip")) {
+    /** The global L2 norm of the gradients, every value once. */
+    private double gradientNorm() {
+        try (var t = timer.start("grad_norm")) {
             double sumSquares = backend.sumSquares(model.shardedParameters().stream()
                     .filter(ShardedParameter::countsInNorm).map(p -> p.parameter().grad()).toList());
-            double norm = Math.sqrt(worldSums(sumSquares)[0]);
-            if (config.clipNorm() > 0 && norm > config.clipNorm()) {
-                float scale = (float) (config.clipNorm() / norm);
-                for (ShardedParameter p : model.shardedParameters()) {
-                    backend.scale(p.parameter().grad(), scale);
-                }
-            }
-            return norm;
+            return Math.sqrt(worldSums(sumSquares)[0]);
         }
+    }
+
+    /** The factor that scales gradients of global norm {@code norm} down to clipNorm when above; else 1. */
+    private float clipScale(double norm) {
+        return config.clipNorm() > 0 && norm > config.clipNorm() ? (float) (config.clipNorm() / norm) : 1f;
     }
 
     /**

@@ -131,7 +131,7 @@ class AdamWTest {
                 a.grad().fill(0f);
                 b.grad().fill(1f);
                 float bBefore = b.value().getFloat(0);
-                adam.step(0.1f, 1, Map.of(a.value(), copyOfA));
+                adam.step(0.1f, 1, 1f, Map.of(a.value(), copyOfA));
                 assertArrayEquals(new float[] {1f, 2f, 3f, 4f, 5f, 6f}, copyOfA.toFloatArray(), "1 + 2^-8 rounds to even");
                 assertTrue(b.value().getFloat(0) != bBefore, "the parameter without a copy is updated too");
             }

@@ -48,12 +48,21 @@ class TrainerTest {
         return Math.sqrt(sum);
     }
 
-    /** The gradients a step leaves behind (AdamW reads them, never writes them), and its metrics. */
-    private static StepMetrics oneStep(float clipNorm, List<List<float[]>> gradsOut) {
+    /**
+     * The gradients a first step leaves behind (AdamW reads them, never writes them) and the
+     * first moments it makes, (1 - beta1) times the gradients AdamW used, per parameter; and its
+     * metrics.
+     */
+    private static StepMetrics oneStep(float clipNorm, List<List<float[]>> gradsOut, List<List<float[]>> momentsOut) {
         try (GptMoeModel model = TinyRun.newModel(5);
                 Trainer trainer = new Trainer(model, TinyRun.corpus(), TinyRun.config().clipNorm(clipNorm).build())) {
             StepMetrics m = trainer.trainStep();
             gradsOut.add(grads(model));
+            List<float[]> moments = new ArrayList<>();
+            for (Parameter p : model.parameters()) {
+                moments.add(trainer.optimizer().state(p.name()).m().toFloatArray());
+            }
+            momentsOut.add(moments);
             return m;
         }
     }
@@ -61,22 +70,29 @@ class TrainerTest {
     @Test
     void clipsTheGlobalGradientNormAndReportsItBeforeClipping() {
         List<List<float[]>> grads = new ArrayList<>();
-        StepMetrics unclipped = oneStep(0f, grads);
-        StepMetrics clipped = oneStep(1e-3f, grads);
-        StepMetrics under = oneStep(1e6f, grads);
+        List<List<float[]>> moments = new ArrayList<>();
+        StepMetrics unclipped = oneStep(0f, grads, moments);
+        StepMetrics clipped = oneStep(1e-3f, grads, moments);
+        StepMetrics under = oneStep(1e6f, grads, moments);
         List<float[]> raw = grads.get(0);
         assertEquals(norm(raw), unclipped.gradNorm(), 1e-6 * unclipped.gradNorm());
         assertTrue(unclipped.gradNorm() > 1e-2, "the test needs a norm well above the clip, got " + unclipped.gradNorm());
         assertEquals(Double.doubleToLongBits(unclipped.gradNorm()), Double.doubleToLongBits(clipped.gradNorm()));
-        assertEquals(1e-3, norm(grads.get(1)), 1e-8);
+        // AdamW used the gradients scaled to norm 1e-3 (its first moments are (1 - beta1) times
+        // them, so they scale alike) and left the gradients themselves as they were.
         double scale = 1e-3 / unclipped.gradNorm();
         for (int p = 0; p < raw.size(); p++) {
-            for (int i = 0; i < raw.get(p).length; i++) {
-                assertEquals(raw.get(p)[i] * scale, grads.get(1).get(p)[i], 1e-6 * scale * (1 + Math.abs(raw.get(p)[i])));
-                assertEquals(raw.get(p)[i], grads.get(2).get(p)[i], 0.0, "a norm under the clip is left alone");
+            float[] m = moments.get(0).get(p);
+            assertArrayEquals(raw.get(p), grads.get(1).get(p), "clipping leaves the gradients unscaled");
+            assertArrayEquals(m, moments.get(2).get(p), "a norm under the clip is left alone");
+            for (int i = 0; i < m.length; i++) {
+                assertEquals(m[i] * scale, moments.get(1).get(p)[i], 1e-6 * scale * Math.abs(m[i]) + 1e-30,
+                        "first moment " + i + " of parameter " + p);
             }
         }
+        assertEquals(1e-3, norm(moments.get(1)) / norm(moments.get(0)) * unclipped.gradNorm(), 1e-8);
         assertEquals(unclipped.loss(), clipped.loss(), 0.0, "the same first forward");
+        assertEquals(unclipped.loss(), under.loss(), 0.0, "the same first forward");
     }
 
     @Test
