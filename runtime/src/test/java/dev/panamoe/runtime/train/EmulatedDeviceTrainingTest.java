@@ -103,7 +103,7 @@ class EmulatedDeviceTrainingTest {
                         "copy to host at MoELayer$Workspace.auxLoss", (long) micro * moe,
                         "copy to host at MoELayer$Workspace.routedCounts", (long) micro * moe,
                         "copy to host at MoELayer$Workspace.zLoss", (long) micro * moe,
-                        "copy to host at Trainer.clipGradients", 1L), syncs.bySite(), "step " + step);
+                        "copy to host at Trainer.gradientNorm", 1L), syncs.bySite(), "step " + step);
             }
         }
     }
