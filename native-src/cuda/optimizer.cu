@@ -1,7 +1,8 @@
-// Optimizer kernels over flat f32 buffers (as cpu/optimizer.cpp): the AdamW update, one thread
-// per parameter (writing the f32 or bf16 working copy of the updated masters when asked), and
-// the sum of squares behind gradient-norm clipping, by a fixed tree: blocks of a fixed number
-// of elements reduce in double, then one block adds the block sums.
+// Optimizer kernels over flat f32 buffers (as cpu/optimizer.cpp): the AdamW update on the
+// gradients scaled by the clipping factor, one thread per parameter (writing the f32 or bf16
+// working copy of the updated masters when asked), and the sum of squares behind gradient-norm
+// clipping, by a fixed tree: blocks of a fixed number of elements reduce in double, then one
+// block adds the block sums.
 #include "dense.cuh"
 
 namespace pmoe {
@@ -15,8 +16,8 @@ constexpr int64_t kSquaresPerBlock = 1 << 16;
 // NULL (no copy; W is then float).
 template <typename W>
 __global__ void adamw_kernel(int64_t n, float *params, const float *grads, float grad_scale,
-                             float *m, float *v, float lr, float beta1, float beta2, float eps, float weight_decay,
-                             float correction1, float correction2, W *working) {
+                             float *m, float *v, float lr, float beta1, float beta2, float eps,
+                             float weight_decay, float correction1, float correction2, W *working) {
     const int64_t stride = int64_t(gridDim.x) * blockDim.x;
     for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
         const float g = grads[i] * grad_scale, p = params[i];

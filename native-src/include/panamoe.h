@@ -388,8 +388,9 @@ PMOE_API int pmoe_cross_entropy_backward(int32_t dtype, int32_t rows, int32_t vo
  * mixed precision's working copy of f32 master weights, refreshed in the same pass. It must
  * not overlap params, grads, m or v. */
 PMOE_API int pmoe_adamw_step(int64_t n, float *params, const float *grads, float grad_scale,
-                             float *m, float *v, float lr, float beta1, float beta2, float eps, float weight_decay,
-                             int32_t step, int32_t working_dtype, void *working, void *stream);
+                             float *m, float *v, float lr, float beta1, float beta2, float eps,
+                             float weight_decay, int32_t step, int32_t working_dtype,
+                             void *working, void *stream);
 /* Global gradient norm: *sum_squares = sum_i x[i]^2 over n elements, in double, in a
  * fixed blocking of i; the caller adds the results of several buffers and takes the sqrt. */
 PMOE_API int pmoe_sum_squares(int64_t n, const float *x, double *sum_squares, void *stream);
