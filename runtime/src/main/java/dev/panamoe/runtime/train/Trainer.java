@@ -45,7 +45,8 @@ import java.util.function.Consumer;
  *     one stage runs forward and backward of each micro-batch in turn
  *   gradients summed over their replicas (DATA for dense weights, EXPERT_DATA for expert shards;
  *     bucketed, {@link GradientSync}) and between the two copies of a tied wte
- *   norm = sqrt(sum of squares of all gradients, every value once);  clipping factor = clipNorm / norm if norm > clipNorm, else 1
+ *   norm = sqrt(sum of squares of all gradients, every value once);
+ *     clipping factor = clipNorm / norm if norm > clipNorm, else 1
  *   AdamW on this rank's shards at the scheduled learning rate, on the gradients times the
  *     clipping factor as it reads them (no pass of its own; the gradients keep their values)
  *   every evalEvery steps and at the last: mean loss over evalBatches held-out micro-batches
