@@ -23,18 +23,17 @@
 // Transposes and the bf16 -> f32 widening are absorbed by the packing routines, so each level
 // has one micro-kernel per panel format: AVX2 (6 x 16, here), AVX-512 (14 x 32, f32 FMA) and
 // AVX512_BF16 (14 x 32, vdpbf16ps on bf16 pairs: gemm_avx512.cpp). Below AVX512_BF16, bf16
-// operands are widened to f32 panels (exact) and run the level's f32 kernel. KC and MC follow
-// the host's L1d and L2 sizes. A bf16 C is accumulated in an f32 copy of the item and rounded
-// once, each column panel right after its last depth block (the AVX-512 kernels round in
-// registers on that block and store the bf16 C themselves; when the whole depth is one block
-// they need no f32 copy at all: the same values).
+// operands are widened to f32 panels (exact) and run the level's f32 kernel. KC is sized for a
+// 48 KiB L1d on every host, MC follows the host's L2. A bf16 C is accumulated in an f32 copy of
+// the item and rounded once, each column panel right after its last depth block (the AVX-512
+// kernels round in registers on that block and store the bf16 C themselves; when the whole
+// depth is one block they need no f32 copy at all: the same values).
 //
 // Determinism: every element of C is owned by one item (one thread) and is computed as a fixed
 // chain: acc_j = sum over the steps of the j-th depth block (in order, from 0), then
-// c = fma(alpha, acc_j, c) block after block, where the depth blocks depend only on k, the
-// level and the host's cache sizes. Edge tiles run the same full kernel on zero-padded panels.
-// So the result does not depend on the thread count, on how items are split or scheduled, or
-// on the run.
+// c = fma(alpha, acc_j, c) block after block, where the depth blocks depend only on k and the
+// level. Edge tiles run the same full kernel on zero-padded panels. So the result does not
+// depend on the thread count, on how items are split or scheduled, on the host or on the run.
 #include <immintrin.h>
 #include <omp.h>
 #include <unistd.h>
@@ -58,6 +57,11 @@ constexpr double TAIL_ITEMS = 0.5;  // the expected imbalance of the dynamic sch
 constexpr int MIN_ITEM_SIDE = 96;   // rows (columns) are not split below this: packing must amortize
 constexpr int NC = 2048;            // max columns of a packed B block: it lives in L3
 constexpr int MAX_KC_STEPS = 512;   // bounds zero_row and the depth of a block
+// The L1d a depth block is sized for (its B micro-panel fills ~3/4 of it): Zen 5's, on every
+// host. Sized for a 32 KiB L1d instead, Zen 4 and Zen 3 summed C in other blocks than Zen 5
+// and their results differed in the last bits. On a 32 KiB L1d (Zen 4, both levels) the larger
+// blocks ran as fast or up to 4% faster (jmh/README.md, tenth session).
+constexpr long DEPTH_BLOCK_L1D = 48 << 10;
 
 GemmProblem make_problem(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                      const void *a, int64_t lda, const void *b, int64_t ldb, float beta, void *c,
@@ -154,7 +158,7 @@ const MicroKernel micro_avx2_f32 = {AVX2_MR, AVX2_NR, 1, &avx2_kernel, nullptr};
 // A micro-kernel with the cache blocking chosen for it on this host.
 struct Engine {
     MicroKernel u;
-    int kc_steps; // steps of a depth block: the B micro-panel (kc_steps x NR words) fills ~3/4 of L1d
+    int kc_steps; // steps of a depth block: its B micro-panel (kc_steps x NR words), ~3/4 of DEPTH_BLOCK_L1D
     int mc;       // rows of a packed A block (mc x kc_steps words): ~0.43 of L2
     int kc() const { return kc_steps * u.depth_per_step; }
 };
@@ -165,12 +169,13 @@ long cache_size(int name, long fallback) {
 }
 
 Engine make_engine(const MicroKernel &u) {
-    // Tuned on Zen 3 (L1d 32 KiB, L2 512 KiB: KC 384, MC 144 for the 6 x 16 kernel), flat
-    // within a few percent around these values; the same shares of the caches on other hosts.
-    const long l1 = cache_size(_SC_LEVEL1_DCACHE_SIZE, 32 << 10);
+    // The depth blocks fix the order of C's sums, so they follow DEPTH_BLOCK_L1D, not the host's
+    // L1d: a level gives the same bits on every host. MC only sets how rows are cut, so it
+    // follows the host's L2 (about 0.43 of it; tuned on Zen 3, flat within a few percent).
     const long l2 = cache_size(_SC_LEVEL2_CACHE_SIZE, 512 << 10);
     const int word = sizeof(float);
-    const int steps = int(std::clamp<long>(l1 * 3 / 4 / (u.nr * word) / 8 * 8, 64, MAX_KC_STEPS));
+    const int steps =
+        int(std::clamp<long>(DEPTH_BLOCK_L1D * 3 / 4 / (u.nr * word) / 8 * 8, 64, MAX_KC_STEPS));
     const int mc = int(std::max<long>(u.mr, l2 * 43 / 100 / (long(steps) * word) / u.mr * u.mr));
     return {u, steps, mc};
 }

@@ -217,8 +217,8 @@ class AttentionKernelTest {
     /**
      * {batch, seq, channels, heads} past the kernel's blocks of 42 query rows: T = 1, T one past
      * a block, odd T over three blocks, whole blocks, and T = 301, deeper than the AVX-512 f32 engine's
-     * depth block (at most 288 steps where L1d is 48 KiB or less: the sums over keys are chained); head sizes 20, 9 (not multiples of 8 or 16),
-     * 32, 5 and 8; one head and one batch.
+     * depth block (288 steps, sized for a 48 KiB L1d on every host: the sums over keys are
+     * chained); head sizes 20, 9 (not multiples of 8 or 16), 32, 5 and 8; one head and one batch.
      */
     static final int[][] BLOCKED_SHAPES = {{1, 1, 8, 1}, {2, 43, 40, 2}, {1, 97, 9, 1}, {2, 84, 96, 3},
             {1, 130, 10, 2}, {1, 301, 16, 2}};
@@ -382,8 +382,8 @@ class AttentionKernelTest {
      * at AVX2 and 16 at AVX-512 with the same bits. With every product one depth block deep at
      * both levels, the two levels' f32 GEMM kernels compute each element by the same chain (a
      * bf16 operand is widened exactly), so the whole kernel must agree bit for bit. A depth
-     * block holds at least 64 steps on any host (the engine's floor; 192 or more with a 32 KiB
-     * L1d), so T and D stay at most 64 here. A NaN and an infinite query element exercise the
+     * block holds 288 steps (AVX-512) or 512 (AVX2) on every host, so T and D at most 64 here
+     * stay well inside one. A NaN and an infinite query element exercise the
      * rows' NaN paths.
      */
     @Test

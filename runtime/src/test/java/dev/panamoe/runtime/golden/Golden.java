@@ -31,10 +31,11 @@ import java.util.Map;
  *
  * <p>Records are per instruction-set level of the CPU GEMM ({@code avx2}, {@code avx512}: the
  * micro-kernels sum in different orders; the other kernels give the same bits at every level,
- * and no result depends on the thread count). A level's record is checked on machines that
- * run that level. To record after an intended numerical change, run the tests with
- * {@code -Dpanamoe.golden.record=true} once per level ({@code -Dpanamoe.cpu.isa=avx2} for the
- * AVX2 records) and commit the files with the reason.
+ * and no result depends on the thread count or on the host: the GEMM's depth blocks are the
+ * same on every host). A level's record is checked on machines that run that level. To record
+ * after an intended numerical change, run the tests with {@code -Dpanamoe.golden.record=true}
+ * once per level ({@code -Dpanamoe.cpu.isa=avx2} for the AVX2 records) and commit the files
+ * with the reason.
  */
 public final class Golden {
     static final String RECORD = "panamoe.golden.record";
