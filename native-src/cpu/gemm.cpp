@@ -58,9 +58,10 @@ constexpr int MIN_ITEM_SIDE = 96;   // rows (columns) are not split below this: 
 constexpr int NC = 2048;            // max columns of a packed B block: it lives in L3
 constexpr int MAX_KC_STEPS = 512;   // bounds zero_row and the depth of a block
 // The L1d a depth block is sized for (its B micro-panel fills ~3/4 of it): Zen 5's, on every
-// host. Sized for a 32 KiB L1d instead, Zen 4 and Zen 3 summed C in other blocks than Zen 5
-// and their results differed in the last bits. On a 32 KiB L1d (Zen 4, both levels) the larger
-// blocks ran as fast or up to 4% faster (jmh/README.md, tenth session).
+// host. Sized for the host's 32 KiB L1d instead, a Zen 4 summed C in other blocks than Zen 5
+// and its results differed in the last bits. There (both levels) the larger blocks cost nothing
+// measurable: 0.96-0.99x the time on big GEMMs, 0.91-1.04x on small ones (jmh/README.md,
+// tenth session).
 constexpr long DEPTH_BLOCK_L1D = 48 << 10;
 
 GemmProblem make_problem(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,

@@ -383,8 +383,7 @@ class AttentionKernelTest {
      * both levels, the two levels' f32 GEMM kernels compute each element by the same chain (a
      * bf16 operand is widened exactly), so the whole kernel must agree bit for bit. A depth
      * block holds 288 steps (AVX-512) or 512 (AVX2) on every host, so T and D at most 64 here
-     * stay well inside one. A NaN and an infinite query element exercise the
-     * rows' NaN paths.
+     * stay well inside one. A NaN and an infinite query element exercise the rows' NaN paths.
      */
     @Test
     void theAvx512RowMathGivesTheAvx2Bits() {
