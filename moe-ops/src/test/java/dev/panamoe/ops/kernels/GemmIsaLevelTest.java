@@ -14,6 +14,7 @@ import static dev.panamoe.ops.kernels.KernelTestSupport.NO_STREAM;
 import static dev.panamoe.ops.kernels.KernelTestSupport.abs;
 import static dev.panamoe.ops.kernels.KernelTestSupport.assertClose;
 import static dev.panamoe.ops.kernels.KernelTestSupport.assertDeterministic;
+import static dev.panamoe.ops.kernels.KernelTestSupport.assertExactly;
 import static dev.panamoe.ops.kernels.KernelTestSupport.assertOk;
 import static dev.panamoe.ops.kernels.KernelTestSupport.assertRejected;
 import static dev.panamoe.ops.kernels.KernelTestSupport.atLevel;
@@ -21,6 +22,7 @@ import static dev.panamoe.ops.kernels.KernelTestSupport.bytes;
 import static dev.panamoe.ops.kernels.KernelTestSupport.representable;
 import static dev.panamoe.ops.kernels.KernelTestSupport.tensor;
 import static dev.panamoe.ops.kernels.KernelTestSupport.toDouble;
+import static dev.panamoe.ops.kernels.KernelTestSupport.toFloats;
 import static dev.panamoe.ops.kernels.KernelTestSupport.uniform;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -90,6 +92,47 @@ class GemmIsaLevelTest {
                     checkGemm(rnd, d[0], d[1], ta, tb, 7, 2100, 9, 1, 1, 3);
                     checkGemm(rnd, d[0], d[1], ta, tb, 5, 3, 0, 1, 2, 2); // k = 0: C = beta * C
                 }
+            }
+        });
+    }
+
+    /**
+     * The depth blocks fix the order of C's sums, so they are the same on every host: sized for a
+     * 48 KiB L1d (gemm.cpp's DEPTH_BLOCK_L1D), not the host's. At the f32 levels every element of
+     * C must be, bit for bit, the chain the engine documents: per depth block, acc = fma(a, b,
+     * acc) over its depth in order from 0, then c = fma(alpha, acc, c). k = 1201 is cut into the
+     * fewest equal blocks of at most 512 steps (AVX2's 16-column panels: 401, 401, 399) or 288
+     * (AVX-512's 32-column panels: 241 x 4, 237). Sized for a 32 KiB L1d (a Zen 4 or Zen 3
+     * host's), they would be 384 and 192 steps at most, and the bits other.
+     */
+    @ParameterizedTest(name = "level {0}")
+    @ValueSource(ints = {1, 2})
+    void f32DepthBlocksAreThoseOfA48KiBL1dOnEveryHost(int level) {
+        atLevel(level, () -> {
+            int m = 20, n = 40, k = 1201;
+            int maxSteps = level == panamoe_h.PMOE_ISA_AVX2() ? 512 : 288;
+            int blocks = (k + maxSteps - 1) / maxSteps, depth = (k + blocks - 1) / blocks;
+            Random rnd = new Random(61 + level);
+            float[] a = uniform(rnd, m * k, -1, 1), b = uniform(rnd, k * n, -1, 1);
+            float[] expected = new float[m * n];
+            for (int i = 0; i < m; i++) {
+                for (int j = 0; j < n; j++) {
+                    float c = 0;
+                    for (int p0 = 0; p0 < k; p0 += depth) {
+                        float acc = 0;
+                        for (int p = p0; p < Math.min(k, p0 + depth); p++)
+                            acc = Math.fma(a[i * k + p], b[p * n + j], acc);
+                        c = Math.fma(1.0f, acc, c);
+                    }
+                    expected[i * n + j] = c;
+                }
+            }
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment c = tensor(arena, F32, new float[m * n]);
+                assertOk(LIB.pmoe_gemm(0, 0, m, n, k, 1.0f, tensor(arena, F32, a), k, tensor(arena, F32, b), n, 0.0f, c,
+                        n, NO_STREAM), "pmoe_gemm");
+                assertExactly("level " + level + ": C against the chain of " + blocks + " depth blocks of " + depth,
+                        expected, toFloats(c));
             }
         });
     }
