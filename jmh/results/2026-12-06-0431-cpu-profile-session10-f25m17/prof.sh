@@ -1,23 +1,18 @@
 #!/bin/bash
-# usage: prof.sh PRECISION OUT -> per-function sample shares of a steady-state small training step
-cd /work/main
-./panamoe train --preset small --precision $1 --steps 400 --batch 8 --eval-every 100000 > /tmp/exp/train-$1.log 2>&1 &
+# usage: prof.sh PRECISION OUT -> per-symbol sample shares of `train --preset small` at steady state
+# (perf on the running JVM, both threads, 20 s after 25 s of warm-up). Run from anywhere inside
+# the repository on a quiet machine; scratch files go to a temporary folder.
+# With JAVA_TOOL_OPTIONS="-XX:+UnlockDiagnosticVMOptions -XX:+DumpPerfMapAtExit" the JVM writes
+# /tmp/perf-PID.map at exit, which names the JIT's Java methods in the report (04:58Z run).
+set -euo pipefail
+cd "$(git rev-parse --show-toplevel)"
+export OMP_NUM_THREADS=2
+p=$1 out=$2 tmp=$(mktemp -d)
+./panamoe train --preset small --precision "$p" --steps 400 --batch 8 --eval-every 100000 > "$tmp/train.log" 2>&1 &
 sleep 25
-pid=$(pgrep -f "precision $1" | xargs -n1 sh -c 'cat /proc/$0/comm 2>/dev/null | grep -q java && echo $0' | head -1)
-perf record -o /tmp/exp/perf-$1.data -F 999 -p $pid -- sleep 20 > /dev/null 2>&1
-pkill -f "precision $1"
-perf report -i /tmp/exp/perf-$1.data --no-children --sort dso,sym -g none 2>/dev/null | grep "%" | awk '{gsub("%","",$1); print $1, $2, $4}' > /tmp/exp/prof-$1.txt
-python3 - $1 > $2 <<'PY'
-import subprocess, collections, sys
-L="bindings/target/classes/native/linux-x86_64/libpanamoe_cpu.so"
-rows=[l.split() for l in open('/tmp/exp/prof-%s.txt' % sys.argv[1]) if len(l.split())==3]
-agg=collections.Counter(); addrs=[]
-for p,dso,sym in rows:
-    if dso=='libpanamoe_cpu.so' and sym.startswith('0x'): addrs.append((float(p),sym))
-    else: agg[dso+' '+sym]+=float(p)
-out=subprocess.run(['addr2line','-f','-C','-e',L]+[a for _,a in addrs],capture_output=True,text=True).stdout.split('\n')
-for i,(p,a) in enumerate(addrs):
-    agg[out[2*i][:150]]+=p
-for k,v in agg.most_common(45): print(f"{v:6.2f} {k}")
-PY
-grep -E "tokens/s|step " /tmp/exp/train-$1.log | tail -2
+pid=$(pgrep -f "precision $p" | while read -r q; do grep -q java /proc/$q/comm 2>/dev/null && echo $q; done | head -1)
+perf record -o "$tmp/perf.data" -F 999 -p "$pid" -- sleep 20 > /dev/null 2>&1
+kill "$pid"; sleep 3
+perf report -i "$tmp/perf.data" --no-children --sort sym -g none 2>/dev/null | grep "%" \
+    | sed -E 's/^ +([0-9.]+)% +\[.\] +/\1 /' | cut -c1-160 | head -40 > "$out"
+grep -E "tokens/s" "$tmp/train.log" | tail -2
