@@ -15,4 +15,4 @@ perf record -o "$tmp/perf.data" -F 999 -p "$pid" -- sleep 20 > /dev/null 2>&1
 kill "$pid"; sleep 3
 perf report -i "$tmp/perf.data" --no-children --sort sym -g none 2>/dev/null | grep "%" \
     | sed -E 's/^ +([0-9.]+)% +\[.\] +/\1 /' | cut -c1-160 | head -40 > "$out"
-grep -E "tokens/s" "$tmp/train.log" | tail -2
+grep -E "tok/s" "$tmp/train.log" | tail -1
