@@ -84,16 +84,18 @@ public class MoELayerBenchmark {
     }
 
     /**
-     * The layer's share of a training step: forward + backward with the weight gradients zeroed
-     * first (they accumulate in f32) and, in bf16, the working copies rounded from the f32
-     * masters after it — the costs mixed precision adds to the layer inside training; the
-     * optimizer itself is not included. The trainer has its AdamW step write the copies in the
-     * update's pass instead, so this separate pass is what a layer used on its own pays, an upper
-     * bound of the trainer's cost (kept so that the numbers compare with earlier sittings).
+     * The layer's share of a training step, as the trainer runs it: the weight gradients
+     * discarded (MoELayer.discardGradients: the router's zeroed, the experts' written rather than
+     * added to by the backward; they accumulate in f32), forward + backward and, in bf16, the
+     * working copies rounded from the f32 masters after it — the costs mixed precision adds to the
+     * layer inside training; the optimizer itself is not included. The trainer has its AdamW step
+     * write the copies in the update's pass instead, so this separate pass is what a layer used on
+     * its own pays, an upper bound of the trainer's cost. (Until 2026-12-06 the gradients were
+     * zeroed with a pass of their own, as MoELayer.zeroGrad does: about 16 ms more on mixtral/4.)
      */
     @Benchmark
     public Tensor trainingStep() {
-        layer.zeroGrad();
+        layer.discardGradients();
         layer.forward(x);
         Tensor gradX = layer.backward(gradY);
         layer.refreshWorkingCopies();

@@ -108,7 +108,7 @@ public final class SittingReport {
             }
         }
         // Mixed precision inside training (issue 11), at the CPU's own level: the layer's share of
-        // a step (gradients zeroed, working copies refreshed) and whole steps in fp32 and bf16.
+        // a step (gradients discarded, working copies refreshed) and whole steps in fp32 and bf16.
         String top = levels.getLast();
         runs.add(new Run("moe-train-bf16", "MoELayerBenchmark.trainingStep",
                 params("shape", shapes, "dtype", List.of("bf16"), "isa", List.of(top)), moe));
@@ -378,7 +378,7 @@ public final class SittingReport {
         String shapeKey = gemm ? "size" : "shape";
         String benchmark = run.benchmark();
         String layerWhat = benchmark.endsWith("trainingStep")
-                ? "MoELayer training step (fwd+bwd, f32 gradients zeroed, working copies refreshed)" : "MoELayer fwd+bwd";
+                ? "MoELayer training step (gradients discarded, fwd+bwd, working copies refreshed)" : "MoELayer fwd+bwd";
         if (header) md.append(gemm ? "\n| PanaMoE dense GEMM | dtype | isa | median time | GFLOP/s | vs peak | vs OpenBLAS fp32 | vs torch | target |\n"
                         + "|---|---|---|---:|---:|---:|---:|---:|---|\n"
                         : "\n| PanaMoE " + layerWhat + " | dtype | isa | median time | GFLOP/s | vs peak | vs torch loop | target |\n"

@@ -40,6 +40,8 @@ public final class Experts {
     /** bf16 working copies of w1/w2 (bf16 only; with f32 the GEMMs read the masters). */
     private final Tensor[] w1Work;
     private final Tensor[] w2Work;
+    /** Whether the next backward writes the weight gradients rather than adding to them (discardGradients). */
+    private boolean gradientsDiscarded;
 
     /**
      * Allocates count experts in scope, named "experts.e.w1" / "experts.e.w2", initialised like
@@ -215,6 +217,25 @@ public final class Experts {
     }
 
     /**
+     * Zeroes every expert's gradient without writing it: the contents are undefined until the
+     * next {@link #backward} (or {@link #backwardWithoutRows}), which then writes the gradients
+     * (GEMMs with beta 0) instead of adding to them: the same values as zeroing first, without a
+     * pass over memory that backward overwrites anyway (as PyTorch's zero_grad with
+     * set_to_none). Read no gradient in between.
+     */
+    public void discardGradients() {
+        gradientsDiscarded = true;
+    }
+
+    /** A backward with no rows: adds nothing to the gradients, so discarded ones become zeros. */
+    public void backwardWithoutRows() {
+        if (gradientsDiscarded) {
+            parameters().forEach(Parameter::zeroGrad);
+            gradientsDiscarded = false;
+        }
+    }
+
+    /**
      * xs [R, hidden] grouped by offsets [count + 1] -> h = xs · W1 [R, inputWidth], a = act(h)
      * [R, ffn] (both kept for backward), out = a · W2 [R, hidden]; all of {@link #dtype()}.
      */
@@ -233,10 +254,13 @@ public final class Experts {
             Tensor gradXs) {
         Checks.tensor("xs", xs, backend.device(), dtype, ANY, hidden);
         Checks.tensor("gradOut", gradOut, backend.device(), dtype, xs.dim(0), hidden);
-        backend.groupedGemmTn(offsets, a, gradOut, 1f, w2GradTable);
+        // beta 0 writes every slot's gradient, an empty group's with zeros
+        float beta = gradientsDiscarded ? 0f : 1f;
+        gradientsDiscarded = false;
+        backend.groupedGemmTn(offsets, a, gradOut, beta, w2GradTable);
         backend.groupedGemmNt(offsets, gradOut, w2Table, gradA);
         backend.activationBackward(activation, h, gradA, gradH);
-        backend.groupedGemmTn(offsets, xs, gradH, 1f, w1GradTable);
+        backend.groupedGemmTn(offsets, xs, gradH, beta, w1GradTable);
         backend.groupedGemmNt(offsets, gradH, w1Table, gradXs);
     }
 

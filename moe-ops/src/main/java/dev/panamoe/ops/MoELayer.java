@@ -322,6 +322,17 @@ public final class MoELayer implements AutoCloseable {
     }
 
     /**
+     * zeroGrad for a step whose next call on this layer is {@link #backward}: the router's
+     * gradient is zeroed, the experts' are left undefined and written, not added to, by that
+     * backward ({@link Experts#discardGradients}) — a pass over every expert gradient less (16 ms
+     * of mixtral/4's ~850 ms bf16 training step on a 2-core Zen 5). Read no gradient in between.
+     */
+    public void discardGradients() {
+        router.weight().zeroGrad();
+        experts.discardGradients();
+    }
+
+    /**
      * Sums the gradients of the last backward passes over the ranks that share the weights: the
      * gate over the DATA group, each local expert over the EXPERT_DATA group (nothing on one
      * device). Collective: every rank of the stage calls it after its backward passes.
@@ -555,6 +566,8 @@ public final class MoELayer implements AutoCloseable {
         if (ws.expertIn.dim(0) > 0) {
             experts.backward(ws.exchange.offsets(), ws.expertIn, ws.h, ws.act, gradOut, ws.gradAct, ws.gradH, gradIn);
             groups.tensor().sum(gradIn);
+        } else {
+            experts.backwardWithoutRows();
         }
         ws.exchange.combineGradient(gradIn, ws.gradRows);
         dispatcher.permuteBackward(ws.gradRows, ws.plan, ws.gradX);

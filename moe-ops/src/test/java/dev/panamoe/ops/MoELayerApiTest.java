@@ -79,6 +79,49 @@ class MoELayerApiTest {
         }
     }
 
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.EnumSource(value = DType.class, names = {"F32", "BF16"})
+    void discardedGradientsAreWrittenByTheNextBackward(DType dtype) {
+        // 8 experts, one token, top-2: six experts get no rows, so their groups are empty
+        MoELayer.Config config = CONFIG.toBuilder().experts(8).dtype(dtype).build();
+        try (MoELayer layer = new MoELayer(CPU, config, 4); TensorScope scope = TensorScope.confined(CPU)) {
+            Tensor x = TestData.tensor(scope, "x", TestData.input(1, 16, 1), dtype);
+            Tensor g = TestData.tensor(scope, "g", TestData.input(1, 16, 2), dtype);
+            layer.zeroGrad();
+            layer.forward(x);
+            layer.backward(g);
+            List<float[]> zeroedFirst = layer.parameters().stream().map(p -> p.grad().toFloatArray()).toList();
+            long written = zeroedFirst.stream().skip(1).filter(v -> maxAbs(v) > 0).count();
+            assertTrue(written > 0 && written < 2 * 8, "some experts have gradients, some none: " + written);
+
+            layer.parameters().forEach(p -> p.grad().fill(Float.NaN)); // stale contents
+            layer.discardGradients();
+            layer.forward(x);
+            layer.backward(g);
+            layer.forward(x);
+            layer.backward(g); // the second backward adds
+            for (int i = 0; i < zeroedFirst.size(); i++) {
+                float[] expected = zeroedFirst.get(i).clone();
+                for (int j = 0; j < expected.length; j++) {
+                    expected[j] *= 2;
+                }
+                String name = dtype + " " + layer.parameters().get(i).name();
+                float[] got = layer.parameters().get(i).grad().toFloatArray();
+                for (int j = 0; j < expected.length; j++) {
+                    assertEquals(expected[j], got[j], 0f, name + " element " + j); // +0 and -0 compare equal
+                }
+            }
+
+            layer.parameters().forEach(p -> p.grad().fill(Float.NaN));
+            layer.discardGradients();
+            layer.experts().backwardWithoutRows(); // a rank that received no rows adds nothing
+            for (Parameter p : layer.experts().parameters()) {
+                assertEquals(0, maxAbs(p.grad().toFloatArray()), p.name() + " after a backward without rows");
+            }
+            assertEquals(0, maxAbs(layer.router().weight().grad().toFloatArray()), "the router's is zeroed at once");
+        }
+    }
+
     @Test
     void replacedExpertComputesTheSameAndReceivesTheGradients() {
         try (MoELayer layer = new MoELayer(CPU, CONFIG, 3); TensorScope scope = TensorScope.confined(CPU);

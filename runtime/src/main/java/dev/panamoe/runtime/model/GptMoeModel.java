@@ -25,6 +25,7 @@ import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.function.BiConsumer;
 import java.util.function.IntFunction;
 
@@ -119,6 +120,8 @@ public final class GptMoeModel implements AutoCloseable {
     /** What the passes read for the dense parameters: the masters, or their bf16 working copies. */
     private final WorkingWeights weights;
     private final List<ShardedParameter> parameters = new ArrayList<>();
+    /** The gradients of the MoE layers' parameters (router and experts), which discardGradients leaves to them. */
+    private final Set<Tensor> moeGradients = Collections.newSetFromMap(new IdentityHashMap<>());
     private final Parameter wte;
     private final Parameter wpe;
     private final Block<MoELayer>[] blocks;
@@ -330,6 +333,20 @@ public final class GptMoeModel implements AutoCloseable {
         }
     }
 
+    /**
+     * zeroGrad for a training step, whose next calls are its backward passes: the experts'
+     * gradients are then written by each MoE layer's first backward rather than zeroed first
+     * ({@link MoELayer#discardGradients}); every other gradient is zeroed.
+     */
+    public void discardGradients() {
+        for (ShardedParameter p : parameters) {
+            if (!moeGradients.contains(p.parameter().grad())) {
+                p.parameter().zeroGrad();
+            }
+        }
+        moeLayers.forEach(MoELayer::discardGradients);
+    }
+
     /** This rank's MoE layers. */
     public int moeLayerCount() {
         return moeLayers.size();
@@ -382,6 +399,7 @@ public final class GptMoeModel implements AutoCloseable {
                     (name, shape) -> ParameterInit.values(config, seed, prefix + name, shape[0] * shape[1]));
         }
         Parameter gate = moe.router().weight();
+        moeGradients.add(gate.grad());
         parameters.add(new ShardedParameter(new Parameter(prefix + MoELayers.GATE, gate.value(), gate.grad()),
                 gate.value().shape(), TensorSlice.WHOLE, data.size() > 1 ? data : null,
                 firstDataReplica && firstTensorRank));
@@ -406,6 +424,7 @@ public final class GptMoeModel implements AutoCloseable {
         int[] full = w1 ? new int[] {config.hidden(), moeConfig.activation().inputWidth(ffn)}
                 : new int[] {ffn, config.hidden()};
         TensorSlice slice = w1 ? new TensorSlice(TensorSlice.Kind.COLUMNS, halves, t, tp) : TensorSlice.rows(t, tp);
+        moeGradients.add(expert.grad());
         parameters.add(new ShardedParameter(new Parameter(name, expert.value(), expert.grad()), full, slice,
                 expertData.size() > 1 ? expertData : null, firstExpertReplica));
     }

@@ -233,7 +233,7 @@ public final class Trainer implements AutoCloseable {
         int next = step + 1;
         long start = System.nanoTime();
         int micro = config.microBatches();
-        model.zeroGrad();
+        model.discardGradients();
         Shares train = new Shares(Split.TRAIN, dataPosition, micro);
         float[] aux = new float[micro];
         int[][] counts = new int[model.config().moeLayerCount()][model.config().experts()];
