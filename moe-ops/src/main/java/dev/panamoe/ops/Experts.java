@@ -217,8 +217,8 @@ public final class Experts {
     }
 
     /**
-     * Zeroes every expert's gradient without writing it: the contents are undefined until the
-     * next {@link #backward} (or {@link #backwardWithoutRows}), which then writes the gradients
+     * Stands for zeroing every expert's gradient without writing it: the contents are undefined
+     * until the next {@link #backward} (or {@link #backwardWithoutRows}), which then writes them
      * (GEMMs with beta 0) instead of adding to them: the same values as zeroing first, without a
      * pass over memory that backward overwrites anyway (as PyTorch's zero_grad with
      * set_to_none). Read no gradient in between.

@@ -120,8 +120,6 @@ public final class GptMoeModel implements AutoCloseable {
     /** What the passes read for the dense parameters: the masters, or their bf16 working copies. */
     private final WorkingWeights weights;
     private final List<ShardedParameter> parameters = new ArrayList<>();
-    /** The gradients of the MoE layers' parameters (router and experts), which discardGradients leaves to them. */
-    private final Set<Tensor> moeGradients = Collections.newSetFromMap(new IdentityHashMap<>());
     private final Parameter wte;
     private final Parameter wpe;
     private final Block<MoELayer>[] blocks;
@@ -339,12 +337,17 @@ public final class GptMoeModel implements AutoCloseable {
      * ({@link MoELayer#discardGradients}); every other gradient is zeroed.
      */
     public void discardGradients() {
+        Set<Tensor> layersOwn = Collections.newSetFromMap(new IdentityHashMap<>());
+        for (MoELayer layer : moeLayers) {
+            layer.discardGradients();
+            layersOwn.add(layer.router().weight().grad());
+            layer.experts().parameters().forEach(p -> layersOwn.add(p.grad()));
+        }
         for (ShardedParameter p : parameters) {
-            if (!moeGradients.contains(p.parameter().grad())) {
+            if (!layersOwn.contains(p.parameter().grad())) {
                 p.parameter().zeroGrad();
             }
         }
-        moeLayers.forEach(MoELayer::discardGradients);
     }
 
     /** This rank's MoE layers. */
@@ -399,7 +402,6 @@ public final class GptMoeModel implements AutoCloseable {
                     (name, shape) -> ParameterInit.values(config, seed, prefix + name, shape[0] * shape[1]));
         }
         Parameter gate = moe.router().weight();
-        moeGradients.add(gate.grad());
         parameters.add(new ShardedParameter(new Parameter(prefix + MoELayers.GATE, gate.value(), gate.grad()),
                 gate.value().shape(), TensorSlice.WHOLE, data.size() > 1 ? data : null,
                 firstDataReplica && firstTensorRank));
@@ -424,7 +426,6 @@ public final class GptMoeModel implements AutoCloseable {
         int[] full = w1 ? new int[] {config.hidden(), moeConfig.activation().inputWidth(ffn)}
                 : new int[] {ffn, config.hidden()};
         TensorSlice slice = w1 ? new TensorSlice(TensorSlice.Kind.COLUMNS, halves, t, tp) : TensorSlice.rows(t, tp);
-        moeGradients.add(expert.grad());
         parameters.add(new ShardedParameter(new Parameter(name, expert.value(), expert.grad()), full, slice,
                 expertData.size() > 1 ? expertData : null, firstExpertReplica));
     }
