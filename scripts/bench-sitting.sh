@@ -2,7 +2,8 @@
 # One benchmark sitting: everything jmh/README.md's CPU table needs, measured on this machine in
 # one go so that every ratio compares numbers taken minutes apart under the same conditions.
 #   1. creates the anchors' environment and builds if needed, then waits for the machine to be quiet;
-#   2. records the CPU (family, model, vector flags), the load and the ISA levels the CPU runs;
+#   2. records the CPU (family, model, vector flags), the load, the commit built (and whether
+#      sources differed from it) and the ISA levels the CPU runs;
 #   3. the PyTorch / OpenBLAS anchors first (scripts/anchors/run-anchors.sh, 2 threads);
 #   4. JMH: PeakRateBenchmark, DenseGemmBenchmark (4096^3 and mixtral/4's expert GEMM) and
 #      MoELayerBenchmark.forwardBackward (mixtral/4, deepseek/4), f32 and bf16, at every ISA
@@ -37,6 +38,18 @@ export OMP_NUM_THREADS=$threads
 start=$(date +%s)
 elapsed() { echo "$(( $(date +%s) - start )) s"; }
 cpuinfo() { awk -F': ' -v k="$1" '$1 ~ "^"k"[ \t]*$" {print $2; exit}' /proc/cpuinfo; }
+# The commit the build was made from, and whether sources differed from it (results and docs do not
+# count); "unknown" outside a git checkout.
+code_state() {
+  local head
+  head=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null) || { echo unknown; return; }
+  if [ -n "$(git -C "$ROOT" status --porcelain -- '*.java' '*.cpp' '*.hpp' '*.h' '*.c' '*.inc' \
+             '*.cu' '*.cuh' '*pom.xml' '*CMakeLists.txt' '*.cmake' '*/src/main/resources/*' 2>/dev/null)" ]; then
+    echo "$head with uncommitted source changes"
+  else
+    echo "$head"
+  fi
+}
 family=$(cpuinfo 'cpu family') model=$(cpuinfo model)
 if [ -z "$out" ]; then
   if [ $quick = 1 ]; then out=$(mktemp -d -t bench-sitting-quick.XXXXXX)
@@ -50,6 +63,10 @@ mkdir -p "$out"
 "$ROOT/scripts/anchors/run-anchors.sh" --install
 echo "bench-sitting: building if needed (./panamoe bench -l)..."
 "$ROOT/panamoe" bench -l >/dev/null
+# One sitting measures one build: this one. Without this, each later ./panamoe call would rebuild
+# when a source changed meanwhile, and the tables would mix two builds under one header.
+export PANAMOE_NO_BUILD=1
+code=$(code_state)
 
 # Quiet: the CPU under 10% busy over 5 s, and the 1-minute load average under the core count.
 busy_percent() {
@@ -89,6 +106,7 @@ flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' \
   echo "busy: ${busy}%"
   echo "quiet: $quiet"
   echo "quick: $([ $quick = 1 ] && echo yes || echo no)"
+  echo "code: $code"
 } >"$out/machine.txt"
 cat "$out/machine.txt"
 "$ROOT/panamoe" bench-main CpuLevel >"$out/levels.txt"

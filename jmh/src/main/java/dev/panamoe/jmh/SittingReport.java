@@ -308,7 +308,8 @@ public final class SittingReport {
         Map<String, String> m = s.machine();
         md.append(String.format(Locale.ROOT, "### %s (family %s, model %s), %s%n%n", m.getOrDefault("cpu", "unknown CPU"),
                 m.getOrDefault("family", "?"), m.getOrDefault("model", "?"), m.getOrDefault("date", "undated")));
-        md.append("One sitting of `scripts/bench-sitting.sh`").append(m.containsKey("quick") && m.get("quick").equals("yes")
+        md.append("One sitting of `scripts/bench-sitting.sh`").append(m.containsKey("code") ? " at " + m.get("code") : "")
+                .append(m.containsKey("quick") && m.get("quick").equals("yes")
                 ? " **with --quick (tiny sizes: checks the scripts, not the machine)**" : "").append(": ");
         md.append(m.getOrDefault("threads", "2")).append(" threads everywhere; before it, load average ")
                 .append(m.getOrDefault("load", "?")).append(", CPU busy ").append(m.getOrDefault("busy", "?"))

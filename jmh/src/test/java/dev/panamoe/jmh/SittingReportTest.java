@@ -66,6 +66,7 @@ class SittingReportTest {
                 quiet: yes
                 quick: no
                 threads: 2
+                code: 0123abc with uncommitted source changes
                 """);
         Files.writeString(dir.resolve("anchors.json"), ANCHORS);
         Files.writeString(dir.resolve("jmh-peak.json"), array(
@@ -113,6 +114,7 @@ class SittingReportTest {
         String md = SittingReport.table(sitting(dir));
 
         assertTrue(md.startsWith("### AMD EPYC 9004 (family 25, model 17), 2026-12-05T07:00Z"), md);
+        assertTrue(md.contains("One sitting of `scripts/bench-sitting.sh` at 0123abc with uncommitted source changes: 2 threads"), md);
         assertTrue(md.contains("load average 0.05 0.10 0.20, CPU busy 1% (quiet)"), md);
         assertTrue(md.contains("OpenJDK 64-Bit Server VM 25.0.3+9-LTS; torch 2.13.0+cpu"), md);
         assertTrue(md.contains("openblas 0.3.31 (SkylakeX kernels)"), md);
