@@ -38,13 +38,15 @@ export OMP_NUM_THREADS=$threads
 start=$(date +%s)
 elapsed() { echo "$(( $(date +%s) - start )) s"; }
 cpuinfo() { awk -F': ' -v k="$1" '$1 ~ "^"k"[ \t]*$" {print $2; exit}' /proc/cpuinfo; }
-# The commit the build was made from, and whether sources differed from it (results and docs do not
-# count); "unknown" outside a git checkout.
+# The commit the build was made from, and whether the build's sources differed from it (docs,
+# results and their drivers, scripts/ do not count: the launcher's stale() set); "unknown" outside
+# a git checkout.
 code_state() {
   local head
   head=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null) || { echo unknown; return; }
   if [ -n "$(git -C "$ROOT" status --porcelain -- '*.java' '*.cpp' '*.hpp' '*.h' '*.c' '*.inc' \
-             '*.cu' '*.cuh' '*pom.xml' '*CMakeLists.txt' '*.cmake' '*/src/main/resources/*' 2>/dev/null)" ]; then
+             '*.cu' '*.cuh' '*pom.xml' '*CMakeLists.txt' '*.cmake' '*/src/main/resources/*' \
+             ':!jmh/results' ':!scripts' 2>/dev/null)" ]; then
     echo "$head with uncommitted source changes"
   else
     echo "$head"
@@ -62,7 +64,7 @@ mkdir -p "$out"
 # for changed sources, would otherwise rebuild in the middle of the sitting.
 "$ROOT/scripts/anchors/run-anchors.sh" --install
 echo "bench-sitting: building if needed (./panamoe bench -l)..."
-"$ROOT/panamoe" bench -l >/dev/null
+PANAMOE_NO_BUILD= "$ROOT/panamoe" bench -l >/dev/null # built now even if the caller set it
 # One sitting measures one build: this one. Without this, each later ./panamoe call would rebuild
 # when a source changed meanwhile, and the tables would mix two builds under one header.
 export PANAMOE_NO_BUILD=1
