@@ -38,15 +38,13 @@ export OMP_NUM_THREADS=$threads
 start=$(date +%s)
 elapsed() { echo "$(( $(date +%s) - start )) s"; }
 cpuinfo() { awk -F': ' -v k="$1" '$1 ~ "^"k"[ \t]*$" {print $2; exit}' /proc/cpuinfo; }
-# The commit the build was made from, and whether the build's sources differed from it (docs,
-# results and their drivers, scripts/ do not count: the launcher's stale() set); "unknown" outside
-# a git checkout.
+. "$ROOT/scripts/build-sources.sh"
+# The commit the build was made from, and whether the build's sources (build_sources: not docs,
+# results or scripts) differed from it; "unknown" outside a git checkout.
 code_state() {
   local head
   head=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null) || { echo unknown; return; }
-  if [ -n "$(git -C "$ROOT" status --porcelain -- '*.java' '*.cpp' '*.hpp' '*.h' '*.c' '*.inc' \
-             '*.cu' '*.cuh' '*pom.xml' '*CMakeLists.txt' '*.cmake' '*/src/main/resources/*' \
-             ':!jmh/results' ':!scripts' 2>/dev/null)" ]; then
+  if [ -n "$(build_sources "$ROOT" -print0 | xargs -0 git -C "$ROOT" status --porcelain -- 2>/dev/null)" ]; then
     echo "$head with uncommitted source changes"
   else
     echo "$head"
